@@ -1,0 +1,3 @@
+from snapkeep.cli.main import main
+
+main()

@@ -1,0 +1,80 @@
+"""The one exception hierarchy.
+
+Every predictable failure is a ``SnapkeepError`` whose message says what was wrong
+and what to do; front ends print the message (never a traceback) and exit with
+``exit_code``. The API maps ``http_status`` in one place.
+"""
+
+from __future__ import annotations
+
+
+class SnapkeepError(Exception):
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(SnapkeepError):
+    """snapkeep.toml is missing, unreadable or invalid."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class UsageError(SnapkeepError):
+    """The command was called wrongly (bad option value, missing confirmation)."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class NotFoundError(SnapkeepError):
+    exit_code = 3
+    http_status = 404
+
+
+class PolicyError(SnapkeepError):
+    """A rule forbids the operation (inactive environment, expired snapshot, plan)."""
+
+    exit_code = 4
+    http_status = 409
+
+
+class PermissionDenied(SnapkeepError):
+    exit_code = 4
+    http_status = 403
+
+
+class BusyError(SnapkeepError):
+    """Another activity is running on the same environment."""
+
+    exit_code = 5
+    http_status = 409
+
+
+class ServiceUnavailable(SnapkeepError):
+    """A service the environment uses (database, mount) cannot be reached or read."""
+
+    exit_code = 6
+    http_status = 502
+
+
+class RepositoryError(SnapkeepError):
+    """The snapshot repository is missing, unreadable or damaged."""
+
+    exit_code = 7
+    http_status = 500
+
+
+class IntegrityError(RepositoryError):
+    """Stored data does not match its hash: the repository is damaged."""
+
+
+class Interrupted(SnapkeepError):
+    exit_code = 130
