@@ -11,8 +11,6 @@ import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from snapkeep.repository import chunks
-
 if TYPE_CHECKING:
     from snapkeep.repository.repository import Repository
 
@@ -29,7 +27,8 @@ class BlobRef:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BlobRef:
-        return cls(size=int(data["size"]), chunks=tuple((str(c), int(n)) for c, n in data["chunks"]))
+        chunks = tuple((str(c), int(n)) for c, n in data["chunks"])
+        return cls(size=int(data["size"]), chunks=chunks)
 
 
 EMPTY_BLOB = BlobRef(0, ())

@@ -80,7 +80,8 @@ class Repository:
                 f"no snapkeep repository at {backend.describe()}: run `snapkeep init` "
                 "or fix `repository` in snapkeep.toml") from None
         except ValueError as e:
-            raise RepositoryError(f"the repository config at {backend.describe()} is damaged: {e}")
+            raise RepositoryError(
+                f"the repository config at {backend.describe()} is damaged: {e}") from e
         if config.get("version") != REPO_VERSION:
             raise RepositoryError(
                 f"repository at {backend.describe()} has format version {config.get('version')}; "

@@ -1,0 +1,172 @@
+"""Catalog access: one SQLite file in ``.snapkeep/`` (PostgreSQL for teams, #5).
+
+Opening a catalog brings its schema to the newest Alembic revision. Several processes
+(a CLI, a detached worker) use one file at once: WAL mode and a busy timeout make that
+safe. Rows are returned detached, so callers may keep them after the session closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+HEAD = "0001"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite gives naive datetimes back; everything we store is UTC.
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+class Catalog:
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._migrate()
+
+    @classmethod
+    def at(cls, state_dir: Path) -> Catalog:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{state_dir / 'catalog.db'}")
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            try:
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except Exception:
+                current = None
+        if current == HEAD:
+            return
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as s, s.begin():
+            yield s
+
+    # -- environments ------------------------------------------------------------------------
+
+    def environment_status(self, name: str) -> str:
+        with self.session() as s:
+            row = s.get(EnvironmentState, name)
+            return row.status if row else "active"
+
+    def set_environment_status(self, name: str, status: str) -> None:
+        with self.session() as s:
+            row = s.get(EnvironmentState, name)
+            if row is None:
+                s.add(EnvironmentState(name=name, status=status, updated_at=now()))
+            else:
+                row.status, row.updated_at = status, now()
+
+    # -- activities --------------------------------------------------------------------------
+
+    def add_activity(self, activity: Activity) -> Activity:
+        with self.session() as s:
+            s.add(activity)
+        return activity
+
+    def update_activity(self, activity_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            row = s.get(Activity, activity_id)
+            if row is not None:
+                for k, v in fields.items():
+                    setattr(row, k, v)
+
+    def get_activity(self, activity_id: str) -> Activity | None:
+        with self.session() as s:
+            return _fix_activity(s.get(Activity, activity_id))
+
+    def list_activities(self, environment: str | None = None, *, states: Sequence[str] = (),
+                        limit: int = 50) -> list[Activity]:
+        q = select(Activity).order_by(Activity.created_at.desc(), Activity.id.desc()).limit(limit)
+        if environment is not None:
+            q = q.where(Activity.environment == environment)
+        if states:
+            q = q.where(Activity.state.in_(states))
+        with self.session() as s:
+            return [_fix_activity(a) for a in s.scalars(q)]
+
+    def append_log(self, activity_id: str, message: str) -> None:
+        with self.session() as s:
+            s.add(ActivityLog(activity_id=activity_id, at=now(), message=message))
+
+    def log_lines(self, activity_id: str, after_id: int = 0) -> list[ActivityLog]:
+        q = (select(ActivityLog).where(ActivityLog.activity_id == activity_id,
+                                       ActivityLog.id > after_id).order_by(ActivityLog.id))
+        with self.session() as s:
+            rows = list(s.scalars(q))
+        for r in rows:
+            r.at = _aware(r.at)
+        return rows
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def put_snapshot(self, snap: Snapshot) -> None:
+        with self.session() as s:
+            s.merge(snap)
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        with self.session() as s:
+            return _fix_snapshot(s.get(Snapshot, snapshot_id))
+
+    def list_snapshots(self, environment: str | None = None) -> list[Snapshot]:
+        q = select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+        if environment is not None:
+            q = q.where(Snapshot.environment == environment)
+        with self.session() as s:
+            return [_fix_snapshot(x) for x in s.scalars(q)]
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self.session() as s:
+            s.execute(delete(Snapshot).where(Snapshot.id == snapshot_id))
+
+    def snapshot_ids(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(Snapshot.id)))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _fix_activity(a: Activity | None) -> Activity | None:
+    if a is not None:
+        a.created_at = _aware(a.created_at)
+        a.started_at = _aware(a.started_at)
+        a.completed_at = _aware(a.completed_at)
+    return a
+
+
+def _fix_snapshot(x: Snapshot | None) -> Snapshot | None:
+    if x is not None:
+        x.created_at = _aware(x.created_at)
+        x.expires_at = _aware(x.expires_at)
+    return x

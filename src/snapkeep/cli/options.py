@@ -1,0 +1,36 @@
+"""Options shared by the commands, and loading the context they imply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from snapkeep.config import EnvironmentConfig
+from snapkeep.services import environments
+from snapkeep.services.context import Context
+
+
+def project_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--config", "config_path", envvar="SNAPKEEP_CONFIG", metavar="PATH",
+                     help="snapkeep.toml to use (default: found from the working directory).")(f)
+    f = click.option("-p", "--project", metavar="ID",
+                     help="The project ID; checked against snapkeep.toml.")(f)
+    return f
+
+
+def environment_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("-e", "--environment", metavar="NAME",
+                     help="The environment (default: the checked-out git branch).")(f)
+    return project_options(f)
+
+
+def load(config_path: str | None, project: str | None) -> Context:
+    return Context.load(config_path, project)
+
+
+def load_env(config_path: str | None, project: str | None,
+             environment: str | None) -> tuple[Context, EnvironmentConfig]:
+    ctx = load(config_path, project)
+    return ctx, environments.resolve(ctx, environment)

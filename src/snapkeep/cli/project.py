@@ -1,0 +1,38 @@
+"""snapkeep init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from snapkeep.cli.render import say
+from snapkeep.config import ENV_TYPES, PLANS
+from snapkeep.services import gitinfo
+from snapkeep.services.project import init_project
+
+
+@click.command("init")
+@click.option("--project-id", default=None, help="Project ID (default: the directory name).")
+@click.option("--plan", type=click.Choice(PLANS), default="starter", show_default=True)
+@click.option("--environment", "-e", "env_name", default=None,
+              help="First environment's name (default: the checked-out git branch, or master).")
+@click.option("--type", "env_type", type=click.Choice(ENV_TYPES), default="development",
+              show_default=True)
+@click.option("--root", default=".", show_default=True, help="The app root.")
+@click.option("--database", default=None, metavar="URL",
+              help="mysql://user@host:3306/db (password via SNAPKEEP_DB_PASSWORD).")
+@click.option("--mount", "mounts", multiple=True,
+              help="A mount, relative to the root (repeatable; default: from "
+                   ".magento.app.yaml, else var, pub/media, app/etc).")
+def init(project_id, plan, env_name, env_type, root, database, mounts) -> None:
+    """Write snapkeep.toml here and create the snapshot repository."""
+    here = Path.cwd()
+    path, written = init_project(
+        here, project_id=project_id or here.name, plan=plan,
+        env_name=env_name or gitinfo.current_branch(here) or "master", env_type=env_type,
+        root=root, database=database, mounts=list(mounts) or None)
+    say(f"{'Wrote' if written else 'Kept the existing'} {path}; repository ready.")
+
+
+COMMANDS = [init]

@@ -1,0 +1,115 @@
+"""Presenting results: tables in the hosted CLI's shape, and the activity progress bar.
+
+Data goes to stdout; messages, progress and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(message: str = "") -> None:
+    """A message for the person (stderr)."""
+    click.echo(message, err=True)
+
+
+def ascii_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                header: bool = True) -> str:
+    widths = [len(h) if header else 0 for h in headers]
+    for r in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [rule]
+    if header:
+        out += ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+                + " |", rule]
+    out += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+            for r in rows]
+    out.append(rule)
+    return "\n".join(out)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str,
+          header: bool = True, json_rows: list[dict] | None = None) -> str:
+    if fmt == "json":
+        return json.dumps(json_rows if json_rows is not None else
+                          [dict(zip(headers, r, strict=True)) for r in rows], indent=2)
+    if fmt in ("csv", "tsv"):
+        buf = io.StringIO()
+        w = csv.writer(buf, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+        if header:
+            w.writerow(headers)
+        w.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    return ascii_table(headers, rows, header)
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+class ActivityDisplay:
+    """Shows a running activity: its log lines and a bar with elapsed time and state.
+
+    On a terminal the bar is live (Rich); otherwise plain lines are printed.
+    """
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.percent = 0.0
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> ActivityDisplay:
+        if self.live:
+            self._progress = Progress(
+                BarColumn(bar_width=28), TimeElapsedColumn(),
+                TextColumn("({task.fields[state]})"), console=err_console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("", total=100, state="in progress")
+        return self
+
+    def on_start(self, activity: object) -> None:
+        self.activity = activity
+        self.on_log(f"Waiting for the activity {activity.id} ({activity.description}):")
+        self.on_log("")
+
+    def on_log(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False)
+        else:
+            say(message)
+
+    def on_progress(self, percent: float) -> None:
+        self.percent = percent
+        if self._progress is not None:
+            self._progress.update(self._task, completed=percent)
+
+    def finish(self, state: str) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        secs = int(time.monotonic() - self.started)
+        filled = 28 if state == "complete" else int(28 * self.percent / 100)
+        say(f"[{'=' * filled}{' ' * (28 - filled)}] {secs} secs ({state})")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if self._progress is not None:
+            self.finish("failed" if exc_type else "complete")

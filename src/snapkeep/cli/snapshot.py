@@ -1,0 +1,155 @@
+"""snapshot:create, snapshot:list, snapshot:get, snapshot:restore, snapshot:delete."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import click
+
+from snapkeep.catalog import Activity
+from snapkeep.cli.options import environment_options, load_env
+from snapkeep.cli.render import ActivityDisplay, human_size, say, table
+from snapkeep.errors import UsageError
+from snapkeep.services import operations, restore, snapshots
+from snapkeep.services.snapshots import SnapshotInfo
+
+COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
+    "created": ("Created", lambda s: s.created_at.isoformat(timespec="seconds")),
+    "id": ("Snapshot ID", lambda s: s.id),
+    "restorable": ("Restorable", lambda s: str(s.restorable).lower()),
+    "expires_at": ("Expires", lambda s: s.expires_at.isoformat(timespec="seconds")
+                   if s.expires_at else ""),
+    "live": ("Live", lambda s: str(s.live).lower()),
+    "automated": ("Automated", lambda s: str(s.automated).lower()),
+    "commit_id": ("Commit", lambda s: s.commit_id or ""),
+    "size": ("Size", lambda s: human_size(s.size_bytes)),
+    "status": ("Status", lambda s: s.status),
+}
+DEFAULT_COLUMNS = "created,id,restorable"
+FORMATS = click.Choice(["table", "csv", "tsv", "json"])
+
+
+def _columns(spec: str) -> list[str]:
+    names = [c.strip().lower().replace(" ", "_") for c in spec.split(",") if c.strip()]
+    names = ["id" if c in ("snapshot_id", "snapshot") else c for c in names]
+    unknown = [c for c in names if c not in COLUMNS]
+    if unknown or not names:
+        raise UsageError(f"unknown column {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(COLUMNS)}")
+    return names
+
+
+def follow(start: Callable[[ActivityDisplay], Activity]) -> Activity:
+    """Run an activity in this process behind a progress display."""
+    with ActivityDisplay() as display:
+        activity = start(display)
+        display.finish("complete")
+    say(f"Activity {activity.id} succeeded")
+    return activity
+
+
+def detached(a: Activity) -> None:
+    say(f"Activity {a.id} started ({a.description}); follow it with "
+        f"`snapkeep activity:log {a.id}`")
+    click.echo(a.id)
+
+
+@click.command("snapshot:create")
+@environment_options
+@click.option("--live", is_flag=True, help="Keep the environment running (no pause).")
+@click.option("-W", "--no-wait", is_flag=True, help="Start the activity and return its ID.")
+def create(config_path, project, environment, live, no_wait) -> None:
+    """Make a snapshot of the environment's database and mounts (never code)."""
+    ctx, env = load_env(config_path, project, environment)
+    say(f"Creating a snapshot of {env.name}")
+    if no_wait:
+        return detached(operations.start_backup(ctx, env, live=live, detach=True))
+    a = follow(lambda d: operations.start_backup(ctx, env, live=live, observer=d))
+    click.echo(f"Snapshot name: {a.snapshot_id}")
+
+
+@click.command("snapshot:list")
+@environment_options
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--columns", "-c", default=DEFAULT_COLUMNS, show_default=True,
+              help=f"Comma-separated: {', '.join(COLUMNS)}.")
+@click.option("--no-header", is_flag=True, help="Leave out the header row.")
+def list_(config_path, project, environment, fmt, columns, no_header) -> None:
+    """List the environment's snapshots, newest first."""
+    ctx, env = load_env(config_path, project, environment)
+    cols = _columns(columns)
+    items = snapshots.list_snapshots(ctx, env)
+    if fmt == "table":
+        say(f"Snapshots on the project ({ctx.config.id}), environment {env.name} "
+            f"(type: {env.type}):")
+        if not items:
+            say("No snapshots yet. Take one with `snapkeep snapshot:create`.")
+            return
+    rows = [[COLUMNS[c][1](s) for c in cols] for s in items]
+    click.echo(table([COLUMNS[c][0] for c in cols], rows, fmt, not no_header,
+                     json_rows=[s.to_json() for s in items]))
+
+
+@click.command("snapshot:get")
+@environment_options
+@click.argument("snapshot_id")
+@click.option("--property", "-P", "prop", metavar="NAME", help="Print one property only.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
+    """Show one snapshot's properties."""
+    ctx, env = load_env(config_path, project, environment)
+    data = snapshots.get_snapshot(ctx, env, snapshot_id).to_json()
+    if prop:
+        if prop not in data:
+            raise UsageError(f"unknown property {prop!r}; choose from {', '.join(data)}")
+        value = data[prop]
+        click.echo(json.dumps(value) if isinstance(value, bool) or value is None else value)
+        return
+    rows = [[k, "" if v is None else (json.dumps(v) if isinstance(v, bool) else str(v))]
+            for k, v in data.items()]
+    click.echo(table(["Property", "Value"], rows, fmt, json_rows=data))
+
+
+@click.command("snapshot:restore")
+@environment_options
+@click.argument("snapshot_id", required=False)
+@click.option("-y", "--yes", is_flag=True, help="Answer yes to the confirmation.")
+@click.option("-W", "--no-wait", is_flag=True, help="Start the activity and return its ID.")
+def restore_(config_path, project, environment, snapshot_id, yes, no_wait) -> None:
+    """Restore a snapshot (the most recent when no ID is given). Code is left alone."""
+    ctx, env = load_env(config_path, project, environment)
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    say(f"Restoring snapshot {snap.id} of {env.name}, created "
+        f"{snap.created_at.isoformat(timespec='seconds')}"
+        f"{' (live)' if snap.live else ''}.")
+    manifest = snapshots.load_manifest(ctx, snap.id)
+    say(f"The database and the mounts ({', '.join(manifest.mounts) or 'none'}) will be "
+        "replaced with the snapshot's contents; code is not changed.")
+    note = restore.code_note(env, manifest)
+    if note:
+        say(note)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("restoring replaces the environment's data: confirm with --yes "
+                             "(no terminal to ask on)")
+        if not click.confirm(f"Are you sure you want to restore {env.name} from {snap.id}?",
+                             err=True):
+            say("Nothing was restored.")
+            return
+    if no_wait:
+        return detached(operations.start_restore(ctx, env, snap.id, detach=True))
+    follow(lambda d: operations.start_restore(ctx, env, snap.id, observer=d))
+
+
+@click.command("snapshot:delete")
+@environment_options
+@click.argument("snapshot_id")
+def delete(config_path, project, environment, snapshot_id) -> None:
+    """Delete a snapshot."""
+    ctx, env = load_env(config_path, project, environment)
+    follow(lambda d: operations.delete_snapshot(ctx, env, snapshot_id, observer=d))
+
+
+COMMANDS = [create, list_, get, restore_, delete]

@@ -1,0 +1,206 @@
+"""snapkeep.toml: found, parsed and validated into typed objects. No raw dicts past here.
+
+The file is found by ``--config PATH``, then ``SNAPKEEP_CONFIG``, then by walking up
+from the working directory. Project state lives in ``.snapkeep/`` beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from snapkeep.errors import ConfigError
+
+CONFIG_NAME = "snapkeep.toml"
+STATE_DIR = ".snapkeep"
+PLANS = ("starter", "pro")
+ENV_TYPES = ("production", "staging", "development")
+DEFAULT_RESTORE_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A ``mysql://user[:password]@host[:port]/database[?socket=/path]`` URL, parsed.
+
+    ``repr`` and ``describe`` never show the password.
+    """
+
+    host: str
+    port: int
+    user: str
+    database: str
+    password: str | None = field(default=None, repr=False)
+    unix_socket: str | None = None
+
+    def describe(self) -> str:
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    @classmethod
+    def parse(cls, url: str, *, where: str) -> DatabaseURL:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb"):
+            raise ConfigError(
+                f"{where}: database URL must start with mysql:// (got "
+                f"{parts.scheme or 'no'} scheme); write it as mysql://user@host:3306/dbname")
+        database = unquote(parts.path.lstrip("/"))
+        if not database or "/" in database:
+            raise ConfigError(f"{where}: database URL must name one database, "
+                              "as in mysql://user@host:3306/dbname")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ConfigError(f"{where}: the database URL has an invalid port") from None
+        query = parse_qs(parts.query)
+        password = unquote(parts.password) if parts.password is not None else None
+        if password is None:
+            password = os.environ.get("SNAPKEEP_DB_PASSWORD")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            user=unquote(parts.username or "root"),
+            database=database,
+            password=password,
+            unix_socket=query.get("socket", [None])[0],
+        )
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    type: str
+    root: Path
+    mounts: tuple[str, ...]
+    database: DatabaseURL | None
+    pause_command: str | None = None
+    resume_command: str | None = None
+
+    def mount_path(self, mount: str) -> Path:
+        return self.root / mount
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    path: Path  # the snapkeep.toml itself
+    id: str
+    plan: str
+    repository: str  # a local directory path (absolute) today; s3://… in #3
+    restore_window_days: int
+    environments: dict[str, EnvironmentConfig]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def state_dir(self) -> Path:
+        return self.base_dir / STATE_DIR
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                f"unknown environment {name!r} in project {self.id!r} (known: {known}); "
+                f"add [environments.{name}] to {self.path} or pick one with -e") from None
+
+
+def find_config(explicit: str | None = None, cwd: Path | None = None) -> Path:
+    """The snapkeep.toml to use, or ConfigError saying how to create one."""
+    chosen = explicit or os.environ.get("SNAPKEEP_CONFIG")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; "
+                              "check --config / SNAPKEEP_CONFIG or run `snapkeep init`")
+        return path.resolve()
+    start = (cwd or Path.cwd()).resolve()
+    for d in (start, *start.parents):
+        if (d / CONFIG_NAME).is_file():
+            return d / CONFIG_NAME
+    raise ConfigError(
+        f"no {CONFIG_NAME} found in {start} or any parent directory; "
+        "run `snapkeep init` in your project directory, or pass --config PATH")
+
+
+def load_config(explicit: str | None = None, cwd: Path | None = None) -> ProjectConfig:
+    path = find_config(explicit, cwd)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    return parse_config(data, path)
+
+
+def _str(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: `{key}` must be a non-empty string")
+    return value
+
+
+def _choice(value: str, allowed: tuple[str, ...], where: str, key: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{where}: `{key}` is {value!r}; use one of {', '.join(allowed)}")
+    return value
+
+
+def _mount(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip("/"):
+        raise ConfigError(f"{where}: every mount must be a non-empty relative path")
+    # A leading "/" means "from the app root", as in .magento.app.yaml's old mount syntax.
+    p = PurePosixPath(value.strip("/"))
+    if ".." in p.parts:
+        raise ConfigError(f"{where}: mount {value!r} must be a path inside the app root "
+                          "(relative, without ..)")
+    return str(p)
+
+
+def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
+    project = data.get("project")
+    if not isinstance(project, dict):
+        raise ConfigError(f"{path}: missing [project] table with `id` and `plan`")
+    where = f"{path} [project]"
+    pid = _str(project, "id", where)
+    plan = _choice(_str(project, "plan", where, "starter"), PLANS, where, "plan")
+    base = path.parent
+    repo = _str(project, "repository", where, f"{STATE_DIR}/repository")
+    if "://" not in repo:
+        repo = str((base / Path(repo).expanduser()).resolve())
+    window = project.get("restore_window_days", DEFAULT_RESTORE_WINDOW_DAYS)
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ConfigError(f"{where}: `restore_window_days` must be a whole number of days ≥ 1")
+
+    envs: dict[str, EnvironmentConfig] = {}
+    raw_envs = data.get("environments", {})
+    if not isinstance(raw_envs, dict):
+        raise ConfigError(f"{path}: [environments] must be a table of environments")
+    for name, env in raw_envs.items():
+        ew = f"{path} [environments.{name}]"
+        if not isinstance(env, dict):
+            raise ConfigError(f"{ew}: must be a table")
+        etype = _choice(_str(env, "type", ew, "development"), ENV_TYPES, ew, "type")
+        root = (base / Path(_str(env, "root", ew)).expanduser()).resolve()
+        mounts = env.get("mounts", [])
+        if not isinstance(mounts, list):
+            raise ConfigError(f"{ew}: `mounts` must be a list of paths")
+        db = env.get("database")
+        envs[name] = EnvironmentConfig(
+            name=name,
+            type=etype,
+            root=root,
+            mounts=tuple(dict.fromkeys(_mount(m, ew) for m in mounts)),
+            database=DatabaseURL.parse(db, where=ew) if db else None,
+            pause_command=env.get("pause_command"),
+            resume_command=env.get("resume_command"),
+        )
+    return ProjectConfig(path=path, id=pid, plan=plan, repository=repo,
+                         restore_window_days=window, environments=envs)

@@ -1,0 +1,22 @@
+"""The MySQL/MariaDB engine: logical dump into the repository, shadow-database restore.
+
+Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection``,
+``estimate_size``, ``hold_writes``, ``dump_database``, ``prepare_restore`` →
+``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``.
+"""
+
+from snapkeep.engines.mysql.connect import check_connection, estimate_size
+from snapkeep.engines.mysql.dump import dump_database, hold_writes
+from snapkeep.engines.mysql.restore import PreparedRestore, cleanup_leftovers, prepare_restore
+from snapkeep.engines.mysql.target import MySQLTarget
+
+__all__ = [
+    "MySQLTarget",
+    "PreparedRestore",
+    "check_connection",
+    "cleanup_leftovers",
+    "dump_database",
+    "estimate_size",
+    "hold_writes",
+    "prepare_restore",
+]

@@ -1,0 +1,162 @@
+"""Connections to the target server, with failures turned into actionable SnapkeepErrors.
+
+Every connection of this engine goes through ``connect()``: a bounded connect timeout,
+utf8mb4 for statements, and (for ``raw=True``) no Python conversion of result values,
+so rows come back as the exact bytes the server sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+from pymysql import converters
+from pymysql.constants import CLIENT
+
+from snapkeep.engines.mysql.target import MySQLTarget
+from snapkeep.errors import NotFoundError, PermissionDenied, ServiceUnavailable, SnapkeepError
+
+CONNECT_TIMEOUT = 5
+# Encoders only: values we send are escaped as usual; nothing we receive is converted.
+_ENCODERS_ONLY = {k: v for k, v in converters.conversions.items() if not isinstance(k, int)}
+
+ER_ACCESS_DENIED = 1045
+ER_DBACCESS_DENIED = 1044
+ER_BAD_DB = 1049
+ER_SPECIFIC_ACCESS_DENIED = 1227
+ER_TABLEACCESS_DENIED = 1142
+CR_CONN_HOST_ERROR = 2003
+CR_UNKNOWN_HOST = 2005
+CR_CONNECTION_ERROR = 2002
+
+Connection = pymysql.connections.Connection
+
+
+def quote_ident(name: str) -> str:
+    """A backtick-quoted identifier, safe for any name (backticks are doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def error_code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def translate(exc: pymysql.MySQLError, target: MySQLTarget, doing: str) -> SnapkeepError:
+    """The SnapkeepError for a driver error; the message names the target, never secrets."""
+    code = error_code(exc)
+    where = target.describe()
+    if code in (CR_CONN_HOST_ERROR, CR_UNKNOWN_HOST, CR_CONNECTION_ERROR) or (
+            code is not None and 2000 <= code < 2100):
+        return ServiceUnavailable(
+            f"cannot reach the database server for {where} while {doing}: is it running and "
+            f"is {target.unix_socket or f'{target.host}:{target.port}'} the right address?")
+    if code == ER_ACCESS_DENIED:
+        return ServiceUnavailable(
+            f"access denied for user {target.user!r} to {where}: check the user name and "
+            f"password in the database URL")
+    if code == ER_BAD_DB:
+        return ServiceUnavailable(
+            f"database {target.database!r} does not exist on the server of {where}: "
+            f"create it or fix the database name in the URL")
+    if code in (ER_DBACCESS_DENIED, ER_SPECIFIC_ACCESS_DENIED, ER_TABLEACCESS_DENIED):
+        return PermissionDenied(
+            f"user {target.user!r} lacks a privilege needed for {doing} on {where}: "
+            f"{_message(exc)}")
+    return ServiceUnavailable(f"database error while {doing} on {where}: {_message(exc)}")
+
+
+def _message(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    text = str(args[1]) if len(args) > 1 else str(exc)
+    return " ".join(text.split())
+
+
+@contextmanager
+def errors_as(target: MySQLTarget, doing: str) -> Iterator[None]:
+    """Re-raise driver errors inside the block as the matching SnapkeepError."""
+    try:
+        yield
+    except pymysql.MySQLError as e:
+        raise translate(e, target, doing) from e
+
+
+def connect(target: MySQLTarget, *, database: str | None = "", raw: bool = False,
+            local_infile: bool = False, read_timeout: int | None = None,
+            doing: str = "connecting") -> Connection:
+    """Open a connection; ``database=""`` means the target's database, ``None`` means none.
+
+    Raises ServiceUnavailable (unreachable, access denied, unknown database).
+    """
+    kw: dict[str, Any] = {
+        "host": target.host, "port": target.port, "user": target.user,
+        "password": target.password or "", "charset": "utf8mb4", "autocommit": True,
+        "connect_timeout": CONNECT_TIMEOUT, "read_timeout": read_timeout,
+        "local_infile": local_infile, "client_flag": CLIENT.MULTI_RESULTS,
+    }
+    if target.unix_socket:
+        kw["unix_socket"] = target.unix_socket
+    db = target.database if database == "" else database
+    if db is not None:
+        kw["database"] = db
+    if raw:
+        kw["conv"] = dict(_ENCODERS_ONLY)
+        kw["use_unicode"] = False
+    with errors_as(target, doing):
+        return pymysql.connect(**kw)
+
+
+def query(conn: Connection, sql: str | bytes, args: Any = None) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def text(value: Any) -> Any:
+    """Decode bytes from a raw connection (results in utf8mb4); other values unchanged."""
+    return value.decode("utf-8") if isinstance(value, bytes | bytearray) else value
+
+
+def query_text(conn: Connection, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    return [tuple(text(v) for v in row) for row in query(conn, sql, args)]
+
+
+def check_connection(target: MySQLTarget) -> str:
+    """Connect to the target database and return the server version.
+
+    Raises ServiceUnavailable with a one-line message when the server is unreachable,
+    the credentials are refused, or the database does not exist.
+    """
+    conn = connect(target, doing="checking the connection")
+    try:
+        with errors_as(target, "checking the connection"):
+            return str(text(query(conn, "SELECT VERSION()")[0][0]))
+    finally:
+        conn.close()
+
+
+def database_exists(conn: Connection, name: str) -> bool:
+    rows = query(conn, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                 (name,))
+    return bool(rows)
+
+
+def estimate_size(target: MySQLTarget) -> int:
+    """Bytes of table data (information_schema ``DATA_LENGTH``) for progress totals."""
+    conn = connect(target, doing="estimating the database size")
+    try:
+        with errors_as(target, "estimating the database size"):
+            rows = query(conn, "SELECT COALESCE(SUM(DATA_LENGTH), 0) FROM information_schema.TABLES"
+                               " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
+                         (target.database,))
+        return int(rows[0][0])
+    finally:
+        conn.close()
+
+
+def require_database(conn: Connection, target: MySQLTarget) -> None:
+    if not database_exists(conn, target.database):
+        raise NotFoundError(f"database {target.database!r} does not exist on the server of "
+                            f"{target.describe()}")

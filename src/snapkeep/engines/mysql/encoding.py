@@ -1,0 +1,162 @@
+"""The row encoding: what ``LOAD DATA`` reads back exactly, and how each column travels.
+
+Rows are lines of tab-separated fields (``FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'
+LINES TERMINATED BY '\\n'``, ``CHARACTER SET binary``). A field is the value's raw bytes
+with backslash, tab, newline, carriage return and NUL escaped; SQL NULL is ``\\N``.
+
+Most columns travel as the server's text form (``SELECT col``), which reads back exactly.
+A few need a *codec* (an expression on the way out, a ``SET`` on the way in):
+
+- ``float``: the text protocol prints FLOAT with ~6 digits, so it leaves as
+  ``CAST(col AS DOUBLE)`` (exact: every float is a double) and is stored back from that.
+- ``bit``: BIT leaves as an integer (``col + 0``) and is stored back from it.
+- ``enum``/``set``: leave as their index/bitmask (``col + 0``) so an invalid ENUM value
+  (index 0, shown as ``''``) and a real ``''`` member, or numeric-looking members, stay
+  apart; stored back with ``CAST(@v AS UNSIGNED)``.
+Generated columns are not dumped (the server recomputes them); invisible columns are
+named explicitly so they are.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+from snapkeep.engines.mysql.connect import quote_ident
+
+PLAIN = "plain"
+FLOAT = "float"
+BIT = "bit"
+INDEX = "index"  # ENUM and SET
+CODECS = (PLAIN, FLOAT, BIT, INDEX)
+
+LOAD_FORMAT = ("CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+               "LINES TERMINATED BY '\\n'")
+
+
+def codec_for(data_type: str) -> str:
+    """The codec of a column, from ``information_schema.COLUMNS.DATA_TYPE``."""
+    t = data_type.lower()
+    if t == "float":
+        return FLOAT
+    if t == "bit":
+        return BIT
+    if t in ("enum", "set"):
+        return INDEX
+    return PLAIN
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    codec: str = PLAIN
+
+    def to_json(self) -> list[str]:
+        return [self.name, self.codec]
+
+    @classmethod
+    def from_json(cls, data: list[str]) -> Column:
+        name, codec = data
+        if codec not in CODECS:
+            raise ValueError(f"unknown column codec {codec!r}")
+        return cls(name, codec)
+
+    def select_expr(self) -> str:
+        q = quote_ident(self.name)
+        if self.codec == FLOAT:
+            return f"CAST({q} AS DOUBLE)"
+        if self.codec in (BIT, INDEX):
+            return f"{q} + 0"
+        return q
+
+
+def load_clause(columns: list[Column]) -> str:
+    """``(col, @v1, …) SET col = …`` for LOAD DATA, matching ``select_expr`` field order."""
+    targets: list[str] = []
+    sets: list[str] = []
+    for i, col in enumerate(columns):
+        if col.codec == PLAIN:
+            targets.append(quote_ident(col.name))
+            continue
+        var = f"@v{i}"
+        targets.append(var)
+        if col.codec == FLOAT:
+            sets.append(f"{quote_ident(col.name)} = CAST({var} AS DOUBLE)")
+        else:
+            sets.append(f"{quote_ident(col.name)} = CAST({var} AS UNSIGNED)")
+    clause = "(" + ", ".join(targets) + ")"
+    if sets:
+        clause += " SET " + ", ".join(sets)
+    return clause
+
+
+NULL_FIELD = b"\\N"
+
+
+def escape_field(value: bytes | None) -> bytes:
+    """One field: NULL as ``\\N``; backslash, tab, LF, CR and NUL escaped."""
+    if value is None:
+        return NULL_FIELD
+    if b"\\" in value:
+        value = value.replace(b"\\", b"\\\\")
+    if b"\t" in value:
+        value = value.replace(b"\t", b"\\t")
+    if b"\n" in value:
+        value = value.replace(b"\n", b"\\n")
+    if b"\r" in value:
+        value = value.replace(b"\r", b"\\r")
+    if b"\0" in value:
+        value = value.replace(b"\0", b"\\0")
+    return value
+
+
+def encode_row(row: tuple[bytes | None, ...]) -> bytes:
+    return b"\t".join([escape_field(v) for v in row]) + b"\n"
+
+
+_UNESCAPE = {ord("0"): b"\0", ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r",
+             ord("b"): b"\b", ord("Z"): b"\x1a"}
+
+
+def decode_line(line: bytes) -> tuple[bytes | None, ...]:
+    """The inverse of ``encode_row`` for one line without its newline (LOAD DATA's rules)."""
+    fields: list[bytes | None] = []
+    for raw in line.split(b"\t"):  # tabs inside values are escaped, so this split is exact
+        if raw == NULL_FIELD:
+            fields.append(None)
+            continue
+        out = bytearray()
+        i = 0
+        while i < len(raw):
+            if raw[i] == 0x5C and i + 1 < len(raw):
+                out += _UNESCAPE.get(raw[i + 1], raw[i + 1:i + 2])
+                i += 2
+            else:
+                out.append(raw[i])
+                i += 1
+        fields.append(bytes(out))
+    return tuple(fields)
+
+
+# MySQL character set name -> Python codec, for sending a saved statement in the
+# character set its object was created with.
+_PY_CODECS = {
+    "utf8": "utf-8", "utf8mb3": "utf-8", "utf8mb4": "utf-8", "latin1": "cp1252",
+    "ascii": "ascii", "gbk": "gbk", "gb2312": "gb2312", "big5": "big5", "sjis": "shift_jis",
+    "cp932": "cp932", "ujis": "euc_jp", "eucjpms": "euc_jp", "euckr": "euc_kr",
+    "latin2": "iso8859_2", "latin5": "iso8859_9", "latin7": "iso8859_13", "greek": "iso8859_7",
+    "hebrew": "iso8859_8", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256",
+    "cp1257": "cp1257", "koi8r": "koi8_r", "koi8u": "koi8_u", "cp850": "cp850",
+    "cp852": "cp852", "cp866": "cp866", "tis620": "tis_620", "macroman": "mac_roman",
+}
+
+
+def python_codec(mysql_charset: str) -> str | None:
+    name = _PY_CODECS.get(mysql_charset.lower())
+    if name is None:
+        return None
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return None
+    return name

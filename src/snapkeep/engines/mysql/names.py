@@ -1,0 +1,29 @@
+"""Names of the helper databases a restore uses next to the live one.
+
+``<db>__skshadow_<h>`` receives the snapshot's tables; ``<db>__skold_<h>`` keeps the
+previous tables after the swap until the restore is finished. ``<h>`` is a hash of the
+full database name, so the names stay unique and within MariaDB's 64-character limit
+when ``<db>`` has to be shortened, and ``cleanup_leftovers`` can find them exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_IDENT = 64
+SHADOW = "skshadow"
+OLD = "skold"
+
+
+def _helper_name(database: str, kind: str) -> str:
+    digest = hashlib.sha256(database.encode("utf-8")).hexdigest()[:8]
+    suffix = f"__{kind}_{digest}"
+    return database[: MAX_IDENT - len(suffix)] + suffix
+
+
+def shadow_name(database: str) -> str:
+    return _helper_name(database, SHADOW)
+
+
+def old_name(database: str) -> str:
+    return _helper_name(database, OLD)

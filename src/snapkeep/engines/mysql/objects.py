@@ -1,0 +1,108 @@
+"""Replaying and dropping views, triggers, routines and events.
+
+Each object is created with the ``sql_mode``, ``character_set_client`` and
+``collation_connection`` it was created with (and an event with its ``time_zone``), its
+statement sent in that character set, so ``SHOW CREATE`` reads the same afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+
+from snapkeep.engines.mysql.connect import Connection, query, query_text, quote_ident
+from snapkeep.engines.mysql.encoding import python_codec
+from snapkeep.progress import Reporter
+
+ER_NO_SUCH_TABLE = 1146
+ER_VIEW_INVALID = 1356
+SESSION_DEFAULTS = "SET NAMES utf8mb4, SESSION time_zone = '+00:00'"
+
+
+def execute_as_created(conn: Connection, obj: dict[str, Any], sql_mode: str | None = None) -> None:
+    """Run ``obj["create"]`` in the session context the object was created in."""
+    charset = obj.get("character_set_client") or "utf8mb4"
+    codec = python_codec(charset)
+    statement: bytes
+    if codec is None:
+        charset, codec = "utf8mb4", "utf-8"
+    try:
+        statement = obj["create"].encode(codec)
+    except UnicodeEncodeError:
+        charset, statement = "utf8mb4", obj["create"].encode("utf-8")
+    collation = obj.get("collation_connection") or "utf8mb4_general_ci"
+    mode = obj.get("sql_mode", sql_mode) or ""
+    settings = "SET SESSION sql_mode = %s, character_set_client = %s, collation_connection = %s"
+    args: list[Any] = [mode, charset, collation]
+    if obj.get("time_zone"):
+        settings += ", time_zone = %s"
+        args.append(obj["time_zone"])
+    old_mode = query_text(conn, "SELECT @@SESSION.sql_mode")[0][0]
+    query(conn, settings, args)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        query(conn, SESSION_DEFAULTS)
+        query(conn, "SET SESSION sql_mode = %s", (old_mode,))
+
+
+def create_views(conn: Connection, views: list[dict[str, Any]]) -> None:
+    """Create views in order; one whose dependency is missing is retried after the others."""
+    pending = list(views)
+    while pending:
+        deferred: list[dict[str, Any]] = []
+        last_error: pymysql.MySQLError | None = None
+        for view in pending:
+            try:
+                execute_as_created(conn, view)
+            except pymysql.MySQLError as e:
+                if e.args and e.args[0] in (ER_NO_SUCH_TABLE, ER_VIEW_INVALID):
+                    deferred.append(view)
+                    last_error = e
+                else:
+                    raise
+        if len(deferred) == len(pending):
+            assert last_error is not None
+            raise last_error
+        pending = deferred
+
+
+def create_all(conn: Connection, db: str, objs: dict[str, Any], reporter: Reporter) -> None:
+    """Routines, then views, then triggers, then events, into ``db`` (the default database)."""
+    for routine in objs["routines"]:
+        execute_as_created(conn, routine)
+    create_views(conn, objs["views"])
+    for trigger in objs["triggers"]:
+        execute_as_created(conn, trigger)
+    for event in objs["events"]:
+        execute_as_created(conn, event)
+        still = query(conn, "SELECT 1 FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s "
+                            "AND EVENT_NAME = %s", (db, event["name"]))
+        if not still:
+            reporter.log(f"warning: event {quote_ident(event['name'])} was not restored: its "
+                         f"schedule has ended and it is ON COMPLETION NOT PRESERVE, so the server "
+                         f"dropped it on creation")
+
+
+def drop_triggers(conn: Connection, db: str) -> None:
+    for (name,) in query_text(conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                                    "WHERE TRIGGER_SCHEMA = %s", (db,)):
+        query(conn, f"DROP TRIGGER IF EXISTS {quote_ident(db)}.{quote_ident(name)}")
+
+
+def drop_non_tables(conn: Connection, db: str) -> None:
+    """Drop the views, routines and events of ``db`` (triggers go with ``drop_triggers``)."""
+    q = quote_ident(db)
+    for (name,) in query_text(conn, "SELECT TABLE_NAME FROM information_schema.VIEWS "
+                                    "WHERE TABLE_SCHEMA = %s", (db,)):
+        query(conn, f"DROP VIEW IF EXISTS {q}.{quote_ident(name)}")
+    for kind, name in query_text(conn, "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM "
+                                       "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
+                                 (db,)):
+        if kind in ("PROCEDURE", "FUNCTION"):
+            query(conn, f"DROP {kind} IF EXISTS {q}.{quote_ident(name)}")
+    for (name,) in query_text(conn, "SELECT EVENT_NAME FROM information_schema.EVENTS "
+                                    "WHERE EVENT_SCHEMA = %s", (db,)):
+        query(conn, f"DROP EVENT IF EXISTS {q}.{quote_ident(name)}")

@@ -1,0 +1,172 @@
+"""Capturing a database's schema objects exactly (``SHOW CREATE …``, kept verbatim).
+
+Every function takes an open connection whose default database is the one described,
+so the server prints references to its own objects unqualified and the DDL can be
+replayed into a database of another name. Results must be in utf8mb4
+(``character_set_results``); values may arrive as bytes (raw connection) or str.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import pymysql
+
+from snapkeep.engines.mysql.connect import Connection, query_text, quote_ident
+from snapkeep.engines.mysql.encoding import Column, codec_for
+from snapkeep.errors import PermissionDenied
+from snapkeep.progress import Reporter
+
+
+def database_info(conn: Connection, db: str) -> dict[str, str]:
+    rows = query_text(conn, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, "
+                            "SCHEMA_COMMENT FROM information_schema.SCHEMATA "
+                            "WHERE SCHEMA_NAME = %s", (db,))
+    charset, collation, comment = rows[0]
+    return {"charset": charset, "collation": collation, "comment": comment or ""}
+
+
+def _show_create(conn: Connection, kind: str, name: str) -> tuple[Any, ...]:
+    return query_text(conn, f"SHOW CREATE {kind} {quote_ident(name)}")[0]
+
+
+def list_tables(conn: Connection, db: str) -> list[tuple[str, str, str | None, int | None]]:
+    """(name, type, engine, auto_increment) of base tables, sequences and views, by name."""
+    rows = query_text(conn, "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, AUTO_INCREMENT "
+                            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                            "ORDER BY TABLE_NAME", (db,))
+    return [(r[0], r[1], r[2], None if r[3] is None else int(r[3])) for r in rows]
+
+
+def table_columns(conn: Connection, db: str) -> dict[str, list[Column]]:
+    """The dumped columns of every table (generated ones left out), in table order."""
+    out: dict[str, list[Column]] = {}
+    rows = query_text(conn, "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, IS_GENERATED "
+                            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                            "ORDER BY TABLE_NAME, ORDINAL_POSITION", (db,))
+    for table, column, data_type, generated in rows:
+        cols = out.setdefault(table, [])
+        if generated == "NEVER":
+            cols.append(Column(column, codec_for(data_type)))
+    return out
+
+
+def primary_keys(conn: Connection, db: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    rows = query_text(conn, "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+                            "WHERE TABLE_SCHEMA = %s AND INDEX_NAME = 'PRIMARY' "
+                            "ORDER BY TABLE_NAME, SEQ_IN_INDEX", (db,))
+    for table, column in rows:
+        out.setdefault(table, []).append(column)
+    return out
+
+
+def table_ddl(conn: Connection, name: str) -> str:
+    return _show_create(conn, "TABLE", name)[1]
+
+
+def sequence_state(conn: Connection, name: str) -> dict[str, Any]:
+    """DDL and the next value to hand out (what SETVAL must restore)."""
+    ddl = _show_create(conn, "SEQUENCE", name)[1]
+    (next_value,) = query_text(conn, f"SELECT next_not_cached_value FROM {quote_ident(name)}")[0]
+    return {"name": name, "create": ddl, "next_value": int(next_value)}
+
+
+def views(conn: Connection, names: Iterable[str], reporter: Reporter) -> list[dict[str, Any]]:
+    """Views in creation order (dependencies first); a broken view is skipped with a log line."""
+    found: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            _, ddl, cs_client, coll_conn = _show_create(conn, "VIEW", name)
+        except pymysql.MySQLError as e:
+            reporter.log(f"warning: view {quote_ident(name)} is skipped, the server cannot show "
+                         f"its definition: {e.args[-1]}")
+            continue
+        found.append({"name": name, "create": ddl, "character_set_client": cs_client,
+                      "collation_connection": coll_conn})
+    return order_views(found)
+
+
+_IDENT = re.compile(r"`((?:[^`]|``)*)`")
+
+
+def referenced_names(ddl: str) -> set[str]:
+    """Every backtick-quoted identifier in a statement (``SHOW CREATE`` quotes them all)."""
+    return {m.group(1).replace("``", "`") for m in _IDENT.finditer(ddl)}
+
+
+def order_views(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Topological order by the views each definition names; stable (by name) and total.
+
+    A name match can over-approximate a dependency (a column alias equal to a view's
+    name); a resulting cycle is broken in name order, and the restore retries a view
+    whose dependency is not there yet.
+    """
+    by_name = {v["name"]: v for v in items}
+    deps = {name: (referenced_names(v["create"]) & by_name.keys()) - {name}
+            for name, v in by_name.items()}
+    ordered: list[dict[str, Any]] = []
+    done: set[str] = set()
+    remaining = sorted(by_name)
+    while remaining:
+        ready = [n for n in remaining if deps[n] <= done]
+        if not ready:
+            ready = [remaining[0]]
+        for n in ready:
+            ordered.append(by_name[n])
+            done.add(n)
+        remaining = [n for n in remaining if n not in done]
+    return ordered
+
+
+def triggers(conn: Connection, db: str) -> list[dict[str, Any]]:
+    """Triggers per table, in their firing order (recreating them in order keeps it)."""
+    rows = query_text(conn, "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM "
+                            "information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s ORDER BY "
+                            "EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
+                      (db,))
+    out = []
+    for name, table in rows:
+        r = _show_create(conn, "TRIGGER", name)
+        out.append({"name": name, "table": table, "sql_mode": r[1], "create": r[2],
+                    "character_set_client": r[3], "collation_connection": r[4]})
+    return out
+
+
+def routines(conn: Connection, db: str, reporter: Reporter) -> list[dict[str, Any]]:
+    rows = query_text(conn, "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES "
+                            "WHERE ROUTINE_SCHEMA = %s ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (db,))
+    out = []
+    for kind, name in rows:
+        if kind not in ("PROCEDURE", "FUNCTION"):
+            reporter.log(f"warning: {kind.lower()} {quote_ident(name)} is not supported and "
+                         f"is not part of the snapshot")
+            continue
+        r = _show_create(conn, kind, name)
+        if r[2] is None:
+            raise PermissionDenied(f"the server does not show the body of {kind.lower()} "
+                                   f"{quote_ident(name)}: the backup user needs SELECT on "
+                                   f"mysql.proc or to be its DEFINER")
+        out.append({"type": kind, "name": name, "sql_mode": r[1], "create": r[2],
+                    "character_set_client": r[3], "collation_connection": r[4]})
+    return out
+
+
+def events(conn: Connection, db: str) -> list[dict[str, Any]]:
+    rows = query_text(conn, "SELECT EVENT_NAME FROM information_schema.EVENTS "
+                            "WHERE EVENT_SCHEMA = %s ORDER BY EVENT_NAME", (db,))
+    out = []
+    for (name,) in rows:
+        r = _show_create(conn, "EVENT", name)
+        out.append({"name": name, "sql_mode": r[1], "time_zone": r[2], "create": r[3],
+                    "character_set_client": r[4], "collation_connection": r[5]})
+    return out
+
+
+def objects(conn: Connection, db: str, reporter: Reporter) -> dict[str, Any]:
+    """Everything but table data and table DDL: what a swap replaces in the live database."""
+    view_names = [n for n, kind, _, _ in list_tables(conn, db) if kind == "VIEW"]
+    return {"views": views(conn, view_names, reporter), "triggers": triggers(conn, db),
+            "routines": routines(conn, db, reporter), "events": events(conn, db)}

@@ -1,0 +1,19 @@
+"""The volumes engine: snapshots and all-or-nothing restores of mounted directories.
+
+``snapshot_mount`` walks a mount into the repository (``walk``; tree format in ``tree``);
+``prepare_restore`` builds the snapshot's tree in a staging directory (``restore``) and
+returns a ``PreparedMountRestore`` whose ``swap`` is the cut-over (``swap``);
+``cleanup_leftovers`` recovers from a killed restore. Work-directory names: ``layout``.
+"""
+
+from snapkeep.engines.volumes.restore import prepare_restore
+from snapkeep.engines.volumes.swap import PreparedMountRestore, cleanup_leftovers
+from snapkeep.engines.volumes.walk import measure_mount, snapshot_mount
+
+__all__ = [
+    "PreparedMountRestore",
+    "cleanup_leftovers",
+    "measure_mount",
+    "prepare_restore",
+    "snapshot_mount",
+]

@@ -1,0 +1,141 @@
+"""Where a restore keeps its work, and the small filesystem helpers it needs.
+
+A restore of the mount ``<parent>/<name>`` works in hidden directories named with one
+random token ``<t>`` (hex):
+
+- normally **beside** the mount (same filesystem, so the swap is two renames):
+  ``<parent>/.<name>.snapkeep-staging-<t>`` (the new tree being built),
+  ``<parent>/.<name>.snapkeep-old-<t>`` (the previous tree, kept until ``finish``),
+  ``<parent>/.<name>.snapkeep-trash-<t>`` (a tree being deleted);
+- **inside** the mount when the mount is itself a mount point (it cannot be renamed; its
+  children are moved instead): ``<mount>/.snapkeep-staging-<t>``, ``.snapkeep-old-<t>``,
+  ``.snapkeep-trash-<t>`` and ``.snapkeep-moving-<t>`` (previous children being moved
+  out; renamed to ``-old-`` once all are out). Snapshots skip these names at the
+  mount's top level.
+
+Only names of exactly these shapes are ever deleted or renamed by cleanup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+from snapkeep.errors import ConfigError
+
+STAGING, OLD, TRASH, MOVING = "staging", "old", "trash", "moving"
+_INNER = re.compile(r"^\.snapkeep-(staging|old|trash|moving)-([0-9a-f]{8,64})$")
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+def sibling(mount: Path, kind: str, token: str) -> Path:
+    return mount.parent / f".{mount.name}.snapkeep-{kind}-{token}"
+
+
+def inner(mount: Path, kind: str, token: str) -> Path:
+    return mount / f".snapkeep-{kind}-{token}"
+
+
+def parse_sibling(mount_name: str, name: str) -> tuple[str, str] | None:
+    """(kind, token) when ``name`` is one of our work dirs beside ``mount_name``."""
+    prefix = f".{mount_name}.snapkeep-"
+    if not name.startswith(prefix):
+        return None
+    m = re.fullmatch(r"(staging|old|trash)-([0-9a-f]{8,64})", name[len(prefix):])
+    return (m[1], m[2]) if m else None
+
+
+def parse_inner(name: str) -> tuple[str, str] | None:
+    """(kind, token) when ``name`` is one of our work dirs inside a mount-point mount."""
+    m = _INNER.match(name)
+    return (m[1], m[2]) if m else None
+
+
+def is_inner_name(name: bytes | str) -> bool:
+    return parse_inner(os.fsdecode(name)) is not None
+
+
+def resolve_mount(mount_dir: Path, *, must_exist: bool) -> Path:
+    """The real path of a configured mount (a symlinked mount root is followed once).
+
+    ConfigError if it exists but is no directory, or if it is missing and must exist.
+    """
+    path = Path(mount_dir)
+    if not os.path.lexists(path) or (path.is_symlink() and not path.exists()):
+        if must_exist:
+            raise ConfigError(
+                f"mount {mount_dir} does not exist: create it or remove it from `mounts` "
+                "in snapkeep.toml")
+        return Path(os.path.realpath(path))
+    real = Path(os.path.realpath(path))
+    if not real.is_dir():
+        raise ConfigError(
+            f"mount {mount_dir} is not a directory: fix it or remove it from `mounts` "
+            "in snapkeep.toml")
+    return real
+
+
+def _unescape_mountinfo(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def is_mount_point(path: Path) -> bool:
+    """True if ``path`` is a mount point (bind mounts on the same device included)."""
+    if os.path.ismount(path):
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            points = {_unescape_mountinfo(line.split(" ")[4]) for line in f if line.strip()}
+    except OSError:
+        return False
+    return str(path) in points
+
+
+def remove_tree(path: Path | str | bytes) -> None:
+    """Delete a file or directory tree without following symlinks; missing is fine.
+
+    Read-only directories inside (restored 0o555 dirs) are made writable as needed.
+    """
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+
+    def retry(func, failed, _exc_info):  # noqa: ANN001 - shutil's onerror signature
+        try:
+            parent = os.path.dirname(failed)
+            os.chmod(parent, 0o700)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed)
+            else:
+                func(failed)
+        except FileNotFoundError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)
+
+
+def printable(path: Path | str | bytes) -> str:
+    """A path for messages: undecodable bytes shown as escapes, never an encoding error."""
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

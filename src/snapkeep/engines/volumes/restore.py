@@ -1,0 +1,262 @@
+"""Restoring a mount, step one: build the complete new tree in a staging directory.
+
+``prepare_restore`` writes every entry of the snapshot's tree into a hidden staging
+directory on the mount's filesystem (see ``layout``), reading each file from the
+repository with every chunk hash-checked, then sets directory modes and mtimes deepest
+first (so read-only directories and mtimes survive their own contents being written).
+Ownership is restored only when running as root; otherwise files belong to the restoring
+user. Any failure (damaged chunk, full disk, interrupt) removes the staging directory and
+re-raises: the live mount is never touched before ``PreparedMountRestore.swap``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+from snapkeep.engines.volumes.layout import (
+    STAGING,
+    inner,
+    is_mount_point,
+    new_token,
+    printable,
+    remove_tree,
+    resolve_mount,
+    sibling,
+)
+from snapkeep.engines.volumes.swap import PreparedMountRestore, cleanup_leftovers
+from snapkeep.engines.volumes.tree import DIR, SYMLINK, TREE_FORMAT, Entry, decode_tree
+from snapkeep.errors import ConfigError, IntegrityError, RepositoryError, ServiceUnavailable
+from snapkeep.progress import Reporter
+from snapkeep.repository.blobs import BlobRef
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _tree_ref(description: dict[str, Any]) -> BlobRef:
+    try:
+        if description["kind"] != "volume" or description["format"] != TREE_FORMAT:
+            raise ValueError(f"kind {description['kind']!r}, format {description['format']!r}")
+        return BlobRef.from_json(description["tree"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RepositoryError(
+            f"the snapshot's mount description is not a volume tree this snapkeep can restore "
+            f"({e}); use the snapkeep version that created the snapshot") from e
+
+
+def _keep_path(rel: str) -> tuple[str, ...]:
+    parts = tuple(p for p in rel.split("/") if p not in ("", "."))
+    if not parts or ".." in parts:
+        raise ConfigError(f"invalid path {rel!r} to keep: give a path inside the mount")
+    return parts
+
+
+class _Builder:
+    def __init__(self, staging: Path, repo: Any, reporter: Reporter) -> None:
+        self.staging = staging
+        self.base = os.fsencode(staging)
+        self.repo = repo
+        self.reporter = reporter
+        self.as_root = os.geteuid() == 0
+        self.dirs: list[Entry] = []
+
+    def path(self, rel: bytes) -> bytes:
+        return self.base + b"/" + rel if rel else self.base
+
+    def unwritable(self, path: bytes | str, e: OSError) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"cannot write {printable(path)} while staging the restore: {e.strerror}; "
+            "free space or fix permissions on the mount's filesystem and retry")
+
+    def build(self, ref: BlobRef) -> Entry:
+        root: Entry | None = None
+        with io.BufferedReader(self.repo.open_blob(ref), 1 << 16) as stream:
+            for entry in decode_tree(stream):
+                if entry.path == b"":
+                    root = entry
+                    continue
+                try:
+                    self.create(entry)
+                except OSError as e:
+                    raise self.unwritable(self.path(entry.path), e) from e
+        assert root is not None  # decode_tree guarantees the root entry
+        return root
+
+    def create(self, entry: Entry) -> None:
+        p = self.path(entry.path)
+        if entry.type == DIR:
+            os.mkdir(p, 0o700)
+            self.dirs.append(entry)
+        elif entry.type == SYMLINK:
+            assert entry.target is not None
+            os.symlink(entry.target, p)
+            if self.as_root:
+                os.lchown(p, entry.uid, entry.gid)
+            os.utime(p, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        else:
+            self.write_file(p, entry)
+
+    def write_file(self, p: bytes, entry: Entry) -> None:
+        assert entry.blob is not None
+        fd = os.open(p, _NEW_FILE, 0o600)
+        try:
+            written = 0
+            for chunk in self.repo.open_blob(entry.blob).iter_chunks():
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+                written += len(chunk)
+                self.reporter.advance(len(chunk))
+            if written != entry.size:
+                raise IntegrityError(
+                    f"the content of {printable(entry.path)} in the snapshot has {written} "
+                    f"bytes instead of {entry.size}: the repository is damaged")
+            if self.as_root:
+                os.fchown(fd, entry.uid, entry.gid)
+            os.fchmod(fd, entry.mode)
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
+
+    def set_attrs(self, entry: Entry, p: bytes) -> None:
+        try:
+            if not stat.S_ISDIR(os.lstat(p).st_mode):
+                return
+            if self.as_root:
+                os.lchown(p, entry.uid, entry.gid)
+            os.chmod(p, entry.mode)
+            os.utime(p, ns=(entry.mtime_ns, entry.mtime_ns))
+        except OSError as e:
+            raise self.unwritable(p, e) from e
+
+    def finish_dirs(self) -> None:
+        for entry in reversed(self.dirs):  # pre-order reversed: contents before their dir
+            self.set_attrs(entry, self.path(entry.path))
+
+    # -- entries carried over from the live mount ---------------------------------------------
+
+    def carry_over(self, live: Path, keep: frozenset[str]) -> None:
+        for rel in sorted(keep):
+            parts = _keep_path(rel)
+            src = self._live_source(live, parts)
+            if src is None:
+                continue
+            try:
+                self._copy_in(live, parts, src)
+            except OSError as e:
+                raise self.unwritable(os.path.join(self.staging, *parts), e) from e
+            self.reporter.log(f"kept {'/'.join(parts)} from the live mount")
+
+    @staticmethod
+    def _live_source(live: Path, parts: tuple[str, ...]) -> Path | None:
+        """The live path to keep, if it exists with only real directories above it."""
+        path = live
+        for i, part in enumerate(parts):
+            path = path / part
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+                return None
+        return path
+
+    def _copy_in(self, live: Path, parts: tuple[str, ...], src: Path) -> None:
+        for i in range(1, len(parts)):
+            rel = os.fsencode("/".join(parts[:i]))
+            p = self.path(rel)
+            if os.path.isdir(p) and not os.path.islink(p):
+                continue
+            remove_tree(p)
+            os.mkdir(p, 0o700)
+            st = os.lstat(live.joinpath(*parts[:i]))
+            self.dirs.append(Entry(rel, DIR, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                                   st.st_mtime_ns, 0))
+        rel = os.fsencode("/".join(parts))
+        self.dirs = [d for d in self.dirs if d.path != rel and not d.path.startswith(rel + b"/")]
+        dst = os.fsdecode(self.path(rel))
+        remove_tree(dst)
+        st = os.lstat(src)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.copytree(src, dst, symlinks=True)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), dst)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        elif stat.S_ISREG(st.st_mode):
+            shutil.copy2(src, dst, follow_symlinks=False)
+        else:
+            return
+        if self.as_root:
+            self._copy_owners(src, dst)
+
+    @staticmethod
+    def _copy_owners(src: Path, dst: str) -> None:
+        st = os.lstat(src)
+        os.lchown(dst, st.st_uid, st.st_gid)
+        if stat.S_ISDIR(st.st_mode):
+            for dirpath, dirnames, filenames in os.walk(src):
+                for name in dirnames + filenames:
+                    s = os.lstat(os.path.join(dirpath, name))
+                    rel = os.path.relpath(os.path.join(dirpath, name), src)
+                    os.lchown(os.path.join(dst, rel), s.st_uid, s.st_gid)
+            # lchown clears setuid/setgid bits of files: copy the modes again
+            for dirpath, _dirnames, filenames in os.walk(src):
+                for name in filenames:
+                    s = os.lstat(os.path.join(dirpath, name))
+                    rel = os.path.relpath(os.path.join(dirpath, name), src)
+                    if stat.S_ISREG(s.st_mode):
+                        os.chmod(os.path.join(dst, rel), stat.S_IMODE(s.st_mode))
+        elif stat.S_ISREG(st.st_mode):
+            os.chmod(dst, stat.S_IMODE(st.st_mode))
+
+
+def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: Any,
+                    reporter: Reporter, *, keep: frozenset[str] = frozenset()
+                    ) -> PreparedMountRestore:
+    """Build the snapshot's tree for ``mount_dir`` in staging; the live mount is untouched.
+
+    ``keep``: paths relative to the mount that, if present in the live mount, are copied
+    into the new tree (replacing the snapshot's entry), e.g. ``.maintenance.flag``.
+    Leftovers of a killed restore of this mount are cleaned up first. A missing mount is
+    fine (the swap creates it); its parent directory must exist.
+    Raises IntegrityError (damaged repository), RepositoryError (unknown description),
+    ConfigError (bad mount or keep path), ServiceUnavailable (cannot write) — in every
+    case after removing the staging directory. Progress: ``advance`` with bytes written.
+    """
+    ref = _tree_ref(description)
+    mount = resolve_mount(mount_dir, must_exist=False)
+    if not mount.parent.is_dir():
+        raise ConfigError(
+            f"cannot restore mount {mount_dir}: its parent directory {mount.parent} does not "
+            "exist; deploy the environment's code first or fix `mounts` in snapkeep.toml")
+    for rel in keep:
+        _keep_path(rel)
+    cleanup_leftovers(mount)
+    by_children = mount.is_dir() and is_mount_point(mount)
+    token = new_token()
+    staging = inner(mount, STAGING, token) if by_children else sibling(mount, STAGING, token)
+    builder = _Builder(staging, repo, reporter)
+    # By children, staging lives inside the mount: keep the mount root's mtime as it was.
+    live_mtime = os.lstat(mount).st_mtime_ns if by_children else None
+    try:
+        os.mkdir(staging, 0o700)
+    except OSError as e:
+        raise builder.unwritable(staging, e) from e
+    try:
+        if live_mtime is not None:
+            os.utime(mount, ns=(live_mtime, live_mtime))
+        root = builder.build(ref)
+        builder.carry_over(mount, keep)
+        builder.finish_dirs()
+        if not by_children:
+            builder.set_attrs(root, builder.base)
+    except BaseException:
+        remove_tree(staging)
+        if live_mtime is not None:
+            os.utime(mount, ns=(live_mtime, live_mtime))
+        raise
+    return PreparedMountRestore(mount, token, by_children, root, live_mtime)

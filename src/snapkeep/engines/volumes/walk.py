@@ -1,0 +1,220 @@
+"""Snapshotting a mount: a walk that stores each file's content and the tree as blobs.
+
+The walk works relative to open directory descriptors (``O_NOFOLLOW``), so it never
+follows a symlink and never leaves the mount, even if the tree changes under it. It visits
+entries in tree order (see ``tree``), writing tree lines as it goes: memory stays bounded
+by one directory listing per level plus one chunk of file content.
+
+In live mode files may vanish or change while being read: a vanished entry is logged and
+left out; a file that changed while read is logged and stored as it was read. A file or
+directory that cannot be read is ``ServiceUnavailable`` naming it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from snapkeep.engines.volumes.layout import is_inner_name, printable, resolve_mount
+from snapkeep.engines.volumes.tree import DIR, FILE, SYMLINK, TREE_FORMAT, Entry, encode_entry
+from snapkeep.errors import ConfigError, ServiceUnavailable
+from snapkeep.progress import Reporter
+from snapkeep.repository.blobs import BlobRef
+
+PIECE = 1 << 20  # bytes read from a file at a time
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def measure_mount(mount_dir: Path) -> int:
+    """Total bytes of regular files under the mount (an estimate for progress totals).
+
+    Cheap: one ``lstat`` per entry, symlinks not followed, unreadable parts skipped.
+    ConfigError if the mount does not exist or is not a directory.
+    """
+    root = resolve_mount(mount_dir, must_exist=True)
+    total = 0
+    pending = [str(root)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as it:
+                for e in it:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            pending.append(e.path)
+                        elif e.is_file(follow_symlinks=False):
+                            total += e.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total
+
+
+def _normalize(rel: str | bytes) -> bytes:
+    parts = [p for p in os.fsencode(rel).split(b"/") if p not in (b"", b".")]
+    if not parts or b".." in parts:
+        raise ConfigError(f"invalid path {rel!r} to exclude: give a path inside the mount")
+    return b"/".join(parts)
+
+
+class _Walk:
+    def __init__(self, root: Path, repo: Any, reporter: Reporter, exclude: frozenset[bytes]):
+        self.root = root
+        self.repo = repo
+        self.reporter = reporter
+        self.exclude = exclude
+        self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0}
+
+    def where(self, rel: bytes) -> str:
+        return printable(os.path.join(os.fsencode(self.root), rel) if rel else self.root)
+
+    def unreadable(self, rel: bytes, e: OSError) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"cannot read {self.where(rel)} for the snapshot: {e.strerror}; give the snapkeep "
+            "user read access to it or exclude it")
+
+    def listing(self, fd: int, rel: bytes) -> list[bytes]:
+        try:
+            names = [os.fsencode(name) for name in os.listdir(fd)]
+        except OSError as e:
+            raise self.unreadable(rel, e) from e
+        names.sort()
+        if not rel:
+            names = [n for n in names if not is_inner_name(n)]
+        return names
+
+    def entries(self, root_fd: int) -> Iterator[Entry]:
+        st = os.fstat(root_fd)
+        yield Entry(b"", DIR, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, 0)
+        stack: list[tuple[int, bytes, Iterator[bytes]]] = [
+            (root_fd, b"", iter(self.listing(root_fd, b"")))]
+        try:
+            while stack:
+                fd, rel, names = stack[-1]
+                name = next(names, None)
+                if name is None:
+                    stack.pop()
+                    if fd != root_fd:
+                        os.close(fd)
+                    continue
+                child = rel + b"/" + name if rel else name
+                if child in self.exclude:
+                    continue
+                entry, child_fd = self.visit(fd, name, child)
+                if entry is None:
+                    continue
+                yield entry
+                if child_fd is not None:
+                    stack.append((child_fd, child, iter(self.listing(child_fd, child))))
+        finally:
+            for fd, _, _ in stack:
+                if fd != root_fd:
+                    os.close(fd)
+
+    def gone(self, rel: bytes, what: str) -> tuple[None, None]:
+        self.reporter.log(f"{self.where(rel)} {what} during the snapshot; left out")
+        return None, None
+
+    def visit(self, dir_fd: int, name: bytes, rel: bytes) -> tuple[Entry | None, int | None]:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return self.gone(rel, "vanished")
+        except OSError as e:
+            raise self.unreadable(rel, e) from e
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            except (FileNotFoundError, NotADirectoryError):
+                return self.gone(rel, "vanished or changed type")
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    return self.gone(rel, "was replaced by a symlink")
+                raise self.unreadable(rel, e) from e
+            st = os.fstat(fd)
+            self.counts["dirs"] += 1
+            return Entry(rel, DIR, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                         st.st_mtime_ns, 0), fd
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                target = os.readlink(name, dir_fd=dir_fd)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.EINVAL):
+                    return self.gone(rel, "vanished or changed type")
+                raise self.unreadable(rel, e) from e
+            self.counts["symlinks"] += 1
+            return Entry(rel, SYMLINK, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                         st.st_mtime_ns, len(target), target=target), None
+        if stat.S_ISREG(st.st_mode):
+            return self.file(dir_fd, name, rel), None
+        self.reporter.log(f"skipped {self.where(rel)}: sockets, FIFOs and devices are not "
+                          "part of a snapshot")
+        return None, None
+
+    def file(self, dir_fd: int, name: bytes, rel: bytes) -> Entry | None:
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return self.gone(rel, "vanished")[0]
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return self.gone(rel, "was replaced by a symlink")[0]
+            raise self.unreadable(rel, e) from e
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                return self.gone(rel, "changed type")[0]
+            writer = self.repo.blob_writer()
+            size = 0
+            while True:
+                try:
+                    piece = os.read(fd, PIECE)
+                except OSError as e:
+                    raise self.unreadable(rel, e) from e
+                if not piece:
+                    break
+                writer.write(piece)
+                size += len(piece)
+                self.reporter.advance(len(piece))
+            ref: BlobRef = writer.close()
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) \
+                or size != before.st_size:
+            self.reporter.log(f"{self.where(rel)} changed while it was read; stored as read")
+        self.counts["files"] += 1
+        self.counts["bytes"] += size
+        return Entry(rel, FILE, stat.S_IMODE(before.st_mode), before.st_uid, before.st_gid,
+                     before.st_mtime_ns, size, blob=ref)
+
+
+def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
+                   exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Store the mount's tree and file contents in ``repo``; return its JSON-able description.
+
+    ``{"kind": "volume", "format": 1, "tree": BlobRef json, "files": n, "dirs": n,
+    "symlinks": n, "bytes": n}`` (``dirs`` does not count the mount root). ``exclude``
+    names paths relative to the mount to leave out (a directory with its contents).
+    Progress: ``reporter.advance`` with the bytes read; the caller sets the total
+    (``measure_mount``). Raises ConfigError (no such mount), ServiceUnavailable (unreadable).
+    """
+    root = resolve_mount(mount_dir, must_exist=True)
+    walk = _Walk(root, repo, reporter, frozenset(_normalize(p) for p in exclude))
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except OSError as e:
+        raise walk.unreadable(b"", e) from e
+    try:
+        tree_writer = repo.blob_writer()
+        for entry in walk.entries(root_fd):
+            tree_writer.write(encode_entry(entry))
+        tree = tree_writer.close()
+    finally:
+        os.close(root_fd)
+    return {"kind": "volume", "format": TREE_FORMAT, "tree": tree.to_json(), **walk.counts}

@@ -1,0 +1,22 @@
+"""Rules from the hosted platforms: who may do what, on which environment, until when.
+
+Pure functions: they decide and raise; ``services/`` calls them before acting, so the
+CLI, the API and the console cannot disagree.
+"""
+
+from snapkeep.policy.rules import (
+    Action,
+    Actor,
+    expires_at,
+    is_restorable,
+    local_operator,
+    require_active,
+    require_manual_snapshot_allowed,
+    require_restorable,
+    require_role,
+)
+
+__all__ = [
+    "Action", "Actor", "expires_at", "is_restorable", "local_operator", "require_active",
+    "require_manual_snapshot_allowed", "require_restorable", "require_role",
+]

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from snapkeep.errors import PermissionDenied, PolicyError
+
+
+class Action(StrEnum):
+    SNAPSHOT_CREATE = "create a snapshot"
+    SNAPSHOT_RESTORE = "restore a snapshot"
+    SNAPSHOT_DELETE = "delete a snapshot"
+    SNAPSHOT_READ = "list snapshots"
+    ACTIVITY_READ = "read activities"
+    ENVIRONMENT_MANAGE = "change the environment's status"
+
+
+# Environment role needed for each action (project admins may do everything).
+_NEEDS = {
+    Action.SNAPSHOT_CREATE: "admin",
+    Action.SNAPSHOT_RESTORE: "admin",
+    Action.SNAPSHOT_DELETE: "admin",
+    Action.ENVIRONMENT_MANAGE: "admin",
+    Action.SNAPSHOT_READ: "viewer",
+    Action.ACTIVITY_READ: "viewer",
+}
+_RANK = {"viewer": 1, "contributor": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks. ``project_role`` is admin | viewer | None; ``environment_roles`` maps
+    environment name to admin | contributor | viewer."""
+
+    name: str
+    project_role: str | None = None
+    environment_roles: dict[str, str] = field(default_factory=dict)
+
+    def role_on(self, environment: str) -> str | None:
+        if self.project_role == "admin":
+            return "admin"
+        role = self.environment_roles.get(environment)
+        if role is None and self.project_role == "viewer":
+            return "viewer"
+        return role
+
+
+def local_operator(name: str = "local operator") -> Actor:
+    """In local mode the person at the shell owns the project: project admin."""
+    return Actor(name=name, project_role="admin")
+
+
+def require_role(actor: Actor, environment: str, action: Action) -> None:
+    needed = _NEEDS[action]
+    role = actor.role_on(environment)
+    if role is None or _RANK[role] < _RANK[needed]:
+        have = f"the {role} role" if role else "no role"
+        raise PermissionDenied(
+            f"{actor.name} has {have} on environment {environment}; you need the "
+            f"{needed.capitalize()} role to {action.value}. Ask a project admin to grant it.")
+
+
+def require_active(environment: str, status: str) -> None:
+    if status != "active":
+        raise PolicyError(
+            f"environment {environment} is {status}; snapshots can be taken and restored only "
+            "on active environments. Activate it with "
+            f"`snapkeep environment:activate -e {environment}`.")
+
+
+def require_manual_snapshot_allowed(plan: str, env_type: str, environment: str) -> None:
+    """Pro Staging and Production get automatic backups; manual snapshots do not apply."""
+    if plan == "pro" and env_type in ("staging", "production"):
+        raise PolicyError(
+            f"environment {environment} is a Pro {env_type} environment: it receives automatic "
+            "backups for disaster recovery, and manual snapshots do not apply to it. Use the "
+            "scheduled backups, or snapshot an integration (development) environment.")
+
+
+def expires_at(created: datetime, window_days: int) -> datetime:
+    return created + timedelta(days=window_days)
+
+
+def is_restorable(status: str, expires: datetime | None, now: datetime) -> bool:
+    return status == "complete" and (expires is None or now < expires)
+
+
+def require_restorable(snapshot_id: str, status: str, expires: datetime | None,
+                       now: datetime) -> None:
+    if status != "complete":
+        raise PolicyError(f"snapshot {snapshot_id} is {status} and cannot be restored")
+    if expires is not None and now >= expires:
+        raise PolicyError(
+            f"snapshot {snapshot_id} expired on {expires.isoformat(timespec='seconds')} "
+            "(the restore window has passed) and can no longer be restored; "
+            "pick a newer one from `snapkeep snapshot:list`.")

@@ -1,0 +1,171 @@
+"""A private, throwaway MariaDB server for tests and demos.
+
+``PrivateMariaDB(basedir)`` initialises a data directory under ``basedir`` with the
+machine's ``mariadb-install-db``, then runs ``mariadbd`` on a free TCP port of
+127.0.0.1 and its own unix socket. Server defaults are kept on purpose (latin1 server
+charset, the stock sql_mode) because they are hazards a restore must survive.
+
+Contract: ``start()`` returns once the server accepts connections or raises
+``ServiceUnavailable`` with the tail of the error log; ``stop()`` shuts down cleanly
+and is idempotent; ``kill()`` sends SIGKILL (for crash tests).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from snapkeep.errors import ServiceUnavailable
+
+MARIADBD_CANDIDATES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld", "/usr/bin/mariadbd")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _find(names: tuple[str, ...], what: str) -> str:
+    for name in names:
+        path = name if os.path.isabs(name) else shutil.which(name)
+        if path and os.access(path, os.X_OK):
+            return path
+    raise ServiceUnavailable(f"{what} not found (looked for {', '.join(names)}); "
+                             f"install the MariaDB server package")
+
+
+class PrivateMariaDB:
+    """One private mariadbd process with its datadir, socket and log under ``basedir``."""
+
+    user = "root"
+    host = "127.0.0.1"
+
+    def __init__(self, basedir: Path | str) -> None:
+        self.basedir = Path(basedir)
+        self.datadir = self.basedir / "data"
+        self.socket = str(self.basedir / "mysqld.sock")
+        self.error_log = self.basedir / "error.log"
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _install(self) -> None:
+        install = _find(("mariadb-install-db", "mysql_install_db"), "mariadb-install-db")
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        if (self.datadir / "mysql").is_dir():
+            return
+        cmd = [install, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+               "--auth-root-authentication-method=normal", "--skip-test-db",
+               "--skip-name-resolve"]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            tail = "\n".join((res.stdout + res.stderr).splitlines()[-15:])
+            raise ServiceUnavailable(f"mariadb-install-db failed in {self.datadir}:\n{tail}")
+
+    def start(self, timeout: float = 60) -> PrivateMariaDB:
+        if self._proc is not None and self._proc.poll() is None:
+            return self
+        self.basedir.mkdir(parents=True, exist_ok=True)
+        self._install()
+        mariadbd = _find(MARIADBD_CANDIDATES, "mariadbd")
+        self.port = _free_port()
+        cmd = [
+            mariadbd, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
+            f"--port={self.port}", "--bind-address=127.0.0.1", "--user=root",
+            f"--log-error={self.error_log}", f"--pid-file={self.basedir / 'mysqld.pid'}",
+            "--local-infile=1", "--skip-log-bin", "--event-scheduler=OFF",
+            "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
+            "--skip-name-resolve", f"--tmpdir={self.basedir}",
+        ]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServiceUnavailable(
+                    f"mariadbd exited with code {self._proc.returncode} during startup:\n"
+                    f"{self._log_tail()}")
+            try:
+                self.connect(connect_timeout=2).close()
+                return self
+            except pymysql.MySQLError as e:
+                last = e
+                time.sleep(0.1)
+        self.kill()
+        raise ServiceUnavailable(f"mariadbd did not accept connections within {timeout:.0f} s "
+                                 f"({last}):\n{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.error_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no error log)"
+
+    def stop(self, timeout: float = 60) -> None:
+        """Clean shutdown (SHUTDOWN statement, then SIGTERM, then SIGKILL as last resort)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            self._proc = None
+            return
+        try:
+            conn = self.connect(connect_timeout=2)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SHUTDOWN")
+            finally:
+                conn.close()
+        except pymysql.MySQLError:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._proc = None
+
+    def kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> PrivateMariaDB:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def url(self, database: str = "") -> str:
+        return f"mysql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def connect(self, database: str | None = None, **kw: Any) -> pymysql.connections.Connection:
+        opts: dict[str, Any] = {"host": self.host, "port": self.port, "user": self.user,
+                                "password": "", "charset": "utf8mb4", "autocommit": True,
+                                "connect_timeout": 10}
+        opts.update(kw)
+        if database is not None:
+            opts["database"] = database
+        return pymysql.connect(**opts)
+
+    def client_args(self) -> list[str]:
+        """argv prefix for the ``mariadb`` command-line client (over the unix socket)."""
+        client = _find(("mariadb", "mysql"), "mariadb client")
+        return [client, "--no-defaults", f"--socket={self.socket}", f"--user={self.user}"]

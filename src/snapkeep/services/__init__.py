@@ -1,0 +1,1 @@
+"""Use cases: the only orchestrator. Front ends call these; these call policy, catalog, engines."""

@@ -1,0 +1,69 @@
+"""The backup use case: pause (unless live), dump the database, walk the mounts,
+commit the manifest. The manifest is written last; nothing before it is visible."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from snapkeep.catalog.catalog import now
+from snapkeep.config import EnvironmentConfig
+from snapkeep.engines import mysql, volumes
+from snapkeep.errors import ConfigError
+from snapkeep.ids import new_id
+from snapkeep.policy import expires_at
+from snapkeep.repository import SnapshotManifest
+from snapkeep.services import gitinfo, pause
+from snapkeep.services.activities import ActivityRecorder
+from snapkeep.services.context import Context
+from snapkeep.services.engines import database_target, mount_dir, pause_entries
+from snapkeep.services.snapshots import row_from_manifest
+
+
+def check_sources(env: EnvironmentConfig) -> None:
+    """Refuse early, before anything is paused, when a source cannot be read."""
+    if env.database is None and not env.mounts:
+        raise ConfigError(f"environment {env.name} has no database and no mounts: nothing to "
+                          "snapshot; set `database` and `mounts` in snapkeep.toml")
+    for m in env.mounts:
+        if not mount_dir(env, m).is_dir():
+            raise ConfigError(f"mount {m} of environment {env.name} does not exist "
+                              f"({mount_dir(env, m)}); create it or remove it from `mounts`")
+
+
+def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live: bool,
+           automated: bool = False) -> str:
+    repo = ctx.repository
+    snapshot_id = new_id()
+    rec.log(f"Creating backup of {env.name}")
+    check_sources(env)
+    target = database_target(env)
+    if target is not None:
+        mysql.check_connection(target)
+        rec.add_total(mysql.estimate_size(target))
+    for m in env.mounts:
+        rec.add_total(volumes.measure_mount(mount_dir(env, m)))
+
+    created = now()
+    commit = gitinfo.head_commit(env.root)
+    services: dict = {}
+    mounts: dict = {}
+    with nullcontext() if live else pause.paused(ctx, env, rec), \
+            nullcontext() if live or target is None else mysql.hold_writes(target, rec):
+        if target is not None:
+            services["database"] = mysql.dump_database(target, repo, rec)
+        for m in env.mounts:
+            mounts[m] = volumes.snapshot_mount(mount_dir(env, m), repo, rec,
+                                               exclude=pause_entries(env, m))
+
+    size = sum(int(s.get("size_bytes", 0)) for s in services.values()) + \
+        sum(int(d.get("bytes", 0)) for d in mounts.values())
+    manifest = SnapshotManifest(
+        id=snapshot_id, project=ctx.config.id, environment=env.name,
+        environment_type=env.type, created_at=created.isoformat(),
+        expires_at=expires_at(created, ctx.config.restore_window_days).isoformat(),
+        live=live, automated=automated, commit_id=commit, services=services, mounts=mounts,
+        size_bytes=size)
+    repo.commit_snapshot(manifest)
+    ctx.catalog.put_snapshot(row_from_manifest(manifest))
+    rec.log(f"Created backup {snapshot_id}")
+    return snapshot_id

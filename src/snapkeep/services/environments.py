@@ -1,0 +1,61 @@
+"""Environments: which one a command means, what it is, whether it is active."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import ConfigError
+from snapkeep.policy import Action, require_role
+from snapkeep.services import gitinfo
+from snapkeep.services.context import Context
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    name: str
+    type: str
+    status: str
+    root: str
+    mounts: tuple[str, ...]
+    database: str | None  # described without password
+    commit_id: str | None
+
+
+def resolve(ctx: Context, name: str | None, cwd: Path | None = None) -> EnvironmentConfig:
+    """The environment a command acts on: ``-e NAME``, else the checked-out git branch."""
+    if name:
+        return ctx.config.environment(name)
+    envs = ctx.config.environments
+    if not envs:
+        raise ConfigError(f"no environments are defined in {ctx.config.path}; add an "
+                          "[environments.NAME] table (see `snapkeep init`)")
+    branch = gitinfo.current_branch(cwd or Path.cwd())
+    if branch and branch in envs:
+        return envs[branch]
+    if len(envs) == 1:
+        return next(iter(envs.values()))
+    known = ", ".join(sorted(envs))
+    where = f"the checked-out git branch {branch!r} is not one of them" if branch else \
+        "no git branch is checked out here"
+    raise ConfigError(f"which environment? {where} (environments: {known}); pass -e NAME or "
+                      "check out the environment's branch")
+
+
+def info(ctx: Context, env: EnvironmentConfig) -> EnvironmentInfo:
+    return EnvironmentInfo(
+        name=env.name, type=env.type, status=ctx.catalog.environment_status(env.name),
+        root=str(env.root), mounts=env.mounts,
+        database=env.database.describe() if env.database else None,
+        commit_id=gitinfo.head_commit(env.root))
+
+
+def list_environments(ctx: Context) -> list[EnvironmentInfo]:
+    return [info(ctx, e) for e in ctx.config.environments.values()]
+
+
+def set_active(ctx: Context, env: EnvironmentConfig, active: bool) -> EnvironmentInfo:
+    require_role(ctx.actor, env.name, Action.ENVIRONMENT_MANAGE)
+    ctx.catalog.set_environment_status(env.name, "active" if active else "inactive")
+    return info(ctx, env)

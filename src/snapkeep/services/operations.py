@@ -1,0 +1,106 @@
+"""Starting the mutating use cases as activities, in this process or a detached worker.
+
+Each ``start_*`` checks policy first (role, active environment, plan, restore window),
+then claims the environment (one activity at a time) and runs — or, with
+``detach=True``, hands the claim (and its lock) to a worker process and returns at once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from snapkeep.catalog import Activity
+from snapkeep.catalog.catalog import now
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import UsageError
+from snapkeep.policy import (
+    Action,
+    require_active,
+    require_manual_snapshot_allowed,
+    require_restorable,
+    require_role,
+)
+from snapkeep.services import activities, backup, restore, snapshots
+from snapkeep.services.activities import Claim, Observer
+from snapkeep.services.context import Context
+
+
+def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
+    require_role(ctx.actor, env.name, action)
+    require_active(env.name, ctx.catalog.environment_status(env.name))
+
+
+def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bool = False,
+                 observer: Observer | None = None, automated: bool = False) -> Activity:
+    _check_env(ctx, env, Action.SNAPSHOT_CREATE)
+    if not automated:
+        require_manual_snapshot_allowed(ctx.config.plan, env.type, env.name)
+    ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
+    desc = f"{ctx.actor.name} created a backup of {env.name}"
+    c = activities.claim(ctx, env.name, activities.BACKUP, desc,
+                         {"live": live, "automated": automated},
+                         state="pending" if detach else "in_progress")
+    return _go(ctx, c, detach, observer)
+
+
+def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
+                  detach: bool = False, observer: Observer | None = None) -> Activity:
+    _check_env(ctx, env, Action.SNAPSHOT_RESTORE)
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    require_restorable(snap.id, snap.status, snap.expires_at, now())
+    desc = f"{ctx.actor.name} restored {env.name} from backup {snap.id}"
+    c = activities.claim(ctx, env.name, activities.RESTORE, desc, {"snapshot_id": snap.id},
+                         state="pending" if detach else "in_progress")
+    return _go(ctx, c, detach, observer)
+
+
+def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
+                    observer: Observer | None = None) -> Activity:
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    desc = f"{ctx.actor.name} deleted backup {snap.id} of {env.name}"
+    c = activities.claim(ctx, env.name, activities.DELETE, desc, {"snapshot_id": snap.id})
+    return _go(ctx, c, False, observer)
+
+
+def _go(ctx: Context, c: Claim, detach: bool, observer: Observer | None) -> Activity:
+    if detach:
+        return _detach(ctx, c)
+    return execute(ctx, c, observer)
+
+
+def execute(ctx: Context, c: Claim, observer: Observer | None = None) -> Activity:
+    """Run a claimed activity to the end (used in-process and by the worker)."""
+    a = c.activity
+    env = ctx.config.environment(a.environment)
+    params = a.parameters or {}
+
+    def work(rec: activities.ActivityRecorder) -> str | None:
+        if a.type == activities.BACKUP:
+            return backup.backup(ctx, env, rec, live=bool(params.get("live")),
+                                 automated=bool(params.get("automated")))
+        if a.type == activities.RESTORE:
+            manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
+            return restore.restore(ctx, env, manifest, rec)
+        if a.type == activities.DELETE:
+            rec.log(f"Deleting backup {params['snapshot_id']}")
+            ctx.repository.forget_snapshot(params["snapshot_id"])
+            ctx.catalog.delete_snapshot(params["snapshot_id"])
+            rec.log(f"Deleted backup {params['snapshot_id']}")
+            return params["snapshot_id"]
+        raise UsageError(f"unknown activity type {a.type}")
+
+    return activities.run(ctx, c, work, observer)
+
+
+def _detach(ctx: Context, c: Claim) -> Activity:
+    log = ctx.state_path("logs", f"{c.activity.id}.log")
+    with open(log, "ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "snapkeep.worker", str(ctx.config.path), c.activity.id,
+             str(c.lock.fd)],
+            pass_fds=(c.lock.fd,), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True)
+    c.lock.close_without_unlock()  # the worker holds the lock now
+    return c.activity

@@ -1,0 +1,122 @@
+"""Pausing an environment for a consistent snapshot, and always resuming it.
+
+Strategies: a configured ``pause_command``/``resume_command`` pair (run in the app root),
+else Magento's ``var/.maintenance.flag`` when the app root has a ``var`` directory, else
+none (database writes are still held by the engine). Before pausing, a marker file in
+``.snapkeep/paused/`` records what to undo; a guard process watches the pausing process
+and, if it dies (even by SIGKILL), lifts the pause at once. The next command also lifts
+any leftover pause (``lift_leftover``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import ServiceUnavailable
+from snapkeep.progress import Reporter
+from snapkeep.services.context import Context
+
+MAGENTO_FLAG = "var/.maintenance.flag"
+COMMAND_TIMEOUT = 300
+
+
+def flag_path(env: EnvironmentConfig) -> str | None:
+    """The maintenance flag (relative to the app root) this environment is paused with."""
+    if env.pause_command:
+        return None
+    return MAGENTO_FLAG if (env.root / "var").is_dir() else None
+
+
+def _marker(ctx: Context, env: str) -> Path:
+    return ctx.state_path("paused", f"{env}.json")
+
+
+def _run(cmd: str, env: EnvironmentConfig, what: str) -> None:
+    try:
+        out = subprocess.run(cmd, shell=True, cwd=env.root, capture_output=True, text=True,
+                             timeout=COMMAND_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise ServiceUnavailable(f"the {what} command of environment {env.name} did not finish "
+                                 f"in {COMMAND_TIMEOUT} s: {cmd}") from None
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or [""]
+        raise ServiceUnavailable(f"the {what} command of environment {env.name} failed with exit "
+                                 f"code {out.returncode}: {cmd} ({tail[0]})")
+
+
+def _undo(marker: dict, env: EnvironmentConfig) -> None:
+    if marker.get("resume_command"):
+        _run(marker["resume_command"], env, "resume")
+    elif marker.get("created_flag"):
+        (env.root / marker["flag"]).unlink(missing_ok=True)
+
+
+@contextmanager
+def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter) -> Iterator[None]:
+    flag = flag_path(env)
+    marker: dict = {"activity": None}
+    if env.pause_command:
+        marker["resume_command"] = env.resume_command
+    elif flag:
+        marker["flag"] = flag
+        marker["created_flag"] = not (env.root / flag).exists()
+    else:
+        reporter.log("No pause configured (no var/ directory and no pause_command): the app "
+                     "keeps running; database writes are held.")
+        yield
+        return
+    path = _marker(ctx, env.name)
+    path.write_text(json.dumps(marker))
+    guard = _start_guard(ctx, env.name)
+    started = time.monotonic()
+    try:
+        if env.pause_command:
+            _run(env.pause_command, env, "pause")
+        elif marker["created_flag"]:
+            (env.root / flag).touch()
+        reporter.log(f"Paused {env.name} ({'pause command' if env.pause_command else flag})")
+        yield
+    finally:
+        try:
+            _undo(marker, env)
+        finally:
+            path.unlink(missing_ok=True)
+            if guard is not None:
+                guard.kill()
+                guard.wait()
+        reporter.log(f"Resumed {env.name} after {time.monotonic() - started:.1f} s")
+
+
+def lift_leftover(ctx: Context, env_name: str) -> bool:
+    """Undo a pause whose process died. Call with the environment lock held."""
+    path = _marker(ctx, env_name)
+    if not path.exists():
+        return False
+    try:
+        marker = json.loads(path.read_text())
+    except ValueError:
+        marker = {}
+    env = ctx.config.environments.get(env_name)
+    if env is not None:
+        _undo(marker, env)
+    path.unlink(missing_ok=True)
+    return True
+
+
+def _start_guard(ctx: Context, env_name: str) -> subprocess.Popen | None:
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "snapkeep.worker.guard", str(ctx.config.path), env_name,
+             str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+    except OSError:
+        return None  # the next command still lifts the pause

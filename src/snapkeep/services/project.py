@@ -1,0 +1,91 @@
+"""``snapkeep init``: a starting snapkeep.toml, the state directory and the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from snapkeep.config import CONFIG_NAME, STATE_DIR, load_config
+from snapkeep.errors import ConfigError
+from snapkeep.services.context import Context
+
+DEFAULT_MOUNTS = ("var", "pub/media", "app/etc")
+
+
+def mounts_from_magento_app_yaml(text: str) -> list[str]:
+    """The keys of the top-level ``mounts:`` mapping of a .magento.app.yaml.
+
+    Both shapes are read: ``"var": {source: local, ...}`` and ``"/var": "shared:files/var"``.
+    A deliberately small reader: only the mapping's keys are needed.
+    """
+    mounts: list[str] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^mounts\s*:\s*(#.*)?$", line):
+            child_indent = None
+            for child in lines[i + 1:]:
+                if not child.strip() or child.lstrip().startswith("#"):
+                    continue
+                indent = len(child) - len(child.lstrip())
+                if indent == 0:
+                    break
+                if child_indent is None:
+                    child_indent = indent
+                if indent != child_indent:
+                    continue
+                m = re.match(r"""\s*(?:"([^"]+)"|'([^']+)'|([^:#]+?))\s*:""", child)
+                if m:
+                    key = next(g for g in m.groups() if g is not None).strip().strip("/")
+                    if key and key not in mounts:
+                        mounts.append(key)
+            break
+    return mounts
+
+
+def render_config(project_id: str, plan: str, env_name: str, env_type: str, root: str,
+                  mounts: list[str], database: str | None) -> str:
+    quoted = ", ".join(f'"{m}"' for m in mounts)
+    db_line = f'database = "{database}"' if database else \
+        '# database = "mysql://root@127.0.0.1:3306/shop"'
+    return f"""# snapkeep project configuration. Docs: README.md, "Configuration".
+[project]
+id = "{project_id}"
+plan = "{plan}"                 # starter | pro
+# repository = "{STATE_DIR}/repository"   (the default)
+# restore_window_days = 7
+
+[environments.{env_name}]
+type = "{env_type}"             # production | staging | development
+root = "{root}"                 # the app root; mounts are relative to it
+mounts = [{quoted}]
+{db_line}
+# The password may be in the URL or in SNAPKEEP_DB_PASSWORD.
+# pause_command = "bin/magento maintenance:enable"   (default: var/.maintenance.flag)
+# resume_command = "bin/magento maintenance:disable"
+"""
+
+
+def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, env_type: str,
+                 root: str, database: str | None, mounts: list[str] | None) -> tuple[Path, bool]:
+    """Write snapkeep.toml (unless one exists) and create the repository.
+
+    Returns the config path and whether the file was written now.
+    """
+    path = directory / CONFIG_NAME
+    written = False
+    if not path.exists():
+        if mounts is None:
+            app_yaml = (directory / root if not Path(root).is_absolute() else Path(root)) \
+                / ".magento.app.yaml"
+            mounts = mounts_from_magento_app_yaml(app_yaml.read_text()) \
+                if app_yaml.is_file() else list(DEFAULT_MOUNTS)
+        path.write_text(render_config(project_id, plan, env_name, env_type, root, mounts,
+                                      database))
+        written = True
+    try:
+        ctx = Context(load_config(str(path)))
+    except ConfigError as e:
+        raise ConfigError(f"{e} (fix {path} and run `snapkeep init` again)") from None
+    ctx.init_repository()
+    ctx.catalog  # noqa: B018 - creates the catalog now
+    return path, written

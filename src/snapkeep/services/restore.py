@@ -1,0 +1,80 @@
+"""The restore use case: prepare everything beside the live data, then cut over.
+
+1. prepare: the database into a shadow database, every mount into a staging directory
+   (every chunk hash-checked on the way; damage stops here, nothing live touched);
+2. cut-over, with the app paused for just this step: swap each prepared part in;
+   any failure rolls back the parts already swapped;
+3. finish: drop what the swap replaced.
+"""
+
+from __future__ import annotations
+
+from snapkeep.config import EnvironmentConfig
+from snapkeep.engines import mysql, volumes
+from snapkeep.errors import ConfigError
+from snapkeep.repository import SnapshotManifest
+from snapkeep.services import gitinfo, pause
+from snapkeep.services.activities import ActivityRecorder
+from snapkeep.services.context import Context
+from snapkeep.services.engines import database_target, mount_dir, pause_entries
+
+
+def code_note(env: EnvironmentConfig, manifest: SnapshotManifest) -> str | None:
+    """A warning when the code checked out differs from the snapshot's commit."""
+    current = gitinfo.head_commit(env.root)
+    if manifest.commit_id and current and current != manifest.commit_id:
+        return (f"The code of {env.name} is at commit {current[:12]}; the snapshot was taken at "
+                f"{manifest.commit_id[:12]}. Restoring does not change code: to roll code back, "
+                f"use `git log --oneline` and `git revert`.")
+    return None
+
+
+def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
+            rec: ActivityRecorder) -> str:
+    repo = ctx.repository
+    rec.log(f"Restoring backup {manifest.id} to {env.name}")
+    note = code_note(env, manifest)
+    if note:
+        rec.log(note)
+    target = database_target(env)
+    db_desc = manifest.services.get("database")
+    if db_desc is not None and target is None:
+        raise ConfigError(f"snapshot {manifest.id} holds a database but environment {env.name} "
+                          "has no `database` configured; add it to snapkeep.toml")
+    if target is not None:
+        mysql.check_connection(target)
+        mysql.cleanup_leftovers(target, rec)
+    for m in manifest.mounts:
+        volumes.cleanup_leftovers(mount_dir(env, m))
+    rec.add_total(manifest.size_bytes)
+
+    prepared: list = []
+    try:
+        if db_desc is not None and target is not None:
+            prepared.append(mysql.prepare_restore(target, db_desc, repo, rec))
+        for m, desc in manifest.mounts.items():
+            prepared.append(volumes.prepare_restore(mount_dir(env, m), desc, repo, rec,
+                                                    keep=pause_entries(env, m)))
+    except BaseException:
+        for p in prepared:
+            p.abort()
+        raise
+
+    swapped: list = []
+    with pause.paused(ctx, env, rec):
+        try:
+            for p in prepared:
+                p.swap()
+                swapped.append(p)
+        except BaseException:
+            rec.log("The cut-over failed; putting the previous data back")
+            for p in reversed(swapped):
+                p.rollback()
+            for p in prepared:
+                if p not in swapped:
+                    p.abort()
+            raise
+    for p in prepared:
+        p.finish()
+    rec.log(f"Restored backup {manifest.id} to {env.name}")
+    return manifest.id

@@ -1,0 +1,94 @@
+"""Snapshot listings and lookups. The repository's manifests are the truth; the catalog
+mirrors them so listing is one query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from snapkeep.catalog import Snapshot
+from snapkeep.catalog.catalog import now
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import NotFoundError
+from snapkeep.policy import Action, is_restorable, require_role
+from snapkeep.repository import SnapshotManifest
+from snapkeep.services.context import Context
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    id: str
+    environment: str
+    created_at: datetime
+    expires_at: datetime | None
+    restorable: bool
+    live: bool
+    automated: bool
+    commit_id: str | None
+    size_bytes: int
+    status: str
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "environment": self.environment,
+            "created_at": self.created_at.isoformat(timespec="seconds"),
+            "expires_at": self.expires_at.isoformat(timespec="seconds") if self.expires_at
+            else None,
+            "restorable": self.restorable, "live": self.live, "automated": self.automated,
+            "commit_id": self.commit_id, "size_bytes": self.size_bytes, "status": self.status,
+        }
+
+
+def row_from_manifest(m: SnapshotManifest) -> Snapshot:
+    return Snapshot(
+        id=m.id, environment=m.environment, created_at=datetime.fromisoformat(m.created_at),
+        expires_at=datetime.fromisoformat(m.expires_at) if m.expires_at else None,
+        live=m.live, automated=m.automated, commit_id=m.commit_id, size_bytes=m.size_bytes,
+        status="complete")
+
+
+def _info(row: Snapshot, at: datetime) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=row.id, environment=row.environment, created_at=row.created_at,
+        expires_at=row.expires_at, restorable=is_restorable(row.status, row.expires_at, at),
+        live=row.live, automated=row.automated, commit_id=row.commit_id,
+        size_bytes=row.size_bytes, status=row.status)
+
+
+def sync(ctx: Context) -> None:
+    """Bring the catalog's listing in line with the repository's manifests."""
+    repo = ctx.repository
+    in_repo = set(repo.snapshot_ids())
+    in_catalog = ctx.catalog.snapshot_ids()
+    for sid in in_repo - in_catalog:
+        ctx.catalog.put_snapshot(row_from_manifest(repo.load_snapshot(sid)))
+    for sid in in_catalog - in_repo:
+        ctx.catalog.delete_snapshot(sid)
+
+
+def list_snapshots(ctx: Context, env: EnvironmentConfig) -> list[SnapshotInfo]:
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
+    sync(ctx)
+    at = now()
+    return [_info(r, at) for r in ctx.catalog.list_snapshots(env.name)]
+
+
+def get_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) -> SnapshotInfo:
+    """One snapshot of ``env``; the most recent one when ``snapshot_id`` is None."""
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
+    sync(ctx)
+    if snapshot_id is None:
+        rows = ctx.catalog.list_snapshots(env.name)
+        if not rows:
+            raise NotFoundError(f"environment {env.name} has no snapshots; take one with "
+                                f"`snapkeep snapshot:create -e {env.name}`")
+        return _info(rows[0], now())
+    row = ctx.catalog.get_snapshot(snapshot_id)
+    if row is None or row.environment != env.name:
+        raise NotFoundError(f"snapshot {snapshot_id} does not exist on environment {env.name}; "
+                            f"list them with `snapkeep snapshot:list -e {env.name}`")
+    return _info(row, now())
+
+
+def load_manifest(ctx: Context, snapshot_id: str) -> SnapshotManifest:
+    return ctx.repository.load_snapshot(snapshot_id)

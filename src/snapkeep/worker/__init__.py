@@ -1,0 +1,1 @@
+"""Background processes: the detached activity runner and the pause guard."""

@@ -1,0 +1,40 @@
+"""Shared fixtures: one private MariaDB server per test session."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from snapkeep.sandbox import PrivateMariaDB
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMariaDB]:
+    """A private MariaDB server (root, no password) shared by the whole session."""
+    server = PrivateMariaDB(tmp_path_factory.mktemp("mariadb"))
+    try:
+        server.start()
+    except Exception as e:  # noqa: BLE001 - turn a missing server into a clear skip
+        pytest.skip(f"cannot start a private MariaDB server: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_db(mariadb: PrivateMariaDB) -> Iterator[str]:
+    """The name of a new, empty database on the session server; dropped afterwards."""
+    name = f"t{os.getpid()}_{next(_counter)}"
+    conn = mariadb.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}`")
+        yield name
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()

@@ -1,0 +1,134 @@
+"""The volume tree's JSON-lines encoding: exact, stable, and refusing unsafe input."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from snapkeep.engines.volumes.tree import (
+    DIR,
+    FILE,
+    SYMLINK,
+    Entry,
+    decode_entry,
+    decode_tree,
+    encode_entry,
+    encode_tree,
+)
+from snapkeep.errors import IntegrityError
+from snapkeep.repository.blobs import BlobRef
+
+ROOT = Entry(b"", DIR, 0o755, 0, 0, 1_700_000_000_123_456_789, 0)
+
+
+def _entries() -> list[Entry]:
+    return [
+        ROOT,
+        Entry(b"a", DIR, 0o1777, 33, 33, 5, 0),
+        Entry(b"a/big.bin", FILE, 0o4755, 33, 33, 6, 3,
+              blob=BlobRef(3, (("ab" * 32, 2), ("cd" * 32, 1)))),
+        Entry(b"a b", FILE, 0o600, 0, 0, 7, 0, blob=BlobRef(0, ())),
+        Entry(b"latin1-\xe9", SYMLINK, 0o777, 0, 0, 8, 6, target=b"../\xff\xfe.x"),
+        Entry(b"new\nline", SYMLINK, 0o777, 0, 0, 9, 11, target=b"/etc/passwd"),
+        Entry(b"\xe2\x98\x83 snow", DIR, 0o555, 1, 2, 10, 0),
+    ]
+
+
+def _decode(data: bytes) -> list[Entry]:
+    return list(decode_tree(io.BytesIO(data)))
+
+
+def test_a_tree_decodes_to_exactly_the_entries_that_were_encoded():
+    entries = _entries()
+    assert sorted(_decode(encode_tree(entries)), key=lambda e: e.parts) == \
+        sorted(entries, key=lambda e: e.parts)
+
+
+def test_the_same_tree_always_encodes_to_the_same_bytes_whatever_the_input_order():
+    entries = _entries()
+    assert encode_tree(entries) == encode_tree(list(reversed(entries)))
+
+
+def test_tree_order_keeps_a_directorys_contents_right_after_it():
+    paths = [e.path for e in _decode(encode_tree(_entries()))]
+    assert paths[:4] == [b"", b"a", b"a/big.bin", b"a b"]
+
+
+def test_a_line_is_compact_sorted_ascii_json():
+    line = encode_entry(Entry(b"\xe2\x98\x83", FILE, 0o644, 1, 2, 3, 0, blob=BlobRef(0, ())))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    line.decode("ascii")
+    obj = json.loads(line)
+    assert list(obj) == sorted(obj)
+    assert obj["path"] == "\u2603"
+    assert b" " not in line
+
+
+def test_names_that_are_not_utf8_are_stored_as_base64_and_come_back_byte_exact():
+    entry = Entry(b"latin1-\xe9", SYMLINK, 0o777, 0, 0, 8, 6, target=b"../\xff\xfe.x")
+    obj = json.loads(encode_entry(entry))
+    assert "path" not in obj and "target" not in obj
+    assert obj["path_b64"] and obj["target_b64"]
+    assert decode_entry(encode_entry(entry)) == entry
+
+
+@pytest.mark.parametrize("path", ["../etc", "a/../../b", "/etc/passwd", "a//b", "./a", "a/.",
+                                  "a\u0000b"])
+def test_an_entry_with_an_unsafe_path_is_refused(path):
+    line = json.dumps({"path": path, "type": "dir", "mode": 0o755, "uid": 0, "gid": 0,
+                       "mtime_ns": 0, "size": 0}).encode()
+    with pytest.raises(ValueError):
+        decode_entry(line)
+
+
+@pytest.mark.parametrize("change", [
+    {"type": "fifo"}, {"mode": 0o17777}, {"size": -1}, {"mode": "755"}, {"uid": True},
+    {"path_b64": "***"},
+])
+def test_a_malformed_entry_is_refused(change):
+    obj = {"path": "x", "type": "dir", "mode": 0o755, "uid": 0, "gid": 0, "mtime_ns": 0,
+           "size": 0}
+    obj.update(change)
+    if "path_b64" in change:
+        del obj["path"]
+    with pytest.raises(ValueError):
+        decode_entry(json.dumps(obj).encode())
+
+
+def test_a_file_whose_size_does_not_match_its_content_is_refused():
+    line = encode_entry(Entry(b"f", FILE, 0o644, 0, 0, 0, 3, blob=BlobRef(3, (("aa", 3),))))
+    obj = json.loads(line)
+    obj["size"] = 4
+    with pytest.raises(ValueError):
+        decode_entry(json.dumps(obj).encode())
+
+
+def test_a_tree_without_its_root_first_is_damaged():
+    data = encode_entry(Entry(b"a", DIR, 0o755, 0, 0, 0, 0))
+    with pytest.raises(IntegrityError, match="mount root"):
+        _decode(data)
+    with pytest.raises(IntegrityError, match="empty"):
+        _decode(b"")
+
+
+def test_a_tree_out_of_order_or_with_duplicates_is_damaged():
+    a = Entry(b"a", DIR, 0o755, 0, 0, 0, 0)
+    b = Entry(b"b", DIR, 0o755, 0, 0, 0, 0)
+    for lines in ([ROOT, b, a], [ROOT, a, a]):
+        with pytest.raises(IntegrityError, match="out of order"):
+            _decode(b"".join(encode_entry(e) for e in lines))
+
+
+def test_an_entry_inside_something_that_is_not_a_listed_directory_is_damaged():
+    f = Entry(b"f", FILE, 0o644, 0, 0, 0, 0, blob=BlobRef(0, ()))
+    for lines in ([ROOT, f, Entry(b"f/x", DIR, 0o755, 0, 0, 0, 0)],
+                  [ROOT, Entry(b"d/x", DIR, 0o755, 0, 0, 0, 0)]):
+        with pytest.raises(IntegrityError, match="parent"):
+            _decode(b"".join(encode_entry(e) for e in lines))
+
+
+def test_a_garbled_line_is_damage_naming_its_line_number():
+    with pytest.raises(IntegrityError, match="line 2"):
+        _decode(encode_entry(ROOT) + b"{not json\n")
