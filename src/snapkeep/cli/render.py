@@ -76,6 +76,8 @@ class ActivityDisplay:
         self.percent = 0.0
         self._progress: Progress | None = None
         self._task = None
+        self.activity = None
+        self.finished = False
 
     def __enter__(self) -> ActivityDisplay:
         if self.live:
@@ -103,6 +105,7 @@ class ActivityDisplay:
             self._progress.update(self._task, completed=percent)
 
     def finish(self, state: str) -> None:
+        self.finished = True
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
@@ -111,5 +114,7 @@ class ActivityDisplay:
         say(f"[{'=' * filled}{' ' * (28 - filled)}] {secs} secs ({state})")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        if self._progress is not None:
+        if not self.finished:
             self.finish("failed" if exc_type else "complete")
+            if exc_type and self.activity is not None:
+                say(f"Activity {self.activity.id} failed")

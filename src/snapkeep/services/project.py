@@ -50,13 +50,13 @@ def render_config(project_id: str, plan: str, env_name: str, env_type: str, root
     return f"""# snapkeep project configuration. Docs: README.md, "Configuration".
 [project]
 id = "{project_id}"
-plan = "{plan}"                 # starter | pro
+plan = "{plan}"  # starter | pro
 # repository = "{STATE_DIR}/repository"   (the default)
 # restore_window_days = 7
 
 [environments.{env_name}]
-type = "{env_type}"             # production | staging | development
-root = "{root}"                 # the app root; mounts are relative to it
+type = "{env_type}"  # production | staging | development
+root = "{root}"  # the app root; mounts are relative to it
 mounts = [{quoted}]
 {db_line}
 # The password may be in the URL or in SNAPKEEP_DB_PASSWORD.

@@ -10,6 +10,8 @@ A few need a *codec* (an expression on the way out, a ``SET`` on the way in):
 - ``float``: the text protocol prints FLOAT with ~6 digits, so it leaves as
   ``CAST(col AS DOUBLE)`` (exact: every float is a double) and is stored back from that.
 - ``bit``: BIT leaves as an integer (``col + 0``) and is stored back from it.
+- ``text``: types from plugins (UUID, INET6, INET4) read binary input as their packed
+  form, so their text form is loaded through ``CONVERT(@v USING utf8mb4)``.
 - ``enum``/``set``: leave as their index/bitmask (``col + 0``) so an invalid ENUM value
   (index 0, shown as ``''``) and a real ``''`` member, or numeric-looking members, stay
   apart; stored back with ``CAST(@v AS UNSIGNED)``.
@@ -28,7 +30,17 @@ PLAIN = "plain"
 FLOAT = "float"
 BIT = "bit"
 INDEX = "index"  # ENUM and SET
-CODECS = (PLAIN, FLOAT, BIT, INDEX)
+TEXT = "text"  # plugin types (UUID, INET6, INET4): binary input would mean their packed form
+CODECS = (PLAIN, FLOAT, BIT, INDEX, TEXT)
+
+# Types whose text form LOAD DATA ... CHARACTER SET binary reads back as-is.
+_BUILTIN = frozenset([
+    "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric",
+    "double", "real", "year", "date", "datetime", "timestamp", "time", "char", "varchar",
+    "binary", "varbinary", "tinytext", "text", "mediumtext", "longtext", "tinyblob", "blob",
+    "mediumblob", "longblob", "json", "geometry", "point", "linestring", "polygon", "multipoint",
+    "multilinestring", "multipolygon", "geometrycollection",
+])
 
 LOAD_FORMAT = ("CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
                "LINES TERMINATED BY '\\n'")
@@ -43,6 +55,8 @@ def codec_for(data_type: str) -> str:
         return BIT
     if t in ("enum", "set"):
         return INDEX
+    if t not in _BUILTIN:
+        return TEXT
     return PLAIN
 
 
@@ -82,6 +96,8 @@ def load_clause(columns: list[Column]) -> str:
         targets.append(var)
         if col.codec == FLOAT:
             sets.append(f"{quote_ident(col.name)} = CAST({var} AS DOUBLE)")
+        elif col.codec == TEXT:
+            sets.append(f"{quote_ident(col.name)} = CONVERT({var} USING utf8mb4)")
         else:
             sets.append(f"{quote_ident(col.name)} = CAST({var} AS UNSIGNED)")
     clause = "(" + ", ".join(targets) + ")"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pymysql
+from pymysql.converters import escape_string
 
 from snapkeep.engines.mysql.connect import Connection, query, query_text, quote_ident
 from snapkeep.engines.mysql.encoding import python_codec
@@ -69,14 +70,32 @@ def create_views(conn: Connection, views: list[dict[str, Any]]) -> None:
         pending = deferred
 
 
-def create_all(conn: Connection, db: str, objs: dict[str, Any], reporter: Reporter) -> None:
-    """Routines, then views, then triggers, then events, into ``db`` (the default database)."""
+def create_all(conn: Connection, db: str, objs: dict[str, Any], reporter: Reporter,
+               database: dict[str, str]) -> None:
+    """Routines, views, triggers, events into ``db`` (the default database), then set the
+    database's charset, collation and comment to ``database``.
+
+    Routines, triggers and events remember the database collation they were created
+    under, so the database is switched to it around each one that had another.
+    """
+    current = [""]
+
+    def under_collation(obj: dict[str, Any]) -> None:
+        wanted = obj.get("database_collation") or database["collation"]
+        if wanted != current[0]:
+            query(conn, f"ALTER DATABASE {quote_ident(db)} COLLATE {wanted}")
+            current[0] = wanted
+
     for routine in objs["routines"]:
+        under_collation(routine)
         execute_as_created(conn, routine)
+    under_collation({})
     create_views(conn, objs["views"])
     for trigger in objs["triggers"]:
+        under_collation(trigger)
         execute_as_created(conn, trigger)
     for event in objs["events"]:
+        under_collation(event)
         execute_as_created(conn, event)
         still = query(conn, "SELECT 1 FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s "
                             "AND EVENT_NAME = %s", (db, event["name"]))
@@ -84,6 +103,9 @@ def create_all(conn: Connection, db: str, objs: dict[str, Any], reporter: Report
             reporter.log(f"warning: event {quote_ident(event['name'])} was not restored: its "
                          f"schedule has ended and it is ON COMPLETION NOT PRESERVE, so the server "
                          f"dropped it on creation")
+    query(conn, f"ALTER DATABASE {quote_ident(db)} CHARACTER SET {database['charset']} "
+                f"COLLATE {database['collation']} COMMENT "
+                f"'{escape_string(database.get('comment') or '')}'")
 
 
 def drop_triggers(conn: Connection, db: str) -> None:

@@ -191,14 +191,16 @@ class PreparedRestore:
                 self._rename(pairs)
         except BaseException:
             objs.create_all(conn, live, {"routines": [], "views": [], "events": [],
-                                         "triggers": previous["triggers"]}, self.reporter)
+                                         "triggers": previous["triggers"]}, self.reporter,
+                            previous["database"])
             _drop_db(conn, old)
             raise
         self._state = "swapped"
         try:
-            self._set_database_options(d["charset"], d["collation"], d.get("comment", ""))
             objs.drop_non_tables(conn, live)
-            objs.create_all(conn, live, d, self.reporter)
+            objs.create_all(conn, live, d, self.reporter, {
+                "charset": d["charset"], "collation": d["collation"],
+                "comment": d.get("comment", "")})
         except BaseException:
             self.rollback()
             raise
@@ -208,10 +210,6 @@ class PreparedRestore:
         q = quote_ident
         query(self._conn, "RENAME TABLE " + ", ".join(
             f"{q(a)}.{q(t)} TO {q(b)}.{q(u)}" for a, t, b, u in pairs))
-
-    def _set_database_options(self, charset: str, collation: str, comment: str) -> None:
-        query(self._conn, f"ALTER DATABASE {quote_ident(self.live)} CHARACTER SET {charset} "
-                          f"COLLATE {collation} COMMENT {_literal(comment)}")
 
     # -- endings ---------------------------------------------------------------------------
 
@@ -233,9 +231,7 @@ class PreparedRestore:
             pairs += [(self.old, t, live, t) for t in self._moved_out]
             if pairs:
                 self._rename(pairs)
-            info = previous["database"]
-            self._set_database_options(info["charset"], info["collation"], info["comment"])
-            objs.create_all(conn, live, previous, self.reporter)
+            objs.create_all(conn, live, previous, self.reporter, previous["database"])
             _drop_db(conn, self.shadow)
             _drop_db(conn, self.old)
             if self._created_live:

@@ -131,7 +131,8 @@ def triggers(conn: Connection, db: str) -> list[dict[str, Any]]:
     for name, table in rows:
         r = _show_create(conn, "TRIGGER", name)
         out.append({"name": name, "table": table, "sql_mode": r[1], "create": r[2],
-                    "character_set_client": r[3], "collation_connection": r[4]})
+                    "character_set_client": r[3], "collation_connection": r[4],
+                    "database_collation": r[5]})
     return out
 
 
@@ -150,7 +151,8 @@ def routines(conn: Connection, db: str, reporter: Reporter) -> list[dict[str, An
                                    f"{quote_ident(name)}: the backup user needs SELECT on "
                                    f"mysql.proc or to be its DEFINER")
         out.append({"type": kind, "name": name, "sql_mode": r[1], "create": r[2],
-                    "character_set_client": r[3], "collation_connection": r[4]})
+                    "character_set_client": r[3], "collation_connection": r[4],
+                    "database_collation": r[5]})
     return out
 
 
@@ -161,7 +163,8 @@ def events(conn: Connection, db: str) -> list[dict[str, Any]]:
     for (name,) in rows:
         r = _show_create(conn, "EVENT", name)
         out.append({"name": name, "sql_mode": r[1], "time_zone": r[2], "create": r[3],
-                    "character_set_client": r[4], "collation_connection": r[5]})
+                    "character_set_client": r[4], "collation_connection": r[5],
+                    "database_collation": r[6]})
     return out
 
 

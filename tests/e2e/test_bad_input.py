@@ -1,0 +1,118 @@
+"""Every refusal is one line naming the problem, a non-zero exit, and never a traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+from tests.helpers.shop import Cli, cli_env
+
+
+def one_line_error(res, *fragments: str) -> None:
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.startswith("snapkeep:")]
+    assert len(lines) == 1, res.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def edit_config(root: Path, old: str, new: str) -> None:
+    p = root / "snapkeep.toml"
+    text = p.read_text()
+    assert old in text
+    p.write_text(text.replace(old, new))
+
+
+def test_no_config_file(tmp_path):
+    res = Cli(tmp_path, cli_env()).run("snapshot:list", check=False)
+    one_line_error(res, "no snapkeep.toml found", "snapkeep init")
+
+
+def test_unknown_environment(shop):
+    cli, _root, _db = shop
+    one_line_error(cli.run("snapshot:create", "-e", "nope", check=False),
+                   "unknown environment 'nope'", "develop-branch")
+
+
+def test_wrong_project(shop):
+    cli, _root, _db = shop
+    one_line_error(cli.run("snapshot:list", "-p", "other", check=False),
+                   "project 'other' does not match", "shop")
+
+
+def test_unknown_snapshot_id(shop):
+    cli, _root, _db = shop
+    one_line_error(cli.run("snapshot:restore", "nosuchsnap", "-y", check=False),
+                   "snapshot nosuchsnap does not exist", "snapshot:list")
+
+
+def test_expired_snapshot_is_listed_not_restorable_and_refused_with_its_date(shop):
+    cli, root, _db = shop
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    manifest = root / ".snapkeep" / "repository" / "snapshots" / f"{snap}.json"
+    data = json.loads(manifest.read_text())
+    data["expires_at"] = "2026-01-02T03:04:05+00:00"
+    manifest.write_text(json.dumps(data))
+    with sqlite3.connect(root / ".snapkeep" / "catalog.db") as c:  # drop the cached listing
+        c.execute("DELETE FROM snapshots")
+    listing = json.loads(cli.run("snapshot:list", "--format", "json").stdout)
+    assert listing[0]["restorable"] is False
+    one_line_error(cli.run("snapshot:restore", snap, "-y", check=False),
+                   f"snapshot {snap} expired on 2026-01-02T03:04:05+00:00")
+
+
+def test_inactive_environment_refuses_snapshots_until_activated(shop):
+    cli, _root, _db = shop
+    cli.run("environment:deactivate")
+    one_line_error(cli.run("snapshot:create", check=False), "inactive", "environment:activate")
+    envs = json.loads(cli.run("environment:list", "--format", "json").stdout)
+    assert envs[0]["status"] == "inactive"
+    cli.run("environment:activate")
+    cli.run("snapshot:create", "--live")
+
+
+def test_database_unreachable(shop):
+    cli, root, db = shop
+    text = (root / "snapkeep.toml").read_text()
+    (root / "snapkeep.toml").write_text(re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:9", text))
+    res = cli.run("snapshot:create", check=False)
+    one_line_error(res, "127.0.0.1:9")
+    assert json.loads(cli.run("snapshot:list", "--format", "json").stdout) == []
+
+
+def test_wrong_password_is_named_but_never_shown(shop, mariadb):
+    cli, root, db = shop
+    with mariadb.connect().cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'shopuser'@'%' IDENTIFIED BY 'right-horse'")
+        cur.execute(f"GRANT ALL ON `{db}`.* TO 'shopuser'@'%'")
+    edit_config(root, "mysql://root@", "mysql://shopuser@")
+    cli.env["SNAPKEEP_DB_PASSWORD"] = "Wrong-Battery-Staple"
+    res = cli.run("snapshot:create", check=False)
+    one_line_error(res, "shopuser")
+    assert "Wrong-Battery-Staple" not in res.stderr + res.stdout
+    log = cli.run("activity:list", "--format", "json").stdout
+    assert "Wrong-Battery-Staple" not in log
+    cli.env["SNAPKEEP_DB_PASSWORD"] = "right-horse"
+    cli.run("snapshot:create", "--live")
+
+
+def test_a_mount_that_does_not_exist(shop):
+    cli, root, _db = shop
+    edit_config(root, '"app/etc"', '"app/etc", "pub/missing"')
+    one_line_error(cli.run("snapshot:create", check=False), "mount pub/missing", "does not exist")
+
+
+def test_pro_staging_gets_automatic_backups_not_manual_snapshots(shop):
+    cli, root, _db = shop
+    edit_config(root, 'plan = "starter"', 'plan = "pro"')
+    edit_config(root, 'type = "development"', 'type = "staging"')
+    one_line_error(cli.run("snapshot:create", check=False), "Pro staging", "automatic backups")
+
+
+def test_a_bad_list_format_is_a_usage_error(shop):
+    cli, _root, _db = shop
+    res = cli.run("snapshot:list", "--format", "xml", check=False)
+    assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -1,0 +1,141 @@
+"""Processes killed with SIGKILL part-way never leave a listed snapshot, a paused shop or a
+half-restored environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.shop import checksums, tree
+
+BIG_MB = 200
+
+
+def wait_for(cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def chunk_count(root: Path) -> int:
+    return sum(1 for p in (root / ".snapkeep" / "repository" / "data").rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def big_shop(shop):
+    cli, root, db = shop
+    media = root / "pub" / "media"
+    with open(media / "big.bin", "wb") as f:
+        for i in range(BIG_MB):
+            f.write(i.to_bytes(4, "little") * (1 << 18))  # distinct 1 MiB pieces
+    return cli, root, db
+
+
+def test_a_snapshot_killed_part_way_is_not_listed_and_the_pause_is_lifted(big_shop):
+    cli, root, _db = big_shop
+    flag = root / "var" / ".maintenance.flag"
+    start_chunks = chunk_count(root)
+    proc = cli.popen("snapshot:create")
+    wait_for(lambda: flag.exists() and chunk_count(root) > start_chunks + 5,
+             "the snapshot to be paused and writing")
+    proc.kill()
+    proc.wait()
+    # The guard lifts the pause straight away, without another command.
+    wait_for(lambda: not flag.exists(), "the guard to lift the pause", timeout=30)
+    assert json.loads(cli.run("snapshot:list", "--format", "json").stdout) == []
+    acts = json.loads(cli.run("activity:list", "--format", "json").stdout)
+    assert acts[0]["state"] == "complete" and acts[0]["result"] == "failure"
+    assert "interrupted" in acts[0]["error"]
+    # The environment is usable again at once.
+    res = cli.run("snapshot:create")
+    assert "Snapshot name:" in res.stdout
+
+
+def test_the_next_command_lifts_a_pause_whose_guard_is_gone_too(big_shop):
+    cli, root, _db = big_shop
+    flag = root / "var" / ".maintenance.flag"
+    proc = cli.popen("snapshot:create")
+    wait_for(flag.exists, "the pause")
+    # Kill the command and its guard together.
+    guards = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+              and b"snapkeep.worker.guard" in _cmdline(p)]
+    for g in guards:
+        os.kill(int(g.name), signal.SIGKILL)
+    proc.kill()
+    proc.wait()
+    time.sleep(0.5)
+    assert flag.exists()  # nobody lifted it yet
+    cli.run("activity:list")
+    assert not flag.exists()
+
+
+def _cmdline(p: Path) -> bytes:
+    try:
+        return (p / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(big_shop, mariadb):
+    cli, root, db = big_shop
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    conn = mariadb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM sales_order WHERE entity_id < 50")
+        cur.execute("CREATE TABLE added_later (id INT PRIMARY KEY)")
+    (root / "pub" / "media" / "big.bin").write_bytes(b"replaced")
+    (root / "var" / "log" / "system.log").write_text("after the snapshot\n")
+    db_before = checksums(conn, db)
+    files_before = {m: tree(root / m) for m in ("var", "pub/media", "app/etc")}
+
+    proc = cli.popen("snapshot:restore", snap, "--yes")
+    wait_for(lambda: any(p.name.startswith(".media.snapkeep-staging")
+                         for p in (root / "pub").iterdir()), "the restore to stage pub/media")
+    time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+
+    assert checksums(conn, db) == db_before
+    assert {m: tree(root / m) for m in ("var", "pub/media", "app/etc")} == files_before
+
+    # The next restore cleans up what the killed one left, and completes.
+    cli.run("snapshot:restore", snap, "--yes")
+    assert not [p for p in (root / "pub").iterdir() if "snapkeep" in p.name]
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        assert not [d for (d,) in cur.fetchall() if d != db and d.startswith(db)]
+        cur.execute("SELECT COUNT(*) FROM sales_order WHERE entity_id < 50")
+        assert cur.fetchone()[0] == 49
+    assert (root / "pub" / "media" / "big.bin").stat().st_size == BIG_MB << 20
+    conn.close()
+
+
+def test_a_damaged_snapshot_stops_the_restore_before_anything_is_touched(shop, mariadb):
+    cli, root, db = shop
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    conn = mariadb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE catalog_product_entity SET sku = 'changed'")
+    db_before = checksums(conn, db)
+    files_before = tree(root / "pub" / "media")
+    chunks = sorted(p for p in (root / ".snapkeep" / "repository" / "data").rglob("*")
+                    if p.is_file())
+    for p in chunks:  # damage every chunk: whichever is read first fails
+        raw = bytearray(p.read_bytes())
+        raw[-1] ^= 0x55
+        p.write_bytes(bytes(raw))
+    res = cli.run("snapshot:restore", snap, "--yes", check=False)
+    assert res.returncode != 0
+    assert "does not match its hash" in res.stderr or "cannot be decompressed" in res.stderr
+    assert checksums(conn, db) == db_before
+    assert tree(root / "pub" / "media") == files_before
+    conn.close()

@@ -1,0 +1,97 @@
+"""What a database looks like, for comparing a restore with its original.
+
+``db_state(conn, db)`` collects ``SHOW CREATE DATABASE``, every table's ``SHOW CREATE``,
+``CHECKSUM TABLE … EXTENDED``, row count and AUTO_INCREMENT, every view, trigger,
+procedure, function, event and sequence definition (with their sql_mode and charset
+context), and the sequences' state. Two states compare equal with ``==``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _rows(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def db_state(conn: Any, db: str) -> dict[str, Any]:
+    conn.select_db(db)
+    state: dict[str, Any] = {"database": _rows(conn, f"SHOW CREATE DATABASE {q(db)}")[0][1]}
+    listed = _rows(conn, "SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM "
+                         "information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
+                   (db,))
+    tables: dict[str, Any] = {}
+    for name, kind, auto_inc in listed:
+        if kind == "BASE TABLE":
+            tables[name] = {
+                "create": _rows(conn, f"SHOW CREATE TABLE {q(name)}")[0][1],
+                "checksum": _rows(conn, f"CHECKSUM TABLE {q(name)} EXTENDED")[0][1],
+                "rows": _rows(conn, f"SELECT COUNT(*) FROM {q(name)}")[0][0],
+                "auto_increment": auto_inc,
+            }
+        elif kind == "SEQUENCE":
+            tables[name] = {"create": _rows(conn, f"SHOW CREATE SEQUENCE {q(name)}")[0][1],
+                            "state": _rows(conn, f"SELECT * FROM {q(name)}")}
+        elif kind == "VIEW":
+            tables[name] = {"view": _rows(conn, f"SHOW CREATE VIEW {q(name)}")[0]}
+    state["tables"] = tables
+    state["triggers"] = {
+        name: _rows(conn, f"SHOW CREATE TRIGGER {q(name)}")[0][:6]  # without "Created"
+        for (name,) in _rows(conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                                   "WHERE TRIGGER_SCHEMA = %s", (db,))}
+    state["trigger_order"] = _rows(conn, "SELECT EVENT_OBJECT_TABLE, ACTION_TIMING, "
+                                         "EVENT_MANIPULATION, ACTION_ORDER, TRIGGER_NAME FROM "
+                                         "information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+                                         "ORDER BY 1, 2, 3, 4", (db,))
+    state["routines"] = {
+        (kind, name): _rows(conn, f"SHOW CREATE {kind} {q(name)}")[0]
+        for kind, name in _rows(conn, "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM "
+                                      "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
+                                (db,))}
+    state["events"] = {
+        name: _rows(conn, f"SHOW CREATE EVENT {q(name)}")[0]
+        for (name,) in _rows(conn, "SELECT EVENT_NAME FROM information_schema.EVENTS "
+                                   "WHERE EVENT_SCHEMA = %s", (db,))}
+    return state
+
+
+def databases(conn: Any) -> set[str]:
+    return {r[0] for r in _rows(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")}
+
+
+def load_sql_file(server: Any, db: str, path: Path) -> None:
+    """Run a .sql file with the mariadb client into ``db``; raise on any client error."""
+    with path.open("rb") as f:
+        res = subprocess.run([*server.client_args(), "--default-character-set=utf8mb4", db],
+                             stdin=f, capture_output=True, check=False)
+    err = res.stderr.decode(errors="replace")
+    if res.returncode != 0 or "ERROR" in err:
+        raise AssertionError(f"loading {path.name} failed:\n{err[-3000:]}")
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two states differ, as readable lines (empty when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a or key not in b:
+                out.append(f"{path}/{key}: only in {'second' if key not in a else 'first'}")
+            else:
+                out += differences(a[key], b[key], f"{path}/{key}")
+        return out
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def assert_same(actual: dict[str, Any], expected: dict[str, Any], what: str = "") -> None:
+    diff = differences(actual, expected)
+    if diff:
+        raise AssertionError(f"{what} differs:\n" + "\n".join(line[:600] for line in diff))
