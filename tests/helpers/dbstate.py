@@ -8,6 +8,7 @@ context), and the sequences' state. Two states compare equal with ``==``.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,16 @@ def db_state(conn: Any, db: str) -> dict[str, Any]:
     listed = _rows(conn, "SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM "
                          "information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
                    (db,))
+    virtual = {r[0] for r in _rows(conn, "SELECT DISTINCT TABLE_NAME FROM "
+                                         "information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                                         "AND EXTRA LIKE 'VIRTUAL%%'", (db,))}
     tables: dict[str, Any] = {}
     for name, kind, auto_inc in listed:
         if kind == "BASE TABLE":
             tables[name] = {
                 "create": _rows(conn, f"SHOW CREATE TABLE {q(name)}")[0][1],
-                "checksum": _rows(conn, f"CHECKSUM TABLE {q(name)} EXTENDED")[0][1],
+                "checksum": (_content_digest(conn, name) if name in virtual else
+                             _rows(conn, f"CHECKSUM TABLE {q(name)} EXTENDED")[0][1]),
                 "rows": _rows(conn, f"SELECT COUNT(*) FROM {q(name)}")[0][0],
                 "auto_increment": auto_inc,
             }
@@ -62,6 +67,14 @@ def db_state(conn: Any, db: str) -> dict[str, Any]:
         for (name,) in _rows(conn, "SELECT EVENT_NAME FROM information_schema.EVENTS "
                                    "WHERE EVENT_SCHEMA = %s", (db,))}
     return state
+
+
+def _content_digest(conn: Any, table: str) -> str:
+    """CHECKSUM TABLE also hashes the record buffer of VIRTUAL columns, which MariaDB does
+    not keep stable for rows written by UPDATE (the same rows copied by INSERT … SELECT
+    checksum differently), so such tables are compared by their content instead."""
+    rows = _rows(conn, f"SELECT * FROM {q(table)}")
+    return hashlib.sha256(repr(sorted(rows, key=repr)).encode()).hexdigest()
 
 
 def databases(conn: Any) -> set[str]:
