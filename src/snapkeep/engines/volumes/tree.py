@@ -1,4 +1,4 @@
-"""The entry model of a mount snapshot and its JSON-lines encoding (tree format 1).
+"""The entry model of a mount snapshot and its JSON-lines encoding (tree format 2).
 
 A tree is one blob of UTF-8 JSON lines, one ``Entry`` per line, in **tree order**:
 sorted by the path's components compared as raw bytes, so the mount root (path ``""``)
@@ -13,13 +13,19 @@ Keys of one line:
 - ``mode`` (permission bits including setuid/setgid/sticky, ``stat.S_IMODE``), ``uid``,
   ``gid``, ``mtime_ns`` (integer nanoseconds), ``size`` (bytes; 0 for directories, the
   target's length for symlinks).
-- files: ``blob``, the content's ``BlobRef`` JSON (``{"size": n, "chunks": [[id, n], ...]}``).
+- files: ``blob``, the content's ``BlobRef`` JSON (``{"size": n, "chunks": [[id, n], ...]}``);
+  since format 2 also, when known, ``ino`` (inode number) and ``ctime_ns`` (status change
+  time, integer nanoseconds): the files cache's keys (see ``walk``). They are omitted for
+  a file whose content may not match them (changed while read, or changed too recently);
+  such an entry, like every format-1 entry, simply never matches the cache.
 - symlinks: ``target``, the link text exactly as stored (never resolved).
 
 Names are bytes on Linux. A path or link target that is valid UTF-8 is stored as a JSON
 string under ``path`` / ``target``; one that is not (e.g. a Latin-1 file name) is stored
 as standard base64 of the raw bytes under ``path_b64`` / ``target_b64`` instead, so every
 reader gets the exact bytes back and the JSON stays valid Unicode.
+
+Format 1 differs only in never having ``ino``/``ctime_ns``, so one decoder reads both.
 
 Decoding validates each line (known type, a relative path without ``.``/``..``/empty
 components, tree order) and raises ``IntegrityError`` on anything else: a restore never
@@ -38,7 +44,8 @@ from typing import IO, Any
 from snapkeep.errors import IntegrityError
 from snapkeep.repository.blobs import BlobRef
 
-TREE_FORMAT = 1
+TREE_FORMAT = 2
+READABLE_FORMATS = frozenset({1, 2})
 DIR, FILE, SYMLINK = "dir", "file", "symlink"
 TYPES = frozenset({DIR, FILE, SYMLINK})
 
@@ -54,6 +61,8 @@ class Entry:
     size: int
     target: bytes | None = None  # symlinks only
     blob: BlobRef | None = None  # files only
+    ino: int | None = None  # files only, the files cache's keys; None: never matches
+    ctime_ns: int | None = None
 
     @property
     def parts(self) -> tuple[bytes, ...]:
@@ -93,6 +102,8 @@ def encode_entry(entry: Entry) -> bytes:
         _put_bytes(obj, "target", entry.target or b"")
     if entry.type == FILE:
         obj["blob"] = (entry.blob or BlobRef(0, ())).to_json()
+        if entry.ino is not None and entry.ctime_ns is not None:
+            obj["ino"], obj["ctime_ns"] = entry.ino, entry.ctime_ns
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text.encode("ascii") + b"\n"
 
@@ -129,7 +140,7 @@ def decode_entry(line: bytes) -> Entry:
         mode, uid, gid, mtime_ns, size = ints
         if not 0 <= mode <= 0o7777 or size < 0:
             raise ValueError("mode or size out of range")
-        target = blob = None
+        target = blob = ino = ctime_ns = None
         if kind == SYMLINK:
             target = _get_bytes(obj, "target")
             if not target or b"\0" in target:
@@ -138,11 +149,16 @@ def decode_entry(line: bytes) -> Entry:
             blob = BlobRef.from_json(obj["blob"])
             if blob.size != size or sum(n for _, n in blob.chunks) != size:
                 raise ValueError("file size does not match its content")
+            if "ino" in obj or "ctime_ns" in obj:
+                ino, ctime_ns = obj["ino"], obj["ctime_ns"]
+                if not all(isinstance(v, int) and not isinstance(v, bool)
+                           for v in (ino, ctime_ns)) or ino < 0:
+                    raise ValueError("ino or ctime_ns is not a valid integer")
         if path == b"" and kind != DIR:
             raise ValueError("the mount root is not a directory")
     except (KeyError, TypeError, ValueError, binascii.Error) as e:
         raise ValueError(f"invalid tree entry: {e}") from e
-    return Entry(path, kind, mode, uid, gid, mtime_ns, size, target, blob)
+    return Entry(path, kind, mode, uid, gid, mtime_ns, size, target, blob, ino, ctime_ns)
 
 
 def decode_tree(stream: IO[bytes]) -> Iterator[Entry]:
@@ -169,7 +185,8 @@ def decode_tree(stream: IO[bytes]) -> Iterator[Entry]:
             dirs.pop()
         if prev is not None and (not dirs or dirs[-1] != key[:-1]):
             raise IntegrityError(
-                f"the snapshot's file tree lists {entry.path!r} without its parent directory")
+                f"the snapshot's file tree lists {entry.path!r} without its parent directory "
+                "(its parent is missing or is not a directory, e.g. a symlink)")
         if entry.type == DIR:
             dirs.append(key)
         prev = key
