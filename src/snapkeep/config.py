@@ -20,6 +20,9 @@ STATE_DIR = ".snapkeep"
 PLANS = ("starter", "pro")
 ENV_TYPES = ("production", "staging", "development")
 DEFAULT_RESTORE_WINDOW_DAYS = 7
+DEFAULT_KEY_FILE = f"{STATE_DIR}/repository.key"
+STORAGE_OPTIONS = ("endpoint", "region", "access_key_id", "secret_access_key", "session_token")
+RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class EnvironmentConfig:
     database: DatabaseURL | None
     pause_command: str | None = None
     resume_command: str | None = None
+    # keep_last / keep_hourly / keep_daily / keep_weekly / keep_monthly → count
+    retention: dict[str, int] = field(default_factory=dict)
 
     def mount_path(self, mount: str) -> Path:
         return self.root / mount
@@ -87,9 +92,13 @@ class ProjectConfig:
     path: Path  # the snapkeep.toml itself
     id: str
     plan: str
-    repository: str  # a local directory path (absolute) today; s3://… in #3
+    repository: str  # an absolute local directory, or s3://bucket/prefix
     restore_window_days: int
     environments: dict[str, EnvironmentConfig]
+    # [repository]: storage options (endpoint, region, credentials) for s3:// locations
+    repository_options: dict[str, str] = field(default_factory=dict, repr=False)
+    # the master key file; None means the key is unlocked with a passphrase
+    key_file: Path | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -179,6 +188,8 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise ConfigError(f"{where}: `restore_window_days` must be a whole number of days ≥ 1")
 
+    options, key_file = _repository_table(data.get("repository", {}), path)
+
     envs: dict[str, EnvironmentConfig] = {}
     raw_envs = data.get("environments", {})
     if not isinstance(raw_envs, dict):
@@ -201,6 +212,38 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
             database=DatabaseURL.parse(db, where=ew) if db else None,
             pause_command=env.get("pause_command"),
             resume_command=env.get("resume_command"),
+            retention=_retention(env.get("retention", {}), f"{ew}.retention"),
         )
     return ProjectConfig(path=path, id=pid, plan=plan, repository=repo,
-                         restore_window_days=window, environments=envs)
+                         restore_window_days=window, environments=envs,
+                         repository_options=options, key_file=key_file)
+
+
+def _repository_table(table: Any, path: Path) -> tuple[dict[str, str], Path | None]:
+    where = f"{path} [repository]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    options: dict[str, str] = {}
+    key_file: Path | None = None
+    for key, value in table.items():
+        if key == "key_file":
+            key_file = (path.parent / Path(_str(table, key, where)).expanduser()).resolve()
+        elif key in STORAGE_OPTIONS:
+            options[key] = _str(table, key, where)
+        else:
+            raise ConfigError(f"{where}: unknown key `{key}`; use key_file or one of "
+                              f"{', '.join(STORAGE_OPTIONS)}")
+    return options, key_file
+
+
+def _retention(table: Any, where: str) -> dict[str, int]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table of keep_* counts")
+    out: dict[str, int] = {}
+    for key, value in table.items():
+        if key not in RETENTION_KEYS:
+            raise ConfigError(f"{where}: unknown key `{key}`; use {', '.join(RETENTION_KEYS)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{where}: `{key}` must be a whole number ≥ 0")
+        out[key] = value
+    return out

@@ -81,3 +81,28 @@ def test_password_comes_from_url_or_environment_and_never_shows(monkeypatch):
 def test_bad_database_urls_are_refused(url):
     with pytest.raises(ConfigError):
         DatabaseURL.parse(url, where="t")
+
+
+def test_repository_table_takes_storage_options_and_a_key_file(tmp_path):
+    text = GOOD.replace('plan = "starter"', 'plan = "starter"\nrepository = "s3://bkt/shop"') + \
+        '\n[repository]\nendpoint = "http://127.0.0.1:8333"\nregion = "us-east-1"\n' \
+        'key_file = "keys/shop.key"\n'
+    cfg = load_config(str(write(tmp_path, text)))
+    assert cfg.repository == "s3://bkt/shop"
+    assert cfg.repository_options == {"endpoint": "http://127.0.0.1:8333", "region": "us-east-1"}
+    assert cfg.key_file == (tmp_path / "keys" / "shop.key").resolve()
+
+
+def test_unknown_repository_option_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key `bucket`"):
+        load_config(str(write(tmp_path, GOOD + '\n[repository]\nbucket = "x"\n')))
+
+
+def test_retention_counts_are_validated(tmp_path):
+    ok = GOOD + '\n[environments.develop-branch.retention]\nkeep_daily = 7\nkeep_last = 3\n'
+    env = load_config(str(write(tmp_path, ok))).environment("develop-branch")
+    assert env.retention == {"keep_daily": 7, "keep_last": 3}
+    with pytest.raises(ConfigError, match="keep_yearly"):
+        load_config(str(write(tmp_path, ok.replace("keep_last", "keep_yearly"))))
+    with pytest.raises(ConfigError, match="keep_daily"):
+        load_config(str(write(tmp_path, ok.replace("= 7", "= -1"))))

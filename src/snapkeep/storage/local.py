@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from snapkeep.errors import NotFoundError, RepositoryError
+from snapkeep.storage.base import check_key, check_prefix, check_range
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 class LocalBackend:
@@ -18,36 +22,67 @@ class LocalBackend:
         return str(self.root)
 
     def _path(self, key: str) -> Path:
-        if key.startswith("/") or ".." in key.split("/"):
-            raise RepositoryError(f"invalid repository key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
+
+    def _write_error(self, path: Path, e: OSError) -> RepositoryError:
+        if e.errno in _DISK_FULL:
+            return RepositoryError(
+                f"the repository disk at {self.root} is full ({e.strerror}): "
+                "free space or move the repository")
+        return RepositoryError(f"cannot write {path}: {e.strerror or e}")
+
+    def ensure(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._write_error(self.root, e) from e
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Unique per writer: two threads may put the same content-addressed key at once.
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise RepositoryError(f"cannot write {path}: {e.strerror}") from e
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise self._write_error(path, e) from e
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as e:
+            raise self._write_error(path.parent, e) from e
+
+    def _missing(self, key: str) -> NotFoundError:
+        return NotFoundError(f"{key} is not in the repository at {self.root}")
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:
             return path.read_bytes()
-        except FileNotFoundError:
-            raise NotFoundError(f"{key} is not in the repository at {self.root}") from None
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing(key) from None
+        except OSError as e:
+            raise RepositoryError(f"cannot read {path}: {e.strerror}") from e
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        check_range(offset, length)
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                return os.pread(f.fileno(), length, offset) if length else b""
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing(key) from None
         except OSError as e:
             raise RepositoryError(f"cannot read {path}: {e.strerror}") from e
 
@@ -55,15 +90,26 @@ class LocalBackend:
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        base = self._path(prefix) if prefix else self.root
+        check_prefix(prefix)
+        # Walk the deepest directory the prefix names, then filter by the string prefix.
+        directory, _, _ = prefix.rpartition("/")
+        base = self.root / directory if directory else self.root
         if not base.is_dir():
             return
-        for dirpath, _dirs, files in os.walk(base):
+        for dirpath, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:
                 if name.startswith("."):
                     continue  # temp files of an unfinished put
-                full = Path(dirpath) / name
-                yield full.relative_to(self.root).as_posix()
+                key = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except IsADirectoryError:
+            pass
+        except OSError as e:
+            raise RepositoryError(f"cannot delete {path}: {e.strerror}") from e

@@ -4,6 +4,9 @@
 directory on the mount's filesystem (see ``layout``), reading each file from the
 repository with every chunk hash-checked, then sets directory modes and mtimes deepest
 first (so read-only directories and mtimes survive their own contents being written).
+The tree is untrusted data: ``decode_tree`` refuses unsafe paths, and entries are created
+relative to directory descriptors opened with ``O_NOFOLLOW`` (``_Builder.materialize``),
+so no entry is ever written through a symlink or outside the staging directory.
 Ownership is restored only when running as root; otherwise files belong to the restoring
 user. Any failure (damaged chunk, full disk, interrupt) removes the staging directory and
 re-raises: the live mount is never touched before ``PreparedMountRestore.swap``.
@@ -15,6 +18,7 @@ import io
 import os
 import shutil
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +33,22 @@ from snapkeep.engines.volumes.layout import (
     sibling,
 )
 from snapkeep.engines.volumes.swap import PreparedMountRestore, cleanup_leftovers
-from snapkeep.engines.volumes.tree import DIR, SYMLINK, TREE_FORMAT, Entry, decode_tree
+from snapkeep.engines.volumes.tree import DIR, READABLE_FORMATS, SYMLINK, Entry, decode_tree
 from snapkeep.errors import ConfigError, IntegrityError, RepositoryError, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _unsafe(name: bytes) -> bool:
+    return name in (b"", b".", b"..") or b"/" in name or b"\0" in name
 
 
 def _tree_ref(description: dict[str, Any]) -> BlobRef:
     try:
-        if description["kind"] != "volume" or description["format"] != TREE_FORMAT:
+        if description["kind"] != "volume" or description["format"] not in READABLE_FORMATS:
             raise ValueError(f"kind {description['kind']!r}, format {description['format']!r}")
         return BlobRef.from_json(description["tree"])
     except (KeyError, TypeError, ValueError) as e:
@@ -73,36 +82,71 @@ class _Builder:
             "free space or fix permissions on the mount's filesystem and retry")
 
     def build(self, ref: BlobRef) -> Entry:
-        root: Entry | None = None
         with io.BufferedReader(self.repo.open_blob(ref), 1 << 16) as stream:
-            for entry in decode_tree(stream):
-                if entry.path == b"":
+            return self.materialize(decode_tree(stream))
+
+    def materialize(self, entries: Iterable[Entry]) -> Entry:
+        """Create ``entries`` (tree order) in staging; return the root entry.
+
+        A second line of defence behind ``decode_tree``: every entry is created by a single
+        safe name relative to the open descriptor of its parent directory, itself created
+        here and opened with ``O_NOFOLLOW``; an entry whose parent is not such a directory
+        (a symlink entry, a file, a missing one) is IntegrityError naming it. So whatever
+        the tree says, nothing is written outside the staging directory.
+        """
+        root: Entry | None = None
+        stack: list[tuple[tuple[bytes, ...], int]] = [((), os.open(self.base, _DIR_FLAGS))]
+        try:
+            for entry in entries:
+                if entry.path == b"" and root is None and len(self.dirs) == 0:
                     root = entry
                     continue
+                parts = entry.parts
+                if root is None or not parts or any(_unsafe(p) for p in parts):
+                    raise IntegrityError(
+                        f"the snapshot's file tree names the unsafe path "
+                        f"{printable(entry.path)!r}; refusing to restore it")
+                while len(stack) > 1 and stack[-1][0] != parts[: len(stack[-1][0])]:
+                    os.close(stack.pop()[1])
+                if stack[-1][0] != parts[:-1]:
+                    raise IntegrityError(
+                        f"the snapshot's file tree puts {printable(entry.path)!r} inside "
+                        "something that is not a directory restored before it (e.g. a "
+                        "symlink); refusing to restore it")
                 try:
-                    self.create(entry)
+                    child_fd = self.create(stack[-1][1], parts[-1], entry)
                 except OSError as e:
                     raise self.unwritable(self.path(entry.path), e) from e
-        assert root is not None  # decode_tree guarantees the root entry
+                if child_fd is not None:
+                    stack.append((parts, child_fd))
+        finally:
+            for _, fd in stack:
+                os.close(fd)
+        if root is None:
+            raise IntegrityError("the snapshot's file tree is empty (no mount root)")
         return root
 
-    def create(self, entry: Entry) -> None:
-        p = self.path(entry.path)
+    def create(self, dir_fd: int, name: bytes, entry: Entry) -> int | None:
+        """Create one entry as ``name`` in ``dir_fd``; a directory's open descriptor."""
         if entry.type == DIR:
-            os.mkdir(p, 0o700)
+            os.mkdir(name, 0o700, dir_fd=dir_fd)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
             self.dirs.append(entry)
-        elif entry.type == SYMLINK:
+            return fd
+        if entry.type == SYMLINK:
             assert entry.target is not None
-            os.symlink(entry.target, p)
+            os.symlink(entry.target, name, dir_fd=dir_fd)
             if self.as_root:
-                os.lchown(p, entry.uid, entry.gid)
-            os.utime(p, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
-        else:
-            self.write_file(p, entry)
+                os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+            os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd,
+                     follow_symlinks=False)
+            return None
+        self.write_file(dir_fd, name, entry)
+        return None
 
-    def write_file(self, p: bytes, entry: Entry) -> None:
+    def write_file(self, dir_fd: int, name: bytes, entry: Entry) -> None:
         assert entry.blob is not None
-        fd = os.open(p, _NEW_FILE, 0o600)
+        fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
         try:
             written = 0
             for chunk in self.repo.open_blob(entry.blob).iter_chunks():

@@ -8,26 +8,60 @@ by one directory listing per level plus one chunk of file content.
 In live mode files may vanish or change while being read: a vanished entry is logged and
 left out; a file that changed while read is logged and stored as it was read. A file or
 directory that cannot be read is ``ServiceUnavailable`` naming it.
+
+**Files cache.** Given the previous snapshot of the same mount (``parent``), its tree is
+loaded into a dict (path → entry) and a regular file whose path, inode, size, mtime and
+ctime all equal the parent entry's is not opened: the parent's content ``BlobRef`` is
+reused, so re-snapshotting an unchanged tree costs one ``lstat`` per entry. The ctime
+cannot be set by users, so a file replaced or rewritten with its size and mtime restored
+still misses the cache. Two guards keep a stale blob from being reused:
+
+- a file that changed while it was read is recorded without cache keys;
+- so is a file whose ctime lies within ``RACY_WINDOW_NS`` before the moment it was read
+  ("racily clean", as git calls it): filesystems stamp times from a coarse clock, so a
+  write landing in the same clock tick right after the read would leave size, mtime and
+  ctime unchanged. Such a file is simply read again by the next snapshot.
+
+A parent tree that cannot be read or decoded is logged and ignored (every file is read);
+a bad cache never fails a snapshot. Each reused blob is announced to the repository
+through ``repo.add_ref(ref)`` when the repository object has that method (a snapshot
+session must know every blob the snapshot references).
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from snapkeep.engines.volumes.layout import is_inner_name, printable, resolve_mount
-from snapkeep.engines.volumes.tree import DIR, FILE, SYMLINK, TREE_FORMAT, Entry, encode_entry
-from snapkeep.errors import ConfigError, ServiceUnavailable
+from snapkeep.engines.volumes.tree import (
+    DIR,
+    FILE,
+    READABLE_FORMATS,
+    SYMLINK,
+    TREE_FORMAT,
+    Entry,
+    decode_tree,
+    encode_entry,
+)
+from snapkeep.errors import ConfigError, ServiceUnavailable, SnapkeepError
 from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef
 
 PIECE = 1 << 20  # bytes read from a file at a time
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A file whose ctime is this close to (or after) the start of its read is not cacheable.
+RACY_WINDOW_NS = 1_000_000_000
+
+# What the files cache keeps per file of the parent tree: (ino, size, mtime_ns, ctime_ns, blob)
+_Cached = tuple[int, int, int, int, BlobRef]
 
 
 def measure_mount(mount_dir: Path) -> int:
@@ -62,13 +96,39 @@ def _normalize(rel: str | bytes) -> bytes:
     return b"/".join(parts)
 
 
+def _load_cache(parent: dict[str, Any] | None, repo: Any, reporter: Reporter
+                ) -> dict[bytes, _Cached]:
+    """The parent tree's cacheable files; empty (with a log line) if it cannot be read."""
+    if parent is None:
+        return {}
+    cache: dict[bytes, _Cached] = {}
+    try:
+        if parent.get("kind") != "volume" or parent.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"kind {parent.get('kind')!r}, format {parent.get('format')!r}")
+        ref = BlobRef.from_json(parent["tree"])
+        with io.BufferedReader(repo.open_blob(ref), 1 << 16) as stream:
+            for e in decode_tree(stream):
+                if e.type == FILE and e.ino is not None and e.ctime_ns is not None \
+                        and e.blob is not None:
+                    cache[e.path] = (e.ino, e.size, e.mtime_ns, e.ctime_ns, e.blob)
+    except (SnapkeepError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:
+        reporter.log(f"the previous snapshot's file list cannot be used ({e}); "
+                     "reading every file")
+        return {}
+    return cache
+
+
 class _Walk:
-    def __init__(self, root: Path, repo: Any, reporter: Reporter, exclude: frozenset[bytes]):
+    def __init__(self, root: Path, repo: Any, reporter: Reporter, exclude: frozenset[bytes],
+                 cache: dict[bytes, _Cached]):
         self.root = root
         self.repo = repo
         self.reporter = reporter
         self.exclude = exclude
-        self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0}
+        self.cache = cache
+        self.add_ref = getattr(repo, "add_ref", None)
+        self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0,
+                       "reused": 0, "reused_bytes": 0}
 
     def where(self, rel: bytes) -> str:
         return printable(os.path.join(os.fsencode(self.root), rel) if rel else self.root)
@@ -151,12 +211,31 @@ class _Walk:
             return Entry(rel, SYMLINK, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
                          st.st_mtime_ns, len(target), target=target), None
         if stat.S_ISREG(st.st_mode):
-            return self.file(dir_fd, name, rel), None
+            return self.reuse(rel, st) or self.file(dir_fd, name, rel), None
         self.reporter.log(f"skipped {self.where(rel)}: sockets, FIFOs and devices are not "
                           "part of a snapshot")
         return None, None
 
+    def reuse(self, rel: bytes, st: os.stat_result) -> Entry | None:
+        """The entry with the parent's content if the file is unchanged since it; else None."""
+        cached = self.cache.get(rel)
+        if cached is None or cached[:4] != (st.st_ino, st.st_size, st.st_mtime_ns,
+                                            st.st_ctime_ns):
+            return None
+        blob = cached[4]
+        if self.add_ref is not None:
+            self.add_ref(blob)
+        self.counts["files"] += 1
+        self.counts["bytes"] += st.st_size
+        self.counts["reused"] += 1
+        self.counts["reused_bytes"] += st.st_size
+        self.reporter.advance(st.st_size)
+        return Entry(rel, FILE, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                     st.st_mtime_ns, st.st_size, blob=blob, ino=st.st_ino,
+                     ctime_ns=st.st_ctime_ns)
+
     def file(self, dir_fd: int, name: bytes, rel: bytes) -> Entry | None:
+        started_ns = time.time_ns()
         try:
             fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
         except FileNotFoundError:
@@ -185,27 +264,40 @@ class _Walk:
             after = os.fstat(fd)
         finally:
             os.close(fd)
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) \
-                or size != before.st_size:
+        changed = size != before.st_size or _keys(after) != _keys(before)
+        if changed:
             self.reporter.log(f"{self.where(rel)} changed while it was read; stored as read")
         self.counts["files"] += 1
         self.counts["bytes"] += size
+        cacheable = not changed and before.st_ctime_ns < started_ns - RACY_WINDOW_NS
         return Entry(rel, FILE, stat.S_IMODE(before.st_mode), before.st_uid, before.st_gid,
-                     before.st_mtime_ns, size, blob=ref)
+                     before.st_mtime_ns, size, blob=ref,
+                     ino=before.st_ino if cacheable else None,
+                     ctime_ns=before.st_ctime_ns if cacheable else None)
+
+
+def _keys(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
-                   exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+                   exclude: frozenset[str] = frozenset(),
+                   parent: dict[str, Any] | None = None) -> dict[str, Any]:
     """Store the mount's tree and file contents in ``repo``; return its JSON-able description.
 
-    ``{"kind": "volume", "format": 1, "tree": BlobRef json, "files": n, "dirs": n,
-    "symlinks": n, "bytes": n}`` (``dirs`` does not count the mount root). ``exclude``
-    names paths relative to the mount to leave out (a directory with its contents).
-    Progress: ``reporter.advance`` with the bytes read; the caller sets the total
-    (``measure_mount``). Raises ConfigError (no such mount), ServiceUnavailable (unreadable).
+    ``{"kind": "volume", "format": 2, "tree": BlobRef json, "files": n, "dirs": n,
+    "symlinks": n, "bytes": n, "reused": n, "reused_bytes": n}`` (``dirs`` does not count
+    the mount root; ``files``/``bytes`` count every file, ``reused``/``reused_bytes`` those
+    taken unread from ``parent``). ``exclude`` names paths relative to the mount to leave
+    out (a directory with its contents). ``parent``: the previous snapshot's description
+    of the same mount, for the files cache (see the module docstring), or None.
+    Progress: ``reporter.advance`` with the bytes of each file, read or reused; the caller
+    sets the total (``measure_mount``). Raises ConfigError (no such mount),
+    ServiceUnavailable (unreadable).
     """
     root = resolve_mount(mount_dir, must_exist=True)
-    walk = _Walk(root, repo, reporter, frozenset(_normalize(p) for p in exclude))
+    cache = _load_cache(parent, repo, reporter)
+    walk = _Walk(root, repo, reporter, frozenset(_normalize(p) for p in exclude), cache)
     try:
         root_fd = os.open(root, _DIR_FLAGS)
     except OSError as e:
@@ -217,4 +309,9 @@ def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
         tree = tree_writer.close()
     finally:
         os.close(root_fd)
+    if parent is not None:
+        c = walk.counts
+        reporter.log(
+            f"{printable(root)}: {c['reused']} unchanged files reused without reading "
+            f"({c['reused_bytes']} bytes skipped), {c['files'] - c['reused']} files read")
     return {"kind": "volume", "format": TREE_FORMAT, "tree": tree.to_json(), **walk.counts}
