@@ -225,7 +225,7 @@ def _repository_table(table: Any, path: Path) -> tuple[dict[str, str], Path | No
         raise ConfigError(f"{where}: must be a table")
     options: dict[str, str] = {}
     key_file: Path | None = None
-    for key, value in table.items():
+    for key in table:
         if key == "key_file":
             key_file = (path.parent / Path(_str(table, key, where)).expanduser()).resolve()
         elif key in STORAGE_OPTIONS:

@@ -97,11 +97,15 @@ class LocalBackend:
         if not base.is_dir():
             return
         for dirpath, dirs, files in os.walk(base):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            rel = "" if rel == "." else rel + "/"
+            # Descend only into directories that can hold keys with this prefix.
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and ((rel + d + "/").startswith(prefix) or prefix.startswith(rel + d + "/"))]
             for name in files:
                 if name.startswith("."):
                     continue  # temp files of an unfinished put
-                key = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                key = rel + name
                 if key.startswith(prefix):
                     yield key
 
