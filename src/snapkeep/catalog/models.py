@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -60,5 +60,6 @@ class Snapshot(Base):
     live: Mapped[bool] = mapped_column(Boolean)
     automated: Mapped[bool] = mapped_column(Boolean)
     commit_id: Mapped[str | None] = mapped_column(String(64))
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    added_bytes: Mapped[int | None] = mapped_column(BigInteger)  # new bytes it stored
     status: Mapped[str] = mapped_column(String(20))  # complete

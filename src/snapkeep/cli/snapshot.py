@@ -25,6 +25,7 @@ COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
     "automated": ("Automated", lambda s: str(s.automated).lower()),
     "commit_id": ("Commit", lambda s: s.commit_id or ""),
     "size": ("Size", lambda s: human_size(s.size_bytes)),
+    "added": ("Added", lambda s: "" if s.added_bytes is None else human_size(s.added_bytes)),
     "status": ("Status", lambda s: s.status),
 }
 DEFAULT_COLUMNS = "created,id,restorable"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
-from snapkeep.errors import ConfigError
+from snapkeep.errors import ConfigError, IntegrityError
 from snapkeep.repository import SnapshotManifest
 from snapkeep.services import gitinfo, pause
 from snapkeep.services.activities import ActivityRecorder
@@ -55,9 +55,14 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
         for m, desc in manifest.mounts.items():
             prepared.append(volumes.prepare_restore(mount_dir(env, m), desc, repo, rec,
                                                     keep=pause_entries(env, m)))
-    except BaseException:
+    except BaseException as e:
         for p in prepared:
             p.abort()
+        if isinstance(e, IntegrityError):
+            raise IntegrityError(
+                f"snapshot {manifest.id} is damaged ({e}); nothing in {env.name} was changed. "
+                "Run `snapkeep repository:check --read-data` and restore another snapshot."
+            ) from e
         raise
 
     swapped: list = []

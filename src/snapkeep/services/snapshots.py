@@ -26,6 +26,7 @@ class SnapshotInfo:
     automated: bool
     commit_id: str | None
     size_bytes: int
+    added_bytes: int | None
     status: str
 
     def to_json(self) -> dict:
@@ -35,7 +36,8 @@ class SnapshotInfo:
             "expires_at": self.expires_at.isoformat(timespec="seconds") if self.expires_at
             else None,
             "restorable": self.restorable, "live": self.live, "automated": self.automated,
-            "commit_id": self.commit_id, "size_bytes": self.size_bytes, "status": self.status,
+            "commit_id": self.commit_id, "size_bytes": self.size_bytes,
+            "added_bytes": self.added_bytes, "status": self.status,
         }
 
 
@@ -44,7 +46,7 @@ def row_from_manifest(m: SnapshotManifest) -> Snapshot:
         id=m.id, environment=m.environment, created_at=datetime.fromisoformat(m.created_at),
         expires_at=datetime.fromisoformat(m.expires_at) if m.expires_at else None,
         live=m.live, automated=m.automated, commit_id=m.commit_id, size_bytes=m.size_bytes,
-        status="complete")
+        added_bytes=getattr(m, "added_bytes", None), status="complete")
 
 
 def _info(row: Snapshot, at: datetime) -> SnapshotInfo:
@@ -52,7 +54,7 @@ def _info(row: Snapshot, at: datetime) -> SnapshotInfo:
         id=row.id, environment=row.environment, created_at=row.created_at,
         expires_at=row.expires_at, restorable=is_restorable(row.status, row.expires_at, at),
         live=row.live, automated=row.automated, commit_id=row.commit_id,
-        size_bytes=row.size_bytes, status=row.status)
+        size_bytes=row.size_bytes, added_bytes=row.added_bytes, status=row.status)
 
 
 def sync(ctx: Context) -> None:

@@ -1,0 +1,56 @@
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from snapkeep.catalog import Activity, Catalog, Snapshot
+from snapkeep.catalog.catalog import HEAD, MIGRATIONS
+
+
+def test_a_catalog_at_an_older_revision_is_migrated_on_open_keeping_its_rows(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(sa.text(
+            "INSERT INTO snapshots (id, environment, created_at, live, automated, size_bytes, "
+            "status) VALUES ('s1', 'dev', '2026-11-26 10:00:00', 0, 0, 5, 'complete')"))
+    engine.dispose()
+    cat = Catalog.at(tmp_path)
+    with cat.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    (snap,) = cat.list_snapshots("dev")
+    assert snap.id == "s1" and snap.added_bytes is None
+    assert snap.created_at.tzinfo is not None
+
+
+def test_activities_and_their_log_round_trip(tmp_path):
+    cat = Catalog.at(tmp_path)
+    now = datetime.now(UTC)
+    cat.add_activity(Activity(id="a1", environment="dev", type="environment.backup",
+                              state="in_progress", result=None, description="d",
+                              created_at=now, completion_percent=0, parameters={"live": True}))
+    cat.append_log("a1", "first")
+    cat.append_log("a1", "second")
+    cat.update_activity("a1", state="complete", result="success", completion_percent=100)
+    a = cat.get_activity("a1")
+    assert (a.state, a.result, a.parameters) == ("complete", "success", {"live": True})
+    lines = cat.log_lines("a1")
+    assert [line.message for line in lines] == ["first", "second"]
+    assert [line.message for line in cat.log_lines("a1", lines[0].id)] == ["second"]
+    assert cat.list_activities("dev", states=("pending",)) == []
+
+
+def test_snapshot_listing_is_newest_first_per_environment(tmp_path):
+    cat = Catalog.at(tmp_path)
+    for i, env in enumerate(["dev", "dev", "prod"]):
+        cat.put_snapshot(Snapshot(id=f"s{i}", environment=env,
+                                  created_at=datetime(2026, 11, 20 + i, tzinfo=UTC),
+                                  expires_at=None, live=False, automated=False, commit_id=None,
+                                  size_bytes=1, added_bytes=1, status="complete"))
+    assert [s.id for s in cat.list_snapshots("dev")] == ["s1", "s0"]
+    cat.delete_snapshot("s1")
+    assert cat.snapshot_ids() == {"s0", "s2"}
