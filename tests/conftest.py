@@ -10,6 +10,8 @@ import pytest
 
 from snapkeep.sandbox import PrivateMariaDB
 
+pytest_plugins = ["tests.helpers.seaweed"]
+
 _counter = itertools.count(1)
 
 

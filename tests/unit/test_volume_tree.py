@@ -132,3 +132,28 @@ def test_an_entry_inside_something_that_is_not_a_listed_directory_is_damaged():
 def test_a_garbled_line_is_damage_naming_its_line_number():
     with pytest.raises(IntegrityError, match="line 2"):
         _decode(encode_entry(ROOT) + b"{not json\n")
+
+
+def test_a_file_entry_keeps_its_inode_and_ctime_and_other_types_never_carry_them():
+    f = Entry(b"f", FILE, 0o644, 0, 0, 5, 0, blob=BlobRef(0, ()), ino=123, ctime_ns=-7)
+    obj = json.loads(encode_entry(f))
+    assert (obj["ino"], obj["ctime_ns"]) == (123, -7)
+    assert decode_entry(encode_entry(f)) == f
+    d = Entry(b"d", DIR, 0o755, 0, 0, 5, 0, ino=9, ctime_ns=9)
+    assert "ino" not in json.loads(encode_entry(d))
+
+
+def test_a_format_1_file_entry_decodes_without_cache_keys():
+    line = encode_entry(Entry(b"f", FILE, 0o644, 0, 0, 5, 0, blob=BlobRef(0, ())))
+    assert b"ino" not in line
+    entry = decode_entry(line)
+    assert entry.ino is None and entry.ctime_ns is None
+
+
+@pytest.mark.parametrize("keys", [{"ino": -1, "ctime_ns": 0}, {"ino": "1", "ctime_ns": 0},
+                                  {"ino": 1, "ctime_ns": True}, {"ino": 1}, {"ctime_ns": 1}])
+def test_bad_cache_keys_are_refused(keys):
+    obj = json.loads(encode_entry(Entry(b"f", FILE, 0o644, 0, 0, 5, 0, blob=BlobRef(0, ()))))
+    obj.update(keys)
+    with pytest.raises(ValueError):
+        decode_entry(json.dumps(obj).encode())

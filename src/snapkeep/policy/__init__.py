@@ -4,6 +4,7 @@ Pure functions: they decide and raise; ``services/`` calls them before acting, s
 CLI, the API and the console cannot disagree.
 """
 
+from snapkeep.policy.retention import RetentionPolicy, SnapshotFacts, plan_expiry
 from snapkeep.policy.rules import (
     Action,
     Actor,
@@ -17,6 +18,7 @@ from snapkeep.policy.rules import (
 )
 
 __all__ = [
-    "Action", "Actor", "expires_at", "is_restorable", "local_operator", "require_active",
-    "require_manual_snapshot_allowed", "require_restorable", "require_role",
+    "Action", "Actor", "RetentionPolicy", "SnapshotFacts", "expires_at", "is_restorable",
+    "local_operator", "plan_expiry", "require_active", "require_manual_snapshot_allowed",
+    "require_restorable", "require_role",
 ]

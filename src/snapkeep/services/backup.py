@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
-from snapkeep.errors import ConfigError
+from snapkeep.errors import ConfigError, SnapkeepError
 from snapkeep.ids import new_id
 from snapkeep.policy import expires_at
 from snapkeep.repository import SnapshotManifest
@@ -30,6 +30,19 @@ def check_sources(env: EnvironmentConfig) -> None:
                               f"({mount_dir(env, m)}); create it or remove it from `mounts`")
 
 
+def _parent_mounts(ctx: Context, env: EnvironmentConfig) -> dict:
+    """The newest snapshot's mount descriptions: the files cache for this snapshot.
+
+    Unchanged files (same path, inode, size, mtime, ctime) reuse its blobs unread.
+    """
+    for row in ctx.catalog.list_snapshots(env.name):
+        try:
+            return ctx.repository.load_snapshot(row.id).mounts
+        except SnapkeepError:
+            continue  # gone or damaged: try an older one; no cache is fine too
+    return {}
+
+
 def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live: bool,
            automated: bool = False) -> str:
     repo = ctx.repository
@@ -43,6 +56,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     for m in env.mounts:
         rec.add_total(volumes.measure_mount(mount_dir(env, m)))
 
+    parent = _parent_mounts(ctx, env)
     created = now()
     commit = gitinfo.head_commit(env.root)
     services: dict = {}
@@ -53,7 +67,8 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
             services["database"] = mysql.dump_database(target, repo, rec)
         for m in env.mounts:
             mounts[m] = volumes.snapshot_mount(mount_dir(env, m), repo, rec,
-                                               exclude=pause_entries(env, m))
+                                               exclude=pause_entries(env, m),
+                                               parent=parent.get(m))
 
     size = sum(int(s.get("size_bytes", 0)) for s in services.values()) + \
         sum(int(d.get("bytes", 0)) for d in mounts.values())

@@ -34,12 +34,15 @@ class Context:
 
     @cached_property
     def repository(self) -> Repository:
-        return Repository.open(open_backend(self.config.repository))
+        return Repository.open(self._backend())
 
     def init_repository(self) -> Repository:
-        repo = Repository.init(open_backend(self.config.repository))
+        repo = Repository.init(self._backend())
         self.__dict__["repository"] = repo
         return repo
+
+    def _backend(self):
+        return open_backend(self.config.repository, self.config.repository_options)
 
     def state_path(self, *parts: str) -> Path:
         p = self.config.state_dir.joinpath(*parts)

@@ -10,6 +10,10 @@ else printable is allowed: spaces, ``+ = & ? # % : ; , @ $ ! ' ( ) * ~ [ ] { } ^
 non-ASCII letters. ``check_key`` enforces this; every backend calls it, so a key that
 works on one backend works on all.
 
+A key must not also be a directory of other keys: with ``a/b`` stored, ``a`` cannot be
+put on the local backend (a file cannot be a directory); S3 would allow it. Use keys of
+one depth per namespace (``data/ab/<id>``, ``index/<id>``), as the repository does.
+
 A list prefix is a plain string prefix of keys (``"data/ab"`` matches ``"data/abc"``);
 ``""`` lists everything.
 """
@@ -28,7 +32,14 @@ MAX_COMPONENT_BYTES = 255
 class TransientStorageError(RepositoryError):
     """A failure that may go away by itself: connection refused or reset, timeout,
     a 5xx answer, throttling. ``RetryingBackend`` retries these; everything else
-    (``NotFoundError``, denied access, a missing bucket, a full disk) is final."""
+    (``NotFoundError``, denied access, a missing bucket, a full disk) is final.
+
+    ``reason`` is the short cause ("connection refused", "SlowDown (HTTP 503)") that
+    the retrying wrapper repeats in its final message."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class Backend(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -49,10 +50,8 @@ class LocalBackend:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as e:
-            try:
+            with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             raise self._write_error(path, e) from e
         try:
             dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -70,7 +69,7 @@ class LocalBackend:
         path = self._path(key)
         try:
             return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise self._missing(key) from None
         except OSError as e:
             raise RepositoryError(f"cannot read {path}: {e.strerror}") from e
@@ -80,8 +79,10 @@ class LocalBackend:
         path = self._path(key)
         try:
             with open(path, "rb") as f:
+                # Never ask for more than the file holds (no huge buffer for a bad length).
+                length = max(0, min(length, os.fstat(f.fileno()).st_size - offset))
                 return os.pread(f.fileno(), length, offset) if length else b""
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise self._missing(key) from None
         except OSError as e:
             raise RepositoryError(f"cannot read {path}: {e.strerror}") from e
@@ -113,7 +114,7 @@ class LocalBackend:
         path = self._path(key)
         try:
             path.unlink(missing_ok=True)
-        except IsADirectoryError:
-            pass
+        except (IsADirectoryError, NotADirectoryError):
+            pass  # not a stored key: nothing to delete
         except OSError as e:
             raise RepositoryError(f"cannot delete {path}: {e.strerror}") from e

@@ -95,17 +95,26 @@ class _Builder:
         the tree says, nothing is written outside the staging directory.
         """
         root: Entry | None = None
+        prev: tuple[bytes, ...] = ()
         stack: list[tuple[tuple[bytes, ...], int]] = [((), os.open(self.base, _DIR_FLAGS))]
         try:
             for entry in entries:
-                if entry.path == b"" and root is None and len(self.dirs) == 0:
+                if entry.path == b"" and root is None:
                     root = entry
                     continue
+                if root is None:
+                    raise IntegrityError(
+                        "the snapshot's file tree does not start with the mount root")
                 parts = entry.parts
-                if root is None or not parts or any(_unsafe(p) for p in parts):
+                if not parts or any(_unsafe(p) for p in parts):
                     raise IntegrityError(
                         f"the snapshot's file tree names the unsafe path "
                         f"{printable(entry.path)!r}; refusing to restore it")
+                if parts <= prev:
+                    raise IntegrityError(
+                        f"the snapshot's file tree lists {printable(entry.path)!r} out of order "
+                        "or twice; refusing to restore it")
+                prev = parts
                 while len(stack) > 1 and stack[-1][0] != parts[: len(stack[-1][0])]:
                     os.close(stack.pop()[1])
                 if stack[-1][0] != parts[:-1]:

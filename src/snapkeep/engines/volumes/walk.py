@@ -25,7 +25,9 @@ still misses the cache. Two guards keep a stale blob from being reused:
 A parent tree that cannot be read or decoded is logged and ignored (every file is read);
 a bad cache never fails a snapshot. Each reused blob is announced to the repository
 through ``repo.add_ref(ref)`` when the repository object has that method (a snapshot
-session must know every blob the snapshot references).
+session must know every blob the snapshot references), else checked with
+``repo.has_chunk`` when it has that one; a blob whose chunks are gone from the repository
+(IntegrityError) is logged and the file is read instead.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from snapkeep.engines.volumes.tree import (
     decode_tree,
     encode_entry,
 )
-from snapkeep.errors import ConfigError, ServiceUnavailable, SnapkeepError
+from snapkeep.errors import ConfigError, IntegrityError, ServiceUnavailable, SnapkeepError
 from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef
 
@@ -126,7 +128,8 @@ class _Walk:
         self.reporter = reporter
         self.exclude = exclude
         self.cache = cache
-        self.add_ref = getattr(repo, "add_ref", None)
+        self.add_ref = getattr(repo, "add_ref", None)  # snapshot sessions (checks chunks)
+        self.has_chunk = getattr(repo, "has_chunk", None)
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0,
                        "reused": 0, "reused_bytes": 0}
 
@@ -223,8 +226,8 @@ class _Walk:
                                             st.st_ctime_ns):
             return None
         blob = cached[4]
-        if self.add_ref is not None:
-            self.add_ref(blob)
+        if not self.referable(rel, blob):
+            return None
         self.counts["files"] += 1
         self.counts["bytes"] += st.st_size
         self.counts["reused"] += 1
@@ -233,6 +236,19 @@ class _Walk:
         return Entry(rel, FILE, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
                      st.st_mtime_ns, st.st_size, blob=blob, ino=st.st_ino,
                      ctime_ns=st.st_ctime_ns)
+
+    def referable(self, rel: bytes, blob: BlobRef) -> bool:
+        """Announce a reused blob to the repository; False (logged) if it lacks a chunk."""
+        try:
+            if self.add_ref is not None:
+                self.add_ref(blob)
+            elif self.has_chunk is not None and not all(self.has_chunk(c) for c, _ in blob.chunks):
+                raise IntegrityError("a chunk of its content is missing from the repository")
+        except IntegrityError as e:
+            self.reporter.log(f"cannot reuse the previous snapshot's copy of {self.where(rel)} "
+                              f"({e}); reading it")
+            return False
+        return True
 
     def file(self, dir_fd: int, name: bytes, rel: bytes) -> Entry | None:
         started_ns = time.time_ns()
