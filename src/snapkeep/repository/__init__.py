@@ -1,6 +1,8 @@
 """Content-addressed snapshot store. Knows nothing about MySQL or mounts."""
 
-from snapkeep.repository.blobs import BlobReader, BlobRef, BlobWriter
-from snapkeep.repository.repository import Repository, SnapshotManifest
+from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
+from snapkeep.repository.maintenance import Problem, Report
+from snapkeep.repository.repository import Repository, SnapshotManifest, SnapshotSession
 
-__all__ = ["BlobRef", "BlobReader", "BlobWriter", "Repository", "SnapshotManifest"]
+__all__ = ["EMPTY_BLOB", "BlobRef", "BlobReader", "BlobWriter", "Problem", "Report",
+           "Repository", "SnapshotManifest", "SnapshotSession"]

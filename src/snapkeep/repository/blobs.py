@@ -1,20 +1,21 @@
-"""Blobs: byte streams of any length, stored as a list of chunks.
+"""Blobs: byte streams of any length, stored as a list of content-defined chunks.
 
-A ``BlobRef`` is what a manifest keeps to find a stream again. Writers cut the
-stream into fixed-size chunks (content-defined chunking replaces this in #3 without
-changing the ``BlobRef`` shape).
+A ``BlobRef`` is what a manifest keeps to find a stream again. A ``BlobWriter`` cuts its
+stream with the repository's chunker (FastCDC), so the same bytes give the same chunks
+however ``write()`` calls split them, and an edit only changes the chunks around it.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from snapkeep.repository.repository import Repository
+    from collections.abc import Iterator
 
-CHUNK_SIZE = 1 << 20
+    from snapkeep.repository.chunks import Chunker
+    from snapkeep.repository.repository import Repository
 
 
 @dataclass(frozen=True)
@@ -34,33 +35,36 @@ class BlobRef:
 EMPTY_BLOB = BlobRef(0, ())
 
 
-@dataclass
-class BlobWriter:
-    """A write-only stream; ``close()`` returns its ``BlobRef``. Not shared between threads."""
+class ChunkSink(Protocol):
+    def store_chunk(self, data: bytes | memoryview) -> str: ...
 
-    repo: Repository
-    _buf: bytearray = field(default_factory=bytearray)
-    _chunks: list[tuple[str, int]] = field(default_factory=list)
-    _size: int = 0
-    _ref: BlobRef | None = None
+
+class BlobWriter:
+    """A write-only stream; ``close()`` returns its ``BlobRef``.
+
+    One writer is not shared between threads; many writers may run in parallel.
+    """
+
+    def __init__(self, sink: ChunkSink, chunker: Chunker) -> None:
+        self._sink = sink
+        self._chunker = chunker
+        self._chunks: list[tuple[str, int]] = []
+        self._size = 0
+        self._ref: BlobRef | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._buf += data
+        if self._ref is not None:
+            raise ValueError("write to a closed BlobWriter")
         n = len(data)
         self._size += n
-        while len(self._buf) >= CHUNK_SIZE:
-            self._flush(bytes(self._buf[:CHUNK_SIZE]))
-            del self._buf[:CHUNK_SIZE]
+        for piece in self._chunker.feed(data):
+            self._chunks.append((self._sink.store_chunk(piece), len(piece)))
         return n
-
-    def _flush(self, piece: bytes) -> None:
-        self._chunks.append((self.repo.store_chunk(piece), len(piece)))
 
     def close(self) -> BlobRef:
         if self._ref is None:
-            if self._buf:
-                self._flush(bytes(self._buf))
-                self._buf.clear()
+            for piece in self._chunker.finish():
+                self._chunks.append((self._sink.store_chunk(piece), len(piece)))
             self._ref = BlobRef(self._size, tuple(self._chunks))
         return self._ref
 
@@ -73,7 +77,7 @@ class BlobWriter:
 
 
 class BlobReader(io.RawIOBase):
-    """A read-only stream over a blob; each chunk is hash-checked as it is read."""
+    """A read-only stream over a blob; each chunk is decrypted and hash-checked as read."""
 
     def __init__(self, repo: Repository, ref: BlobRef) -> None:
         self._repo = repo
@@ -84,24 +88,27 @@ class BlobReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _load(self, index: int) -> bytes:
+        cid, length = self._ref.chunks[index]
+        return self._repo.load_chunk(cid, length)
+
     def readinto(self, buf: Any) -> int:
         while not self._cur:
             if self._next >= len(self._ref.chunks):
                 return 0
-            cid, _ = self._ref.chunks[self._next]
+            self._cur = memoryview(self._load(self._next))
             self._next += 1
-            self._cur = memoryview(self._repo.load_chunk(cid))
         n = min(len(buf), len(self._cur))
         buf[:n] = self._cur[:n]
         self._cur = self._cur[n:]
         return n
 
-    def iter_chunks(self):
+    def iter_chunks(self) -> Iterator[bytes]:
         """The remaining plaintext chunk by chunk (no copying through ``readinto``)."""
         if self._cur:
             yield bytes(self._cur)
             self._cur = memoryview(b"")
         while self._next < len(self._ref.chunks):
-            cid, _ = self._ref.chunks[self._next]
+            data = self._load(self._next)
             self._next += 1
-            yield self._repo.load_chunk(cid)
+            yield data

@@ -1,26 +1,33 @@
-"""One chunk on disk: a format byte, then a zstd frame of the plaintext.
+"""Chunks: content-defined cutting, and the encoding of one chunk's plaintext.
 
-The chunk ID is the BLAKE3 hash of the plaintext (hex), so identical data is stored once
-and every read can be checked against its name.
+A stored chunk's plaintext (before sealing) is one encoding byte then the payload:
+``0x00`` raw bytes, ``0x01`` one zstd frame (used when it is smaller than the raw bytes).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
-import blake3
+import pyfastcdc
 import zstandard
 
-from snapkeep.errors import IntegrityError
+CDC_MIN = 512 * 1024
+CDC_AVG = 1024 * 1024
+CDC_MAX = 8 * 1024 * 1024
+CDC_NC = 1
 
-FORMAT_ZSTD = b"\x01"
+ENC_RAW = 0
+ENC_ZSTD = 1
+ZSTD_LEVEL = 3
+
 _local = threading.local()
 
 
 def _compressor() -> zstandard.ZstdCompressor:
     c = getattr(_local, "c", None)
     if c is None:
-        c = _local.c = zstandard.ZstdCompressor(level=3)
+        c = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     return c
 
 
@@ -31,26 +38,71 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def chunk_id(data: bytes) -> str:
-    return blake3.blake3(data, max_threads=1).hexdigest()
+def encode(data: bytes | memoryview) -> bytes:
+    """The chunk plaintext: compressed when that saves space."""
+    packed = _compressor().compress(data)
+    if len(packed) < len(data):
+        return b"\x01" + packed
+    return b"\x00" + bytes(data)
 
 
-def chunk_key(cid: str) -> str:
-    return f"data/{cid[:2]}/{cid}"
+def decode(encoded: bytes, raw_len: int) -> bytes:
+    """Inverse of ``encode``; ValueError on an unknown encoding or a bad frame."""
+    if not encoded:
+        raise ValueError("empty chunk")
+    kind = encoded[0]
+    if kind == ENC_RAW:
+        return encoded[1:]
+    if kind == ENC_ZSTD:
+        try:
+            return _decompressor().decompress(encoded[1:], max_output_size=raw_len)
+        except zstandard.ZstdError as e:
+            raise ValueError(f"cannot be decompressed: {e}") from e
+    raise ValueError(f"unknown chunk encoding {kind}")
 
 
-def encode(data: bytes) -> bytes:
-    return FORMAT_ZSTD + _compressor().compress(data)
+class Chunker:
+    """Cuts a stream at content-defined boundaries, however ``feed()`` calls split it.
 
+    A cut point depends only on the bytes from the current chunk's start, so every chunk
+    but the last of a buffer is final; the last stays buffered until more data or
+    ``finish()``.
+    """
 
-def decode(cid: str, stored: bytes, where: str) -> bytes:
-    """Plaintext of a stored chunk, or IntegrityError naming the chunk if it is damaged."""
-    if stored[:1] != FORMAT_ZSTD:
-        raise IntegrityError(f"chunk {cid} in {where} has an unknown format byte")
-    try:
-        data = _decompressor().decompress(stored[1:])
-    except zstandard.ZstdError as e:
-        raise IntegrityError(f"chunk {cid} in {where} cannot be decompressed: {e}") from e
-    if chunk_id(data) != cid:
-        raise IntegrityError(f"chunk {cid} in {where} does not match its hash")
-    return data
+    BATCH = 2 * CDC_MAX
+
+    def __init__(self, params: dict[str, int], seed: int) -> None:
+        self._cdc = pyfastcdc.FastCDC(params["avg"], min_size=params["min"],
+                                      max_size=params["max"],
+                                      normalized_chunking=params.get("nc", CDC_NC), seed=seed)
+        self._pieces: list[bytes] = []
+        self._pending = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+        if not data:
+            return
+        self._pieces.append(bytes(data))
+        self._pending += len(data)
+        if self._pending >= self.BATCH:
+            yield from self._cut(final=False)
+
+    def finish(self) -> Iterator[memoryview]:
+        if self._pending:
+            yield from self._cut(final=True)
+
+    def _cut(self, final: bool) -> Iterator[memoryview]:
+        buf = self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+        self._pieces, self._pending = [], 0
+        view = memoryview(buf)
+        last = None
+        for c in self._cdc.cut_buf(buf):
+            if last is not None:
+                yield view[last.offset:last.offset + last.length]
+            last = c
+        if last is None:
+            return
+        tail = view[last.offset:last.offset + last.length]
+        if final:
+            yield tail
+        else:
+            self._pieces, self._pending = [bytes(tail)], len(tail)

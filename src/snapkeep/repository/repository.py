@@ -1,26 +1,44 @@
-"""The repository: chunks under ``data/``, snapshot manifests under ``snapshots/``.
+"""The repository: packs of encrypted chunks, index files, snapshot manifests, key slots.
 
-Write order is chunks first, manifest last: the manifest's atomic put is the commit
-point of a snapshot. A crash before it leaves only unreferenced chunks.
-See docs/repository-format.md.
+Write order is packs → index → manifest; the manifest's atomic put is the commit point of
+a snapshot. A crash before it leaves only unreferenced packs (and perhaps an index naming
+them), which ``prune`` removes. Nothing is modified in place. See
+docs/repository-format.md for every byte.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import blake3
 
 from snapkeep import __version__
 from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
 from snapkeep.ids import new_id
-from snapkeep.repository import chunks
-from snapkeep.repository.blobs import BlobReader, BlobRef, BlobWriter
+from snapkeep.repository import chunks, crypto, packs
+from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
+from snapkeep.repository.crypto import Keys, SealError
+from snapkeep.repository.locks import RepoLock
 from snapkeep.storage import Backend
 
-REPO_VERSION = 1
+log = logging.getLogger("snapkeep.repository")
+
+REPO_VERSION = 2
+AD_INDEX = b"snapkeep index"
+INDEX_MAX_CHUNKS = 50_000  # entries per index file written by prune
+AUTO_INDEX_PACKS = 32  # write an index file after this many unindexed packs
+PACK_CACHE_BYTES = 96 * 1024 * 1024
+UPLOAD_QUEUE = 2  # full packs being written in the background at once (memory bound)
 
 
 @dataclass
@@ -42,6 +60,10 @@ class SnapshotManifest:
     mounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     size_bytes: int = 0
     snapkeep_version: str = __version__
+    # BlobRef json of the sorted list of every chunk id the snapshot references (sessions)
+    references: dict[str, Any] | None = None
+    # stored bytes (compressed + sealed) this snapshot newly wrote to packs
+    added_bytes: int = 0
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
@@ -53,67 +75,536 @@ class SnapshotManifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+class Location(NamedTuple):
+    pack: str
+    offset: int
+    length: int
+    raw_len: int
+
+
+# -- sealed JSON documents (index files, manifests) ---------------------------------------
+
+
+def seal_doc(keys: Keys, obj: Any, ad: bytes) -> bytes:
+    return keys.seal(chunks.encode(json.dumps(obj, sort_keys=True).encode()), ad)
+
+
+def open_doc(keys: Keys, raw: bytes, ad: bytes) -> Any:
+    """The JSON document in a sealed object; ValueError saying what is wrong."""
+    try:
+        plain = keys.unseal(raw, ad)
+    except SealError as e:
+        raise ValueError(f"fails authentication ({e}): damaged or not this repository's") \
+            from None
+    return json.loads(chunks.decode(plain, 1 << 31))
+
+
+def manifest_ad(snapshot_id: str) -> bytes:
+    return b"snapkeep manifest " + snapshot_id.encode()
+
+
+class _PackCache:
+    """Whole packs kept in memory for backends without ranged reads (bounded, LRU)."""
+
+    def __init__(self, backend: Backend, limit: int = PACK_CACHE_BYTES) -> None:
+        self.backend = backend
+        self.limit = limit
+        self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self._inflight: dict[str, threading.Event] = {}
+
+    def get(self, pack_id: str) -> bytes:
+        while True:
+            with self._lock:
+                data = self._data.get(pack_id)
+                if data is not None:
+                    self._data.move_to_end(pack_id)
+                    return data
+                ev = self._inflight.get(pack_id)
+                if ev is None:
+                    ev = self._inflight[pack_id] = threading.Event()
+                    break
+            ev.wait()
+        try:
+            data = self.backend.get(packs.pack_key(pack_id))
+            with self._lock:
+                self._data[pack_id] = data
+                self._size += len(data)
+                while self._size > self.limit and len(self._data) > 1:
+                    _, old = self._data.popitem(last=False)
+                    self._size -= len(old)
+            return data
+        finally:
+            with self._lock:
+                self._inflight.pop(pack_id, None)
+            ev.set()
+
+    def drop(self, pack_id: str) -> None:
+        with self._lock:
+            old = self._data.pop(pack_id, None)
+            if old is not None:
+                self._size -= len(old)
+
+
 class Repository:
-    def __init__(self, backend: Backend, config: dict[str, Any]) -> None:
+    def __init__(self, backend: Backend, config: dict[str, Any], keys: Keys, *,
+                 key_file: Path | None = None, opened_with: str = "") -> None:
         self.backend = backend
         self.config = config
-        self._known: set[str] = set()
-        self._lock = threading.Lock()
+        self.keys = keys
+        self.key_file = key_file
+        self.opened_with = opened_with
+        self._mutex = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
+        self._index: dict[str, Location] = {}
+        self._pack_sizes: dict[str, int] = {}
+        self._index_files: dict[str, dict[str, Any]] = {}  # id -> {"packs": [...ids]}
+        self._bad_indexes: dict[str, str] = {}  # id -> what is wrong
+        self._superseded: set[str] = set()
+        self._builder = packs.PackBuilder()
+        self._pending: dict[str, packs.PackBuilder] = {}
+        self._uploading: set[int] = set()
+        self._unindexed: list[tuple[str, int, list[packs.Entry]]] = []
+        self._cache = _PackCache(backend)
+        self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
+        self._executor: ThreadPoolExecutor | None = None
+        self._upload_error: BaseException | None = None
+        self._get_range = getattr(backend, "get_range", None)
+        self.load_index()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, backend: Backend) -> Repository:
+    def init(cls, backend: Backend, *, passphrase: str | None = None,
+             key_file: str | os.PathLike[str] | None = None, encrypt: bool = True,
+             kdf_params: dict[str, int] | None = None) -> Repository:
+        """Create a repository (or open the one already there with the same key material).
+
+        With ``encrypt`` and neither a passphrase nor a key file, the master key is stored
+        *unprotected* in ``keys/`` (the data is encrypted but anyone with the repository can
+        read it); ``key_status()["protected"]`` says so. Give a passphrase or key file for
+        real protection.
+        """
+        ensure = getattr(backend, "ensure", None)
+        if ensure is not None:
+            ensure()
         if backend.exists("config"):
-            return cls.open(backend)
-        config = {"version": REPO_VERSION, "id": new_id(), "chunker": "fixed-1MiB",
-                  "hash": "blake3", "compression": "zstd"}
-        backend.put("config", json.dumps(config, indent=1).encode())
-        return cls(backend, config)
+            return cls.open(backend, passphrase=passphrase, key_file=key_file)
+        repo_id = new_id()
+        config: dict[str, Any] = {
+            "version": REPO_VERSION, "id": repo_id,
+            "chunker": {"algorithm": "fastcdc2020", "min": chunks.CDC_MIN,
+                        "avg": chunks.CDC_AVG, "max": chunks.CDC_MAX, "nc": chunks.CDC_NC},
+            "hash": "blake3-keyed", "compression": "zstd", "pack_target": packs.PACK_TARGET,
+        }
+        if encrypt:
+            master = secrets.token_bytes(32)
+            keys = Keys.from_master(master)
+            config.update(cipher=crypto.CIPHER_AES, kdf="argon2id",
+                          key_check=keys.check_value(repo_id))
+        else:
+            id_key = secrets.token_bytes(32)
+            keys = Keys.plaintext(id_key)
+            config.update(cipher=crypto.CIPHER_NONE, kdf="none", id_key=id_key.hex())
+        kf = Path(key_file) if key_file is not None else None
+        if encrypt:
+            if kf is not None:
+                _write_key_file(kf, crypto.key_text(master, repo_id))
+            if passphrase is not None:
+                _put_slot(backend, crypto.make_passphrase_slot(master, repo_id, passphrase,
+                                                               kdf_params))
+            if kf is None and passphrase is None:
+                _put_slot(backend, crypto.make_unprotected_slot(master))
+                log.warning("repository at %s: the master key is stored unprotected; "
+                            "add a passphrase or a key file", backend.describe())
+        backend.put("config", json.dumps(config, indent=1, sort_keys=True).encode())
+        return cls(backend, config, keys, key_file=kf,
+                   opened_with="key file" if kf else "passphrase" if passphrase else "")
 
     @classmethod
-    def open(cls, backend: Backend) -> Repository:
+    def open(cls, backend: Backend, *, passphrase: str | None = None,
+             key_file: str | os.PathLike[str] | None = None, key: str | None = None
+             ) -> Repository:
+        """Open with a passphrase, a key file, an exported key (``key``), or — for an
+        unprotected or plaintext repository — nothing."""
+        where = backend.describe()
         try:
             config = json.loads(backend.get("config"))
         except NotFoundError:
             raise RepositoryError(
-                f"no snapkeep repository at {backend.describe()}: run `snapkeep init` "
+                f"no snapkeep repository at {where}: run `snapkeep init` "
                 "or fix `repository` in snapkeep.toml") from None
         except ValueError as e:
+            raise RepositoryError(f"the repository config at {where} is damaged: {e}") from e
+        if not isinstance(config, dict) or config.get("version") != REPO_VERSION:
+            version = config.get("version") if isinstance(config, dict) else None
             raise RepositoryError(
-                f"the repository config at {backend.describe()} is damaged: {e}") from e
-        if config.get("version") != REPO_VERSION:
-            raise RepositoryError(
-                f"repository at {backend.describe()} has format version {config.get('version')}; "
+                f"repository at {where} has format version {version}; "
                 f"this snapkeep reads version {REPO_VERSION}")
-        return cls(backend, config)
+        if config.get("cipher") == crypto.CIPHER_NONE:
+            return cls(backend, config, Keys.plaintext(bytes.fromhex(config["id_key"])))
+        repo_id = config["id"]
+        kf = Path(key_file) if key_file is not None else None
+        if key is not None or kf is not None:
+            if key is not None:
+                text, what = key, "the exported key"
+            else:
+                assert kf is not None
+                try:
+                    text = kf.read_text()
+                except OSError as e:
+                    raise RepositoryError(f"cannot read the key file {kf}: {e.strerror}") \
+                        from None
+                what = f"the key file {kf}"
+            try:
+                master, _rid = crypto.parse_key_text(text)
+            except (ValueError, KeyError, TypeError):
+                raise RepositoryError(f"{what} is not a snapkeep key") from None
+            keys = Keys.from_master(master)
+            if keys.check_value(repo_id) != config.get("key_check"):
+                raise RepositoryError(f"{what} is not the key of the repository at {where}")
+            return cls(backend, config, keys, key_file=kf,
+                       opened_with="key file" if kf else "exported key")
+        slots = _read_slots(backend)
+        for kind in ("passphrase", "unprotected") if passphrase is not None \
+                else ("unprotected",):
+            for _sid, slot in slots.items():
+                if slot.get("kind") != kind:
+                    continue
+                master = crypto.open_slot(slot, repo_id, passphrase)
+                if master is None:
+                    continue
+                keys = Keys.from_master(master)
+                if keys.check_value(repo_id) == config.get("key_check"):
+                    return cls(backend, config, keys,
+                               opened_with="passphrase" if kind == "passphrase" else "")
+        if passphrase is not None:
+            raise RepositoryError(f"wrong passphrase for the repository at {where}")
+        raise RepositoryError(f"the repository at {where} is encrypted: give its passphrase "
+                              "or its key file")
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def key_status(self) -> dict[str, Any]:
+        slots = _read_slots(self.backend)
+        kinds = sorted({str(s.get("kind")) for s in slots.values()})
+        encrypted = self.keys.cipher != crypto.CIPHER_NONE
+        protected = encrypted and "unprotected" not in kinds
+        return {"repository": self.config["id"], "cipher": self.keys.cipher,
+                "kdf": self.config.get("kdf"), "encrypted": encrypted,
+                "protected": protected,
+                "slots": [{"id": sid, "kind": s.get("kind"), "kdf": s.get("kdf"),
+                           "kdf_params": {k: v for k, v in (s.get("kdf_params") or {}).items()
+                                          if k != "salt"}}
+                          for sid, s in sorted(slots.items())],
+                "key_file": str(self.key_file) if self.key_file else None,
+                "opened_with": self.opened_with}
+
+    def _master(self) -> bytes:
+        if self.keys.master is None:
+            raise RepositoryError(f"the repository at {self.backend.describe()} is not "
+                                  "encrypted: it has no key")
+        return self.keys.master
+
+    def export_key(self) -> str:
+        """The master key as text (the key-file format), for safekeeping offline."""
+        return crypto.key_text(self._master(), self.config["id"])
+
+    def write_key_file(self, path: str | os.PathLike[str]) -> Path:
+        p = Path(path)
+        _write_key_file(p, self.export_key())
+        return p
+
+    def add_passphrase(self, new: str, *, kdf_params: dict[str, int] | None = None) -> str:
+        """Add a passphrase slot; drops unprotected slots (they would defeat it)."""
+        slot = crypto.make_passphrase_slot(self._master(), self.config["id"], new, kdf_params)
+        sid = _put_slot(self.backend, slot)
+        for old_id, old in _read_slots(self.backend).items():
+            if old.get("kind") == "unprotected":
+                self.backend.delete(f"keys/{old_id}")
+        return sid
+
+    def change_passphrase(self, old: str, new: str, *,
+                          kdf_params: dict[str, int] | None = None) -> str:
+        matching = [sid for sid, s in _read_slots(self.backend).items()
+                    if s.get("kind") == "passphrase"
+                    and crypto.open_slot(s, self.config["id"], old) == self.keys.master]
+        if not matching:
+            raise RepositoryError(
+                f"wrong passphrase for the repository at {self.backend.describe()}")
+        sid = self.add_passphrase(new, kdf_params=kdf_params)  # the new slot first
+        for old_id in matching:
+            self.backend.delete(f"keys/{old_id}")
+        return sid
+
+    def remove_passphrase(self, passphrase: str) -> None:
+        slots = _read_slots(self.backend)
+        matching = [sid for sid, s in slots.items() if s.get("kind") == "passphrase"
+                    and crypto.open_slot(s, self.config["id"], passphrase) is not None]
+        if not matching:
+            raise RepositoryError(
+                f"wrong passphrase for the repository at {self.backend.describe()}")
+        for sid in matching:
+            self.backend.delete(f"keys/{sid}")
+
+    # -- index -------------------------------------------------------------------------------
+
+    def load_index(self) -> None:
+        """Read index files not loaded yet (new ones from other writers)."""
+        docs: dict[str, dict[str, Any]] = {}
+        for key in self.backend.list("index/"):
+            iid = key.rsplit("/", 1)[-1]
+            if iid in self._index_files or iid in self._bad_indexes:
+                continue
+            try:
+                raw = self.backend.get(key)
+            except NotFoundError:
+                continue
+            try:
+                doc = self._parse_index(iid, raw)
+            except ValueError as e:
+                self._bad_indexes[iid] = str(e)
+                log.warning("index file %s is damaged: %s", key, e)
+                continue
+            docs[iid] = doc
+        with self._mutex:
+            for doc in docs.values():
+                self._superseded.update(doc.get("supersedes", []))
+            for iid, doc in docs.items():
+                if iid in self._superseded:
+                    continue
+                self._add_index_doc(iid, doc)
+            for iid in list(self._index_files):
+                if iid in self._superseded:
+                    self._drop_index_file(iid)
+
+    def _parse_index(self, iid: str, raw: bytes) -> dict[str, Any]:
+        if blake3.blake3(raw).hexdigest() != iid:
+            raise ValueError("its content does not match its name (hash)")
+        doc = open_doc(self.keys, raw, AD_INDEX)
+        if not isinstance(doc, dict) or doc.get("version") != 1:
+            raise ValueError("not an index document")
+        return doc
+
+    def _add_index_doc(self, iid: str, doc: dict[str, Any]) -> None:
+        pack_ids = []
+        for p in doc["packs"]:
+            pid = p["id"]
+            pack_ids.append(pid)
+            self._pack_sizes[pid] = int(p["size"])
+            for cid, off, length, raw_len in p["chunks"]:
+                self._index.setdefault(cid, Location(pid, off, length, raw_len))
+        self._index_files[iid] = {"packs": pack_ids}
+
+    def _drop_index_file(self, iid: str) -> None:
+        info = self._index_files.pop(iid, None)
+        if not info:
+            return
+        gone = set(info["packs"])
+        still = {p for other in self._index_files.values() for p in other["packs"]}
+        gone -= still
+        if gone:
+            for cid in [c for c, loc in self._index.items() if loc.pack in gone]:
+                del self._index[cid]
+            for p in gone:
+                self._pack_sizes.pop(p, None)
+
+    def _reset_index(self) -> None:
+        """Forget the in-memory index and read the index files again (after prune)."""
+        with self._mutex:
+            self._index.clear()
+            self._pack_sizes.clear()
+            self._index_files.clear()
+            self._superseded.clear()
+            self._bad_indexes.clear()
+        self._cache = _PackCache(self.backend)
+        self.load_index()
+
+    def _write_index(self, pack_list: list[tuple[str, int, list[packs.Entry]]],
+                     supersedes: list[str] = ()) -> str:
+        doc = {"version": 1, "supersedes": sorted(supersedes),
+               "packs": [{"id": pid, "size": size,
+                          "chunks": [[e.cid, e.offset, e.length, e.raw_len] for e in entries]}
+                         for pid, size, entries in pack_list]}
+        raw = seal_doc(self.keys, doc, AD_INDEX)
+        iid = blake3.blake3(raw).hexdigest()
+        self.backend.put(f"index/{iid}", raw)
+        with self._mutex:
+            self._index_files[iid] = {"packs": [p for p, _s, _e in pack_list]}
+        return iid
+
+    def has_chunk(self, cid: str) -> bool:
+        with self._mutex:
+            return cid in self._index or cid in self._pending
 
     # -- chunks and blobs --------------------------------------------------------------------
 
-    def store_chunk(self, data: bytes) -> str:
-        """Store plaintext once; return its ID. Thread-safe and idempotent."""
-        cid = chunks.chunk_id(data)
-        with self._lock:
-            if cid in self._known:
-                return cid
-        key = chunks.chunk_key(cid)
-        if not self.backend.exists(key):
-            self.backend.put(key, chunks.encode(data))
-        with self._lock:
-            self._known.add(cid)
-        return cid
+    def chunker(self) -> chunks.Chunker:
+        return chunks.Chunker(self.config["chunker"], self.keys.cdc_seed)
 
-    def load_chunk(self, cid: str) -> bytes:
-        key = chunks.chunk_key(cid)
+    def store_chunk(self, data: bytes | memoryview) -> str:
+        """Store plaintext once; return its ID. Thread-safe and idempotent."""
+        return self._store(data)[0]
+
+    def _store(self, data: bytes | memoryview) -> tuple[str, int]:
+        """(chunk id, stored bytes newly appended to a pack — 0 for a dedup hit)."""
+        if self._upload_error is not None:
+            raise self._upload_error
+        cid = self.keys.chunk_id(data)
+        with self._mutex:
+            if cid in self._index or cid in self._pending:
+                return cid, 0
+        sealed = self.keys.seal(chunks.encode(data), packs.chunk_ad(cid))
+        full = None
+        with self._mutex:
+            if cid in self._index or cid in self._pending:
+                return cid, 0
+            b = self._builder
+            b.add(cid, sealed, len(data))
+            self._pending[cid] = b
+            if b.full():
+                full = b
+                self._builder = packs.PackBuilder()
+                self._uploading.add(id(b))
+        if full is not None:
+            self._upload_slots.acquire()  # back-pressure: at most UPLOAD_QUEUE in flight
+            try:
+                if self._executor is None:
+                    with self._mutex:
+                        if self._executor is None:
+                            self._executor = ThreadPoolExecutor(
+                                UPLOAD_QUEUE, thread_name_prefix="snapkeep-pack")
+                self._executor.submit(self._upload_in_background, full)
+            except BaseException:
+                self._upload_slots.release()
+                raise
+        return cid, len(sealed)
+
+    def _upload_in_background(self, b: packs.PackBuilder) -> None:
         try:
-            stored = self.backend.get(key)
+            self._upload(b)
+        except BaseException as e:  # surfaced by the next store or flush
+            self._upload_error = e
+        finally:
+            self._upload_slots.release()
+
+    def _upload(self, b: packs.PackBuilder) -> None:
+        """Write a finished pack (caller has registered it in ``_uploading``)."""
+        try:
+            entries = list(b.entries.values())  # b no longer changes: it was swapped out
+            pack_id, data = b.build(self.keys)
+            self.backend.put(packs.pack_key(pack_id), data)
+        except BaseException:
+            with self._mutex:
+                for cid in b.entries:
+                    if self._pending.get(cid) is b:
+                        del self._pending[cid]
+                self._uploading.discard(id(b))
+                self._cond.notify_all()
+            raise
+        with self._mutex:
+            for e in entries:
+                self._index.setdefault(e.cid, Location(pack_id, e.offset, e.length, e.raw_len))
+                if self._pending.get(e.cid) is b:
+                    del self._pending[e.cid]
+            self._pack_sizes[pack_id] = len(data)
+            self._unindexed.append((pack_id, len(data), entries))
+            self._uploading.discard(id(b))
+            self._cond.notify_all()
+            many = len(self._unindexed) >= AUTO_INDEX_PACKS
+        if many and self._flush_lock.acquire(blocking=False):
+            try:
+                self._write_unindexed()
+            finally:
+                self._flush_lock.release()
+
+    def _write_unindexed(self) -> None:
+        with self._mutex:
+            todo, self._unindexed = self._unindexed, []
+        if not todo:
+            return
+        try:
+            self._write_index(todo)
+        except BaseException:
+            with self._mutex:
+                self._unindexed[:0] = todo
+            raise
+
+    def flush(self) -> None:
+        """Write the open pack and an index file for every pack not yet indexed."""
+        with self._flush_lock:
+            with self._mutex:
+                b = self._builder if self._builder.entries else None
+                if b is not None:
+                    self._builder = packs.PackBuilder()
+                    self._uploading.add(id(b))
+                waiting = set(self._uploading) - ({id(b)} if b else set())
+            if b is not None:
+                self._upload(b)
+            with self._mutex:
+                while waiting & self._uploading:
+                    self._cond.wait()
+            err, self._upload_error = self._upload_error, None
+            if err is not None:
+                raise err
+            self._write_unindexed()
+
+    def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes:
+        """The plaintext of a chunk, decrypted and hash-checked (IntegrityError naming it)."""
+        with self._mutex:
+            loc = self._index.get(cid)
+            b = self._pending.get(cid) if loc is None else None
+            sealed = b.sealed_chunk(cid) if b is not None else None
+            pending_raw = b.entries[cid].raw_len if b is not None else 0
+        if sealed is not None:
+            return self._decode_chunk(cid, sealed, pending_raw, "an unwritten pack")
+        if loc is None:
+            hint = (f" (index files damaged: {', '.join(sorted(self._bad_indexes))}; run "
+                    "repository:check)") if self._bad_indexes else ""
+            raise IntegrityError(f"chunk {cid} is missing from the repository at "
+                                 f"{self.backend.describe()}{hint}")
+        where = packs.pack_key(loc.pack)
+        try:
+            sealed = self._read_range(loc.pack, loc.offset, loc.length)
         except NotFoundError:
-            raise IntegrityError(f"chunk {cid} is missing from the repository "
-                                 f"at {self.backend.describe()}") from None
-        return chunks.decode(cid, stored, self.backend.describe())
+            raise IntegrityError(f"chunk {cid} is missing: its pack {where} is not in the "
+                                 f"repository at {self.backend.describe()}") from None
+        return self._decode_chunk(cid, sealed, loc.raw_len, where)
+
+    def _read_range(self, pack_id: str, offset: int, length: int) -> bytes:
+        if self._get_range is not None:
+            return self._get_range(packs.pack_key(pack_id), offset, length)
+        data = self._cache.get(pack_id)
+        return data[offset:offset + length]
+
+    def locate_chunk(self, cid: str) -> tuple[str, int, int] | None:
+        """(pack key, offset, length) of a chunk's sealed bytes, or None if not indexed
+        (flush first). For tools and tests that need to find a chunk's bytes."""
+        with self._mutex:
+            loc = self._index.get(cid)
+        return None if loc is None else (packs.pack_key(loc.pack), loc.offset, loc.length)
+
+    def _decode_chunk(self, cid: str, sealed: bytes, raw_len: int, where: str) -> bytes:
+        if len(sealed) < crypto.OVERHEAD:
+            raise IntegrityError(f"chunk {cid} in {where} is truncated: the repository is "
+                                 "damaged")
+        try:
+            plain = self.keys.unseal(sealed, packs.chunk_ad(cid))
+        except SealError as e:
+            raise IntegrityError(f"chunk {cid} in {where} does not match its hash "
+                                 f"({e}): the repository is damaged") from None
+        try:
+            data = chunks.decode(plain, raw_len)
+        except ValueError as e:
+            raise IntegrityError(f"chunk {cid} in {where} {e}") from None
+        if len(data) != raw_len or self.keys.chunk_id(data) != cid:
+            raise IntegrityError(f"chunk {cid} in {where} does not match its hash")
+        return data
 
     def blob_writer(self) -> BlobWriter:
-        return BlobWriter(self)
+        return BlobWriter(self, self.chunker())
 
     def put_blob(self, data: bytes) -> BlobRef:
         w = self.blob_writer()
@@ -129,35 +620,223 @@ class Repository:
     def verify_blob(self, ref: BlobRef) -> None:
         """Read and hash-check every chunk of a blob; IntegrityError on the first damage."""
         for cid, length in ref.chunks:
-            if len(self.load_chunk(cid)) != length:
-                raise IntegrityError(f"chunk {cid} has the wrong length")
+            self.load_chunk(cid, length)
+
+    # -- sessions, locks ---------------------------------------------------------------------
+
+    def begin_snapshot(self, *, lock: bool = True, wait: float = 0.0) -> SnapshotSession:
+        """A session that records every chunk the snapshot references (see SnapshotSession)."""
+        return SnapshotSession(self, lock=lock, wait=wait)
+
+    def lock(self, exclusive: bool = False, *, wait: float = 0.0,
+             refresh_interval: float | None = None) -> RepoLock:
+        """A context manager holding ``locks/<id>``; BusyError if it cannot be had in time."""
+        kw = {} if refresh_interval is None else {"refresh_interval": refresh_interval}
+        return RepoLock(self.backend, exclusive, wait=wait, **kw)
 
     # -- manifests ---------------------------------------------------------------------------
 
     @staticmethod
     def _manifest_key(snapshot_id: str) -> str:
-        return f"snapshots/{snapshot_id}.json"
+        return f"snapshots/{snapshot_id}"
 
     def commit_snapshot(self, manifest: SnapshotManifest) -> None:
-        """The commit point: after this returns, the snapshot exists."""
-        self.backend.put(self._manifest_key(manifest.id), manifest.to_json())
+        """Flush, then write the manifest: after this returns, the snapshot exists.
+
+        Without a session, ``manifest.references`` stays None and prune refuses to run
+        while such a snapshot exists (it cannot know what the snapshot needs)."""
+        self.flush()
+        self._put_manifest(manifest)
+
+    def _put_manifest(self, manifest: SnapshotManifest) -> None:
+        if "/" in manifest.id or manifest.id.startswith("."):
+            raise RepositoryError(f"invalid snapshot id {manifest.id!r}")
+        raw = seal_doc(self.keys, json.loads(manifest.to_json()), manifest_ad(manifest.id))
+        self.backend.put(self._manifest_key(manifest.id), raw)
 
     def snapshot_ids(self) -> Iterator[str]:
         for key in self.backend.list("snapshots/"):
             name = key.rsplit("/", 1)[-1]
-            if name.endswith(".json"):
-                yield name[: -len(".json")]
+            if "." not in name:
+                yield name
 
     def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
+        key = self._manifest_key(snapshot_id)
         try:
-            raw = self.backend.get(self._manifest_key(snapshot_id))
+            raw = self.backend.get(key)
         except NotFoundError:
             raise NotFoundError(f"snapshot {snapshot_id} is not in the repository") from None
         try:
-            return SnapshotManifest.from_json(raw)
+            data = open_doc(self.keys, raw, manifest_ad(snapshot_id))
+            return SnapshotManifest.from_json(json.dumps(data).encode())
         except (ValueError, TypeError) as e:
-            raise IntegrityError(f"the manifest of snapshot {snapshot_id} is damaged: {e}") from e
+            raise IntegrityError(f"the manifest of snapshot {snapshot_id} ({key}) is "
+                                 f"damaged: {e}") from e
 
     def forget_snapshot(self, snapshot_id: str) -> None:
-        """Remove the manifest; its chunks stay until a prune (#3) finds them unreferenced."""
+        """Remove the manifest; its chunks stay until a prune finds them unreferenced."""
         self.backend.delete(self._manifest_key(snapshot_id))
+
+    def load_references(self, manifest: SnapshotManifest) -> set[str] | None:
+        """Every chunk id the snapshot needs (incl. its reference list's own chunks), or
+        None for a snapshot committed without a session."""
+        if manifest.references is None:
+            return None
+        ref = BlobRef.from_json(manifest.references)
+        text = self.read_blob(ref).decode("ascii")
+        out = {line for line in text.split("\n") if line}
+        out.update(c for c, _n in ref.chunks)
+        return out
+
+    # -- maintenance (see maintenance.py) ----------------------------------------------------
+
+    def verify_snapshot(self, snapshot_id: str, reporter: Any = None) -> Any:
+        from snapkeep.repository import maintenance
+
+        return maintenance.verify_snapshot(self, snapshot_id, reporter)
+
+    def check(self, read_data: bool = False, reporter: Any = None) -> Any:
+        from snapkeep.repository import maintenance
+
+        return maintenance.check(self, read_data, reporter)
+
+    def prune(self, reporter: Any = None, *, repack_threshold: float = 0.05,
+              wait: float = 0.0) -> Any:
+        from snapkeep.repository import maintenance
+
+        return maintenance.prune(self, reporter, repack_threshold=repack_threshold, wait=wait)
+
+    def snapshot_usage(self, snapshot_id: str) -> dict[str, int]:
+        from snapkeep.repository import maintenance
+
+        return maintenance.snapshot_usage(self, snapshot_id)
+
+    def rebuild_index(self, reporter: Any = None) -> Any:
+        from snapkeep.repository import maintenance
+
+        return maintenance.rebuild_index(self, reporter)
+
+
+class SnapshotSession:
+    """Writes one snapshot: every chunk stored (or found already stored) through it, and
+    every blob announced with ``add_ref``, is recorded; ``commit`` stores that list.
+
+    Holds a shared repository lock from creation to ``commit``/``close`` (so prune cannot
+    delete what the snapshot dedups against). Thread-safe: writers in several threads.
+    """
+
+    def __init__(self, repo: Repository, *, lock: bool = True, wait: float = 0.0) -> None:
+        self.repo = repo
+        self._refs: set[str] = set()
+        self._added = 0
+        self._mutex = threading.Lock()
+        self._lock = repo.lock(exclusive=False, wait=wait).acquire() if lock else None
+        self.committed = False
+        repo.load_index()  # dedup against what other writers stored since open
+
+    # writing
+    def store_chunk(self, data: bytes | memoryview) -> str:
+        cid, added = self.repo._store(data)
+        with self._mutex:
+            self._refs.add(cid)
+            self._added += added
+        return cid
+
+    def blob_writer(self) -> BlobWriter:
+        return BlobWriter(self, self.repo.chunker())
+
+    def put_blob(self, data: bytes) -> BlobRef:
+        w = self.blob_writer()
+        w.write(data)
+        return w.close()
+
+    def add_ref(self, ref: BlobRef) -> None:
+        """A blob reused from an earlier snapshot without rewriting it."""
+        missing = [c for c, _n in ref.chunks if not self.repo.has_chunk(c)]
+        if missing:
+            raise IntegrityError(f"chunk {missing[0]} of a reused blob is missing from the "
+                                 f"repository at {self.repo.backend.describe()}")
+        with self._mutex:
+            self._refs.update(c for c, _n in ref.chunks)
+
+    @property
+    def added_bytes(self) -> int:
+        return self._added
+
+    # reading (engines read parents through the same object)
+    def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes:
+        return self.repo.load_chunk(cid, raw_len)
+
+    def open_blob(self, ref: BlobRef) -> BlobReader:
+        return self.repo.open_blob(ref)
+
+    def read_blob(self, ref: BlobRef) -> bytes:
+        return self.repo.read_blob(ref)
+
+    def commit(self, manifest: SnapshotManifest) -> SnapshotManifest:
+        """Store the reference list, flush packs and index, write the manifest, unlock."""
+        if self.committed:
+            raise RepositoryError("this snapshot session is already committed")
+        with self._mutex:
+            ids = sorted(self._refs)
+        refs = (self.put_blob("".join(f"{c}\n" for c in ids).encode()) if ids else EMPTY_BLOB)
+        self.repo.flush()
+        with self.repo._mutex:
+            absent = [c for c in ids if c not in self.repo._index]
+        if absent:
+            raise RepositoryError(f"chunk {absent[0]} of this snapshot was not written to "
+                                  f"the repository at {self.repo.backend.describe()}")
+        manifest.references = refs.to_json()
+        manifest.added_bytes = self._added
+        self.repo._put_manifest(manifest)
+        self.committed = True
+        self.close()
+        return manifest
+
+    def close(self) -> None:
+        """Release the lock (an uncommitted session's packs are left for prune)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> SnapshotSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _read_slots(backend: Backend) -> dict[str, dict[str, Any]]:
+    out = {}
+    for key in backend.list("keys/"):
+        try:
+            slot = json.loads(backend.get(key))
+        except (NotFoundError, ValueError):
+            continue
+        if isinstance(slot, dict):
+            out[key.rsplit("/", 1)[-1]] = slot
+    return out
+
+
+def _put_slot(backend: Backend, slot: dict[str, Any]) -> str:
+    sid = secrets.token_hex(16)
+    backend.put(f"keys/{sid}", json.dumps(slot, indent=1, sort_keys=True).encode())
+    return sid
+
+
+def _write_key_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RepositoryError(f"cannot write the key file {path}: {e.strerror}") from e

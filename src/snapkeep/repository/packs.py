@@ -1,0 +1,106 @@
+"""Pack files: sealed chunks back to back, then a sealed header listing them.
+
+```
+pack   = entry* || sealed_header || u32 LE len(sealed_header)
+header = 0x01 || (chunk id (32 bytes) || offset u32 LE || length u32 LE || raw_len u32 LE)*
+```
+
+``offset``/``length`` locate the sealed chunk in the pack; ``raw_len`` is the chunk's
+plaintext length. The pack ID is the BLAKE3-256 hash (hex) of the whole pack's bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import blake3
+
+from snapkeep.repository.crypto import Keys
+
+PACK_TARGET = 16 * 1024 * 1024
+HEADER_VERSION = 1
+ENTRY = struct.Struct("<32sIII")
+AD_HEADER = b"snapkeep pack header"
+
+
+def chunk_ad(cid: str) -> bytes:
+    return b"snapkeep chunk " + bytes.fromhex(cid)
+
+
+def pack_key(pack_id: str) -> str:
+    return f"data/{pack_id[:2]}/{pack_id}"
+
+
+def pack_id_of_key(key: str) -> str | None:
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == "data" and len(parts[2]) == 64 \
+            and parts[2].startswith(parts[1]):
+        return parts[2]
+    return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    cid: str
+    offset: int
+    length: int
+    raw_len: int
+
+
+@dataclass
+class PackBuilder:
+    buf: bytearray = field(default_factory=bytearray)
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def add(self, cid: str, sealed: bytes, raw_len: int) -> None:
+        self.entries[cid] = Entry(cid, len(self.buf), len(sealed), raw_len)
+        self.buf += sealed
+
+    def sealed_chunk(self, cid: str) -> bytes:
+        e = self.entries[cid]
+        return bytes(self.buf[e.offset:e.offset + e.length])
+
+    def full(self) -> bool:
+        return len(self.buf) >= PACK_TARGET
+
+    def build(self, keys: Keys) -> tuple[str, bytes]:
+        """(pack id, pack bytes); the builder must no longer change."""
+        return build_pack(keys, self.buf, list(self.entries.values()))
+
+
+def build_pack(keys: Keys, body: bytes | bytearray, entries: list[Entry]) -> tuple[str, bytes]:
+    header = bytearray([HEADER_VERSION])
+    for e in entries:
+        header += ENTRY.pack(bytes.fromhex(e.cid), e.offset, e.length, e.raw_len)
+    sealed = keys.seal(bytes(header), AD_HEADER)
+    data = b"".join((body, sealed, struct.pack("<I", len(sealed))))
+    return blake3.blake3(data).hexdigest(), data
+
+
+def read_header(keys: Keys, pack: bytes) -> list[Entry]:
+    """The entries of a whole pack's header; ValueError naming what is wrong."""
+    if len(pack) < 4:
+        raise ValueError("too short to be a pack")
+    (hlen,) = struct.unpack("<I", pack[-4:])
+    if hlen + 4 > len(pack):
+        raise ValueError("the header length is out of range")
+    return parse_header(keys, pack[-4 - hlen:-4], len(pack) - 4 - hlen)
+
+
+def parse_header(keys: Keys, sealed: bytes, data_end: int) -> list[Entry]:
+    from snapkeep.repository.crypto import SealError
+
+    try:
+        header = keys.unseal(sealed, AD_HEADER)
+    except SealError as e:
+        raise ValueError(f"the pack header fails authentication ({e})") from None
+    if not header or header[0] != HEADER_VERSION or (len(header) - 1) % ENTRY.size:
+        raise ValueError("the pack header is malformed")
+    out = []
+    for i in range(1, len(header), ENTRY.size):
+        raw_id, off, length, raw_len = ENTRY.unpack_from(header, i)
+        if off + length > data_end:
+            raise ValueError("a pack header entry points past the chunk data")
+        out.append(Entry(raw_id.hex(), off, length, raw_len))
+    return out
