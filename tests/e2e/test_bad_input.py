@@ -7,6 +7,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+from snapkeep.repository import Repository
+from snapkeep.storage import LocalBackend
 from tests.helpers.shop import Cli, cli_env
 
 
@@ -52,10 +54,11 @@ def test_unknown_snapshot_id(shop):
 def test_expired_snapshot_is_listed_not_restorable_and_refused_with_its_date(shop):
     cli, root, _db = shop
     snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
-    manifest = root / ".snapkeep" / "repository" / "snapshots" / f"{snap}.json"
-    data = json.loads(manifest.read_text())
-    data["expires_at"] = "2026-01-02T03:04:05+00:00"
-    manifest.write_text(json.dumps(data))
+    repo = Repository.open(LocalBackend(root / ".snapkeep" / "repository"),
+                           key_file=root / ".snapkeep" / "repository.key")
+    manifest = repo.load_snapshot(snap)
+    manifest.expires_at = "2026-01-02T03:04:05+00:00"
+    repo.commit_snapshot(manifest)
     with sqlite3.connect(root / ".snapkeep" / "catalog.db") as c:  # drop the cached listing
         c.execute("DELETE FROM snapshots")
     listing = json.loads(cli.run("snapshot:list", "--format", "json").stdout)

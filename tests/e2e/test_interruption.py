@@ -35,8 +35,8 @@ def big_shop(shop):
     cli, root, db = shop
     media = root / "pub" / "media"
     with open(media / "big.bin", "wb") as f:
-        for i in range(BIG_MB):
-            f.write(i.to_bytes(4, "little") * (1 << 18))  # distinct 1 MiB pieces
+        for _ in range(BIG_MB):
+            f.write(os.urandom(1 << 20))  # incompressible, so packs fill up
     return cli, root, db
 
 
@@ -45,7 +45,7 @@ def test_a_snapshot_killed_part_way_is_not_listed_and_the_pause_is_lifted(big_sh
     flag = root / "var" / ".maintenance.flag"
     start_chunks = chunk_count(root)
     proc = cli.popen("snapshot:create")
-    wait_for(lambda: flag.exists() and chunk_count(root) > start_chunks + 5,
+    wait_for(lambda: flag.exists() and chunk_count(root) > start_chunks + 2,
              "the snapshot to be paused and writing")
     proc.kill()
     proc.wait()
@@ -129,13 +129,13 @@ def test_a_damaged_snapshot_stops_the_restore_before_anything_is_touched(shop, m
     files_before = tree(root / "pub" / "media")
     chunks = sorted(p for p in (root / ".snapkeep" / "repository" / "data").rglob("*")
                     if p.is_file())
-    for p in chunks:  # damage every chunk: whichever is read first fails
+    for p in chunks:  # damage every pack in its middle: whichever is read first fails
         raw = bytearray(p.read_bytes())
-        raw[-1] ^= 0x55
+        raw[len(raw) // 2] ^= 0x55
         p.write_bytes(bytes(raw))
     res = cli.run("snapshot:restore", snap, "--yes", check=False)
     assert res.returncode != 0
-    assert "does not match its hash" in res.stderr or "cannot be decompressed" in res.stderr
+    assert f"snapshot {snap} is damaged" in res.stderr and "nothing in develop-branch" in res.stderr
     assert checksums(conn, db) == db_before
     assert tree(root / "pub" / "media") == files_before
     conn.close()

@@ -209,8 +209,12 @@ def test_a_restore_failing_part_way_leaves_the_live_database_as_it_was(
     # Damage the rows of a table in the middle of the restore order.
     table = next(t for t in description["tables"] if t["name"] == "strings")
     chunk_id = table["rows"]["chunks"][0][0]
-    chunk_file = tmp_path / "repo" / "data" / chunk_id[:2] / chunk_id
-    chunk_file.write_bytes(chunk_file.read_bytes()[:-3] + b"xyz")
+    repo.flush()
+    key, offset, length = repo.locate_chunk(chunk_id)
+    pack = tmp_path / "repo" / key
+    raw = bytearray(pack.read_bytes())
+    raw[offset + length // 2] ^= 0xFF
+    pack.write_bytes(bytes(raw))
 
     with pytest.raises(IntegrityError):
         prepare_restore(target, description, repo, Recorder())
@@ -261,6 +265,7 @@ def test_cleanup_removes_the_shadow_of_a_restore_killed_with_sigkill(
     conn = mariadb.connect(fresh_db)
     target = target_for(mariadb, fresh_db)
     description = dump_database(target, repo, Recorder())
+    repo.flush()  # the subprocess reads the packs from disk
     before = db_state(conn, fresh_db)
     desc_file, marker = tmp_path / "desc.json", tmp_path / "marker"
     desc_file.write_text(json.dumps(description))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -84,6 +85,8 @@ def run(fn: Callable[[], int | None]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Library warnings (e.g. storage retries) reach the person as plain lines on stderr.
+    logging.basicConfig(level=logging.WARNING, format="snapkeep: %(message)s")
     def invoke() -> int:
         try:
             cli.main(args=argv, prog_name="snapkeep", standalone_mode=False)

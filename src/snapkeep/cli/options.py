@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +28,26 @@ def environment_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return project_options(f)
 
 
+def ask_passphrase() -> str:
+    if not sys.stdin.isatty():
+        return ""
+    return click.prompt("Repository passphrase", hide_input=True, err=True)
+
+
+def new_passphrase() -> str:
+    """A new passphrase: SNAPKEEP_PASSPHRASE, else asked twice on a terminal."""
+    if os.environ.get("SNAPKEEP_PASSPHRASE"):
+        return os.environ["SNAPKEEP_PASSPHRASE"]
+    if not sys.stdin.isatty():
+        return ""
+    return click.prompt("New repository passphrase", hide_input=True,
+                        confirmation_prompt=True, err=True)
+
+
 def load(config_path: str | None, project: str | None) -> Context:
-    return Context.load(config_path, project)
+    ctx = Context.load(config_path, project)
+    ctx.ask_passphrase = ask_passphrase
+    return ctx
 
 
 def load_env(config_path: str | None, project: str | None,

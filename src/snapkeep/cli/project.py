@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from snapkeep.cli.options import new_passphrase
 from snapkeep.cli.render import say
 from snapkeep.config import ENV_TYPES, PLANS
 from snapkeep.services import gitinfo
@@ -22,17 +23,25 @@ from snapkeep.services.project import init_project
 @click.option("--root", default=".", show_default=True, help="The app root.")
 @click.option("--database", default=None, metavar="URL",
               help="mysql://user@host:3306/db (password via SNAPKEEP_DB_PASSWORD).")
+@click.option("--passphrase", "use_passphrase", is_flag=True,
+              help="Protect the master key with a passphrase (SNAPKEEP_PASSPHRASE, or asked) "
+                   "instead of the key file .snapkeep/repository.key.")
 @click.option("--mount", "mounts", multiple=True,
               help="A mount, relative to the root (repeatable; default: from "
                    ".magento.app.yaml, else var, pub/media, app/etc).")
-def init(project_id, plan, env_name, env_type, root, database, mounts) -> None:
+def init(project_id, plan, env_name, env_type, root, database, use_passphrase, mounts) -> None:
     """Write snapkeep.toml here and create the snapshot repository."""
     here = Path.cwd()
     path, written = init_project(
         here, project_id=project_id or here.name, plan=plan,
         env_name=env_name or gitinfo.current_branch(here) or "master", env_type=env_type,
-        root=root, database=database, mounts=list(mounts) or None)
-    say(f"{'Wrote' if written else 'Kept the existing'} {path}; repository ready.")
+        root=root, database=database, mounts=list(mounts) or None, passphrase=use_passphrase,
+        ask_passphrase=new_passphrase)
+    say(f"{'Wrote' if written else 'Kept the existing'} {path}; repository ready "
+        "(encrypted).")
+    if not use_passphrase and written:
+        say("Keep a copy of the master key somewhere safe: `snapkeep key:export` prints it. "
+            "Without it the snapshots cannot be read.")
 
 
 COMMANDS = [init]

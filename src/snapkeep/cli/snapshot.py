@@ -12,7 +12,7 @@ from snapkeep.catalog import Activity
 from snapkeep.cli.options import environment_options, load_env
 from snapkeep.cli.render import ActivityDisplay, human_size, say, table
 from snapkeep.errors import UsageError
-from snapkeep.services import operations, restore, snapshots
+from snapkeep.services import operations, restore, retention, snapshots
 from snapkeep.services.snapshots import SnapshotInfo
 
 COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
@@ -153,4 +153,24 @@ def delete(config_path, project, environment, snapshot_id) -> None:
     follow(lambda d: operations.delete_snapshot(ctx, env, snapshot_id, observer=d))
 
 
-COMMANDS = [create, list_, get, restore_, delete]
+@click.command("snapshot:expire")
+@environment_options
+@click.option("--dry-run", "-n", is_flag=True, help="Only show what would be deleted.")
+def expire(config_path, project, environment, dry_run) -> None:
+    """Delete snapshots past their restore window or outside the retention policy."""
+    ctx, env = load_env(config_path, project, environment)
+    if dry_run:
+        decisions = retention.plan(ctx, env)
+    else:
+        activity, decisions = operations.expire_snapshots(ctx, env)
+    rows = [[d.snapshot.id, d.snapshot.created_at.isoformat(timespec="seconds"),
+             "keep" if d.keep else ("would delete" if dry_run else "deleted"), d.reason]
+            for d in decisions]
+    if rows:
+        click.echo(table(["Snapshot ID", "Created", "Action", "Reason"], rows, "table"))
+    gone = sum(not d.keep for d in decisions)
+    say(f"{gone} snapshot(s) {'would be ' if dry_run else ''}deleted, "
+        f"{len(decisions) - gone} kept.")
+
+
+COMMANDS = [create, list_, get, restore_, delete, expire]

@@ -27,6 +27,7 @@ from snapkeep.services.locks import EnvironmentLock, is_locked
 BACKUP = "environment.backup"
 RESTORE = "environment.restore"
 DELETE = "environment.backup.delete"
+EXPIRE = "environment.backup.expire"
 RUNNING = ("pending", "in_progress")
 
 

@@ -18,6 +18,8 @@ from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
 from snapkeep.services.snapshots import row_from_manifest
 
+LOCK_WAIT = 10.0  # seconds a snapshot waits for a prune's exclusive lock
+
 
 def check_sources(env: EnvironmentConfig) -> None:
     """Refuse early, before anything is paused, when a source cannot be read."""
@@ -61,24 +63,34 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     commit = gitinfo.head_commit(env.root)
     services: dict = {}
     mounts: dict = {}
-    with nullcontext() if live else pause.paused(ctx, env, rec), \
-            nullcontext() if live or target is None else mysql.hold_writes(target, rec):
-        if target is not None:
-            services["database"] = mysql.dump_database(target, repo, rec)
-        for m in env.mounts:
-            mounts[m] = volumes.snapshot_mount(mount_dir(env, m), repo, rec,
-                                               exclude=pause_entries(env, m),
-                                               parent=parent.get(m))
+    # The session holds a shared repository lock (prune waits) and records every chunk
+    # the snapshot references; its commit writes packs, index, then the manifest.
+    with repo.begin_snapshot(wait=LOCK_WAIT) as session:
+        with nullcontext() if live else pause.paused(ctx, env, rec), \
+                nullcontext() if live or target is None else mysql.hold_writes(target, rec):
+            if target is not None:
+                services["database"] = mysql.dump_database(target, session, rec)
+            for m in env.mounts:
+                mounts[m] = volumes.snapshot_mount(mount_dir(env, m), session, rec,
+                                                   exclude=pause_entries(env, m),
+                                                   parent=parent.get(m))
 
-    size = sum(int(s.get("size_bytes", 0)) for s in services.values()) + \
-        sum(int(d.get("bytes", 0)) for d in mounts.values())
-    manifest = SnapshotManifest(
-        id=snapshot_id, project=ctx.config.id, environment=env.name,
-        environment_type=env.type, created_at=created.isoformat(),
-        expires_at=expires_at(created, ctx.config.restore_window_days).isoformat(),
-        live=live, automated=automated, commit_id=commit, services=services, mounts=mounts,
-        size_bytes=size)
-    repo.commit_snapshot(manifest)
+        size = sum(int(s.get("size_bytes", 0)) for s in services.values()) + \
+            sum(int(d.get("bytes", 0)) for d in mounts.values())
+        # Manual snapshots live for the restore window; automated ones by retention policy.
+        expires = None if automated else expires_at(created, ctx.config.restore_window_days)
+        manifest = SnapshotManifest(
+            id=snapshot_id, project=ctx.config.id, environment=env.name,
+            environment_type=env.type, created_at=created.isoformat(),
+            expires_at=expires.isoformat() if expires else None,
+            live=live, automated=automated, commit_id=commit, services=services,
+            mounts=mounts, size_bytes=size)
+        session.commit(manifest)
     ctx.catalog.put_snapshot(row_from_manifest(manifest))
-    rec.log(f"Created backup {snapshot_id}")
+    rec.log(f"Created backup {snapshot_id} ({_mib(size)} of data, {_mib(manifest.added_bytes)} "
+            "added to the repository)")
     return snapshot_id
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"

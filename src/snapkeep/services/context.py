@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,10 +16,27 @@ from snapkeep.repository import Repository
 from snapkeep.storage import open_backend
 
 
+def passphrase_from_environment() -> str | None:
+    """``SNAPKEEP_PASSPHRASE``, or the first line of the file ``SNAPKEEP_PASSPHRASE_FILE``."""
+    if os.environ.get("SNAPKEEP_PASSPHRASE"):
+        return os.environ["SNAPKEEP_PASSPHRASE"]
+    path = os.environ.get("SNAPKEEP_PASSPHRASE_FILE")
+    if path:
+        try:
+            return Path(path).read_text().splitlines()[0]
+        except (OSError, IndexError):
+            raise ConfigError(f"cannot read a passphrase from SNAPKEEP_PASSPHRASE_FILE={path}") \
+                from None
+    return None
+
+
 @dataclass
 class Context:
     config: ProjectConfig
     actor: Actor = field(default_factory=local_operator)
+    # Asked for the repository passphrase when no key file is configured and the
+    # environment has none (the CLI prompts on a terminal).
+    ask_passphrase: Callable[[], str] | None = None
 
     @classmethod
     def load(cls, config_path: str | None = None, project: str | None = None,
@@ -34,10 +53,29 @@ class Context:
 
     @cached_property
     def repository(self) -> Repository:
-        return Repository.open(self._backend())
+        key_file = self.config.key_file
+        passphrase = None if key_file else self._passphrase()
+        return Repository.open(self._backend(), key_file=key_file, passphrase=passphrase)
+
+    def _passphrase(self) -> str:
+        passphrase = passphrase_from_environment()
+        if passphrase is None and self.ask_passphrase is not None:
+            passphrase = self.ask_passphrase()
+        if not passphrase:
+            raise ConfigError(
+                "the repository is protected by a passphrase: set SNAPKEEP_PASSPHRASE (or "
+                "SNAPKEEP_PASSPHRASE_FILE), or set `key_file` under [repository] in "
+                f"{self.config.path}")
+        return passphrase
 
     def init_repository(self) -> Repository:
-        repo = Repository.init(self._backend())
+        """Create the repository (or open it if it exists) with this project's key setup."""
+        backend = self._backend()
+        key_file = self.config.key_file
+        if backend.exists("config"):
+            return self.repository
+        passphrase = None if key_file else self._passphrase()
+        repo = Repository.init(backend, key_file=key_file, passphrase=passphrase)
         self.__dict__["repository"] = repo
         return repo
 

@@ -21,7 +21,7 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
-from snapkeep.services import activities, backup, restore, snapshots
+from snapkeep.services import activities, backup, restore, retention, snapshots
 from snapkeep.services.activities import Claim, Observer
 from snapkeep.services.context import Context
 
@@ -60,8 +60,21 @@ def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     desc = f"{ctx.actor.name} deleted backup {snap.id} of {env.name}"
-    c = activities.claim(ctx, env.name, activities.DELETE, desc, {"snapshot_id": snap.id})
+    c = activities.claim(ctx, env.name, activities.DELETE, desc, {"snapshot_ids": [snap.id]})
     return _go(ctx, c, False, observer)
+
+
+def expire_snapshots(ctx: Context, env: EnvironmentConfig,
+                     observer: Observer | None = None) -> tuple[Activity | None, list]:
+    """Delete the snapshots the restore window and retention policy no longer keep."""
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
+    decisions = retention.plan(ctx, env)
+    expired = [d.snapshot.id for d in decisions if not d.keep]
+    if not expired:
+        return None, decisions
+    desc = f"{ctx.actor.name} expired {len(expired)} backup(s) of {env.name}"
+    c = activities.claim(ctx, env.name, activities.EXPIRE, desc, {"snapshot_ids": expired})
+    return _go(ctx, c, False, observer), decisions
 
 
 def _go(ctx: Context, c: Claim, detach: bool, observer: Observer | None) -> Activity:
@@ -83,12 +96,13 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None) -> Activit
         if a.type == activities.RESTORE:
             manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
             return restore.restore(ctx, env, manifest, rec)
-        if a.type == activities.DELETE:
-            rec.log(f"Deleting backup {params['snapshot_id']}")
-            ctx.repository.forget_snapshot(params["snapshot_id"])
-            ctx.catalog.delete_snapshot(params["snapshot_id"])
-            rec.log(f"Deleted backup {params['snapshot_id']}")
-            return params["snapshot_id"]
+        if a.type in (activities.DELETE, activities.EXPIRE):
+            for sid in params["snapshot_ids"]:
+                ctx.repository.forget_snapshot(sid)
+                ctx.catalog.delete_snapshot(sid)
+                rec.log(f"Deleted backup {sid}")
+            rec.log("Space is reclaimed by `snapkeep repository:prune`.")
+            return None
         raise UsageError(f"unknown activity type {a.type}")
 
     return activities.run(ctx, c, work, observer)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-from snapkeep.config import CONFIG_NAME, STATE_DIR, load_config
+from snapkeep.config import CONFIG_NAME, DEFAULT_KEY_FILE, STATE_DIR, load_config
 from snapkeep.errors import ConfigError
 from snapkeep.services.context import Context
 
@@ -43,7 +44,10 @@ def mounts_from_magento_app_yaml(text: str) -> list[str]:
 
 
 def render_config(project_id: str, plan: str, env_name: str, env_type: str, root: str,
-                  mounts: list[str], database: str | None) -> str:
+                  mounts: list[str], database: str | None, key_file: bool = True) -> str:
+    key_line = (f'key_file = "{DEFAULT_KEY_FILE}"   # the master key: keep a copy elsewhere '
+                "(`snapkeep key:export`)" if key_file else
+                "# the master key is protected by a passphrase (SNAPKEEP_PASSPHRASE)")
     quoted = ", ".join(f'"{m}"' for m in mounts)
     db_line = f'database = "{database}"' if database else \
         '# database = "mysql://root@127.0.0.1:3306/shop"'
@@ -51,8 +55,13 @@ def render_config(project_id: str, plan: str, env_name: str, env_type: str, root
 [project]
 id = "{project_id}"
 plan = "{plan}"  # starter | pro
-# repository = "{STATE_DIR}/repository"   (the default)
+# repository = "{STATE_DIR}/repository"   (the default; or s3://bucket/prefix)
 # restore_window_days = 7
+
+[repository]
+{key_line}
+# endpoint = "http://127.0.0.1:8333"   (S3-compatible storage; credentials from the usual
+# region = "us-east-1"                  AWS_* variables or access_key_id/secret_access_key)
 
 [environments.{env_name}]
 type = "{env_type}"  # production | staging | development
@@ -66,10 +75,13 @@ mounts = [{quoted}]
 
 
 def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, env_type: str,
-                 root: str, database: str | None, mounts: list[str] | None) -> tuple[Path, bool]:
+                 root: str, database: str | None, mounts: list[str] | None,
+                 passphrase: bool = False,
+                 ask_passphrase: Callable[[], str] | None = None) -> tuple[Path, bool]:
     """Write snapkeep.toml (unless one exists) and create the repository.
 
-    Returns the config path and whether the file was written now.
+    Returns the config path and whether the file was written now. With ``passphrase``,
+    the master key is protected by SNAPKEEP_PASSPHRASE instead of a key file.
     """
     path = directory / CONFIG_NAME
     written = False
@@ -80,10 +92,10 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
             mounts = mounts_from_magento_app_yaml(app_yaml.read_text()) \
                 if app_yaml.is_file() else list(DEFAULT_MOUNTS)
         path.write_text(render_config(project_id, plan, env_name, env_type, root, mounts,
-                                      database))
+                                      database, key_file=not passphrase))
         written = True
     try:
-        ctx = Context(load_config(str(path)))
+        ctx = Context(load_config(str(path)), ask_passphrase=ask_passphrase)
     except ConfigError as e:
         raise ConfigError(f"{e} (fix {path} and run `snapkeep init` again)") from None
     ctx.init_repository()

@@ -1,0 +1,34 @@
+"""Which snapshots of an environment have expired: the restore window for manual ones,
+the environment's retention policy (snapkeep.toml) for automated ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snapkeep.catalog.catalog import now
+from snapkeep.config import EnvironmentConfig
+from snapkeep.policy import Action, RetentionPolicy, SnapshotFacts, plan_expiry, require_role
+from snapkeep.services import snapshots
+from snapkeep.services.context import Context
+from snapkeep.services.snapshots import SnapshotInfo
+
+
+@dataclass(frozen=True)
+class Decision:
+    snapshot: SnapshotInfo
+    keep: bool
+    reason: str
+
+
+def policy_of(env: EnvironmentConfig) -> RetentionPolicy:
+    return RetentionPolicy(**env.retention)
+
+
+def plan(ctx: Context, env: EnvironmentConfig) -> list[Decision]:
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
+    items = snapshots.list_snapshots(ctx, env)
+    facts = [SnapshotFacts(id=s.id, created_at=s.created_at, automated=s.automated,
+                           expires_at=s.expires_at) for s in items]
+    by_id = {s.id: s for s in items}
+    return [Decision(by_id[f.id], keep, reason)
+            for f, keep, reason in plan_expiry(facts, policy_of(env), now())]
