@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -93,8 +94,8 @@ class Snapkeep:
                         "--mount", "pub/media"], cwd=self.app, env=ENV, check=True,
                        capture_output=True)
         cfg = self.app / "snapkeep.toml"
-        cfg.write_text(cfg.read_text().replace(
-            '# repository = ".snapkeep/repository"', f'repository = "{self.repo}"'))
+        cfg.write_text(re.sub(r"(?m)^# repository = .*$", f'repository = "{self.repo}"',
+                              cfg.read_text()))
         shutil.rmtree(self.app / ".snapkeep" / "repository", ignore_errors=True)
         subprocess.run([*self.sk, "init"], cwd=self.app, env=ENV, check=True,
                        capture_output=True)

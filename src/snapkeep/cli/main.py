@@ -56,9 +56,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from snapkeep.cli import activity, environment, project, snapshot
+    from snapkeep.cli import activity, environment, key, project, repository, snapshot
 
-    for module in (snapshot, environment, activity, project):
+    for module in (snapshot, environment, activity, project, repository, key):
         for command in module.COMMANDS:
             cli.add_command(command)
 

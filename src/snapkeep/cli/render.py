@@ -118,3 +118,32 @@ class ActivityDisplay:
             self.finish("failed" if exc_type else "complete")
             if exc_type and self.activity is not None:
                 say(f"Activity {self.activity.id} failed")
+
+
+class ConsoleReporter:
+    """A Reporter for commands that are not activities: log lines to stderr."""
+
+    def __init__(self, verbose: bool = True) -> None:
+        self.verbose = verbose
+
+    def log(self, message: str) -> None:
+        if self.verbose:
+            say(message)
+
+    def add_total(self, units: int) -> None:
+        pass
+
+    def advance(self, units: int) -> None:
+        pass
+
+
+def print_report(report, what: str, fmt: str = "text") -> None:
+    """A maintenance report: its problems and notes; JSON on request."""
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    for p in report.problems:
+        click.echo(f"problem: {p.key}: {p.message}")
+    stats = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.stats.items())
+    verdict = "no problems found" if report.ok else f"{len(report.problems)} problem(s) found"
+    say(f"{what}: {verdict}" + (f" ({stats})" if stats else ""))

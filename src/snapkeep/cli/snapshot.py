@@ -10,9 +10,16 @@ import click
 
 from snapkeep.catalog import Activity
 from snapkeep.cli.options import environment_options, load_env
-from snapkeep.cli.render import ActivityDisplay, human_size, say, table
-from snapkeep.errors import UsageError
-from snapkeep.services import operations, restore, retention, snapshots
+from snapkeep.cli.render import (
+    ActivityDisplay,
+    ConsoleReporter,
+    human_size,
+    print_report,
+    say,
+    table,
+)
+from snapkeep.errors import IntegrityError, UsageError
+from snapkeep.services import integrity, operations, restore, retention, snapshots
 from snapkeep.services.snapshots import SnapshotInfo
 
 COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
@@ -173,4 +180,18 @@ def expire(config_path, project, environment, dry_run) -> None:
         f"{len(decisions) - gone} kept.")
 
 
-COMMANDS = [create, list_, get, restore_, delete, expire]
+@click.command("snapshot:verify")
+@environment_options
+@click.argument("snapshot_id", required=False)
+def verify(config_path, project, environment, snapshot_id) -> None:
+    """Read and check every byte of a snapshot (the most recent without ID)."""
+    ctx, env = load_env(config_path, project, environment)
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    report = integrity.verify_snapshot(ctx, env, snap.id, ConsoleReporter(verbose=False))
+    print_report(report, f"snapshot {snap.id}")
+    if not report.ok:
+        raise IntegrityError(f"snapshot {snap.id} is damaged: {report.problems[0].key}: "
+                             f"{report.problems[0].message}")
+
+
+COMMANDS = [create, list_, get, restore_, delete, expire, verify]
