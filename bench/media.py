@@ -28,9 +28,9 @@ for k in [k for k in ENV if k.startswith("SNAPKEEP_") and k != "SNAPKEEP_DEBUG"]
     del ENV[k]
 
 
-def generate(root: Path, gib: float, rng: random.Random) -> list[Path]:
+def generate(media: Path, gib: float, rng: random.Random, texts: int) -> list[Path]:
+    """Random-byte images totalling ``gib`` under ``media``, plus ``texts`` small files."""
     target = int(gib * (1 << 30))
-    media = root / "pub" / "media" / "catalog"
     files: list[Path] = []
     total, i = 0, 0
     while total < target:
@@ -42,9 +42,9 @@ def generate(root: Path, gib: float, rng: random.Random) -> list[Path]:
         files.append(p)
         total += size
         i += 1
-    text = root / "pub" / "media" / "text"
+    text = media / "text"
     text.mkdir(parents=True, exist_ok=True)
-    for j in range(5000):
+    for j in range(texts):
         p = text / f"note{j:05d}.txt"
         p.write_text(f"note {j}\n" + "lorem ipsum dolor sit amet " * rng.randint(1, 40))
         files.append(p)
@@ -156,7 +156,7 @@ def main() -> int:
     rng = random.Random(7)
 
     # Peak RSS at half size, then grow the tree to full size.
-    files = generate(app, args.gib / 2, rng)
+    files = generate(app / "pub" / "media" / "catalog", args.gib / 2, rng, 2500)
     half = Snapkeep(work / "half", app)
     (work / "half").mkdir(parents=True)
     half.setup()
@@ -164,8 +164,7 @@ def main() -> int:
     for p in (app / "snapkeep.toml", app / ".snapkeep"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     shutil.rmtree(work / "half")
-    files += generate(app / "more", args.gib / 2, rng)
-    shutil.move(str(app / "more" / "pub" / "media" / "catalog"), app / "pub" / "media" / "more")
+    files += generate(app / "pub" / "media" / "more", args.gib / 2, rng, 2500)
     data_bytes = du(app / "pub" / "media")
     entries = sum(1 for _ in (app / "pub" / "media").rglob("*"))
     print(f"data: {data_bytes / 2**30:.2f} GiB in {entries} entries")

@@ -55,9 +55,14 @@ def test_a_snapshot_killed_part_way_is_not_listed_and_the_pause_is_lifted(big_sh
     acts = json.loads(cli.run("activity:list", "--format", "json").stdout)
     assert acts[0]["state"] == "complete" and acts[0]["result"] == "failure"
     assert "interrupted" in acts[0]["error"]
-    # The environment is usable again at once.
+    # The repository is consistent, the environment usable again at once, and the data
+    # the killed snapshot wrote is reclaimed by prune.
+    assert "no problems found" in cli.run("repository:check", "--read-data").stderr
     res = cli.run("snapshot:create")
     assert "Snapshot name:" in res.stdout
+    pruned = cli.run("repository:prune").stderr
+    assert "orphan" in pruned and " 0 orphan" not in pruned
+    assert "no problems found" in cli.run("repository:check", "--read-data").stderr
 
 
 def test_the_next_command_lifts_a_pause_whose_guard_is_gone_too(big_shop):

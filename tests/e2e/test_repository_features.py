@@ -197,3 +197,23 @@ def test_a_full_repository_disk_is_a_clear_error_and_the_shop_is_resumed(shop, t
     assert res.returncode == 7 and "is full" in res.stderr and "Traceback" not in res.stderr
     assert not (root / "var" / ".maintenance.flag").exists()
     assert listing(cli) == []
+
+
+def test_two_environments_snapshot_into_one_repository_at_once(shop, mariadb):
+    cli, root, db = shop
+    other_root = root.parent / "staging-root"
+    other_root.mkdir()
+    make_app_root(other_root)
+    (other_root / "pub" / "media" / "bulk.bin").write_bytes(os.urandom(24 << 20))
+    (root / "pub" / "media" / "bulk.bin").write_bytes(os.urandom(24 << 20))
+    cfg = root / "snapkeep.toml"
+    cfg.write_text(cfg.read_text() + f'\n[environments.staging]\ntype = "development"\n'
+                   f'root = "{other_root}"\nmounts = ["pub/media", "var"]\n')
+    procs = [cli.popen("snapshot:create", "--live", "-e", env)
+             for env in ("develop-branch", "staging")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    ids = [out.strip().splitlines()[-1].split(": ")[1] for out, _err in outs]
+    for env, sid in zip(("develop-branch", "staging"), ids, strict=True):
+        assert "no problems found" in cli.run("snapshot:verify", sid, "-e", env).stderr
+    assert "no problems found" in cli.run("repository:check", "--read-data").stderr

@@ -18,7 +18,9 @@ import io
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,8 @@ from snapkeep.repository.blobs import BlobRef
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Files restored at once: reading, decrypting, hashing and writing release the GIL.
+WRITERS = max(2, os.cpu_count() or 2)
 
 
 def _unsafe(name: bytes) -> bool:
@@ -72,6 +76,9 @@ class _Builder:
         self.reporter = reporter
         self.as_root = os.geteuid() == 0
         self.dirs: list[Entry] = []
+        self._writers: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._in_flight = threading.BoundedSemaphore(WRITERS * 4)
 
     def path(self, rel: bytes) -> bytes:
         return self.base + b"/" + rel if rel else self.base
@@ -97,6 +104,7 @@ class _Builder:
         root: Entry | None = None
         prev: tuple[bytes, ...] = ()
         stack: list[tuple[tuple[bytes, ...], int]] = [((), os.open(self.base, _DIR_FLAGS))]
+        self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="snapkeep-restore")
         try:
             for entry in entries:
                 if entry.path == b"" and root is None:
@@ -128,7 +136,10 @@ class _Builder:
                     raise self.unwritable(self.path(entry.path), e) from e
                 if child_fd is not None:
                     stack.append((parts, child_fd))
+            self._wait_for_writers()
         finally:
+            self._writers.shutdown(wait=True, cancel_futures=True)
+            self._writers = None
             for _, fd in stack:
                 os.close(fd)
         if root is None:
@@ -150,8 +161,44 @@ class _Builder:
             os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd,
                      follow_symlinks=False)
             return None
-        self.write_file(dir_fd, name, entry)
+        self._submit_file(dir_fd, name, entry)
         return None
+
+    def _submit_file(self, dir_fd: int, name: bytes, entry: Entry) -> None:
+        """Write a file on a worker thread: reading, decrypting and hashing chunks and the
+        write itself release the GIL, so files are restored in parallel. The directory fd
+        is duplicated because the walk closes its own when it leaves the directory."""
+        self._in_flight.acquire()
+        fd = os.dup(dir_fd)
+
+        def task() -> None:
+            try:
+                self.write_file(fd, name, entry)
+            except OSError as e:
+                raise self.unwritable(self.path(entry.path), e) from e
+            finally:
+                os.close(fd)
+                self._in_flight.release()
+
+        assert self._writers is not None
+        self._pending.append(self._writers.submit(task))
+        if self._pending[0].done():
+            self._reap()
+
+    def _reap(self) -> None:
+        """Raise the first failure among finished writes; forget the finished ones."""
+        still = []
+        for f in self._pending:
+            if f.done():
+                f.result()
+            else:
+                still.append(f)
+        self._pending = still
+
+    def _wait_for_writers(self) -> None:
+        for f in self._pending:
+            f.result()
+        self._pending = []
 
     def write_file(self, dir_fd: int, name: bytes, entry: Entry) -> None:
         assert entry.blob is not None
