@@ -145,6 +145,17 @@ class Borg:
         return run(["borg", "extract", f"{self.repo}::s{self.n}"], target)
 
 
+def first_snapshot_rss(work: Path, app: Path) -> float:
+    """Peak RSS (MiB) of snapkeep's first snapshot of ``app`` into a fresh repository."""
+    tool = Snapkeep(work / "rss", app)
+    (work / "rss").mkdir(parents=True)
+    tool.setup()
+    rss = peak_rss_mib([*tool.sk, "snapshot:create", "--live", "-e", "main"], app)
+    for p in (app / "snapkeep.toml", app / ".snapkeep", work / "rss"):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return rss
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gib", type=float, default=1.0)
@@ -155,16 +166,11 @@ def main() -> int:
     app = work / "app"
     rng = random.Random(7)
 
-    # Peak RSS at half size, then grow the tree to full size.
+    # Peak RSS of a first snapshot at half size, then at full size: it must not grow.
     files = generate(app / "pub" / "media" / "catalog", args.gib / 2, rng, 2500)
-    half = Snapkeep(work / "half", app)
-    (work / "half").mkdir(parents=True)
-    half.setup()
-    rss_half = peak_rss_mib([*half.sk, "snapshot:create", "--live", "-e", "main"], app)
-    for p in (app / "snapkeep.toml", app / ".snapkeep"):
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    shutil.rmtree(work / "half")
+    rss_half = first_snapshot_rss(work, app)
     files += generate(app / "pub" / "media" / "more", args.gib / 2, rng, 2500)
+    rss_full = first_snapshot_rss(work, app)
     data_bytes = du(app / "pub" / "media")
     entries = sum(1 for _ in (app / "pub" / "media").rglob("*"))
     print(f"data: {data_bytes / 2**30:.2f} GiB in {entries} entries")
@@ -178,7 +184,6 @@ def main() -> int:
     for t in tools:
         results[t.name]["first"] = t.backup()
         results[t.name]["size1"] = du(t.repo)
-    rss_full = peak_rss_mib([*tools[0].sk, "snapshot:create", "--live", "-e", "main"], app)
     for t in tools:
         results[t.name]["unchanged"] = t.backup()
         results[t.name]["added_unchanged"] = du(t.repo) - results[t.name]["size1"]
