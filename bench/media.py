@@ -65,6 +65,9 @@ def du(path: Path) -> int:
 
 
 def run(cmd: list[str], cwd: Path | None = None) -> float:
+    # Each measurement starts with no dirty pages left by the previous one: snapkeep syncs
+    # before its restore cut-over, and would otherwise wait for the other tools' writes.
+    os.sync()
     t = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE)
