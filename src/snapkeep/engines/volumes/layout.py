@@ -22,11 +22,14 @@ import os
 import re
 import secrets
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from snapkeep.errors import ConfigError
 
 STAGING, OLD, TRASH, MOVING = "staging", "old", "trash", "moving"
+REMOVERS = max(2, os.cpu_count() or 2)  # threads deleting an old tree after a restore
+
 _INNER = re.compile(r"^\.snapkeep-(staging|old|trash|moving)-([0-9a-f]{8,64})$")
 
 
@@ -120,6 +123,16 @@ def remove_tree(path: Path | str | bytes) -> None:
         except FileNotFoundError:
             pass
 
+    # Unlinking is kernel work that releases the GIL: the subdirectories of a big tree
+    # (a media mount's old copy after a restore) are removed on parallel threads.
+    try:
+        subdirs = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        subdirs = []
+    if len(subdirs) > 1:
+        with ThreadPoolExecutor(REMOVERS, thread_name_prefix="snapkeep-rm") as pool:
+            for _ in pool.map(lambda d: shutil.rmtree(d, onerror=retry), subdirs):
+                pass
     shutil.rmtree(path, onerror=retry)
 
 
