@@ -16,19 +16,20 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import blake3
 
-from snapkeep import __version__
 from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
 from snapkeep.ids import new_id
-from snapkeep.repository import chunks, crypto, packs
-from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
+from snapkeep.repository import chunks, crypto, keyslots, packs
+from snapkeep.repository.blobs import BlobReader, BlobRef, BlobWriter
 from snapkeep.repository.crypto import Keys, SealError
+from snapkeep.repository.keyslots import KeyManagement
 from snapkeep.repository.locks import RepoLock
+from snapkeep.repository.manifest import SnapshotManifest, manifest_ad, open_doc, seal_doc
+from snapkeep.repository.session import SnapshotSession
 from snapkeep.storage import Backend
 
 log = logging.getLogger("snapkeep.repository")
@@ -41,66 +42,11 @@ PACK_CACHE_BYTES = 96 * 1024 * 1024
 UPLOAD_QUEUE = 2  # full packs being written in the background at once (memory bound)
 
 
-@dataclass
-class SnapshotManifest:
-    """What a snapshot is. Self-describing: enough to list, verify and restore it."""
-
-    id: str
-    project: str
-    environment: str
-    environment_type: str
-    created_at: str  # ISO 8601, UTC
-    expires_at: str | None
-    live: bool
-    automated: bool
-    commit_id: str | None
-    # service name -> the engine's own description (kind, version, schema, blob refs)
-    services: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # mount path (relative to the app root) -> {"tree": BlobRef json, "files": n, "bytes": n}
-    mounts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    size_bytes: int = 0
-    snapkeep_version: str = __version__
-    # BlobRef json of the sorted list of every chunk id the snapshot references (sessions)
-    references: dict[str, Any] | None = None
-    # stored bytes (compressed + sealed) this snapshot newly wrote to packs
-    added_bytes: int = 0
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> SnapshotManifest:
-        data = json.loads(raw)
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
 class Location(NamedTuple):
     pack: str
     offset: int
     length: int
     raw_len: int
-
-
-# -- sealed JSON documents (index files, manifests) ---------------------------------------
-
-
-def seal_doc(keys: Keys, obj: Any, ad: bytes) -> bytes:
-    return keys.seal(chunks.encode(json.dumps(obj, sort_keys=True).encode()), ad)
-
-
-def open_doc(keys: Keys, raw: bytes, ad: bytes) -> Any:
-    """The JSON document in a sealed object; ValueError saying what is wrong."""
-    try:
-        plain = keys.unseal(raw, ad)
-    except SealError as e:
-        raise ValueError(f"fails authentication ({e}): damaged or not this repository's") \
-            from None
-    return json.loads(chunks.decode(plain, 1 << 31))
-
-
-def manifest_ad(snapshot_id: str) -> bytes:
-    return b"snapkeep manifest " + snapshot_id.encode()
 
 
 class _PackCache:
@@ -147,7 +93,7 @@ class _PackCache:
                 self._size -= len(old)
 
 
-class Repository:
+class Repository(KeyManagement):
     def __init__(self, backend: Backend, config: dict[str, Any], keys: Keys, *,
                  key_file: Path | None = None, opened_with: str = "") -> None:
         self.backend = backend
@@ -211,12 +157,12 @@ class Repository:
         kf = Path(key_file) if key_file is not None else None
         if encrypt:
             if kf is not None:
-                _write_key_file(kf, crypto.key_text(master, repo_id))
+                keyslots.write_key_file(kf, crypto.key_text(master, repo_id))
             if passphrase is not None:
-                _put_slot(backend, crypto.make_passphrase_slot(master, repo_id, passphrase,
+                keyslots.put_slot(backend, crypto.make_passphrase_slot(master, repo_id, passphrase,
                                                                kdf_params))
             if kf is None and passphrase is None:
-                _put_slot(backend, crypto.make_unprotected_slot(master))
+                keyslots.put_slot(backend, crypto.make_unprotected_slot(master))
                 log.warning("repository at %s: the master key is stored unprotected; "
                             "add a passphrase or a key file", backend.describe())
         backend.put("config", json.dumps(config, indent=1, sort_keys=True).encode())
@@ -267,7 +213,7 @@ class Repository:
                 raise RepositoryError(f"{what} is not the key of the repository at {where}")
             return cls(backend, config, keys, key_file=kf,
                        opened_with="key file" if kf else "exported key")
-        slots = _read_slots(backend)
+        slots = keyslots.read_slots(backend)
         for kind in ("passphrase", "unprotected") if passphrase is not None \
                 else ("unprotected",):
             for _sid, slot in slots.items():
@@ -284,70 +230,6 @@ class Repository:
             raise RepositoryError(f"wrong passphrase for the repository at {where}")
         raise RepositoryError(f"the repository at {where} is encrypted: give its passphrase "
                               "or its key file")
-
-    # -- keys --------------------------------------------------------------------------------
-
-    def key_status(self) -> dict[str, Any]:
-        slots = _read_slots(self.backend)
-        kinds = sorted({str(s.get("kind")) for s in slots.values()})
-        encrypted = self.keys.cipher != crypto.CIPHER_NONE
-        protected = encrypted and "unprotected" not in kinds
-        return {"repository": self.config["id"], "cipher": self.keys.cipher,
-                "kdf": self.config.get("kdf"), "encrypted": encrypted,
-                "protected": protected,
-                "slots": [{"id": sid, "kind": s.get("kind"), "kdf": s.get("kdf"),
-                           "kdf_params": {k: v for k, v in (s.get("kdf_params") or {}).items()
-                                          if k != "salt"}}
-                          for sid, s in sorted(slots.items())],
-                "key_file": str(self.key_file) if self.key_file else None,
-                "opened_with": self.opened_with}
-
-    def _master(self) -> bytes:
-        if self.keys.master is None:
-            raise RepositoryError(f"the repository at {self.backend.describe()} is not "
-                                  "encrypted: it has no key")
-        return self.keys.master
-
-    def export_key(self) -> str:
-        """The master key as text (the key-file format), for safekeeping offline."""
-        return crypto.key_text(self._master(), self.config["id"])
-
-    def write_key_file(self, path: str | os.PathLike[str]) -> Path:
-        p = Path(path)
-        _write_key_file(p, self.export_key())
-        return p
-
-    def add_passphrase(self, new: str, *, kdf_params: dict[str, int] | None = None) -> str:
-        """Add a passphrase slot; drops unprotected slots (they would defeat it)."""
-        slot = crypto.make_passphrase_slot(self._master(), self.config["id"], new, kdf_params)
-        sid = _put_slot(self.backend, slot)
-        for old_id, old in _read_slots(self.backend).items():
-            if old.get("kind") == "unprotected":
-                self.backend.delete(f"keys/{old_id}")
-        return sid
-
-    def change_passphrase(self, old: str, new: str, *,
-                          kdf_params: dict[str, int] | None = None) -> str:
-        matching = [sid for sid, s in _read_slots(self.backend).items()
-                    if s.get("kind") == "passphrase"
-                    and crypto.open_slot(s, self.config["id"], old) == self.keys.master]
-        if not matching:
-            raise RepositoryError(
-                f"wrong passphrase for the repository at {self.backend.describe()}")
-        sid = self.add_passphrase(new, kdf_params=kdf_params)  # the new slot first
-        for old_id in matching:
-            self.backend.delete(f"keys/{old_id}")
-        return sid
-
-    def remove_passphrase(self, passphrase: str) -> None:
-        slots = _read_slots(self.backend)
-        matching = [sid for sid, s in slots.items() if s.get("kind") == "passphrase"
-                    and crypto.open_slot(s, self.config["id"], passphrase) is not None]
-        if not matching:
-            raise RepositoryError(
-                f"wrong passphrase for the repository at {self.backend.describe()}")
-        for sid in matching:
-            self.backend.delete(f"keys/{sid}")
 
     # -- index -------------------------------------------------------------------------------
 
@@ -715,128 +597,3 @@ class Repository:
         from snapkeep.repository import maintenance
 
         return maintenance.rebuild_index(self, reporter)
-
-
-class SnapshotSession:
-    """Writes one snapshot: every chunk stored (or found already stored) through it, and
-    every blob announced with ``add_ref``, is recorded; ``commit`` stores that list.
-
-    Holds a shared repository lock from creation to ``commit``/``close`` (so prune cannot
-    delete what the snapshot dedups against). Thread-safe: writers in several threads.
-    """
-
-    def __init__(self, repo: Repository, *, lock: bool = True, wait: float = 0.0) -> None:
-        self.repo = repo
-        self._refs: set[str] = set()
-        self._added = 0
-        self._mutex = threading.Lock()
-        self._lock = repo.lock(exclusive=False, wait=wait).acquire() if lock else None
-        self.committed = False
-        repo.load_index()  # dedup against what other writers stored since open
-
-    # writing
-    def store_chunk(self, data: bytes | memoryview) -> str:
-        cid, added = self.repo._store(data)
-        with self._mutex:
-            self._refs.add(cid)
-            self._added += added
-        return cid
-
-    def blob_writer(self) -> BlobWriter:
-        return BlobWriter(self, self.repo.chunker())
-
-    def put_blob(self, data: bytes) -> BlobRef:
-        w = self.blob_writer()
-        w.write(data)
-        return w.close()
-
-    def add_ref(self, ref: BlobRef) -> None:
-        """A blob reused from an earlier snapshot without rewriting it."""
-        missing = [c for c, _n in ref.chunks if not self.repo.has_chunk(c)]
-        if missing:
-            raise IntegrityError(f"chunk {missing[0]} of a reused blob is missing from the "
-                                 f"repository at {self.repo.backend.describe()}")
-        with self._mutex:
-            self._refs.update(c for c, _n in ref.chunks)
-
-    @property
-    def added_bytes(self) -> int:
-        return self._added
-
-    # reading (engines read parents through the same object)
-    def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes:
-        return self.repo.load_chunk(cid, raw_len)
-
-    def open_blob(self, ref: BlobRef) -> BlobReader:
-        return self.repo.open_blob(ref)
-
-    def read_blob(self, ref: BlobRef) -> bytes:
-        return self.repo.read_blob(ref)
-
-    def commit(self, manifest: SnapshotManifest) -> SnapshotManifest:
-        """Store the reference list, flush packs and index, write the manifest, unlock."""
-        if self.committed:
-            raise RepositoryError("this snapshot session is already committed")
-        with self._mutex:
-            ids = sorted(self._refs)
-        refs = (self.put_blob("".join(f"{c}\n" for c in ids).encode()) if ids else EMPTY_BLOB)
-        self.repo.flush()
-        with self.repo._mutex:
-            absent = [c for c in ids if c not in self.repo._index]
-        if absent:
-            raise RepositoryError(f"chunk {absent[0]} of this snapshot was not written to "
-                                  f"the repository at {self.repo.backend.describe()}")
-        manifest.references = refs.to_json()
-        manifest.added_bytes = self._added
-        self.repo._put_manifest(manifest)
-        self.committed = True
-        self.close()
-        return manifest
-
-    def close(self) -> None:
-        """Release the lock (an uncommitted session's packs are left for prune)."""
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def __enter__(self) -> SnapshotSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _read_slots(backend: Backend) -> dict[str, dict[str, Any]]:
-    out = {}
-    for key in backend.list("keys/"):
-        try:
-            slot = json.loads(backend.get(key))
-        except (NotFoundError, ValueError):
-            continue
-        if isinstance(slot, dict):
-            out[key.rsplit("/", 1)[-1]] = slot
-    return out
-
-
-def _put_slot(backend: Backend, slot: dict[str, Any]) -> str:
-    sid = secrets.token_hex(16)
-    backend.put(f"keys/{sid}", json.dumps(slot, indent=1, sort_keys=True).encode())
-    return sid
-
-
-def _write_key_file(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise RepositoryError(f"cannot write the key file {path}: {e.strerror}") from e

@@ -1,0 +1,102 @@
+"""A snapshot being written: it records every chunk the snapshot references."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from snapkeep.errors import IntegrityError, RepositoryError
+from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
+from snapkeep.repository.manifest import SnapshotManifest
+
+if TYPE_CHECKING:
+    from snapkeep.repository.repository import Repository
+
+
+class SnapshotSession:
+    """Writes one snapshot: every chunk stored (or found already stored) through it, and
+    every blob announced with ``add_ref``, is recorded; ``commit`` stores that list.
+
+    Holds a shared repository lock from creation to ``commit``/``close`` (so prune cannot
+    delete what the snapshot dedups against). Thread-safe: writers in several threads.
+    """
+
+    def __init__(self, repo: Repository, *, lock: bool = True, wait: float = 0.0) -> None:
+        self.repo = repo
+        self._refs: set[str] = set()
+        self._added = 0
+        self._mutex = threading.Lock()
+        self._lock = repo.lock(exclusive=False, wait=wait).acquire() if lock else None
+        self.committed = False
+        repo.load_index()  # dedup against what other writers stored since open
+
+    # writing
+    def store_chunk(self, data: bytes | memoryview) -> str:
+        cid, added = self.repo._store(data)
+        with self._mutex:
+            self._refs.add(cid)
+            self._added += added
+        return cid
+
+    def blob_writer(self) -> BlobWriter:
+        return BlobWriter(self, self.repo.chunker())
+
+    def put_blob(self, data: bytes) -> BlobRef:
+        w = self.blob_writer()
+        w.write(data)
+        return w.close()
+
+    def add_ref(self, ref: BlobRef) -> None:
+        """A blob reused from an earlier snapshot without rewriting it."""
+        missing = [c for c, _n in ref.chunks if not self.repo.has_chunk(c)]
+        if missing:
+            raise IntegrityError(f"chunk {missing[0]} of a reused blob is missing from the "
+                                 f"repository at {self.repo.backend.describe()}")
+        with self._mutex:
+            self._refs.update(c for c, _n in ref.chunks)
+
+    @property
+    def added_bytes(self) -> int:
+        return self._added
+
+    # reading (engines read parents through the same object)
+    def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes:
+        return self.repo.load_chunk(cid, raw_len)
+
+    def open_blob(self, ref: BlobRef) -> BlobReader:
+        return self.repo.open_blob(ref)
+
+    def read_blob(self, ref: BlobRef) -> bytes:
+        return self.repo.read_blob(ref)
+
+    def commit(self, manifest: SnapshotManifest) -> SnapshotManifest:
+        """Store the reference list, flush packs and index, write the manifest, unlock."""
+        if self.committed:
+            raise RepositoryError("this snapshot session is already committed")
+        with self._mutex:
+            ids = sorted(self._refs)
+        refs = (self.put_blob("".join(f"{c}\n" for c in ids).encode()) if ids else EMPTY_BLOB)
+        self.repo.flush()
+        with self.repo._mutex:
+            absent = [c for c in ids if c not in self.repo._index]
+        if absent:
+            raise RepositoryError(f"chunk {absent[0]} of this snapshot was not written to "
+                                  f"the repository at {self.repo.backend.describe()}")
+        manifest.references = refs.to_json()
+        manifest.added_bytes = self._added
+        self.repo._put_manifest(manifest)
+        self.committed = True
+        self.close()
+        return manifest
+
+    def close(self) -> None:
+        """Release the lock (an uncommitted session's packs are left for prune)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> SnapshotSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
