@@ -144,3 +144,33 @@ def test_a_damaged_snapshot_stops_the_restore_before_anything_is_touched(shop, m
     assert checksums(conn, db) == db_before
     assert tree(root / "pub" / "media") == files_before
     conn.close()
+
+
+def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb):
+    cli, root, db = shop
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    conn = mariadb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM sales_order WHERE entity_id < 30")
+    (root / "var" / "log" / "system.log").write_text("after the snapshot\n")
+    (root / "pub" / "media" / "added.jpg").write_bytes(b"added")
+    db_before = checksums(conn, db)
+    files_before = {m: tree(root / m) for m in ("var", "pub/media", "app/etc")}
+
+    # Killed after two of the three mounts were swapped in, before the database.
+    cli.env["SNAPKEEP_CRASH_AT"] = "restore.after-swap-2"
+    res = cli.run("snapshot:restore", snap, "--yes", check=False)
+    assert res.returncode == -signal.SIGKILL
+    del cli.env["SNAPKEEP_CRASH_AT"]
+
+    log = cli.run("activity:list", "--format", "json").stdout  # settles the cut-over
+    assert json.loads(log)[0]["result"] == "failure"
+    assert checksums(conn, db) == db_before
+    assert {m: tree(root / m) for m in ("var", "pub/media", "app/etc")} == files_before
+    assert not [p for p in root.rglob("*") if "snapkeep-" in p.name]
+    assert not (root / "var" / ".maintenance.flag").exists()
+    cli.run("snapshot:restore", snap, "--yes")
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM sales_order WHERE entity_id < 30")
+        assert cur.fetchone()[0] == 29
+    conn.close()

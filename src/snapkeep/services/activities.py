@@ -20,7 +20,7 @@ from snapkeep.catalog.catalog import now
 from snapkeep.errors import BusyError, NotFoundError, SnapkeepError
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_role
-from snapkeep.services import pause
+from snapkeep.services import cutover, pause
 from snapkeep.services.context import Context
 from snapkeep.services.locks import EnvironmentLock, is_locked
 
@@ -122,9 +122,17 @@ def claim(ctx: Context, environment: str, type_: str, description: str,
 
 
 def recover_interrupted(ctx: Context, environment: str) -> None:
-    """With the lock held: fail activities whose process died; lift a pause they left."""
+    """With the lock held: fail activities whose process died, settle a restore cut-over
+    they left half done, lift a pause they left."""
+    dead = ctx.catalog.list_activities(environment, states=RUNNING, limit=100)
+
+    def log(message: str) -> None:
+        for a in dead:
+            ctx.catalog.append_log(a.id, message)
+
+    cutover.recover(ctx, environment, log)
     pause.lift_leftover(ctx, environment)
-    for a in ctx.catalog.list_activities(environment, states=RUNNING, limit=100):
+    for a in dead:
         ctx.catalog.append_log(a.id, "The activity was interrupted (its process ended).")
         ctx.catalog.update_activity(a.id, state="complete", result="failure", completed_at=now(),
                                     error="interrupted: the process running it ended")

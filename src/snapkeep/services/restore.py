@@ -1,9 +1,10 @@
 """The restore use case: prepare everything beside the live data, then cut over.
 
-1. prepare: the database into a shadow database, every mount into a staging directory
+1. prepare: every mount into a staging directory, the database into a shadow database
    (every chunk hash-checked on the way; damage stops here, nothing live touched);
-2. cut-over, with the app paused for just this step: swap each prepared part in;
-   any failure rolls back the parts already swapped;
+2. cut-over, with the app paused for just this step: swap each prepared part in, the
+   mounts first and the database last; any failure rolls back the parts already swapped,
+   and a killed process is settled by the next command from the cut-over journal;
 3. finish: drop what the swap replaced.
 """
 
@@ -12,11 +13,15 @@ from __future__ import annotations
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import ConfigError, IntegrityError
+from snapkeep.faults import crash_point
 from snapkeep.repository import SnapshotManifest
 from snapkeep.services import gitinfo, pause
 from snapkeep.services.activities import ActivityRecorder
 from snapkeep.services.context import Context
+from snapkeep.services.cutover import CutoverJournal
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
+
+LOCK_WAIT = 30.0  # seconds a restore waits for a prune's exclusive lock
 
 
 def code_note(env: EnvironmentConfig, manifest: SnapshotManifest) -> str | None:
@@ -49,12 +54,17 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     rec.add_total(manifest.size_bytes)
 
     prepared: list = []
+    mounts: list = []
     try:
-        if db_desc is not None and target is not None:
-            prepared.append(mysql.prepare_restore(target, db_desc, repo, rec))
-        for m, desc in manifest.mounts.items():
-            prepared.append(volumes.prepare_restore(mount_dir(env, m), desc, repo, rec,
-                                                    keep=pause_entries(env, m)))
+        # A shared repository lock: a prune cannot delete what is being read.
+        with repo.lock(exclusive=False, wait=LOCK_WAIT):
+            for m, desc in manifest.mounts.items():
+                mounts.append(volumes.prepare_restore(mount_dir(env, m), desc, repo, rec,
+                                                      keep=pause_entries(env, m)))
+            prepared += mounts
+            # The database swaps last: once it has swapped, every part is new.
+            if db_desc is not None and target is not None:
+                prepared.append(mysql.prepare_restore(target, db_desc, repo, rec))
     except BaseException as e:
         for p in prepared:
             p.abort()
@@ -65,12 +75,15 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
             ) from e
         raise
 
+    journal = CutoverJournal(ctx, env.name)
+    journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts])
     swapped: list = []
     with pause.paused(ctx, env, rec):
         try:
             for p in prepared:
                 p.swap()
                 swapped.append(p)
+                crash_point(f"restore.after-swap-{len(swapped)}")
         except BaseException:
             rec.log("The cut-over failed; putting the previous data back")
             for p in reversed(swapped):
@@ -78,8 +91,11 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
             for p in prepared:
                 if p not in swapped:
                     p.abort()
+            journal.clear()
             raise
+        journal.mark_swapped()  # the commit point: from here on the new data stays
     for p in prepared:
         p.finish()
+    journal.clear()
     rec.log(f"Restored backup {manifest.id} to {env.name}")
     return manifest.id

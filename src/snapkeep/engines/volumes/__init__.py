@@ -7,12 +7,19 @@ returns a ``PreparedMountRestore`` whose ``swap`` is the cut-over (``swap``);
 """
 
 from snapkeep.engines.volumes.restore import prepare_restore
-from snapkeep.engines.volumes.swap import PreparedMountRestore, cleanup_leftovers
+from snapkeep.engines.volumes.swap import (
+    PreparedMountRestore,
+    cleanup_leftovers,
+    cutover_record,
+    recover_cutover,
+)
 from snapkeep.engines.volumes.walk import measure_mount, snapshot_mount
 
 __all__ = [
     "PreparedMountRestore",
     "cleanup_leftovers",
+    "cutover_record",
+    "recover_cutover",
     "measure_mount",
     "prepare_restore",
     "snapshot_mount",

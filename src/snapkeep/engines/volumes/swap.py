@@ -231,3 +231,51 @@ def _cleanup_inner(mount: Path) -> None:
         for kind in (STAGING, TRASH):
             if kind in kinds:
                 remove_tree(at(kind))
+
+
+def cutover_record(p: PreparedMountRestore) -> dict[str, object]:
+    """What ``recover_cutover`` needs to settle this mount's cut-over after a crash.
+
+    Take it after ``prepare_restore`` and before ``swap``; the caller keeps it durable
+    (a journal) until ``finish`` or ``rollback`` has returned.
+    """
+    return {"mount": str(p.mount), "token": p._token, "by_children": p.by_children,
+            "had_live": os.path.lexists(p.mount)}
+
+
+def recover_cutover(record: dict[str, object], keep_new: bool) -> None:
+    """Settle a cut-over interrupted by a killed process, from its ``cutover_record``.
+
+    ``keep_new``: the restore had swapped everything in, so finish it (delete the kept
+    previous tree). Otherwise put the previous tree back if this mount was swapped, and
+    remove the new one. Idempotent; any other work dirs are cleaned up as well.
+    """
+    mount = Path(str(record["mount"]))
+    token = str(record["token"])
+    place = inner if record["by_children"] else sibling
+    staging, old, trash = (place(mount, k, token) for k in (STAGING, OLD, TRASH))
+    swapped = not os.path.lexists(staging)  # the swap consumes the staging dir
+    cleanup_leftovers(mount)  # half-done renames back to a whole state; work dirs removed
+    if keep_new:
+        if os.path.lexists(old):
+            os.rename(old, trash)
+            remove_tree(trash)
+        return
+    if not swapped:
+        return  # this mount was never touched
+    if record["by_children"]:
+        if os.path.isdir(old):
+            os.mkdir(trash, 0o700)
+            _move_children(mount, trash)
+            _move_children(old, mount)
+            os.rmdir(old)
+            remove_tree(trash)
+        return
+    if record["had_live"] and not os.path.lexists(old):
+        return  # already rolled back (the kept previous tree is live again)
+    if os.path.lexists(mount):
+        os.rename(mount, trash)
+    if os.path.lexists(old):
+        os.rename(old, mount)
+    fsync_dir(mount.parent)
+    remove_tree(trash)
