@@ -22,9 +22,15 @@ from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef, Repository
 
 
+class Stopped(Exception):
+    """A parallel load was stopped because another stream failed."""
+
+
 class _Feeder(threading.Thread):
-    def __init__(self, path: Path, repo: Repository, ref: BlobRef, reporter: Reporter) -> None:
+    def __init__(self, path: Path, repo: Repository, ref: BlobRef, reporter: Reporter,
+                 stop: threading.Event | None) -> None:
         super().__init__(name=f"snapkeep-load-{path.name}", daemon=True)
+        self.stop = stop
         self.path = path
         self.repo = repo
         self.ref = ref
@@ -38,6 +44,9 @@ class _Feeder(threading.Thread):
             with os.fdopen(fd, "wb", buffering=0) as pipe:
                 for chunk in self.repo.open_blob(self.ref).iter_chunks():
                     if self.cancelled:
+                        return
+                    if self.stop is not None and self.stop.is_set():
+                        self.error = Stopped("the load was stopped")
                         return
                     view = memoryview(chunk)
                     while view:
@@ -67,13 +76,19 @@ class _Feeder(threading.Thread):
 
 
 def load_rows(conn: Connection, database: str, table: str, columns: list[Column],
-              repo: Repository, ref: BlobRef, workdir: Path, reporter: Reporter) -> int:
-    """Load one table's rows; return the number of rows the server reports as loaded."""
+              repo: Repository, ref: BlobRef, workdir: Path, reporter: Reporter,
+              stop: threading.Event | None = None) -> int:
+    """Load one stream of a table's rows; return the number of rows the server loaded.
+
+    Several streams may load into one table at once (each on its own connection and
+    thread). Setting ``stop`` ends the stream early (the feeder closes the pipe at the
+    next chunk) and makes this raise ``Stopped``.
+    """
     if ref.size == 0 or not columns:
         return 0
     fifo = workdir / f"rows-{threading.get_ident()}.fifo"
     os.mkfifo(fifo, 0o600)
-    feeder = _Feeder(fifo, repo, ref, reporter)
+    feeder = _Feeder(fifo, repo, ref, reporter, stop)
     feeder.start()
     sql = (f"LOAD DATA LOCAL INFILE '{escape_string(str(fifo))}' INTO TABLE "
            f"{quote_ident(database)}.{quote_ident(table)} {LOAD_FORMAT} {load_clause(columns)}")

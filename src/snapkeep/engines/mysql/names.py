@@ -1,7 +1,9 @@
 """Names of the helper databases a restore uses next to the live one.
 
 ``<db>__skshadow_<h>`` receives the snapshot's tables; ``<db>__skold_<h>`` keeps the
-previous tables after the swap until the restore is finished. ``<h>`` is a hash of the
+previous tables after the swap until the restore is finished; ``<db>__skjournal_<h>``
+holds the cut-over journal (see ``journal.py``) from just before the swap until the
+restore is finished or rolled back. ``<h>`` is a hash of the
 full database name, so the names stay unique and within MariaDB's 64-character limit
 when ``<db>`` has to be shortened, and ``cleanup_leftovers`` can find them exactly.
 """
@@ -13,6 +15,7 @@ import hashlib
 MAX_IDENT = 64
 SHADOW = "skshadow"
 OLD = "skold"
+JOURNAL = "skjournal"
 
 
 def _helper_name(database: str, kind: str) -> str:
@@ -27,3 +30,7 @@ def shadow_name(database: str) -> str:
 
 def old_name(database: str) -> str:
     return _helper_name(database, OLD)
+
+
+def journal_name(database: str) -> str:
+    return _helper_name(database, JOURNAL)
