@@ -146,7 +146,12 @@ def test_a_damaged_snapshot_stops_the_restore_before_anything_is_touched(shop, m
     conn.close()
 
 
-def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb):
+@pytest.mark.parametrize("crash_at", ["restore.after-swap-2", "restore.after-swap-4",
+                                      "mysql.after-rename",
+                                      "mysql.objects-half"])
+def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb, crash_at):
+    """Mounts swap first, the database last: killed after two mounts, or inside the
+    database's own swap (after its RENAME TABLE), everything goes back to the old data."""
     cli, root, db = shop
     snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
     conn = mariadb.connect(db)
@@ -157,14 +162,14 @@ def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb
     db_before = checksums(conn, db)
     files_before = {m: tree(root / m) for m in ("var", "pub/media", "app/etc")}
 
-    # Killed after two of the three mounts were swapped in, before the database.
-    cli.env["SNAPKEEP_CRASH_AT"] = "restore.after-swap-2"
+    cli.env["SNAPKEEP_CRASH_AT"] = crash_at
     res = cli.run("snapshot:restore", snap, "--yes", check=False)
     assert res.returncode == -signal.SIGKILL
     del cli.env["SNAPKEEP_CRASH_AT"]
 
-    log = cli.run("activity:list", "--format", "json").stdout  # settles the cut-over
-    assert json.loads(log)[0]["result"] == "failure"
+    # The pause guard (or else the next command) settles the cut-over at once.
+    wait_for(lambda: json.loads(cli.run("activity:list", "--format", "json").stdout)[0][
+        "result"] == "failure", "the interrupted restore to be settled", timeout=60)
     assert checksums(conn, db) == db_before
     assert {m: tree(root / m) for m in ("var", "pub/media", "app/etc")} == files_before
     assert not [p for p in root.rglob("*") if "snapkeep-" in p.name]

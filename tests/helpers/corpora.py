@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from snapkeep.repository import BlobRef
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _STDIN_MARK = re.compile(r"#\s*stdin\s*=\s*post_load\[(\d+)\]\.sql\s*$")
 
@@ -70,3 +72,20 @@ def load_unit(server: Any, u: dict[str, Any]) -> None:
     if res.returncode != 0 or len(errors) > u.get("expected_client_errors", 0):
         pytest.fail(f"loading corpus unit {u['name']} failed (exit {res.returncode}):\n"
                     f"{res.stderr[-3000:]}")
+
+
+def as_format2(description: dict[str, Any], repo: Any, parts: int = 3) -> dict[str, Any]:
+    """A format-2 description of the same snapshot with ``parts`` row parts per table: a
+    table's rows (the format-1 ``rows`` blob, or a format-2 table's parts joined in order)
+    cut at line boundaries into up to ``parts`` contiguous blobs, as the parallel dump
+    writes them; an empty table gets no parts."""
+    out = json.loads(json.dumps(description))
+    out["format"] = 2
+    for table in out["tables"]:
+        refs = [table.pop("rows")] if "rows" in table else table["parts"]
+        data = b"".join(repo.read_blob(BlobRef.from_json(r)) for r in refs)
+        lines = [line + b"\n" for line in data.split(b"\n")[:-1]]  # rows end with LF
+        size = max(1, -(-len(lines) // parts)) if lines else 0
+        table["parts"] = [repo.put_blob(b"".join(lines[i:i + size])).to_json()
+                          for i in range(0, len(lines), size)] if lines else []
+    return out

@@ -139,7 +139,7 @@ def test_type_coverage_round_trips_exactly_after_the_live_database_changed(
 def test_the_description_names_every_object_and_stores_rows_as_blobs(mariadb, fresh_db, repo):
     load_type_coverage(mariadb, fresh_db)
     d = dump_database(target_for(mariadb, fresh_db), repo, Recorder())
-    assert d["kind"] == "mysql" and d["format"] == 1 and d["database"] == fresh_db
+    assert d["kind"] == "mysql" and d["format"] == 2 and d["database"] == fresh_db
     assert (d["charset"], d["collation"]) == ("utf8mb4", "utf8mb4_unicode_ci")
     tables = {t["name"]: t for t in d["tables"]}
     assert "we`ird.na me%" in tables and "seq_orders" not in tables
@@ -150,9 +150,9 @@ def test_the_description_names_every_object_and_stores_rows_as_blobs(mariadb, fr
     assert tables["numbers"]["auto_increment"] == 1000
     generated_cols = [c[0] for c in tables["generated"]["columns"]]
     assert generated_cols == ["id", "a", "hidden", "note"]
-    rows = repo.read_blob(BlobRef.from_json(tables["parent"]["rows"]))
+    rows = b"".join(repo.read_blob(BlobRef.from_json(p)) for p in tables["parent"]["parts"])
     assert rows.startswith(b"0\tzero id\n")
-    assert d["size_bytes"] == sum(t["rows"]["size"] for t in d["tables"])
+    assert d["size_bytes"] == sum(p["size"] for t in d["tables"] for p in t["parts"])
 
 
 def test_an_unchanged_table_encodes_to_the_same_bytes_in_the_next_snapshot(
@@ -161,7 +161,7 @@ def test_an_unchanged_table_encodes_to_the_same_bytes_in_the_next_snapshot(
     target = target_for(mariadb, fresh_db)
     first = dump_database(target, repo, Recorder())
     second = dump_database(target, repo, Recorder())
-    assert [t["rows"] for t in first["tables"]] == [t["rows"] for t in second["tables"]]
+    assert [t["parts"] for t in first["tables"]] == [t["parts"] for t in second["tables"]]
 
 
 def test_rollback_after_swap_puts_the_previous_tables_and_objects_back(
@@ -208,7 +208,7 @@ def test_a_restore_failing_part_way_leaves_the_live_database_as_it_was(
 
     # Damage the rows of a table in the middle of the restore order.
     table = next(t for t in description["tables"] if t["name"] == "strings")
-    chunk_id = table["rows"]["chunks"][0][0]
+    chunk_id = table["parts"][0]["chunks"][0][0]
     repo.flush()
     key, offset, length = repo.locate_chunk(chunk_id)
     pack = tmp_path / "repo" / key

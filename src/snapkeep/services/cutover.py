@@ -13,8 +13,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from snapkeep.engines import volumes
+from snapkeep.engines import mysql, volumes
+from snapkeep.progress import NullReporter
 from snapkeep.services.context import Context
+from snapkeep.services.engines import database_target
 
 CUTOVER, SWAPPED = "cutover", "swapped"
 
@@ -52,7 +54,12 @@ class CutoverJournal:
 
 
 def recover(ctx: Context, environment: str, log: Callable[[str], None]) -> bool:
-    """Settle the cut-over a killed restore left; True if there was one."""
+    """Settle the cut-over a killed restore left; True if there was one.
+
+    Before the journal's commit point everything goes back to the previous data — the
+    database too, even if its own RENAME had happened — and after it everything stays
+    new. If the database cannot be reached, the journal is kept and this runs again.
+    """
     journal = CutoverJournal(ctx, environment)
     data = journal.read()
     if data is None:
@@ -60,7 +67,20 @@ def recover(ctx: Context, environment: str, log: Callable[[str], None]) -> bool:
     keep_new = data.get("phase") == SWAPPED
     for record in data.get("mounts", []):
         volumes.recover_cutover(record, keep_new=keep_new)
+    env = ctx.config.environments.get(environment)
+    target = database_target(env) if env is not None else None
+    if target is not None:
+        mysql.cleanup_leftovers(target, _LogReporter(log), keep_new=keep_new)
     log(f"An interrupted restore of snapshot {data.get('snapshot')} was "
-        f"{'completed' if keep_new else 'rolled back'} for the mounts.")
+        f"{'completed' if keep_new else 'rolled back'}: database and mounts are "
+        f"{'all from the snapshot' if keep_new else 'all as they were before it'}.")
     journal.clear()
     return True
+
+
+class _LogReporter(NullReporter):
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self._log = log
+
+    def log(self, message: str) -> None:
+        self._log(message)

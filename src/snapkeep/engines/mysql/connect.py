@@ -3,6 +3,14 @@
 Every connection of this engine goes through ``connect()``: a bounded connect timeout,
 utf8mb4 for statements, and (for ``raw=True``) no Python conversion of result values,
 so rows come back as the exact bytes the server sent.
+
+The dump's row readers use ``connect_stream()`` instead: mysqlclient (``MySQLdb``, the C
+client library) with no converters, so every value is the server's bytes, read with
+``use_result`` (unbuffered). Measured on this machine reading a 300 k-row, 80 MB table in
+one process (MariaDB 10.11, loopback): fetch only, PyMySQL SSCursor 1.17-1.33 s vs
+MySQLdb SSCursor 0.49-0.54 s (2.3x); fetch + encode, 2.9-3.3 s vs 1.9-2.1 s. Everything
+else (schema, objects, locks, restore) stays on PyMySQL. When MySQLdb cannot be imported
+the stream falls back to PyMySQL (same bytes, slower).
 """
 
 from __future__ import annotations
@@ -33,6 +41,15 @@ CR_CONNECTION_ERROR = 2002
 
 Connection = pymysql.connections.Connection
 
+try:  # the fast row reader of the dump; optional at import time (PyMySQL is the fallback)
+    import MySQLdb as _mysqldb
+except ImportError:  # pragma: no cover - mysqlclient is a pinned dependency
+    _mysqldb = None
+
+# Every driver error this engine may see, for ``except`` clauses and ``errors_as``.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (pymysql.MySQLError,) + (
+    (_mysqldb.MySQLError,) if _mysqldb is not None else ())
+
 
 def quote_ident(name: str) -> str:
     """A backtick-quoted identifier, safe for any name (backticks are doubled)."""
@@ -44,7 +61,7 @@ def error_code(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
-def translate(exc: pymysql.MySQLError, target: MySQLTarget, doing: str) -> SnapkeepError:
+def translate(exc: BaseException, target: MySQLTarget, doing: str) -> SnapkeepError:
     """The SnapkeepError for a driver error; the message names the target, never secrets."""
     code = error_code(exc)
     where = target.describe()
@@ -79,7 +96,7 @@ def errors_as(target: MySQLTarget, doing: str) -> Iterator[None]:
     """Re-raise driver errors inside the block as the matching SnapkeepError."""
     try:
         yield
-    except pymysql.MySQLError as e:
+    except DRIVER_ERRORS as e:
         raise translate(e, target, doing) from e
 
 
@@ -106,6 +123,73 @@ def connect(target: MySQLTarget, *, database: str | None = "", raw: bool = False
         kw["use_unicode"] = False
     with errors_as(target, doing):
         return pymysql.connect(**kw)
+
+
+def stream_driver() -> str:
+    """``"mysqlclient"`` or ``"pymysql"``: what ``connect_stream`` connects with."""
+    return "mysqlclient" if _mysqldb is not None else "pymysql"
+
+
+def connect_stream(target: MySQLTarget, *, doing: str = "connecting") -> Any:
+    """A connection for reading rows as raw bytes, unbuffered (see the module docstring).
+
+    The result is a ``MySQLdb`` connection (or a raw PyMySQL one without mysqlclient);
+    use it through ``StreamReader``. Raises ServiceUnavailable like ``connect``.
+    """
+    if _mysqldb is None:
+        return connect(target, raw=True, doing=doing)
+    kw: dict[str, Any] = {
+        "host": target.host, "port": target.port, "user": target.user,
+        "password": target.password or "", "charset": "utf8mb4", "use_unicode": False,
+        "conv": {}, "connect_timeout": CONNECT_TIMEOUT, "autocommit": True,
+        "database": target.database,
+    }
+    if target.unix_socket:
+        kw["unix_socket"] = target.unix_socket
+    with errors_as(target, doing):
+        return _mysqldb.connect(**kw)
+
+
+class StreamReader:
+    """Statements and unbuffered raw-bytes result streams on a ``connect_stream`` connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.is_mysqldb = _mysqldb is not None and isinstance(conn, _mysqldb.connections.Connection)
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one statement; return its rows (raw bytes), fully read."""
+        if not self.is_mysqldb:
+            return query(self.conn, sql)
+        self.conn.query(sql.encode("utf-8"))
+        res = self.conn.store_result()
+        return list(res.fetch_row(0)) if res is not None else []
+
+    def stream(self, sql: str, batch: int) -> Iterator[tuple[tuple[bytes | None, ...], ...]]:
+        """Batches of rows of one SELECT, read unbuffered (nothing else may run meanwhile)."""
+        if not self.is_mysqldb:
+            import pymysql.cursors
+
+            with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
+                cur.execute(sql)
+                while rows := cur.fetchmany(batch):
+                    yield tuple(rows)
+            return
+        self.conn.query(sql.encode("utf-8"))
+        res = self.conn.use_result()
+        while rows := res.fetch_row(batch):
+            yield rows
+
+    def thread_id(self) -> int:
+        return int(self.conn.thread_id())
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except DRIVER_ERRORS:
+            pass
+        except Exception:  # noqa: BLE001 - closing a connection whose server is gone
+            pass
 
 
 def query(conn: Connection, sql: str | bytes, args: Any = None) -> list[tuple[Any, ...]]:

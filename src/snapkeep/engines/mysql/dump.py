@@ -1,42 +1,98 @@
 """Dumping one database: schema objects verbatim and rows streamed into the repository.
 
-One connection, one ``START TRANSACTION WITH CONSISTENT SNAPSHOT``: every InnoDB table is
-read at the same point in time (MyISAM/Aria tables are consistent only under
-``hold_writes``). Rows are fetched unbuffered as raw bytes, ordered by primary key, and
-encoded line by line into a ``BlobWriter`` per table, so memory stays bounded.
+A consistent parallel dump (DESIGN.md §4):
+
+1. A coordinator connection (PyMySQL) lists tables, columns, keys and sizes and reads
+   every table's DDL.
+2. ``threads`` worker connections (mysqlclient, raw bytes, see ``connect.py``) each run
+   ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` while a separate connection holds the
+   server's lightest commit-blocking lock (``backup_lock.py``), so they all see one point
+   in time. Non-transactional tables (MyISAM, Aria, MEMORY…) are read by the workers
+   while the lock is still held, as long as their estimated total stays under
+   ``NONTX_UNDER_LOCK_BYTES`` (16 MiB, about half a second of writes held); larger ones
+   are read after the release and flagged in the log ("read outside the consistent
+   point"). The lock is then released; the time writes were held is logged and stored
+   as ``writes_held_seconds``. Under ``hold_writes`` (non-live snapshots) the database is
+   already frozen, so no lock is taken and every table is consistent.
+3. The coordinator cuts each table with a usable primary key into ranges
+   (``ranges.py``) and queues them, largest tables first; the workers stream each range
+   into its own blob (``workers.py``) while the coordinator reads views, triggers,
+   routines, events and sequences.
+
+Without the privilege for any backup lock (RELOAD), the dump runs on one worker
+connection, which is consistent on its own (except for non-transactional tables).
+
+Description format 2 (format 1 had one ``"rows"`` blob per table instead of ``"parts"``)::
+
+    {"kind": "mysql", "format": 2, "server_version", "database", "charset", "collation",
+     "comment", "sql_mode", "size_bytes", "writes_held_seconds", "backup_lock",
+     "tables": [{"name", "engine", "create", "auto_increment", "columns": [[name, codec]],
+                 "order_by": [pk columns], "row_count": n,
+                 "parts": [BlobRef json, ...]}],   # contiguous PK ranges, in PK order
+     "sequences", "views", "triggers", "routines", "events"}
+
+A table's parts concatenated are exactly its format-1 ``"rows"`` blob; an empty table
+has no parts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pymysql
-import pymysql.cursors
 
 from snapkeep.engines.mysql import schema
+from snapkeep.engines.mysql.backup_lock import LOCK_SESSION, LockPlan, Server, plan_for
 from snapkeep.engines.mysql.connect import (
     ER_SPECIFIC_ACCESS_DENIED,
+    Connection,
+    StreamReader,
     connect,
+    connect_stream,
     error_code,
     errors_as,
     query,
     query_text,
     quote_ident,
+    stream_driver,
 )
-from snapkeep.engines.mysql.encoding import Column, encode_row
+from snapkeep.engines.mysql.encoding import Column, codec_for
+from snapkeep.engines.mysql.ranges import (
+    KeyColumn,
+    key_columns,
+    key_columns_sql,
+    range_conditions,
+    rows_per_part,
+    select_sql,
+    split_points,
+)
 from snapkeep.engines.mysql.target import MySQLTarget
+from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
 from snapkeep.progress import Reporter
 from snapkeep.repository import Repository
 
-FORMAT = 1
-FETCH_ROWS = 2000
-WRITE_BYTES = 1 << 20
+FORMAT = 2
 # Reading: no strictness, no CHAR padding; TIMESTAMPs exactly as stored (UTC).
 DUMP_SESSION = ("SET SESSION sql_mode = '', time_zone = '+00:00', "
                 "net_write_timeout = 3600, net_read_timeout = 3600")
+# Non-transactional tables read while writes are held, at most this many bytes in all.
+NONTX_UNDER_LOCK_BYTES = 16 << 20
+TRANSACTIONAL_ENGINES = frozenset(["innodb", "xtradb", "rocksdb", "tokudb"])
+DOING = "dumping the database"
+
+# Databases whose writes ``hold_writes`` holds in this process: no backup lock needed.
+_held: set[tuple[str, int, str | None, str]] = set()
+_held_mutex = threading.Lock()
+
+
+def _key(target: MySQLTarget) -> tuple[str, int, str | None, str]:
+    return (target.host, target.port, target.unix_socket, target.database)
 
 
 @contextmanager
@@ -65,9 +121,13 @@ def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
                 query(conn, "LOCK TABLES " + ", ".join(
                     f"{quote_ident(t)} READ" for t in tables))
         started = time.monotonic()
+        with _held_mutex:
+            _held.add(_key(target))
         try:
             yield
         finally:
+            with _held_mutex:
+                _held.discard(_key(target))
             try:
                 query(conn, "UNLOCK TABLES")
             finally:
@@ -77,102 +137,283 @@ def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
         conn.close()
 
 
-def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter) -> dict[str, Any]:
-    """Dump the target database; return its JSON-able description for the manifest.
+def default_format() -> int:
+    """The newest description format the restore side of this snapkeep reads (2 once it
+    reads ``"parts"``; until then format 1, whose tables are never split)."""
+    from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
 
-    Raises ServiceUnavailable/PermissionDenied (naming the target) on server errors.
+    return FORMAT if FORMAT in SUPPORTED_FORMATS else 1
+
+
+def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
+                  threads: int | None = None, fmt: int | None = None) -> dict[str, Any]:
+    """Dump the target database on ``threads`` connections (default: the CPU count);
+    return its JSON-able description (format 2, see the module docstring) for the manifest.
+
+    ``fmt=1`` writes the previous format (one blob per table, no ranges); the default is
+    ``default_format()``. Raises ServiceUnavailable/PermissionDenied (naming the target)
+    on server errors; on any error every connection is closed and the lock released.
     """
-    conn = connect(target, raw=True, doing="dumping the database")
+    n = max(1, threads if threads is not None else (os.cpu_count() or 1))
+    dump = _Dump(target, repo, SafeReporter(reporter), n, fmt or default_format())
     try:
-        with errors_as(target, "dumping the database"):
-            return _dump(conn, target, repo, reporter)
+        with errors_as(target, DOING):
+            return dump.run()
     finally:
-        conn.close()
+        dump.close()
 
 
-def _dump(conn: pymysql.connections.Connection, target: MySQLTarget, repo: Repository,
-          reporter: Reporter) -> dict[str, Any]:
-    db = target.database
-    query(conn, DUMP_SESSION)
-    query(conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    query(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
-    version, global_mode = query_text(conn, "SELECT VERSION(), @@GLOBAL.sql_mode")[0]
-    info = schema.database_info(conn, db)
-    listed = schema.list_tables(conn, db)
-    columns = schema.table_columns(conn, db)
-    pks = schema.primary_keys(conn, db)
-    sizes = dict(query_text(conn, "SELECT TABLE_NAME, COALESCE(DATA_LENGTH, 0) FROM "
-                                  "information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,)))
-    tables: list[dict[str, Any]] = []
-    sequences: list[dict[str, Any]] = []
-    for name, kind, engine, auto_inc in listed:
-        if kind == "SEQUENCE":
-            sequences.append(schema.sequence_state(conn, name))
-        elif kind == "BASE TABLE":
-            tables.append({"name": name, "engine": engine, "create": schema.table_ddl(conn, name),
-                           "auto_increment": auto_inc,
-                           "columns": [c.to_json() for c in columns.get(name, [])],
-                           "order_by": pks.get(name, [])})
-    objects = schema.objects(conn, db, reporter)
-    estimates = {t["name"]: int(sizes.get(t["name"]) or 0) for t in tables}
-    reporter.add_total(sum(estimates.values()))
+class _Dump:
+    def __init__(self, target: MySQLTarget, repo: Repository, reporter: SafeReporter,
+                 threads: int, fmt: int) -> None:
+        self.target = target
+        self.repo = repo
+        self.reporter = reporter
+        self.threads = threads
+        self.fmt = fmt
+        self.conn: Connection | None = None
+        self.lock_conn: Connection | None = None
+        self.pool: WorkerPool | None = None
 
-    query(conn, "SET SESSION character_set_results = binary")
-    stored = 0
-    for table in tables:
-        cols = [Column.from_json(c) for c in table["columns"]]
-        ref, rows, nbytes = _dump_rows(conn, repo, table["name"], cols, table["order_by"],
-                                       estimates[table["name"]], reporter)
-        table["row_count"] = rows
-        table["rows"] = ref.to_json()
-        stored += nbytes
-    query(conn, "SET SESSION character_set_results = utf8mb4")
-    query(conn, "COMMIT")
-    reporter.log(f"dumped {len(tables)} tables, {sum(t['row_count'] for t in tables)} rows "
-                 f"({stored} bytes) from {target.describe()}")
-    return {
-        "kind": "mysql", "format": FORMAT, "server_version": version, "database": db,
-        "charset": info["charset"], "collation": info["collation"], "comment": info["comment"],
-        "sql_mode": global_mode, "tables": tables, "sequences": sequences,
-        "views": objects["views"], "triggers": objects["triggers"],
-        "routines": objects["routines"], "events": objects["events"], "size_bytes": stored,
-    }
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        for conn in (self.lock_conn, self.conn):
+            if conn is not None:
+                with contextlib.suppress(Exception):  # the server may be gone
+                    conn.close()
+        self.lock_conn = self.conn = None
+
+    # -- the whole dump ----------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        target, db = self.target, self.target.database
+        self.conn = conn = connect(target, raw=True, doing=DOING)
+        query(conn, DUMP_SESSION)
+        version, global_mode = query_text(conn, "SELECT VERSION(), @@GLOBAL.sql_mode")[0]
+        server = Server.parse(version)
+        info = schema.database_info(conn, db)
+        listed = schema.list_tables(conn, db)
+        columns = dumped_columns(conn, db, server)
+        pks = schema.primary_keys(conn, db)
+        keys = key_columns(query_text(conn, key_columns_sql(), (db,)))
+        stats = {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in query_text(
+            conn, "SELECT TABLE_NAME, DATA_LENGTH, AVG_ROW_LENGTH FROM information_schema.TABLES "
+                  "WHERE TABLE_SCHEMA = %s", (db,))}
+        tables: list[dict[str, Any]] = []
+        for name, kind, engine, auto_inc in listed:
+            if kind == "BASE TABLE":
+                tables.append({"name": name, "engine": engine,
+                               "create": schema.table_ddl(conn, name), "auto_increment": auto_inc,
+                               "columns": [c.to_json() for c in columns.get(name, [])],
+                               "order_by": pks.get(name, [])})
+        estimates = {t["name"]: stats.get(t["name"], (0, 0))[0] for t in tables}
+        self.reporter.add_total(sum(estimates.values()))
+
+        nontx = [t for t in tables if (t["engine"] or "").lower() not in TRANSACTIONAL_ENGINES]
+        under_lock: list[dict[str, Any]] = []
+        budget = NONTX_UNDER_LOCK_BYTES
+        for t in sorted(nontx, key=lambda t: estimates[t["name"]]):
+            if estimates[t["name"]] <= budget:
+                under_lock.append(t)
+                budget -= estimates[t["name"]]
+        whole: dict[str, Part] = {}
+
+        def whole_part(t: dict[str, Any]) -> Part:
+            cols = [Column.from_json(c) for c in t["columns"]]
+            part = Part(t["name"], 0, select_sql(t["name"], [c.select_expr() for c in cols],
+                                                 t["order_by"]), estimates[t["name"]])
+            whole[t["name"]] = part
+            return part
+
+        self._open_workers(min(self.threads, max(1, len(tables))))
+        held, lock_name, frozen = self._consistent_point(
+            server, [whole_part(t) for t in under_lock if t["columns"]])
+        for t in nontx:
+            if frozen:
+                continue
+            why = ("no backup lock" if lock_name is None else
+                   f"{estimates[t['name']] >> 20} MiB, over the {NONTX_UNDER_LOCK_BYTES >> 20} "
+                   f"MiB read while writes are held" if t not in under_lock else "")
+            if why:
+                self.reporter.log(f"table {quote_ident(t['name'])} is {t['engine']}: read "
+                                  f"outside the consistent point ({why})")
+
+        # Ranges, largest tables first, queued as soon as each table's cut is known.
+        assert self.pool is not None
+        pool = self.pool
+        pool.start()
+        parts: dict[str, list[Part]] = {}
+        for t in sorted(tables, key=lambda t: (-estimates[t["name"]], t["name"])):
+            name = t["name"]
+            if name in whole:
+                parts[name] = [whole[name]]
+                continue
+            if not t["columns"]:
+                parts[name] = []
+                self.reporter.advance(estimates[name])
+                continue
+            parts[name] = self._cut(t, keys.get(name), stats.get(name, (0, 0))[1],
+                                    estimates[name])
+            for part in parts[name]:
+                pool.submit(part)
+        sequences = [schema.sequence_state(conn, name)
+                     for name, kind, _, _ in listed if kind == "SEQUENCE"]
+        objects = schema.objects(conn, db, self.reporter)
+        pool.join()
+
+        stored = 0
+        total_rows = 0
+        for t in tables:
+            refs = [p.ref for p in parts[t["name"]] if p.ref is not None]
+            t["row_count"] = sum(p.rows for p in parts[t["name"]])
+            total_rows += t["row_count"]
+            stored += sum(r.size for r in refs)
+            if self.fmt == 1:
+                t["rows"] = (refs[0] if refs else self.repo.blob_writer().close()).to_json()
+            else:
+                t["parts"] = [r.to_json() for r in refs if r.size > 0]
+        self.reporter.log(
+            f"dumped {len(tables)} tables, {total_rows} rows ({stored} bytes) from "
+            f"{target.describe()} on {len(pool.readers)} connection(s) ({stream_driver()})")
+        return {
+            "kind": "mysql", "format": self.fmt, "server_version": version, "database": db,
+            "charset": info["charset"], "collation": info["collation"],
+            "comment": info["comment"], "sql_mode": global_mode, "tables": tables,
+            "sequences": sequences, "views": objects["views"], "triggers": objects["triggers"],
+            "routines": objects["routines"], "events": objects["events"], "size_bytes": stored,
+            "writes_held_seconds": round(held, 6), "backup_lock": lock_name,
+        }
+
+    # -- connections and the consistent point ------------------------------------------------
+
+    def _open_workers(self, n: int) -> None:
+        readers: list[StreamReader] = []
+        self.pool = WorkerPool(readers, self.repo.blob_writer, self.reporter)
+        for _ in range(n):
+            reader = StreamReader(connect_stream(self.target, doing=DOING))
+            readers.append(reader)
+            reader.execute(DUMP_SESSION)
+            reader.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            reader.execute("SET SESSION character_set_results = binary")
+
+    def _start_snapshots(self) -> None:
+        assert self.pool is not None
+        for reader in self.pool.readers:
+            reader.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+
+    def _consistent_point(self, server: Server, nontx_parts: list[Part]
+                          ) -> tuple[float, str | None, bool]:
+        """Start every worker's snapshot at one point; dump ``nontx_parts`` there.
+
+        Returns (seconds writes were held, lock used or None, whether ``hold_writes``
+        holds the whole database).
+        """
+        assert self.pool is not None
+        pool = self.pool
+        with _held_mutex:
+            frozen = _key(self.target) in _held
+        if frozen:  # hold_writes: nothing can change; every table is consistent
+            self._start_snapshots()
+            pool.run_now(nontx_parts)
+            self.reporter.log("writes are held for the whole dump: no backup lock needed")
+            return 0.0, None, True
+        plan = plan_for(server)
+        self.lock_conn = lock_conn = connect(self.target, doing="taking the backup lock")
+        query(lock_conn, LOCK_SESSION)
+        started = time.monotonic()
+        acquired = False
+        try:
+            try:
+                for sql in plan.acquire:
+                    if sql.startswith(("BACKUP STAGE BLOCK", "FLUSH")):
+                        started = time.monotonic()
+                    query(lock_conn, sql)
+                acquired = True
+            except pymysql.MySQLError as e:
+                if error_code(e) != ER_SPECIFIC_ACCESS_DENIED:
+                    raise
+                _release(lock_conn, plan)
+                self._single_connection(plan, e)
+                pool.run_now(nontx_parts)
+                return 0.0, None, False
+            self._start_snapshots()
+            pool.run_now(nontx_parts)
+        finally:
+            if acquired:
+                _release(lock_conn, plan)
+                held = time.monotonic() - started
+            self.lock_conn = None
+            lock_conn.close()
+        self.reporter.log(f"writes held for {held:.3f} s ({plan.name}) while "
+                          f"{len(pool.readers)} connection(s) started their snapshot"
+                          + (f" and {len(nontx_parts)} non-transactional table(s) were read"
+                             if nontx_parts else ""))
+        return held, plan.name, False
+
+    def _single_connection(self, plan: LockPlan, e: pymysql.MySQLError) -> None:
+        assert self.pool is not None
+        for reader in self.pool.readers[1:]:
+            reader.close()
+        del self.pool.readers[1:]
+        self.reporter.log(f"warning: no privilege for {plan.name} ({e.args[-1]}): dumping on "
+                          f"one connection, without a lock")
+        self._start_snapshots()
+
+    # -- ranges ----------------------------------------------------------------------------------
+
+    def _cut(self, t: dict[str, Any], key: KeyColumn | None, avg_row: int,
+             estimate: int) -> list[Part]:
+        name = t["name"]
+        cols = [Column.from_json(c) for c in t["columns"]]
+        exprs = [c.select_expr() for c in cols]
+        conditions = [""]
+        if self.fmt >= 2 and key is not None and key.splittable:
+            per_part = rows_per_part(avg_row)
+            assert self.conn is not None
+            points = split_points(lambda sql: _first_row(self.conn, sql), name, key, per_part)
+            conditions = range_conditions(key, points)
+            if len(conditions) > 1:
+                self.reporter.log(f"table {quote_ident(name)}: {len(conditions)} ranges of "
+                                  f"about {per_part} rows on {quote_ident(key.name)}")
+        n = len(conditions)
+        each = estimate // n
+        return [Part(name, i, select_sql(name, exprs, t["order_by"], cond),
+                     each if i < n - 1 else estimate - each * (n - 1))
+                for i, cond in enumerate(conditions)]
+
+
+def _first_row(conn: Connection | None, sql: str) -> tuple[Any, ...] | None:
+    assert conn is not None
+    rows = query(conn, sql)
+    return tuple(rows[0]) if rows else None
+
+
+def _release(conn: Connection, plan: LockPlan) -> None:
+    for sql in plan.release:
+        # not held (e.g. acquiring failed half-way): closing the connection releases anyway
+        with contextlib.suppress(pymysql.MySQLError):
+            query(conn, sql)
+
+
+def dumped_columns(conn: Connection, db: str, server: Server) -> dict[str, list[Column]]:
+    """The dumped columns of every table (generated ones left out), in table order."""
+    out: dict[str, list[Column]] = {}
+    for table, column, data_type in query_text(conn, columns_sql(server), (db,)):
+        out.setdefault(table, []).append(Column(column, codec_for(data_type)))
+    return out
+
+
+def columns_sql(server: Server) -> str:
+    """Non-generated columns of a schema. MariaDB says so in ``IS_GENERATED``; MySQL 8 has
+    no such column: a generated column has a ``GENERATION_EXPRESSION`` there (``EXTRA``
+    alone would also match ``DEFAULT_GENERATED``, an expression default). Invisible
+    columns are listed by both and named explicitly in the SELECT, so they are dumped."""
+    generated = ("IS_GENERATED = 'NEVER'" if server.mariadb else
+                 "COALESCE(GENERATION_EXPRESSION, '') = ''")
+    return ("SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            f"WHERE TABLE_SCHEMA = %s AND {generated} ORDER BY TABLE_NAME, ORDINAL_POSITION")
 
 
 def select_rows_sql(table: str, columns: list[Column], order_by: list[str]) -> str:
-    sql = "SELECT " + ", ".join(c.select_expr() for c in columns) + " FROM " + quote_ident(table)
-    if order_by:
-        sql += " ORDER BY " + ", ".join(quote_ident(c) for c in order_by)
-    return sql
-
-
-def _dump_rows(conn: pymysql.connections.Connection, repo: Repository, table: str,
-               columns: list[Column], order_by: list[str], estimate: int,
-               reporter: Reporter) -> tuple[Any, int, int]:
-    writer = repo.blob_writer()
-    rows = 0
-    advanced = 0
-    pending: list[bytes] = []
-    pending_bytes = 0
-    if columns:
-        with conn.cursor(pymysql.cursors.SSCursor) as cur:
-            cur.execute(select_rows_sql(table, columns, order_by))
-            while batch := cur.fetchmany(FETCH_ROWS):
-                for row in batch:
-                    line = encode_row(row)
-                    pending.append(line)
-                    pending_bytes += len(line)
-                rows += len(batch)
-                if pending_bytes >= WRITE_BYTES:
-                    writer.write(b"".join(pending))
-                    step = min(pending_bytes, max(estimate - advanced, 0))
-                    reporter.advance(step)
-                    advanced += step
-                    pending.clear()
-                    pending_bytes = 0
-    if pending:
-        writer.write(b"".join(pending))
-    if estimate > advanced:
-        reporter.advance(estimate - advanced)
-    ref = writer.close()
-    return ref, rows, ref.size
+    return select_sql(table, [c.select_expr() for c in columns], order_by)

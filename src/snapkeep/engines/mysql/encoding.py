@@ -22,6 +22,8 @@ named explicitly so they are.
 from __future__ import annotations
 
 import codecs
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from snapkeep.engines.mysql.connect import quote_ident
@@ -128,6 +130,37 @@ def escape_field(value: bytes | None) -> bytes:
 
 def encode_row(row: tuple[bytes | None, ...]) -> bytes:
     return b"\t".join([escape_field(v) for v in row]) + b"\n"
+
+
+_NEEDS_ESCAPE = re.compile(rb"[\\\n\r\0]")  # and tabs, counted separately
+
+
+def encode_rows(rows: Iterable[tuple[bytes | None, ...]]) -> bytes:
+    """``b"".join(encode_row(r) for r in rows)``, about five times faster (the dump's path).
+
+    Most rows need no escaping: join a row's fields and, if the line holds no backslash,
+    LF, CR or NUL and exactly the separator tabs, it is already the encoded line (NULLs
+    become ``\\N`` after that check); otherwise fall back to escaping field by field.
+    """
+    out: list[bytes] = []
+    append = out.append
+    search = _NEEDS_ESCAPE.search
+    for row in rows:
+        if None in row:
+            line = b"\t".join([b"" if v is None else v for v in row])
+            if search(line) or line.count(b"\t") != len(row) - 1:
+                append(b"\t".join([escape_field(v) for v in row]))
+            else:
+                append(b"\t".join([NULL_FIELD if v is None else v for v in row]))
+        else:
+            line = b"\t".join(row)
+            if search(line) or line.count(b"\t") != len(row) - 1:
+                line = b"\t".join([escape_field(v) for v in row])
+            append(line)
+    if not out:
+        return b""
+    append(b"")
+    return b"\n".join(out)
 
 
 _UNESCAPE = {ord("0"): b"\0", ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r",

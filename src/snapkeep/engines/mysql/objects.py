@@ -7,6 +7,7 @@ statement sent in that character set, so ``SHOW CREATE`` reads the same afterwar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -71,9 +72,10 @@ def create_views(conn: Connection, views: list[dict[str, Any]]) -> None:
 
 
 def create_all(conn: Connection, db: str, objs: dict[str, Any], reporter: Reporter,
-               database: dict[str, str]) -> None:
+               database: dict[str, str], after_views: Callable[[], None] | None = None) -> None:
     """Routines, views, triggers, events into ``db`` (the default database), then set the
-    database's charset, collation and comment to ``database``.
+    database's charset, collation and comment to ``database``. ``after_views`` (a test
+    seam) is called between the views and the triggers.
 
     Routines, triggers and events remember the database collation they were created
     under, so the database is switched to it around each one that had another.
@@ -91,6 +93,8 @@ def create_all(conn: Connection, db: str, objs: dict[str, Any], reporter: Report
         execute_as_created(conn, routine)
     under_collation({})
     create_views(conn, objs["views"])
+    if after_views is not None:
+        after_views()
     for trigger in objs["triggers"]:
         under_collation(trigger)
         execute_as_created(conn, trigger)

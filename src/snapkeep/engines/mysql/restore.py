@@ -1,37 +1,81 @@
 """Restoring into a shadow database, then swapping it in with one atomic RENAME TABLE.
 
-``prepare_restore`` builds every table of the snapshot in the shadow database and loads
-its rows; the live database is not touched. ``PreparedRestore.swap`` moves the live
-tables to the *old* database and the shadow tables into the live one in a single
-``RENAME TABLE``, then replaces views, routines, triggers (after the data, so they do
-not fire on it) and events. ``finish`` drops what was kept; ``rollback`` puts it back.
+``prepare_restore`` builds every table of the snapshot in the shadow database; the live
+database is not touched:
+
+1. each table is created from its saved statement without the secondary keys and
+   foreign keys that can wait (``ddl.py``);
+2. rows are loaded by ``threads`` connections at once (``unique_checks`` and
+   ``foreign_key_checks`` off), one ``LOAD DATA LOCAL INFILE`` stream per part of a
+   table (format 2 descriptions have several contiguous primary-key ranges per table;
+   format 1 one ``rows`` blob), each fed from the repository through a pipe; tables
+   load in parallel, the parts of one table one after the other (see ``_Loader.run``);
+3. as soon as a table's parts are in, one ``ALTER TABLE … ADD …, ADD …`` adds its keys
+   back (and its AUTO_INCREMENT counter), tables in parallel; once every table is
+   complete, one ``ALTER TABLE … ADD CONSTRAINT …, …`` per table adds its foreign keys,
+   one table after the other (with ``foreign_key_checks`` off InnoDB adds them without
+   reading rows, and foreign-key DDL run in parallel deadlocks in its dictionary).
+
+``PreparedRestore.swap`` is the cut-over. It first writes the journal (``journal.py``)
+into the server, then drops the live triggers (a table with triggers cannot move to
+another database), moves the live tables to the *old* database and the shadow tables
+into the live one in a single ``RENAME TABLE``, then replaces views, routines, triggers
+(after the data, so they do not fire on it) and events. ``finish`` drops what was kept;
+``rollback`` puts it back.
+
+Crash behaviour (the process killed at any point; ``cleanup_leftovers`` runs before the
+next restore): the ``RENAME TABLE`` is the commit point.
+
+- killed before the swap (loading): the live database was never touched; the shadow is
+  dropped;
+- killed in the swap before the RENAME: the previous triggers are recreated from the
+  journal — the live database is entirely the old one;
+- killed after the RENAME (while the objects are replaced): the snapshot's views,
+  routines, triggers and events are (re)created from the journal — the live database is
+  entirely the new one (the previous tables in the old database are then dropped);
+- killed during ``rollback``: the rollback is completed — entirely old.
+
+The tests kill a restore at exact points through ``snapkeep.faults.crash_point``
+(``$SNAPKEEP_CRASH_AT``), an explicit test-only seam inert unless set: ``mysql.loading``
+(a stream starts loading), ``mysql.journal-written``, ``mysql.triggers-dropped`` (before
+the RENAME), ``mysql.after-rename`` (right after it), ``mysql.objects-half`` (the
+snapshot's routines and views created, its triggers not yet), ``mysql.rollback-renamed``
+(a rollback's reverse RENAME done).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import shutil
 import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 import pymysql
 
+from snapkeep.engines.mysql import journal, schema
 from snapkeep.engines.mysql import objects as objs
-from snapkeep.engines.mysql import schema
 from snapkeep.engines.mysql.connect import (
     Connection,
     connect,
     database_exists,
+    error_code,
     errors_as,
     query,
     quote_ident,
 )
+from snapkeep.engines.mysql.ddl import SplitTable, split_create_table
 from snapkeep.engines.mysql.encoding import Column
 from snapkeep.engines.mysql.loader import load_rows
-from snapkeep.engines.mysql.names import old_name, shadow_name
+from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.errors import RepositoryError, SnapkeepError
+from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef, Repository
 
@@ -40,7 +84,17 @@ from snapkeep.repository import BlobRef, Repository
 LOAD_SESSION = ("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', "
                 "time_zone = '+00:00', foreign_key_checks = 0, unique_checks = 0, "
                 "net_read_timeout = 3600, net_write_timeout = 3600")
-SUPPORTED_FORMATS = (1,)
+SUPPORTED_FORMATS = (1, 2)
+ER_LOCK_DEADLOCK = 1213
+ER_LOCK_WAIT_TIMEOUT = 1205
+DDL_RETRIES = 20
+
+
+def row_parts(table: dict[str, Any]) -> list[BlobRef]:
+    """The row streams of a table: format 2 ``parts`` or the format 1 ``rows`` blob."""
+    if "parts" in table:
+        return [BlobRef.from_json(p) for p in table["parts"]]
+    return [BlobRef.from_json(table["rows"])]
 
 
 def _create_db_sql(name: str, charset: str, collation: str, comment: str = "") -> str:
@@ -58,30 +112,160 @@ def _drop_db(conn: Connection, name: str) -> None:
     query(conn, f"DROP DATABASE IF EXISTS {quote_ident(name)}")
 
 
-def cleanup_leftovers(target: MySQLTarget, reporter: Reporter) -> None:
-    """Drop the shadow and old databases a killed restore of this database left behind."""
+def _tables(conn: Connection, db: str) -> list[str]:
+    return [n for n, kind, _, _ in schema.list_tables(conn, db)
+            if kind in ("BASE TABLE", "SEQUENCE")]
+
+
+def _rename(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> None:
+    q = quote_ident
+    query(conn, "RENAME TABLE " + ", ".join(
+        f"{q(a)}.{q(t)} TO {q(b)}.{q(u)}" for a, t, b, u in pairs))
+
+
+# -- the cut-over steps, shared by swap/rollback and by cleanup_leftovers ------------------
+
+def _renamed(conn: Connection, plan: dict[str, Any]) -> bool:
+    """Whether the swap's RENAME TABLE happened (from where the tables are now)."""
+    if plan["moved_out"]:
+        old = plan["old"]
+        return database_exists(conn, old) and bool(
+            set(plan["moved_out"]) & set(_tables(conn, old)))
+    if plan["moved_in"]:
+        shadow = plan["shadow"]
+        here = set(_tables(conn, shadow)) if database_exists(conn, shadow) else set()
+        return not set(plan["moved_in"]) <= here
+    return False
+
+
+def _put_triggers_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> None:
+    """Before the RENAME: only the live triggers were dropped; recreate the previous ones."""
+    live = plan["live"]
+    if plan["created_live"]:
+        _drop_db(conn, live)
+        return
+    previous = plan["previous"]
+    conn.select_db(live)
+    objs.drop_triggers(conn, live)
+    objs.create_all(conn, live, {"routines": [], "views": [], "events": [],
+                                 "triggers": previous["triggers"]}, reporter,
+                    previous["database"])
+
+
+def _roll_forward(conn: Connection, plan: dict[str, Any], reporter: Reporter,
+                  crash: bool = False) -> None:
+    """After the RENAME: replace the live database's objects with the snapshot's."""
+    live = plan["live"]
+    snap = plan["snapshot"]
+    conn.select_db(live)
+    objs.drop_triggers(conn, live)
+    objs.drop_non_tables(conn, live)
+    objs.create_all(conn, live, snap, reporter, snap["database"],
+                    after_views=(lambda: crash_point("mysql.objects-half")) if crash else None)
+
+
+def _roll_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> None:
+    """After the RENAME: move the tables back and recreate the previous objects."""
+    live, old, shadow = plan["live"], plan["old"], plan["shadow"]
+    if not database_exists(conn, live):
+        return  # a live database this restore created, already dropped
+    conn.select_db(live)
+    objs.drop_triggers(conn, live)
+    objs.drop_non_tables(conn, live)
+    if _renamed(conn, plan):
+        query(conn, f"CREATE DATABASE IF NOT EXISTS {quote_ident(shadow)}")
+        present = set(_tables(conn, live))
+        kept = set(_tables(conn, old))
+        pairs = [(live, t, shadow, t) for t in plan["moved_in"] if t in present]
+        pairs += [(old, t, live, t) for t in plan["moved_out"] if t in kept]
+        if pairs:
+            _rename(conn, pairs)
+    crash_point("mysql.rollback-renamed")
+    if plan["created_live"]:
+        _drop_db(conn, live)
+        return
+    previous = plan["previous"]
+    objs.create_all(conn, live, previous, reporter, previous["database"])
+
+
+def cleanup_leftovers(target: MySQLTarget, reporter: Reporter, *,
+                      keep_new: bool | None = None) -> None:
+    """Finish or undo what a killed restore of this database left behind; idempotent.
+
+    An interrupted cut-over is rolled back when it was killed before its RENAME TABLE
+    and rolled forward after it (see the module doc) — or, when the caller knows better
+    (a restore of several parts, settled together), rolled forward with ``keep_new=True``
+    (doing the RENAME if it had not happened) or back with ``keep_new=False``. Either way
+    the live database is entirely the old or entirely the new one; then the shadow, old
+    and journal databases are dropped. An interrupted ``rollback`` is always completed.
+    Must not run while a restore of the same database is in progress.
+    """
     conn = connect(target, database=None, doing="cleaning up after an interrupted restore")
     try:
         with errors_as(target, "cleaning up after an interrupted restore"):
-            _cleanup(conn, target, reporter)
+            _cleanup(conn, target, reporter, keep_new)
     finally:
         conn.close()
 
 
-def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter) -> None:
-    for name in (shadow_name(target.database), old_name(target.database)):
+def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
+             keep_new: bool | None = None) -> None:
+    db = target.database
+    jdb = journal_name(db)
+    found = journal.read(conn, jdb)
+    if found is not None:
+        plan, state = found
+        query(conn, objs.SESSION_DEFAULTS)
+        where = target.describe()
+        if state == journal.ROLLING_BACK:
+            reporter.log(f"completing the interrupted rollback of a restore of {where}: "
+                         f"the live database gets its previous tables and objects back")
+            _roll_back(conn, plan, reporter)
+        elif state == journal.COMPLETE and keep_new is not False:
+            pass
+        elif keep_new is False:
+            reporter.log(f"rolling back the interrupted cut-over of a restore of {where}")
+            if _renamed(conn, plan):
+                _roll_back(conn, plan, reporter)
+            else:
+                _put_triggers_back(conn, plan, reporter)
+        elif keep_new and not _renamed(conn, plan):
+            reporter.log(f"completing the interrupted cut-over of a restore of {where}: its "
+                         f"tables are swapped in and the snapshot's objects created")
+            conn.select_db(plan["live"])
+            objs.drop_triggers(conn, plan["live"])
+            pairs = [(plan["live"], t, plan["old"], t) for t in plan["moved_out"]]
+            pairs += [(plan["shadow"], t, plan["live"], t) for t in plan["moved_in"]]
+            if pairs:
+                _rename(conn, pairs)
+            _roll_forward(conn, plan, reporter)
+        elif state == journal.RENAMED or _renamed(conn, plan):
+            reporter.log(f"completing the interrupted cut-over of a restore of {where}: it "
+                         f"was killed after its tables were swapped in, so the snapshot's "
+                         f"views, triggers, routines and events are created")
+            _roll_forward(conn, plan, reporter)
+        else:
+            reporter.log(f"undoing the interrupted cut-over of a restore of {where}: it was "
+                         f"killed before its tables were swapped in, so the previous "
+                         f"triggers are put back")
+            _put_triggers_back(conn, plan, reporter)
+    for name in (shadow_name(db), old_name(db), jdb):
         if database_exists(conn, name):
             reporter.log(f"dropping {quote_ident(name)} left by an interrupted restore of "
                          f"{target.describe()}")
             _drop_db(conn, name)
 
 
+# -- preparing -------------------------------------------------------------------------------
+
 def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repository,
-                    reporter: Reporter) -> PreparedRestore:
+                    reporter: Reporter, *, threads: int | None = None) -> PreparedRestore:
     """Build the snapshot's tables and rows in the shadow database; the live one is untouched.
 
-    On any failure the shadow database is dropped and the error raised (RepositoryError
-    or IntegrityError for damaged snapshot data, ServiceUnavailable for server errors).
+    ``threads`` (default: the machine's cores) connections load rows and add indexes at
+    once. On any failure the shadow database is dropped and the error raised
+    (RepositoryError or IntegrityError for damaged snapshot data, ServiceUnavailable for
+    server errors).
     """
     if description.get("kind") != "mysql" or description.get("format") not in SUPPORTED_FORMATS:
         raise RepositoryError(f"the snapshot's database description (kind "
@@ -92,11 +276,168 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
     try:
         with errors_as(target, "restoring the database"):
             _cleanup(conn, target, reporter)
-            restore._build(repo)
+            restore._build(repo, max(1, threads or os.cpu_count() or 1))
     except BaseException:
         restore.abort()
         raise
     return restore
+
+
+class _Loader:
+    """Loads every table's parts on ``threads`` connections and adds the deferred DDL."""
+
+    def __init__(self, restore: PreparedRestore, repo: Repository, threads: int,
+                 workdir: Path) -> None:
+        self.r = restore
+        self.repo = repo
+        self.threads = threads
+        self.workdir = workdir
+        self.stop = threading.Event()
+        self._local = threading.local()
+        self._conns: list[Connection] = []
+        self._busy: dict[int, str] = {}  # connection thread id -> "load"/"ddl" while running
+        self._lock = threading.Lock()
+
+    def _conn(self) -> Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.r.target, database=self.r.shadow, local_infile=True,
+                           doing="restoring the database")
+            query(conn, LOAD_SESSION)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _run(self, kind: str, fn: Any, *args: Any) -> Any:
+        if self.stop.is_set():
+            return None
+        conn = self._conn()
+        with self._lock:
+            self._busy[conn.thread_id()] = kind
+        try:
+            with errors_as(self.r.target, "restoring the database"):
+                return fn(conn, *args)
+        finally:
+            with self._lock:
+                self._busy.pop(conn.thread_id(), None)
+
+    def _load(self, conn: Connection, table: dict[str, Any], ref: BlobRef) -> int:
+        columns = [Column.from_json(c) for c in table["columns"]]
+        crash_point("mysql.loading")
+        return load_rows(conn, self.r.shadow, table["name"], columns, self.repo, ref,
+                         self.workdir, self.r.reporter, self.stop)
+
+    def _ddl(self, conn: Connection, statements: list[str]) -> None:
+        """Run ``statements``; DDL on tables linked by foreign keys can deadlock in the
+        server's dictionary when run in parallel, so such a statement is retried."""
+        for sql in statements:
+            for attempt in range(DDL_RETRIES):
+                try:
+                    query(conn, sql)
+                    break
+                except pymysql.MySQLError as e:
+                    if (error_code(e) not in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
+                            or attempt == DDL_RETRIES - 1 or self.stop.is_set()):
+                        raise
+                    time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+
+    def run(self, tables: list[dict[str, Any]], splits: dict[str, SplitTable]) -> None:
+        remaining = {t["name"]: 0 for t in tables}
+        loaded = {t["name"]: 0 for t in tables}
+        by_name = {t["name"]: t for t in tables}
+        late: list[str] = []  # ALTERs adding foreign keys once every table is complete
+        # One stream per table at a time, its parts in key order: MariaDB ≥ 10.6 loads
+        # into an empty InnoDB table with unique and foreign key checks off under a table
+        # lock (its fast bulk path), so parallel streams into one table only queue up —
+        # and can deadlock. Tables load in parallel, the largest first.
+        queues: dict[str, list[BlobRef]] = {}
+        for t in tables:
+            queues[t["name"]] = [r for r in row_parts(t) if r.size and t["columns"]]
+            remaining[t["name"]] = len(queues[t["name"]])
+        streams = sum(remaining.values())
+        order = sorted(tables, key=lambda t: -sum(r.size for r in queues[t["name"]]))
+        pending: dict[Future[Any], tuple[str, str]] = {}
+        started = time.monotonic()
+        alter_count = 0
+
+        def finalize(name: str) -> None:
+            nonlocal alter_count
+            table = by_name[name]
+            if loaded[name] != int(table.get("row_count", 0)):
+                raise RepositoryError(
+                    f"table {quote_ident(name)}: {loaded[name]} rows loaded, the snapshot has "
+                    f"{table.get('row_count')}; the snapshot data or the server rejected rows")
+            split = splits[name]
+            statements = [s for s in [split.alter(split.keys)] if s]
+            wanted = table.get("auto_increment")
+            if wanted is not None:
+                statements.append(f"ALTER TABLE {quote_ident(name)} AUTO_INCREMENT = "
+                                  f"{int(wanted)}")
+            fk_sql = split.alter(split.foreign)
+            if fk_sql:
+                late.append(fk_sql)
+            alter_count += bool(split.keys)
+            if statements:
+                fut = pool.submit(self._run, "ddl", self._ddl, statements)
+                pending[fut] = ("ddl", name)
+
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="snapkeep-restore")
+        try:
+            def next_part(table: dict[str, Any]) -> None:
+                queue = queues[table["name"]]
+                if queue:
+                    fut = pool.submit(self._run, "load", self._load, table, queue.pop(0))
+                    pending[fut] = ("load", table["name"])
+
+            for table in order:
+                next_part(table)
+            for name, count in remaining.items():
+                if count == 0:
+                    finalize(name)
+            while pending:
+                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    kind, name = pending.pop(fut)
+                    result = fut.result()
+                    if kind == "load":
+                        loaded[name] += int(result or 0)
+                        remaining[name] -= 1
+                        if remaining[name] == 0:
+                            finalize(name)
+                        else:
+                            next_part(by_name[name])
+            load_seconds = time.monotonic() - started
+            # Foreign keys last, one table after the other: with foreign_key_checks off
+            # InnoDB adds them without reading rows, and parallel foreign-key DDL
+            # deadlocks in the data dictionary.
+            if late:
+                pool.submit(self._run, "ddl", self._ddl, late).result()
+        except BaseException:
+            self._stop_all(pending)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for conn in self._conns:
+                with contextlib.suppress(pymysql.Error):
+                    conn.close()
+        self.r.reporter.log(
+            f"loaded {sum(loaded.values())} rows in {streams} streams into "
+            f"{len(tables)} tables and added the keys of {alter_count} tables in "
+            f"{load_seconds:.1f} s on {self.threads} connections"
+            + (f", then the foreign keys of {len(late)} tables in "
+               f"{time.monotonic() - started - load_seconds:.1f} s" if late else ""))
+
+    def _stop_all(self, pending: dict[Future[Any], tuple[str, str]]) -> None:
+        """After a failure: stop feeding, cancel queued work, interrupt running DDL."""
+        self.stop.set()
+        for fut in pending:
+            fut.cancel()
+        with self._lock:
+            running = [tid for tid, kind in self._busy.items() if kind == "ddl"]
+        for tid in running:
+            with contextlib.suppress(pymysql.Error):
+                query(self.r._conn, f"KILL QUERY {int(tid)}")
 
 
 class PreparedRestore:
@@ -109,56 +450,43 @@ class PreparedRestore:
         self.live = target.database
         self.shadow = shadow_name(self.live)
         self.old = old_name(self.live)
+        self.journal = journal_name(self.live)
         self.reporter = reporter
         self._conn = conn
         self._state = "preparing"
-        self._previous: dict[str, Any] | None = None
-        self._moved_out: list[str] = []
-        self._moved_in: list[str] = []
-        self._created_live = False
+        self._plan: dict[str, Any] | None = None
+        self.cutover_seconds: float | None = None  # the live database incomplete, per swap
 
     # -- building the shadow ---------------------------------------------------------------
 
-    def _build(self, repo: Repository) -> None:
+    def _build(self, repo: Repository, threads: int) -> None:
         d = self.description
         conn = self._conn
         query(conn, _create_db_sql(self.shadow, d["charset"], d["collation"]))
         query(conn, LOAD_SESSION)
         conn.select_db(self.shadow)
-        total = sum(int(t["rows"]["size"]) for t in d["tables"])
+        tables = d["tables"]
+        total = sum(ref.size for t in tables for ref in row_parts(t))
         self.reporter.add_total(total)
+        splits = {t["name"]: split_create_table(t["name"], t["create"]) for t in tables}
+        for t in tables:
+            query(conn, splits[t["name"]].load_ddl)
+        deferred = sum(len(s.deferred) for s in splits.values())
+        self.reporter.log(f"created {len(tables)} tables in {quote_ident(self.shadow)} "
+                          f"({deferred} keys and foreign keys to add after the rows)")
         workdir = Path(tempfile.mkdtemp(prefix="snapkeep-load-"))
         try:
-            for table in d["tables"]:
-                self._build_table(repo, table, workdir)
+            _Loader(self, repo, threads, workdir).run(tables, splits)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         for seq in d.get("sequences", []):
             query(conn, seq["create"])
             query(conn, f"SELECT SETVAL({quote_ident(seq['name'])}, {int(seq['next_value'])}, 0)")
         self._state = "prepared"
-        self.reporter.log(f"loaded {len(d['tables'])} tables into {quote_ident(self.shadow)}")
-
-    def _build_table(self, repo: Repository, table: dict[str, Any], workdir: Path) -> None:
-        conn = self._conn
-        name = table["name"]
-        query(conn, table["create"])
-        columns = [Column.from_json(c) for c in table["columns"]]
-        ref = BlobRef.from_json(table["rows"])
-        loaded = load_rows(conn, self.shadow, name, columns, repo, ref, workdir, self.reporter)
-        if loaded != int(table["row_count"]):
-            raise RepositoryError(
-                f"table {quote_ident(name)}: {loaded} rows loaded, the snapshot has "
-                f"{table['row_count']}; the snapshot data or the server rejected rows")
-        wanted = table.get("auto_increment")
-        if wanted is not None:
-            query(conn, f"ALTER TABLE {quote_ident(name)} AUTO_INCREMENT = {int(wanted)}")
+        self.reporter.log(f"loaded {len(tables)} tables ({total} bytes) into "
+                          f"{quote_ident(self.shadow)}")
 
     # -- cut-over --------------------------------------------------------------------------
-
-    def _tables(self, db: str) -> list[str]:
-        return [n for n, kind, _, _ in schema.list_tables(self._conn, db)
-                if kind in ("BASE TABLE", "SEQUENCE")]
 
     def swap(self) -> None:
         """Make the live database hold the snapshot; the previous tables move to the old db."""
@@ -171,45 +499,67 @@ class PreparedRestore:
         conn = self._conn
         d = self.description
         live, old, shadow = self.live, self.old, self.shadow
+        started = time.monotonic()
         query(conn, objs.SESSION_DEFAULTS)
+        created_live = False
         if not database_exists(conn, live):
             query(conn, _create_db_sql(live, d["charset"], d["collation"]))
-            self._created_live = True
+            created_live = True
         conn.select_db(live)
         previous = schema.objects(conn, live, self.reporter)
         previous["database"] = schema.database_info(conn, live)
-        self._previous = previous
-        self._moved_out = self._tables(live)
-        self._moved_in = self._tables(shadow)
         info = previous["database"]
+        plan = {
+            "live": live, "old": old, "shadow": shadow, "created_live": created_live,
+            "moved_out": _tables(conn, live), "moved_in": _tables(conn, shadow),
+            "previous": previous,
+            "snapshot": {"routines": d["routines"], "views": d["views"],
+                         "triggers": d["triggers"], "events": d["events"],
+                         "database": {"charset": d["charset"], "collation": d["collation"],
+                                      "comment": d.get("comment", "")}},
+        }
+        self._plan = plan
         query(conn, _create_db_sql(old, info["charset"], info["collation"]))
-        objs.drop_triggers(conn, live)
-        pairs = [(live, t, old, t) for t in self._moved_out]
-        pairs += [(shadow, t, live, t) for t in self._moved_in]
+        journal.begin(conn, self.journal, plan)
+        crash_point("mysql.journal-written")
+        window = time.monotonic()  # from here the live database is not the old one
+        pairs = [(live, t, old, t) for t in plan["moved_out"]]
+        pairs += [(shadow, t, live, t) for t in plan["moved_in"]]
         try:
+            objs.drop_triggers(conn, live)
+            crash_point("mysql.triggers-dropped")
             if pairs:
-                self._rename(pairs)
+                _rename(conn, pairs)
         except BaseException:
-            objs.create_all(conn, live, {"routines": [], "views": [], "events": [],
-                                         "triggers": previous["triggers"]}, self.reporter,
-                            previous["database"])
-            _drop_db(conn, old)
+            try:
+                renamed = _renamed(conn, plan)
+            except pymysql.Error:
+                renamed = False  # the connection is gone: cleanup_leftovers decides later
+            if not renamed:
+                with contextlib.suppress(pymysql.Error):
+                    _put_triggers_back(conn, plan, self.reporter)
+                    _drop_db(conn, old)
+                    journal.drop(conn, self.journal)
+                raise
+            self._state = "swapped"
+            self.rollback()
             raise
+        crash_point("mysql.after-rename")
         self._state = "swapped"
         try:
-            objs.drop_non_tables(conn, live)
-            objs.create_all(conn, live, d, self.reporter, {
-                "charset": d["charset"], "collation": d["collation"],
-                "comment": d.get("comment", "")})
+            journal.set_state(conn, self.journal, journal.RENAMED)
+            _roll_forward(conn, plan, self.reporter, crash=True)
+            journal.set_state(conn, self.journal, journal.COMPLETE)
         except BaseException:
             self.rollback()
             raise
-        self.reporter.log(f"swapped the restored tables into {self.target.describe()}")
-
-    def _rename(self, pairs: list[tuple[str, str, str, str]]) -> None:
-        q = quote_ident
-        query(self._conn, "RENAME TABLE " + ", ".join(
-            f"{q(a)}.{q(t)} TO {q(b)}.{q(u)}" for a, t, b, u in pairs))
+        end = time.monotonic()
+        self.cutover_seconds = end - window
+        self.reporter.log(
+            f"swapped the restored tables into {self.target.describe()}: cut-over "
+            f"{self.cutover_seconds:.3f} s ({len(pairs)} tables renamed, "
+            f"{sum(len(d[k]) for k in ('views', 'triggers', 'routines', 'events'))} objects "
+            f"created), {end - started:.3f} s for the whole swap")
 
     # -- endings ---------------------------------------------------------------------------
 
@@ -220,28 +570,20 @@ class PreparedRestore:
             return
         with errors_as(self.target, "rolling back the restore"):
             conn = self._conn
-            live = self.live
-            previous = self._previous or {}
+            plan = self._plan
+            assert plan is not None
             query(conn, objs.SESSION_DEFAULTS)
-            conn.select_db(live)
-            objs.drop_triggers(conn, live)
-            objs.drop_non_tables(conn, live)
-            present = set(self._tables(live))
-            pairs = [(live, t, self.shadow, t) for t in self._moved_in if t in present]
-            pairs += [(self.old, t, live, t) for t in self._moved_out]
-            if pairs:
-                self._rename(pairs)
-            objs.create_all(conn, live, previous, self.reporter, previous["database"])
+            journal.set_state(conn, self.journal, journal.ROLLING_BACK)
+            _roll_back(conn, plan, self.reporter)
             _drop_db(conn, self.shadow)
             _drop_db(conn, self.old)
-            if self._created_live:
-                _drop_db(conn, live)
+            journal.drop(conn, self.journal)
         self._state = "rolled back"
         self._close()
         self.reporter.log(f"rolled back the restore of {self.target.describe()}")
 
     def finish(self) -> None:
-        """Commit the restore: drop the kept previous tables and the (empty) shadow database."""
+        """Commit the restore: drop the kept previous tables, the shadow and the journal."""
         if self._state in ("finished",):
             return
         if self._state != "swapped":
@@ -249,6 +591,7 @@ class PreparedRestore:
         with errors_as(self.target, "finishing the restore"):
             _drop_db(self._conn, self.old)
             _drop_db(self._conn, self.shadow)
+            journal.drop(self._conn, self.journal)
         self._state = "finished"
         self._close()
 

@@ -1,0 +1,181 @@
+"""Worker connections that stream table parts into the repository, one part at a time each.
+
+Each worker owns one ``connect_stream`` connection (in its own consistent-snapshot
+transaction, see ``dump.py``) and one thread. It takes a ``Part`` from the shared queue,
+runs the part's SELECT unbuffered, encodes each fetched batch and writes it straight
+into the part's own ``BlobWriter``: no temporary file, and memory per worker is one
+fetch batch plus the chunker's window, whatever the table sizes.
+
+The first error stops the pool: the other workers stop at their next batch, every
+connection is closed by ``close()``, and the error is raised by ``join()``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from snapkeep.engines.mysql.connect import StreamReader
+from snapkeep.engines.mysql.encoding import encode_rows
+from snapkeep.progress import Reporter
+from snapkeep.repository import BlobRef
+
+FETCH_ROWS = 2000
+
+
+@dataclass
+class Part:
+    """One range of one table; filled in by the worker that dumps it."""
+
+    table: str
+    index: int
+    sql: str
+    estimate: int  # bytes expected, for progress
+    ref: BlobRef | None = None
+    rows: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Stopped(Exception):
+    pass
+
+
+class SafeReporter:
+    """Serialises calls to a reporter shared by several threads."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self._inner.log(message)
+
+    def add_total(self, units: int) -> None:
+        with self._lock:
+            self._inner.add_total(units)
+
+    def advance(self, units: int) -> None:
+        if units > 0:
+            with self._lock:
+                self._inner.advance(units)
+
+
+class WorkerPool:
+    """N connections dumping parts from one queue; ``submit`` parts, then ``join``."""
+
+    def __init__(self, readers: list[StreamReader], blob_writer: Callable[[], Any],
+                 reporter: SafeReporter) -> None:
+        self.readers = readers
+        self._blob_writer = blob_writer
+        self._reporter = reporter
+        self._queue: queue.Queue[Part | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+
+    # -- running parts on the calling thread (before the workers start) -------------------
+
+    def run_now(self, parts: list[Part]) -> None:
+        """Dump ``parts`` spread over the workers' connections in parallel, and wait."""
+        chunks: list[list[Part]] = [parts[i::len(self.readers)] for i in range(len(self.readers))]
+        threads = [threading.Thread(target=self._run_list, args=(r, c), daemon=True,
+                                    name=f"snapkeep-dump-{i}")
+                   for i, (r, c) in enumerate(zip(self.readers, chunks, strict=True)) if c]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self._raise_first()
+
+    def _run_list(self, reader: StreamReader, parts: list[Part]) -> None:
+        try:
+            for part in parts:
+                self._dump(reader, part)
+        except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+            self._fail(e)
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for i, reader in enumerate(self.readers):
+            t = threading.Thread(target=self._loop, args=(reader,), daemon=True,
+                                 name=f"snapkeep-dump-{i}")
+            t.start()
+            self._threads.append(t)
+
+    def submit(self, part: Part) -> None:
+        self._raise_first()
+        self._queue.put(part)
+
+    def stop(self) -> None:
+        """Make the workers stop at their next batch (after an error elsewhere)."""
+        self._stop.set()
+
+    def join(self) -> None:
+        """Wait for every submitted part; raise the first worker error."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
+        self._raise_first()
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._errors)
+
+    def _loop(self, reader: StreamReader) -> None:
+        while True:
+            part = self._queue.get()
+            if part is None:
+                return
+            if self._stop.is_set():
+                continue
+            try:
+                self._dump(reader, part)
+            except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+                self._fail(e)
+
+    def _fail(self, e: BaseException) -> None:
+        if not isinstance(e, _Stopped):
+            self._errors.append(e)
+        self._stop.set()
+
+    def _raise_first(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+    # -- one part ------------------------------------------------------------------------------
+
+    def _dump(self, reader: StreamReader, part: Part) -> None:
+        writer = self._blob_writer()
+        rows = 0
+        advanced = 0
+        for batch in reader.stream(part.sql, FETCH_ROWS):
+            if self._stop.is_set():
+                raise _Stopped
+            data = encode_rows(batch)
+            writer.write(data)
+            rows += len(batch)
+            step = min(len(data), max(part.estimate - advanced, 0))
+            self._reporter.advance(step)
+            advanced += step
+        self._reporter.advance(part.estimate - advanced)
+        part.ref = writer.close()
+        part.rows = rows
+        part.done.set()
+
+    def close(self) -> None:
+        """Stop and close every connection (also those of workers that failed)."""
+        self._stop.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
+        for reader in self.readers:
+            reader.close()

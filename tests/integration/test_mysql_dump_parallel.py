@@ -1,0 +1,324 @@
+"""The parallel dump against a real MariaDB: one point in time across connections, ranges
+covering every row once, stable parts, clean failure (connections closed, lock released)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from snapkeep.engines.mysql import MySQLTarget, dump_database, prepare_restore, ranges, workers
+from snapkeep.engines.mysql import dump as dump_mod
+from snapkeep.engines.mysql.encoding import decode_line
+from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
+from snapkeep.errors import ServiceUnavailable, SnapkeepError
+from snapkeep.repository import BlobRef, Repository
+from snapkeep.sandbox import PrivateMariaDB
+from snapkeep.storage import LocalBackend
+from tests.helpers.corpora import load_unit, unit
+from tests.helpers.dbstate import assert_same, db_state, load_sql_file
+
+SQL_DIR = Path(__file__).parent / "sql"
+needs_format_2 = pytest.mark.skipif(2 not in SUPPORTED_FORMATS,
+                                    reason="the restore side does not read format 2 yet")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.total = 0
+        self.done = 0
+        self.on_advance = None
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+    def add_total(self, units: int) -> None:
+        self.total += units
+
+    def advance(self, units: int) -> None:
+        self.done += units
+        if self.on_advance is not None:
+            self.on_advance()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repository:
+    return Repository.init(LocalBackend(tmp_path / "repo"))
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Parts of 1000 rows, so small test tables are split."""
+    monkeypatch.setattr(ranges, "MIN_PART_ROWS", 1000)
+    monkeypatch.setattr(ranges, "MAX_PART_ROWS", 1000)
+
+
+def target_for(server, db: str) -> MySQLTarget:
+    return MySQLTarget(server.host, server.port, server.user, None, db)
+
+
+def run(conn, *statements: str) -> None:
+    with conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+
+
+def rows_of(conn, sql: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return list(cur.fetchall())
+
+
+def part_lines(repo, table: dict) -> list[list[tuple]]:
+    return [[decode_line(line) for line in repo.read_blob(BlobRef.from_json(p)).split(b"\n")[:-1]]
+            for p in table["parts"]]
+
+
+def no_dump_threads() -> bool:
+    return not [t for t in threading.enumerate() if t.name.startswith("snapkeep-dump-")]
+
+
+def connections_of(conn, user: str) -> int:
+    return rows_of(conn, f"SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                         f"WHERE USER = '{user}' AND ID <> CONNECTION_ID()")[0][0]
+
+
+# -- fidelity through the restore ---------------------------------------------------------------
+
+def test_a_parallel_split_dump_of_the_type_coverage_schema_round_trips_exactly(
+        mariadb, fresh_db, repo, small_parts):
+    load_sql_file(mariadb, fresh_db, SQL_DIR / "type_coverage.sql")
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
+        "INSERT INTO big SELECT seq * 3, CONCAT('v', seq) FROM seq_1_to_5000")
+    before = db_state(conn, fresh_db)
+    target = target_for(mariadb, fresh_db)
+    progress = Recorder()
+    d = dump_database(target, repo, progress, threads=3)
+    assert d["format"] == dump_mod.default_format()
+    assert d["writes_held_seconds"] >= 0 and d["backup_lock"] == "BACKUP STAGE BLOCK_COMMIT"
+    assert any("writes held for" in line for line in progress.lines)
+    assert progress.done == progress.total
+    run(conn, "DELETE FROM big WHERE id < 600", "DROP TABLE numbers")
+    prepared = prepare_restore(target, d, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+    assert_same(db_state(conn, fresh_db), before)
+
+
+@needs_format_2
+def test_sakila_dumped_on_four_connections_round_trips(mariadb, repo, small_parts):
+    load_unit(mariadb, unit("sakila_mariadb"))
+    conn = mariadb.connect("sakila")
+    try:
+        before = db_state(conn, "sakila")
+        target = target_for(mariadb, "sakila")
+        d = dump_database(target, repo, Recorder(), threads=4)
+        rental = next(t for t in d["tables"] if t["name"] == "rental")
+        assert len(rental["parts"]) > 1
+        run(conn, "SET foreign_key_checks = 0", "DELETE FROM payment WHERE payment_id < 500",
+            "SET foreign_key_checks = 1")
+        prepared = prepare_restore(target, d, repo, Recorder())
+        prepared.swap()
+        prepared.finish()
+        assert_same(db_state(conn, "sakila"), before)
+    finally:
+        run(conn, "DROP DATABASE IF EXISTS sakila")
+        conn.close()
+
+
+# -- ranges ---------------------------------------------------------------------------------------
+
+def test_parts_cover_every_row_once_with_key_gaps_and_composite_keys(
+        mariadb, fresh_db, repo, small_parts):
+    conn = mariadb.connect(fresh_db)
+    run(conn,
+        "CREATE TABLE gaps (id BIGINT PRIMARY KEY, v INT) ENGINE=InnoDB",
+        "INSERT INTO gaps SELECT seq * seq * 7919, seq FROM seq_1_to_6000",
+        "INSERT INTO gaps VALUES (-9223372036854775808, 0), (9223372036854775807, 1)",
+        "CREATE TABLE comp (k VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, "
+        "n INT, v VARCHAR(5), PRIMARY KEY (k, n)) ENGINE=InnoDB",
+        "INSERT INTO comp SELECT CONCAT(IF(seq % 2, 'a', 'A'), seq % 37), seq, 'x' "
+        "FROM seq_1_to_7000",
+        "INSERT INTO comp SELECT 'same', seq, 'y' FROM seq_1_to_2500",
+        "CREATE TABLE nokey (v INT) ENGINE=InnoDB",
+        "INSERT INTO nokey SELECT seq % 3 FROM seq_1_to_3000",
+        "CREATE TABLE empty (id INT PRIMARY KEY) ENGINE=InnoDB")
+    d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=3, fmt=2)
+    assert d["format"] == 2 and "rows" not in d["tables"][0]
+    tables = {t["name"]: t for t in d["tables"]}
+    assert tables["empty"]["parts"] == [] and tables["empty"]["row_count"] == 0
+    assert len(tables["nokey"]["parts"]) == 1 and tables["nokey"]["row_count"] == 3000
+    for name, pk in (("gaps", "id"), ("comp", "k, n")):
+        parts = part_lines(repo, tables[name])
+        assert len(parts) > 2 and all(parts)
+        everything = [row for part in parts for row in part]
+        expected = rows_of(mariadb.connect(fresh_db, conv={}, use_unicode=False),
+                           f"SELECT * FROM {name} ORDER BY {pk}")
+        assert everything == [tuple(r) for r in expected]
+        assert tables[name]["row_count"] == len(expected)
+    # the parts are the format-1 blob cut in pieces
+    one = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=1, fmt=1)
+    whole = {t["name"]: repo.read_blob(BlobRef.from_json(t["rows"])) for t in one["tables"]}
+    for t in d["tables"]:
+        assert b"".join(repo.read_blob(BlobRef.from_json(p)) for p in t["parts"]) == \
+            whole[t["name"]]
+
+
+def test_an_unchanged_database_gives_identical_parts(mariadb, fresh_db, repo, small_parts):
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+        "INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_9000")
+    target = target_for(mariadb, fresh_db)
+    first = dump_database(target, repo, Recorder(), threads=3, fmt=2)
+    second = dump_database(target, repo, Recorder(), threads=2, fmt=2)
+    assert len(first["tables"][0]["parts"]) > 3
+    assert [t["parts"] for t in first["tables"]] == [t["parts"] for t in second["tables"]]
+    # rows appended at the end leave every part but the last as it was
+    run(conn, "INSERT INTO t VALUES (100000, 'new')")
+    third = dump_database(target, repo, Recorder(), threads=2, fmt=2)
+    kept = len(first["tables"][0]["parts"]) - 1
+    assert third["tables"][0]["parts"][:kept] == first["tables"][0]["parts"][:kept]
+
+
+# -- one point in time ----------------------------------------------------------------------
+
+def test_a_live_dump_while_orders_are_written_is_one_consistent_point(
+        mariadb, fresh_db, repo, small_parts):
+    conn = mariadb.connect(fresh_db)
+    run(conn,
+        "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, items INT NOT NULL) "
+        "ENGINE=InnoDB",
+        "CREATE TABLE items (order_id INT, n INT, PRIMARY KEY (order_id, n)) ENGINE=InnoDB",
+        "CREATE TABLE counter (id INT PRIMARY KEY, orders INT NOT NULL) ENGINE=InnoDB",
+        "INSERT INTO counter VALUES (1, 0)")
+    stop = threading.Event()
+    written = [0]
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        w = mariadb.connect(fresh_db, autocommit=False)
+        try:
+            i = 0
+            while not stop.is_set() or written[0] < 3000:
+                i += 1
+                with w.cursor() as cur:
+                    cur.execute("INSERT INTO orders (items) VALUES (%s)", (i % 5 + 1,))
+                    oid = cur.lastrowid
+                    cur.executemany("INSERT INTO items VALUES (%s, %s)",
+                                    [(oid, n) for n in range(i % 5 + 1)])
+                    cur.execute("UPDATE counter SET orders = orders + 1 WHERE id = 1")
+                w.commit()
+                written[0] += 1
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            w.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while written[0] < 1500 and thread.is_alive():
+            stop.wait(0.01)
+        d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=3)
+        during = written[0]
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors and written[0] > during  # writes went on during and after the dump
+    # the parts as stored
+    if d["format"] == 2:
+        tables = {t["name"]: [r for p in part_lines(repo, t) for r in p] for t in d["tables"]}
+        orders = {int(r[0]): int(r[1]) for r in tables["orders"]}
+        items: dict[int, int] = {}
+        for oid, _n in tables["items"]:
+            items[int(oid)] = items.get(int(oid), 0) + 1
+        assert items == orders
+        assert int(tables["counter"][0][1]) == len(orders) >= 1500
+    # through the restore
+    target = target_for(mariadb, fresh_db)
+    prepared = prepare_restore(target, d, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+    assert rows_of(conn, "SELECT COUNT(*) FROM orders o WHERE items <> "
+                         "(SELECT COUNT(*) FROM items i WHERE i.order_id = o.id)") == [(0,)]
+    assert rows_of(conn, "SELECT COUNT(*) FROM items WHERE order_id NOT IN "
+                         "(SELECT id FROM orders)") == [(0,)]
+    (count,), = rows_of(conn, "SELECT COUNT(*) FROM orders")
+    assert rows_of(conn, "SELECT orders FROM counter") == [(count,)] and count >= 1500
+
+
+def test_non_transactional_tables_are_read_under_the_lock_or_flagged(
+        mariadb, fresh_db, repo, monkeypatch):
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE m (id INT PRIMARY KEY) ENGINE=MyISAM",
+        "CREATE TABLE a (id INT PRIMARY KEY) ENGINE=Aria", "INSERT INTO m VALUES (1), (2)")
+    progress = Recorder()
+    d = dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2)
+    assert not any("outside the consistent point" in line for line in progress.lines)
+    assert {t["name"]: t["row_count"] for t in d["tables"]} == {"a": 0, "m": 2}
+    monkeypatch.setattr(dump_mod, "NONTX_UNDER_LOCK_BYTES", -1)
+    progress = Recorder()
+    dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2)
+    assert any("`m` is MyISAM: read outside the consistent point" in line
+               for line in progress.lines)
+
+
+# -- failures -------------------------------------------------------------------------------
+
+def test_a_failing_worker_closes_every_connection_and_releases_the_lock(
+        mariadb, fresh_db, repo, monkeypatch, small_parts):
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE USER IF NOT EXISTS 'sk_dumper'@'%' IDENTIFIED BY 'pw'",
+        "GRANT ALL ON *.* TO 'sk_dumper'@'%'",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+        "INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_9000")
+    calls = [0]
+    real = workers.encode_rows
+
+    def failing(rows):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise pymysql.OperationalError(1205, "injected failure")
+        return real(rows)
+
+    monkeypatch.setattr(workers, "encode_rows", failing)
+    target = MySQLTarget(mariadb.host, mariadb.port, "sk_dumper", "pw", fresh_db)
+    try:
+        with pytest.raises(SnapkeepError) as info:
+            dump_database(target, repo, Recorder(), threads=3)
+        assert target.describe() in str(info.value) and "injected failure" in str(info.value)
+        assert no_dump_threads()
+        assert connections_of(conn, "sk_dumper") == 0
+        run(conn, "SET SESSION lock_wait_timeout = 5", "BACKUP STAGE START",
+            "BACKUP STAGE BLOCK_COMMIT", "BACKUP STAGE END")
+    finally:
+        run(conn, "DROP USER IF EXISTS 'sk_dumper'@'%'")
+
+
+def test_the_server_stopped_mid_dump_gives_a_clear_error(tmp_path, repo, small_parts):
+    server = PrivateMariaDB(tmp_path / "own-server")
+    try:
+        server.start()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"cannot start a private MariaDB server: {e}")
+    try:
+        conn = server.connect()
+        run(conn, "CREATE DATABASE shop", "USE shop")
+        for i in range(6):
+            run(conn, f"CREATE TABLE t{i} (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB",
+                f"INSERT INTO t{i} SELECT seq, REPEAT(MD5(seq), 20) FROM seq_1_to_20000")
+        conn.close()
+        progress = Recorder()
+        progress.on_advance = lambda: server.kill()
+        target = target_for(server, "shop")
+        with pytest.raises(ServiceUnavailable) as info:
+            dump_database(target, repo, progress, threads=2)
+        message = str(info.value)
+        assert target.describe() in message and "\n" not in message
+        assert no_dump_threads()
+    finally:
+        server.kill()
