@@ -124,3 +124,18 @@ def test_list_formats_columns_and_header(shop):
     assert tsv[0] == "Created\tSnapshot ID\tRestorable"
     bad = cli.run("snapshot:list", "--columns", "nope", check=False)
     assert bad.returncode == 2 and "unknown column nope" in bad.stderr
+
+
+def test_thread_counts_can_be_chosen_for_dump_and_restore(shop, mariadb):
+    cli, root, db = shop
+    conn = mariadb.connect(db)
+    before = checksums(conn, db)
+    res = cli.run("snapshot:create", "--live", "--threads", "1")
+    assert "on 1 connection(s)" in res.stderr
+    snap = res.stdout.strip().splitlines()[-1].split(": ")[1]
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM catalog_product_entity")
+    cli.run("snapshot:restore", snap, "--yes", "-t", "3")
+    assert checksums(conn, db) == before
+    bad = cli.run("snapshot:create", "--threads", "0", check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -68,13 +68,17 @@ def detached(a: Activity) -> None:
 @environment_options
 @click.option("--live", is_flag=True, help="Keep the environment running (no pause).")
 @click.option("-W", "--no-wait", is_flag=True, help="Start the activity and return its ID.")
-def create(config_path, project, environment, live, no_wait) -> None:
+@click.option("--threads", "-t", type=click.IntRange(1, 64), default=None,
+              help="Database connections dumping in parallel (default: the CPU count).")
+def create(config_path, project, environment, live, no_wait, threads) -> None:
     """Make a snapshot of the environment's database and mounts (never code)."""
     ctx, env = load_env(config_path, project, environment)
     say(f"Creating a snapshot of {env.name}")
     if no_wait:
-        return detached(operations.start_backup(ctx, env, live=live, detach=True))
-    a = follow(lambda d: operations.start_backup(ctx, env, live=live, observer=d))
+        return detached(operations.start_backup(ctx, env, live=live, detach=True,
+                                                threads=threads))
+    a = follow(lambda d: operations.start_backup(ctx, env, live=live, observer=d,
+                                                 threads=threads))
     click.echo(f"Snapshot name: {a.snapshot_id}")
 
 
@@ -125,7 +129,9 @@ def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
 @click.argument("snapshot_id", required=False)
 @click.option("-y", "--yes", is_flag=True, help="Answer yes to the confirmation.")
 @click.option("-W", "--no-wait", is_flag=True, help="Start the activity and return its ID.")
-def restore_(config_path, project, environment, snapshot_id, yes, no_wait) -> None:
+@click.option("--threads", "-t", type=click.IntRange(1, 64), default=None,
+              help="Tables loaded in parallel (default: the CPU count).")
+def restore_(config_path, project, environment, snapshot_id, yes, no_wait, threads) -> None:
     """Restore a snapshot (the most recent when no ID is given). Code is left alone."""
     ctx, env = load_env(config_path, project, environment)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
@@ -147,8 +153,9 @@ def restore_(config_path, project, environment, snapshot_id, yes, no_wait) -> No
             say("Nothing was restored.")
             return
     if no_wait:
-        return detached(operations.start_restore(ctx, env, snap.id, detach=True))
-    follow(lambda d: operations.start_restore(ctx, env, snap.id, observer=d))
+        return detached(operations.start_restore(ctx, env, snap.id, detach=True,
+                                                 threads=threads))
+    follow(lambda d: operations.start_restore(ctx, env, snap.id, observer=d, threads=threads))
 
 
 @click.command("snapshot:delete")

@@ -46,7 +46,7 @@ def _parent_mounts(ctx: Context, env: EnvironmentConfig) -> dict:
 
 
 def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live: bool,
-           automated: bool = False) -> str:
+           automated: bool = False, threads: int | None = None) -> str:
     repo = ctx.repository
     snapshot_id = new_id()
     rec.log(f"Creating backup of {env.name}")
@@ -69,7 +69,8 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
         with nullcontext() if live else pause.paused(ctx, env, rec), \
                 nullcontext() if live or target is None else mysql.hold_writes(target, rec):
             if target is not None:
-                services["database"] = mysql.dump_database(target, session, rec)
+                services["database"] = mysql.dump_database(target, session, rec,
+                                                           threads=threads)
             for m in env.mounts:
                 mounts[m] = volumes.snapshot_mount(mount_dir(env, m), session, rec,
                                                    exclude=pause_entries(env, m),

@@ -32,25 +32,28 @@ def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
 
 
 def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bool = False,
-                 observer: Observer | None = None, automated: bool = False) -> Activity:
+                 observer: Observer | None = None, automated: bool = False,
+                 threads: int | None = None) -> Activity:
     _check_env(ctx, env, Action.SNAPSHOT_CREATE)
     if not automated:
         require_manual_snapshot_allowed(ctx.config.plan, env.type, env.name)
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} created a backup of {env.name}"
     c = activities.claim(ctx, env.name, activities.BACKUP, desc,
-                         {"live": live, "automated": automated},
+                         {"live": live, "automated": automated, "threads": threads},
                          state="pending" if detach else "in_progress")
     return _go(ctx, c, detach, observer)
 
 
 def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
-                  detach: bool = False, observer: Observer | None = None) -> Activity:
+                  detach: bool = False, observer: Observer | None = None,
+                  threads: int | None = None) -> Activity:
     _check_env(ctx, env, Action.SNAPSHOT_RESTORE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     require_restorable(snap.id, snap.status, snap.expires_at, now())
     desc = f"{ctx.actor.name} restored {env.name} from backup {snap.id}"
-    c = activities.claim(ctx, env.name, activities.RESTORE, desc, {"snapshot_id": snap.id},
+    c = activities.claim(ctx, env.name, activities.RESTORE, desc,
+                         {"snapshot_id": snap.id, "threads": threads},
                          state="pending" if detach else "in_progress")
     return _go(ctx, c, detach, observer)
 
@@ -92,10 +95,11 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None) -> Activit
     def work(rec: activities.ActivityRecorder) -> str | None:
         if a.type == activities.BACKUP:
             return backup.backup(ctx, env, rec, live=bool(params.get("live")),
-                                 automated=bool(params.get("automated")))
+                                 automated=bool(params.get("automated")),
+                                 threads=params.get("threads"))
         if a.type == activities.RESTORE:
             manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
-            return restore.restore(ctx, env, manifest, rec)
+            return restore.restore(ctx, env, manifest, rec, threads=params.get("threads"))
         if a.type in (activities.DELETE, activities.EXPIRE):
             for sid in params["snapshot_ids"]:
                 ctx.repository.forget_snapshot(sid)

@@ -35,7 +35,7 @@ def code_note(env: EnvironmentConfig, manifest: SnapshotManifest) -> str | None:
 
 
 def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
-            rec: ActivityRecorder) -> str:
+            rec: ActivityRecorder, *, threads: int | None = None) -> str:
     repo = ctx.repository
     rec.log(f"Restoring backup {manifest.id} to {env.name}")
     note = code_note(env, manifest)
@@ -64,7 +64,8 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
             prepared += mounts
             # The database swaps last: once it has swapped, every part is new.
             if db_desc is not None and target is not None:
-                prepared.append(mysql.prepare_restore(target, db_desc, repo, rec))
+                prepared.append(mysql.prepare_restore(target, db_desc, repo, rec,
+                                                      threads=threads))
     except BaseException as e:
         for p in prepared:
             p.abort()
