@@ -19,29 +19,12 @@ from snapkeep.sandbox import PrivateMariaDB
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import load_unit, unit
 from tests.helpers.dbstate import assert_same, db_state, load_sql_file
+from tests.helpers.recording import Recorder
 
 SQL_DIR = Path(__file__).parent / "sql"
 needs_format_2 = pytest.mark.skipif(2 not in SUPPORTED_FORMATS,
                                     reason="the restore side does not read format 2 yet")
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.total = 0
-        self.done = 0
-        self.on_advance = None
-
-    def log(self, message: str) -> None:
-        self.lines.append(message)
-
-    def add_total(self, units: int) -> None:
-        self.total += units
-
-    def advance(self, units: int) -> None:
-        self.done += units
-        if self.on_advance is not None:
-            self.on_advance()
 
 
 @pytest.fixture

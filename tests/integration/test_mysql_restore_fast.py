@@ -3,7 +3,6 @@ format-2 row parts, keys and foreign keys added after — and the result identic
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pymysql
@@ -16,6 +15,7 @@ from snapkeep.repository import BlobRef, Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import as_format2, load_unit, unit
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q
+from tests.helpers.recording import Recorder
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -107,24 +107,6 @@ INSERT INTO `odd ``name``, (x)` VALUES (1, 2), (3, 4);
 SET SESSION foreign_key_checks = 1;
 """
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.total = 0
-        self.done = 0
-        self._lock = threading.Lock()
-
-    def log(self, message: str) -> None:
-        self.lines.append(message)
-
-    def add_total(self, units: int) -> None:
-        with self._lock:
-            self.total += units
-
-    def advance(self, units: int) -> None:
-        with self._lock:
-            self.done += units
 
 
 @pytest.fixture

@@ -26,24 +26,10 @@ from snapkeep.repository import BlobRef, Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import load_unit, unit
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q
+from tests.helpers.recording import Recorder
 
 SQL_DIR = Path(__file__).parent / "sql"
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.total = 0
-        self.done = 0
-
-    def log(self, message: str) -> None:
-        self.lines.append(message)
-
-    def add_total(self, units: int) -> None:
-        self.total += units
-
-    def advance(self, units: int) -> None:
-        self.done += units
 
 
 @pytest.fixture

@@ -26,24 +26,11 @@ from snapkeep.errors import ConfigError, IntegrityError, ServiceUnavailable
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
 from snapkeep.storage import LocalBackend
+from tests.helpers.recording import Recorder
 
 MiB = 1 << 20
 FLAG = ".maintenance.flag"
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.done = 0
-
-    def log(self, message: str) -> None:
-        self.lines.append(message)
-
-    def add_total(self, units: int) -> None:
-        pass
-
-    def advance(self, units: int) -> None:
-        self.done += units
 
 
 def listing(root: Path) -> dict[bytes, tuple]:

@@ -474,3 +474,22 @@ def test_a_held_lock_is_refreshed(repo):
         while json.loads(repo.backend.get(lk.key))["time"] == first:
             assert time.monotonic() < deadline
             time.sleep(0.01)
+
+
+def test_a_session_never_replaces_an_existing_snapshot(tmp_path):
+    from snapkeep.errors import RepositoryError
+    from snapkeep.repository import Repository, SnapshotManifest
+    from snapkeep.storage import LocalBackend
+
+    repo = Repository.init(LocalBackend(tmp_path / "r"), key_file=tmp_path / "k")
+
+    def manifest() -> SnapshotManifest:
+        return SnapshotManifest(id="same", project="p", environment="e",
+                                environment_type="development", created_at="2026-11-26T00:00:00",
+                                expires_at=None, live=True, automated=False, commit_id=None)
+
+    with repo.begin_snapshot() as s:
+        s.put_blob(b"first")
+        s.commit(manifest())
+    with repo.begin_snapshot() as s, pytest.raises(RepositoryError, match="already exists"):
+        s.commit(manifest())

@@ -73,6 +73,9 @@ class SnapshotSession:
         """Store the reference list, flush packs and index, write the manifest, unlock."""
         if self.committed:
             raise RepositoryError("this snapshot session is already committed")
+        if self.repo.backend.exists(self.repo._manifest_key(manifest.id)):
+            raise RepositoryError(f"a snapshot named {manifest.id} already exists in the "
+                                  f"repository at {self.repo.backend.describe()}; not replaced")
         with self._mutex:
             ids = sorted(self._refs)
         refs = (self.put_blob("".join(f"{c}\n" for c in ids).encode()) if ids else EMPTY_BLOB)
