@@ -9,7 +9,7 @@ database is not touched:
    ``foreign_key_checks`` off), one ``LOAD DATA LOCAL INFILE`` stream per part of a
    table (format 2 descriptions have several contiguous primary-key ranges per table;
    format 1 one ``rows`` blob), each fed from the repository through a pipe; tables
-   load in parallel, the parts of one table one after the other (see ``_Loader.run``);
+   load in parallel, the parts of one table one after the other (``shadow_load.py``);
 3. as soon as a table's parts are in, one ``ALTER TABLE … ADD …, ADD …`` adds its keys
    back (and its AUTO_INCREMENT counter), tables in parallel; once every table is
    complete, one ``ALTER TABLE … ADD CONSTRAINT …, …`` per table adds its foreign keys,
@@ -47,12 +47,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import tempfile
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -64,37 +61,20 @@ from snapkeep.engines.mysql.connect import (
     Connection,
     connect,
     database_exists,
-    error_code,
     errors_as,
     query,
     quote_ident,
 )
-from snapkeep.engines.mysql.ddl import SplitTable, split_create_table
-from snapkeep.engines.mysql.encoding import Column
-from snapkeep.engines.mysql.loader import load_rows
+from snapkeep.engines.mysql.ddl import split_create_table
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
+from snapkeep.engines.mysql.shadow_load import LOAD_SESSION, ShadowLoader, row_parts
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.errors import RepositoryError, SnapkeepError
 from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
-from snapkeep.repository import BlobRef, Repository
+from snapkeep.repository import Repository
 
-# Loading: keep every stored value as it is (zero dates, id 0 under AUTO_INCREMENT,
-# out-of-range ENUM index 0); no per-row foreign key or unique checks.
-LOAD_SESSION = ("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', "
-                "time_zone = '+00:00', foreign_key_checks = 0, unique_checks = 0, "
-                "net_read_timeout = 3600, net_write_timeout = 3600")
 SUPPORTED_FORMATS = (1, 2)
-ER_LOCK_DEADLOCK = 1213
-ER_LOCK_WAIT_TIMEOUT = 1205
-DDL_RETRIES = 20
-
-
-def row_parts(table: dict[str, Any]) -> list[BlobRef]:
-    """The row streams of a table: format 2 ``parts`` or the format 1 ``rows`` blob."""
-    if "parts" in table:
-        return [BlobRef.from_json(p) for p in table["parts"]]
-    return [BlobRef.from_json(table["rows"])]
 
 
 def _create_db_sql(name: str, charset: str, collation: str, comment: str = "") -> str:
@@ -283,163 +263,6 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
     return restore
 
 
-class _Loader:
-    """Loads every table's parts on ``threads`` connections and adds the deferred DDL."""
-
-    def __init__(self, restore: PreparedRestore, repo: Repository, threads: int,
-                 workdir: Path) -> None:
-        self.r = restore
-        self.repo = repo
-        self.threads = threads
-        self.workdir = workdir
-        self.stop = threading.Event()
-        self._local = threading.local()
-        self._conns: list[Connection] = []
-        self._busy: dict[int, str] = {}  # connection thread id -> "load"/"ddl" while running
-        self._lock = threading.Lock()
-
-    def _conn(self) -> Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.r.target, database=self.r.shadow, local_infile=True,
-                           doing="restoring the database")
-            query(conn, LOAD_SESSION)
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
-        return conn
-
-    def _run(self, kind: str, fn: Any, *args: Any) -> Any:
-        if self.stop.is_set():
-            return None
-        conn = self._conn()
-        with self._lock:
-            self._busy[conn.thread_id()] = kind
-        try:
-            with errors_as(self.r.target, "restoring the database"):
-                return fn(conn, *args)
-        finally:
-            with self._lock:
-                self._busy.pop(conn.thread_id(), None)
-
-    def _load(self, conn: Connection, table: dict[str, Any], ref: BlobRef) -> int:
-        columns = [Column.from_json(c) for c in table["columns"]]
-        crash_point("mysql.loading")
-        return load_rows(conn, self.r.shadow, table["name"], columns, self.repo, ref,
-                         self.workdir, self.r.reporter, self.stop)
-
-    def _ddl(self, conn: Connection, statements: list[str]) -> None:
-        """Run ``statements``; DDL on tables linked by foreign keys can deadlock in the
-        server's dictionary when run in parallel, so such a statement is retried."""
-        for sql in statements:
-            for attempt in range(DDL_RETRIES):
-                try:
-                    query(conn, sql)
-                    break
-                except pymysql.MySQLError as e:
-                    if (error_code(e) not in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
-                            or attempt == DDL_RETRIES - 1 or self.stop.is_set()):
-                        raise
-                    time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-
-    def run(self, tables: list[dict[str, Any]], splits: dict[str, SplitTable]) -> None:
-        remaining = {t["name"]: 0 for t in tables}
-        loaded = {t["name"]: 0 for t in tables}
-        by_name = {t["name"]: t for t in tables}
-        late: list[str] = []  # ALTERs adding foreign keys once every table is complete
-        # One stream per table at a time, its parts in key order: MariaDB ≥ 10.6 loads
-        # into an empty InnoDB table with unique and foreign key checks off under a table
-        # lock (its fast bulk path), so parallel streams into one table only queue up —
-        # and can deadlock. Tables load in parallel, the largest first.
-        queues: dict[str, list[BlobRef]] = {}
-        for t in tables:
-            queues[t["name"]] = [r for r in row_parts(t) if r.size and t["columns"]]
-            remaining[t["name"]] = len(queues[t["name"]])
-        streams = sum(remaining.values())
-        order = sorted(tables, key=lambda t: -sum(r.size for r in queues[t["name"]]))
-        pending: dict[Future[Any], tuple[str, str]] = {}
-        started = time.monotonic()
-        alter_count = 0
-
-        def finalize(name: str) -> None:
-            nonlocal alter_count
-            table = by_name[name]
-            if loaded[name] != int(table.get("row_count", 0)):
-                raise RepositoryError(
-                    f"table {quote_ident(name)}: {loaded[name]} rows loaded, the snapshot has "
-                    f"{table.get('row_count')}; the snapshot data or the server rejected rows")
-            split = splits[name]
-            statements = [s for s in [split.alter(split.keys)] if s]
-            wanted = table.get("auto_increment")
-            if wanted is not None:
-                statements.append(f"ALTER TABLE {quote_ident(name)} AUTO_INCREMENT = "
-                                  f"{int(wanted)}")
-            fk_sql = split.alter(split.foreign)
-            if fk_sql:
-                late.append(fk_sql)
-            alter_count += bool(split.keys)
-            if statements:
-                fut = pool.submit(self._run, "ddl", self._ddl, statements)
-                pending[fut] = ("ddl", name)
-
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="snapkeep-restore")
-        try:
-            def next_part(table: dict[str, Any]) -> None:
-                queue = queues[table["name"]]
-                if queue:
-                    fut = pool.submit(self._run, "load", self._load, table, queue.pop(0))
-                    pending[fut] = ("load", table["name"])
-
-            for table in order:
-                next_part(table)
-            for name, count in remaining.items():
-                if count == 0:
-                    finalize(name)
-            while pending:
-                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    kind, name = pending.pop(fut)
-                    result = fut.result()
-                    if kind == "load":
-                        loaded[name] += int(result or 0)
-                        remaining[name] -= 1
-                        if remaining[name] == 0:
-                            finalize(name)
-                        else:
-                            next_part(by_name[name])
-            load_seconds = time.monotonic() - started
-            # Foreign keys last, one table after the other: with foreign_key_checks off
-            # InnoDB adds them without reading rows, and parallel foreign-key DDL
-            # deadlocks in the data dictionary.
-            if late:
-                pool.submit(self._run, "ddl", self._ddl, late).result()
-        except BaseException:
-            self._stop_all(pending)
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            for conn in self._conns:
-                with contextlib.suppress(pymysql.Error):
-                    conn.close()
-        self.r.reporter.log(
-            f"loaded {sum(loaded.values())} rows in {streams} streams into "
-            f"{len(tables)} tables and added the keys of {alter_count} tables in "
-            f"{load_seconds:.1f} s on {self.threads} connections"
-            + (f", then the foreign keys of {len(late)} tables in "
-               f"{time.monotonic() - started - load_seconds:.1f} s" if late else ""))
-
-    def _stop_all(self, pending: dict[Future[Any], tuple[str, str]]) -> None:
-        """After a failure: stop feeding, cancel queued work, interrupt running DDL."""
-        self.stop.set()
-        for fut in pending:
-            fut.cancel()
-        with self._lock:
-            running = [tid for tid, kind in self._busy.items() if kind == "ddl"]
-        for tid in running:
-            with contextlib.suppress(pymysql.Error):
-                query(self.r._conn, f"KILL QUERY {int(tid)}")
-
-
 class PreparedRestore:
     """A restore whose data is loaded in the shadow database, waiting for the cut-over."""
 
@@ -476,7 +299,7 @@ class PreparedRestore:
                           f"({deferred} keys and foreign keys to add after the rows)")
         workdir = Path(tempfile.mkdtemp(prefix="snapkeep-load-"))
         try:
-            _Loader(self, repo, threads, workdir).run(tables, splits)
+            ShadowLoader(self, repo, threads, workdir).run(tables, splits)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         for seq in d.get("sequences", []):
