@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import click
 
-from snapkeep.catalog import Activity
 from snapkeep.cli.options import environment_options, load_env
 from snapkeep.cli.render import (
     ActivityDisplay,
@@ -20,6 +19,7 @@ from snapkeep.cli.render import (
 )
 from snapkeep.errors import IntegrityError, UsageError
 from snapkeep.services import integrity, operations, restore, retention, snapshots
+from snapkeep.services.activities import Activity
 from snapkeep.services.snapshots import SnapshotInfo
 
 COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
