@@ -123,19 +123,32 @@ def claim(ctx: Context, environment: str, type_: str, description: str,
 
 def recover_interrupted(ctx: Context, environment: str) -> None:
     """With the lock held: fail activities whose process died, settle a restore cut-over
-    they left half done, lift a pause they left."""
+    they left half done, lift a pause they left.
+
+    If the cut-over cannot be settled yet (its database is unreachable), this raises and
+    the environment stays paused: better in maintenance than serving mixed data.
+    """
     dead = ctx.catalog.list_activities(environment, states=RUNNING, limit=100)
 
     def log(message: str) -> None:
         for a in dead:
             ctx.catalog.append_log(a.id, message)
 
-    cutover.recover(ctx, environment, log)
+    def fail(error: str) -> None:
+        log(f"The activity was interrupted ({error}).")
+        for a in dead:
+            ctx.catalog.update_activity(a.id, state="complete", result="failure",
+                                        completed_at=now(), error=f"interrupted: {error}")
+
+    # Settled before the activity is marked failed: a failed restore means "settled".
+    try:
+        cutover.recover(ctx, environment, log)
+    except SnapkeepError as e:
+        fail(f"its process ended; its cut-over is not settled yet ({e}), so the "
+             "environment stays paused until a command can reach it")
+        raise
     pause.lift_leftover(ctx, environment)
-    for a in dead:
-        ctx.catalog.append_log(a.id, "The activity was interrupted (its process ended).")
-        ctx.catalog.update_activity(a.id, state="complete", result="failure", completed_at=now(),
-                                    error="interrupted: the process running it ended")
+    fail("the process running it ended")
 
 
 def reconcile(ctx: Context) -> None:
@@ -146,6 +159,8 @@ def reconcile(ctx: Context) -> None:
         if lock is not None:
             try:
                 recover_interrupted(ctx, env)
+            except SnapkeepError:
+                pass  # listing still works; the next activity on env retries and says why
             finally:
                 lock.release()
 
