@@ -110,3 +110,10 @@ def assert_same(actual: dict[str, Any], expected: dict[str, Any], what: str = ""
     diff = differences(actual, expected)
     if diff:
         raise AssertionError(f"{what} differs:\n" + "\n".join(line[:600] for line in diff))
+
+
+def target_for(server, db: str):
+    """The engine's target for database ``db`` on a PrivateMariaDB ``server``."""
+    from snapkeep.engines.mysql import MySQLTarget
+
+    return MySQLTarget(server.host, server.port, server.user, None, db)

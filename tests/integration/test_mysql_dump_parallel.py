@@ -15,11 +15,10 @@ from snapkeep.engines.mysql import dump as dump_mod
 from snapkeep.engines.mysql.encoding import decode_line
 from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
 from snapkeep.errors import ServiceUnavailable, SnapkeepError
-from snapkeep.repository import BlobRef, Repository
+from snapkeep.repository import BlobRef
 from snapkeep.sandbox import PrivateMariaDB
-from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import load_unit, unit
-from tests.helpers.dbstate import assert_same, db_state, load_sql_file
+from tests.helpers.dbstate import assert_same, db_state, load_sql_file, target_for
 from tests.helpers.recording import Recorder
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -29,19 +28,10 @@ needs_format_2 = pytest.mark.skipif(2 not in SUPPORTED_FORMATS,
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository.init(LocalBackend(tmp_path / "repo"))
-
-
-@pytest.fixture
 def small_parts(monkeypatch):
     """Parts of 1000 rows, so small test tables are split."""
     monkeypatch.setattr(ranges, "MIN_PART_ROWS", 1000)
     monkeypatch.setattr(ranges, "MAX_PART_ROWS", 1000)
-
-
-def target_for(server, db: str) -> MySQLTarget:
-    return MySQLTarget(server.host, server.port, server.user, None, db)
 
 
 def run(conn, *statements: str) -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from snapkeep.engines.mysql import MySQLTarget, dump_database, prepare_restore
+from snapkeep.engines.mysql import dump_database, prepare_restore
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.repository import BlobRef, Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import as_format2, load_unit, unit
-from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q
+from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q, target_for
 from tests.helpers.recording import Recorder
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -107,15 +107,6 @@ INSERT INTO `odd ``name``, (x)` VALUES (1, 2), (3, 4);
 SET SESSION foreign_key_checks = 1;
 """
 
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository.init(LocalBackend(tmp_path / "repo"))
-
-
-def target_for(server, db: str) -> MySQLTarget:
-    return MySQLTarget(server.host, server.port, server.user, None, db)
 
 
 def load_zoo(mariadb, db: str, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from snapkeep.engines.mysql import (
-    MySQLTarget,
     cleanup_leftovers,
     dump_database,
     hold_writes,
@@ -22,23 +21,13 @@ from snapkeep.engines.mysql import (
 )
 from snapkeep.engines.mysql.names import old_name, shadow_name
 from snapkeep.errors import IntegrityError, SnapkeepError
-from snapkeep.repository import BlobRef, Repository
-from snapkeep.storage import LocalBackend
+from snapkeep.repository import BlobRef
 from tests.helpers.corpora import load_unit, unit
-from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q
+from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q, target_for
 from tests.helpers.recording import Recorder
 
 SQL_DIR = Path(__file__).parent / "sql"
 
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository.init(LocalBackend(tmp_path / "repo"))
-
-
-def target_for(server, db: str) -> MySQLTarget:
-    return MySQLTarget(server.host, server.port, server.user, None, db)
 
 
 def run(conn, *statements: str) -> None:

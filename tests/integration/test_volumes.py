@@ -25,7 +25,6 @@ from snapkeep.engines.volumes import (
 from snapkeep.errors import ConfigError, IntegrityError, ServiceUnavailable
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
-from snapkeep.storage import LocalBackend
 from tests.helpers.recording import Recorder
 
 MiB = 1 << 20
@@ -98,11 +97,6 @@ def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files made by a test are seconds old at most: let the files cache keep their keys,
     so trees are the same from one snapshot to the next whatever the machine's speed."""
     monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository.init(LocalBackend(tmp_path / "repo"))
 
 
 @pytest.fixture

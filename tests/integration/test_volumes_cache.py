@@ -16,7 +16,6 @@ from snapkeep.engines.volumes.tree import decode_tree, encode_tree
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
-from snapkeep.storage import LocalBackend
 from tests.integration.test_volumes import MiB, Recorder, listing, make_tree
 
 
@@ -24,11 +23,6 @@ from tests.integration.test_volumes import MiB, Recorder, listing, make_tree
 def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files made by a test are brand new: without this they would all be "racily clean"."""
     monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository.init(LocalBackend(tmp_path / "repo"))
 
 
 @pytest.fixture

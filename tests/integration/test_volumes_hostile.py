@@ -19,13 +19,7 @@ from snapkeep.engines.volumes.restore import _Builder
 from snapkeep.engines.volumes.tree import DIR, FILE, SYMLINK, Entry
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
-from snapkeep.storage import LocalBackend
 from tests.integration.test_volumes import Recorder, leftovers, listing
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository.init(LocalBackend(tmp_path / "repo"))
 
 
 @pytest.fixture
