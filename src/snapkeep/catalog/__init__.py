@@ -1,6 +1,18 @@
-"""The metadata catalog: environment status, activities and their logs, snapshot listings."""
+"""The metadata catalog: environment status, activities and their logs, snapshot listings,
+users, roles, tokens, console sessions and schedules."""
 
 from snapkeep.catalog.catalog import Catalog
-from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
+from snapkeep.catalog.models import (
+    Activity,
+    ActivityLog,
+    ApiToken,
+    EnvironmentRole,
+    EnvironmentState,
+    Schedule,
+    Snapshot,
+    User,
+    WebSession,
+)
 
-__all__ = ["Activity", "ActivityLog", "Catalog", "EnvironmentState", "Snapshot"]
+__all__ = ["Activity", "ActivityLog", "ApiToken", "Catalog", "EnvironmentRole",
+           "EnvironmentState", "Schedule", "Snapshot", "User", "WebSession"]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0002"
+HEAD = "0003"
 
 
 def now() -> datetime:

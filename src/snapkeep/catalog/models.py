@@ -19,6 +19,8 @@ class EnvironmentState(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | inactive
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The activity running on it: the "one at a time" guard shared by workers on any host.
+    running_activity: Mapped[str | None] = mapped_column(String(40))
 
 
 class Activity(Base):
@@ -38,6 +40,10 @@ class Activity(Base):
     parameters: Mapped[dict] = mapped_column(JSON, default=dict)
     pid: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))  # host:pid of who runs it
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str | None] = mapped_column(String(320))  # who asked for it
 
 
 class ActivityLog(Base):
@@ -63,3 +69,58 @@ class Snapshot(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     added_bytes: Mapped[int | None] = mapped_column(BigInteger)  # new bytes it stored
     status: Mapped[str] = mapped_column(String(20))  # complete
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id
+    project_role: Mapped[str | None] = mapped_column(String(20))  # admin | viewer | None
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EnvironmentRole(Base):
+    __tablename__ = "environment_roles"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    environment: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))  # admin | contributor | viewer
+
+
+class ApiToken(Base):
+    """A bearer token; only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A console sign-in; only the SHA-256 of the cookie value is kept."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Schedule(Base):
+    __tablename__ = "schedules"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(200), index=True)
+    cron: Mapped[str] = mapped_column(String(120))
+    live: Mapped[bool] = mapped_column(Boolean, default=False)
+    origin: Mapped[str] = mapped_column(String(20), default="user")  # user | plan
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
