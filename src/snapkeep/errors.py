@@ -46,6 +46,13 @@ class PolicyError(SnapkeepError):
     http_status = 409
 
 
+class AuthenticationError(SnapkeepError):
+    """No credentials, or credentials that are wrong, revoked or expired."""
+
+    exit_code = 4
+    http_status = 401
+
+
 class PermissionDenied(SnapkeepError):
     exit_code = 4
     http_status = 403
@@ -74,6 +81,13 @@ class RepositoryError(SnapkeepError):
 
 class IntegrityError(RepositoryError):
     """Stored data does not match its hash: the repository is damaged."""
+
+
+class Cancelled(SnapkeepError):
+    """Someone cancelled the activity before it reached a point of no return."""
+
+    exit_code = 130
+    http_status = 409
 
 
 class Interrupted(SnapkeepError):

@@ -16,7 +16,10 @@ from typing import Any
 from sqlalchemy import create_engine, delete, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from snapkeep.catalog.identity import IdentityMixin
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
+from snapkeep.catalog.queue import QueueMixin
+from snapkeep.catalog.schedules import ScheduleMixin
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0003"
@@ -33,7 +36,7 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
-class Catalog:
+class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url)
         if url.startswith("sqlite"):
