@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from snapkeep.engines.mysql.encoding import ESCAPED, QUOTED, split_quoted_lines
 from snapkeep.repository import BlobRef
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,18 +75,26 @@ def load_unit(server: Any, u: dict[str, Any]) -> None:
                     f"{res.stderr[-3000:]}")
 
 
-def as_format2(description: dict[str, Any], repo: Any, parts: int = 3) -> dict[str, Any]:
-    """A format-2 description of the same snapshot with ``parts`` row parts per table: a
-    table's rows (the format-1 ``rows`` blob, or a format-2 table's parts joined in order)
-    cut at line boundaries into up to ``parts`` contiguous blobs, as the parallel dump
-    writes them; an empty table gets no parts."""
+def recut_parts(description: dict[str, Any], repo: Any, parts: int = 3) -> dict[str, Any]:
+    """The same snapshot with ``parts`` row parts per table: a table's rows (the format-1
+    ``rows`` blob, or its parts joined in order) cut at line boundaries into up to
+    ``parts`` contiguous blobs, as the parallel dump writes them; an empty table gets no
+    parts. Format 1 becomes format 2; format 3 keeps its line encoding per part."""
     out = json.loads(json.dumps(description))
-    out["format"] = 2
+    out["format"] = max(2, out["format"])
     for table in out["tables"]:
         refs = [table.pop("rows")] if "rows" in table else table["parts"]
+        encodings = {r.get("encoding", ESCAPED) for r in refs} or {ESCAPED}
+        if len(encodings) > 1:
+            continue  # a part fell back to another encoding: leave the table as it is
+        (encoding,) = encodings
         data = b"".join(repo.read_blob(BlobRef.from_json(r)) for r in refs)
-        lines = [line + b"\n" for line in data.split(b"\n")[:-1]]  # rows end with LF
+        if encoding == QUOTED:  # newlines inside quotes do not end a row
+            lines = [line + b"\n" for line in split_quoted_lines(data)]
+        else:
+            lines = [line + b"\n" for line in data.split(b"\n")[:-1]]  # rows end with LF
         size = max(1, -(-len(lines) // parts)) if lines else 0
-        table["parts"] = [repo.put_blob(b"".join(lines[i:i + size])).to_json()
+        extra = {"encoding": encoding} if out["format"] >= 3 else {}
+        table["parts"] = [{**repo.put_blob(b"".join(lines[i:i + size])).to_json(), **extra}
                           for i in range(0, len(lines), size)] if lines else []
     return out

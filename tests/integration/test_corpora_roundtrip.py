@@ -27,7 +27,7 @@ from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.corpora import REPO_ROOT, as_format2, load_unit, unit
+from tests.helpers.corpora import REPO_ROOT, load_unit, recut_parts, unit
 from tests.helpers.dbstate import assert_same, databases, db_state, q
 
 
@@ -92,7 +92,7 @@ def round_trip(mariadb, conn, repo: Repository, name: str, threads: int = 3) -> 
             description = dump_database(target, repo, NullReporter())
             json.dumps(description)
             if description.get("format") == 1:
-                description = as_format2(description, repo)
+                description = recut_parts(description, repo)
             if i % 2:
                 _run(conn, f"DROP DATABASE {q(db)}")
             else:

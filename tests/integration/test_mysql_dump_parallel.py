@@ -62,8 +62,9 @@ def connections_of(conn, user: str) -> int:
 
 # -- fidelity through the restore ---------------------------------------------------------------
 
+@pytest.mark.parametrize("fmt", [2, 3])  # escaped lines (MySQL's path), quoted lines
 def test_a_parallel_split_dump_of_the_type_coverage_schema_round_trips_exactly(
-        mariadb, fresh_db, repo, small_parts):
+        mariadb, fresh_db, repo, small_parts, fmt):
     load_sql_file(mariadb, fresh_db, SQL_DIR / "type_coverage.sql")
     conn = mariadb.connect(fresh_db)
     run(conn, "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
@@ -71,8 +72,8 @@ def test_a_parallel_split_dump_of_the_type_coverage_schema_round_trips_exactly(
     before = db_state(conn, fresh_db)
     target = target_for(mariadb, fresh_db)
     progress = Recorder()
-    d = dump_database(target, repo, progress, threads=3)
-    assert d["format"] == dump_mod.default_format()
+    d = dump_database(target, repo, progress, threads=3, fmt=fmt)
+    assert d["format"] == fmt
     assert d["writes_held_seconds"] >= 0 and d["backup_lock"] == "BACKUP STAGE BLOCK_COMMIT"
     assert any("writes held for" in line for line in progress.lines)
     assert progress.done == progress.total
@@ -151,8 +152,8 @@ def test_an_unchanged_database_gives_identical_parts(mariadb, fresh_db, repo, sm
     second = dump_database(target, repo, Recorder(), threads=2, fmt=2)
     assert len(first["tables"][0]["parts"]) > 3
     assert [t["parts"] for t in first["tables"]] == [t["parts"] for t in second["tables"]]
-    # rows appended at the end leave every part but the last as it was
-    run(conn, "INSERT INTO t VALUES (100000, 'new')")
+    # rows appended at the end (AUTO_INCREMENT's way) leave every part but the last as it was
+    run(conn, "INSERT INTO t SELECT 9000 + seq, 'new' FROM seq_1_to_300")
     third = dump_database(target, repo, Recorder(), threads=2, fmt=2)
     kept = len(first["tables"][0]["parts"]) - 1
     assert third["tables"][0]["parts"][:kept] == first["tables"][0]["parts"][:kept]
@@ -251,15 +252,18 @@ def test_a_failing_worker_closes_every_connection_and_releases_the_lock(
         "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
         "INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_9000")
     calls = [0]
-    real = workers.encode_rows
 
-    def failing(rows):
-        calls[0] += 1
-        if calls[0] == 3:
-            raise pymysql.OperationalError(1205, "injected failure")
-        return real(rows)
+    def failing(real):
+        def encode(rows):
+            calls[0] += 1
+            if calls[0] == 3:
+                raise pymysql.OperationalError(1205, "injected failure")
+            return real(rows)
+        return encode
 
-    monkeypatch.setattr(workers, "encode_rows", failing)
+    # the third batch fails, whichever line encoding the parts use
+    monkeypatch.setattr(workers, "encode_rows", failing(workers.encode_rows))
+    monkeypatch.setattr(workers, "join_lines", failing(workers.join_lines))
     target = MySQLTarget(mariadb.host, mariadb.port, "sk_dumper", "pw", fresh_db)
     try:
         with pytest.raises(SnapkeepError) as info:

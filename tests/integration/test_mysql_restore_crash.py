@@ -23,7 +23,7 @@ from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.corpora import as_format2
+from tests.helpers.corpora import recut_parts
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -75,7 +75,7 @@ def scenario(mariadb, fresh_db, tmp_path):
     new = db_state(conn, fresh_db)
     repo = Repository.init(LocalBackend(tmp_path / "repo"))
     target = MySQLTarget(mariadb.host, mariadb.port, mariadb.user, None, fresh_db)
-    description = as_format2(dump_database(target, repo, NullReporter()), repo, parts=2)
+    description = recut_parts(dump_database(target, repo, NullReporter()), repo, parts=2)
     repo.flush()  # the subprocess reads the packs from disk
     change_live(conn, fresh_db)
     old = db_state(conn, fresh_db)

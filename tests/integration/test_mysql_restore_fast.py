@@ -13,7 +13,7 @@ from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.repository import BlobRef, Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.corpora import as_format2, load_unit, unit
+from tests.helpers.corpora import load_unit, recut_parts, unit
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q, target_for
 from tests.helpers.recording import Recorder
 
@@ -129,7 +129,7 @@ def test_every_kind_of_key_and_foreign_key_comes_back_identical(
     load_zoo(mariadb, fresh_db, tmp_path)
     conn = mariadb.connect(fresh_db)
     before = db_state(conn, fresh_db)
-    description = as_format2(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
+    description = recut_parts(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
                              repo, parts=parts)
     assert len(next(t for t in description["tables"] if t["name"] == "orders")["parts"]) == (
         parts)
@@ -149,7 +149,7 @@ def test_every_kind_of_key_and_foreign_key_comes_back_identical(
 
 def test_rows_load_into_tables_without_their_secondary_keys(mariadb, fresh_db, repo, tmp_path):
     load_zoo(mariadb, fresh_db, tmp_path)
-    description = as_format2(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
+    description = recut_parts(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
                              repo)
     shadow = shadow_name(fresh_db)
     seen: dict[str, set[str]] = {}
@@ -188,7 +188,7 @@ def test_type_coverage_restores_identically_from_format_2_parts(mariadb, fresh_d
     load_sql_file(mariadb, fresh_db, SQL_DIR / "type_coverage.sql")
     conn = mariadb.connect(fresh_db)
     before = db_state(conn, fresh_db)
-    description = as_format2(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
+    description = recut_parts(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
                              repo, parts=4)
     restore(mariadb, fresh_db, description, repo, threads=3)
     assert_same(db_state(conn, fresh_db), before)
@@ -203,7 +203,7 @@ def test_corpus_schemas_with_many_keys_and_foreign_keys_come_back_identical(
     conn = mariadb.connect()
     try:
         before = db_state(conn, db)
-        description = as_format2(dump_database(target_for(mariadb, db), repo, Recorder()),
+        description = recut_parts(dump_database(target_for(mariadb, db), repo, Recorder()),
                                  repo, parts=2)
         restore(mariadb, db, description, repo, threads=4)
         assert_same(db_state(conn, db), before)
@@ -217,7 +217,7 @@ def test_a_damaged_part_stops_every_stream_and_drops_the_shadow(
         mariadb, fresh_db, repo, tmp_path):
     load_zoo(mariadb, fresh_db, tmp_path)
     conn = mariadb.connect(fresh_db)
-    description = as_format2(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
+    description = recut_parts(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
                              repo, parts=3)
     before = db_state(conn, fresh_db)
     orders = next(t for t in description["tables"] if t["name"] == "orders")
@@ -238,7 +238,7 @@ def test_a_damaged_part_stops_every_stream_and_drops_the_shadow(
 
 def test_a_part_with_missing_rows_is_refused(mariadb, fresh_db, repo, tmp_path):
     load_zoo(mariadb, fresh_db, tmp_path)
-    description = as_format2(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
+    description = recut_parts(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
                              repo)
     orders = next(t for t in description["tables"] if t["name"] == "orders")
     orders["row_count"] += 1
@@ -250,8 +250,8 @@ def test_a_part_with_missing_rows_is_refused(mariadb, fresh_db, repo, tmp_path):
 
 
 def test_a_format_the_engine_does_not_know_is_refused(mariadb, fresh_db, repo):
-    with pytest.raises(RepositoryError, match="format 3"):
-        prepare_restore(target_for(mariadb, fresh_db), {"kind": "mysql", "format": 3}, repo,
+    with pytest.raises(RepositoryError, match="format 4"):
+        prepare_restore(target_for(mariadb, fresh_db), {"kind": "mysql", "format": 4}, repo,
                         Recorder())
 
 
@@ -259,7 +259,7 @@ def test_foreign_keys_referencing_a_deferred_unique_key_are_added_after_it(
         mariadb, fresh_db, repo, tmp_path):
     load_zoo(mariadb, fresh_db, tmp_path)
     conn = mariadb.connect(fresh_db)
-    description = as_format2(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
+    description = recut_parts(dump_database(target_for(mariadb, fresh_db), repo, Recorder()),
                              repo)
     restore(mariadb, fresh_db, description, repo, threads=4)
     with conn.cursor() as cur:

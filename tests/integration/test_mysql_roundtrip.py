@@ -114,7 +114,7 @@ def test_type_coverage_round_trips_exactly_after_the_live_database_changed(
 def test_the_description_names_every_object_and_stores_rows_as_blobs(mariadb, fresh_db, repo):
     load_type_coverage(mariadb, fresh_db)
     d = dump_database(target_for(mariadb, fresh_db), repo, Recorder())
-    assert d["kind"] == "mysql" and d["format"] == 2 and d["database"] == fresh_db
+    assert d["kind"] == "mysql" and d["format"] == 3 and d["database"] == fresh_db
     assert (d["charset"], d["collation"]) == ("utf8mb4", "utf8mb4_unicode_ci")
     tables = {t["name"]: t for t in d["tables"]}
     assert "we`ird.na me%" in tables and "seq_orders" not in tables
@@ -126,7 +126,7 @@ def test_the_description_names_every_object_and_stores_rows_as_blobs(mariadb, fr
     generated_cols = [c[0] for c in tables["generated"]["columns"]]
     assert generated_cols == ["id", "a", "hidden", "note"]
     rows = b"".join(repo.read_blob(BlobRef.from_json(p)) for p in tables["parent"]["parts"])
-    assert rows.startswith(b"0\tzero id\n")
+    assert rows.startswith(b"0\t'zero id'\n")  # the quoted encoding: strings in quotes
     assert d["size_bytes"] == sum(p["size"] for t in d["tables"] for p in t["parts"])
 
 

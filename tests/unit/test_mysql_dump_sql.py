@@ -107,8 +107,8 @@ def test_rows_per_part_is_a_clamped_power_of_two():
 
 def test_range_conditions_cover_the_key_space_once():
     key = KeyColumn("id", "int")
-    assert range_conditions(key, []) == [""]
-    assert range_conditions(key, [b"10", b"20"]) == [
+    assert list(range_conditions(key, [])) == [""]
+    assert list(range_conditions(key, [b"10", b"20"])) == [
         "`id` < 10", "`id` >= 10 AND `id` < 20", "`id` >= 20"]
 
 
@@ -122,6 +122,8 @@ class FakeTable:
     def fetch_row(self, sql: str):
         self.queries += 1
         vals = self.values
+        if sql.startswith("SELECT MIN("):
+            return (str(vals[0]).encode(), str(vals[-1]).encode()) if vals else (None, None)
         if " > " in sql.split("WHERE")[-1].split("ORDER")[0] and "OFFSET" not in sql:
             low = int(sql.split(" > ")[1].split()[0])
             i = bisect.bisect_right(vals, low)
@@ -145,9 +147,10 @@ class FakeTable:
     [5] * 300 + list(range(10, 20)),                   # one value fills several parts
     [],
 ])
-def test_split_points_give_contiguous_non_empty_parts(values):
+def test_walked_split_points_give_contiguous_non_empty_parts(values):
     table = FakeTable(values)
-    points = [int(p) for p in split_points(table.fetch_row, "t", KeyColumn("id", "int"), 100)]
+    walked = KeyColumn("id", "decimal")  # not an integer type: found by walking the key
+    points = [int(p) for p in split_points(table.fetch_row, "t", walked, 100, len(values))]
     assert points == sorted(set(points))
     bounds = [None, *points, None]
     seen = []
@@ -160,7 +163,38 @@ def test_split_points_give_contiguous_non_empty_parts(values):
     assert seen == table.values
     # the same data gives the same cut
     assert [int(p) for p in split_points(FakeTable(values).fetch_row, "t",
-                                         KeyColumn("id", "int"), 100)] == points
+                                         walked, 100, len(values))] == points
+
+
+@pytest.mark.parametrize("values", [
+    list(range(1, 100_001)),
+    [v for v in range(1, 300_001) if v % 4],             # deleted rows leave gaps
+    list(range(-5000, 5000)),
+])
+def test_integer_keys_are_cut_arithmetically_into_parts_of_about_the_asked_size(values):
+    table = FakeTable(values)
+    points = [int(p) for p in split_points(table.fetch_row, "t", KeyColumn("id", "int"), 1024,
+                                           len(values))]
+    assert table.queries == 1  # MIN/MAX only: no walk over the table
+    assert points == sorted(set(points)) and points[0] > values[0] and points[-1] <= values[-1]
+    step = points[1] - points[0]
+    assert step & (step - 1) == 0 and all(p % step == 0 for p in points)
+    sizes = [sum(1 for v in values if lo <= v < hi)
+             for lo, hi in zip(points, points[1:], strict=False)]
+    assert all(512 <= n <= 2048 for n in sizes)
+    # a row estimate that wobbles (InnoDB's does) and appended rows keep the same cuts
+    again = [int(p) for p in split_points(FakeTable(values + [values[-1] + 1]).fetch_row, "t",
+                                          KeyColumn("id", "int"), 1024, int(len(values) * 1.05))]
+    assert again[:len(points)] == points
+
+
+def test_a_sparse_integer_key_is_walked_instead_and_a_small_table_is_not_cut():
+    sparse = [v * 1000 for v in range(5000)]
+    table = FakeTable(sparse)
+    points = list(split_points(table.fetch_row, "t", KeyColumn("id", "bigint"), 100, 5000))
+    assert table.queries > 40 and len(points) >= 45  # walked: ~50 parts of 100 rows
+    assert ranges.integer_split_points(1, 10_000, 10_000, 100_000) == []
+    assert ranges.integer_split_points(1, 10**9, 10_000, 100) is None
 
 
 def test_encode_rows_is_encode_row_for_every_byte():

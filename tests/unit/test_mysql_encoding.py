@@ -15,9 +15,13 @@ from snapkeep.engines.mysql.encoding import (
     Column,
     codec_for,
     decode_line,
+    decode_quoted_line,
     encode_row,
     escape_field,
+    join_lines,
     load_clause,
+    quoted_line_expr,
+    split_quoted_lines,
 )
 from snapkeep.engines.mysql.names import MAX_IDENT, old_name, shadow_name
 from snapkeep.engines.mysql.schema import order_views, referenced_names
@@ -118,3 +122,30 @@ def test_a_target_describes_itself_without_the_password():
     assert "s3cret" not in repr(t)
     sock = MySQLTarget("localhost", 3306, "u", None, "d", unix_socket="/run/m.sock")
     assert sock.describe() == "mysql://u@localhost:3306/d?socket=/run/m.sock"
+
+
+def test_a_quoted_line_is_composed_by_the_server_and_never_null_by_accident():
+    cols = [Column("id"), Column("s", "string"), Column("f", "float"), Column("u", "text"),
+            Column("e", "index")]
+    assert quoted_line_expr(cols) == (
+        "CONCAT(IFNULL(`id`, '\\\\N'), '\\t', "
+        "IF(`s` IS NULL, 'NULL', NULLIF(QUOTE(CAST(`s` AS BINARY)), 'NULL')), '\\t', "
+        "IFNULL(CAST(`f` AS DOUBLE), '\\\\N'), '\\t', "
+        "IF(`u` IS NULL, 'NULL', NULLIF(QUOTE(CAST(`u` AS CHAR)), 'NULL')), '\\t', "
+        "IFNULL(`e` + 0, '\\\\N'))")
+    # strings load straight into their column, like plain ones
+    assert load_clause(cols).startswith("(`id`, `s`, @v2, @v3, @v4)")
+
+
+def test_quoted_lines_split_only_outside_quotes_and_decode_as_load_data_reads_them():
+    block = (b"1\t'a\\'b\tc\nd'\t\\N\tNULL\n"
+             b"2\t''\t3.5\t'NULL'\n"
+             b"3\t'\\\\\\0\\Z'\t-0\tNULL\n")
+    lines = split_quoted_lines(block)
+    assert [decode_quoted_line(line) for line in lines] == [
+        (b"1", b"a'b\tc\nd", None, None),
+        (b"2", b"", b"3.5", b"NULL"),
+        (b"3", b"\\\0\x1a", b"-0", None),
+    ]
+    assert join_lines([(b"x",), (b"y",)]) == b"x\ny\n"
+    assert join_lines([(b"x",), (None,)]) is None  # a line too long for one packet

@@ -22,17 +22,19 @@ A consistent parallel dump (DESIGN.md §4):
 Without the privilege for any backup lock (RELOAD), the dump runs on one worker
 connection, which is consistent on its own (except for non-transactional tables).
 
-Description format 2 (format 1 had one ``"rows"`` blob per table instead of ``"parts"``)::
+Description format 3 (format 2 had every part in the ``escaped`` encoding and no
+``"encoding"`` key; format 1 one ``"rows"`` blob per table instead of ``"parts"``)::
 
-    {"kind": "mysql", "format": 2, "server_version", "database", "charset", "collation",
+    {"kind": "mysql", "format": 3, "server_version", "database", "charset", "collation",
      "comment", "sql_mode", "size_bytes", "writes_held_seconds", "backup_lock",
      "tables": [{"name", "engine", "create", "auto_increment", "columns": [[name, codec]],
                  "order_by": [pk columns], "row_count": n,
-                 "parts": [BlobRef json, ...]}],   # contiguous PK ranges, in PK order
+                 "parts": [{BlobRef json..., "encoding": "quoted" | "escaped"}, ...]}],
      "sequences", "views", "triggers", "routines", "events"}
 
-A table's parts concatenated are exactly its format-1 ``"rows"`` blob; an empty table
-has no parts.
+Parts are contiguous primary-key ranges in PK order; an empty table has no parts. Format 3
+(the ``quoted`` encoding, ``encoding.py``) is written for MariaDB; MySQL gets format 2,
+whose server-side line composition has not been tried against a MySQL server here.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from snapkeep.engines.mysql.connect import (
     quote_ident,
     stream_driver,
 )
-from snapkeep.engines.mysql.encoding import Column, codec_for
+from snapkeep.engines.mysql.encoding import QUOTED, Column, codec_for, quoted_line_expr
 from snapkeep.engines.mysql.ranges import (
     KeyColumn,
     key_columns,
@@ -77,7 +79,7 @@ from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
 from snapkeep.progress import Reporter
 from snapkeep.repository import Repository
 
-FORMAT = 2
+FORMAT = 3
 # Reading: no strictness, no CHAR padding; TIMESTAMPs exactly as stored (UTC).
 DUMP_SESSION = ("SET SESSION sql_mode = '', time_zone = '+00:00', "
                 "net_write_timeout = 3600, net_read_timeout = 3600")
@@ -138,11 +140,10 @@ def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
 
 
 def default_format() -> int:
-    """The newest description format the restore side of this snapkeep reads (2 once it
-    reads ``"parts"``; until then format 1, whose tables are never split)."""
+    """The newest description format the restore side of this snapkeep reads."""
     from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
 
-    return FORMAT if FORMAT in SUPPORTED_FORMATS else 1
+    return max(f for f in SUPPORTED_FORMATS if f <= FORMAT)
 
 
 def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
@@ -192,14 +193,16 @@ class _Dump:
         query(conn, DUMP_SESSION)
         version, global_mode = query_text(conn, "SELECT VERSION(), @@GLOBAL.sql_mode")[0]
         server = Server.parse(version)
+        if self.fmt >= 3 and not server.mariadb:
+            self.fmt = 2
         info = schema.database_info(conn, db)
         listed = schema.list_tables(conn, db)
-        columns = dumped_columns(conn, db, server)
+        columns = dumped_columns(conn, db, server, quoted=self.fmt >= 3)
         pks = schema.primary_keys(conn, db)
         keys = key_columns(query_text(conn, key_columns_sql(), (db,)))
-        stats = {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in query_text(
-            conn, "SELECT TABLE_NAME, DATA_LENGTH, AVG_ROW_LENGTH FROM information_schema.TABLES "
-                  "WHERE TABLE_SCHEMA = %s", (db,))}
+        stats = {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in query_text(
+            conn, "SELECT TABLE_NAME, DATA_LENGTH, AVG_ROW_LENGTH, TABLE_ROWS "
+                  "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,))}
         tables: list[dict[str, Any]] = []
         for name, kind, engine, auto_inc in listed:
             if kind == "BASE TABLE":
@@ -207,7 +210,7 @@ class _Dump:
                                "create": schema.table_ddl(conn, name), "auto_increment": auto_inc,
                                "columns": [c.to_json() for c in columns.get(name, [])],
                                "order_by": pks.get(name, [])})
-        estimates = {t["name"]: stats.get(t["name"], (0, 0))[0] for t in tables}
+        estimates = {t["name"]: stats.get(t["name"], (0, 0, 0))[0] for t in tables}
         self.reporter.add_total(sum(estimates.values()))
 
         nontx = [t for t in tables if (t["engine"] or "").lower() not in TRANSACTIONAL_ENGINES]
@@ -220,9 +223,7 @@ class _Dump:
         whole: dict[str, Part] = {}
 
         def whole_part(t: dict[str, Any]) -> Part:
-            cols = [Column.from_json(c) for c in t["columns"]]
-            part = Part(t["name"], 0, select_sql(t["name"], [c.select_expr() for c in cols],
-                                                 t["order_by"]), estimates[t["name"]])
+            part = self._part(t, 0, "", estimates[t["name"]])
             whole[t["name"]] = part
             return part
 
@@ -253,9 +254,10 @@ class _Dump:
                 parts[name] = []
                 self.reporter.advance(estimates[name])
                 continue
-            parts[name] = self._cut(t, keys.get(name), stats.get(name, (0, 0))[1],
-                                    estimates[name])
-            for part in parts[name]:
+            parts[name] = []
+            _, avg_row, row_estimate = stats.get(name, (0, 0, 0))
+            for part in self._cut(t, keys.get(name), avg_row, row_estimate, estimates[name]):
+                parts[name].append(part)
                 pool.submit(part)
         sequences = [schema.sequence_state(conn, name)
                      for name, kind, _, _ in listed if kind == "SEQUENCE"]
@@ -271,8 +273,11 @@ class _Dump:
             stored += sum(r.size for r in refs)
             if self.fmt == 1:
                 t["rows"] = (refs[0] if refs else self.repo.blob_writer().close()).to_json()
-            else:
+            elif self.fmt == 2:
                 t["parts"] = [r.to_json() for r in refs if r.size > 0]
+            else:
+                t["parts"] = [{**p.ref.to_json(), "encoding": p.encoding}
+                              for p in parts[t["name"]] if p.ref is not None and p.ref.size > 0]
         self.reporter.log(
             f"dumped {len(tables)} tables, {total_rows} rows ({stored} bytes) from "
             f"{target.describe()} on {len(pool.readers)} connection(s) ({stream_driver()})")
@@ -362,25 +367,40 @@ class _Dump:
 
     # -- ranges ----------------------------------------------------------------------------------
 
-    def _cut(self, t: dict[str, Any], key: KeyColumn | None, avg_row: int,
-             estimate: int) -> list[Part]:
+    def _cut(self, t: dict[str, Any], key: KeyColumn | None, avg_row: int, row_estimate: int,
+             estimate: int) -> Iterator[Part]:
+        """The table's parts, each yielded as soon as its range is known (so the workers
+        start on the first while the rest of a walked key is still being cut)."""
         name = t["name"]
+        if self.fmt < 2 or key is None or not key.splittable:
+            yield self._part(t, 0, "", estimate)
+            return
+        per_part = rows_per_part(avg_row)
+        assert self.conn is not None
+        conn = self.conn
+        points = split_points(lambda sql: _first_row(conn, sql), name, key, per_part,
+                              row_estimate)
+        each = per_part * max(avg_row, 1)
+        left = estimate
+        i = -1
+        for i, cond in enumerate(range_conditions(key, points)):
+            size = min(each, left) if " < " in cond else left  # the last part: the rest
+            left -= size
+            yield self._part(t, i, cond, size)
+        if i > 0:
+            self.reporter.log(f"table {quote_ident(name)}: {i + 1} ranges of about "
+                              f"{per_part} rows on {quote_ident(key.name)}")
+
+
+    def _part(self, t: dict[str, Any], index: int, condition: str, estimate: int) -> Part:
+        """Part ``index`` of table ``t``: the rows matching ``condition`` ("" for all)."""
         cols = [Column.from_json(c) for c in t["columns"]]
-        exprs = [c.select_expr() for c in cols]
-        conditions = [""]
-        if self.fmt >= 2 and key is not None and key.splittable:
-            per_part = rows_per_part(avg_row)
-            assert self.conn is not None
-            points = split_points(lambda sql: _first_row(self.conn, sql), name, key, per_part)
-            conditions = range_conditions(key, points)
-            if len(conditions) > 1:
-                self.reporter.log(f"table {quote_ident(name)}: {len(conditions)} ranges of "
-                                  f"about {per_part} rows on {quote_ident(key.name)}")
-        n = len(conditions)
-        each = estimate // n
-        return [Part(name, i, select_sql(name, exprs, t["order_by"], cond),
-                     each if i < n - 1 else estimate - each * (n - 1))
-                for i, cond in enumerate(conditions)]
+        escaped = select_sql(t["name"], [c.select_expr() for c in cols], t["order_by"],
+                             condition)
+        if self.fmt < 3:
+            return Part(t["name"], index, escaped, estimate)
+        quoted = select_sql(t["name"], [quoted_line_expr(cols)], t["order_by"], condition)
+        return Part(t["name"], index, quoted, estimate, encoding=QUOTED, fallback_sql=escaped)
 
 
 def _first_row(conn: Connection | None, sql: str) -> tuple[Any, ...] | None:
@@ -396,11 +416,12 @@ def _release(conn: Connection, plan: LockPlan) -> None:
             query(conn, sql)
 
 
-def dumped_columns(conn: Connection, db: str, server: Server) -> dict[str, list[Column]]:
+def dumped_columns(conn: Connection, db: str, server: Server, *, quoted: bool = False
+                   ) -> dict[str, list[Column]]:
     """The dumped columns of every table (generated ones left out), in table order."""
     out: dict[str, list[Column]] = {}
     for table, column, data_type in query_text(conn, columns_sql(server), (db,)):
-        out.setdefault(table, []).append(Column(column, codec_for(data_type)))
+        out.setdefault(table, []).append(Column(column, codec_for(data_type, quoted=quoted)))
     return out
 
 

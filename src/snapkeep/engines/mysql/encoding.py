@@ -17,6 +17,19 @@ A few need a *codec* (an expression on the way out, a ``SET`` on the way in):
   apart; stored back with ``CAST(@v AS UNSIGNED)``.
 Generated columns are not dumped (the server recomputes them); invisible columns are
 named explicitly so they are.
+
+**Two line encodings.** ``escaped`` (above; description formats 1 and 2): the server
+sends each column as a field and Python escapes and joins them. ``quoted`` (format 3, on
+MariaDB): the server composes the whole line itself, ``CONCAT(e1, '\\t', e2, …)``, so
+Python handles one value per row instead of one per column (the dump's main cost). Each
+non-string value is ``IFNULL(expr, '\\N')``; each string, binary, JSON or spatial value
+(codec ``string``) is ``QUOTE(CAST(col AS BINARY))`` (guarded, see ``quoted_expr``) — the
+raw bytes in single quotes with backslash, quote, NUL and Ctrl-Z escaped, or the bare
+word ``NULL`` — which ``LOAD DATA …
+OPTIONALLY ENCLOSED BY '\\''`` reads back exactly (raw tabs and newlines are safe inside
+the quotes). A line longer than ``max_allowed_packet`` comes back as SQL NULL (``CONCAT``
+is NULL when any argument is, and none is otherwise); the dump then reads that part in
+the ``escaped`` encoding instead.
 """
 
 from __future__ import annotations
@@ -33,7 +46,11 @@ FLOAT = "float"
 BIT = "bit"
 INDEX = "index"  # ENUM and SET
 TEXT = "text"  # plugin types (UUID, INET6, INET4): binary input would mean their packed form
-CODECS = (PLAIN, FLOAT, BIT, INDEX, TEXT)
+STRING = "string"  # format 3: a string/binary/JSON/spatial column, quoted in the line
+CODECS = (PLAIN, FLOAT, BIT, INDEX, TEXT, STRING)
+
+ESCAPED = "escaped"
+QUOTED = "quoted"
 
 # Types whose text form LOAD DATA ... CHARACTER SET binary reads back as-is.
 _BUILTIN = frozenset([
@@ -44,13 +61,28 @@ _BUILTIN = frozenset([
     "multilinestring", "multipolygon", "geometrycollection",
 ])
 
+# Types whose values are byte strings (the ``string`` codec in the quoted encoding).
+_STRINGS = frozenset([
+    "char", "varchar", "binary", "varbinary", "tinytext", "text", "mediumtext", "longtext",
+    "tinyblob", "blob", "mediumblob", "longblob", "json", "geometry", "point", "linestring",
+    "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection",
+])
+
 LOAD_FORMAT = ("CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
                "LINES TERMINATED BY '\\n'")
+LOAD_FORMATS = {
+    ESCAPED: LOAD_FORMAT,
+    QUOTED: ("CHARACTER SET binary FIELDS TERMINATED BY '\\t' OPTIONALLY ENCLOSED BY '\\'' "
+             "ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"),
+}
 
 
-def codec_for(data_type: str) -> str:
-    """The codec of a column, from ``information_schema.COLUMNS.DATA_TYPE``."""
+def codec_for(data_type: str, *, quoted: bool = False) -> str:
+    """The codec of a column, from ``information_schema.COLUMNS.DATA_TYPE``; ``quoted``
+    (description format 3) tells strings apart, which the quoted encoding quotes."""
     t = data_type.lower()
+    if quoted and t in _STRINGS:
+        return STRING
     if t == "float":
         return FLOAT
     if t == "bit":
@@ -85,13 +117,29 @@ class Column:
             return f"{q} + 0"
         return q
 
+    def quoted_expr(self) -> str:
+        """This column's field of a quoted-encoding line: never NULL, except when the value
+        is too long for ``max_allowed_packet`` (see the module docstring)."""
+        q = quote_ident(self.name)
+        if self.codec in (STRING, TEXT):
+            # An over-long CAST is NULL, which QUOTE would turn into the word NULL: a value
+            # that is not NULL but quotes as the bare word must make the line NULL instead.
+            cast = f"CAST({q} AS {'BINARY' if self.codec == STRING else 'CHAR'})"
+            return f"IF({q} IS NULL, 'NULL', NULLIF(QUOTE({cast}), 'NULL'))"
+        return f"IFNULL({self.select_expr()}, '\\\\N')"
+
+
+def quoted_line_expr(columns: list[Column]) -> str:
+    """The one expression a quoted-encoding SELECT returns per row: the encoded line."""
+    return "CONCAT(" + ", '\\t', ".join(c.quoted_expr() for c in columns) + ")"
+
 
 def load_clause(columns: list[Column]) -> str:
     """``(col, @v1, …) SET col = …`` for LOAD DATA, matching ``select_expr`` field order."""
     targets: list[str] = []
     sets: list[str] = []
     for i, col in enumerate(columns):
-        if col.codec == PLAIN:
+        if col.codec in (PLAIN, STRING):
             targets.append(quote_ident(col.name))
             continue
         var = f"@v{i}"
@@ -163,6 +211,18 @@ def encode_rows(rows: Iterable[tuple[bytes | None, ...]]) -> bytes:
     return b"\n".join(out)
 
 
+def join_lines(rows: Iterable[tuple[bytes | None, ...]]) -> bytes | None:
+    """Quoted-encoding rows (one server-composed line each) as a block of lines; None when
+    a line came back NULL (longer than ``max_allowed_packet``)."""
+    lines = [r[0] for r in rows]
+    if None in lines:
+        return None
+    if not lines:
+        return b""
+    lines.append(b"")
+    return b"\n".join(lines)  # type: ignore[arg-type]
+
+
 _UNESCAPE = {ord("0"): b"\0", ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r",
              ord("b"): b"\b", ord("Z"): b"\x1a"}
 
@@ -185,6 +245,58 @@ def decode_line(line: bytes) -> tuple[bytes | None, ...]:
                 i += 1
         fields.append(bytes(out))
     return tuple(fields)
+
+
+def decode_quoted_line(line: bytes) -> tuple[bytes | None, ...]:
+    """The fields of one quoted-encoding line without its newline, read the way ``LOAD
+    DATA … OPTIONALLY ENCLOSED BY '\''`` reads them (for tests and exports; one line
+    may hold raw newlines inside quotes, so split a block with ``split_quoted_lines``)."""
+    fields: list[bytes | None] = []
+    i, n = 0, len(line)
+    while True:
+        if i < n and line[i] == 0x27:  # enclosed: up to the quote that ends the field
+            out = bytearray()
+            i += 1
+            while line[i] != 0x27:
+                if line[i] == 0x5C:
+                    out += _UNESCAPE.get(line[i + 1], line[i + 1:i + 2])
+                    i += 2
+                else:
+                    out.append(line[i])
+                    i += 1
+            fields.append(bytes(out))
+            i += 1
+        else:
+            end = line.find(b"\t", i)
+            end = n if end < 0 else end
+            raw = line[i:end]
+            fields.append(None if raw in (NULL_FIELD, b"NULL") else decode_line(raw)[0])
+            i = end
+        if i >= n:
+            return tuple(fields)
+        i += 1  # the tab
+
+
+def split_quoted_lines(block: bytes) -> list[bytes]:
+    """The lines of a quoted-encoding block (newlines inside quotes do not end a line)."""
+    lines: list[bytes] = []
+    start = i = 0
+    quoted = False
+    n = len(block)
+    while i < n:
+        b = block[i]
+        if quoted:
+            if b == 0x5C:
+                i += 1
+            elif b == 0x27:
+                quoted = False
+        elif b == 0x27 and (i == start or block[i - 1] == 0x09):
+            quoted = True
+        elif b == 0x0A:
+            lines.append(block[start:i])
+            start = i + 1
+        i += 1
+    return lines
 
 
 # MySQL character set name -> Python codec, for sending a saved statement in the

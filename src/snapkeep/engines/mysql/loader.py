@@ -17,7 +17,7 @@ from pathlib import Path
 from pymysql.converters import escape_string
 
 from snapkeep.engines.mysql.connect import Connection, quote_ident
-from snapkeep.engines.mysql.encoding import LOAD_FORMAT, Column, load_clause
+from snapkeep.engines.mysql.encoding import ESCAPED, LOAD_FORMATS, Column, load_clause
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef, Repository
 
@@ -77,7 +77,7 @@ class _Feeder(threading.Thread):
 
 def load_rows(conn: Connection, database: str, table: str, columns: list[Column],
               repo: Repository, ref: BlobRef, workdir: Path, reporter: Reporter,
-              stop: threading.Event | None = None) -> int:
+              stop: threading.Event | None = None, *, encoding: str = ESCAPED) -> int:
     """Load one stream of a table's rows; return the number of rows the server loaded.
 
     Several streams may load into one table at once (each on its own connection and
@@ -91,7 +91,8 @@ def load_rows(conn: Connection, database: str, table: str, columns: list[Column]
     feeder = _Feeder(fifo, repo, ref, reporter, stop)
     feeder.start()
     sql = (f"LOAD DATA LOCAL INFILE '{escape_string(str(fifo))}' INTO TABLE "
-           f"{quote_ident(database)}.{quote_ident(table)} {LOAD_FORMAT} {load_clause(columns)}")
+           f"{quote_ident(database)}.{quote_ident(table)} {LOAD_FORMATS[encoding]} "
+           f"{load_clause(columns)}")
     try:
         with conn.cursor() as cur:
             loaded = cur.execute(sql)

@@ -5,13 +5,21 @@ exact, orderable literal form here (integers, DECIMAL, DATE/DATETIME/TIMESTAMP/Y
 BINARY/VARBINARY, CHAR/VARCHAR); otherwise (no primary key, FLOAT/DOUBLE, ENUM, BIT, TEXT…)
 it is read whole.
 
-Split points come from the data, not from estimates of its size, so an unchanged table
-is cut at the same values in the next snapshot and its parts deduplicate: starting at the
-lowest key, each split is the first-column value found ``rows_per_part`` rows further on
-in key order (``ORDER BY c LIMIT 1 OFFSET k``, an index walk on the server), or the
-next distinct value when more than ``k`` rows share one first-column value. Part *i*
-is ``s[i-1] <= c < s[i]`` (open at both ends), so the parts cover the key space exactly
-once whatever rows a later snapshot sees: no gap, no overlap, in primary-key order.
+Split points are chosen so that an unchanged table is cut at the same values in the next
+snapshot and its parts deduplicate. Part *i* is ``s[i-1] <= c < s[i]`` (open at both
+ends), so the parts cover the key space exactly once whatever rows a later snapshot
+sees: no gap, no overlap, in primary-key order. Two ways to find them:
+
+- **Integer keys** (the common AUTO_INCREMENT case) are cut arithmetically, at no cost on
+  the server: from ``MIN``/``MAX`` of the key (two index dives) and the table's row
+  estimate, the step is the key span one part's rows cover, rounded to a power of two,
+  and the splits are the multiples of that step inside the span. A key much sparser than
+  its row count (fewer than one row per ``MAX_SPARSENESS`` values) is walked instead,
+  since value ranges would then say little about how many rows each part holds.
+- **Other keys** are walked: starting at the lowest key, each split is the first-column
+  value found ``rows_per_part`` rows further on in key order (``ORDER BY c LIMIT 1 OFFSET
+  k``, an index walk on the server), or the next distinct value when more than ``k`` rows
+  share one first-column value. Each split is handed to the dump as soon as it is found.
 
 ``rows_per_part`` is ``PART_BYTES`` (64 MiB) divided by the table's average row length,
 rounded to a power of two (between 2^13 and 2^21 rows) so that the server's fluctuating
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +41,9 @@ PART_BYTES = 64 << 20
 MIN_PART_ROWS = 1 << 13
 MAX_PART_ROWS = 1 << 21
 
+MAX_SPARSENESS = 64
+
+_INTEGER = frozenset(["tinyint", "smallint", "mediumint", "int", "integer", "bigint"])
 _NUMERIC = frozenset(["tinyint", "smallint", "mediumint", "int", "integer", "bigint",
                       "decimal", "numeric", "year"])
 _TEMPORAL = frozenset(["date", "datetime", "timestamp"])
@@ -57,6 +68,10 @@ class KeyColumn:
         if t in _CHAR:
             return self.charset is not None and bool(_CHARSET_NAME.fullmatch(self.charset))
         return t in _NUMERIC or t in _TEMPORAL or t in _BINARY
+
+    @property
+    def integer(self) -> bool:
+        return self.data_type.lower() in _INTEGER
 
     def literal(self, value: bytes) -> str:
         """An SQL literal that compares equal to ``value`` (the column's raw text form)."""
@@ -104,44 +119,71 @@ def next_distinct_sql(table: str, key: KeyColumn, low: bytes) -> str:
             f"ORDER BY {c} LIMIT 1")
 
 
+def bounds_sql(table: str, key: KeyColumn) -> str:
+    c = quote_ident(key.name)
+    return f"SELECT MIN({c}), MAX({c}) FROM {quote_ident(table)}"
+
+
+def integer_split_points(low: int, high: int, rows: int, per_part: int) -> list[int] | None:
+    """Multiples of a power-of-two step in ``(low, high]`` cutting a table of about ``rows``
+    rows with integer keys from ``low`` to ``high`` into parts of about ``per_part`` rows;
+    None when the key is too sparse for value ranges to follow the rows (walk it)."""
+    if rows <= per_part or high <= low:
+        return []
+    span = high - low + 1
+    if span > rows * MAX_SPARSENESS:
+        return None
+    step = 1 << max(0, round(math.log2(max(span * per_part / rows, 1))))
+    first = (low // step + 1) * step
+    return list(range(first, high + 1, step))
+
+
 FetchRow = Callable[[str], "tuple[Any, ...] | None"]
 
 
-def split_points(fetch_row: FetchRow, table: str, key: KeyColumn, per_part: int) -> list[bytes]:
+def split_points(fetch_row: FetchRow, table: str, key: KeyColumn, per_part: int,
+                 rows: int) -> Iterator[bytes]:
     """Increasing first-column values cutting the table into non-empty parts of about
-    ``per_part`` rows (at least that many when the first column is unique).
+    ``per_part`` rows, yielded as they are found; ``rows`` is the table's row estimate.
 
     ``fetch_row(sql)`` runs a statement and returns its first row (raw bytes values) or
     None when there is none.
     """
-    points: list[bytes] = []
+    if key.integer:
+        bounds = fetch_row(bounds_sql(table, key))
+        if bounds is None or bounds[0] is None:
+            return
+        points = integer_split_points(int(bounds[0]), int(bounds[1]), rows, per_part)
+        if points is not None:
+            yield from (str(p).encode("ascii") for p in points)
+            return
     first = fetch_row(next_split_sql(table, key, None, 0))
     if first is None:
-        return points
+        return
     low = bytes(first[0])  # splits are above the lowest value: no part is empty
     while True:
         row = fetch_row(next_split_sql(table, key, low, per_part))
         if row is None:
-            return points
+            return
         if row[1] in (b"0", 0):
             # more than a part's worth of rows share ``low`` (in the collation's eyes)
             row = fetch_row(next_distinct_sql(table, key, low))
             if row is None:
-                return points
-        points.append(bytes(row[0]))
+                return
+        yield bytes(row[0])
         low = bytes(row[0])
 
 
-def range_conditions(key: KeyColumn, points: Sequence[bytes]) -> list[str]:
-    """One WHERE condition per part (``""`` for a table read whole), in key order."""
-    if not points:
-        return [""]
+def range_conditions(key: KeyColumn, points: Iterable[bytes]) -> Iterator[str]:
+    """One WHERE condition per part (``""`` for a table read whole), in key order, each
+    yielded as soon as the split point ending it is known."""
     c = quote_ident(key.name)
-    lits = [key.literal(p) for p in points]
-    out = [f"{c} < {lits[0]}"]
-    out += [f"{c} >= {a} AND {c} < {b}" for a, b in zip(lits, lits[1:], strict=False)]
-    out.append(f"{c} >= {lits[-1]}")
-    return out
+    previous: str | None = None
+    for point in points:
+        lit = key.literal(point)
+        yield f"{c} < {lit}" if previous is None else f"{c} >= {previous} AND {c} < {lit}"
+        previous = lit
+    yield "" if previous is None else f"{c} >= {previous}"
 
 
 def select_sql(table: str, select_exprs: Sequence[str], order_by: Sequence[str],

@@ -74,7 +74,7 @@ from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
 from snapkeep.repository import Repository
 
-SUPPORTED_FORMATS = (1, 2)
+SUPPORTED_FORMATS = (1, 2, 3)
 
 
 def _create_db_sql(name: str, charset: str, collation: str, comment: str = "") -> str:

@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from snapkeep.engines.mysql.connect import (
     quote_ident,
 )
 from snapkeep.engines.mysql.ddl import SplitTable
-from snapkeep.engines.mysql.encoding import Column
+from snapkeep.engines.mysql.encoding import ESCAPED, Column
 from snapkeep.engines.mysql.loader import load_rows
 from snapkeep.errors import RepositoryError
 from snapkeep.faults import crash_point
@@ -41,11 +42,25 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 DDL_RETRIES = 20
 
 
-def row_parts(table: dict[str, Any]) -> list[BlobRef]:
-    """The row streams of a table: format 2 ``parts`` or the format 1 ``rows`` blob."""
+@dataclass(frozen=True)
+class RowPart:
+    """One stored stream of a table's rows and its line encoding (``encoding.py``)."""
+
+    ref: BlobRef
+    encoding: str = ESCAPED
+
+    @property
+    def size(self) -> int:
+        return self.ref.size
+
+
+def row_parts(table: dict[str, Any]) -> list[RowPart]:
+    """The row streams of a table: ``parts`` (formats 2 and 3, which names each part's
+    encoding) or the format 1 ``rows`` blob."""
     if "parts" in table:
-        return [BlobRef.from_json(p) for p in table["parts"]]
-    return [BlobRef.from_json(table["rows"])]
+        return [RowPart(BlobRef.from_json(p), p.get("encoding", ESCAPED))
+                for p in table["parts"]]
+    return [RowPart(BlobRef.from_json(table["rows"]))]
 
 
 class ShadowLoader:
@@ -87,11 +102,11 @@ class ShadowLoader:
             with self._lock:
                 self._busy.pop(conn.thread_id(), None)
 
-    def _load(self, conn: Connection, table: dict[str, Any], ref: BlobRef) -> int:
+    def _load(self, conn: Connection, table: dict[str, Any], part: RowPart) -> int:
         columns = [Column.from_json(c) for c in table["columns"]]
         crash_point("mysql.loading")
-        return load_rows(conn, self.r.shadow, table["name"], columns, self.repo, ref,
-                         self.workdir, self.r.reporter, self.stop)
+        return load_rows(conn, self.r.shadow, table["name"], columns, self.repo, part.ref,
+                         self.workdir, self.r.reporter, self.stop, encoding=part.encoding)
 
     def _ddl(self, conn: Connection, statements: list[str]) -> None:
         """Run ``statements``; DDL on tables linked by foreign keys can deadlock in the
@@ -116,7 +131,7 @@ class ShadowLoader:
         # into an empty InnoDB table with unique and foreign key checks off under a table
         # lock (its fast bulk path), so parallel streams into one table only queue up —
         # and can deadlock. Tables load in parallel, the largest first.
-        queues: dict[str, list[BlobRef]] = {}
+        queues: dict[str, list[RowPart]] = {}
         for t in tables:
             queues[t["name"]] = [r for r in row_parts(t) if r.size and t["columns"]]
             remaining[t["name"]] = len(queues[t["name"]])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snapkeep.engines.mysql.connect import StreamReader
-from snapkeep.engines.mysql.encoding import encode_rows
+from snapkeep.engines.mysql.encoding import ESCAPED, QUOTED, encode_rows, join_lines
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
 
@@ -34,6 +34,8 @@ class Part:
     index: int
     sql: str
     estimate: int  # bytes expected, for progress
+    encoding: str = ESCAPED  # of the lines ``sql`` returns (see encoding.py)
+    fallback_sql: str | None = None  # the escaped-encoding SELECT, when a line is too long
     ref: BlobRef | None = None
     rows: int = 0
     done: threading.Event = field(default_factory=threading.Event)
@@ -152,22 +154,44 @@ class WorkerPool:
     # -- one part ------------------------------------------------------------------------------
 
     def _dump(self, reader: StreamReader, part: Part) -> None:
+        ref, rows = self._stream(reader, part, part.sql, part.encoding)
+        if ref is None:  # a quoted line exceeded max_allowed_packet
+            assert part.fallback_sql is not None
+            self._reporter.log(f"table {part.table} part {part.index}: a row is longer than "
+                               "the server's max_allowed_packet as one line; reading that "
+                               "part field by field")
+            part.encoding = ESCAPED
+            ref, rows = self._stream(reader, part, part.fallback_sql, ESCAPED)
+        assert ref is not None
+        part.ref, part.rows = ref, rows
+        part.done.set()
+
+    def _stream(self, reader: StreamReader, part: Part, sql: str, encoding: str
+                ) -> tuple[BlobRef | None, int]:
+        """Stream ``sql``'s rows into a new blob; (None, 0) if a quoted line came back
+        NULL (the rest of the result is read and dropped, the blob abandoned)."""
         writer = self._blob_writer()
         rows = 0
         advanced = 0
-        for batch in reader.stream(part.sql, FETCH_ROWS):
+        overflow = False
+        for batch in reader.stream(sql, FETCH_ROWS):
             if self._stop.is_set():
                 raise _Stopped
-            data = encode_rows(batch)
+            if overflow:
+                continue
+            data = join_lines(batch) if encoding == QUOTED else encode_rows(batch)
+            if data is None:
+                overflow = True
+                continue
             writer.write(data)
             rows += len(batch)
             step = min(len(data), max(part.estimate - advanced, 0))
             self._reporter.advance(step)
             advanced += step
+        if overflow:
+            return None, 0
         self._reporter.advance(part.estimate - advanced)
-        part.ref = writer.close()
-        part.rows = rows
-        part.done.set()
+        return writer.close(), rows
 
     def close(self) -> None:
         """Stop and close every connection (also those of workers that failed)."""
