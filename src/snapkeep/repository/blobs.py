@@ -11,6 +11,8 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from snapkeep.repository.chunks import ZSTD_LEVEL
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -36,18 +38,20 @@ EMPTY_BLOB = BlobRef(0, ())
 
 
 class ChunkSink(Protocol):
-    def store_chunk(self, data: bytes | memoryview) -> str: ...
+    def store_chunk(self, data: bytes | memoryview, level: int = ...) -> str: ...
 
 
 class BlobWriter:
     """A write-only stream; ``close()`` returns its ``BlobRef``.
 
     One writer is not shared between threads; many writers may run in parallel.
+    ``level`` is the zstd level of its chunks (``chunks.TEXT_ZSTD_LEVEL`` for text).
     """
 
-    def __init__(self, sink: ChunkSink, chunker: Chunker) -> None:
+    def __init__(self, sink: ChunkSink, chunker: Chunker, level: int = ZSTD_LEVEL) -> None:
         self._sink = sink
         self._chunker = chunker
+        self._level = level
         self._chunks: list[tuple[str, int]] = []
         self._size = 0
         self._ref: BlobRef | None = None
@@ -58,13 +62,13 @@ class BlobWriter:
         n = len(data)
         self._size += n
         for piece in self._chunker.feed(data):
-            self._chunks.append((self._sink.store_chunk(piece), len(piece)))
+            self._chunks.append((self._sink.store_chunk(piece, self._level), len(piece)))
         return n
 
     def close(self) -> BlobRef:
         if self._ref is None:
             for piece in self._chunker.finish():
-                self._chunks.append((self._sink.store_chunk(piece), len(piece)))
+                self._chunks.append((self._sink.store_chunk(piece, self._level), len(piece)))
             self._ref = BlobRef(self._size, tuple(self._chunks))
         return self._ref
 

@@ -326,11 +326,12 @@ class Repository(KeyManagement):
     def chunker(self) -> chunks.Chunker:
         return chunks.Chunker(self.config["chunker"], self.keys.cdc_seed)
 
-    def store_chunk(self, data: bytes | memoryview) -> str:
+    def store_chunk(self, data: bytes | memoryview, level: int = chunks.ZSTD_LEVEL) -> str:
         """Store plaintext once; return its ID. Thread-safe and idempotent."""
-        return self._store(data)[0]
+        return self._store(data, level)[0]
 
-    def _store(self, data: bytes | memoryview) -> tuple[str, int]:
+    def _store(self, data: bytes | memoryview, level: int = chunks.ZSTD_LEVEL
+               ) -> tuple[str, int]:
         """(chunk id, stored bytes newly appended to a pack — 0 for a dedup hit)."""
         if self._upload_error is not None:
             raise self._upload_error
@@ -338,7 +339,7 @@ class Repository(KeyManagement):
         with self._mutex:
             if cid in self._index or cid in self._pending:
                 return cid, 0
-        sealed = self.keys.seal(chunks.encode(data), packs.chunk_ad(cid))
+        sealed = self.keys.seal(chunks.encode(data, level), packs.chunk_ad(cid))
         full = None
         with self._mutex:
             if cid in self._index or cid in self._pending:
@@ -485,8 +486,8 @@ class Repository(KeyManagement):
             raise IntegrityError(f"chunk {cid} in {where} does not match its hash")
         return data
 
-    def blob_writer(self) -> BlobWriter:
-        return BlobWriter(self, self.chunker())
+    def blob_writer(self, level: int = chunks.ZSTD_LEVEL) -> BlobWriter:
+        return BlobWriter(self, self.chunker(), level)
 
     def put_blob(self, data: bytes) -> BlobRef:
         w = self.blob_writer()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
+from snapkeep.repository.chunks import ZSTD_LEVEL
 from snapkeep.repository.manifest import SnapshotManifest
 
 if TYPE_CHECKING:
@@ -31,15 +32,15 @@ class SnapshotSession:
         repo.load_index()  # dedup against what other writers stored since open
 
     # writing
-    def store_chunk(self, data: bytes | memoryview) -> str:
-        cid, added = self.repo._store(data)
+    def store_chunk(self, data: bytes | memoryview, level: int = ZSTD_LEVEL) -> str:
+        cid, added = self.repo._store(data, level)
         with self._mutex:
             self._refs.add(cid)
             self._added += added
         return cid
 
-    def blob_writer(self) -> BlobWriter:
-        return BlobWriter(self, self.repo.chunker())
+    def blob_writer(self, level: int = ZSTD_LEVEL) -> BlobWriter:
+        return BlobWriter(self, self.repo.chunker(), level)
 
     def put_blob(self, data: bytes) -> BlobRef:
         w = self.blob_writer()

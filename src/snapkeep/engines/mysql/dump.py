@@ -77,7 +77,7 @@ from snapkeep.engines.mysql.ranges import (
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
 from snapkeep.progress import Reporter
-from snapkeep.repository import Repository
+from snapkeep.repository import TEXT_ZSTD_LEVEL, Repository
 
 FORMAT = 3
 # Reading: no strictness, no CHAR padding; TIMESTAMPs exactly as stored (UTC).
@@ -294,7 +294,8 @@ class _Dump:
 
     def _open_workers(self, n: int) -> None:
         readers: list[StreamReader] = []
-        self.pool = WorkerPool(readers, self.repo.blob_writer, self.reporter)
+        self.pool = WorkerPool(readers, lambda: self.repo.blob_writer(TEXT_ZSTD_LEVEL),
+                               self.reporter)
         for _ in range(n):
             reader = StreamReader(connect_stream(self.target, doing=DOING))
             readers.append(reader)
