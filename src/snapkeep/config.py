@@ -23,6 +23,8 @@ DEFAULT_RESTORE_WINDOW_DAYS = 7
 DEFAULT_KEY_FILE = f"{STATE_DIR}/repository.key"
 STORAGE_OPTIONS = ("endpoint", "region", "access_key_id", "secret_access_key", "session_token")
 RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")
+CATALOG_FILE = "catalog.db"
+CATALOG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,15 @@ class ProjectConfig:
     repository_options: dict[str, str] = field(default_factory=dict, repr=False)
     # the master key file; None means the key is unlocked with a passphrase
     key_file: Path | None = None
+    # [project] catalog / SNAPKEEP_CATALOG: a postgresql:// URL shared by a team's servers
+    # and workers; None means the SQLite file in .snapkeep/. May hold a password: never
+    # print it, print ``catalog_description`` instead.
+    catalog_url: str | None = field(default=None, repr=False)
+
+    @property
+    def catalog_description(self) -> str:
+        return redact_url(self.catalog_url) if self.catalog_url else \
+            f"sqlite:///{self.state_dir / CATALOG_FILE}"
 
     @property
     def base_dir(self) -> Path:
@@ -189,6 +200,7 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
         raise ConfigError(f"{where}: `restore_window_days` must be a whole number of days ≥ 1")
 
     options, key_file = _repository_table(data.get("repository", {}), path)
+    catalog = _catalog_url(os.environ.get("SNAPKEEP_CATALOG") or project.get("catalog"), where)
 
     envs: dict[str, EnvironmentConfig] = {}
     raw_envs = data.get("environments", {})
@@ -216,7 +228,37 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
         )
     return ProjectConfig(path=path, id=pid, plan=plan, repository=repo,
                          restore_window_days=window, environments=envs,
-                         repository_options=options, key_file=key_file)
+                         repository_options=options, key_file=key_file, catalog_url=catalog)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``: what may be shown or logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=user + netloc).geturl()
+
+
+def _catalog_url(value: Any, where: str) -> str | None:
+    """The catalog URL (``postgresql://user[:password]@host:5432/db``), checked; None for
+    the default SQLite file. SNAPKEEP_CATALOG overrides ``catalog`` in the file."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: `catalog` must be a URL string such as "
+                          "postgresql://snapkeep@db.example:5432/snapkeep")
+    parts = urlsplit(value)
+    if parts.scheme not in CATALOG_SCHEMES:
+        raise ConfigError(
+            f"{where}: catalog URL {redact_url(value)} must start with postgresql:// "
+            "(e.g. postgresql://snapkeep@127.0.0.1:5432/snapkeep), or leave `catalog` out "
+            "for the SQLite file in .snapkeep/")
+    if parts.scheme != "sqlite" and not parts.path.strip("/"):
+        raise ConfigError(f"{where}: catalog URL {redact_url(value)} must name a database, "
+                          "as in postgresql://snapkeep@127.0.0.1:5432/snapkeep")
+    return value
 
 
 def _repository_table(table: Any, path: Path) -> tuple[dict[str, str], Path | None]:

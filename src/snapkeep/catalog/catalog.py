@@ -1,8 +1,10 @@
-"""Catalog access: one SQLite file in ``.snapkeep/`` (PostgreSQL for teams, #5).
+"""Catalog access: one SQLite file in ``.snapkeep/``, or PostgreSQL for teams (#5).
 
-Opening a catalog brings its schema to the newest Alembic revision. Several processes
-(a CLI, a detached worker) use one file at once: WAL mode and a busy timeout make that
+Opening a catalog brings its schema to the newest Alembic revision (on PostgreSQL under
+an advisory lock, so workers starting together migrate once). Several processes (a CLI,
+a detached worker) use one SQLite file at once: WAL mode and a busy timeout make that
 safe. Rows are returned detached, so callers may keep them after the session closes.
+A ``Catalog`` is thread-safe: every method opens its own session from the engine's pool.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy import create_engine, delete, event, inspect, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from snapkeep.catalog.identity import IdentityMixin
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
 from snapkeep.catalog.queue import QueueMixin
 from snapkeep.catalog.schedules import ScheduleMixin
+from snapkeep.config import CATALOG_FILE, redact_url
+from snapkeep.errors import ServiceUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0003"
+MIGRATION_LOCK = 0x736E61706B656570  # pg_advisory_xact_lock key: "snapkeep"
 
 
 def now() -> datetime:
@@ -36,34 +42,63 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL for a catalog URL: PostgreSQL goes through psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
-        if url.startswith("sqlite"):
+    def __init__(self, url: str, *, shown_as: str | None = None) -> None:
+        self.description = redact_url(shown_as or url)  # never the password
+        self.is_sqlite = url.startswith("sqlite")
+        # pool_pre_ping: a worker outlives server restarts and idle-connection reapers.
+        self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._migrate()
+        try:
+            self._migrate()
+        except OperationalError as e:
+            self.engine.dispose()
+            reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+            raise ServiceUnavailable(
+                f"cannot open the catalog {self.description}: {reason}; check that the "
+                "database server is running and the `catalog` URL in snapkeep.toml (or "
+                "SNAPKEEP_CATALOG) names it") from None
 
     @classmethod
     def at(cls, state_dir: Path) -> Catalog:
         state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{state_dir / 'catalog.db'}")
+        return cls(f"sqlite:///{state_dir / CATALOG_FILE}")
+
+    @classmethod
+    def from_url(cls, url: str) -> Catalog:
+        """A catalog at ``postgresql://user[:password]@host:port/db`` (or a sqlite URL).
+
+        The password may also come from libpq's PGPASSWORD or ~/.pgpass.
+        """
+        return cls(sqlalchemy_url(url), shown_as=url)
 
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
-            try:
+            if not self.is_sqlite:
+                # Held to the end of this transaction: one process migrates, the others
+                # then find the schema current.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            current = None
+            if inspect(conn).has_table("alembic_version"):
                 current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            except Exception:
-                current = None
-        if current == HEAD:
-            return
-        # Imported here: Alembic costs ~0.2 s of start-up, needed only when migrating.
-        from alembic import command
-        from alembic.config import Config as AlembicConfig
+            if current == HEAD:
+                return
+            # Imported here: Alembic costs ~0.2 s of start-up, needed only when migrating.
+            from alembic import command
+            from alembic.config import Config as AlembicConfig
 
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+            cfg = AlembicConfig()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -167,6 +202,7 @@ def _fix_activity(a: Activity | None) -> Activity | None:
         a.created_at = _aware(a.created_at)
         a.started_at = _aware(a.started_at)
         a.completed_at = _aware(a.completed_at)
+        a.lease_expires_at = _aware(a.lease_expires_at)
     return a
 
 

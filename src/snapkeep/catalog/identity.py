@@ -1,14 +1,206 @@
-"""Catalog access for users, environment roles, API tokens and console sessions."""
+"""Catalog access for users, environment roles, API tokens and console sessions.
+
+Emails are stored lowercased, so lookups are case-insensitive. Secrets never reach
+this module: tokens and session cookies arrive already hashed (SHA-256 hex).
+Rows come back detached with timezone-aware UTC datetimes, like the rest of the catalog.
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from snapkeep.catalog.models import ApiToken, EnvironmentRole, User, WebSession
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+# Using a token writes last_used_at at most this often, not on every request.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    # SQLite gives naive datetimes back; everything we store is UTC. (catalog.py has
+    # the same helper, but importing it from there would be circular.)
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+def _fix_user(u: User | None) -> User | None:
+    if u is not None:
+        u.created_at = _utc(u.created_at)
+    return u
+
+
+def _fix_token(t: ApiToken | None) -> ApiToken | None:
+    if t is not None:
+        t.created_at = _utc(t.created_at)
+        t.last_used_at = _utc(t.last_used_at)
+        t.revoked_at = _utc(t.revoked_at)
+    return t
+
+
+def _fix_session(w: WebSession | None) -> WebSession | None:
+    if w is not None:
+        w.created_at = _utc(w.created_at)
+        w.expires_at = _utc(w.expires_at)
+    return w
 
 
 class IdentityMixin:
     if TYPE_CHECKING:
         def session(self) -> AbstractContextManager[Session]: ...
+
+    # -- users -------------------------------------------------------------------------------
+
+    def add_user(self, email: str, display_name: str, *, password_hash: str | None = None,
+                 project_role: str | None = None) -> User | None:
+        """The new user, or None when a user with that email (in any case) exists."""
+        user = User(email=email.lower(), display_name=display_name,
+                    password_hash=password_hash, project_role=project_role,
+                    created_at=datetime.now(UTC))
+        try:
+            with self.session() as s:
+                if s.scalar(select(User.id).where(User.email == user.email)) is not None:
+                    return None
+                s.add(user)
+        except IntegrityError:  # another process added the same email in between
+            return None
+        return _fix_user(user)
+
+    def get_user(self, email: str) -> User | None:
+        with self.session() as s:
+            return _fix_user(s.scalar(select(User).where(User.email == email.lower())))
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        with self.session() as s:
+            return _fix_user(s.get(User, user_id))
+
+    def list_users(self) -> list[User]:
+        with self.session() as s:
+            return [_fix_user(u) for u in s.scalars(select(User).order_by(User.email))]
+
+    def delete_user(self, email: str) -> bool:
+        """Remove the user with their roles, tokens and sessions; False if there was none."""
+        with self.session() as s:
+            user = s.scalar(select(User).where(User.email == email.lower()))
+            if user is None:
+                return False
+            # Explicit deletes: SQLite enforces ON DELETE CASCADE only with the pragma on.
+            for model in (EnvironmentRole, ApiToken, WebSession):
+                s.execute(delete(model).where(model.user_id == user.id))
+            s.delete(user)
+        return True
+
+    def set_project_role(self, email: str, role: str | None) -> bool:
+        """Set (None: clear) the user's project role; False if there is no such user."""
+        return self._update_user(email, project_role=role)
+
+    def set_password_hash(self, email: str, password_hash: str | None) -> bool:
+        return self._update_user(email, password_hash=password_hash)
+
+    def _update_user(self, email: str, **fields: object) -> bool:
+        with self.session() as s:
+            user = s.scalar(select(User).where(User.email == email.lower()))
+            if user is None:
+                return False
+            for k, v in fields.items():
+                setattr(user, k, v)
+        return True
+
+    # -- environment roles -------------------------------------------------------------------
+
+    def set_environment_role(self, user_id: int, environment: str, role: str | None) -> None:
+        """Give the user ``role`` on the environment; None (or "none") removes it."""
+        with self.session() as s:
+            row = s.get(EnvironmentRole, (user_id, environment))
+            if role is None or role == "none":
+                if row is not None:
+                    s.delete(row)
+            elif row is None:
+                s.add(EnvironmentRole(user_id=user_id, environment=environment, role=role))
+            else:
+                row.role = role
+
+    def environment_roles(self, user_id: int) -> dict[str, str]:
+        """Environment name → role for one user."""
+        q = select(EnvironmentRole).where(EnvironmentRole.user_id == user_id)
+        with self.session() as s:
+            return {r.environment: r.role for r in s.scalars(q)}
+
+    def all_environment_roles(self) -> dict[int, dict[str, str]]:
+        """User id → (environment → role), for listing every user in one query."""
+        out: dict[int, dict[str, str]] = {}
+        with self.session() as s:
+            for r in s.scalars(select(EnvironmentRole).order_by(EnvironmentRole.environment)):
+                out.setdefault(r.user_id, {})[r.environment] = r.role
+        return out
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    def add_token(self, token_id: str, user_id: int, name: str, token_hash: str) -> ApiToken:
+        token = ApiToken(id=token_id, user_id=user_id, name=name, token_hash=token_hash,
+                         created_at=datetime.now(UTC))
+        with self.session() as s:
+            s.add(token)
+        return _fix_token(token)
+
+    def get_token(self, token_id: str) -> ApiToken | None:
+        with self.session() as s:
+            return _fix_token(s.get(ApiToken, token_id))
+
+    def list_tokens(self, user_id: int | None = None) -> list[ApiToken]:
+        q = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
+        if user_id is not None:
+            q = q.where(ApiToken.user_id == user_id)
+        with self.session() as s:
+            return [_fix_token(t) for t in s.scalars(q)]
+
+    def revoke_token(self, token_id: str) -> ApiToken | None:
+        """Mark the token revoked (keeping the first revocation time); None if unknown."""
+        with self.session() as s:
+            token = s.get(ApiToken, token_id)
+            if token is not None and token.revoked_at is None:
+                token.revoked_at = datetime.now(UTC)
+        return _fix_token(token)
+
+    def token_by_hash(self, token_hash: str, *, touch: bool = True) -> ApiToken | None:
+        """The token with this SHA-256, revoked or not; records its use unless revoked."""
+        with self.session() as s:
+            token = s.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+            if token is not None and touch and token.revoked_at is None:
+                at = datetime.now(UTC)
+                last = _utc(token.last_used_at)
+                if last is None or at - last >= TOUCH_EVERY:
+                    token.last_used_at = at
+        return _fix_token(token)
+
+    # -- console sessions --------------------------------------------------------------------
+
+    def add_web_session(self, id_hash: str, user_id: int, csrf_token: str,
+                        expires_at: datetime) -> WebSession:
+        row = WebSession(id_hash=id_hash, user_id=user_id, csrf_token=csrf_token,
+                         created_at=datetime.now(UTC), expires_at=expires_at)
+        with self.session() as s:
+            s.add(row)
+        return _fix_session(row)
+
+    def get_web_session(self, id_hash: str) -> WebSession | None:
+        with self.session() as s:
+            return _fix_session(s.get(WebSession, id_hash))
+
+    def delete_web_session(self, id_hash: str) -> None:
+        with self.session() as s:
+            s.execute(delete(WebSession).where(WebSession.id_hash == id_hash))
+
+    def delete_expired_sessions(self, now: datetime | None = None) -> int:
+        """Remove sessions past their expiry; how many went."""
+        cutoff = now or datetime.now(UTC)
+        with self.session() as s:
+            result = s.execute(delete(WebSession).where(WebSession.expires_at <= cutoff))
+            return result.rowcount or 0

@@ -1,14 +1,304 @@
-"""Catalog access for the activity queue: enqueue, claim (SKIP LOCKED), leases, cancel."""
+"""Catalog access for the activity queue: enqueue, claim (SKIP LOCKED), leases, cancel.
+
+One activity runs per environment at a time, on whichever host: the guard is the
+``environments.running_activity`` column, set when an activity is claimed and cleared in
+the same transaction that finishes (or fails) it.
+
+Claiming is atomic on both databases:
+
+- PostgreSQL (READ COMMITTED): the oldest eligible pending activity is locked with
+  ``SELECT … FOR UPDATE SKIP LOCKED`` (two workers never lock the same row), then the
+  environment is taken with ``UPDATE environments SET running_activity = :id WHERE name =
+  :env AND running_activity IS NULL``. Its row count decides: a worker that raced another
+  for the same environment waits on the row lock, re-evaluates the condition on the
+  committed row, updates nothing, and tries another environment.
+- SQLite: the whole claim runs in ``BEGIN IMMEDIATE``, which admits one writer at a time.
+
+Within an environment activities run oldest first: a pending activity is eligible only
+when no older one of its environment is pending.
+
+Times are the host's UTC clock: hosts sharing a catalog need synchronised clocks (NTP);
+a skew well below the lease length is harmless.
+"""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
+
+from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import Session, sessionmaker
+
+LIVE = ("pending", "in_progress")
+MAX_CLAIM_TRIES = 50  # environments skipped in one claim because another worker took them
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+def _fixed(a: Activity | None) -> Activity | None:
+    # SQLite gives naive datetimes back; everything stored is UTC.
+    if a is not None:
+        a.created_at = _aware(a.created_at)
+        a.started_at = _aware(a.started_at)
+        a.completed_at = _aware(a.completed_at)
+        a.lease_expires_at = _aware(a.lease_expires_at)
+    return a
 
 
 class QueueMixin:
     if TYPE_CHECKING:
+        is_sqlite: bool
+        _sessions: sessionmaker[Session]
+
         def session(self) -> AbstractContextManager[Session]: ...
+
+    @contextmanager
+    def _queue_tx(self) -> Iterator[Session]:
+        """A transaction for a queue decision: on SQLite it holds the write lock from its
+        first statement (a deferred one could not upgrade once another writer went first)."""
+        with self._sessions() as s, s.begin():
+            if self.is_sqlite:
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield s
+
+    # -- adding work ---------------------------------------------------------------------
+
+    def enqueue(self, activity: Activity, *, unless_busy: bool = False) -> Activity | None:
+        """Add ``activity`` as pending. With ``unless_busy``, add nothing when its environment
+        already has a pending or running activity, and return that one; else None."""
+        with self._queue_tx() as s:
+            if unless_busy:
+                self._lock_environment(s, activity.environment)
+                blocker = self._live_activity(s, activity.environment)
+                if blocker is not None:
+                    return _fixed(blocker)
+            activity.state = "pending"
+            activity.cancel_requested = False
+            s.add(activity)
+        return None
+
+    def start(self, activity: Activity, worker_id: str, lease_seconds: float,
+              pid: int | None = None) -> Activity | None:
+        """Add ``activity`` already running (in_progress, owned by ``worker_id``, its lease
+        ``lease_seconds`` long) and take its environment — unless the environment has a
+        pending or running activity: then add nothing and return that one; else None."""
+        with self._queue_tx() as s:
+            env = self._lock_environment(s, activity.environment)
+            blocker = self._live_activity(s, activity.environment)
+            if blocker is not None:
+                return _fixed(blocker)
+            at = _now()
+            activity.state, activity.worker, activity.pid = "in_progress", worker_id, pid
+            activity.started_at = activity.started_at or at
+            activity.lease_expires_at = at + timedelta(seconds=lease_seconds)
+            activity.cancel_requested = False
+            s.add(activity)
+            env.running_activity = activity.id  # a stale value had no live activity behind it
+        return None
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def claim_next(self, worker_id: str, lease_seconds: float,
+                   environments: Sequence[str] | None = None) -> Activity | None:
+        """Take the oldest pending activity whose environment runs nothing, as
+        ``worker_id``; None when there is none. See the module docstring."""
+        return self._claim(worker_id, lease_seconds, environments=environments)
+
+    def claim_specific(self, activity_id: str, worker_id: str,
+                       lease_seconds: float) -> Activity | None:
+        """Take exactly this activity if it is pending, its environment runs nothing and no
+        older activity of its environment is pending; else None (try again later, or it
+        was taken, cancelled or finished: read it to know)."""
+        return self._claim(worker_id, lease_seconds, activity_id=activity_id)
+
+    def _claim(self, worker_id: str, lease_seconds: float, *,
+               environments: Sequence[str] | None = None,
+               activity_id: str | None = None) -> Activity | None:
+        older = aliased(Activity)
+        busy = select(EnvironmentState.name).where(EnvironmentState.running_activity.is_not(None))
+        skipped: set[str] = set()
+        with self._queue_tx() as s:
+            for _ in range(MAX_CLAIM_TRIES):
+                q = (select(Activity)
+                     .where(Activity.state == "pending", Activity.environment.not_in(busy))
+                     .where(~exists().where(
+                         older.environment == Activity.environment, older.state == "pending",
+                         or_(older.created_at < Activity.created_at,
+                             and_(older.created_at == Activity.created_at,
+                                  older.id < Activity.id))))
+                     .order_by(Activity.created_at, Activity.id).limit(1))
+                if activity_id is not None:
+                    q = q.where(Activity.id == activity_id)
+                if environments is not None:
+                    q = q.where(Activity.environment.in_(list(environments)))
+                if skipped:
+                    q = q.where(Activity.environment.not_in(skipped))
+                if not self.is_sqlite:
+                    q = q.with_for_update(skip_locked=True, of=Activity)
+                a = s.scalars(q).first()
+                if a is None:
+                    return None
+                if self._take_environment(s, a.environment, a.id):
+                    at = _now()
+                    a.state, a.worker, a.started_at = "in_progress", worker_id, at
+                    a.lease_expires_at = at + timedelta(seconds=lease_seconds)
+                    return _fixed(a)
+                skipped.add(a.environment)  # another worker took it a moment ago
+        return None
+
+    def _ensure_environment(self, s: Session, name: str) -> None:
+        dialect = sqlite if self.is_sqlite else postgresql
+        s.execute(dialect.insert(EnvironmentState)
+                  .values(name=name, status="active", updated_at=_now())
+                  .on_conflict_do_nothing(index_elements=["name"]))
+
+    def _lock_environment(self, s: Session, name: str) -> EnvironmentState:
+        """The environment's row, locked to the end of the transaction (created if missing):
+        starting an activity on it is decided by one transaction at a time."""
+        self._ensure_environment(s, name)
+        q = select(EnvironmentState).where(EnvironmentState.name == name)
+        if not self.is_sqlite:
+            q = q.with_for_update()
+        return s.scalars(q).one()
+
+    def _take_environment(self, s: Session, name: str, activity_id: str) -> bool:
+        self._ensure_environment(s, name)
+        res = s.execute(update(EnvironmentState)
+                        .where(EnvironmentState.name == name,
+                               EnvironmentState.running_activity.is_(None))
+                        .values(running_activity=activity_id)
+                        .execution_options(synchronize_session=False))
+        return res.rowcount == 1  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _live_activity(s: Session, environment: str) -> Activity | None:
+        q = (select(Activity).where(Activity.environment == environment,
+                                    Activity.state.in_(LIVE))
+             .order_by(Activity.state, Activity.created_at).limit(1))  # in_progress first
+        return s.scalars(q).first()
+
+    # -- while it runs -------------------------------------------------------------------
+
+    def renew_lease(self, activity_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when ``worker_id`` no longer owns a running activity
+        (it was reaped as interrupted): the worker must stop it."""
+        with self.session() as s:
+            res = s.execute(update(Activity)
+                            .where(Activity.id == activity_id, Activity.worker == worker_id,
+                                   Activity.state == "in_progress")
+                            .values(lease_expires_at=_now() + timedelta(seconds=lease_seconds))
+                            .execution_options(synchronize_session=False))
+            return res.rowcount == 1  # type: ignore[attr-defined]
+
+    def finish(self, activity_id: str, worker_id: str | None, *, state: str,
+               result: str | None, **fields: Any) -> bool:
+        """End a running activity (``state`` complete or cancelled) and free its environment,
+        in one transaction. With ``worker_id``, only while that worker still owns it;
+        False when it did not (it was reaped meanwhile), and nothing is changed."""
+        with self._queue_tx() as s:
+            a = self._locked_activity(s, activity_id)
+            if a is None or a.state not in LIVE or (worker_id and a.worker != worker_id):
+                return False
+            for k, v in fields.items():
+                setattr(a, k, v)
+            a.state, a.result = state, result
+            a.completed_at = a.completed_at or _now()
+            self._free_environment(s, a.environment, a.id)
+            return True
+
+    def fail_interrupted(self, activity_id: str, error: str, *, log: str | None = None,
+                         lease_expired_before: datetime | None = None) -> bool:
+        """Mark a running activity whose runner is gone as failed, with ``log`` as its last
+        log line, and free its environment, in one transaction. With
+        ``lease_expired_before``, only if its lease still ends before that instant (a
+        renewal that came in meanwhile wins). False when nothing was changed."""
+        with self._queue_tx() as s:
+            a = self._locked_activity(s, activity_id)
+            if a is None or a.state != "in_progress":
+                return False
+            expiry = _aware(a.lease_expires_at)
+            if lease_expired_before is not None and (expiry is None
+                                                     or expiry >= lease_expired_before):
+                return False
+            a.state, a.result, a.completed_at, a.error = "complete", "failure", _now(), error
+            if log:
+                s.add(ActivityLog(activity_id=a.id, at=_now(), message=log))
+            self._free_environment(s, a.environment, a.id)
+            return True
+
+    def expired_leases(self, at: datetime | None = None) -> list[Activity]:
+        """Running activities whose lease ended before ``at`` (default: now)."""
+        q = (select(Activity).where(Activity.state == "in_progress",
+                                    Activity.lease_expires_at < (at or _now()))
+             .order_by(Activity.lease_expires_at))
+        with self.session() as s:
+            return [_fixed(a) for a in s.scalars(q)]  # type: ignore[misc]
+
+    def running_activity(self, environment: str) -> str | None:
+        """The ID of the activity that holds ``environment``, if any."""
+        with self.session() as s:
+            row = s.get(EnvironmentState, environment)
+            return row.running_activity if row else None
+
+    def _locked_activity(self, s: Session, activity_id: str) -> Activity | None:
+        q = select(Activity).where(Activity.id == activity_id)
+        if not self.is_sqlite:
+            q = q.with_for_update()
+        return s.scalars(q).first()
+
+    @staticmethod
+    def _free_environment(s: Session, environment: str, activity_id: str) -> None:
+        s.execute(update(EnvironmentState)
+                  .where(EnvironmentState.name == environment,
+                         EnvironmentState.running_activity == activity_id)
+                  .values(running_activity=None)
+                  .execution_options(synchronize_session=False))
+
+    # -- cancelling ----------------------------------------------------------------------
+
+    def request_cancel(self, activity_id: str, by: str, *, cancelled_log: str,
+                       requested_log: str) -> Activity | None:
+        """Cancel a pending activity at once (state cancelled, result failure, last log line
+        ``cancelled_log``), or flag a running one (``cancel_requested``, logging
+        ``requested_log``; its runner stops at its next safe point). Finished activities
+        are left alone. Returns the activity as it now is, or None if it does not exist."""
+        with self._queue_tx() as s:
+            a = self._locked_activity(s, activity_id)
+            if a is None:
+                return None
+            message = None
+            if a.state == "pending":
+                a.state, a.result, a.completed_at = "cancelled", "failure", _now()
+                a.error, message = f"cancelled by {by}", cancelled_log
+            elif a.state == "in_progress" and not a.cancel_requested:
+                a.cancel_requested = True
+                a.parameters = {**(a.parameters or {}), "cancelled_by": by}
+                message = requested_log
+            if message:
+                s.add(ActivityLog(activity_id=a.id, at=_now(), message=message))
+            return _fixed(a)
+
+    def cancel_requested_by(self, activity_id: str) -> str | None:
+        """Who asked to cancel this running activity, or None if nobody did."""
+        with self.session() as s:
+            row = s.execute(select(Activity.cancel_requested, Activity.parameters)
+                            .where(Activity.id == activity_id)).first()
+        if row is None or not row.cancel_requested:
+            return None
+        return str((row.parameters or {}).get("cancelled_by") or "someone")

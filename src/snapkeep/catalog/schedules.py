@@ -1,14 +1,89 @@
-"""Catalog access for cron schedules of automatic backups (mixed into ``Catalog``)."""
+"""Catalog access for cron schedules of automatic backups (mixed into ``Catalog``).
+
+``claim_schedule`` is how several schedulers sharing one catalog (PostgreSQL) avoid
+firing a schedule twice: a conditional UPDATE that only the first of them can make.
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError as DuplicateKey
+
+from snapkeep.catalog.models import Schedule
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite gives naive datetimes back; everything we store is UTC.
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+def _fix(s: Schedule) -> Schedule:
+    s.created_at = _aware(s.created_at)
+    s.last_run_at = _aware(s.last_run_at)
+    s.next_run_at = _aware(s.next_run_at)
+    return s
+
+
 class ScheduleMixin:
     if TYPE_CHECKING:
         def session(self) -> AbstractContextManager[Session]: ...
+
+    def add_schedule(self, schedule: Schedule) -> bool:
+        """Insert; False (and nothing changed) if a schedule with that id exists already."""
+        try:
+            with self.session() as s:
+                s.add(schedule)
+        except DuplicateKey:
+            return False
+        return True
+
+    def get_schedule(self, schedule_id: str) -> Schedule | None:
+        with self.session() as s:
+            row = s.get(Schedule, schedule_id)
+            return _fix(row) if row is not None else None
+
+    def list_schedules(self, environment: str | None = None, *,
+                       origin: str | None = None) -> list[Schedule]:
+        q = select(Schedule).order_by(Schedule.environment, Schedule.created_at, Schedule.id)
+        if environment is not None:
+            q = q.where(Schedule.environment == environment)
+        if origin is not None:
+            q = q.where(Schedule.origin == origin)
+        with self.session() as s:
+            return [_fix(x) for x in s.scalars(q)]
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        with self.session() as s:
+            return s.execute(delete(Schedule).where(Schedule.id == schedule_id)).rowcount == 1
+
+    def due_schedules(self, at: datetime) -> list[Schedule]:
+        """Schedules whose next run is at or before ``at``, the longest-waiting first."""
+        q = (select(Schedule).where(Schedule.next_run_at <= at)
+             .order_by(Schedule.next_run_at, Schedule.id))
+        with self.session() as s:
+            return [_fix(x) for x in s.scalars(q)]
+
+    def claim_schedule(self, schedule_id: str, expected_next: datetime | None,
+                       new_next: datetime, ran_at: datetime) -> bool:
+        """Move a due schedule on to ``new_next`` if its next run is still ``expected_next``.
+
+        True for exactly one of several callers racing for the same run: the UPDATE is
+        conditional on the value each read, and only the first one's condition still holds.
+        """
+        cond = Schedule.next_run_at.is_(None) if expected_next is None else \
+            Schedule.next_run_at == expected_next
+        with self.session() as s:
+            res = s.execute(update(Schedule)
+                            .where(Schedule.id == schedule_id, cond)
+                            .values(next_run_at=new_next, last_run_at=ran_at)
+                            .execution_options(synchronize_session=False))
+            return res.rowcount == 1

@@ -56,9 +56,21 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from snapkeep.cli import activity, environment, key, project, repository, snapshot
+    from snapkeep.cli import (
+        activity,
+        auth,
+        environment,
+        key,
+        project,
+        repository,
+        schedule,
+        snapshot,
+        user,
+        worker,
+    )
 
-    for module in (snapshot, environment, activity, project, repository, key):
+    for module in (snapshot, environment, activity, project, repository, key, user, auth,
+                   schedule, worker):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -16,9 +16,19 @@ from snapkeep.policy.rules import (
     require_restorable,
     require_role,
 )
+from snapkeep.policy.schedules import (
+    PlanSchedule,
+    next_run,
+    next_runs,
+    plan_schedule,
+    require_schedule_role,
+    validate_cron,
+)
 
 __all__ = [
     "Action", "Actor", "RetentionPolicy", "SnapshotFacts", "expires_at", "is_restorable",
     "local_operator", "plan_expiry", "require_active", "require_manual_snapshot_allowed",
     "require_restorable", "require_role",
+    "PlanSchedule", "next_run", "next_runs", "plan_schedule", "require_schedule_role",
+    "validate_cron",
 ]

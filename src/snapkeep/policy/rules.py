@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from snapkeep.errors import PermissionDenied, PolicyError
+from snapkeep.errors import PermissionDenied, PolicyError, UsageError
 
 
 class Action(StrEnum):
@@ -13,6 +13,7 @@ class Action(StrEnum):
     SNAPSHOT_DELETE = "delete a snapshot"
     SNAPSHOT_READ = "list snapshots"
     ACTIVITY_READ = "read activities"
+    ACTIVITY_CANCEL = "cancel an activity"
     ENVIRONMENT_MANAGE = "change the environment's status"
 
 
@@ -22,6 +23,7 @@ _NEEDS = {
     Action.SNAPSHOT_RESTORE: "admin",
     Action.SNAPSHOT_DELETE: "admin",
     Action.ENVIRONMENT_MANAGE: "admin",
+    Action.ACTIVITY_CANCEL: "admin",
     Action.SNAPSHOT_READ: "viewer",
     Action.ACTIVITY_READ: "viewer",
 }
@@ -36,6 +38,7 @@ class Actor:
     name: str
     project_role: str | None = None
     environment_roles: dict[str, str] = field(default_factory=dict)
+    email: str | None = None  # the signed-in user's; None for the local operator
 
     def role_on(self, environment: str) -> str | None:
         if self.project_role == "admin":
@@ -44,6 +47,38 @@ class Actor:
         if role is None and self.project_role == "viewer":
             return "viewer"
         return role
+
+
+PROJECT_ROLES = ("admin", "viewer")
+ENVIRONMENT_ROLES = ("admin", "contributor", "viewer")
+
+
+def check_project_role(role: str | None) -> str | None:
+    """``role`` lowercased if it is a project role; ``none``/None mean no project role."""
+    value = (role or "none").strip().lower()
+    if value == "none":
+        return None
+    if value not in PROJECT_ROLES:
+        raise UsageError(f"unknown project role {role!r}; choose admin, viewer or none")
+    return value
+
+
+def check_environment_role(role: str | None) -> str | None:
+    """``role`` lowercased if it is an environment role; ``none``/None mean remove it."""
+    value = (role or "none").strip().lower()
+    if value == "none":
+        return None
+    if value not in ENVIRONMENT_ROLES:
+        raise UsageError(f"unknown environment role {role!r}; "
+                         "choose admin, contributor, viewer or none")
+    return value
+
+
+def require_project_admin(actor: Actor, doing: str) -> None:
+    """Only project admins manage users and other people's tokens."""
+    if actor.project_role != "admin":
+        raise PermissionDenied(f"{actor.name} is not a project admin; you need the project "
+                               f"Admin role to {doing}. Ask a project admin to do it.")
 
 
 def local_operator(name: str = "local operator") -> Actor:

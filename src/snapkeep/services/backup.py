@@ -86,6 +86,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
             expires_at=expires.isoformat() if expires else None,
             live=live, automated=automated, commit_id=commit, services=services,
             mounts=mounts, size_bytes=size)
+        rec.point_of_no_return("the snapshot's commit")  # no cancel once it is listed
         session.commit(manifest)
     ctx.catalog.put_snapshot(row_from_manifest(manifest))
     rec.log(f"Created backup {snapshot_id} ({_mib(size)} of data, {_mib(manifest.added_bytes)} "

@@ -47,8 +47,22 @@ class Context:
                               f"{config.id!r} ({config.path}); change directory or drop -p")
         return cls(config)
 
+    def for_actor(self, actor: Actor) -> Context:
+        """This context acting as ``actor`` (a server's request): the same config and the
+        catalog/repository this one already opened, shared rather than opened again. Open
+        them here first (touch ``catalog``/``repository``) or each copy opens its own."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.actor = actor
+        return other
+
     @cached_property
     def catalog(self) -> Catalog:
+        """The configured catalog: PostgreSQL when ``catalog``/SNAPKEEP_CATALOG names one,
+        else the SQLite file in ``.snapkeep/``. Thread-safe, but a Context as a whole is
+        not (its repository keeps per-process state): give each worker thread its own."""
+        if self.config.catalog_url:
+            return Catalog.from_url(self.config.catalog_url)
         return Catalog.at(self.config.state_dir)
 
     @cached_property

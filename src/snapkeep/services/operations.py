@@ -1,14 +1,24 @@
-"""Starting the mutating use cases as activities, in this process or a detached worker.
+"""Starting the mutating use cases as activities: in this process, or queued for a worker.
 
 Each ``start_*`` checks policy first (role, active environment, plan, restore window),
-then claims the environment (one activity at a time) and runs — or, with
-``detach=True``, hands the claim (and its lock) to a worker process and returns at once.
+then records the activity and, by default, runs it here to its end. Three ways:
+
+- default: the activity starts at once (``in_progress``) and runs in this process;
+- ``queue=True`` (the API): it is queued (``pending``) and returned at once; workers
+  (``snapkeep serve``'s threads, ``snapkeep worker`` processes) claim and run it;
+- ``detach=True`` (the CLI's ``--no-wait``): queued as above, plus a one-shot worker
+  process, ``python -m snapkeep.worker --activity ID``, started for it — so a laptop with
+  no server still runs it; when a server's worker claims it first, the one-shot exits.
+
+All three raise BusyError when the environment already has an activity pending or
+running, except with ``queue_behind=True`` (a schedule): then it waits its turn.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 from snapkeep.catalog import Activity
 from snapkeep.catalog.catalog import now
@@ -31,9 +41,14 @@ def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
     require_active(env.name, ctx.catalog.environment_status(env.name))
 
 
+def _state(detach: bool, queue: bool) -> str:
+    return "pending" if detach or queue else "in_progress"
+
+
 def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bool = False,
                  observer: Observer | None = None, automated: bool = False,
-                 threads: int | None = None) -> Activity:
+                 threads: int | None = None, queue: bool = False,
+                 queue_behind: bool = False) -> Activity:
     _check_env(ctx, env, Action.SNAPSHOT_CREATE)
     if not automated:
         require_manual_snapshot_allowed(ctx.config.plan, env.type, env.name)
@@ -41,34 +56,36 @@ def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bo
     desc = f"{ctx.actor.name} created a backup of {env.name}"
     c = activities.claim(ctx, env.name, activities.BACKUP, desc,
                          {"live": live, "automated": automated, "threads": threads},
-                         state="pending" if detach else "in_progress")
-    return _go(ctx, c, detach, observer)
+                         state=_state(detach, queue), unless_busy=not queue_behind)
+    return _go(ctx, c, detach, queue, observer)
 
 
 def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
                   detach: bool = False, observer: Observer | None = None,
-                  threads: int | None = None) -> Activity:
+                  threads: int | None = None, queue: bool = False) -> Activity:
     _check_env(ctx, env, Action.SNAPSHOT_RESTORE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     require_restorable(snap.id, snap.status, snap.expires_at, now())
     desc = f"{ctx.actor.name} restored {env.name} from backup {snap.id}"
     c = activities.claim(ctx, env.name, activities.RESTORE, desc,
                          {"snapshot_id": snap.id, "threads": threads},
-                         state="pending" if detach else "in_progress")
-    return _go(ctx, c, detach, observer)
+                         state=_state(detach, queue))
+    return _go(ctx, c, detach, queue, observer)
 
 
 def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
-                    observer: Observer | None = None) -> Activity:
+                    observer: Observer | None = None, *, queue: bool = False) -> Activity:
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     desc = f"{ctx.actor.name} deleted backup {snap.id} of {env.name}"
-    c = activities.claim(ctx, env.name, activities.DELETE, desc, {"snapshot_ids": [snap.id]})
-    return _go(ctx, c, False, observer)
+    c = activities.claim(ctx, env.name, activities.DELETE, desc, {"snapshot_ids": [snap.id]},
+                         state=_state(False, queue))
+    return _go(ctx, c, False, queue, observer)
 
 
-def expire_snapshots(ctx: Context, env: EnvironmentConfig,
-                     observer: Observer | None = None) -> tuple[Activity | None, list]:
+def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | None = None,
+                     *, queue: bool = False,
+                     queue_behind: bool = False) -> tuple[Activity | None, list]:
     """Delete the snapshots the restore window and retention policy no longer keep."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     decisions = retention.plan(ctx, env)
@@ -76,18 +93,24 @@ def expire_snapshots(ctx: Context, env: EnvironmentConfig,
     if not expired:
         return None, decisions
     desc = f"{ctx.actor.name} expired {len(expired)} backup(s) of {env.name}"
-    c = activities.claim(ctx, env.name, activities.EXPIRE, desc, {"snapshot_ids": expired})
-    return _go(ctx, c, False, observer), decisions
+    c = activities.claim(ctx, env.name, activities.EXPIRE, desc, {"snapshot_ids": expired},
+                         state=_state(False, queue), unless_busy=not queue_behind)
+    return _go(ctx, c, False, queue, observer), decisions
 
 
-def _go(ctx: Context, c: Claim, detach: bool, observer: Observer | None) -> Activity:
+def _go(ctx: Context, c: Claim, detach: bool, queue: bool,
+        observer: Observer | None) -> Activity:
     if detach:
         return _detach(ctx, c)
+    if queue:
+        return c.activity
     return execute(ctx, c, observer)
 
 
-def execute(ctx: Context, c: Claim, observer: Observer | None = None) -> Activity:
-    """Run a claimed activity to the end (used in-process and by the worker)."""
+def execute(ctx: Context, c: Claim, observer: Observer | None = None, *,
+            stop: threading.Event | None = None) -> Activity:
+    """Run a claimed activity to the end (in-process, and by workers). Raises what the
+    activity failed with, after recording it."""
     a = c.activity
     env = ctx.config.environment(a.environment)
     params = a.parameters or {}
@@ -109,16 +132,17 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None) -> Activit
             return None
         raise UsageError(f"unknown activity type {a.type}")
 
-    return activities.run(ctx, c, work, observer)
+    return activities.run(ctx, c, work, observer, stop=stop)
 
 
 def _detach(ctx: Context, c: Claim) -> Activity:
+    """Start a one-shot worker process for the queued activity (its output goes to
+    ``.snapkeep/logs/<id>.log``); it claims exactly that activity, or exits if another
+    worker ran it."""
     log = ctx.state_path("logs", f"{c.activity.id}.log")
     with open(log, "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "snapkeep.worker", str(ctx.config.path), c.activity.id,
-             str(c.lock.fd)],
-            pass_fds=(c.lock.fd,), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True)
-    c.lock.close_without_unlock()  # the worker holds the lock now
+            [sys.executable, "-m", "snapkeep.worker", "--config", str(ctx.config.path),
+             "--activity", c.activity.id],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     return c.activity

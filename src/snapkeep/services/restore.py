@@ -66,6 +66,9 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
             if db_desc is not None and target is not None:
                 prepared.append(mysql.prepare_restore(target, db_desc, repo, rec,
                                                       threads=threads))
+        # A cancel stops a restore up to here (the prepared parts are dropped), never in
+        # its cut-over: a half-done one is never left by choice.
+        rec.point_of_no_return("the cut-over")
     except BaseException as e:
         for p in prepared:
             p.abort()

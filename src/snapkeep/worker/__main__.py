@@ -1,33 +1,41 @@
-"""Detached activity runner: ``python -m snapkeep.worker CONFIG ACTIVITY_ID LOCK_FD``.
+"""One-shot worker for ``--no-wait``: ``python -m snapkeep.worker --config PATH --activity ID``.
 
-Started by ``--no-wait``; inherits the environment lock (an open, flocked fd) from the
-command that claimed the activity, runs it, and exits.
+Claims exactly that queued activity (waiting while its environment is busy), runs it
+with a lease like any worker, and exits. If another worker (a server's) ran it or
+someone cancelled it first, it exits without doing anything.
 """
 
 from __future__ import annotations
 
+import argparse
+import signal
 import sys
 
 from snapkeep.errors import SnapkeepError
-from snapkeep.services import activities, operations
+from snapkeep.services.activities import LEASE_SECONDS
 from snapkeep.services.context import Context
-from snapkeep.services.locks import EnvironmentLock
+from snapkeep.services.workers import Worker
 
 
 def main(argv: list[str]) -> int:
-    config_path, activity_id, fd = argv[0], argv[1], int(argv[2])
-    ctx = Context.load(config_path)
-    activity = ctx.catalog.get_activity(activity_id)
-    if activity is None:
-        print(f"activity {activity_id} does not exist", file=sys.stderr)
-        return 3
-    lock = EnvironmentLock.adopt(activities.lock_path(ctx, activity.environment), fd)
+    parser = argparse.ArgumentParser(prog="python -m snapkeep.worker")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--activity", required=True)
+    parser.add_argument("--lease", type=float, default=LEASE_SECONDS)
+    args = parser.parse_args(argv)
     try:
-        operations.execute(ctx, activities.Claim(activity, lock))
+        ctx = Context.load(args.config)
+        worker = Worker(ctx, lease_seconds=args.lease, report=lambda line: print(line))
+        signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+        a = worker.run_activity(args.activity)
     except SnapkeepError as e:
-        print(f"activity {activity_id} failed: {e}", file=sys.stderr)
+        print(f"activity {args.activity}: {e}", file=sys.stderr)
         return e.exit_code
-    return 0
+    if a is None:
+        print(f"activity {args.activity} does not exist, or the worker was stopped",
+              file=sys.stderr)
+        return 3
+    return 0 if a.result != "failure" else 1
 
 
 if __name__ == "__main__":

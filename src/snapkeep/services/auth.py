@@ -1,0 +1,234 @@
+"""Who is asking: API tokens, passwords and console sessions, each turned into an ``Actor``.
+
+Secrets are shown once and never stored: the catalog keeps SHA-256 of tokens and
+session cookies, and argon2id hashes of passwords. Every refusal here is an
+``AuthenticationError`` (401) that says what to do, except a bad CSRF token (403).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from snapkeep.catalog import ApiToken, User
+from snapkeep.catalog.catalog import now
+from snapkeep.errors import AuthenticationError, NotFoundError, PermissionDenied, UsageError
+from snapkeep.ids import new_id
+from snapkeep.policy.rules import Actor, require_project_admin
+from snapkeep.services.context import Context
+
+TOKEN_PREFIX = "sk_"
+SESSION_TTL = timedelta(hours=12)
+MIN_PASSWORD_LENGTH = 8
+
+_hasher = PasswordHasher()  # argon2id with the library's recommended cost
+
+NEW_TOKEN_HINT = ("ask a project admin for a new one "
+                  "(`snapkeep auth:token:create --user EMAIL`)")
+BAD_LOGIN = ("wrong email or password; check both and try again, or ask a project admin to "
+             "set a password with `snapkeep user:password EMAIL --password-stdin`")
+
+
+# -- hashing -----------------------------------------------------------------------------------
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex: what the catalog keeps of a token or a session cookie. Secrets are
+    high-entropy random strings, so a fast hash is enough (unlike passwords)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UsageError(f"the password is too short: use at least {MIN_PASSWORD_LENGTH} "
+                         "characters (a passphrase of a few words is easy to remember)")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash (with its salt and parameters) of an acceptable password."""
+    check_password_strength(password)
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches; a missing hash is checked against a dummy one, so
+    unknown users and users without a password cost the same time as a wrong password."""
+    try:
+        _hasher.verify(password_hash or _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return password_hash is not None
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def check_csrf(expected: str, given: str | None) -> None:
+    """Refuse a console form whose CSRF token is missing or not this session's."""
+    if not given or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise PermissionDenied("the form expired or did not come from this console; "
+                               "reload the page and try again")
+
+
+# -- actors ------------------------------------------------------------------------------------
+
+def actor_for_user(ctx: Context, user: User) -> Actor:
+    """The Actor a user acts as: their project role and environment roles."""
+    return Actor(name=user.display_name or user.email, project_role=user.project_role,
+                 environment_roles=ctx.catalog.environment_roles(user.id), email=user.email)
+
+
+def authenticate_password(ctx: Context, email: str, password: str) -> Actor:
+    """The user's Actor if the password is right; one message for every failure."""
+    user = ctx.catalog.get_user(email.strip()) if email else None
+    stored = user.password_hash if user is not None else None
+    if not verify_password(stored, password or ""):
+        raise AuthenticationError(BAD_LOGIN)
+    assert user is not None and stored is not None  # verify_password is False otherwise
+    if _hasher.check_needs_rehash(stored):  # the cost parameters went up since
+        ctx.catalog.set_password_hash(user.email, _hasher.hash(password))
+    return actor_for_user(ctx, user)
+
+
+# -- API tokens --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as listed: never its secret."""
+
+    id: str
+    user: str  # the owner's email
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(dt: datetime | None) -> str | None:
+            return dt.isoformat(timespec="seconds") if dt else None
+        return {"id": self.id, "user": self.user, "name": self.name,
+                "created_at": iso(self.created_at), "last_used_at": iso(self.last_used_at),
+                "revoked_at": iso(self.revoked_at), "active": self.active}
+
+
+def _token_info(token: ApiToken, email: str) -> TokenInfo:
+    return TokenInfo(id=token.id, user=email, name=token.name, created_at=token.created_at,
+                     last_used_at=token.last_used_at, revoked_at=token.revoked_at)
+
+
+def _user(ctx: Context, email: str) -> User:
+    user = ctx.catalog.get_user(email.strip())
+    if user is None:
+        raise NotFoundError(f"no user {email!r}; add one with `snapkeep user:add {email}` "
+                            "or see `snapkeep user:list`")
+    return user
+
+
+def _require_self_or_admin(ctx: Context, email: str, doing: str) -> None:
+    # People manage their own tokens; project admins manage everyone's.
+    if ctx.actor.email is None or ctx.actor.email != email.strip().lower():
+        require_project_admin(ctx.actor, doing)
+
+
+def create_token(ctx: Context, email: str, name: str | None = None) -> tuple[str, str]:
+    """A new API token for the user: ``(token_id, secret)``. Show the secret once; only
+    its hash is kept. Project admins create tokens for anyone, others for themselves."""
+    _require_self_or_admin(ctx, email, f"create an API token for {email}")
+    user = _user(ctx, email)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ctx.catalog.add_token(new_id(), user.id, (name or "api").strip()[:200],
+                                  hash_secret(secret))
+    return token.id, secret
+
+
+def revoke_token(ctx: Context, token: str) -> TokenInfo:
+    """Revoke a token given its ID (or its secret). Idempotent; NotFoundError if unknown."""
+    token = token.strip()
+    row = (ctx.catalog.token_by_hash(hash_secret(token), touch=False)
+           if token.startswith(TOKEN_PREFIX) else ctx.catalog.get_token(token))
+    owner = ctx.catalog.get_user_by_id(row.user_id) if row is not None else None
+    if row is None or owner is None:
+        raise NotFoundError("no such API token; see the IDs with `snapkeep auth:token:list`")
+    _require_self_or_admin(ctx, owner.email, f"revoke {owner.email}'s API token")
+    revoked = ctx.catalog.revoke_token(row.id)
+    assert revoked is not None
+    return _token_info(revoked, owner.email)
+
+
+def list_tokens(ctx: Context, email: str | None = None) -> list[TokenInfo]:
+    """Tokens of one user, or of everyone (project admins only), oldest first."""
+    if email is None:
+        if ctx.actor.project_role != "admin" and ctx.actor.email:
+            email = ctx.actor.email  # a non-admin sees their own
+        else:
+            require_project_admin(ctx.actor, "list everyone's API tokens")
+    if email is not None:
+        _require_self_or_admin(ctx, email, f"list {email}'s API tokens")
+        user = _user(ctx, email)
+        return [_token_info(t, user.email) for t in ctx.catalog.list_tokens(user.id)]
+    emails = {u.id: u.email for u in ctx.catalog.list_users()}
+    return [_token_info(t, emails.get(t.user_id, "?")) for t in ctx.catalog.list_tokens()]
+
+
+def actor_for_token(ctx: Context, secret: str | None) -> Actor:
+    """The Actor behind a bearer token; AuthenticationError if missing, unknown or revoked."""
+    if not secret or not secret.strip():
+        raise AuthenticationError(
+            "no API token given: send it as `Authorization: Bearer TOKEN` (the CLI reads "
+            f"SNAPKEEP_TOKEN); to get one, {NEW_TOKEN_HINT}")
+    token = ctx.catalog.token_by_hash(hash_secret(secret.strip()))
+    user = ctx.catalog.get_user_by_id(token.user_id) if token is not None else None
+    if token is None or user is None:
+        raise AuthenticationError(
+            "the API token is not valid here (mistyped, or from another server); "
+            f"check it, or {NEW_TOKEN_HINT}")
+    if token.revoked_at is not None:
+        raise AuthenticationError(
+            f"the API token {token.id} ({token.name}) was revoked on "
+            f"{token.revoked_at.isoformat(timespec='seconds')}; {NEW_TOKEN_HINT}")
+    return actor_for_user(ctx, user)
+
+
+# -- console sessions --------------------------------------------------------------------------
+
+def create_web_session(ctx: Context, email: str,
+                       ttl: timedelta = SESSION_TTL) -> tuple[str, str]:
+    """Sign the (already authenticated) user in: ``(cookie_secret, csrf_token)``.
+    Only the cookie's hash is kept. Expired sessions are swept on the way."""
+    user = _user(ctx, email)
+    ctx.catalog.delete_expired_sessions()
+    cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    ctx.catalog.add_web_session(hash_secret(cookie), user.id, csrf, now() + ttl)
+    return cookie, csrf
+
+
+def session_actor(ctx: Context, cookie_secret: str | None) -> tuple[Actor, str]:
+    """The signed-in Actor and the session's CSRF token; AuthenticationError if the
+    cookie is missing, unknown or expired."""
+    row = ctx.catalog.get_web_session(hash_secret(cookie_secret)) if cookie_secret else None
+    user = ctx.catalog.get_user_by_id(row.user_id) if row is not None else None
+    if row is None or user is None:
+        raise AuthenticationError("you are not signed in (or were signed out); sign in again")
+    if row.expires_at <= now():
+        ctx.catalog.delete_web_session(row.id_hash)
+        raise AuthenticationError("your session expired; sign in again")
+    return actor_for_user(ctx, user), row.csrf_token
+
+
+def end_web_session(ctx: Context, cookie_secret: str | None) -> None:
+    """Sign out. Idempotent."""
+    if cookie_secret:
+        ctx.catalog.delete_web_session(hash_secret(cookie_secret))

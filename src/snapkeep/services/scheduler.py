@@ -1,0 +1,178 @@
+"""The scheduler `snapkeep serve` runs: due schedules start automated backups, and
+retention (the environment's keep rules and the restore window) is applied.
+
+One ``tick(now)``:
+
+1. materialises the plan's schedules (``ensure_plan_schedules``);
+2. claims every due schedule (``next_run_at <= now``) with a conditional UPDATE that
+   moves it to its next run after ``now`` — so a schedule that missed several periods
+   runs once, and of several schedulers sharing a PostgreSQL catalog only one fires it;
+3. starts one automated backup per environment with claimed schedules (consistent
+   unless all of them are live). An environment that is inactive, busy, or gone from
+   snapkeep.toml is skipped with a warning: that period is not retried;
+4. applies retention to each environment at most once an hour (first on the process's
+   first tick). A busy environment is retried on the next tick instead.
+
+Nothing a tick meets stops the loop: failures are logged and the next tick comes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from snapkeep.catalog import Activity, Schedule
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import BusyError, SnapkeepError
+from snapkeep.policy import Actor
+from snapkeep.policy.schedules import next_run
+from snapkeep.services import operations
+from snapkeep.services.context import Context
+from snapkeep.services.schedules import ensure_plan_schedules
+
+log = logging.getLogger("snapkeep.scheduler")
+
+RETENTION_EVERY = timedelta(hours=1)
+
+
+def scheduler_actor() -> Actor:
+    """Who the scheduler acts as (named in activity descriptions): a project admin."""
+    return Actor(name="the scheduler", project_role="admin")
+
+
+class StartBackup(Protocol):
+    """``operations.start_backup``'s shape: start a backup, return its activity.
+    Raises BusyError when the environment runs another activity, SnapkeepError when a
+    rule or a source refuses."""
+
+    def __call__(self, ctx: Context, env: EnvironmentConfig, *, live: bool, automated: bool,
+                 detach: bool) -> Activity: ...
+
+
+# Deletes the snapshots the environment's retention no longer keeps (its result unused).
+Expire = Callable[[Context, EnvironmentConfig], object]
+
+
+def _expire(ctx: Context, env: EnvironmentConfig) -> object:
+    return operations.expire_snapshots(ctx, env)
+
+
+def tick(ctx: Context, now: datetime, start_backup: StartBackup | None = None,
+         expire: Expire | None = None, *, detach: bool = True,
+         retained_at: dict[str, datetime] | None = None) -> list[str]:
+    """One round of the scheduler at ``now``; the ids of the activities it started.
+
+    ``retained_at`` maps environment → when retention was last applied to it, carried
+    from tick to tick by the caller (``Scheduler`` does); without it, retention is
+    applied to every environment now.
+    """
+    start = start_backup or operations.start_backup
+    ensure_plan_schedules(ctx, now)
+    started: list[str] = []
+    for env_name, claimed in _claim_due(ctx, now).items():
+        activity_id = _start(ctx, env_name, claimed, start, detach)
+        if activity_id is not None:
+            started.append(activity_id)
+    _retain(ctx, now, expire or _expire, {} if retained_at is None else retained_at)
+    return started
+
+
+def _claim_due(ctx: Context, now: datetime) -> dict[str, list[Schedule]]:
+    claimed: dict[str, list[Schedule]] = {}
+    for s in ctx.catalog.due_schedules(now):
+        try:
+            following = next_run(s.cron, now)
+        except SnapkeepError as e:  # written to the catalog by hand, not by schedule:add
+            log.warning("schedule %s of %s has an invalid cron expression and is skipped: %s",
+                        s.id, s.environment, e)
+            continue
+        if ctx.catalog.claim_schedule(s.id, s.next_run_at, following, now):
+            claimed.setdefault(s.environment, []).append(s)
+    return claimed
+
+
+def _start(ctx: Context, env_name: str, claimed: list[Schedule], start: StartBackup,
+           detach: bool) -> str | None:
+    ids = ", ".join(s.id for s in claimed)
+    env = ctx.config.environments.get(env_name)
+    if env is None:
+        log.warning("schedule %s: environment %s is not in %s; skipped", ids, env_name,
+                    ctx.config.path)
+        return None
+    status = ctx.catalog.environment_status(env_name)
+    if status != "active":
+        log.warning("schedule %s: environment %s is %s; the automatic backup is skipped",
+                    ids, env_name, status)
+        return None
+    live = all(s.live for s in claimed)
+    try:
+        activity = start(ctx, env, live=live, automated=True, detach=detach)
+    except BusyError as e:
+        log.warning("schedule %s: environment %s is busy; this automatic backup is skipped "
+                    "(%s)", ids, env_name, e)
+        return None
+    except SnapkeepError as e:
+        log.warning("schedule %s: the automatic backup of %s failed: %s", ids, env_name, e)
+        return None
+    except Exception:  # a bug must not stop the other environments' backups
+        log.exception("schedule %s: the automatic backup of %s failed", ids, env_name)
+        return None
+    log.info("schedule %s: started automatic %s backup of %s (activity %s)", ids,
+             "live" if live else "consistent", env_name, activity.id)
+    return activity.id
+
+
+def _retain(ctx: Context, now: datetime, expire: Expire,
+            retained_at: dict[str, datetime]) -> None:
+    for env in ctx.config.environments.values():
+        last = retained_at.get(env.name)
+        if last is not None and now - last < RETENTION_EVERY:
+            continue
+        try:
+            expire(ctx, env)
+        except BusyError:
+            continue  # running a backup or restore: try again next tick
+        except SnapkeepError as e:
+            log.warning("retention of %s failed: %s", env.name, e)
+        except Exception:
+            log.exception("retention of %s failed", env.name)
+        retained_at[env.name] = now
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Scheduler:
+    """The loop ``snapkeep serve`` runs in a thread: a tick every ``interval`` seconds.
+
+    ``ctx`` should act as ``scheduler_actor()``; with ``detach=True`` backups are handed
+    to workers and the tick returns at once.
+    """
+
+    def __init__(self, ctx: Context, *, start_backup: StartBackup | None = None,
+                 expire: Expire | None = None, detach: bool = True) -> None:
+        self.ctx = ctx
+        self.start_backup = start_backup
+        self.expire = expire
+        self.detach = detach
+        self.retained_at: dict[str, datetime] = {}
+
+    def tick(self, now: datetime) -> list[str]:
+        return tick(self.ctx, now, self.start_backup, self.expire, detach=self.detach,
+                    retained_at=self.retained_at)
+
+    def run(self, stop: threading.Event, clock: Callable[[], datetime] = _utcnow,
+            interval: float = 30.0) -> None:
+        """Tick until ``stop`` is set; returns within ``interval`` seconds of it."""
+        log.info("scheduler started (a tick every %s s)", interval)
+        while not stop.is_set():
+            try:
+                self.tick(clock())
+            except Exception:  # the catalog unreachable for a moment, or a bug: keep going
+                log.exception("scheduler tick failed; trying again in %s s", interval)
+            stop.wait(interval)
+        log.info("scheduler stopped")
