@@ -13,6 +13,7 @@ import click
 
 from snapkeep import __version__
 from snapkeep.errors import SnapkeepError
+from snapkeep.malloc import bound_heap_growth
 
 ALIASES = {
     "backup": "snapshot:create",
@@ -99,6 +100,8 @@ def run(fn: Callable[[], int | None]) -> int:
 def main(argv: list[str] | None = None) -> None:
     # Library warnings (e.g. storage retries) reach the person as plain lines on stderr.
     logging.basicConfig(level=logging.WARNING, format="snapkeep: %(message)s")
+    bound_heap_growth()
+
     def invoke() -> int:
         try:
             cli.main(args=argv, prog_name="snapkeep", standalone_mode=False)

@@ -12,12 +12,14 @@ import signal
 import sys
 
 from snapkeep.errors import SnapkeepError
+from snapkeep.malloc import bound_heap_growth
 from snapkeep.services.activities import LEASE_SECONDS
 from snapkeep.services.context import Context
 from snapkeep.services.workers import Worker
 
 
 def main(argv: list[str]) -> int:
+    bound_heap_growth()
     parser = argparse.ArgumentParser(prog="python -m snapkeep.worker")
     parser.add_argument("--config", required=True)
     parser.add_argument("--activity", required=True)
