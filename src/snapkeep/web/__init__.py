@@ -1,0 +1,40 @@
+"""The web console: server-rendered pages over the same services as the CLI and API.
+
+``create_router(ctx_factory)`` returns the console's routes (``/``, ``/signin``,
+``/environments/…``, ``/activities…``, and its files under ``/console/static/``);
+``snapkeep serve`` mounts it next to the API. ``ctx_factory()`` is called once per
+request; it may return one shared, already opened Context (as ``snapkeep serve`` does):
+each request acts through its own ``for_actor`` copy of it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, Response
+
+from snapkeep.errors import NotFoundError
+from snapkeep.web import activity_pages, backups, signin
+from snapkeep.web.render import STATIC_DIR, TEMPLATES_DIR, guarded_json
+from snapkeep.web.session import ContextFactory
+
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_router"]
+
+STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
+
+
+def create_router(ctx_factory: ContextFactory) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/console/static/{name}", include_in_schema=False)
+    @guarded_json
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise NotFoundError(f"the console has no file {name!r}")
+        return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name],
+                            headers={"Cache-Control": "no-cache",
+                                     "X-Content-Type-Options": "nosniff"})
+
+    signin.add_routes(router, ctx_factory)
+    activity_pages.add_routes(router, ctx_factory)
+    backups.add_routes(router, ctx_factory)
+    return router

@@ -1,0 +1,42 @@
+"""The activity feed, one activity's page, and the JSON its progress bar polls."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from snapkeep.services import activities
+from snapkeep.web.render import guarded, guarded_json, render
+from snapkeep.web.session import ContextFactory, signed_in
+from snapkeep.web.views import activity_feed, activity_json, outcome, type_label
+
+
+def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
+    @router.get("/activities", include_in_schema=False)
+    @guarded
+    def feed(request: Request, environment: str | None = None) -> Response:
+        console = signed_in(request, ctx_factory)
+        chosen = environment or None
+        if chosen is not None:
+            console.ctx.config.environment(chosen)  # an unknown name says which exist
+        return render(request, "activities.html", feed=activity_feed(console.ctx, chosen),
+                      environments=list(console.ctx.config.environments), chosen=chosen,
+                      outcome=outcome, type_label=type_label)
+
+    @router.get("/activities/{activity_id}", include_in_schema=False)
+    @guarded
+    def activity_page(request: Request, activity_id: str) -> Response:
+        console = signed_in(request, ctx_factory)
+        a = activities.get_activity(console.ctx, activity_id)
+        lines = activities.activity_log(console.ctx, activity_id)
+        return render(request, "activity.html", a=a, lines=lines,
+                      state=activity_json(a, []), outcome=outcome(a), label=type_label(a))
+
+    @router.get("/console/activities/{activity_id}.json", include_in_schema=False)
+    @guarded_json
+    def activity_state(request: Request, activity_id: str, after: int = 0) -> Response:
+        """The activity and its log lines after line ``after``: console.js polls this."""
+        console = signed_in(request, ctx_factory)
+        a = activities.get_activity(console.ctx, activity_id)
+        lines = activities.activity_log(console.ctx, activity_id, after_id=after)
+        return JSONResponse(activity_json(a, lines), headers={"Cache-Control": "no-store"})

@@ -1,0 +1,75 @@
+"""The environments list and an environment's Backups view: Backup, Stored, Restore."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from snapkeep.errors import UsageError
+from snapkeep.policy import Action, require_role
+from snapkeep.services import auth, operations, snapshots
+from snapkeep.web.render import SECURITY_HEADERS, guarded, path_part, render
+from snapkeep.web.session import ContextFactory, signed_in
+from snapkeep.web.views import backups_view, environment_rows
+
+MODES = {"consistent": False, "live": True}  # the form's choice → live
+
+
+def _to_activity(activity_id: str) -> Response:
+    return RedirectResponse(f"/activities/{path_part(activity_id)}", status_code=303,
+                            headers=SECURITY_HEADERS)
+
+
+def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
+    @router.get("/", include_in_schema=False)
+    @guarded
+    def environments_page(request: Request) -> Response:
+        console = signed_in(request, ctx_factory)
+        return render(request, "environments.html", rows=environment_rows(console.ctx),
+                      project=console.ctx.config)
+
+    # Environment names may hold "/" (they are branch names), hence {env:path}; the routes
+    # with a longer tail are declared first so that they win.
+    @router.get("/environments/{env:path}/backups/{snapshot_id}/restore",
+                include_in_schema=False)
+    @guarded
+    def restore_confirmation(request: Request, env: str, snapshot_id: str) -> Response:
+        """The confirmation as a page of its own (what the dialog shows, without JS)."""
+        console = signed_in(request, ctx_factory)
+        environment = console.ctx.config.environment(env)
+        snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
+        # The page is a control: shown only to whom the policy lets restore (the POST is
+        # refused by the service regardless).
+        require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE)
+        return render(request, "restore.html", env=environment, snap=snap)
+
+    @router.post("/environments/{env:path}/backups/{snapshot_id}/restore",
+                 include_in_schema=False)
+    @guarded
+    def restore(request: Request, env: str, snapshot_id: str,
+                csrf_token: str | None = Form(None)) -> Response:
+        console = signed_in(request, ctx_factory)
+        auth.check_csrf(console.csrf, csrf_token)
+        environment = console.ctx.config.environment(env)
+        activity = operations.start_restore(console.ctx, environment, snapshot_id, queue=True)
+        return _to_activity(activity.id)
+
+    @router.post("/environments/{env:path}/backups", include_in_schema=False)
+    @guarded
+    def backup(request: Request, env: str, csrf_token: str | None = Form(None),
+               mode: str = Form("consistent")) -> Response:
+        console = signed_in(request, ctx_factory)
+        auth.check_csrf(console.csrf, csrf_token)
+        if mode not in MODES:
+            raise UsageError(f"unknown backup mode {mode!r}; choose consistent or live")
+        environment = console.ctx.config.environment(env)
+        activity = operations.start_backup(console.ctx, environment, live=MODES[mode],
+                                           queue=True)
+        return _to_activity(activity.id)
+
+    @router.get("/environments/{env:path}", include_in_schema=False)
+    @guarded
+    def backups_page(request: Request, env: str) -> Response:
+        console = signed_in(request, ctx_factory)
+        view = backups_view(console.ctx, console.ctx.config.environment(env))
+        return render(request, "backups.html", view=view)

@@ -1,0 +1,99 @@
+"""Who is signed in to the console: the session cookie, its CSRF token, and a Context
+that acts as that person.
+
+The cookie holds a random secret (only its hash is in the catalog, services/auth.py);
+it is HttpOnly, SameSite=Lax, and Secure when the console is served over https (behind
+a reverse proxy, uvicorn's ``--proxy-headers`` makes the scheme the proxy's).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from snapkeep.policy import Actor
+from snapkeep.services import auth
+from snapkeep.services.context import Context
+
+SESSION_COOKIE = "snapkeep_session"
+# A double-submit token for the sign-in form, which has no session yet: it stops another
+# site from signing a browser in to an account of its choosing (login CSRF).
+SIGNIN_COOKIE = "snapkeep_signin"
+
+ContextFactory = Callable[[], Context]
+
+
+@dataclass(frozen=True)
+class Console:
+    """A signed-in request: a Context acting as ``actor``, and the session's CSRF token."""
+
+    ctx: Context
+    actor: Actor
+    csrf: str
+
+
+def as_actor(ctx: Context, actor: Actor) -> Context:
+    """``ctx`` acting as ``actor``: a copy sharing its catalog and repository."""
+    for_actor = getattr(ctx, "for_actor", None)
+    if callable(for_actor):
+        return for_actor(actor)
+    copy = object.__new__(type(ctx))
+    copy.__dict__.update(ctx.__dict__)  # cached catalog/repository are shared, not reopened
+    copy.actor = actor
+    return copy
+
+
+def signed_in(request: Request, ctx_factory: ContextFactory) -> Console:
+    """The request's Console; AuthenticationError when there is no valid session."""
+    ctx = ctx_factory()
+    actor, csrf = auth.session_actor(ctx, request.cookies.get(SESSION_COOKIE))
+    console = Console(as_actor(ctx, actor), actor, csrf)
+    request.state.console = console  # so an error page can still show who is signed in
+    return console
+
+
+def is_https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def set_session_cookie(response: Response, request: Request, secret: str) -> None:
+    response.set_cookie(SESSION_COOKIE, secret, max_age=int(auth.SESSION_TTL.total_seconds()),
+                        path="/", httponly=True, samesite="lax", secure=is_https(request))
+
+
+def clear_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=is_https(request))
+
+
+def signin_token(request: Request) -> str:
+    """The sign-in form's token: the one in the browser's cookie, or a new one."""
+    return request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
+
+
+def set_signin_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(SIGNIN_COOKIE, token, max_age=3600, path="/", httponly=True,
+                        samesite="lax", secure=is_https(request))
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go back to after signing in; anything else (another host, a
+    scheme) becomes ``/``, so the sign-in page cannot be used as an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target or any(ord(c) < 32 for c in target):
+        return "/"
+    return target
+
+
+def signin_redirect(request: Request) -> RedirectResponse:
+    """Send the browser to the sign-in page, coming back here (a GET) afterwards."""
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":  # a form post: back to the page the form was on
+        referer = urlsplit(request.headers.get("referer", ""))
+        back = referer.path if referer.netloc == request.url.netloc else "/"
+    return RedirectResponse(f"/signin?next={quote(safe_next(back), safe='/')}", status_code=303)

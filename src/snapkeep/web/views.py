@@ -1,0 +1,137 @@
+"""What the console pages show, gathered from the services as the signed-in person.
+
+The services decide what that person may see and do; the console asks the same policy
+functions only to hide controls the service would refuse anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from snapkeep.catalog import Activity, ActivityLog
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import PermissionDenied, PolicyError
+from snapkeep.policy import Action, Actor, require_manual_snapshot_allowed, require_role
+from snapkeep.services import activities, environments, snapshots
+from snapkeep.services.context import Context
+from snapkeep.services.environments import EnvironmentInfo
+from snapkeep.services.snapshots import SnapshotInfo
+
+ENDED = ("complete", "cancelled")
+TYPE_LABELS = {
+    activities.BACKUP: "Backup",
+    activities.RESTORE: "Restore",
+    activities.DELETE: "Delete backup",
+    activities.EXPIRE: "Expire backups",
+}
+
+
+def may(actor: Actor, environment: str, action: Action) -> bool:
+    """Whether the policy lets ``actor`` do ``action`` (to show or hide its control)."""
+    try:
+        require_role(actor, environment, action)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def outcome(a: Activity) -> str:
+    """One word for an activity's state: queued, running, success, failure, cancelled."""
+    if a.state == "pending":
+        return "queued"
+    if a.state == "in_progress":
+        return "running"
+    if a.state == "cancelled":
+        return "cancelled"
+    return a.result or "unknown"
+
+
+def type_label(a: Activity) -> str:
+    return TYPE_LABELS.get(a.type, a.type)
+
+
+@dataclass(frozen=True)
+class EnvironmentRow:
+    info: EnvironmentInfo
+    last_backup: Activity | None
+    readable: bool  # False: the person has no role here, so its backups are not shown
+
+
+def environment_rows(ctx: Context) -> list[EnvironmentRow]:
+    rows = []
+    for info in environments.list_environments(ctx):
+        try:
+            recent = activities.list_activities(ctx, info.name, limit=50)
+        except PermissionDenied:
+            rows.append(EnvironmentRow(info, None, readable=False))
+            continue
+        last = next((a for a in recent if a.type == activities.BACKUP), None)
+        rows.append(EnvironmentRow(info, last, readable=True))
+    return rows
+
+
+@dataclass(frozen=True)
+class BackupsView:
+    env: EnvironmentConfig
+    info: EnvironmentInfo
+    stored: list[SnapshotInfo]
+    recent: list[Activity]
+    can_backup: bool
+    can_restore: bool
+    automatic: str | None  # why manual backups do not apply here (Pro staging/production)
+
+    @property
+    def running(self) -> Activity | None:
+        return next((a for a in self.recent if a.state not in ENDED), None)
+
+
+def backups_view(ctx: Context, env: EnvironmentConfig) -> BackupsView:
+    stored = snapshots.list_snapshots(ctx, env)  # refuses those without a role here
+    try:
+        require_manual_snapshot_allowed(ctx.config.plan, env.type, env.name)
+        automatic = None
+    except PolicyError:
+        automatic = (f"This environment is backed up automatically every hour, as every Pro "
+                     f"{env.type} environment is: manual backups do not apply to it. The "
+                     "automatic backups are listed below, and an Admin can restore any "
+                     "restorable one.")
+    return BackupsView(
+        env=env, info=environments.info(ctx, env), stored=stored,
+        recent=activities.list_activities(ctx, env.name, limit=5),
+        can_backup=may(ctx.actor, env.name, Action.SNAPSHOT_CREATE),
+        can_restore=may(ctx.actor, env.name, Action.SNAPSHOT_RESTORE),
+        automatic=automatic)
+
+
+def activity_feed(ctx: Context, environment: str | None, limit: int = 50) -> list[Activity]:
+    """The newest activities of one environment, or of every environment the person may
+    read (the service refuses the others, and they are left out)."""
+    if environment is not None:
+        return activities.list_activities(ctx, environment, limit=limit)
+    feed: list[Activity] = []
+    for name in ctx.config.environments:
+        try:
+            feed += activities.list_activities(ctx, name, limit=limit)
+        except PermissionDenied:
+            continue
+    feed.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+    return feed[:limit]
+
+
+def activity_json(a: Activity, lines: list[ActivityLog]) -> dict[str, Any]:
+    """The activity page's live state: polled by console.js every second."""
+    def ts(dt: Any) -> str | None:
+        return dt.isoformat(timespec="seconds") if dt else None
+
+    return {
+        "id": a.id, "type": a.type, "label": type_label(a), "environment": a.environment,
+        "description": a.description, "state": a.state, "result": a.result,
+        "outcome": outcome(a), "done": a.state in ENDED,
+        "completion_percent": 100 if a.state == "complete" and a.result == "success"
+        else int(a.completion_percent or 0),
+        "error": a.error, "snapshot_id": a.snapshot_id,
+        "created_at": ts(a.created_at), "started_at": ts(a.started_at),
+        "completed_at": ts(a.completed_at),
+        "log": [{"id": ln.id, "at": ts(ln.at), "message": ln.message} for ln in lines],
+    }

@@ -1,0 +1,116 @@
+"""A project for the web console's tests: environments, users with roles, a served app."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from snapkeep.config import load_config
+from snapkeep.services import users
+from snapkeep.services.context import Context
+from snapkeep.services.workers import start_worker_threads
+from snapkeep.web import create_router
+
+ADMIN = ("ada@example.com", "Ada Admin", "ada's long password")
+VIEWER = ("vic@example.com", "Vic Viewer", "vic's long password")
+OUTSIDER = ("oz@example.com", "Oz Outsider", "oz's long password")
+
+
+@dataclass
+class ConsoleProject:
+    """``develop-branch`` (development; mounts, and a database when given) and
+    ``staging`` (Pro staging when the plan is pro). Ada is Admin and Vic Viewer on
+    develop-branch; Oz has no role anywhere."""
+
+    base: Path
+    config: Path
+
+    def context(self) -> Context:
+        return Context(load_config(str(self.config)))
+
+    @property
+    def app_root(self) -> Path:
+        return self.base / "app"
+
+
+def make_project(base: Path, *, database: str | None = None, plan: str = "starter",
+                 mounts: tuple[str, ...] = ("var", "pub/media"),
+                 pause_command: str | None = None,
+                 resume_command: str | None = None) -> ConsoleProject:
+    app = base / "app"
+    for m in mounts:
+        (app / m).mkdir(parents=True, exist_ok=True)
+    (app / "pub" / "media").mkdir(parents=True, exist_ok=True)
+    (app / "pub" / "media" / "logo.txt").write_text("the shop's logo\n")
+    (base / "staging" / "var").mkdir(parents=True)
+    quoted = ", ".join(f'"{m}"' for m in mounts)
+    db = f'database = "{database}"\n' if database else ""
+    if pause_command and resume_command:  # TOML literal strings: no escapes inside
+        db += f"pause_command = '{pause_command}'\nresume_command = '{resume_command}'\n"
+    config = base / "snapkeep.toml"
+    config.write_text(
+        f'[project]\nid = "shop"\nplan = "{plan}"\n\n'
+        '[repository]\nkey_file = ".snapkeep/repository.key"\n\n'
+        f'[environments.develop-branch]\ntype = "development"\nroot = "app"\n'
+        f"mounts = [{quoted}]\n{db}\n"
+        '[environments.staging]\ntype = "staging"\nroot = "staging"\nmounts = ["var"]\n')
+    project = ConsoleProject(base, config)
+    ctx = project.context()  # the local operator: a project admin
+    ctx.init_repository()
+    for email, name, password in (ADMIN, VIEWER, OUTSIDER):
+        users.add_user(ctx, email, name, password)
+    users.set_environment_role(ctx, ADMIN[0], "develop-branch", "admin")
+    users.set_environment_role(ctx, VIEWER[0], "develop-branch", "viewer")
+    users.set_environment_role(ctx, VIEWER[0], "staging", "viewer")
+    return project
+
+
+def console_app(project: ConsoleProject) -> FastAPI:
+    """An app holding only the console's router, sharing one opened Context between
+    requests as ``snapkeep serve`` does (each request acts through a ``for_actor`` copy)."""
+    base = project.context()
+    base.catalog  # noqa: B018 - opened once, shared
+    base.repository  # noqa: B018
+    app = FastAPI()
+    app.include_router(create_router(lambda: base))
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(project: ConsoleProject, workers: int = 1, timeout: float = 30) -> Iterator[str]:
+    """The console served by uvicorn on a free loopback port, with worker threads running
+    queued activities; yields its base URL and stops both afterwards."""
+    app = console_app(project)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    stop = threading.Event()
+    threads = start_worker_threads(project.context, workers, stop, poll_interval=0.2)
+    web = threading.Thread(target=server.run, name="console-server", daemon=True)
+    web.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not web.is_alive():
+            raise AssertionError(f"the console server did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        stop.set()
+        web.join(timeout)
+        for t in threads:
+            t.join(timeout)

@@ -1,0 +1,378 @@
+"""The web console's routes, driven over HTTP without a browser: signing in and out, CSRF,
+and refusals that come from the services (a forced form changes nothing)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from snapkeep.services import operations, users
+from snapkeep.services.workers import Worker
+from snapkeep.web.signin import SIGNIN_FAILED
+from tests.helpers.console import (
+    ADMIN,
+    OUTSIDER,
+    VIEWER,
+    ConsoleProject,
+    console_app,
+    make_project,
+)
+
+ENV = "develop-branch"
+BACKUP_BUTTON = '<button type="submit" class="primary">Backup</button>'
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> ConsoleProject:
+    return make_project(tmp_path)
+
+
+def client(project: ConsoleProject, base_url: str = "http://testserver") -> TestClient:
+    return TestClient(console_app(project), base_url=base_url, follow_redirects=False)
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def sign_in(c: TestClient, who: tuple[str, str, str]) -> str:
+    """Sign ``who`` in; returns the session's CSRF token (from the sign-out form)."""
+    token = form_token(c.get("/signin").text)
+    res = c.post("/signin", data={"email": who[0], "password": who[2], "csrf_token": token})
+    assert res.status_code == 303, res.text
+    return form_token(c.get("/").text)
+
+
+def snapshot(project: ConsoleProject) -> str:
+    """A stored backup of develop-branch, taken in-process by the local operator."""
+    ctx = project.context()
+    done = operations.start_backup(ctx, ctx.config.environment(ENV), live=True)
+    assert done.result == "success"
+    assert done.snapshot_id is not None
+    return done.snapshot_id
+
+
+def activity_count(project: ConsoleProject) -> int:
+    return len(project.context().catalog.list_activities(limit=1000))
+
+
+def run_queued(project: ConsoleProject):
+    ran = Worker(project.context()).run_once()
+    assert ran is not None, "nothing was queued"
+    return ran
+
+
+# -- signing in and out ------------------------------------------------------------------------
+
+def test_pages_send_a_signed_out_browser_to_sign_in_and_come_back_after(project):
+    c = client(project)
+    for path in ("/", f"/environments/{ENV}", "/activities?environment=develop-branch"):
+        res = c.get(path)
+        assert res.status_code == 303
+        assert res.headers["location"].startswith("/signin?next=")
+    assert c.get("/activities?environment=develop-branch").headers["location"] == \
+        "/signin?next=/activities%3Fenvironment%3Ddevelop-branch"
+    res = c.get("/console/activities/nope.json")
+    assert res.status_code == 401
+    assert "sign in" in res.json()["error"]
+
+
+def test_a_wrong_password_and_an_unknown_email_get_the_same_generic_message(project):
+    c = client(project)
+    token = form_token(c.get("/signin").text)
+    wrong = c.post("/signin", data={"email": ADMIN[0], "password": "not it at all",
+                                    "csrf_token": token})
+    unknown = c.post("/signin", data={"email": "nobody@example.com", "password": ADMIN[2],
+                                      "csrf_token": token})
+    for res in (wrong, unknown):
+        assert res.status_code == 401
+        assert SIGNIN_FAILED in res.text
+        assert "snapkeep_session" not in res.headers.get("set-cookie", "")
+    assert "nobody@example.com" in unknown.text  # the email is kept in the form
+    assert c.get("/").status_code == 303
+
+
+def test_signing_in_sets_an_httponly_lax_cookie_and_returns_to_the_page_asked_for(project):
+    c = client(project)
+    token = form_token(c.get("/signin?next=/activities").text)
+    res = c.post("/signin", data={"email": ADMIN[0], "password": ADMIN[2],
+                                  "csrf_token": token, "next": "/activities"})
+    assert res.status_code == 303
+    assert res.headers["location"] == "/activities"
+    cookie = next(v for v in res.headers.get_list("set-cookie")
+                  if v.startswith("snapkeep_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
+    page = c.get("/activities")
+    assert page.status_code == 200
+    assert "Signed in as <strong>Ada Admin</strong>" in page.text
+
+
+def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(project):
+    c = client(project, base_url="https://testserver")
+    token = form_token(c.get("/signin").text)
+    res = c.post("/signin", data={"email": ADMIN[0], "password": ADMIN[2], "csrf_token": token})
+    cookie = next(v for v in res.headers.get_list("set-cookie")
+                  if v.startswith("snapkeep_session="))
+    assert "Secure" in cookie
+    assert c.get("/").status_code == 200
+
+
+def test_sign_in_refuses_a_form_that_did_not_come_from_its_page(project):
+    c = client(project)
+    res = c.post("/signin", data={"email": ADMIN[0], "password": ADMIN[2],
+                                  "csrf_token": "made-up"})
+    assert res.status_code == 403
+    assert "reload the page" in res.text
+    assert "snapkeep_session" not in res.headers.get("set-cookie", "")
+    assert c.get("/").status_code == 303
+
+
+def test_sign_in_never_redirects_to_another_site(project):
+    c = client(project)
+    token = form_token(c.get("/signin").text)
+    res = c.post("/signin", data={"email": ADMIN[0], "password": ADMIN[2],
+                                  "csrf_token": token, "next": "//evil.example/x"})
+    assert res.headers["location"] == "/"
+
+
+def test_sign_out_needs_the_csrf_token_and_then_ends_the_session(project):
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    assert c.post("/signout", data={}).status_code == 403
+    assert c.get("/").status_code == 200  # still signed in
+    stolen = c.cookies.get("snapkeep_session")
+    res = c.post("/signout", data={"csrf_token": csrf})
+    assert (res.status_code, res.headers["location"]) == (303, "/signin")
+    assert c.get("/").status_code == 303
+    replay = client(project)
+    replay.cookies.set("snapkeep_session", stolen)
+    assert replay.get("/").status_code == 303  # the old cookie is dead on the server too
+
+
+# -- what each person sees ---------------------------------------------------------------------
+
+def test_the_environments_page_lists_type_status_and_the_last_backup(project):
+    sid_activity = operations.start_backup(project.context(),
+                                           project.context().config.environment(ENV),
+                                           live=True)
+    c = client(project)
+    sign_in(c, ADMIN)
+    html = c.get("/").text
+    row = html[html.index(f'href="/environments/{ENV}"'):]
+    row = row[:row.index("</tr>")]
+    assert "Development" in row and "Active" in row
+    assert f'href="/activities/{sid_activity.id}"' in row and "Success" in row
+    staging = html[html.index('href="/environments/staging"'):]
+    assert "No access" in staging[:staging.index("</tr>")]
+
+
+def test_an_admin_sees_the_backup_button_with_its_live_and_consistent_choice(project):
+    c = client(project)
+    sign_in(c, ADMIN)
+    html = c.get(f"/environments/{ENV}").text
+    assert BACKUP_BUTTON in html
+    assert "Consistent (pauses the site briefly)" in html
+    assert "Live (no pause)" in html
+
+
+def test_a_viewer_sees_the_stored_backups_but_no_backup_button_and_no_restore(project):
+    sid = snapshot(project)
+    c = client(project)
+    sign_in(c, VIEWER)
+    res = c.get(f"/environments/{ENV}")
+    assert res.status_code == 200
+    assert sid in res.text and "Live" in res.text
+    assert BACKUP_BUTTON not in res.text
+    assert "More actions for" not in res.text
+    assert "Yes, restore" not in res.text
+
+
+def test_someone_without_a_role_gets_a_page_saying_which_role_is_needed(project):
+    c = client(project)
+    sign_in(c, OUTSIDER)
+    res = c.get(f"/environments/{ENV}")
+    assert res.status_code == 403
+    assert "You need a different role" in res.text
+    assert "you need the Viewer role to list snapshots" in res.text
+    assert "Traceback" not in res.text
+
+
+def test_an_unknown_environment_renders_a_readable_error(project):
+    c = client(project)
+    sign_in(c, ADMIN)
+    res = c.get("/environments/nope")
+    assert res.status_code == 422
+    assert "unknown environment &#39;nope&#39;" in res.text
+    assert "develop-branch, staging" in res.text
+
+
+def test_an_unknown_activity_says_where_to_look(project):
+    c = client(project)
+    sign_in(c, ADMIN)
+    res = c.get("/activities/nope")
+    assert res.status_code == 404
+    assert "Not found" in res.text and "activity nope does not exist" in res.text
+    assert c.get("/console/activities/nope.json").status_code == 404
+
+
+def test_the_feed_shows_only_environments_the_person_may_read(project):
+    snapshot(project)
+    admin, outsider = client(project), client(project)
+    sign_in(admin, ADMIN)
+    sign_in(outsider, OUTSIDER)
+    assert "created a backup of develop-branch" in admin.get("/activities").text
+    assert "created a backup of develop-branch" not in outsider.get("/activities").text
+    filtered = admin.get("/activities?environment=staging")
+    assert filtered.status_code == 403
+    assert "you need the Viewer role to read activities" in filtered.text
+
+
+def test_pro_staging_explains_its_automatic_backups_and_refuses_a_forced_one(tmp_path):
+    project = make_project(tmp_path, plan="pro")
+    users.set_environment_role(project.context(), ADMIN[0], "staging", "admin")
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    html = c.get("/environments/staging").text
+    assert "backed up automatically every hour" in html
+    assert BACKUP_BUTTON not in html
+    res = c.post("/environments/staging/backups", data={"csrf_token": csrf})
+    assert res.status_code == 409
+    assert "manual snapshots do not apply" in res.text
+    assert activity_count(project) == 0
+    assert BACKUP_BUTTON in c.get(f"/environments/{ENV}").text  # development still may
+
+
+# -- forms: CSRF and refusals by the services --------------------------------------------------
+
+def test_a_backup_post_without_or_with_a_wrong_csrf_token_is_refused_and_queues_nothing(project):
+    c = client(project)
+    sign_in(c, ADMIN)
+    for data in ({"mode": "live"}, {"mode": "live", "csrf_token": "not-the-token"}):
+        res = c.post(f"/environments/{ENV}/backups", data=data)
+        assert res.status_code == 403
+        assert "did not come from this console" in res.text
+    assert activity_count(project) == 0
+
+
+def test_a_restore_post_without_the_csrf_token_is_refused_and_restores_nothing(project):
+    sid = snapshot(project)
+    logo = project.app_root / "pub" / "media" / "logo.txt"
+    logo.write_text("changed after the backup\n")
+    c = client(project)
+    sign_in(c, ADMIN)
+    before = activity_count(project)
+    res = c.post(f"/environments/{ENV}/backups/{sid}/restore", data={"csrf_token": "x"})
+    assert res.status_code == 403
+    assert activity_count(project) == before
+    assert logo.read_text() == "changed after the backup\n"
+
+
+def test_a_viewer_forcing_backup_and_restore_forms_is_refused_by_the_service(project):
+    sid = snapshot(project)
+    c = client(project)
+    csrf = sign_in(c, VIEWER)  # a valid session and token: only the role is missing
+    before = activity_count(project)
+    backup = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf})
+    assert backup.status_code == 403
+    assert "Vic Viewer has the viewer role on environment develop-branch; you need the " \
+        "Admin role to create a snapshot" in backup.text
+    confirm = c.get(f"/environments/{ENV}/backups/{sid}/restore")
+    assert confirm.status_code == 403 and "Yes, restore" not in confirm.text
+    restore = c.post(f"/environments/{ENV}/backups/{sid}/restore", data={"csrf_token": csrf})
+    assert restore.status_code == 403
+    assert "you need the Admin role to restore a snapshot" in restore.text
+    assert activity_count(project) == before
+    assert [s.id for s in project.context().catalog.list_snapshots(ENV)] == [sid]
+
+
+def test_a_signed_out_form_post_goes_to_sign_in_and_changes_nothing(project):
+    res = client(project).post(f"/environments/{ENV}/backups", data={"csrf_token": "x"})
+    assert res.status_code == 303
+    assert res.headers["location"].startswith("/signin")
+    assert activity_count(project) == 0
+
+
+def test_an_admin_backup_is_queued_run_by_a_worker_and_listed_in_stored(project):
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    res = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf, "mode": "live"})
+    assert res.status_code == 303
+    activity_id = res.headers["location"].removeprefix("/activities/")
+    queued = project.context().catalog.get_activity(activity_id)
+    assert (queued.state, queued.parameters["live"], queued.actor) == \
+        ("pending", True, "Ada Admin")  # queued as the signed-in person, not the server
+    page = c.get(f"/activities/{activity_id}")
+    assert page.status_code == 200 and "Queued" in page.text
+    ran = run_queued(project)
+    assert (ran.id, ran.result) == (activity_id, "success")
+    state = c.get(f"/console/activities/{activity_id}.json").json()
+    assert (state["done"], state["outcome"], state["completion_percent"]) == \
+        (True, "success", 100)
+    assert state["snapshot_id"] == ran.snapshot_id
+    assert state["log"], "the log lines come with the state"
+    later = c.get(f"/console/activities/{activity_id}.json",
+                  params={"after": state["log"][-1]["id"]}).json()
+    assert later["log"] == []
+    stored = c.get(f"/environments/{ENV}").text
+    assert ran.snapshot_id in stored
+    assert f'aria-label="More actions for {ran.snapshot_id}"' in stored
+    assert '<span class="badge live">Live</span>' in stored
+
+
+def test_a_second_backup_while_one_is_queued_shows_the_busy_message(project):
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    assert c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf}).status_code == 303
+    res = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf})
+    assert res.status_code == 409
+    assert "That did not work" in res.text and "Traceback" not in res.text
+    assert activity_count(project) == 1
+
+
+def test_an_unknown_backup_mode_is_refused_with_the_choices(project):
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    res = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf, "mode": "fast"})
+    assert res.status_code == 422
+    assert "choose consistent or live" in res.text
+    assert activity_count(project) == 0
+
+
+def test_an_admin_restores_a_backup_through_the_confirmation(project):
+    sid = snapshot(project)
+    logo = project.app_root / "pub" / "media" / "logo.txt"
+    logo.write_text("changed after the backup\n")
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    stored = c.get(f"/environments/{ENV}").text
+    assert "Restore from backup" in stored and "Yes, restore" in stored
+    confirm = c.get(f"/environments/{ENV}/backups/{sid}/restore")  # the page without JS
+    assert confirm.status_code == 200
+    assert "Restore from backup" in confirm.text and "Code is not touched" in confirm.text
+    res = c.post(f"/environments/{ENV}/backups/{sid}/restore", data={"csrf_token": csrf})
+    assert res.status_code == 303
+    assert project.context().catalog.get_activity(
+        res.headers["location"].removeprefix("/activities/")).state == "pending"
+    ran = run_queued(project)
+    assert (ran.type, ran.result) == ("environment.restore", "success")
+    assert logo.read_text() == "the shop's logo\n"
+
+
+def test_pages_forbid_framing_and_foreign_scripts_and_static_files_are_served(project):
+    c = client(project)
+    page = c.get("/signin")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "<script>" not in page.text  # everything lives in console.js
+    js = c.get("/console/static/console.js")
+    assert js.status_code == 200
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert "function follow" in js.text
+    assert c.get("/console/static/console.css").headers["content-type"].startswith("text/css")
+    assert c.get("/console/static/..%2Fsession.py").status_code == 404
