@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 from snapkeep.sandbox import PrivateMariaDB
 
 pytest_plugins = ["tests.helpers.seaweed"]
+
+# A login stored by `snapkeep auth:login` on the developer's machine must not send the
+# tests' CLI commands to a real server: every test process gets an empty config dir.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="snapkeep-test-config-")
 
 _counter = itertools.count(1)
 

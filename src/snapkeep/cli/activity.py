@@ -1,20 +1,33 @@
-"""activity:list, activity:log."""
+"""activity:list, activity:get, activity:log, activity:cancel."""
 
 from __future__ import annotations
 
-import time
-
 import click
 
+from snapkeep.cli.client import Client, connect
 from snapkeep.cli.options import load, project_options
-from snapkeep.cli.render import table
-from snapkeep.services import activities, environments
+from snapkeep.cli.render import say, table
+from snapkeep.errors import UsageError
+from snapkeep.services.activities import Activity
 
 FORMATS = click.Choice(["table", "csv", "tsv", "json"])
 
 
 def _ts(dt) -> str:
     return dt.isoformat(timespec="seconds") if dt else ""
+
+
+def _client(config_path: str | None, project: str | None) -> Client:
+    """This process's services, or the server configured by SNAPKEEP_URL/auth:login."""
+    return connect(lambda: load(config_path, project), project)
+
+
+def _json(a: Activity) -> dict:
+    return {"id": a.id, "type": a.type, "environment": a.environment,
+            "description": a.description, "state": a.state, "result": a.result,
+            "created_at": _ts(a.created_at), "started_at": _ts(a.started_at),
+            "completed_at": _ts(a.completed_at), "completion_percent": a.completion_percent,
+            "snapshot_id": a.snapshot_id, "error": a.error}
 
 
 @click.command("activity:list")
@@ -25,16 +38,10 @@ def _ts(dt) -> str:
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def list_(config_path, project, environment, limit, fmt) -> None:
     """List recent activities, newest first."""
-    ctx = load(config_path, project)
-    env = environments.resolve(ctx, environment).name if environment else None
-    items = activities.list_activities(ctx, env, limit=limit)
+    items = _client(config_path, project).list_activities(environment, limit=limit)
     rows = [[a.id, _ts(a.created_at), a.description, f"{a.completion_percent}%", a.state,
              a.result or ""] for a in items]
-    json_rows = [{"id": a.id, "type": a.type, "environment": a.environment,
-                  "description": a.description, "state": a.state, "result": a.result,
-                  "created_at": _ts(a.created_at), "started_at": _ts(a.started_at),
-                  "completed_at": _ts(a.completed_at), "completion_percent": a.completion_percent,
-                  "snapshot_id": a.snapshot_id, "error": a.error} for a in items]
+    json_rows = [_json(a) for a in items]
     click.echo(table(["ID", "Created", "Description", "Progress", "State", "Result"], rows, fmt,
                      json_rows=json_rows))
 
@@ -47,16 +54,38 @@ def list_(config_path, project, environment, limit, fmt) -> None:
               help="Keep printing until the activity completes.")
 def log(config_path, project, activity_id, timestamps, follow) -> None:
     """Print an activity's log."""
-    ctx = load(config_path, project)
-    last = 0
-    while True:
-        for line in activities.activity_log(ctx, activity_id, last):
-            last = line.id
-            click.echo(f"[{_ts(line.at)}] {line.message}" if timestamps else line.message)
-        a = activities.get_activity(ctx, activity_id)
-        if not follow or a.state not in activities.RUNNING:
-            break
-        time.sleep(0.5)
+    for line in _client(config_path, project).follow_log(activity_id, follow=follow):
+        click.echo(f"[{_ts(line.at)}] {line.message}" if timestamps else line.message)
 
 
-COMMANDS = [list_, log]
+@click.command("activity:get")
+@project_options
+@click.argument("activity_id")
+@click.option("--property", "-P", "prop", metavar="NAME", help="Print one property only.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def get(config_path, project, activity_id, prop, fmt) -> None:
+    """Show one activity's properties."""
+    data = _json(_client(config_path, project).get_activity(activity_id))
+    if prop:
+        if prop not in data:
+            raise UsageError(f"unknown property {prop!r}; choose from {', '.join(data)}")
+        click.echo("" if data[prop] is None else data[prop])
+        return
+    rows = [[k, "" if v is None else str(v)] for k, v in data.items()]
+    click.echo(table(["Property", "Value"], rows, fmt, json_rows=data))
+
+
+@click.command("activity:cancel")
+@project_options
+@click.argument("activity_id")
+def cancel(config_path, project, activity_id) -> None:
+    """Cancel an activity: a queued one at once, a running one at its next safe point."""
+    a = _client(config_path, project).cancel_activity(activity_id)
+    if a.state == "cancelled":
+        say(f"Activity {a.id} is cancelled.")
+    else:
+        say(f"Activity {a.id} was asked to stop; it ends at its next safe point (a restore "
+            f"past its cut-over runs to its end). Follow it: `snapkeep activity:log {a.id}`")
+
+
+COMMANDS = [list_, get, log, cancel]

@@ -60,18 +60,20 @@ def _register() -> None:
     from snapkeep.cli import (
         activity,
         auth,
+        auth_login,
         environment,
         key,
         project,
         repository,
         schedule,
+        serve,
         snapshot,
         user,
         worker,
     )
 
     for module in (snapshot, environment, activity, project, repository, key, user, auth,
-                   schedule, worker):
+                   auth_login, schedule, worker, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

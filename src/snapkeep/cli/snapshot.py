@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import click
 
-from snapkeep.cli.options import environment_options, load_env
+from snapkeep.cli.client import Client, connect
+from snapkeep.cli.options import environment_options, load
 from snapkeep.cli.render import (
     ActivityDisplay,
     ConsoleReporter,
@@ -18,7 +19,6 @@ from snapkeep.cli.render import (
     table,
 )
 from snapkeep.errors import IntegrityError, UsageError
-from snapkeep.services import integrity, operations, restore, retention, snapshots
 from snapkeep.services.activities import Activity
 from snapkeep.services.snapshots import SnapshotInfo
 
@@ -49,8 +49,13 @@ def _columns(spec: str) -> list[str]:
     return names
 
 
+def client_for(config_path: str | None, project: str | None) -> Client:
+    """This process's services, or the server configured by SNAPKEEP_URL/auth:login."""
+    return connect(lambda: load(config_path, project), project)
+
+
 def follow(start: Callable[[ActivityDisplay], Activity]) -> Activity:
-    """Run an activity in this process behind a progress display."""
+    """Run (or follow the server run) an activity behind a progress display."""
     with ActivityDisplay() as display:
         activity = start(display)
         display.finish("complete")
@@ -72,13 +77,14 @@ def detached(a: Activity) -> None:
               help="Database connections dumping in parallel (default: the CPU count).")
 def create(config_path, project, environment, live, no_wait, threads) -> None:
     """Make a snapshot of the environment's database and mounts (never code)."""
-    ctx, env = load_env(config_path, project, environment)
+    client = client_for(config_path, project)
+    env = client.environment(environment)
     say(f"Creating a snapshot of {env.name}")
     if no_wait:
-        return detached(operations.start_backup(ctx, env, live=live, detach=True,
-                                                threads=threads))
-    a = follow(lambda d: operations.start_backup(ctx, env, live=live, observer=d,
-                                                 threads=threads))
+        return detached(client.create_snapshot(env.name, live=live, threads=threads,
+                                               wait=False, observer=None))
+    a = follow(lambda d: client.create_snapshot(env.name, live=live, threads=threads,
+                                                wait=True, observer=d))
     click.echo(f"Snapshot name: {a.snapshot_id}")
 
 
@@ -90,11 +96,12 @@ def create(config_path, project, environment, live, no_wait, threads) -> None:
 @click.option("--no-header", is_flag=True, help="Leave out the header row.")
 def list_(config_path, project, environment, fmt, columns, no_header) -> None:
     """List the environment's snapshots, newest first."""
-    ctx, env = load_env(config_path, project, environment)
+    client = client_for(config_path, project)
+    env = client.environment(environment)
     cols = _columns(columns)
-    items = snapshots.list_snapshots(ctx, env)
+    items = client.list_snapshots(env.name)
     if fmt == "table":
-        say(f"Snapshots on the project ({ctx.config.id}), environment {env.name} "
+        say(f"Snapshots on the project ({client.project_id}), environment {env.name} "
             f"(type: {env.type}):")
         if not items:
             say("No snapshots yet. Take one with `snapkeep snapshot:create`.")
@@ -111,8 +118,9 @@ def list_(config_path, project, environment, fmt, columns, no_header) -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
     """Show one snapshot's properties."""
-    ctx, env = load_env(config_path, project, environment)
-    data = snapshots.get_snapshot(ctx, env, snapshot_id).to_json()
+    client = client_for(config_path, project)
+    env = client.environment(environment)
+    data = client.get_snapshot(env.name, snapshot_id).to_json()
     if prop:
         if prop not in data:
             raise UsageError(f"unknown property {prop!r}; choose from {', '.join(data)}")
@@ -133,17 +141,17 @@ def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
               help="Tables loaded in parallel (default: the CPU count).")
 def restore_(config_path, project, environment, snapshot_id, yes, no_wait, threads) -> None:
     """Restore a snapshot (the most recent when no ID is given). Code is left alone."""
-    ctx, env = load_env(config_path, project, environment)
-    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    client = client_for(config_path, project)
+    env = client.environment(environment)
+    snap = client.get_snapshot(env.name, snapshot_id)
     say(f"Restoring snapshot {snap.id} of {env.name}, created "
         f"{snap.created_at.isoformat(timespec='seconds')}"
         f"{' (live)' if snap.live else ''}.")
-    manifest = snapshots.load_manifest(ctx, snap.id)
-    say(f"The database and the mounts ({', '.join(manifest.mounts) or 'none'}) will be "
+    preview = client.restore_preview(env.name, snap.id)
+    say(f"The database and the mounts ({', '.join(preview.mounts) or 'none'}) will be "
         "replaced with the snapshot's contents; code is not changed.")
-    note = restore.code_note(env, manifest)
-    if note:
-        say(note)
+    if preview.code_note:
+        say(preview.code_note)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("restoring replaces the environment's data: confirm with --yes "
@@ -153,9 +161,10 @@ def restore_(config_path, project, environment, snapshot_id, yes, no_wait, threa
             say("Nothing was restored.")
             return
     if no_wait:
-        return detached(operations.start_restore(ctx, env, snap.id, detach=True,
-                                                 threads=threads))
-    follow(lambda d: operations.start_restore(ctx, env, snap.id, observer=d, threads=threads))
+        return detached(client.restore_snapshot(env.name, snap.id, threads=threads,
+                                                wait=False, observer=None))
+    follow(lambda d: client.restore_snapshot(env.name, snap.id, threads=threads, wait=True,
+                                             observer=d))
 
 
 @click.command("snapshot:delete")
@@ -163,8 +172,9 @@ def restore_(config_path, project, environment, snapshot_id, yes, no_wait, threa
 @click.argument("snapshot_id")
 def delete(config_path, project, environment, snapshot_id) -> None:
     """Delete a snapshot."""
-    ctx, env = load_env(config_path, project, environment)
-    follow(lambda d: operations.delete_snapshot(ctx, env, snapshot_id, observer=d))
+    client = client_for(config_path, project)
+    env = client.environment(environment)
+    follow(lambda d: client.delete_snapshot(env.name, snapshot_id, observer=d))
 
 
 @click.command("snapshot:expire")
@@ -172,11 +182,8 @@ def delete(config_path, project, environment, snapshot_id) -> None:
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would be deleted.")
 def expire(config_path, project, environment, dry_run) -> None:
     """Delete snapshots past their restore window or outside the retention policy."""
-    ctx, env = load_env(config_path, project, environment)
-    if dry_run:
-        decisions = retention.plan(ctx, env)
-    else:
-        activity, decisions = operations.expire_snapshots(ctx, env)
+    client = client_for(config_path, project)
+    decisions = client.expire_snapshots(client.environment(environment).name, dry_run=dry_run)
     rows = [[d.snapshot.id, d.snapshot.created_at.isoformat(timespec="seconds"),
              "keep" if d.keep else ("would delete" if dry_run else "deleted"), d.reason]
             for d in decisions]
@@ -192,9 +199,10 @@ def expire(config_path, project, environment, dry_run) -> None:
 @click.argument("snapshot_id", required=False)
 def verify(config_path, project, environment, snapshot_id) -> None:
     """Read and check every byte of a snapshot (the most recent without ID)."""
-    ctx, env = load_env(config_path, project, environment)
-    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
-    report = integrity.verify_snapshot(ctx, env, snap.id, ConsoleReporter(verbose=False))
+    client = client_for(config_path, project)
+    env = client.environment(environment)
+    snap = client.get_snapshot(env.name, snapshot_id)
+    report = client.verify_snapshot(env.name, snap.id, ConsoleReporter(verbose=False))
     print_report(report, f"snapshot {snap.id}")
     if not report.ok:
         raise IntegrityError(f"snapshot {snap.id} is damaged: {report.problems[0].key}: "

@@ -1,0 +1,61 @@
+"""The FastAPI application: routers, error envelope, OpenAPI at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from snapkeep import __version__
+from snapkeep.api.deps import TokenContext, install_error_handlers
+from snapkeep.api.routers import activities, backups, environments
+from snapkeep.api.schemas import ApiInfoOut, ErrorOut, project_path
+from snapkeep.services.context import Context
+
+DESCRIPTION = """\
+Snapshots of application environments (database and mounts), over HTTP.
+
+Authenticate with an API token: `Authorization: Bearer sk_…` (create one with
+`snapkeep auth:token:create --user EMAIL`). Taking, restoring and deleting a backup
+answers `202 Accepted` with a queued activity; follow it at its `links.log`
+(JSON lines). Every error is `{"error": {"status", "type", "message"}}`.
+"""
+
+
+def create_app(base_ctx_factory: Callable[[], Context], *,
+               stop: threading.Event | None = None) -> FastAPI:
+    """The API over the project ``base_ctx_factory()`` loads (called once, now: its catalog
+    and repository are opened here so a bad config fails at start and every request
+    shares them). Setting ``stop`` ends the log streams (the server is shutting down)."""
+    base = base_ctx_factory()
+    base.catalog  # noqa: B018 - open now: fail at start, and share it
+    base.repository  # noqa: B018
+    app = FastAPI(title="snapkeep", version=__version__, description=DESCRIPTION,
+                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    app.state.base_context = base
+    app.state.stop = stop or threading.Event()
+    install_error_handlers(app)
+
+    @app.get("/api/health", tags=["server"])
+    def health() -> dict[str, str]:
+        """Whether the server answers (no token needed): for load balancers and systemd."""
+        return {"status": "ok"}
+
+    @app.get("/api", response_model=ApiInfoOut, tags=["server"],
+             responses={401: {"model": ErrorOut}})
+    def api_info(ctx: TokenContext) -> ApiInfoOut:
+        """The project this server serves, and who the token belongs to."""
+        a = ctx.actor
+        p = project_path(ctx.config.id)
+        return ApiInfoOut(project=ctx.config.id, version=__version__,
+                          actor={"name": a.name, "email": a.email,
+                                 "project_role": a.project_role,
+                                 "environment_roles": dict(a.environment_roles)},
+                          links={"environments": f"{p}/environments",
+                                 "activities": f"{p}/activities",
+                                 "openapi": "/api/openapi.json"})
+
+    for module in (environments, backups, activities):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,85 @@
+"""``…/environments/{env}/backups``: list, take, read, restore and delete snapshots.
+
+Taking, restoring and deleting queue an activity (run by the server's workers) and
+answer ``202 Accepted`` with it; follow it at its ``links.log``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Response, status
+
+from snapkeep.api.deps import ProjectContext, environment
+from snapkeep.api.schemas import (
+    ActivityOut,
+    BackupRequest,
+    ErrorOut,
+    RestoreRequest,
+    SnapshotDetailOut,
+    SnapshotOut,
+)
+from snapkeep.services import operations, restore, snapshots
+
+router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups",
+                   tags=["backups"],
+                   responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                              404: {"model": ErrorOut}})
+
+_QUEUED = {409: {"model": ErrorOut, "description": "the environment is inactive, busy, "
+                 "or the rule forbids it (Pro staging/production, expired snapshot)"},
+           422: {"model": ErrorOut}}
+
+
+def _accepted(response: Response, activity: ActivityOut) -> ActivityOut:
+    response.headers["Location"] = activity.links["self"]
+    return activity
+
+
+@router.get("", response_model=list[SnapshotOut])
+def list_backups(env: str, ctx: ProjectContext) -> list[SnapshotOut]:
+    """The environment's snapshots, newest first (needs Viewer)."""
+    items = snapshots.list_snapshots(ctx, environment(ctx, env))
+    return [SnapshotOut.of(s, ctx.config.id) for s in items]
+
+
+@router.post("", response_model=ActivityOut, status_code=status.HTTP_202_ACCEPTED,
+             responses=_QUEUED)
+def create_backup(env: str, ctx: ProjectContext, response: Response,
+                  body: BackupRequest | None = Body(None)) -> ActivityOut:  # noqa: B008
+    """Queue a backup (needs Admin on the environment); answers the pending activity."""
+    req = body or BackupRequest()
+    a = operations.start_backup(ctx, environment(ctx, env), live=not req.safe,
+                                threads=req.threads, queue=True)
+    return _accepted(response, ActivityOut.of(a, ctx.config.id))
+
+
+@router.get("/{backup_id}", response_model=SnapshotDetailOut)
+def get_backup(env: str, backup_id: str, ctx: ProjectContext) -> SnapshotDetailOut:
+    """One snapshot, with what a restore of it would replace (needs Viewer)."""
+    e = environment(ctx, env)
+    snap = snapshots.get_snapshot(ctx, e, backup_id)
+    manifest = snapshots.load_manifest(ctx, snap.id)
+    return SnapshotDetailOut(**SnapshotOut.of(snap, ctx.config.id).model_dump(),
+                             mounts=list(manifest.mounts),
+                             database="database" in manifest.services,
+                             code_note=restore.code_note(e, manifest))
+
+
+@router.post("/{backup_id}/restore", response_model=ActivityOut,
+             status_code=status.HTTP_202_ACCEPTED, responses=_QUEUED)
+def restore_backup(env: str, backup_id: str, ctx: ProjectContext, response: Response,
+                   body: RestoreRequest | None = Body(None)) -> ActivityOut:  # noqa: B008
+    """Queue a restore of the snapshot (needs Admin); answers the pending activity."""
+    req = body or RestoreRequest()
+    a = operations.start_restore(ctx, environment(ctx, env), backup_id, threads=req.threads,
+                                 queue=True)
+    return _accepted(response, ActivityOut.of(a, ctx.config.id))
+
+
+@router.delete("/{backup_id}", response_model=ActivityOut,
+               status_code=status.HTTP_202_ACCEPTED, responses=_QUEUED)
+def delete_backup(env: str, backup_id: str, ctx: ProjectContext,
+                  response: Response) -> ActivityOut:
+    """Queue the deletion of the snapshot (needs Admin); answers the pending activity.
+    Its space is reclaimed by ``snapkeep repository:prune``."""
+    a = operations.delete_snapshot(ctx, environment(ctx, env), backup_id, queue=True)
+    return _accepted(response, ActivityOut.of(a, ctx.config.id))

@@ -1,0 +1,134 @@
+"""What the API reads and answers, as pydantic models (they make the OpenAPI document).
+
+Field names follow the CLI's JSON output (``snapshot:list --format json``,
+``activity:list --format json``), so a script can switch between the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from snapkeep.services.activities import Activity
+from snapkeep.services.snapshots import SnapshotInfo
+
+
+def project_path(project: str) -> str:
+    return f"/api/projects/{project}"
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+class BackupRequest(BaseModel):
+    """``POST …/backups``. ``safe: false`` takes a live backup (no pause)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"safe": True}]})
+
+    safe: StrictBool = Field(True, description="true: pause the environment for a consistent "
+                             "backup (the default); false: a live backup, the app keeps serving")
+    threads: int | None = Field(None, ge=1, le=64,
+                                description="database connections dumping in parallel")
+
+
+class RestoreRequest(BaseModel):
+    """``POST …/backups/{id}/restore`` (the body is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threads: int | None = Field(None, ge=1, le=64, description="tables loaded in parallel")
+
+
+# -- answers -----------------------------------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    status: int
+    type: str = Field(description="the snapkeep error class, e.g. BusyError, PermissionDenied")
+    message: str = Field(description="what was wrong and what to do")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class ActivityOut(BaseModel):
+    id: str
+    type: str = Field(description="environment.backup | environment.restore | "
+                      "environment.backup.delete | environment.backup.expire")
+    state: str = Field(description="pending | in_progress | complete | cancelled")
+    result: str | None = Field(description="success | failure, once complete")
+    completion_percent: int
+    environment: str
+    description: str
+    actor: str | None = Field(None, description="who asked for it")
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    snapshot_id: str | None
+    error: str | None
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, a: Activity, project: str) -> ActivityOut:
+        base = f"{project_path(project)}/activities/{a.id}"
+        return cls(id=a.id, type=a.type, state=a.state, result=a.result,
+                   completion_percent=a.completion_percent or 0, environment=a.environment,
+                   description=a.description, actor=a.actor, created_at=a.created_at,
+                   started_at=a.started_at, completed_at=a.completed_at,
+                   snapshot_id=a.snapshot_id, error=a.error,
+                   links={"self": base, "log": f"{base}/log", "cancel": f"{base}/cancel",
+                          "environment": f"{project_path(project)}/environments/"
+                                         f"{a.environment}"})
+
+
+class SnapshotOut(BaseModel):
+    id: str
+    environment: str
+    created_at: datetime
+    expires_at: datetime | None
+    restorable: bool
+    live: bool
+    automated: bool
+    commit_id: str | None
+    size_bytes: int
+    added_bytes: int | None = Field(description="new bytes this snapshot stored")
+    status: str
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, s: SnapshotInfo, project: str) -> SnapshotOut:
+        base = f"{project_path(project)}/environments/{s.environment}/backups/{s.id}"
+        return cls(id=s.id, environment=s.environment, created_at=s.created_at,
+                   expires_at=s.expires_at, restorable=s.restorable, live=s.live,
+                   automated=s.automated, commit_id=s.commit_id, size_bytes=s.size_bytes,
+                   added_bytes=s.added_bytes, status=s.status,
+                   links={"self": base, "restore": f"{base}/restore"})
+
+
+class SnapshotDetailOut(SnapshotOut):
+    """One backup, with what restoring it would do."""
+
+    mounts: list[str] = Field(description="the mounts it holds (replaced by a restore)")
+    database: bool = Field(description="whether it holds a database (replaced by a restore)")
+    code_note: str | None = Field(description="set when the environment's code is at another "
+                                  "commit than the snapshot's (a restore never changes code)")
+
+
+class EnvironmentOut(BaseModel):
+    name: str
+    type: str = Field(description="production | staging | development")
+    status: str = Field(description="active | inactive")
+    mounts: list[str]
+    running_activity: str | None = Field(description="the activity holding it, if any")
+    last_backup: SnapshotOut | None
+    links: dict[str, str]
+
+
+class ApiInfoOut(BaseModel):
+    """``GET /api``: which project this server serves, and who the token belongs to."""
+
+    project: str
+    version: str
+    actor: dict[str, Any]
+    links: dict[str, str]
