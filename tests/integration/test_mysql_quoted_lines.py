@@ -8,7 +8,8 @@ import pytest
 
 from snapkeep.engines.mysql import dump_database, prepare_restore, ranges
 from snapkeep.engines.mysql.encoding import decode_quoted_line, split_quoted_lines
-from snapkeep.repository import BlobRef
+from snapkeep.repository import BlobRef, Repository
+from snapkeep.storage import LocalBackend
 from tests.helpers.dbstate import assert_same, db_state, target_for
 from tests.helpers.recording import Recorder
 
@@ -77,3 +78,18 @@ def test_a_row_longer_than_max_allowed_packet_is_read_field_by_field(mariadb, fr
     prepared.swap()
     prepared.finish()
     assert_same(db_state(mariadb.connect(fresh_db), fresh_db), before)
+
+
+def test_the_compression_level_decides_how_small_the_rows_are_stored(mariadb, fresh_db, tmp_path):
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB",
+        "INSERT INTO t SELECT seq, REPEAT(CONCAT(seq % 97, 'some words '), 8) "
+        "FROM seq_1_to_20000")
+    sizes = {}
+    for level in (1, 19):
+        repo = Repository.init(LocalBackend(tmp_path / f"repo{level}"))
+        dump_database(target_for(mariadb, fresh_db), repo, Recorder(), zstd_level=level)
+        repo.flush()
+        sizes[level] = sum(f.stat().st_size for f in (tmp_path / f"repo{level}").rglob("*")
+                           if f.is_file())
+    assert sizes[19] < sizes[1]

@@ -93,6 +93,15 @@ def test_repository_table_takes_storage_options_and_a_key_file(tmp_path):
     assert cfg.key_file == (tmp_path / "keys" / "shop.key").resolve()
 
 
+def test_the_compression_level_of_database_rows_is_a_zstd_level(tmp_path):
+    assert load_config(str(write(tmp_path, GOOD))).compression_level == 3
+    cfg = load_config(str(write(tmp_path, GOOD + '\n[repository]\ncompression_level = 9\n')))
+    assert cfg.compression_level == 9
+    for bad in ("0", "20", '"high"', "true"):
+        with pytest.raises(ConfigError, match="compression_level"):
+            load_config(str(write(tmp_path, GOOD + f"\n[repository]\ncompression_level = {bad}\n")))
+
+
 def test_unknown_repository_option_is_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown key `bucket`"):
         load_config(str(write(tmp_path, GOOD + '\n[repository]\nbucket = "x"\n')))

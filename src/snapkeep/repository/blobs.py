@@ -45,7 +45,7 @@ class BlobWriter:
     """A write-only stream; ``close()`` returns its ``BlobRef``.
 
     One writer is not shared between threads; many writers may run in parallel.
-    ``level`` is the zstd level of its chunks (``chunks.TEXT_ZSTD_LEVEL`` for text).
+    ``level`` is the zstd level of its chunks.
     """
 
     def __init__(self, sink: ChunkSink, chunker: Chunker, level: int = ZSTD_LEVEL) -> None:

@@ -19,8 +19,7 @@ CDC_NC = 1
 
 ENC_RAW = 0
 ENC_ZSTD = 1
-ZSTD_LEVEL = 3  # files: fast, and media is mostly incompressible anyway
-TEXT_ZSTD_LEVEL = 5  # database rows: text that pays for a higher level (~5 % smaller)
+ZSTD_LEVEL = 3  # the default; a blob writer may use another (database rows: configurable)
 
 _local = threading.local()
 

@@ -69,8 +69,9 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
         with nullcontext() if live else pause.paused(ctx, env, rec), \
                 nullcontext() if live or target is None else mysql.hold_writes(target, rec):
             if target is not None:
-                services["database"] = mysql.dump_database(target, session, rec,
-                                                           threads=threads)
+                services["database"] = mysql.dump_database(
+                    target, session, rec, threads=threads,
+                    zstd_level=ctx.config.compression_level)
             for m in env.mounts:
                 mounts[m] = volumes.snapshot_mount(mount_dir(env, m), session, rec,
                                                    exclude=pause_entries(env, m),

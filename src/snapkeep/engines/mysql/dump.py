@@ -77,7 +77,7 @@ from snapkeep.engines.mysql.ranges import (
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
 from snapkeep.progress import Reporter
-from snapkeep.repository import TEXT_ZSTD_LEVEL, Repository
+from snapkeep.repository import ZSTD_LEVEL, Repository
 
 FORMAT = 3
 # Reading: no strictness, no CHAR padding; TIMESTAMPs exactly as stored (UTC).
@@ -147,7 +147,8 @@ def default_format() -> int:
 
 
 def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
-                  threads: int | None = None, fmt: int | None = None) -> dict[str, Any]:
+                  threads: int | None = None, fmt: int | None = None,
+                  zstd_level: int = ZSTD_LEVEL) -> dict[str, Any]:
     """Dump the target database on ``threads`` connections (default: the CPU count);
     return its JSON-able description (format 2, see the module docstring) for the manifest.
 
@@ -156,7 +157,7 @@ def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
     on server errors; on any error every connection is closed and the lock released.
     """
     n = max(1, threads if threads is not None else (os.cpu_count() or 1))
-    dump = _Dump(target, repo, SafeReporter(reporter), n, fmt or default_format())
+    dump = _Dump(target, repo, SafeReporter(reporter), n, fmt or default_format(), zstd_level)
     try:
         with errors_as(target, DOING):
             return dump.run()
@@ -166,8 +167,9 @@ def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
 
 class _Dump:
     def __init__(self, target: MySQLTarget, repo: Repository, reporter: SafeReporter,
-                 threads: int, fmt: int) -> None:
+                 threads: int, fmt: int, zstd_level: int = ZSTD_LEVEL) -> None:
         self.target = target
+        self.zstd_level = zstd_level
         self.repo = repo
         self.reporter = reporter
         self.threads = threads
@@ -294,7 +296,7 @@ class _Dump:
 
     def _open_workers(self, n: int) -> None:
         readers: list[StreamReader] = []
-        self.pool = WorkerPool(readers, lambda: self.repo.blob_writer(TEXT_ZSTD_LEVEL),
+        self.pool = WorkerPool(readers, lambda: self.repo.blob_writer(self.zstd_level),
                                self.reporter)
         for _ in range(n):
             reader = StreamReader(connect_stream(self.target, doing=DOING))

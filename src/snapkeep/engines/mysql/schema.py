@@ -15,7 +15,6 @@ from typing import Any
 import pymysql
 
 from snapkeep.engines.mysql.connect import Connection, query_text, quote_ident
-from snapkeep.engines.mysql.encoding import Column, codec_for
 from snapkeep.errors import PermissionDenied
 from snapkeep.progress import Reporter
 
@@ -38,19 +37,6 @@ def list_tables(conn: Connection, db: str) -> list[tuple[str, str, str | None, i
                             "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
                             "ORDER BY TABLE_NAME", (db,))
     return [(r[0], r[1], r[2], None if r[3] is None else int(r[3])) for r in rows]
-
-
-def table_columns(conn: Connection, db: str) -> dict[str, list[Column]]:
-    """The dumped columns of every table (generated ones left out), in table order."""
-    out: dict[str, list[Column]] = {}
-    rows = query_text(conn, "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, IS_GENERATED "
-                            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-                            "ORDER BY TABLE_NAME, ORDINAL_POSITION", (db,))
-    for table, column, data_type, generated in rows:
-        cols = out.setdefault(table, [])
-        if generated == "NEVER":
-            cols.append(Column(column, codec_for(data_type)))
-    return out
 
 
 def primary_keys(conn: Connection, db: str) -> dict[str, list[str]]:
