@@ -14,7 +14,6 @@ import pytest
 
 from snapkeep.catalog import Activity, Catalog
 from snapkeep.ids import new_id
-from tests.helpers.postgres import postgres_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 LEASE = 30.0

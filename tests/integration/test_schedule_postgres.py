@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import psycopg
-import pytest
 
 from snapkeep.catalog import Activity
 from snapkeep.config import load_config
@@ -19,7 +13,6 @@ from snapkeep.ids import new_id
 from snapkeep.services import scheduler, schedules
 from snapkeep.services.context import Context
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 T0 = datetime(2026, 11, 26, 9, 59, tzinfo=UTC)
 # environment → its one schedule (None: the Pro plan's hourly one)
 ENVIRONMENTS: dict[str, tuple[str, str | None]] = {
@@ -30,21 +23,6 @@ ENVIRONMENTS: dict[str, tuple[str, str | None]] = {
          "5 * * * *", "*/5 * * * *", "*/10 * * * *"])},
 }
 
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new PostgreSQL database for this test; dropped afterwards."""
-    name = f"snapkeep_sched_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(f"{SERVER}/postgres", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"no PostgreSQL server at {SERVER}: {e}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{SERVER}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def project(base: Path, catalog: str) -> Path:
@@ -74,8 +52,8 @@ def is_due(cron: str | None, minute: int) -> bool:
 
 
 def test_two_schedulers_on_one_postgresql_catalog_fire_each_due_schedule_once(
-        tmp_path, pg_url):
-    config = project(tmp_path, pg_url)
+        tmp_path, postgres_url):
+    config = project(tmp_path, postgres_url)
     hosts = [host(config), host(config)]
     for name, (_type, cron) in ENVIRONMENTS.items():
         if cron:

@@ -25,7 +25,6 @@ from snapkeep.config import load_config
 from snapkeep.services import operations
 from snapkeep.services.activities import cancel_activity
 from snapkeep.services.context import Context
-from tests.helpers.postgres import postgres_url  # noqa: F401 - fixture
 from tests.helpers.shop import Cli, cli_env
 
 ENVS = ["e0", "e1", "e2", "e3"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from snapkeep.catalog.identity import IdentityMixin
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
 from snapkeep.catalog.queue import QueueMixin
 from snapkeep.catalog.schedules import ScheduleMixin
+from snapkeep.catalog.times import aware, now, utc
 from snapkeep.config import CATALOG_FILE, redact_url
 from snapkeep.errors import ServiceUnavailable
 
@@ -31,15 +31,6 @@ HEAD = "0003"
 MIGRATION_LOCK = 0x736E61706B656570  # pg_advisory_xact_lock key: "snapkeep"
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite gives naive datetimes back; everything we store is UTC.
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -138,7 +129,7 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
 
     def get_activity(self, activity_id: str) -> Activity | None:
         with self.session() as s:
-            return _fix_activity(s.get(Activity, activity_id))
+            return utc(s.get(Activity, activity_id))
 
     def list_activities(self, environment: str | None = None, *, states: Sequence[str] = (),
                         limit: int = 50) -> list[Activity]:
@@ -148,7 +139,7 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
         if states:
             q = q.where(Activity.state.in_(states))
         with self.session() as s:
-            return [_fix_activity(a) for a in s.scalars(q)]
+            return [utc(a) for a in s.scalars(q)]
 
     def append_log(self, activity_id: str, message: str) -> None:
         with self.session() as s:
@@ -160,7 +151,7 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
         with self.session() as s:
             rows = list(s.scalars(q))
         for r in rows:
-            r.at = _aware(r.at)
+            r.at = aware(r.at)
         return rows
 
     # -- snapshots ---------------------------------------------------------------------------
@@ -171,14 +162,14 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
         with self.session() as s:
-            return _fix_snapshot(s.get(Snapshot, snapshot_id))
+            return utc(s.get(Snapshot, snapshot_id))
 
     def list_snapshots(self, environment: str | None = None) -> list[Snapshot]:
         q = select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
         if environment is not None:
             q = q.where(Snapshot.environment == environment)
         with self.session() as s:
-            return [_fix_snapshot(x) for x in s.scalars(q)]
+            return [utc(x) for x in s.scalars(q)]
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self.session() as s:
@@ -197,17 +188,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _fix_activity(a: Activity | None) -> Activity | None:
-    if a is not None:
-        a.created_at = _aware(a.created_at)
-        a.started_at = _aware(a.started_at)
-        a.completed_at = _aware(a.completed_at)
-        a.lease_expires_at = _aware(a.lease_expires_at)
-    return a
-
-
-def _fix_snapshot(x: Snapshot | None) -> Snapshot | None:
-    if x is not None:
-        x.created_at = _aware(x.created_at)
-        x.expires_at = _aware(x.expires_at)
-    return x

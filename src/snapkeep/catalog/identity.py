@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from snapkeep.catalog.models import ApiToken, EnvironmentRole, User, WebSession
+from snapkeep.catalog.times import aware, utc
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -23,33 +24,8 @@ if TYPE_CHECKING:
 TOUCH_EVERY = timedelta(minutes=1)
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    # SQLite gives naive datetimes back; everything we store is UTC. (catalog.py has
-    # the same helper, but importing it from there would be circular.)
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt
 
 
-def _fix_user(u: User | None) -> User | None:
-    if u is not None:
-        u.created_at = _utc(u.created_at)
-    return u
-
-
-def _fix_token(t: ApiToken | None) -> ApiToken | None:
-    if t is not None:
-        t.created_at = _utc(t.created_at)
-        t.last_used_at = _utc(t.last_used_at)
-        t.revoked_at = _utc(t.revoked_at)
-    return t
-
-
-def _fix_session(w: WebSession | None) -> WebSession | None:
-    if w is not None:
-        w.created_at = _utc(w.created_at)
-        w.expires_at = _utc(w.expires_at)
-    return w
 
 
 class IdentityMixin:
@@ -71,19 +47,19 @@ class IdentityMixin:
                 s.add(user)
         except IntegrityError:  # another process added the same email in between
             return None
-        return _fix_user(user)
+        return utc(user)
 
     def get_user(self, email: str) -> User | None:
         with self.session() as s:
-            return _fix_user(s.scalar(select(User).where(User.email == email.lower())))
+            return utc(s.scalar(select(User).where(User.email == email.lower())))
 
     def get_user_by_id(self, user_id: int) -> User | None:
         with self.session() as s:
-            return _fix_user(s.get(User, user_id))
+            return utc(s.get(User, user_id))
 
     def list_users(self) -> list[User]:
         with self.session() as s:
-            return [_fix_user(u) for u in s.scalars(select(User).order_by(User.email))]
+            return [utc(u) for u in s.scalars(select(User).order_by(User.email))]
 
     def delete_user(self, email: str) -> bool:
         """Remove the user with their roles, tokens and sessions; False if there was none."""
@@ -148,18 +124,18 @@ class IdentityMixin:
                          created_at=datetime.now(UTC))
         with self.session() as s:
             s.add(token)
-        return _fix_token(token)
+        return utc(token)
 
     def get_token(self, token_id: str) -> ApiToken | None:
         with self.session() as s:
-            return _fix_token(s.get(ApiToken, token_id))
+            return utc(s.get(ApiToken, token_id))
 
     def list_tokens(self, user_id: int | None = None) -> list[ApiToken]:
         q = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
         if user_id is not None:
             q = q.where(ApiToken.user_id == user_id)
         with self.session() as s:
-            return [_fix_token(t) for t in s.scalars(q)]
+            return [utc(t) for t in s.scalars(q)]
 
     def revoke_token(self, token_id: str) -> ApiToken | None:
         """Mark the token revoked (keeping the first revocation time); None if unknown."""
@@ -167,7 +143,7 @@ class IdentityMixin:
             token = s.get(ApiToken, token_id)
             if token is not None and token.revoked_at is None:
                 token.revoked_at = datetime.now(UTC)
-        return _fix_token(token)
+        return utc(token)
 
     def token_by_hash(self, token_hash: str, *, touch: bool = True) -> ApiToken | None:
         """The token with this SHA-256, revoked or not; records its use unless revoked."""
@@ -175,10 +151,10 @@ class IdentityMixin:
             token = s.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
             if token is not None and touch and token.revoked_at is None:
                 at = datetime.now(UTC)
-                last = _utc(token.last_used_at)
+                last = aware(token.last_used_at)
                 if last is None or at - last >= TOUCH_EVERY:
                     token.last_used_at = at
-        return _fix_token(token)
+        return utc(token)
 
     # -- console sessions --------------------------------------------------------------------
 
@@ -188,11 +164,11 @@ class IdentityMixin:
                          created_at=datetime.now(UTC), expires_at=expires_at)
         with self.session() as s:
             s.add(row)
-        return _fix_session(row)
+        return utc(row)
 
     def get_web_session(self, id_hash: str) -> WebSession | None:
         with self.session() as s:
-            return _fix_session(s.get(WebSession, id_hash))
+            return utc(s.get(WebSession, id_hash))
 
     def delete_web_session(self, id_hash: str) -> None:
         with self.session() as s:

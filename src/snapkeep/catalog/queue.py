@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, or_, select, update
@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState
+from snapkeep.catalog.times import aware, now, utc
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -41,24 +42,7 @@ LIVE = ("pending", "in_progress")
 MAX_CLAIM_TRIES = 50  # environments skipped in one claim because another worker took them
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
 
-
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt
-
-
-def _fixed(a: Activity | None) -> Activity | None:
-    # SQLite gives naive datetimes back; everything stored is UTC.
-    if a is not None:
-        a.created_at = _aware(a.created_at)
-        a.started_at = _aware(a.started_at)
-        a.completed_at = _aware(a.completed_at)
-        a.lease_expires_at = _aware(a.lease_expires_at)
-    return a
 
 
 class QueueMixin:
@@ -87,7 +71,7 @@ class QueueMixin:
                 self._lock_environment(s, activity.environment)
                 blocker = self._live_activity(s, activity.environment)
                 if blocker is not None:
-                    return _fixed(blocker)
+                    return utc(blocker)
             activity.state = "pending"
             activity.cancel_requested = False
             s.add(activity)
@@ -102,8 +86,8 @@ class QueueMixin:
             env = self._lock_environment(s, activity.environment)
             blocker = self._live_activity(s, activity.environment)
             if blocker is not None:
-                return _fixed(blocker)
-            at = _now()
+                return utc(blocker)
+            at = now()
             activity.state, activity.worker, activity.pid = "in_progress", worker_id, pid
             activity.started_at = activity.started_at or at
             activity.lease_expires_at = at + timedelta(seconds=lease_seconds)
@@ -155,17 +139,17 @@ class QueueMixin:
                 if a is None:
                     return None
                 if self._take_environment(s, a.environment, a.id):
-                    at = _now()
+                    at = now()
                     a.state, a.worker, a.started_at = "in_progress", worker_id, at
                     a.lease_expires_at = at + timedelta(seconds=lease_seconds)
-                    return _fixed(a)
+                    return utc(a)
                 skipped.add(a.environment)  # another worker took it a moment ago
         return None
 
     def _ensure_environment(self, s: Session, name: str) -> None:
         dialect = sqlite if self.is_sqlite else postgresql
         s.execute(dialect.insert(EnvironmentState)
-                  .values(name=name, status="active", updated_at=_now())
+                  .values(name=name, status="active", updated_at=now())
                   .on_conflict_do_nothing(index_elements=["name"]))
 
     def _lock_environment(self, s: Session, name: str) -> EnvironmentState:
@@ -202,7 +186,7 @@ class QueueMixin:
             res = s.execute(update(Activity)
                             .where(Activity.id == activity_id, Activity.worker == worker_id,
                                    Activity.state == "in_progress")
-                            .values(lease_expires_at=_now() + timedelta(seconds=lease_seconds))
+                            .values(lease_expires_at=now() + timedelta(seconds=lease_seconds))
                             .execution_options(synchronize_session=False))
             return res.rowcount == 1  # type: ignore[attr-defined]
 
@@ -218,7 +202,7 @@ class QueueMixin:
             for k, v in fields.items():
                 setattr(a, k, v)
             a.state, a.result = state, result
-            a.completed_at = a.completed_at or _now()
+            a.completed_at = a.completed_at or now()
             self._free_environment(s, a.environment, a.id)
             return True
 
@@ -232,23 +216,23 @@ class QueueMixin:
             a = self._locked_activity(s, activity_id)
             if a is None or a.state != "in_progress":
                 return False
-            expiry = _aware(a.lease_expires_at)
+            expiry = aware(a.lease_expires_at)
             if lease_expired_before is not None and (expiry is None
                                                      or expiry >= lease_expired_before):
                 return False
-            a.state, a.result, a.completed_at, a.error = "complete", "failure", _now(), error
+            a.state, a.result, a.completed_at, a.error = "complete", "failure", now(), error
             if log:
-                s.add(ActivityLog(activity_id=a.id, at=_now(), message=log))
+                s.add(ActivityLog(activity_id=a.id, at=now(), message=log))
             self._free_environment(s, a.environment, a.id)
             return True
 
     def expired_leases(self, at: datetime | None = None) -> list[Activity]:
         """Running activities whose lease ended before ``at`` (default: now)."""
         q = (select(Activity).where(Activity.state == "in_progress",
-                                    Activity.lease_expires_at < (at or _now()))
+                                    Activity.lease_expires_at < (at or now()))
              .order_by(Activity.lease_expires_at))
         with self.session() as s:
-            return [_fixed(a) for a in s.scalars(q)]  # type: ignore[misc]
+            return [utc(a) for a in s.scalars(q)]  # type: ignore[misc]
 
     def running_activity(self, environment: str) -> str | None:
         """The ID of the activity that holds ``environment``, if any."""
@@ -284,15 +268,15 @@ class QueueMixin:
                 return None
             message = None
             if a.state == "pending":
-                a.state, a.result, a.completed_at = "cancelled", "failure", _now()
+                a.state, a.result, a.completed_at = "cancelled", "failure", now()
                 a.error, message = f"cancelled by {by}", cancelled_log
             elif a.state == "in_progress" and not a.cancel_requested:
                 a.cancel_requested = True
                 a.parameters = {**(a.parameters or {}), "cancelled_by": by}
                 message = requested_log
             if message:
-                s.add(ActivityLog(activity_id=a.id, at=_now(), message=message))
-            return _fixed(a)
+                s.add(ActivityLog(activity_id=a.id, at=now(), message=message))
+            return utc(a)
 
     def cancel_requested_by(self, activity_id: str) -> str | None:
         """Who asked to cancel this running activity, or None if nobody did."""

@@ -7,30 +7,19 @@ firing a schedule twice: a conditional UPDATE that only the first of them can ma
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as DuplicateKey
 
 from snapkeep.catalog.models import Schedule
+from snapkeep.catalog.times import utc
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite gives naive datetimes back; everything we store is UTC.
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt
-
-
-def _fix(s: Schedule) -> Schedule:
-    s.created_at = _aware(s.created_at)
-    s.last_run_at = _aware(s.last_run_at)
-    s.next_run_at = _aware(s.next_run_at)
-    return s
 
 
 class ScheduleMixin:
@@ -49,7 +38,7 @@ class ScheduleMixin:
     def get_schedule(self, schedule_id: str) -> Schedule | None:
         with self.session() as s:
             row = s.get(Schedule, schedule_id)
-            return _fix(row) if row is not None else None
+            return utc(row) if row is not None else None
 
     def list_schedules(self, environment: str | None = None, *,
                        origin: str | None = None) -> list[Schedule]:
@@ -59,7 +48,7 @@ class ScheduleMixin:
         if origin is not None:
             q = q.where(Schedule.origin == origin)
         with self.session() as s:
-            return [_fix(x) for x in s.scalars(q)]
+            return [utc(x) for x in s.scalars(q)]
 
     def delete_schedule(self, schedule_id: str) -> bool:
         with self.session() as s:
@@ -70,7 +59,7 @@ class ScheduleMixin:
         q = (select(Schedule).where(Schedule.next_run_at <= at)
              .order_by(Schedule.next_run_at, Schedule.id))
         with self.session() as s:
-            return [_fix(x) for x in s.scalars(q)]
+            return [utc(x) for x in s.scalars(q)]
 
     def claim_schedule(self, schedule_id: str, expected_next: datetime | None,
                        new_next: datetime, ran_at: datetime) -> bool:
