@@ -8,7 +8,8 @@ in one run times: ``mariadb-dump --single-transaction --quick | zstd -3`` and
 ``snapshot:create --live`` and ``snapshot:restore`` through the CLI (its default thread
 count is the CPU count, which is also N's default). Prints wall times, stored bytes,
 snapkeep's writes-held time and peak RSS (create at two database sizes, restore), and
-ratios. Not part of the test suite.
+ratios. Before each timed step the server is let settle (dirty pages flushed, undo history
+purged), so no tool pays for the work of the step before it. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -71,6 +72,25 @@ def main() -> int:
         def sql(statement: str) -> None:
             subprocess.run([*client, "-e", statement], check=True)
 
+        def value(statement: str) -> int:
+            out = subprocess.run([*client, "-N", "-e", statement], check=True,
+                                 capture_output=True, text=True).stdout.split()
+            return int(out[-1]) if out else 0
+
+        def settle() -> None:
+            """Wait (at most 3 minutes) until InnoDB has flushed and purged what the last
+            step wrote, so no timed step pays for the one before it."""
+            sql("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                dirty = value("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+                history = value("SELECT COUNT FROM information_schema.INNODB_METRICS "
+                                "WHERE NAME = 'trx_rseg_history_len'")
+                if dirty == 0 and history < 100:
+                    break
+                time.sleep(1)
+            sql("SET GLOBAL innodb_max_dirty_pages_pct = 90")
+
         gen("shop_small", small_scale)
         gen("shop", args.scale)
 
@@ -91,8 +111,10 @@ def main() -> int:
             cfg.write_text(cfg.read_text().replace('mounts = ["var", "pub/media", "app/etc"]',
                                                    "mounts = []"))
 
+        settle()
         init("shop_small")
         _, rss_small, _ = sk("snapshot:create", "--live", "-e", "main")
+        settle()
         init("shop")
         t_create, rss_create, out = sk("snapshot:create", "--live", "-e", "main")
         snap = re.search(r"Created backup (\S+)", out).group(1)
@@ -101,22 +123,27 @@ def main() -> int:
         held, lock = (float(m.group(1)), m.group(2)) if m else (float("nan"), "?")
         m = re.search(r"dumped \d+ tables, (\d+) rows", out)
         rows = int(m.group(1)) if m else -1
+        settle()
         t_restore, rss_restore, _ = sk("snapshot:restore", snap, "--yes", "-e", "main")
 
         # mariadb-dump | zstd, mariadb < dump
         dump = tmpdir / "shop.sql.zst"
+        settle()
         t_mdump, _, _ = run(f"mariadb-dump --no-defaults --socket={server.socket} -uroot "
                             f"--single-transaction --quick --routines --triggers --events shop "
                             f"| zstd -q -3 -o {dump}")
         sql("CREATE DATABASE shop_mdump")
+        settle()
         t_mload, _, _ = run(f"zstd -dc {dump} | {' '.join(client)} shop_mdump")
         sql("DROP DATABASE shop_mdump")
 
         # mydumper / myloader, chunked
         mydir = tmpdir / "mydumper"
+        settle()
         t_mydump, _, _ = run(["mydumper", *conn_args, "-B", "shop", "-t", str(t), "-r", "100000",
                               "-o", str(mydir)])
         my_bytes = dir_bytes(mydir)
+        settle()
         t_myload, _, _ = run(["myloader", *conn_args, "-d", str(mydir), "-B", "shop_myl",
                               "-t", str(t), "-o"])
         sql("DROP DATABASE shop_myl")
