@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from snapkeep.catalog import Activity, ActivityLog
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, PolicyError
 from snapkeep.policy import Action, Actor, require_manual_snapshot_allowed, require_role
 from snapkeep.services import activities, environments, snapshots
+from snapkeep.services.activities import Activity, ActivityLog
 from snapkeep.services.context import Context
 from snapkeep.services.environments import EnvironmentInfo
 from snapkeep.services.snapshots import SnapshotInfo
