@@ -37,22 +37,11 @@ class Console:
     csrf: str
 
 
-def as_actor(ctx: Context, actor: Actor) -> Context:
-    """``ctx`` acting as ``actor``: a copy sharing its catalog and repository."""
-    for_actor = getattr(ctx, "for_actor", None)
-    if callable(for_actor):
-        return for_actor(actor)
-    copy = object.__new__(type(ctx))
-    copy.__dict__.update(ctx.__dict__)  # cached catalog/repository are shared, not reopened
-    copy.actor = actor
-    return copy
-
-
 def signed_in(request: Request, ctx_factory: ContextFactory) -> Console:
     """The request's Console; AuthenticationError when there is no valid session."""
     ctx = ctx_factory()
     actor, csrf = auth.session_actor(ctx, request.cookies.get(SESSION_COOKIE))
-    console = Console(as_actor(ctx, actor), actor, csrf)
+    console = Console(ctx.for_actor(actor), actor, csrf)
     request.state.console = console  # so an error page can still show who is signed in
     return console
 
