@@ -14,9 +14,10 @@ from snapkeep.config import load_config
 from snapkeep.errors import BusyError, Cancelled, PermissionDenied, PolicyError
 from snapkeep.policy import Actor
 from snapkeep.services import activities, operations
-from snapkeep.services.activities import ActivityRecorder, cancel_activity
+from snapkeep.services.activities import cancel_activity
 from snapkeep.services.context import Context
 from snapkeep.services.locks import EnvironmentLock
+from snapkeep.services.recorder import ActivityRecorder
 from snapkeep.services.workers import Worker, reap_expired
 
 TOML = """

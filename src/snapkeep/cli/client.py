@@ -44,8 +44,9 @@ from snapkeep.services import (
     retention,
     snapshots,
 )
-from snapkeep.services.activities import Activity, Observer
+from snapkeep.services.activities import Activity
 from snapkeep.services.context import Context
+from snapkeep.services.recorder import Observer
 from snapkeep.services.snapshots import SnapshotInfo
 
 if TYPE_CHECKING:

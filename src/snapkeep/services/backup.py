@@ -13,9 +13,9 @@ from snapkeep.ids import new_id
 from snapkeep.policy import expires_at
 from snapkeep.repository import SnapshotManifest
 from snapkeep.services import gitinfo, pause
-from snapkeep.services.activities import ActivityRecorder
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
+from snapkeep.services.recorder import ActivityRecorder
 from snapkeep.services.snapshots import row_from_manifest
 
 LOCK_WAIT = 10.0  # seconds a snapshot waits for a prune's exclusive lock

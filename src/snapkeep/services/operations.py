@@ -32,8 +32,9 @@ from snapkeep.policy import (
     require_role,
 )
 from snapkeep.services import activities, backup, restore, retention, snapshots
-from snapkeep.services.activities import Claim, Observer
+from snapkeep.services.activities import Claim
 from snapkeep.services.context import Context
+from snapkeep.services.recorder import ActivityRecorder, Observer
 
 
 def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
@@ -115,7 +116,7 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None, *,
     env = ctx.config.environment(a.environment)
     params = a.parameters or {}
 
-    def work(rec: activities.ActivityRecorder) -> str | None:
+    def work(rec: ActivityRecorder) -> str | None:
         if a.type == activities.BACKUP:
             return backup.backup(ctx, env, rec, live=bool(params.get("live")),
                                  automated=bool(params.get("automated")),

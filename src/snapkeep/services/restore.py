@@ -16,10 +16,10 @@ from snapkeep.errors import ConfigError, IntegrityError
 from snapkeep.faults import crash_point
 from snapkeep.repository import SnapshotManifest
 from snapkeep.services import gitinfo, pause
-from snapkeep.services.activities import ActivityRecorder
 from snapkeep.services.context import Context
 from snapkeep.services.cutover import CutoverJournal
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
+from snapkeep.services.recorder import ActivityRecorder
 
 LOCK_WAIT = 30.0  # seconds a restore waits for a prune's exclusive lock
 
