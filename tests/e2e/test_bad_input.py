@@ -9,16 +9,7 @@ from pathlib import Path
 
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.shop import Cli, cli_env
-
-
-def one_line_error(res, *fragments: str) -> None:
-    assert res.returncode != 0
-    assert "Traceback" not in res.stderr
-    lines = [line for line in res.stderr.splitlines() if line.startswith("snapkeep:")]
-    assert len(lines) == 1, res.stderr
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
+from tests.helpers.shop import Cli, cli_env, one_line_error
 
 
 def edit_config(root: Path, old: str, new: str) -> None:

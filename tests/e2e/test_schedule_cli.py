@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.shop import Cli, cli_env
+from tests.helpers.shop import Cli, cli_env, one_line_error
 
 CONFIG = """[project]
 id = "shop"
@@ -38,15 +38,6 @@ def cli(tmp_path: Path) -> Cli:
     (tmp_path / "snapkeep.toml").write_text(CONFIG)
     return Cli(tmp_path, cli_env())
 
-
-def one_line_error(res, *fragments: str) -> str:
-    assert res.returncode != 0
-    assert "Traceback" not in res.stderr
-    lines = [line for line in res.stderr.splitlines() if line.startswith("snapkeep:")]
-    assert len(lines) == 1, res.stderr
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
-    return lines[0]
 
 
 def listed(cli: Cli, *args: str) -> list[dict]:

@@ -10,7 +10,7 @@ import pytest
 from snapkeep.errors import AuthenticationError
 from snapkeep.services import auth
 from snapkeep.services.context import Context
-from tests.helpers.shop import Cli, cli_env, git
+from tests.helpers.shop import Cli, cli_env, git, one_line_error
 
 
 @pytest.fixture
@@ -27,14 +27,6 @@ def project(tmp_path: Path) -> tuple[Cli, Path]:
 def context(root: Path) -> Context:
     return Context.load(str(root / "snapkeep.toml"))
 
-
-def one_line_error(res, *fragments: str) -> None:
-    assert res.returncode != 0
-    assert "Traceback" not in res.stderr
-    lines = [line for line in res.stderr.splitlines() if line.startswith("snapkeep:")]
-    assert len(lines) == 1, res.stderr
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
 
 
 def test_user_add_reads_the_password_from_stdin_and_it_signs_in(project):

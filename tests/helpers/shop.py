@@ -134,3 +134,15 @@ class Cli:
 def cli_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPKEEP_")}
     return env
+
+
+def one_line_error(res, *fragments: str) -> str:
+    """The one ``snapkeep: …`` line a failed command printed (no traceback), holding
+    every fragment."""
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.startswith("snapkeep:")]
+    assert len(lines) == 1, res.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
