@@ -87,13 +87,20 @@ def local_operator(name: str = "local operator") -> Actor:
 
 
 def require_role(actor: Actor, environment: str, action: Action) -> None:
-    needed = _NEEDS[action]
-    role = actor.role_on(environment)
-    if role is None or _RANK[role] < _RANK[needed]:
+    if not may(actor, environment, action):
+        needed = _NEEDS[action]
+        role = actor.role_on(environment)
         have = f"the {role} role" if role else "no role"
         raise PermissionDenied(
             f"{actor.name} has {have} on environment {environment}; you need the "
             f"{needed.capitalize()} role to {action.value}. Ask a project admin to grant it.")
+
+
+def may(actor: Actor, environment: str, action: Action) -> bool:
+    """Whether ``require_role`` would let ``actor`` do ``action`` on ``environment``."""
+    needed = _NEEDS[action]
+    role = actor.role_on(environment)
+    return role is not None and _RANK[role] >= _RANK[needed]
 
 
 def require_active(environment: str, status: str) -> None:

@@ -10,8 +10,8 @@ from fastapi.responses import StreamingResponse
 from snapkeep.api import logstream
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import ActivityOut, ErrorOut
-from snapkeep.errors import PermissionDenied
-from snapkeep.policy import Action, require_role
+from snapkeep.policy import Action
+from snapkeep.policy.rules import may
 from snapkeep.services import activities
 from snapkeep.services.activities import Activity
 from snapkeep.services.context import Context
@@ -25,11 +25,7 @@ MAX_LIMIT = 500
 
 
 def _may_read(ctx: Context, a: Activity) -> bool:
-    try:
-        require_role(ctx.actor, a.environment, Action.ACTIVITY_READ)
-    except PermissionDenied:
-        return False
-    return True
+    return may(ctx.actor, a.environment, Action.ACTIVITY_READ)
 
 
 @router.get("", response_model=list[ActivityOut])

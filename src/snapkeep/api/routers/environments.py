@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import EnvironmentOut, ErrorOut, SnapshotOut, project_path
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import PermissionDenied
-from snapkeep.policy import Action, require_role
+from snapkeep.policy import Action
+from snapkeep.policy.rules import may
 from snapkeep.services import environments, snapshots
 from snapkeep.services.context import Context
 
@@ -30,11 +30,7 @@ def _out(ctx: Context, env: EnvironmentConfig) -> EnvironmentOut:
 
 
 def _may_read(ctx: Context, env: EnvironmentConfig) -> bool:
-    try:
-        require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
-    except PermissionDenied:
-        return False
-    return True
+    return may(ctx.actor, env.name, Action.SNAPSHOT_READ)
 
 
 @router.get("", response_model=list[EnvironmentOut])
