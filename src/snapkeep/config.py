@@ -26,6 +26,11 @@ STORAGE_OPTIONS = ("endpoint", "region", "access_key_id", "secret_access_key", "
 RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")
 CATALOG_FILE = "catalog.db"
 CATALOG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
+HOOK_EVENTS = ("before_snapshot", "after_snapshot", "before_restore", "after_restore")
+HOOK_POLICIES = ("fail", "warn")
+DEFAULT_HOOK_TIMEOUT = 300.0
+WEBHOOK_KEYS = ("webhook_url", "webhook_secret", "webhook_secret_file", "webhook_timeout",
+                "webhook_attempts")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,37 @@ class DatabaseURL:
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """``[environments.X.hooks]``: shell commands run (in the environment's root) around
+    its snapshots and restores, each bounded by ``timeout`` seconds. ``on_failure``:
+    ``fail`` ends the activity as failed (a failing ``before_*`` command stops it before
+    anything is paused or changed), ``warn`` logs the failure and goes on."""
+
+    before_snapshot: tuple[str, ...] = ()
+    after_snapshot: tuple[str, ...] = ()
+    before_restore: tuple[str, ...] = ()
+    after_restore: tuple[str, ...] = ()
+    timeout: float = DEFAULT_HOOK_TIMEOUT
+    on_failure: str = "fail"
+
+    def commands(self, event: str) -> tuple[str, ...]:
+        if event not in HOOK_EVENTS:
+            raise ValueError(f"unknown hook event {event!r}")
+        return getattr(self, event)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """``[notifications]``: a URL called (POST, JSON, signed with HMAC-SHA256 of the body
+    under ``secret``) when an activity of the project ends; retried ``attempts`` times."""
+
+    url: str
+    secret: str = field(repr=False)
+    timeout: float = 10.0  # seconds per attempt
+    attempts: int = 5
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
     type: str
@@ -85,6 +121,10 @@ class EnvironmentConfig:
     resume_command: str | None = None
     # keep_last / keep_hourly / keep_daily / keep_weekly / keep_monthly → count
     retention: dict[str, int] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)
+    # run after a snapshot of *another* environment is restored here (e.g. anonymise
+    # customer e-mails, reset base URLs); a failing one fails the activity
+    post_restore: tuple[str, ...] = ()
 
     def mount_path(self, mount: str) -> Path:
         return self.root / mount
@@ -108,6 +148,7 @@ class ProjectConfig:
     # and workers; None means the SQLite file in .snapkeep/. May hold a password: never
     # print it, print ``catalog_description`` instead.
     catalog_url: str | None = field(default=None, repr=False)
+    webhook: WebhookConfig | None = None
 
     @property
     def catalog_description(self) -> str:
@@ -228,11 +269,14 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
             pause_command=env.get("pause_command"),
             resume_command=env.get("resume_command"),
             retention=_retention(env.get("retention", {}), f"{ew}.retention"),
+            hooks=_hooks(env.get("hooks", {}), f"{ew}.hooks"),
+            post_restore=_commands(env.get("post_restore", []), ew, "post_restore"),
         )
     return ProjectConfig(path=path, id=pid, plan=plan, repository=repo,
                          restore_window_days=window, environments=envs,
                          repository_options=options, key_file=key_file, catalog_url=catalog,
-                         compression_level=level)
+                         compression_level=level,
+                         webhook=_webhook(data.get("notifications", {}), path))
 
 
 def redact_url(url: str) -> str:
@@ -300,3 +344,65 @@ def _retention(table: Any, where: str) -> dict[str, int]:
             raise ConfigError(f"{where}: `{key}` must be a whole number ≥ 0")
         out[key] = value
     return out
+
+
+def _commands(value: Any, where: str, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
+        raise ConfigError(f"{where}: `{key}` must be a list of shell commands (strings)")
+    return tuple(value)
+
+
+def _seconds(value: Any, where: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}: `{key}` must be a number of seconds > 0")
+    return float(value)
+
+
+def _hooks(table: Any, where: str) -> Hooks:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table of {', '.join(HOOK_EVENTS)}, timeout "
+                          "and on_failure")
+    known = (*HOOK_EVENTS, "timeout", "on_failure")
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key `{key}`; use {', '.join(known)}")
+    return Hooks(
+        **{e: _commands(table.get(e, []), where, e) for e in HOOK_EVENTS},
+        timeout=_seconds(table.get("timeout", DEFAULT_HOOK_TIMEOUT), where, "timeout"),
+        on_failure=_choice(table.get("on_failure", "fail"), HOOK_POLICIES, where, "on_failure"))
+
+
+def _webhook(table: Any, path: Path) -> WebhookConfig | None:
+    where = f"{path} [notifications]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    for key in table:
+        if key not in WEBHOOK_KEYS:
+            raise ConfigError(f"{where}: unknown key `{key}`; use {', '.join(WEBHOOK_KEYS)}")
+    if "webhook_url" not in table:
+        if table:
+            raise ConfigError(f"{where}: set `webhook_url` (the other keys configure it)")
+        return None
+    url = _str(table, "webhook_url", where)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"{where}: `webhook_url` must be an http:// or https:// URL")
+    secret = os.environ.get("SNAPKEEP_WEBHOOK_SECRET") or table.get("webhook_secret")
+    if not secret and "webhook_secret_file" in table:
+        secret_path = (path.parent / Path(_str(table, "webhook_secret_file", where))
+                       .expanduser()).resolve()
+        try:
+            secret = secret_path.read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{where}: cannot read `webhook_secret_file` {secret_path}: "
+                              f"{e.strerror}") from None
+    if not isinstance(secret, str) or not secret:
+        raise ConfigError(f"{where}: the webhook needs a shared secret to sign its calls: set "
+                          "`webhook_secret_file` (or SNAPKEEP_WEBHOOK_SECRET)")
+    attempts = table.get("webhook_attempts", 5)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
+        raise ConfigError(f"{where}: `webhook_attempts` must be a whole number from 1 to 20")
+    return WebhookConfig(url=url, secret=secret, attempts=attempts,
+                         timeout=_seconds(table.get("webhook_timeout", 10), where,
+                                          "webhook_timeout"))

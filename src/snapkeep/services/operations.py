@@ -58,7 +58,7 @@ def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bo
     c = activities.claim(ctx, env.name, activities.BACKUP, desc,
                          {"live": live, "automated": automated, "threads": threads},
                          state=_state(detach, queue), unless_busy=not queue_behind)
-    return _go(ctx, c, detach, queue, observer)
+    return go(ctx, c, detach, queue, observer)
 
 
 def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
@@ -71,7 +71,7 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
     c = activities.claim(ctx, env.name, activities.RESTORE, desc,
                          {"snapshot_id": snap.id, "threads": threads},
                          state=_state(detach, queue))
-    return _go(ctx, c, detach, queue, observer)
+    return go(ctx, c, detach, queue, observer)
 
 
 def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
@@ -81,7 +81,7 @@ def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
     desc = f"{ctx.actor.name} deleted backup {snap.id} of {env.name}"
     c = activities.claim(ctx, env.name, activities.DELETE, desc, {"snapshot_ids": [snap.id]},
                          state=_state(False, queue))
-    return _go(ctx, c, False, queue, observer)
+    return go(ctx, c, False, queue, observer)
 
 
 def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | None = None,
@@ -96,10 +96,10 @@ def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | 
     desc = f"{ctx.actor.name} expired {len(expired)} backup(s) of {env.name}"
     c = activities.claim(ctx, env.name, activities.EXPIRE, desc, {"snapshot_ids": expired},
                          state=_state(False, queue), unless_busy=not queue_behind)
-    return _go(ctx, c, False, queue, observer), decisions
+    return go(ctx, c, False, queue, observer), decisions
 
 
-def _go(ctx: Context, c: Claim, detach: bool, queue: bool,
+def go(ctx: Context, c: Claim, detach: bool, queue: bool,
         observer: Observer | None) -> Activity:
     if detach:
         return _detach(ctx, c)
