@@ -92,3 +92,8 @@ class Cancelled(SnapkeepError):
 
 class Interrupted(SnapkeepError):
     exit_code = 130
+
+
+class HookError(SnapkeepError):
+    """A hook or post-restore command of the environment failed (exit code, timeout, or it
+    could not start) under the ``fail`` policy."""

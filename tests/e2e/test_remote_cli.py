@@ -256,3 +256,26 @@ def test_auth_login_stores_the_token_for_the_user_only_and_logout_forgets_it(tea
     assert f"Logged out of {team.server.url}" in out.stderr and not stored.exists()
     local = team.run(cli, "snapshot:list", check=False)
     assert local.returncode == 2 and "no snapkeep.toml found" in local.stderr
+
+
+def test_a_remote_partial_restore_sends_its_parts_and_restores_only_them(team: Team, mariadb):
+    remote = team.remote()
+    sid = last_snapshot(team.run(remote, "snapshot:create", "--live"))
+    log = team.root / "var" / "log" / "system.log"
+    log.write_text("changed remotely\n")
+    conn = mariadb.connect(team.db)
+    before = checksums(conn, team.db)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE store SET name = 'changed'")
+    conn.commit()
+    res = team.run(remote, "snapshot:restore", sid, "--yes", "--mount", "var")
+    assert "Mount var will be replaced with the snapshot's contents" in res.stderr
+    assert "Everything else in develop-branch stays as it is." in res.stderr
+    assert log.read_text() == "started\n"
+    assert checksums(conn, team.db)["store"] != before["store"]  # the database was not named
+    res = team.run(remote, "snapshot:restore", sid, "--yes", "--table", "store")
+    assert checksums(conn, team.db) == before
+    conn.close()
+    refused = team.run(remote, "snapshot:restore", sid, "--yes", "--table", "nope",
+                       check=False)
+    assert refused.returncode == 3 and "has no table nope" in refused.stderr

@@ -245,3 +245,41 @@ def test_api_root_names_the_project_and_the_token_owner(world: World, admin):
     assert info["actor"]["email"] == "project-admin@example.com"
     assert info["actor"]["project_role"] == "admin"
     assert error(httpx.get(f"{world.server.url}/api", timeout=30), 401)
+
+
+def test_a_partial_restore_through_the_api_restores_only_the_named_mount(world: World, admin):
+    done = wait_activity(admin, admin.post(f"{P}/environments/{SHOP}/backups",
+                                           json={"safe": False}).json())
+    snap = done["snapshot_id"]
+    shop = world.project.base / "shop"
+    log = shop / "var" / "log" / "system.log"
+    env_php = shop / "app" / "etc" / "env.php"
+    log.write_text("changed\n")
+    env_php.write_text("<?php // changed\n")
+    r = admin.post(f"{P}/environments/{SHOP}/backups/{snap}/restore",
+                   json={"mounts": ["var"]})
+    assert r.status_code == 202, r.text
+    assert r.json()["description"].endswith("(only mount var)")
+    done = wait_activity(admin, r.json())
+    assert done["result"] == "success", done
+    assert log.read_text() == "started\n"
+    assert env_php.read_text() == "<?php // changed\n"  # app/etc was not named
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), [
+    ({"target": "dormant", "only": "mounts"}, 409, "environment dormant is inactive"),
+    ({"target": "nowhere"}, 404, "environment 'nowhere' does not exist"),
+    ({"tables": ["no_such_table"]}, 404, "has no table no_such_table"),
+    ({"only": "everything"}, 422, "field 'only'"),
+    ({"only": "database", "mounts": ["var"]}, 422, "--only database restores no mounts"),
+])
+def test_a_bad_restore_target_or_part_is_refused_before_anything_changes(
+        world: World, admin, body, status, fragment):
+    listed = admin.get(f"{P}/environments/{SHOP}/backups").json()
+    snap = listed[0]["id"] if listed else wait_activity(admin, admin.post(
+        f"{P}/environments/{SHOP}/backups", json={"safe": False}).json())["snapshot_id"]
+    before = world.project.fingerprint()
+    message = error(admin.post(f"{P}/environments/{SHOP}/backups/{snap}/restore", json=body),
+                    status)
+    assert fragment in message
+    assert world.project.fingerprint() == before

@@ -376,3 +376,67 @@ def test_pages_forbid_framing_and_foreign_scripts_and_static_files_are_served(pr
     assert "function follow" in js.text
     assert c.get("/console/static/console.css").headers["content-type"].startswith("text/css")
     assert c.get("/console/static/..%2Fsession.py").status_code == 404
+
+
+def test_a_restore_form_restores_only_the_part_it_names(project):
+    sid = snapshot(project)
+    logo = project.app_root / "pub" / "media" / "logo.txt"
+    logo.write_text("changed after the backup\n")
+    note = project.app_root / "var" / "note.txt"
+    note.write_text("written after the backup\n")
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    assert 'value="mount:pub/media"' in c.get(f"/environments/{ENV}").text
+    res = c.post(f"/environments/{ENV}/backups/{sid}/restore",
+                 data={"csrf_token": csrf, "part": "mount:pub/media"})
+    assert res.status_code == 303
+    ran = run_queued(project)
+    assert ran.result == "success"
+    assert ran.parameters["scope"] == {"database": False, "mounts": ["pub/media"],
+                                       "tables": None}
+    assert logo.read_text() == "the shop's logo\n"
+    assert note.read_text() == "written after the backup\n"  # var was not restored
+
+
+def test_an_admin_of_both_restores_into_another_environment_naming_both(project):
+    (project.app_root / "var" / "from-develop.txt").write_text("develop's var\n")
+    sid = snapshot(project)
+    staging_var = project.base / "staging" / "var"
+    (staging_var / "staging-only.txt").write_text("staging's own\n")
+    users.set_environment_role(project.context(), ADMIN[0], "staging", "admin")
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    stored = c.get(f"/environments/{ENV}").text
+    assert f"/backups/{sid}/restore-into" in stored
+    pick = c.get(f"/environments/{ENV}/backups/{sid}/restore-into")
+    assert pick.status_code == 200 and '<option value="staging">' in pick.text
+    confirm = c.get(f"/environments/{ENV}/backups/{sid}/restore", params={"target": "staging"})
+    assert confirm.status_code == 200
+    assert "This replaces the data of <strong>staging</strong> with the snapshot" in confirm.text
+    assert f"of <strong>{ENV}</strong>" in confirm.text
+    res = c.post(f"/environments/{ENV}/backups/{sid}/restore",
+                 data={"csrf_token": csrf, "target": "staging", "part": "mount:var"})
+    assert res.status_code == 303
+    ran = run_queued(project)
+    assert (ran.environment, ran.result) == ("staging", "success")
+    assert ran.description == f"Ada Admin restored staging from backup {sid} of {ENV} " \
+        "(only mount var)"
+    assert (staging_var / "from-develop.txt").read_text() == "develop's var\n"
+    assert not (staging_var / "staging-only.txt").exists()
+
+
+def test_a_viewer_of_the_target_cannot_restore_into_it(project):
+    sid = snapshot(project)
+    users.set_environment_role(project.context(), VIEWER[0], ENV, "admin")  # admin of source
+    c = client(project)
+    csrf = sign_in(c, VIEWER)  # still only a viewer of staging
+    before = activity_count(project)
+    pick = c.get(f"/environments/{ENV}/backups/{sid}/restore-into")
+    assert pick.status_code == 403
+    confirm = c.get(f"/environments/{ENV}/backups/{sid}/restore", params={"target": "staging"})
+    assert confirm.status_code == 403 and "Yes, restore" not in confirm.text
+    res = c.post(f"/environments/{ENV}/backups/{sid}/restore",
+                 data={"csrf_token": csrf, "target": "staging", "part": "mount:var"})
+    assert res.status_code == 403
+    assert "viewer role on environment staging" in res.text
+    assert activity_count(project) == before

@@ -115,3 +115,103 @@ def test_retention_counts_are_validated(tmp_path):
         load_config(str(write(tmp_path, ok.replace("keep_last", "keep_yearly"))))
     with pytest.raises(ConfigError, match="keep_daily"):
         load_config(str(write(tmp_path, ok.replace("= 7", "= -1"))))
+
+
+# -- hooks, post_restore and [notifications] ------------------------------------------------
+
+HOOKS = GOOD + """
+[environments.develop-branch.hooks]
+before_snapshot = ["bin/magento maintenance:enable", "redis-cli flushall"]
+after_restore = "bin/magento cache:flush"
+timeout = 30
+on_failure = "warn"
+"""
+
+
+def test_hooks_are_read_per_event_with_their_timeout_and_policy(tmp_path):
+    env = load_config(str(write(tmp_path, HOOKS))).environment("develop-branch")
+    assert env.hooks.commands("before_snapshot") == ("bin/magento maintenance:enable",
+                                                     "redis-cli flushall")
+    assert env.hooks.commands("after_restore") == ("bin/magento cache:flush",)
+    assert env.hooks.commands("after_snapshot") == ()
+    assert (env.hooks.timeout, env.hooks.on_failure) == (30.0, "warn")
+    with pytest.raises(ValueError, match="before_backup"):
+        env.hooks.commands("before_backup")
+
+
+def test_without_a_hooks_table_nothing_runs_and_failures_fail(tmp_path):
+    env = load_config(str(write(tmp_path, GOOD))).environment("develop-branch")
+    assert all(env.hooks.commands(e) == () for e in ("before_snapshot", "after_snapshot",
+                                                     "before_restore", "after_restore"))
+    assert (env.hooks.timeout, env.hooks.on_failure) == (300.0, "fail")
+    assert env.post_restore == ()
+
+
+@pytest.mark.parametrize("line,message", [
+    ('on_failure = "ignore"', "on_failure"),
+    ("timeout = 0", "timeout"),
+    ('timeout = "5m"', "timeout"),
+    ("before_snapshot = [1]", "before_snapshot"),
+    ('before_snapshot = [" "]', "before_snapshot"),
+    ('before_backup = ["x"]', "unknown key `before_backup`"),
+])
+def test_bad_hook_settings_name_the_key(tmp_path, line, message):
+    text = GOOD + f"\n[environments.develop-branch.hooks]\n{line}\n"
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(write(tmp_path, text)))
+
+
+def test_post_restore_commands_are_a_list_of_strings(tmp_path):
+    text = GOOD.replace('database = "mysql', 'post_restore = ["php anonymise.php"]\n'
+                                             'database = "mysql')
+    env = load_config(str(write(tmp_path, text))).environment("develop-branch")
+    assert env.post_restore == ("php anonymise.php",)
+    with pytest.raises(ConfigError, match="post_restore"):
+        load_config(str(write(tmp_path, text.replace('["php anonymise.php"]', "7"))))
+
+
+def test_a_webhook_takes_its_secret_from_a_file_and_never_shows_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("SNAPKEEP_WEBHOOK_SECRET", raising=False)
+    (tmp_path / "hook.secret").write_text("s3cr3t-value\n")
+    text = GOOD + ('\n[notifications]\nwebhook_url = "https://hooks.example.com/snapkeep"\n'
+                   'webhook_secret_file = "hook.secret"\nwebhook_timeout = 2.5\n'
+                   "webhook_attempts = 3\n")
+    hook = load_config(str(write(tmp_path, text))).webhook
+    assert (hook.url, hook.secret, hook.timeout, hook.attempts) == \
+        ("https://hooks.example.com/snapkeep", "s3cr3t-value", 2.5, 3)
+    assert "s3cr3t" not in repr(hook)
+    monkeypatch.setenv("SNAPKEEP_WEBHOOK_SECRET", "from-env")
+    assert load_config(str(write(tmp_path, text))).webhook.secret == "from-env"
+
+
+def test_a_webhook_has_defaults_and_no_table_means_no_webhook(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNAPKEEP_WEBHOOK_SECRET", "x")
+    assert load_config(str(write(tmp_path, GOOD))).webhook is None
+    hook = load_config(str(write(tmp_path, GOOD + '\n[notifications]\n'
+                                 'webhook_url = "http://127.0.0.1:9/h"\n'))).webhook
+    assert (hook.timeout, hook.attempts) == (10.0, 5)
+
+
+@pytest.mark.parametrize("table,message", [
+    ('webhook_url = "ftp://x/h"', "http:// or https://"),
+    ('webhook_url = "http://x/h"\nwebhook_attempts = 0', "webhook_attempts"),
+    ('webhook_url = "http://x/h"\nwebhook_attempts = 21', "webhook_attempts"),
+    ('webhook_url = "http://x/h"\nwebhook_timeout = -1', "webhook_timeout"),
+    ('webhook_url = "http://x/h"\nwebhook_secret_file = "missing.secret"', "cannot read"),
+    ('webhook_secret_file = "x"', "set `webhook_url`"),
+    ('webhook_url = "http://x/h"\nurl = "http://y"', "unknown key `url`"),
+])
+def test_bad_webhook_settings_name_the_key(tmp_path, monkeypatch, table, message):
+    if "webhook_secret_file" in table:  # the variable would win over the file
+        monkeypatch.delenv("SNAPKEEP_WEBHOOK_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("SNAPKEEP_WEBHOOK_SECRET", "x")
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(write(tmp_path, GOOD + f"\n[notifications]\n{table}\n")))
+
+
+def test_a_webhook_without_a_secret_is_refused_saying_where_to_put_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("SNAPKEEP_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="webhook_secret_file"):
+        load_config(str(write(tmp_path, GOOD + '\n[notifications]\n'
+                              'webhook_url = "http://x/h"\n')))

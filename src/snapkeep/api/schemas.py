@@ -7,7 +7,7 @@ Field names follow the CLI's JSON output (``snapshot:list --format json``,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -38,6 +38,13 @@ class RestoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threads: int | None = Field(None, ge=1, le=64, description="tables loaded in parallel")
+    target: str | None = Field(None, description="restore into this environment instead "
+                               "(data only; needs Admin there)")
+    only: Literal["database", "mounts"] | None = Field(
+        None, description="restore only the database, or only the mounts")
+    mounts: list[str] | None = Field(None, description="restore only these mounts")
+    tables: list[str] | None = Field(None, description="restore only these tables of the "
+                                     "database (with their triggers)")
 
 
 # -- answers -----------------------------------------------------------------------------------
@@ -67,6 +74,9 @@ class ActivityOut(BaseModel):
     completed_at: datetime | None
     snapshot_id: str | None
     error: str | None
+    warnings: list[str] = Field(default_factory=list,
+                                description="what went wrong without failing it (a hook "
+                                "under the warn policy, an undelivered webhook)")
     links: dict[str, str]
 
     @classmethod
@@ -77,6 +87,7 @@ class ActivityOut(BaseModel):
                    description=a.description, actor=a.actor, created_at=a.created_at,
                    started_at=a.started_at, completed_at=a.completed_at,
                    snapshot_id=a.snapshot_id, error=a.error,
+                   warnings=list(a.warnings or []),
                    links={"self": base, "log": f"{base}/log", "cancel": f"{base}/cancel",
                           "environment": f"{project_path(project)}/environments/"
                                          f"{a.environment}"})

@@ -1,5 +1,5 @@
 """The metadata catalog: environment status, activities and their logs, snapshot listings,
-users, roles, tokens, console sessions and schedules."""
+users, roles, tokens, console sessions, schedules and the webhook outbox."""
 
 from snapkeep.catalog.catalog import Catalog
 from snapkeep.catalog.models import (
@@ -8,6 +8,7 @@ from snapkeep.catalog.models import (
     ApiToken,
     EnvironmentRole,
     EnvironmentState,
+    Notification,
     Schedule,
     Snapshot,
     User,
@@ -15,4 +16,4 @@ from snapkeep.catalog.models import (
 )
 
 __all__ = ["Activity", "ActivityLog", "ApiToken", "Catalog", "EnvironmentRole",
-           "EnvironmentState", "Schedule", "Snapshot", "User", "WebSession"]
+           "EnvironmentState", "Notification", "Schedule", "Snapshot", "User", "WebSession"]

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, inspect, select, text
+from sqlalchemy import create_engine, delete, event, func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from snapkeep.catalog.identity import IdentityMixin
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
+from snapkeep.catalog.notifications import NotificationMixin
 from snapkeep.catalog.queue import QueueMixin
 from snapkeep.catalog.schedules import ScheduleMixin
 from snapkeep.catalog.times import aware, now, utc
@@ -27,7 +29,7 @@ from snapkeep.config import CATALOG_FILE, redact_url
 from snapkeep.errors import ServiceUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0003"
+HEAD = "0004"
 MIGRATION_LOCK = 0x736E61706B656570  # pg_advisory_xact_lock key: "snapkeep"
 
 
@@ -41,7 +43,7 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
+class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
     def __init__(self, url: str, *, shown_as: str | None = None) -> None:
         self.description = redact_url(shown_as or url)  # never the password
         self.is_sqlite = url.startswith("sqlite")
@@ -178,6 +180,49 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin):
     def snapshot_ids(self) -> set[str]:
         with self.session() as s:
             return set(s.scalars(select(Snapshot.id)))
+
+    # -- statistics (GET /metrics): aggregated here, so a scrape reads a few rows ----------
+
+    def snapshot_totals(self) -> list[tuple[str, int, int, int]]:
+        """(environment, snapshots, their size_bytes, their added_bytes) per environment."""
+        q = (select(Snapshot.environment, func.count(), func.sum(Snapshot.size_bytes),
+                    func.sum(Snapshot.added_bytes)).group_by(Snapshot.environment))
+        with self.session() as s:
+            return [(env, int(n), int(size or 0), int(added or 0))
+                    for env, n, size, added in s.execute(q)]
+
+    def activity_counts(self) -> list[tuple[str, str, str, str | None, int]]:
+        """(environment, type, state, result, how many) over every activity."""
+        q = (select(Activity.environment, Activity.type, Activity.state, Activity.result,
+                    func.count())
+             .group_by(Activity.environment, Activity.type, Activity.state, Activity.result))
+        with self.session() as s:
+            return [(env, type_, state, result, int(n))
+                    for env, type_, state, result, n in s.execute(q)]
+
+    def activity_durations(self) -> list[tuple[str, str, int, float]]:
+        """(environment, type, ended activities that had started, sum of their run times in
+        seconds), from started_at to completed_at."""
+        if self.is_sqlite:
+            seconds = (func.julianday(Activity.completed_at)
+                       - func.julianday(Activity.started_at)) * 86400.0
+        else:
+            seconds = func.extract("epoch", Activity.completed_at - Activity.started_at)
+        q = (select(Activity.environment, Activity.type, func.count(), func.sum(seconds))
+             .where(Activity.state.in_(("complete", "cancelled")),
+                    Activity.started_at.is_not(None), Activity.completed_at.is_not(None))
+             .group_by(Activity.environment, Activity.type))
+        with self.session() as s:
+            return [(env, type_, int(n), max(0.0, float(total or 0)))
+                    for env, type_, n, total in s.execute(q)]
+
+    def last_successes(self) -> list[tuple[str, str, datetime]]:
+        """(environment, type, when its last successful activity of that type ended)."""
+        q = (select(Activity.environment, Activity.type, func.max(Activity.completed_at))
+             .where(Activity.state == "complete", Activity.result == "success")
+             .group_by(Activity.environment, Activity.type))
+        with self.session() as s:
+            return [(env, type_, aware(at)) for env, type_, at in s.execute(q) if at is not None]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

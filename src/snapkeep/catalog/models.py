@@ -44,6 +44,9 @@ class Activity(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     actor: Mapped[str | None] = mapped_column(String(320))  # who asked for it
+    # what went wrong without failing it (a hook under the "warn" policy, a webhook that
+    # was not delivered); None or [] when nothing did
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class ActivityLog(Base):
@@ -124,3 +127,24 @@ class Schedule(Base):
     created_by: Mapped[str | None] = mapped_column(String(320))
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Notification(Base):
+    """The webhook outbox: one call per ended activity, retried until delivered or failed.
+
+    ``next_attempt_at`` is also the claim: taking an attempt moves it past the attempt's
+    timeout, so one process at a time (on any host) may send it.
+    """
+
+    __tablename__ = "notifications"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # unique: an activity ends once, so it is notified once
+    activity_id: Mapped[str] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
+                                             index=True, unique=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)  # pending | delivered | failed
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

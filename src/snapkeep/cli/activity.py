@@ -27,7 +27,8 @@ def _json(a: Activity) -> dict:
             "description": a.description, "state": a.state, "result": a.result,
             "created_at": _ts(a.created_at), "started_at": _ts(a.started_at),
             "completed_at": _ts(a.completed_at), "completion_percent": a.completion_percent,
-            "snapshot_id": a.snapshot_id, "error": a.error}
+            "snapshot_id": a.snapshot_id, "error": a.error,
+            "warnings": list(a.warnings or [])}
 
 
 @click.command("activity:list")
@@ -37,13 +38,14 @@ def _json(a: Activity) -> dict:
 @click.option("--limit", default=20, show_default=True)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def list_(config_path, project, environment, limit, fmt) -> None:
-    """List recent activities, newest first."""
+    """List recent activities, newest first (Warnings: how many each recorded; read them
+    with activity:get)."""
     items = _client(config_path, project).list_activities(environment, limit=limit)
     rows = [[a.id, _ts(a.created_at), a.description, f"{a.completion_percent}%", a.state,
-             a.result or ""] for a in items]
+             a.result or "", str(len(a.warnings)) if a.warnings else ""] for a in items]
     json_rows = [_json(a) for a in items]
-    click.echo(table(["ID", "Created", "Description", "Progress", "State", "Result"], rows, fmt,
-                     json_rows=json_rows))
+    click.echo(table(["ID", "Created", "Description", "Progress", "State", "Result",
+                      "Warnings"], rows, fmt, json_rows=json_rows))
 
 
 @click.command("activity:log")
@@ -69,10 +71,18 @@ def get(config_path, project, activity_id, prop, fmt) -> None:
     if prop:
         if prop not in data:
             raise UsageError(f"unknown property {prop!r}; choose from {', '.join(data)}")
-        click.echo("" if data[prop] is None else data[prop])
+        value = data[prop]
+        click.echo("\n".join(value) if isinstance(value, list) else
+                   "" if value is None else value)
         return
-    rows = [[k, "" if v is None else str(v)] for k, v in data.items()]
+    rows = [[k, _cell(v)] for k, v in data.items() if k != "warnings"]
+    # one row per warning, so each reads whole
+    rows += [["warning", w] for w in data["warnings"]]
     click.echo(table(["Property", "Value"], rows, fmt, json_rows=data))
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 @click.command("activity:cancel")

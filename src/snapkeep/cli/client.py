@@ -47,6 +47,7 @@ from snapkeep.services import (
 from snapkeep.services.activities import Activity
 from snapkeep.services.context import Context
 from snapkeep.services.recorder import Observer
+from snapkeep.services.restore_scope import RestoreScope
 from snapkeep.services.snapshots import SnapshotInfo
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class RestorePreview:
 
     mounts: tuple[str, ...]
     code_note: str | None
+    database: bool = True  # whether the snapshot holds a database
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ class Client(Protocol):
                         observer: Observer | None) -> Activity: ...
 
     def restore_snapshot(self, env: str, snapshot_id: str, *, threads: int | None,
-                         wait: bool, observer: Observer | None) -> Activity: ...
+                         wait: bool, observer: Observer | None, target: str | None = None,
+                         scope: RestoreScope | None = None) -> Activity: ...
 
     def delete_snapshot(self, env: str, snapshot_id: str, *,
                         observer: Observer | None) -> Activity: ...
@@ -151,7 +154,8 @@ class LocalClient:
     def restore_preview(self, env: str, snapshot_id: str) -> RestorePreview:
         manifest = snapshots.load_manifest(self.ctx, snapshot_id)
         return RestorePreview(tuple(manifest.mounts),
-                              restore.code_note(self._env(env), manifest))
+                              restore.code_note(self._env(env), manifest),
+                              "database" in manifest.services)
 
     def create_snapshot(self, env: str, *, live: bool, threads: int | None, wait: bool,
                         observer: Observer | None) -> Activity:
@@ -159,9 +163,11 @@ class LocalClient:
                                        detach=not wait, observer=observer)
 
     def restore_snapshot(self, env: str, snapshot_id: str, *, threads: int | None,
-                         wait: bool, observer: Observer | None) -> Activity:
-        return operations.start_restore(self.ctx, self._env(env), snapshot_id,
-                                        threads=threads, detach=not wait, observer=observer)
+                         wait: bool, observer: Observer | None, target: str | None = None,
+                         scope: RestoreScope | None = None) -> Activity:
+        return operations.start_restore(
+            self.ctx, self._env(env), snapshot_id, threads=threads, detach=not wait,
+            observer=observer, target=self._env(target) if target else None, scope=scope)
 
     def delete_snapshot(self, env: str, snapshot_id: str, *,
                         observer: Observer | None) -> Activity:
@@ -248,7 +254,8 @@ def activity_from_json(d: dict[str, Any]) -> Activity:
                     actor=d.get("actor"), created_at=_dt(d["created_at"]),
                     started_at=_dt(d.get("started_at")),
                     completed_at=_dt(d.get("completed_at")),
-                    snapshot_id=d.get("snapshot_id"), error=d.get("error"), parameters={})
+                    snapshot_id=d.get("snapshot_id"), error=d.get("error"), parameters={},
+                    warnings=d.get("warnings") or [])
 
 
 def snapshot_from_json(d: dict[str, Any]) -> SnapshotInfo:
@@ -375,7 +382,8 @@ class RemoteClient:
 
     def restore_preview(self, env: str, snapshot_id: str) -> RestorePreview:
         d = self._call("GET", self._p("environments", env, "backups", snapshot_id))
-        return RestorePreview(tuple(d.get("mounts") or ()), d.get("code_note"))
+        return RestorePreview(tuple(d.get("mounts") or ()), d.get("code_note"),
+                              bool(d.get("database", True)))
 
     def create_snapshot(self, env: str, *, live: bool, threads: int | None, wait: bool,
                         observer: Observer | None) -> Activity:
@@ -387,8 +395,13 @@ class RemoteClient:
         return self._follow(a, observer) if wait else a
 
     def restore_snapshot(self, env: str, snapshot_id: str, *, threads: int | None,
-                         wait: bool, observer: Observer | None) -> Activity:
-        body = {"threads": threads} if threads is not None else {}
+                         wait: bool, observer: Observer | None, target: str | None = None,
+                         scope: RestoreScope | None = None) -> Activity:
+        body: dict[str, Any] = {"threads": threads} if threads is not None else {}
+        if target:
+            body["target"] = target
+        if scope is not None:
+            body.update(scope.to_options())
         a = activity_from_json(self._call(
             "POST", self._p("environments", env, "backups", snapshot_id, "restore"), json=body))
         return self._follow(a, observer) if wait else a

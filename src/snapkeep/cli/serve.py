@@ -17,7 +17,7 @@ from snapkeep.cli.options import project_options
 from snapkeep.cli.render import say
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import UsageError
-from snapkeep.services import operations
+from snapkeep.services import notify, operations
 from snapkeep.services.activities import Activity
 from snapkeep.services.context import Context
 from snapkeep.services.scheduler import Scheduler, scheduler_actor
@@ -153,6 +153,11 @@ def serve(config_path, project, host, port, workers, no_scheduler,
         sched_ctx = load().for_actor(scheduler_actor())
         scheduler = Scheduler(sched_ctx, start_backup=_queued_backup if workers else None)
         t = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
+        t.start()
+        threads.append(t)
+    if base.config.webhook is not None:
+        t = threading.Thread(target=notify.deliver_until, args=(load(), stop),
+                             name="notifications", daemon=True)
         t.start()
         threads.append(t)
     try:

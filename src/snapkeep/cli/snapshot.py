@@ -20,6 +20,7 @@ from snapkeep.cli.render import (
 )
 from snapkeep.errors import IntegrityError, UsageError
 from snapkeep.services.activities import Activity
+from snapkeep.services.restore_scope import RestoreScope
 from snapkeep.services.snapshots import SnapshotInfo
 
 COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
@@ -135,36 +136,62 @@ def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
 @click.command("snapshot:restore")
 @environment_options
 @click.argument("snapshot_id", required=False)
+@click.option("--target", metavar="ENV",
+              help="Restore into this environment instead (data only; Admin there needed).")
+@click.option("--only", type=click.Choice(["database", "mounts"]),
+              help="Restore only the database, or only the mounts.")
+@click.option("--mount", "mounts", multiple=True, metavar="MOUNT",
+              help="Restore only this mount (repeatable), e.g. pub/media.")
+@click.option("--table", "tables", multiple=True, metavar="TABLE",
+              help="Restore only this table of the database, with its triggers (repeatable).")
 @click.option("-y", "--yes", is_flag=True, help="Answer yes to the confirmation.")
 @click.option("-W", "--no-wait", is_flag=True, help="Start the activity and return its ID.")
 @click.option("--threads", "-t", type=click.IntRange(1, 64), default=None,
               help="Tables loaded in parallel (default: the CPU count).")
-def restore_(config_path, project, environment, snapshot_id, yes, no_wait, threads) -> None:
+def restore_(config_path, project, environment, snapshot_id, target, only, mounts, tables,
+             yes, no_wait, threads) -> None:
     """Restore a snapshot (the most recent when no ID is given). Code is left alone."""
     client = client_for(config_path, project)
     env = client.environment(environment)
+    into = client.environment(target) if target else env
+    scope = RestoreScope.parse(only, mounts, tables)
     snap = client.get_snapshot(env.name, snapshot_id)
-    say(f"Restoring snapshot {snap.id} of {env.name}, created "
-        f"{snap.created_at.isoformat(timespec='seconds')}"
-        f"{' (live)' if snap.live else ''}.")
+    created = f"created {snap.created_at.isoformat(timespec='seconds')}" \
+        f"{' (live)' if snap.live else ''}"
     preview = client.restore_preview(env.name, snap.id)
-    say(f"The database and the mounts ({', '.join(preview.mounts) or 'none'}) will be "
-        "replaced with the snapshot's contents; code is not changed.")
-    if preview.code_note:
+    what = scope.summary(preview.database, list(preview.mounts))
+    if into.name == env.name:
+        say(f"Restoring snapshot {snap.id} of {env.name}, {created}.")
+        say(f"{what[:1].upper()}{what[1:]} will be replaced with the snapshot's contents; "
+            "code is not changed.")
+        question = f"Are you sure you want to restore {env.name} from {snap.id}?"
+    else:
+        say(f"Restoring snapshot {snap.id} of {env.name} ({created}) into {into.name} "
+            f"(type: {into.type}).")
+        say(f"{into.name}'s {what.removeprefix('the ')} will be replaced with {env.name}'s "
+            f"data; {env.name} is not changed, and {into.name}'s code is not changed.")
+        question = (f"Are you sure you want to replace {into.name}'s data with snapshot "
+                    f"{snap.id} of {env.name}?")
+    if not scope.is_full:
+        say(f"Everything else in {into.name} stays as it is.")
+    if preview.code_note and into.name == env.name:
         say(preview.code_note)
     if not yes:
         if not sys.stdin.isatty():
-            raise UsageError("restoring replaces the environment's data: confirm with --yes "
+            raise UsageError(f"restoring replaces {into.name}'s data: confirm with --yes "
                              "(no terminal to ask on)")
-        if not click.confirm(f"Are you sure you want to restore {env.name} from {snap.id}?",
-                             err=True):
+        if not click.confirm(question, err=True):
             say("Nothing was restored.")
             return
+    target_name = into.name if into.name != env.name else None
+
+    def start(observer: ActivityDisplay | None, wait: bool) -> Activity:
+        return client.restore_snapshot(env.name, snap.id, threads=threads, wait=wait,
+                                       observer=observer, target=target_name, scope=scope)
+
     if no_wait:
-        return detached(client.restore_snapshot(env.name, snap.id, threads=threads,
-                                                wait=False, observer=None))
-    follow(lambda d: client.restore_snapshot(env.name, snap.id, threads=threads, wait=True,
-                                             observer=d))
+        return detached(start(None, False))
+    follow(lambda d: start(d, True))
 
 
 @click.command("snapshot:delete")

@@ -11,6 +11,7 @@ import click
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say
 from snapkeep.errors import SnapkeepError
+from snapkeep.services import notify
 from snapkeep.services.activities import LEASE_SECONDS, worker_id
 from snapkeep.services.workers import POLL_INTERVAL, Worker, start_worker_threads
 
@@ -54,6 +55,9 @@ def worker(config_path, project, threads, once, lease, poll_interval, environmen
     pool = start_worker_threads(lambda: load(config_path, project), threads, stop,
                                 lease_seconds=lease, poll_interval=poll_interval,
                                 environments=envs, report=say)
+    if ctx.config.webhook is not None:  # retries of webhook calls, here as in `serve`
+        threading.Thread(target=notify.deliver_until, args=(load(config_path, project), stop),
+                         name="notifications", daemon=True).start()
     _on_signals(stop)
     while any(t.is_alive() for t in pool):
         for t in pool:

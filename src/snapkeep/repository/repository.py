@@ -293,6 +293,14 @@ class Repository(KeyManagement):
             for p in gone:
                 self._pack_sizes.pop(p, None)
 
+    def stored_size(self) -> tuple[int, int]:
+        """(bytes, packs) stored, from the index (new index files read first; the data
+        itself is not listed)."""
+        self.load_index()
+        with self._mutex:
+            sizes = list(self._pack_sizes.values())
+        return sum(sizes), len(sizes)
+
     def _reset_index(self) -> None:
         """Forget the in-memory index and read the index files again (after prune)."""
         with self._mutex:
@@ -551,10 +559,14 @@ class Repository(KeyManagement):
             raise NotFoundError(f"snapshot {snapshot_id} is not in the repository") from None
         try:
             data = open_doc(self.keys, raw, manifest_ad(snapshot_id))
-            return SnapshotManifest.from_json(json.dumps(data).encode())
+            manifest = SnapshotManifest.from_json(json.dumps(data).encode())
         except (ValueError, TypeError) as e:
             raise IntegrityError(f"the manifest of snapshot {snapshot_id} ({key}) is "
                                  f"damaged: {e}") from e
+        # A manifest is written after its index files; another process (or another
+        # Repository of this one) may have written both since ours was read.
+        self.load_index()
+        return manifest
 
     def forget_snapshot(self, snapshot_id: str) -> None:
         """Remove the manifest; its chunks stay until a prune finds them unreferenced."""

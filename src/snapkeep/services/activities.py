@@ -41,7 +41,7 @@ from snapkeep.errors import (
 )
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_role
-from snapkeep.services import cutover, pause
+from snapkeep.services import cutover, notify, pause
 from snapkeep.services.context import Context
 from snapkeep.services.locks import EnvironmentLock, is_locked
 from snapkeep.services.recorder import ActivityRecorder, Observer
@@ -262,6 +262,8 @@ def recover_interrupted(ctx: Context, environment: str,
             if ctx.catalog.fail_interrupted(a.id, error, lease_expired_before=at,
                                             log=f"Failed: {error}."):
                 failed.append(a.id)
+        for activity_id in failed:  # ended here, as a side effect: a short budget
+            notify.notify_activity_end(ctx, activity_id, budget=notify.SIDE_BUDGET)
         return failed
 
     # Settled before the activity is marked failed: a failed restore means "settled".
@@ -326,37 +328,51 @@ def run(ctx: Context, c: Claim, work: Callable[[ActivityRecorder], str | None],
     if beat:
         beat.start()
     lock = c.lock
+    recorded = False  # this process recorded the end: it sends the notification
+    budget = notify.END_BUDGET
     try:
         try:
-            if lock is None:
-                lock = _take_lock(ctx, a.environment, wait=LOCK_WAIT)
+            try:
                 if lock is None:
-                    raise BusyError(f"another process on this host holds environment "
-                                    f"{a.environment}'s lock ({lock_path(ctx, a.environment)})"
-                                    f" for over {LOCK_WAIT:.0f} s; the activity was not run")
-                recover_interrupted(ctx, a.environment)
-            ctx.catalog.update_activity(a.id, pid=os.getpid())
-            if observer:
-                observer.on_start(a)
-            snapshot_id = work(rec)
-        except BaseException as e:
-            _record_failure(ctx, c, rec, e)
-            raise
+                    lock = _take_lock(ctx, a.environment, wait=LOCK_WAIT)
+                    if lock is None:
+                        raise BusyError(
+                            f"another process on this host holds environment "
+                            f"{a.environment}'s lock ({lock_path(ctx, a.environment)}) for "
+                            f"over {LOCK_WAIT:.0f} s; the activity was not run")
+                    recover_interrupted(ctx, a.environment)
+                ctx.catalog.update_activity(a.id, pid=os.getpid())
+                if observer:
+                    observer.on_start(a)
+                snapshot_id = work(rec)
+            except BaseException as e:
+                recorded = _record_failure(ctx, c, rec, e)
+                if not isinstance(e, Exception):  # Ctrl-C: the person wants out
+                    budget = notify.SIDE_BUDGET
+                raise
+            finally:
+                if beat:
+                    beat.stop()
+            rec.seal()
+            recorded = ctx.catalog.finish(a.id, c.worker, state="complete", result="success",
+                                          completed_at=now(), completion_percent=100,
+                                          snapshot_id=snapshot_id)
+            if not recorded:
+                _lost(ctx, a, c.worker)
         finally:
-            if beat:
-                beat.stop()
-        rec.seal()
-        if not ctx.catalog.finish(a.id, c.worker, state="complete", result="success",
-                                  completed_at=now(), completion_percent=100,
-                                  snapshot_id=snapshot_id):
-            _lost(ctx, a, c.worker)
+            if lock is not None:
+                lock.release()
     finally:
-        if lock is not None:
-            lock.release()
+        # After the lock is released: the environment is free while the webhook is called.
+        if recorded:
+            if stop is not None and stop.is_set():
+                budget = notify.SIDE_BUDGET  # the worker is shutting down
+            notify.notify_activity_end(ctx, a.id, budget=budget)
     return ctx.catalog.get_activity(a.id) or a
 
 
-def _record_failure(ctx: Context, c: Claim, rec: ActivityRecorder, e: BaseException) -> None:
+def _record_failure(ctx: Context, c: Claim, rec: ActivityRecorder, e: BaseException) -> bool:
+    """Record the activity as failed (or cancelled); False when it was not ours any more."""
     rec.seal()
     msg = str(e) if isinstance(e, SnapkeepError) else f"{type(e).__name__}: {e}"
     state = "complete"
@@ -370,6 +386,8 @@ def _record_failure(ctx: Context, c: Claim, rec: ActivityRecorder, e: BaseExcept
     if not ctx.catalog.finish(c.activity.id, c.worker, state=state, result="failure",
                               completed_at=now(), error=msg):
         _lost(ctx, c.activity, c.worker)
+        return False
+    return True
 
 
 def _lost(ctx: Context, a: Activity, worker: str | None) -> None:
@@ -412,10 +430,13 @@ def cancel_activity(ctx: Context, activity_id: str) -> Activity:
     require_role(ctx.actor, a.environment, Action.ACTIVITY_CANCEL)
     who = ctx.actor.name
     if a.state in RUNNING:
+        queued = a.state == "pending"
         a = ctx.catalog.request_cancel(
             activity_id, who, cancelled_log=f"Cancelled by {who} before it started.",
             requested_log=f"{who} asked to cancel the activity; it stops at its next safe "
                           "point.") or a
+        if queued and a.state == "cancelled":  # it ended here (a running one ends later)
+            notify.notify_activity_end(ctx, a.id, budget=notify.SIDE_BUDGET)
     if a.state == "complete":
         raise PolicyError(f"activity {activity_id} has already completed (result: {a.result}); "
                           "there is nothing to cancel")

@@ -1,5 +1,9 @@
 """The backup use case: pause (unless live), dump the database, walk the mounts,
-commit the manifest. The manifest is written last; nothing before it is visible."""
+commit the manifest. The manifest is written last; nothing before it is visible.
+
+The environment's ``before_snapshot`` hooks run before anything is paused (a failing one
+under the ``fail`` policy ends the activity with nothing taken); its ``after_snapshot``
+hooks run once the snapshot is committed and listed."""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from contextlib import nullcontext
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
-from snapkeep.errors import ConfigError, SnapkeepError
+from snapkeep.errors import ConfigError, HookError, SnapkeepError
 from snapkeep.ids import new_id
 from snapkeep.policy import expires_at
 from snapkeep.repository import SnapshotManifest
-from snapkeep.services import gitinfo, pause
+from snapkeep.services import gitinfo, hooks, pause
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
 from snapkeep.services.recorder import ActivityRecorder
@@ -59,6 +63,8 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
         rec.add_total(volumes.measure_mount(mount_dir(env, m)))
 
     parent = _parent_mounts(ctx, env)
+    live_var = {"SNAPKEEP_LIVE": "1" if live else "0"}
+    hooks.run_hook(ctx, env, "before_snapshot", rec, live_var)
     created = now()
     commit = gitinfo.head_commit(env.root)
     services: dict = {}
@@ -92,6 +98,14 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     ctx.catalog.put_snapshot(row_from_manifest(manifest))
     rec.log(f"Created backup {snapshot_id} ({_mib(size)} of data, {_mib(manifest.added_bytes)} "
             "added to the repository)")
+    # Recorded now: the activity names its snapshot even if an after_snapshot hook fails it.
+    ctx.catalog.update_activity(rec.activity.id, snapshot_id=snapshot_id)
+    try:
+        hooks.run_hook(ctx, env, "after_snapshot", rec,
+                       {**live_var, "SNAPKEEP_SNAPSHOT_ID": snapshot_id})
+    except HookError as e:
+        raise HookError(f"backup {snapshot_id} was created (it is listed and can be restored), "
+                        f"but {e}") from None
     return snapshot_id
 
 

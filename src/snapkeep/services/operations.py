@@ -35,6 +35,7 @@ from snapkeep.services import activities, backup, restore, retention, snapshots
 from snapkeep.services.activities import Claim
 from snapkeep.services.context import Context
 from snapkeep.services.recorder import ActivityRecorder, Observer
+from snapkeep.services.restore_scope import RestoreScope
 
 
 def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
@@ -63,13 +64,27 @@ def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bo
 
 def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
                   detach: bool = False, observer: Observer | None = None,
-                  threads: int | None = None, queue: bool = False) -> Activity:
-    _check_env(ctx, env, Action.SNAPSHOT_RESTORE)
+                  threads: int | None = None, queue: bool = False,
+                  target: EnvironmentConfig | None = None,
+                  scope: RestoreScope | None = None) -> Activity:
+    """Restore a snapshot of ``env`` into ``target`` (default: ``env`` itself), all of it
+    or the parts ``scope`` names. Needs Viewer on ``env`` (to read the snapshot) and Admin
+    on ``target``, which must be active; the activity belongs to ``target``."""
+    into = target or env
+    scope = scope or RestoreScope()
+    _check_env(ctx, into, Action.SNAPSHOT_RESTORE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     require_restorable(snap.id, snap.status, snap.expires_at, now())
-    desc = f"{ctx.actor.name} restored {env.name} from backup {snap.id}"
-    c = activities.claim(ctx, env.name, activities.RESTORE, desc,
-                         {"snapshot_id": snap.id, "threads": threads},
+    manifest = snapshots.load_manifest(ctx, snap.id)
+    scope.check(manifest, into)
+    desc = f"{ctx.actor.name} restored {into.name} from backup {snap.id}"
+    if into.name != env.name:
+        desc += f" of {env.name}"
+    if not scope.is_full:
+        desc += f" (only {scope.describe(manifest)})"
+    c = activities.claim(ctx, into.name, activities.RESTORE, desc,
+                         {"snapshot_id": snap.id, "threads": threads, "source": env.name,
+                          "scope": scope.to_params()},
                          state=_state(detach, queue))
     return go(ctx, c, detach, queue, observer)
 
@@ -123,7 +138,8 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None, *,
                                  threads=params.get("threads"))
         if a.type == activities.RESTORE:
             manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
-            return restore.restore(ctx, env, manifest, rec, threads=params.get("threads"))
+            return restore.restore(ctx, env, manifest, rec, threads=params.get("threads"),
+                                   scope=RestoreScope.from_params(params.get("scope")))
         if a.type in (activities.DELETE, activities.EXPIRE):
             for sid in params["snapshot_ids"]:
                 ctx.repository.forget_snapshot(sid)

@@ -70,6 +70,13 @@ class ActivityRecorder:
             self.observer.on_log(message)
         self.check()
 
+    def warn(self, message: str) -> None:
+        """Record something that went wrong without failing the activity: logged as
+        "Warning: …" and kept in the activity's ``warnings``. Never stops the activity."""
+        self.ctx.catalog.add_warning(self.activity.id, message)
+        if self.observer:
+            self.observer.on_log(f"Warning: {message}")
+
     def add_total(self, units: int) -> None:
         with self._lock:
             self._total += max(0, units)

@@ -6,26 +6,34 @@
    mounts first and the database last; any failure rolls back the parts already swapped,
    and a killed process is settled by the next command from the cut-over journal;
 3. finish: drop what the swap replaced.
+
+A ``RestoreScope`` narrows it to the database, some tables, or some mounts; the rest of
+the environment is not touched. A snapshot of another environment restores the same way
+into this one (data only), followed by this environment's ``post_restore`` commands.
+``before_restore`` hooks run before anything is prepared, ``after_restore`` ones at the end.
 """
 
 from __future__ import annotations
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
-from snapkeep.errors import ConfigError, IntegrityError
+from snapkeep.errors import IntegrityError
 from snapkeep.faults import crash_point
 from snapkeep.repository import SnapshotManifest
-from snapkeep.services import gitinfo, pause
+from snapkeep.services import gitinfo, hooks, pause
 from snapkeep.services.context import Context
 from snapkeep.services.cutover import CutoverJournal
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
 from snapkeep.services.recorder import ActivityRecorder
+from snapkeep.services.restore_scope import RestoreScope
 
 LOCK_WAIT = 30.0  # seconds a restore waits for a prune's exclusive lock
 
 
 def code_note(env: EnvironmentConfig, manifest: SnapshotManifest) -> str | None:
     """A warning when the code checked out differs from the snapshot's commit."""
+    if manifest.environment != env.name:
+        return None  # another environment's snapshot: its commit says nothing about ours
     current = gitinfo.head_commit(env.root)
     if manifest.commit_id and current and current != manifest.commit_id:
         return (f"The code of {env.name} is at commit {current[:12]}; the snapshot was taken at "
@@ -35,37 +43,48 @@ def code_note(env: EnvironmentConfig, manifest: SnapshotManifest) -> str | None:
 
 
 def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
-            rec: ActivityRecorder, *, threads: int | None = None) -> str:
+            rec: ActivityRecorder, *, threads: int | None = None,
+            scope: RestoreScope | None = None) -> str:
+    """Restore ``manifest`` (of ``env`` or of another environment) into ``env``."""
+    scope = scope or RestoreScope()
     repo = ctx.repository
-    rec.log(f"Restoring backup {manifest.id} to {env.name}")
+    source = manifest.environment
+    foreign = source != env.name
+    what = scope.describe(manifest)
+    rec.log(f"Restoring {what} from backup {manifest.id}"
+            + (f" of {source}" if foreign else "") + f" to {env.name}")
+    scope.check(manifest, env)
     note = code_note(env, manifest)
     if note:
         rec.log(note)
-    target = database_target(env)
-    db_desc = manifest.services.get("database")
-    if db_desc is not None and target is None:
-        raise ConfigError(f"snapshot {manifest.id} holds a database but environment {env.name} "
-                          "has no `database` configured; add it to snapkeep.toml")
+    variables = {"SNAPKEEP_SNAPSHOT_ID": manifest.id, "SNAPKEEP_SOURCE_ENVIRONMENT": source,
+                 "SNAPKEEP_RESTORED": what}
+    hooks.run_hook(ctx, env, "before_restore", rec, variables)
+    restore_mounts = scope.mounts_of(manifest)
+    db_desc = manifest.services.get("database") if scope.restores_database(manifest) else None
+    target = database_target(env) if db_desc is not None else None
     if target is not None:
         mysql.check_connection(target)
         mysql.cleanup_leftovers(target, rec)
-    for m in manifest.mounts:
+    for m in restore_mounts:
         volumes.cleanup_leftovers(mount_dir(env, m))
-    rec.add_total(manifest.size_bytes)
+    rec.add_total(sum(int(manifest.mounts[m].get("bytes", 0)) for m in restore_mounts)
+                  + (int(db_desc.get("size_bytes", 0)) if db_desc else 0))
 
     prepared: list = []
     mounts: list = []
     try:
         # A shared repository lock: a prune cannot delete what is being read.
         with repo.lock(exclusive=False, wait=LOCK_WAIT):
-            for m, desc in manifest.mounts.items():
-                mounts.append(volumes.prepare_restore(mount_dir(env, m), desc, repo, rec,
-                                                      keep=pause_entries(env, m)))
+            for m in restore_mounts:
+                mounts.append(volumes.prepare_restore(mount_dir(env, m), manifest.mounts[m],
+                                                      repo, rec, keep=pause_entries(env, m)))
             prepared += mounts
             # The database swaps last: once it has swapped, every part is new.
             if db_desc is not None and target is not None:
-                prepared.append(mysql.prepare_restore(target, db_desc, repo, rec,
-                                                      threads=threads))
+                prepared.append(mysql.prepare_restore(
+                    target, db_desc, repo, rec, threads=threads,
+                    tables=list(scope.tables) if scope.tables is not None else None))
         # A cancel stops a restore up to here (the prepared parts are dropped), never in
         # its cut-over: a half-done one is never left by choice.
         rec.point_of_no_return("the cut-over")
@@ -101,5 +120,11 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     for p in prepared:
         p.finish()
     journal.clear()
-    rec.log(f"Restored backup {manifest.id} to {env.name}")
+    rec.log(f"Restored {what} from backup {manifest.id} to {env.name}")
+    if foreign and env.post_restore:
+        # The data is in; these adapt it to this environment (anonymise, base URLs). A
+        # failure fails the activity, naming the command: the data stays restored.
+        hooks.run_commands(ctx, env, env.post_restore, rec, label="post-restore command",
+                           timeout=env.hooks.timeout, on_failure="fail", variables=variables)
+    hooks.run_hook(ctx, env, "after_restore", rec, variables)
     return manifest.id

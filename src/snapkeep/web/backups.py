@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from snapkeep.errors import UsageError
+from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
 from snapkeep.services import auth, operations, snapshots
+from snapkeep.services.restore_scope import RestoreScope
 from snapkeep.web.render import SECURITY_HEADERS, guarded, path_part, render
 from snapkeep.web.session import ContextFactory, signed_in
-from snapkeep.web.views import backups_view, environment_rows
+from snapkeep.web.views import backups_view, environment_rows, restore_targets
 
 MODES = {"consistent": False, "live": True}  # the form's choice → live
 
@@ -18,6 +19,23 @@ MODES = {"consistent": False, "live": True}  # the form's choice → live
 def _to_activity(activity_id: str) -> Response:
     return RedirectResponse(f"/activities/{path_part(activity_id)}", status_code=303,
                             headers=SECURITY_HEADERS)
+
+
+def _scope(part: str, tables: str) -> RestoreScope:
+    """The restore form's choice: everything, database (optionally some tables), mounts,
+    or ``mount:NAME``."""
+    names = [t.strip() for t in tables.split(",") if t.strip()]
+    if part == "everything" and not names:
+        return RestoreScope()
+    if part in ("everything", "database"):
+        return RestoreScope.parse("database", tables=names)
+    if names:
+        raise UsageError("tables can only be picked when restoring the database")
+    if part == "mounts":
+        return RestoreScope.parse("mounts")
+    if part.startswith("mount:"):
+        return RestoreScope.parse(mounts=[part.removeprefix("mount:")])
+    raise UsageError(f"unknown restore choice {part!r}")
 
 
 def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
@@ -30,28 +48,51 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
 
     # Environment names may hold "/" (they are branch names), hence {env:path}; the routes
     # with a longer tail are declared first so that they win.
-    @router.get("/environments/{env:path}/backups/{snapshot_id}/restore",
+    @router.get("/environments/{env:path}/backups/{snapshot_id}/restore-into",
                 include_in_schema=False)
     @guarded
-    def restore_confirmation(request: Request, env: str, snapshot_id: str) -> Response:
-        """The confirmation as a page of its own (what the dialog shows, without JS)."""
+    def restore_into(request: Request, env: str, snapshot_id: str) -> Response:
+        """Pick the environment to restore another environment's snapshot into."""
         console = signed_in(request, ctx_factory)
         environment = console.ctx.config.environment(env)
         snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
+        targets = restore_targets(console.ctx, environment.name)
+        if not targets:
+            raise PermissionDenied(f"you are not an Admin of any environment other than "
+                                   f"{environment.name}: there is nowhere to restore into")
+        return render(request, "restore_into.html", env=environment, snap=snap,
+                      targets=targets)
+
+    @router.get("/environments/{env:path}/backups/{snapshot_id}/restore",
+                include_in_schema=False)
+    @guarded
+    def restore_confirmation(request: Request, env: str, snapshot_id: str,
+                             target: str | None = None) -> Response:
+        """The confirmation as a page of its own (what the dialog shows, without JS); with
+        ``target``, for restoring into that environment, naming both."""
+        console = signed_in(request, ctx_factory)
+        environment = console.ctx.config.environment(env)
+        into = console.ctx.config.environment(target) if target else environment
+        snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
         # The page is a control: shown only to whom the policy lets restore (the POST is
         # refused by the service regardless).
-        require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE)
-        return render(request, "restore.html", env=environment, snap=snap)
+        require_role(console.actor, into.name, Action.SNAPSHOT_RESTORE)
+        mounts = list(snapshots.load_manifest(console.ctx, snap.id).mounts)
+        return render(request, "restore.html", env=environment, snap=snap, target=into,
+                      mounts=mounts)
 
     @router.post("/environments/{env:path}/backups/{snapshot_id}/restore",
                  include_in_schema=False)
     @guarded
     def restore(request: Request, env: str, snapshot_id: str,
-                csrf_token: str | None = Form(None)) -> Response:
+                csrf_token: str | None = Form(None), target: str | None = Form(None),
+                part: str = Form("everything"), tables: str = Form("")) -> Response:
         console = signed_in(request, ctx_factory)
         auth.check_csrf(console.csrf, csrf_token)
         environment = console.ctx.config.environment(env)
-        activity = operations.start_restore(console.ctx, environment, snapshot_id, queue=True)
+        into = console.ctx.config.environment(target) if target else None
+        activity = operations.start_restore(console.ctx, environment, snapshot_id, queue=True,
+                                            target=into, scope=_scope(part, tables))
         return _to_activity(activity.id)
 
     @router.post("/environments/{env:path}/backups", include_in_schema=False)

@@ -80,6 +80,7 @@ class BackupsView:
     can_backup: bool
     can_restore: bool
     automatic: str | None  # why manual backups do not apply here (Pro staging/production)
+    restore_targets: list[str]  # other environments the actor may restore these into
 
     @property
     def running(self) -> Activity | None:
@@ -101,7 +102,14 @@ def backups_view(ctx: Context, env: EnvironmentConfig) -> BackupsView:
         recent=activities.list_activities(ctx, env.name, limit=5),
         can_backup=may(ctx.actor, env.name, Action.SNAPSHOT_CREATE),
         can_restore=may(ctx.actor, env.name, Action.SNAPSHOT_RESTORE),
-        automatic=automatic)
+        automatic=automatic, restore_targets=restore_targets(ctx, env.name))
+
+
+def restore_targets(ctx: Context, source: str) -> list[str]:
+    """The other environments whose Admin this actor is: where a snapshot of ``source``
+    may be restored."""
+    return [name for name in ctx.config.environments
+            if name != source and may(ctx.actor, name, Action.SNAPSHOT_RESTORE)]
 
 
 def activity_feed(ctx: Context, environment: str | None, limit: int = 50) -> list[Activity]:
@@ -130,7 +138,7 @@ def activity_json(a: Activity, lines: list[ActivityLog]) -> dict[str, Any]:
         "outcome": outcome(a), "done": a.state in ENDED,
         "completion_percent": 100 if a.state == "complete" and a.result == "success"
         else int(a.completion_percent or 0),
-        "error": a.error, "snapshot_id": a.snapshot_id,
+        "error": a.error, "snapshot_id": a.snapshot_id, "warnings": list(a.warnings or []),
         "created_at": ts(a.created_at), "started_at": ts(a.started_at),
         "completed_at": ts(a.completed_at),
         "log": [{"id": ln.id, "at": ts(ln.at), "message": ln.message} for ln in lines],

@@ -18,6 +18,7 @@ from snapkeep.api.schemas import (
     SnapshotOut,
 )
 from snapkeep.services import operations, restore, snapshots
+from snapkeep.services.restore_scope import RestoreScope
 
 router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups",
                    tags=["backups"],
@@ -68,10 +69,14 @@ def get_backup(env: str, backup_id: str, ctx: ProjectContext) -> SnapshotDetailO
              status_code=status.HTTP_202_ACCEPTED, responses=_QUEUED)
 def restore_backup(env: str, backup_id: str, ctx: ProjectContext, response: Response,
                    body: RestoreRequest | None = Body(None)) -> ActivityOut:  # noqa: B008
-    """Queue a restore of the snapshot (needs Admin); answers the pending activity."""
+    """Queue a restore of the snapshot (needs Admin on the environment restored into:
+    ``target``, default this one); answers the pending activity. ``only``, ``mounts`` and
+    ``tables`` restore part of it."""
     req = body or RestoreRequest()
+    scope = RestoreScope.parse(req.only, req.mounts or (), req.tables or ())
     a = operations.start_restore(ctx, environment(ctx, env), backup_id, threads=req.threads,
-                                 queue=True)
+                                 queue=True, scope=scope,
+                                 target=environment(ctx, req.target) if req.target else None)
     return _accepted(response, ActivityOut.of(a, ctx.config.id))
 
 

@@ -279,6 +279,22 @@ def _parse_references(item: Item, text: str) -> None:
     item.ref_columns, _ = _key_columns(rest)
 
 
+def qualify_reference(item: Item, database: str) -> str:
+    """A foreign key's text with its unqualified referenced table named in ``database``:
+    a table restored on its own keeps pointing at the live database's parent table."""
+    if item.ref_db is not None or item.ref_table is None:
+        return item.text
+    at = _top_level(item.text).upper().find("REFERENCES")
+    if at < 0:
+        return item.text
+    rest = item.text[at + len("REFERENCES"):]
+    m = _IDENT.match(rest.lstrip())
+    if not m:
+        return item.text
+    start = at + len("REFERENCES") + (len(rest) - len(rest.lstrip()))
+    return item.text[:start] + quote_ident(database) + "." + item.text[start:]
+
+
 def parse_create_table(ddl: str) -> tuple[str, list[Item], str]:
     """(head up to and including "(", body items, tail from the closing ")")."""
     open_at = _first_paren(ddl)

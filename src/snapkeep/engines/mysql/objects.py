@@ -112,9 +112,13 @@ def create_all(conn: Connection, db: str, objs: dict[str, Any], reporter: Report
                 f"'{escape_string(database.get('comment') or '')}'")
 
 
-def drop_triggers(conn: Connection, db: str) -> None:
-    for (name,) in query_text(conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
-                                    "WHERE TRIGGER_SCHEMA = %s", (db,)):
+def drop_triggers(conn: Connection, db: str, tables: list[str] | None = None) -> None:
+    """Drop the triggers of ``db`` (only those on ``tables`` when given)."""
+    for name, table in query_text(conn, "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM "
+                                        "information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
+                                  (db,)):
+        if tables is not None and table not in tables:
+            continue
         query(conn, f"DROP TRIGGER IF EXISTS {quote_ident(db)}.{quote_ident(name)}")
 
 

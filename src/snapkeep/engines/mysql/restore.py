@@ -55,7 +55,7 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql import journal, schema
+from snapkeep.engines.mysql import journal, schema, scope
 from snapkeep.engines.mysql import objects as objs
 from snapkeep.engines.mysql.connect import (
     Connection,
@@ -126,10 +126,10 @@ def _put_triggers_back(conn: Connection, plan: dict[str, Any], reporter: Reporte
         return
     previous = plan["previous"]
     conn.select_db(live)
-    objs.drop_triggers(conn, live)
-    objs.create_all(conn, live, {"routines": [], "views": [], "events": [],
-                                 "triggers": previous["triggers"]}, reporter,
-                    previous["database"])
+    objs.drop_triggers(conn, live, plan.get("scope"))
+    objs.create_all(conn, live, {**scope.NO_OBJECTS, "triggers": previous["triggers"]},
+                    reporter, previous["database"])
+    scope.relink(conn, live, plan.get("links", []))
 
 
 def _roll_forward(conn: Connection, plan: dict[str, Any], reporter: Reporter,
@@ -138,8 +138,10 @@ def _roll_forward(conn: Connection, plan: dict[str, Any], reporter: Reporter,
     live = plan["live"]
     snap = plan["snapshot"]
     conn.select_db(live)
-    objs.drop_triggers(conn, live)
-    objs.drop_non_tables(conn, live)
+    objs.drop_triggers(conn, live, plan.get("scope"))
+    if plan.get("scope") is None:
+        objs.drop_non_tables(conn, live)
+    scope.relink(conn, live, plan.get("links", []))
     objs.create_all(conn, live, snap, reporter, snap["database"],
                     after_views=(lambda: crash_point("mysql.objects-half")) if crash else None)
 
@@ -150,8 +152,9 @@ def _roll_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> No
     if not database_exists(conn, live):
         return  # a live database this restore created, already dropped
     conn.select_db(live)
-    objs.drop_triggers(conn, live)
-    objs.drop_non_tables(conn, live)
+    objs.drop_triggers(conn, live, plan.get("scope"))
+    if plan.get("scope") is None:
+        objs.drop_non_tables(conn, live)
     if _renamed(conn, plan):
         query(conn, f"CREATE DATABASE IF NOT EXISTS {quote_ident(shadow)}")
         present = set(_tables(conn, live))
@@ -166,6 +169,7 @@ def _roll_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> No
         return
     previous = plan["previous"]
     objs.create_all(conn, live, previous, reporter, previous["database"])
+    scope.relink(conn, live, plan.get("links", []))
 
 
 def cleanup_leftovers(target: MySQLTarget, reporter: Reporter, *,
@@ -213,7 +217,7 @@ def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
             reporter.log(f"completing the interrupted cut-over of a restore of {where}: its "
                          f"tables are swapped in and the snapshot's objects created")
             conn.select_db(plan["live"])
-            objs.drop_triggers(conn, plan["live"])
+            objs.drop_triggers(conn, plan["live"], plan.get("scope"))
             pairs = [(plan["live"], t, plan["old"], t) for t in plan["moved_out"]]
             pairs += [(plan["shadow"], t, plan["live"], t) for t in plan["moved_in"]]
             if pairs:
@@ -239,8 +243,12 @@ def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
 # -- preparing -------------------------------------------------------------------------------
 
 def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repository,
-                    reporter: Reporter, *, threads: int | None = None) -> PreparedRestore:
+                    reporter: Reporter, *, threads: int | None = None,
+                    tables: list[str] | None = None) -> PreparedRestore:
     """Build the snapshot's tables and rows in the shadow database; the live one is untouched.
+
+    ``tables`` restores only those tables and sequences, with their triggers; the live
+    database's other tables and objects are left as they are (``scope.py``).
 
     ``threads`` (default: the machine's cores) connections load rows and add indexes at
     once. On any failure the shadow database is dropped and the error raised
@@ -251,6 +259,8 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
         raise RepositoryError(f"the snapshot's database description (kind "
                               f"{description.get('kind')!r}, format {description.get('format')!r})"
                               f" is not one this snapkeep can restore")
+    if tables is not None:
+        description = scope.scoped(description, tables)
     conn = connect(target, database=None, local_infile=True, doing="restoring the database")
     restore = PreparedRestore(target, description, conn, reporter)
     try:
@@ -292,6 +302,8 @@ class PreparedRestore:
         total = sum(ref.size for t in tables for ref in row_parts(t))
         self.reporter.add_total(total)
         splits = {t["name"]: split_create_table(t["name"], t["create"]) for t in tables}
+        if d.get("scope") is not None:
+            scope.qualify_outside_references(splits, d["scope"], self.live)
         for t in tables:
             query(conn, splits[t["name"]].load_ddl)
         deferred = sum(len(s.deferred) for s in splits.values())
@@ -329,17 +341,28 @@ class PreparedRestore:
             query(conn, _create_db_sql(live, d["charset"], d["collation"]))
             created_live = True
         conn.select_db(live)
-        previous = schema.objects(conn, live, self.reporter)
-        previous["database"] = schema.database_info(conn, live)
-        info = previous["database"]
+        info = schema.database_info(conn, live)
+        within = d.get("scope")  # None: the whole database
+        moved_out = _tables(conn, live)
+        if within is None:
+            previous = schema.objects(conn, live, self.reporter)
+            snapshot_db = {"charset": d["charset"], "collation": d["collation"],
+                           "comment": d.get("comment", "")}
+            links: list[dict[str, str]] = []
+        else:  # only these tables and their triggers; the database keeps its settings
+            moved_out = [t for t in moved_out if t in within]
+            previous = {**scope.NO_OBJECTS, "triggers": [
+                t for t in schema.triggers(conn, live) if t["table"] in within]}
+            snapshot_db = info
+            links = scope.links_into(conn, live, within)
+        previous["database"] = info
         plan = {
             "live": live, "old": old, "shadow": shadow, "created_live": created_live,
-            "moved_out": _tables(conn, live), "moved_in": _tables(conn, shadow),
-            "previous": previous,
+            "moved_out": moved_out, "moved_in": _tables(conn, shadow),
+            "previous": previous, "scope": within, "links": links,
             "snapshot": {"routines": d["routines"], "views": d["views"],
                          "triggers": d["triggers"], "events": d["events"],
-                         "database": {"charset": d["charset"], "collation": d["collation"],
-                                      "comment": d.get("comment", "")}},
+                         "database": snapshot_db},
         }
         self._plan = plan
         query(conn, _create_db_sql(old, info["charset"], info["collation"]))
@@ -349,7 +372,7 @@ class PreparedRestore:
         pairs = [(live, t, old, t) for t in plan["moved_out"]]
         pairs += [(shadow, t, live, t) for t in plan["moved_in"]]
         try:
-            objs.drop_triggers(conn, live)
+            objs.drop_triggers(conn, live, within)
             crash_point("mysql.triggers-dropped")
             if pairs:
                 _rename(conn, pairs)

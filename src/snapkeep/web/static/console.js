@@ -75,6 +75,7 @@ function follow(section) {
   const error = document.getElementById("activity-error");
   const done = document.getElementById("activity-done");
   const snapshot = document.getElementById("activity-snapshot");
+  const warnings = document.getElementById("activity-warnings");
 
   async function poll() {
     let data;
@@ -113,6 +114,15 @@ function follow(section) {
     if (data.error) {
       error.textContent = data.error;
       error.hidden = false;
+    }
+    if (warnings && data.warnings && data.warnings.length) {
+      const list = warnings.querySelector("ul");
+      list.replaceChildren(...data.warnings.map((text) => {
+        const item = document.createElement("li");
+        item.textContent = text;
+        return item;
+      }));
+      warnings.hidden = false;
     }
     if (data.done) {
       if (outcome === "success") {

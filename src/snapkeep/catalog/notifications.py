@@ -1,0 +1,122 @@
+"""Catalog access for the webhook outbox and activity warnings (mixed into ``Catalog``).
+
+A notification is claimed before each attempt with one conditional UPDATE: it must be
+pending and due (``next_attempt_at`` at or before now), and the claim moves
+``next_attempt_at`` past the attempt's timeout. Of several processes sharing a catalog
+(PostgreSQL) only the first one's condition still holds, so a call is never made twice
+at once; if the claimer dies mid-attempt, the notification is due again once that time
+has passed. Hosts sharing a catalog need synchronised clocks (NTP), as for leases.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError as DuplicateKey
+
+from snapkeep.catalog.models import Activity, ActivityLog, Notification
+from snapkeep.catalog.times import now, utc
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+STATES = ("pending", "delivered", "failed")
+
+
+class NotificationMixin:
+    if TYPE_CHECKING:
+        is_sqlite: bool
+
+        def session(self) -> AbstractContextManager[Session]: ...
+
+        def _queue_tx(self) -> AbstractContextManager[Session]: ...
+
+    # -- warnings on activities ------------------------------------------------------------
+
+    def add_warning(self, activity_id: str, message: str, *, log: bool = True) -> bool:
+        """Append ``message`` to the activity's warnings (and, with ``log``, its log as
+        "Warning: …"), in one transaction. False when the activity does not exist."""
+        # _queue_tx: on SQLite the write lock is taken before the read (no lost update)
+        with self._queue_tx() as s:
+            q = select(Activity).where(Activity.id == activity_id)
+            if not self.is_sqlite:
+                q = q.with_for_update()  # two writers must not drop each other's warning
+            a = s.scalars(q).first()
+            if a is None:
+                return False
+            a.warnings = [*(a.warnings or []), message]  # a new list: JSON is not tracked
+            if log:
+                s.add(ActivityLog(activity_id=activity_id, at=now(),
+                                  message=f"Warning: {message}"))
+            return True
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def add_notification(self, notification: Notification) -> bool:
+        """Insert; False (and nothing changed) when its activity has one already."""
+        try:
+            with self.session() as s:
+                s.add(notification)
+        except DuplicateKey:
+            return False
+        return True
+
+    def get_notification(self, notification_id: str) -> Notification | None:
+        with self.session() as s:
+            return utc(s.get(Notification, notification_id))
+
+    def due_notifications(self, at: datetime | None = None, limit: int = 100) -> list[str]:
+        """IDs of pending notifications due at ``at`` (default now), the oldest first."""
+        q = (select(Notification.id)
+             .where(Notification.state == "pending",
+                    Notification.next_attempt_at <= (at or now()))
+             .order_by(Notification.next_attempt_at, Notification.id).limit(limit))
+        with self.session() as s:
+            return list(s.scalars(q))
+
+    def claim_notification(self, notification_id: str, hold_seconds: float,
+                           at: datetime | None = None) -> Notification | None:
+        """Take the next attempt of a pending, due notification: count it and move its next
+        attempt ``hold_seconds`` on (past the attempt). The notification as claimed, or
+        None when it is not pending, not due, or another process took it first."""
+        at = at or now()
+        with self.session() as s:
+            res = s.execute(update(Notification)
+                            .where(Notification.id == notification_id,
+                                   Notification.state == "pending",
+                                   Notification.next_attempt_at <= at)
+                            .values(attempts=Notification.attempts + 1,
+                                    next_attempt_at=at + timedelta(seconds=hold_seconds))
+                            .execution_options(synchronize_session=False))
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return utc(s.get(Notification, notification_id))
+
+    def notification_delivered(self, notification_id: str) -> None:
+        self._settle(notification_id, state="delivered", delivered_at=now(), last_error=None)
+
+    def notification_retry(self, notification_id: str, error: str, at: datetime) -> None:
+        """The attempt failed; the next one is due at ``at``."""
+        self._settle(notification_id, state="pending", next_attempt_at=at, last_error=error)
+
+    def notification_failed(self, notification_id: str, error: str) -> None:
+        """The last attempt failed: give up."""
+        self._settle(notification_id, state="failed", last_error=error)
+
+    def _settle(self, notification_id: str, **values: object) -> None:
+        with self.session() as s:
+            s.execute(update(Notification)
+                      .where(Notification.id == notification_id,
+                             Notification.state == "pending")
+                      .values(**values)
+                      .execution_options(synchronize_session=False))
+
+    def notification_counts(self) -> dict[str, int]:
+        """How many notifications are in each state (every state present, 0 if none)."""
+        q = select(Notification.state, func.count()).group_by(Notification.state)
+        with self.session() as s:
+            counts = {str(state): int(n) for state, n in s.execute(q)}
+        return {state: counts.get(state, 0) for state in STATES}
