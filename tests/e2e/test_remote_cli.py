@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.cli.client import RemoteClient
+from snapkeep.cli.remote_client import RemoteClient
 from tests.helpers.server import Server, drop_mysql_database, new_mysql_database
 from tests.helpers.shop import Cli, checksums, cli_env, make_app_root
 

@@ -135,6 +135,14 @@ ENDPOINTS = [
     Endpoint("delete a backup", True,
              lambda w, h, t: h.delete(f"{P}/environments/{SHOP}/backups/{t}"),
              arrange=_fresh_snapshot, settle=_settle_activity, ok=202),
+    Endpoint("list a backup's export", True,
+             lambda w, h, t: h.get(f"{P}/environments/{SHOP}/backups/{w.snapshot}/export")),
+    Endpoint("download a backup's database", True,
+             lambda w, h, t: h.get(f"{P}/environments/{SHOP}/backups/{w.snapshot}/export/"
+                                   "database.sql.zst")),
+    Endpoint("download a backup's mount", True,
+             lambda w, h, t: h.get(f"{P}/environments/{SHOP}/backups/{w.snapshot}/export/"
+                                   "mounts/var.tar.zst")),
     Endpoint("list activities", False, lambda w, h, t: h.get(f"{P}/activities")),
     Endpoint("list an environment's activities", False,
              lambda w, h, t: h.get(f"{P}/activities", params={"environment": SHOP})),

@@ -440,3 +440,35 @@ def test_a_viewer_of_the_target_cannot_restore_into_it(project):
     assert res.status_code == 403
     assert "viewer role on environment staging" in res.text
     assert activity_count(project) == before
+
+
+def test_an_admin_downloads_a_mount_of_a_backup_and_a_viewer_cannot(project):
+    import io
+    import tarfile
+
+    import zstandard
+
+    sid = snapshot(project)
+    c = client(project)
+    sign_in(c, ADMIN)
+    stored = c.get(f"/environments/{ENV}").text
+    url = f"/environments/{ENV}/backups/{sid}/export/mounts/pub/media.tar.zst"
+    assert f'href="{url}"' in stored
+    res = c.get(url)
+    assert res.status_code == 200, res.text
+    assert f'filename="{sid}-pub-media.tar.zst"' in res.headers["content-disposition"]
+    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(res.content)).read()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        names = {m.name.removeprefix("./"): m for m in tar.getmembers()}
+        logo = tar.extractfile(names["logo.txt"])
+        assert logo is not None and logo.read() == b"the shop's logo\n"
+    done = project.context().catalog.list_activities(ENV, limit=1)[0]
+    assert (done.type, done.result) == ("environment.backup.export", "success")
+    assert c.get(f"/environments/{ENV}/backups/{sid}/export/mounts/nope.tar.zst") \
+        .status_code == 404
+
+    viewer = client(project)
+    sign_in(viewer, VIEWER)
+    assert url not in viewer.get(f"/environments/{ENV}").text
+    refused = viewer.get(url)
+    assert refused.status_code == 403 and "Admin role" in refused.text

@@ -6,7 +6,9 @@ table, view, trigger, routine, event, sequence; ``tests/helpers/dbstate.py``), d
 change or drop the live database, restore (as a format-2 description cut into several
 row parts, loaded on three connections), and compare with the recorded state. The
 comparison is always against the unit's own source instance, never stored checksums,
-so the 43 non-deterministic units are covered like the others.
+so the 43 non-deterministic units are covered like the others. The same snapshot is
+then exported as SQL (``export_sql``), loaded by the stock ``mariadb`` client into the
+emptied database, and compared again.
 
 Units run one at a time on the one session server (a unit drops its databases before
 loading and after its test), which also keeps the units that share database names
@@ -29,6 +31,7 @@ from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import REPO_ROOT, load_unit, recut_parts, unit
 from tests.helpers.dbstate import assert_same, databases, db_state, q
+from tests.helpers.stock_client import export_and_reload
 
 
 def _manifest_units() -> list[dict[str, Any]]:
@@ -79,7 +82,11 @@ def _change_live(conn: Any, db: str, state: dict[str, Any]) -> None:
          "SET SESSION foreign_key_checks = 1")
 
 
-def round_trip(mariadb, conn, repo: Repository, name: str, threads: int = 3) -> None:
+def round_trip(mariadb, conn, repo: Repository, name: str, workdir: Path,
+               threads: int = 3) -> None:
+    """Dump each database of the unit, restore it over a changed (or dropped) live one,
+    compare; then export the same snapshot as SQL, load it with the stock client into
+    the emptied database, compare again."""
     u = unit(name)
     load_unit(mariadb, u)
     try:
@@ -103,20 +110,23 @@ def round_trip(mariadb, conn, repo: Repository, name: str, threads: int = 3) -> 
             prepared.finish()
             assert_same(db_state(conn, db), before, f"{name}: database {db}")
             assert {shadow_name(db), old_name(db), journal_name(db)} & databases(conn) == set()
+            export_and_reload(mariadb, repo, db, description, workdir / f"{db}.sql")
+            assert_same(db_state(conn, db), before,
+                        f"{name}: database {db} exported and loaded by the stock client")
     finally:
         for db in u["databases"]:
             _run(conn, f"DROP DATABASE IF EXISTS {q(db)}")
 
 
 @pytest.mark.parametrize("name", LIGHT)
-def test_corpus_unit_round_trips(mariadb, server_conn, repo, name):
-    round_trip(mariadb, server_conn, repo, name)
+def test_corpus_unit_round_trips(mariadb, server_conn, repo, name, tmp_path):
+    round_trip(mariadb, server_conn, repo, name, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", HEAVY)
-def test_heavy_corpus_unit_round_trips(mariadb, server_conn, repo, name):
-    round_trip(mariadb, server_conn, repo, name, threads=2)
+def test_heavy_corpus_unit_round_trips(mariadb, server_conn, repo, name, tmp_path):
+    round_trip(mariadb, server_conn, repo, name, tmp_path, threads=2)
 
 
 def test_the_manifest_lists_units():

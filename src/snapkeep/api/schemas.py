@@ -62,7 +62,8 @@ class ErrorOut(BaseModel):
 class ActivityOut(BaseModel):
     id: str
     type: str = Field(description="environment.backup | environment.restore | "
-                      "environment.backup.delete | environment.backup.expire")
+                      "environment.backup.delete | environment.backup.expire | "
+                      "environment.backup.export | environment.backup.import")
     state: str = Field(description="pending | in_progress | complete | cancelled")
     result: str | None = Field(description="success | failure, once complete")
     completion_percent: int

@@ -11,14 +11,14 @@ import sys
 
 import click
 
-from snapkeep.cli.client import (
+from snapkeep.cli.credentials import (
     Credentials,
-    RemoteClient,
     credentials_path,
     forget_credentials,
     normalize_url,
     store_credentials,
 )
+from snapkeep.cli.remote_client import RemoteClient
 from snapkeep.cli.render import say
 from snapkeep.errors import UsageError
 

@@ -68,12 +68,13 @@ def _register() -> None:
         schedule,
         serve,
         snapshot,
+        transfer,
         user,
         worker,
     )
 
-    for module in (snapshot, environment, activity, project, repository, key, user, auth,
-                   auth_login, schedule, worker, serve):
+    for module in (snapshot, transfer, environment, activity, project, repository, key, user,
+                   auth, auth_login, schedule, worker, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

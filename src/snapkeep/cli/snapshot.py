@@ -55,13 +55,15 @@ def client_for(config_path: str | None, project: str | None) -> Client:
     return connect(lambda: load(config_path, project), project)
 
 
-def follow(start: Callable[[ActivityDisplay], Activity]) -> Activity:
-    """Run (or follow the server run) an activity behind a progress display."""
+def follow(start: Callable[[ActivityDisplay], Activity | None]) -> Activity:
+    """Run (or follow the server run) an activity behind a progress display. (A remote
+    export's download is no activity here: the server records its own.)"""
     with ActivityDisplay() as display:
         activity = start(display)
         display.finish("complete")
-    say(f"Activity {activity.id} succeeded")
-    return activity
+    if activity is not None:
+        say(f"Activity {activity.id} succeeded")
+    return activity  # type: ignore[return-value]
 
 
 def detached(a: Activity) -> None:
@@ -162,6 +164,8 @@ def restore_(config_path, project, environment, snapshot_id, target, only, mount
     what = scope.summary(preview.database, list(preview.mounts))
     if into.name == env.name:
         say(f"Restoring snapshot {snap.id} of {env.name}, {created}.")
+        if scope.is_full:
+            what = f"the database and the mounts ({', '.join(preview.mounts) or 'none'})"
         say(f"{what[:1].upper()}{what[1:]} will be replaced with the snapshot's contents; "
             "code is not changed.")
         question = f"Are you sure you want to restore {env.name} from {snap.id}?"

@@ -15,6 +15,8 @@ class Action(StrEnum):
     ACTIVITY_READ = "read activities"
     ACTIVITY_CANCEL = "cancel an activity"
     ENVIRONMENT_MANAGE = "change the environment's status"
+    SNAPSHOT_EXPORT = "export a snapshot"
+    SNAPSHOT_IMPORT = "import a snapshot"
 
 
 # Environment role needed for each action (project admins may do everything).
@@ -26,6 +28,8 @@ _NEEDS = {
     Action.ACTIVITY_CANCEL: "admin",
     Action.SNAPSHOT_READ: "viewer",
     Action.ACTIVITY_READ: "viewer",
+    Action.SNAPSHOT_EXPORT: "admin",  # like a restore: the whole of the data leaves
+    Action.SNAPSHOT_IMPORT: "admin",  # like a backup: a new snapshot of the environment
 }
 _RANK = {"viewer": 1, "contributor": 2, "admin": 3}
 

@@ -31,7 +31,7 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
-from snapkeep.services import activities, backup, restore, retention, snapshots
+from snapkeep.services import activities, backup, restore, retention, snapshots, transfer
 from snapkeep.services.activities import Claim
 from snapkeep.services.context import Context
 from snapkeep.services.recorder import ActivityRecorder, Observer
@@ -140,6 +140,11 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None, *,
             manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
             return restore.restore(ctx, env, manifest, rec, threads=params.get("threads"),
                                    scope=RestoreScope.from_params(params.get("scope")))
+        if a.type == transfer.EXPORT:
+            transfer.run_export(ctx, env, rec, params)
+            return None
+        if a.type == transfer.IMPORT:
+            return transfer.run_import(ctx, env, rec, params)
         if a.type in (activities.DELETE, activities.EXPIRE):
             for sid in params["snapshot_ids"]:
                 ctx.repository.forget_snapshot(sid)

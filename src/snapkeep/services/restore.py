@@ -51,8 +51,8 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     source = manifest.environment
     foreign = source != env.name
     what = scope.describe(manifest)
-    rec.log(f"Restoring {what} from backup {manifest.id}"
-            + (f" of {source}" if foreign else "") + f" to {env.name}")
+    rec.log(f"Restoring backup {manifest.id}" + (f" of {source}" if foreign else "")
+            + f" to {env.name}" + ("" if scope.is_full else f" (only {what})"))
     scope.check(manifest, env)
     note = code_note(env, manifest)
     if note:
@@ -120,7 +120,8 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     for p in prepared:
         p.finish()
     journal.clear()
-    rec.log(f"Restored {what} from backup {manifest.id} to {env.name}")
+    rec.log(f"Restored backup {manifest.id} to {env.name}"
+            + ("" if scope.is_full else f" (only {what})"))
     if foreign and env.post_restore:
         # The data is in; these adapt it to this environment (anonymise, base URLs). A
         # failure fails the activity, naming the command: the data stays restored.

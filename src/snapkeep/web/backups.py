@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from snapkeep.api.streaming import download
 from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
-from snapkeep.services import auth, operations, snapshots
+from snapkeep.services import auth, operations, snapshots, transfer
 from snapkeep.services.restore_scope import RestoreScope
 from snapkeep.web.render import SECURITY_HEADERS, guarded, path_part, render
 from snapkeep.web.session import ContextFactory, signed_in
@@ -48,6 +49,16 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
 
     # Environment names may hold "/" (they are branch names), hence {env:path}; the routes
     # with a longer tail are declared first so that they win.
+    @router.get("/environments/{env:path}/backups/{snapshot_id}/export/{part:path}",
+                include_in_schema=False)
+    @guarded
+    def export_download(request: Request, env: str, snapshot_id: str, part: str) -> Response:
+        """Download one part of a snapshot's export (Admin): its database as SQL for the
+        stock client, or one mount as a tar; recorded as an export activity."""
+        console = signed_in(request, ctx_factory)
+        environment = console.ctx.config.environment(env)
+        return download(*transfer.stream_export(console.ctx, environment, snapshot_id, part))
+
     @router.get("/environments/{env:path}/backups/{snapshot_id}/restore-into",
                 include_in_schema=False)
     @guarded

@@ -81,6 +81,7 @@ class BackupsView:
     can_restore: bool
     automatic: str | None  # why manual backups do not apply here (Pro staging/production)
     restore_targets: list[str]  # other environments the actor may restore these into
+    can_export: bool  # may download a snapshot's database (SQL) and mounts (tar)
 
     @property
     def running(self) -> Activity | None:
@@ -102,7 +103,8 @@ def backups_view(ctx: Context, env: EnvironmentConfig) -> BackupsView:
         recent=activities.list_activities(ctx, env.name, limit=5),
         can_backup=may(ctx.actor, env.name, Action.SNAPSHOT_CREATE),
         can_restore=may(ctx.actor, env.name, Action.SNAPSHOT_RESTORE),
-        automatic=automatic, restore_targets=restore_targets(ctx, env.name))
+        automatic=automatic, restore_targets=restore_targets(ctx, env.name),
+        can_export=may(ctx.actor, env.name, Action.SNAPSHOT_EXPORT))
 
 
 def restore_targets(ctx: Context, source: str) -> list[str]:

@@ -2,11 +2,13 @@
 
 Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection``,
 ``estimate_size``, ``hold_writes``, ``dump_database``, ``prepare_restore`` →
-``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``.
+``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
+``export_sql`` (a portable SQL script of a snapshot's database).
 """
 
 from snapkeep.engines.mysql.connect import check_connection, estimate_size
 from snapkeep.engines.mysql.dump import dump_database, hold_writes
+from snapkeep.engines.mysql.export import export_sql
 from snapkeep.engines.mysql.restore import PreparedRestore, cleanup_leftovers, prepare_restore
 from snapkeep.engines.mysql.target import MySQLTarget
 
@@ -17,6 +19,7 @@ __all__ = [
     "cleanup_leftovers",
     "dump_database",
     "estimate_size",
+    "export_sql",
     "hold_writes",
     "prepare_restore",
 ]

@@ -16,6 +16,7 @@ MAX_IDENT = 64
 SHADOW = "skshadow"
 OLD = "skold"
 JOURNAL = "skjournal"
+IMPORT = "skimport"  # the scratch database an import loads a SQL file into
 
 
 def _helper_name(database: str, kind: str) -> str:
@@ -34,3 +35,8 @@ def old_name(database: str) -> str:
 
 def journal_name(database: str) -> str:
     return _helper_name(database, JOURNAL)
+
+
+def import_name(database: str) -> str:
+    """``<db>__skimport_<h>``: where an import loads a SQL file before snapshotting it."""
+    return _helper_name(database, IMPORT)

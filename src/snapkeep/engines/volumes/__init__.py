@@ -4,8 +4,10 @@
 ``prepare_restore`` builds the snapshot's tree in a staging directory (``restore``) and
 returns a ``PreparedMountRestore`` whose ``swap`` is the cut-over (``swap``);
 ``cleanup_leftovers`` recovers from a killed restore. Work-directory names: ``layout``.
+``export_tar``/``extract_tar`` write a mount as a tar and read one back safely (``export``).
 """
 
+from snapkeep.engines.volumes.export import export_tar, extract_tar
 from snapkeep.engines.volumes.restore import prepare_restore
 from snapkeep.engines.volumes.swap import (
     PreparedMountRestore,
@@ -19,6 +21,8 @@ __all__ = [
     "PreparedMountRestore",
     "cleanup_leftovers",
     "cutover_record",
+    "export_tar",
+    "extract_tar",
     "recover_cutover",
     "measure_mount",
     "prepare_restore",

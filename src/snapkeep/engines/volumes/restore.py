@@ -35,8 +35,8 @@ from snapkeep.engines.volumes.layout import (
     sibling,
 )
 from snapkeep.engines.volumes.swap import PreparedMountRestore, cleanup_leftovers
-from snapkeep.engines.volumes.tree import DIR, READABLE_FORMATS, SYMLINK, Entry, decode_tree
-from snapkeep.errors import ConfigError, IntegrityError, RepositoryError, ServiceUnavailable
+from snapkeep.engines.volumes.tree import DIR, SYMLINK, Entry, decode_tree, tree_ref
+from snapkeep.errors import ConfigError, IntegrityError, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef
 
@@ -48,17 +48,6 @@ WRITERS = max(2, os.cpu_count() or 2)
 
 def _unsafe(name: bytes) -> bool:
     return name in (b"", b".", b"..") or b"/" in name or b"\0" in name
-
-
-def _tree_ref(description: dict[str, Any]) -> BlobRef:
-    try:
-        if description["kind"] != "volume" or description["format"] not in READABLE_FORMATS:
-            raise ValueError(f"kind {description['kind']!r}, format {description['format']!r}")
-        return BlobRef.from_json(description["tree"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise RepositoryError(
-            f"the snapshot's mount description is not a volume tree this snapkeep can restore "
-            f"({e}); use the snapkeep version that created the snapshot") from e
 
 
 def _keep_path(rel: str) -> tuple[str, ...]:
@@ -327,7 +316,7 @@ def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: Any,
     ConfigError (bad mount or keep path), ServiceUnavailable (cannot write) — in every
     case after removing the staging directory. Progress: ``advance`` with bytes written.
     """
-    ref = _tree_ref(description)
+    ref = tree_ref(description, "restore")
     mount = resolve_mount(mount_dir, must_exist=False)
     if not mount.parent.is_dir():
         raise ConfigError(

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from snapkeep.errors import IntegrityError
+from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.repository.blobs import BlobRef
 
 TREE_FORMAT = 2
@@ -193,3 +193,16 @@ def decode_tree(stream: IO[bytes]) -> Iterator[Entry]:
         yield entry
     if prev is None:
         raise IntegrityError("the snapshot's file tree is empty (no mount root)")
+
+
+def tree_ref(description: dict[str, Any], doing: str) -> BlobRef:
+    """The tree blob of a mount's description, or RepositoryError when this snapkeep cannot
+    read it (``doing``: "restore", "export")."""
+    try:
+        if description["kind"] != "volume" or description["format"] not in READABLE_FORMATS:
+            raise ValueError(f"kind {description['kind']!r}, format {description['format']!r}")
+        return BlobRef.from_json(description["tree"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RepositoryError(
+            f"the snapshot's mount description is not a volume tree this snapkeep can {doing} "
+            f"({e}); use the snapkeep version that created the snapshot") from e

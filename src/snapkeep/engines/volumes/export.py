@@ -1,0 +1,311 @@
+"""A mount snapshot as a POSIX (pax) tar stream, and the safe way back from one.
+
+``export_tar`` streams one mount's tree (``tree.py``) as a tar: the mount root as ``./``,
+then every directory, regular file (empty ones included) and symlink in tree order,
+named relative to the mount root, with the mode (setuid/setgid/sticky included), numeric
+uid/gid and mtime the tree records. The mtime goes into each member's pax header to the
+nanosecond, so GNU tar and ``extract_tar`` set it exactly. Names and link targets that
+are not UTF-8 are written as their raw bytes (pax ``hdrcharset=BINARY``). File contents
+are streamed chunk by chunk from the repository, each chunk hash-checked as it is read
+(``IntegrityError`` propagates); memory stays bounded by a chunk. The tree records no
+hardlinks, so the tar has none.
+
+``extract_tar`` reads a tar stream (``snapshot:import``) into an existing empty directory.
+The archive is untrusted: a member whose name is absolute or holds ``..``, a symlink whose
+target is absolute or could lead out of the directory, a hardlink to anything but a file
+extracted before, a device, FIFO or other special member, or a name listed twice is
+refused with ``UnsafeArchive`` before anything is written for it. Every entry is created
+by one name relative to the open descriptor of its parent directory (opened with
+``O_NOFOLLOW``, as the restore does), so nothing is ever written through a symlink or
+outside the directory. Modes and mtimes (to the nanosecond when the archive has them)
+are set, directories' last so their contents cannot change them; ownership only when
+running as root. On a refusal or any other error, what was extracted stays in ``dest``
+for the caller to remove.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+import tarfile
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from snapkeep.engines.volumes.layout import printable
+from snapkeep.engines.volumes.tree import DIR, FILE, Entry, decode_tree, tree_ref
+from snapkeep.errors import ServiceUnavailable, UsageError
+from snapkeep.progress import Reporter
+
+COPY_BYTES = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_PAX_TIME = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+class UnsafeArchive(UsageError):
+    """A tar member that could write outside the target directory, or that is no file,
+    directory or link."""
+
+
+# -- export --------------------------------------------------------------------------------------
+
+def export_tar(description: dict[str, Any], repo: Any, out: BinaryIO, reporter: Reporter
+               ) -> None:
+    """Write the mount described by ``description`` (``manifest.mounts[m]``) to ``out`` as
+    an uncompressed pax tar (see the module doc). Raises RepositoryError for a description
+    this snapkeep cannot read, IntegrityError for damaged data; ``out``'s errors propagate.
+    Progress: ``add_total`` with the mount's file bytes, ``advance`` as they are written."""
+    ref = tree_ref(description, "export")
+    reporter.add_total(int(description.get("bytes") or 0))
+    counts = {DIR: 0, FILE: 0, "symlink": 0}
+    with io.BufferedReader(repo.open_blob(ref), 1 << 16) as tree_stream, \
+            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+                         encoding="utf-8", errors="surrogateescape") as tar:
+        tar.copybufsize = COPY_BYTES
+        for entry in decode_tree(tree_stream):
+            info = _tar_info(entry)
+            counts[entry.type] += int(entry.path != b"")
+            if entry.type == FILE:
+                assert entry.blob is not None
+                content = _Progress(repo.open_blob(entry.blob), reporter)
+                tar.addfile(info, io.BufferedReader(content, COPY_BYTES))
+            else:
+                tar.addfile(info)
+    reporter.log(f"exported {counts[FILE]} files, {counts[DIR]} directories and "
+                 f"{counts['symlink']} symlinks as tar")
+
+
+def _tar_info(entry: Entry) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(os.fsdecode(entry.path) if entry.path else ".")
+    info.mode = entry.mode
+    info.uid, info.gid = entry.uid, entry.gid
+    info.uname = info.gname = ""
+    info.mtime = entry.mtime_ns // 1_000_000_000
+    info.pax_headers = {"mtime": _pax_time(entry.mtime_ns)}
+    if entry.type == DIR:
+        info.type = tarfile.DIRTYPE
+    elif entry.type == FILE:
+        info.type = tarfile.REGTYPE
+        info.size = entry.size
+    else:
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.fsdecode(entry.target or b"")
+    return info
+
+
+def _pax_time(ns: int) -> str:
+    seconds, fraction = divmod(abs(ns), 1_000_000_000)
+    text = f"{seconds}.{fraction:09d}".rstrip("0").rstrip(".")
+    return "-" + text if ns < 0 else text
+
+
+def _ns(info: tarfile.TarInfo) -> int:
+    """A member's mtime in nanoseconds: the pax header's exact text when there is one."""
+    text = info.pax_headers.get("mtime", "")
+    if not _PAX_TIME.fullmatch(text):
+        return int(info.mtime) * 1_000_000_000
+    negative = text.startswith("-")
+    whole, _, fraction = text.lstrip("-").partition(".")
+    ns = int(whole) * 1_000_000_000 + int((fraction + "000000000")[:9])
+    return -ns if negative else ns
+
+
+class _Progress(io.RawIOBase):
+    """A blob reader that reports the bytes read."""
+
+    def __init__(self, raw: io.RawIOBase, reporter: Reporter) -> None:
+        self._raw = raw
+        self._reporter = reporter
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = self._raw.readinto(buf) or 0
+        self._reporter.advance(n)
+        return n
+
+
+# -- extract -------------------------------------------------------------------------------------
+
+def extract_tar(src: BinaryIO, dest: Path) -> None:
+    """Extract the tar stream ``src`` into the existing empty directory ``dest`` (see the
+    module doc). Raises UnsafeArchive for a refused member, UsageError when ``dest`` is not
+    an empty directory or ``src`` is not a tar, ServiceUnavailable when ``dest`` cannot be
+    written."""
+    try:
+        names = os.listdir(dest)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise UsageError(f"cannot extract into {printable(dest)}: it is not a directory; "
+                         "create an empty directory first") from e
+    if names:
+        raise UsageError(f"cannot extract into {printable(dest)}: it is not empty; give an "
+                         "empty directory")
+    root_fd = os.open(dest, _DIR_FLAGS)
+    try:
+        _Extraction(root_fd, dest).run(src)
+    finally:
+        os.close(root_fd)
+
+
+def _parts(name: str, what: str) -> tuple[bytes, ...]:
+    """The components of a member name; UnsafeArchive if it is absolute or holds ``..``."""
+    raw = os.fsencode(name)
+    if raw.startswith(b"/"):
+        raise UnsafeArchive(f"the archive's {what} {printable(raw)!r} is an absolute path; "
+                            "refusing to extract it")
+    parts = tuple(p for p in raw.split(b"/") if p not in (b"", b"."))
+    if b".." in parts or any(b"\0" in p for p in parts):
+        raise UnsafeArchive(f"the archive's {what} {printable(raw)!r} leads out of the "
+                            "directory ('..'); refusing to extract it")
+    return parts
+
+
+class _Extraction:
+    def __init__(self, root_fd: int, dest: Path) -> None:
+        self.root_fd = root_fd
+        self.dest = dest
+        self.as_root = os.geteuid() == 0
+        self.seen: dict[tuple[bytes, ...], str] = {(): DIR}  # extracted paths and kinds
+        self.dirs: list[tuple[tuple[bytes, ...], tarfile.TarInfo]] = []
+
+    def run(self, src: IO[bytes]) -> None:
+        try:
+            with tarfile.open(fileobj=src, mode="r|", encoding="utf-8",
+                              errors="surrogateescape") as tar:
+                for member in tar:
+                    self.member(tar, member)
+        except tarfile.TarError as e:
+            raise UsageError(f"the archive cannot be read as a tar file ({e}); give the "
+                             "tar written by snapshot:export") from e
+        # Directories last, deepest first, so writing their contents cannot change them.
+        for parts, member in reversed(self.dirs):
+            self.with_parent(parts, lambda fd, name, m=member: self.set_dir(fd, name, m))
+
+    def member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        parts = _parts(m.name, "member")
+        if not (m.isdir() or m.isreg() or m.issym() or m.islnk()):
+            kind = ("device" if m.ischr() or m.isblk() else "FIFO" if m.isfifo()
+                    else f"special member (type {m.type!r})")
+            raise UnsafeArchive(f"the archive's member {printable(os.fsencode(m.name))!r} is "
+                                f"a {kind}; refusing to extract it")
+        if parts == ():
+            if not m.isdir():
+                raise UnsafeArchive("the archive's top-level member is not a directory; "
+                                    "refusing to extract it")
+            self.dirs.insert(0, (parts, m))  # the directory itself: set last
+            return
+        if parts in self.seen and not (m.isdir() and self.seen[parts] == DIR):
+            raise UnsafeArchive(f"the archive lists {printable(b'/'.join(parts))!r} twice; "
+                                "refusing to extract it")
+        if m.issym():
+            self.check_link_target(parts, m.linkname)
+        if m.islnk():
+            self.check_hardlink_target(parts, m.linkname)
+        self.make_parents(parts)
+        self.with_parent(parts, lambda fd, name: self.create(tar, m, parts, fd, name))
+
+    def check_link_target(self, parts: tuple[bytes, ...], target: str) -> None:
+        """Relative, within the directory, and with ``..`` only at its start (so no link it
+        passes through can take a later ``..`` further up than it seems)."""
+        raw = os.fsencode(target)
+        names = [p for p in raw.split(b"/") if p not in (b"", b".")]
+        ups = 0
+        while ups < len(names) and names[ups] == b"..":
+            ups += 1
+        if raw.startswith(b"/") or not raw or ups > len(parts) - 1 or b".." in names[ups:]:
+            raise UnsafeArchive(f"the archive's symlink {printable(b'/'.join(parts))!r} points "
+                                f"to {printable(raw)!r}, outside the directory; refusing to "
+                                "extract it")
+
+    def check_hardlink_target(self, parts: tuple[bytes, ...], target: str) -> None:
+        if self.seen.get(_parts(target, "hardlink target")) != FILE:
+            raise UnsafeArchive(
+                f"the archive's hardlink {printable(b'/'.join(parts))!r} points to "
+                f"{printable(os.fsencode(target))!r}, which is not a file extracted before "
+                "it; refusing to extract it")
+
+    def make_parents(self, parts: tuple[bytes, ...]) -> None:
+        """Create missing parent directories (archives may list only files)."""
+        for i in range(1, len(parts)):
+            above = parts[:i]
+            kind = self.seen.get(above)
+            if kind is None:
+                self.with_parent(above, lambda fd, name: os.mkdir(name, 0o755, dir_fd=fd))
+                self.seen[above] = DIR
+            elif kind != DIR:
+                raise UnsafeArchive(
+                    f"the archive puts {printable(b'/'.join(parts))!r} inside "
+                    f"{printable(b'/'.join(above))!r}, which is not a directory; refusing "
+                    "to extract it")
+
+    def with_parent(self, parts: tuple[bytes, ...], action: Any) -> None:
+        """Run ``action(parent_fd, name)`` in the real directory holding ``parts``."""
+        fds: list[int] = []
+        try:
+            fd = self.root_fd
+            for name in parts[:-1]:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                fds.append(fd)
+            action(fd, parts[-1] if parts else b".")
+        except OSError as e:
+            raise ServiceUnavailable(
+                f"cannot write {printable(os.path.join(os.fsencode(self.dest), *parts))} "
+                f"while extracting: {e.strerror}; free space or fix permissions and retry"
+            ) from e
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def create(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: tuple[bytes, ...],
+               dir_fd: int, name: bytes) -> None:
+        mtime = _ns(m)
+        if m.isdir():
+            if parts not in self.seen:
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
+                self.seen[parts] = DIR
+            self.dirs.append((parts, m))
+        elif m.issym():
+            os.symlink(os.fsencode(m.linkname), name, dir_fd=dir_fd)
+            if self.as_root:
+                os.chown(name, m.uid, m.gid, dir_fd=dir_fd, follow_symlinks=False)
+            os.utime(name, ns=(mtime, mtime), dir_fd=dir_fd, follow_symlinks=False)
+            self.seen[parts] = "symlink"
+        elif m.islnk():
+            target = _parts(m.linkname, "hardlink target")
+            self.with_parent(target, lambda src_fd, src_name: os.link(
+                src_name, name, src_dir_fd=src_fd, dst_dir_fd=dir_fd, follow_symlinks=False))
+            self.seen[parts] = "hardlink"
+        else:
+            self.write_file(tar, m, dir_fd, name, mtime)
+            self.seen[parts] = FILE
+
+    def write_file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, dir_fd: int, name: bytes,
+                   mtime: int) -> None:
+        fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
+        try:
+            data = tar.extractfile(m)
+            assert data is not None
+            while piece := data.read(COPY_BYTES):
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view):]
+            if self.as_root:
+                os.fchown(fd, m.uid, m.gid)
+            os.fchmod(fd, stat.S_IMODE(m.mode))
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)
+
+    def set_dir(self, dir_fd: int, name: bytes, m: tarfile.TarInfo) -> None:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            if self.as_root:
+                os.fchown(fd, m.uid, m.gid)
+            os.fchmod(fd, stat.S_IMODE(m.mode))
+            mtime = _ns(m)
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)

@@ -1,0 +1,164 @@
+"""What an import reads (docs/export-import.md): an export directory snapkeep wrote, or a
+directory holding one plain SQL dump plus, per mount, a directory or a ``.tar.zst``.
+
+``inspect`` looks at the directory and refuses, with a message saying what to change,
+anything an import could not turn into a snapshot of the environment: no SQL file or
+several, a SQL file for an environment without a database, a mount the environment does
+not have, a part missing or of the wrong size.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import zstandard
+
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import UsageError
+from snapkeep.services.exportdir import (
+    DATABASE_PART,
+    METADATA,
+    HashingReader,
+    mount_part,
+    read_metadata,
+)
+
+SQL_SUFFIXES = (".sql", ".sql.gz", ".sql.zst")
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    """One import's inputs. ``mounts`` maps a mount to a directory or a ``.tar.zst``."""
+
+    path: Path
+    export: dict[str, Any] | None  # snapkeep-export.json, for an export directory
+    sql: Path | None
+    mounts: dict[str, Path] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.export is not None:
+            return (f"the export of snapshot {self.export.get('snapshot_id')} in "
+                    f"{self.path}")
+        return str(self.sql or self.path)
+
+    def expected(self, part: Path) -> dict[str, Any] | None:
+        """Size and SHA-256 snapkeep-export.json lists for ``part`` (None: not an export)."""
+        if self.export is None:
+            return None
+        return self.export["files"][part.relative_to(self.path).as_posix()]
+
+    def database_defaults(self) -> dict[str, str] | None:
+        """The exported database's charset, collation and comment, when the export says."""
+        d = (self.export or {}).get("database_defaults")
+        return d if isinstance(d, dict) and d.get("charset") and d.get("collation") else None
+
+    @contextmanager
+    def open_part(self, part: Path, on_read: Any = None) -> Iterator[HashingReader]:
+        """The raw bytes of ``part``, counted and hashed (``verify`` against the export)."""
+        try:
+            f = open(part, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise UsageError(f"cannot read {part}: {e}") from e
+        with f:
+            yield HashingReader(f, str(part), on_read)
+
+    def check_part(self, reader: HashingReader, part: Path) -> None:
+        """After the last read of ``part``: for an export, its size and SHA-256."""
+        expected = self.expected(part)
+        if expected is not None:
+            reader.drain()
+            reader.verify(expected)
+
+
+def decompressed(raw: BinaryIO, name: str) -> BinaryIO:
+    """``raw`` uncompressed according to the suffix of ``name`` (.gz, .zst, or plain)."""
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+            raw, read_across_frames=True, closefd=False)
+    return raw
+
+
+def inspect(env: EnvironmentConfig, source: Path) -> ImportSource:
+    """The import ``source`` holds for ``env``; UsageError saying what is wrong otherwise."""
+    source = source.expanduser().absolute()
+    if not source.is_dir():
+        raise UsageError(f"{source} is not a directory: give the directory holding the export "
+                         "(snapkeep-export.json) or the SQL dump and mount directories")
+    export = read_metadata(source)
+    if export is not None:
+        return _from_export(env, source, export)
+    return _from_dump(env, source)
+
+
+def _from_export(env: EnvironmentConfig, source: Path, export: dict[str, Any]) -> ImportSource:
+    files = export["files"]
+    for name, facts in files.items():
+        path = source / name
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise UsageError(f"the export in {source} lists {name}, which cannot be read "
+                             f"({e}); the export is incomplete: export again") from e
+        if size != int(facts.get("size", -1)):
+            raise UsageError(f"{path} is {size} bytes, not the {facts.get('size')} that "
+                             f"{METADATA} lists: the file is damaged or was changed; export "
+                             "again")
+    sql = source / DATABASE_PART if DATABASE_PART in files else None
+    if sql is not None and env.database is None:
+        raise _no_database(env, sql)
+    mounts: dict[str, Path] = {}
+    for m in export.get("mounts") or []:
+        if mount_part(m) not in files:
+            raise UsageError(f"the export in {source} names mount {m} but lists no "
+                             f"{mount_part(m)}; export again")
+        if m not in env.mounts:
+            raise _unknown_mount(env, m, source)
+        mounts[m] = source / mount_part(m)
+    return ImportSource(source, export, sql, mounts)
+
+
+def _from_dump(env: EnvironmentConfig, source: Path) -> ImportSource:
+    found = sorted(p for p in source.iterdir()
+                   if p.is_file() and p.name.lower().endswith(SQL_SUFFIXES))
+    if env.database is not None and len(found) != 1:
+        what = "no SQL file" if not found else \
+            f"{len(found)} SQL files ({', '.join(p.name for p in found)})"
+        raise UsageError(f"{source} holds {what}; an import needs exactly one dump of the "
+                         f"database ({', '.join('*' + s for s in SQL_SUFFIXES)}), made with "
+                         "`mariadb-dump DB > dump.sql` (or `mysqldump`), or an export "
+                         "directory (snapkeep-export.json)")
+    if env.database is None and found:
+        raise _no_database(env, found[0])
+    mounts: dict[str, Path] = {}
+    for m in env.mounts:
+        directory, tar = source / m, source / mount_part(m)
+        if directory.is_dir() and tar.is_file():
+            raise UsageError(f"{source} holds mount {m} twice ({directory}/ and {tar}); "
+                             "keep one")
+        if directory.is_dir():
+            mounts[m] = directory
+        elif tar.is_file():
+            mounts[m] = tar
+    for tar in (source / "mounts").rglob("*.tar.zst") if (source / "mounts").is_dir() else ():
+        m = tar.relative_to(source / "mounts").as_posix()[:-len(".tar.zst")]
+        if m not in env.mounts:
+            raise _unknown_mount(env, m, source)
+    return ImportSource(source, None, found[0] if found else None, mounts)
+
+
+def _no_database(env: EnvironmentConfig, sql: Path) -> UsageError:
+    return UsageError(f"{sql} is a database dump, but environment {env.name} has no "
+                      "`database` configured; add it to snapkeep.toml or leave the dump out")
+
+
+def _unknown_mount(env: EnvironmentConfig, mount: str, source: Path) -> UsageError:
+    return UsageError(f"{source} holds mount {mount}, which environment {env.name} does not "
+                      f"have (mounts: {', '.join(env.mounts) or 'none'}); add it to `mounts` "
+                      "in snapkeep.toml or leave it out of the import")

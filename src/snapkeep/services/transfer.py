@@ -1,0 +1,291 @@
+"""Getting data out of snapkeep and in from other tools: snapshot export and import.
+
+- **Export** writes one stored snapshot of an environment into a directory, as files the
+  stock tools read (``exportdir.py``): the database as a SQL script for the ``mariadb``
+  client, each mount as a tar, all zstd-compressed. Any stored snapshot may be exported:
+  the restore window does not apply. ``stream_export`` sends one such file to an HTTP
+  client instead (``export_stream.py``).
+- **Import** makes a NEW snapshot of an environment from an export directory, or from a
+  plain ``mysqldump``/``mariadb-dump`` file with mount directories or tars
+  (``import_source.py``), never touching the environment's live database or files: the
+  SQL is loaded with the stock client into a scratch database beside the live one
+  (``engines/mysql/sqlfile.py``), which is then snapshotted like a live database and
+  dropped; mounts are snapshotted from their directories or from a tar extracted into a
+  temporary directory.
+
+Both run as activities (``environment.backup.export``, ``environment.backup.import``) of
+the environment, so they show in ``activity:list``, can be cancelled, and take the
+environment's one activity slot. The workers run them through ``run_export`` and
+``run_import`` (``operations.execute``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from snapkeep.catalog import Activity
+from snapkeep.catalog.catalog import now
+from snapkeep.config import EnvironmentConfig
+from snapkeep.engines import mysql, volumes
+from snapkeep.engines.mysql import sqlfile
+from snapkeep.ids import new_id
+from snapkeep.policy import Action, expires_at, require_active, require_role
+from snapkeep.repository import SnapshotManifest
+from snapkeep.services import activities, import_source, snapshots
+from snapkeep.services.context import Context
+from snapkeep.services.engines import database_target, pause_entries
+from snapkeep.services.export_stream import EXPORT, stream_export
+from snapkeep.services.exportdir import (
+    DATABASE_PART,
+    ExportWriter,
+    check_destination,
+    mount_part,
+    parts_of,
+)
+from snapkeep.services.recorder import ActivityRecorder, Observer
+from snapkeep.services.snapshots import row_from_manifest
+
+IMPORT = "environment.backup.import"
+LOCK_WAIT = 10.0  # seconds an export or import waits for a prune's exclusive lock
+IMPORTS_DIR = "imports"  # under .snapkeep/: where an import extracts mount tars
+
+__all__ = ["EXPORT", "IMPORT", "export_facts", "run_export", "run_import", "start_export",
+           "start_import", "stream_export"]
+
+
+def _state(detach: bool, queue: bool) -> str:
+    return "pending" if detach or queue else "in_progress"
+
+
+def _go(ctx: Context, c: activities.Claim, detach: bool, queue: bool,
+        observer: Observer | None) -> Activity:
+    from snapkeep.services import operations  # operations.execute imports this module
+
+    return operations.go(ctx, c, detach, queue, observer)
+
+
+# -- export --------------------------------------------------------------------------------------
+
+def facts_of(manifest: SnapshotManifest) -> dict[str, Any]:
+    """What snapkeep-export.json says about the exported snapshot (without its files)."""
+    db = manifest.services.get("database")
+    return {
+        "project": manifest.project, "snapshot_id": manifest.id,
+        "environment": manifest.environment, "environment_type": manifest.environment_type,
+        "created_at": manifest.created_at, "commit_id": manifest.commit_id,
+        "live": manifest.live, "database": db is not None,
+        "database_name": db.get("database") if db else None,
+        "database_defaults": {k: db.get(k) or "" for k in ("charset", "collation", "comment")}
+        if db else None,
+        "mounts": list(manifest.mounts),
+    }
+
+
+def export_facts(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) -> dict[str, Any]:
+    """What an export of the snapshot (the newest without ID) holds: snapkeep-export.json
+    without ``files``, plus ``parts`` (the file names). Needs Admin on ``env``."""
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_EXPORT)
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    facts = facts_of(snapshots.load_manifest(ctx, snap.id))
+    return {**facts, "parts": parts_of(facts["database"], facts["mounts"])}
+
+
+def start_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, dest: Path, *,
+                 observer: Observer | None = None, queue: bool = False, detach: bool = False,
+                 force: bool = False) -> Activity:
+    """Export a stored snapshot of ``env`` (the newest without ID) into the directory
+    ``dest`` (created if missing) as an activity. Needs Admin on ``env``; any stored
+    snapshot qualifies (the restore window does not apply). UsageError when ``dest``
+    already holds an export, unless ``force`` (it is then replaced)."""
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_EXPORT)
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    dest = dest.expanduser().absolute()
+    check_destination(dest, force=force)
+    desc = f"{ctx.actor.name} exported backup {snap.id} of {env.name}"
+    c = activities.claim(ctx, env.name, EXPORT, desc,
+                         {"snapshot_id": snap.id, "dest": str(dest), "force": force},
+                         state=_state(detach, queue))
+    return _go(ctx, c, detach, queue, observer)
+
+
+def run_export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
+               params: dict[str, Any]) -> None:
+    """The work of an export activity (``params``: snapshot_id, dest, force)."""
+
+    manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
+    dest = Path(params["dest"])
+    rec.log(f"Exporting backup {manifest.id} of {env.name} to {dest}")
+    repo = ctx.repository
+    writer = ExportWriter(dest, force=bool(params.get("force")))
+    try:
+        # A shared repository lock: a prune cannot delete what is being read.
+        with repo.lock(exclusive=False, wait=LOCK_WAIT):
+            db = manifest.services.get("database")
+            if db is not None:
+                with writer.part(DATABASE_PART) as out:
+                    mysql.export_sql(db, repo, out, rec)
+                rec.log(f"wrote {DATABASE_PART} ({_mib(writer.files[DATABASE_PART]['size'])})")
+            for m, desc in manifest.mounts.items():
+                with writer.part(mount_part(m)) as out:
+                    volumes.export_tar(desc, repo, out, rec)
+                rec.log(f"wrote {mount_part(m)} ({_mib(writer.files[mount_part(m)]['size'])})")
+        rec.point_of_no_return("writing snapkeep-export.json")
+        meta = writer.commit(facts_of(manifest))
+    except BaseException:
+        writer.abort()
+        raise
+    total = sum(int(f["size"]) for f in meta["files"].values())
+    rec.log(f"Exported backup {manifest.id} to {dest} ({len(meta['files'])} files, "
+            f"{_mib(total)})")
+
+
+# -- import --------------------------------------------------------------------------------------
+
+def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
+                 observer: Observer | None = None, queue: bool = False, detach: bool = False,
+                 threads: int | None = None) -> Activity:
+    """Make a new snapshot of ``env`` from ``source`` (an export directory, or a SQL dump
+    with mount directories: ``import_source``) as an activity; its ``snapshot_id`` is the
+    new snapshot. Needs Admin on ``env``, which must be active. The source is checked
+    now (UsageError saying what to change); with ``queue``/``detach`` it must stay
+    readable at the same path for the worker."""
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_IMPORT)
+    require_active(env.name, ctx.catalog.environment_status(env.name))
+    src = import_source.inspect(env, source)
+    if src.sql is not None:
+        sqlfile.find_client()  # a missing client is said now, not in the worker
+    ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
+    desc = f"{ctx.actor.name} imported a backup of {env.name} from {src.describe()}"
+    c = activities.claim(ctx, env.name, IMPORT, desc,
+                         {"source": str(src.path), "threads": threads},
+                         state=_state(detach, queue))
+    return _go(ctx, c, detach, queue, observer)
+
+
+def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
+               params: dict[str, Any]) -> str:
+    """The work of an import activity (``params``: source, threads); the new snapshot's ID.
+
+    Whatever happens, the scratch database and the temporary directories are dropped;
+    nothing is listed unless the snapshot was committed.
+    """
+    src = import_source.inspect(env, Path(params["source"]))
+    rec.log(f"Importing a backup of {env.name} from {src.describe()}")
+    target = database_target(env)
+    scratch = sqlfile.scratch_target(target) if target is not None else None
+    work = _work_dir(ctx, env, rec)
+    created = False
+    try:
+        if scratch is not None and sqlfile.drop_database(scratch):
+            rec.log(f"dropped the scratch database `{scratch.database}` an interrupted import "
+                    "left behind")
+        if src.sql is not None and scratch is not None and target is not None:
+            created = True  # from here on it is ours to drop, whatever happens
+            _load(src, target, scratch, rec)
+        manifest = _snapshot(ctx, env, src, scratch if created else None, work, rec,
+                             threads=params.get("threads"))
+    finally:
+        if created and scratch is not None:
+            try:
+                sqlfile.drop_database(scratch)
+            except Exception as e:  # noqa: BLE001 - the next import drops it, and says so
+                rec.log(f"could not drop the scratch database `{scratch.database}` ({e}); the "
+                        "next import drops it")
+        shutil.rmtree(work, ignore_errors=True)
+    ctx.catalog.put_snapshot(row_from_manifest(manifest))
+    rec.log(f"Created backup {manifest.id} of {env.name} from {src.describe()} "
+            f"({_mib(manifest.size_bytes)} of data, {_mib(manifest.added_bytes)} added to the "
+            "repository)")
+    return manifest.id
+
+
+def _work_dir(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder) -> Path:
+    """``.snapkeep/imports/<env>.<activity>/``, after removing what a killed import of
+    ``env`` left there (it holds the environment's activity slot: nothing else is live)."""
+    base = ctx.state_path(IMPORTS_DIR, "x").parent
+    for old in base.iterdir():
+        name, _, activity = old.name.rpartition(".")
+        if name == env.name and activity != rec.activity.id:
+            rec.log(f"removing {old}, left by an interrupted import")
+            shutil.rmtree(old, ignore_errors=True)
+    work = base / f"{env.name}.{rec.activity.id}"
+    work.mkdir(mode=0o700)
+    return work
+
+
+def _load(src: import_source.ImportSource, target: mysql.MySQLTarget,
+          scratch: mysql.MySQLTarget, rec: ActivityRecorder) -> None:
+    assert src.sql is not None
+    defaults = src.database_defaults() or sqlfile.database_defaults(target)
+    sqlfile.create_database(scratch, defaults)
+    rec.add_total(src.sql.stat().st_size)
+    name = src.sql.name
+    with src.open_part(src.sql, rec.advance) as raw:
+        result = sqlfile.load_sql(scratch, import_source.decompressed(raw, name),  # type: ignore[arg-type]
+                                  source_name=str(src.sql), reporter=rec)
+        src.check_part(raw, src.sql)
+    named = f" (a dump of `{result.database}`; {result.left_out} database statement(s) left " \
+        "out)" if result.database else ""
+    rec.log(f"loaded {name} into the scratch database `{scratch.database}` with the mariadb "
+            f"client in {result.seconds:.1f} s{named}")
+
+
+def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSource,
+              scratch: mysql.MySQLTarget | None, work: Path, rec: ActivityRecorder, *,
+              threads: int | None) -> SnapshotManifest:
+    repo = ctx.repository
+    services: dict[str, Any] = {}
+    mounts: dict[str, Any] = {}
+    created = now()
+    with repo.begin_snapshot(wait=LOCK_WAIT) as session:
+        if scratch is not None:
+            assert env.database is not None
+            # Its writes held by a table lock: no server-wide backup lock for a private db.
+            with mysql.hold_writes(scratch, rec):
+                desc = mysql.dump_database(scratch, session, rec, threads=threads,
+                                           zstd_level=ctx.config.compression_level)
+            desc["database"] = env.database.database
+            services["database"] = desc
+        for i, (m, path) in enumerate(sorted(src.mounts.items())):
+            directory = path if path.is_dir() else _extract(src, m, path, work / str(i), rec)
+            rec.add_total(volumes.measure_mount(directory))
+            mounts[m] = volumes.snapshot_mount(directory, session, rec,
+                                               exclude=pause_entries(env, m))
+            if directory != path:
+                shutil.rmtree(directory, ignore_errors=True)
+        size = sum(int(s.get("size_bytes", 0)) for s in services.values()) + \
+            sum(int(d.get("bytes", 0)) for d in mounts.values())
+        expires = expires_at(created, ctx.config.restore_window_days)
+        manifest = SnapshotManifest(
+            id=new_id(), project=ctx.config.id, environment=env.name,
+            environment_type=env.type, created_at=created.isoformat(),
+            expires_at=expires.isoformat(), live=False, automated=False,
+            commit_id=(src.export or {}).get("commit_id"), services=services, mounts=mounts,
+            size_bytes=size)
+        rec.point_of_no_return("the snapshot's commit")  # no cancel once it is listed
+        session.commit(manifest)
+    return manifest
+
+
+def _extract(src: import_source.ImportSource, mount: str, tar: Path, dest: Path,
+             rec: ActivityRecorder) -> Path:
+
+    dest.mkdir(mode=0o700)
+    rec.add_total(tar.stat().st_size)
+    with src.open_part(tar, rec.advance) as raw:
+        stream = import_source.decompressed(raw, tar.name)
+        try:
+            volumes.extract_tar(stream, dest)
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+        src.check_part(raw, tar)
+    rec.log(f"extracted {tar.name} for mount {mount}")
+    return dest
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
