@@ -46,6 +46,7 @@ from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import recut_parts
+from tests.helpers.damage import flip_chunk_byte
 from tests.helpers.dbstate import assert_same, db_state, load_sql_file, target_for
 from tests.helpers.recording import Recorder
 from tests.helpers.stock_client import export_and_reload
@@ -191,12 +192,7 @@ def test_a_damaged_chunk_makes_the_export_raise_integrity_error(
     description = dump_database(target_for(mariadb, fresh_db), repo, Recorder())
     table = next(t for t in description["tables"] if t["name"] == "strings")
     chunk_id = table["parts"][0]["chunks"][0][0]
-    repo.flush()
-    key, offset, length = repo.locate_chunk(chunk_id)
-    pack = tmp_path / "repo" / key
-    raw = bytearray(pack.read_bytes())
-    raw[offset + length // 2] ^= 0xFF
-    pack.write_bytes(bytes(raw))
+    flip_chunk_byte(repo, tmp_path / "repo", chunk_id)
     damaged = Repository.open(LocalBackend(tmp_path / "repo"))  # no cached copy of the pack
     with pytest.raises(IntegrityError):
         export_sql(description, damaged, io.BytesIO(), NullReporter())

@@ -23,6 +23,7 @@ from snapkeep.engines.mysql.names import old_name, shadow_name
 from snapkeep.errors import IntegrityError, SnapkeepError
 from snapkeep.repository import BlobRef
 from tests.helpers.corpora import load_unit, unit
+from tests.helpers.damage import flip_chunk_byte
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q, target_for
 from tests.helpers.recording import Recorder
 
@@ -184,12 +185,7 @@ def test_a_restore_failing_part_way_leaves_the_live_database_as_it_was(
     # Damage the rows of a table in the middle of the restore order.
     table = next(t for t in description["tables"] if t["name"] == "strings")
     chunk_id = table["parts"][0]["chunks"][0][0]
-    repo.flush()
-    key, offset, length = repo.locate_chunk(chunk_id)
-    pack = tmp_path / "repo" / key
-    raw = bytearray(pack.read_bytes())
-    raw[offset + length // 2] ^= 0xFF
-    pack.write_bytes(bytes(raw))
+    flip_chunk_byte(repo, tmp_path / "repo", chunk_id)
 
     with pytest.raises(IntegrityError):
         prepare_restore(target, description, repo, Recorder())

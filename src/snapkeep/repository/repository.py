@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ from snapkeep.repository.crypto import Keys, SealError
 from snapkeep.repository.keyslots import KeyManagement
 from snapkeep.repository.locks import RepoLock
 from snapkeep.repository.manifest import SnapshotManifest, manifest_ad, open_doc, seal_doc
+from snapkeep.repository.pack_cache import PackCache
 from snapkeep.repository.session import SnapshotSession
 from snapkeep.storage import Backend
 
@@ -38,7 +38,6 @@ REPO_VERSION = 2
 AD_INDEX = b"snapkeep index"
 INDEX_MAX_CHUNKS = 50_000  # entries per index file written by prune
 AUTO_INDEX_PACKS = 32  # write an index file after this many unindexed packs
-PACK_CACHE_BYTES = 96 * 1024 * 1024
 UPLOAD_QUEUE = 2  # full packs being written in the background at once (memory bound)
 
 
@@ -47,50 +46,6 @@ class Location(NamedTuple):
     offset: int
     length: int
     raw_len: int
-
-
-class _PackCache:
-    """Whole packs kept in memory for backends without ranged reads (bounded, LRU)."""
-
-    def __init__(self, backend: Backend, limit: int = PACK_CACHE_BYTES) -> None:
-        self.backend = backend
-        self.limit = limit
-        self._data: OrderedDict[str, bytes] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
-        self._inflight: dict[str, threading.Event] = {}
-
-    def get(self, pack_id: str) -> bytes:
-        while True:
-            with self._lock:
-                data = self._data.get(pack_id)
-                if data is not None:
-                    self._data.move_to_end(pack_id)
-                    return data
-                ev = self._inflight.get(pack_id)
-                if ev is None:
-                    ev = self._inflight[pack_id] = threading.Event()
-                    break
-            ev.wait()
-        try:
-            data = self.backend.get(packs.pack_key(pack_id))
-            with self._lock:
-                self._data[pack_id] = data
-                self._size += len(data)
-                while self._size > self.limit and len(self._data) > 1:
-                    _, old = self._data.popitem(last=False)
-                    self._size -= len(old)
-            return data
-        finally:
-            with self._lock:
-                self._inflight.pop(pack_id, None)
-            ev.set()
-
-    def drop(self, pack_id: str) -> None:
-        with self._lock:
-            old = self._data.pop(pack_id, None)
-            if old is not None:
-                self._size -= len(old)
 
 
 class Repository(KeyManagement):
@@ -113,7 +68,7 @@ class Repository(KeyManagement):
         self._pending: dict[str, packs.PackBuilder] = {}
         self._uploading: set[int] = set()
         self._unindexed: list[tuple[str, int, list[packs.Entry]]] = []
-        self._cache = _PackCache(backend)
+        self._cache = PackCache(backend)
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
         self._executor: ThreadPoolExecutor | None = None
         self._upload_error: BaseException | None = None
@@ -309,7 +264,7 @@ class Repository(KeyManagement):
             self._index_files.clear()
             self._superseded.clear()
             self._bad_indexes.clear()
-        self._cache = _PackCache(self.backend)
+        self._cache = PackCache(self.backend)
         self.load_index()
 
     def _write_index(self, pack_list: list[tuple[str, int, list[packs.Entry]]],
