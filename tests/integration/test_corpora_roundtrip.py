@@ -8,7 +8,7 @@ row parts, loaded on three connections), and compare with the recorded state. Th
 comparison is always against the unit's own source instance, never stored checksums,
 so the 43 non-deterministic units are covered like the others. The same snapshot is
 then exported as SQL (``export_sql``), loaded by the stock ``mariadb`` client into the
-emptied database, and compared again.
+emptied database, and compared again (every unit but the heavy one).
 
 Units run one at a time on the one session server (a unit drops its databases before
 loading and after its test), which also keeps the units that share database names
@@ -83,10 +83,10 @@ def _change_live(conn: Any, db: str, state: dict[str, Any]) -> None:
 
 
 def round_trip(mariadb, conn, repo: Repository, name: str, workdir: Path,
-               threads: int = 3) -> None:
+               threads: int = 3, export: bool = True) -> None:
     """Dump each database of the unit, restore it over a changed (or dropped) live one,
-    compare; then export the same snapshot as SQL, load it with the stock client into
-    the emptied database, compare again."""
+    compare; then (``export``) export the same snapshot as SQL, load it with the stock
+    client into the emptied database, compare again."""
     u = unit(name)
     load_unit(mariadb, u)
     try:
@@ -110,9 +110,10 @@ def round_trip(mariadb, conn, repo: Repository, name: str, workdir: Path,
             prepared.finish()
             assert_same(db_state(conn, db), before, f"{name}: database {db}")
             assert {shadow_name(db), old_name(db), journal_name(db)} & databases(conn) == set()
-            export_and_reload(mariadb, repo, db, description, workdir / f"{db}.sql")
-            assert_same(db_state(conn, db), before,
-                        f"{name}: database {db} exported and loaded by the stock client")
+            if export:
+                export_and_reload(mariadb, repo, db, description, workdir / f"{db}.sql")
+                assert_same(db_state(conn, db), before,
+                            f"{name}: database {db} exported and loaded by the stock client")
     finally:
         for db in u["databases"]:
             _run(conn, f"DROP DATABASE IF EXISTS {q(db)}")
@@ -126,7 +127,10 @@ def test_corpus_unit_round_trips(mariadb, server_conn, repo, name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", HEAVY)
 def test_heavy_corpus_unit_round_trips(mariadb, server_conn, repo, name, tmp_path):
-    round_trip(mariadb, server_conn, repo, name, tmp_path, threads=2)
+    # Not exported: reloading its 16.8 M rows through the single-threaded stock client
+    # takes ~2 min more than CI's budget allows; the export's conversions are exercised
+    # by the 171 light units and the type-coverage schema (test_mysql_export.py).
+    round_trip(mariadb, server_conn, repo, name, tmp_path, threads=2, export=False)
 
 
 def test_the_manifest_lists_units():
