@@ -27,3 +27,22 @@ def postgres_url() -> Iterator[str]:
             yield f"{SERVER}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request, tmp_path) -> Iterator[str]:
+    """A catalog URL for each supported database: a SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def cat(catalog_url: str):
+    """A Catalog on ``catalog_url`` (migrated on open), disposed afterwards."""
+    from snapkeep.catalog import Catalog
+
+    c = Catalog.from_url(catalog_url)
+    yield c
+    c.engine.dispose()

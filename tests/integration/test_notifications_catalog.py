@@ -5,11 +5,8 @@ accumulate, and migration 0004 keeps what an older catalog held."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -17,21 +14,6 @@ from alembic.config import Config
 from snapkeep.catalog import Activity, Catalog, Notification
 from snapkeep.catalog.catalog import HEAD, MIGRATIONS
 from snapkeep.ids import new_id
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog_url(request, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-def cat(catalog_url: str) -> Iterator[Catalog]:
-    c = Catalog.from_url(catalog_url)
-    yield c
-    c.engine.dispose()
 
 
 def ended_activity(cat: Catalog, env: str = "dev") -> Activity:

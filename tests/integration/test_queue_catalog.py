@@ -6,32 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from snapkeep.catalog import Activity, Catalog
 from snapkeep.ids import new_id
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 LEASE = 30.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog_url(request, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-def cat(catalog_url: str) -> Iterator[Catalog]:
-    c = Catalog.from_url(catalog_url)
-    yield c
-    c.engine.dispose()
 
 
 def queued(cat: Catalog, env: str, n: int = 0, **kw) -> Activity:

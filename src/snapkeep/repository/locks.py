@@ -31,7 +31,8 @@ REFRESH_S = 60.0
 STALE_S = 30 * 60.0
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a pid we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,7 +46,7 @@ def _pid_alive(pid: int) -> bool:
 
 def is_stale(info: dict[str, Any], now: float | None = None) -> bool:
     now = time.time() if now is None else now
-    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", 0))):
+    if info.get("host") == socket.gethostname() and not pid_alive(int(info.get("pid", 0))):
         return True
     return now - float(info.get("time", 0)) > STALE_S
 

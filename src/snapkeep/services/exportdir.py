@@ -32,6 +32,7 @@ import zstandard
 from snapkeep import __version__
 from snapkeep.catalog.catalog import now
 from snapkeep.errors import ServiceUnavailable, UsageError
+from snapkeep.repository.locks import pid_alive
 
 METADATA = "snapkeep-export.json"
 DATABASE_PART = "database.sql.zst"
@@ -227,23 +228,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers(dest: Path) -> list[str]:
     """Remove the work directories of exports into ``dest`` whose process is gone."""
     removed = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(dest):
             m = _WORK.match(entry.name)
-            if m and entry.is_dir(follow_symlinks=False) and not _alive(int(m.group(1))):
+            if m and entry.is_dir(follow_symlinks=False) and not pid_alive(int(m.group(1))):
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(entry.name)
     return removed
