@@ -62,9 +62,11 @@ def connections_of(conn, user: str) -> int:
 
 # -- fidelity through the restore ---------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", [2, 3])  # escaped lines (MySQL's path), quoted lines
+# escaped lines encoded in Python (MySQL's path without the pump), quoted lines composed by
+# the server (MariaDB without the pump), escaped lines encoded by the C row pump (default)
+@pytest.mark.parametrize(("fmt", "use_pump"), [(2, False), (3, False), (3, True)])
 def test_a_parallel_split_dump_of_the_type_coverage_schema_round_trips_exactly(
-        mariadb, fresh_db, repo, small_parts, fmt):
+        mariadb, fresh_db, repo, small_parts, fmt, use_pump):
     load_sql_file(mariadb, fresh_db, SQL_DIR / "type_coverage.sql")
     conn = mariadb.connect(fresh_db)
     run(conn, "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
@@ -72,8 +74,11 @@ def test_a_parallel_split_dump_of_the_type_coverage_schema_round_trips_exactly(
     before = db_state(conn, fresh_db)
     target = target_for(mariadb, fresh_db)
     progress = Recorder()
-    d = dump_database(target, repo, progress, threads=3, fmt=fmt)
+    d = dump_database(target, repo, progress, threads=3, fmt=fmt, use_pump=use_pump)
     assert d["format"] == fmt
+    if fmt == 3:
+        assert {p["encoding"] for t in d["tables"] for p in t["parts"]} == {
+            "escaped" if use_pump else "quoted"}
     assert d["writes_held_seconds"] >= 0 and d["backup_lock"] == "BACKUP STAGE BLOCK_COMMIT"
     assert any("writes held for" in line for line in progress.lines)
     assert progress.done == progress.total
@@ -252,18 +257,17 @@ def test_a_failing_worker_closes_every_connection_and_releases_the_lock(
         "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
         "INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_9000")
     calls = [0]
+    real_blocks = workers._blocks
 
-    def failing(real):
-        def encode(rows):
+    def failing_blocks(reader, sql, encoding):
+        for block in real_blocks(reader, sql, encoding):
             calls[0] += 1
             if calls[0] == 3:
                 raise pymysql.OperationalError(1205, "injected failure")
-            return real(rows)
-        return encode
+            yield block
 
-    # the third batch fails, whichever line encoding the parts use
-    monkeypatch.setattr(workers, "encode_rows", failing(workers.encode_rows))
-    monkeypatch.setattr(workers, "join_lines", failing(workers.join_lines))
+    # the third block fails, whichever way the parts' lines are read and encoded
+    monkeypatch.setattr(workers, "_blocks", failing_blocks)
     target = MySQLTarget(mariadb.host, mariadb.port, "sk_dumper", "pw", fresh_db)
     try:
         with pytest.raises(SnapkeepError) as info:

@@ -45,7 +45,8 @@ def test_quoted_lines_hold_exactly_the_rows_the_server_has(mariadb, fresh_db, re
             (i, AWKWARD[i % len(AWKWARD)] if i % 5 else None,
              bytes([i % 256, 0, 39, 92, 9, 10]), "ünïcødé ✓ " + AWKWARD[i % len(AWKWARD)],
              None if i % 7 == 0 else f"{i}.25") for i in range(1, 2500)])
-    d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2)
+    d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2,
+                      use_pump=False)
     assert d["format"] == 3
     (t,) = d["tables"]
     assert len(t["parts"]) > 1 and {p["encoding"] for p in t["parts"]} == {"quoted"}
@@ -69,7 +70,8 @@ def test_a_row_longer_than_max_allowed_packet_is_read_field_by_field(mariadb, fr
     run(conn, "SET GLOBAL max_allowed_packet = 1048576")  # new connections only
     try:
         progress = Recorder()
-        d = dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2)
+        d = dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2,
+                          use_pump=False)
     finally:
         run(conn, f"SET GLOBAL max_allowed_packet = {int(old)}")
     parts = {t["name"]: [p["encoding"] for p in t["parts"]] for t in d["tables"]}

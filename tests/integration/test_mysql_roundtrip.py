@@ -127,7 +127,8 @@ def test_the_description_names_every_object_and_stores_rows_as_blobs(mariadb, fr
     generated_cols = [c[0] for c in tables["generated"]["columns"]]
     assert generated_cols == ["id", "a", "hidden", "note"]
     rows = b"".join(repo.read_blob(BlobRef.from_json(p)) for p in tables["parent"]["parts"])
-    assert rows.startswith(b"0\t'zero id'\n")  # the quoted encoding: strings in quotes
+    assert rows.startswith(b"0\tzero id\n")  # the escaped encoding of the C row pump
+    assert {p["encoding"] for t in d["tables"] for p in t["parts"]} == {"escaped"}
     assert d["size_bytes"] == sum(p["size"] for t in d["tables"] for p in t["parts"])
 
 

@@ -11,6 +11,12 @@ one process (MariaDB 10.11, loopback): fetch only, PyMySQL SSCursor 1.17-1.33 s 
 MySQLdb SSCursor 0.49-0.54 s (2.3x); fetch + encode, 2.9-3.3 s vs 1.9-2.1 s. Everything
 else (schema, objects, locks, restore) stays on PyMySQL. When MySQLdb cannot be imported
 the stream falls back to PyMySQL (same bytes, slower).
+
+On a MySQLdb connection, ``StreamReader.pump`` goes one step further: the C row pump
+(``_rowpump.c``) runs the SELECT on the connection's own client handle and returns blocks
+of encoded lines, so no Python object is made per value (on a 305 MiB Magento-like
+database read serially: 2.6 s wall and 0.6 s of client CPU, against 3.2 s and 3.1 s for
+fetching rows into Python and encoding them there).
 """
 
 from __future__ import annotations
@@ -46,9 +52,15 @@ try:  # the fast row reader of the dump; optional at import time (PyMySQL is the
 except ImportError:  # pragma: no cover - mysqlclient is a pinned dependency
     _mysqldb = None
 
+try:  # the C row pump (_rowpump.c), built by setup.py when a compiler and libmariadb-dev are
+    from snapkeep.engines.mysql import _rowpump
+except ImportError:  # pragma: no cover - built by scripts/setup; tests require it
+    _rowpump = None  # type: ignore[assignment]
+
 # Every driver error this engine may see, for ``except`` clauses and ``errors_as``.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (pymysql.MySQLError,) + (
-    (_mysqldb.MySQLError,) if _mysqldb is not None else ())
+    (_mysqldb.MySQLError,) if _mysqldb is not None else ()) + (
+    (_rowpump.Error,) if _rowpump is not None else ())
 
 
 def quote_ident(name: str) -> str:
@@ -126,8 +138,16 @@ def connect(target: MySQLTarget, *, database: str | None = "", raw: bool = False
 
 
 def stream_driver() -> str:
-    """``"mysqlclient"`` or ``"pymysql"``: what ``connect_stream`` connects with."""
-    return "mysqlclient" if _mysqldb is not None else "pymysql"
+    """What the dump's rows are read with: ``"mysqlclient+rowpump"`` (lines encoded in C),
+    ``"mysqlclient"`` or ``"pymysql"``."""
+    if _mysqldb is None:
+        return "pymysql"
+    return "mysqlclient+rowpump" if _rowpump is not None else "mysqlclient"
+
+
+def row_pump_built() -> bool:
+    """Whether the C row pump was built (setup.py; needs gcc and libmariadb-dev)."""
+    return _rowpump is not None
 
 
 def connect_stream(target: MySQLTarget, *, doing: str = "connecting") -> Any:
@@ -179,6 +199,25 @@ class StreamReader:
         res = self.conn.use_result()
         while rows := res.fetch_row(batch):
             yield rows
+
+    @property
+    def pumps(self) -> bool:
+        """Whether ``pump`` can run here: a mysqlclient connection and the built row pump."""
+        return self.is_mysqldb and _rowpump is not None
+
+    def pump(self, sql: str, block: int) -> Iterator[tuple[bytes, int]]:
+        """The rows of one SELECT as ``escaped``-encoding lines (encoding.py), fetched and
+        encoded in C with the GIL released: blocks of whole lines of about ``block`` bytes,
+        each with its row count. Only where ``pumps``."""
+        stream = _rowpump.RowStream(self.conn, sql.encode("utf-8"))
+        try:
+            while True:
+                data, rows = stream.read(block)
+                if not data:
+                    return
+                yield data, rows
+        finally:
+            stream.close()
 
     def thread_id(self) -> int:
         return int(self.conn.thread_id())

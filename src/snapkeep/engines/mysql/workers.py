@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
 
 FETCH_ROWS = 2000
+PUMP_BLOCK = 1 << 20  # bytes of lines per block from the C row pump
 
 
 @dataclass
@@ -174,17 +175,16 @@ class WorkerPool:
         rows = 0
         advanced = 0
         overflow = False
-        for batch in reader.stream(sql, FETCH_ROWS):
+        for data, count in _blocks(reader, sql, encoding):
             if self._stop.is_set():
                 raise _Stopped
             if overflow:
                 continue
-            data = join_lines(batch) if encoding == QUOTED else encode_rows(batch)
             if data is None:
                 overflow = True
                 continue
             writer.write(data)
-            rows += len(batch)
+            rows += count
             step = min(len(data), max(part.estimate - advanced, 0))
             self._reporter.advance(step)
             advanced += step
@@ -203,3 +203,14 @@ class WorkerPool:
         self._threads.clear()
         for reader in self.readers:
             reader.close()
+
+
+def _blocks(reader: StreamReader, sql: str, encoding: str
+            ) -> Iterator[tuple[bytes | None, int]]:
+    """Encoded blocks of ``sql``'s rows with their row counts; ``(None, n)`` for a quoted
+    batch holding a NULL line. Escaped lines come from the C row pump where it runs."""
+    if encoding == ESCAPED and reader.pumps:
+        yield from reader.pump(sql, PUMP_BLOCK)
+        return
+    for batch in reader.stream(sql, FETCH_ROWS):
+        yield (join_lines(batch) if encoding == QUOTED else encode_rows(batch)), len(batch)

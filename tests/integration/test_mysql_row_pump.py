@@ -1,0 +1,119 @@
+"""The C row pump (``_rowpump.c``): the dump's default row reader where mysqlclient and the
+built extension are present. Its lines must be byte for byte what ``encode_rows`` makes of
+the server's rows, in whole lines per block, and its errors must reach the dump's error
+translation."""
+
+from __future__ import annotations
+
+import pytest
+
+from snapkeep.engines.mysql import dump_database, prepare_restore
+from snapkeep.engines.mysql.connect import (
+    StreamReader,
+    connect_stream,
+    errors_as,
+    row_pump_built,
+)
+from snapkeep.engines.mysql.encoding import decode_line, encode_rows
+from snapkeep.errors import ServiceUnavailable
+from tests.helpers.dbstate import assert_same, db_state, target_for
+from tests.helpers.recording import Recorder
+
+AWKWARD = ("'", "\\", "\t", "\n", "\r", "\0", "\x1a", "NULL", "\\N", "'\t", "a'\n'b", "", "\\\\n")
+
+
+def run(conn, *statements: str) -> None:
+    with conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+
+
+def test_the_row_pump_is_built():
+    # setup.py builds it optionally; scripts/setup installs what it needs, so a missing
+    # pump here means the dump silently fell back to its slower path.
+    assert row_pump_built()
+
+
+@pytest.fixture
+def awkward_table(mariadb, fresh_db):
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20) CHARACTER SET latin1, "
+              "b VARBINARY(300), u TEXT CHARACTER SET utf8mb4, n DECIMAL(10,2), f DOUBLE)")
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s)", [
+            (i, AWKWARD[i % len(AWKWARD)] if i % 5 else None,
+             bytes(range(256)) if i % 11 == 0 else bytes([i % 256, 0, 39, 92, 9, 10, 13]),
+             "ünïcødé ✓ " + AWKWARD[i % len(AWKWARD)], None if i % 7 == 0 else f"{i}.25",
+             -0.0 if i % 13 == 0 else i / 3) for i in range(1, 3001)])
+    return conn
+
+
+@pytest.mark.parametrize("block", [1, 4096, 1 << 20])
+def test_pumped_lines_equal_the_python_encoding_of_the_servers_rows(
+        mariadb, fresh_db, awkward_table, block):
+    reader = StreamReader(connect_stream(target_for(mariadb, fresh_db)))
+    try:
+        reader.execute("SET SESSION character_set_results = binary")
+        assert reader.pumps
+        sql = "SELECT * FROM t ORDER BY id"
+        blocks = list(reader.pump(sql, block))
+        expected = b"".join(encode_rows(batch) for batch in reader.stream(sql, 500))
+    finally:
+        reader.close()
+    assert b"".join(data for data, _ in blocks) == expected
+    assert sum(rows for _, rows in blocks) == 3000
+    for data, rows in blocks:  # whole lines only: a block ends a line and counts its rows
+        assert data.endswith(b"\n") and data.count(b"\n") == rows
+    if block == 1:
+        assert len(blocks) == 3000  # one row per block when the limit is below a line
+    lines = expected.split(b"\n")[:-1]
+    assert decode_line(lines[10])[2] == bytes(range(256))  # row 11: every byte value
+
+
+def test_a_pump_closed_early_leaves_its_connection_usable(mariadb, fresh_db, awkward_table):
+    reader = StreamReader(connect_stream(target_for(mariadb, fresh_db)))
+    try:
+        stream = reader.pump("SELECT * FROM t ORDER BY id", 1024)
+        first, rows = next(stream)
+        assert 0 < rows < 3000
+        stream.close()  # the rest of the result is read and dropped
+        assert reader.execute("SELECT COUNT(*) FROM t") == [(b"3000",)]
+    finally:
+        reader.close()
+
+
+def test_a_server_error_from_the_pump_becomes_a_clear_snapkeep_error(mariadb, fresh_db):
+    target = target_for(mariadb, fresh_db)
+    reader = StreamReader(connect_stream(target))
+    try:
+        with pytest.raises(ServiceUnavailable, match="no_such_table") as err, \
+                errors_as(target, "dumping the database"):
+            list(reader.pump("SELECT * FROM no_such_table", 1024))
+        assert "dumping the database" in str(err.value)
+        assert reader.execute("SELECT 1") == [(b"1",)]
+    finally:
+        reader.close()
+
+
+def test_a_row_longer_than_max_allowed_packet_is_pumped_whole(mariadb, fresh_db, repo):
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE big (id INT PRIMARY KEY, payload LONGBLOB, note TEXT)",
+        "INSERT INTO big VALUES (1, 'short', 'x'), (3, 'tail', 'y')")
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO big VALUES (2, %s, 'it''s\t\n')", (bytes(range(256)) * 6000,))
+    before = db_state(conn, fresh_db)
+    old = conn.cursor()
+    old.execute("SELECT @@GLOBAL.max_allowed_packet")
+    (limit,) = old.fetchone()
+    run(conn, "SET GLOBAL max_allowed_packet = 1048576")  # new connections only
+    try:
+        target = target_for(mariadb, fresh_db)
+        d = dump_database(target, repo, Recorder(), threads=2)
+    finally:
+        run(conn, f"SET GLOBAL max_allowed_packet = {int(limit)}")
+    assert [p["encoding"] for t in d["tables"] for p in t["parts"]] == ["escaped"]
+    run(conn, "DELETE FROM big")
+    prepared = prepare_restore(target, d, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+    assert_same(db_state(conn, fresh_db), before)
