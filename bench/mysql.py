@@ -56,8 +56,15 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--dump-only", action="store_true",
+                    help="time the dumps only (no restores, no small-scale RSS run)")
     args = ap.parse_args()
     t = args.threads
+    missing = [tool for tool in ("mariadb-dump", "zstd", "mydumper", "myloader")
+               if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: install them with "
+                         "'apt-get install mariadb-client zstd mydumper'")
     small_scale = max(1, args.scale // 4)
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     with tempfile.TemporaryDirectory() as tmp, PrivateMariaDB(Path(tmp) / "db") as server:
@@ -91,7 +98,8 @@ def main() -> int:
                 time.sleep(1)
             sql("SET GLOBAL innodb_max_dirty_pages_pct = 90")
 
-        gen("shop_small", small_scale)
+        if not args.dump_only:
+            gen("shop_small", small_scale)
         gen("shop", args.scale)
 
         # snapkeep, through the CLI
@@ -111,9 +119,11 @@ def main() -> int:
             cfg.write_text(cfg.read_text().replace('mounts = ["var", "pub/media", "app/etc"]',
                                                    "mounts = []"))
 
-        settle()
-        init("shop_small")
-        _, rss_small, _ = sk("snapshot:create", "--live", "-e", "main")
+        rss_small = t_restore = rss_restore = t_mload = t_myload = float("nan")
+        if not args.dump_only:
+            settle()
+            init("shop_small")
+            _, rss_small, _ = sk("snapshot:create", "--live", "-e", "main")
         settle()
         init("shop")
         t_create, rss_create, out = sk("snapshot:create", "--live", "-e", "main")
@@ -123,8 +133,9 @@ def main() -> int:
         held, lock = (float(m.group(1)), m.group(2)) if m else (float("nan"), "?")
         m = re.search(r"dumped \d+ tables, (\d+) rows", out)
         rows = int(m.group(1)) if m else -1
-        settle()
-        t_restore, rss_restore, _ = sk("snapshot:restore", snap, "--yes", "-e", "main")
+        if not args.dump_only:
+            settle()
+            t_restore, rss_restore, _ = sk("snapshot:restore", snap, "--yes", "-e", "main")
 
         # mariadb-dump | zstd, mariadb < dump
         dump = tmpdir / "shop.sql.zst"
@@ -132,10 +143,11 @@ def main() -> int:
         t_mdump, _, _ = run(f"mariadb-dump --no-defaults --socket={server.socket} -uroot "
                             f"--single-transaction --quick --routines --triggers --events shop "
                             f"| zstd -q -3 -o {dump}")
-        sql("CREATE DATABASE shop_mdump")
-        settle()
-        t_mload, _, _ = run(f"zstd -dc {dump} | {' '.join(client)} shop_mdump")
-        sql("DROP DATABASE shop_mdump")
+        if not args.dump_only:
+            sql("CREATE DATABASE shop_mdump")
+            settle()
+            t_mload, _, _ = run(f"zstd -dc {dump} | {' '.join(client)} shop_mdump")
+            sql("DROP DATABASE shop_mdump")
 
         # mydumper / myloader, chunked
         mydir = tmpdir / "mydumper"
@@ -143,10 +155,11 @@ def main() -> int:
         t_mydump, _, _ = run(["mydumper", *conn_args, "-B", "shop", "-t", str(t), "-r", "100000",
                               "-o", str(mydir)])
         my_bytes = dir_bytes(mydir)
-        settle()
-        t_myload, _, _ = run(["myloader", *conn_args, "-d", str(mydir), "-B", "shop_myl",
-                              "-t", str(t), "-o"])
-        sql("DROP DATABASE shop_myl")
+        if not args.dump_only:
+            settle()
+            t_myload, _, _ = run(["myloader", *conn_args, "-d", str(mydir), "-B", "shop_myl",
+                                  "-t", str(t), "-o"])
+            sql("DROP DATABASE shop_myl")
 
         size = int(subprocess.run([*client, "-N", "-e", "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) "
                                    "FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop'"],

@@ -4,6 +4,7 @@ import pytest
 
 from snapkeep.config import DatabaseURL, find_config, load_config
 from snapkeep.errors import ConfigError
+from snapkeep.repository import ROWS_ZSTD_LEVEL
 
 GOOD = """
 [project]
@@ -94,7 +95,7 @@ def test_repository_table_takes_storage_options_and_a_key_file(tmp_path):
 
 
 def test_the_compression_level_of_database_rows_is_a_zstd_level(tmp_path):
-    assert load_config(str(write(tmp_path, GOOD))).compression_level == 3
+    assert load_config(str(write(tmp_path, GOOD))).compression_level == ROWS_ZSTD_LEVEL == 5
     cfg = load_config(str(write(tmp_path, GOOD + '\n[repository]\ncompression_level = 9\n')))
     assert cfg.compression_level == 9
     for bad in ("0", "20", '"high"', "true"):

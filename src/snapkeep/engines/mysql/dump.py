@@ -83,7 +83,7 @@ from snapkeep.engines.mysql.ranges import (
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
 from snapkeep.progress import Reporter
-from snapkeep.repository import ZSTD_LEVEL, Repository
+from snapkeep.repository import ROWS_ZSTD_LEVEL, Repository
 
 FORMAT = 3
 # Reading: no strictness, no CHAR padding; TIMESTAMPs exactly as stored (UTC).
@@ -154,7 +154,7 @@ def default_format() -> int:
 
 def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
                   threads: int | None = None, fmt: int | None = None,
-                  zstd_level: int = ZSTD_LEVEL, use_pump: bool = True) -> dict[str, Any]:
+                  zstd_level: int = ROWS_ZSTD_LEVEL, use_pump: bool = True) -> dict[str, Any]:
     """Dump the target database on ``threads`` connections (default: the CPU count);
     return its JSON-able description (format 2, see the module docstring) for the manifest.
 
@@ -174,7 +174,7 @@ def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
 
 class _Dump:
     def __init__(self, target: MySQLTarget, repo: Repository, reporter: SafeReporter,
-                 threads: int, fmt: int, zstd_level: int = ZSTD_LEVEL,
+                 threads: int, fmt: int, zstd_level: int = ROWS_ZSTD_LEVEL,
                  use_pump: bool = True) -> None:
         self.target = target
         self.zstd_level = zstd_level
