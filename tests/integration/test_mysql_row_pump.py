@@ -5,9 +5,11 @@ translation."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from snapkeep.engines.mysql import dump_database, prepare_restore
+from snapkeep.engines.mysql import _rowpump, dump_database, prepare_restore
 from snapkeep.engines.mysql.connect import (
     StreamReader,
     connect_stream,
@@ -117,3 +119,43 @@ def test_a_row_longer_than_max_allowed_packet_is_pumped_whole(mariadb, fresh_db,
     prepared.swap()
     prepared.finish()
     assert_same(db_state(conn, fresh_db), before)
+
+
+def test_an_empty_result_pumps_no_block(mariadb, fresh_db, awkward_table):
+    reader = StreamReader(connect_stream(target_for(mariadb, fresh_db)))
+    try:
+        assert list(reader.pump("SELECT * FROM t WHERE id < 0", 1024)) == []
+        raw = _rowpump.RowStream(reader.conn, b"SELECT * FROM t WHERE id < 0")
+        assert raw.read(1024) == (b"", 0) and raw.read(1024) == (b"", 0)
+        raw.close()
+    finally:
+        reader.close()
+
+
+def test_random_binary_values_pump_exactly(mariadb, fresh_db):
+    rng = random.Random(20261127)
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE r (id INT PRIMARY KEY, a BLOB, b VARBINARY(64), "
+              "c TEXT CHARACTER SET utf8mb4)")
+    specials = b"\\\t\n\r\0'\x1aN"
+    rows = []
+    for i in range(2000):
+        def value(n: int) -> bytes | None:
+            if rng.random() < 0.1:
+                return None
+            return bytes(rng.choice(specials) if rng.random() < 0.3 else rng.randrange(256)
+                         for _ in range(rng.randrange(n)))
+        text = None if rng.random() < 0.1 else "".join(
+            rng.choice("aé✓\\\t\n\r\0'N") for _ in range(rng.randrange(30)))
+        rows.append((i, value(3000), value(64), text))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO r VALUES (%s, %s, %s, %s)", rows)
+    reader = StreamReader(connect_stream(target_for(mariadb, fresh_db)))
+    try:
+        reader.execute("SET SESSION character_set_results = binary")
+        lines = b"".join(d for d, _ in reader.pump("SELECT * FROM r ORDER BY id", 7000))
+    finally:
+        reader.close()
+    decoded = [decode_line(line) for line in lines.split(b"\n")[:-1]]
+    assert decoded == [(str(i).encode(), a, b, None if c is None else c.encode())
+                       for i, a, b, c in rows]

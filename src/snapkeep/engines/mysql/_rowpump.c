@@ -170,7 +170,8 @@ static PyObject *RowStream_read(RowStream *self, PyObject *args)
         return PyErr_NoMemory();
     if (failed)
         return raise_mysql(self->mysql);
-    return Py_BuildValue("(y#n)", self->buf, (Py_ssize_t)len, rows);
+    /* buf is still NULL when the result had no rows; "y#" would make that None */
+    return Py_BuildValue("(y#n)", len ? self->buf : "", (Py_ssize_t)len, rows);
 }
 
 static void release(RowStream *self)
