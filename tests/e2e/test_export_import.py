@@ -176,13 +176,20 @@ def test_a_mariadb_dump_with_mount_directories_imports_and_restores(shop, mariad
 
 def test_our_own_export_imports_and_restores_exactly(shop, mariadb, tmp_path) -> None:
     cli, root, db = shop
+    # links to shared storage, as deployments make them: kept by the snapshot, the export
+    # and the import alike
+    (root / "app/etc/env.shared.php").symlink_to("/srv/shared/app/etc/env.php")
+    (root / "pub/media/up").symlink_to("../../..")
     sid = snapshot(cli)
     source_db, source_files = state(mariadb, db), trees(root)
     out = tmp_path / "export"
     cli.run("snapshot:export", sid, str(out))
     damage(mariadb, db, root)
-    imported = last_line(cli.run("snapshot:import", str(out)), "Snapshot name:")
+    done = cli.run("snapshot:import", str(out))
+    imported = last_line(done, "Snapshot name:")
     assert imported != sid
+    assert "point outside it and are kept as links: env.shared.php -> " \
+        "/srv/shared/app/etc/env.php" in done.stdout + done.stderr
     listed = cli.run("snapshot:list", "--format", "json", "--columns", "id,commit_id").stdout
     assert {s["id"] for s in json.loads(listed)} == {sid, imported}
     cli.run("snapshot:restore", imported, "-y")

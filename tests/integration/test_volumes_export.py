@@ -133,11 +133,13 @@ HOSTILE = {
     "parent path": [("../escaped", "file", b"x")],
     "absolute path": [("/tmp/snapkeep-escaped", "file", b"x")],
     "dotdot inside": [("a/../../escaped", "file", b"x")],
-    "symlink up and out": [("out", "symlink", "../")],
-    "absolute symlink": [("etc", "symlink", "/etc")],
-    "symlink dotdot after a name": [("d", "dir", ""), ("d/l", "symlink", "x/../../../x")],
     "write through a symlink": [("sub", "dir", ""), ("l", "symlink", "sub"),
                                 ("l/escaped", "file", b"x")],
+    "write through an absolute symlink": [("t", "symlink", str(Path("/tmp").resolve())),
+                                          ("t/snapkeep-escaped", "file", b"x")],
+    "write through a symlink out": [("up", "symlink", "../.."),
+                                    ("up/snapkeep-escaped", "file", b"x")],
+    "symlink with no target": [("l", "symlink", "")],
     "hardlink out": [("h", "hardlink", "../escaped")],
     "hardlink to nothing extracted": [("h", "hardlink", "etc/passwd")],
     "fifo": [("pipe", "fifo", "")],
@@ -158,6 +160,24 @@ def test_extract_tar_refuses_a_hostile_archive_without_writing_outside(tmp_path,
     assert {k: v for k, v in tree(tmp_path).items()
             if k != "work/dest" and not k.startswith("work/dest/")} == outside
     assert not Path("/tmp/snapkeep-escaped").exists()
+
+
+def test_extract_tar_keeps_symlinks_pointing_outside_as_links_and_names_them(tmp_path):
+    dest = tmp_path / "work" / "dest"
+    dest.mkdir(parents=True)
+    outside = tree(tmp_path)
+    del outside["work/dest"]
+    links = {"etc": "/etc", "out": "../", "d/l": "x/../../../x", "d/in": "../etc",
+             "shared/env.php": "/srv/shared/env.php"}
+    found = extract_tar(io.BytesIO(archive_of(
+        ("d", "dir", ""), ("shared", "dir", ""),
+        *[(path, "symlink", target) for path, target in links.items()])), dest)
+    for path, target in links.items():
+        assert os.readlink(dest / path) == target
+    # "d/in" -> "../etc" stays inside (it names the link "etc", whatever that points to)
+    assert sorted(found) == sorted((p, t) for p, t in links.items() if p != "d/in")
+    assert {k: v for k, v in tree(tmp_path).items()
+            if k != "work/dest" and not k.startswith("work/dest/")} == outside
 
 
 def test_extract_tar_keeps_links_inside_and_hardlinks_to_extracted_files(tmp_path):

@@ -278,12 +278,17 @@ def _extract(src: import_source.ImportSource, mount: str, tar: Path, dest: Path,
     with src.open_part(tar, rec.advance) as raw:
         stream = import_source.decompressed(raw, tar.name)
         try:
-            volumes.extract_tar(stream, dest)
+            outside = volumes.extract_tar(stream, dest)
         finally:
             with contextlib.suppress(Exception):
                 stream.close()
         src.check_part(raw, tar)
     rec.log(f"extracted {tar.name} for mount {mount}")
+    if outside:  # kept, as a snapshot keeps them; said so the operator can check them
+        shown = ", ".join(f"{path} -> {target}" for path, target in outside[:5])
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        rec.log(f"{len(outside)} symlink(s) in mount {mount} point outside it and are kept "
+                f"as links: {shown}{more}")
     return dest
 
 

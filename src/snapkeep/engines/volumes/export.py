@@ -11,13 +11,16 @@ are streamed chunk by chunk from the repository, each chunk hash-checked as it i
 hardlinks, so the tar has none.
 
 ``extract_tar`` reads a tar stream (``snapshot:import``) into an existing empty directory.
-The archive is untrusted: a member whose name is absolute or holds ``..``, a symlink whose
-target is absolute or could lead out of the directory, a hardlink to anything but a file
-extracted before, a device, FIFO or other special member, or a name listed twice is
-refused with ``UnsafeArchive`` before anything is written for it. Every entry is created
-by one name relative to the open descriptor of its parent directory (opened with
-``O_NOFOLLOW``, as the restore does), so nothing is ever written through a symlink or
-outside the directory. Modes and mtimes (to the nanosecond when the archive has them)
+The archive is untrusted: a member whose name is absolute or holds ``..``, a member below
+a symlink, a hardlink to anything but a file extracted before, a device, FIFO or other
+special member, or a name listed twice is refused with ``UnsafeArchive`` before anything
+is written for it. Every entry is created by one name relative to the open descriptor of
+its parent directory (opened with ``O_NOFOLLOW``, as the restore does), so nothing is ever
+written through a symlink or outside the directory. That is what makes a symlink's target
+harmless to the extraction, so symlinks are kept verbatim wherever they point, as a
+snapshot keeps them (deployments link ``app/etc/env.php`` or ``pub/media`` to shared
+storage by absolute path); the ones pointing outside the directory are returned, for the
+caller to log. Modes and mtimes (to the nanosecond when the archive has them)
 are set, directories' last so their contents cannot change them; ownership only when
 running as root. On a refusal or any other error, what was extracted stays in ``dest``
 for the caller to remove.
@@ -130,10 +133,11 @@ class _Progress(io.RawIOBase):
 
 # -- extract -------------------------------------------------------------------------------------
 
-def extract_tar(src: BinaryIO, dest: Path) -> None:
+def extract_tar(src: BinaryIO, dest: Path) -> list[tuple[str, str]]:
     """Extract the tar stream ``src`` into the existing empty directory ``dest`` (see the
-    module doc). Raises UnsafeArchive for a refused member, UsageError when ``dest`` is not
-    an empty directory or ``src`` is not a tar, ServiceUnavailable when ``dest`` cannot be
+    module doc); return the symlinks pointing outside it, as (path, target), printable.
+    Raises UnsafeArchive for a refused member, UsageError when ``dest`` is not an empty
+    directory or ``src`` is not a tar, ServiceUnavailable when ``dest`` cannot be
     written."""
     try:
         names = os.listdir(dest)
@@ -145,7 +149,9 @@ def extract_tar(src: BinaryIO, dest: Path) -> None:
                          "empty directory")
     root_fd = os.open(dest, _DIR_FLAGS)
     try:
-        _Extraction(root_fd, dest).run(src)
+        extraction = _Extraction(root_fd, dest)
+        extraction.run(src)
+        return extraction.outside_links
     finally:
         os.close(root_fd)
 
@@ -170,6 +176,7 @@ class _Extraction:
         self.as_root = os.geteuid() == 0
         self.seen: dict[tuple[bytes, ...], str] = {(): DIR}  # extracted paths and kinds
         self.dirs: list[tuple[tuple[bytes, ...], tarfile.TarInfo]] = []
+        self.outside_links: list[tuple[str, str]] = []
 
     def run(self, src: IO[bytes]) -> None:
         try:
@@ -201,24 +208,26 @@ class _Extraction:
             raise UnsafeArchive(f"the archive lists {printable(b'/'.join(parts))!r} twice; "
                                 "refusing to extract it")
         if m.issym():
-            self.check_link_target(parts, m.linkname)
+            self.note_link_target(parts, m.linkname)
         if m.islnk():
             self.check_hardlink_target(parts, m.linkname)
         self.make_parents(parts)
         self.with_parent(parts, lambda fd, name: self.create(tar, m, parts, fd, name))
 
-    def check_link_target(self, parts: tuple[bytes, ...], target: str) -> None:
-        """Relative, within the directory, and with ``..`` only at its start (so no link it
-        passes through can take a later ``..`` further up than it seems)."""
+    def note_link_target(self, parts: tuple[bytes, ...], target: str) -> None:
+        """Record a symlink that may point outside the directory: one that is not relative,
+        within it, and with ``..`` only at its start (after a name, a ``..`` may pass
+        through another link and climb further than it seems)."""
         raw = os.fsencode(target)
+        if not raw:
+            raise UnsafeArchive(f"the archive's symlink {printable(b'/'.join(parts))!r} has "
+                                "an empty target; refusing to extract it")
         names = [p for p in raw.split(b"/") if p not in (b"", b".")]
         ups = 0
         while ups < len(names) and names[ups] == b"..":
             ups += 1
-        if raw.startswith(b"/") or not raw or ups > len(parts) - 1 or b".." in names[ups:]:
-            raise UnsafeArchive(f"the archive's symlink {printable(b'/'.join(parts))!r} points "
-                                f"to {printable(raw)!r}, outside the directory; refusing to "
-                                "extract it")
+        if raw.startswith(b"/") or ups > len(parts) - 1 or b".." in names[ups:]:
+            self.outside_links.append((printable(b"/".join(parts)), printable(raw)))
 
     def check_hardlink_target(self, parts: tuple[bytes, ...], target: str) -> None:
         if self.seen.get(_parts(target, "hardlink target")) != FILE:
