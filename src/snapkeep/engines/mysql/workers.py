@@ -2,9 +2,10 @@
 
 Each worker owns one ``connect_stream`` connection (in its own consistent-snapshot
 transaction, see ``dump.py``) and one thread. It takes a ``Part`` from the shared queue,
-runs the part's SELECT unbuffered, encodes each fetched batch and writes it straight
-into the part's own ``BlobWriter``: no temporary file, and memory per worker is one
-fetch batch plus the chunker's window, whatever the table sizes.
+runs the part's SELECT unbuffered, encodes its rows block by block (in C by the row pump
+where it is built, see ``StreamReader.pump``; else in Python per fetched batch) and writes
+each block straight into the part's own ``BlobWriter``: no temporary file, and memory per
+worker is one block plus the chunker's window, whatever the table sizes.
 
 The first error stops the pool: the other workers stop at their next batch, every
 connection is closed by ``close()``, and the error is raised by ``join()``.
