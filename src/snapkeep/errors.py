@@ -34,6 +34,13 @@ class UsageError(SnapkeepError):
     http_status = 422
 
 
+class BadUpload(UsageError):
+    """An uploaded body (an import directory sent as a tar) that cannot be read as one, or
+    holds a member that could write outside it: refused before anything is imported."""
+
+    http_status = 400
+
+
 class NotFoundError(SnapkeepError):
     exit_code = 3
     http_status = 404

@@ -4,6 +4,8 @@ admin} answers the expected status, and a refused request changes nothing."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +120,26 @@ def _settle_cancel(w: World, r: httpx.Response, target: str) -> None:
     wait_for(lambda: not w.project.paused("held"), "the held environment to resume")
 
 
+def _upload(w: World, h: httpx.Client, _target: Any) -> httpx.Response:
+    """An import directory holding one small SQL dump, uploaded as a tar."""
+    sql = b"CREATE TABLE uploaded (a INT PRIMARY KEY);\nINSERT INTO uploaded VALUES (1);\n"
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        info = tarfile.TarInfo("dump.sql")
+        info.size = len(sql)
+        tar.addfile(info, io.BytesIO(sql))
+    return h.post(f"{P}/environments/{SHOP}/backups/import", content=out.getvalue(),
+                  headers={"Content-Type": "application/x-tar"})
+
+
+def _settle_upload(w: World, r: httpx.Response, target: Any) -> None:
+    """No staging directory stays (a refused upload never made one), then as any start."""
+    uploads = w.project.base / ".snapkeep" / "uploads"
+    if r.status_code != 202:
+        assert not [p for p in uploads.glob("*") if p.is_dir()], "a staging directory stayed"
+    _settle_activity(w, r, target)
+
+
 ENDPOINTS = [
     Endpoint("list environments", False, lambda w, h, t: h.get(f"{P}/environments")),
     Endpoint("get an environment", False,
@@ -143,6 +165,7 @@ ENDPOINTS = [
     Endpoint("download a backup's mount", True,
              lambda w, h, t: h.get(f"{P}/environments/{SHOP}/backups/{w.snapshot}/export/"
                                    "mounts/var.tar.zst")),
+    Endpoint("import a backup (upload)", True, _upload, settle=_settle_upload, ok=202),
     Endpoint("list activities", False, lambda w, h, t: h.get(f"{P}/activities")),
     Endpoint("list an environment's activities", False,
              lambda w, h, t: h.get(f"{P}/activities", params={"environment": SHOP})),

@@ -9,7 +9,14 @@ from fastapi import FastAPI
 
 from snapkeep import __version__
 from snapkeep.api.deps import TokenContext, install_error_handlers
-from snapkeep.api.routers import activities, backups, environments, metrics, transfers
+from snapkeep.api.routers import (
+    activities,
+    backups,
+    environments,
+    imports,
+    metrics,
+    transfers,
+)
 from snapkeep.api.schemas import ApiInfoOut, ErrorOut, project_path
 from snapkeep.services.context import Context
 
@@ -56,6 +63,6 @@ def create_app(base_ctx_factory: Callable[[], Context], *,
                                  "activities": f"{p}/activities",
                                  "openapi": "/api/openapi.json"})
 
-    for module in (environments, backups, transfers, activities, metrics):
+    for module in (environments, backups, transfers, imports, activities, metrics):
         app.include_router(module.router)
     return app

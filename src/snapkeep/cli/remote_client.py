@@ -42,6 +42,7 @@ FOLLOW_TIMEOUT = 24 * 3600.0  # overall bound on following one activity (SNAPKEE
 STREAM_RETRIES = 5  # reconnects of a cut log stream (~25 s in all) before giving up
 DOWNLOAD_READ_TIMEOUT = 300.0  # seconds of silence on an export part's download
 DOWNLOAD_PIECE = 1 << 20
+UPLOAD_READ_TIMEOUT = 300.0  # seconds for the server's answer once an import is uploaded
 
 
 def _error_classes() -> dict[str, type[SnapkeepError]]:
@@ -293,7 +294,35 @@ class RemoteClient:
 
     def import_snapshot(self, env: str, source: Path, *, threads: int | None, wait: bool,
                         observer: Observer | None) -> Activity:
-        raise self._local_only("snapshot:import (it reads files on the host that runs it)")
+        """Upload what an import of ``source`` reads (a tar written as it is sent) to the
+        server, which starts the import activity from it; follow it unless not ``wait``."""
+        import httpx
+
+        from snapkeep.cli.import_upload import TarBody, members
+
+        path = self._p("environments", env, "backups", "import")
+        params: dict[str, Any] = {"threads": threads} if threads is not None else {}
+        # The server's refusals (role, inactive, busy, no mariadb client) before any upload.
+        self._call("POST", path, params={**params, "check": "true"})
+        mounts = self._call("GET", self._p("environments", env)).get("mounts") or []
+        body = TarBody(members(source, list(mounts)),
+                       observer.on_log if observer is not None else None)
+        if observer is not None:
+            observer.on_log(f"Uploading {source} to {self.url}")
+        started = time.monotonic()
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT,
+                                read=UPLOAD_READ_TIMEOUT)
+        try:
+            r = self._http.post(path, params=params, content=body, timeout=timeout,
+                                headers={"Content-Type": "application/x-tar"})
+        except httpx.HTTPError as e:
+            raise self._unreachable(e) from None
+        self._check(r)
+        if observer is not None:
+            observer.on_log(f"Uploaded {body.files} files ({body.bytes / 2**20:.1f} MiB) in "
+                            f"{time.monotonic() - started:.0f} s")
+        a = activity_from_json(r.json())
+        return self._follow(a, observer) if wait else a
 
     # -- activities ----------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Locally both run as activities with the usual progress; through a server (SNAPKEEP_URL)
 ``snapshot:export`` downloads the parts from the API into the directory, and
-``snapshot:import`` is refused (its files would have to be on the server's host).
+``snapshot:import`` uploads the directory to the API, which runs the import there.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ storage by absolute path); the ones pointing outside the directory are returned,
 caller to log. Modes and mtimes (to the nanosecond when the archive has them)
 are set, directories' last so their contents cannot change them; ownership only when
 running as root. On a refusal or any other error, what was extracted stays in ``dest``
-for the caller to remove.
+for the caller to remove. A caller that takes only some members (an uploaded import
+directory) passes ``accept``, asked about each member before anything is written for it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import os
 import re
 import stat
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -45,6 +47,10 @@ COPY_BYTES = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _PAX_TIME = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+# Asked about each member (the components of its name, "." dropped) after the checks every
+# member gets: True extracts it, False skips it unread; raising UnsafeArchive refuses it.
+Accept = Callable[[tarfile.TarInfo, tuple[bytes, ...]], bool]
 
 
 class UnsafeArchive(UsageError):
@@ -133,12 +139,13 @@ class _Progress(io.RawIOBase):
 
 # -- extract -------------------------------------------------------------------------------------
 
-def extract_tar(src: BinaryIO, dest: Path) -> list[tuple[str, str]]:
+def extract_tar(src: BinaryIO, dest: Path, accept: Accept | None = None
+                ) -> list[tuple[str, str]]:
     """Extract the tar stream ``src`` into the existing empty directory ``dest`` (see the
     module doc); return the symlinks pointing outside it, as (path, target), printable.
     Raises UnsafeArchive for a refused member, UsageError when ``dest`` is not an empty
     directory or ``src`` is not a tar, ServiceUnavailable when ``dest`` cannot be
-    written."""
+    written. ``accept`` chooses the members extracted (default: all)."""
     try:
         names = os.listdir(dest)
     except (FileNotFoundError, NotADirectoryError) as e:
@@ -149,7 +156,7 @@ def extract_tar(src: BinaryIO, dest: Path) -> list[tuple[str, str]]:
                          "empty directory")
     root_fd = os.open(dest, _DIR_FLAGS)
     try:
-        extraction = _Extraction(root_fd, dest)
+        extraction = _Extraction(root_fd, dest, accept)
         extraction.run(src)
         return extraction.outside_links
     finally:
@@ -170,9 +177,10 @@ def _parts(name: str, what: str) -> tuple[bytes, ...]:
 
 
 class _Extraction:
-    def __init__(self, root_fd: int, dest: Path) -> None:
+    def __init__(self, root_fd: int, dest: Path, accept: Accept | None = None) -> None:
         self.root_fd = root_fd
         self.dest = dest
+        self.accept = accept
         self.as_root = os.geteuid() == 0
         self.seen: dict[tuple[bytes, ...], str] = {(): DIR}  # extracted paths and kinds
         self.dirs: list[tuple[tuple[bytes, ...], tarfile.TarInfo]] = []
@@ -198,6 +206,8 @@ class _Extraction:
                     else f"special member (type {m.type!r})")
             raise UnsafeArchive(f"the archive's member {printable(os.fsencode(m.name))!r} is "
                                 f"a {kind}; refusing to extract it")
+        if self.accept is not None and not self.accept(m, parts):
+            return
         if parts == ():
             if not m.isdir():
                 raise UnsafeArchive("the archive's top-level member is not a directory; "

@@ -1,0 +1,269 @@
+"""``snapshot:import`` through a server: an import directory sent as a tar stream.
+
+The API (``api/routers/imports.py``) checks who asks and the environment before it reads
+a byte of the body (``check_upload``), then an ``Upload`` extracts the streamed tar into
+a private staging directory, ``.snapkeep/uploads/<env>.<token>/``, taking only the layout
+an import reads (``import_source``): ``snapkeep-export.json`` and one SQL dump at the top,
+``mounts/<mount>.tar.zst``, and the trees of the environment's mounts. Other members are
+left out; links outside a mount's tree, names that are absolute or hold ``..``, devices
+and FIFOs are refused (``BadUpload``, HTTP 400). ``volumes.extract_tar`` does the writing,
+so nothing is ever written through a symlink or outside the directory.
+
+``Upload.start`` checks the directory as a local import checks its source, then runs the
+normal import activity (``transfer.run_import``) in a thread of this process — the host
+that holds the files — and removes the staging directory before the activity's end is
+recorded, whatever the outcome.
+
+The process using a staging directory holds a ``flock`` on it from its creation until its
+removal. The kernel drops it when that process dies, so the next upload removes any
+staging directory whose lock it can take: one a killed server left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import shutil
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from snapkeep.catalog import Activity
+from snapkeep.config import EnvironmentConfig
+from snapkeep.engines import volumes
+from snapkeep.engines.mysql import sqlfile
+from snapkeep.errors import BadUpload, BusyError, UsageError
+from snapkeep.ids import new_id
+from snapkeep.policy import Action, require_active, require_role
+from snapkeep.services import activities, import_source, transfer
+from snapkeep.services.context import Context
+from snapkeep.services.exportdir import DATABASE_PART, METADATA, read_metadata
+from snapkeep.services.recorder import ActivityRecorder
+
+UPLOADS_DIR = "uploads"  # under .snapkeep/
+_GUARD = ".lock"  # held while staging directories are swept or created (never swept)
+_SHOWN = 5  # member names a log line lists before "and N more"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+_HOW = ("send the directory as `snapkeep snapshot:import DIR` does (an uncompressed tar of "
+        "snapkeep-export.json, the SQL dump, mounts/<mount>.tar.zst and mount directories)")
+
+log = logging.getLogger("snapkeep.upload")
+
+
+def check_upload(ctx: Context, env: EnvironmentConfig) -> None:
+    """What can be refused before an upload is read: the role (Admin on ``env``), an
+    inactive environment, a busy one (BusyError), no repository, and, for an environment
+    with a database, no stock ``mariadb`` client on this host. Creates nothing."""
+    require_role(ctx.actor, env.name, Action.SNAPSHOT_IMPORT)
+    require_active(env.name, ctx.catalog.environment_status(env.name))
+    activities.reconcile(ctx)  # an activity whose runner died does not hold env any more
+    busy = ctx.catalog.list_activities(env.name, states=activities.RUNNING, limit=1)
+    if busy:
+        a = busy[0]
+        doing = "is waiting to run" if a.state == "pending" else "is running"
+        raise BusyError(f"activity {a.id} ({a.description}) {doing} on environment "
+                        f"{env.name}; only one activity runs per environment at a time. Wait "
+                        f"for it (`snapkeep activity:list -e {env.name}`) and upload again.")
+    if env.database is not None:
+        sqlfile.find_client()  # said now, not after the whole upload
+    ctx.repository  # noqa: B018 - fail now when there is no repository
+
+
+class Upload:
+    """One upload's staging directory, locked by this process until it is removed."""
+
+    def __init__(self, ctx: Context, env: EnvironmentConfig, path: Path, fd: int,
+                 swept: list[Path]) -> None:
+        self.ctx, self.env, self.path = ctx, env, path
+        self._fd = fd
+        self._owned_by_activity = False
+        self.notes = [f"removed {p}, left by an interrupted upload" for p in swept]
+        self.files = 0
+        self.bytes = 0
+        self.skipped: list[str] = []
+
+    @classmethod
+    def begin(cls, ctx: Context, env: EnvironmentConfig) -> Upload:
+        """``check_upload``, then a new empty staging directory (after removing those that
+        killed processes left)."""
+        check_upload(ctx, env)
+        base = ctx.state_path(UPLOADS_DIR, _GUARD).parent
+        base.chmod(0o700)
+        with _guard(base):
+            swept = _sweep(base)
+            path = base / f"{_SAFE_NAME.sub('_', env.name)}.{new_id()}"
+            path.mkdir(mode=0o700)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return cls(ctx, env, path, fd, swept)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive(self, body: BinaryIO) -> None:
+        """Extract the tar stream ``body`` into the staging directory. BadUpload for a body
+        that is no tar or holds a refused member; what the reader raises (the client went
+        away) propagates. Either way the caller ``discard``s."""
+        try:
+            outside = volumes.extract_tar(body, self.path, self._accept)
+        except BadUpload:
+            raise
+        except UsageError as e:  # UnsafeArchive, or not a tar at all
+            raise BadUpload(f"the upload was refused: {e.message}; {_HOW}") from e
+        if self.skipped:
+            self.notes.append(f"left out {len(self.skipped)} uploaded member(s) an import does "
+                              f"not read: {_listing(self.skipped)}")
+        if outside:
+            self.notes.append(f"{len(outside)} symlink(s) in the uploaded mount directories "
+                              "point outside them and are kept as links: " +
+                              _listing([f"{p} -> {t}" for p, t in outside]))
+
+    def _accept(self, m: tarfile.TarInfo, parts: tuple[bytes, ...]) -> bool:
+        """Whether to extract member ``m`` (named ``parts``); BadUpload for a link outside a
+        mount's tree. Devices, FIFOs, absolute names and ``..`` never get here."""
+        if not parts:
+            return True  # the directory itself (``tar -C DIR -cf - .``)
+        path = "/".join(os.fsdecode(p) for p in parts)
+        mounts = self.env.mounts
+        if any(path.startswith(f"{mount}/") for mount in mounts):
+            return self._count(m)  # inside a mount's tree: as a mount tar may hold it
+        if m.issym() or m.islnk():
+            raise BadUpload(f"the upload was refused: its member {path!r} is a link, and an "
+                            "import takes links only inside a mount's directory (mounts of "
+                            f"{self.env.name}: {', '.join(mounts) or 'none'}); put the file "
+                            "itself in its place and upload again")
+        if m.isdir():  # a mount, a directory above one, or mounts/…
+            return path in mounts or parts[0] == b"mounts" or \
+                any(mount.startswith(f"{path}/") for mount in mounts)
+        top = len(parts) == 1 and (path == METADATA or
+                                   path.lower().endswith(import_source.SQL_SUFFIXES))
+        if m.isreg() and (top or (parts[0] == b"mounts" and path.endswith(".tar.zst"))):
+            return self._count(m)
+        self.skipped.append(path)
+        return False
+
+    def _count(self, m: tarfile.TarInfo) -> bool:
+        if m.isreg():
+            self.files += 1
+            self.bytes += m.size
+        return True
+
+    # -- starting the import ----------------------------------------------------------------
+
+    def start(self, *, threads: int | None = None,
+              stop: threading.Event | None = None) -> Activity:
+        """Check the staging directory as a local import checks its source (UsageError
+        saying what is wrong), then start the import activity in a thread of this process
+        and return it (``in_progress``). From then on the activity owns the directory and
+        removes it when it ends; ``stop`` set (the server is stopping) interrupts it."""
+        try:
+            _check_listing(self.path)
+            src = import_source.inspect(self.env, self.path)
+            if src.sql is not None:
+                sqlfile.find_client()
+        except UsageError as e:
+            raise type(e)(self._unstaged(e.message)) from e
+        what = f"the export of snapshot {src.export.get('snapshot_id')}" if src.export else \
+            src.sql.name if src.sql else "mount directories"
+        desc = f"{self.ctx.actor.name} imported a backup of {self.env.name} from an upload " \
+            f"({what})"
+        params = {"source": str(self.path), "threads": threads, "upload": True}
+        c = activities.claim(self.ctx, self.env.name, transfer.IMPORT, desc, params)
+        own = self.ctx.for_actor(self.ctx.actor)
+        own.__dict__.pop("repository", None)  # a repository serves one thread: open another
+        self._owned_by_activity = True
+        threading.Thread(target=self._run, args=(own, c, params, stop), daemon=True,
+                         name=f"import-{c.activity.id}").start()
+        return c.activity
+
+    def _run(self, ctx: Context, c: activities.Claim, params: dict[str, Any],
+             stop: threading.Event | None) -> None:
+        def work(rec: ActivityRecorder) -> str:
+            try:
+                rec.log(f"Received {self.files} uploaded file(s) ({self.bytes / 2**20:.1f} "
+                        f"MiB) from {ctx.actor.name} into {self.path}")
+                for note in self.notes:
+                    rec.log(note)
+                return transfer.run_import(ctx, self.env, rec, params)
+            finally:
+                self._remove()  # before the end is recorded: an ended import left nothing
+
+        try:
+            activities.run(ctx, c, work, stop=stop)
+        except BaseException as e:  # noqa: BLE001 - recorded in the activity by run
+            log.info("import activity %s ended: %s", c.activity.id, e)
+        finally:
+            self._remove()
+            self._unlock()
+
+    # -- cleaning up ------------------------------------------------------------------------
+
+    def discard(self) -> None:
+        """Remove the staging directory, unless an activity took it over (``start``)."""
+        if not self._owned_by_activity:
+            self._remove()
+            self._unlock()
+
+    def _remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _unlock(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # drops the flock
+            self._fd = -1
+
+    def _unstaged(self, message: str) -> str:
+        """``message`` naming the upload rather than this host's staging path."""
+        return message.replace(f"{self.path}/", "").replace(str(self.path),
+                                                            "the uploaded directory")
+
+
+def _check_listing(path: Path) -> None:
+    """An uploaded snapkeep-export.json may list only the parts an export holds: its names
+    are read as paths, and must not lead out of the staging directory."""
+    meta = read_metadata(path)
+    for name in (meta or {}).get("files", {}):
+        parts = str(name).split("/")
+        if name != DATABASE_PART and not (parts[0] == "mounts" and name.endswith(".tar.zst")
+                                          and "" not in parts and ".." not in parts):
+            raise BadUpload(f"the upload was refused: its {METADATA} lists {name!r}, which is "
+                            f"no part of an export ({DATABASE_PART}, mounts/<mount>.tar.zst); "
+                            "upload the export directory as snapshot:export wrote it")
+
+
+@contextlib.contextmanager
+def _guard(base: Path) -> Iterator[None]:
+    fd = os.open(base / _GUARD, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sweep(base: Path) -> list[Path]:
+    """Remove the staging directories no live process holds (their uploader was killed)."""
+    swept = []
+    for old in sorted(base.iterdir()):
+        if old.name == _GUARD or not old.is_dir() or old.is_symlink():
+            continue
+        fd = os.open(old, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # in use by an upload or an import
+        finally:
+            os.close(fd)
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("removed %s, left by an interrupted upload", old)
+        swept.append(old)
+    return swept
+
+
+def _listing(items: list[str]) -> str:
+    more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return ", ".join(items[:_SHOWN]) + more

@@ -1,0 +1,309 @@
+"""snapshot:import through a real ``snapkeep serve``: the remote CLI streams the directory
+as a tar to ``POST …/backups/import``; the server extracts it into a staging directory,
+runs the normal import activity and removes the directory. Refusals come before the body
+is read (roles) or leave nothing behind (hostile members, a client that hangs up)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from tests.e2e.test_export_import import (
+    ENV,
+    MOUNTS,
+    damage,
+    last_line,
+    leftovers,
+    load_with_client,
+    mariadb_dump,
+    new_db,  # noqa: F401, F811 - a fixture
+    snapshot,
+    state,
+    trees,
+)
+from tests.helpers.dbstate import assert_same
+from tests.helpers.server import Server, drop_mysql_database, new_mysql_database, wait_for
+from tests.helpers.shop import Cli, cli_env, make_app_root, one_line_error
+
+UPLOAD = f"/api/projects/shop/environments/{ENV}/backups/import"
+
+
+@dataclass
+class Team:
+    root: Path
+    db: str
+    server: Server
+    tokens: dict[str, str]
+    home: Path
+
+    def local(self) -> Cli:
+        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home)})
+
+    def remote(self, who: str = "admin") -> Cli:
+        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home),
+                               "SNAPKEEP_URL": self.server.url,
+                               "SNAPKEEP_TOKEN": self.tokens[who]})
+
+    def staging(self) -> list[str]:
+        """The staging directories under .snapkeep/uploads (the lock file is no upload)."""
+        base = self.root / ".snapkeep" / "uploads"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def facts(self) -> tuple[list, list]:
+        """(activities with state and result, snapshot IDs), as the server lists them."""
+        with self.server.http(self.tokens["admin"]) as http:
+            acts = http.get("/api/projects/shop/activities", params={"limit": 500}).json()
+            snaps = http.get(f"/api/projects/shop/environments/{ENV}/backups").json()
+        return (sorted((a["id"], a["state"], a["result"]) for a in acts),
+                sorted(s["id"] for s in snaps))
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[Team]:
+    base = tmp_path_factory.mktemp("upload")
+    root = base / "shop"
+    root.mkdir()
+    make_app_root(root)
+    db = new_mysql_database(mariadb)
+    home = base / "config-home"
+    home.mkdir()
+    cli = Cli(root, {**cli_env(), "XDG_CONFIG_HOME": str(home)})
+    cli.run("init", "--project-id", "shop", "--database", mariadb.url(db))
+    tokens = {}
+    for who in ("admin", "viewer"):
+        cli.run("user:add", f"{who}@example.com", "--name", who.title())
+        cli.run("user:role", f"{who}@example.com", ENV, who)
+        tokens[who] = cli.run("auth:token:create", "--user", f"{who}@example.com").stdout \
+            .strip().splitlines()[-1]
+    server = Server(root / "snapkeep.toml", base, "--no-scheduler")
+    try:
+        yield Team(root, db, server, tokens, home)
+    finally:
+        server.terminate()
+        drop_mysql_database(mariadb, db)
+        assert "internal error" not in server.log(), server.log()
+
+
+def tar_of(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def member(name: str, data: bytes | None = b"SELECT 1;\n", kind: bytes = tarfile.REGTYPE,
+           link: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o644
+    return info, data if kind == tarfile.REGTYPE else None
+
+
+# -- the feature --------------------------------------------------------------------------------
+
+def test_an_export_imported_through_the_server_restores_exactly(team: Team, mariadb,
+                                                                tmp_path) -> None:
+    local = team.local()
+    sid = snapshot(local)
+    source_db, source_files = state(mariadb, team.db), trees(team.root)
+    out = tmp_path / "export"
+    local.run("snapshot:export", sid, str(out))
+    damage(mariadb, team.db, team.root)
+
+    res = team.remote().run("snapshot:import", str(out))
+    imported = last_line(res, "Snapshot name:")
+    assert imported != sid
+    assert f"Importing a snapshot of {ENV} from {out}" in res.stderr
+    assert f"Uploading {out} to {team.server.url}" in res.stderr
+    assert "Uploaded 5 files (" in res.stderr  # the description, the database, three mounts
+    assert f"(Admin imported a backup of {ENV} from an upload (the export of snapshot " \
+        f"{sid})):" in res.stderr
+    assert f"Created backup {imported} of {ENV}" in res.stderr  # the log, followed
+    assert "Activity " in res.stderr and " succeeded" in res.stderr
+    assert team.staging() == []  # removed when the activity ended
+    assert leftovers(mariadb, team.root) == (set(), [])
+
+    listed = json.loads(local.run("snapshot:list", "--format", "json").stdout)
+    assert imported in [s["id"] for s in listed]
+    team.remote().run("snapshot:restore", imported, "--yes")
+    assert_same(state(mariadb, team.db), source_db, "the restored upload of the export")
+    assert trees(team.root) == source_files
+
+
+def test_a_dump_with_mount_directories_uploads_and_restores(team: Team, mariadb, new_db,  # noqa: F811
+                                                            tmp_path) -> None:
+    source_db, source_files = state(mariadb, team.db), trees(team.root)
+    reference = new_db(f"{team.db}_ref")  # what the stock client makes of the dump
+    sql = mariadb_dump(mariadb, team.db)
+    load_with_client(mariadb, sql, reference)
+    expected = state(mariadb, reference)
+    src = tmp_path / "from-another-tool"
+    src.mkdir()
+    (src / "shop.sql").write_bytes(sql)
+    (src / "README.txt").write_text("not part of an import\n")
+    for m in MOUNTS:
+        shutil.copytree(team.root / m, src / m, symlinks=True)  # pub/media holds a symlink
+    os.mkfifo(src / "var" / "pipe")  # a snapshot leaves FIFOs out; so does the upload
+    stale = team.root / ".snapkeep" / "uploads" / f"{ENV}.killedserver0"
+    stale.mkdir(parents=True)  # as a killed server leaves it: nobody holds its lock
+    (stale / "shop.sql").write_text("-- half an upload\n")
+
+    res = team.remote().run("snapshot:import", str(src), "-t", "2")
+    imported = last_line(res, "Snapshot name:")
+    assert "skipped var/pipe: sockets, FIFOs and devices are not part of a snapshot" \
+        in res.stderr
+    assert f"removed {stale}, left by an interrupted upload" in res.stderr
+    assert "from an upload (shop.sql)" in res.stderr
+    assert team.staging() == []
+
+    damage(mariadb, team.db, team.root)
+    team.local().run("snapshot:restore", imported, "-y")
+    assert_same(state(mariadb, team.db), expected, "the restored upload of the dump")
+    assert trees(team.root) == source_files
+    restored = state(mariadb, team.db)
+    for s in (restored, source_db):
+        s["tables"]["catalog_product_entity"].pop("checksum")  # mariadb-dump rounds FLOATs
+    assert_same(restored, source_db, "the restored upload against the dumped database")
+
+
+def test_a_directory_that_is_no_import_is_refused_after_the_upload_and_leaves_nothing(
+        team: Team, tmp_path) -> None:
+    before = team.facts()
+    src = tmp_path / "no-dump"
+    (src / "var").mkdir(parents=True)
+    res = team.remote().run("snapshot:import", str(src), check=False)
+    assert res.returncode == 2
+    line = one_line_error(res, "the uploaded directory holds no SQL file", "exactly one")
+    assert ".snapkeep" not in line  # the server's staging path is not the user's business
+    assert team.staging() == [] and team.facts() == before
+
+
+# -- refusals -----------------------------------------------------------------------------------
+
+def test_a_viewer_is_refused_before_the_body_is_read_and_nothing_is_created(team: Team,
+                                                                            tmp_path) -> None:
+    before = team.facts()
+    body = tar_of(member("shop.sql"))
+    with team.server.http(team.tokens["viewer"]) as http:
+        for params in ({}, {"check": "true"}):
+            r = http.post(UPLOAD, params=params, content=body,
+                          headers={"Content-Type": "application/x-tar"})
+            assert r.status_code == 403, r.text
+            assert r.json()["error"]["type"] == "PermissionDenied"
+            assert "Admin role to import a snapshot" in r.json()["error"]["message"]
+    src = tmp_path / "dump"
+    src.mkdir()
+    (src / "shop.sql").write_text("SELECT 1;\n")
+    res = team.remote("viewer").run("snapshot:import", str(src), check=False)
+    assert res.returncode == 4
+    one_line_error(res, "viewer role", "import a snapshot", "Ask a project admin")
+    assert "Uploading" not in res.stderr  # refused before anything was sent
+    assert team.staging() == [] and team.facts() == before
+
+
+def test_an_inactive_or_unknown_environment_is_refused_before_the_upload(team: Team,
+                                                                         tmp_path) -> None:
+    before = team.facts()
+    src = tmp_path / "dump"
+    src.mkdir()
+    (src / "shop.sql").write_text("SELECT 1;\n")
+    team.local().run("environment:deactivate", "-e", ENV)
+    try:
+        res = team.remote().run("snapshot:import", str(src), check=False)
+        assert res.returncode == 4
+        one_line_error(res, f"environment {ENV} is inactive", "environment:activate")
+        assert "Uploading" not in res.stderr
+        with team.server.http(team.tokens["admin"]) as http:
+            r = http.post(UPLOAD, content=tar_of(member("shop.sql")))
+            assert r.status_code == 409 and r.json()["error"]["type"] == "PolicyError", r.text
+    finally:
+        team.local().run("environment:activate", "-e", ENV)
+    with team.server.http(team.tokens["admin"]) as http:
+        r = http.post(UPLOAD.replace(ENV, "nope"), content=tar_of(member("shop.sql")))
+        assert r.status_code == 404 and "environment 'nope' does not exist" in r.text
+    assert team.staging() == [] and team.facts() == before
+
+
+@pytest.mark.parametrize(("members", "said"), [
+    ([member("first.sql"), member("../../escaped")], "leads out of the directory"),
+    ([member("first.sql"), member("/tmp/snapkeep-upload-escaped")], "is an absolute path"),
+    ([member("first.sql"), member("shop.sql", kind=tarfile.SYMTYPE, link="/etc/passwd")],
+     "'shop.sql' is a link"),
+    ([member("first.sql"), member("copy.sql", kind=tarfile.LNKTYPE, link="first.sql")],
+     "'copy.sql' is a link"),
+    ([member("first.sql"), member("var/pipe", kind=tarfile.FIFOTYPE)], "is a FIFO"),
+    ([member("first.sql"), member("var", kind=tarfile.DIRTYPE),
+      member("var/out", kind=tarfile.SYMTYPE, link="../../.."),
+      member("var/out/escaped")], "which is not a directory"),
+], ids=["dotdot", "absolute", "symlink", "hardlink", "fifo", "below-a-symlink"])
+def test_a_hostile_body_is_refused_with_400_and_leaves_nothing(team: Team, members,
+                                                               said) -> None:
+    before = team.facts()
+    with team.server.http(team.tokens["admin"]) as http:
+        r = http.post(UPLOAD, content=tar_of(*members),
+                      headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "BadUpload" and said in err["message"], err
+    assert err["message"].startswith("the upload was refused: ")
+    assert team.staging() == [] and team.facts() == before
+    state_dir = team.root / ".snapkeep"
+    for outside in (state_dir / "escaped", state_dir / "uploads" / "escaped",
+                    Path("/tmp/snapkeep-upload-escaped")):
+        assert not os.path.lexists(outside), outside
+
+
+def test_a_body_that_is_no_tar_is_refused_with_400(team: Team) -> None:
+    with team.server.http(team.tokens["admin"]) as http:
+        r = http.post(UPLOAD, content=b"not a tar at all\n" * 1000)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "BadUpload", r.text
+    assert "cannot be read as a tar file" in r.json()["error"]["message"]
+    assert team.staging() == []
+
+
+def test_a_client_that_hangs_up_mid_upload_leaves_no_staging_directory_or_snapshot(
+        team: Team) -> None:
+    before = team.facts()
+    url = urlparse(team.server.url)
+    head = tarfile.TarInfo("shop.sql")
+    head.size = 64 << 20  # announced; a fraction is sent
+    # more than the server's copy buffer (1 MiB), so some of it reaches the disk
+    first = head.tobuf(tarfile.PAX_FORMAT) + b"-- a dump that never ends\n" * 160_000
+    with socket.create_connection((url.hostname, url.port), timeout=30) as s:
+        s.sendall((f"POST {UPLOAD} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                   f"Authorization: Bearer {team.tokens['admin']}\r\n"
+                   "Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   ).encode())
+        s.sendall(f"{len(first):x}\r\n".encode() + first + b"\r\n")
+
+        def receiving() -> bool:
+            dirs = team.staging()
+            part = team.root / ".snapkeep" / "uploads" / dirs[0] / "shop.sql" if dirs \
+                else None
+            return part is not None and part.exists() and part.stat().st_size > 0
+        wait_for(receiving, "the server to write the upload into its staging directory", 60)
+    # hung up mid-file: the staging directory goes, nothing is listed
+    wait_for(lambda: team.staging() == [], "the staging directory to be removed", 60)
+    assert team.facts() == before
+    with team.server.http(team.tokens["admin"]) as http:  # the environment is free
+        assert http.post(UPLOAD, params={"check": "true"}).status_code == 204
+
+
+def test_the_openapi_document_describes_the_upload(team: Team) -> None:
+    doc = httpx.get(f"{team.server.url}/api/openapi.json", timeout=30).json()
+    op = doc["paths"]["/api/projects/{project}/environments/{env}/backups/import"]["post"]
+    assert "application/x-tar" in op["requestBody"]["content"]
+    assert {"202", "400", "403", "409"} <= set(op["responses"])
