@@ -17,8 +17,13 @@ import pytest
 import zstandard
 
 from tests.helpers.dbstate import assert_same, databases, db_state
-from tests.helpers.server import Server, drop_mysql_database, new_mysql_database, wait_for
-from tests.helpers.shop import Cli, cli_env, make_app_root, one_line_error, tree
+from tests.helpers.server import (
+    Server,
+    cli_project,
+    drop_mysql_database,
+    wait_for,
+)
+from tests.helpers.shop import Cli, cli_env, one_line_error, tree
 
 MOUNTS = ("var", "pub/media", "app/etc")
 ENV = "develop-branch"
@@ -327,27 +332,15 @@ class Team:
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[Team]:
     base = tmp_path_factory.mktemp("transfer")
-    root = base / "shop"
-    root.mkdir()
-    make_app_root(root, big_file_mb=24)  # more than the download's queue and socket buffers
-    db = new_mysql_database(mariadb)
-    home = base / "config-home"
-    home.mkdir()
-    cli = Cli(root, {**cli_env(), "XDG_CONFIG_HOME": str(home)})
-    cli.run("init", "--project-id", "shop", "--database", mariadb.url(db))
-    tokens = {}
-    for who in ("admin", "viewer"):
-        cli.run("user:add", f"{who}@example.com", "--name", who.title())
-        cli.run("user:role", f"{who}@example.com", ENV, who)
-        tokens[who] = cli.run("auth:token:create", "--user", f"{who}@example.com").stdout \
-            .strip().splitlines()[-1]
-    sid = snapshot(cli)
-    server = Server(root / "snapkeep.toml", base, "--no-scheduler")
+    # a big file: more than the download's queue and socket buffers
+    p = cli_project(base, mariadb, ENV, big_file_mb=24)
+    sid = snapshot(p.cli)
+    server = Server(p.root / "snapkeep.toml", base, "--no-scheduler")
     try:
-        yield Team(root, db, server, tokens, home, sid)
+        yield Team(p.root, p.db, server, p.tokens, p.home, sid)
     finally:
         server.terminate()
-        drop_mysql_database(mariadb, db)
+        drop_mysql_database(mariadb, p.db)
 
 
 def test_a_viewer_is_refused_export_through_the_api_and_the_cli(team: Team, tmp_path) -> None:

@@ -33,8 +33,13 @@ from tests.e2e.test_export_import import (
     trees,
 )
 from tests.helpers.dbstate import assert_same
-from tests.helpers.server import Server, drop_mysql_database, new_mysql_database, wait_for
-from tests.helpers.shop import Cli, cli_env, make_app_root, one_line_error
+from tests.helpers.server import (
+    Server,
+    cli_project,
+    drop_mysql_database,
+    wait_for,
+)
+from tests.helpers.shop import Cli, cli_env, one_line_error
 
 UPLOAD = f"/api/projects/shop/environments/{ENV}/backups/import"
 
@@ -72,26 +77,13 @@ class Team:
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[Team]:
     base = tmp_path_factory.mktemp("upload")
-    root = base / "shop"
-    root.mkdir()
-    make_app_root(root)
-    db = new_mysql_database(mariadb)
-    home = base / "config-home"
-    home.mkdir()
-    cli = Cli(root, {**cli_env(), "XDG_CONFIG_HOME": str(home)})
-    cli.run("init", "--project-id", "shop", "--database", mariadb.url(db))
-    tokens = {}
-    for who in ("admin", "viewer"):
-        cli.run("user:add", f"{who}@example.com", "--name", who.title())
-        cli.run("user:role", f"{who}@example.com", ENV, who)
-        tokens[who] = cli.run("auth:token:create", "--user", f"{who}@example.com").stdout \
-            .strip().splitlines()[-1]
-    server = Server(root / "snapkeep.toml", base, "--no-scheduler")
+    p = cli_project(base, mariadb, ENV)
+    server = Server(p.root / "snapkeep.toml", base, "--no-scheduler")
     try:
-        yield Team(root, db, server, tokens, home)
+        yield Team(p.root, p.db, server, p.tokens, p.home)
     finally:
         server.terminate()
-        drop_mysql_database(mariadb, db)
+        drop_mysql_database(mariadb, p.db)
         assert "internal error" not in server.log(), server.log()
 
 

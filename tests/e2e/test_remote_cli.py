@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from snapkeep.cli.remote_client import RemoteClient
-from tests.helpers.server import Server, drop_mysql_database, new_mysql_database
-from tests.helpers.shop import Cli, checksums, cli_env, make_app_root
+from tests.helpers.server import Server, cli_project, drop_mysql_database
+from tests.helpers.shop import Cli, checksums, cli_env
 
 
 @dataclass
@@ -47,26 +47,13 @@ class Team:
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[Team]:
     base = tmp_path_factory.mktemp("remote")
-    root = base / "shop"
-    root.mkdir()
-    make_app_root(root)
-    db = new_mysql_database(mariadb)
-    home = base / "config-home"
-    home.mkdir()
-    cli = Cli(root, {**cli_env(), "XDG_CONFIG_HOME": str(home)})
-    cli.run("init", "--project-id", "shop", "--database", mariadb.url(db))
-    tokens = {}
-    for who, role in (("admin", "admin"), ("viewer", "viewer")):
-        cli.run("user:add", f"{who}@example.com", "--name", who.title())
-        cli.run("user:role", f"{who}@example.com", "develop-branch", role)
-        tokens[who] = cli.run("auth:token:create", "--user", f"{who}@example.com").stdout \
-            .strip().splitlines()[-1]
-    server = Server(root / "snapkeep.toml", base, "--no-scheduler")
+    p = cli_project(base, mariadb, "develop-branch")
+    server = Server(p.root / "snapkeep.toml", base, "--no-scheduler")
     try:
-        yield Team(root, db, server, tokens, home)
+        yield Team(p.root, p.db, server, p.tokens, p.home)
     finally:
         server.terminate()
-        drop_mysql_database(mariadb, db)
+        drop_mysql_database(mariadb, p.db)
 
 
 def last_snapshot(res) -> str:

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import httpx
 from snapkeep.config import load_config
 from snapkeep.services import auth, users
 from snapkeep.services.context import Context
-from tests.helpers.shop import cli_env, fill, make_app_root
+from tests.helpers.shop import Cli, cli_env, fill, make_app_root
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
@@ -185,6 +186,37 @@ class TeamProject:
             "roles": sorted((k, sorted(v.items()))
                             for k, v in cat.all_environment_roles().items()),
         }
+
+
+@dataclass
+class CliProject:
+    """A shop project made through the CLI for a server's tests (``cli_project``)."""
+
+    root: Path
+    db: str
+    home: Path  # XDG_CONFIG_HOME of its CLI runs
+    cli: Cli
+    tokens: dict[str, str]  # "admin" and "viewer" on the environment
+
+
+def cli_project(base: Path, mariadb, env: str, *, big_file_mb: int = 0) -> CliProject:
+    """``base/shop`` with the three mounts and a new MariaDB database, initialised by the
+    CLI, with an admin and a viewer of ``env`` and a token each (drop ``db`` after)."""
+    root = base / "shop"
+    root.mkdir()
+    make_app_root(root, big_file_mb=big_file_mb)
+    db = new_mysql_database(mariadb)
+    home = base / "config-home"
+    home.mkdir()
+    cli = Cli(root, {**cli_env(), "XDG_CONFIG_HOME": str(home)})
+    cli.run("init", "--project-id", "shop", "--database", mariadb.url(db))
+    tokens = {}
+    for who in ("admin", "viewer"):
+        cli.run("user:add", f"{who}@example.com", "--name", who.title())
+        cli.run("user:role", f"{who}@example.com", env, who)
+        tokens[who] = cli.run("auth:token:create", "--user", f"{who}@example.com").stdout \
+            .strip().splitlines()[-1]
+    return CliProject(root, db, home, cli, tokens)
 
 
 def new_mysql_database(mariadb) -> str:
