@@ -68,9 +68,12 @@ class PrivateMariaDB:
         self.datadir.mkdir(parents=True, exist_ok=True)
         if (self.datadir / "mysql").is_dir():
             return
+        # A private tmpdir: a starting mariadbd deletes every "#sql*" file in its tmpdir, so
+        # bootstraps sharing /tmp delete each other's temporary tables (about one install
+        # in six failed with "Unknown table 'mysql.tmp_user_sys'" when four ran at once).
         cmd = [install, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
                "--auth-root-authentication-method=normal", "--skip-test-db",
-               "--skip-name-resolve"]
+               "--skip-name-resolve", f"--tmpdir={self.basedir}"]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             tail = "\n".join((res.stdout + res.stderr).splitlines()[-15:])

@@ -123,7 +123,9 @@ def test_an_export_imported_through_the_server_restores_exactly(team: Team, mari
     assert "Uploaded 5 files (" in res.stderr  # the description, the database, three mounts
     assert f"(Admin imported a backup of {ENV} from an upload (the export of snapshot " \
         f"{sid})):" in res.stderr
-    assert f"Created backup {imported} of {ENV}" in res.stderr  # the log, followed
+    assert f"Created backup {imported} of {ENV} from the export of snapshot {sid} in the " \
+        "upload" in res.stderr  # the log, followed, naming no path of the server's host
+    assert ".snapkeep/uploads" not in res.stderr
     assert "Activity " in res.stderr and " succeeded" in res.stderr
     assert team.staging() == []  # removed when the activity ended
     assert leftovers(mariadb, team.root) == (set(), [])

@@ -40,10 +40,14 @@ class ImportSource:
     sql: Path | None
     mounts: dict[str, Path] = field(default_factory=dict)
 
-    def describe(self) -> str:
+    def describe(self, place: str | None = None) -> str:
+        """What is imported; ``place`` (e.g. "the upload") stands for the directory, whose
+        path on this host means nothing to a remote user."""
         if self.export is not None:
             return (f"the export of snapshot {self.export.get('snapshot_id')} in "
-                    f"{self.path}")
+                    f"{place or self.path}")
+        if place is not None:
+            return f"{self.sql.name} in {place}" if self.sql else place
         return str(self.sql or self.path)
 
     def expected(self, part: Path) -> dict[str, Any] | None:

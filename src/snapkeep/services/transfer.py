@@ -173,7 +173,8 @@ def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
     nothing is listed unless the snapshot was committed.
     """
     src = import_source.inspect(env, Path(params["source"]))
-    rec.log(f"Importing a backup of {env.name} from {src.describe()}")
+    what = src.describe("the upload" if params.get("upload") else None)
+    rec.log(f"Importing a backup of {env.name} from {what}")
     target = database_target(env)
     scratch = sqlfile.scratch_target(target) if target is not None else None
     work = _work_dir(ctx, env, rec)
@@ -196,7 +197,7 @@ def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
                         "next import drops it")
         shutil.rmtree(work, ignore_errors=True)
     ctx.catalog.put_snapshot(row_from_manifest(manifest))
-    rec.log(f"Created backup {manifest.id} of {env.name} from {src.describe()} "
+    rec.log(f"Created backup {manifest.id} of {env.name} from {what} "
             f"({_mib(manifest.size_bytes)} of data, {_mib(manifest.added_bytes)} added to the "
             "repository)")
     return manifest.id

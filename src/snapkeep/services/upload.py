@@ -185,7 +185,7 @@ class Upload:
         def work(rec: ActivityRecorder) -> str:
             try:
                 rec.log(f"Received {self.files} uploaded file(s) ({self.bytes / 2**20:.1f} "
-                        f"MiB) from {ctx.actor.name} into {self.path}")
+                        f"MiB) from {ctx.actor.name}")
                 for note in self.notes:
                     rec.log(note)
                 return transfer.run_import(ctx, self.env, rec, params)
