@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from snapkeep.config import load_config
+from snapkeep.services.context import Context
 from tests.e2e.test_export_import import (
     ENV,
     MOUNTS,
@@ -32,7 +34,7 @@ from tests.e2e.test_export_import import (
     state,
     trees,
 )
-from tests.helpers.dbstate import assert_same
+from tests.helpers.dbstate import assert_same, databases
 from tests.helpers.server import (
     Server,
     cli_project,
@@ -301,3 +303,37 @@ def test_the_openapi_document_describes_the_upload(team: Team) -> None:
     op = doc["paths"]["/api/projects/{project}/environments/{env}/backups/import"]["post"]
     assert "application/x-tar" in op["requestBody"]["content"]
     assert {"202", "400", "403", "409"} <= set(op["responses"])
+
+
+def test_a_server_stopped_during_an_uploaded_import_ends_it_and_leaves_nothing(
+        tmp_path, mariadb) -> None:
+    # A server of its own, stopped while its import runs (in a thread of its own: the
+    # server has no worker threads here).
+    p = cli_project(tmp_path, mariadb, ENV)
+    server = Server(p.root / "snapkeep.toml", tmp_path, "--no-scheduler", "--workers", "0")
+    try:
+        body = tar_of(member("var", None, tarfile.DIRTYPE),
+                      member("var/a.txt", b"a\n"),
+                      # a load that is still running when the server is told to stop
+                      member("slow.sql", b"CREATE TABLE t (id INT PRIMARY KEY);\n"
+                                         b"DO SLEEP(60);\n"))
+        with server.http(p.tokens["admin"]) as http:
+            r = http.post(UPLOAD, content=body, headers={"Content-Type": "application/x-tar"})
+            assert r.status_code == 202, r.text
+            activity = r.json()["id"]
+            wait_for(lambda: "slow.sql" in http.get(
+                f"/api/projects/shop/activities/{activity}/log",
+                params={"follow": False}).text, "the import to start loading the dump")
+        assert server.terminate() == 0
+    finally:
+        server.kill()
+        drop_mysql_database(mariadb, p.db)
+    # Read the catalog as the server left it (no command of ours settles it first).
+    ctx = Context(load_config(str(p.root / "snapkeep.toml")))
+    a = ctx.catalog.get_activity(activity)
+    assert (a.state, a.result) == ("complete", "failure"), (a.state, a.result, a.error)
+    assert "was stopped before the activity ended; start it again" in a.error
+    assert ctx.catalog.snapshot_ids() == set()
+    staging = p.root / ".snapkeep" / "uploads"
+    assert not staging.is_dir() or [d for d in staging.iterdir() if d.is_dir()] == []
+    assert not [d for d in databases(mariadb.connect()) if "__skimport_" in d]

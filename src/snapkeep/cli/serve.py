@@ -17,7 +17,7 @@ from snapkeep.cli.options import project_options
 from snapkeep.cli.render import say
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import UsageError
-from snapkeep.services import notify, operations
+from snapkeep.services import notify, operations, upload
 from snapkeep.services.activities import Activity
 from snapkeep.services.context import Context
 from snapkeep.services.scheduler import Scheduler, scheduler_actor
@@ -164,6 +164,7 @@ def serve(config_path, project, host, port, workers, no_scheduler,
         _run_http(app, sock, stop, forwarded_allow_ips)
     finally:
         stop.set()
+        threads += upload.running_imports()  # uploads' imports run beside the workers
         if any(t.is_alive() for t in threads):
             say("Stopping: waiting for the running activities to reach a safe point.")
         while any(t.is_alive() for t in threads):

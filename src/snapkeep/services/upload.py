@@ -54,6 +54,18 @@ _HOW = ("send the directory as `snapkeep snapshot:import DIR` does (an uncompres
 
 log = logging.getLogger("snapkeep.upload")
 
+# Import activities this process runs in threads of their own (``Upload.start``): ``snapkeep
+# serve`` waits for them when it stops, as it waits for its workers, so none is left
+# recorded as running.
+_running: set[threading.Thread] = set()
+_running_lock = threading.Lock()
+
+
+def running_imports() -> list[threading.Thread]:
+    """The import threads of this process that have not ended."""
+    with _running_lock:
+        return list(_running)
+
 
 def check_upload(ctx: Context, env: EnvironmentConfig) -> None:
     """What can be refused before an upload is read: the role (Admin on ``env``), an
@@ -176,8 +188,11 @@ class Upload:
         own = self.ctx.for_actor(self.ctx.actor)
         own.__dict__.pop("repository", None)  # a repository serves one thread: open another
         self._owned_by_activity = True
-        threading.Thread(target=self._run, args=(own, c, params, stop), daemon=True,
-                         name=f"import-{c.activity.id}").start()
+        t = threading.Thread(target=self._run, args=(own, c, params, stop), daemon=True,
+                             name=f"import-{c.activity.id}")
+        with _running_lock:
+            _running.add(t)
+        t.start()
         return c.activity
 
     def _run(self, ctx: Context, c: activities.Claim, params: dict[str, Any],
@@ -199,6 +214,8 @@ class Upload:
         finally:
             self._remove()
             self._unlock()
+            with _running_lock:
+                _running.discard(threading.current_thread())
 
     # -- cleaning up ------------------------------------------------------------------------
 
