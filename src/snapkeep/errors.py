@@ -79,6 +79,12 @@ class ServiceUnavailable(SnapkeepError):
     http_status = 502
 
 
+class InsufficientSpace(ServiceUnavailable):
+    """The server's disk has no room for what it was asked to take (an upload)."""
+
+    http_status = 507
+
+
 class RepositoryError(SnapkeepError):
     """The snapshot repository is missing, unreadable or damaged."""
 

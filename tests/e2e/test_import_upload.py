@@ -210,6 +210,25 @@ def test_a_viewer_is_refused_before_the_body_is_read_and_nothing_is_created(team
     assert team.staging() == [] and team.facts() == before
 
 
+def test_an_upload_larger_than_the_servers_free_space_is_refused_before_it_is_read(
+        team: Team) -> None:
+    before = team.facts()
+    free = shutil.disk_usage(team.root / ".snapkeep").free
+    body = tar_of(member("shop.sql"))
+    with team.server.http(team.tokens["admin"]) as http:
+        for params in ({"check": "true"}, {}):
+            r = http.post(UPLOAD, params={**params, "size": free}, content=body,
+                          headers={"Content-Type": "application/x-tar"})
+            assert r.status_code == 507, r.text
+            error = r.json()["error"]
+            assert error["type"] == "InsufficientSpace"
+            assert "free space on the server" in error["message"]
+        # the same upload, announced at its real size, is taken
+        r = http.post(UPLOAD, params={"check": "true", "size": len(body)}, content=b"")
+        assert r.status_code == 204, r.text
+    assert team.staging() == [] and team.facts() == before
+
+
 def test_an_inactive_or_unknown_environment_is_refused_before_the_upload(team: Team,
                                                                          tmp_path) -> None:
     before = team.facts()

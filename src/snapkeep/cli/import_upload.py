@@ -11,6 +11,7 @@ through a small queue, so memory stays bounded whatever the directory's size.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import stat
 import tarfile
@@ -64,6 +65,22 @@ def members(source: Path, mounts: list[str]) -> list[Member]:
             out.append(Member(source / m, m, tree=True))  # a nested mount comes with its parent
             sent.append(m)
     return out
+
+
+def content_bytes(items: list[Member]) -> int:
+    """The bytes of file content the tar of ``items`` carries (tar headers aside), for the
+    server's free-space check before the upload."""
+    total = 0
+    for item in items:
+        if not item.tree:
+            total += item.path.stat().st_size
+            continue
+        for dirpath, _dirs, files in os.walk(item.path):  # links not followed, as sent
+            for name in files:
+                st = os.lstat(os.path.join(dirpath, name))
+                if stat.S_ISREG(st.st_mode):
+                    total += st.st_size
+    return total
 
 
 class _Stopped(Exception):

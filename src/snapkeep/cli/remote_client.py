@@ -298,15 +298,18 @@ class RemoteClient:
         server, which starts the import activity from it; follow it unless not ``wait``."""
         import httpx
 
-        from snapkeep.cli.import_upload import TarBody, members
+        from snapkeep.cli.import_upload import TarBody, content_bytes, members
 
         path = self._p("environments", env, "backups", "import")
-        params: dict[str, Any] = {"threads": threads} if threads is not None else {}
-        # The server's refusals (role, inactive, busy, no mariadb client) before any upload.
-        self._call("POST", path, params={**params, "check": "true"})
         mounts = self._call("GET", self._p("environments", env)).get("mounts") or []
-        body = TarBody(members(source, list(mounts)),
-                       observer.on_log if observer is not None else None)
+        items = members(source, list(mounts))
+        params: dict[str, Any] = {"size": content_bytes(items)}
+        if threads is not None:
+            params["threads"] = threads
+        # The server's refusals (role, inactive, busy, no mariadb client, no room) before
+        # any upload.
+        self._call("POST", path, params={**params, "check": "true"})
+        body = TarBody(items, observer.on_log if observer is not None else None)
         if observer is not None:
             observer.on_log(f"Uploading {source} to {self.url}")
         started = time.monotonic()

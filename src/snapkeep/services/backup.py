@@ -20,6 +20,7 @@ from snapkeep.services import gitinfo, hooks, pause
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
 from snapkeep.services.recorder import ActivityRecorder
+from snapkeep.services.sizes import mib
 from snapkeep.services.snapshots import row_from_manifest
 
 LOCK_WAIT = 10.0  # seconds a snapshot waits for a prune's exclusive lock
@@ -96,7 +97,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
         rec.point_of_no_return("the snapshot's commit")  # no cancel once it is listed
         session.commit(manifest)
     ctx.catalog.put_snapshot(row_from_manifest(manifest))
-    rec.log(f"Created backup {snapshot_id} ({_mib(size)} of data, {_mib(manifest.added_bytes)} "
+    rec.log(f"Created backup {snapshot_id} ({mib(size)} of data, {mib(manifest.added_bytes)} "
             "added to the repository)")
     # Recorded now: the activity names its snapshot even if an after_snapshot hook fails it.
     ctx.catalog.update_activity(rec.activity.id, snapshot_id=snapshot_id)
@@ -107,7 +108,3 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
         raise HookError(f"backup {snapshot_id} was created (it is listed and can be restored), "
                         f"but {e}") from None
     return snapshot_id
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"

@@ -46,6 +46,7 @@ from snapkeep.services.exportdir import (
     parts_of,
 )
 from snapkeep.services.recorder import ActivityRecorder, Observer
+from snapkeep.services.sizes import mib
 from snapkeep.services.snapshots import row_from_manifest
 
 IMPORT = "environment.backup.import"
@@ -127,11 +128,11 @@ def run_export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
             if db is not None:
                 with writer.part(DATABASE_PART) as out:
                     mysql.export_sql(db, repo, out, rec)
-                rec.log(f"wrote {DATABASE_PART} ({_mib(writer.files[DATABASE_PART]['size'])})")
+                rec.log(f"wrote {DATABASE_PART} ({mib(writer.files[DATABASE_PART]['size'])})")
             for m, desc in manifest.mounts.items():
                 with writer.part(mount_part(m)) as out:
                     volumes.export_tar(desc, repo, out, rec)
-                rec.log(f"wrote {mount_part(m)} ({_mib(writer.files[mount_part(m)]['size'])})")
+                rec.log(f"wrote {mount_part(m)} ({mib(writer.files[mount_part(m)]['size'])})")
         rec.point_of_no_return("writing snapkeep-export.json")
         meta = writer.commit(facts_of(manifest))
     except BaseException:
@@ -139,7 +140,7 @@ def run_export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
         raise
     total = sum(int(f["size"]) for f in meta["files"].values())
     rec.log(f"Exported backup {manifest.id} to {dest} ({len(meta['files'])} files, "
-            f"{_mib(total)})")
+            f"{mib(total)})")
 
 
 # -- import --------------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
         shutil.rmtree(work, ignore_errors=True)
     ctx.catalog.put_snapshot(row_from_manifest(manifest))
     rec.log(f"Created backup {manifest.id} of {env.name} from {what} "
-            f"({_mib(manifest.size_bytes)} of data, {_mib(manifest.added_bytes)} added to the "
+            f"({mib(manifest.size_bytes)} of data, {mib(manifest.added_bytes)} added to the "
             "repository)")
     return manifest.id
 
@@ -291,7 +292,3 @@ def _extract(src: import_source.ImportSource, mount: str, tar: Path, dest: Path,
         rec.log(f"{len(outside)} symlink(s) in mount {mount} point outside it and are kept "
                 f"as links: {shown}{more}")
     return dest
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"

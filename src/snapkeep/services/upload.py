@@ -37,15 +37,17 @@ from snapkeep.catalog import Activity
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import volumes
 from snapkeep.engines.mysql import sqlfile
-from snapkeep.errors import BadUpload, BusyError, UsageError
+from snapkeep.errors import BadUpload, BusyError, InsufficientSpace, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_active, require_role
 from snapkeep.services import activities, import_source, transfer
 from snapkeep.services.context import Context
 from snapkeep.services.exportdir import DATABASE_PART, METADATA, read_metadata
 from snapkeep.services.recorder import ActivityRecorder
+from snapkeep.services.sizes import mib
 
 UPLOADS_DIR = "uploads"  # under .snapkeep/
+SPACE_MARGIN = 256 << 20  # bytes left free on the staging filesystem beyond an upload
 _GUARD = ".lock"  # held while staging directories are swept or created (never swept)
 _SHOWN = 5  # member names a log line lists before "and N more"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -67,10 +69,12 @@ def running_imports() -> list[threading.Thread]:
         return list(_running)
 
 
-def check_upload(ctx: Context, env: EnvironmentConfig) -> None:
+def check_upload(ctx: Context, env: EnvironmentConfig, size: int | None = None) -> None:
     """What can be refused before an upload is read: the role (Admin on ``env``), an
-    inactive environment, a busy one (BusyError), no repository, and, for an environment
-    with a database, no stock ``mariadb`` client on this host. Creates nothing."""
+    inactive environment, a busy one (BusyError), no repository, for an environment with
+    a database no stock ``mariadb`` client on this host, and, when the client announces
+    the upload's ``size`` in bytes, too little free space for it (InsufficientSpace).
+    Creates nothing."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_IMPORT)
     require_active(env.name, ctx.catalog.environment_status(env.name))
     activities.reconcile(ctx)  # an activity whose runner died does not hold env any more
@@ -84,6 +88,20 @@ def check_upload(ctx: Context, env: EnvironmentConfig) -> None:
     if env.database is not None:
         sqlfile.find_client()  # said now, not after the whole upload
     ctx.repository  # noqa: B018 - fail now when there is no repository
+    if size is not None:
+        _check_space(ctx.config.state_dir, size)
+
+
+def _check_space(state_dir: Path, size: int) -> None:
+    """Room for ``size`` bytes of upload plus ``SPACE_MARGIN`` on the staging filesystem
+    (the size is the client's word: writing still stops cleanly on a full disk)."""
+    free = shutil.disk_usage(state_dir).free
+    if size + SPACE_MARGIN > free:
+        raise InsufficientSpace(
+            f"the upload is {mib(size)} and the server has {mib(free)} free where it "
+            f"stages uploads ({UPLOADS_DIR}/ in its state directory), of which it keeps "
+            f"{mib(SPACE_MARGIN)}; free space on the server, or import on the host that "
+            "has the files")
 
 
 class Upload:
@@ -100,10 +118,10 @@ class Upload:
         self.skipped: list[str] = []
 
     @classmethod
-    def begin(cls, ctx: Context, env: EnvironmentConfig) -> Upload:
+    def begin(cls, ctx: Context, env: EnvironmentConfig, size: int | None = None) -> Upload:
         """``check_upload``, then a new empty staging directory (after removing those that
         killed processes left)."""
-        check_upload(ctx, env)
+        check_upload(ctx, env, size)
         base = ctx.state_path(UPLOADS_DIR, _GUARD).parent
         base.chmod(0o700)
         with _guard(base):

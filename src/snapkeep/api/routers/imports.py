@@ -81,19 +81,24 @@ class _Body(io.RawIOBase):
                               "directory, a device or a FIFO"},
                         409: {"model": ErrorOut, "description": "the environment is "
                               "inactive or busy"},
+                        507: {"model": ErrorOut, "description": "`size` is more than the "
+                              "server has room for"},
                         422: {"model": ErrorOut, "description": "the directory is no "
                               "import (no SQL dump, a mount the environment lacks, a part "
                               "of the wrong size)"}})
 async def import_backup(env: str, ctx: ProjectContext, request: Request, response: Response,
                         threads: int | None = Query(None, ge=1, le=64),
-                        check: bool = Query(False)) -> Any:
+                        check: bool = Query(False),
+                        size: int | None = Query(None, ge=0, description=(
+                            "the upload's size in bytes, if known: refused with 507 before "
+                            "the body is read when the server has no room for it"))) -> Any:
     """Make a new snapshot of the environment from the uploaded directory (needs Admin on
     the environment, which must be active); answers the import activity, running."""
     e = environment(ctx, env)
     if check:
-        await anyio.to_thread.run_sync(upload.check_upload, ctx, e)
+        await anyio.to_thread.run_sync(upload.check_upload, ctx, e, size)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    up = await anyio.to_thread.run_sync(upload.Upload.begin, ctx, e)
+    up = await anyio.to_thread.run_sync(upload.Upload.begin, ctx, e, size)
     try:
         await anyio.to_thread.run_sync(up.receive, _Body(request.stream()))
         start = functools.partial(up.start, threads=threads, stop=request.app.state.stop)
