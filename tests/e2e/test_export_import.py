@@ -19,11 +19,12 @@ import zstandard
 from tests.helpers.dbstate import assert_same, databases, db_state
 from tests.helpers.server import (
     Server,
+    ServerTeam,
     cli_project,
     drop_mysql_database,
     wait_for,
 )
-from tests.helpers.shop import Cli, cli_env, one_line_error, tree
+from tests.helpers.shop import Cli, one_line_error, tree
 
 MOUNTS = ("var", "pub/media", "app/etc")
 ENV = "develop-branch"
@@ -308,21 +309,8 @@ def test_import_refuses_a_directory_it_cannot_use(shop, tmp_path) -> None:
 # -- through a server ----------------------------------------------------------------------------
 
 @dataclass
-class Team:
-    root: Path
-    db: str
-    server: Server
-    tokens: dict[str, str]
-    home: Path
+class Team(ServerTeam):
     snapshot: str
-
-    def local(self) -> Cli:
-        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home)})
-
-    def remote(self, who: str) -> Cli:
-        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home),
-                               "SNAPKEEP_URL": self.server.url,
-                               "SNAPKEEP_TOKEN": self.tokens[who]})
 
     def export_url(self, part: str = "") -> str:
         base = f"/api/projects/shop/environments/{ENV}/backups/{self.snapshot}/export"

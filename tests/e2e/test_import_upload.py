@@ -37,31 +37,18 @@ from tests.e2e.test_export_import import (
 from tests.helpers.dbstate import assert_same, databases
 from tests.helpers.server import (
     Server,
+    ServerTeam,
     cli_project,
     drop_mysql_database,
     wait_for,
 )
-from tests.helpers.shop import Cli, cli_env, one_line_error
+from tests.helpers.shop import one_line_error
 
 UPLOAD = f"/api/projects/shop/environments/{ENV}/backups/import"
 
 
 @dataclass
-class Team:
-    root: Path
-    db: str
-    server: Server
-    tokens: dict[str, str]
-    home: Path
-
-    def local(self) -> Cli:
-        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home)})
-
-    def remote(self, who: str = "admin") -> Cli:
-        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home),
-                               "SNAPKEEP_URL": self.server.url,
-                               "SNAPKEEP_TOKEN": self.tokens[who]})
-
+class Team(ServerTeam):
     def staging(self) -> list[str]:
         """The staging directories under .snapkeep/uploads (the lock file is no upload)."""
         base = self.root / ".snapkeep" / "uploads"

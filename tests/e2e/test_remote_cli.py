@@ -16,26 +16,12 @@ from pathlib import Path
 import pytest
 
 from snapkeep.cli.remote_client import RemoteClient
-from tests.helpers.server import Server, cli_project, drop_mysql_database
+from tests.helpers.server import Server, ServerTeam, cli_project, drop_mysql_database
 from tests.helpers.shop import Cli, checksums, cli_env
 
 
 @dataclass
-class Team:
-    root: Path
-    db: str
-    server: Server
-    tokens: dict[str, str]
-    home: Path  # XDG_CONFIG_HOME of every command: no stored login leaks in or out
-
-    def local(self) -> Cli:
-        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home)})
-
-    def remote(self, who: str = "admin", cwd: Path | None = None) -> Cli:
-        return Cli(cwd or self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home),
-                                      "SNAPKEEP_URL": self.server.url,
-                                      "SNAPKEEP_TOKEN": self.tokens[who]})
-
+class Team(ServerTeam):
     def run(self, cli: Cli, *args: str, **kw):
         res = cli.run(*args, **kw)
         for token in self.tokens.values():  # never printed, whatever happens

@@ -199,6 +199,25 @@ class CliProject:
     tokens: dict[str, str]  # "admin" and "viewer" on the environment
 
 
+@dataclass
+class ServerTeam:
+    """A ``cli_project`` served by a ``Server``: its CLI run locally or against the server."""
+
+    root: Path
+    db: str
+    server: Server
+    tokens: dict[str, str]
+    home: Path  # XDG_CONFIG_HOME of every command: no stored login leaks in or out
+
+    def local(self) -> Cli:
+        return Cli(self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home)})
+
+    def remote(self, who: str = "admin", cwd: Path | None = None) -> Cli:
+        return Cli(cwd or self.root, {**cli_env(), "XDG_CONFIG_HOME": str(self.home),
+                                      "SNAPKEEP_URL": self.server.url,
+                                      "SNAPKEEP_TOKEN": self.tokens[who]})
+
+
 def cli_project(base: Path, mariadb, env: str, *, big_file_mb: int = 0) -> CliProject:
     """``base/shop`` with the three mounts and a new MariaDB database, initialised by the
     CLI, with an admin and a viewer of ``env`` and a token each (drop ``db`` after)."""
