@@ -6,12 +6,18 @@ from the working directory. Project state lives in ``.snapkeep/`` beside it.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from snapkeep.errors import ConfigError
 
@@ -29,8 +35,9 @@ CATALOG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
 HOOK_EVENTS = ("before_snapshot", "after_snapshot", "before_restore", "after_restore")
 HOOK_POLICIES = ("fail", "warn")
 DEFAULT_HOOK_TIMEOUT = 300.0
-WEBHOOK_KEYS = ("webhook_url", "webhook_secret", "webhook_secret_file", "webhook_timeout",
-                "webhook_attempts")
+# the macros policy/schedules.py accepts too (config imports no layer, so not from there)
+CRON_MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
+CRON_EXAMPLE = '"0 4 * * *" (every day at 04:00 UTC)'
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,9 @@ class EnvironmentConfig:
     # run after a snapshot of *another* environment is restored here (e.g. anonymise
     # customer e-mails, reset base URLs); a failing one fails the activity
     post_restore: tuple[str, ...] = ()
+    # [environments.X] verify: a cron expression (UTC) for scheduled restore drills
+    # (`snapshot:verify --restore`); None means no drills are scheduled
+    verify: str | None = None
 
     def mount_path(self, mount: str) -> Path:
         return self.root / mount
@@ -171,6 +181,159 @@ class ProjectConfig:
             raise ConfigError(
                 f"unknown environment {name!r} in project {self.id!r} (known: {known}); "
                 f"add [environments.{name}] to {self.path} or pick one with -e") from None
+
+
+# -- the schema: what snapkeep.toml may hold --------------------------------------------------
+# One declarative place, read by one checker (``check_schema``) before anything is built:
+# an unknown key or table, or a value of the wrong type, is refused with its table and the
+# nearest valid name, so a misspelled ``databse`` can never be taken as "no database".
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a value must be; ``describe`` completes "`key` must be …"."""
+
+    describe: str
+    accepts: Callable[[Any], bool]
+    table: bool = False  # its keys are checked against SCHEMA[<its table>]
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+STRING = Kind("a string", lambda v: isinstance(v, str))
+WHOLE = Kind("a whole number", _whole)
+NUMBER = Kind("a number", lambda v: _whole(v) or isinstance(v, float))
+PATHS = Kind('a list of paths (strings), as in ["var", "pub/media"]', _strings)
+COMMANDS = Kind("a shell command or a list of them (strings)",
+                lambda v: isinstance(v, str) or _strings(v))
+TABLE = Kind("a table", lambda v: isinstance(v, dict), table=True)
+ENVIRONMENT = Kind("a table of the environment's settings, as in [environments.NAME]",
+                   lambda v: isinstance(v, dict), table=True)
+ANY_NAME = "*"  # a table whose keys are names the user chooses (the environments)
+
+# dotted table name ("" is the top level, "*" any name) → its keys → what each must be
+SCHEMA: dict[str, dict[str, Kind]] = {
+    "": {"project": TABLE, "repository": TABLE, "environments": TABLE,
+         "notifications": TABLE},
+    "project": {"id": STRING, "plan": STRING, "repository": STRING,
+                "restore_window_days": WHOLE, "catalog": STRING},
+    "repository": {"key_file": STRING, "compression_level": WHOLE,
+                   **dict.fromkeys(STORAGE_OPTIONS, STRING)},
+    "environments": {ANY_NAME: ENVIRONMENT},
+    "environments.*": {"type": STRING, "root": STRING, "mounts": PATHS, "database": STRING,
+                       "pause_command": STRING, "resume_command": STRING,
+                       "post_restore": COMMANDS, "verify": STRING,
+                       "retention": TABLE, "hooks": TABLE},
+    "environments.*.retention": dict.fromkeys(RETENTION_KEYS, WHOLE),
+    "environments.*.hooks": {**dict.fromkeys(HOOK_EVENTS, COMMANDS), "timeout": NUMBER,
+                             "on_failure": STRING},
+    "notifications": {"webhook_url": STRING, "webhook_secret": STRING,
+                      "webhook_secret_file": STRING, "webhook_timeout": NUMBER,
+                      "webhook_attempts": WHOLE},
+}
+
+
+def check_schema(data: dict[str, Any], path: Path) -> None:
+    """Refuse (ConfigError naming the file, the table and the nearest valid name) any key
+    or table SCHEMA does not know, and any value of the wrong type."""
+    _check_table(data, "", (), path)
+
+
+def table_header(names: tuple[str, ...]) -> str:
+    """``[environments.develop-branch]`` for ("environments", "develop-branch")."""
+    if not names:
+        return "the top level"
+    return "[" + ".".join(n if re.fullmatch(r"[A-Za-z0-9_-]+", n) else f'"{n}"'
+                          for n in names) + "]"
+
+
+def _check_table(table: dict[str, Any], schema_name: str, names: tuple[str, ...],
+                 path: Path) -> None:
+    allowed = SCHEMA[schema_name]
+    for key, value in table.items():
+        slot = key if key in allowed else ANY_NAME if ANY_NAME in allowed else None
+        if slot is None:
+            raise ConfigError(_unknown(key, value, schema_name, names, path))
+        kind = allowed[slot]
+        if not kind.accepts(value):
+            where = f"{path} {table_header(names)}" if names else str(path)
+            raise ConfigError(f"{where}: `{key}` must be {kind.describe}, not {_a(value)}")
+        if kind.table:
+            _check_table(value, f"{schema_name}.{slot}".lstrip("."), (*names, key), path)
+
+
+def _unknown(key: str, value: Any, schema_name: str, names: tuple[str, ...],
+             path: Path) -> str:
+    allowed = SCHEMA[schema_name]
+    is_table = isinstance(value, dict)
+    if is_table:  # a misspelled [table] reads better as one
+        what = f"unknown table {table_header((*names, key))}"
+    else:
+        what = f"unknown key '{key}' " + (f"in {table_header(names)}" if names else
+                                          "at the top level, before any [table]")
+    near = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6) or \
+        [k for k in allowed if len(key) >= 3 and (key in k or k in key)][:1]  # url → webhook_url
+    if near and is_table == allowed[near[0]].table:
+        hint = f"did you mean {table_header((*names, near[0]))}?" if is_table else \
+            f"did you mean '{near[0]}'?"
+    elif near:
+        hint = f"did you mean '{near[0]}'?"
+    else:
+        hint = f"valid {'tables' if is_table else 'keys'} here: " + ", ".join(
+            table_header((*names, k)) if allowed[k].table else k for k in allowed)
+        # a right key in the wrong table (keep_daily beside mounts): say where it goes
+        env = names[1] if len(names) > 1 and names[0] == "environments" else "NAME"
+        homes = [t for t, keys in SCHEMA.items()
+                 if t != schema_name and key in keys and not keys[key].table]
+        if homes:
+            home = tuple(n.replace(ANY_NAME, env) for n in homes[0].split("."))
+            hint += f" (`{key}` belongs in {table_header(home)})"
+    return f"{path}: {what}; {hint}"
+
+
+def _a(value: Any) -> str:
+    """The TOML type of ``value``, never the value (it may be a password)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array" if _strings(value) else "an array holding something else"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date/time"
+
+
+def _cron(value: str, where: str, key: str) -> str:
+    """A five-field cron expression or a macro (as policy/schedules.py accepts), normalised."""
+    expr = " ".join(value.split())
+    if expr.lower() in CRON_MACROS:
+        return expr.lower()
+    fields = expr.split(" ") if expr else []
+    if len(fields) != 5 and not expr.startswith("@"):
+        raise ConfigError(f"{where}: `{key}` {value!r} has {len(fields)} field(s); a cron "
+                          "expression has 5: minute hour day-of-month month day-of-week, for "
+                          f"example {CRON_EXAMPLE}")
+    try:
+        croniter(expr, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ConfigError(f"{where}: `{key}` {value!r} never matches a real date (such as 30 "
+                          f"February); pick days that exist, for example {CRON_EXAMPLE}") from None
+    except (CroniterError, ValueError) as e:
+        raise ConfigError(f"{where}: `{key}` {value!r} is not a valid cron expression ({e}); "
+                          f"write minute hour day-of-month month day-of-week, for example "
+                          f"{CRON_EXAMPLE}, or one of {', '.join(CRON_MACROS)}") from None
+    return expr
 
 
 def find_config(explicit: str | None = None, cwd: Path | None = None) -> Path:
@@ -229,8 +392,9 @@ def _mount(value: Any, where: str) -> str:
 
 
 def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
+    check_schema(data, path)  # from here on every key is known and of the right type
     project = data.get("project")
-    if not isinstance(project, dict):
+    if project is None:
         raise ConfigError(f"{path}: missing [project] table with `id` and `plan`")
     where = f"{path} [project]"
     pid = _str(project, "id", where)
@@ -240,43 +404,43 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
     if "://" not in repo:
         repo = str((base / Path(repo).expanduser()).resolve())
     window = project.get("restore_window_days", DEFAULT_RESTORE_WINDOW_DAYS)
-    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+    if window < 1:
         raise ConfigError(f"{where}: `restore_window_days` must be a whole number of days ≥ 1")
 
     options, key_file, level = _repository_table(data.get("repository", {}), path)
     catalog = _catalog_url(os.environ.get("SNAPKEEP_CATALOG") or project.get("catalog"), where)
-
-    envs: dict[str, EnvironmentConfig] = {}
-    raw_envs = data.get("environments", {})
-    if not isinstance(raw_envs, dict):
-        raise ConfigError(f"{path}: [environments] must be a table of environments")
-    for name, env in raw_envs.items():
-        ew = f"{path} [environments.{name}]"
-        if not isinstance(env, dict):
-            raise ConfigError(f"{ew}: must be a table")
-        etype = _choice(_str(env, "type", ew, "development"), ENV_TYPES, ew, "type")
-        root = (base / Path(_str(env, "root", ew)).expanduser()).resolve()
-        mounts = env.get("mounts", [])
-        if not isinstance(mounts, list):
-            raise ConfigError(f"{ew}: `mounts` must be a list of paths")
-        db = env.get("database")
-        envs[name] = EnvironmentConfig(
-            name=name,
-            type=etype,
-            root=root,
-            mounts=tuple(dict.fromkeys(_mount(m, ew) for m in mounts)),
-            database=DatabaseURL.parse(db, where=ew) if db else None,
-            pause_command=env.get("pause_command"),
-            resume_command=env.get("resume_command"),
-            retention=_retention(env.get("retention", {}), f"{ew}.retention"),
-            hooks=_hooks(env.get("hooks", {}), f"{ew}.hooks"),
-            post_restore=_commands(env.get("post_restore", []), ew, "post_restore"),
-        )
+    envs = {name: _environment(name, env, path)
+            for name, env in data.get("environments", {}).items()}
     return ProjectConfig(path=path, id=pid, plan=plan, repository=repo,
                          restore_window_days=window, environments=envs,
                          repository_options=options, key_file=key_file, catalog_url=catalog,
                          compression_level=level,
                          webhook=_webhook(data.get("notifications", {}), path))
+
+
+def _environment(name: str, env: dict[str, Any], path: Path) -> EnvironmentConfig:
+    ew = f"{path} {table_header(('environments', name))}"
+    mounts = tuple(dict.fromkeys(_mount(m, ew) for m in env.get("mounts", [])))
+    database = DatabaseURL.parse(_str(env, "database", ew), where=ew) \
+        if "database" in env else None
+    if database is None and not mounts:
+        raise ConfigError(
+            f"{ew}: environment {name} has neither `database` nor `mounts`: a snapshot of it "
+            'would be empty; add `database = "mysql://user@host:3306/dbname"` and/or '
+            '`mounts = ["var", "pub/media"]` (paths relative to `root`)')
+    return EnvironmentConfig(
+        name=name,
+        type=_choice(_str(env, "type", ew, "development"), ENV_TYPES, ew, "type"),
+        root=(path.parent / Path(_str(env, "root", ew)).expanduser()).resolve(),
+        mounts=mounts,
+        database=database,
+        pause_command=_str(env, "pause_command", ew) if "pause_command" in env else None,
+        resume_command=_str(env, "resume_command", ew) if "resume_command" in env else None,
+        retention=_retention(env.get("retention", {}), f"{ew}.retention"),
+        hooks=_hooks(env.get("hooks", {}), f"{ew}.hooks"),
+        post_restore=_commands(env.get("post_restore", []), ew, "post_restore"),
+        verify=_cron(env["verify"], ew, "verify") if "verify" in env else None,
+    )
 
 
 def redact_url(url: str) -> str:
@@ -309,40 +473,24 @@ def _catalog_url(value: Any, where: str) -> str | None:
     return value
 
 
-def _repository_table(table: Any, path: Path) -> tuple[dict[str, str], Path | None, int]:
+def _repository_table(table: dict[str, Any],
+                      path: Path) -> tuple[dict[str, str], Path | None, int]:
     where = f"{path} [repository]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table")
-    options: dict[str, str] = {}
-    key_file: Path | None = None
-    level = DEFAULT_COMPRESSION_LEVEL
-    for key in table:
-        if key == "key_file":
-            key_file = (path.parent / Path(_str(table, key, where)).expanduser()).resolve()
-        elif key == "compression_level":
-            level = table[key]
-            if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 19:
-                raise ConfigError(f"{where}: `compression_level` must be a zstd level from 1 "
-                                  "(fastest) to 19 (smallest); 5 is the default")
-        elif key in STORAGE_OPTIONS:
-            options[key] = _str(table, key, where)
-        else:
-            raise ConfigError(f"{where}: unknown key `{key}`; use key_file, compression_level "
-                              f"or one of {', '.join(STORAGE_OPTIONS)}")
+    options = {k: _str(table, k, where) for k in STORAGE_OPTIONS if k in table}
+    key_file = (path.parent / Path(_str(table, "key_file", where)).expanduser()).resolve() \
+        if "key_file" in table else None
+    level = table.get("compression_level", DEFAULT_COMPRESSION_LEVEL)
+    if not 1 <= level <= 19:
+        raise ConfigError(f"{where}: `compression_level` must be a zstd level from 1 "
+                          "(fastest) to 19 (smallest); 5 is the default")
     return options, key_file, level
 
 
-def _retention(table: Any, where: str) -> dict[str, int]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table of keep_* counts")
-    out: dict[str, int] = {}
+def _retention(table: dict[str, Any], where: str) -> dict[str, int]:
     for key, value in table.items():
-        if key not in RETENTION_KEYS:
-            raise ConfigError(f"{where}: unknown key `{key}`; use {', '.join(RETENTION_KEYS)}")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if value < 0:
             raise ConfigError(f"{where}: `{key}` must be a whole number ≥ 0")
-        out[key] = value
-    return out
+    return dict(table)
 
 
 def _commands(value: Any, where: str, key: str) -> tuple[str, ...]:
@@ -359,27 +507,15 @@ def _seconds(value: Any, where: str, key: str) -> float:
     return float(value)
 
 
-def _hooks(table: Any, where: str) -> Hooks:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table of {', '.join(HOOK_EVENTS)}, timeout "
-                          "and on_failure")
-    known = (*HOOK_EVENTS, "timeout", "on_failure")
-    for key in table:
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key `{key}`; use {', '.join(known)}")
+def _hooks(table: dict[str, Any], where: str) -> Hooks:
     return Hooks(
         **{e: _commands(table.get(e, []), where, e) for e in HOOK_EVENTS},
         timeout=_seconds(table.get("timeout", DEFAULT_HOOK_TIMEOUT), where, "timeout"),
         on_failure=_choice(table.get("on_failure", "fail"), HOOK_POLICIES, where, "on_failure"))
 
 
-def _webhook(table: Any, path: Path) -> WebhookConfig | None:
+def _webhook(table: dict[str, Any], path: Path) -> WebhookConfig | None:
     where = f"{path} [notifications]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table")
-    for key in table:
-        if key not in WEBHOOK_KEYS:
-            raise ConfigError(f"{where}: unknown key `{key}`; use {', '.join(WEBHOOK_KEYS)}")
     if "webhook_url" not in table:
         if table:
             raise ConfigError(f"{where}: set `webhook_url` (the other keys configure it)")
@@ -400,7 +536,7 @@ def _webhook(table: Any, path: Path) -> WebhookConfig | None:
         raise ConfigError(f"{where}: the webhook needs a shared secret to sign its calls: set "
                           "`webhook_secret_file` (or SNAPKEEP_WEBHOOK_SECRET)")
     attempts = table.get("webhook_attempts", 5)
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
+    if not 1 <= attempts <= 20:
         raise ConfigError(f"{where}: `webhook_attempts` must be a whole number from 1 to 20")
     return WebhookConfig(url=url, secret=secret, attempts=attempts,
                          timeout=_seconds(table.get("webhook_timeout", 10), where,

@@ -7,6 +7,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.shop import Cli, cli_env, one_line_error
@@ -97,6 +99,26 @@ def test_a_mount_that_does_not_exist(shop):
     cli, root, _db = shop
     edit_config(root, '"app/etc"', '"app/etc", "pub/missing"')
     one_line_error(cli.run("snapshot:create", check=False), "mount pub/missing", "does not exist")
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("old,new,hint", [
+    ("database =", "databse =", "did you mean 'database'?"),
+    ("mounts =", "mount =", "did you mean 'mounts'?"),
+])
+def test_a_misspelt_config_key_is_refused_before_anything_runs(shop, old, new, hint):
+    cli, root, _db = shop
+    edit_config(root, old, new)
+    before = tree_state(root)
+    res = cli.run("snapshot:create", check=False)
+    one_line_error(res, f"{root / 'snapkeep.toml'}: unknown key '{new.split()[0]}' in "
+                   f"[environments.develop-branch]; {hint}")
+    assert res.returncode == 2  # a config error, as for every other bad snapkeep.toml
+    assert tree_state(root) == before  # no activity, no pause, no repository object
 
 
 def test_pro_staging_gets_automatic_backups_not_manual_snapshots(shop):

@@ -2,9 +2,18 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.config import DatabaseURL, find_config, load_config
+from snapkeep.config import (
+    ANY_NAME,
+    SCHEMA,
+    DatabaseURL,
+    find_config,
+    load_config,
+    parse_config,
+    table_header,
+)
 from snapkeep.errors import ConfigError
 from snapkeep.repository import ROWS_ZSTD_LEVEL
+from snapkeep.services.project import render_config
 
 GOOD = """
 [project]
@@ -104,7 +113,8 @@ def test_the_compression_level_of_database_rows_is_a_zstd_level(tmp_path):
 
 
 def test_unknown_repository_option_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="unknown key `bucket`"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown key 'bucket' in \[repository\]; valid keys here: key_file"):
         load_config(str(write(tmp_path, GOOD + '\n[repository]\nbucket = "x"\n')))
 
 
@@ -154,7 +164,7 @@ def test_without_a_hooks_table_nothing_runs_and_failures_fail(tmp_path):
     ('timeout = "5m"', "timeout"),
     ("before_snapshot = [1]", "before_snapshot"),
     ('before_snapshot = [" "]', "before_snapshot"),
-    ('before_backup = ["x"]', "unknown key `before_backup`"),
+    ('before_backup = ["x"]', "did you mean 'before_snapshot'"),
 ])
 def test_bad_hook_settings_name_the_key(tmp_path, line, message):
     text = GOOD + f"\n[environments.develop-branch.hooks]\n{line}\n"
@@ -200,7 +210,7 @@ def test_a_webhook_has_defaults_and_no_table_means_no_webhook(tmp_path, monkeypa
     ('webhook_url = "http://x/h"\nwebhook_timeout = -1', "webhook_timeout"),
     ('webhook_url = "http://x/h"\nwebhook_secret_file = "missing.secret"', "cannot read"),
     ('webhook_secret_file = "x"', "set `webhook_url`"),
-    ('webhook_url = "http://x/h"\nurl = "http://y"', "unknown key `url`"),
+    ('webhook_url = "http://x/h"\nurl = "http://y"', "did you mean 'webhook_url'"),
 ])
 def test_bad_webhook_settings_name_the_key(tmp_path, monkeypatch, table, message):
     if "webhook_secret_file" in table:  # the variable would win over the file
@@ -216,3 +226,178 @@ def test_a_webhook_without_a_secret_is_refused_saying_where_to_put_one(tmp_path,
     with pytest.raises(ConfigError, match="webhook_secret_file"):
         load_config(str(write(tmp_path, GOOD + '\n[notifications]\n'
                               'webhook_url = "http://x/h"\n')))
+
+
+# -- the schema: unknown keys and tables, wrong types, empty environments, verify -----------
+
+ENV = "develop-branch"
+
+
+def good_data() -> dict:
+    """GOOD as parsed, with every table of the schema present (so each can get a typo)."""
+    return {
+        "project": {"id": "shop", "plan": "starter"},
+        "repository": {"key_file": "k.key"},
+        "environments": {ENV: {"root": "app", "mounts": ["var"],
+                               "database": "mysql://root@127.0.0.1:3306/shop",
+                               "retention": {"keep_last": 3},
+                               "hooks": {"timeout": 30}}},
+        "notifications": {"webhook_url": "http://127.0.0.1:9/h", "webhook_secret": "s"},
+    }
+
+
+def misspelt(key: str) -> str:
+    """``key`` with one letter dropped from its middle (``database`` → ``databse``)."""
+    return key[:len(key) // 2] + key[len(key) // 2 + 1:] if len(key) > 3 else key + "x"
+
+
+# every (table, key) the schema knows, so a new key or table is covered without editing here
+SCHEMA_KEYS = [(table, key) for table, keys in SCHEMA.items() for key in keys if key != ANY_NAME]
+
+
+@pytest.mark.parametrize("table,key", SCHEMA_KEYS, ids=[f"{t or 'top'}:{k}" for t, k in
+                                                         SCHEMA_KEYS])
+def test_a_misspelt_key_in_any_table_is_refused_naming_the_right_one(tmp_path, table, key):
+    names = tuple(n.replace(ANY_NAME, ENV) for n in table.split(".")) if table else ()
+    data = good_data()
+    target = data
+    for n in names:
+        target = target[n]
+    is_table = SCHEMA[table][key].table
+    target[misspelt(key)] = {} if is_table else "x"
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, tmp_path / "snapkeep.toml")
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / 'snapkeep.toml'}: unknown ")
+    if is_table:
+        assert f"unknown table {table_header((*names, misspelt(key)))}; did you mean " \
+               f"{table_header((*names, key))}?" in message
+    else:
+        assert f"unknown key '{misspelt(key)}' " in message
+        assert f"; did you mean '{key}'?" in message
+    del target[misspelt(key)]
+    parse_config(data, tmp_path / "snapkeep.toml")  # the same config without the typo passes
+
+
+def test_the_did_you_mean_text_names_the_file_the_table_and_the_key(tmp_path):
+    path = write(tmp_path, GOOD.replace("database =", "databse ="))
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(e.value) == (f"{path}: unknown key 'databse' in [environments.develop-branch]; "
+                            "did you mean 'database'?")
+    with pytest.raises(ConfigError, match="unknown key 'mount' .* did you mean 'mounts'"):
+        load_config(str(write(tmp_path, GOOD.replace("mounts =", "mount ="))))
+
+
+def test_a_key_nothing_resembles_is_refused_with_the_valid_keys(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(str(write(tmp_path, GOOD.replace('type = "development"', "colour = 1"))))
+    assert "unknown key 'colour' in [environments.develop-branch]; valid keys here: type, " \
+        "root, mounts, database," in str(e.value)
+
+
+def test_a_key_in_the_wrong_table_says_where_it_belongs(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(str(write(tmp_path, GOOD + "keep_daily = 7\n")))
+    assert "unknown key 'keep_daily' in [environments.develop-branch]" in str(e.value)
+    assert "`keep_daily` belongs in [environments.develop-branch.retention]" in str(e.value)
+    with pytest.raises(ConfigError, match=r"at the top level, .* belongs in \[project\]"):
+        load_config(str(write(tmp_path, 'restore_window_days = 3\n' + GOOD)))
+
+
+def test_an_unknown_top_level_table_is_refused_with_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(str(write(tmp_path, GOOD + '\n[schedules]\nnightly = "0 3 * * *"\n')))
+    assert str(e.value).endswith("unknown table [schedules]; valid tables here: [project], "
+                                 "[repository], [environments], [notifications]")
+    with pytest.raises(ConfigError, match=r"did you mean \[notifications\]\?"):
+        load_config(str(write(tmp_path, GOOD + '\n[notification]\nwebhook_url = "x"\n')))
+
+
+@pytest.mark.parametrize("line,message", [
+    ('mounts = "var"', "`mounts` must be a list of paths (strings), as in "),
+    ("mounts = [1]", "`mounts` must be a list of paths"),
+    ("pause_command = 5", "`pause_command` must be a string, not a whole number"),
+    ("resume_command = true", "`resume_command` must be a string, not true/false"),
+    ("verify = 4", "`verify` must be a string"),
+    ("root = 2026-01-01", "`root` must be a string, not a date/time"),
+    ("retention = 7", "`retention` must be a table, not a whole number"),
+])
+def test_a_value_of_the_wrong_type_is_refused_naming_key_and_type(tmp_path, line, message):
+    key = line.split(" =")[0]
+    text = "\n".join(ln for ln in GOOD.splitlines() if not ln.startswith(f"{key} ="))
+    with pytest.raises(ConfigError) as e:
+        load_config(str(write(tmp_path, text + f"\n{line}\n")))
+    assert "[environments.develop-branch]: " + message in str(e.value)
+
+
+def test_a_wrong_type_never_shows_the_value(tmp_path):
+    text = GOOD.replace('database = "mysql://root@127.0.0.1:3306/shop"',
+                        'database = ["mysql://root:hunter2@127.0.0.1:3306/shop"]')
+    with pytest.raises(ConfigError, match="`database` must be a string, not an array") as e:
+        load_config(str(write(tmp_path, text)))
+    assert "hunter2" not in str(e.value)
+
+
+def test_an_environment_that_is_not_a_table_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[environments\]: `staging` must be a table of the "
+                       r"environment's settings, as in \[environments.NAME\], not a string"):
+        load_config(str(write(tmp_path, GOOD.replace("[environments.develop-branch]",
+                                                     '[environments]\nstaging = "x"\n\n'
+                                                     "[environments.develop-branch]"))))
+
+
+def test_an_environment_with_neither_database_nor_mounts_is_refused(tmp_path):
+    only_db = GOOD.replace('mounts = ["var", "/pub/media/", "app/etc", "var"]\n', "")
+    assert load_config(str(write(tmp_path, only_db))).environment(ENV).mounts == ()
+    only_mounts = GOOD.replace('database = "mysql://root@127.0.0.1:3306/shop"\n', "")
+    assert load_config(str(write(tmp_path, only_mounts))).environment(ENV).database is None
+    empty = only_mounts.replace('mounts = ["var", "/pub/media/", "app/etc", "var"]',
+                                "mounts = []")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(write(tmp_path, empty)))
+    assert "environment develop-branch has neither `database` nor `mounts`: a snapshot of it " \
+        "would be empty; add `database = " in str(e.value)
+    with pytest.raises(ConfigError, match="`database` must be a non-empty string"):
+        load_config(str(write(tmp_path, GOOD.replace('"mysql://root@127.0.0.1:3306/shop"',
+                                                     '""'))))
+
+
+@pytest.mark.parametrize("cron,stored", [
+    ("0 4 * * *", "0 4 * * *"),
+    ("  30   2 * *  sun ", "30 2 * * sun"),
+    ("*/15 * * * 1-5", "*/15 * * * 1-5"),
+    ("@Daily", "@daily"),
+])
+def test_verify_takes_a_cron_expression_for_restore_drills(tmp_path, cron, stored):
+    env = load_config(str(write(tmp_path, GOOD + f'verify = "{cron}"\n'))).environment(ENV)
+    assert env.verify == stored
+
+
+def test_without_verify_no_drill_is_scheduled(tmp_path):
+    assert load_config(str(write(tmp_path, GOOD))).environment(ENV).verify is None
+
+
+@pytest.mark.parametrize("cron,message", [
+    ("0 4 * *", "has 4 field(s); a cron expression has 5"),
+    ("0 0 4 * * *", "has 6 field(s)"),
+    ("", "has 0 field(s)"),
+    ("61 * * * *", "is not a valid cron expression"),
+    ("0 4 30 2 *", "never matches a real date"),
+    ("0 4 * * funday", "is not a valid cron expression"),
+    ("@fortnightly", "is not a valid cron expression"),
+])
+def test_a_bad_verify_cron_is_refused(tmp_path, cron, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(str(write(tmp_path, GOOD + f'verify = "{cron}"\n')))
+    assert "[environments.develop-branch]: `verify` " in str(e.value)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("database", [None, "mysql://root@127.0.0.1:3306/shop"])
+@pytest.mark.parametrize("key_file", [True, False])
+def test_the_config_init_writes_passes_the_schema(tmp_path, database, key_file):
+    text = render_config("shop", "pro", "main", "staging", "app", ["var", "pub/media"],
+                         database, key_file=key_file)
+    cfg = load_config(str(write(tmp_path, text)))
+    assert cfg.environment("main").mounts == ("var", "pub/media")
