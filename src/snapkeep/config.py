@@ -1,7 +1,8 @@
 """snapkeep.toml: found, parsed and validated into typed objects. No raw dicts past here.
 
 The file is found by ``--config PATH``, then ``SNAPKEEP_CONFIG``, then by walking up
-from the working directory. Project state lives in ``.snapkeep/`` beside it.
+from the working directory. Project state lives in ``.snapkeep/`` beside it. Every table
+and key is first checked against ``SCHEMA``: nothing unknown or mistyped is ever ignored.
 """
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -401,3 +402,15 @@ def test_the_config_init_writes_passes_the_schema(tmp_path, database, key_file):
                          database, key_file=key_file)
     cfg = load_config(str(write(tmp_path, text)))
     assert cfg.environment("main").mounts == ("var", "pub/media")
+
+
+def test_the_readme_configuration_example_passes_and_names_only_known_keys(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("SNAPKEEP_WEBHOOK_SECRET", "x")  # its secret file is not here
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("## Configuration", 1)[1].split("```toml\n", 1)[1].split("```")[0]
+    cfg = load_config(str(write(tmp_path, example)))
+    assert cfg.environment("develop-branch").retention["keep_weekly"] == 4
+    known = {key for keys in SCHEMA.values() for key in keys}
+    commented = set(re.findall(r"^# (\w+) = ", example, re.MULTILINE))
+    assert "verify" in commented and commented <= known, commented - known
