@@ -28,7 +28,8 @@ ENVIRONMENTS: dict[str, tuple[str, str | None]] = {
 def project(base: Path, catalog: str) -> Path:
     text = [f'[project]\nid = "p"\nplan = "pro"\ncatalog = "{catalog}"\n']
     for name, (env_type, _cron) in ENVIRONMENTS.items():
-        text.append(f'[environments.{name}]\ntype = "{env_type}"\nroot = "app"\n')
+        text.append(f'[environments.{name}]\ntype = "{env_type}"\nroot = "app"\n'
+                    'mounts = ["var"]\n')  # never read: the backups here are stand-ins
     path = base / "snapkeep.toml"
     path.write_text("\n".join(text))
     return path
