@@ -280,11 +280,9 @@ def _unknown(key: str, value: Any, schema_name: str, names: tuple[str, ...],
                                           "at the top level, before any [table]")
     near = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6) or \
         [k for k in allowed if len(key) >= 3 and (key in k or k in key)][:1]  # url → webhook_url
-    if near and is_table == allowed[near[0]].table:
-        hint = f"did you mean {table_header((*names, near[0]))}?" if is_table else \
-            f"did you mean '{near[0]}'?"
-    elif near:
-        hint = f"did you mean '{near[0]}'?"
+    if near:
+        hint = f"did you mean {table_header((*names, near[0]))}?" \
+            if is_table and allowed[near[0]].table else f"did you mean '{near[0]}'?"
     else:
         hint = f"valid {'tables' if is_table else 'keys'} here: " + ", ".join(
             table_header((*names, k)) if allowed[k].table else k for k in allowed)
