@@ -142,6 +142,7 @@ static void xxh64_pair(const unsigned char *p, size_t len, uint64_t a, uint64_t 
     *hb = g;
 }
 
+/* Used by one thread at a time (update and RowStream.read run without the GIL). */
 typedef struct {
     PyObject_HEAD
     int quoted;           /* lines of the quoted encoding: LF inside '…' does not end one */
