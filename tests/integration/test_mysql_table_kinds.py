@@ -16,7 +16,10 @@ import pytest
 
 from snapkeep.engines.mysql import dump_database, prepare_restore
 from snapkeep.engines.mysql import ranges as ranges_mod
+from snapkeep.engines.mysql.names import shadow_name
 from snapkeep.engines.mysql.versioning import system_time
+from snapkeep.errors import PermissionDenied
+from snapkeep.sandbox import PrivateMariaDB
 from tests.helpers.dbstate import all_versions, assert_same, db_state, q, target_for
 from tests.helpers.recording import Recorder
 from tests.helpers.stock_client import export_and_reload
@@ -104,7 +107,7 @@ def test_every_table_type_and_engine_the_server_reports_is_restored_or_named(
         mariadb, fresh_db, repo):
     conn = mariadb.connect(fresh_db, autocommit=True)
     temp_session = mariadb.connect(fresh_db, autocommit=True)
-    for kind, statements in TYPE_RECIPES.items():
+    for statements in TYPE_RECIPES.values():
         run(conn, *statements)
     run(temp_session, "CREATE TEMPORARY TABLE kind_temp (id INT PRIMARY KEY)",
         "INSERT INTO kind_temp VALUES (1)")
@@ -295,3 +298,26 @@ def test_an_export_of_versioned_tables_reloads_their_history_with_the_stock_clie
     conn = mariadb.connect(fresh_db)
     assert versions(conn, fresh_db) == history
     assert_same(db_state(conn, fresh_db), before)
+
+
+def test_a_server_that_cannot_write_periods_refuses_the_restore_and_keeps_its_data(
+        mariadb, fresh_db, repo, tmp_path):
+    """``secure_timestamp = YES`` forbids writing ROW_START/ROW_END: the restore must be
+    refused before the cut-over, naming the table, not load the history as current rows."""
+    conn = make_versioned(mariadb, fresh_db)
+    description = dump_database(target_for(mariadb, fresh_db), repo, Recorder())
+    conn.close()
+    secure = PrivateMariaDB(tmp_path / "secure", ("--secure-timestamp=YES",))
+    secure.start()
+    try:
+        other = secure.connect(autocommit=True)
+        run(other, f"CREATE DATABASE {q(fresh_db)}", f"USE {q(fresh_db)}",
+            "CREATE TABLE explicit (kept INT)", "INSERT INTO explicit VALUES (42)")
+        before = db_state(other, fresh_db)
+        with pytest.raises(PermissionDenied) as refused:
+            prepare_restore(target_for(secure, fresh_db), description, repo, Recorder())
+        assert "secure_timestamp" in str(refused.value) and "`explicit`" in str(refused.value)
+        assert db_state(other, fresh_db) == before
+        assert {r[0] for r in rows(other, "SHOW DATABASES")} & {shadow_name(fresh_db)} == set()
+    finally:
+        secure.stop()

@@ -15,11 +15,12 @@ rather than load the history as current rows.
 
 Restore: the loading sessions set ``system_versioning_insert_history = 1`` (MariaDB
 10.11.0+), under which ``LOAD DATA``/``INSERT`` write the given period values. The
-server ignores them (a warning, not an error, in the load's non-strict mode) when
-``secure_timestamp`` forbids setting timestamps (``YES``; ``REPLICATION``; ``SUPER``
-without that privilege), so before loading a probe table in the shadow database checks
-that a written period is kept; otherwise the restore is refused, naming the tables. An
-older server (no such variable) is refused the same way: it cannot hold the history.
+server refuses them (``secure_timestamp = YES``) or ignores them (a warning, not an
+error, in the load's non-strict mode) when ``secure_timestamp`` forbids setting
+timestamps (``REPLICATION``; ``SUPER`` without that privilege), so before loading, a
+probe table in the shadow database checks that a written period is kept; otherwise the
+restore is refused, naming the tables. An older server (no such variable) is refused
+the same way: it cannot hold the history.
 
 Transaction-precise tables (``BIGINT UNSIGNED GENERATED ALWAYS AS ROW START``): the
 server never writes a given transaction id back (error 1906 even under
@@ -43,6 +44,7 @@ TYPE = "SYSTEM VERSIONED"
 IMPLICIT_START, IMPLICIT_END = "ROW_START", "ROW_END"
 HISTORY_SESSION = "SET SESSION system_versioning_insert_history = 1"
 ER_UNKNOWN_SYSTEM_VARIABLE = 1193
+ER_OPTION_PREVENTS_STATEMENT = 1290
 ER_WARN_VALUE_IGNORED = 1906  # "The value specified for generated column … has been ignored"
 _PERIOD = re.compile(r"^\s*PERIOD FOR SYSTEM_TIME \(`((?:[^`]|``)+)`, ?`((?:[^`]|``)+)`\)",
                      re.MULTILINE)
@@ -118,7 +120,8 @@ def require_history_insert(conn: Connection, tables: list[str]) -> None:
             kept = query(conn, f"SELECT COUNT(*) FROM {q} FOR SYSTEM_TIME ALL "
                                f"WHERE ROW_END = '2001-01-02 00:00:00'")[0][0]
         except pymysql.MySQLError as e:
-            if error_code(e) != ER_WARN_VALUE_IGNORED:  # strict mode: ignoring is an error
+            # ignored (an error in strict mode), or refused outright (secure_timestamp = YES)
+            if error_code(e) not in (ER_WARN_VALUE_IGNORED, ER_OPTION_PREVENTS_STATEMENT):
                 raise
             kept = 0
     finally:
