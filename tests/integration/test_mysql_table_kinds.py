@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymysql
 import pytest
 
-from snapkeep.engines.mysql import dump_database, prepare_restore
+from snapkeep.engines.mysql import dump_database, hold_writes, prepare_restore
 from snapkeep.engines.mysql import ranges as ranges_mod
 from snapkeep.engines.mysql.names import shadow_name
 from snapkeep.engines.mysql.versioning import system_time
@@ -321,3 +322,16 @@ def test_a_server_that_cannot_write_periods_refuses_the_restore_and_keeps_its_da
         assert {r[0] for r in rows(other, "SHOW DATABASES")} & {shadow_name(fresh_db)} == set()
     finally:
         secure.stop()
+
+
+def test_hold_writes_holds_the_versioned_tables_too(mariadb, fresh_db):
+    conn = make_versioned(mariadb, fresh_db)
+    writer = mariadb.connect(fresh_db, autocommit=True)
+    run(writer, "SET SESSION lock_wait_timeout = 1")
+    with hold_writes(target_for(mariadb, fresh_db), Recorder()):
+        with pytest.raises(pymysql.err.OperationalError) as held:
+            run(writer, "UPDATE implicit SET v = v + 1")
+        assert held.value.args[0] == 1205  # lock wait timeout: the write waited
+    run(writer, "UPDATE implicit SET v = v + 1")
+    writer.close()
+    conn.close()
