@@ -210,15 +210,17 @@ def make_versioned(mariadb: Any, db: str) -> Any:
     return conn
 
 
+@pytest.mark.parametrize("fmt, use_pump", [(3, True), (3, False), (2, False), (1, True)])
 def test_versioned_tables_come_back_with_every_version_and_exact_periods(
-        mariadb, fresh_db, repo):
+        mariadb, fresh_db, repo, fmt, use_pump):
+    """In each description format and line encoding (C pump, server-composed lines)."""
     conn = make_versioned(mariadb, fresh_db)
     before, history = db_state(conn, fresh_db), versions(conn, fresh_db)
     assert all(len(v) > rows(conn, f"SELECT COUNT(*) FROM {q(n)}")[0][0]
                for n, v in history.items())  # every table has history rows
     target = target_for(mariadb, fresh_db)
     progress = Recorder()
-    description = dump_database(target, repo, progress)
+    description = dump_database(target, repo, progress, fmt=fmt, use_pump=use_pump)
     assert not [line for line in progress.lines if line.startswith("warning:")]
     by_name = {t["name"]: t for t in description["tables"]}
     assert by_name["explicit"]["system_time"] == {"start": "s", "end": "e", "history": True}
