@@ -49,8 +49,9 @@ class PrivateMariaDB:
     user = "root"
     host = "127.0.0.1"
 
-    def __init__(self, basedir: Path | str) -> None:
+    def __init__(self, basedir: Path | str, options: tuple[str, ...] = ()) -> None:
         self.basedir = Path(basedir)
+        self.options = options  # more mariadbd options (``--name=value``)
         self.datadir = self.basedir / "data"
         self.socket = str(self.basedir / "mysqld.sock")
         self.error_log = self.basedir / "error.log"
@@ -92,7 +93,7 @@ class PrivateMariaDB:
             f"--log-error={self.error_log}", f"--pid-file={self.basedir / 'mysqld.pid'}",
             "--local-infile=1", "--skip-log-bin", "--event-scheduler=OFF",
             "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
-            "--skip-name-resolve", f"--tmpdir={self.basedir}",
+            "--skip-name-resolve", f"--tmpdir={self.basedir}", *self.options,
         ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, start_new_session=True)

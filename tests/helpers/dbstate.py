@@ -3,12 +3,16 @@
 ``db_state(conn, db)`` collects ``SHOW CREATE DATABASE``, every table's ``SHOW CREATE``,
 ``CHECKSUM TABLE … EXTENDED``, row count and AUTO_INCREMENT, every view, trigger,
 procedure, function, event and sequence definition (with their sql_mode and charset
-context), and the sequences' state. Two states compare equal with ``==``.
+context), and the sequences' state. A system-versioned table is compared by its
+``SHOW CREATE``, a digest of every row version (``FOR SYSTEM_TIME ALL``) with its exact
+period values, its current row count and AUTO_INCREMENT; a table of a kind not known
+here by its presence and kind. Two states compare equal with ``==``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,16 @@ def db_state(conn: Any, db: str) -> dict[str, Any]:
                             "state": _rows(conn, f"SELECT * FROM {q(name)}")}
         elif kind == "VIEW":
             tables[name] = {"view": _rows(conn, f"SHOW CREATE VIEW {q(name)}")[0]}
+        elif kind == "SYSTEM VERSIONED":
+            create = _rows(conn, f"SHOW CREATE TABLE {q(name)}")[0][1]
+            tables[name] = {
+                "create": create,
+                "versions": _versions_digest(conn, name, create),
+                "rows": _rows(conn, f"SELECT COUNT(*) FROM {q(name)}")[0][0],
+                "auto_increment": auto_inc,
+            }
+        else:  # a kind this helper does not know: at least its presence is compared
+            tables[name] = {"kind": kind}
     state["tables"] = tables
     state["triggers"] = {
         name: _rows(conn, f"SHOW CREATE TRIGGER {q(name)}")[0][:6]  # without "Created"
@@ -67,6 +81,38 @@ def db_state(conn: Any, db: str) -> dict[str, Any]:
         for (name,) in _rows(conn, "SELECT EVENT_NAME FROM information_schema.EVENTS "
                                    "WHERE EVENT_SCHEMA = %s", (db,))}
     return state
+
+
+_PERIOD = re.compile(r"^\s*PERIOD FOR SYSTEM_TIME \(`((?:[^`]|``)+)`, ?`((?:[^`]|``)+)`\)",
+                     re.MULTILINE)
+
+
+def period_columns(create: str) -> tuple[str, str]:
+    """A system-versioned table's ROW START and ROW END columns (the hidden pseudo-columns
+    when its DDL names no ``PERIOD FOR SYSTEM_TIME``)."""
+    m = _PERIOD.search(create)
+    if m is None:
+        return "ROW_START", "ROW_END"
+    return m.group(1).replace("``", "`"), m.group(2).replace("``", "`")
+
+
+def all_versions(conn: Any, table: str, create: str) -> list[tuple[Any, ...]]:
+    """Every row version of a system-versioned table (``FOR SYSTEM_TIME ALL``), each with
+    its exact period values (as text, in UTC) last, sorted."""
+    start, end = period_columns(create)
+    with conn.cursor() as cur:
+        cur.execute("SET @saved_tz = @@time_zone, time_zone = '+00:00'")
+        try:
+            cur.execute(f"SELECT *, CAST({q(start)} AS CHAR), CAST({q(end)} AS CHAR) "
+                        f"FROM {q(table)} FOR SYSTEM_TIME ALL")
+            rows = list(cur.fetchall())
+        finally:
+            cur.execute("SET time_zone = @saved_tz")
+    return sorted(rows, key=repr)
+
+
+def _versions_digest(conn: Any, table: str, create: str) -> str:
+    return hashlib.sha256(repr(all_versions(conn, table, create)).encode()).hexdigest()
 
 
 def _content_digest(conn: Any, table: str) -> str:

@@ -11,8 +11,23 @@ import pytest
 from snapkeep.engines.mysql import backup_lock, ranges
 from snapkeep.engines.mysql.backup_lock import Server, plan_for
 from snapkeep.engines.mysql.dump import columns_sql, select_rows_sql
-from snapkeep.engines.mysql.encoding import Column, codec_for, decode_line, encode_row, encode_rows
-from snapkeep.engines.mysql.ranges import KeyColumn, range_conditions, split_points
+from snapkeep.engines.mysql.encoding import (
+    PERIOD,
+    Column,
+    codec_for,
+    decode_line,
+    encode_row,
+    encode_rows,
+    load_clause,
+)
+from snapkeep.engines.mysql.ranges import KeyColumn, range_conditions, select_sql, split_points
+from snapkeep.engines.mysql.schema import (
+    ROW_TABLE_TYPES,
+    holds_rows,
+    is_table,
+    rows_of,
+    untaken_kind,
+)
 
 
 @pytest.mark.parametrize("version, mariadb, numbers", [
@@ -211,3 +226,28 @@ def test_encode_rows_is_encode_row_for_every_byte():
     assert encoded == b"".join(encode_row(r) for r in rows)
     assert [decode_line(line) for line in encoded.split(b"\n")[:-1]] == rows
     assert encode_rows([]) == b""
+
+
+def test_a_versioned_part_reads_every_row_version_with_its_period_columns():
+    cols = [Column("id", codec_for("int")), Column("ROW_START", PERIOD),
+            Column("ROW_END", PERIOD)]
+    sql = select_sql("t", [c.select_expr() for c in cols], ["id", "ROW_END"], "`id` >= 5",
+                     all_versions=True)
+    assert sql == ("SELECT `id`, `ROW_START`, `ROW_END` FROM `t` FOR SYSTEM_TIME ALL "
+                   "WHERE `id` >= 5 ORDER BY `id`, `ROW_END`")
+    assert load_clause(cols) == "(`id`, `ROW_START`, `ROW_END`)"
+    assert Column.from_json(["ROW_END", "period"]) == Column("ROW_END", PERIOD)
+
+
+def test_every_table_kind_and_engine_is_either_dumped_or_named():
+    for kind in ROW_TABLE_TYPES:
+        assert holds_rows(kind) and is_table(kind) and untaken_kind("t", kind) is None
+    assert is_table("SEQUENCE") and not holds_rows("SEQUENCE")
+    assert untaken_kind("v", "VIEW") is None
+    assert untaken_kind("x", "SOME NEW KIND").startswith("warning: `x` is a SOME NEW KIND")
+    assert rows_of("t", "InnoDB") == (True, None)
+    take, note = rows_of("fed", "FEDERATED")
+    assert not take and note.startswith("warning: table `fed`") and "another server" in note
+    assert rows_of("m", "MRG_MyISAM") == (False, None)
+    take, note = rows_of("n", "NEWENGINE")
+    assert take and note.startswith("warning: table `n` uses the storage engine NEWENGINE")

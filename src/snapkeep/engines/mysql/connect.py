@@ -269,12 +269,14 @@ def database_exists(conn: Connection, name: str) -> bool:
 
 def estimate_size(target: MySQLTarget) -> int:
     """Bytes of table data (information_schema ``DATA_LENGTH``) for progress totals."""
+    from snapkeep.engines.mysql.schema import ROW_TABLE_TYPES  # schema imports this module
+
     conn = connect(target, doing="estimating the database size")
     try:
         with errors_as(target, "estimating the database size"):
             rows = query(conn, "SELECT COALESCE(SUM(DATA_LENGTH), 0) FROM information_schema.TABLES"
-                               " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
-                         (target.database,))
+                               " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN %s",
+                         (target.database, ROW_TABLE_TYPES))
         return int(rows[0][0])
     finally:
         conn.close()

@@ -40,6 +40,16 @@ order-independent digest of the table's lines as stored, summed over its parts
 restore checks the lines it feeds against it, and ``verify.table_digests`` recomputes it
 from a restored copy.
 
+Added keys (any format; older readers ignore them or refuse): a system-versioned table
+(``TABLE_TYPE`` ``SYSTEM VERSIONED``) has ``"system_time": {"start", "end", "history"}``
+(its period columns; ``history`` false when versioned by transaction id, whose history
+cannot be restored and is not dumped). With ``history``, its parts hold every row
+version (``FOR SYSTEM_TIME ALL``) and ``columns`` ends with the two period columns in the
+codec ``period``, unknown to older snapkeeps, which therefore refuse such a snapshot
+rather than restore its history as current rows (``versioning.py``). A table whose engine
+keeps its rows elsewhere (FEDERATED…, see ``schema.py``) has ``"columns": []`` and no
+parts. Which table kinds and engines are dumped is decided in ``schema.py``.
+
 How rows are read: where the C row pump is built (``_rowpump.c``, with mysqlclient), every
 part is a plain SELECT of the columns, fetched and encoded as ``escaped`` lines in C with
 the GIL released; that costs the server no more than serving ``mariadb-dump``. Without
@@ -61,7 +71,7 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql import schema
+from snapkeep.engines.mysql import schema, versioning
 from snapkeep.engines.mysql.backup_lock import LOCK_SESSION, LockPlan, Server, plan_for
 from snapkeep.engines.mysql.connect import (
     ER_SPECIFIC_ACCESS_DENIED,
@@ -77,7 +87,7 @@ from snapkeep.engines.mysql.connect import (
     stream_driver,
 )
 from snapkeep.engines.mysql.digest import table_digest
-from snapkeep.engines.mysql.encoding import QUOTED, Column, codec_for, quoted_line_expr
+from snapkeep.engines.mysql.encoding import PERIOD, QUOTED, Column, codec_for, quoted_line_expr
 from snapkeep.engines.mysql.ranges import (
     KeyColumn,
     key_columns,
@@ -122,7 +132,7 @@ def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
     try:
         with errors_as(target, "holding writes"):
             tables = [n for n, kind, _, _ in schema.list_tables(conn, target.database)
-                      if kind == "BASE TABLE"]
+                      if schema.holds_rows(kind)]
         if not tables:
             yield
             return
@@ -223,11 +233,12 @@ class _Dump:
                   "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,))}
         tables: list[dict[str, Any]] = []
         for name, kind, engine, auto_inc in listed:
-            if kind == "BASE TABLE":
-                tables.append({"name": name, "engine": engine,
-                               "create": schema.table_ddl(conn, name), "auto_increment": auto_inc,
-                               "columns": [c.to_json() for c in columns.get(name, [])],
-                               "order_by": pks.get(name, [])})
+            warning = schema.untaken_kind(name, kind)
+            if warning:
+                self.reporter.log(warning)
+            elif schema.holds_rows(kind):
+                tables.append(self._table(name, kind, engine, auto_inc, columns.get(name, []),
+                                          pks.get(name, [])))
         estimates = {t["name"]: stats.get(t["name"], (0, 0, 0))[0] for t in tables}
         self.reporter.add_total(sum(estimates.values()))
 
@@ -309,6 +320,30 @@ class _Dump:
             "routines": objects["routines"], "events": objects["events"], "size_bytes": stored,
             "writes_held_seconds": round(held, 6), "backup_lock": lock_name,
         }
+
+    def _table(self, name: str, kind: str, engine: str | None, auto_inc: int | None,
+               columns: list[Column], pk: list[str]) -> dict[str, Any]:
+        """A table's description; its columns are those whose rows are dumped (none when
+        its engine keeps them elsewhere, see ``schema.rows_of``)."""
+        assert self.conn is not None
+        create = schema.table_ddl(self.conn, name)
+        take, note = schema.rows_of(name, engine)
+        if note:
+            self.reporter.log(note)
+        t: dict[str, Any] = {"name": name, "engine": engine, "create": create,
+                             "auto_increment": auto_inc}
+        if kind == versioning.TYPE:
+            period = versioning.read(self.conn, self.target.database, name, create)
+            t["system_time"] = period.to_json()
+            if not period.history:
+                self.reporter.log(versioning.transaction_warning(name))
+            elif take:
+                columns = [*columns, Column(period.start, PERIOD), Column(period.end, PERIOD)]
+                if pk and period.end not in pk:  # implicit: ROW_END is in the key, unlisted
+                    pk = [*pk, period.end]
+        t["columns"] = [c.to_json() for c in columns] if take else []
+        t["order_by"] = pk
+        return t
 
     @property
     def pumps(self) -> bool:
@@ -424,11 +459,13 @@ class _Dump:
     def _part(self, t: dict[str, Any], index: int, condition: str, estimate: int) -> Part:
         """Part ``index`` of table ``t``: the rows matching ``condition`` ("" for all)."""
         cols = [Column.from_json(c) for c in t["columns"]]
+        every = bool((t.get("system_time") or {}).get("history"))
         escaped = select_sql(t["name"], [c.select_expr() for c in cols], t["order_by"],
-                             condition)
+                             condition, all_versions=every)
         if self.fmt < 3 or self.pumps:
             return Part(t["name"], index, escaped, estimate)
-        quoted = select_sql(t["name"], [quoted_line_expr(cols)], t["order_by"], condition)
+        quoted = select_sql(t["name"], [quoted_line_expr(cols)], t["order_by"], condition,
+                            all_versions=every)
         return Part(t["name"], index, quoted, estimate, encoding=QUOTED, fallback_sql=escaped)
 
 

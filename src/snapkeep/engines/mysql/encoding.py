@@ -15,6 +15,9 @@ A few need a *codec* (an expression on the way out, a ``SET`` on the way in):
 - ``enum``/``set``: leave as their index/bitmask (``col + 0``) so an invalid ENUM value
   (index 0, shown as ``''``) and a real ``''`` member, or numeric-looking members, stay
   apart; stored back with ``CAST(@v AS UNSIGNED)``.
+- ``period``: a system-versioned table's ROW START/END column, travelling as ``plain``
+  (its text form); the codec of its own makes a snapkeep that predates it refuse the
+  description instead of loading history rows as current ones (``versioning.py``).
 Generated columns are not dumped (the server recomputes them); invisible columns are
 named explicitly so they are.
 
@@ -47,7 +50,8 @@ BIT = "bit"
 INDEX = "index"  # ENUM and SET
 TEXT = "text"  # plugin types (UUID, INET6, INET4): binary input would mean their packed form
 STRING = "string"  # format 3: a string/binary/JSON/spatial column, quoted in the line
-CODECS = (PLAIN, FLOAT, BIT, INDEX, TEXT, STRING)
+PERIOD = "period"  # a system-versioned table's ROW START/END column (``versioning.py``)
+CODECS = (PLAIN, FLOAT, BIT, INDEX, TEXT, STRING, PERIOD)
 
 ESCAPED = "escaped"
 QUOTED = "quoted"
@@ -139,7 +143,7 @@ def load_clause(columns: list[Column]) -> str:
     targets: list[str] = []
     sets: list[str] = []
     for i, col in enumerate(columns):
-        if col.codec in (PLAIN, STRING):
+        if col.codec in (PLAIN, STRING, PERIOD):
             targets.append(quote_ident(col.name))
             continue
         var = f"@v{i}"

@@ -18,6 +18,12 @@ counts, ``SHOW CREATE`` of every object):
    and events, each in its saved session context (``export_objects.py``); the database
    comment; the session put back, and a last comment line marking a complete script.
 
+A system-versioned table's rows are every version with its period columns named in the
+INSERTs; the script then sets ``system_versioning_insert_history = 1`` after its header,
+so a server older than MariaDB 10.11 stops at that line (unknown variable) instead of
+loading the history as current rows. A server whose ``secure_timestamp`` forbids it
+ignores the given periods with a warning only: load such a script where it is ``NO``.
+
 Rows stream from the repository chunk by chunk (each hash-checked as it is read:
 ``IntegrityError`` propagates), so memory stays bounded by a chunk, a statement and the
 longest row, whatever the table sizes. Progress is reported in stored row bytes, as a
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
+from snapkeep.engines.mysql import versioning
 from snapkeep.engines.mysql.connect import quote_ident
 from snapkeep.engines.mysql.ddl import split_create_table
 from snapkeep.engines.mysql.encoding import QUOTED, STRING, TEXT, Column
@@ -71,6 +78,12 @@ _FOOTER = (
     b"COLLATION_CONNECTION=@OLD_COLLATION_CONNECTION;\n")
 
 
+# Rows of system-versioned tables carry their exact ROW_START/ROW_END (``versioning.py``).
+_HISTORY_ON = (b"SET @OLD_SYSTEM_VERSIONING_INSERT_HISTORY=@@SYSTEM_VERSIONING_INSERT_HISTORY, "
+               b"SYSTEM_VERSIONING_INSERT_HISTORY=1;\n")
+_HISTORY_OFF = b"SET SYSTEM_VERSIONING_INSERT_HISTORY=@OLD_SYSTEM_VERSIONING_INSERT_HISTORY;\n"
+
+
 def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
                reporter: Reporter) -> None:
     """Write the snapshot's database (its manifest description, ``dump.py``) to ``out`` as
@@ -92,6 +105,9 @@ def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
               "-- Load it into an empty database with the mariadb or mysql client, e.g.\n"
               "--   zstd -dc database.sql.zst | mariadb new_database\n\n".encode())
     out.write(_HEADER.encode())
+    history = bool(versioning.with_history(tables))
+    if history:  # an older server stops the script here (unknown variable), loudly
+        out.write(_HISTORY_ON)
     out.write(alter_database(d["charset"], d["collation"]))
     splits = {t["name"]: split_create_table(t["name"], t["create"]) for t in tables}
     for t in tables:
@@ -119,7 +135,7 @@ def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
         out.write(statement(sql))
     for statements in create_objects(d):
         out.write(statements)
-    out.write(_FOOTER + COMPLETE)
+    out.write((_HISTORY_OFF if history else b"") + _FOOTER + COMPLETE)
     if longest > CLIENT_PACKET_BYTES:
         reporter.log(f"warning: the longest INSERT statement has {longest >> 20} MiB (a row "
                      f"that long): load the script with mariadb --max-allowed-packet="

@@ -187,9 +187,14 @@ def range_conditions(key: KeyColumn, points: Iterable[bytes]) -> Iterator[str]:
 
 
 def select_sql(table: str, select_exprs: Sequence[str], order_by: Sequence[str],
-               condition: str = "") -> str:
-    """The SELECT of one part: its columns, its range, in primary-key order."""
+               condition: str = "", *, all_versions: bool = False) -> str:
+    """The SELECT of one part: its columns, its range, in primary-key order;
+    ``all_versions``: a system-versioned table's history rows too (``FOR SYSTEM_TIME
+    ALL``; the split points come from its current rows, but the parts are open at both
+    ends, so they cover every version all the same)."""
     sql = "SELECT " + ", ".join(select_exprs) + " FROM " + quote_ident(table)
+    if all_versions:
+        sql += " FOR SYSTEM_TIME ALL"
     if condition:
         sql += " WHERE " + condition
     if order_by:

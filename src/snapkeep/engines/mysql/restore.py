@@ -93,8 +93,7 @@ def _drop_db(conn: Connection, name: str) -> None:
 
 
 def _tables(conn: Connection, db: str) -> list[str]:
-    return [n for n, kind, _, _ in schema.list_tables(conn, db)
-            if kind in ("BASE TABLE", "SEQUENCE")]
+    return [n for n, kind, _, _ in schema.list_tables(conn, db) if schema.is_table(kind)]
 
 
 def _rename(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> None:

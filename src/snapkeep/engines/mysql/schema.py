@@ -4,6 +4,29 @@ Every function takes an open connection whose default database is the one descri
 so the server prints references to its own objects unqualified and the DDL can be
 replayed into a database of another name. Results must be in utf8mb4
 (``character_set_results``); values may arrive as bytes (raw connection) or str.
+
+**Which tables are in a snapshot** — decided here, once, for every kind the server lists
+(``information_schema.TABLES``); nothing is left out without a ``warning:`` line on the
+activity naming it:
+
+- ``TABLE_TYPE`` ``BASE TABLE`` and ``SYSTEM VERSIONED`` (``ROW_TABLE_TYPES``): DDL and
+  rows. A system-versioned table keeps its history rows and exact period values
+  (``versioning.py``), except one versioned by transaction id: its current rows only,
+  with a warning (MariaDB cannot write transaction ids back).
+- ``VIEW`` and ``SEQUENCE``: their definitions (and a sequence's next value).
+- ``TEMPORARY``: a temporary table belongs to the session that made it and ends with it;
+  the dump's own sessions cannot see another session's, so none is ever listed here.
+- any other ``TABLE_TYPE`` (none on MariaDB 10.11 for a user database): not in the
+  snapshot, with a warning naming it.
+
+By engine (``rows_of``), for tables that hold rows: InnoDB, MyISAM, Aria, MEMORY, CSV,
+ARCHIVE and the other local engines in ``LOCAL_ENGINES`` are dumped whole. FEDERATED,
+CONNECT and SPIDER tables hold rows that live on another server: their DDL is kept, their
+rows are not taken (a restore must not write them into the remote table), with a
+warning. BLACKHOLE keeps no rows by nature, and a MERGE (``MRG_MyISAM``) table's rows
+are those of the MyISAM tables it merges, which are dumped themselves: DDL only, no
+warning. An engine not named here is dumped like a local one, with a warning that
+snapkeep does not know it.
 """
 
 from __future__ import annotations
@@ -31,8 +54,54 @@ def _show_create(conn: Connection, kind: str, name: str) -> tuple[Any, ...]:
     return query_text(conn, f"SHOW CREATE {kind} {quote_ident(name)}")[0]
 
 
+# Table kinds whose rows a snapshot holds, and the kinds kept as definitions only.
+ROW_TABLE_TYPES = ("BASE TABLE", "SYSTEM VERSIONED")
+DEFINITION_TYPES = ("VIEW", "SEQUENCE")
+TEMPORARY_TYPE = "TEMPORARY"
+
+LOCAL_ENGINES = frozenset(["innodb", "xtradb", "myisam", "aria", "memory", "heap", "csv",
+                           "archive", "rocksdb", "tokudb", "columnstore"])
+REMOTE_ENGINES = frozenset(["federated", "connect", "spider"])
+NO_ROW_ENGINES = frozenset(["blackhole", "mrg_myisam", "merge"])
+
+
+def holds_rows(kind: str) -> bool:
+    """Whether a ``TABLE_TYPE`` is a table whose rows a snapshot holds."""
+    return kind in ROW_TABLE_TYPES
+
+
+def is_table(kind: str) -> bool:
+    """A table or a sequence: what ``RENAME TABLE`` moves between databases."""
+    return kind in ROW_TABLE_TYPES or kind == "SEQUENCE"
+
+
+def rows_of(name: str, engine: str | None) -> tuple[bool, str | None]:
+    """Whether the dump takes the rows of a table with this engine, and the warning to log
+    (None: nothing to say). See the module docstring for each decision."""
+    e = (engine or "").lower()
+    table = quote_ident(name)
+    if e in LOCAL_ENGINES:
+        return True, None
+    if e in REMOTE_ENGINES:
+        return False, (f"warning: table {table} is {engine}: its rows live on another server "
+                       f"and are not part of the snapshot (its definition is)")
+    if e in NO_ROW_ENGINES:
+        return False, None
+    return True, (f"warning: table {table} uses the storage engine {engine or 'unknown'}, "
+                  f"which snapkeep does not know: its rows are dumped as for a local table; "
+                  f"check that a restore brings them back")
+
+
+def untaken_kind(name: str, kind: str) -> str | None:
+    """The warning for a listed object of a kind the snapshot does not hold (None: held)."""
+    if holds_rows(kind) or kind in DEFINITION_TYPES:
+        return None
+    return (f"warning: {quote_ident(name)} is a {kind}, which snapkeep does not dump: it is "
+            f"not part of the snapshot")
+
+
 def list_tables(conn: Connection, db: str) -> list[tuple[str, str, str | None, int | None]]:
-    """(name, type, engine, auto_increment) of base tables, sequences and views, by name."""
+    """(name, type, engine, auto_increment) of every table, sequence and view, by name."""
     rows = query_text(conn, "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, AUTO_INCREMENT "
                             "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
                             "ORDER BY TABLE_NAME", (db,))

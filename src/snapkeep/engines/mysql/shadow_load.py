@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
+from snapkeep.engines.mysql import versioning
 from snapkeep.engines.mysql.connect import (
     Connection,
     connect,
@@ -85,6 +86,7 @@ class ShadowLoader:
         self._busy: dict[int, str] = {}  # connection thread id -> "load"/"ddl" while running
         self._lock = threading.Lock()
         self.digests_checked = 0  # tables whose fed lines matched their recorded digest
+        self._history = False  # the sessions write history rows (``versioning.py``)
 
     def _conn(self) -> Connection:
         conn = getattr(self._local, "conn", None)
@@ -92,6 +94,8 @@ class ShadowLoader:
             conn = connect(self.r.target, database=self.r.shadow, local_infile=True,
                            doing="restoring the database")
             query(conn, LOAD_SESSION)
+            if self._history:
+                query(conn, versioning.HISTORY_SESSION)
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -131,6 +135,11 @@ class ShadowLoader:
                     time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
 
     def run(self, tables: list[dict[str, Any]], splits: dict[str, SplitTable]) -> None:
+        history = versioning.with_history(tables)
+        if history:  # refused here, before any row is loaded, if the server cannot
+            with errors_as(self.r.target, "restoring the database"):
+                versioning.require_history_insert(self.r._conn, history)
+            self._history = True
         remaining = {t["name"]: 0 for t in tables}
         loaded = {t["name"]: 0 for t in tables}
         fed: dict[str, list[tuple[str, Loaded]]] = {t["name"]: [] for t in tables}

@@ -65,13 +65,15 @@ def table_digests(target: MySQLTarget, description: dict[str, Any], reporter: Re
             columns = dumped_columns(conn, db, Server.parse(version), quoted=True)
     finally:
         conn.close()
-    jobs: queue.Queue[tuple[str, list[Column], str]] = queue.Queue()
+    jobs: queue.Queue[tuple[str, list[Column], str, bool]] = queue.Queue()
     for name in found:
         table = recorded.get(name)
         cols = ([Column.from_json(c) for c in table["columns"]] if table is not None
                 else columns.get(name, []))
         digest = (table or {}).get("digest") or {}
-        jobs.put((name, cols, digest.get("encoding", ESCAPED)))
+        # a system-versioned table's digest covers every row version, as dumped
+        every = bool(((table or {}).get("system_time") or {}).get("history"))
+        jobs.put((name, cols, digest.get("encoding", ESCAPED), every))
     out: dict[str, dict[str, Any]] = {}
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -87,10 +89,10 @@ def table_digests(target: MySQLTarget, description: dict[str, Any], reporter: Re
             reader.execute("SET SESSION character_set_results = binary")
             while True:
                 try:
-                    name, cols, encoding = jobs.get_nowait()
+                    name, cols, encoding, every = jobs.get_nowait()
                 except queue.Empty:
                     return
-                result = _digest_table(reader, name, cols, encoding)
+                result = _digest_table(reader, name, cols, encoding, every)
                 with lock:
                     out[name] = result
         except BaseException as e:  # noqa: BLE001 - raised by the calling thread
@@ -112,16 +114,17 @@ def table_digests(target: MySQLTarget, description: dict[str, Any], reporter: Re
     return dict(sorted(out.items()))
 
 
-def _digest_table(reader: StreamReader, name: str, columns: list[Column], encoding: str
-                  ) -> dict[str, Any]:
-    """One table's digest, read in ``encoding`` (``mixed``: counted in escaped lines)."""
+def _digest_table(reader: StreamReader, name: str, columns: list[Column], encoding: str,
+                  all_versions: bool = False) -> dict[str, Any]:
+    """One table's digest, read in ``encoding`` (``mixed``: counted in escaped lines);
+    ``all_versions``: a system-versioned table's history rows too."""
     read_as = QUOTED if encoding == QUOTED else ESCAPED
     digest = LineDigest(read_as)
     if not columns:
         return _result(encoding, digest)
     exprs = ([quoted_line_expr(columns)] if read_as == QUOTED else
              [c.select_expr() for c in columns])
-    sql = select_sql(name, exprs, [])
+    sql = select_sql(name, exprs, [], all_versions=all_versions)
     try:
         if read_as == ESCAPED and reader.pumps:
             for _ in reader.pump(sql, PUMP_BLOCK, digest.impl):
