@@ -10,7 +10,6 @@ exactly when every entry is identical (``digest``).
 """
 
 from snapkeep.engines.volumes.digest import recorded_digest, tree_digest
-
 from snapkeep.engines.volumes.export import export_tar, extract_tar
 from snapkeep.engines.volumes.restore import prepare_restore
 from snapkeep.engines.volumes.swap import (
