@@ -125,6 +125,8 @@ class EnvironmentConfig:
     # run after a snapshot of *another* environment is restored here (e.g. anonymise
     # customer e-mails, reset base URLs); a failing one fails the activity
     post_restore: tuple[str, ...] = ()
+    # cron (UTC) of scheduled restore drills of the newest snapshot (services/drill.py)
+    verify: str | None = None
 
     def mount_path(self, mount: str) -> Path:
         return self.root / mount
@@ -271,6 +273,7 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
             retention=_retention(env.get("retention", {}), f"{ew}.retention"),
             hooks=_hooks(env.get("hooks", {}), f"{ew}.hooks"),
             post_restore=_commands(env.get("post_restore", []), ew, "post_restore"),
+            verify=_str(env, "verify", ew) if "verify" in env else None,
         )
     return ProjectConfig(path=path, id=pid, plan=plan, repository=repo,
                          restore_window_days=window, environments=envs,
