@@ -3,7 +3,8 @@
 Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection``,
 ``estimate_size``, ``hold_writes``, ``dump_database``, ``prepare_restore`` →
 ``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
-``export_sql`` (a portable SQL script of a snapshot's database).
+``export_sql`` (a portable SQL script of a snapshot's database), ``table_digests`` and
+``compare_digests`` (a restored copy's row digests against the recorded ones, ``verify.py``).
 """
 
 from snapkeep.engines.mysql.connect import check_connection, estimate_size
@@ -11,15 +12,18 @@ from snapkeep.engines.mysql.dump import dump_database, hold_writes
 from snapkeep.engines.mysql.export import export_sql
 from snapkeep.engines.mysql.restore import PreparedRestore, cleanup_leftovers, prepare_restore
 from snapkeep.engines.mysql.target import MySQLTarget
+from snapkeep.engines.mysql.verify import compare_digests, table_digests
 
 __all__ = [
     "MySQLTarget",
     "PreparedRestore",
     "check_connection",
     "cleanup_leftovers",
+    "compare_digests",
     "dump_database",
     "estimate_size",
     "export_sql",
     "hold_writes",
     "prepare_restore",
+    "table_digests",
 ]

@@ -8,17 +8,284 @@
  * worker runs beside the other workers' chunking, hashing and compression, and the
  * server only sends its plain text form (no per-row CONCAT/QUOTE to compute).
  *
- * Python API (wrapped by rowpump.py):
- *   RowStream(connection, sql: bytes)   runs the SELECT with mysql_use_result
+ * It also computes the row digests of digest.py: each line (without its LF) hashed with
+ * XXH64 (Yann Collet's public xxHash algorithm, written here from its specification) under
+ * two seeds, each summed modulo 2^64 — an order-independent 128-bit digest of a stream of
+ * lines, computed while the line is still in the cache.
+ *
+ * Python API (wrapped by connect.StreamReader and digest.py):
+ *   RowStream(connection, sql: bytes, digest=None)  runs the SELECT with mysql_use_result;
+ *                                       every line read is added to ``digest`` (a LineDigest)
  *   .read(limit: int) -> (bytes, rows)  whole lines, about ``limit`` bytes (b"" at the end)
  *   .close()                            frees the result (reading and dropping the rest)
+ *   LineDigest(quoted=False)            the digest of a stream of ``escaped`` (or ``quoted``)
+ *   .update(data)                       lines, split like LOAD DATA splits them, the data
+ *                                       cut anywhere (a partial line waits for the rest)
+ *   .result() -> (rows, sum0, sum1, pending)  pending: bytes of an unfinished last line
+ *   xxh64(data, seed=0) -> int          one XXH64 hash (for tests)
  * Server and client errors raise ``Error(errno, message)``.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <mysql.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* -- XXH64 (from the xxHash specification) and the line digest -------------------------- */
+
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+#define P4 0x85EBCA77C2B2AE63ULL
+#define P5 0x27D4EB2F165667C5ULL
+#define SEED1 0x9E3779B97F4A7C15ULL /* the second seed of a line's pair of hashes */
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline uint64_t read64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline uint64_t read32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+static inline uint64_t xround(uint64_t acc, uint64_t input)
+{
+    acc += input * P2;
+    return rotl64(acc, 31) * P1;
+}
+
+static inline uint64_t xmerge(uint64_t h, uint64_t v)
+{
+    h ^= xround(0, v);
+    return h * P1 + P4;
+}
+
+static inline uint64_t xtail(uint64_t h, const unsigned char *p, size_t left)
+{
+    for (; left >= 8; left -= 8, p += 8)
+        h = rotl64(h ^ xround(0, read64(p)), 27) * P1 + P4;
+    if (left >= 4) {
+        h = rotl64(h ^ (read32(p) * P1), 23) * P2 + P3;
+        p += 4;
+        left -= 4;
+    }
+    for (; left; left--, p++)
+        h = rotl64(h ^ (*p * P5), 11) * P1;
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    h *= P3;
+    return h ^ (h >> 32);
+}
+
+/* XXH64 of p[0..len) under seeds a and b at once (one pass over the data). */
+static void xxh64_pair(const unsigned char *p, size_t len, uint64_t a, uint64_t b,
+                       uint64_t *ha, uint64_t *hb)
+{
+    const unsigned char *end = p + len;
+    uint64_t h, g;
+    if (len >= 32) {
+        uint64_t v1 = a + P1 + P2, v2 = a + P2, v3 = a, v4 = a - P1;
+        uint64_t w1 = b + P1 + P2, w2 = b + P2, w3 = b, w4 = b - P1;
+        for (; p + 32 <= end; p += 32) {
+            uint64_t x1 = read64(p), x2 = read64(p + 8), x3 = read64(p + 16),
+                     x4 = read64(p + 24);
+            v1 = xround(v1, x1); w1 = xround(w1, x1);
+            v2 = xround(v2, x2); w2 = xround(w2, x2);
+            v3 = xround(v3, x3); w3 = xround(w3, x3);
+            v4 = xround(v4, x4); w4 = xround(w4, x4);
+        }
+        h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        g = rotl64(w1, 1) + rotl64(w2, 7) + rotl64(w3, 12) + rotl64(w4, 18);
+        h = xmerge(xmerge(xmerge(xmerge(h, v1), v2), v3), v4);
+        g = xmerge(xmerge(xmerge(xmerge(g, w1), w2), w3), w4);
+    } else {
+        h = a + P5;
+        g = b + P5;
+    }
+    *ha = xtail(h + len, p, (size_t)(end - p));
+    *hb = xtail(g + len, p, (size_t)(end - p));
+}
+
+typedef struct {
+    PyObject_HEAD
+    int quoted;           /* lines of the quoted encoding: LF inside '…' does not end one */
+    uint64_t sum0, sum1;  /* the sums of the lines' hashes under seeds 0 and SEED1 */
+    unsigned long long rows;
+    char *carry;          /* the unfinished last line of the data so far */
+    size_t carry_len, carry_cap;
+    int in_quotes, escape_next, field_start;  /* quoted-encoding state at the carry's end */
+} LineDigest;
+
+static inline void digest_line(LineDigest *d, const unsigned char *p, size_t len)
+{
+    uint64_t a, b;
+    xxh64_pair(p, len, 0, SEED1, &a, &b);
+    d->sum0 += a;
+    d->sum1 += b;
+    d->rows++;
+}
+
+static int carry_append(LineDigest *d, const unsigned char *p, size_t len)
+{
+    if (d->carry_len + len > d->carry_cap) {
+        size_t cap = d->carry_cap ? d->carry_cap : 1 << 12;
+        while (cap < d->carry_len + len)
+            cap *= 2;
+        char *c = realloc(d->carry, cap);
+        if (c == NULL)
+            return -1;
+        d->carry = c;
+        d->carry_cap = cap;
+    }
+    memcpy(d->carry + d->carry_len, p, len);
+    d->carry_len += len;
+    return 0;
+}
+
+/* The offset of the LF ending the line that continues at p (the scan state carried across
+ * calls), or -1 when the data ends inside the line. */
+static Py_ssize_t line_end(LineDigest *d, const unsigned char *p, size_t len)
+{
+    if (!d->quoted) {
+        const unsigned char *nl = memchr(p, '\n', len);
+        return nl ? nl - p : -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        if (d->in_quotes) {
+            if (d->escape_next)
+                d->escape_next = 0;
+            else if (c == '\\')
+                d->escape_next = 1;
+            else if (c == '\'')
+                d->in_quotes = 0;
+            continue;
+        }
+        if (c == '\n') {
+            d->field_start = 1;
+            return (Py_ssize_t)i;
+        }
+        if (c == '\'' && d->field_start)
+            d->in_quotes = 1;
+        d->field_start = c == '\t';
+    }
+    return -1;
+}
+
+static int digest_update(LineDigest *d, const unsigned char *p, size_t len)
+{
+    while (len) {
+        Py_ssize_t nl = line_end(d, p, len);
+        if (nl < 0)
+            return carry_append(d, p, len);
+        if (d->carry_len) {
+            if (carry_append(d, p, (size_t)nl) < 0)
+                return -1;
+            digest_line(d, (const unsigned char *)d->carry, d->carry_len);
+            d->carry_len = 0;
+        } else {
+            digest_line(d, p, (size_t)nl);
+        }
+        p += nl + 1;
+        len -= (size_t)nl + 1;
+    }
+    return 0;
+}
+
+static int LineDigest_init(LineDigest *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"quoted", NULL};
+    int quoted = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p", kwlist, &quoted))
+        return -1;
+    self->quoted = quoted;
+    self->sum0 = self->sum1 = 0;
+    self->rows = 0;
+    self->carry_len = 0;
+    self->in_quotes = self->escape_next = 0;
+    self->field_start = 1;
+    return 0;
+}
+
+static PyObject *LineDigest_update(LineDigest *self, PyObject *args)
+{
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*", &data))
+        return NULL;
+    int rc;
+    if (data.len >= 1 << 14) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = digest_update(self, data.buf, (size_t)data.len);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = digest_update(self, data.buf, (size_t)data.len);
+    }
+    PyBuffer_Release(&data);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *LineDigest_result(LineDigest *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(KKKn)", self->rows, (unsigned long long)self->sum0,
+                         (unsigned long long)self->sum1, (Py_ssize_t)self->carry_len);
+}
+
+static void LineDigest_dealloc(LineDigest *self)
+{
+    free(self->carry);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef LineDigest_methods[] = {
+    {"update", (PyCFunction)LineDigest_update, METH_VARARGS,
+     "update(data): add the lines ended in data (a partial last line waits for the rest)"},
+    {"result", (PyCFunction)LineDigest_result, METH_NOARGS,
+     "result() -> (rows, sum0, sum1, pending bytes of an unfinished line)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LineDigestType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "snapkeep.engines.mysql._rowpump.LineDigest",
+    .tp_basicsize = sizeof(LineDigest),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The order-independent digest of a stream of encoded lines (see digest.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)LineDigest_init,
+    .tp_dealloc = (destructor)LineDigest_dealloc,
+    .tp_methods = LineDigest_methods,
+};
+
+static PyObject *py_xxh64(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"data", "seed", NULL};
+    Py_buffer data;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|K", kwlist, &data, &seed))
+        return NULL;
+    uint64_t h, unused;
+    xxh64_pair(data.buf, (size_t)data.len, seed, seed, &h, &unused);
+    PyBuffer_Release(&data);
+    return PyLong_FromUnsignedLongLong(h);
+}
 
 static PyObject *RowPumpError;
 
@@ -33,6 +300,7 @@ typedef struct {
     char *buf;
     size_t cap;
     int finished;
+    LineDigest *digest;  /* every line read is added to it, or NULL */
 } RowStream;
 
 static int grow(RowStream *s, size_t need)
@@ -72,11 +340,16 @@ static MYSQL *native_handle(PyObject *conn)
 
 static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"connection", "sql", NULL};
-    PyObject *conn;
+    static char *kwlist[] = {"connection", "sql", "digest", NULL};
+    PyObject *conn, *digest = Py_None;
     Py_buffer sql;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*", kwlist, &conn, &sql))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*|O", kwlist, &conn, &sql, &digest))
         return -1;
+    if (digest != Py_None && !PyObject_TypeCheck(digest, &LineDigestType)) {
+        PyBuffer_Release(&sql);
+        PyErr_SetString(PyExc_TypeError, "digest must be a LineDigest or None");
+        return -1;
+    }
     MYSQL *mysql = native_handle(conn);
     if (mysql == NULL) {
         PyBuffer_Release(&sql);
@@ -96,6 +369,9 @@ static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
     }
     Py_INCREF(conn);
     Py_XSETREF(self->conn, conn);
+    if (digest != Py_None)
+        Py_INCREF(digest);
+    Py_XSETREF(self->digest, digest != Py_None ? (LineDigest *)digest : NULL);
     self->mysql = mysql;
     self->res = res;
     self->finished = 0;
@@ -135,6 +411,9 @@ static int encode_row(RowStream *s, MYSQL_ROW row, const unsigned long *lengths,
         memcpy(p, f + start, length - start);
         p += length - start;
     }
+    if (s->digest != NULL)
+        digest_line(s->digest, (const unsigned char *)s->buf + *len,
+                    (size_t)(p - s->buf) - *len);
     *p++ = '\n';
     *len = (size_t)(p - s->buf);
     return 0;
@@ -192,6 +471,7 @@ static PyObject *RowStream_close(RowStream *self, PyObject *Py_UNUSED(ignored))
 {
     release(self);
     Py_CLEAR(self->conn);
+    Py_CLEAR(self->digest);
     Py_RETURN_NONE;
 }
 
@@ -199,6 +479,7 @@ static void RowStream_dealloc(RowStream *self)
 {
     release(self);
     Py_CLEAR(self->conn);
+    Py_CLEAR(self->digest);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -222,9 +503,16 @@ static PyTypeObject RowStreamType = {
     .tp_methods = RowStream_methods,
 };
 
+static PyMethodDef module_methods[] = {
+    {"xxh64", (PyCFunction)(void (*)(void))py_xxh64, METH_VARARGS | METH_KEYWORDS,
+     "xxh64(data, seed=0) -> int: the XXH64 hash of data"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_rowpump",
-    "Rows of a SELECT as the dump's escaped lines, fetched and encoded in C.", -1, NULL,
+    "Rows of a SELECT as the dump's escaped lines, fetched and encoded in C.", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__rowpump(void)
@@ -234,14 +522,15 @@ PyMODINIT_FUNC PyInit__rowpump(void)
     ESCAPE['\n'] = 'n';
     ESCAPE['\r'] = 'r';
     ESCAPE['\0'] = '0';
-    if (PyType_Ready(&RowStreamType) < 0)
+    if (PyType_Ready(&RowStreamType) < 0 || PyType_Ready(&LineDigestType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     RowPumpError = PyErr_NewException("snapkeep.engines.mysql._rowpump.Error", NULL, NULL);
     if (PyModule_AddObjectRef(m, "Error", RowPumpError) < 0
-        || PyModule_AddObjectRef(m, "RowStream", (PyObject *)&RowStreamType) < 0) {
+        || PyModule_AddObjectRef(m, "RowStream", (PyObject *)&RowStreamType) < 0
+        || PyModule_AddObjectRef(m, "LineDigest", (PyObject *)&LineDigestType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -205,11 +205,12 @@ class StreamReader:
         """Whether ``pump`` can run here: a mysqlclient connection and the built row pump."""
         return self.is_mysqldb and _rowpump is not None
 
-    def pump(self, sql: str, block: int) -> Iterator[tuple[bytes, int]]:
+    def pump(self, sql: str, block: int, digest: Any = None) -> Iterator[tuple[bytes, int]]:
         """The rows of one SELECT as ``escaped``-encoding lines (encoding.py), fetched and
         encoded in C with the GIL released: blocks of whole lines of about ``block`` bytes,
-        each with its row count. Only where ``pumps``."""
-        stream = _rowpump.RowStream(self.conn, sql.encode("utf-8"))
+        each with its row count; every line is also added to ``digest`` (a
+        ``_rowpump.LineDigest``, see digest.py) if given. Only where ``pumps``."""
+        stream = _rowpump.RowStream(self.conn, sql.encode("utf-8"), digest)
         try:
             while True:
                 data, rows = stream.read(block)

@@ -29,10 +29,16 @@ Description format 3 (format 2 had every part in the ``escaped`` encoding and no
      "comment", "sql_mode", "size_bytes", "writes_held_seconds", "backup_lock",
      "tables": [{"name", "engine", "create", "auto_increment", "columns": [[name, codec]],
                  "order_by": [pk columns], "row_count": n,
-                 "parts": [{BlobRef json..., "encoding": "quoted" | "escaped"}, ...]}],
+                 "parts": [{BlobRef json..., "encoding": "quoted" | "escaped"}, ...],
+                 "digest": {"algorithm": "xxh64x2", "encoding", "rows": n, "sum": hex}}],
      "sequences", "views", "triggers", "routines", "events"}
 
 Parts are contiguous primary-key ranges in PK order; an empty table has no parts.
+``digest`` (any format; absent from snapshots made before it existed) is the
+order-independent digest of the table's lines as stored, summed over its parts
+(``digest.py``, which also gives the form of a table whose parts mixed encodings): every
+restore checks the lines it feeds against it, and ``verify.table_digests`` recomputes it
+from a restored copy.
 
 How rows are read: where the C row pump is built (``_rowpump.c``, with mysqlclient), every
 part is a plain SELECT of the columns, fetched and encoded as ``escaped`` lines in C with
@@ -70,6 +76,7 @@ from snapkeep.engines.mysql.connect import (
     quote_ident,
     stream_driver,
 )
+from snapkeep.engines.mysql.digest import table_digest
 from snapkeep.engines.mysql.encoding import QUOTED, Column, codec_for, quoted_line_expr
 from snapkeep.engines.mysql.ranges import (
     KeyColumn,
@@ -280,6 +287,8 @@ class _Dump:
         for t in tables:
             refs = [p.ref for p in parts[t["name"]] if p.ref is not None]
             t["row_count"] = sum(p.rows for p in parts[t["name"]])
+            t["digest"] = table_digest([(p.encoding, p.digest) for p in parts[t["name"]]
+                                        if p.digest is not None])
             total_rows += t["row_count"]
             stored += sum(r.size for r in refs)
             if self.fmt == 1:

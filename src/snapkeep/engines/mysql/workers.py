@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snapkeep.engines.mysql.connect import StreamReader
+from snapkeep.engines.mysql.digest import LineDigest, Sum
 from snapkeep.engines.mysql.encoding import ESCAPED, QUOTED, encode_rows, join_lines
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
@@ -40,6 +41,7 @@ class Part:
     fallback_sql: str | None = None  # the escaped-encoding SELECT, when a line is too long
     ref: BlobRef | None = None
     rows: int = 0
+    digest: Sum | None = None  # of the lines stored (digest.py), in ``encoding``
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -156,27 +158,29 @@ class WorkerPool:
     # -- one part ------------------------------------------------------------------------------
 
     def _dump(self, reader: StreamReader, part: Part) -> None:
-        ref, rows = self._stream(reader, part, part.sql, part.encoding)
+        ref, rows, digest = self._stream(reader, part, part.sql, part.encoding)
         if ref is None:  # a quoted line exceeded max_allowed_packet
             assert part.fallback_sql is not None
             self._reporter.log(f"table {part.table} part {part.index}: a row is longer than "
                                "the server's max_allowed_packet as one line; reading that "
                                "part field by field")
             part.encoding = ESCAPED
-            ref, rows = self._stream(reader, part, part.fallback_sql, ESCAPED)
+            ref, rows, digest = self._stream(reader, part, part.fallback_sql, ESCAPED)
         assert ref is not None
-        part.ref, part.rows = ref, rows
+        part.ref, part.rows, part.digest = ref, rows, digest
         part.done.set()
 
     def _stream(self, reader: StreamReader, part: Part, sql: str, encoding: str
-                ) -> tuple[BlobRef | None, int]:
-        """Stream ``sql``'s rows into a new blob; (None, 0) if a quoted line came back
-        NULL (the rest of the result is read and dropped, the blob abandoned)."""
+                ) -> tuple[BlobRef | None, int, Sum]:
+        """Stream ``sql``'s rows into a new blob and digest its lines; (None, 0, _) if a
+        quoted line came back NULL (the rest of the result is read and dropped, the blob
+        abandoned)."""
         writer = self._blob_writer()
+        digest = LineDigest(encoding)
         rows = 0
         advanced = 0
         overflow = False
-        for data, count in _blocks(reader, sql, encoding):
+        for data, count in _blocks(reader, sql, encoding, digest):
             if self._stop.is_set():
                 raise _Stopped
             if overflow:
@@ -190,9 +194,9 @@ class WorkerPool:
             self._reporter.advance(step)
             advanced += step
         if overflow:
-            return None, 0
+            return None, 0, Sum()
         self._reporter.advance(part.estimate - advanced)
-        return writer.close(), rows
+        return writer.close(), rows, digest.sum()
 
     def close(self) -> None:
         """Stop and close every connection (also those of workers that failed)."""
@@ -206,12 +210,16 @@ class WorkerPool:
             reader.close()
 
 
-def _blocks(reader: StreamReader, sql: str, encoding: str
+def _blocks(reader: StreamReader, sql: str, encoding: str, digest: LineDigest
             ) -> Iterator[tuple[bytes | None, int]]:
-    """Encoded blocks of ``sql``'s rows with their row counts; ``(None, n)`` for a quoted
-    batch holding a NULL line. Escaped lines come from the C row pump where it runs."""
-    if encoding == ESCAPED and reader.pumps:
-        yield from reader.pump(sql, PUMP_BLOCK)
+    """Encoded blocks of ``sql``'s rows with their row counts, each line added to
+    ``digest``; ``(None, n)`` for a quoted batch holding a NULL line. Escaped lines come
+    from the C row pump where it runs (which digests them as it encodes them)."""
+    if encoding == ESCAPED and reader.pumps:  # then digest.impl is the C LineDigest
+        yield from reader.pump(sql, PUMP_BLOCK, digest.impl)
         return
     for batch in reader.stream(sql, FETCH_ROWS):
-        yield (join_lines(batch) if encoding == QUOTED else encode_rows(batch)), len(batch)
+        data = join_lines(batch) if encoding == QUOTED else encode_rows(batch)
+        if data:
+            digest.update(data)
+        yield data, len(batch)

@@ -1,0 +1,212 @@
+"""Row digests (``digest.py``): recorded by the dump per table on the stream it already
+reads, the same whatever the thread count, part cut or reading path; checked by every
+restore before its cut-over; recomputed from a restored copy by ``table_digests``."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from snapkeep.engines.mysql import (
+    compare_digests,
+    dump_database,
+    prepare_restore,
+    ranges,
+    table_digests,
+)
+from snapkeep.engines.mysql.digest import by_encoding
+from snapkeep.errors import IntegrityError
+from tests.helpers.dbstate import assert_same, db_state, load_sql_file, target_for
+from tests.helpers.recording import Recorder
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+
+def run(conn, *statements: str) -> None:
+    with conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+
+
+def digests(d: dict) -> dict[str, dict]:
+    return {t["name"]: t["digest"] for t in d["tables"]}
+
+
+def parts(d: dict, name: str) -> int:
+    return len(next(t for t in d["tables"] if t["name"] == name)["parts"])
+
+
+@pytest.fixture
+def shop(mariadb, fresh_db):
+    """The type-coverage schema, a table big enough to be cut into parts, one without a
+    key (duplicate rows included) and an empty one."""
+    load_sql_file(mariadb, fresh_db, SQL_DIR / "type_coverage.sql")
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(20), b BLOB) ENGINE=InnoDB",
+        "INSERT INTO big SELECT seq * 3, CONCAT('v', seq), IF(seq % 7, UNHEX(HEX(seq)), NULL) "
+        "FROM seq_1_to_5000",
+        "CREATE TABLE nokey (v INT, s TEXT) ENGINE=InnoDB",
+        "INSERT INTO nokey SELECT seq % 3, IF(seq % 2, 'x\\ty', NULL) FROM seq_1_to_3000",
+        "CREATE TABLE empty (id INT PRIMARY KEY) ENGINE=InnoDB")
+    return conn
+
+
+def small_parts(monkeypatch, rows: int) -> None:
+    monkeypatch.setattr(ranges, "MIN_PART_ROWS", rows)
+    monkeypatch.setattr(ranges, "MAX_PART_ROWS", rows)
+
+
+# -- at snapshot time ---------------------------------------------------------------------------
+
+def test_digests_do_not_depend_on_threads_or_the_cut_into_parts(
+        mariadb, fresh_db, repo, shop, monkeypatch):
+    target = target_for(mariadb, fresh_db)
+    one = dump_database(target, repo, Recorder(), threads=1)
+    small_parts(monkeypatch, 700)
+    four = dump_database(target, repo, Recorder(), threads=4)
+    assert parts(one, "big") == 1 and parts(four, "big") > 3
+    assert digests(one) == digests(four)
+    for t in one["tables"]:
+        assert t["digest"]["rows"] == t["row_count"]
+        assert t["digest"]["algorithm"] == "xxh64x2" and t["digest"]["encoding"] == "escaped"
+    assert digests(one)["big"]["rows"] == 5000 and digests(one)["nokey"]["rows"] == 3000
+    assert digests(one)["empty"] == {"algorithm": "xxh64x2", "encoding": "escaped", "rows": 0,
+                                     "sum": "0" * 32}
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_the_pump_and_the_python_paths_give_the_same_digests(
+        mariadb, fresh_db, repo, shop, monkeypatch, fmt):
+    target = target_for(mariadb, fresh_db)
+    pumped = dump_database(target, repo, Recorder(), threads=2)
+    small_parts(monkeypatch, 1000)
+    python = dump_database(target, repo, Recorder(), threads=3, fmt=fmt, use_pump=False)
+    if fmt == 2:  # escaped lines encoded in Python: the pump's lines, the pump's digest
+        assert digests(python) == digests(pumped)
+        return
+    # quoted lines composed by the server: another encoding, the same counts, other sums
+    # where a line holds a string (a table of numbers only has the same lines in both)
+    for name, d in digests(python).items():
+        assert d["encoding"] == "quoted" and d["rows"] == digests(pumped)[name]["rows"]
+    for name in ("big", "nokey"):
+        assert digests(python)[name]["sum"] != digests(pumped)[name]["sum"]
+    again = dump_database(target, repo, Recorder(), threads=1, fmt=3, use_pump=False)
+    assert digests(again) == digests(python)
+
+
+@pytest.mark.parametrize("use_pump", [True, False])
+def test_null_empty_the_word_null_and_binary_values_digest_differently(
+        mariadb, fresh_db, repo, use_pump):
+    conn = mariadb.connect(fresh_db)
+    values = ["NULL", "''", "'NULL'", "'\\\\N'", "X'00'", "X'5C'", "'N'", "X'0A'", "X'09'"]
+    for i, v in enumerate(values):
+        run(conn, f"CREATE TABLE t{i} (id INT PRIMARY KEY, v VARBINARY(10))",
+            f"INSERT INTO t{i} VALUES (1, {v})")
+    d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2,
+                      use_pump=use_pump)
+    sums = [digests(d)[f"t{i}"]["sum"] for i in range(len(values))]
+    assert len(set(sums)) == len(values)
+
+
+# -- the drill's recomputation -------------------------------------------------------------------
+
+def test_table_digests_of_a_restored_copy_equal_the_recorded_ones(
+        mariadb, fresh_db, repo, shop, monkeypatch):
+    small_parts(monkeypatch, 1000)
+    target = target_for(mariadb, fresh_db)
+    for use_pump in (True, False):
+        d = dump_database(target, repo, Recorder(), threads=3, use_pump=use_pump)
+        found = table_digests(target, d, Recorder(), threads=2)
+        assert set(found) == set(digests(d))
+        for name, want in digests(d).items():
+            assert {k: found[name][k] for k in want} == want
+        assert compare_digests(d, found) == []
+
+
+def test_compare_digests_names_a_changed_row_and_missing_tables(
+        mariadb, fresh_db, repo, shop):
+    target = target_for(mariadb, fresh_db)
+    d = dump_database(target, repo, Recorder(), threads=2)
+    run(shop, "UPDATE big SET v = 'changed' WHERE id = 300", "DROP TABLE empty",
+        "CREATE TABLE extra (id INT)")
+    problems = compare_digests(d, table_digests(target, d, Recorder()))
+    assert len(problems) == 3, problems
+    assert any("`big`: the rows differ" in p for p in problems)
+    assert any("`empty`: in the snapshot but missing" in p for p in problems)
+    assert any("`extra`: in the restored copy but not in the snapshot" in p for p in problems)
+    run(shop, "DROP TABLE extra", "CREATE TABLE empty (id INT PRIMARY KEY) ENGINE=InnoDB",
+        "UPDATE big SET v = 'v100' WHERE id = 300", "DELETE FROM nokey LIMIT 1")
+    problems = compare_digests(d, table_digests(target, d, Recorder()))
+    assert problems == ["table `nokey`: 2999 rows in the restored copy, 3000 in the snapshot"]
+    old = copy.deepcopy(d)
+    for t in old["tables"]:
+        del t["digest"]
+    problems = compare_digests(old, table_digests(target, old, Recorder()))
+    assert len(problems) == len(old["tables"])
+    assert all("not verifiable (snapshot predates digests)" in p for p in problems)
+
+
+# -- at restore time -------------------------------------------------------------------------------
+
+def _restore(target, d, repo) -> None:
+    prepared = prepare_restore(target, d, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+
+
+def test_a_restore_checks_the_digests_and_restores_when_they_match(
+        mariadb, fresh_db, repo, shop, monkeypatch):
+    small_parts(monkeypatch, 1000)
+    target = target_for(mariadb, fresh_db)
+    before = db_state(shop, fresh_db)
+    d = dump_database(target, repo, Recorder(), threads=3)
+    run(shop, "DELETE FROM big WHERE id < 900")
+    log = Recorder()
+    prepared = prepare_restore(target, d, repo, log)
+    prepared.swap()
+    prepared.finish()
+    assert_same(db_state(shop, fresh_db), before)
+    assert any("row digests of" in line and "match" in line for line in log.lines), log.lines
+
+
+@pytest.mark.parametrize("damage", ["sum", "rows", "encoding"])
+def test_a_restore_with_a_tampered_digest_refuses_and_leaves_the_live_database(
+        mariadb, fresh_db, repo, shop, damage):
+    target = target_for(mariadb, fresh_db)
+    d = dump_database(target, repo, Recorder(), threads=2)
+    run(shop, "DELETE FROM big WHERE id < 900", "UPDATE nokey SET v = 7")
+    live = db_state(shop, fresh_db)
+    big = next(t for t in d["tables"] if t["name"] == "big")
+    if damage == "sum":
+        s = big["digest"]["sum"]
+        big["digest"]["sum"] = s[:-1] + ("0" if s[-1] != "0" else "1")
+    elif damage == "rows":
+        big["digest"]["rows"] += 1
+    else:
+        big["digest"]["encoding"] = "quoted"
+    with pytest.raises(IntegrityError) as err:
+        prepare_restore(target, d, repo, Recorder())
+    assert "`big`" in str(err.value)
+    assert_same(db_state(shop, fresh_db), live)
+    assert mariadb.connect().cursor().execute(
+        "SHOW DATABASES LIKE '%shadow%'") == 0
+
+
+def test_a_snapshot_without_digests_still_restores(mariadb, fresh_db, repo, shop):
+    target = target_for(mariadb, fresh_db)
+    before = db_state(shop, fresh_db)
+    d = dump_database(target, repo, Recorder(), threads=2)
+    for t in d["tables"]:
+        del t["digest"]
+    run(shop, "DELETE FROM big WHERE id < 900")
+    _restore(target, d, repo)
+    assert_same(db_state(shop, fresh_db), before)
+
+
+def test_mixed_encodings_are_recorded_per_encoding(mariadb, fresh_db, repo, shop):
+    d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=1)
+    big = next(t for t in d["tables"] if t["name"] == "big")
+    assert by_encoding(big["digest"]) == {"escaped": {"rows": 5000,
+                                                      "sum": big["digest"]["sum"]}}
