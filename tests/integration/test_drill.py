@@ -107,6 +107,37 @@ def test_a_drill_passes_and_the_listing_shows_it_verified(tmp_path):
     assert any("mount pub/media: restored and verified identical" in m for m in log)
 
 
+def test_a_drill_of_a_database_verifies_every_tables_rows_and_touches_nothing_live(
+        tmp_path, mariadb, shop):
+    p = Project(tmp_path, mariadb.url(shop))
+    sid = p.backup()
+    live_db, live_mounts = state(mariadb, shop), p.mounts()
+    a = operations.start_drill(p.ctx, p.env, sid)
+    assert a.result == "success"
+    log = p.log(a.id)
+    tables = len(p.ctx.repository.load_snapshot(sid).services["database"]["tables"])
+    assert any(f"rows of its {tables} tables verified identical" in m for m in log), log
+    assert any(f"`{shop}__skdrill_" in m for m in log)  # restored beside the live one
+    row = p.ctx.catalog.get_snapshot(sid)
+    assert row.verified_ok is True and row.verified_at is not None
+    assert state(mariadb, shop) == live_db and p.mounts() == live_mounts
+    assert p.drills_left() == [] and scratch_dbs(mariadb, shop) == set()
+
+
+def test_a_drill_finds_a_table_whose_recorded_rows_differ(tmp_path, mariadb, shop):
+    p = Project(tmp_path, mariadb.url(shop))
+    sid = p.backup()
+    repo = p.ctx.repository
+    data = json.loads(repo.load_snapshot(sid).to_json())
+    t = next(t for t in data["services"]["database"]["tables"] if t["name"] == "sales_order")
+    t["digest"]["rows"] += 1
+    repo._put_manifest(SnapshotManifest.from_json(json.dumps(data).encode()))
+    with pytest.raises(IntegrityError, match="sales_order"):
+        operations.start_drill(p.ctx, p.env, sid)
+    assert p.ctx.catalog.get_snapshot(sid).verified_ok is False
+    assert p.drills_left() == [] and scratch_dbs(mariadb, shop) == set()
+
+
 def _tamper_digest(p: Project, sid: str, mount: str) -> None:
     """Real damage to what the snapshot recorded: its manifest rewritten (sealed with the
     repository's key, as a writer with the key could) with one hex digit of the mount's
