@@ -27,6 +27,8 @@ from snapkeep.policy.schedules import (
 from snapkeep.services.context import Context
 
 PLAN_CREATOR = "the pro plan"
+VERIFY = "verify"  # origin of a schedule of restore drills (an environment's `verify` key)
+VERIFY_CREATOR = "snapkeep.toml"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class ScheduleInfo:
 
     @property
     def mode(self) -> str:
+        if self.origin == VERIFY:
+            return "restore drill"
         return "live" if self.live else "consistent"
 
     def to_json(self) -> dict:
@@ -98,6 +102,39 @@ def ensure_plan_schedules(ctx: Context, at: datetime | None = None) -> list[Sche
     return created
 
 
+def verify_schedule_id(environment: str) -> str:
+    return "verify-" + hashlib.sha256(environment.encode()).hexdigest()[:16]
+
+
+def ensure_verify_schedules(ctx: Context, at: datetime | None = None) -> list[ScheduleInfo]:
+    """Make the schedules of restore drills match the environments' ``verify`` keys (cron,
+    UTC): one per environment that has one, none for the others. Idempotent, like
+    ``ensure_plan_schedules``; the scheduler starts a drill of the environment's newest
+    snapshot when one is due (``scheduler.tick``)."""
+    at = at or now()
+    have = {s.environment: s for s in ctx.catalog.list_schedules(origin=VERIFY)}
+    created: list[ScheduleInfo] = []
+    for env in ctx.config.environments.values():
+        current = have.pop(env.name, None)
+        if env.verify is None:
+            if current is not None:
+                ctx.catalog.delete_schedule(current.id)
+            continue
+        cron = validate_cron(env.verify)
+        if current is not None and current.cron == cron:
+            continue
+        if current is not None:
+            ctx.catalog.delete_schedule(current.id)
+        row = Schedule(id=verify_schedule_id(env.name), environment=env.name, cron=cron,
+                       live=False, origin=VERIFY, created_at=at, created_by=VERIFY_CREATOR,
+                       last_run_at=None, next_run_at=next_run(cron, at))
+        if ctx.catalog.add_schedule(row):
+            created.append(_info(row))
+    for stale in have.values():
+        ctx.catalog.delete_schedule(stale.id)
+    return created
+
+
 def add_schedule(ctx: Context, env: EnvironmentConfig, cron: str, *, live: bool = False,
                  at: datetime | None = None) -> ScheduleInfo:
     """A new user schedule of automated backups of ``env`` (cron in UTC)."""
@@ -127,6 +164,7 @@ def list_schedules(ctx: Context, environment: EnvironmentConfig | None = None
     if environment is not None:
         require_schedule_role(ctx.actor, environment.name, manage=False)
     ensure_plan_schedules(ctx)
+    ensure_verify_schedules(ctx)
     rows = ctx.catalog.list_schedules(environment.name if environment else None)
     return [_info(s) for s in rows if ctx.actor.role_on(s.environment) is not None]
 
@@ -143,5 +181,10 @@ def delete_schedule(ctx: Context, schedule_id: str) -> ScheduleInfo:
             f"comes from the project's Pro plan (staging and production environments are "
             f"backed up automatically) and cannot be deleted. You can add schedules with "
             f"`snapkeep schedule:add {row.environment} CRON`.")
+    if row.origin == VERIFY:
+        raise PolicyError(
+            f"schedule {schedule_id} runs the restore drills of {row.environment} set by "
+            f"`verify = \"{row.cron}\"` in its [environments.{row.environment}] table of "
+            f"snapkeep.toml; remove or change that key instead")
     ctx.catalog.delete_schedule(schedule_id)
     return _info(row)
