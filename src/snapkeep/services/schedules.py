@@ -9,13 +9,14 @@ by ``ensure_plan_schedules``; they cannot be deleted, only added to.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from snapkeep.catalog import Schedule
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import NotFoundError, PolicyError
+from snapkeep.errors import NotFoundError, PolicyError, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy.schedules import (
     next_run,
@@ -25,6 +26,8 @@ from snapkeep.policy.schedules import (
     validate_cron,
 )
 from snapkeep.services.context import Context
+
+log = logging.getLogger("snapkeep.schedules")
 
 PLAN_CREATOR = "the pro plan"
 VERIFY = "verify"  # origin of a schedule of restore drills (an environment's `verify` key)
@@ -120,7 +123,15 @@ def ensure_verify_schedules(ctx: Context, at: datetime | None = None) -> list[Sc
             if current is not None:
                 ctx.catalog.delete_schedule(current.id)
             continue
-        cron = validate_cron(env.verify)
+        try:
+            cron = validate_cron(env.verify)
+        except UsageError as e:  # a bad key must not stop the other schedules
+            log.warning("environment %s: `verify = %r` in snapkeep.toml is not a valid cron "
+                        "expression (%s); no restore drills are scheduled", env.name,
+                        env.verify, e)
+            if current is not None:
+                ctx.catalog.delete_schedule(current.id)
+            continue
         if current is not None and current.cron == cron:
             continue
         if current is not None:
