@@ -17,7 +17,9 @@ from snapkeep.engines.mysql import (
     table_digests,
 )
 from snapkeep.engines.mysql.digest import by_encoding
+from snapkeep.engines.mysql.names import shadow_name
 from snapkeep.errors import IntegrityError
+from snapkeep.repository import BlobRef
 from tests.helpers.dbstate import assert_same, db_state, load_sql_file, target_for
 from tests.helpers.recording import Recorder
 
@@ -191,7 +193,45 @@ def test_a_restore_with_a_tampered_digest_refuses_and_leaves_the_live_database(
     assert "`big`" in str(err.value)
     assert_same(db_state(shop, fresh_db), live)
     assert mariadb.connect().cursor().execute(
-        "SHOW DATABASES LIKE '%shadow%'") == 0
+        f"SHOW DATABASES LIKE '{shadow_name(fresh_db)}'") == 0
+
+
+def _rewrite_part(repo, d: dict, name: str, change) -> None:
+    """Store ``change(lines)`` of table ``name``'s first part as a new blob in its place:
+    rows that differ from the ones the digest was taken of, in a sound blob."""
+    table = next(t for t in d["tables"] if t["name"] == name)
+    part = table["parts"][0]
+    lines = repo.read_blob(BlobRef.from_json(part)).split(b"\n")[:-1]
+    writer = repo.blob_writer()
+    writer.write(b"".join(line + b"\n" for line in change(lines)))
+    part.update(writer.close().to_json())
+
+
+def test_rows_changed_after_the_digest_was_taken_are_refused(mariadb, fresh_db, repo, shop):
+    target = target_for(mariadb, fresh_db)
+    d = dump_database(target, repo, Recorder(), threads=2)
+    _rewrite_part(repo, d, "big", lambda lines: [lines[0].replace(b"\tv1\t", b"\tv9\t"),
+                                                 *lines[1:]])
+    run(shop, "DELETE FROM big WHERE id < 900")
+    live = db_state(shop, fresh_db)
+    with pytest.raises(IntegrityError, match=r"`big`.*digest of the escaped lines"):
+        prepare_restore(target, d, repo, Recorder())
+    assert_same(db_state(shop, fresh_db), live)
+
+
+def test_a_load_whose_fields_went_out_of_step_is_refused_without_a_digest(
+        mariadb, fresh_db, repo, shop):
+    target = target_for(mariadb, fresh_db)
+    d = dump_database(target, repo, Recorder(), threads=2)
+    for t in d["tables"]:
+        del t["digest"]
+    # one line loses its last field: the server fills in the column and warns (1261)
+    _rewrite_part(repo, d, "big", lambda lines: [lines[0].rsplit(b"\t", 1)[0], *lines[1:]])
+    run(shop, "DELETE FROM big WHERE id < 900")
+    live = db_state(shop, fresh_db)
+    with pytest.raises(IntegrityError, match=r"`big`.*changed values while loading: 1261"):
+        prepare_restore(target, d, repo, Recorder())
+    assert_same(db_state(shop, fresh_db), live)
 
 
 def test_a_snapshot_without_digests_still_restores(mariadb, fresh_db, repo, shop):

@@ -259,8 +259,8 @@ def test_a_failing_worker_closes_every_connection_and_releases_the_lock(
     calls = [0]
     real_blocks = workers._blocks
 
-    def failing_blocks(reader, sql, encoding):
-        for block in real_blocks(reader, sql, encoding):
+    def failing_blocks(reader, sql, encoding, *rest):
+        for block in real_blocks(reader, sql, encoding, *rest):
             calls[0] += 1
             if calls[0] == 3:
                 raise pymysql.OperationalError(1205, "injected failure")

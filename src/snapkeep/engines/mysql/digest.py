@@ -200,3 +200,22 @@ def by_encoding(digest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if digest.get("encoding") == MIXED:
         return dict(digest.get("encodings", {}))
     return {digest["encoding"]: {"rows": digest["rows"], "sum": digest["sum"]}}
+
+
+def mismatch(recorded: dict[str, Any], found: dict[str, Sum]) -> str | None:
+    """What differs between a recorded digest and the sums of lines found per encoding
+    (None: identical). Encodings with no rows on either side do not count."""
+    if recorded.get("algorithm") != ALGORITHM:
+        return f"its digest algorithm {recorded.get('algorithm')!r} is unknown here"
+    want = {e: v for e, v in by_encoding(recorded).items() if v["rows"]}
+    got = {e: s for e, s in found.items() if s.rows}
+    if set(want) != set(got):
+        return (f"rows in {'/'.join(sorted(got)) or 'no'} lines, the digest was recorded "
+                f"over {'/'.join(sorted(want)) or 'no'} lines")
+    for encoding, w in sorted(want.items()):
+        s = got[encoding]
+        if s.rows != w["rows"]:
+            return f"{s.rows} {encoding} lines, the digest has {w['rows']}"
+        if s.hex != w["sum"]:
+            return f"digest of the {encoding} lines {s.hex}, recorded {w['sum']}"
+    return None

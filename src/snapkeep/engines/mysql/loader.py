@@ -5,18 +5,25 @@ thread fills straight from the blob (each chunk hash-checked on read), so nothin
 copied to disk. If the feeder fails (damaged repository), the pipe closes early, the
 server sees a short file, and ``load_rows`` raises the feeder's error: the partial
 table lives only in the shadow database, which the caller then drops.
+
+The feeder also digests the lines it feeds (``digest.py``, in C with the GIL released),
+and ``load_rows`` returns them with what the server says it did with them (records,
+skipped, warnings), for the shadow load's check against the recorded digest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pymysql.converters import escape_string
 
-from snapkeep.engines.mysql.connect import Connection, quote_ident
+from snapkeep.engines.mysql.connect import Connection, query, quote_ident
+from snapkeep.engines.mysql.digest import LineDigest, Sum
 from snapkeep.engines.mysql.encoding import ESCAPED, LOAD_FORMATS, Column, load_clause
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef, Repository
@@ -26,15 +33,33 @@ class Stopped(Exception):
     """A parallel load was stopped because another stream failed."""
 
 
+_INFO = re.compile(rb"Records:\s*(\d+)\s+Deleted:\s*(\d+)\s+Skipped:\s*(\d+)")
+
+
+@dataclass
+class Loaded:
+    """One stream loaded: the rows the server took, what it said, and the lines fed."""
+
+    rows: int = 0
+    encoding: str = ESCAPED  # of the lines fed
+    deleted: int = 0
+    skipped: int = 0
+    warnings: list[tuple[str, int, str]] = field(default_factory=list)  # level, code, text
+    warning_count: int = 0  # the server keeps the first max_error_count (64) in ``warnings``
+    fed: Sum = field(default_factory=Sum)
+    pending: int = 0  # bytes after the last LF: a line the server took but was not counted
+
+
 class _Feeder(threading.Thread):
     def __init__(self, path: Path, repo: Repository, ref: BlobRef, reporter: Reporter,
-                 stop: threading.Event | None) -> None:
+                 stop: threading.Event | None, digest: LineDigest | None = None) -> None:
         super().__init__(name=f"snapkeep-load-{path.name}", daemon=True)
         self.stop = stop
         self.path = path
         self.repo = repo
         self.ref = ref
         self.reporter = reporter
+        self.digest = digest
         self.cancelled = False
         self.error: BaseException | None = None
 
@@ -48,6 +73,8 @@ class _Feeder(threading.Thread):
                     if self.stop is not None and self.stop.is_set():
                         self.error = Stopped("the load was stopped")
                         return
+                    if self.digest is not None:
+                        self.digest.update(chunk)
                     view = memoryview(chunk)
                     while view:
                         n = pipe.write(view)
@@ -77,18 +104,20 @@ class _Feeder(threading.Thread):
 
 def load_rows(conn: Connection, database: str, table: str, columns: list[Column],
               repo: Repository, ref: BlobRef, workdir: Path, reporter: Reporter,
-              stop: threading.Event | None = None, *, encoding: str = ESCAPED) -> int:
-    """Load one stream of a table's rows; return the number of rows the server loaded.
+              stop: threading.Event | None = None, *, encoding: str = ESCAPED) -> Loaded:
+    """Load one stream of a table's rows; return what the server loaded and the digest of
+    the lines it was fed (``Loaded``).
 
     Several streams may load into one table at once (each on its own connection and
     thread). Setting ``stop`` ends the stream early (the feeder closes the pipe at the
     next chunk) and makes this raise ``Stopped``.
     """
     if ref.size == 0 or not columns:
-        return 0
+        return Loaded(encoding=encoding)
     fifo = workdir / f"rows-{threading.get_ident()}.fifo"
     os.mkfifo(fifo, 0o600)
-    feeder = _Feeder(fifo, repo, ref, reporter, stop)
+    digest = LineDigest(encoding)
+    feeder = _Feeder(fifo, repo, ref, reporter, stop, digest)
     feeder.start()
     sql = (f"LOAD DATA LOCAL INFILE '{escape_string(str(fifo))}' INTO TABLE "
            f"{quote_ident(database)}.{quote_ident(table)} {LOAD_FORMATS[encoding]} "
@@ -104,4 +133,17 @@ def load_rows(conn: Connection, database: str, table: str, columns: list[Column]
         fifo.unlink(missing_ok=True)
     if feeder.error is not None:
         raise feeder.error
-    return int(loaded)
+    result = conn._result
+    out = Loaded(rows=int(loaded), encoding=encoding, fed=digest.sum(), pending=digest.pending)
+    info = _INFO.search(getattr(result, "message", None) or b"")
+    if info:
+        out.deleted, out.skipped = int(info.group(2)), int(info.group(3))
+    out.warning_count = int(getattr(result, "warning_count", 0) or 0)
+    if out.warning_count:
+        out.warnings = [(str(_text(r[0])), int(r[1]), str(_text(r[2])))
+                        for r in query(conn, "SHOW WARNINGS")]
+    return out
+
+
+def _text(value: object) -> object:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
