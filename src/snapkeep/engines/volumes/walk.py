@@ -324,8 +324,9 @@ def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
     try:
         tree_writer = repo.blob_writer()
         for entry in walk.entries(root_fd):
-            tree_writer.write(encode_entry(entry))
-            digest.add(entry)
+            line = encode_entry(entry)
+            tree_writer.write(line)
+            digest.add_line(line)
         tree = tree_writer.close()
     finally:
         os.close(root_fd)
