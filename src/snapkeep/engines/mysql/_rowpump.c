@@ -75,22 +75,39 @@ static inline uint64_t xmerge(uint64_t h, uint64_t v)
     return h * P1 + P4;
 }
 
-static inline uint64_t xtail(uint64_t h, const unsigned char *p, size_t left)
+static inline uint64_t avalanche(uint64_t h)
 {
-    for (; left >= 8; left -= 8, p += 8)
-        h = rotl64(h ^ xround(0, read64(p)), 27) * P1 + P4;
-    if (left >= 4) {
-        h = rotl64(h ^ (read32(p) * P1), 23) * P2 + P3;
-        p += 4;
-        left -= 4;
-    }
-    for (; left; left--, p++)
-        h = rotl64(h ^ (*p * P5), 11) * P1;
     h ^= h >> 33;
     h *= P2;
     h ^= h >> 29;
     h *= P3;
     return h ^ (h >> 32);
+}
+
+/* The last len % 32 bytes into both states at once: each step's input term does not
+ * depend on the seed, so it is computed once. */
+static inline void xtail_pair(uint64_t *h, uint64_t *g, const unsigned char *p, size_t left)
+{
+    uint64_t a = *h, b = *g;
+    for (; left >= 8; left -= 8, p += 8) {
+        uint64_t k = xround(0, read64(p));
+        a = rotl64(a ^ k, 27) * P1 + P4;
+        b = rotl64(b ^ k, 27) * P1 + P4;
+    }
+    if (left >= 4) {
+        uint64_t k = read32(p) * P1;
+        a = rotl64(a ^ k, 23) * P2 + P3;
+        b = rotl64(b ^ k, 23) * P2 + P3;
+        p += 4;
+        left -= 4;
+    }
+    for (; left; left--, p++) {
+        uint64_t k = *p * P5;
+        a = rotl64(a ^ k, 11) * P1;
+        b = rotl64(b ^ k, 11) * P1;
+    }
+    *h = avalanche(a);
+    *g = avalanche(b);
 }
 
 /* XXH64 of p[0..len) under seeds a and b at once (one pass over the data). */
@@ -118,10 +135,14 @@ static void xxh64_pair(const unsigned char *p, size_t len, uint64_t a, uint64_t 
         h = a + P5;
         g = b + P5;
     }
-    *ha = xtail(h + len, p, (size_t)(end - p));
-    *hb = xtail(g + len, p, (size_t)(end - p));
+    h += len;
+    g += len;
+    xtail_pair(&h, &g, p, (size_t)(end - p));
+    *ha = h;
+    *hb = g;
 }
 
+/* Used by one thread at a time (update and RowStream.read run without the GIL). */
 typedef struct {
     PyObject_HEAD
     int quoted;           /* lines of the quoted encoding: LF inside '…' does not end one */

@@ -20,7 +20,11 @@ per encoding. As JSON::
 
 The hashing runs in C (``_rowpump.c``: inside the row pump while each line is still in
 the cache, and over blocks of lines for the other paths); without the built extension a
-pure-Python implementation of the same function is used (correct, but slow).
+pure-Python implementation of the same function is used (correct, but slow). In C it
+digests about 3 GB/s of escaped lines (0.3 ns a byte, 45 ns a 160-byte line); measured
+with ``bench/ab_mysql.py --scale 2`` (1.9 M rows, 2 threads, 9 runs each) it adds about
+0.02 s of process CPU to a dump of 0.56 s and 0.01 s to a restore's 0.26 s, with no wall
+time difference above the run-to-run noise.
 """
 
 from __future__ import annotations
