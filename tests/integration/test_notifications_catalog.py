@@ -118,7 +118,7 @@ def test_migration_0004_keeps_the_activities_of_an_older_catalog(tmp_path):
             "100, '{}', 0)"))
     engine.dispose()
     cat = Catalog.at(tmp_path)
-    assert HEAD == "0004"
+    assert HEAD >= "0004"
     a = cat.get_activity("a1")
     assert (a.state, a.warnings) == ("complete", None)
     queued(cat, a)

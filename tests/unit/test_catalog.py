@@ -54,3 +54,26 @@ def test_snapshot_listing_is_newest_first_per_environment(tmp_path):
     assert [s.id for s in cat.list_snapshots("dev")] == ["s1", "s0"]
     cat.delete_snapshot("s1")
     assert cat.snapshot_ids() == {"s0", "s2"}
+
+
+def test_migration_0005_adds_the_drill_outcome_and_a_pass_records_its_time(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(sa.text(
+            "INSERT INTO snapshots (id, environment, created_at, live, automated, size_bytes, "
+            "status) VALUES ('s1', 'dev', '2026-11-26 10:00:00', 0, 0, 5, 'complete')"))
+    engine.dispose()
+    cat = Catalog.at(tmp_path)
+    snap = cat.get_snapshot("s1")
+    assert (snap.verified_at, snap.verified_ok) == (None, None)
+    passed = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+    cat.record_drill("s1", True, passed)
+    snap = cat.get_snapshot("s1")
+    assert (snap.verified_at, snap.verified_ok) == (passed, True)
+    cat.record_drill("s1", False, datetime(2026, 12, 2, 4, 0, tzinfo=UTC))
+    snap = cat.get_snapshot("s1")
+    assert (snap.verified_at, snap.verified_ok) == (passed, False)  # the last pass, failed now

@@ -493,3 +493,21 @@ def test_a_session_never_replaces_an_existing_snapshot(tmp_path):
         s.commit(manifest())
     with repo.begin_snapshot() as s, pytest.raises(RepositoryError, match="already exists"):
         s.commit(manifest())
+
+
+def test_the_digest_writer_names_chunks_as_a_session_stores_them_and_stores_nothing(
+        repo, tmp_path):
+    data = stream(7, 3 * MiB + 4321)
+    with repo.begin_snapshot() as session:
+        stored = session.put_blob(data)
+    repo.flush()
+    before = repo_bytes(tmp_path / "repo")
+    hashed = repo.digest_writer()
+    for i in range(0, len(data), 100_000):  # other write boundaries, the same chunks
+        hashed.write(data[i:i + 100_000])
+    assert hashed.close() == stored and len(stored.chunks) > 1
+    other = repo.digest_writer()
+    other.write(stream(8, MiB))
+    assert not any(repo.has_chunk(c) for c, _ in other.close().chunks)
+    repo.flush()
+    assert repo_bytes(tmp_path / "repo") == before

@@ -47,6 +47,14 @@ class RestoreRequest(BaseModel):
                                      "database (with their triggers)")
 
 
+class VerifyRequest(BaseModel):
+    """``POST …/backups/{id}/verify``: a restore drill (the body is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threads: int | None = Field(None, ge=1, le=64, description="tables loaded in parallel")
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 class ErrorDetail(BaseModel):
@@ -63,7 +71,8 @@ class ActivityOut(BaseModel):
     id: str
     type: str = Field(description="environment.backup | environment.restore | "
                       "environment.backup.delete | environment.backup.expire | "
-                      "environment.backup.export | environment.backup.import")
+                      "environment.backup.export | environment.backup.import | "
+                      "environment.backup.verify")
     state: str = Field(description="pending | in_progress | complete | cancelled")
     result: str | None = Field(description="success | failure, once complete")
     completion_percent: int
@@ -106,6 +115,12 @@ class SnapshotOut(BaseModel):
     size_bytes: int
     added_bytes: int | None = Field(description="new bytes this snapshot stored")
     status: str
+    verified_at: datetime | None = Field(None, description="when the last restore drill of "
+                                         "it passed (`snapshot:verify --restore`); null until "
+                                         "one did")
+    verified_ok: bool | None = Field(None, description="the latest restore drill's outcome; "
+                                     "null: never drilled, or not verifiable (taken before "
+                                     "digests)")
     links: dict[str, str]
 
     @classmethod
@@ -114,8 +129,10 @@ class SnapshotOut(BaseModel):
         return cls(id=s.id, environment=s.environment, created_at=s.created_at,
                    expires_at=s.expires_at, restorable=s.restorable, live=s.live,
                    automated=s.automated, commit_id=s.commit_id, size_bytes=s.size_bytes,
-                   added_bytes=s.added_bytes, status=s.status,
-                   links={"self": base, "restore": f"{base}/restore"})
+                   added_bytes=s.added_bytes, status=s.status, verified_at=s.verified_at,
+                   verified_ok=s.verified_ok,
+                   links={"self": base, "restore": f"{base}/restore",
+                          "verify": f"{base}/verify"})
 
 
 class SnapshotDetailOut(SnapshotOut):

@@ -29,7 +29,7 @@ from snapkeep.config import CATALOG_FILE, redact_url
 from snapkeep.errors import ServiceUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0004"
+HEAD = "0005"
 MIGRATION_LOCK = 0x736E61706B656570  # pg_advisory_xact_lock key: "snapkeep"
 
 
@@ -172,6 +172,16 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
             q = q.where(Snapshot.environment == environment)
         with self.session() as s:
             return [utc(x) for x in s.scalars(q)]
+
+    def record_drill(self, snapshot_id: str, ok: bool | None, at: datetime) -> None:
+        """A restore drill's outcome: ``verified_ok`` becomes ``ok``; a pass also moves
+        ``verified_at`` to ``at`` (it stays the time of the last drill that passed)."""
+        with self.session() as s:
+            row = s.get(Snapshot, snapshot_id)
+            if row is not None:
+                row.verified_ok = ok
+                if ok:
+                    row.verified_at = at
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self.session() as s:

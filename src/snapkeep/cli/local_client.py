@@ -82,6 +82,11 @@ class LocalClient:
     def verify_snapshot(self, env: str, snapshot_id: str, reporter: Any) -> Any:
         return integrity.verify_snapshot(self.ctx, self._env(env), snapshot_id, reporter)
 
+    def drill_snapshot(self, env: str, snapshot_id: str, *, threads: int | None, wait: bool,
+                       observer: Observer | None) -> Activity:
+        return operations.start_drill(self.ctx, self._env(env), snapshot_id, threads=threads,
+                                      detach=not wait, observer=observer)
+
     def list_activities(self, env: str | None, *, limit: int) -> list[Activity]:
         name = environments.resolve(self.ctx, env).name if env else None
         return activities.list_activities(self.ctx, name, limit=limit)

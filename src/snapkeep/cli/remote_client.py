@@ -100,7 +100,8 @@ def snapshot_from_json(d: dict[str, Any]) -> SnapshotInfo:
                         expires_at=_dt(d.get("expires_at")), restorable=bool(d["restorable"]),
                         live=bool(d["live"]), automated=bool(d["automated"]),
                         commit_id=d.get("commit_id"), size_bytes=int(d["size_bytes"]),
-                        added_bytes=d.get("added_bytes"), status=d["status"])
+                        added_bytes=d.get("added_bytes"), status=d["status"],
+                        verified_at=_dt(d.get("verified_at")), verified_ok=d.get("verified_ok"))
 
 
 def _failure(a: Activity) -> SnapkeepError:
@@ -257,6 +258,13 @@ class RemoteClient:
 
     def verify_snapshot(self, env: str, snapshot_id: str, reporter: Any) -> Any:
         raise self._local_only("snapshot:verify")
+
+    def drill_snapshot(self, env: str, snapshot_id: str, *, threads: int | None, wait: bool,
+                       observer: Observer | None) -> Activity:
+        body: dict[str, Any] = {"threads": threads} if threads is not None else {}
+        a = activity_from_json(self._call(
+            "POST", self._p("environments", env, "backups", snapshot_id, "verify"), json=body))
+        return self._follow(a, observer) if wait else a
 
     def export_snapshot(self, env: str, snapshot_id: str, dest: Path, *, force: bool,
                         wait: bool, observer: Observer | None) -> Activity | None:

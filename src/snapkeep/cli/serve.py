@@ -84,6 +84,12 @@ def _queued_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, automate
     return operations.start_backup(ctx, env, live=live, automated=automated, queue=True)
 
 
+def _queued_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
+                  detach: bool) -> Activity:
+    """The scheduler's restore drills go to this server's worker threads, too."""
+    return operations.start_drill(ctx, env, snapshot_id, queue=True)
+
+
 def _web(app: FastAPI, ctx_factory: Callable[[], Context]) -> bool:
     """Mount the web console (it serves its own files) when the package is there."""
     try:
@@ -151,7 +157,8 @@ def serve(config_path, project, host, port, workers, no_scheduler,
     threads = list(pool)
     if not no_scheduler:
         sched_ctx = load().for_actor(scheduler_actor())
-        scheduler = Scheduler(sched_ctx, start_backup=_queued_backup if workers else None)
+        scheduler = Scheduler(sched_ctx, start_backup=_queued_backup if workers else None,
+                              start_drill=_queued_drill if workers else None)
         t = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         t.start()
         threads.append(t)

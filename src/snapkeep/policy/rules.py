@@ -17,6 +17,7 @@ class Action(StrEnum):
     ENVIRONMENT_MANAGE = "change the environment's status"
     SNAPSHOT_EXPORT = "export a snapshot"
     SNAPSHOT_IMPORT = "import a snapshot"
+    SNAPSHOT_VERIFY = "run a restore drill of a snapshot"
 
 
 # Environment role needed for each action (project admins may do everything).
@@ -30,6 +31,9 @@ _NEEDS = {
     Action.ACTIVITY_READ: "viewer",
     Action.SNAPSHOT_EXPORT: "admin",  # like a restore: the whole of the data leaves
     Action.SNAPSHOT_IMPORT: "admin",  # like a backup: a new snapshot of the environment
+    # like an export: the whole of the data is written out (a scratch database on the
+    # environment's server, files on its host), and it occupies the environment
+    Action.SNAPSHOT_VERIFY: "admin",
 }
 _RANK = {"viewer": 1, "contributor": 2, "admin": 3}
 

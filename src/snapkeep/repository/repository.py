@@ -41,6 +41,16 @@ AUTO_INDEX_PACKS = 32  # write an index file after this many unindexed packs
 UPLOAD_QUEUE = 2  # full packs being written in the background at once (memory bound)
 
 
+class _IdOnly:
+    """A chunk sink that only names chunks (the keyed hash), storing nothing."""
+
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
+
+    def store_chunk(self, data: bytes | memoryview, level: int = chunks.ZSTD_LEVEL) -> str:
+        return self._keys.chunk_id(data)
+
+
 class Location(NamedTuple):
     pack: str
     offset: int
@@ -451,6 +461,12 @@ class Repository(KeyManagement):
 
     def blob_writer(self, level: int = chunks.ZSTD_LEVEL) -> BlobWriter:
         return BlobWriter(self, self.chunker(), level)
+
+    def digest_writer(self) -> BlobWriter:
+        """A blob writer that stores nothing: it cuts and names chunks exactly as
+        ``blob_writer`` would, so its ``BlobRef`` equals the one storing the same bytes
+        gives (a restored file's content compared with a snapshot's, without a write)."""
+        return BlobWriter(_IdOnly(self.keys), self.chunker())
 
     def put_blob(self, data: bytes) -> BlobRef:
         w = self.blob_writer()

@@ -23,7 +23,7 @@ import threading
 from snapkeep.catalog import Activity
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import UsageError
+from snapkeep.errors import SnapkeepError, UsageError
 from snapkeep.policy import (
     Action,
     require_active,
@@ -31,7 +31,15 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
-from snapkeep.services import activities, backup, restore, retention, snapshots, transfer
+from snapkeep.services import (
+    activities,
+    backup,
+    drill,
+    restore,
+    retention,
+    snapshots,
+    transfer,
+)
 from snapkeep.services.activities import Claim
 from snapkeep.services.context import Context
 from snapkeep.services.recorder import ActivityRecorder, Observer
@@ -89,6 +97,23 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
     return go(ctx, c, detach, queue, observer)
 
 
+def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
+                detach: bool = False, observer: Observer | None = None,
+                threads: int | None = None, queue: bool = False,
+                queue_behind: bool = False) -> Activity:
+    """A restore drill of a snapshot of ``env`` (the newest without ID): restored into
+    scratch copies, verified against its digests, removed (``services/drill.py``). Needs
+    Admin on ``env``, which must be active; its live data is never touched."""
+    _check_env(ctx, env, Action.SNAPSHOT_VERIFY)
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
+    desc = f"{ctx.actor.name} ran a restore drill of backup {snap.id} of {env.name}"
+    c = activities.claim(ctx, env.name, drill.VERIFY, desc,
+                         {"snapshot_id": snap.id, "threads": threads},
+                         state=_state(detach, queue), unless_busy=not queue_behind)
+    return go(ctx, c, detach, queue, observer)
+
+
 def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
                     observer: Observer | None = None, *, queue: bool = False) -> Activity:
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
@@ -132,6 +157,16 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None, *,
     params = a.parameters or {}
 
     def work(rec: ActivityRecorder) -> str | None:
+        if a.type != drill.VERIFY:  # a drill cleans up first itself, and fails if it cannot
+            try:
+                drill.cleanup_leftovers(ctx, env, rec)
+            except SnapkeepError as e:
+                rec.log(f"could not remove a killed restore drill's scratch copies ({e}); "
+                        "the next activity tries again")
+        if a.type == drill.VERIFY:
+            manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
+            drill.drill(ctx, env, manifest, rec, threads=params.get("threads"))
+            return manifest.id
         if a.type == activities.BACKUP:
             return backup.backup(ctx, env, rec, live=bool(params.get("live")),
                                  automated=bool(params.get("automated")),

@@ -10,6 +10,9 @@ One ``tick(now)``:
 3. starts one automated backup per environment with claimed schedules (consistent
    unless all of them are live). An environment that is inactive, busy, or gone from
    snapkeep.toml is skipped with a warning: that period is not retried;
+   A due restore-drill schedule (an environment's ``verify`` key, materialised by
+   ``ensure_verify_schedules``) starts a drill of the environment's newest snapshot
+   instead, skipped the same way (and when there is no snapshot yet);
 4. applies retention to each environment at most once an hour (first on the process's
    first tick). A busy environment is retried on the next tick instead.
 
@@ -31,7 +34,7 @@ from snapkeep.policy import Actor
 from snapkeep.policy.schedules import next_run
 from snapkeep.services import operations
 from snapkeep.services.context import Context
-from snapkeep.services.schedules import ensure_plan_schedules
+from snapkeep.services.schedules import VERIFY, ensure_plan_schedules, ensure_verify_schedules
 
 log = logging.getLogger("snapkeep.scheduler")
 
@@ -52,6 +55,14 @@ class StartBackup(Protocol):
                  detach: bool) -> Activity: ...
 
 
+class StartDrill(Protocol):
+    """``operations.start_drill``'s shape: a restore drill of ``env``'s newest snapshot
+    (``snapshot_id`` None). Raises BusyError, NotFoundError (no snapshot), SnapkeepError."""
+
+    def __call__(self, ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
+                 detach: bool) -> Activity: ...
+
+
 # Deletes the snapshots the environment's retention no longer keeps (its result unused).
 Expire = Callable[[Context, EnvironmentConfig], object]
 
@@ -62,7 +73,8 @@ def _expire(ctx: Context, env: EnvironmentConfig) -> object:
 
 def tick(ctx: Context, now: datetime, start_backup: StartBackup | None = None,
          expire: Expire | None = None, *, detach: bool = True,
-         retained_at: dict[str, datetime] | None = None) -> list[str]:
+         retained_at: dict[str, datetime] | None = None,
+         start_drill: StartDrill | None = None) -> list[str]:
     """One round of the scheduler at ``now``; the ids of the activities it started.
 
     ``retained_at`` maps environment → when retention was last applied to it, carried
@@ -71,13 +83,32 @@ def tick(ctx: Context, now: datetime, start_backup: StartBackup | None = None,
     """
     start = start_backup or operations.start_backup
     ensure_plan_schedules(ctx, now)
+    ensure_verify_schedules(ctx, now)
     started: list[str] = []
     for env_name, claimed in _claim_due(ctx, now).items():
-        activity_id = _start(ctx, env_name, claimed, start, detach)
+        backups = [s for s in claimed if s.origin != VERIFY]
+        drills = [s for s in claimed if s.origin == VERIFY]
+        activity_id = _start(ctx, env_name, backups, start, detach) if backups else None
         if activity_id is not None:
             started.append(activity_id)
+        elif drills:  # one activity per environment: a backup due at once goes first
+            activity_id = _start(ctx, env_name, drills, _newest(start_drill), detach,
+                                 what="restore drill")
+            if activity_id is not None:
+                started.append(activity_id)
     _retain(ctx, now, expire or _expire, {} if retained_at is None else retained_at)
     return started
+
+
+def _newest(start_drill: StartDrill | None) -> StartBackup:
+    """A drill of the newest snapshot, started the way ``_start`` starts a backup."""
+    start = start_drill or operations.start_drill
+
+    def go(ctx: Context, env: EnvironmentConfig, *, live: bool, automated: bool,
+           detach: bool) -> Activity:
+        return start(ctx, env, None, detach=detach)
+
+    return go
 
 
 def _claim_due(ctx: Context, now: datetime) -> dict[str, list[Schedule]]:
@@ -95,7 +126,7 @@ def _claim_due(ctx: Context, now: datetime) -> dict[str, list[Schedule]]:
 
 
 def _start(ctx: Context, env_name: str, claimed: list[Schedule], start: StartBackup,
-           detach: bool) -> str | None:
+           detach: bool, what: str = "automatic backup") -> str | None:
     ids = ", ".join(s.id for s in claimed)
     env = ctx.config.environments.get(env_name)
     if env is None:
@@ -104,23 +135,23 @@ def _start(ctx: Context, env_name: str, claimed: list[Schedule], start: StartBac
         return None
     status = ctx.catalog.environment_status(env_name)
     if status != "active":
-        log.warning("schedule %s: environment %s is %s; the automatic backup is skipped",
-                    ids, env_name, status)
+        log.warning("schedule %s: environment %s is %s; the %s is skipped",
+                    ids, env_name, status, what)
         return None
     live = all(s.live for s in claimed)
     try:
         activity = start(ctx, env, live=live, automated=True, detach=detach)
     except BusyError as e:
-        log.warning("schedule %s: environment %s is busy; this automatic backup is skipped "
-                    "(%s)", ids, env_name, e)
+        log.warning("schedule %s: environment %s is busy; this %s is skipped (%s)", ids,
+                    env_name, what, e)
         return None
     except SnapkeepError as e:
-        log.warning("schedule %s: the automatic backup of %s failed: %s", ids, env_name, e)
+        log.warning("schedule %s: the %s of %s failed: %s", ids, what, env_name, e)
         return None
     except Exception:  # a bug must not stop the other environments' backups
-        log.exception("schedule %s: the automatic backup of %s failed", ids, env_name)
+        log.exception("schedule %s: the %s of %s failed", ids, what, env_name)
         return None
-    log.info("schedule %s: started automatic %s backup of %s (activity %s)", ids,
+    log.info("schedule %s: started %s (%s) of %s (activity %s)", ids, what,
              "live" if live else "consistent", env_name, activity.id)
     return activity.id
 
@@ -154,16 +185,18 @@ class Scheduler:
     """
 
     def __init__(self, ctx: Context, *, start_backup: StartBackup | None = None,
-                 expire: Expire | None = None, detach: bool = True) -> None:
+                 expire: Expire | None = None, detach: bool = True,
+                 start_drill: StartDrill | None = None) -> None:
         self.ctx = ctx
         self.start_backup = start_backup
+        self.start_drill = start_drill
         self.expire = expire
         self.detach = detach
         self.retained_at: dict[str, datetime] = {}
 
     def tick(self, now: datetime) -> list[str]:
         return tick(self.ctx, now, self.start_backup, self.expire, detach=self.detach,
-                    retained_at=self.retained_at)
+                    retained_at=self.retained_at, start_drill=self.start_drill)
 
     def run(self, stop: threading.Event, clock: Callable[[], datetime] = _utcnow,
             interval: float = 30.0) -> None:

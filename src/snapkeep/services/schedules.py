@@ -9,13 +9,14 @@ by ``ensure_plan_schedules``; they cannot be deleted, only added to.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from snapkeep.catalog import Schedule
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import NotFoundError, PolicyError
+from snapkeep.errors import NotFoundError, PolicyError, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy.schedules import (
     next_run,
@@ -26,7 +27,11 @@ from snapkeep.policy.schedules import (
 )
 from snapkeep.services.context import Context
 
+log = logging.getLogger("snapkeep.schedules")
+
 PLAN_CREATOR = "the pro plan"
+VERIFY = "verify"  # origin of a schedule of restore drills (an environment's `verify` key)
+VERIFY_CREATOR = "snapkeep.toml"
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class ScheduleInfo:
 
     @property
     def mode(self) -> str:
+        if self.origin == VERIFY:
+            return "restore drill"
         return "live" if self.live else "consistent"
 
     def to_json(self) -> dict:
@@ -98,6 +105,47 @@ def ensure_plan_schedules(ctx: Context, at: datetime | None = None) -> list[Sche
     return created
 
 
+def verify_schedule_id(environment: str) -> str:
+    return "verify-" + hashlib.sha256(environment.encode()).hexdigest()[:16]
+
+
+def ensure_verify_schedules(ctx: Context, at: datetime | None = None) -> list[ScheduleInfo]:
+    """Make the schedules of restore drills match the environments' ``verify`` keys (cron,
+    UTC): one per environment that has one, none for the others. Idempotent, like
+    ``ensure_plan_schedules``; the scheduler starts a drill of the environment's newest
+    snapshot when one is due (``scheduler.tick``)."""
+    at = at or now()
+    have = {s.environment: s for s in ctx.catalog.list_schedules(origin=VERIFY)}
+    created: list[ScheduleInfo] = []
+    for env in ctx.config.environments.values():
+        current = have.pop(env.name, None)
+        if env.verify is None:
+            if current is not None:
+                ctx.catalog.delete_schedule(current.id)
+            continue
+        try:
+            cron = validate_cron(env.verify)
+        except UsageError as e:  # a bad key must not stop the other schedules
+            log.warning("environment %s: `verify = %r` in snapkeep.toml is not a valid cron "
+                        "expression (%s); no restore drills are scheduled", env.name,
+                        env.verify, e)
+            if current is not None:
+                ctx.catalog.delete_schedule(current.id)
+            continue
+        if current is not None and current.cron == cron:
+            continue
+        if current is not None:
+            ctx.catalog.delete_schedule(current.id)
+        row = Schedule(id=verify_schedule_id(env.name), environment=env.name, cron=cron,
+                       live=False, origin=VERIFY, created_at=at, created_by=VERIFY_CREATOR,
+                       last_run_at=None, next_run_at=next_run(cron, at))
+        if ctx.catalog.add_schedule(row):
+            created.append(_info(row))
+    for stale in have.values():
+        ctx.catalog.delete_schedule(stale.id)
+    return created
+
+
 def add_schedule(ctx: Context, env: EnvironmentConfig, cron: str, *, live: bool = False,
                  at: datetime | None = None) -> ScheduleInfo:
     """A new user schedule of automated backups of ``env`` (cron in UTC)."""
@@ -127,6 +175,7 @@ def list_schedules(ctx: Context, environment: EnvironmentConfig | None = None
     if environment is not None:
         require_schedule_role(ctx.actor, environment.name, manage=False)
     ensure_plan_schedules(ctx)
+    ensure_verify_schedules(ctx)
     rows = ctx.catalog.list_schedules(environment.name if environment else None)
     return [_info(s) for s in rows if ctx.actor.role_on(s.environment) is not None]
 
@@ -143,5 +192,10 @@ def delete_schedule(ctx: Context, schedule_id: str) -> ScheduleInfo:
             f"comes from the project's Pro plan (staging and production environments are "
             f"backed up automatically) and cannot be deleted. You can add schedules with "
             f"`snapkeep schedule:add {row.environment} CRON`.")
+    if row.origin == VERIFY:
+        raise PolicyError(
+            f"schedule {schedule_id} runs the restore drills of {row.environment} set by "
+            f"`verify = \"{row.cron}\"` in its [environments.{row.environment}] table of "
+            f"snapkeep.toml; remove or change that key instead")
     ctx.catalog.delete_schedule(schedule_id)
     return _info(row)

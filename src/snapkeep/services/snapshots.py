@@ -28,6 +28,8 @@ class SnapshotInfo:
     size_bytes: int
     added_bytes: int | None
     status: str
+    verified_at: datetime | None = None  # the last restore drill that passed
+    verified_ok: bool | None = None  # the latest drill's outcome; None: none (verifiable) yet
 
     def to_json(self) -> dict:
         return {
@@ -38,6 +40,9 @@ class SnapshotInfo:
             "restorable": self.restorable, "live": self.live, "automated": self.automated,
             "commit_id": self.commit_id, "size_bytes": self.size_bytes,
             "added_bytes": self.added_bytes, "status": self.status,
+            "verified_at": self.verified_at.isoformat(timespec="seconds") if self.verified_at
+            else None,
+            "verified_ok": self.verified_ok,
         }
 
 
@@ -54,7 +59,8 @@ def _info(row: Snapshot, at: datetime) -> SnapshotInfo:
         id=row.id, environment=row.environment, created_at=row.created_at,
         expires_at=row.expires_at, restorable=is_restorable(row.status, row.expires_at, at),
         live=row.live, automated=row.automated, commit_id=row.commit_id,
-        size_bytes=row.size_bytes, added_bytes=row.added_bytes, status=row.status)
+        size_bytes=row.size_bytes, added_bytes=row.added_bytes, status=row.status,
+        verified_at=row.verified_at, verified_ok=row.verified_ok)
 
 
 def sync(ctx: Context) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, PolicyError
 from snapkeep.policy import Action, Actor, require_manual_snapshot_allowed, require_role
-from snapkeep.services import activities, environments, snapshots
+from snapkeep.services import activities, drill, environments, snapshots
 from snapkeep.services.activities import Activity, ActivityLog
 from snapkeep.services.context import Context
 from snapkeep.services.environments import EnvironmentInfo
@@ -24,6 +24,7 @@ TYPE_LABELS = {
     activities.RESTORE: "Restore",
     activities.DELETE: "Delete backup",
     activities.EXPIRE: "Expire backups",
+    drill.VERIFY: "Restore drill",
 }
 
 

@@ -16,6 +16,7 @@ from snapkeep.api.schemas import (
     RestoreRequest,
     SnapshotDetailOut,
     SnapshotOut,
+    VerifyRequest,
 )
 from snapkeep.services import operations, restore, snapshots
 from snapkeep.services.restore_scope import RestoreScope
@@ -77,6 +78,19 @@ def restore_backup(env: str, backup_id: str, ctx: ProjectContext, response: Resp
     a = operations.start_restore(ctx, environment(ctx, env), backup_id, threads=req.threads,
                                  queue=True, scope=scope,
                                  target=environment(ctx, req.target) if req.target else None)
+    return _accepted(response, ActivityOut.of(a, ctx.config.id))
+
+
+@router.post("/{backup_id}/verify", response_model=ActivityOut,
+             status_code=status.HTTP_202_ACCEPTED, responses=_QUEUED)
+def verify_backup(env: str, backup_id: str, ctx: ProjectContext, response: Response,
+                  body: VerifyRequest | None = Body(None)) -> ActivityOut:  # noqa: B008
+    """Queue a restore drill of the snapshot (needs Admin): restored into a scratch
+    database and directory, compared with its digests, removed; the outcome becomes the
+    snapshot's ``verified_ok``/``verified_at``. The live data is never touched."""
+    req = body or VerifyRequest()
+    a = operations.start_drill(ctx, environment(ctx, env), backup_id, threads=req.threads,
+                               queue=True)
     return _accepted(response, ActivityOut.of(a, ctx.config.id))
 
 

@@ -40,3 +40,17 @@ def journal_name(database: str) -> str:
 def import_name(database: str) -> str:
     """``<db>__skimport_<h>``: where an import loads a SQL file before snapshotting it."""
     return _helper_name(database, IMPORT)
+
+
+DRILL = "skdrill"  # the scratch database a restore drill restores into
+# A drill's scratch database is restored like a live one, with its own shadow, old and
+# journal helpers (``<scratch>__skshadow_<h>``, 20 characters more at most): its name is
+# kept short enough that theirs stay whole, so cleaning up by prefix finds them all.
+_DRILL_MAX = MAX_IDENT - len(f"__{JOURNAL}_") - 8
+
+
+def drill_name(database: str, token: str) -> str:
+    """``<db>__skdrill_<token>``: where a restore drill of ``database`` restores into
+    (``<db>`` shortened so the name and its restore helpers fit MariaDB's limit)."""
+    suffix = f"__{DRILL}_{token}"
+    return database[: _DRILL_MAX - len(suffix)] + suffix

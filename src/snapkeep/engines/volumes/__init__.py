@@ -5,8 +5,11 @@
 returns a ``PreparedMountRestore`` whose ``swap`` is the cut-over (``swap``);
 ``cleanup_leftovers`` recovers from a killed restore. Work-directory names: ``layout``.
 ``export_tar``/``extract_tar`` write a mount as a tar and read one back safely (``export``).
+``tree_digest`` recomputes a directory's digest, equal to the one a snapshot recorded
+exactly when every entry is identical (``digest``).
 """
 
+from snapkeep.engines.volumes.digest import recorded_digest, tree_digest
 from snapkeep.engines.volumes.export import export_tar, extract_tar
 from snapkeep.engines.volumes.restore import prepare_restore
 from snapkeep.engines.volumes.swap import (
@@ -26,5 +29,7 @@ __all__ = [
     "recover_cutover",
     "measure_mount",
     "prepare_restore",
+    "recorded_digest",
     "snapshot_mount",
+    "tree_digest",
 ]

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from snapkeep.engines.volumes import digest
 from snapkeep.engines.volumes.layout import (
     STAGING,
     inner,
@@ -77,9 +78,10 @@ class _Builder:
             f"cannot write {printable(path)} while staging the restore: {e.strerror}; "
             "free space or fix permissions on the mount's filesystem and retry")
 
-    def build(self, ref: BlobRef) -> Entry:
+    def build(self, ref: BlobRef, description: dict[str, Any]) -> Entry:
         with io.BufferedReader(self.repo.open_blob(ref), 1 << 16) as stream:
-            return self.materialize(decode_tree(stream))
+            lines = digest.checked(stream, description)  # hashed as decode_tree reads them
+            return self.materialize(decode_tree(lines))  # type: ignore[arg-type]
 
     def materialize(self, entries: Iterable[Entry]) -> Entry:
         """Create ``entries`` (tree order) in staging; return the root entry.
@@ -338,7 +340,7 @@ def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: Any,
     try:
         if live_mtime is not None:
             os.utime(mount, ns=(live_mtime, live_mtime))
-        root = builder.build(ref)
+        root = builder.build(ref, description)
         builder.carry_over(mount, keep)
         builder.finish_dirs()
         if not by_children:

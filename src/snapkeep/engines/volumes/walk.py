@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from snapkeep.engines.volumes.digest import TreeDigest
 from snapkeep.engines.volumes.layout import is_inner_name, printable, resolve_mount
 from snapkeep.engines.volumes.tree import (
     DIR,
@@ -301,10 +302,11 @@ def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
                    parent: dict[str, Any] | None = None) -> dict[str, Any]:
     """Store the mount's tree and file contents in ``repo``; return its JSON-able description.
 
-    ``{"kind": "volume", "format": 2, "tree": BlobRef json, "files": n, "dirs": n,
-    "symlinks": n, "bytes": n, "reused": n, "reused_bytes": n}`` (``dirs`` does not count
-    the mount root; ``files``/``bytes`` count every file, ``reused``/``reused_bytes`` those
-    taken unread from ``parent``). ``exclude`` names paths relative to the mount to leave
+    ``{"kind": "volume", "format": 2, "tree": BlobRef json, "digest": "blake3:<hex>",
+    "files": n, "dirs": n, "symlinks": n, "bytes": n, "reused": n, "reused_bytes": n}``
+    (``digest``: module ``digest``, how a restored copy is proven equal; ``dirs`` does not
+    count the mount root; ``files``/``bytes`` count every file, ``reused``/``reused_bytes``
+    those taken unread from ``parent``). ``exclude`` names paths relative to the mount to leave
     out (a directory with its contents). ``parent``: the previous snapshot's description
     of the same mount, for the files cache (see the module docstring), or None.
     Progress: ``reporter.advance`` with the bytes of each file, read or reused; the caller
@@ -318,10 +320,13 @@ def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
         root_fd = os.open(root, _DIR_FLAGS)
     except OSError as e:
         raise walk.unreadable(b"", e) from e
+    digest = TreeDigest()
     try:
         tree_writer = repo.blob_writer()
         for entry in walk.entries(root_fd):
-            tree_writer.write(encode_entry(entry))
+            line = encode_entry(entry)
+            tree_writer.write(line)
+            digest.add_line(line)
         tree = tree_writer.close()
     finally:
         os.close(root_fd)
@@ -330,4 +335,19 @@ def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
         reporter.log(
             f"{printable(root)}: {c['reused']} unchanged files reused without reading "
             f"({c['reused_bytes']} bytes skipped), {c['files'] - c['reused']} files read")
-    return {"kind": "volume", "format": TREE_FORMAT, "tree": tree.to_json(), **walk.counts}
+    return {"kind": "volume", "format": TREE_FORMAT, "tree": tree.to_json(),
+            "digest": digest.hexdigest(), **walk.counts}
+
+
+def walk_entries(root: Path, repo: Any, reporter: Reporter) -> Iterator[Entry]:
+    """The entries a snapshot of the directory ``root`` would record, in tree order, file
+    contents written through ``repo.blob_writer()`` (no files cache, nothing excluded)."""
+    walk = _Walk(root, repo, reporter, frozenset(), {})
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except OSError as e:
+        raise walk.unreadable(b"", e) from e
+    try:
+        yield from walk.entries(root_fd)
+    finally:
+        os.close(root_fd)

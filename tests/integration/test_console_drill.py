@@ -1,0 +1,35 @@
+"""The console's backups page shows each snapshot's restore-drill verdict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from snapkeep.services import operations
+from tests.helpers.console import VIEWER
+from tests.integration.test_console_routes import (  # noqa: F401 - the fixture
+    ENV,
+    client,
+    project,
+    sign_in,
+    snapshot,
+)
+
+
+def row_of(html: str, sid: str) -> str:
+    start = html.index(f'data-snapshot="{sid}"')
+    return html[start:html.index("</tr>", start)]
+
+
+def test_the_backups_page_badges_a_verified_backup_and_a_failed_drill(project):  # noqa: F811
+    passed, failed, never = snapshot(project), snapshot(project), snapshot(project)
+    ctx = project.context()
+    a = operations.start_drill(ctx, ctx.config.environment(ENV), passed)
+    assert a.result == "success"
+    ctx.catalog.record_drill(failed, False, datetime.now(UTC))
+    c = client(project)
+    sign_in(c, VIEWER)
+    html = c.get(f"/environments/{ENV}").text
+    assert ">Verified</span>" in row_of(html, passed)
+    assert "Drill failed" not in row_of(html, passed)
+    assert ">Drill failed</span>" in row_of(html, failed)
+    assert "Verified" not in row_of(html, never) and "Drill failed" not in row_of(html, never)
