@@ -84,7 +84,7 @@ def test_an_entry_with_an_unsafe_path_is_refused(path):
 
 
 @pytest.mark.parametrize("change", [
-    {"type": "fifo"}, {"mode": 0o17777}, {"size": -1}, {"mode": "755"}, {"uid": True},
+    {"type": "socket"}, {"mode": 0o17777}, {"size": -1}, {"mode": "755"}, {"uid": True},
     {"path_b64": "***"},
 ])
 def test_a_malformed_entry_is_refused(change):
