@@ -312,20 +312,23 @@ def test_a_symlinked_mount_root_is_restored_at_its_target_and_stays_a_link(tmp_p
 
 
 _KILLED_PREPARE = """
-import json, os, sys
+import json, os, sys, threading
 from pathlib import Path
 from snapkeep.engines.volumes import prepare_restore
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 
 class Stall:
+    lock = threading.Lock()  # writer threads advance at once: say "staging" once
+    done = 0
     def log(self, m): pass
     def add_total(self, n): pass
     def advance(self, n):
-        self.done = getattr(self, "done", 0) + n
-        if self.done > 3 * 1024 * 1024:
-            print("staging", flush=True)
-            sys.stdin.read()  # wait here until the test kills the process
+        with self.lock:
+            self.done += n
+            if self.done > 3 * 1024 * 1024:
+                print("staging", flush=True)
+                sys.stdin.read()  # wait here until the test kills the process
 
 repo = Repository.open(LocalBackend(sys.argv[1]))
 prepare_restore(Path(sys.argv[2]), json.loads(sys.argv[3]), repo, Stall())
@@ -347,10 +350,11 @@ def test_a_restore_killed_during_prepare_leaves_the_mount_intact_and_cleanup_rem
         [sys.executable, "-c", _KILLED_PREPARE, str(tmp_path / "repo"), str(mount),
          json.dumps(desc)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        assert proc.stdout.readline() == b"staging\n"
+        line = proc.stdout.readline()
+    finally:  # killed whatever it said: a failed check must not wait on it forever
         proc.send_signal(signal.SIGKILL)
-    finally:
         proc.wait()
+    assert line == b"staging\n"
     assert proc.returncode == -signal.SIGKILL
     assert len(leftovers(app)) == 1 and "-staging-" in leftovers(app)[0]
     assert listing(mount) == before
