@@ -81,8 +81,8 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A file whose ctime is this close to (or after) the start of its read is not cacheable.
 RACY_WINDOW_NS = 1_000_000_000
 
-# Errors of an attribute read that mean "this filesystem has none of it".
-_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA)
+# Errors of an attribute read that mean "none here" (ENOENT: the entry just vanished).
+_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.ENOENT)
 
 # What the files cache keeps per file of the parent tree: the keys (ino, size, mtime_ns,
 # ctime_ns) and what a reuse takes over (blob, extents, xattrs).
