@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.engines.volumes import prepare_restore, snapshot_mount, walk
+from snapkeep.engines.volumes import measure_mount, prepare_restore, snapshot_mount, walk
 from snapkeep.engines.volumes.export import UnsafeArchive, export_tar, extract_tar
 from snapkeep.engines.volumes.tree import (
     DIR,
@@ -142,7 +142,10 @@ def test_hard_link_groups_come_back_as_links_within_the_mount(tmp_path, repo):
     mount.mkdir()
     hard_links(mount, tmp_path / "outside-link")
     set_times(mount)
-    desc = snapshot_mount(mount, repo, Recorder(), exclude=frozenset({"skip"}))
+    rec = Recorder()
+    desc = snapshot_mount(mount, repo, rec, exclude=frozenset({"skip"}))
+    # progress: each inode's bytes once, as estimated (skip/pair is b/pair's inode)
+    assert rec.done == desc["bytes"] == measure_mount(mount)
     entries = {e.path: e for e in tree_of(repo, desc)}
     # the first path of a group in tree order holds the content; the others name it
     assert entries[b"a/three"].type == FILE
@@ -303,7 +306,9 @@ def test_sparse_files_are_stored_as_their_data_and_restored_with_holes(tmp_path,
     sparse(mount)
     set_times(mount)
     before = fingerprint(mount)
-    desc = snapshot_mount(mount, repo, Recorder())
+    rec = Recorder()
+    desc = snapshot_mount(mount, repo, rec)
+    assert rec.done == desc["bytes"] == measure_mount(mount)  # holes count as done
     entries = {e.path: e for e in tree_of(repo, desc)}
     img = entries[b"disk.img"]
     assert img.size == 256 * MiB and img.extents == tuple(data_extents(mount / "disk.img"))

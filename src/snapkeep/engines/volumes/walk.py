@@ -90,13 +90,15 @@ _Cached = tuple[int, int, int, int, BlobRef, Extents | None, Xattrs]
 
 
 def measure_mount(mount_dir: Path) -> int:
-    """Total bytes of regular files under the mount (an estimate for progress totals).
+    """Total bytes of regular files under the mount, a hard-linked file once (an estimate
+    for progress totals).
 
     Cheap: one ``lstat`` per entry, symlinks not followed, unreadable parts skipped.
     ConfigError if the mount does not exist or is not a directory.
     """
     root = resolve_mount(mount_dir, must_exist=True)
     total = 0
+    linked: set[tuple[int, int]] = set()  # a hard-linked file counts once, as it is read
     pending = [str(root)]
     while pending:
         try:
@@ -106,7 +108,12 @@ def measure_mount(mount_dir: Path) -> int:
                         if e.is_dir(follow_symlinks=False):
                             pending.append(e.path)
                         elif e.is_file(follow_symlinks=False):
-                            total += e.stat(follow_symlinks=False).st_size
+                            st = e.stat(follow_symlinks=False)
+                            if st.st_nlink > 1:
+                                if (st.st_dev, st.st_ino) in linked:
+                                    continue
+                                linked.add((st.st_dev, st.st_ino))
+                            total += st.st_size
                     except OSError:
                         continue
         except OSError:
