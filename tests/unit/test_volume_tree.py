@@ -9,7 +9,9 @@ import pytest
 
 from snapkeep.engines.volumes.tree import (
     DIR,
+    FIFO,
     FILE,
+    HARDLINK,
     SYMLINK,
     Entry,
     decode_entry,
@@ -84,7 +86,7 @@ def test_an_entry_with_an_unsafe_path_is_refused(path):
 
 
 @pytest.mark.parametrize("change", [
-    {"type": "fifo"}, {"mode": 0o17777}, {"size": -1}, {"mode": "755"}, {"uid": True},
+    {"type": "socket"}, {"mode": 0o17777}, {"size": -1}, {"mode": "755"}, {"uid": True},
     {"path_b64": "***"},
 ])
 def test_a_malformed_entry_is_refused(change):
@@ -155,5 +157,67 @@ def test_a_format_1_file_entry_decodes_without_cache_keys():
 def test_bad_cache_keys_are_refused(keys):
     obj = json.loads(encode_entry(Entry(b"f", FILE, 0o644, 0, 0, 5, 0, blob=BlobRef(0, ()))))
     obj.update(keys)
+    with pytest.raises(ValueError):
+        decode_entry(json.dumps(obj).encode())
+
+
+def _format_3_entries() -> list[Entry]:
+    return [
+        Entry(b"", DIR, 0o755, 0, 0, 1, 0, xattrs=(("system.posix_acl_default", b"\x02\0"),)),
+        Entry(b"a", FILE, 0o644, 0, 0, 2, 10, blob=BlobRef(3, (("ab" * 32, 3),)),
+              extents=((2, 1), (7, 2)), xattrs=(("user.a", b"\xff"), ("user.b", b""))),
+        Entry(b"hole", FILE, 0o644, 0, 0, 3, 1 << 30, blob=BlobRef(0, ()), extents=()),
+        Entry(b"pipe", FIFO, 0o640, 5, 6, 4, 0, xattrs=(("trusted.x", b"1"),)),
+        Entry(b"z", HARDLINK, 0o644, 0, 0, 2, 10, link=b"a"),
+        Entry(b"z\xe9", HARDLINK, 0o644, 0, 0, 2, 10, link=b"a"),
+    ]
+
+
+def test_format_3_entries_round_trip_exactly_and_canonically():
+    entries = _format_3_entries()
+    data = encode_tree(entries)
+    assert _decode(data) == entries
+    assert encode_tree(reversed(entries)) == data
+    objs = [json.loads(line) for line in data.splitlines()]
+    assert objs[0]["xattrs"] == {"system.posix_acl_default": "AgA="}
+    assert objs[1]["extents"] == [[2, 1], [7, 2]] and list(objs[1]["xattrs"]) == \
+        ["user.a", "user.b"]
+    assert objs[2]["extents"] == [] and objs[2]["blob"]["size"] == 0
+    assert objs[4]["link"] == "a" and "blob" not in objs[4] and "xattrs" not in objs[4]
+    assert "extents" not in json.loads(encode_entry(ROOT))
+
+
+@pytest.mark.parametrize("change", [
+    {"extents": [[0, 1], [1, 2]]},  # touching: not the filesystem's extents
+    {"extents": [[7, 2], [2, 1]]},  # out of order
+    {"extents": [[2, 1], [7, 4]]},  # past the size
+    {"extents": [[2, 0], [7, 3]]},  # empty
+    {"extents": [[0, 10]]},  # no hole
+    {"extents": [[2, 2], [7, 2]]},  # not what the blob holds
+    {"extents": "0-1"},
+    {"xattrs": {}}, {"xattrs": {"user.a": "***"}}, {"xattrs": {"user.a": 1}},
+    {"xattrs": ["user.a", "AA=="]},
+])
+def test_bad_extents_or_xattrs_are_refused(change):
+    obj = json.loads(encode_entry(_format_3_entries()[1]))
+    obj.update(change)
+    with pytest.raises(ValueError):
+        decode_entry(json.dumps(obj).encode())
+
+
+@pytest.mark.parametrize("link", ["z", "zz", "a/../b", "/a", "", None])
+def test_a_hard_link_must_name_a_safe_path_before_its_own(link):
+    obj = json.loads(encode_entry(_format_3_entries()[4]))
+    if link is None:
+        del obj["link"]
+    else:
+        obj["link"] = link
+    with pytest.raises(ValueError):
+        decode_entry(json.dumps(obj).encode())
+
+
+def test_a_hard_link_entry_has_no_xattrs_of_its_own():
+    obj = json.loads(encode_entry(_format_3_entries()[4]))
+    obj["xattrs"] = {"user.a": "AA=="}
     with pytest.raises(ValueError):
         decode_entry(json.dumps(obj).encode())

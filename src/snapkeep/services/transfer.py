@@ -280,7 +280,7 @@ def _extract(src: import_source.ImportSource, mount: str, tar: Path, dest: Path,
     with src.open_part(tar, rec.advance) as raw:
         stream = import_source.decompressed(raw, tar.name)
         try:
-            outside = volumes.extract_tar(stream, dest)
+            outside = volumes.extract_tar(stream, dest, warn=rec.log)
         finally:
             with contextlib.suppress(Exception):
                 stream.close()

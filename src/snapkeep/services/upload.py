@@ -139,7 +139,7 @@ class Upload:
         that is no tar or holds a refused member; what the reader raises (the client went
         away) propagates. Either way the caller ``discard``s."""
         try:
-            outside = volumes.extract_tar(body, self.path, self._accept)
+            outside = volumes.extract_tar(body, self.path, self._accept, fifos=False)
         except BadUpload:
             raise
         except UsageError as e:  # UnsafeArchive, or not a tar at all

@@ -8,12 +8,25 @@ The tree is untrusted data: ``decode_tree`` refuses unsafe paths, and entries ar
 relative to directory descriptors opened with ``O_NOFOLLOW`` (``_Builder.materialize``),
 so no entry is ever written through a symlink or outside the staging directory.
 Ownership is restored only when running as root; otherwise files belong to the restoring
-user. Any failure (damaged chunk, full disk, interrupt) removes the staging directory and
+user. Per inode the order is: content, owner (``chown`` clears setuid/setgid and file
+capabilities), extended attributes, mode, mtime. An attribute the target filesystem or
+user cannot set is a ``warning:`` line on the activity, not a failure. The staging
+directory loses any default ACL it inherited, and directories get their own attributes
+only after their contents, so nothing inherits an ACL the snapshot does not have.
+
+Files are created by the walk (in tree order) and filled by a pool of writer threads, so
+a hard link entry is linked at once to its first path's inode, which exists (maybe not yet
+filled: content and attributes are the inode's, the same for every link). A sparse file
+gets its data extents written at their offsets and its size by ``ftruncate``: the holes
+stay unallocated.
+
+Any failure (damaged chunk, full disk, interrupt) removes the staging directory and
 re-raises: the live mount is never touched before ``PreparedMountRestore.swap``.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -36,13 +49,26 @@ from snapkeep.engines.volumes.layout import (
     sibling,
 )
 from snapkeep.engines.volumes.swap import PreparedMountRestore, cleanup_leftovers
-from snapkeep.engines.volumes.tree import DIR, SYMLINK, Entry, decode_tree, tree_ref
+from snapkeep.engines.volumes.tree import (
+    DIR,
+    FIFO,
+    HARDLINK,
+    SYMLINK,
+    Entry,
+    decode_tree,
+    tree_ref,
+)
 from snapkeep.errors import ConfigError, IntegrityError, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FIFO_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+ACLS = ("system.posix_acl_access", "system.posix_acl_default")
+# Errors of setting an attribute that are the disk's fault, not the attribute's.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+WARNINGS_SHOWN = 20  # attribute warnings logged one by one; the rest are counted
 # Files restored at once: reading, decrypting, hashing and writing release the GIL.
 WRITERS = max(2, os.cpu_count() or 2)
 
@@ -69,6 +95,33 @@ class _Builder:
         self._writers: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
         self._in_flight = threading.BoundedSemaphore(WRITERS * 4)
+        self._root_fd: int | None = None
+        self._warn_lock = threading.Lock()
+        self.unset_attrs = 0  # extended attributes that could not be set
+
+    def set_xattrs(self, target: int | bytes, entry: Entry) -> None:
+        """Set the entry's extended attributes on an open descriptor or on a path (not
+        followed); one the filesystem or user refuses is a warning, not a failure."""
+        follow = isinstance(target, int)
+        for name, value in entry.xattrs:
+            try:
+                os.setxattr(target, name, value, follow_symlinks=follow)
+            except OSError as e:
+                if e.errno in _DISK_ERRORS:
+                    raise
+                with self._warn_lock:
+                    self.unset_attrs += 1
+                    shown = self.unset_attrs <= WARNINGS_SHOWN
+                if shown:
+                    self.reporter.log(
+                        f"warning: cannot set the extended attribute {name} on "
+                        f"{printable(entry.path) or '(the mount root)'} ({e.strerror}); "
+                        "restored without it")
+
+    def warn_summary(self) -> None:
+        if self.unset_attrs > WARNINGS_SHOWN:
+            self.reporter.log(f"warning: {self.unset_attrs - WARNINGS_SHOWN} more extended "
+                              "attributes could not be set (see the warnings above)")
 
     def path(self, rel: bytes) -> bytes:
         return self.base + b"/" + rel if rel else self.base
@@ -95,6 +148,7 @@ class _Builder:
         root: Entry | None = None
         prev: tuple[bytes, ...] = ()
         stack: list[tuple[tuple[bytes, ...], int]] = [((), os.open(self.base, _DIR_FLAGS))]
+        self._root_fd = stack[0][1]
         self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="snapkeep-restore")
         try:
             for entry in entries:
@@ -131,6 +185,7 @@ class _Builder:
         finally:
             self._writers.shutdown(wait=True, cancel_futures=True)
             self._writers = None
+            self._root_fd = None
             for _, fd in stack:
                 os.close(fd)
         if root is None:
@@ -149,22 +204,77 @@ class _Builder:
             os.symlink(entry.target, name, dir_fd=dir_fd)
             if self.as_root:
                 os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+            self.set_xattrs(b"/proc/self/fd/%d/%s" % (dir_fd, name), entry)
             os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd,
                      follow_symlinks=False)
             return None
-        self._submit_file(dir_fd, name, entry)
+        if entry.type == FIFO:
+            os.mkfifo(name, 0o600, dir_fd=dir_fd)
+            fd = os.open(name, _FIFO_FLAGS, dir_fd=dir_fd)  # ours: no writer waits on it
+            try:
+                self.set_inode_attrs(fd, entry)
+            finally:
+                os.close(fd)
+            return None
+        if entry.type == HARDLINK:
+            self.link(dir_fd, name, entry)
+            return None
+        fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
+        self._submit_file(fd, entry)
         return None
 
-    def _submit_file(self, dir_fd: int, name: bytes, entry: Entry) -> None:
-        """Write a file on a worker thread: reading, decrypting and hashing chunks and the
-        write itself release the GIL, so files are restored in parallel. The directory fd
-        is duplicated because the walk closes its own when it leaves the directory."""
-        self._in_flight.acquire()
-        fd = os.dup(dir_fd)
+    def link(self, dir_fd: int, name: bytes, entry: Entry) -> None:
+        """Link ``name`` to the file restored at the entry's first path: a regular file
+        under real directories of the staging tree, or IntegrityError."""
+        assert entry.link is not None and self._root_fd is not None
+        parts = entry.link.split(b"/")
+        fds: list[int] = []
+        try:
+            fd = self._root_fd
+            for part in parts[:-1]:
+                fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                fds.append(fd)
+            if not stat.S_ISREG(os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a regular file")
+            os.link(parts[-1], name, src_dir_fd=fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError) as e:
+            raise IntegrityError(
+                f"the snapshot's file tree makes {printable(entry.path)!r} a hard link to "
+                f"{printable(entry.link)!r}, which is not a file restored before it; refusing "
+                "to restore it") from e
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise IntegrityError(
+                    f"the snapshot's file tree makes {printable(entry.path)!r} a hard link "
+                    f"through the symlink {printable(entry.link)!r}; refusing to restore it"
+                ) from e
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def set_inode_attrs(self, fd: int, entry: Entry) -> None:
+        """Owner, extended attributes, mode, mtime, in that order: ``chown`` clears
+        setuid/setgid and capabilities."""
+        if self.as_root:
+            os.fchown(fd, entry.uid, entry.gid)
+        self.set_xattrs(fd, entry)
+        os.fchmod(fd, entry.mode)
+        os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+
+    def _submit_file(self, fd: int, entry: Entry) -> None:
+        """Fill a created file on a worker thread: reading, decrypting and hashing chunks
+        and the write itself release the GIL, so files are restored in parallel. The
+        worker owns (and closes) ``fd``."""
+        try:
+            self._in_flight.acquire()
+        except BaseException:
+            os.close(fd)
+            raise
 
         def task() -> None:
             try:
-                self.write_file(fd, name, entry)
+                self.write_file(fd, entry)
             except OSError as e:
                 raise self.unwritable(self.path(entry.path), e) from e
             finally:
@@ -172,7 +282,12 @@ class _Builder:
                 self._in_flight.release()
 
         assert self._writers is not None
-        self._pending.append(self._writers.submit(task))
+        try:
+            self._pending.append(self._writers.submit(task))
+        except BaseException:
+            os.close(fd)
+            self._in_flight.release()
+            raise
         if self._pending[0].done():
             self._reap()
 
@@ -191,27 +306,32 @@ class _Builder:
             f.result()
         self._pending = []
 
-    def write_file(self, dir_fd: int, name: bytes, entry: Entry) -> None:
+    def write_file(self, fd: int, entry: Entry) -> None:
         assert entry.blob is not None
-        fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
-        try:
-            written = 0
-            for chunk in self.repo.open_blob(entry.blob).iter_chunks():
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-                written += len(chunk)
-                self.reporter.advance(len(chunk))
-            if written != entry.size:
-                raise IntegrityError(
-                    f"the content of {printable(entry.path)} in the snapshot has {written} "
-                    f"bytes instead of {entry.size}: the repository is damaged")
-            if self.as_root:
-                os.fchown(fd, entry.uid, entry.gid)
-            os.fchmod(fd, entry.mode)
-            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-        finally:
-            os.close(fd)
+        # Where the blob's bytes go: the data extents of a sparse file, else all of it.
+        places = list(entry.extents) if entry.extents is not None else [(0, entry.size)]
+        index, (offset, room) = 0, places[0] if places else (0, 0)
+        written = 0
+        for chunk in self.repo.open_blob(entry.blob).iter_chunks():
+            view = memoryview(chunk)
+            while view:
+                while room == 0 and index + 1 < len(places):
+                    index += 1
+                    offset, room = places[index]
+                if room == 0:
+                    written += len(view)  # more content than the entry says: damaged
+                    break
+                n = os.pwrite(fd, view[:room], offset)
+                view, offset, room, written = view[n:], offset + n, room - n, written + n
+            self.reporter.advance(len(chunk))
+        if written != entry.stored_size:
+            raise IntegrityError(
+                f"the content of {printable(entry.path)} in the snapshot has {written} "
+                f"bytes instead of {entry.stored_size}: the repository is damaged")
+        if entry.extents is not None:
+            os.ftruncate(fd, entry.size)  # the holes: never written, never allocated
+            self.reporter.advance(entry.size - entry.stored_size)
+        self.set_inode_attrs(fd, entry)
 
     def set_attrs(self, entry: Entry, p: bytes) -> None:
         try:
@@ -219,6 +339,11 @@ class _Builder:
                 return
             if self.as_root:
                 os.lchown(p, entry.uid, entry.gid)
+            names = {name for name, _ in entry.xattrs}
+            for acl in ACLS:  # one inherited from above the staging directory
+                if acl not in names:
+                    _drop_xattr(p, acl)
+            self.set_xattrs(p, entry)
             os.chmod(p, entry.mode)
             os.utime(p, ns=(entry.mtime_ns, entry.mtime_ns))
         except OSError as e:
@@ -305,6 +430,14 @@ class _Builder:
             os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
+def _drop_xattr(path: bytes | str, name: str) -> None:
+    try:
+        os.removexattr(path, name, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+
+
 def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: Any,
                     reporter: Reporter, *, keep: frozenset[str] = frozenset()
                     ) -> PreparedMountRestore:
@@ -340,11 +473,13 @@ def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: Any,
     try:
         if live_mtime is not None:
             os.utime(mount, ns=(live_mtime, live_mtime))
+        _drop_xattr(staging, ACLS[1])  # entries must not inherit the mount's default ACL
         root = builder.build(ref, description)
         builder.carry_over(mount, keep)
         builder.finish_dirs()
         if not by_children:
             builder.set_attrs(root, builder.base)
+        builder.warn_summary()
     except BaseException:
         remove_tree(staging)
         if live_mtime is not None:

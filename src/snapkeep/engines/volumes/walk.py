@@ -22,6 +22,21 @@ still misses the cache. Two guards keep a stale blob from being reused:
   write landing in the same clock tick right after the read would leave size, mtime and
   ctime unchanged. Such a file is simply read again by the next snapshot.
 
+**Hard links.** A regular file with more than one link is remembered by ``(st_dev,
+st_ino)`` when first met; a later path to the same inode becomes a ``hardlink`` entry
+naming the first path (tree order = walk order, so the same tree gives the same entries).
+Links to the inode from outside the mount are simply not seen.
+
+**Sparse files.** One ``lseek(SEEK_HOLE)`` per file: at the file's end, it has no holes
+and is read as usual. Otherwise its data extents are found with ``SEEK_DATA``/``SEEK_HOLE``
+and only they are stored (``Entry.extents``). The files cache keeps the extents too.
+
+**Extended attributes.** Every attribute the process can list and read (``user.*``,
+POSIX ACLs, and ``security.*``/``trusted.*`` as root) is stored with its entry; symlinks
+and FIFOs are read through ``/proc/self/fd/<dir fd>/<name>`` without following the entry
+(a FIFO is never opened: that would wake a writer waiting for a reader). A cached file's
+attributes are reused: changing one changes the ctime.
+
 A parent tree that cannot be read or decoded is logged and ignored (every file is read);
 a bad cache never fails a snapshot. Each reused blob is announced to the repository
 through ``repo.add_ref(ref)`` when the repository object has that method (a snapshot
@@ -45,11 +60,15 @@ from snapkeep.engines.volumes.digest import TreeDigest
 from snapkeep.engines.volumes.layout import is_inner_name, printable, resolve_mount
 from snapkeep.engines.volumes.tree import (
     DIR,
+    FIFO,
     FILE,
+    HARDLINK,
     READABLE_FORMATS,
     SYMLINK,
     TREE_FORMAT,
     Entry,
+    Extents,
+    Xattrs,
     decode_tree,
     encode_entry,
 )
@@ -63,18 +82,24 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A file whose ctime is this close to (or after) the start of its read is not cacheable.
 RACY_WINDOW_NS = 1_000_000_000
 
-# What the files cache keeps per file of the parent tree: (ino, size, mtime_ns, ctime_ns, blob)
-_Cached = tuple[int, int, int, int, BlobRef]
+# Errors of an attribute read that mean "none here" (ENOENT: the entry just vanished).
+_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.ENOENT)
+
+# What the files cache keeps per file of the parent tree: the keys (ino, size, mtime_ns,
+# ctime_ns) and what a reuse takes over (blob, extents, xattrs).
+_Cached = tuple[int, int, int, int, BlobRef, Extents | None, Xattrs]
 
 
 def measure_mount(mount_dir: Path) -> int:
-    """Total bytes of regular files under the mount (an estimate for progress totals).
+    """Total bytes of regular files under the mount, a hard-linked file once (an estimate
+    for progress totals).
 
     Cheap: one ``lstat`` per entry, symlinks not followed, unreadable parts skipped.
     ConfigError if the mount does not exist or is not a directory.
     """
     root = resolve_mount(mount_dir, must_exist=True)
     total = 0
+    linked: set[tuple[int, int]] = set()  # a hard-linked file counts once, as it is read
     pending = [str(root)]
     while pending:
         try:
@@ -84,7 +109,12 @@ def measure_mount(mount_dir: Path) -> int:
                         if e.is_dir(follow_symlinks=False):
                             pending.append(e.path)
                         elif e.is_file(follow_symlinks=False):
-                            total += e.stat(follow_symlinks=False).st_size
+                            st = e.stat(follow_symlinks=False)
+                            if st.st_nlink > 1:
+                                if (st.st_dev, st.st_ino) in linked:
+                                    continue
+                                linked.add((st.st_dev, st.st_ino))
+                            total += st.st_size
                     except OSError:
                         continue
         except OSError:
@@ -113,7 +143,8 @@ def _load_cache(parent: dict[str, Any] | None, repo: Any, reporter: Reporter
             for e in decode_tree(stream):
                 if e.type == FILE and e.ino is not None and e.ctime_ns is not None \
                         and e.blob is not None:
-                    cache[e.path] = (e.ino, e.size, e.mtime_ns, e.ctime_ns, e.blob)
+                    cache[e.path] = (e.ino, e.size, e.mtime_ns, e.ctime_ns, e.blob,
+                                     e.extents, e.xattrs)
     except (SnapkeepError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:
         reporter.log(f"the previous snapshot's file list cannot be used ({e}); "
                      "reading every file")
@@ -131,8 +162,41 @@ class _Walk:
         self.cache = cache
         self.add_ref = getattr(repo, "add_ref", None)  # snapshot sessions (checks chunks)
         self.has_chunk = getattr(repo, "has_chunk", None)
-        self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0,
-                       "reused": 0, "reused_bytes": 0}
+        self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "fifos": 0, "hardlinks": 0,
+                       "bytes": 0, "reused": 0, "reused_bytes": 0}
+        self.first_links: dict[tuple[int, int], bytes] = {}  # (dev, ino) -> first path
+
+    def xattrs(self, rel: bytes, target: int | bytes) -> Xattrs:
+        """The extended attributes of an open descriptor, or of a path not followed;
+        one that cannot be read is a warning line and left out."""
+        follow = isinstance(target, int)
+        try:
+            names = sorted(os.listxattr(target, follow_symlinks=follow))
+        except OSError as e:
+            if e.errno not in _NO_XATTRS:
+                self.reporter.log(f"warning: cannot list the extended attributes of "
+                                  f"{self.where(rel)} ({e.strerror}); left out")
+            return ()
+        out = []
+        for name in names:
+            try:
+                name.encode("utf-8")
+                value = os.getxattr(target, name, follow_symlinks=follow)
+            except UnicodeEncodeError:
+                self.reporter.log(f"warning: the extended attribute {name!r} of "
+                                  f"{self.where(rel)} has a name that is not UTF-8; left out")
+                continue
+            except OSError as e:
+                if e.errno != errno.ENODATA:  # ENODATA: removed since it was listed
+                    self.reporter.log(f"warning: cannot read the extended attribute {name} "
+                                      f"of {self.where(rel)} ({e.strerror}); left out")
+                continue
+            out.append((name, value))
+        return tuple(out)
+
+    def xattrs_at(self, rel: bytes, dir_fd: int, name: bytes) -> Xattrs:
+        """Attributes of a symlink or FIFO, by a path through the open directory."""
+        return self.xattrs(rel, b"/proc/self/fd/%d/%s" % (dir_fd, name))
 
     def where(self, rel: bytes) -> str:
         return printable(os.path.join(os.fsencode(self.root), rel) if rel else self.root)
@@ -154,7 +218,8 @@ class _Walk:
 
     def entries(self, root_fd: int) -> Iterator[Entry]:
         st = os.fstat(root_fd)
-        yield Entry(b"", DIR, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, 0)
+        yield Entry(b"", DIR, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, 0,
+                    xattrs=self.xattrs(b"", root_fd))
         stack: list[tuple[int, bytes, Iterator[bytes]]] = [
             (root_fd, b"", iter(self.listing(root_fd, b"")))]
         try:
@@ -203,7 +268,7 @@ class _Walk:
             st = os.fstat(fd)
             self.counts["dirs"] += 1
             return Entry(rel, DIR, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                         st.st_mtime_ns, 0), fd
+                         st.st_mtime_ns, 0, xattrs=self.xattrs(rel, fd)), fd
         if stat.S_ISLNK(st.st_mode):
             try:
                 target = os.readlink(name, dir_fd=dir_fd)
@@ -213,12 +278,31 @@ class _Walk:
                 raise self.unreadable(rel, e) from e
             self.counts["symlinks"] += 1
             return Entry(rel, SYMLINK, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                         st.st_mtime_ns, len(target), target=target), None
+                         st.st_mtime_ns, len(target), target=target,
+                         xattrs=self.xattrs_at(rel, dir_fd, name)), None
         if stat.S_ISREG(st.st_mode):
-            return self.reuse(rel, st) or self.file(dir_fd, name, rel), None
-        self.reporter.log(f"skipped {self.where(rel)}: sockets, FIFOs and devices are not "
+            return self.regular(dir_fd, name, rel, st), None
+        if stat.S_ISFIFO(st.st_mode):
+            self.counts["fifos"] += 1
+            return Entry(rel, FIFO, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                         st.st_mtime_ns, 0, xattrs=self.xattrs_at(rel, dir_fd, name)), None
+        self.reporter.log(f"warning: skipped {self.where(rel)}: sockets and devices are not "
                           "part of a snapshot")
         return None, None
+
+    def regular(self, dir_fd: int, name: bytes, rel: bytes, st: os.stat_result
+                ) -> Entry | None:
+        """A file, or a hard link to a file met before in this walk."""
+        key = (st.st_dev, st.st_ino)
+        first = self.first_links.get(key) if st.st_nlink > 1 else None
+        if first is not None:
+            self.counts["hardlinks"] += 1
+            return Entry(rel, HARDLINK, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                         st.st_mtime_ns, st.st_size, link=first)
+        entry = self.reuse(rel, st) or self.file(dir_fd, name, rel)
+        if entry is not None and st.st_nlink > 1:
+            self.first_links[key] = rel
+        return entry
 
     def reuse(self, rel: bytes, st: os.stat_result) -> Entry | None:
         """The entry with the parent's content if the file is unchanged since it; else None."""
@@ -226,7 +310,7 @@ class _Walk:
         if cached is None or cached[:4] != (st.st_ino, st.st_size, st.st_mtime_ns,
                                             st.st_ctime_ns):
             return None
-        blob = cached[4]
+        blob, extents, xattrs = cached[4:]
         if not self.referable(rel, blob):
             return None
         self.counts["files"] += 1
@@ -236,7 +320,7 @@ class _Walk:
         self.reporter.advance(st.st_size)
         return Entry(rel, FILE, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
                      st.st_mtime_ns, st.st_size, blob=blob, ino=st.st_ino,
-                     ctime_ns=st.st_ctime_ns)
+                     ctime_ns=st.st_ctime_ns, xattrs=xattrs, extents=extents)
 
     def referable(self, rel: bytes, blob: BlobRef) -> bool:
         """Announce a reused blob to the repository; False (logged) if it lacks a chunk."""
@@ -266,22 +350,13 @@ class _Walk:
             if not stat.S_ISREG(before.st_mode):
                 return self.gone(rel, "changed type")[0]
             writer = self.repo.blob_writer()
-            size = 0
-            while True:
-                try:
-                    piece = os.read(fd, PIECE)
-                except OSError as e:
-                    raise self.unreadable(rel, e) from e
-                if not piece:
-                    break
-                writer.write(piece)
-                size += len(piece)
-                self.reporter.advance(len(piece))
+            size, extents, complete = self.content(fd, rel, before.st_size, writer)
             ref: BlobRef = writer.close()
+            xattrs = self.xattrs(rel, fd)
             after = os.fstat(fd)
         finally:
             os.close(fd)
-        changed = size != before.st_size or _keys(after) != _keys(before)
+        changed = not complete or _keys(after) != _keys(before)
         if changed:
             self.reporter.log(f"{self.where(rel)} changed while it was read; stored as read")
         self.counts["files"] += 1
@@ -290,7 +365,72 @@ class _Walk:
         return Entry(rel, FILE, stat.S_IMODE(before.st_mode), before.st_uid, before.st_gid,
                      before.st_mtime_ns, size, blob=ref,
                      ino=before.st_ino if cacheable else None,
-                     ctime_ns=before.st_ctime_ns if cacheable else None)
+                     ctime_ns=before.st_ctime_ns if cacheable else None,
+                     xattrs=xattrs, extents=extents)
+
+    def content(self, fd: int, rel: bytes, expected: int, writer: Any
+                ) -> tuple[int, Extents | None, bool]:
+        """Store the file's data; (logical size, data extents or None when it has no
+        holes, whether it was read exactly as ``fstat`` described it). A file without
+        holes costs one ``lseek``: its first hole is at its end."""
+        try:
+            hole = os.lseek(fd, 0, os.SEEK_HOLE) if expected else 0
+        except OSError:
+            hole = expected  # no hole support: all data
+        if hole >= expected:
+            end, _ = self.copy(fd, rel, 0, None, writer)
+            return end, None, end == expected
+        extents: list[tuple[int, int]] = []
+        pos = 0
+        while pos < expected:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+                stop = min(os.lseek(fd, start, os.SEEK_HOLE), expected)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # no data after pos: the rest is a hole
+                    break
+                raise self.unreadable(rel, e) from e
+            if start >= expected:
+                break
+            end, short = self.copy(fd, rel, start, stop, writer)
+            if end > start:
+                if extents and extents[-1][0] + extents[-1][1] == start:
+                    offset, length = extents.pop()
+                    extents.append((offset, length + end - start))
+                else:
+                    extents.append((start, end - start))
+            if short:  # the file shrank while read: it ends here
+                self.reporter.advance(max(0, expected - end))
+                return end, _sparse(extents, end), False
+            pos = stop
+        data = sum(n for _, n in extents)
+        self.reporter.advance(expected - data)  # the holes count as done too
+        return expected, _sparse(extents, expected), True
+
+    def copy(self, fd: int, rel: bytes, start: int, stop: int | None, writer: Any
+             ) -> tuple[int, bool]:
+        """Store bytes from ``start`` to ``stop`` (None: to the end of the file); the
+        offset reached, and whether the file ended before ``stop``."""
+        pos = start
+        while stop is None or pos < stop:
+            want = PIECE if stop is None else min(PIECE, stop - pos)
+            try:
+                piece = os.pread(fd, want, pos)
+            except OSError as e:
+                raise self.unreadable(rel, e) from e
+            if not piece:
+                return pos, stop is not None
+            writer.write(piece)
+            pos += len(piece)
+            self.reporter.advance(len(piece))
+        return pos, False
+
+
+def _sparse(extents: list[tuple[int, int]], size: int) -> Extents | None:
+    """The extents of a file with holes; None when they cover it all."""
+    if extents == [(0, size)] or (not extents and size == 0):
+        return None
+    return tuple(extents)
 
 
 def _keys(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -302,13 +442,15 @@ def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
                    parent: dict[str, Any] | None = None) -> dict[str, Any]:
     """Store the mount's tree and file contents in ``repo``; return its JSON-able description.
 
-    ``{"kind": "volume", "format": 2, "tree": BlobRef json, "digest": "blake3:<hex>",
-    "files": n, "dirs": n, "symlinks": n, "bytes": n, "reused": n, "reused_bytes": n}``
-    (``digest``: module ``digest``, how a restored copy is proven equal; ``dirs`` does not
-    count the mount root; ``files``/``bytes`` count every file, ``reused``/``reused_bytes``
-    those taken unread from ``parent``). ``exclude`` names paths relative to the mount to leave
-    out (a directory with its contents). ``parent``: the previous snapshot's description
-    of the same mount, for the files cache (see the module docstring), or None.
+    ``{"kind": "volume", "format": 3, "tree": BlobRef json, "digest": "blake3:<hex>",
+    "files": n, "dirs": n, "symlinks": n, "fifos": n, "hardlinks": n, "bytes": n,
+    "reused": n, "reused_bytes": n}`` (``digest``: module ``digest``, how a restored copy is
+    proven equal; ``dirs`` does not count the mount root; ``files``/``bytes`` count every
+    file, by its logical size; ``hardlinks`` a file's further paths, not in ``files``;
+    ``reused``/``reused_bytes`` the files taken unread from ``parent``). ``exclude`` names
+    paths relative to the mount to leave out (a directory with its contents). ``parent``:
+    the previous snapshot's description of the same mount, for the files cache (see the
+    module docstring), or None.
     Progress: ``reporter.advance`` with the bytes of each file, read or reused; the caller
     sets the total (``measure_mount``). Raises ConfigError (no such mount),
     ServiceUnavailable (unreadable).
