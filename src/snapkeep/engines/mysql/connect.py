@@ -233,14 +233,28 @@ class StreamReader:
 
 
 def query(conn: Connection, sql: str | bytes, args: Any = None) -> list[tuple[Any, ...]]:
+    if isinstance(sql, str) and args is None and not sql.isascii():
+        sql = sql_bytes(sql)  # metadata read by ``text`` goes back byte for byte
     with conn.cursor() as cur:
         cur.execute(sql, args)
         return list(cur.fetchall())
 
 
 def text(value: Any) -> Any:
-    """Decode bytes from a raw connection (results in utf8mb4); other values unchanged."""
-    return value.decode("utf-8") if isinstance(value, bytes | bytearray) else value
+    """Decode bytes from a raw connection (results in utf8mb4); other values unchanged.
+
+    The server prints some metadata with bytes that are not UTF-8 whatever the result
+    charset: a binary column's DEFAULT (``VARBINARY(4) DEFAULT '\xff'``), binary literals
+    in a routine body. Those bytes become lone surrogates (``surrogateescape``), survive
+    JSON as ``\udcff`` escapes, and ``sql_bytes`` turns them back into the same bytes."""
+    if isinstance(value, bytes | bytearray):
+        return value.decode("utf-8", "surrogateescape")
+    return value
+
+
+def sql_bytes(sql: str) -> bytes:
+    """A statement as bytes, with the raw bytes ``text`` kept as surrogates put back."""
+    return sql.encode("utf-8", "surrogateescape")
 
 
 def query_text(conn: Connection, sql: str, args: Any = None) -> list[tuple[Any, ...]]:

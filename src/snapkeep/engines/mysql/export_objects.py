@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from snapkeep.engines.mysql.connect import sql_bytes
 from snapkeep.engines.mysql.encoding import python_codec
 from snapkeep.errors import RepositoryError
 
@@ -54,9 +55,9 @@ def create_object(obj: dict[str, Any]) -> bytes:
     if codec is None:
         charset, codec = "utf8mb4", "utf-8"
     try:
-        statement = obj["create"].encode(codec)
+        statement = obj["create"].encode(codec, "surrogateescape")
     except UnicodeEncodeError:
-        charset, codec, statement = "utf8mb4", "utf-8", obj["create"].encode("utf-8")
+        charset, codec, statement = "utf8mb4", "utf-8", sql_bytes(obj["create"])
     collation = obj.get("collation_connection") or "utf8mb4_general_ci"
     context = (b"SET SESSION character_set_client = " + text_literal(charset)
                + b", collation_connection = " + text_literal(collation) + b";\n")
@@ -79,7 +80,7 @@ def statement(sql: str) -> bytes:
     """A server-written statement (SHOW CREATE TABLE or SEQUENCE) in the script's utf8mb4
     session: as it is, unless it holds a raw CR or NUL the client would change (the server
     escapes those in what it writes, so this is a guard)."""
-    raw = sql.encode("utf-8")
+    raw = sql_bytes(sql)
     if b"\r" not in raw and b"\0" not in raw:
         return raw + b";\n"
     return (b"SET @snapkeep_statement = _binary" + literal(raw) + b";\n"

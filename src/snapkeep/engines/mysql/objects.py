@@ -13,7 +13,7 @@ from typing import Any
 import pymysql
 from pymysql.converters import escape_string
 
-from snapkeep.engines.mysql.connect import Connection, query, query_text, quote_ident
+from snapkeep.engines.mysql.connect import Connection, query, query_text, quote_ident, sql_bytes
 from snapkeep.engines.mysql.encoding import python_codec
 from snapkeep.progress import Reporter
 
@@ -30,9 +30,9 @@ def execute_as_created(conn: Connection, obj: dict[str, Any], sql_mode: str | No
     if codec is None:
         charset, codec = "utf8mb4", "utf-8"
     try:
-        statement = obj["create"].encode(codec)
+        statement = obj["create"].encode(codec, "surrogateescape")
     except UnicodeEncodeError:
-        charset, statement = "utf8mb4", obj["create"].encode("utf-8")
+        charset, statement = "utf8mb4", sql_bytes(obj["create"])
     collation = obj.get("collation_connection") or "utf8mb4_general_ci"
     mode = obj.get("sql_mode", sql_mode) or ""
     settings = "SET SESSION sql_mode = %s, character_set_client = %s, collation_connection = %s"
