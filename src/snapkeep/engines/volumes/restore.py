@@ -333,25 +333,52 @@ class _Builder:
             self.reporter.advance(entry.size - entry.stored_size)
         self.set_inode_attrs(fd, entry)
 
-    def set_attrs(self, entry: Entry, p: bytes) -> None:
+    def set_attrs(self, entry: Entry) -> None:
+        """A directory's owner, ACLs, xattrs, mode and mtime, set through a descriptor
+        opened one component at a time from the staging directory (a path that fits
+        PATH_MAX under the mount does not always fit under the longer staging name)."""
         try:
-            if not stat.S_ISDIR(os.lstat(p).st_mode):
-                return
-            if self.as_root:
-                os.lchown(p, entry.uid, entry.gid)
-            names = {name for name, _ in entry.xattrs}
-            for acl in ACLS:  # one inherited from above the staging directory
-                if acl not in names:
-                    _drop_xattr(p, acl)
-            self.set_xattrs(p, entry)
-            os.chmod(p, entry.mode)
-            os.utime(p, ns=(entry.mtime_ns, entry.mtime_ns))
+            fd = self._open_dir(entry.parts)
+            if fd is None:
+                return  # replaced by something kept from the live mount
+            try:
+                if self.as_root:
+                    os.fchown(fd, entry.uid, entry.gid)
+                names = {name for name, _ in entry.xattrs}
+                for acl in ACLS:  # one inherited from above the staging directory
+                    if acl not in names:
+                        _drop_xattr(fd, acl)
+                self.set_xattrs(fd, entry)
+                os.fchmod(fd, entry.mode)
+                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            finally:
+                os.close(fd)
         except OSError as e:
-            raise self.unwritable(p, e) from e
+            raise self.unwritable(self.path(entry.path), e) from e
+
+    def _open_dir(self, parts: tuple[bytes, ...]) -> int | None:
+        """The staging directory's ``parts`` opened without following symlinks; None when
+        the last one is not a directory."""
+        fd = os.open(self.base, _DIR_FLAGS)
+        try:
+            for i, part in enumerate(parts):
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except (NotADirectoryError, OSError) as e:
+                    last = i == len(parts) - 1
+                    if last and (isinstance(e, NotADirectoryError) or e.errno == errno.ELOOP):
+                        return None
+                    raise
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def finish_dirs(self) -> None:
         for entry in reversed(self.dirs):  # pre-order reversed: contents before their dir
-            self.set_attrs(entry, self.path(entry.path))
+            self.set_attrs(entry)
 
     # -- entries carried over from the live mount ---------------------------------------------
 
@@ -430,9 +457,10 @@ class _Builder:
             os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
-def _drop_xattr(path: bytes | str, name: str) -> None:
+def _drop_xattr(target: int | bytes | str, name: str) -> None:
+    """Remove ``name`` from an open descriptor or a path (not followed), if it is there."""
     try:
-        os.removexattr(path, name, follow_symlinks=False)
+        os.removexattr(target, name, follow_symlinks=isinstance(target, int))
     except OSError as e:
         if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
             raise
@@ -478,7 +506,7 @@ def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: Any,
         builder.carry_over(mount, keep)
         builder.finish_dirs()
         if not by_children:
-            builder.set_attrs(root, builder.base)
+            builder.set_attrs(root)
         builder.warn_summary()
     except BaseException:
         remove_tree(staging)
