@@ -1,12 +1,13 @@
 """The MySQL/MariaDB engine: logical dump into the repository, shadow-database restore.
 
 Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection``,
+``check_restore_target``,
 ``estimate_size``, ``hold_writes``, ``dump_database``, ``prepare_restore`` →
 ``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
 ``export_sql`` (a portable SQL script of a snapshot's database).
 """
 
-from snapkeep.engines.mysql.connect import check_connection, estimate_size
+from snapkeep.engines.mysql.connect import check_connection, check_restore_target, estimate_size
 from snapkeep.engines.mysql.dump import dump_database, hold_writes
 from snapkeep.engines.mysql.export import export_sql
 from snapkeep.engines.mysql.restore import PreparedRestore, cleanup_leftovers, prepare_restore
@@ -16,6 +17,7 @@ __all__ = [
     "MySQLTarget",
     "PreparedRestore",
     "check_connection",
+    "check_restore_target",
     "cleanup_leftovers",
     "dump_database",
     "estimate_size",
