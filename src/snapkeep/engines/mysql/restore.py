@@ -3,8 +3,11 @@
 ``prepare_restore`` builds every table of the snapshot in the shadow database; the live
 database is not touched:
 
-1. each table is created from its saved statement without the secondary keys and
-   foreign keys that can wait (``ddl.py``);
+1. the sequences are created first (a column's ``DEFAULT nextval(seq)`` needs its
+   sequence), then each table from its saved statement without the secondary keys and
+   foreign keys that can wait (``ddl.py``). ``SHOW CREATE TABLE`` prints such a default
+   qualified with the snapshot's database (``nextval(`db`.`seq`)``); in the shadow it
+   names the shadow (``ddl.requalify``);
 2. rows are loaded by ``threads`` connections at once (``unique_checks`` and
    ``foreign_key_checks`` off), one ``LOAD DATA LOCAL INFILE`` stream per part of a
    table (format 2 descriptions have several contiguous primary-key ranges per table;
@@ -16,12 +19,20 @@ database is not touched:
    one table after the other (with ``foreign_key_checks`` off InnoDB adds them without
    reading rows, and foreign-key DDL run in parallel deadlocks in its dictionary).
 
-``PreparedRestore.swap`` is the cut-over. It first writes the journal (``journal.py``)
-into the server, then drops the live triggers (a table with triggers cannot move to
-another database), moves the live tables to the *old* database and the shadow tables
-into the live one in a single ``RENAME TABLE``, then replaces views, routines, triggers
-(after the data, so they do not fire on it) and events. ``finish`` drops what was kept;
-``rollback`` puts it back.
+``PreparedRestore.swap`` is the cut-over, from whatever state the live database is in.
+It first writes the journal (``journal.py``) into the server, creates the live database
+if it is missing (dropped, or a scratch copy; with the snapshot's charset, collation and
+comment), then drops the live triggers (a table with triggers cannot move to another
+database), and in a single ``RENAME TABLE`` renames the live views aside within the live
+database (``__skaside_<tag>_<n>``: a view cannot change database, and one may hold the
+name of a snapshot's table), moves the live tables and sequences to the *old* database
+and the shadow's into the live one. Then it re-points the restored tables' qualified
+self-references at the live database (``RENAME TABLE`` keeps a default's text; an
+instant ``MODIFY COLUMN``) and replaces routines, views (with a qualified
+``db.f()`` naming the live database), triggers (after the data, so they do not fire
+on it) and events. ``finish`` drops what was kept (the old database, the views renamed
+aside); ``rollback`` puts it back (the aside views renamed back, so even a view whose
+tables were gone returns exactly).
 
 Crash behaviour (the process killed at any point; ``cleanup_leftovers`` runs before the
 next restore): the ``RENAME TABLE`` is the commit point.
@@ -30,15 +41,18 @@ next restore): the ``RENAME TABLE`` is the commit point.
   dropped;
 - killed in the swap before the RENAME: the previous triggers are recreated from the
   journal — the live database is entirely the old one;
-- killed after the RENAME (while the objects are replaced): the snapshot's views,
-  routines, triggers and events are (re)created from the journal — the live database is
-  entirely the new one (the previous tables in the old database are then dropped);
+- killed after the RENAME (while the defaults are re-pointed or the objects replaced):
+  both are (re)done from the journal — the live database is entirely the new one (the
+  previous tables in the old database and the previous views renamed aside are then
+  dropped);
 - killed during ``rollback``: the rollback is completed — entirely old.
 
 The tests kill a restore at exact points through ``snapkeep.faults.crash_point``
 (``$SNAPKEEP_CRASH_AT``), an explicit test-only seam inert unless set: ``mysql.loading``
 (a stream starts loading), ``mysql.journal-written``, ``mysql.triggers-dropped`` (before
-the RENAME), ``mysql.after-rename`` (right after it), ``mysql.objects-half`` (the
+the RENAME), ``mysql.after-rename`` (right after it), ``mysql.defaults-repointed`` (the
+restored defaults point at the live database, no object replaced yet),
+``mysql.objects-half`` (the
 snapshot's routines and views created, its triggers not yet), ``mysql.rollback-renamed``
 (a rollback's reverse RENAME done).
 """
