@@ -327,3 +327,24 @@ def test_a_missing_database_is_refused_only_without_the_create_grant(mariadb, fr
     finally:
         run(admin, [f"DROP USER '{user}'@'%'"])
         admin.close()
+
+
+def test_a_table_restore_moves_a_view_holding_its_name_aside(shop, fresh_db):
+    conn, target, description, repo, before = shop
+    DAMAGES["table replaced by a view"](conn, fresh_db)
+    damaged = db_state(conn, fresh_db)
+    restore = prepare_restore(target, description, repo, NullReporter(), threads=2,
+                              tables=["orders"])
+    restore.swap()
+    restore.rollback()
+    assert_same(db_state(conn, fresh_db), damaged, "rolled back")
+    restore = prepare_restore(target, description, repo, NullReporter(), threads=2,
+                              tables=["orders"])
+    restore.swap()
+    restore.finish()
+    after = db_state(conn, fresh_db)
+    assert after["tables"]["orders"] == before["tables"]["orders"]
+    assert after["triggers"]["orders_ai"] == before["triggers"]["orders_ai"]
+    assert {k: v for k, v in after["tables"].items() if k != "orders"} == {
+        k: v for k, v in damaged["tables"].items() if k != "orders"}
+    no_helpers_left(conn, fresh_db)
