@@ -28,6 +28,7 @@ from snapkeep.engines.mysql import (
     cleanup_leftovers,
     dump_database,
     prepare_restore,
+    renamed_description,
 )
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.errors import PermissionDenied
@@ -348,3 +349,29 @@ def test_a_table_restore_moves_a_view_holding_its_name_aside(shop, fresh_db):
     assert {k: v for k, v in after["tables"].items() if k != "orders"} == {
         k: v for k, v in damaged["tables"].items() if k != "orders"}
     no_helpers_left(conn, fresh_db)
+
+
+def test_a_snapshot_of_a_scratch_copy_renamed_for_the_live_database_restores_into_it(
+        mariadb, fresh_db, tmp_path):
+    """An import dumps a scratch database and restores it as the environment's one."""
+    conn = mariadb.connect()
+    scratch = fresh_db + "_import"
+    run(conn, [f"CREATE DATABASE {q(scratch)}"])
+    try:
+        conn.select_db(scratch)
+        run(conn, schema(scratch))
+        expected = db_state(conn, scratch)
+        repo = Repository.init(LocalBackend(tmp_path / "repo"))
+        source = MySQLTarget(mariadb.host, mariadb.port, mariadb.user, None, scratch)
+        description = renamed_description(dump_database(source, repo, NullReporter()),
+                                          fresh_db)
+    finally:
+        run(conn, [f"DROP DATABASE IF EXISTS {q(scratch)}"])
+    run(conn, [f"DROP DATABASE {q(fresh_db)}"])
+    target = source.with_database(fresh_db)
+    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
+    restore.swap()
+    restore.finish()
+    restored = db_state(conn, fresh_db)
+    assert repr(restored).replace(q(fresh_db), q(scratch)) == repr(expected)
+    conn.close()

@@ -4,13 +4,18 @@ Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection`
 ``check_restore_target``,
 ``estimate_size``, ``hold_writes``, ``dump_database``, ``prepare_restore`` →
 ``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
-``export_sql`` (a portable SQL script of a snapshot's database).
+``export_sql`` (a portable SQL script of a snapshot's database), ``renamed_description``.
 """
 
 from snapkeep.engines.mysql.connect import check_connection, check_restore_target, estimate_size
 from snapkeep.engines.mysql.dump import dump_database, hold_writes
 from snapkeep.engines.mysql.export import export_sql
-from snapkeep.engines.mysql.restore import PreparedRestore, cleanup_leftovers, prepare_restore
+from snapkeep.engines.mysql.restore import (
+    PreparedRestore,
+    cleanup_leftovers,
+    prepare_restore,
+    renamed_description,
+)
 from snapkeep.engines.mysql.target import MySQLTarget
 
 __all__ = [
@@ -24,4 +29,5 @@ __all__ = [
     "export_sql",
     "hold_writes",
     "prepare_restore",
+    "renamed_description",
 ]

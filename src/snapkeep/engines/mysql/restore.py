@@ -316,6 +316,32 @@ def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
             _drop_db(conn, name)
 
 
+def renamed_description(description: dict[str, Any], database: str) -> dict[str, Any]:
+    """``description`` as if dumped from a database named ``database``: its ``database``
+    and the qualified self-references of its tables and views (``nextval(`db`.`seq`)``)
+    renamed. For a snapshot dumped from a scratch copy (an import) but restored as the
+    environment's database."""
+    source = str(description.get("database") or database)
+    d = dict(description)
+    d["tables"] = [{**t, "create": requalify(t["create"], source, database)}
+                   for t in description.get("tables", [])]
+    d["views"] = _views_naming(description, source, database)
+    d["database"] = database
+    return d
+
+
+def _views_naming(description: dict[str, Any], source: str, database: str
+                  ) -> list[dict[str, Any]]:
+    """The description's views with a qualified ``source.f()`` naming ``database`` (left
+    as they are where ``source`` is also the name of one of its objects: ambiguous)."""
+    d = description
+    names = {t["name"] for t in d.get("tables", [])} | {v["name"] for v in d["views"]} | {
+        s["name"] for s in d.get("sequences", [])}
+    if source == database or source in names:
+        return d["views"]
+    return [{**v, "create": requalify(v["create"], source, database)} for v in d["views"]]
+
+
 # -- preparing -------------------------------------------------------------------------------
 
 def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repository,
@@ -426,13 +452,7 @@ class PreparedRestore:
     def _live_views(self) -> list[dict[str, Any]]:
         """The snapshot's views, a qualified ``db.f()`` naming the live database
         (left as it is where the database's name is also one of its objects' names)."""
-        d = self.description
-        names = {t["name"] for t in d["tables"]} | {v["name"] for v in d["views"]} | {
-            s["name"] for s in d.get("sequences", [])}
-        if self._source == self.live or self._source in names:
-            return d["views"]
-        return [{**v, "create": requalify(v["create"], self._source, self.live)}
-                for v in d["views"]]
+        return _views_naming(self.description, self._source, self.live)
 
     # -- cut-over --------------------------------------------------------------------------
 
