@@ -3,8 +3,9 @@
 For each unit of ``corpora/manifest.json``: load it into the session server, record every
 database's state (``CHECKSUM TABLE … EXTENDED``, row counts, ``SHOW CREATE`` of every
 table, view, trigger, routine, event, sequence; ``tests/helpers/dbstate.py``), dump it,
-change or drop the live database, restore (as a format-2 description cut into several
-row parts, loaded on three connections), and compare with the recorded state. The
+change the live database, restore (as a format-2 description cut into several row
+parts, loaded on three connections) and compare with the recorded state; then drop the
+live database, restore the same snapshot again and compare again. The
 comparison is always against the unit's own source instance, never stored checksums,
 so the 43 non-deterministic units are covered like the others. The same snapshot is
 then exported as SQL (``export_sql``), loaded by the stock ``mariadb`` client into the
@@ -84,13 +85,13 @@ def _change_live(conn: Any, db: str, state: dict[str, Any]) -> None:
 
 def round_trip(mariadb, conn, repo: Repository, name: str, workdir: Path,
                threads: int = 3, export: bool = True) -> None:
-    """Dump each database of the unit, restore it over a changed (or dropped) live one,
-    compare; then (``export``) export the same snapshot as SQL, load it with the stock
-    client into the emptied database, compare again."""
+    """Dump each database of the unit, restore it over a changed live one, compare, then
+    over the dropped database, compare; then (``export``) export the same snapshot as SQL,
+    load it with the stock client into the emptied database, compare again."""
     u = unit(name)
     load_unit(mariadb, u)
     try:
-        for i, db in enumerate(u["databases"]):
+        for db in u["databases"]:
             before = db_state(conn, db)
             expected = u["expected"].get(db, {})
             assert sum(t["rows"] for t in before["tables"].values() if "rows" in t) == (
@@ -100,16 +101,18 @@ def round_trip(mariadb, conn, repo: Repository, name: str, workdir: Path,
             json.dumps(description)
             if description.get("format") == 1:
                 description = recut_parts(description, repo)
-            if i % 2:
-                _run(conn, f"DROP DATABASE {q(db)}")
-            else:
-                _change_live(conn, db, before)
-            prepared = prepare_restore(target, description, repo, NullReporter(),
-                                       threads=threads)
-            prepared.swap()
-            prepared.finish()
-            assert_same(db_state(conn, db), before, f"{name}: database {db}")
-            assert {shadow_name(db), old_name(db), journal_name(db)} & databases(conn) == set()
+            for damage in ("changed", "dropped"):
+                if damage == "dropped":
+                    _run(conn, f"DROP DATABASE {q(db)}")
+                else:
+                    _change_live(conn, db, before)
+                prepared = prepare_restore(target, description, repo, NullReporter(),
+                                           threads=threads)
+                prepared.swap()
+                prepared.finish()
+                assert_same(db_state(conn, db), before, f"{name}: database {db} ({damage})")
+                assert {shadow_name(db), old_name(db), journal_name(db)} & databases(
+                    conn) == set()
             if export:
                 export_and_reload(mariadb, repo, db, description, workdir / f"{db}.sql")
                 assert_same(db_state(conn, db), before,

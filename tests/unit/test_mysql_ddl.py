@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from snapkeep.engines.mysql.ddl import parse_create_table, split_create_table
+from snapkeep.engines.mysql.ddl import (
+    parse_create_table,
+    requalify,
+    self_referencing_columns,
+    split_create_table,
+)
 
 ORDERS = """CREATE TABLE `orders` (
   `id` int(10) unsigned NOT NULL AUTO_INCREMENT,
@@ -106,3 +111,34 @@ def test_a_table_without_deferrable_keys_is_left_as_is():
     ddl = "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
     split = split_create_table("t", ddl)
     assert split.load_ddl == ddl and split.post_ddl is None
+
+
+SELF_REFERENCING = (
+    "CREATE TABLE `t` (\n"
+    "  `a` int(11) DEFAULT nextval(`shop`.`seq`) COMMENT 'see `shop`.`seq`',\n"
+    "  `b` bigint(20) NOT NULL DEFAULT nextval(`shop`.`other`),\n"
+    "  `shop` int(11) DEFAULT NULL /* `shop`.`x` */,\n"
+    "  `c` int(11) DEFAULT nextval(`elsewhere`.`seq`)\n"
+    ") ENGINE=InnoDB")
+
+
+def test_requalify_renames_only_qualifying_identifiers_outside_strings_and_comments():
+    out = requalify(SELF_REFERENCING, "shop", "shop__skshadow_1")
+    assert "nextval(`shop__skshadow_1`.`seq`) COMMENT 'see `shop`.`seq`'" in out
+    assert "DEFAULT nextval(`shop__skshadow_1`.`other`)" in out
+    assert "`shop` int(11) DEFAULT NULL /* `shop`.`x` */" in out
+    assert "nextval(`elsewhere`.`seq`)" in out
+    assert requalify(SELF_REFERENCING, "shop", "shop") == SELF_REFERENCING
+
+
+def test_requalify_with_only_renames_references_to_those_names():
+    out = requalify(SELF_REFERENCING, "shop", "x", only={"other"})
+    assert "nextval(`shop`.`seq`)" in out and "nextval(`x`.`other`)" in out
+
+
+def test_self_referencing_columns_are_the_column_definitions_naming_the_database():
+    assert self_referencing_columns(SELF_REFERENCING, "shop") == [
+        "`a` int(11) DEFAULT nextval(`shop`.`seq`) COMMENT 'see `shop`.`seq`'",
+        "`b` bigint(20) NOT NULL DEFAULT nextval(`shop`.`other`)"]
+    assert self_referencing_columns(SELF_REFERENCING, "elsewhere") == [
+        "`c` int(11) DEFAULT nextval(`elsewhere`.`seq`)"]

@@ -64,7 +64,7 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     db_desc = manifest.services.get("database") if scope.restores_database(manifest) else None
     target = database_target(env) if db_desc is not None else None
     if target is not None:
-        mysql.check_connection(target)
+        mysql.check_restore_target(target)  # a dropped database is recreated
         mysql.cleanup_leftovers(target, rec)
     for m in restore_mounts:
         volumes.cleanup_leftovers(mount_dir(env, m))

@@ -249,8 +249,8 @@ def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSou
             with mysql.hold_writes(scratch, rec):
                 desc = mysql.dump_database(scratch, session, rec, threads=threads,
                                            zstd_level=ctx.config.compression_level)
-            desc["database"] = env.database.database
-            services["database"] = desc
+            # restored as the environment's database: its self-references name that one
+            services["database"] = mysql.renamed_description(desc, env.database.database)
         for i, (m, path) in enumerate(sorted(src.mounts.items())):
             directory = path if path.is_dir() else _extract(src, m, path, work / str(i), rec)
             rec.add_total(volumes.measure_mount(directory))

@@ -1,16 +1,23 @@
 """The MySQL/MariaDB engine: logical dump into the repository, shadow-database restore.
 
 Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection``,
+``check_restore_target``,
 ``estimate_size``, ``hold_writes``, ``dump_database``, ``prepare_restore`` →
 ``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
-``export_sql`` (a portable SQL script of a snapshot's database), ``table_digests`` and
+``export_sql`` (a portable SQL script of a snapshot's database), ``renamed_description``
+(a description whose self-references name another database), ``table_digests`` and
 ``compare_digests`` (a restored copy's row digests against the recorded ones, ``verify.py``).
 """
 
-from snapkeep.engines.mysql.connect import check_connection, estimate_size
+from snapkeep.engines.mysql.connect import check_connection, check_restore_target, estimate_size
 from snapkeep.engines.mysql.dump import dump_database, hold_writes
 from snapkeep.engines.mysql.export import export_sql
-from snapkeep.engines.mysql.restore import PreparedRestore, cleanup_leftovers, prepare_restore
+from snapkeep.engines.mysql.restore import (
+    PreparedRestore,
+    cleanup_leftovers,
+    prepare_restore,
+    renamed_description,
+)
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.verify import compare_digests, table_digests
 
@@ -18,6 +25,7 @@ __all__ = [
     "MySQLTarget",
     "PreparedRestore",
     "check_connection",
+    "check_restore_target",
     "cleanup_leftovers",
     "compare_digests",
     "dump_database",
@@ -25,5 +33,6 @@ __all__ = [
     "export_sql",
     "hold_writes",
     "prepare_restore",
+    "renamed_description",
     "table_digests",
 ]

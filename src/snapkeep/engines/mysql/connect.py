@@ -275,6 +275,52 @@ def check_connection(target: MySQLTarget) -> str:
         conn.close()
 
 
+def check_restore_target(target: MySQLTarget) -> str:
+    """Like ``check_connection``, for a restore: the database may be missing (a restore
+    creates it, e.g. after a ``DROP DATABASE``) when the user may create it.
+
+    Raises ServiceUnavailable when the server is unreachable or the login refused, and
+    PermissionDenied naming the missing grant when the database is missing and the user
+    lacks CREATE on it.
+    """
+    conn = connect(target, database=None, doing="checking the connection")
+    try:
+        with errors_as(target, "checking the connection"):
+            version = str(text(query(conn, "SELECT VERSION()")[0][0]))
+            if not database_exists(conn, target.database) and not _may_create(
+                    conn, target.database):
+                account = str(text(query(conn, "SELECT CURRENT_USER()")[0][0]))
+                user, _, host = account.rpartition("@")
+                raise PermissionDenied(
+                    f"database {target.database!r} does not exist on the server of "
+                    f"{target.describe()} and user {target.user!r} may not create it: the "
+                    f"restore recreates it, which needs the CREATE privilege — run "
+                    f"GRANT CREATE ON {quote_ident(target.database)}.* TO '{user}'@'{host}' "
+                    f"(and on its restore helpers `{target.database}__sk%`), or create "
+                    f"the database")
+            return version
+    finally:
+        conn.close()
+
+
+def _may_create(conn: Connection, database: str) -> bool:
+    """Whether the current user (or its current role) holds CREATE globally or on a
+    database pattern matching ``database``."""
+    account = str(text(query(conn, "SELECT CURRENT_USER()")[0][0]))
+    user, _, host = account.rpartition("@")
+    grantees = [f"'{user}'@'{host}'"]
+    role = text(query(conn, "SELECT CURRENT_ROLE()")[0][0])
+    if role:
+        grantees.append(f"'{role}'")
+    marks = ", ".join(["%s"] * len(grantees))
+    rows = query(conn, f"SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN "
+                       f"({marks}) AND PRIVILEGE_TYPE = 'CREATE' UNION ALL SELECT 1 FROM "
+                       f"information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({marks}) AND "
+                       f"PRIVILEGE_TYPE = 'CREATE' AND %s LIKE TABLE_SCHEMA",
+                 (*grantees, *grantees, database))
+    return bool(rows)
+
+
 def database_exists(conn: Connection, name: str) -> bool:
     rows = query(conn, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
                  (name,))

@@ -358,3 +358,66 @@ def split_create_table(name: str, ddl: str) -> SplitTable:
         return SplitTable(name, ddl, [], [], kept_indexes)
     load_ddl = head + "\n" + ",\n".join("  " + i.text for i in kept) + "\n" + tail
     return SplitTable(name, load_ddl, keys, foreign, kept_indexes)
+
+
+def requalify(text: str, old_db: str, new_db: str, only: set[str] | None = None) -> str:
+    """``text`` with every qualified reference ``\\`old_db\\`.…`` naming ``new_db`` instead.
+
+    ``SHOW CREATE TABLE`` prints a column's ``DEFAULT nextval(seq)`` qualified with the
+    database the table was created in (even its own), and a view keeps a qualified
+    ``\\`db\\`.\\`f\\`()`` as written; such self-references must follow the restored copy.
+    Only backquoted identifiers directly followed by ``.`` are rewritten (with ``only``,
+    only those whose next identifier is in it); string literals and comments are left
+    alone.
+    """
+    if old_db == new_db:
+        return text
+    try:
+        return _requalify(text, old_db, new_db, only)
+    except ValueError:  # not a statement the server printed: leave it to fail as it is
+        return text
+
+
+def _requalify(text: str, old_db: str, new_db: str, only: set[str] | None) -> str:
+    token = quote_ident(old_db)
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            j = n if end < 0 else end + 2
+            out.append(text[i:j])
+            i = j
+            continue
+        if c in "'\"`":
+            j = _skip_quoted(text, i)
+            piece = text[i:j]
+            if c == "`" and piece == token and text.startswith(".", j) and (
+                    only is None or _next_ident(text, j + 1) in only):
+                piece = quote_ident(new_db)
+            out.append(piece)
+            i = j
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _next_ident(text: str, at: int) -> str | None:
+    m = _IDENT.match(text, at)
+    return _unquote(m.group(0)) if m else None
+
+
+def self_referencing_columns(ddl: str, db: str) -> list[str]:
+    """The column definitions of a ``SHOW CREATE TABLE`` that name ``db`` qualified (a
+    ``DEFAULT nextval(\\`db\\`.\\`seq\\`)``): what must be re-pointed after a RENAME TABLE,
+    which keeps a default expression's text as it is."""
+    try:
+        items = parse_create_table(ddl)[1]
+    except ValueError:
+        return []
+    marker = "\x00"
+    return [i.text for i in items
+            if i.kind == "column" and requalify(i.text, db, marker) != i.text]

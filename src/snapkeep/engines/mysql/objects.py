@@ -122,11 +122,15 @@ def drop_triggers(conn: Connection, db: str, tables: list[str] | None = None) ->
         query(conn, f"DROP TRIGGER IF EXISTS {quote_ident(db)}.{quote_ident(name)}")
 
 
-def drop_non_tables(conn: Connection, db: str) -> None:
-    """Drop the views, routines and events of ``db`` (triggers go with ``drop_triggers``)."""
+def drop_non_tables(conn: Connection, db: str, keep: set[str] | frozenset[str] = frozenset()
+                    ) -> None:
+    """Drop the views (but those in ``keep``), routines and events of ``db`` (triggers go
+    with ``drop_triggers``)."""
     q = quote_ident(db)
     for (name,) in query_text(conn, "SELECT TABLE_NAME FROM information_schema.VIEWS "
                                     "WHERE TABLE_SCHEMA = %s", (db,)):
+        if name in keep:
+            continue
         query(conn, f"DROP VIEW IF EXISTS {q}.{quote_ident(name)}")
     for kind, name in query_text(conn, "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM "
                                        "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",

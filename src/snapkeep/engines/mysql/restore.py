@@ -3,8 +3,11 @@
 ``prepare_restore`` builds every table of the snapshot in the shadow database; the live
 database is not touched:
 
-1. each table is created from its saved statement without the secondary keys and
-   foreign keys that can wait (``ddl.py``);
+1. the sequences are created first (a column's ``DEFAULT nextval(seq)`` needs its
+   sequence), then each table from its saved statement without the secondary keys and
+   foreign keys that can wait (``ddl.py``). ``SHOW CREATE TABLE`` prints such a default
+   qualified with the snapshot's database (``nextval(`db`.`seq`)``); in the shadow it
+   names the shadow (``ddl.requalify``);
 2. rows are loaded by ``threads`` connections at once (``unique_checks`` and
    ``foreign_key_checks`` off), one ``LOAD DATA LOCAL INFILE`` stream per part of a
    table (format 2 descriptions have several contiguous primary-key ranges per table;
@@ -16,12 +19,20 @@ database is not touched:
    one table after the other (with ``foreign_key_checks`` off InnoDB adds them without
    reading rows, and foreign-key DDL run in parallel deadlocks in its dictionary).
 
-``PreparedRestore.swap`` is the cut-over. It first writes the journal (``journal.py``)
-into the server, then drops the live triggers (a table with triggers cannot move to
-another database), moves the live tables to the *old* database and the shadow tables
-into the live one in a single ``RENAME TABLE``, then replaces views, routines, triggers
-(after the data, so they do not fire on it) and events. ``finish`` drops what was kept;
-``rollback`` puts it back.
+``PreparedRestore.swap`` is the cut-over, from whatever state the live database is in.
+It first writes the journal (``journal.py``) into the server, creates the live database
+if it is missing (dropped, or a scratch copy; with the snapshot's charset, collation and
+comment), then drops the live triggers (a table with triggers cannot move to another
+database), and in a single ``RENAME TABLE`` renames the live views aside within the live
+database (``__skaside_<tag>_<n>``: a view cannot change database, and one may hold the
+name of a snapshot's table), moves the live tables and sequences to the *old* database
+and the shadow's into the live one. Then it re-points the restored tables' qualified
+self-references at the live database (``RENAME TABLE`` keeps a default's text; an
+instant ``MODIFY COLUMN``) and replaces routines, views (with a qualified
+``db.f()`` naming the live database), triggers (after the data, so they do not fire
+on it) and events. ``finish`` drops what was kept (the old database, the views renamed
+aside); ``rollback`` puts it back (the aside views renamed back, so even a view whose
+tables were gone returns exactly).
 
 Crash behaviour (the process killed at any point; ``cleanup_leftovers`` runs before the
 next restore): the ``RENAME TABLE`` is the commit point.
@@ -30,15 +41,18 @@ next restore): the ``RENAME TABLE`` is the commit point.
   dropped;
 - killed in the swap before the RENAME: the previous triggers are recreated from the
   journal — the live database is entirely the old one;
-- killed after the RENAME (while the objects are replaced): the snapshot's views,
-  routines, triggers and events are (re)created from the journal — the live database is
-  entirely the new one (the previous tables in the old database are then dropped);
+- killed after the RENAME (while the defaults are re-pointed or the objects replaced):
+  both are (re)done from the journal — the live database is entirely the new one (the
+  previous tables in the old database and the previous views renamed aside are then
+  dropped);
 - killed during ``rollback``: the rollback is completed — entirely old.
 
 The tests kill a restore at exact points through ``snapkeep.faults.crash_point``
 (``$SNAPKEEP_CRASH_AT``), an explicit test-only seam inert unless set: ``mysql.loading``
 (a stream starts loading), ``mysql.journal-written``, ``mysql.triggers-dropped`` (before
-the RENAME), ``mysql.after-rename`` (right after it), ``mysql.objects-half`` (the
+the RENAME), ``mysql.after-rename`` (right after it), ``mysql.defaults-repointed`` (the
+restored defaults point at the live database, no object replaced yet),
+``mysql.objects-half`` (the
 snapshot's routines and views created, its triggers not yet), ``mysql.rollback-renamed``
 (a rollback's reverse RENAME done).
 """
@@ -47,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -65,7 +80,7 @@ from snapkeep.engines.mysql.connect import (
     query,
     quote_ident,
 )
-from snapkeep.engines.mysql.ddl import split_create_table
+from snapkeep.engines.mysql.ddl import requalify, self_referencing_columns, split_create_table
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.engines.mysql.shadow_load import LOAD_SESSION, ShadowLoader, row_parts
 from snapkeep.engines.mysql.target import MySQLTarget
@@ -96,10 +111,24 @@ def _tables(conn: Connection, db: str) -> list[str]:
     return [n for n, kind, _, _ in schema.list_tables(conn, db) if schema.is_table(kind)]
 
 
+def _views(conn: Connection, db: str) -> list[str]:
+    return [n for n, kind, _, _ in schema.list_tables(conn, db) if kind == "VIEW"]
+
+
 def _rename(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> None:
     q = quote_ident
     query(conn, "RENAME TABLE " + ", ".join(
         f"{q(a)}.{q(t)} TO {q(b)}.{q(u)}" for a, t, b, u in pairs))
+
+
+def _forward_pairs(plan: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The swap's one RENAME TABLE: the live views in the way renamed aside (a view cannot
+    change database), the live tables and sequences out, the shadow's in."""
+    live = plan["live"]
+    pairs = [(live, v, live, a) for v, a in plan.get("aside", [])]
+    pairs += [(live, t, plan["old"], t) for t in plan["moved_out"]]
+    pairs += [(plan["shadow"], t, live, t) for t in plan["moved_in"]]
+    return pairs
 
 
 # -- the cut-over steps, shared by swap/rollback and by cleanup_leftovers ------------------
@@ -114,7 +143,41 @@ def _renamed(conn: Connection, plan: dict[str, Any]) -> bool:
         shadow = plan["shadow"]
         here = set(_tables(conn, shadow)) if database_exists(conn, shadow) else set()
         return not set(plan["moved_in"]) <= here
+    if plan.get("aside"):
+        live = plan["live"]
+        return database_exists(conn, live) and bool(
+            {a for _, a in plan["aside"]} & set(_views(conn, live)))
     return False
+
+
+def _aside_names(plan: dict[str, Any]) -> set[str]:
+    return {a for _, a in plan.get("aside", [])}
+
+
+def _drop_aside(conn: Connection, plan: dict[str, Any]) -> None:
+    """The new data stays: drop the previous views the swap renamed aside."""
+    live = plan["live"]
+    if plan.get("aside") and database_exists(conn, live):
+        for _, aside in plan["aside"]:
+            query(conn, f"DROP VIEW IF EXISTS {quote_ident(live)}.{quote_ident(aside)}")
+
+
+def _repoint(conn: Connection, plan: dict[str, Any]) -> None:
+    """Point the restored tables' qualified self-references (``DEFAULT nextval(db.seq)``,
+    created naming the shadow) at the live database: RENAME TABLE keeps a default's text.
+    A metadata-only change; idempotent."""
+    live = plan["live"]
+    if not plan.get("repoint"):
+        return
+    query(conn, "SET SESSION foreign_key_checks = 0")
+    with contextlib.suppress(pymysql.MySQLError):  # servers without system versioning
+        query(conn, "SET SESSION system_versioning_alter_history = KEEP")
+    try:
+        for table, columns in plan["repoint"]:
+            query(conn, f"ALTER TABLE {quote_ident(live)}.{quote_ident(table)} "
+                        + ", ".join(f"MODIFY COLUMN {c}" for c in columns))
+    finally:
+        query(conn, "SET SESSION foreign_key_checks = 1")
 
 
 def _put_triggers_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> None:
@@ -139,8 +202,11 @@ def _roll_forward(conn: Connection, plan: dict[str, Any], reporter: Reporter,
     conn.select_db(live)
     objs.drop_triggers(conn, live, plan.get("scope"))
     if plan.get("scope") is None:
-        objs.drop_non_tables(conn, live)
+        objs.drop_non_tables(conn, live, keep=_aside_names(plan))
     scope.relink(conn, live, plan.get("links", []))
+    _repoint(conn, plan)
+    if crash:
+        crash_point("mysql.defaults-repointed")
     objs.create_all(conn, live, snap, reporter, snap["database"],
                     after_views=(lambda: crash_point("mysql.objects-half")) if crash else None)
 
@@ -152,14 +218,21 @@ def _roll_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> No
         return  # a live database this restore created, already dropped
     conn.select_db(live)
     objs.drop_triggers(conn, live, plan.get("scope"))
+    renamed = _renamed(conn, plan)
     if plan.get("scope") is None:
-        objs.drop_non_tables(conn, live)
-    if _renamed(conn, plan):
+        # the previous views come back by renaming: keep those renamed aside, or all of
+        # them once the reverse RENAME is done (a journal of an older snapkeep has no
+        # "aside": it recreates its previous views)
+        keep = _aside_names(plan) if renamed or "aside" not in plan else set(_views(conn, live))
+        objs.drop_non_tables(conn, live, keep=keep)
+    if renamed:
         query(conn, f"CREATE DATABASE IF NOT EXISTS {quote_ident(shadow)}")
         present = set(_tables(conn, live))
-        kept = set(_tables(conn, old))
+        kept = set(_tables(conn, old)) if database_exists(conn, old) else set()
+        views = set(_views(conn, live))
         pairs = [(live, t, shadow, t) for t in plan["moved_in"] if t in present]
         pairs += [(old, t, live, t) for t in plan["moved_out"] if t in kept]
+        pairs += [(live, a, live, v) for v, a in plan.get("aside", []) if a in views]
         if pairs:
             _rename(conn, pairs)
     crash_point("mysql.rollback-renamed")
@@ -205,7 +278,7 @@ def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
                          f"the live database gets its previous tables and objects back")
             _roll_back(conn, plan, reporter)
         elif state == journal.COMPLETE and keep_new is not False:
-            pass
+            _drop_aside(conn, plan)
         elif keep_new is False:
             reporter.log(f"rolling back the interrupted cut-over of a restore of {where}")
             if _renamed(conn, plan):
@@ -215,18 +288,21 @@ def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
         elif keep_new and not _renamed(conn, plan):
             reporter.log(f"completing the interrupted cut-over of a restore of {where}: its "
                          f"tables are swapped in and the snapshot's objects created")
+            if plan["created_live"] and not database_exists(conn, plan["live"]):
+                query(conn, _create_db_sql(plan["live"], **plan["snapshot"]["database"]))
             conn.select_db(plan["live"])
             objs.drop_triggers(conn, plan["live"], plan.get("scope"))
-            pairs = [(plan["live"], t, plan["old"], t) for t in plan["moved_out"]]
-            pairs += [(plan["shadow"], t, plan["live"], t) for t in plan["moved_in"]]
+            pairs = _forward_pairs(plan)
             if pairs:
                 _rename(conn, pairs)
             _roll_forward(conn, plan, reporter)
+            _drop_aside(conn, plan)
         elif state == journal.RENAMED or _renamed(conn, plan):
             reporter.log(f"completing the interrupted cut-over of a restore of {where}: it "
                          f"was killed after its tables were swapped in, so the snapshot's "
                          f"views, triggers, routines and events are created")
             _roll_forward(conn, plan, reporter)
+            _drop_aside(conn, plan)
         else:
             reporter.log(f"undoing the interrupted cut-over of a restore of {where}: it was "
                          f"killed before its tables were swapped in, so the previous "
@@ -237,6 +313,32 @@ def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
             reporter.log(f"dropping {quote_ident(name)} left by an interrupted restore of "
                          f"{target.describe()}")
             _drop_db(conn, name)
+
+
+def renamed_description(description: dict[str, Any], database: str) -> dict[str, Any]:
+    """``description`` as if dumped from a database named ``database``: its ``database``
+    and the qualified self-references of its tables and views (``nextval(`db`.`seq`)``)
+    renamed. For a snapshot dumped from a scratch copy (an import) but restored as the
+    environment's database."""
+    source = str(description.get("database") or database)
+    d = dict(description)
+    d["tables"] = [{**t, "create": requalify(t["create"], source, database)}
+                   for t in description.get("tables", [])]
+    d["views"] = _views_naming(description, source, database)
+    d["database"] = database
+    return d
+
+
+def _views_naming(description: dict[str, Any], source: str, database: str
+                  ) -> list[dict[str, Any]]:
+    """The description's views with a qualified ``source.f()`` naming ``database`` (left
+    as they are where ``source`` is also the name of one of its objects: ambiguous)."""
+    d = description
+    names = {t["name"] for t in d.get("tables", [])} | {v["name"] for v in d["views"]} | {
+        s["name"] for s in d.get("sequences", [])}
+    if source == database or source in names:
+        return d["views"]
+    return [{**v, "create": requalify(v["create"], source, database)} for v in d["views"]]
 
 
 # -- preparing -------------------------------------------------------------------------------
@@ -300,7 +402,12 @@ class PreparedRestore:
         tables = d["tables"]
         total = sum(ref.size for t in tables for ref in row_parts(t))
         self.reporter.add_total(total)
-        splits = {t["name"]: split_create_table(t["name"], t["create"]) for t in tables}
+        # Sequences first: a table's DEFAULT nextval(seq) needs its sequence to exist.
+        for seq in d.get("sequences", []):
+            query(conn, seq["create"])
+            query(conn, f"SELECT SETVAL({quote_ident(seq['name'])}, {int(seq['next_value'])}, 0)")
+        splits = {t["name"]: split_create_table(t["name"], self._shadow_ddl(t["create"]))
+                  for t in tables}
         if d.get("scope") is not None:
             scope.qualify_outside_references(splits, d["scope"], self.live)
         for t in tables:
@@ -313,12 +420,38 @@ class PreparedRestore:
             ShadowLoader(self, repo, threads, workdir).run(tables, splits)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        for seq in d.get("sequences", []):
-            query(conn, seq["create"])
-            query(conn, f"SELECT SETVAL({quote_ident(seq['name'])}, {int(seq['next_value'])}, 0)")
         self._state = "prepared"
         self.reporter.log(f"loaded {len(tables)} tables ({total} bytes) into "
                           f"{quote_ident(self.shadow)}")
+
+    @property
+    def _source(self) -> str:
+        """The name of the database the snapshot was taken of (its self-references)."""
+        return str(self.description.get("database") or self.live)
+
+    def _shadow_ddl(self, create: str) -> str:
+        """A table's statement with its qualified self-references naming the shadow (a
+        ``--table`` restore: only those to restored tables; the others name the live db)."""
+        d = self.description
+        if d.get("scope") is not None:
+            create = requalify(create, self._source, self.shadow, set(d["scope"]))
+            return requalify(create, self._source, self.live)
+        return requalify(create, self._source, self.shadow)
+
+    def _repoints(self) -> list[tuple[str, list[str]]]:
+        """Per restored table, its column definitions naming the live database (see
+        ``_repoint``)."""
+        out = []
+        for t in self.description["tables"]:
+            columns = self_referencing_columns(t["create"], self._source)
+            if columns:
+                out.append((t["name"], [requalify(c, self._source, self.live) for c in columns]))
+        return out
+
+    def _live_views(self) -> list[dict[str, Any]]:
+        """The snapshot's views, a qualified ``db.f()`` naming the live database
+        (left as it is where the database's name is also one of its objects' names)."""
+        return _views_naming(self.description, self._source, self.live)
 
     # -- cut-over --------------------------------------------------------------------------
 
@@ -335,31 +468,44 @@ class PreparedRestore:
         live, old, shadow = self.live, self.old, self.shadow
         started = time.monotonic()
         query(conn, objs.SESSION_DEFAULTS)
-        created_live = False
-        if not database_exists(conn, live):
-            query(conn, _create_db_sql(live, d["charset"], d["collation"]))
-            created_live = True
-        conn.select_db(live)
-        info = schema.database_info(conn, live)
         within = d.get("scope")  # None: the whole database
-        moved_out = _tables(conn, live)
-        if within is None:
-            previous = schema.objects(conn, live, self.reporter)
-            snapshot_db = {"charset": d["charset"], "collation": d["collation"],
-                           "comment": d.get("comment", "")}
-            links: list[dict[str, str]] = []
-        else:  # only these tables and their triggers; the database keeps its settings
-            moved_out = [t for t in moved_out if t in within]
-            previous = {**scope.NO_OBJECTS, "triggers": [
-                t for t in schema.triggers(conn, live) if t["table"] in within]}
-            snapshot_db = info
-            links = scope.links_into(conn, live, within)
+        snapshot_db = {"charset": d["charset"], "collation": d["collation"],
+                       "comment": d.get("comment", "")}
+        created_live = not database_exists(conn, live)
+        moved_in = _tables(conn, shadow)
+        links: list[dict[str, str]] = []
+        if created_live:  # dropped (or a scratch copy): created in the journaled cut-over
+            info = dict(snapshot_db)
+            moved_out: list[str] = []
+            live_views: list[str] = []
+            previous: dict[str, Any] = dict(scope.NO_OBJECTS)
+        else:
+            conn.select_db(live)
+            info = schema.database_info(conn, live)
+            moved_out = _tables(conn, live)
+            live_views = _views(conn, live)
+            if within is None:
+                # the previous views are renamed aside, not recreated: even one whose
+                # tables are gone comes back as it was on a rollback
+                previous = {"views": [], "triggers": schema.triggers(conn, live),
+                            "routines": schema.routines(conn, live, self.reporter),
+                            "events": schema.events(conn, live)}
+            else:  # only these tables and their triggers; the database keeps its settings
+                moved_out = [t for t in moved_out if t in within]
+                live_views = [v for v in live_views if v in moved_in]
+                previous = {**scope.NO_OBJECTS, "triggers": [
+                    t for t in schema.triggers(conn, live) if t["table"] in within]}
+                snapshot_db = info
+                links = scope.links_into(conn, live, within)
         previous["database"] = info
+        tag = secrets.token_hex(4)
         plan = {
             "live": live, "old": old, "shadow": shadow, "created_live": created_live,
-            "moved_out": moved_out, "moved_in": _tables(conn, shadow),
+            "moved_out": moved_out, "moved_in": moved_in,
+            "aside": [[v, f"__skaside_{tag}_{i}"] for i, v in enumerate(live_views)],
+            "repoint": self._repoints(),
             "previous": previous, "scope": within, "links": links,
-            "snapshot": {"routines": d["routines"], "views": d["views"],
+            "snapshot": {"routines": d["routines"], "views": self._live_views(),
                          "triggers": d["triggers"], "events": d["events"],
                          "database": snapshot_db},
         }
@@ -368,9 +514,11 @@ class PreparedRestore:
         journal.begin(conn, self.journal, plan)
         crash_point("mysql.journal-written")
         window = time.monotonic()  # from here the live database is not the old one
-        pairs = [(live, t, old, t) for t in plan["moved_out"]]
-        pairs += [(shadow, t, live, t) for t in plan["moved_in"]]
+        pairs = _forward_pairs(plan)
         try:
+            if created_live:
+                query(conn, _create_db_sql(live, **snapshot_db))
+                conn.select_db(live)
             objs.drop_triggers(conn, live, within)
             crash_point("mysql.triggers-dropped")
             if pairs:
@@ -434,6 +582,8 @@ class PreparedRestore:
         if self._state != "swapped":
             raise SnapkeepError(f"cannot finish a restore that is {self._state}")
         with errors_as(self.target, "finishing the restore"):
+            assert self._plan is not None
+            _drop_aside(self._conn, self._plan)
             _drop_db(self._conn, self.old)
             _drop_db(self._conn, self.shadow)
             journal.drop(self._conn, self.journal)

@@ -68,8 +68,11 @@ def resolve_mount(mount_dir: Path, *, must_exist: bool) -> Path:
     """The real path of a configured mount (a symlinked mount root is followed once).
 
     ConfigError if it exists but is no directory, or if it is missing and must exist.
+    A restore (``must_exist=False``) takes any state instead (``restore_path``).
     """
     path = Path(mount_dir)
+    if not must_exist:
+        return restore_path(path)
     if not os.path.lexists(path) or (path.is_symlink() and not path.exists()):
         if must_exist:
             raise ConfigError(
@@ -82,6 +85,28 @@ def resolve_mount(mount_dir: Path, *, must_exist: bool) -> Path:
             f"mount {mount_dir} is not a directory: fix it or remove it from `mounts` "
             "in snapkeep.toml")
     return real
+
+
+def restore_path(mount_dir: Path) -> Path:
+    """Where a restore puts a mount, whatever is at its path now (the same answer in
+    every state a killed restore can leave, so ``cleanup_leftovers`` finds its work):
+
+    - a directory, or a symlink to one: its real path (a symlinked mount root, e.g. a
+      deploy's link into a shared directory, is restored at its target and stays a link);
+    - a dangling symlink whose target's parent directory exists: the target, likewise;
+    - nothing, a regular file or other non-directory, a symlink to one or through a
+      missing directory: the path itself (its real parent), replaced by the restore.
+    """
+    path = Path(mount_dir)
+    here = Path(os.path.realpath(path.parent)) / path.name
+    if not os.path.lexists(path):
+        return here
+    real = Path(os.path.realpath(path))
+    if real.is_dir():
+        return real
+    if path.is_symlink() and not os.path.lexists(real) and real.parent.is_dir():
+        return real
+    return here
 
 
 def _unescape_mountinfo(field: str) -> str:

@@ -2,6 +2,9 @@
 
 A normal mount is swapped with two adjacent renames in its parent directory: the live
 mount becomes ``.<name>.snapkeep-old-<t>`` and the staging directory takes its name.
+Whatever holds the mount's name is moved aside that way — a directory full of other
+files, or a regular file or symlink put in its place (``layout.restore_path``) — and a
+missing mount is simply created; a rollback renames it back.
 A mount that is a mount point cannot be renamed, so its *children* are swapped: all of
 them move into ``<mount>/.snapkeep-moving-<t>`` (renamed ``-old-`` once complete), then
 the staging directory's children move up, then the mount root's mode, owner and mtime are
@@ -28,6 +31,7 @@ from snapkeep.engines.volumes.layout import (
     parse_inner,
     parse_sibling,
     remove_tree,
+    restore_path,
     sibling,
 )
 from snapkeep.engines.volumes.tree import Entry
@@ -186,7 +190,7 @@ def cleanup_leftovers(mount_dir: Path) -> None:
     Inside a mount point, moves half-swapped children back the same way. Never deletes
     anything else. Must not run while a restore of the same mount is in progress.
     """
-    mount = Path(os.path.realpath(mount_dir))
+    mount = restore_path(mount_dir)
     parent = mount.parent
     if not parent.is_dir():
         return
@@ -198,7 +202,7 @@ def cleanup_leftovers(mount_dir: Path) -> None:
         kind, _token = parsed
         if kind in (STAGING, TRASH):
             remove_tree(parent / name)
-        elif kind == OLD and not os.path.islink(parent / name) and (parent / name).is_dir():
+        elif kind == OLD:  # whatever the mount was: a directory, or a file or link in its place
             olds.append(parent / name)
     if not os.path.lexists(mount) and olds:
         newest = max(olds, key=lambda p: os.lstat(p).st_ctime_ns)

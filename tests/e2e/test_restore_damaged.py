@@ -1,0 +1,34 @@
+"""``snapshot:restore`` through the CLI from the states people restore from: the database
+dropped, a mount deleted, another replaced by a regular file. Everything comes back as
+the snapshot (the database with its charset, collation and comment)."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.e2e.test_restore_scope import MOUNTS, _snapshot, _state
+from tests.helpers.dbstate import q
+
+
+def test_restore_after_drop_database_and_damaged_mounts(shop, mariadb):
+    cli, root, db = shop
+    conn = mariadb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute(f"ALTER DATABASE {q(db)} CHARACTER SET utf8mb4 "
+                    f"COLLATE utf8mb4_unicode_520_ci COMMENT 'the shop'")
+        cur.execute(f"SHOW CREATE DATABASE {q(db)}")
+        created = cur.fetchone()[1]
+    sid = _snapshot(cli)
+    at_snapshot = _state(mariadb, db, root)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE {q(db)}")
+    shutil.rmtree(root / "pub" / "media")
+    shutil.rmtree(root / "var")
+    (root / "var").write_text("a file where the mount was\n")
+    cli.run("snapshot:restore", sid, "--yes")
+    assert _state(mariadb, db, root) == at_snapshot
+    assert {m: (root / m).is_dir() for m in MOUNTS} == dict.fromkeys(MOUNTS, True)
+    with conn.cursor() as cur:
+        cur.execute(f"SHOW CREATE DATABASE {q(db)}")
+        assert cur.fetchone()[1] == created
+    conn.close()
