@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from snapkeep.engines.mysql import MySQLTarget, dump_database, prepare_restore
+from snapkeep.engines.mysql import MySQLTarget, dump_database, hold_writes, prepare_restore
 from tests.helpers.dbstate import target_for
 from tests.helpers.recording import Recorder
 from tests.helpers.stock_client import export_and_reload
@@ -129,6 +129,32 @@ def test_a_binary_enum_keeps_its_bytes(mariadb, fresh_db, repo):
     restore(mariadb, fresh_db, description, repo)
     assert rows(mariadb.connect(fresh_db), "SELECT HEX(c) FROM b ORDER BY id") == [
         (b.hex().upper(),) for b in (b"a", b"\xf0\x9f\x98\x80", b"\xff\x00", b"q'?")]
+
+
+def test_other_table_kinds_and_a_held_database(mariadb, fresh_db, repo):
+    """Writes held for the whole dump (the coordinator still makes its temporary table),
+    a MyISAM table, a system-versioned one and a generated ENUM column."""
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE m (id INT PRIMARY KEY, c ENUM('a', '😀') CHARACTER SET utf8mb4) "
+              "ENGINE=MyISAM",
+        "CREATE TABLE v (id INT PRIMARY KEY, c SET('a', '🎉') CHARACTER SET utf8mb4) "
+        "WITH SYSTEM VERSIONING",
+        "CREATE TABLE g (id INT PRIMARY KEY, g ENUM('a', '😀') CHARACTER SET utf8mb4 "
+        "AS (IF(id > 1, '😀', 'a')) STORED) CHARACTER SET utf8mb4",
+        "INSERT INTO m VALUES (1, '😀')", "INSERT INTO v VALUES (1, 'a,🎉')",
+        "UPDATE v SET c = '🎉'", "INSERT INTO g (id) VALUES (1), (2)")
+    query = ("SELECT HEX(c) FROM m UNION ALL SELECT HEX(c) FROM v FOR SYSTEM_TIME ALL "
+             "UNION ALL SELECT HEX(g) FROM g")
+    before = sorted(rows(conn, query))
+    assert len(before) == 5
+    target = target_for(mariadb, fresh_db)
+    progress = Recorder()
+    with hold_writes(target, progress):
+        description = dump_database(target, repo, progress)
+    assert not [line for line in progress.lines if line.startswith("warning:")]
+    run(conn, "DROP TABLE m, v, g")
+    restore(mariadb, fresh_db, description, repo)
+    assert sorted(rows(mariadb.connect(fresh_db), query)) == before
 
 
 def test_statements_without_lost_characters_are_kept_as_printed(mariadb, fresh_db, repo):
