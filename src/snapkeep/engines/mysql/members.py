@@ -73,11 +73,12 @@ def suspects(conn: Connection, db: str) -> dict[str, list[Suspect]]:
               "ORDER BY TABLE_NAME, ORDINAL_POSITION",
         ("%?%", "'%?%'", db, *WIDE_CHARSETS, "%?%", "'%?%'"))
     out: dict[str, list[Suspect]] = {}
-    for table, column, data_type, charset, members, default in rows:
-        members = bool(int(members)) and data_type in ("enum", "set")
-        if members or int(default):
+    for table, column, data_type, charset, printed_type, printed_default in rows:
+        lost_members = bool(int(printed_type)) and data_type in ("enum", "set")
+        lost_default = bool(int(printed_default))
+        if lost_members or lost_default:
             out.setdefault(table, []).append(
-                Suspect(column, data_type, charset, members, bool(int(default))))
+                Suspect(column, data_type, charset, lost_members, lost_default))
     return out
 
 
