@@ -4,18 +4,20 @@ Why: MariaDB (10.11) prints table metadata through utf8mb3, so ``SHOW CREATE TAB
 ``information_schema.COLUMNS`` show every 4-byte character (an emoji) of an ENUM/SET
 member or of a CHAR/VARCHAR/ENUM/SET column's literal ``DEFAULT`` as ``?``, whatever
 ``character_set_results`` is (utf8mb4, utf16, utf32, binary all get the ``?``). The
-table itself holds the real characters (the ``.frm`` keeps them in the column's
-charset), so a table recreated from the printed statement gets ``?`` members and its
-values, restored by index, become ``?``: data loss. A ``CHARACTER SET binary`` ENUM
-loses every non-ASCII byte the same way. What else was checked on 10.11:
+table itself keeps the real characters (values and defaults hold them), so a table
+recreated from the printed statement gets ``?`` members and its values become ``?``:
+data loss. A ``CHARACTER SET binary`` ENUM loses every byte over 0x7F the same way.
+What else was checked on 10.11:
 
 - printed exactly by ``SHOW CREATE TABLE``: CHECK constraints, generated column
   expressions, expression defaults (and TEXT/BLOB defaults, kept as expressions),
   partition values (printed as hex), and view, trigger, routine and event bodies (their
   ``SHOW CREATE``). ``information_schema`` CHECK_CLAUSE / GENERATION_EXPRESSION /
   COLUMN_DEFAULT show ``?`` there, but nothing reads them for DDL.
-- column, index, partition and table COMMENTs: the server itself stores them as ``?``
-  (in the ``.frm``, at CREATE): nothing is lost by a dump, nothing can be recovered.
+- COMMENTs of columns, indexes, partitions, tables, sequences, routines, events and the
+  database, and a function's ``RETURNS enum(…)``: the server itself stores them as ``?``
+  at CREATE (the ``.frm`` / ``mysql.proc`` hold ``?``): nothing is lost by a dump and
+  nothing can be recovered, so nothing is said.
 
 So, only where needed (a column of a charset that can hold such bytes whose printed type
 or default holds ``?``, found with one ``information_schema`` query per dump), the exact
