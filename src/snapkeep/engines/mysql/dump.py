@@ -3,7 +3,8 @@
 A consistent parallel dump (DESIGN.md §4):
 
 1. A coordinator connection (PyMySQL) lists tables, columns, keys and sizes and reads
-   every table's DDL.
+   every table's DDL (with the exact ENUM/SET members and defaults the server prints as
+   '?', ``members.py``).
 2. ``threads`` worker connections (mysqlclient, raw bytes, see ``connect.py``) each run
    ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` while a separate connection holds the
    server's lightest commit-blocking lock (``backup_lock.py``), so they all see one point
@@ -71,7 +72,7 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql import schema, versioning
+from snapkeep.engines.mysql import members, schema, versioning
 from snapkeep.engines.mysql.backup_lock import LOCK_SESSION, LockPlan, Server, plan_for
 from snapkeep.engines.mysql.connect import (
     ER_SPECIFIC_ACCESS_DENIED,
@@ -203,6 +204,7 @@ class _Dump:
         self.conn: Connection | None = None
         self.lock_conn: Connection | None = None
         self.pool: WorkerPool | None = None
+        self.suspects: dict[str, list[members.Suspect]] = {}
 
     def close(self) -> None:
         if self.pool is not None:
@@ -227,6 +229,7 @@ class _Dump:
         listed = schema.list_tables(conn, db)
         columns = dumped_columns(conn, db, server, quoted=self.fmt >= 3)
         pks = schema.primary_keys(conn, db)
+        self.suspects = members.suspects(conn, db)
         keys = key_columns(query_text(conn, key_columns_sql(), (db,)))
         stats = {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in query_text(
             conn, "SELECT TABLE_NAME, DATA_LENGTH, AVG_ROW_LENGTH, TABLE_ROWS "
@@ -327,6 +330,9 @@ class _Dump:
         its engine keeps them elsewhere, see ``schema.rows_of``)."""
         assert self.conn is not None
         create = schema.table_ddl(self.conn, name)
+        if name in self.suspects:  # 4-byte characters the statement prints as '?'
+            create = members.exact_ddl(self.conn, name, create, self.suspects[name],
+                                       self.reporter)
         take, note = schema.rows_of(name, engine)
         if note:
             self.reporter.log(note)
