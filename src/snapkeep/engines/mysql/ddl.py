@@ -78,7 +78,7 @@ class SplitTable:
         return any(k[:len(columns)] == columns for k in self.kept_indexes)
 
 
-def _scan(text: str, start: int) -> list[tuple[int, int]]:
+def scan(text: str, start: int) -> list[tuple[int, int]]:
     """Top-level comma-separated spans inside the parenthesis that opens at ``start``.
 
     Quotes (``'…'``, ``"…"``, backquotes) and ``/* … */`` comments are skipped; returns
@@ -93,7 +93,7 @@ def _scan(text: str, start: int) -> list[tuple[int, int]]:
     while i < n:
         c = text[i]
         if c in "'\"`":
-            i = _skip_quoted(text, i)
+            i = skip_quoted(text, i)
             continue
         if c == "/" and text.startswith("/*", i):
             end = text.find("*/", i + 2)
@@ -114,7 +114,7 @@ def _scan(text: str, start: int) -> list[tuple[int, int]]:
     raise ValueError("unbalanced parentheses in CREATE TABLE statement")
 
 
-def _skip_quoted(text: str, i: int) -> int:
+def skip_quoted(text: str, i: int) -> int:
     """Index just after the quoted token starting at ``i``."""
     q = text[i]
     j = i + 1
@@ -133,7 +133,7 @@ def _skip_quoted(text: str, i: int) -> int:
     raise ValueError("unterminated quoted token in CREATE TABLE statement")
 
 
-def _top_level(text: str) -> str:
+def top_level(text: str) -> str:
     """``text`` with quoted tokens, comments and parenthesised groups blanked out (same
     length, so positions still match)."""
     out: list[str] = []
@@ -143,7 +143,7 @@ def _top_level(text: str) -> str:
     while i < n:
         c = text[i]
         if c in "'\"`":
-            j = _skip_quoted(text, i)
+            j = skip_quoted(text, i)
             out.append(" " * (j - i))
             i = j
             continue
@@ -171,10 +171,10 @@ def _unquote(token: str) -> str:
 
 def _key_columns(text: str) -> tuple[list[str], bool]:
     """The columns of the first parenthesised group of a key definition."""
-    open_at = _first_paren(text)
+    open_at = first_paren(text)
     if open_at < 0:
         return [], False
-    spans = _scan(text, open_at)
+    spans = scan(text, open_at)
     cols: list[str] = []
     prefix = False
     for a, b in spans[:-1]:
@@ -190,13 +190,13 @@ def _key_columns(text: str) -> tuple[list[str], bool]:
     return cols, prefix
 
 
-def _first_paren(text: str) -> int:
+def first_paren(text: str) -> int:
     i = 0
     n = len(text)
     while i < n:
         c = text[i]
         if c in "'\"`":
-            i = _skip_quoted(text, i)
+            i = skip_quoted(text, i)
             continue
         if c == "(":
             return i
@@ -218,7 +218,7 @@ def parse_item(text: str) -> Item:
     if text.startswith("`"):
         m = _IDENT.match(text)
         assert m is not None
-        top = _top_level(text[m.end():]).upper()
+        top = top_level(text[m.end():]).upper()
         words = top.split()
         not_null = any(a == "NOT" and b == "NULL" for a, b in zip(words, words[1:], strict=False))
         return Item(text, "column", _unquote(m.group(0)), not_null=not_null,
@@ -245,7 +245,7 @@ def parse_item(text: str) -> Item:
                 if m:
                     name = _unquote(m.group(0))
             cols, prefix_parts = _key_columns(after)
-            top = _top_level(after).upper().split()
+            top = top_level(after).upper().split()
             hashed = any(a == "USING" and b == "HASH"
                          for a, b in zip(top, top[1:], strict=False))
             item = Item(text, kind, name, cols, prefix_parts, hashed)
@@ -256,7 +256,7 @@ def parse_item(text: str) -> Item:
 
 
 def _parse_references(item: Item, text: str) -> None:
-    top = _top_level(text).upper()
+    top = top_level(text).upper()
     at = top.find("REFERENCES")
     if at < 0:
         return
@@ -284,7 +284,7 @@ def qualify_reference(item: Item, database: str) -> str:
     a table restored on its own keeps pointing at the live database's parent table."""
     if item.ref_db is not None or item.ref_table is None:
         return item.text
-    at = _top_level(item.text).upper().find("REFERENCES")
+    at = top_level(item.text).upper().find("REFERENCES")
     if at < 0:
         return item.text
     rest = item.text[at + len("REFERENCES"):]
@@ -297,17 +297,17 @@ def qualify_reference(item: Item, database: str) -> str:
 
 def parse_create_table(ddl: str) -> tuple[str, list[Item], str]:
     """(head up to and including "(", body items, tail from the closing ")")."""
-    open_at = _first_paren(ddl)
+    open_at = first_paren(ddl)
     if open_at < 0:
         raise ValueError("no column list in CREATE TABLE statement")
-    spans = _scan(ddl, open_at)
+    spans = scan(ddl, open_at)
     close_at = spans[-1][0]
     items = [parse_item(ddl[a:b]) for a, b in spans[:-1] if ddl[a:b].strip()]
     return ddl[:open_at + 1], items, ddl[close_at:]
 
 
 def _engine(tail: str) -> str | None:
-    m = re.search(r"\bENGINE\s*=\s*(\w+)", _top_level(tail), re.IGNORECASE)
+    m = re.search(r"\bENGINE\s*=\s*(\w+)", top_level(tail), re.IGNORECASE)
     return m.group(1).lower() if m else None
 
 
@@ -392,7 +392,7 @@ def _requalify(text: str, old_db: str, new_db: str, only: set[str] | None) -> st
             i = j
             continue
         if c in "'\"`":
-            j = _skip_quoted(text, i)
+            j = skip_quoted(text, i)
             piece = text[i:j]
             if c == "`" and piece == token and text.startswith(".", j) and (
                     only is None or _next_ident(text, j + 1) in only):

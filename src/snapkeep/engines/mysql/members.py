@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import pymysql
 
 from snapkeep.engines.mysql.connect import Connection, error_code, query, query_text, quote_ident
-from snapkeep.engines.mysql.ddl import _first_paren, _scan, _skip_quoted, _top_level
+from snapkeep.engines.mysql.ddl import first_paren, scan, skip_quoted, top_level
 from snapkeep.progress import Reporter
 
 # Charsets with characters utf8mb3 cannot print (binary: any byte over 0x7F).
@@ -116,11 +116,11 @@ def exact_ddl(conn: Connection, table: str, ddl: str, columns: list[Suspect],
 
 def _column_span(ddl: str, column: str) -> tuple[int, int] | None:
     """Where the definition of ``column`` is in ``ddl`` (start, end), or None."""
-    open_at = _first_paren(ddl)
+    open_at = first_paren(ddl)
     if open_at < 0:
         return None
     try:
-        spans = _scan(ddl, open_at)[:-1]
+        spans = scan(ddl, open_at)[:-1]
     except ValueError:
         return None
     name = quote_ident(column)
@@ -164,7 +164,7 @@ def _member_list(item: str, at: int) -> tuple[int, int] | None:
     while i < len(item):
         if item[i] != "'":
             return None
-        i = _skip_quoted(item, i)
+        i = skip_quoted(item, i)
         if i < len(item) and item[i] == ",":
             i += 1
             continue
@@ -175,20 +175,20 @@ def _member_list(item: str, at: int) -> tuple[int, int] | None:
 def _count_members(item: str, span: tuple[int, int]) -> int:
     i, n = span[0] + 1, 0
     while i < span[1] - 1:
-        i = _skip_quoted(item, i) + 1
+        i = skip_quoted(item, i) + 1
         n += 1
     return n
 
 
 def _default_literal(item: str) -> tuple[int, int] | None:
     """(start, end) of the quoted literal after a top-level ``DEFAULT``, or None."""
-    top = _top_level(item)  # quoted tokens and parenthesised groups blanked out
+    top = top_level(item)  # quoted tokens and parenthesised groups blanked out
     for m in re.finditer(r"\bDEFAULT\b", top, re.IGNORECASE):
         i = m.end()
         while i < len(item) and item[i].isspace():
             i += 1
         if i < len(item) and item[i] == "'":
-            return i, _skip_quoted(item, i)
+            return i, skip_quoted(item, i)
     return None
 
 
