@@ -87,6 +87,7 @@ class ShadowLoader:
         self._lock = threading.Lock()
         self.digests_checked = 0  # tables whose fed lines matched their recorded digest
         self._history = False  # the sessions write history rows (``versioning.py``)
+        self._versioned = False  # some table is system-versioned: ALTERs keep its history
 
     def _conn(self) -> Connection:
         conn = getattr(self._local, "conn", None)
@@ -96,6 +97,8 @@ class ShadowLoader:
             query(conn, LOAD_SESSION)
             if self._history:
                 query(conn, versioning.HISTORY_SESSION)
+            if self._versioned:
+                query(conn, versioning.ALTER_SESSION)
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -136,6 +139,7 @@ class ShadowLoader:
 
     def run(self, tables: list[dict[str, Any]], splits: dict[str, SplitTable]) -> None:
         history = versioning.with_history(tables)
+        self._versioned = any("system_time" in t for t in tables)
         if history:  # refused here, before any row is loaded, if the server cannot
             with errors_as(self.r.target, "restoring the database"):
                 versioning.require_history_insert(self.r._conn, history)

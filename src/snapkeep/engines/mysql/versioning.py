@@ -43,6 +43,9 @@ from snapkeep.errors import PermissionDenied, ServiceUnavailable
 TYPE = "SYSTEM VERSIONED"
 IMPLICIT_START, IMPLICIT_END = "ROW_START", "ROW_END"
 HISTORY_SESSION = "SET SESSION system_versioning_insert_history = 1"
+# The keys of a versioned table are added after its rows by ALTER TABLE, which the server
+# refuses on a system-versioned table unless told to keep its history as it is.
+ALTER_SESSION = "SET SESSION system_versioning_alter_history = KEEP"
 ER_UNKNOWN_SYSTEM_VARIABLE = 1193
 ER_OPTION_PREVENTS_STATEMENT = 1290
 ER_WARN_VALUE_IGNORED = 1906  # "The value specified for generated column … has been ignored"
