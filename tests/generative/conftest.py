@@ -9,10 +9,13 @@ shrinking: the first failing example as drawn). Choose one with
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, core, settings
 
+from snapkeep.repository import Repository
+from snapkeep.storage import LocalBackend
 from tests.generative.features import ACCEPTED, PENDING, REASONS, REFUSED
 
 _COMMON = dict(
@@ -39,6 +42,12 @@ settings.load_profile(os.environ.get("SNAPKEEP_HYPOTHESIS_PROFILE", "ci"))
 
 # CI's fixed seed (pytest's --hypothesis-seed overrides it; the soak passes fresh ones)
 CI_SEED = 20261204
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repository:
+    """A fresh repository in the test's temp dir (for the plain tests of test_findings)."""
+    return Repository.init(LocalBackend(tmp_path / "repo"))
 
 
 @pytest.fixture(autouse=True)
