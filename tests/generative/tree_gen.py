@@ -166,7 +166,7 @@ def trees(draw, features: frozenset[str], base_len: int) -> Tree:
         elif kind == "file":
             step = Step("file", path, **attrs("file"))
             if "sparse_files" in features and draw(st.integers(0, 3)) == 0:
-                step.size = draw(st.sampled_from([4 * MiB, 64 * MiB, 256 * MiB]))
+                step.size = draw(st.sampled_from([2 * MiB, 16 * MiB, 64 * MiB]))
                 for _ in range(draw(st.integers(0, 3))):
                     off = draw(st.integers(0, step.size - 4096))
                     step.data.append((off, draw(st.binary(min_size=1, max_size=5000))))
