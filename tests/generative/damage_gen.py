@@ -45,7 +45,7 @@ def damages(draw, s: Schema, db: str, features: frozenset[str]) -> Damage:
     d = Damage()
     kinds = [k for k in ("drop_database", "empty_database", "drop_objects", "replace_kind",
                          "change_objects", "extra_tables", "dml", "alter_tables",
-                         "database_charset") if f"damage_{k}" in features]
+                         "database_charset", "rename") if f"damage_{k}" in features]
     if not kinds:
         return d
     for kind in draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=4)):
@@ -186,6 +186,20 @@ class _Damager:
             f"ALTER TABLE {q(t.name)} AUTO_INCREMENT = 5000",
             f"ALTER TABLE {q(t.name)} ENGINE=Aria",
             f"ALTER TABLE {q(t.name)} DROP COLUMN id"])))
+
+    def rename(self) -> None:
+        """A table renamed (its name now free, an extra table in its place), or two
+        tables' names swapped in one RENAME."""
+        tables = self.s.tables
+        if not tables:
+            return
+        a = self.draw(st.sampled_from(tables))
+        b = self.draw(st.sampled_from(tables))
+        if a is b:
+            self.add(f"RENAME TABLE {q(a.name)} TO {q(a.name + ' old')}")
+        else:
+            self.add(f"RENAME TABLE {q(a.name)} TO `swap tmp`, {q(b.name)} TO {q(a.name)}, "
+                     f"`swap tmp` TO {q(b.name)}")
 
     def database_charset(self) -> None:
         self.add(f"ALTER DATABASE {q(self.db)} CHARACTER SET ascii COMMENT 'changed'")

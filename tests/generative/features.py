@@ -22,7 +22,10 @@ DB_FEATURES = frozenset({
     # table features
     "invisible_columns", "generated_columns", "system_versioning", "partitions",
     "subpartitions", "engines_other",  # MEMORY/CSV/Aria/MyISAM
-    "foreign_keys", "case_distinct_names", "odd_identifiers", "big_row",
+    "foreign_keys", "case_distinct_names", "odd_identifiers", "big_row", "auto_increment",
+    "defaults_comments", "unique_keys", "fulltext_spatial", "check_constraints",
+    "table_charsets", "definers", "compound_bodies",
+    "binary_defaults",  # a binary column's DEFAULT with bytes that are not UTF-8
     # other objects
     "sequences", "sequence_defaults", "functions", "procedures", "views", "views_on_views",
     "views_on_functions", "triggers", "trigger_order", "events",
@@ -30,7 +33,7 @@ DB_FEATURES = frozenset({
     "damage_drop_database", "damage_empty_database", "damage_drop_objects",
     "damage_replace_kind", "damage_drop_default_sequence", "damage_change_objects",
     "damage_extra_tables", "damage_dml",
-    "damage_alter_tables", "damage_database_charset",
+    "damage_alter_tables", "damage_database_charset", "damage_rename",
 })
 
 TREE_FEATURES = frozenset({
@@ -58,6 +61,10 @@ PENDING: dict[str, str] = {
                               "stages under '.<mount>.snapkeep-staging-<16 hex>' with absolute "
                               "paths, 35 bytes longer: ENAMETOOLONG, a snapshot that cannot be "
                               "restored",
+    "binary_defaults": "NO BRANCH (found by this test, not in the issue): a binary column "
+                       "whose DEFAULT is not UTF-8 (VARBINARY(10) DEFAULT X'FF') fails the "
+                       "snapshot with a bare UnicodeDecodeError (schema.py reads SHOW CREATE "
+                       "TABLE as UTF-8 text)",
     "hard_links": "branch mounts (issue #12 point 3)",
     "xattrs": "branch mounts (issue #12 point 3)",
     "acls": "branch mounts (issue #12 point 3)",

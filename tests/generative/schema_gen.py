@@ -164,17 +164,31 @@ def _table(draw, features: frozenset[str], s: Schema, name: str) -> None:
                     "PARTITION p1 VALUES IN (1, 2))")
         else:
             part = "PARTITION BY SYSTEM_TIME (PARTITION ph HISTORY, PARTITION pc CURRENT)"
-    defs = ["id INT NOT NULL" + ("" if csv else " PRIMARY KEY")]
+    auto_inc = ("auto_increment" in features and not csv and engine != "MEMORY"
+                and draw(st.booleans()))
+    defs = ["id INT NOT NULL" + (" AUTO_INCREMENT" if auto_inc else "")
+            + ("" if csv else " PRIMARY KEY")]
     for c in cols:
+        extra = ""
+        if "defaults_comments" in features and not c.invisible and draw(st.integers(0, 2)) == 0:
+            raw = c.ctype.family in ("binary", "varbinary", "blob") or c.ctype.charset == "binary"
+            if raw and "binary_defaults" not in features:  # bytes that are valid UTF-8
+                extra += " DEFAULT " + draw(st.sampled_from(["X'00'", "'NULL'", "'\\\\N'", "''",
+                                                             "X'5C'", "X'0A09'"]))
+            elif c.ctype.family in ("char", "varchar", "text", "binary", "varbinary", "blob",
+                                    "int"):
+                extra += f" DEFAULT ({literal(draw, c.ctype, nullable=c.nullable)})"
+            extra += " COMMENT " + draw(st.sampled_from(
+                ["'it''s'", "'back\\\\slash'", "'tab\\there'", "'ünï ☃'", "''"]))
         defs.append(f"{q(c.name)} {c.ctype.sql} {'NULL' if c.nullable else 'NOT NULL'}"
-                    + (" INVISIBLE" if c.invisible else ""))
+                    + (" INVISIBLE" if c.invisible else "") + extra)
     if parent:
         defs.append(f"{parent} INT NULL")
         defs.append(f"KEY ({parent})")
     if seq_default:
         defs.append(f"from_seq BIGINT NULL DEFAULT NEXTVAL({q(seq_default)})")
     # MEMORY and partitioned non-InnoDB tables refuse generated columns
-    if ("generated_columns" in features and engine != "MEMORY" and not csv
+    if ("generated_columns" in features and engine != "MEMORY" and not csv and not auto_inc
             and (not part or engine == "InnoDB") and draw(st.booleans())):
         how = draw(st.sampled_from(["VIRTUAL", "PERSISTENT"]))
         defs.append(f"g_num BIGINT AS (id * 2 + 1) {how}")
@@ -183,8 +197,26 @@ def _table(draw, features: frozenset[str], s: Schema, name: str) -> None:
     indexable = [c for c in cols if c.ctype.indexable and not c.invisible]
     if not csv and indexable and draw(st.booleans()):
         c = draw(st.sampled_from(indexable))
-        defs.append(f"KEY {q('k ' + c.name)} ({q(c.name)})")
+        unique = "unique_keys" in features and not part and draw(st.booleans())
+        desc = " DESC" if "unique_keys" in features and draw(st.booleans()) else ""
+        defs.append(f"{'UNIQUE ' if unique else ''}KEY {q('k ' + c.name)} ({q(c.name)}{desc})")
+    texts = [c for c in cols if c.ctype.family in ("varchar", "text") and not c.invisible
+             and c.ctype.charset in ("utf8mb4", "latin1", "utf8mb3")]
+    if ("fulltext_spatial" in features and texts and engine in ("InnoDB", "MyISAM", "Aria")
+            and not part and draw(st.booleans())):
+        defs.append(f"FULLTEXT KEY {q('ft')} ({q(texts[0].name)})")
+    # an AUTO_INCREMENT column cannot be in a CHECK (nor in a generated column)
+    if ("check_constraints" in features and not csv and not auto_inc
+            and draw(st.integers(0, 2)) == 0):
+        defs.append(f"CONSTRAINT {q('positive id')} CHECK (id > 0)")
     opts = f"ENGINE={engine}"
+    if auto_inc:
+        opts += f" AUTO_INCREMENT={draw(st.sampled_from([60, 1000, 2**31 - 5]))}"
+    if "table_charsets" in features and draw(st.integers(0, 2)) == 0:
+        cs = draw(st.sampled_from(["latin1", "utf8mb4 COLLATE utf8mb4_bin", "ascii"]
+                                  + (["sjis", "big5", "gbk"]
+                                     if "charsets_multibyte" in features else [])))
+        opts += f" DEFAULT CHARSET={cs}"
     if versioned:
         opts += " WITH SYSTEM VERSIONING"
     if draw(st.booleans()):
@@ -258,9 +290,12 @@ def _views(draw, features: frozenset[str], s: Schema) -> None:
         if "views_on_functions" in features and s.functions and draw(st.booleans()):
             cols += f", {q(draw(st.sampled_from(s.functions)))}(id) AS f_of_id"
         algo = draw(st.sampled_from(["", "ALGORITHM=MERGE ", "ALGORITHM=TEMPTABLE "]))
-        s.add("view", f"CREATE {algo}VIEW {q(name)} AS SELECT {cols} FROM {q(t.name)}")
+        who = _definer(draw, features, view=True)
+        collist = "(`the id`, `f`) " if "f_of_id" in cols and draw(st.booleans()) else ""
+        s.add("view", f"CREATE {algo}{who}VIEW {q(name)} {collist}AS SELECT {cols} "
+                      f"FROM {q(t.name)}")
         s.views.append(name)
-        if "views_on_views" in features and draw(st.booleans()):
+        if "views_on_views" in features and not collist and draw(st.booleans()):
             # named to sort before the view it reads: creation must follow dependencies
             top = f"a_on_{i}"
             s.add("view", f"CREATE VIEW {q(top)} AS SELECT id FROM {q(name)} WHERE id > 1 "
@@ -269,11 +304,29 @@ def _views(draw, features: frozenset[str], s: Schema) -> None:
             s.views.append(top)
 
 
+def _definer(draw, features: frozenset[str], view: bool = False) -> str:
+    """A DEFINER clause: none, the current user, or (routines: the server refuses it for
+    views) an account that does not exist."""
+    if "definers" not in features:
+        return ""
+    return draw(st.sampled_from(["", "DEFINER=CURRENT_USER ", "DEFINER=`root`@`localhost` "]
+                                + ([] if view else ["DEFINER=`ghost`@`%` "])))
+
+
 def _routines_triggers_events(draw, features: frozenset[str], s: Schema) -> None:
     if "procedures" in features and draw(st.booleans()):
-        s.add("procedure", "CREATE PROCEDURE `count rows`(OUT n INT) "
+        s.add("procedure", f"CREATE {_definer(draw, features)}PROCEDURE `count rows`(OUT n INT) "
                            "READS SQL DATA COMMENT 'counts' SELECT 42 INTO n")
         s.procedures.append("count rows")
+    if "compound_bodies" in features and draw(st.booleans()):
+        # a body with ';' inside strings and comments, and a label: the dump must not split it
+        s.add("procedure", "CREATE PROCEDURE `multi;statement`(IN a INT, OUT b TEXT)\n"
+                           "SQL SECURITY INVOKER\nbody: BEGIN\n"
+                           "  DECLARE x TEXT DEFAULT 'a;b'; -- a comment; with a semicolon\n"
+                           "  /* DELIMITER // */\n"
+                           "  IF a > 0 THEN SET b = CONCAT(x, ';', a); LEAVE body; END IF;\n"
+                           "  SET b = 'it''s \\\\ done;';\nEND")
+        s.procedures.append("multi;statement")
     if "triggers" in features and s.tables:
         for i in range(draw(st.integers(0, 3))):
             t = draw(st.sampled_from(s.tables))
