@@ -61,3 +61,22 @@ def test_a_path_that_fits_path_max_under_the_mount_is_restored(tmp_path, repo):
     prepared.swap()
     prepared.finish()
     assert Path(os.fsdecode(full)).read_bytes() == b"deep"
+
+
+@pending("binary_defaults")
+def test_a_binary_default_that_is_not_utf8_is_snapshotted_and_restored(mariadb, fresh_db, repo):
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE b (id INT PRIMARY KEY, v VARBINARY(10) DEFAULT X'FF00FE5C')")
+        cur.execute("INSERT INTO b (id) VALUES (1)")
+    target = target_for(mariadb, fresh_db)
+    description = dump_database(target, repo, Recorder())
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE b")
+    prepared = prepare_db_restore(target, description, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO b (id) VALUES (2)")
+        cur.execute("SELECT id, HEX(v) FROM b ORDER BY id")
+        assert cur.fetchall() == ((1, "FF00FE5C"), (2, "FF00FE5C"))
