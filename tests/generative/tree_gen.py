@@ -124,7 +124,8 @@ def trees(draw, features: frozenset[str], base_len: int) -> Tree:
         if "special_modes" in features:
             modes = modes + ([0o1777, 0o3755] if kind == "dir" else MODES_SPECIAL)
         out = {"mode": draw(st.sampled_from(modes)),
-               "mtime_ns": draw(st.integers(0, 2**62)) if "mtimes_ns" in features
+               # before 1970 too: ext4 keeps negative times
+               "mtime_ns": draw(st.integers(-2**60, 2**62)) if "mtimes_ns" in features
                else 1_600_000_000_000_000_000}
         if "owners" in features:
             out["owner"] = draw(st.sampled_from(OWNERS))
@@ -185,6 +186,8 @@ def trees(draw, features: frozenset[str], base_len: int) -> Tree:
                                           + [(b"../" * parent.count(b"/")) + f
                                              for f in files[:2]]))
             steps.append(Step("symlink", path, target=target,
+                              owner=draw(st.sampled_from(OWNERS)) if "owners" in features
+                              else (0, 0),
                               mtime_ns=draw(st.integers(0, 2**62))))
         else:
             steps.append(Step("fifo", path, **attrs("fifo")))
@@ -227,6 +230,7 @@ def build(tree: Tree, mount: Path) -> None:
     for s in reversed(tree.steps):
         p = base + b"/" + s.path
         if s.kind == "symlink":
+            os.chown(p, *s.owner, follow_symlinks=False)
             os.utime(p, ns=(s.mtime_ns, s.mtime_ns), follow_symlinks=False)
             continue
         if s.kind == "link":
