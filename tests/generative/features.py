@@ -26,6 +26,7 @@ DB_FEATURES = frozenset({
     "defaults_comments", "unique_keys", "fulltext_spatial", "check_constraints",
     "table_charsets", "definers", "compound_bodies",
     "binary_defaults",  # a binary column's DEFAULT with bytes that are not UTF-8
+    "default_backslash",  # a DEFAULT (expression) whose string holds a backslash
     # other objects
     "sequences", "sequence_defaults", "functions", "procedures", "views", "views_on_views",
     "views_on_functions", "triggers", "trigger_order", "events",
@@ -65,6 +66,10 @@ PENDING: dict[str, str] = {
                        "whose DEFAULT is not UTF-8 (VARBINARY(10) DEFAULT X'FF') fails the "
                        "snapshot with a bare UnicodeDecodeError (schema.py reads SHOW CREATE "
                        "TABLE as UTF-8 text)",
+    "default_backslash": "NO BRANCH (found by this test, not in the issue): MariaDB prints a "
+                         "DEFAULT (_utf8mb4 X'5c4e') expression as _utf8mb4'\\N' without "
+                         "escaping; re-running SHOW CREATE TABLE's text at restore makes the "
+                         "default 'N' (one backslash lost per round trip)",
     "hard_links": "branch mounts (issue #12 point 3)",
     "xattrs": "branch mounts (issue #12 point 3)",
     "acls": "branch mounts (issue #12 point 3)",

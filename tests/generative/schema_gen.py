@@ -177,7 +177,10 @@ def _table(draw, features: frozenset[str], s: Schema, name: str) -> None:
                                                              "X'5C'", "X'0A09'"]))
             elif c.ctype.family in ("char", "varchar", "text", "binary", "varbinary", "blob",
                                     "int"):
-                extra += f" DEFAULT ({literal(draw, c.ctype, nullable=c.nullable)})"
+                value = literal(draw, c.ctype, nullable=c.nullable)
+                if "default_backslash" not in features and _has_backslash(value):
+                    value = "'plain'"
+                extra += f" DEFAULT ({value})"
             extra += " COMMENT " + draw(st.sampled_from(
                 ["'it''s'", "'back\\\\slash'", "'tab\\there'", "'ünï ☃'", "''"]))
         defs.append(f"{q(c.name)} {c.ctype.sql} {'NULL' if c.nullable else 'NOT NULL'}"
@@ -263,6 +266,14 @@ def _big_row_table(s: Schema, name: str) -> None:
     s.add("insert", f"INSERT INTO {q(name)} VALUES (1, REPEAT(X'5C0009000A4E', "
                     f"{BIG_ROW_BYTES // 6}), 'it''s\\\\N'), (2, 'small', NULL)")
     s.tables.append(Table(name, "InnoDB", []))
+
+
+def _has_backslash(sql_literal: str) -> bool:
+    """Whether a literal (hex ``X'…'`` with or without an introducer) holds byte 0x5C."""
+    if "X'" not in sql_literal:
+        return "\\" in sql_literal
+    raw = bytes.fromhex(sql_literal.split("X'", 1)[1].rstrip("'"))
+    return b"\\" in raw
 
 
 def literal_comment(name: str) -> str:

@@ -80,3 +80,22 @@ def test_a_binary_default_that_is_not_utf8_is_snapshotted_and_restored(mariadb, 
         cur.execute("INSERT INTO b (id) VALUES (2)")
         cur.execute("SELECT id, HEX(v) FROM b ORDER BY id")
         assert cur.fetchall() == ((1, "FF00FE5C"), (2, "FF00FE5C"))
+
+
+@pending("default_backslash")
+def test_a_default_expression_with_a_backslash_keeps_it(mariadb, fresh_db, repo):
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE d (id INT PRIMARY KEY, a TINYTEXT DEFAULT (_utf8mb4 X'5c4e'))")
+        cur.execute("INSERT INTO d (id) VALUES (1)")
+    target = target_for(mariadb, fresh_db)
+    description = dump_database(target, repo, Recorder())
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE d")
+    prepared = prepare_db_restore(target, description, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO d (id) VALUES (2)")
+        cur.execute("SELECT id, HEX(a) FROM d ORDER BY id")
+        assert cur.fetchall() == ((1, "5C4E"), (2, "5C4E"))
