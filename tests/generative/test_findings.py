@@ -86,8 +86,13 @@ def test_a_binary_default_that_is_not_utf8_is_snapshotted_and_restored(mariadb, 
 def test_a_default_expression_with_a_backslash_keeps_it(mariadb, fresh_db, repo):
     conn = mariadb.connect(fresh_db)
     with conn.cursor() as cur:
-        cur.execute("CREATE TABLE d (id INT PRIMARY KEY, a TINYTEXT DEFAULT (_utf8mb4 X'5c4e'))")
+        # the server itself stores this as _utf8mb4'\N' (one backslash left): the default
+        # is the 2 bytes \N from here on, and the snapshot must keep that
+        cur.execute("CREATE TABLE d (id INT PRIMARY KEY, "
+                    "a TINYTEXT DEFAULT (_utf8mb4 X'5c5c4e'))")
         cur.execute("INSERT INTO d (id) VALUES (1)")
+        cur.execute("SELECT HEX(a) FROM d")
+        assert cur.fetchall() == (("5C4E",),)
     target = target_for(mariadb, fresh_db)
     description = dump_database(target, repo, Recorder())
     with conn.cursor() as cur:
