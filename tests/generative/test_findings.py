@@ -104,3 +104,28 @@ def test_a_default_expression_with_a_backslash_keeps_it(mariadb, fresh_db, repo)
         cur.execute("INSERT INTO d (id) VALUES (2)")
         cur.execute("SELECT id, HEX(a) FROM d ORDER BY id")
         assert cur.fetchall() == ((1, "5C4E"), (2, "5C4E"))
+
+
+@pending("system_versioning")
+def test_a_system_versioned_table_with_a_unique_key_is_restored(mariadb, fresh_db, repo):
+    """Found on the merge of branches sysver + anystate (seed 1304473508): the shadow load
+    adds the unique key by an ALTER TABLE, which MariaDB refuses on a system-versioned
+    table unless @@system_versioning_alter_history = KEEP."""
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE v (id INT PRIMARY KEY, d DATE NOT NULL, UNIQUE KEY u (d)) "
+                    "WITH SYSTEM VERSIONING")
+        cur.execute("INSERT INTO v VALUES (1, '2020-01-01')")
+        cur.execute("UPDATE v SET d = '2021-01-01'")
+        cur.execute("SELECT COUNT(*) FROM v FOR SYSTEM_TIME ALL")
+        assert cur.fetchall() == ((2,),)
+    target = target_for(mariadb, fresh_db)
+    description = dump_database(target, repo, Recorder())
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE v")
+    prepared = prepare_db_restore(target, description, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, CAST(d AS CHAR) FROM v FOR SYSTEM_TIME ALL ORDER BY d")
+        assert cur.fetchall() == ((1, "2020-01-01"), (1, "2021-01-01"))
