@@ -31,7 +31,7 @@ _COMMON = dict(
     database=None,
 )
 settings.register_profile("ci", max_examples=int(os.environ.get("SNAPKEEP_GEN_EXAMPLES", 0))
-                          or 160, **_COMMON)  # ~2.5 min for both tests on 2 busy cores
+                          or 120, **_COMMON)  # about 2 min for the three tests on 2 cores
 # one run of scripts/soak (which loops over fresh seeds for as long as asked)
 settings.register_profile("soak", max_examples=int(os.environ.get("SNAPKEEP_GEN_EXAMPLES", 0))
                           or 40, **_COMMON)

@@ -34,8 +34,8 @@ from tests.helpers.shop import Cli, cli_env, git
 
 DB = f"genc_{os.getpid()}"
 HOME = Path(tempfile.gettempdir()) / f"snapkeep-gen-cli-{os.getpid():08d}"
-# a twentieth of the profile's budget: 8 examples in CI
-EXAMPLES = max(2, (settings.default.max_examples or 100) // 20)
+# a fifteenth of the profile's budget: 8 examples in CI
+EXAMPLES = max(2, (settings.default.max_examples or 100) // 15)
 
 
 @pytest.fixture(scope="module")
