@@ -67,9 +67,9 @@ PENDING: dict[str, str] = {
                        "snapshot with a bare UnicodeDecodeError (schema.py reads SHOW CREATE "
                        "TABLE as UTF-8 text)",
     "default_backslash": "NO BRANCH (found by this test, not in the issue): MariaDB prints a "
-                         "DEFAULT (_utf8mb4 X'5c4e') expression as _utf8mb4'\\N' without "
-                         "escaping; re-running SHOW CREATE TABLE's text at restore makes the "
-                         "default 'N' (one backslash lost per round trip)",
+                         "string in a DEFAULT expression without escaping its backslashes "
+                         "(DEFAULT (_utf8mb4 X'5c5c4e'), value \\N, shows as _utf8mb4'\\N'); "
+                         "re-running SHOW CREATE TABLE's text at restore makes the default 'N'",
     "hard_links": "branch mounts (issue #12 point 3)",
     "xattrs": "branch mounts (issue #12 point 3)",
     "acls": "branch mounts (issue #12 point 3)",
