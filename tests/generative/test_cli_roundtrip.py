@@ -1,0 +1,100 @@
+"""The generators end to end through the CLI: a project whose database is a random schema
+and whose mount is a random tree; ``snapshot:create`` → damage to both →
+``snapshot:restore -y`` → both fingerprints as before. Few examples (each starts the CLI
+twice); the engine-level tests next to it cover the breadth.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.generative.damage_gen import damages
+from tests.generative.features import TREE_FEATURES, enabled
+from tests.generative.fingerprint import fingerprint
+from tests.generative.schema_gen import PRELUDE, schemas
+from tests.generative.test_db_roundtrip import _damage, _features, _load
+from tests.generative.test_mount_roundtrip import FS_DEPENDENT, _diff
+from tests.generative.tree_gen import (
+    apply_damage,
+    build,
+    probe_caps,
+    tree_damages,
+    tree_fingerprint,
+    trees,
+)
+from tests.helpers.dbstate import assert_same, q
+from tests.helpers.shop import Cli, cli_env, git
+
+DB = f"genc_{os.getpid()}"
+HOME = Path(tempfile.gettempdir()) / f"snapkeep-gen-cli-{os.getpid():08d}"
+# a fifteenth of the profile's budget: 8 examples in CI
+EXAMPLES = max(2, (settings.default.max_examples or 100) // 15)
+
+
+@pytest.fixture(scope="module")
+def features(mariadb) -> frozenset[str]:
+    HOME.mkdir(exist_ok=True)
+    try:
+        caps = probe_caps(HOME)
+    finally:
+        shutil.rmtree(HOME)
+    # a big row needs the dump under a lowered max_allowed_packet (test_db_roundtrip)
+    return (_features(mariadb) | (enabled(TREE_FEATURES) - (FS_DEPENDENT - caps))) \
+        - {"big_row"}
+
+
+@settings(max_examples=EXAMPLES)
+@given(data=st.data())
+def test_snapshot_create_then_restore_after_damage_gives_back_database_and_mount(
+        mariadb, features, data):
+    mount = HOME / "app" / "data"
+    schema = data.draw(schemas(features), label="schema")
+    db_damage = data.draw(damages(schema, DB, features), label="database damage")
+    tree = data.draw(trees(features, len(os.fsencode(mount))), label="tree")
+    tree_damage = data.draw(tree_damages(features), label="mount damage")
+    sparse = "sparse_allocation" in features
+    conn = mariadb.connect()
+    if HOME.exists():
+        shutil.rmtree(HOME)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {q(DB)}")
+            cur.execute(f"CREATE DATABASE {q(DB)}")
+            cur.execute(f"USE {q(DB)}")
+            for sql in PRELUDE:
+                cur.execute(sql)
+        _load(conn, schema)
+        build(tree, mount)
+        git(HOME / "app", "init", "-q", "-b", "develop-branch")
+        before_db, before_tree = fingerprint(conn, DB), tree_fingerprint(mount, sparse=sparse)
+
+        cli = Cli(HOME / "app", cli_env())
+        cli.run("init", "--project-id", "gen", "--database", mariadb.url(DB), "--mount", "data")
+        created = cli.run("snapshot:create").stdout.strip().splitlines()[-1]
+        assert created.startswith("Snapshot name:"), created
+        damaged = mariadb.connect(DB)
+        try:
+            with damaged.cursor() as cur:
+                for sql in PRELUDE:
+                    cur.execute(sql)
+            _damage(damaged, db_damage)
+        finally:
+            damaged.close()
+        apply_damage(tree_damage, tree, mount)
+        cli.run("snapshot:restore", created.split(":", 1)[1].strip(), "-y")
+        assert_same(fingerprint(conn, DB), before_db, "the restored database")
+        after_tree = tree_fingerprint(mount, sparse=sparse)
+        assert after_tree == before_tree, _diff(after_tree, before_tree)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {q(DB)}")
+        conn.close()
+        if HOME.exists():
+            shutil.rmtree(HOME)
