@@ -49,32 +49,11 @@ TREE_FEATURES = frozenset({
 
 # Features the engine on main fails, each with the branch expected to fix it (issue #12).
 PENDING: dict[str, str] = {
-    "system_versioning": "branch sysver (issue #12 point 1)",
-    "damage_drop_database": "branch anystate (issue #12 point 2: DROP DATABASE)",
-    "damage_replace_kind": "branch anystate (issue #12 point 2: view <-> table <-> sequence)",
-    "damage_drop_default_sequence": "branch anystate (issue #12 point 2: a sequence used by "
-                                    "DEFAULT NEXTVAL(seq) dropped)",
-    "enum_4byte_members": "NO BRANCH (found by this test, not in the issue): SHOW CREATE "
-                          "TABLE and information_schema print ENUM/SET members with 4-byte "
-                          "UTF-8 as '?', so the restored column's members and values are '?'",
-    "damage_replace_by_file": "branch anystate (issue #12 point 2: mount replaced by a file)",
-    "deep_paths_at_path_max": "NO BRANCH (found by this test, not in the issue): the restore "
-                              "stages under '.<mount>.snapkeep-staging-<16 hex>' with absolute "
-                              "paths, 35 bytes longer: ENAMETOOLONG, a snapshot that cannot be "
-                              "restored",
-    "binary_defaults": "NO BRANCH (found by this test, not in the issue): a binary column "
-                       "whose DEFAULT is not UTF-8 (VARBINARY(10) DEFAULT X'FF') fails the "
-                       "snapshot with a bare UnicodeDecodeError (schema.py reads SHOW CREATE "
-                       "TABLE as UTF-8 text)",
-    "default_backslash": "NO BRANCH (found by this test, not in the issue): MariaDB prints a "
+    "default_backslash": "NOT FIXED (found by this test, not in the issue): MariaDB prints a "
                          "string in a DEFAULT expression without escaping its backslashes "
                          "(DEFAULT (_utf8mb4 X'5c5c4e'), value \\N, shows as _utf8mb4'\\N'); "
-                         "re-running SHOW CREATE TABLE's text at restore makes the default 'N'",
-    "hard_links": "branch mounts (issue #12 point 3)",
-    "xattrs": "branch mounts (issue #12 point 3)",
-    "acls": "branch mounts (issue #12 point 3)",
-    "sparse_allocation": "branch mounts (issue #12 point 3)",
-    "fifos": "branch mounts (issue #12 point 3)",
+                         "re-running SHOW CREATE TABLE's text at restore makes the default 'N' "
+                         "- as the server itself does when it reopens the table",
 }
 
 # How often the server refused generated SQL (discarded examples), by statement kind.
