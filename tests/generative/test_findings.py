@@ -11,9 +11,8 @@ from __future__ import annotations
 import pytest
 
 from snapkeep.engines.mysql import dump_database
-from snapkeep.engines.mysql import prepare_restore as prepare_db_restore
 from tests.generative.features import PENDING
-from tests.helpers.dbstate import target_for
+from tests.helpers.dbstate import restore_database, target_for
 from tests.helpers.recording import Recorder
 
 
@@ -36,9 +35,7 @@ def test_a_default_expression_with_a_backslash_keeps_it(mariadb, fresh_db, repo)
     description = dump_database(target, repo, Recorder())
     with conn.cursor() as cur:
         cur.execute("DROP TABLE d")
-    prepared = prepare_db_restore(target, description, repo, Recorder())
-    prepared.swap()
-    prepared.finish()
+    restore_database(target, description, repo)
     with conn.cursor() as cur:
         cur.execute("INSERT INTO d (id) VALUES (2)")
         cur.execute("SELECT id, HEX(a) FROM d ORDER BY id")

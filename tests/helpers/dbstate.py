@@ -163,3 +163,13 @@ def target_for(server, db: str):
     from snapkeep.engines.mysql import MySQLTarget
 
     return MySQLTarget(server.host, server.port, server.user, None, db)
+
+
+def restore_database(target, description: dict[str, Any], repo: Any) -> None:
+    """A whole restore through the engine: shadow, cut-over, finish."""
+    from snapkeep.engines.mysql import prepare_restore
+    from tests.helpers.recording import Recorder
+
+    prepared = prepare_restore(target, description, repo, Recorder())
+    prepared.swap()
+    prepared.finish()

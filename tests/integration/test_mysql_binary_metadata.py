@@ -4,8 +4,8 @@ with a bare UnicodeDecodeError)."""
 
 from __future__ import annotations
 
-from snapkeep.engines.mysql import dump_database, prepare_restore
-from tests.helpers.dbstate import target_for
+from snapkeep.engines.mysql import dump_database
+from tests.helpers.dbstate import restore_database, target_for
 from tests.helpers.recording import Recorder
 from tests.helpers.stock_client import export_and_reload
 
@@ -37,9 +37,7 @@ def test_a_binary_default_that_is_not_utf8_is_snapshotted_and_restored(
     description = dump_database(target, repo, Recorder())
     with conn.cursor() as cur:
         cur.execute("DROP TABLE b")
-    prepared = prepare_restore(target, description, repo, Recorder())
-    prepared.swap()
-    prepared.finish()
+    restore_database(target, description, repo)
     assert raw_state(mariadb, fresh_db) == before
 
     export_and_reload(mariadb, repo, fresh_db, description, tmp_path / "database.sql")

@@ -19,7 +19,13 @@ from snapkeep.engines.mysql import (
 from snapkeep.engines.mysql.names import shadow_name
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import BlobRef
-from tests.helpers.dbstate import assert_same, db_state, load_sql_file, target_for
+from tests.helpers.dbstate import (
+    assert_same,
+    db_state,
+    load_sql_file,
+    restore_database,
+    target_for,
+)
 from tests.helpers.recording import Recorder
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -52,12 +58,6 @@ def shop(mariadb, fresh_db):
         "INSERT INTO nokey SELECT seq % 3, IF(seq % 2, 'x\\ty', NULL) FROM seq_1_to_3000",
         "CREATE TABLE empty (id INT PRIMARY KEY) ENGINE=InnoDB")
     return conn
-
-
-def _restore(target, d, repo) -> None:
-    prepared = prepare_restore(target, d, repo, Recorder())
-    prepared.swap()
-    prepared.finish()
 
 
 def small_parts(monkeypatch, rows: int) -> None:
@@ -134,7 +134,7 @@ def test_table_digests_of_a_restored_copy_equal_the_recorded_ones(
     target, scratch = target_for(mariadb, fresh_db), target_for(mariadb, copy_db)
     for use_pump in (True, False):  # escaped, then quoted lines
         d = dump_database(target, repo, Recorder(), threads=3, use_pump=use_pump)
-        _restore(scratch, d, repo)
+        restore_database(scratch, d, repo)
         found = table_digests(scratch, d, Recorder(), threads=2)
         assert set(found) == set(digests(d))
         for name, want in digests(d).items():
@@ -146,7 +146,7 @@ def test_compare_digests_names_a_changed_row_and_missing_tables(
         mariadb, fresh_db, copy_db, repo, shop):
     scratch = target_for(mariadb, copy_db)
     d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2)
-    _restore(scratch, d, repo)
+    restore_database(scratch, d, repo)
     conn = mariadb.connect(copy_db)
     run(conn, "UPDATE big SET v = 'changed' WHERE id = 300", "DROP TABLE empty",
         "CREATE TABLE extra (id INT)")
@@ -194,7 +194,7 @@ def test_a_table_dumped_in_mixed_encodings_is_checked_per_encoding(
     assert set(digest["encodings"]) == {"escaped", "quoted"}
     assert sum(e["rows"] for e in digest["encodings"].values()) == 3000
     scratch = target_for(mariadb, copy_db)
-    _restore(scratch, d, repo)  # checked per encoding
+    restore_database(scratch, d, repo)  # checked per encoding
     problems = compare_digests(d, table_digests(scratch, d, Recorder()))
     assert problems == ["table `t`: row count matches; digest not verifiable (its parts "
                         "were dumped in escaped/quoted lines)"]
@@ -296,7 +296,7 @@ def test_a_snapshot_without_digests_still_restores(mariadb, fresh_db, repo, shop
     for t in d["tables"]:
         del t["digest"]
     run(shop, "DELETE FROM big WHERE id < 900")
-    _restore(target, d, repo)
+    restore_database(target, d, repo)
     assert_same(db_state(shop, fresh_db), before)
 
 
@@ -309,7 +309,7 @@ def test_table_digests_of_a_system_versioned_copy_cover_its_history(
     scratch = target_for(mariadb, copy_db)
     d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2)
     assert digests(d)["price"]["rows"] == 3  # one current row version, two in the history
-    _restore(scratch, d, repo)
+    restore_database(scratch, d, repo)
     assert compare_digests(d, table_digests(scratch, d, Recorder())) == []
     # a history row lost in the copy is found, though every current row is the same
     copy_conn = mariadb.connect(copy_db)

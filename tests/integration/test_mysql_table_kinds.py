@@ -21,7 +21,14 @@ from snapkeep.engines.mysql.names import shadow_name
 from snapkeep.engines.mysql.versioning import system_time
 from snapkeep.errors import PermissionDenied
 from snapkeep.sandbox import PrivateMariaDB
-from tests.helpers.dbstate import all_versions, assert_same, db_state, q, target_for
+from tests.helpers.dbstate import (
+    all_versions,
+    assert_same,
+    db_state,
+    q,
+    restore_database,
+    target_for,
+)
 from tests.helpers.recording import Recorder
 from tests.helpers.stock_client import export_and_reload
 
@@ -359,9 +366,7 @@ def test_a_system_versioned_table_with_secondary_keys_is_restored(
     description = dump_database(target, repo, Recorder())
     with conn.cursor() as cur:
         cur.execute("DROP TABLE v")
-    prepared = prepare_restore(target, description, repo, Recorder())
-    prepared.swap()
-    prepared.finish()
+    restore_database(target, description, repo)
     if period == "trx":  # current rows only (see the warning test above)
         with conn.cursor() as cur:
             cur.execute("SELECT id, CAST(d AS CHAR), n FROM v")
