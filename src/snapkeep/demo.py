@@ -94,7 +94,7 @@ def fingerprint(root: Path, server: PrivateMariaDB) -> dict[str, object]:
     with conn.cursor() as cur:
         cur.execute("SHOW FULL TABLES")
         for name, kind in cur.fetchall():
-            if kind == "BASE TABLE":
+            if kind in ("BASE TABLE", "SYSTEM VERSIONED"):  # every table with rows
                 cur.execute(f"CHECKSUM TABLE `{name}` EXTENDED")
                 out[f"table {name}"] = cur.fetchone()[1]
     conn.close()

@@ -52,7 +52,7 @@ def checksums(conn, db: str) -> dict[str, object]:
         tables = cur.fetchall()
         out: dict[str, object] = {}
         for name, kind in tables:
-            if kind == "BASE TABLE":
+            if kind in ("BASE TABLE", "SYSTEM VERSIONED"):  # every table with rows
                 cur.execute(f"CHECKSUM TABLE `{db}`.`{name}` EXTENDED")
                 out[name] = cur.fetchone()[1]
             cur.execute(f"SHOW CREATE TABLE `{db}`.`{name}`")
