@@ -148,8 +148,9 @@ def test_pro_production_gets_hourly_automated_backups_while_manual_ones_stay_ref
         sched.tick(clock.t)
     assert [t for t, _sid, _kw in backups.ran] == [at(10, 13), at(11, 13)]
     listed = snapshots.list_snapshots(ctx, env)
+    # live: the plan's hourly backups take no maintenance pause
     assert [(s.created_at, s.automated, s.live) for s in listed] == [
-        (at(11, 13), True, False), (at(10, 13), True, False)]
+        (at(11, 13), True, True), (at(10, 13), True, True)]
     manifest = snapshots.load_manifest(ctx, listed[0].id)
     assert "database" in manifest.services
 

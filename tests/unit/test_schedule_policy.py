@@ -73,8 +73,9 @@ def test_missed_periods_run_once_then_the_schedule_resumes_its_rhythm():
 
 
 @pytest.mark.parametrize("env_type", ["staging", "production"])
-def test_pro_staging_and_production_get_an_hourly_consistent_backup(env_type):
-    assert plan_schedule("pro", env_type) == PlanSchedule(cron="0 * * * *", live=False)
+def test_pro_staging_and_production_get_an_hourly_live_backup(env_type):
+    # live: an hourly consistent backup would put production in maintenance every hour
+    assert plan_schedule("pro", env_type) == PlanSchedule(cron="0 * * * *", live=True)
 
 
 @pytest.mark.parametrize("plan,env_type", [("pro", "development"), ("starter", "staging"),

@@ -62,7 +62,8 @@ def test_pro_staging_and_production_show_an_hourly_plan_schedule(pro):
     ctx = context(pro)
     listed = schedules.list_schedules(ctx)
     assert sorted((s.environment, s.cron, s.live, s.origin) for s in listed) == [
-        ("production", "0 * * * *", False, "plan"), ("staging", "0 * * * *", False, "plan")]
+        ("production", "0 * * * *", True, "plan"), ("staging", "0 * * * *", True, "plan")]
+    assert {s.mode for s in listed} == {"live"}
 
 
 def test_plan_schedules_are_materialised_once_however_often_asked(pro):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.catalog import Activity
+from snapkeep.catalog import Activity, Schedule
 from snapkeep.errors import BusyError, PolicyError
 from snapkeep.ids import new_id
 from snapkeep.services import scheduler, schedules
@@ -76,11 +76,25 @@ def test_schedules_of_one_environment_due_together_start_one_backup(project):
     assert sorted((env, kw["live"]) for env, kw in rec.starts) == [("dev", False), ("qa", True)]
 
 
-def test_the_pro_plan_schedule_fires_hourly_without_anyone_adding_it(tmp_path):
+def test_the_pro_plan_schedule_fires_hourly_and_live_without_anyone_adding_it(tmp_path):
     ctx, rec = context(write_project(tmp_path, "pro", {"production": "production"})), Recorder()
     for minutes in range(0, 181, 15):
         scheduler.tick(ctx, T0 + timedelta(minutes=minutes), rec.start, rec.expire)
-    assert rec.starts == [("production", {"live": False, "automated": True, "detach": True})] * 3
+    # live: no maintenance pause of production every hour
+    assert rec.starts == [("production", {"live": True, "automated": True, "detach": True})] * 3
+
+
+def test_a_plan_schedule_stored_as_consistent_becomes_live(tmp_path):
+    ctx = context(write_project(tmp_path, "pro", {"production": "production"}))
+    schedules.ensure_plan_schedules(ctx, T0)
+    [plan] = ctx.catalog.list_schedules(origin="plan")
+    ctx.catalog.delete_schedule(plan.id)  # as an older snapkeep stored it: consistent
+    ctx.catalog.add_schedule(Schedule(
+        id=plan.id, environment=plan.environment, cron=plan.cron, live=False, origin="plan",
+        created_at=plan.created_at, created_by=plan.created_by, last_run_at=None,
+        next_run_at=plan.next_run_at))
+    schedules.ensure_plan_schedules(ctx, T0)
+    assert [s.live for s in ctx.catalog.list_schedules(origin="plan")] == [True]
 
 
 @pytest.mark.parametrize("error", [BusyError("activity x is running on environment dev"),

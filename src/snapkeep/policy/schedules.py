@@ -8,9 +8,9 @@ is one of the macros ``@hourly``, ``@daily`` (``@midnight``), ``@weekly``, ``@mo
 strictly after ``after``: a schedule that missed several periods (the server was down)
 runs once, at the next tick, and then at its next period.
 
-On the ``pro`` plan every staging and production environment gets an hourly,
-consistent automatic backup (``PLAN_CRON``), as the hosted platforms' "regular backups
-by default".
+On the ``pro`` plan every staging and production environment gets an hourly, live
+automatic backup (``PLAN_CRON``), as the hosted platforms' "regular backups by default",
+which take no downtime.
 """
 
 from __future__ import annotations
@@ -106,11 +106,13 @@ class PlanSchedule:
 def plan_schedule(plan: str, env_type: str) -> PlanSchedule | None:
     """The schedule the plan gives an environment of this type, or None.
 
-    Consistent (not live): hourly backups of staging and production must be restorable
-    as a whole; the pause is the price, as for the hosted platforms' automatic backups.
+    Live: a consistent backup pauses the environment for the whole dump, which hourly
+    means production in maintenance every hour; the hosted platforms' automatic backups
+    take no downtime either. Consistent backups are opt-in: ``schedule:add`` without
+    ``--live``.
     """
     if plan == "pro" and env_type in PLAN_ENV_TYPES:
-        return PlanSchedule(cron=PLAN_CRON, live=False)
+        return PlanSchedule(cron=PLAN_CRON, live=True)
     return None
 
 
