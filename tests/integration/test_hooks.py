@@ -215,9 +215,8 @@ def test_a_hook_reaches_the_database_without_its_password_on_the_command_line(
     conn.close()
     url = f"mysql://hookuser:h00k-pw@{mariadb.host}:{mariadb.port}/{fresh_db}"
     p = Project(tmp_path, "", f'database = "{url}"')
-    query = ('mariadb --no-defaults -h "$SNAPKEEP_DB_HOST" -P "$SNAPKEEP_DB_PORT" '
-             '-u "$SNAPKEEP_DB_USER" -N -e "SELECT CONCAT(CURRENT_USER(), \' \', DATABASE())" '
-             '"$SNAPKEEP_DB_NAME"')
+    query = ('mariadb --defaults-extra-file="$SNAPKEEP_DB_DEFAULTS_FILE" -N '
+             '-e "SELECT CONCAT(CURRENT_USER(), \' \', DATABASE())"')
     c = activities.claim(p.ctx, "dev", activities.BACKUP, "hook test", {})
 
     def work(rec) -> None:
@@ -231,3 +230,50 @@ def test_a_hook_reaches_the_database_without_its_password_on_the_command_line(
     assert f"  > hookuser@% {fresh_db}" in lines
     assert not any("h00k-pw" in ln for ln in lines)
     assert "SNAPKEEP_DB_HOST" not in os.environ  # the variables are the command's only
+
+
+CREDENTIALS = ("MYSQL_PWD", "PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN", "SNAPKEEP_DB_PASSWORD", "SNAPKEEP_PASSPHRASE",
+               "SNAPKEEP_TOKEN", "SNAPKEEP_WEBHOOK_SECRET", "SNAPKEEP_CATALOG")
+
+
+def test_hooks_get_no_credential_and_their_output_is_cleared_of_the_password(
+        tmp_path, mariadb, fresh_db, monkeypatch):
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'hookuser2'@'%' IDENTIFIED BY 's3cret-h00k-pw'")
+        cur.execute(f"GRANT ALL ON `{fresh_db}`.* TO 'hookuser2'@'%'")
+    conn.close()
+    url = f"mysql://hookuser2:s3cret-h00k-pw@{mariadb.host}:{mariadb.port}/{fresh_db}"
+    p = Project(tmp_path, "", f'database = "{url}"')
+    for name in CREDENTIALS:  # as the server's environment may hold them
+        monkeypatch.setenv(name, f"leaked-{name.lower()}")
+    commands = [
+        "env",
+        'stat -c "mode %a" "$SNAPKEEP_DB_DEFAULTS_FILE"; '
+        'echo "$SNAPKEEP_DB_DEFAULTS_FILE" > defaults-path',
+        'mariadb --defaults-extra-file="$SNAPKEEP_DB_DEFAULTS_FILE" -N -e "SELECT 1+1"',
+        # an application printing its configuration: the password from the option file
+        'sed -n "s/^password=//p" "$SNAPKEEP_DB_DEFAULTS_FILE"',
+        'echo "db password is $(sed -n "s/^password=//p" "$SNAPKEEP_DB_DEFAULTS_FILE")"; '
+        "exit 3",
+    ]
+    c = activities.claim(p.ctx, "dev", activities.BACKUP, "hook test", {})
+
+    def work(rec) -> None:
+        hooks.run_commands(p.ctx, p.env, commands, rec, label="post-restore command",
+                           timeout=60, on_failure="warn")
+
+    a = activities.run(p.ctx, c, work)
+    lines = p.log(a.id)
+    assert a.result == "success", lines
+    for name in CREDENTIALS:
+        assert not any(ln.startswith(f"  > {name}=") for ln in lines), (name, lines)
+    assert not any("leaked-" in ln for ln in lines), lines
+    assert "  > mode 600" in lines
+    assert "  > 2" in lines  # the option file reaches the database
+    assert '  > "[redacted]"' in lines
+    stored = p.ctx.catalog.get_activity(a.id)
+    assert not any("s3cret-h00k-pw" in ln for ln in lines + list(stored.warnings)), lines
+    assert any("db password is" in w and "[redacted]" in w for w in stored.warnings)
+    assert not Path((p.root / "defaults-path").read_text().strip()).exists()

@@ -11,6 +11,11 @@ stops (``rec.check()`` raises).
 
 A failure (non-zero exit, killed, timed out, could not start) raises ``HookError`` under
 the ``fail`` policy, or becomes a warning on the activity under ``warn``.
+
+The commands' output is readable by the environment's Viewers, so they get no credential
+snapkeep knows (snapkeep.redact's list is withheld from their environment); the database
+is reached through a 0600 option file (``SNAPKEEP_DB_DEFAULTS_FILE``) that exists only
+while they run, and every logged line is cleared of known secret values by the recorder.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ import os
 import selectors
 import signal
 import subprocess
+import tempfile
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import HookError
+from snapkeep.redact import without_credentials
 from snapkeep.services.context import Context
 from snapkeep.services.recorder import ActivityRecorder
 
@@ -37,10 +45,7 @@ TAIL_LINES = 5  # lines of output quoted in a failure message
 MAX_LOGGED_LINES = 2000  # per command; a chatty command must not flood the catalog
 MAX_LINE = 4000  # characters; a longer line is cut
 OUTPUT_PREFIX = "  > "
-# snapkeep's own secrets, kept from the commands (one printing its environment would put
-# them in the activity log); the database password is handed over as MYSQL_PWD instead
-WITHHELD = ("SNAPKEEP_PASSPHRASE", "SNAPKEEP_PASSPHRASE_FILE", "SNAPKEEP_DB_PASSWORD",
-            "SNAPKEEP_WEBHOOK_SECRET", "SNAPKEEP_TOKEN", "SNAPKEEP_CATALOG")
+DEFAULTS_FILE_VARIABLE = "SNAPKEEP_DB_DEFAULTS_FILE"
 
 
 def run_hook(ctx: Context, env: EnvironmentConfig, event: str, rec: ActivityRecorder,
@@ -66,7 +71,17 @@ def run_commands(ctx: Context, env: EnvironmentConfig, commands: Sequence[str],
         raise ValueError(f"on_failure must be 'fail' or 'warn', not {on_failure!r}")
     if not commands:
         return
-    environ = hook_environment(ctx, env, rec.activity.id, label, variables)
+    with tempfile.TemporaryDirectory(prefix="snapkeep-hook-") as private:  # 0700
+        defaults = _defaults_file(env, Path(private))
+        environ = hook_environment(ctx, env, rec.activity.id, label, variables,
+                                   defaults_file=defaults)
+        _run_all(ctx, env, commands, rec, label=label, timeout=timeout,
+                 on_failure=on_failure, environ=environ)
+
+
+def _run_all(ctx: Context, env: EnvironmentConfig, commands: Sequence[str],
+             rec: ActivityRecorder, *, label: str, timeout: float, on_failure: str,
+             environ: dict[str, str]) -> None:
     for n, command in enumerate(commands, 1):
         counter = f" ({n}/{len(commands)})" if len(commands) > 1 else ""
         rec.log(f"Running {label}{counter}: {command}")
@@ -84,13 +99,42 @@ def run_commands(ctx: Context, env: EnvironmentConfig, commands: Sequence[str],
                          if label.endswith(" hook") else ""))
 
 
+def _defaults_file(env: EnvironmentConfig, directory: Path) -> Path | None:
+    """A MySQL option file (``[client]`` user, password, host/port or socket; ``[mysql]``
+    the database) for the environment's database, mode 0600 in ``directory``; None
+    without a database."""
+    db = env.database
+    if db is None:
+        return None
+
+    def value(v: str) -> str:
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["[client]", f"user={value(db.user)}"]
+    if db.password:
+        lines.append(f"password={value(db.password)}")
+    if db.unix_socket:
+        lines.append(f"socket={value(db.unix_socket)}")
+    else:
+        lines += [f"host={value(db.host)}", f"port={db.port}", "protocol=TCP"]
+    # the default database in the mariadb/mysql clients' own group: mysqldump and the
+    # other tools reading [client] would refuse it as an unknown option
+    lines += ["[mysql]", f"database={value(db.database)}"]
+    path = directory / "client.cnf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def hook_environment(ctx: Context, env: EnvironmentConfig, activity_id: str, label: str,
-                     variables: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The commands' environment: this process's (less ``WITHHELD``), plus who and what
-    they run for and how to reach the environment's database (``MYSQL_PWD`` carries its
-    password, so a ``mariadb`` or ``mysql`` client connects without it on its command
-    line)."""
-    environ = {k: v for k, v in os.environ.items() if k not in WITHHELD}
+                     variables: Mapping[str, str] | None = None, *,
+                     defaults_file: Path | None = None) -> dict[str, str]:
+    """The commands' environment: this process's less every credential variable, plus
+    who and what they run for and how to reach the environment's database — its password
+    only inside ``defaults_file`` (``mariadb --defaults-extra-file=…`` reads it), never in
+    a variable a command printing its environment would show."""
+    environ = without_credentials(os.environ)
     environ.update({
         "SNAPKEEP_PROJECT": ctx.config.id,
         "SNAPKEEP_ENVIRONMENT": env.name,
@@ -103,9 +147,9 @@ def hook_environment(ctx: Context, env: EnvironmentConfig, activity_id: str, lab
                         "SNAPKEEP_DB_USER": db.user, "SNAPKEEP_DB_NAME": db.database})
         if db.unix_socket:
             environ["SNAPKEEP_DB_SOCKET"] = db.unix_socket
-        if db.password is not None:
-            environ["MYSQL_PWD"] = db.password
-    environ.update(variables or {})
+        if defaults_file is not None:
+            environ[DEFAULTS_FILE_VARIABLE] = str(defaults_file)
+    environ.update(without_credentials(variables or {}))
     return environ
 
 
@@ -146,7 +190,8 @@ class _Output:
             self.buf = b""
 
     def _line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace").rstrip("\r")
+        # masked here too: the tail is quoted in failure messages and errors
+        text = self.rec.redact(raw.decode("utf-8", "replace").rstrip("\r"))
         if len(text) > MAX_LINE:
             text = text[:MAX_LINE] + " …"
         if text.strip():
@@ -241,6 +286,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def _note(rec: ActivityRecorder, message: str) -> None:
     """Log without the cancel check (the activity is stopping already); never raises."""
     try:
+        message = rec.redact(message)
         rec.ctx.catalog.append_log(rec.activity.id, message)
         if rec.observer:
             rec.observer.on_log(message)

@@ -3,7 +3,8 @@
 It writes log lines and (throttled) completion percent to the catalog and forwards both
 to an optional observer, which is how the CLI draws its progress bar. It is also where a
 running activity stops when someone cancels it, or its worker loses its lease or shuts
-down.
+down. Every message it records is first cleared of the secrets snapkeep knows
+(snapkeep.redact): hook output, warnings and errors a Viewer can read never carry them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 
 from snapkeep.catalog import Activity
 from snapkeep.errors import Cancelled, Interrupted
+from snapkeep.redact import Redactor, known_secrets
 from snapkeep.services.context import Context
 
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between two reads of the cancel flag
@@ -49,6 +51,7 @@ class ActivityRecorder:
         self.activity = activity
         self.observer = observer
         self.cancellable = True
+        self.redact = Redactor(known_secrets(getattr(ctx, "config", None)))
         self._lock = threading.Lock()
         self._total = 0
         self._done = 0
@@ -65,6 +68,7 @@ class ActivityRecorder:
         self._too_late_noted = False
 
     def log(self, message: str) -> None:
+        message = self.redact(message)
         self.ctx.catalog.append_log(self.activity.id, message)
         if self.observer:
             self.observer.on_log(message)
@@ -73,6 +77,7 @@ class ActivityRecorder:
     def warn(self, message: str) -> None:
         """Record something that went wrong without failing the activity: logged as
         "Warning: …" and kept in the activity's ``warnings``. Never stops the activity."""
+        message = self.redact(message)
         self.ctx.catalog.add_warning(self.activity.id, message)
         if self.observer:
             self.observer.on_log(f"Warning: {message}")
@@ -172,6 +177,7 @@ class ActivityRecorder:
                    "activity runs to its end.")
 
     def _note(self, message: str) -> None:
+        message = self.redact(message)
         self.ctx.catalog.append_log(self.activity.id, message)
         if self.observer:
             self.observer.on_log(message)
