@@ -277,3 +277,19 @@ def test_hooks_get_no_credential_and_their_output_is_cleared_of_the_password(
     assert not any("s3cret-h00k-pw" in ln for ln in lines + list(stored.warnings)), lines
     assert any("db password is" in w and "[redacted]" in w for w in stored.warnings)
     assert not Path((p.root / "defaults-path").read_text().strip()).exists()
+
+
+def test_the_error_of_a_failed_activity_is_cleared_of_the_password(tmp_path):
+    # the command itself names the password; its failure message quotes the command
+    p = Project(tmp_path, "", 'database = "mysql://u:pa55-w0rd-x@127.0.0.1:1/db"')
+    c = activities.claim(p.ctx, "dev", activities.BACKUP, "hook test", {})
+
+    def work(rec) -> None:
+        hooks.run_commands(p.ctx, p.env, ["exit 4 # pa55-w0rd-x"], rec,
+                           label="post-restore command", timeout=60, on_failure="fail")
+
+    with pytest.raises(HookError):
+        activities.run(p.ctx, c, work)
+    a = p.ctx.catalog.get_activity(c.activity.id)
+    assert a.result == "failure" and "exit code 4" in a.error and "[redacted]" in a.error
+    assert not any("pa55-w0rd-x" in text for text in [a.error, *p.log(a.id)])

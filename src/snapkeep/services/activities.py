@@ -375,6 +375,7 @@ def _record_failure(ctx: Context, c: Claim, rec: ActivityRecorder, e: BaseExcept
     """Record the activity as failed (or cancelled); False when it was not ours any more."""
     rec.seal()
     msg = str(e) if isinstance(e, SnapkeepError) else f"{type(e).__name__}: {e}"
+    msg = rec.redact(msg)  # the error is shown to Viewers as the log is
     state = "complete"
     if isinstance(e, KeyboardInterrupt):
         msg = "cancelled by the user"
