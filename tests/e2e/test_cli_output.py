@@ -8,6 +8,12 @@ import re
 import signal
 import time
 
+import MySQLdb
+import pymysql
+import pytest
+
+from snapkeep.engines.mysql.connect import DRIVER_ERRORS, translate
+from snapkeep.engines.mysql.target import MySQLTarget
 from tests.helpers.shop import one_line_error
 
 
@@ -71,3 +77,15 @@ def test_ctrl_c_exits_130_and_leaves_the_environment_as_found(shop):
     assert not (root / "var" / ".maintenance.flag").exists()
     assert not list((root / ".snapkeep" / "paused").glob("*.json"))
     assert json.loads(cli.run("snapshot:list", "--format", "json").stdout) == []
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqlclient"])
+def test_both_drivers_name_an_unresolvable_host(driver):
+    # PyMySQL reports a failed lookup as 2003 and mysqlclient as 2005: both are named.
+    target = MySQLTarget("nonexistent.invalid", 3306, "u", None, "d")
+    connect = pymysql.connect if driver == "pymysql" else MySQLdb.connect
+    with pytest.raises(DRIVER_ERRORS) as caught:
+        connect(host=target.host, port=target.port, user="u", connect_timeout=5)
+    message = str(translate(caught.value, target, "connecting"))
+    assert "'nonexistent.invalid' cannot be resolved" in message
+    assert "is it running" not in message
