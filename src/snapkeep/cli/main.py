@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     def invoke() -> int:
         try:
             cli.main(args=argv, prog_name="snapkeep", standalone_mode=False)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as e:
+            if isinstance(e.__cause__, KeyboardInterrupt):  # Ctrl-C: exit 130, not 1
+                raise e.__cause__ from None
             click.echo("snapkeep: aborted", err=True)
             return 1
         except click.ClickException as e:

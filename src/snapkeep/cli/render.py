@@ -78,6 +78,7 @@ class ActivityDisplay:
         self._task = None
         self.activity = None
         self.finished = False
+        self._failed_line: str | None = None
 
     def __enter__(self) -> ActivityDisplay:
         if self.live:
@@ -94,6 +95,20 @@ class ActivityDisplay:
         self.on_log("")
 
     def on_log(self, message: str) -> None:
+        # The activity's closing "Failed: <error>" is held back: when the error reaches the
+        # command it is printed once, as the "snapkeep: <error>" line (see __exit__).
+        self._flush_failed()
+        if message.startswith("Failed: "):
+            self._failed_line = message
+            return
+        self._print(message)
+
+    def _flush_failed(self) -> None:
+        if self._failed_line is not None:
+            line, self._failed_line = self._failed_line, None
+            self._print(line)
+
+    def _print(self, message: str) -> None:
         if self._progress is not None:
             self._progress.console.print(message, markup=False)
         else:
@@ -105,19 +120,31 @@ class ActivityDisplay:
             self._progress.update(self._task, completed=percent)
 
     def finish(self, state: str) -> None:
-        self.finished = True
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._flush_failed()
+        self._stop()
         secs = int(time.monotonic() - self.started)
         filled = 28 if state == "complete" else int(28 * self.percent / 100)
         say(f"[{'=' * filled}{' ' * (28 - filled)}] {secs} secs ({state})")
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if not self.finished:
-            self.finish("failed" if exc_type else "complete")
-            if exc_type and self.activity is not None:
-                say(f"Activity {self.activity.id} failed")
+    def _stop(self) -> None:
+        self.finished = True
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
+        if self.finished:
+            return
+        if exc is not None and self._failed_line is not None and (
+                str(exc) in self._failed_line or isinstance(exc, KeyboardInterrupt)):
+            self._failed_line = None  # the command prints this error itself
+        if exc is not None and self.activity is None:
+            self._flush_failed()
+            self._stop()  # nothing started: no bar, the error line says what went wrong
+            return
+        self.finish("failed" if exc_type else "complete")
+        if exc_type and self.activity is not None:
+            say(f"Activity {self.activity.id} failed")
 
 
 class ConsoleReporter:

@@ -82,7 +82,12 @@ def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter) -> Iterator
             _run(env.pause_command, env, "pause")
         elif marker["created_flag"]:
             (env.root / flag).touch()
-        reporter.log(f"Paused {env.name} ({'pause command' if env.pause_command else flag})")
+        if env.pause_command or marker["created_flag"]:
+            reporter.log(f"Paused {env.name} "
+                         f"({'pause command' if env.pause_command else flag})")
+        else:
+            reporter.log(f"{env.name} was already in maintenance ({flag} existed): left as "
+                         "found, and it stays in maintenance after the snapshot")
         yield
     finally:
         try:
@@ -92,7 +97,8 @@ def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter) -> Iterator
             if guard is not None:
                 guard.kill()
                 guard.wait()
-        reporter.log(f"Resumed {env.name} after {time.monotonic() - started:.1f} s")
+        if env.pause_command or marker["created_flag"]:
+            reporter.log(f"Resumed {env.name} after {time.monotonic() - started:.1f} s")
 
 
 def lift_leftover(ctx: Context, env_name: str) -> bool:

@@ -44,6 +44,9 @@ ER_TABLEACCESS_DENIED = 1142
 CR_CONN_HOST_ERROR = 2003
 CR_UNKNOWN_HOST = 2005
 CR_CONNECTION_ERROR = 2002
+# How PyMySQL's 2003 says the name lookup failed (mysqlclient reports 2005 instead).
+_UNRESOLVED = ("Name or service not known", "nodename nor servname", "No address associated",
+               "Temporary failure in name resolution")
 
 Connection = pymysql.connections.Connection
 
@@ -77,6 +80,11 @@ def translate(exc: BaseException, target: MySQLTarget, doing: str) -> SnapkeepEr
     """The SnapkeepError for a driver error; the message names the target, never secrets."""
     code = error_code(exc)
     where = target.describe()
+    if code == CR_UNKNOWN_HOST or (code == CR_CONN_HOST_ERROR and any(
+            m in _message(exc) for m in _UNRESOLVED)):
+        return ServiceUnavailable(
+            f"cannot connect to the database server for {where} while {doing}: the host name "
+            f"{target.host!r} cannot be resolved; check the host in the database URL")
     if code in (CR_CONN_HOST_ERROR, CR_UNKNOWN_HOST, CR_CONNECTION_ERROR) or (
             code is not None and 2000 <= code < 2100):
         return ServiceUnavailable(
