@@ -32,6 +32,7 @@ from pathlib import Path
 
 from snapkeep.catalog import Activity, ActivityLog
 from snapkeep.catalog.catalog import now
+from snapkeep.config import safe_name
 from snapkeep.errors import (
     BusyError,
     Cancelled,
@@ -113,7 +114,7 @@ class Claim:
 
 
 def lock_path(ctx: Context, environment: str) -> Path:
-    return ctx.state_path("locks", f"{environment}.lock")
+    return ctx.state_path("locks", f"{safe_name(environment)}.lock")
 
 
 def _busy(ctx: Context, environment: str, blocker: Activity | None) -> BusyError:
