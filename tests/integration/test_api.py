@@ -209,6 +209,15 @@ def test_a_bad_query_parameter_answers_422(admin):
     assert "query parameter 'state'" in error(r, 422)
 
 
+@pytest.mark.parametrize("after", ["99999999999999999999", "-1", "x"])
+def test_a_log_resumed_after_an_impossible_line_answers_422(world: World, admin, after):
+    done = admin.get(f"{P}/activities", params={"limit": 1}).json() or \
+        [wait_activity(admin, admin.post(f"{P}/environments/{SHOP}/backups").json())]
+    r = admin.get(f"{P}/activities/{done[0]['id']}/log", params={"after": after})
+    assert "query parameter 'after'" in error(r, 422)
+    assert "Traceback" not in world.server.log()
+
+
 def test_activities_filter_by_environment_and_state(world: World, admin, held):
     admin.post(held["links"]["cancel"])
     world.project.release()
