@@ -113,6 +113,9 @@ class Claim:
     lease_seconds: float = LEASE_SECONDS
 
 
+MAX_LINE_ID = 2**63 - 1  # log line ids are 64-bit integers in the catalog: no later one
+
+
 def lock_path(ctx: Context, environment: str) -> Path:
     return ctx.state_path("locks", f"{safe_name(environment)}.lock")
 

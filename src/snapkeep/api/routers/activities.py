@@ -16,8 +16,6 @@ from snapkeep.services import activities
 from snapkeep.services.activities import Activity
 from snapkeep.services.context import Context
 
-MAX_LINE_ID = 2**63 - 1  # log line ids are 64-bit integers in the catalog
-
 router = APIRouter(prefix="/api/projects/{project}/activities", tags=["activities"],
                    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
                               404: {"model": ErrorOut}})
@@ -54,7 +52,7 @@ def get_activity(activity_id: str, ctx: ProjectContext) -> ActivityOut:
             responses={200: {"content": {logstream.MEDIA_TYPE: {}},
                              "description": "JSON lines; see docs/api.md"}})
 def activity_log(activity_id: str, ctx: ProjectContext, request: Request,
-                 after: Annotated[int, Query(ge=0, le=MAX_LINE_ID)] = 0,
+                 after: Annotated[int, Query(ge=0, le=activities.MAX_LINE_ID)] = 0,
                  follow: bool = True) -> StreamingResponse:
     """The activity's log as JSON lines, followed until it ends (``follow=false``: what
     is there now). The last line is ``{"sealed": true, …}`` once it has ended."""
