@@ -39,6 +39,11 @@ DEFAULT_HOOK_TIMEOUT = 300.0
 # the macros policy/schedules.py accepts too (config imports no layer, so not from there)
 CRON_MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 CRON_EXAMPLE = '"0 4 * * *" (every day at 04:00 UTC)'
+# An environment's name names files under .snapkeep/ (locks, paused markers, journals,
+# drills): letters, digits, "-", "_" and "." (not first), as in git branch names.
+ENV_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+ENV_NAME_RULE = ('letters, digits, "-", "_" and "." (not first), at most 100 characters, '
+                 'e.g. "production" or "develop-branch"')
 
 
 @dataclass(frozen=True)
@@ -387,7 +392,27 @@ def _mount(value: Any, where: str) -> str:
     if ".." in p.parts:
         raise ConfigError(f"{where}: mount {value!r} must be a path inside the app root "
                           "(relative, without ..)")
+    if not p.parts or p.parts == (".",):
+        raise ConfigError(f"{where}: mount {value!r} is the whole app root; list the "
+                          'directories to keep instead, as in mounts = ["var", "pub/media"]')
     return str(p)
+
+
+def _check_mounts(mounts: tuple[str, ...], root: Path, state_dir: Path, where: str) -> None:
+    """Refuse a mount holding or inside snapkeep's own state (it would back up its own
+    repository and key, or restore over them) and two mounts of which one holds the other
+    (their files would be kept, and restored, twice)."""
+    state = state_dir.resolve()
+    for m in mounts:
+        full = (root / m).resolve()
+        if full == state or state in full.parents or full in state.parents:
+            raise ConfigError(f"{where}: mount {m!r} is or holds snapkeep's state directory "
+                              f"{state}; list the application's own directories instead")
+    for a in mounts:
+        for b in mounts:
+            if a != b and PurePosixPath(a) in PurePosixPath(b).parents:
+                raise ConfigError(f"{where}: mounts {a!r} and {b!r} overlap ({b!r} is inside "
+                                  f"{a!r}); keep only {a!r}")
 
 
 def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
@@ -417,9 +442,20 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
                          webhook=_webhook(data.get("notifications", {}), path))
 
 
+def safe_name(name: str, what: str = "environment name") -> str:
+    """``name`` if it may name a file under .snapkeep/ (no "/", "..", NUL: nothing can
+    escape the state directory), else ConfigError saying what is allowed."""
+    if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+        raise ConfigError(f"{what} {name!r} is not allowed: use {ENV_NAME_RULE}")
+    return name
+
+
 def _environment(name: str, env: dict[str, Any], path: Path) -> EnvironmentConfig:
     ew = f"{path} {table_header(('environments', name))}"
+    safe_name(name, f"{path}: the environment name in {table_header(('environments', name))}")
+    root = (path.parent / Path(_str(env, "root", ew)).expanduser()).resolve()
     mounts = tuple(dict.fromkeys(_mount(m, ew) for m in env.get("mounts", [])))
+    _check_mounts(mounts, root, path.parent / STATE_DIR, ew)
     database = DatabaseURL.parse(_str(env, "database", ew), where=ew) \
         if "database" in env else None
     if database is None and not mounts:
@@ -430,7 +466,7 @@ def _environment(name: str, env: dict[str, Any], path: Path) -> EnvironmentConfi
     return EnvironmentConfig(
         name=name,
         type=_choice(_str(env, "type", ew, "development"), ENV_TYPES, ew, "type"),
-        root=(path.parent / Path(_str(env, "root", ew)).expanduser()).resolve(),
+        root=root,
         mounts=mounts,
         database=database,
         pause_command=_str(env, "pause_command", ew) if "pause_command" in env else None,

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from snapkeep.api.app import create_app
+from snapkeep.config import load_config
+from snapkeep.services.context import Context
 from tests.helpers.server import (
     Server,
     TeamProject,
@@ -209,6 +213,15 @@ def test_a_bad_query_parameter_answers_422(admin):
     assert "query parameter 'state'" in error(r, 422)
 
 
+@pytest.mark.parametrize("after", ["99999999999999999999", "-1", "x"])
+def test_a_log_resumed_after_an_impossible_line_answers_422(world: World, admin, after):
+    done = admin.get(f"{P}/activities", params={"limit": 1}).json() or \
+        [wait_activity(admin, admin.post(f"{P}/environments/{SHOP}/backups").json())]
+    r = admin.get(f"{P}/activities/{done[0]['id']}/log", params={"after": after})
+    assert "query parameter 'after'" in error(r, 422)
+    assert "Traceback" not in world.server.log()
+
+
 def test_activities_filter_by_environment_and_state(world: World, admin, held):
     admin.post(held["links"]["cancel"])
     world.project.release()
@@ -236,7 +249,18 @@ def test_the_openapi_document_describes_the_api_and_its_bearer_tokens(world: Wor
     assert "202" in post["responses"] and "409" in post["responses"]
     schemes = doc["components"]["securitySchemes"]
     assert any(s.get("scheme", "").lower() == "bearer" for s in schemes.values())
-    assert httpx.get(f"{world.server.url}/api/docs", timeout=30).status_code == 200
+    # no Swagger UI (its page loads scripts from a CDN) unless SNAPKEEP_API_DOCS asks for it
+    assert httpx.get(f"{world.server.url}/api/docs", timeout=30).status_code == 404
+
+
+def test_the_swagger_ui_is_served_when_asked_for(world: World, monkeypatch):
+    def app():
+        return create_app(lambda: Context(load_config(str(world.project.config))))
+
+    monkeypatch.setenv("SNAPKEEP_API_DOCS", "1")
+    assert TestClient(app()).get("/api/docs").status_code == 200
+    monkeypatch.setenv("SNAPKEEP_API_DOCS", "0")
+    assert TestClient(app()).get("/api/docs").status_code == 404
 
 
 def test_api_root_names_the_project_and_the_token_owner(world: World, admin):

@@ -319,6 +319,9 @@ def test_an_admin_backup_is_queued_run_by_a_worker_and_listed_in_stored(project)
     later = c.get(f"/console/activities/{activity_id}.json",
                   params={"after": state["log"][-1]["id"]}).json()
     assert later["log"] == []
+    for after in ("99999999999999999999", "-1"):  # not a line id: refused, no traceback
+        assert c.get(f"/console/activities/{activity_id}.json",
+                     params={"after": after}).status_code == 422
     stored = c.get(f"/environments/{ENV}").text
     assert ran.snapshot_id in stored
     assert f'aria-label="More actions for {ran.snapshot_id}"' in stored

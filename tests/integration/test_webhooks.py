@@ -68,6 +68,11 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
+def shown(receiver: Receiver) -> str:
+    """How the receiver's URL appears in warnings and logs: scheme and host, no path."""
+    return receiver.url.split("/hook", 1)[0] + "/…"
+
+
 def dead_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()
@@ -139,7 +144,7 @@ def test_a_receiver_that_never_answers_2xx_becomes_a_warning_after_the_attempts(
         a = p.backup()
     assert len(receiver.calls) == 2
     a = p.ctx.catalog.get_activity(a.id)
-    warning = (f"the webhook notification to {receiver.url} was not delivered after 2 "
+    warning = (f"the webhook notification to {shown(receiver)} was not delivered after 2 "
                "attempt(s): HTTP 503 Service Unavailable")
     assert (a.state, a.result, a.warnings) == ("complete", "success", [warning])
     assert f"Warning: {warning}" in [ln.message for ln in p.ctx.catalog.log_lines(a.id)]
@@ -154,7 +159,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_given_up_on(tmp_path):
         a = p.backup()
     a = p.ctx.catalog.get_activity(a.id)
     assert a.result == "success"
-    assert a.warnings == [f"the webhook notification to {receiver.url} was not delivered "
+    assert a.warnings == [f"the webhook notification to {shown(receiver)} was not delivered "
                           "after 1 attempt(s): no answer within 0.5 s"]
 
 
@@ -196,3 +201,32 @@ def test_without_a_webhook_nothing_is_queued(tmp_path):
     ctx.init_repository()
     operations.start_backup(ctx, ctx.config.environment("dev"), live=True)
     assert ctx.catalog.notification_counts() == {"pending": 0, "delivered": 0, "failed": 0}
+
+
+def test_a_secret_in_the_webhook_path_or_query_never_appears_in_warnings_or_logs(tmp_path,
+                                                                                 caplog):
+    with Receiver(default=404) as receiver:
+        receiver.url += "/T0/B1/PATHSECRET?token=QUERYSECRET"
+        p = Project(tmp_path, receiver, attempts=1)
+        with caplog.at_level("DEBUG"):
+            a = p.backup()
+    assert receiver.calls[0].path == "/hook/T0/B1/PATHSECRET?token=QUERYSECRET"
+    a = p.ctx.catalog.get_activity(a.id)
+    assert a.warnings == [f"the webhook notification to {shown(receiver)} was not delivered "
+                          "after 1 attempt(s): HTTP 404 Not Found"]
+    shown_anywhere = [*a.warnings, *(ln.message for ln in p.ctx.catalog.log_lines(a.id)),
+                      p.notification_of(a.id).last_error, caplog.text]
+    assert not [t for t in shown_anywhere if "SECRET" in t]
+
+
+def test_an_error_quoting_the_webhook_url_is_redacted_too(tmp_path, monkeypatch):
+    with Receiver() as receiver:
+        receiver.url += "/PATHSECRET"
+        p = Project(tmp_path, receiver, attempts=1)
+        url = p.ctx.config.webhook.url
+        # what an HTTP library's error may say (httpx quotes the URL in some of them)
+        monkeypatch.setattr(notify, "_send", lambda cfg, n, t: f"bad answer from {url!r}")
+        a = p.backup()
+    a = p.ctx.catalog.get_activity(a.id)
+    assert a.warnings == [f"the webhook notification to {shown(receiver)} was not delivered "
+                          f"after 1 attempt(s): bad answer from '{shown(receiver)}'"]

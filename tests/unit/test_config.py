@@ -414,3 +414,54 @@ def test_the_readme_configuration_example_passes_and_names_only_known_keys(tmp_p
     known = {key for keys in SCHEMA.values() for key in keys}
     commented = set(re.findall(r"^# (\w+) = ", example, re.MULTILINE))
     assert "verify" in commented and commented <= known, commented - known
+
+
+@pytest.mark.parametrize("name", ["../../esc", "a/b", ".hidden", "..", "a b", "é", "x" * 101])
+def test_an_environment_name_that_could_leave_the_state_directory_is_refused(tmp_path, name):
+    text = GOOD.replace("[environments.develop-branch]", f'[environments."{name}"]')
+    with pytest.raises(ConfigError, match='is not allowed: use letters, digits, "-", "_" '
+                                          r'and "\." \(not first\)'):
+        load_config(str(write(tmp_path, text)))
+
+
+@pytest.mark.parametrize("name", ["develop-branch", "prod_2", "release-1.2", "_tmp"])
+def test_git_branch_like_environment_names_are_accepted(tmp_path, name):
+    text = GOOD.replace("[environments.develop-branch]", f'[environments."{name}"]')
+    assert load_config(str(write(tmp_path, text))).environment(name).name == name
+
+
+def test_nothing_builds_a_state_path_from_an_unsafe_name(tmp_path):
+    from snapkeep.services import activities, pause
+    from snapkeep.services.context import Context
+
+    ctx = Context(load_config(str(write(tmp_path, GOOD))))
+    with pytest.raises(ConfigError, match="'../../esc' is not allowed"):
+        activities.lock_path(ctx, "../../esc")
+    with pytest.raises(ConfigError, match="is not allowed"):
+        pause._marker(ctx, "../x")
+    with pytest.raises(ConfigError, match="cannot name a file under"):
+        ctx.state_path("logs", "../../esc.log")
+    assert not (tmp_path.parent / "esc.lock").exists()
+
+
+@pytest.mark.parametrize(("root", "mounts", "message"), [
+    ("app", '["."]', "mount '.' is the whole app root"),
+    ("app", '["/"]', "every mount must be a non-empty relative path"),
+    (".", '[".snapkeep"]', "mount '.snapkeep' is or holds snapkeep's state directory"),
+    (".", '[".snapkeep/repository"]', "mount '.snapkeep/repository' is or holds snapkeep's"),
+    ("app", '["var", "var/sub"]', "mounts 'var' and 'var/sub' overlap"),
+    ("app", '["pub/media/x", "/pub/"]', "mounts 'pub' and 'pub/media/x' overlap"),
+])
+def test_mounts_of_the_root_the_state_or_each_other_are_refused(tmp_path, root, mounts,
+                                                                 message):
+    text = GOOD.replace('root = "app"', f'root = "{root}"').replace(
+        'mounts = ["var", "/pub/media/", "app/etc", "var"]', f"mounts = {mounts}")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(str(write(tmp_path, text)))
+
+
+def test_the_app_root_holding_the_config_may_be_a_root_with_sibling_mounts(tmp_path):
+    text = GOOD.replace('root = "app"', 'root = "."').replace(
+        'mounts = ["var", "/pub/media/", "app/etc", "var"]', 'mounts = ["var", "variable"]')
+    assert load_config(str(write(tmp_path, text))).environment(ENV).mounts == ("var",
+                                                                                "variable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -30,16 +31,27 @@ answers `202 Accepted` with a queued activity; follow it at its `links.log`
 """
 
 
+DOCS_ENV = "SNAPKEEP_API_DOCS"  # "1": serve the browsable Swagger UI at /api/docs
+
+
+def docs_wanted() -> bool:
+    return os.environ.get(DOCS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def create_app(base_ctx_factory: Callable[[], Context], *,
-               stop: threading.Event | None = None) -> FastAPI:
+               stop: threading.Event | None = None, docs: bool | None = None) -> FastAPI:
     """The API over the project ``base_ctx_factory()`` loads (called once, now: its catalog
     and repository are opened here so a bad config fails at start and every request
-    shares them). Setting ``stop`` ends the log streams (the server is shutting down)."""
+    shares them). Setting ``stop`` ends the log streams (the server is shutting down).
+    ``docs`` (default: SNAPKEEP_API_DOCS) serves Swagger UI at /api/docs; it is off by
+    default as that page makes browsers load its scripts from a CDN."""
     base = base_ctx_factory()
     base.catalog  # noqa: B018 - open now: fail at start, and share it
     base.repository  # noqa: B018
     app = FastAPI(title="snapkeep", version=__version__, description=DESCRIPTION,
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url="/api/openapi.json",
+                  docs_url="/api/docs" if (docs_wanted() if docs is None else docs) else None,
+                  redoc_url=None)
     app.state.base_context = base
     app.state.stop = stop or threading.Event()
     install_error_handlers(app)

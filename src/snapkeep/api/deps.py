@@ -125,7 +125,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     hint = ' (a backup takes a JSON body such as {"safe": true})' \
         if request.url.path.endswith("/backups") else ""
     message = ("the request was not understood: " + "; ".join(problems) +
-               f". Fix it and send it again{hint}; the API is described at /api/docs.")
+               f". Fix it and send it again{hint}; the API is described at /api/openapi.json.")
     return error_response(422, "UsageError", message)
 
 
@@ -135,10 +135,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return await http_exception_handler(request, exc)
     if exc.status_code == 404:
         message = (f"there is no {request.url.path} here; the API lives under "
-                   "/api/projects/PROJECT/… (see /api/docs)")
+                   "/api/projects/PROJECT/… (see /api/openapi.json)")
         return error_response(404, "NotFoundError", message)
     if exc.status_code == 405:
-        message = (f"{request.method} is not allowed on {request.url.path}; see /api/docs "
+        message = (f"{request.method} is not allowed on {request.url.path}; see /api/openapi.json "
                    "for the methods each path takes")
         return error_response(405, "UsageError", message)
     return error_response(exc.status_code, "HTTPError", str(exc.detail))

@@ -140,7 +140,7 @@ def serve(config_path, project, host, port, workers, no_scheduler,
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     say(f"Serving project {base.config.id} on http://{shown}:{bound_port} (API at /api, "
-        f"its document at /api/docs{', web console at /' if console else ''}); catalog "
+        f"its document at /api/openapi.json{', web console at /' if console else ''}); catalog "
         f"{base.config.catalog_description}; {workers} worker thread(s); scheduler "
         f"{'off' if no_scheduler else 'on'}. SIGTERM or Ctrl-C stops it.")
     if not _is_loopback(host):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from snapkeep.catalog import Activity, ActivityLog
 from snapkeep.catalog.catalog import now
+from snapkeep.config import safe_name
 from snapkeep.errors import (
     BusyError,
     Cancelled,
@@ -112,8 +113,11 @@ class Claim:
     lease_seconds: float = LEASE_SECONDS
 
 
+MAX_LINE_ID = 2**63 - 1  # log line ids are 64-bit integers in the catalog: no later one
+
+
 def lock_path(ctx: Context, environment: str) -> Path:
-    return ctx.state_path("locks", f"{environment}.lock")
+    return ctx.state_path("locks", f"{safe_name(environment)}.lock")
 
 
 def _busy(ctx: Context, environment: str, blocker: Activity | None) -> BusyError:

@@ -97,6 +97,10 @@ class Context:
         return open_backend(self.config.repository, self.config.repository_options)
 
     def state_path(self, *parts: str) -> Path:
+        # each part is one file name: whatever it came from, nothing escapes .snapkeep/
+        for part in parts:
+            if part in ("", ".", "..") or any(c in part for c in "/\\\0"):
+                raise ConfigError(f"{part!r} cannot name a file under {self.config.state_dir}")
         p = self.config.state_dir.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from snapkeep.config import safe_name
 from snapkeep.engines import mysql, volumes
 from snapkeep.progress import NullReporter
 from snapkeep.services.context import Context
@@ -23,7 +24,7 @@ CUTOVER, SWAPPED = "cutover", "swapped"
 
 class CutoverJournal:
     def __init__(self, ctx: Context, environment: str) -> None:
-        self.path = ctx.state_path("journal", f"{environment}.json")
+        self.path = ctx.state_path("journal", f"{safe_name(environment)}.json")
 
     def read(self) -> dict[str, Any] | None:
         try:

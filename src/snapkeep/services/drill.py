@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from snapkeep.catalog.catalog import now
-from snapkeep.config import EnvironmentConfig
+from snapkeep.config import EnvironmentConfig, safe_name
 from snapkeep.engines import mysql, volumes
 from snapkeep.engines.mysql import sqlfile
 from snapkeep.engines.mysql.names import drill_name
@@ -72,7 +72,7 @@ class DrillResult:
 
 
 def _drills(ctx: Context, env: EnvironmentConfig) -> Path:
-    return ctx.config.state_dir / DRILLS_DIR / env.name
+    return ctx.config.state_dir / DRILLS_DIR / safe_name(env.name)
 
 
 def cleanup_leftovers(ctx: Context, env: EnvironmentConfig, reporter: Reporter) -> None:

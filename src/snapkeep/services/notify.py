@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from datetime import timedelta
@@ -51,6 +52,22 @@ DUE_INTERVAL = 1.0  # seconds between two looks for due notifications in a serve
 CLAIM_MARGIN = 30.0  # seconds a claim outlives its attempt's timeout (then it is due again)
 
 log = logging.getLogger("snapkeep.notify")
+_URL_PATH = re.compile(r"(https?://[^/\s\"'?#]+)[/?#][^\s\"']*")
+
+
+class _RedactURLs(logging.Filter):
+    """httpx logs every request's full URL (at INFO): keep only its scheme and host, as
+    the path or query of a webhook URL is often its secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _URL_PATH.sub(r"\1/…", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactURLs())
 
 
 def notify_activity_end(ctx: Context, activity_id: str, *, budget: float = END_BUDGET) -> None:
@@ -165,6 +182,8 @@ def attempt(ctx: Context, notification_id: str, *, timeout: float) -> str | None
     if n is None:
         return None
     error = _send(cfg, n, timeout)
+    if error is not None:  # an HTTP library's message may quote the URL with its secret path
+        error = error.replace(cfg.url, describe_url(cfg.url))
     if error is None:
         ctx.catalog.notification_delivered(n.id)
         return "delivered"
@@ -204,11 +223,13 @@ def _send(cfg: WebhookConfig, n: Notification, timeout: float) -> str | None:
 
 
 def describe_url(url: str) -> str:
-    """The webhook URL as it may be shown: no credentials, no query."""
+    """The webhook URL as it may be shown in warnings and logs: scheme and host only, as
+    receivers (chat webhooks) often carry their secret in the path or the query."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
+    rest = "/…" if parts.path.strip("/") or parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{rest}"

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from snapkeep.config import EnvironmentConfig
+from snapkeep.config import EnvironmentConfig, safe_name
 from snapkeep.errors import ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.services.context import Context
@@ -36,7 +36,7 @@ def flag_path(env: EnvironmentConfig) -> str | None:
 
 
 def _marker(ctx: Context, env: str) -> Path:
-    return ctx.state_path("paused", f"{env}.json")
+    return ctx.state_path("paused", f"{safe_name(env)}.json")
 
 
 def _run(cmd: str, env: EnvironmentConfig, what: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from snapkeep.services import activities
@@ -34,7 +36,9 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
 
     @router.get("/console/activities/{activity_id}.json", include_in_schema=False)
     @guarded_json
-    def activity_state(request: Request, activity_id: str, after: int = 0) -> Response:
+    def activity_state(request: Request, activity_id: str,
+                       after: Annotated[int, Query(ge=0, le=activities.MAX_LINE_ID)] = 0,
+                       ) -> Response:
         """The activity and its log lines after line ``after``: console.js polls this."""
         console = signed_in(request, ctx_factory)
         a = activities.get_activity(console.ctx, activity_id)

@@ -52,7 +52,7 @@ def get_activity(activity_id: str, ctx: ProjectContext) -> ActivityOut:
             responses={200: {"content": {logstream.MEDIA_TYPE: {}},
                              "description": "JSON lines; see docs/api.md"}})
 def activity_log(activity_id: str, ctx: ProjectContext, request: Request,
-                 after: Annotated[int, Query(ge=0)] = 0,
+                 after: Annotated[int, Query(ge=0, le=activities.MAX_LINE_ID)] = 0,
                  follow: bool = True) -> StreamingResponse:
     """The activity's log as JSON lines, followed until it ends (``follow=false``: what
     is there now). The last line is ``{"sealed": true, …}`` once it has ended."""
