@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from snapkeep.config import CONFIG_NAME, DEFAULT_KEY_FILE, STATE_DIR, load_config
 from snapkeep.errors import ConfigError
+from snapkeep.services import gitinfo
 from snapkeep.services.context import Context
 
 DEFAULT_MOUNTS = ("var", "pub/media", "app/etc")
@@ -92,8 +95,13 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
                 / ".magento.app.yaml"
             mounts = mounts_from_magento_app_yaml(app_yaml.read_text()) \
                 if app_yaml.is_file() else list(DEFAULT_MOUNTS)
-        path.write_text(render_config(project_id, plan, env_name, env_type, root, mounts,
-                                      database, key_file=not passphrase))
+        text = render_config(project_id, plan, env_name, env_type, root, mounts, database,
+                             key_file=not passphrase)
+        # A password in the URL makes the file a secret: owner-only from the first byte.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600 if url_has_password(database) else 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         written = True
     try:
         ctx = Context(load_config(str(path)), ask_passphrase=ask_passphrase)
@@ -102,3 +110,31 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
     ctx.init_repository()
     ctx.catalog  # noqa: B018 - creates the catalog now
     return path, written
+
+
+def url_has_password(url: str | None) -> bool:
+    """Whether a database URL carries a password (``scheme://user:password@host``)."""
+    return bool(url) and urlsplit(url).password is not None
+
+
+def ignore_in_git(directory: Path, config_has_password: bool) -> Path | None:
+    """Add .snapkeep/ (and snapkeep.toml when it holds a password) to the work tree's
+    .gitignore, so `git add -A` never commits the master key or the backups.
+
+    Returns the .gitignore changed, or None outside a git work tree or when nothing was missing.
+    """
+    top = gitinfo.work_tree_root(directory)
+    if top is None:
+        return None
+    wanted = [f"/{(directory / STATE_DIR).resolve().relative_to(top).as_posix()}/"]
+    if config_has_password:
+        wanted.append(f"/{(directory / CONFIG_NAME).resolve().relative_to(top).as_posix()}")
+    ignore = top / ".gitignore"
+    present = ignore.read_text().splitlines() if ignore.exists() else []
+    missing = [w for w in wanted if w not in present]
+    if not missing:
+        return None
+    prefix = "" if not present or ignore.read_text().endswith("\n") else "\n"
+    with ignore.open("a") as f:
+        f.write(prefix + "".join(f"{w}\n" for w in missing))
+    return ignore
