@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from tests.helpers.shop import Cli, cli_env, git
+from tests.helpers.shop import Cli, cli_env, git, one_line_error
 
 
 def mode(path: Path) -> int:
@@ -63,3 +63,36 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def test_init_with_a_bad_url_writes_nothing(tmp_path: Path):
+    root = tmp_path / "app"
+    root.mkdir()
+    res = Cli(root, cli_env()).run("init", "--database", "not a url", check=False, timeout=60)
+    assert "mysql://" in one_line_error(res, "--database")
+    assert not (root / "snapkeep.toml").exists()
+
+
+def test_init_with_an_unreachable_database_writes_nothing(tmp_path: Path, mariadb, fresh_db):
+    root = tmp_path / "app"
+    root.mkdir()
+    url = mariadb.url(fresh_db) + "_missing"
+    res = Cli(root, cli_env()).run("init", "--database", url, check=False, timeout=60)
+    one_line_error(res, f"{fresh_db}_missing")
+    assert not (root / "snapkeep.toml").exists()
+    assert not (root / ".snapkeep").exists()
+
+
+def test_init_refuses_to_drop_a_new_database_for_an_existing_config(tmp_path: Path, mariadb,
+                                                                    fresh_db):
+    root = tmp_path / "app"
+    root.mkdir()
+    cli = Cli(root, cli_env())
+    url = mariadb.url(fresh_db)
+    cli.run("init", "--project-id", "shop", "-e", "main", "--database", url, timeout=60)
+    before = (root / "snapkeep.toml").read_text()
+    cli.run("init", "--project-id", "shop", "-e", "main", "--database", url, timeout=60)
+    other = mariadb.url("mysql")
+    res = cli.run("init", "-e", "main", "--database", other, check=False, timeout=60)
+    one_line_error(res, "--database", "already exists", other)
+    assert (root / "snapkeep.toml").read_text() == before

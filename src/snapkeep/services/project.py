@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from snapkeep.config import CONFIG_NAME, DEFAULT_KEY_FILE, STATE_DIR, load_config
+from snapkeep.config import (
+    CONFIG_NAME,
+    DEFAULT_KEY_FILE,
+    STATE_DIR,
+    DatabaseURL,
+    load_config,
+    redact_url,
+)
+from snapkeep.engines.mysql import MySQLTarget, check_connection
 from snapkeep.errors import ConfigError
 from snapkeep.services import gitinfo
 from snapkeep.services.context import Context
@@ -81,13 +90,26 @@ mounts = [{quoted}]
 def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, env_type: str,
                  root: str, database: str | None, mounts: list[str] | None,
                  passphrase: bool = False,
-                 ask_passphrase: Callable[[], str] | None = None) -> tuple[Path, bool]:
+                 ask_passphrase: Callable[[], str] | None = None,
+                 changes: dict[str, str] | None = None) -> tuple[Path, bool]:
     """Write snapkeep.toml (unless one exists) and create the repository.
+
+    ``database`` is parsed and connected to first. With an existing file nothing in it is
+    changed: ``changes`` (option name → value given on the command line) that differ from
+    it are refused, naming them.
 
     Returns the config path and whether the file was written now. With ``passphrase``,
     the master key is protected by SNAPKEEP_PASSPHRASE instead of a key file.
     """
     path = directory / CONFIG_NAME
+    if database is not None:
+        # Validate and connect before anything is written: a bad URL leaves no file behind.
+        db = DatabaseURL.parse(database, where="--database")
+        check_connection(MySQLTarget(host=db.host, port=db.port, user=db.user,
+                                     password=db.password, database=db.database,
+                                     unix_socket=db.unix_socket))
+    if path.exists():
+        refuse_changes(path, env_name, changes or {})
     written = False
     if not path.exists():
         if mounts is None:
@@ -110,6 +132,24 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
     ctx.init_repository()
     ctx.catalog  # noqa: B018 - creates the catalog now
     return path, written
+
+
+def refuse_changes(path: Path, env_name: str, changes: dict[str, str]) -> None:
+    """Refuse options given for an existing snapkeep.toml whose values differ from it."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: {e} (fix it, or remove it and run `snapkeep init` "
+                          "again)") from None
+    current = {"--project-id": data.get("project", {}).get("id"),
+               "--plan": data.get("project", {}).get("plan", "starter"),
+               "--database": data.get("environments", {}).get(env_name, {}).get("database")}
+    differ = [f"{opt} {redact_url(value)!r} (the file has {redact_url(str(current.get(opt)))!r})"
+              for opt, value in changes.items() if current.get(opt) != value]
+    if differ:
+        raise ConfigError(f"{path} already exists and `snapkeep init` does not change it: "
+                          f"{'; '.join(differ)}. Edit {path} instead "
+                          "(then run `snapkeep init` again).")
 
 
 def url_has_password(url: str | None) -> bool:
