@@ -65,7 +65,11 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
     @classmethod
     def at(cls, state_dir: Path) -> Catalog:
         state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{state_dir / CATALOG_FILE}")
+        path = state_dir / CATALOG_FILE
+        # The catalog holds users' hashes and tokens: readable by the owner only.
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        return cls(f"sqlite:///{path}")
 
     @classmethod
     def from_url(cls, url: str) -> Catalog:

@@ -8,9 +8,9 @@ import click
 
 from snapkeep.cli.options import new_passphrase
 from snapkeep.cli.render import say
-from snapkeep.config import ENV_TYPES, PLANS
+from snapkeep.config import ENV_TYPES, PLANS, load_config
 from snapkeep.services import gitinfo
-from snapkeep.services.project import init_project
+from snapkeep.services.project import ignore_in_git, init_project, url_has_password
 
 
 @click.command("init")
@@ -30,15 +30,36 @@ from snapkeep.services.project import init_project
               help="A mount, relative to the root (repeatable; default: from "
                    ".magento.app.yaml, else var, pub/media, app/etc).")
 def init(project_id, plan, env_name, env_type, root, database, use_passphrase, mounts) -> None:
-    """Write snapkeep.toml here and create the snapshot repository."""
+    """Write snapkeep.toml here and create the snapshot repository.
+
+    --database is checked (parsed and connected to) before anything is written. An
+    existing snapkeep.toml is never changed: a --project-id, --plan or --database that
+    differs from it is refused, naming it; edit the file instead.
+    """
     here = Path.cwd()
+    ctx = click.get_current_context()
+    given = {"--project-id": project_id, "--plan": plan, "--database": database}
+    changes = {opt: value for opt, value in given.items()
+               if ctx.get_parameter_source(opt[2:].replace("-", "_"))
+               == click.core.ParameterSource.COMMANDLINE}
     path, written = init_project(
         here, project_id=project_id or here.name, plan=plan,
         env_name=env_name or gitinfo.current_branch(here) or "master", env_type=env_type,
         root=root, database=database, mounts=list(mounts) or None, passphrase=use_passphrase,
-        ask_passphrase=new_passphrase)
+        ask_passphrase=new_passphrase, changes=changes)
     say(f"{'Wrote' if written else 'Kept the existing'} {path}; repository ready "
         "(encrypted).")
+    if url_has_password(database):
+        say("Warning: the database password is stored in snapkeep.toml (written 0600); "
+            "better leave it out of the URL and set SNAPKEEP_DB_PASSWORD instead.")
+    ignore = ignore_in_git(here, url_has_password(database))
+    if ignore is not None:
+        say(f"Added snapkeep's secrets and backups to {ignore}.")
+    repository = load_config(str(path)).repository
+    if not repository.startswith("s3://"):
+        say(f"The repository is in {repository}, on this machine's own disk: a backup lost "
+            "with the shop's disk is no backup. Point `repository` in snapkeep.toml to "
+            "s3://bucket/prefix to keep it elsewhere.")
     if not use_passphrase and written:
         say("Keep a copy of the master key somewhere safe: `snapkeep key:export` prints it. "
             "Without it the snapshots cannot be read.")

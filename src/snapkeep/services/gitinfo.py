@@ -22,3 +22,9 @@ def head_commit(root: Path) -> str | None:
 def current_branch(cwd: Path) -> str | None:
     branch = _git(cwd, "symbolic-ref", "--quiet", "--short", "HEAD")
     return branch
+
+
+def work_tree_root(cwd: Path) -> Path | None:
+    """The top of the git work tree holding ``cwd``, or None outside one."""
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    return Path(top).resolve() if top else None

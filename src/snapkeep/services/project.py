@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from snapkeep.config import CONFIG_NAME, DEFAULT_KEY_FILE, STATE_DIR, load_config
+from snapkeep.config import (
+    CONFIG_NAME,
+    DEFAULT_KEY_FILE,
+    STATE_DIR,
+    DatabaseURL,
+    load_config,
+    redact_url,
+)
+from snapkeep.engines.mysql import MySQLTarget, check_connection
 from snapkeep.errors import ConfigError
+from snapkeep.services import gitinfo
 from snapkeep.services.context import Context
 
 DEFAULT_MOUNTS = ("var", "pub/media", "app/etc")
@@ -78,13 +90,26 @@ mounts = [{quoted}]
 def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, env_type: str,
                  root: str, database: str | None, mounts: list[str] | None,
                  passphrase: bool = False,
-                 ask_passphrase: Callable[[], str] | None = None) -> tuple[Path, bool]:
+                 ask_passphrase: Callable[[], str] | None = None,
+                 changes: dict[str, str] | None = None) -> tuple[Path, bool]:
     """Write snapkeep.toml (unless one exists) and create the repository.
+
+    ``database`` is parsed and connected to first. With an existing file nothing in it is
+    changed: ``changes`` (option name → value given on the command line) that differ from
+    it are refused, naming them.
 
     Returns the config path and whether the file was written now. With ``passphrase``,
     the master key is protected by SNAPKEEP_PASSPHRASE instead of a key file.
     """
     path = directory / CONFIG_NAME
+    if database is not None:
+        # Validate and connect before anything is written: a bad URL leaves no file behind.
+        db = DatabaseURL.parse(database, where="--database")
+        check_connection(MySQLTarget(host=db.host, port=db.port, user=db.user,
+                                     password=db.password, database=db.database,
+                                     unix_socket=db.unix_socket))
+    if path.exists():
+        refuse_changes(path, env_name, changes or {})
     written = False
     if not path.exists():
         if mounts is None:
@@ -92,8 +117,13 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
                 / ".magento.app.yaml"
             mounts = mounts_from_magento_app_yaml(app_yaml.read_text()) \
                 if app_yaml.is_file() else list(DEFAULT_MOUNTS)
-        path.write_text(render_config(project_id, plan, env_name, env_type, root, mounts,
-                                      database, key_file=not passphrase))
+        text = render_config(project_id, plan, env_name, env_type, root, mounts, database,
+                             key_file=not passphrase)
+        # A password in the URL makes the file a secret: owner-only from the first byte.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600 if url_has_password(database) else 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         written = True
     try:
         ctx = Context(load_config(str(path)), ask_passphrase=ask_passphrase)
@@ -102,3 +132,49 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
     ctx.init_repository()
     ctx.catalog  # noqa: B018 - creates the catalog now
     return path, written
+
+
+def refuse_changes(path: Path, env_name: str, changes: dict[str, str]) -> None:
+    """Refuse options given for an existing snapkeep.toml whose values differ from it."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: {e} (fix it, or remove it and run `snapkeep init` "
+                          "again)") from None
+    current = {"--project-id": data.get("project", {}).get("id"),
+               "--plan": data.get("project", {}).get("plan", "starter"),
+               "--database": data.get("environments", {}).get(env_name, {}).get("database")}
+    differ = [f"{opt} {redact_url(value)!r} (the file has {redact_url(str(current.get(opt)))!r})"
+              for opt, value in changes.items() if current.get(opt) != value]
+    if differ:
+        raise ConfigError(f"{path} already exists and `snapkeep init` does not change it: "
+                          f"{'; '.join(differ)}. Edit {path} instead "
+                          "(then run `snapkeep init` again).")
+
+
+def url_has_password(url: str | None) -> bool:
+    """Whether a database URL carries a password (``scheme://user:password@host``)."""
+    return bool(url) and urlsplit(url).password is not None
+
+
+def ignore_in_git(directory: Path, config_has_password: bool) -> Path | None:
+    """Add .snapkeep/ (and snapkeep.toml when it holds a password) to the work tree's
+    .gitignore, so `git add -A` never commits the master key or the backups.
+
+    Returns the .gitignore changed, or None outside a git work tree or when nothing was missing.
+    """
+    top = gitinfo.work_tree_root(directory)
+    if top is None:
+        return None
+    wanted = [f"/{(directory / STATE_DIR).resolve().relative_to(top).as_posix()}/"]
+    if config_has_password:
+        wanted.append(f"/{(directory / CONFIG_NAME).resolve().relative_to(top).as_posix()}")
+    ignore = top / ".gitignore"
+    present = ignore.read_text().splitlines() if ignore.exists() else []
+    missing = [w for w in wanted if w not in present]
+    if not missing:
+        return None
+    prefix = "" if not present or ignore.read_text().endswith("\n") else "\n"
+    with ignore.open("a") as f:
+        f.write(prefix + "".join(f"{w}\n" for w in missing))
+    return ignore
