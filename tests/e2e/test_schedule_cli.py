@@ -47,9 +47,9 @@ def listed(cli: Cli, *args: str) -> list[dict]:
 def test_a_pro_project_lists_the_hourly_automatic_backups_of_staging_and_production(cli):
     rows = listed(cli)
     assert sorted((r["environment"], r["cron"], r["live"], r["origin"]) for r in rows) == [
-        ("production", "0 * * * *", False, "plan"), ("staging", "0 * * * *", False, "plan")]
-    table = cli.run("schedule:list").stdout
-    assert "Cron (UTC)" in table and "consistent" in table and "plan" in table
+        ("production", "0 * * * *", True, "plan"), ("staging", "0 * * * *", True, "plan")]
+    table = cli.run("schedule:list").stdout  # live: the plan's backups never pause the shop
+    assert "Cron (UTC)" in table and "live" in table and "plan" in table
 
 
 def test_add_prints_the_id_and_next_three_runs_in_utc_then_list_and_delete_it(cli):
