@@ -244,6 +244,6 @@ def test_the_password_goes_in_an_option_file_never_in_argv(tmp_path) -> None:
     from snapkeep.engines.mysql import MySQLTarget
 
     t = MySQLTarget("db.example", 3307, "shop", 's3cr"et\\x', "shop")
-    path = sqlfile._option_file(tmp_path, t)
+    path = sqlfile.option_file(tmp_path, t)
     assert path.stat().st_mode & 0o777 == 0o600
     assert 'password="s3cr\\"et\\\\x"' in path.read_text()

@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
+from snapkeep.engines import mysql
 from snapkeep.errors import HookError
 from snapkeep.redact import without_credentials
 from snapkeep.services.context import Context
+from snapkeep.services.engines import database_target
 from snapkeep.services.recorder import ActivityRecorder
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a command's process group
@@ -100,31 +102,11 @@ def _run_all(ctx: Context, env: EnvironmentConfig, commands: Sequence[str],
 
 
 def _defaults_file(env: EnvironmentConfig, directory: Path) -> Path | None:
-    """A MySQL option file (``[client]`` user, password, host/port or socket; ``[mysql]``
-    the database) for the environment's database, mode 0600 in ``directory``; None
-    without a database."""
-    db = env.database
-    if db is None:
-        return None
-
-    def value(v: str) -> str:
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = ["[client]", f"user={value(db.user)}"]
-    if db.password:
-        lines.append(f"password={value(db.password)}")
-    if db.unix_socket:
-        lines.append(f"socket={value(db.unix_socket)}")
-    else:
-        lines += [f"host={value(db.host)}", f"port={db.port}", "protocol=TCP"]
-    # the default database in the mariadb/mysql clients' own group: mysqldump and the
-    # other tools reading [client] would refuse it as an unknown option
-    lines += ["[mysql]", f"database={value(db.database)}"]
-    path = directory / "client.cnf"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+    """The environment's database login and database as a 0600 option file in
+    ``directory``; None without a database."""
+    target = database_target(env)
+    return None if target is None else mysql.option_file(directory, target,
+                                                         with_database=True)
 
 
 def hook_environment(ctx: Context, env: EnvironmentConfig, activity_id: str, label: str,

@@ -6,7 +6,8 @@ Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection`
 ``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
 ``export_sql`` (a portable SQL script of a snapshot's database), ``renamed_description``
 (a description whose self-references name another database), ``table_digests`` and
-``compare_digests`` (a restored copy's row digests against the recorded ones, ``verify.py``).
+``compare_digests`` (a restored copy's row digests against the recorded ones, ``verify.py``),
+``option_file`` (a 0600 login file for the stock client and hooks).
 """
 
 from snapkeep.engines.mysql.connect import check_connection, check_restore_target, estimate_size
@@ -18,6 +19,7 @@ from snapkeep.engines.mysql.restore import (
     prepare_restore,
     renamed_description,
 )
+from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.verify import compare_digests, table_digests
 
@@ -32,6 +34,7 @@ __all__ = [
     "estimate_size",
     "export_sql",
     "hold_writes",
+    "option_file",
     "prepare_restore",
     "renamed_description",
     "table_digests",

@@ -149,7 +149,11 @@ class LoadResult:
     seconds: float
 
 
-def _option_file(directory: Path, target: MySQLTarget) -> Path:
+def option_file(directory: Path, target: MySQLTarget, *, with_database: bool = False) -> Path:
+    """A MySQL option file for ``target`` (``[client]`` user, password, host/port or socket),
+    mode 0600, as ``directory/client.cnf``: the stock client's login without the password in
+    an argv or the environment. ``with_database`` adds the database under ``[mysql]``, the
+    clients' own group (mysqldump and other tools reading ``[client]`` refuse it there)."""
     def value(v: str) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -160,6 +164,8 @@ def _option_file(directory: Path, target: MySQLTarget) -> Path:
         lines.append(f"socket={value(target.unix_socket)}")
     else:
         lines += [f"host={value(target.host)}", f"port={target.port}", "protocol=TCP"]
+    if with_database:
+        lines += ["[mysql]", f"database={value(target.database)}"]
     path = directory / "client.cnf"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -182,7 +188,7 @@ def load_sql(target: MySQLTarget, src: BinaryIO, *, source_name: str,
     started = time.monotonic()
     statements = DatabaseStatements(source_name)
     with tempfile.TemporaryDirectory(prefix="snapkeep-sql-") as tmp:
-        options = _option_file(Path(tmp), target)
+        options = option_file(Path(tmp), target)
         errors = Path(tmp) / "stderr"
         argv = [client, f"--defaults-file={options}", "--batch", "--local-infile=0",
                 "--default-character-set=utf8mb4", "--max-allowed-packet=1073741824"]
