@@ -11,11 +11,11 @@ Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection`
 """
 
 from snapkeep.engines.mysql.connect import check_connection, check_restore_target, estimate_size
+from snapkeep.engines.mysql.cutover import cleanup_leftovers
 from snapkeep.engines.mysql.dump import dump_database, hold_writes
 from snapkeep.engines.mysql.export import export_sql
 from snapkeep.engines.mysql.restore import (
     PreparedRestore,
-    cleanup_leftovers,
     prepare_restore,
     renamed_description,
 )

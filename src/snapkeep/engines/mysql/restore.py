@@ -80,6 +80,20 @@ from snapkeep.engines.mysql.connect import (
     query,
     quote_ident,
 )
+from snapkeep.engines.mysql.cutover import (
+    create_db_sql,
+    drop_aside,
+    drop_db,
+    forward_pairs,
+    put_triggers_back,
+    rename_tables,
+    roll_back,
+    roll_forward,
+    row_tables,
+    settle,
+    view_names,
+    was_renamed,
+)
 from snapkeep.engines.mysql.ddl import requalify, self_referencing_columns, split_create_table
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.engines.mysql.shadow_load import LOAD_SESSION, ShadowLoader, row_parts
@@ -90,229 +104,6 @@ from snapkeep.progress import Reporter
 from snapkeep.repository import Repository
 
 SUPPORTED_FORMATS = (1, 2, 3)
-
-
-def _create_db_sql(name: str, charset: str, collation: str, comment: str = "") -> str:
-    sql = (f"CREATE DATABASE {quote_ident(name)} CHARACTER SET {charset} COLLATE {collation}")
-    if comment:
-        sql += " COMMENT " + _literal(comment)
-    return sql
-
-
-def _literal(value: str) -> str:
-    return "'" + pymysql.converters.escape_string(value) + "'"
-
-
-def _drop_db(conn: Connection, name: str) -> None:
-    query(conn, f"DROP DATABASE IF EXISTS {quote_ident(name)}")
-
-
-def _tables(conn: Connection, db: str) -> list[str]:
-    return [n for n, kind, _, _ in schema.list_tables(conn, db) if schema.is_table(kind)]
-
-
-def _views(conn: Connection, db: str) -> list[str]:
-    return [n for n, kind, _, _ in schema.list_tables(conn, db) if kind == "VIEW"]
-
-
-def _rename(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> None:
-    q = quote_ident
-    query(conn, "RENAME TABLE " + ", ".join(
-        f"{q(a)}.{q(t)} TO {q(b)}.{q(u)}" for a, t, b, u in pairs))
-
-
-def _forward_pairs(plan: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """The swap's one RENAME TABLE: the live views in the way renamed aside (a view cannot
-    change database), the live tables and sequences out, the shadow's in."""
-    live = plan["live"]
-    pairs = [(live, v, live, a) for v, a in plan.get("aside", [])]
-    pairs += [(live, t, plan["old"], t) for t in plan["moved_out"]]
-    pairs += [(plan["shadow"], t, live, t) for t in plan["moved_in"]]
-    return pairs
-
-
-# -- the cut-over steps, shared by swap/rollback and by cleanup_leftovers ------------------
-
-def _renamed(conn: Connection, plan: dict[str, Any]) -> bool:
-    """Whether the swap's RENAME TABLE happened (from where the tables are now)."""
-    if plan["moved_out"]:
-        old = plan["old"]
-        return database_exists(conn, old) and bool(
-            set(plan["moved_out"]) & set(_tables(conn, old)))
-    if plan["moved_in"]:
-        shadow = plan["shadow"]
-        here = set(_tables(conn, shadow)) if database_exists(conn, shadow) else set()
-        return not set(plan["moved_in"]) <= here
-    if plan.get("aside"):
-        live = plan["live"]
-        return database_exists(conn, live) and bool(
-            {a for _, a in plan["aside"]} & set(_views(conn, live)))
-    return False
-
-
-def _aside_names(plan: dict[str, Any]) -> set[str]:
-    return {a for _, a in plan.get("aside", [])}
-
-
-def _drop_aside(conn: Connection, plan: dict[str, Any]) -> None:
-    """The new data stays: drop the previous views the swap renamed aside."""
-    live = plan["live"]
-    if plan.get("aside") and database_exists(conn, live):
-        for _, aside in plan["aside"]:
-            query(conn, f"DROP VIEW IF EXISTS {quote_ident(live)}.{quote_ident(aside)}")
-
-
-def _repoint(conn: Connection, plan: dict[str, Any]) -> None:
-    """Point the restored tables' qualified self-references (``DEFAULT nextval(db.seq)``,
-    created naming the shadow) at the live database: RENAME TABLE keeps a default's text.
-    A metadata-only change; idempotent."""
-    live = plan["live"]
-    if not plan.get("repoint"):
-        return
-    query(conn, "SET SESSION foreign_key_checks = 0")
-    with contextlib.suppress(pymysql.MySQLError):  # servers without system versioning
-        query(conn, "SET SESSION system_versioning_alter_history = KEEP")
-    try:
-        for table, columns in plan["repoint"]:
-            query(conn, f"ALTER TABLE {quote_ident(live)}.{quote_ident(table)} "
-                        + ", ".join(f"MODIFY COLUMN {c}" for c in columns))
-    finally:
-        query(conn, "SET SESSION foreign_key_checks = 1")
-
-
-def _put_triggers_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> None:
-    """Before the RENAME: only the live triggers were dropped; recreate the previous ones."""
-    live = plan["live"]
-    if plan["created_live"]:
-        _drop_db(conn, live)
-        return
-    previous = plan["previous"]
-    conn.select_db(live)
-    objs.drop_triggers(conn, live, plan.get("scope"))
-    objs.create_all(conn, live, {**scope.NO_OBJECTS, "triggers": previous["triggers"]},
-                    reporter, previous["database"])
-    scope.relink(conn, live, plan.get("links", []))
-
-
-def _roll_forward(conn: Connection, plan: dict[str, Any], reporter: Reporter,
-                  crash: bool = False) -> None:
-    """After the RENAME: replace the live database's objects with the snapshot's."""
-    live = plan["live"]
-    snap = plan["snapshot"]
-    conn.select_db(live)
-    objs.drop_triggers(conn, live, plan.get("scope"))
-    if plan.get("scope") is None:
-        objs.drop_non_tables(conn, live, keep=_aside_names(plan))
-    scope.relink(conn, live, plan.get("links", []))
-    _repoint(conn, plan)
-    if crash:
-        crash_point("mysql.defaults-repointed")
-    objs.create_all(conn, live, snap, reporter, snap["database"],
-                    after_views=(lambda: crash_point("mysql.objects-half")) if crash else None)
-
-
-def _roll_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> None:
-    """After the RENAME: move the tables back and recreate the previous objects."""
-    live, old, shadow = plan["live"], plan["old"], plan["shadow"]
-    if not database_exists(conn, live):
-        return  # a live database this restore created, already dropped
-    conn.select_db(live)
-    objs.drop_triggers(conn, live, plan.get("scope"))
-    renamed = _renamed(conn, plan)
-    if plan.get("scope") is None:
-        # the previous views come back by renaming: keep those renamed aside, or all of
-        # them once the reverse RENAME is done (a journal of an older snapkeep has no
-        # "aside": it recreates its previous views)
-        keep = _aside_names(plan) if renamed or "aside" not in plan else set(_views(conn, live))
-        objs.drop_non_tables(conn, live, keep=keep)
-    if renamed:
-        query(conn, f"CREATE DATABASE IF NOT EXISTS {quote_ident(shadow)}")
-        present = set(_tables(conn, live))
-        kept = set(_tables(conn, old)) if database_exists(conn, old) else set()
-        views = set(_views(conn, live))
-        pairs = [(live, t, shadow, t) for t in plan["moved_in"] if t in present]
-        pairs += [(old, t, live, t) for t in plan["moved_out"] if t in kept]
-        pairs += [(live, a, live, v) for v, a in plan.get("aside", []) if a in views]
-        if pairs:
-            _rename(conn, pairs)
-    crash_point("mysql.rollback-renamed")
-    if plan["created_live"]:
-        _drop_db(conn, live)
-        return
-    previous = plan["previous"]
-    objs.create_all(conn, live, previous, reporter, previous["database"])
-    scope.relink(conn, live, plan.get("links", []))
-
-
-def cleanup_leftovers(target: MySQLTarget, reporter: Reporter, *,
-                      keep_new: bool | None = None) -> None:
-    """Finish or undo what a killed restore of this database left behind; idempotent.
-
-    An interrupted cut-over is rolled back when it was killed before its RENAME TABLE
-    and rolled forward after it (see the module doc) — or, when the caller knows better
-    (a restore of several parts, settled together), rolled forward with ``keep_new=True``
-    (doing the RENAME if it had not happened) or back with ``keep_new=False``. Either way
-    the live database is entirely the old or entirely the new one; then the shadow, old
-    and journal databases are dropped. An interrupted ``rollback`` is always completed.
-    Must not run while a restore of the same database is in progress.
-    """
-    conn = connect(target, database=None, doing="cleaning up after an interrupted restore")
-    try:
-        with errors_as(target, "cleaning up after an interrupted restore"):
-            _cleanup(conn, target, reporter, keep_new)
-    finally:
-        conn.close()
-
-
-def _cleanup(conn: Connection, target: MySQLTarget, reporter: Reporter,
-             keep_new: bool | None = None) -> None:
-    db = target.database
-    jdb = journal_name(db)
-    found = journal.read(conn, jdb)
-    if found is not None:
-        plan, state = found
-        query(conn, objs.SESSION_DEFAULTS)
-        where = target.describe()
-        if state == journal.ROLLING_BACK:
-            reporter.log(f"completing the interrupted rollback of a restore of {where}: "
-                         f"the live database gets its previous tables and objects back")
-            _roll_back(conn, plan, reporter)
-        elif state == journal.COMPLETE and keep_new is not False:
-            _drop_aside(conn, plan)
-        elif keep_new is False:
-            reporter.log(f"rolling back the interrupted cut-over of a restore of {where}")
-            if _renamed(conn, plan):
-                _roll_back(conn, plan, reporter)
-            else:
-                _put_triggers_back(conn, plan, reporter)
-        elif keep_new and not _renamed(conn, plan):
-            reporter.log(f"completing the interrupted cut-over of a restore of {where}: its "
-                         f"tables are swapped in and the snapshot's objects created")
-            if plan["created_live"] and not database_exists(conn, plan["live"]):
-                query(conn, _create_db_sql(plan["live"], **plan["snapshot"]["database"]))
-            conn.select_db(plan["live"])
-            objs.drop_triggers(conn, plan["live"], plan.get("scope"))
-            pairs = _forward_pairs(plan)
-            if pairs:
-                _rename(conn, pairs)
-            _roll_forward(conn, plan, reporter)
-            _drop_aside(conn, plan)
-        elif state == journal.RENAMED or _renamed(conn, plan):
-            reporter.log(f"completing the interrupted cut-over of a restore of {where}: it "
-                         f"was killed after its tables were swapped in, so the snapshot's "
-                         f"views, triggers, routines and events are created")
-            _roll_forward(conn, plan, reporter)
-            _drop_aside(conn, plan)
-        else:
-            reporter.log(f"undoing the interrupted cut-over of a restore of {where}: it was "
-                         f"killed before its tables were swapped in, so the previous "
-                         f"triggers are put back")
-            _put_triggers_back(conn, plan, reporter)
-    for name in (shadow_name(db), old_name(db), jdb):
-        if database_exists(conn, name):
-            reporter.log(f"dropping {quote_ident(name)} left by an interrupted restore of "
-                         f"{target.describe()}")
-            _drop_db(conn, name)
 
 
 def renamed_description(description: dict[str, Any], database: str) -> dict[str, Any]:
@@ -366,7 +157,7 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
     restore = PreparedRestore(target, description, conn, reporter)
     try:
         with errors_as(target, "restoring the database"):
-            _cleanup(conn, target, reporter)
+            settle(conn, target, reporter)
             restore._build(repo, max(1, threads or os.cpu_count() or 1))
     except BaseException:
         restore.abort()
@@ -396,7 +187,7 @@ class PreparedRestore:
     def _build(self, repo: Repository, threads: int) -> None:
         d = self.description
         conn = self._conn
-        query(conn, _create_db_sql(self.shadow, d["charset"], d["collation"]))
+        query(conn, create_db_sql(self.shadow, d["charset"], d["collation"]))
         query(conn, LOAD_SESSION)
         conn.select_db(self.shadow)
         tables = d["tables"]
@@ -472,7 +263,7 @@ class PreparedRestore:
         snapshot_db = {"charset": d["charset"], "collation": d["collation"],
                        "comment": d.get("comment", "")}
         created_live = not database_exists(conn, live)
-        moved_in = _tables(conn, shadow)
+        moved_in = row_tables(conn, shadow)
         links: list[dict[str, str]] = []
         if created_live:  # dropped (or a scratch copy): created in the journaled cut-over
             info = dict(snapshot_db)
@@ -482,8 +273,8 @@ class PreparedRestore:
         else:
             conn.select_db(live)
             info = schema.database_info(conn, live)
-            moved_out = _tables(conn, live)
-            live_views = _views(conn, live)
+            moved_out = row_tables(conn, live)
+            live_views = view_names(conn, live)
             if within is None:
                 # the previous views are renamed aside, not recreated: even one whose
                 # tables are gone comes back as it was on a rollback
@@ -510,28 +301,28 @@ class PreparedRestore:
                          "database": snapshot_db},
         }
         self._plan = plan
-        query(conn, _create_db_sql(old, info["charset"], info["collation"]))
+        query(conn, create_db_sql(old, info["charset"], info["collation"]))
         journal.begin(conn, self.journal, plan)
         crash_point("mysql.journal-written")
         window = time.monotonic()  # from here the live database is not the old one
-        pairs = _forward_pairs(plan)
+        pairs = forward_pairs(plan)
         try:
             if created_live:
-                query(conn, _create_db_sql(live, **snapshot_db))
+                query(conn, create_db_sql(live, **snapshot_db))
                 conn.select_db(live)
             objs.drop_triggers(conn, live, within)
             crash_point("mysql.triggers-dropped")
             if pairs:
-                _rename(conn, pairs)
+                rename_tables(conn, pairs)
         except BaseException:
             try:
-                renamed = _renamed(conn, plan)
+                renamed = was_renamed(conn, plan)
             except pymysql.Error:
                 renamed = False  # the connection is gone: cleanup_leftovers decides later
             if not renamed:
                 with contextlib.suppress(pymysql.Error):
-                    _put_triggers_back(conn, plan, self.reporter)
-                    _drop_db(conn, old)
+                    put_triggers_back(conn, plan, self.reporter)
+                    drop_db(conn, old)
                     journal.drop(conn, self.journal)
                 raise
             self._state = "swapped"
@@ -541,7 +332,7 @@ class PreparedRestore:
         self._state = "swapped"
         try:
             journal.set_state(conn, self.journal, journal.RENAMED)
-            _roll_forward(conn, plan, self.reporter, crash=True)
+            roll_forward(conn, plan, self.reporter, crash=True)
             journal.set_state(conn, self.journal, journal.COMPLETE)
         except BaseException:
             self.rollback()
@@ -567,9 +358,9 @@ class PreparedRestore:
             assert plan is not None
             query(conn, objs.SESSION_DEFAULTS)
             journal.set_state(conn, self.journal, journal.ROLLING_BACK)
-            _roll_back(conn, plan, self.reporter)
-            _drop_db(conn, self.shadow)
-            _drop_db(conn, self.old)
+            roll_back(conn, plan, self.reporter)
+            drop_db(conn, self.shadow)
+            drop_db(conn, self.old)
             journal.drop(conn, self.journal)
         self._state = "rolled back"
         self._close()
@@ -583,9 +374,9 @@ class PreparedRestore:
             raise SnapkeepError(f"cannot finish a restore that is {self._state}")
         with errors_as(self.target, "finishing the restore"):
             assert self._plan is not None
-            _drop_aside(self._conn, self._plan)
-            _drop_db(self._conn, self.old)
-            _drop_db(self._conn, self.shadow)
+            drop_aside(self._conn, self._plan)
+            drop_db(self._conn, self.old)
+            drop_db(self._conn, self.shadow)
             journal.drop(self._conn, self.journal)
         self._state = "finished"
         self._close()
@@ -599,13 +390,13 @@ class PreparedRestore:
             return
         try:
             with errors_as(self.target, "dropping the shadow database"):
-                _drop_db(self._conn, self.shadow)
+                drop_db(self._conn, self.shadow)
         except SnapkeepError:
             # The connection itself may be what failed: try once more on a new one.
             conn = connect(self.target, database=None, doing="dropping the shadow database")
             try:
                 with errors_as(self.target, "dropping the shadow database"):
-                    _drop_db(conn, self.shadow)
+                    drop_db(conn, self.shadow)
             finally:
                 conn.close()
         self._state = "aborted"
