@@ -475,3 +475,22 @@ def test_an_admin_downloads_a_mount_of_a_backup_and_a_viewer_cannot(project):
     assert url not in viewer.get(f"/environments/{ENV}").text
     refused = viewer.get(url)
     assert refused.status_code == 403 and "Admin role" in refused.text
+
+
+def test_a_viewer_of_the_source_is_offered_no_restore_into_their_own_environment(project):
+    """Vic is Admin of staging but only Viewer of develop-branch: restoring develop-branch
+    there would let him export its data, so the console offers it nowhere (#13 item 5)."""
+    sid = snapshot(project)
+    users.set_environment_role(project.context(), VIEWER[0], "staging", "admin")
+    c = client(project)
+    csrf = sign_in(c, VIEWER)
+    assert f"/backups/{sid}/restore-into" not in c.get(f"/environments/{ENV}").text
+    pick = c.get(f"/environments/{ENV}/backups/{sid}/restore-into")
+    assert pick.status_code == 403 and "Admin role to restore its snapshots" in pick.text
+    confirm = c.get(f"/environments/{ENV}/backups/{sid}/restore", params={"target": "staging"})
+    assert confirm.status_code == 403 and "Yes, restore" not in confirm.text
+    before = activity_count(project)
+    res = c.post(f"/environments/{ENV}/backups/{sid}/restore",
+                 data={"csrf_token": csrf, "target": "staging", "part": "mount:var"})
+    assert res.status_code == 403
+    assert activity_count(project) == before

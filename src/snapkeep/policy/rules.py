@@ -18,6 +18,14 @@ class Action(StrEnum):
     SNAPSHOT_EXPORT = "export a snapshot"
     SNAPSHOT_IMPORT = "import a snapshot"
     SNAPSHOT_VERIFY = "run a restore drill of a snapshot"
+    # On the source environment of a restore into another one: its data leaves it.
+    SNAPSHOT_RESTORE_ELSEWHERE = "restore its snapshots into another environment"
+
+
+# The role on an environment that lets its data leave it: download (export) a snapshot,
+# or restore one into another environment (whose Admin can then export that). One value,
+# so the two ways out cannot drift apart.
+DATA_LEAVES = "admin"
 
 
 # Environment role needed for each action (project admins may do everything).
@@ -29,7 +37,8 @@ _NEEDS = {
     Action.ACTIVITY_CANCEL: "admin",
     Action.SNAPSHOT_READ: "viewer",
     Action.ACTIVITY_READ: "viewer",
-    Action.SNAPSHOT_EXPORT: "admin",  # like a restore: the whole of the data leaves
+    Action.SNAPSHOT_EXPORT: DATA_LEAVES,
+    Action.SNAPSHOT_RESTORE_ELSEWHERE: DATA_LEAVES,
     Action.SNAPSHOT_IMPORT: "admin",  # like a backup: a new snapshot of the environment
     # like an export: the whole of the data is written out (a scratch database on the
     # environment's server, files on its host), and it occupies the environment

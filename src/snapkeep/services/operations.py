@@ -76,11 +76,15 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
                   target: EnvironmentConfig | None = None,
                   scope: RestoreScope | None = None) -> Activity:
     """Restore a snapshot of ``env`` into ``target`` (default: ``env`` itself), all of it
-    or the parts ``scope`` names. Needs Viewer on ``env`` (to read the snapshot) and Admin
-    on ``target``, which must be active; the activity belongs to ``target``."""
+    or the parts ``scope`` names. Needs Admin on ``target``, which must be active, and on
+    ``env`` when it is another one: its data leaves it, as with an export (a Viewer of
+    ``env`` who is Admin of ``target`` could otherwise export it from there). The activity
+    belongs to ``target``."""
     into = target or env
     scope = scope or RestoreScope()
     _check_env(ctx, into, Action.SNAPSHOT_RESTORE)
+    if into.name != env.name:
+        require_role(ctx.actor, env.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     require_restorable(snap.id, snap.status, snap.expires_at, now())
     manifest = snapshots.load_manifest(ctx, snap.id)

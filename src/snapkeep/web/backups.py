@@ -67,6 +67,7 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         console = signed_in(request, ctx_factory)
         environment = console.ctx.config.environment(env)
         snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
+        require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
         targets = restore_targets(console.ctx, environment.name)
         if not targets:
             raise PermissionDenied(f"you are not an Admin of any environment other than "
@@ -88,6 +89,8 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         # The page is a control: shown only to whom the policy lets restore (the POST is
         # refused by the service regardless).
         require_role(console.actor, into.name, Action.SNAPSHOT_RESTORE)
+        if into.name != environment.name:
+            require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
         mounts = list(snapshots.load_manifest(console.ctx, snap.id).mounts)
         return render(request, "restore.html", env=environment, snap=snap, target=into,
                       mounts=mounts)

@@ -110,7 +110,9 @@ def backups_view(ctx: Context, env: EnvironmentConfig) -> BackupsView:
 
 def restore_targets(ctx: Context, source: str) -> list[str]:
     """The other environments whose Admin this actor is: where a snapshot of ``source``
-    may be restored."""
+    may be restored (none unless the actor may let ``source``'s data leave it)."""
+    if not may(ctx.actor, source, Action.SNAPSHOT_RESTORE_ELSEWHERE):
+        return []
     return [name for name in ctx.config.environments
             if name != source and may(ctx.actor, name, Action.SNAPSHOT_RESTORE)]
 
