@@ -96,3 +96,26 @@ def test_init_refuses_to_drop_a_new_database_for_an_existing_config(tmp_path: Pa
     res = cli.run("init", "-e", "main", "--database", other, check=False, timeout=60)
     one_line_error(res, "--database", "already exists", other)
     assert (root / "snapkeep.toml").read_text() == before
+
+
+def test_init_refuses_a_type_root_or_mount_that_differs_from_an_existing_config(
+        tmp_path: Path):
+    """Silently ignored before (#13 item 12): each is refused, naming it and the file's value."""
+    root = tmp_path / "app"
+    root.mkdir()
+    cli = Cli(root, cli_env())
+    cli.run("init", "--project-id", "shop", "-e", "main", "--mount", "var", "--mount",
+            "pub/media", timeout=60)
+    before = (root / "snapkeep.toml").read_text()
+    # The same values, spelled differently, are not changes.
+    cli.run("init", "-e", "main", "--type", "development", "--root", "./",
+            "--mount", "/pub/media/", "--mount", "var", timeout=60)
+    for args, named in ((["--type", "staging"], "--type 'staging' (the file has 'development')"),
+                        (["--root", "web"], "--root 'web' (the file has '.')"),
+                        (["--mount", "var"], "--mount 'var' (the file has 'var, pub/media')")):
+        res = cli.run("init", "-e", "main", *args, check=False, timeout=60)
+        one_line_error(res, "already exists", named, "Edit")
+        assert (root / "snapkeep.toml").read_text() == before
+    res = cli.run("init", "-e", "other", "--type", "staging", check=False, timeout=60)
+    one_line_error(res, "has no environment 'other'", "--type", "-e")
+    assert (root / "snapkeep.toml").read_text() == before

@@ -33,15 +33,16 @@ def init(project_id, plan, env_name, env_type, root, database, use_passphrase, m
     """Write snapkeep.toml here and create the snapshot repository.
 
     --database is checked (parsed and connected to) before anything is written. An
-    existing snapkeep.toml is never changed: a --project-id, --plan or --database that
-    differs from it is refused, naming it; edit the file instead.
+    existing snapkeep.toml is never changed: a --project-id, --plan, --type, --root,
+    --mount or --database that differs from it is refused, naming it; edit the file instead.
     """
     here = Path.cwd()
     ctx = click.get_current_context()
-    given = {"--project-id": project_id, "--plan": plan, "--database": database}
-    changes = {opt: value for opt, value in given.items()
-               if ctx.get_parameter_source(opt[2:].replace("-", "_"))
-               == click.core.ParameterSource.COMMANDLINE}
+    given = {"--project-id": ("project_id", project_id), "--plan": ("plan", plan),
+             "--type": ("env_type", env_type), "--root": ("root", root),
+             "--mount": ("mounts", list(mounts)), "--database": ("database", database)}
+    changes = {opt: value for opt, (param, value) in given.items()
+               if ctx.get_parameter_source(param) == click.core.ParameterSource.COMMANDLINE}
     path, written = init_project(
         here, project_id=project_id or here.name, plan=plan,
         env_name=env_name or gitinfo.current_branch(here) or "master", env_type=env_type,

@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from snapkeep.config import (
@@ -91,7 +91,7 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
                  root: str, database: str | None, mounts: list[str] | None,
                  passphrase: bool = False,
                  ask_passphrase: Callable[[], str] | None = None,
-                 changes: dict[str, str] | None = None) -> tuple[Path, bool]:
+                 changes: dict[str, str | list[str]] | None = None) -> tuple[Path, bool]:
     """Write snapkeep.toml (unless one exists) and create the repository.
 
     ``database`` is parsed and connected to first. With an existing file nothing in it is
@@ -134,22 +134,52 @@ def init_project(directory: Path, *, project_id: str, plan: str, env_name: str, 
     return path, written
 
 
-def refuse_changes(path: Path, env_name: str, changes: dict[str, str]) -> None:
-    """Refuse options given for an existing snapkeep.toml whose values differ from it."""
+ENVIRONMENT_OPTIONS = ("--type", "--root", "--mount", "--database")
+
+
+def refuse_changes(path: Path, env_name: str, changes: dict[str, str | list[str]]) -> None:
+    """Refuse options given for an existing snapkeep.toml whose values differ from it:
+    ``init`` never changes the file, and silently ignoring them would mislead."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"{path}: {e} (fix it, or remove it and run `snapkeep init` "
                           "again)") from None
-    current = {"--project-id": data.get("project", {}).get("id"),
-               "--plan": data.get("project", {}).get("plan", "starter"),
-               "--database": data.get("environments", {}).get(env_name, {}).get("database")}
-    differ = [f"{opt} {redact_url(value)!r} (the file has {redact_url(str(current.get(opt)))!r})"
-              for opt, value in changes.items() if current.get(opt) != value]
+    project = data.get("project", {})
+    envs = data.get("environments", {})
+    env = envs.get(env_name)
+    if env is None and any(opt in changes for opt in ENVIRONMENT_OPTIONS):
+        given = ", ".join(opt for opt in ENVIRONMENT_OPTIONS if opt in changes)
+        raise ConfigError(
+            f"{path} already exists and has no environment {env_name!r} (it has "
+            f"{', '.join(envs) or 'none'}), and `snapkeep init` does not add one: {given} "
+            f"cannot apply. Name one with -e, or add [environments.{env_name}] to {path}.")
+    env = env or {}
+    current = {"--project-id": project.get("id"), "--plan": project.get("plan", "starter"),
+               "--type": env.get("type", "development"), "--root": env.get("root"),
+               "--mount": env.get("mounts", []), "--database": env.get("database")}
+    differ = [f"{opt} {_shown(value)} (the file has {_shown(current[opt])})"
+              for opt, value in changes.items()
+              if _normal(path.parent, opt, value) != _normal(path.parent, opt, current[opt])]
     if differ:
         raise ConfigError(f"{path} already exists and `snapkeep init` does not change it: "
                           f"{'; '.join(differ)}. Edit {path} instead "
                           "(then run `snapkeep init` again).")
+
+
+def _normal(directory: Path, option: str, value: object) -> object:
+    """A value as compared: roots as the directory they name, mounts as a set of paths."""
+    if option == "--root" and isinstance(value, str):
+        return (directory / Path(value).expanduser()).resolve()
+    if option == "--mount" and isinstance(value, list | tuple):
+        return sorted({str(PurePosixPath(str(m).strip("/"))) for m in value})
+    return value
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return repr(", ".join(map(str, value))) if value else "none"
+    return repr(redact_url(value)) if isinstance(value, str) else repr(value)
 
 
 def url_has_password(url: str | None) -> bool:
