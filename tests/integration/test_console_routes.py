@@ -494,3 +494,97 @@ def test_a_viewer_of_the_source_is_offered_no_restore_into_their_own_environment
                  data={"csrf_token": csrf, "target": "staging", "part": "mount:var"})
     assert res.status_code == 403
     assert activity_count(project) == before
+
+
+# -- favicon, pagination, Delete and Cancel (#13 item 16) -----------------------------------------
+
+def test_the_console_has_a_favicon(project):
+    c = client(project)
+    sign_in(c, ADMIN)
+    assert '<link rel="icon" href="/console/static/favicon.svg"' in c.get("/").text
+    icon = c.get("/console/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    assert icon.text.startswith("<svg")
+    legacy = c.get("/favicon.ico")
+    assert legacy.status_code == 301
+    assert legacy.headers["location"] == "/console/static/favicon.svg"
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r'<tr data-snapshot="(\w+)"', html)
+
+
+def feed_rows(html: str) -> list[str]:
+    return re.findall(r'<th scope="row"><a href="/activities/(\w+)"', html)
+
+
+def test_long_lists_of_backups_and_activities_come_in_pages_of_50(project):
+    from snapkeep.web.views import PAGE_SIZE
+
+    taken = [snapshot(project) for _ in range(PAGE_SIZE + 1)]
+    c = client(project)
+    sign_in(c, ADMIN)
+    first = c.get(f"/environments/{ENV}").text
+    assert rows(first) == taken[::-1][:PAGE_SIZE]
+    assert f'<a rel="next" href="/environments/{ENV}?page=2">Older →</a>' in first
+    assert 'rel="prev"' not in first
+    second = c.get(f"/environments/{ENV}?page=2").text
+    assert rows(second) == [taken[0]]
+    assert f'<a rel="prev" href="/environments/{ENV}?page=1">← Newer</a>' in second
+    assert 'rel="next"' not in second
+
+    acts = [a.id for a in project.context().catalog.list_activities(ENV, limit=1000)]
+    assert len(acts) == PAGE_SIZE + 1
+    for url in (f"/activities?environment={ENV}", "/activities"):
+        page1 = c.get(url).text
+        assert feed_rows(page1) == acts[:PAGE_SIZE]
+        sep = "&amp;" if "?" in url else "?"
+        assert f'<a rel="next" href="{url}{sep}page=2">Older →</a>' in page1
+        assert feed_rows(c.get(f"{url}{sep.replace('&amp;', '&')}page=2").text) == acts[PAGE_SIZE:]
+
+
+def test_an_admin_deletes_a_backup_after_confirming_and_a_viewer_cannot(project):
+    sid, kept = snapshot(project), snapshot(project)
+    viewer = client(project)
+    vcsrf = sign_in(viewer, VIEWER)
+    assert "Delete…" not in viewer.get(f"/environments/{ENV}").text
+    assert viewer.get(f"/environments/{ENV}/backups/{sid}/delete").status_code == 403
+    before = activity_count(project)
+    refused = viewer.post(f"/environments/{ENV}/backups/{sid}/delete",
+                          data={"csrf_token": vcsrf})
+    assert refused.status_code == 403 and "Admin role to delete a snapshot" in refused.text
+    assert activity_count(project) == before
+
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    page = c.get(f"/environments/{ENV}").text
+    assert f'href="/environments/{ENV}/backups/{sid}/delete" data-dialog="delete-{sid}"' in page
+    confirm = c.get(f"/environments/{ENV}/backups/{sid}/delete")
+    assert confirm.status_code == 200 and "Yes, delete" in confirm.text
+    assert c.post(f"/environments/{ENV}/backups/{sid}/delete").status_code == 403  # no CSRF
+    assert activity_count(project) == before
+    res = c.post(f"/environments/{ENV}/backups/{sid}/delete", data={"csrf_token": csrf})
+    assert res.status_code == 303 and res.headers["location"].startswith("/activities/")
+    ran = run_queued(project)
+    assert (ran.type, ran.result) == ("environment.backup.delete", "success")
+    assert rows(c.get(f"/environments/{ENV}").text) == [kept]
+
+
+def test_an_admin_cancels_a_queued_activity_and_a_viewer_sees_no_cancel(project):
+    c = client(project)
+    csrf = sign_in(c, ADMIN)
+    queued = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf, "mode": "live"})
+    url = queued.headers["location"]
+    viewer = client(project)
+    vcsrf = sign_in(viewer, VIEWER)
+    assert 'id="activity-cancel"' not in viewer.get(url).text
+    refused = viewer.post(f"{url}/cancel", data={"csrf_token": vcsrf})
+    assert refused.status_code == 403 and "Admin role to cancel an activity" in refused.text
+    assert 'id="activity-cancel"' in c.get(url).text
+    assert c.post(f"{url}/cancel").status_code == 403  # no CSRF token
+    res = c.post(f"{url}/cancel", data={"csrf_token": csrf})
+    assert res.status_code == 303 and res.headers["location"] == url
+    after = c.get(url).text
+    assert 'data-outcome="cancelled"' in after and 'id="activity-cancel"' not in after
+    a = project.context().catalog.get_activity(url.rsplit("/", 1)[1])
+    assert a is not None and a.state == "cancelled"

@@ -138,8 +138,9 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
             return utc(s.get(Activity, activity_id))
 
     def list_activities(self, environment: str | None = None, *, states: Sequence[str] = (),
-                        limit: int = 50) -> list[Activity]:
-        q = select(Activity).order_by(Activity.created_at.desc(), Activity.id.desc()).limit(limit)
+                        limit: int = 50, offset: int = 0) -> list[Activity]:
+        q = (select(Activity).order_by(Activity.created_at.desc(), Activity.id.desc())
+             .limit(limit).offset(offset))
         if environment is not None:
             q = q.where(Activity.environment == environment)
         if states:
@@ -170,8 +171,10 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
         with self.session() as s:
             return utc(s.get(Snapshot, snapshot_id))
 
-    def list_snapshots(self, environment: str | None = None) -> list[Snapshot]:
-        q = select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+    def list_snapshots(self, environment: str | None = None, *, limit: int | None = None,
+                       offset: int = 0) -> list[Snapshot]:
+        q = (select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+             .limit(limit).offset(offset))
         if environment is not None:
             q = q.where(Snapshot.environment == environment)
         with self.session() as s:

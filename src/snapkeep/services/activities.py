@@ -401,11 +401,14 @@ def _lost(ctx: Context, a: Activity, worker: str | None) -> None:
                                  "recorded.")
 
 
-def list_activities(ctx: Context, environment: str | None, *, limit: int = 20) -> list[Activity]:
+def list_activities(ctx: Context, environment: str | None, *, limit: int = 20,
+                    offset: int = 0) -> list[Activity]:
+    """The newest activities (``limit`` after the first ``offset``), of one environment
+    or of all."""
     if environment is not None:
         require_role(ctx.actor, environment, Action.ACTIVITY_READ)
     reconcile(ctx)
-    return ctx.catalog.list_activities(environment, limit=limit)
+    return ctx.catalog.list_activities(environment, limit=limit, offset=offset)
 
 
 def get_activity(ctx: Context, activity_id: str) -> Activity:

@@ -74,11 +74,15 @@ def sync(ctx: Context) -> None:
         ctx.catalog.delete_snapshot(sid)
 
 
-def list_snapshots(ctx: Context, env: EnvironmentConfig) -> list[SnapshotInfo]:
+def list_snapshots(ctx: Context, env: EnvironmentConfig, *, limit: int | None = None,
+                   offset: int = 0) -> list[SnapshotInfo]:
+    """``env``'s snapshots, newest first: all of them, or ``limit`` after the first
+    ``offset`` (a page)."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
     sync(ctx)
     at = now()
-    return [_info(r, at) for r in ctx.catalog.list_snapshots(env.name)]
+    return [_info(r, at) for r in ctx.catalog.list_snapshots(env.name, limit=limit,
+                                                              offset=offset)]
 
 
 def get_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) -> SnapshotInfo:

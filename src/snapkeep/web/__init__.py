@@ -10,7 +10,7 @@ each request acts through its own ``for_actor`` copy of it.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from snapkeep.errors import NotFoundError
 from snapkeep.web import activity_pages, backups, signin
@@ -19,7 +19,8 @@ from snapkeep.web.session import ContextFactory
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_router"]
 
-STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript",
+                "favicon.svg": "image/svg+xml"}
 
 
 def create_router(ctx_factory: ContextFactory) -> APIRouter:
@@ -33,6 +34,11 @@ def create_router(ctx_factory: ContextFactory) -> APIRouter:
         return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name],
                             headers={"Cache-Control": "no-cache",
                                      "X-Content-Type-Options": "nosniff"})
+
+    @router.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # Browsers ask for it on pages that name no icon (the API's, a file's): same icon.
+        return RedirectResponse("/console/static/favicon.svg", status_code=301)
 
     signin.add_routes(router, ctx_factory)
     activity_pages.add_routes(router, ctx_factory)

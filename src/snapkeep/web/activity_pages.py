@@ -1,27 +1,30 @@
-"""The activity feed, one activity's page, and the JSON its progress bar polls."""
+"""The activity feed, one activity's page (with Cancel), and the JSON its progress bar
+polls."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from snapkeep.services import activities
-from snapkeep.web.render import guarded, guarded_json, render
+from snapkeep.policy import Action
+from snapkeep.services import activities, auth
+from snapkeep.web.render import guarded, guarded_json, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
-from snapkeep.web.views import activity_feed, activity_json, outcome, type_label
+from snapkeep.web.views import activity_feed, activity_json, may, outcome, type_label
 
 
 def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     @router.get("/activities", include_in_schema=False)
     @guarded
-    def feed(request: Request, environment: str | None = None) -> Response:
+    def feed(request: Request, environment: str | None = None, page: int = 1) -> Response:
         console = signed_in(request, ctx_factory)
         chosen = environment or None
         if chosen is not None:
             console.ctx.config.environment(chosen)  # an unknown name says which exist
-        return render(request, "activities.html", feed=activity_feed(console.ctx, chosen),
+        rows, shown = activity_feed(console.ctx, chosen, page)
+        return render(request, "activities.html", feed=rows, page_info=shown,
                       environments=list(console.ctx.config.environments), chosen=chosen,
                       outcome=outcome, type_label=type_label)
 
@@ -32,7 +35,19 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         a = activities.get_activity(console.ctx, activity_id)
         lines = activities.activity_log(console.ctx, activity_id)
         return render(request, "activity.html", a=a, lines=lines,
-                      state=activity_json(a, []), outcome=outcome(a), label=type_label(a))
+                      state=activity_json(a, []), outcome=outcome(a), label=type_label(a),
+                      can_cancel=may(console.actor, a.environment, Action.ACTIVITY_CANCEL))
+
+    @router.post("/activities/{activity_id}/cancel", include_in_schema=False)
+    @guarded
+    def cancel(request: Request, activity_id: str,
+               csrf_token: str | None = Form(None)) -> Response:
+        """Cancel the activity (Admin): a queued one ends now, a running one at its next
+        safe point; back to its page, which shows that."""
+        console = signed_in(request, ctx_factory)
+        auth.check_csrf(console.csrf, csrf_token)
+        a = activities.cancel_activity(console.ctx, activity_id)
+        return to_activity(a.id)
 
     @router.get("/console/activities/{activity_id}.json", include_in_schema=False)
     @guarded_json

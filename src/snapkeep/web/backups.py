@@ -1,25 +1,21 @@
-"""The environments list and an environment's Backups view: Backup, Stored, Restore."""
+"""The environments list and an environment's Backups view: Backup, Stored, Restore,
+Delete."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from snapkeep.api.streaming import download
 from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
 from snapkeep.services import auth, operations, snapshots, transfer
 from snapkeep.services.restore_scope import RestoreScope
-from snapkeep.web.render import SECURITY_HEADERS, guarded, path_part, render
+from snapkeep.web.render import guarded, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
 from snapkeep.web.views import backups_view, environment_rows, restore_targets
 
 MODES = {"consistent": False, "live": True}  # the form's choice → live
-
-
-def _to_activity(activity_id: str) -> Response:
-    return RedirectResponse(f"/activities/{path_part(activity_id)}", status_code=303,
-                            headers=SECURITY_HEADERS)
 
 
 def _scope(part: str, tables: str) -> RestoreScope:
@@ -107,7 +103,30 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         into = console.ctx.config.environment(target) if target else None
         activity = operations.start_restore(console.ctx, environment, snapshot_id, queue=True,
                                             target=into, scope=_scope(part, tables))
-        return _to_activity(activity.id)
+        return to_activity(activity.id)
+
+    @router.get("/environments/{env:path}/backups/{snapshot_id}/delete",
+                include_in_schema=False)
+    @guarded
+    def delete_confirmation(request: Request, env: str, snapshot_id: str) -> Response:
+        """The deletion's confirmation as a page (what the dialog shows, without JS)."""
+        console = signed_in(request, ctx_factory)
+        environment = console.ctx.config.environment(env)
+        snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
+        require_role(console.actor, environment.name, Action.SNAPSHOT_DELETE)
+        return render(request, "delete.html", env=environment, snap=snap)
+
+    @router.post("/environments/{env:path}/backups/{snapshot_id}/delete",
+                 include_in_schema=False)
+    @guarded
+    def delete(request: Request, env: str, snapshot_id: str,
+               csrf_token: str | None = Form(None)) -> Response:
+        console = signed_in(request, ctx_factory)
+        auth.check_csrf(console.csrf, csrf_token)
+        environment = console.ctx.config.environment(env)
+        activity = operations.delete_snapshot(console.ctx, environment, snapshot_id,
+                                              queue=True)
+        return to_activity(activity.id)
 
     @router.post("/environments/{env:path}/backups", include_in_schema=False)
     @guarded
@@ -120,11 +139,11 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         environment = console.ctx.config.environment(env)
         activity = operations.start_backup(console.ctx, environment, live=MODES[mode],
                                            queue=True)
-        return _to_activity(activity.id)
+        return to_activity(activity.id)
 
     @router.get("/environments/{env:path}", include_in_schema=False)
     @guarded
-    def backups_page(request: Request, env: str) -> Response:
+    def backups_page(request: Request, env: str, page: int = 1) -> Response:
         console = signed_in(request, ctx_factory)
-        view = backups_view(console.ctx, console.ctx.config.environment(env))
+        view = backups_view(console.ctx, console.ctx.config.environment(env), page)
         return render(request, "backups.html", view=view)

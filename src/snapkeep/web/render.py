@@ -16,7 +16,7 @@ from typing import Any, ParamSpec
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from snapkeep.errors import AuthenticationError, NotFoundError, PermissionDenied, SnapkeepError
@@ -70,6 +70,12 @@ def size(n: int | None) -> str:
 def path_part(value: str) -> str:
     """A name quoted for a URL path (an environment may be named like a branch, a/b)."""
     return quote(value, safe="/")
+
+
+def to_activity(activity_id: str) -> Response:
+    """After a form that started or changed an activity: to that activity's page."""
+    return RedirectResponse(f"/activities/{path_part(activity_id)}", status_code=303,
+                            headers=SECURITY_HEADERS)
 
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES_DIR),

@@ -6,8 +6,9 @@ functions only to hide controls the service would refuse anyway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, PolicyError
@@ -19,6 +20,8 @@ from snapkeep.services.environments import EnvironmentInfo
 from snapkeep.services.snapshots import SnapshotInfo
 
 ENDED = ("complete", "cancelled")
+PAGE_SIZE = 50  # rows per page of the Stored backups and of the activity feed
+T = TypeVar("T")
 TYPE_LABELS = {
     activities.BACKUP: "Backup",
     activities.RESTORE: "Restore",
@@ -53,6 +56,27 @@ def type_label(a: Activity) -> str:
 
 
 @dataclass(frozen=True)
+class Page:
+    """Which page of a long list is shown (1 is the newest) and whether an older one
+    follows; the templates link to ``?page=number±1``."""
+
+    number: int
+    has_older: bool
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * PAGE_SIZE
+
+
+def page_of(number: int, fetch: Callable[[int, int], list[T]]) -> tuple[list[T], Page]:
+    """Rows of page ``number`` from ``fetch(limit, offset)``: one row more is asked for,
+    to know whether an older page exists without counting them all."""
+    number = max(1, number)
+    rows = fetch(PAGE_SIZE + 1, (number - 1) * PAGE_SIZE)
+    return rows[:PAGE_SIZE], Page(number, has_older=len(rows) > PAGE_SIZE)
+
+
+@dataclass(frozen=True)
 class EnvironmentRow:
     info: EnvironmentInfo
     last_backup: Activity | None
@@ -83,14 +107,18 @@ class BackupsView:
     automatic: str | None  # why manual backups do not apply here (Pro staging/production)
     restore_targets: list[str]  # other environments the actor may restore these into
     can_export: bool  # may download a snapshot's database (SQL) and mounts (tar)
+    can_delete: bool
+    page: Page  # of ``stored``
 
     @property
     def running(self) -> Activity | None:
         return next((a for a in self.recent if a.state not in ENDED), None)
 
 
-def backups_view(ctx: Context, env: EnvironmentConfig) -> BackupsView:
-    stored = snapshots.list_snapshots(ctx, env)  # refuses those without a role here
+def backups_view(ctx: Context, env: EnvironmentConfig, page: int = 1) -> BackupsView:
+    # list_snapshots refuses those without a role here
+    stored, shown = page_of(page, lambda limit, offset: snapshots.list_snapshots(
+        ctx, env, limit=limit, offset=offset))
     try:
         require_manual_snapshot_allowed(ctx.config.plan, env.type, env.name)
         automatic = None
@@ -105,7 +133,8 @@ def backups_view(ctx: Context, env: EnvironmentConfig) -> BackupsView:
         can_backup=may(ctx.actor, env.name, Action.SNAPSHOT_CREATE),
         can_restore=may(ctx.actor, env.name, Action.SNAPSHOT_RESTORE),
         automatic=automatic, restore_targets=restore_targets(ctx, env.name),
-        can_export=may(ctx.actor, env.name, Action.SNAPSHOT_EXPORT))
+        can_export=may(ctx.actor, env.name, Action.SNAPSHOT_EXPORT),
+        can_delete=may(ctx.actor, env.name, Action.SNAPSHOT_DELETE), page=shown)
 
 
 def restore_targets(ctx: Context, source: str) -> list[str]:
@@ -117,19 +146,24 @@ def restore_targets(ctx: Context, source: str) -> list[str]:
             if name != source and may(ctx.actor, name, Action.SNAPSHOT_RESTORE)]
 
 
-def activity_feed(ctx: Context, environment: str | None, limit: int = 50) -> list[Activity]:
-    """The newest activities of one environment, or of every environment the person may
-    read (the service refuses the others, and they are left out)."""
-    if environment is not None:
-        return activities.list_activities(ctx, environment, limit=limit)
-    feed: list[Activity] = []
-    for name in ctx.config.environments:
-        try:
-            feed += activities.list_activities(ctx, name, limit=limit)
-        except PermissionDenied:
-            continue
-    feed.sort(key=lambda a: (a.created_at, a.id), reverse=True)
-    return feed[:limit]
+def activity_feed(ctx: Context, environment: str | None,
+                  page: int = 1) -> tuple[list[Activity], Page]:
+    """A page of the newest activities of one environment, or of every environment the
+    person may read (the service refuses the others, and they are left out)."""
+    def fetch(limit: int, offset: int) -> list[Activity]:
+        if environment is not None:
+            return activities.list_activities(ctx, environment, limit=limit, offset=offset)
+        # The first offset+limit of each readable environment hold the page's rows.
+        feed: list[Activity] = []
+        for name in ctx.config.environments:
+            try:
+                feed += activities.list_activities(ctx, name, limit=offset + limit)
+            except PermissionDenied:
+                continue
+        feed.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+        return feed[offset:offset + limit]
+
+    return page_of(page, fetch)
 
 
 def activity_json(a: Activity, lines: list[ActivityLog]) -> dict[str, Any]:

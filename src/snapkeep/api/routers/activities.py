@@ -32,14 +32,19 @@ def _may_read(ctx: Context, a: Activity) -> bool:
 def list_activities(ctx: ProjectContext,
                     environment_: Annotated[str | None, Query(alias="environment")] = None,
                     state: State | None = None,
-                    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20) -> list[ActivityOut]:
+                    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+                    offset: Annotated[int, Query(ge=0)] = 0) -> list[ActivityOut]:
     """Recent activities, newest first: of one environment (needs Viewer on it), or of
-    every environment the token's user may see."""
+    every environment the token's user may see; ``offset`` skips that many (next pages)."""
     env = environment(ctx, environment_).name if environment_ else None
-    # The service has no state filter: read more and filter, so ``limit`` still holds.
-    items = activities.list_activities(ctx, env, limit=MAX_LIMIT if state else limit)
+    if env is not None and state is None:  # nothing to filter out: the catalog pages
+        items = activities.list_activities(ctx, env, limit=limit, offset=offset)
+        return [ActivityOut.of(a, ctx.config.id) for a in items]
+    # The service has no state filter and lists every environment: read more and filter,
+    # so ``limit`` and ``offset`` count only what this user may see.
+    items = activities.list_activities(ctx, env, limit=MAX_LIMIT + offset)
     items = [a for a in items if (state is None or a.state == state) and _may_read(ctx, a)]
-    return [ActivityOut.of(a, ctx.config.id) for a in items[:limit]]
+    return [ActivityOut.of(a, ctx.config.id) for a in items[offset:offset + limit]]
 
 
 @router.get("/{activity_id}", response_model=ActivityOut)

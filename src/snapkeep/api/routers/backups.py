@@ -6,7 +6,9 @@ answer ``202 Accepted`` with it; follow it at its ``links.log``.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response, status
 
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import (
@@ -26,6 +28,8 @@ router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups",
                    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
                               404: {"model": ErrorOut}})
 
+MAX_PAGE = 500
+
 _QUEUED = {409: {"model": ErrorOut, "description": "the environment is inactive, busy, "
                  "or the rule forbids it (Pro staging/production, expired snapshot)"},
            422: {"model": ErrorOut}}
@@ -37,9 +41,12 @@ def _accepted(response: Response, activity: ActivityOut) -> ActivityOut:
 
 
 @router.get("", response_model=list[SnapshotOut])
-def list_backups(env: str, ctx: ProjectContext) -> list[SnapshotOut]:
-    """The environment's snapshots, newest first (needs Viewer)."""
-    items = snapshots.list_snapshots(ctx, environment(ctx, env))
+def list_backups(env: str, ctx: ProjectContext,
+                 limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> list[SnapshotOut]:
+    """The environment's snapshots, newest first (needs Viewer): all of them, or a page
+    of ``limit`` after the first ``offset``."""
+    items = snapshots.list_snapshots(ctx, environment(ctx, env), limit=limit, offset=offset)
     return [SnapshotOut.of(s, ctx.config.id) for s in items]
 
 

@@ -1,4 +1,4 @@
-// snapkeep console: the "more" menus, the restore confirmation dialog, and live activity
+// snapkeep console: the "more" menus, the restore and delete confirmation dialogs, and live activity
 // progress. The pages work without it (menus show inline, Restore opens a confirmation
 // page, activity pages say to reload); this only makes them nicer.
 "use strict";
@@ -125,6 +125,8 @@ function follow(section) {
       warnings.hidden = false;
     }
     if (data.done) {
+      const cancel = document.getElementById("activity-cancel");
+      if (cancel) cancel.hidden = true; // nothing left to cancel
       if (outcome === "success") {
         if (snapshot && data.snapshot_id) snapshot.textContent = data.snapshot_id;
         done.hidden = false;
