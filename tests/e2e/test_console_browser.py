@@ -232,3 +232,162 @@ def test_a_viewer_finds_no_backup_button_and_no_restore_entry(shop, page):
         page.get_by_role("link", name="Activities").click()
         expect(page.get_by_role("link", name="Backup", exact=True)).to_have_count(1)
         shot("activities-as-viewer")
+
+
+# -- favicon, a phone's width, pages, Delete and Cancel (#13 item 16) -----------------------------
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> ConsoleProject:
+    """A project without a database (backups take milliseconds) whose consistent backups
+    hold in their pause until RELEASE exists, as ``shop``'s do."""
+    release = tmp_path / "RELEASE"
+    pause = (f"touch var/.maintenance.flag; for i in $(seq 2400); do "
+             f"[ -e {release} ] && exit 0; sleep 0.05; done; exit 1")
+    return make_project(tmp_path, pause_command=pause,
+                        resume_command="rm -f var/.maintenance.flag")
+
+
+def backups(project: ConsoleProject, n: int) -> list[str]:
+    ctx = project.context()
+    env = ctx.config.environment(ENV)
+    return [operations.start_backup(ctx, env, live=True).snapshot_id for _ in range(n)]
+
+
+def no_sideways_scroll(page) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
+
+
+def inside_the_window(locator, width: int) -> None:
+    box = locator.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+
+
+def test_the_favicon_is_served_and_the_backups_work_at_a_phones_width(small, browser):
+    sid = backups(small, 3)[-1]
+    context = browser.new_context(viewport=PHONE)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = context.new_page()
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
+    shot = Shots(page, "phone")
+    try:
+        with serve(small) as base:
+            sign_in(page, base, ADMIN, shot)
+            icon = page.locator("link[rel='icon']").get_attribute("href")
+            assert icon == "/console/static/favicon.svg"
+            served = page.request.get(base + icon)
+            assert served.status == 200 and served.headers["content-type"] == "image/svg+xml"
+            assert page.request.get(base + "/favicon.ico").status == 200  # via the redirect
+            no_sideways_scroll(page)
+
+            page.get_by_role("link", name=ENV).click()
+            expect(page.locator(f"tr[data-snapshot='{sid}']")).to_be_visible()
+            shot("backups-at-390px")
+            no_sideways_scroll(page)
+            more = page.get_by_role("button", name=f"More actions for {sid}")
+            inside_the_window(more, PHONE["width"])
+            more.click()
+            restore_item = page.get_by_role("menuitem", name="Restore", exact=True)
+            expect(restore_item).to_be_visible()
+            inside_the_window(restore_item, PHONE["width"])
+            shot("more-menu-at-390px")
+            no_sideways_scroll(page)
+            restore_item.click()
+            dialog = page.get_by_role("dialog", name="Restore from backup")
+            expect(dialog).to_be_visible()
+            inside_the_window(dialog, PHONE["width"])
+            shot("restore-dialog-at-390px")
+            dialog.get_by_role("button", name="Cancel").click()
+            expect(dialog).to_be_hidden()
+
+            page.get_by_role("link", name="Activities").click()
+            expect(page.get_by_role("heading", name="Activities")).to_be_visible()
+            shot("activities-at-390px")
+            no_sideways_scroll(page)
+        assert missing == [], f"answered with an error: {missing}"
+    finally:
+        context.close()
+
+
+def test_long_lists_come_in_pages(small, page):
+    from snapkeep.web.views import PAGE_SIZE
+
+    taken = backups(small, PAGE_SIZE + 1)
+    shot = Shots(page, "pages")
+    with serve(small) as base:
+        sign_in(page, base, ADMIN, shot)
+        page.get_by_role("link", name=ENV).click()
+        expect(page.locator("tr[data-snapshot]")).to_have_count(PAGE_SIZE)
+        expect(page.locator(f"tr[data-snapshot='{taken[0]}']")).to_have_count(0)
+        page.get_by_role("link", name="Older →").click()
+        expect(page.locator("tr[data-snapshot]")).to_have_count(1)
+        expect(page.locator(f"tr[data-snapshot='{taken[0]}']")).to_be_visible()
+        shot("backups-page-2")
+        page.get_by_role("link", name="← Newer").click()
+        expect(page.locator("tr[data-snapshot]")).to_have_count(PAGE_SIZE)
+
+        page.get_by_role("link", name="Activities").click()
+        expect(page.locator("table.list tbody tr")).to_have_count(PAGE_SIZE)
+        page.get_by_role("link", name="Older →").click()
+        expect(page.locator("table.list tbody tr")).to_have_count(1)
+        shot("activities-page-2")
+
+
+def test_an_admin_deletes_a_backup_and_cancels_a_running_one_and_a_viewer_cannot(
+        small, page, browser):
+    sid, kept = backups(small, 2)
+    shot = Shots(page, "delete-and-cancel")
+    viewer_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    viewer_context.set_default_timeout(STEP_TIMEOUT_MS)
+    viewer = viewer_context.new_page()
+    try:
+        with serve(small) as base:
+            sign_in(viewer, base, VIEWER, Shots(viewer, "delete-and-cancel-viewer"))
+            viewer.goto(f"{base}/environments/{ENV}")
+            expect(viewer.locator(f"tr[data-snapshot='{sid}']")).to_be_visible()
+            expect(viewer.get_by_role("menuitem", name="Delete…")).to_have_count(0)
+            expect(viewer.get_by_text("Yes, delete")).to_have_count(0)
+
+            sign_in(page, base, ADMIN, shot)
+            page.get_by_role("link", name=ENV).click()
+            page.get_by_role("button", name=f"More actions for {sid}").click()
+            page.get_by_role("menuitem", name="Delete…").click()
+            dialog = page.get_by_role("dialog", name="Delete backup")
+            expect(dialog).to_be_visible()
+            expect(dialog).to_contain_text(sid)
+            shot("delete-confirmation")
+            dialog.get_by_role("button", name="Yes, delete").click()
+            expect(page.get_by_role("heading", name=f"Delete backup of {ENV}")).to_be_visible()
+            wait_for_success(page)
+            page.get_by_role("link", name=f"See the backups of {ENV}").click()
+            expect(page.locator(f"tr[data-snapshot='{kept}']")).to_be_visible()
+            expect(page.locator(f"tr[data-snapshot='{sid}']")).to_have_count(0)
+            shot("deleted")
+
+            # A consistent backup holds in its pause: running, so it can be cancelled.
+            page.get_by_label("Consistent (pauses the site briefly)").check()
+            page.get_by_role("button", name="Backup", exact=True).click()
+            expect(page.locator("#activity-state")).to_have_attribute(
+                "data-outcome", "running", timeout=ACTIVITY_TIMEOUT_MS)
+            viewer.goto(page.url)
+            expect(viewer.locator("#activity-state")).to_have_attribute("data-outcome",
+                                                                        "running")
+            expect(viewer.get_by_role("button", name="Cancel")).to_have_count(0)
+            cancel = page.get_by_role("button", name="Cancel", exact=True)
+            expect(cancel).to_be_visible()
+            shot("running-with-cancel")
+            cancel.click()
+            expect(page.get_by_role("button", name="Cancel asked for")).to_be_disabled()
+            expect(page.locator("#activity-log")).to_contain_text("asked to cancel")
+            release_pause(small)
+            expect(page.locator("#activity-state")).to_have_attribute(
+                "data-outcome", "cancelled", timeout=ACTIVITY_TIMEOUT_MS)
+            expect(page.locator("#activity-cancel")).to_be_hidden()
+            shot("cancelled")
+    finally:
+        viewer_context.close()
+    assert not (small.app_root / "var" / ".maintenance.flag").exists()
