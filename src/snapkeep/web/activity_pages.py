@@ -12,13 +12,21 @@ from snapkeep.policy import Action
 from snapkeep.services import activities, auth
 from snapkeep.web.render import guarded, guarded_json, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
-from snapkeep.web.views import activity_feed, activity_json, may, outcome, type_label
+from snapkeep.web.views import (
+    MAX_PAGE,
+    activity_feed,
+    activity_json,
+    may,
+    outcome,
+    type_label,
+)
 
 
 def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     @router.get("/activities", include_in_schema=False)
     @guarded
-    def feed(request: Request, environment: str | None = None, page: int = 1) -> Response:
+    def feed(request: Request, environment: str | None = None,
+             page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1) -> Response:
         console = signed_in(request, ctx_factory)
         chosen = environment or None
         if chosen is not None:

@@ -3,7 +3,9 @@ Delete."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Form, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from snapkeep.api.streaming import download
@@ -13,7 +15,7 @@ from snapkeep.services import auth, operations, snapshots, transfer
 from snapkeep.services.restore_scope import RestoreScope
 from snapkeep.web.render import guarded, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
-from snapkeep.web.views import backups_view, environment_rows, restore_targets
+from snapkeep.web.views import MAX_PAGE, backups_view, environment_rows, restore_targets
 
 MODES = {"consistent": False, "live": True}  # the form's choice → live
 
@@ -143,7 +145,8 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
 
     @router.get("/environments/{env:path}", include_in_schema=False)
     @guarded
-    def backups_page(request: Request, env: str, page: int = 1) -> Response:
+    def backups_page(request: Request, env: str,
+                     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1) -> Response:
         console = signed_in(request, ctx_factory)
         view = backups_view(console.ctx, console.ctx.config.environment(env), page)
         return render(request, "backups.html", view=view)

@@ -21,6 +21,7 @@ from snapkeep.services.snapshots import SnapshotInfo
 
 ENDED = ("complete", "cancelled")
 PAGE_SIZE = 50  # rows per page of the Stored backups and of the activity feed
+MAX_PAGE = 100_000  # keeps the offset a number every catalog database takes
 T = TypeVar("T")
 TYPE_LABELS = {
     activities.BACKUP: "Backup",
@@ -62,10 +63,6 @@ class Page:
 
     number: int
     has_older: bool
-
-    @property
-    def offset(self) -> int:
-        return (self.number - 1) * PAGE_SIZE
 
 
 def page_of(number: int, fetch: Callable[[int, int], list[T]]) -> tuple[list[T], Page]:
