@@ -70,7 +70,7 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql import journal, schema, scope
+from snapkeep.engines.mysql import journal, privileges, schema, scope
 from snapkeep.engines.mysql import objects as objs
 from snapkeep.engines.mysql.connect import (
     Connection,
@@ -134,6 +134,21 @@ def _views_naming(description: dict[str, Any], source: str, database: str
 
 # -- preparing -------------------------------------------------------------------------------
 
+def check_restore_privileges(target: MySQLTarget, description: dict[str, Any],
+                             tables: list[str] | None = None) -> None:
+    """Refuse (PermissionDenied, naming each missing GRANT) a restore whose cut-over or
+    rollback needs a privilege the user lacks (``privileges.py``); changes nothing."""
+    if tables is not None:
+        description = scope.scoped(description, tables)
+    conn = connect(target, database=None, doing="checking the restore's privileges")
+    try:
+        with errors_as(target, "checking the restore's privileges"):
+            privileges.check(conn, target.database, description, target.describe(),
+                             database_exists(conn, target.database))
+    finally:
+        conn.close()
+
+
 def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repository,
                     reporter: Reporter, *, threads: int | None = None,
                     tables: list[str] | None = None) -> PreparedRestore:
@@ -154,10 +169,18 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
     if tables is not None:
         description = scope.scoped(description, tables)
     conn = connect(target, database=None, local_infile=True, doing="restoring the database")
-    restore = PreparedRestore(target, description, conn, reporter)
     try:
         with errors_as(target, "restoring the database"):
             settle(conn, target, reporter)
+            # before the shadow exists: a refusal leaves nothing to clean up
+            privileges.check(conn, target.database, description, target.describe(),
+                             database_exists(conn, target.database))
+    except BaseException:
+        conn.close()
+        raise
+    restore = PreparedRestore(target, description, conn, reporter)
+    try:
+        with errors_as(target, "restoring the database"):
             restore._build(repo, max(1, threads or os.cpu_count() or 1))
     except BaseException:
         restore.abort()
