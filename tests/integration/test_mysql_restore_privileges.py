@@ -206,3 +206,33 @@ def test_a_failed_cut_over_rolls_back_with_every_live_view_intact(
     assert after["tables"]["report"]["view"][1].startswith(
         f"CREATE ALGORITHM=UNDEFINED DEFINER=`{other}`@`%`")
     no_helpers_left(admin, fresh_db)
+
+
+def test_unchanged_objects_of_another_definer_stay_in_place(
+        mariadb, fresh_db, accounts, tmp_path):
+    """The usual case: the view of another user (and a procedure and an event of its)
+    is the same in the snapshot and the live database. The cut-over leaves them where
+    they are, so neither it nor a rollback needs SET USER, and the restore goes through."""
+    me, other, admin = accounts
+    admin.select_db(fresh_db)
+    run(admin, shop_schema(me, other) + [
+        f"CREATE DEFINER='{other}'@'%' PROCEDURE theirs() SELECT 1",
+        f"CREATE DEFINER='{other}'@'%' EVENT nightly ON SCHEDULE EVERY 1 DAY "
+        "STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM audit"])
+    run(admin, [f"GRANT SELECT ON mysql.proc TO '{me}'@'%'"])  # to back theirs() up
+    expected = db_state(admin, fresh_db)
+    description, repo = _snapshot(mariadb, fresh_db, tmp_path)
+    run(admin, ["DELETE FROM customer WHERE id > 5", "DROP VIEW mine_view",
+                "DROP PROCEDURE count_customers"])
+    damaged = db_state(admin, fresh_db)
+    target = _restricted(mariadb, me, fresh_db)
+    check_restore_privileges(target, description)
+    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
+    restore.swap()
+    restore.rollback()
+    assert_same(db_state(admin, fresh_db), damaged, "rolled back")
+    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
+    restore.swap()
+    restore.finish()
+    assert_same(db_state(admin, fresh_db), expected, "restored by the user without SET USER")
+    no_helpers_left(admin, fresh_db)

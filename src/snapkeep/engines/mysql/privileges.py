@@ -15,7 +15,9 @@ database's objects:
   the way back);
 - ``SET USER`` (MariaDB ≥ 10.5; SUPER before, ``SET_USER_ID`` on MySQL) when an object
   the cut-over or its rollback creates has a DEFINER other than the current user or its
-  role. The live views are renamed aside and back, never recreated: they need nothing.
+  role. What is created is ``cutover.replaced_objects``: the live views are renamed
+  aside and back, never recreated, and objects identical in the snapshot and the live
+  database stay in place — neither needs anything.
 
 Privileges come from ``SHOW GRANTS`` of the user and of its enabled roles (information_schema
 shows only the user's own rows, not its roles'): global ones (``*.*``), and per grantee the
@@ -142,89 +144,84 @@ def definer_of(create: str) -> tuple[str, str | None] | None:
     return _unquote(m["user"]), _unquote(m["host"]) if m["host"] else None
 
 
-def _live_definer(value: str) -> tuple[str, str | None]:
+def listed_objects(conn: Connection, db: str, scope: list[str] | None) -> dict[str, Any]:
+    """The live triggers (on the ``scope`` tables, when given), routines and events of
+    ``db`` by name and DEFINER, as information_schema lists them to a user who may not
+    see their definitions — the ``previous`` of ``needs`` when those cannot be read."""
+    triggers = [{"name": n, "definer": d} for n, d, t in query_text(
+        conn, "SELECT TRIGGER_NAME, DEFINER, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+              "WHERE TRIGGER_SCHEMA = %s", (db,)) if scope is None or t in scope]
+    if scope is not None:
+        return {"triggers": triggers, "routines": [], "events": []}
+    routines = [{"name": n, "definer": d} for n, d in query_text(
+        conn, "SELECT ROUTINE_NAME, DEFINER FROM information_schema.ROUTINES "
+              "WHERE ROUTINE_SCHEMA = %s", (db,))]
+    events = [{"name": n, "definer": d} for n, d in query_text(
+        conn, "SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS "
+              "WHERE EVENT_SCHEMA = %s", (db,))]
+    return {"triggers": triggers, "routines": routines, "events": events}
+
+
+def _definer(obj: dict[str, Any]) -> tuple[str, str | None] | None:
+    if "create" in obj:
+        return definer_of(obj["create"])
+    value = obj.get("definer")  # information_schema's user@host (None: hidden)
+    if not value:
+        return None
     user, at, host = value.rpartition("@")
     return (user, host) if at else (value, None)
 
 
-def _objects_created(description: dict[str, Any], live: dict[str, Any] | None
-                     ) -> list[tuple[str, str, tuple[str, str | None] | None]]:
-    """(kind, name, definer) of every object the cut-over or its rollback creates."""
-    out = []
-    for kind, key in (("view", "views"), ("trigger", "triggers"), ("routine", "routines"),
-                      ("event", "events")):
-        for obj in description.get(key, []):
-            out.append((f"{kind} of the snapshot", obj["name"], definer_of(obj["create"])))
-    for kind, name, definer in (live or {}).get("definers", []):
-        # a definer the server hides: the user lacks the object's privilege, named anyway
-        if definer is not None:
-            out.append((f"live {kind}", name, _live_definer(definer)))
-    return out
-
-
-def live_objects(conn: Connection, db: str, scope: list[str] | None) -> dict[str, Any]:
-    """What the rollback creates again in the live database: its triggers (on the
-    ``scope`` tables only, when given), routines and events, with their definers."""
-    triggers = [(n, d) for n, d, t in query_text(
-        conn, "SELECT TRIGGER_NAME, DEFINER, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
-              "WHERE TRIGGER_SCHEMA = %s", (db,)) if scope is None or t in scope]
-    routines: list[tuple[str, str]] = []
-    events: list[tuple[str, str]] = []
-    if scope is None:
-        routines = [(n, d) for n, d in query_text(
-            conn, "SELECT ROUTINE_NAME, DEFINER FROM information_schema.ROUTINES "
-                  "WHERE ROUTINE_SCHEMA = %s", (db,))]
-        events = [(n, d) for n, d in query_text(
-            conn, "SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS "
-                  "WHERE EVENT_SCHEMA = %s", (db,))]
-    return {"triggers": bool(triggers), "routines": bool(routines), "events": bool(events),
-            "definers": [("trigger", n, d) for n, d in triggers]
-            + [("routine", n, d) for n, d in routines] + [("event", n, d) for n, d in events]}
-
-
-def needs(db: str, description: dict[str, Any], live: dict[str, Any] | None,
+def needs(db: str, created: dict[str, Any], previous: dict[str, Any] | None,
           me: tuple[str, str], role: str | None) -> list[Need]:
-    """Every privilege a restore of ``description`` into ``db`` needs (``live``: from
-    ``live_objects``, None when the database does not exist)."""
+    """Every privilege a restore into ``db`` needs: ``created``, the snapshot's objects the
+    cut-over creates; ``previous``, the live ones it drops and a rollback creates again
+    (None when the database does not exist; see ``cutover.replaced_objects``)."""
     out = [Need(p, h, "the restore's helper database") for h in (
         shadow_name(db), old_name(db), journal_name(db)) for p in HELPER_PRIVILEGES]
-    why = "the cut-over renames tables in and out" if live is not None else \
+    why = "the cut-over renames tables in and out" if previous is not None else \
         "the restore creates the dropped database"
     out += [Need(p, db, why) for p in LIVE_PRIVILEGES]
-    live = live or {}
-    d = description
-    if d.get("views"):
-        out.append(Need("CREATE VIEW", db, f"view {quote_ident(d['views'][0]['name'])} "
+    previous = previous or {}
+    if created.get("views"):
+        out.append(Need("CREATE VIEW", db, f"view {quote_ident(created['views'][0]['name'])} "
                                            f"of the snapshot"))
     for priv, key in (("TRIGGER", "triggers"), ("CREATE ROUTINE", "routines"),
                       ("ALTER ROUTINE", "routines"), ("EVENT", "events")):
-        if d.get(key):
-            out.append(Need(priv, db, f"{key[:-1]} {quote_ident(d[key][0]['name'])} of the "
-                                      f"snapshot"))
-        elif live.get(key):
-            out.append(Need(priv, db, f"the live database's {key}, dropped by the cut-over "
-                                      f"and created again by a rollback"))
+        if created.get(key):
+            out.append(Need(priv, db, f"{key[:-1]} {quote_ident(created[key][0]['name'])} of "
+                                      f"the snapshot"))
+        elif previous.get(key):
+            out.append(Need(priv, db, f"live {key[:-1]} "
+                                      f"{quote_ident(previous[key][0]['name'])}, dropped by "
+                                      f"the cut-over and created again by a rollback"))
     mine = {me, (role, None)} if role else {me}
-    for kind, name, definer in _objects_created(d, live):
-        if definer is not None and definer not in mine:
-            user, host = definer
-            shown = quote_ident(user) + (f"@{quote_ident(host)}" if host is not None else "")
-            out.append(Need("SET USER", None, f"{kind} {quote_ident(name)} has DEFINER "
-                                              f"{shown}, which only SET USER may create"))
-            break
+    for origin, objects in (("of the snapshot", created), ("live", previous)):
+        for key in ("views", "triggers", "routines", "events"):
+            for obj in objects.get(key, []):
+                definer = _definer(obj)
+                if definer is None or definer in mine:
+                    continue
+                user, host = definer
+                shown = quote_ident(user) + (f"@{quote_ident(host)}" if host is not None else "")
+                name = quote_ident(obj["name"])
+                what = f"{key[:-1]} {name} of the snapshot" if origin != "live" else \
+                    f"live {key[:-1]} {name} (a rollback creates it again)"
+                return out + [Need("SET USER", None, f"{what} has DEFINER {shown}, which "
+                                                     f"only SET USER may create")]
     return out
 
 
-def check(conn: Connection, db: str, description: dict[str, Any], where: str,
-          database_exists: bool) -> None:
-    """Raise PermissionDenied naming each missing grant as a GRANT line and what needs it."""
+def check(conn: Connection, db: str, created: dict[str, Any], previous: dict[str, Any] | None,
+          where: str) -> None:
+    """Raise PermissionDenied naming each missing grant as a GRANT line and what needs it
+    (``needs`` gives the arguments)."""
     (account,) = query_text(conn, "SELECT CURRENT_USER()")[0]
     (role,) = query_text(conn, "SELECT CURRENT_ROLE()")[0]
     user, _, host = str(account).rpartition("@")
-    live = live_objects(conn, db, description.get("scope")) if database_exists else None
     grants = session_grants(conn)
-    missing: dict[tuple[str, str | None], Need] = {}
-    for need in needs(db, description, live, (user, host), role):
+    missing: dict[tuple[str, str], Need] = {}
+    for need in needs(db, created, previous, (user, host), role):
         if not grants.holds(need.privilege, need.on):
             missing.setdefault((need.privilege, _grant_target(db, need.on)), need)
     if not missing:
