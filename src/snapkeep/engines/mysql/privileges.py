@@ -9,7 +9,8 @@ database's objects:
 - the helper databases (``<db>__sk…``: shadow, old tables, journal): CREATE, DROP,
   ALTER, INDEX, SELECT, INSERT, UPDATE;
 - the live database: CREATE, DROP, ALTER, SELECT, INSERT (``RENAME TABLE`` in and out,
-  ``ALTER DATABASE``, a dropped database created again); CREATE VIEW when the snapshot
+  ``ALTER DATABASE``, a dropped database created again), SHOW VIEW (the live views are
+  compared with the snapshot's, as a backup reads them); CREATE VIEW when the snapshot
   has views; TRIGGER, CREATE ROUTINE + ALTER ROUTINE, EVENT when the snapshot or the
   live database has triggers, routines, events (dropped on the way in, created again on
   the way back);
@@ -41,7 +42,7 @@ from snapkeep.errors import PermissionDenied
 
 ALL = "ALL PRIVILEGES"
 HELPER_PRIVILEGES = ("CREATE", "DROP", "ALTER", "INDEX", "SELECT", "INSERT", "UPDATE")
-LIVE_PRIVILEGES = ("CREATE", "DROP", "ALTER", "SELECT", "INSERT")
+LIVE_PRIVILEGES = ("CREATE", "DROP", "ALTER", "SELECT", "INSERT", "SHOW VIEW")
 # A DEFINER other than oneself: SET USER (MariaDB ≥ 10.5.2), SET_USER_ID or
 # SET_ANY_DEFINER (MySQL 8), SUPER (all, older servers).
 DEFINER_PRIVILEGES = frozenset(["SET USER", "SET_USER_ID", "SET_ANY_DEFINER", "SUPER", ALL])
