@@ -66,6 +66,9 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     if target is not None:
         mysql.check_restore_target(target)  # a dropped database is recreated
         mysql.cleanup_leftovers(target, rec)
+        # every privilege the cut-over and its rollback need, before any mount is staged
+        mysql.check_restore_privileges(
+            target, db_desc, list(scope.tables) if scope.tables is not None else None)
     for m in restore_mounts:
         volumes.cleanup_leftovers(mount_dir(env, m))
     rec.add_total(sum(int(manifest.mounts[m].get("bytes", 0)) for m in restore_mounts)

@@ -1,7 +1,7 @@
 """The MySQL/MariaDB engine: logical dump into the repository, shadow-database restore.
 
 Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection``,
-``check_restore_target``,
+``check_restore_target``, ``check_restore_privileges``,
 ``estimate_size``, ``hold_writes``, ``dump_database``, ``prepare_restore`` →
 ``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
 ``export_sql`` (a portable SQL script of a snapshot's database), ``renamed_description``
@@ -16,6 +16,7 @@ from snapkeep.engines.mysql.dump import dump_database, hold_writes
 from snapkeep.engines.mysql.export import export_sql
 from snapkeep.engines.mysql.restore import (
     PreparedRestore,
+    check_restore_privileges,
     prepare_restore,
     renamed_description,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "MySQLTarget",
     "PreparedRestore",
     "check_connection",
+    "check_restore_privileges",
     "check_restore_target",
     "cleanup_leftovers",
     "compare_digests",

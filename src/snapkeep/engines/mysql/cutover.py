@@ -22,7 +22,7 @@ from snapkeep.engines.mysql.connect import (
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.faults import crash_point
-from snapkeep.progress import Reporter
+from snapkeep.progress import NullReporter, Reporter
 
 
 def create_db_sql(name: str, charset: str, collation: str, comment: str = "") -> str:
@@ -62,6 +62,31 @@ def forward_pairs(plan: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     pairs += [(live, t, plan["old"], t) for t in plan["moved_out"]]
     pairs += [(plan["shadow"], t, live, t) for t in plan["moved_in"]]
     return pairs
+
+
+def replaced_objects(conn: Connection, live: str, snapshot: dict[str, Any],
+                     within: list[str] | None) -> tuple[dict[str, Any], dict[str, Any],
+                                                        dict[str, list[Any]]]:
+    """(previous, created, kept) for a cut-over of ``snapshot``'s objects into the
+    existing database ``live`` (the connection's default database):
+
+    - ``previous``: the live objects the cut-over drops and a rollback creates again —
+      triggers (they cannot follow their table out of the database), routines and
+      events (MariaDB cannot rename a routine; renaming an event makes its DEFINER the
+      current user); never views, which are renamed aside and back;
+    - ``created``: the snapshot's objects the cut-over creates;
+    - ``kept``: live views, routines and events identical to the snapshot's, left in
+      place — nothing to drop or create, in either direction.
+
+    ``within`` (a ``--table`` restore): only the triggers of those tables are replaced.
+    """
+    if within is not None:
+        triggers = [t for t in schema.triggers(conn, live) if t["table"] in within]
+        return ({**scope.NO_OBJECTS, "triggers": triggers}, snapshot, dict(objs.NOTHING_KEPT))
+    current = schema.objects(conn, live, NullReporter())
+    kept = objs.unchanged(current, snapshot)
+    previous = objs.without({**current, "views": []}, kept)
+    return previous, objs.without(snapshot, kept), kept
 
 
 # -- the cut-over steps, shared by swap/rollback and by cleanup_leftovers ------------------
@@ -135,7 +160,7 @@ def roll_forward(conn: Connection, plan: dict[str, Any], reporter: Reporter,
     conn.select_db(live)
     objs.drop_triggers(conn, live, plan.get("scope"))
     if plan.get("scope") is None:
-        objs.drop_non_tables(conn, live, keep=_aside_names(plan))
+        objs.drop_non_tables(conn, live, keep=_aside_names(plan), kept=plan.get("kept"))
     scope.relink(conn, live, plan.get("links", []))
     repoint_defaults(conn, plan)
     if crash:
@@ -157,7 +182,7 @@ def roll_back(conn: Connection, plan: dict[str, Any], reporter: Reporter) -> Non
         # them once the reverse RENAME is done (a journal of an older snapkeep has no
         # "aside": it recreates its previous views)
         keep = _aside_names(plan) if renamed or "aside" not in plan else set(view_names(conn, live))
-        objs.drop_non_tables(conn, live, keep=keep)
+        objs.drop_non_tables(conn, live, keep=keep, kept=plan.get("kept"))
     if renamed:
         query(conn, f"CREATE DATABASE IF NOT EXISTS {quote_ident(shadow)}")
         present = set(row_tables(conn, live))

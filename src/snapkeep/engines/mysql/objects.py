@@ -122,11 +122,14 @@ def drop_triggers(conn: Connection, db: str, tables: list[str] | None = None) ->
         query(conn, f"DROP TRIGGER IF EXISTS {quote_ident(db)}.{quote_ident(name)}")
 
 
-def drop_non_tables(conn: Connection, db: str, keep: set[str] | frozenset[str] = frozenset()
-                    ) -> None:
+def drop_non_tables(conn: Connection, db: str, keep: set[str] | frozenset[str] = frozenset(),
+                    kept: dict[str, list[Any]] | None = None) -> None:
     """Drop the views (but those in ``keep``), routines and events of ``db`` (triggers go
-    with ``drop_triggers``)."""
+    with ``drop_triggers``), but those ``kept`` (``unchanged``)."""
     q = quote_ident(db)
+    kept = kept or NOTHING_KEPT
+    keep = set(keep) | set(kept["views"])
+    routines = {(k, n) for k, n in kept["routines"]}
     for (name,) in query_text(conn, "SELECT TABLE_NAME FROM information_schema.VIEWS "
                                     "WHERE TABLE_SCHEMA = %s", (db,)):
         if name in keep:
@@ -135,8 +138,42 @@ def drop_non_tables(conn: Connection, db: str, keep: set[str] | frozenset[str] =
     for kind, name in query_text(conn, "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM "
                                        "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
                                  (db,)):
-        if kind in ("PROCEDURE", "FUNCTION"):
+        if kind in ("PROCEDURE", "FUNCTION") and (kind, name) not in routines:
             query(conn, f"DROP {kind} IF EXISTS {q}.{quote_ident(name)}")
     for (name,) in query_text(conn, "SELECT EVENT_NAME FROM information_schema.EVENTS "
                                     "WHERE EVENT_SCHEMA = %s", (db,)):
-        query(conn, f"DROP EVENT IF EXISTS {q}.{quote_ident(name)}")
+        if name not in kept["events"]:
+            query(conn, f"DROP EVENT IF EXISTS {q}.{quote_ident(name)}")
+
+
+# What a cut-over leaves in place: the live views, routines ([type, name]) and events
+# identical to the snapshot's (``unchanged``).
+NOTHING_KEPT: dict[str, list[Any]] = {"views": [], "routines": [], "events": []}
+_SAME = {"views": ("create", "character_set_client", "collation_connection"),
+         "routines": ("type", "create", "sql_mode", "character_set_client",
+                      "collation_connection", "database_collation"),
+         "events": ("create", "sql_mode", "time_zone", "character_set_client",
+                    "collation_connection", "database_collation")}
+
+
+def _key(kind: str, obj: dict[str, Any]) -> Any:
+    return [obj["type"], obj["name"]] if kind == "routines" else obj["name"]
+
+
+def unchanged(live: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, list[Any]]:
+    """The live views, routines and events whose definition and session context are the
+    snapshot's: the cut-over leaves them where they are, so neither it nor a rollback
+    drops and creates them (which, for another user's DEFINER, needs SET USER)."""
+    out: dict[str, list[Any]] = {}
+    for kind, fields in _SAME.items():
+        wanted = {repr(_key(kind, o)): o for o in snapshot[kind]}
+        out[kind] = [_key(kind, o) for o in live[kind]
+                     if (w := wanted.get(repr(_key(kind, o)))) is not None
+                     and all(o.get(f) == w.get(f) for f in fields)]
+    return out
+
+
+def without(objs: dict[str, Any], kept: dict[str, list[Any]]) -> dict[str, Any]:
+    """``objs`` (views, triggers, routines, events) but those ``kept``."""
+    return {**objs, **{kind: [o for o in objs[kind] if _key(kind, o) not in kept[kind]]
+                       for kind in _SAME}}

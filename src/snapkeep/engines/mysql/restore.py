@@ -30,7 +30,11 @@ and the shadow's into the live one. Then it re-points the restored tables' quali
 self-references at the live database (``RENAME TABLE`` keeps a default's text; an
 instant ``MODIFY COLUMN``) and replaces routines, views (with a qualified
 ``db.f()`` naming the live database), triggers (after the data, so they do not fire
-on it) and events. ``finish`` drops what was kept (the old database, the views renamed
+on it) and events — but the views, routines and events identical on both sides, which
+stay in place (``cutover.replaced_objects``). Before the shadow is built,
+``privileges.check`` refuses a restore whose cut-over or rollback needs a privilege the
+user lacks (a rollback creates the previous triggers, routines and events again).
+``finish`` drops what was kept (the old database, the views renamed
 aside); ``rollback`` puts it back (the aside views renamed back, so even a view whose
 tables were gone returns exactly).
 
@@ -70,7 +74,7 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql import journal, schema, scope
+from snapkeep.engines.mysql import journal, privileges, schema, scope
 from snapkeep.engines.mysql import objects as objs
 from snapkeep.engines.mysql.connect import (
     Connection,
@@ -87,6 +91,7 @@ from snapkeep.engines.mysql.cutover import (
     forward_pairs,
     put_triggers_back,
     rename_tables,
+    replaced_objects,
     roll_back,
     roll_forward,
     row_tables,
@@ -98,7 +103,7 @@ from snapkeep.engines.mysql.ddl import requalify, self_referencing_columns, spli
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.engines.mysql.shadow_load import LOAD_SESSION, ShadowLoader, row_parts
 from snapkeep.engines.mysql.target import MySQLTarget
-from snapkeep.errors import RepositoryError, SnapkeepError
+from snapkeep.errors import PermissionDenied, RepositoryError, SnapkeepError
 from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
 from snapkeep.repository import Repository
@@ -132,7 +137,49 @@ def _views_naming(description: dict[str, Any], source: str, database: str
     return [{**v, "create": requalify(v["create"], source, database)} for v in d["views"]]
 
 
+def snapshot_objects(description: dict[str, Any], live: str) -> dict[str, Any]:
+    """The snapshot's routines, views, triggers and events as the cut-over creates them
+    in ``live``: a view's qualified ``db.f()`` naming it (left as it is where the
+    database's name is also one of its objects' names)."""
+    d = description
+    source = str(d.get("database") or live)
+    return {"routines": d["routines"], "views": _views_naming(d, source, live),
+            "triggers": d["triggers"], "events": d["events"]}
+
+
 # -- preparing -------------------------------------------------------------------------------
+
+def _check_privileges(conn: Connection, target: MySQLTarget, description: dict[str, Any]
+                      ) -> None:
+    """``privileges.check`` for what this cut-over and its rollback would create."""
+    created = snapshot_objects(description, target.database)
+    previous = None
+    db, within = target.database, description.get("scope")
+    if database_exists(conn, db):
+        conn.select_db(db)
+        try:
+            previous, created, _kept = replaced_objects(conn, db, created, within)
+        except (pymysql.MySQLError, PermissionDenied):
+            # definitions the user may not read: name the grant from what it may list
+            privileges.check(conn, db, created, privileges.listed_objects(conn, db, within),
+                             target.describe())
+            raise
+    privileges.check(conn, db, created, previous, target.describe())
+
+
+def check_restore_privileges(target: MySQLTarget, description: dict[str, Any],
+                             tables: list[str] | None = None) -> None:
+    """Refuse (PermissionDenied, naming each missing GRANT) a restore whose cut-over or
+    rollback needs a privilege the user lacks (``privileges.py``); changes nothing."""
+    if tables is not None:
+        description = scope.scoped(description, tables)
+    conn = connect(target, database=None, doing="checking the restore's privileges")
+    try:
+        with errors_as(target, "checking the restore's privileges"):
+            _check_privileges(conn, target, description)
+    finally:
+        conn.close()
+
 
 def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repository,
                     reporter: Reporter, *, threads: int | None = None,
@@ -154,10 +201,17 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
     if tables is not None:
         description = scope.scoped(description, tables)
     conn = connect(target, database=None, local_infile=True, doing="restoring the database")
-    restore = PreparedRestore(target, description, conn, reporter)
     try:
         with errors_as(target, "restoring the database"):
             settle(conn, target, reporter)
+            # before the shadow exists: a refusal leaves nothing to clean up
+            _check_privileges(conn, target, description)
+    except BaseException:
+        conn.close()
+        raise
+    restore = PreparedRestore(target, description, conn, reporter)
+    try:
+        with errors_as(target, "restoring the database"):
             restore._build(repo, max(1, threads or os.cpu_count() or 1))
     except BaseException:
         restore.abort()
@@ -239,10 +293,8 @@ class PreparedRestore:
                 out.append((t["name"], [requalify(c, self._source, self.live) for c in columns]))
         return out
 
-    def _live_views(self) -> list[dict[str, Any]]:
-        """The snapshot's views, a qualified ``db.f()`` naming the live database
-        (left as it is where the database's name is also one of its objects' names)."""
-        return _views_naming(self.description, self._source, self.live)
+    def _snapshot_objects(self) -> dict[str, Any]:
+        return snapshot_objects(self.description, self.live)
 
     # -- cut-over --------------------------------------------------------------------------
 
@@ -265,6 +317,8 @@ class PreparedRestore:
         created_live = not database_exists(conn, live)
         moved_in = row_tables(conn, shadow)
         links: list[dict[str, str]] = []
+        created = self._snapshot_objects()
+        kept = dict(objs.NOTHING_KEPT)
         if created_live:  # dropped (or a scratch copy): created in the journaled cut-over
             info = dict(snapshot_db)
             moved_out: list[str] = []
@@ -275,17 +329,14 @@ class PreparedRestore:
             info = schema.database_info(conn, live)
             moved_out = row_tables(conn, live)
             live_views = view_names(conn, live)
-            if within is None:
-                # the previous views are renamed aside, not recreated: even one whose
-                # tables are gone comes back as it was on a rollback
-                previous = {"views": [], "triggers": schema.triggers(conn, live),
-                            "routines": schema.routines(conn, live, self.reporter),
-                            "events": schema.events(conn, live)}
-            else:  # only these tables and their triggers; the database keeps its settings
-                moved_out = [t for t in moved_out if t in within]
+            # the previous views are renamed aside, not recreated: even one whose tables
+            # are gone comes back as it was on a rollback; those equal to the snapshot's
+            # stay in place (``replaced_objects``)
+            previous, created, kept = replaced_objects(conn, live, created, within)
+            live_views = [v for v in live_views if v not in kept["views"]]
+            if within is not None:  # only these tables and their triggers; the database
+                moved_out = [t for t in moved_out if t in within]  # keeps its settings
                 live_views = [v for v in live_views if v in moved_in]
-                previous = {**scope.NO_OBJECTS, "triggers": [
-                    t for t in schema.triggers(conn, live) if t["table"] in within]}
                 snapshot_db = info
                 links = scope.links_into(conn, live, within)
         previous["database"] = info
@@ -294,11 +345,10 @@ class PreparedRestore:
             "live": live, "old": old, "shadow": shadow, "created_live": created_live,
             "moved_out": moved_out, "moved_in": moved_in,
             "aside": [[v, f"__skaside_{tag}_{i}"] for i, v in enumerate(live_views)],
+            "kept": kept,
             "repoint": self._repoints(),
             "previous": previous, "scope": within, "links": links,
-            "snapshot": {"routines": d["routines"], "views": self._live_views(),
-                         "triggers": d["triggers"], "events": d["events"],
-                         "database": snapshot_db},
+            "snapshot": {**created, "database": snapshot_db},
         }
         self._plan = plan
         query(conn, create_db_sql(old, info["charset"], info["collation"]))
@@ -342,8 +392,8 @@ class PreparedRestore:
         self.reporter.log(
             f"swapped the restored tables into {self.target.describe()}: cut-over "
             f"{self.cutover_seconds:.3f} s ({len(pairs)} tables renamed, "
-            f"{sum(len(d[k]) for k in ('views', 'triggers', 'routines', 'events'))} objects "
-            f"created), {end - started:.3f} s for the whole swap")
+            f"{sum(len(plan['snapshot'][k]) for k in ('views', 'triggers', 'routines', 'events'))}"
+            f" objects created), {end - started:.3f} s for the whole swap")
 
     # -- endings ---------------------------------------------------------------------------
 
