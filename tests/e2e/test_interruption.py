@@ -179,3 +179,41 @@ def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb
         cur.execute("SELECT COUNT(*) FROM sales_order WHERE entity_id < 30")
         assert cur.fetchone()[0] == 29
     conn.close()
+
+
+def test_a_restore_killed_after_its_commit_point_is_completed_and_reported_succeeded(
+        shop, mariadb):
+    """Killed once every part was swapped in (the journal says so), the restore is rolled
+    forward: it is recorded as succeeded, with a warning saying how, names its snapshot,
+    and its after_restore hooks run (#13 item 9)."""
+    cli, root, db = shop
+    with open(root / "snapkeep.toml", "a") as f:
+        f.write('\n[environments.develop-branch.hooks]\n'
+                'after_restore = ["echo \\"$SNAPKEEP_SNAPSHOT_ID\\" > hook-ran.txt"]\n')
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    conn = mariadb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM sales_order WHERE entity_id < 30")
+    (root / "pub" / "media" / "added.jpg").write_bytes(b"added")
+
+    cli.env["SNAPKEEP_CRASH_AT"] = "restore.committed"
+    res = cli.run("snapshot:restore", snap, "--yes", check=False)
+    assert res.returncode == -signal.SIGKILL
+    del cli.env["SNAPKEEP_CRASH_AT"]
+
+    def restore_activity() -> dict:
+        return json.loads(cli.run("activity:list", "--format", "json").stdout)[0]
+
+    wait_for(lambda: restore_activity()["state"] == "complete",
+             "the interrupted restore to be settled", timeout=60)
+    a = restore_activity()
+    assert (a["result"], a["snapshot_id"]) == ("success", snap), a
+    assert any("completed it" in w for w in a["warnings"]), a
+    assert (root / "hook-ran.txt").read_text().strip() == snap
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM sales_order WHERE entity_id < 30")
+        assert cur.fetchone()[0] == 29
+    conn.close()
+    assert not (root / "pub" / "media" / "added.jpg").exists()
+    assert not [p for p in root.rglob("*") if "snapkeep-" in p.name]
+    assert not (root / "var" / ".maintenance.flag").exists()

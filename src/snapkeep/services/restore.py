@@ -99,7 +99,8 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
         raise
 
     journal = CutoverJournal(ctx, env.name)
-    journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts])
+    journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts],
+                  variables=variables, foreign=foreign)
     swapped: list = []
     with pause.paused(ctx, env, rec):
         try:
@@ -117,15 +118,24 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
             journal.clear()
             raise
         journal.mark_swapped()  # the commit point: from here on the new data stays
+        crash_point("restore.committed")
     for p in prepared:
         p.finish()
     journal.clear()
     rec.log(f"Restored backup {manifest.id} to {env.name}"
             + ("" if scope.is_full else f" (only {what})"))
+    after_restore(ctx, env, rec, variables, foreign=foreign)
+    return manifest.id
+
+
+def after_restore(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
+                  variables: dict[str, str], *, foreign: bool) -> None:
+    """What follows a restore's cut-over (also one completed after its process was killed,
+    ``activities.recover_interrupted``): another environment's data gets this one's
+    ``post_restore`` commands, then the ``after_restore`` hooks run."""
     if foreign and env.post_restore:
         # The data is in; these adapt it to this environment (anonymise, base URLs). A
         # failure fails the activity, naming the command: the data stays restored.
         hooks.run_commands(ctx, env, env.post_restore, rec, label="post-restore command",
                            timeout=env.hooks.timeout, on_failure="fail", variables=variables)
     hooks.run_hook(ctx, env, "after_restore", rec, variables)
-    return manifest.id
