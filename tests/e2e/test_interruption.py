@@ -217,3 +217,31 @@ def test_a_restore_killed_after_its_commit_point_is_completed_and_reported_succe
     assert not (root / "pub" / "media" / "added.jpg").exists()
     assert not [p for p in root.rglob("*") if "snapkeep-" in p.name]
     assert not (root / "var" / ".maintenance.flag").exists()
+
+
+def test_a_restore_that_fails_before_its_cutover_leaves_no_staging_copy_or_shadow(
+        shop, mariadb):
+    """The pause before the cut-over fails: the staging copies of the mounts (app/etc's
+    holds env.php) and the shadow database are removed by the failed restore itself, not
+    left for the next one (#13 item 8)."""
+    cli, root, db = shop
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    cfg = root / "snapkeep.toml"
+    text = cfg.read_text()
+    pause = 'pause_command = "echo cannot pause; exit 3"\nresume_command = "true"\n'
+    header = "[environments.develop-branch]\n"
+    cfg.write_text(text.replace(header, header + pause) if header in text
+                   else text + "\n" + header + pause)
+    conn = mariadb.connect(db)
+    db_before = checksums(conn, db)
+    files_before = {m: tree(root / m) for m in ("var", "pub/media", "app/etc")}
+
+    res = cli.run("snapshot:restore", snap, "--yes", check=False)
+    assert res.returncode != 0 and "cannot pause" in res.stderr, res.stderr
+    assert not [p for p in root.rglob("*") if "snapkeep-" in p.name]
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        assert [d for (d,) in cur.fetchall() if d != db and db in d] == []
+    assert checksums(conn, db) == db_before
+    assert {m: tree(root / m) for m in ("var", "pub/media", "app/etc")} == files_before
+    conn.close()

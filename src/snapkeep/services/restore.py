@@ -89,8 +89,7 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
         # its cut-over: a half-done one is never left by choice.
         rec.point_of_no_return("the cut-over")
     except BaseException as e:
-        for p in prepared:
-            p.abort()
+        undo(prepared, [])
         if isinstance(e, IntegrityError):
             raise IntegrityError(
                 f"snapshot {manifest.id} is damaged ({e}); nothing in {env.name} was changed. "
@@ -99,26 +98,31 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
         raise
 
     journal = CutoverJournal(ctx, env.name)
-    journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts],
-                  variables=variables, foreign=foreign)
     swapped: list = []
-    with pause.paused(ctx, env, rec):
-        try:
-            for p in prepared:
-                p.swap()
-                swapped.append(p)
-                crash_point(f"restore.after-swap-{len(swapped)}")
-        except BaseException:
-            rec.log("The cut-over failed; putting the previous data back")
-            for p in reversed(swapped):
-                p.rollback()
-            for p in prepared:
-                if p not in swapped:
-                    p.abort()
+    undone = committed = False
+    try:
+        journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts],
+                      variables=variables, foreign=foreign)
+        with pause.paused(ctx, env, rec):
+            try:
+                for p in prepared:
+                    p.swap()
+                    swapped.append(p)
+                    crash_point(f"restore.after-swap-{len(swapped)}")
+            except BaseException:
+                rec.log("The cut-over failed; putting the previous data back")
+                undone = True  # while paused; if it fails the journal is kept
+                undo(prepared, swapped)
+                journal.clear()
+                raise
+            journal.mark_swapped()  # the commit point: from here on the new data stays
+            committed = True
+            crash_point("restore.committed")
+    except BaseException:
+        if not (committed or undone):  # failed before a swap (the journal, the pause)
+            undo(prepared, [])
             journal.clear()
-            raise
-        journal.mark_swapped()  # the commit point: from here on the new data stays
-        crash_point("restore.committed")
+        raise
     for p in prepared:
         p.finish()
     journal.clear()
@@ -126,6 +130,23 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
             + ("" if scope.is_full else f" (only {what})"))
     after_restore(ctx, env, rec, variables, foreign=foreign)
     return manifest.id
+
+
+def undo(prepared: list, swapped: list) -> None:
+    """Put the ``swapped`` parts back (the last swapped first) and drop the staging copies
+    and shadow database of the others, now rather than at the next restore: every part is
+    tried, then the first failure is raised."""
+    failure: BaseException | None = None
+    for p in [*reversed(swapped), *(p for p in prepared if p not in swapped)]:
+        try:
+            if p in swapped:
+                p.rollback()
+            else:
+                p.abort()
+        except BaseException as e:  # noqa: BLE001 - the others are still undone
+            failure = failure or e
+    if failure is not None:
+        raise failure
 
 
 def after_restore(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
