@@ -324,7 +324,7 @@ def reap_expired(ctx: Context, at: datetime | None = None) -> list[str]:
     hung, on any host), after settling the cut-over or pause they left on this host, and
     free their environments (``recover_interrupted`` per environment). Skips an
     environment whose lock a process on this host holds (it is running there; its own end
-    or death settles it). Returns the IDs failed."""
+    or death settles it). Returns the IDs ended (failed, or a completed restore)."""
     failed: list[str] = []
     for env in dict.fromkeys(a.environment for a in ctx.catalog.expired_leases(at)):
         lock = EnvironmentLock.try_acquire(lock_path(ctx, env))
