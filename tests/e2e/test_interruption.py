@@ -112,7 +112,10 @@ def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(big_s
     assert checksums(conn, db) == db_before
     assert {m: tree(root / m) for m in ("var", "pub/media", "app/etc")} == files_before
 
-    # The next restore cleans up what the killed one left, and completes.
+    # The next command finds the restore's process gone and removes its staging copies.
+    cli.run("activity:list")
+    assert not [p for p in root.rglob("*") if "snapkeep-staging" in p.name]
+    # The next restore completes.
     cli.run("snapshot:restore", snap, "--yes")
     assert not [p for p in (root / "pub").iterdir() if "snapkeep" in p.name]
     with conn.cursor() as cur:

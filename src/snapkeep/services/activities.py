@@ -36,7 +36,6 @@ from snapkeep.config import safe_name
 from snapkeep.errors import (
     BusyError,
     Cancelled,
-    HookError,
     NotFoundError,
     PolicyError,
     SnapkeepError,
@@ -244,7 +243,7 @@ def _complete_restore(ctx: Context, a: Activity, settled: cutover.Settled) -> bo
     try:
         if env is not None:
             restore.after_restore(ctx, env, rec, settled.variables, foreign=settled.foreign)
-    except HookError as e:
+    except SnapkeepError as e:  # a hook or post_restore command that failed
         error = rec.redact(f"the restore of snapshot {settled.snapshot} was completed after "
                            f"an interruption (the data is restored), but {e}")
     if error is None:
@@ -312,6 +311,8 @@ def recover_interrupted(ctx: Context, environment: str,
     # whose cut-over was completed succeeded (with a warning saying so).
     try:
         settled = _settle(ctx, environment, log_line)
+        if settled is None and any(a.type == RESTORE for a in dead):
+            cutover.drop_prepared(ctx, environment, log_line)  # killed while preparing
     except SnapkeepError as e:
         fail(f"; its cut-over is not settled yet ({e}), so the environment stays paused "
              "until a command can reach it")

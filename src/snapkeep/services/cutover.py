@@ -16,9 +16,10 @@ from typing import Any
 
 from snapkeep.config import safe_name
 from snapkeep.engines import mysql, volumes
+from snapkeep.errors import SnapkeepError
 from snapkeep.progress import NullReporter
 from snapkeep.services.context import Context
-from snapkeep.services.engines import database_target
+from snapkeep.services.engines import database_target, mount_dir
 
 CUTOVER, SWAPPED = "cutover", "swapped"
 
@@ -96,6 +97,24 @@ def recover(ctx: Context, environment: str, log: Callable[[str], None]) -> Settl
     return Settled(str(data.get("snapshot")), keep_new,
                    dict(variables) if isinstance(variables, dict) else {},
                    bool(data.get("foreign")))
+
+
+def drop_prepared(ctx: Context, environment: str, log: Callable[[str], None]) -> None:
+    """Remove what a restore killed while preparing left (no journal yet): its mounts'
+    staging directories and the shadow database. A database that cannot be reached keeps
+    its shadow for the next restore, which drops it first."""
+    env = ctx.config.environments.get(environment)
+    if env is None:
+        return
+    for m in env.mounts:
+        volumes.cleanup_leftovers(mount_dir(env, m))
+    target = database_target(env)
+    if target is not None:
+        try:
+            mysql.cleanup_leftovers(target, _LogReporter(log))
+        except SnapkeepError as e:
+            log(f"The shadow database of the interrupted restore could not be dropped yet "
+                f"({e}); the next restore of {environment} drops it.")
 
 
 class _LogReporter(NullReporter):
