@@ -112,7 +112,10 @@ def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(big_s
     assert checksums(conn, db) == db_before
     assert {m: tree(root / m) for m in ("var", "pub/media", "app/etc")} == files_before
 
-    # The next restore cleans up what the killed one left, and completes.
+    # The next command finds the restore's process gone and removes its staging copies.
+    cli.run("activity:list")
+    assert not [p for p in root.rglob("*") if "snapkeep-staging" in p.name]
+    # The next restore completes.
     cli.run("snapshot:restore", snap, "--yes")
     assert not [p for p in (root / "pub").iterdir() if "snapkeep" in p.name]
     with conn.cursor() as cur:
@@ -178,4 +181,70 @@ def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM sales_order WHERE entity_id < 30")
         assert cur.fetchone()[0] == 29
+    conn.close()
+
+
+def test_a_restore_killed_after_its_commit_point_is_completed_and_reported_succeeded(
+        shop, mariadb):
+    """Killed once every part was swapped in (the journal says so), the restore is rolled
+    forward: it is recorded as succeeded, with a warning saying how, names its snapshot,
+    and its after_restore hooks run (#13 item 9)."""
+    cli, root, db = shop
+    with open(root / "snapkeep.toml", "a") as f:
+        f.write('\n[environments.develop-branch.hooks]\n'
+                'after_restore = ["echo \\"$SNAPKEEP_SNAPSHOT_ID\\" > hook-ran.txt"]\n')
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    conn = mariadb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM sales_order WHERE entity_id < 30")
+    (root / "pub" / "media" / "added.jpg").write_bytes(b"added")
+
+    cli.env["SNAPKEEP_CRASH_AT"] = "restore.committed"
+    res = cli.run("snapshot:restore", snap, "--yes", check=False)
+    assert res.returncode == -signal.SIGKILL
+    del cli.env["SNAPKEEP_CRASH_AT"]
+
+    def restore_activity() -> dict:
+        return json.loads(cli.run("activity:list", "--format", "json").stdout)[0]
+
+    wait_for(lambda: restore_activity()["state"] == "complete",
+             "the interrupted restore to be settled", timeout=60)
+    a = restore_activity()
+    assert (a["result"], a["snapshot_id"]) == ("success", snap), a
+    assert any("completed it" in w for w in a["warnings"]), a
+    assert (root / "hook-ran.txt").read_text().strip() == snap
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM sales_order WHERE entity_id < 30")
+        assert cur.fetchone()[0] == 29
+    conn.close()
+    assert not (root / "pub" / "media" / "added.jpg").exists()
+    assert not [p for p in root.rglob("*") if "snapkeep-" in p.name]
+    assert not (root / "var" / ".maintenance.flag").exists()
+
+
+def test_a_restore_that_fails_before_its_cutover_leaves_no_staging_copy_or_shadow(
+        shop, mariadb):
+    """The pause before the cut-over fails: the staging copies of the mounts (app/etc's
+    holds env.php) and the shadow database are removed by the failed restore itself, not
+    left for the next one (#13 item 8)."""
+    cli, root, db = shop
+    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    cfg = root / "snapkeep.toml"
+    text = cfg.read_text()
+    pause = 'pause_command = "echo cannot pause; exit 3"\nresume_command = "true"\n'
+    header = "[environments.develop-branch]\n"
+    cfg.write_text(text.replace(header, header + pause) if header in text
+                   else text + "\n" + header + pause)
+    conn = mariadb.connect(db)
+    db_before = checksums(conn, db)
+    files_before = {m: tree(root / m) for m in ("var", "pub/media", "app/etc")}
+
+    res = cli.run("snapshot:restore", snap, "--yes", check=False)
+    assert res.returncode != 0 and "cannot pause" in res.stderr, res.stderr
+    assert not [p for p in root.rglob("*") if "snapkeep-" in p.name]
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        assert [d for (d,) in cur.fetchall() if d != db and db in d] == []
+    assert checksums(conn, db) == db_before
+    assert {m: tree(root / m) for m in ("var", "pub/media", "app/etc")} == files_before
     conn.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import subprocess
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -378,21 +377,9 @@ def test_s3_comes_back_during_the_retries(private_seaweed_s3: SeaweedS3) -> None
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path):
+def small_disk(tmpfs) -> Path:
     """A 2 MiB tmpfs (we need root to mount; skip otherwise)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                       check=True, capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as e:
-        detail = getattr(e, "stderr", b"") or b""
-        pytest.skip(f"cannot mount a small tmpfs for the disk-full test: {e} "
-                    f"{detail.decode(errors='replace').strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False, capture_output=True, timeout=30)
+    return tmpfs("2m")
 
 
 def _all_files(root: Path) -> list[str]:

@@ -52,6 +52,9 @@ class Entry:
 class PackBuilder:
     buf: bytearray = field(default_factory=bytearray)
     entries: dict[str, Entry] = field(default_factory=dict)
+    # who stored into it or deduplicated against it: snapshot sessions, or None for a
+    # write without one (see Repository.discard_session)
+    users: set[object] = field(default_factory=set)
 
     def add(self, cid: str, sealed: bytes, raw_len: int) -> None:
         self.entries[cid] = Entry(cid, len(self.buf), len(sealed), raw_len)

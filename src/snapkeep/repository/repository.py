@@ -2,7 +2,8 @@
 
 Write order is packs → index → manifest; the manifest's atomic put is the commit point of
 a snapshot. A crash before it leaves only unreferenced packs (and perhaps an index naming
-them), which ``prune`` removes. Nothing is modified in place. See
+them), which ``prune`` removes. A session that fails removes at once the packs only it
+used and no index file names yet (``discard_session``). Nothing is modified in place. See
 docs/repository-format.md for every byte.
 """
 
@@ -13,14 +14,14 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import blake3
 
-from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
+from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError, SnapkeepError
 from snapkeep.ids import new_id
 from snapkeep.repository import chunks, crypto, keyslots, packs
 from snapkeep.repository.blobs import BlobReader, BlobRef, BlobWriter
@@ -58,6 +59,14 @@ class Location(NamedTuple):
     raw_len: int
 
 
+class Discarded(NamedTuple):
+    """What ``discard_session`` removed (``packs``, ``bytes``) and left for prune."""
+
+    packs: int
+    bytes: int
+    left: int
+
+
 class Repository(KeyManagement):
     def __init__(self, backend: Backend, config: dict[str, Any], keys: Keys, *,
                  key_file: Path | None = None, opened_with: str = "") -> None:
@@ -76,11 +85,16 @@ class Repository(KeyManagement):
         self._superseded: set[str] = set()
         self._builder = packs.PackBuilder()
         self._pending: dict[str, packs.PackBuilder] = {}
-        self._uploading: set[int] = set()
+        self._uploading: dict[int, packs.PackBuilder] = {}
+        # Packs written by sessions not yet ended -> those sessions (a pack a committed
+        # session or a write without a session used is dropped from here: it is kept).
+        self._pack_users: dict[str, set[Any]] = {}
         self._unindexed: list[tuple[str, int, list[packs.Entry]]] = []
         self._cache = PackCache(backend)
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
         self._executor: ThreadPoolExecutor | None = None
+        # A background upload's failure for writes without a session (a session gets its
+        # own, see SnapshotSession.upload_failed); raised and cleared by ``flush``.
         self._upload_error: BaseException | None = None
         self._get_range = getattr(backend, "get_range", None)
         self.load_index()
@@ -242,7 +256,10 @@ class Repository(KeyManagement):
             pack_ids.append(pid)
             self._pack_sizes[pid] = int(p["size"])
             for cid, off, length, raw_len in p["chunks"]:
-                self._index.setdefault(cid, Location(pid, off, length, raw_len))
+                cur = self._index.get(cid)
+                # an indexed copy is preferred to one in a pack a failed session may discard
+                if cur is None or cur.pack in self._pack_users:
+                    self._index[cid] = Location(pid, off, length, raw_len)
         self._index_files[iid] = {"packs": pack_ids}
 
     def _drop_index_file(self, iid: str) -> None:
@@ -303,27 +320,30 @@ class Repository(KeyManagement):
         """Store plaintext once; return its ID. Thread-safe and idempotent."""
         return self._store(data, level)[0]
 
-    def _store(self, data: bytes | memoryview, level: int = chunks.ZSTD_LEVEL
-               ) -> tuple[str, int]:
-        """(chunk id, stored bytes newly appended to a pack — 0 for a dedup hit)."""
-        if self._upload_error is not None:
+    def _store(self, data: bytes | memoryview, level: int = chunks.ZSTD_LEVEL,
+               user: Any = None) -> tuple[str, int]:
+        """(chunk id, stored bytes newly appended to a pack — 0 for a dedup hit).
+
+        ``user``: the session storing it (None: a write without a session)."""
+        if user is None and self._upload_error is not None:
             raise self._upload_error
         cid = self.keys.chunk_id(data)
         with self._mutex:
-            if cid in self._index or cid in self._pending:
+            if self._known(cid, user):
                 return cid, 0
         sealed = self.keys.seal(chunks.encode(data, level), packs.chunk_ad(cid))
         full = None
         with self._mutex:
-            if cid in self._index or cid in self._pending:
+            if self._known(cid, user):
                 return cid, 0
             b = self._builder
             b.add(cid, sealed, len(data))
+            b.users.add(user)
             self._pending[cid] = b
             if b.full():
                 full = b
                 self._builder = packs.PackBuilder()
-                self._uploading.add(id(b))
+                self._uploading[id(b)] = b
         if full is not None:
             self._upload_slots.acquire()  # back-pressure: at most UPLOAD_QUEUE in flight
             try:
@@ -338,11 +358,36 @@ class Repository(KeyManagement):
                 raise
         return cid, len(sealed)
 
+    def _known(self, cid: str, user: Any) -> bool:
+        """Whether ``cid`` is stored or being stored; if so ``user`` now uses its pack.
+        Call with ``_mutex`` held (what ``discard_session`` decides relies on it)."""
+        b = self._pending.get(cid)
+        if b is not None:
+            b.users.add(user)
+            return True
+        loc = self._index.get(cid)
+        if loc is None:
+            return False
+        users = self._pack_users.get(loc.pack)
+        if users is not None:
+            if user is None:
+                del self._pack_users[loc.pack]  # a write without a session keeps it
+            else:
+                users.add(user)
+        return True
+
+    def use_chunks(self, cids: list[str], user: Any) -> list[str]:
+        """Record that ``user`` (a session) references these stored chunks; return the
+        ones that are not stored."""
+        with self._mutex:
+            return [c for c in cids if not self._known(c, user)]
+
     def _upload_in_background(self, b: packs.PackBuilder) -> None:
         try:
             self._upload(b)
-        except BaseException as e:  # surfaced by the next store or flush
-            self._upload_error = e
+        except BaseException as e:  # surfaced by its sessions' next store or commit
+            if None in b.users:
+                self._upload_error = e  # a write without a session: by the next flush
         finally:
             self._upload_slots.release()
 
@@ -352,13 +397,16 @@ class Repository(KeyManagement):
             entries = list(b.entries.values())  # b no longer changes: it was swapped out
             pack_id, data = b.build(self.keys)
             self.backend.put(packs.pack_key(pack_id), data)
-        except BaseException:
+        except BaseException as e:
             with self._mutex:
                 for cid in b.entries:
                     if self._pending.get(cid) is b:
                         del self._pending[cid]
-                self._uploading.discard(id(b))
+                self._uploading.pop(id(b), None)
                 self._cond.notify_all()
+            for user in b.users:  # each session that relied on it fails, not later ones
+                if user is not None:
+                    user.upload_failed(e)
             raise
         with self._mutex:
             for e in entries:
@@ -367,7 +415,9 @@ class Repository(KeyManagement):
                     del self._pending[e.cid]
             self._pack_sizes[pack_id] = len(data)
             self._unindexed.append((pack_id, len(data), entries))
-            self._uploading.discard(id(b))
+            if None not in b.users:
+                self._pack_users[pack_id] = set(b.users)
+            self._uploading.pop(id(b), None)
             self._cond.notify_all()
             many = len(self._unindexed) >= AUTO_INDEX_PACKS
         if many and self._flush_lock.acquire(blocking=False):
@@ -388,23 +438,28 @@ class Repository(KeyManagement):
                 self._unindexed[:0] = todo
             raise
 
-    def flush(self) -> None:
-        """Write the open pack and an index file for every pack not yet indexed."""
+    def flush(self, check: Callable[[], None] | None = None) -> None:
+        """Write the open pack and an index file for every pack not yet indexed.
+
+        ``check`` runs once every pack is written, before the index: a session raises
+        there the failure of a pack it used, so its packs stay out of the index."""
         with self._flush_lock:
             with self._mutex:
                 b = self._builder if self._builder.entries else None
                 if b is not None:
                     self._builder = packs.PackBuilder()
-                    self._uploading.add(id(b))
+                    self._uploading[id(b)] = b
                 waiting = set(self._uploading) - ({id(b)} if b else set())
             if b is not None:
                 self._upload(b)
             with self._mutex:
-                while waiting & self._uploading:
+                while waiting & self._uploading.keys():
                     self._cond.wait()
             err, self._upload_error = self._upload_error, None
             if err is not None:
                 raise err
+            if check is not None:
+                check()
             self._write_unindexed()
 
     def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes:
@@ -489,6 +544,59 @@ class Repository(KeyManagement):
     def begin_snapshot(self, *, lock: bool = True, wait: float = 0.0) -> SnapshotSession:
         """A session that records every chunk the snapshot references (see SnapshotSession)."""
         return SnapshotSession(self, lock=lock, wait=wait)
+
+    def end_session(self, user: Any) -> None:
+        """A committed session: the packs it used are referenced, so they are kept."""
+        with self._mutex:
+            for pid in [p for p, users in self._pack_users.items() if user in users]:
+                del self._pack_users[pid]
+
+    def discard_session(self, user: Any) -> Discarded:
+        """What a session that will not commit wrote, removed where nothing else can use it.
+
+        Its packs that no other live session used and that no index file names yet (so no
+        other process can have deduplicated against them, and no snapshot references them)
+        are deleted, and the open pack is dropped if only it wrote there. Packs already
+        indexed stay for ``prune``, which decides from every snapshot's references. Call
+        while the session still holds its shared lock.
+        """
+        with self._mutex:
+            while any(user in b.users for b in self._uploading.values()):
+                self._cond.wait()  # its packs in flight are written (or failed) first
+            b = self._builder
+            b.users.discard(user)
+            if b.entries and not b.users:
+                for cid in b.entries:
+                    if self._pending.get(cid) is b:
+                        del self._pending[cid]
+                self._builder = packs.PackBuilder()
+            unused = []
+            for pid, users in list(self._pack_users.items()):
+                if user in users:
+                    users.discard(user)
+                    if not users:
+                        del self._pack_users[pid]
+                        unused.append(pid)
+            unindexed = {pid: (size, entries) for pid, size, entries in self._unindexed}
+            gone = [pid for pid in unused if pid in unindexed]
+            self._unindexed = [item for item in self._unindexed if item[0] not in gone]
+            for pid in gone:
+                for e in unindexed[pid][1]:
+                    loc = self._index.get(e.cid)
+                    if loc is not None and loc.pack == pid:
+                        del self._index[e.cid]
+                del self._pack_sizes[pid]
+        out = Discarded(0, 0, len(unused) - len(gone))
+        for pid in gone:
+            try:
+                self.backend.delete(packs.pack_key(pid))
+            except SnapkeepError as e:  # storage still failing: a pack in no index, for prune
+                log.warning("could not delete %s of a failed snapshot: %s",
+                            packs.pack_key(pid), e)
+                out = out._replace(left=out.left + 1)
+                continue
+            out = out._replace(packs=out.packs + 1, bytes=out.bytes + unindexed[pid][0])
+        return out
 
     def lock(self, exclusive: bool = False, *, wait: float = 0.0,
              refresh_interval: float | None = None) -> RepoLock:

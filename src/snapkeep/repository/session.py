@@ -11,7 +11,7 @@ from snapkeep.repository.chunks import ZSTD_LEVEL
 from snapkeep.repository.manifest import SnapshotManifest
 
 if TYPE_CHECKING:
-    from snapkeep.repository.repository import Repository
+    from snapkeep.repository.repository import Discarded, Repository
 
 
 class SnapshotSession:
@@ -20,6 +20,10 @@ class SnapshotSession:
 
     Holds a shared repository lock from creation to ``commit``/``close`` (so prune cannot
     delete what the snapshot dedups against). Thread-safe: writers in several threads.
+
+    A storage failure belongs to the sessions whose chunks it lost: it is raised by their
+    next store and their commit, never by a later session of the same Repository. Closed
+    without a commit, a session removes the packs only it wrote (``discarded`` says what).
     """
 
     def __init__(self, repo: Repository, *, lock: bool = True, wait: float = 0.0) -> None:
@@ -29,11 +33,15 @@ class SnapshotSession:
         self._mutex = threading.Lock()
         self._lock = repo.lock(exclusive=False, wait=wait).acquire() if lock else None
         self.committed = False
+        self.discarded: Discarded | None = None
+        self._error: BaseException | None = None
+        self._manifest_written = False  # attempted: from then on nothing is discarded
         repo.load_index()  # dedup against what other writers stored since open
 
     # writing
     def store_chunk(self, data: bytes | memoryview, level: int = ZSTD_LEVEL) -> str:
-        cid, added = self.repo._store(data, level)
+        self._raise_failure()
+        cid, added = self.repo._store(data, level, self)
         with self._mutex:
             self._refs.add(cid)
             self._added += added
@@ -49,12 +57,21 @@ class SnapshotSession:
 
     def add_ref(self, ref: BlobRef) -> None:
         """A blob reused from an earlier snapshot without rewriting it."""
-        missing = [c for c, _n in ref.chunks if not self.repo.has_chunk(c)]
+        missing = self.repo.use_chunks([c for c, _n in ref.chunks], self)
         if missing:
             raise IntegrityError(f"chunk {missing[0]} of a reused blob is missing from the "
                                  f"repository at {self.repo.backend.describe()}")
         with self._mutex:
             self._refs.update(c for c, _n in ref.chunks)
+
+    def upload_failed(self, error: BaseException) -> None:
+        """A pack holding chunks of this snapshot could not be written (Repository calls)."""
+        if self._error is None:
+            self._error = error
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     @property
     def added_bytes(self) -> int:
@@ -80,7 +97,7 @@ class SnapshotSession:
         with self._mutex:
             ids = sorted(self._refs)
         refs = (self.put_blob("".join(f"{c}\n" for c in ids).encode()) if ids else EMPTY_BLOB)
-        self.repo.flush()
+        self.repo.flush(check=self._raise_failure)
         with self.repo._mutex:
             absent = [c for c in ids if c not in self.repo._index]
         if absent:
@@ -88,16 +105,22 @@ class SnapshotSession:
                                   f"the repository at {self.repo.backend.describe()}")
         manifest.references = refs.to_json()
         manifest.added_bytes = self._added
+        self._manifest_written = True
         self.repo._put_manifest(manifest)
         self.committed = True
+        self.repo.end_session(self)
         self.close()
         return manifest
 
     def close(self) -> None:
-        """Release the lock (an uncommitted session's packs are left for prune)."""
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        """Release the lock; uncommitted, first remove what only this session wrote."""
+        try:
+            if not self.committed and not self._manifest_written and self.discarded is None:
+                self.discarded = self.repo.discard_session(self)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> SnapshotSession:
         return self

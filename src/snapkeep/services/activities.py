@@ -42,7 +42,7 @@ from snapkeep.errors import (
 )
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_role
-from snapkeep.services import cutover, notify, pause
+from snapkeep.services import cutover, notify, pause, restore
 from snapkeep.services.context import Context
 from snapkeep.services.locks import EnvironmentLock, is_locked
 from snapkeep.services.recorder import ActivityRecorder, Observer
@@ -215,15 +215,46 @@ def _runner_gone(a: Activity) -> bool:
     return _process_gone(pid)
 
 
-def _settle(ctx: Context, environment: str, log_line: Callable[[str], None]) -> None:
-    """Settle a restore cut-over and lift a pause that a dead runner on this host left.
+def _settle(ctx: Context, environment: str, log_line: Callable[[str], None]
+            ) -> cutover.Settled | None:
+    """Settle a restore cut-over and lift a pause that a dead runner on this host left;
+    how the cut-over was settled, if there was one.
 
     Call with this host's lock on ``environment`` held. Raises (SnapkeepError) when the
     cut-over cannot be settled yet; the environment then stays paused.
     """
-    cutover.recover(ctx, environment, log_line)
+    settled = cutover.recover(ctx, environment, log_line)
     if pause.lift_leftover(ctx, environment):
         log_line(f"Lifted the pause the interrupted activity left on {environment}.")
+    return settled
+
+
+def _complete_restore(ctx: Context, a: Activity, settled: cutover.Settled) -> bool:
+    """Record a killed restore whose cut-over was completed as succeeded, with a warning,
+    after running its after-restore steps (as the restore itself would have). False when
+    it was not running any more."""
+    rec = ActivityRecorder(ctx, a)
+    rec.seal()  # nothing to cancel: the data is in
+    rec.warn(f"The restore was interrupted (its process ended) after its cut-over's point of "
+             f"no return; snapkeep completed it, so {a.environment} holds snapshot "
+             f"{settled.snapshot} entirely.")
+    env = ctx.config.environments.get(a.environment)
+    error = None
+    try:
+        if env is not None:
+            restore.after_restore(ctx, env, rec, settled.variables, foreign=settled.foreign)
+    except SnapkeepError as e:  # a hook or post_restore command that failed
+        error = rec.redact(f"the restore of snapshot {settled.snapshot} was completed after "
+                           f"an interruption (the data is restored), but {e}")
+    if error is None:
+        rec.log(f"Restored backup {settled.snapshot} to {a.environment} (completed after an "
+                "interruption)")
+    else:
+        rec.log(f"Failed: {error}")
+    return ctx.catalog.finish(a.id, None, state="complete",
+                              result="failure" if error else "success", error=error,
+                              completed_at=now(), completion_percent=100,
+                              snapshot_id=settled.snapshot)
 
 
 def _lease_reason(a: Activity) -> str:
@@ -239,7 +270,8 @@ def recover_interrupted(ctx: Context, environment: str,
     """With this host's lock held: fail the running activities of ``environment`` whose
     runner is gone — a dead process on this host, or (any host) a lease that expired
     before ``at`` (default: now) — after settling a restore cut-over and lifting a pause
-    left on this host. Returns the IDs failed.
+    left on this host. A restore whose cut-over was completed is recorded as succeeded,
+    with a warning, once its after-restore hooks ran. Returns the IDs ended.
 
     Activities of live runners and pending ones (queued) are left alone. If the cut-over
     cannot be settled yet (its database is unreachable), this fails them saying so and
@@ -254,8 +286,13 @@ def recover_interrupted(ctx: Context, environment: str,
         for a in dead + expired:
             ctx.catalog.append_log(a.id, message)
 
-    def fail(unsettled: str = "") -> list[str]:
+    def fail(unsettled: str = "", completed: cutover.Settled | None = None) -> list[str]:
         failed = []
+        if completed is not None:  # the restore that was killed succeeded after all
+            for a in [a for a in dead + expired if a.type == RESTORE]:
+                (dead if a in dead else expired).remove(a)
+                if _complete_restore(ctx, a, completed):
+                    failed.append(a.id)
         for a in dead:
             error = "the process running it ended" + unsettled
             if ctx.catalog.fail_interrupted(a.id, f"interrupted: {error}",
@@ -270,14 +307,17 @@ def recover_interrupted(ctx: Context, environment: str,
             notify.notify_activity_end(ctx, activity_id, budget=notify.SIDE_BUDGET)
         return failed
 
-    # Settled before the activity is marked failed: a failed restore means "settled".
+    # Settled before the activity is marked failed: a failed restore means "settled"; one
+    # whose cut-over was completed succeeded (with a warning saying so).
     try:
-        _settle(ctx, environment, log_line)
+        settled = _settle(ctx, environment, log_line)
+        if settled is None and any(a.type == RESTORE for a in dead):
+            cutover.drop_prepared(ctx, environment, log_line)  # killed while preparing
     except SnapkeepError as e:
         fail(f"; its cut-over is not settled yet ({e}), so the environment stays paused "
              "until a command can reach it")
         raise
-    return fail()
+    return fail(completed=settled if settled is not None and settled.completed else None)
 
 
 def reap_expired(ctx: Context, at: datetime | None = None) -> list[str]:
@@ -285,7 +325,7 @@ def reap_expired(ctx: Context, at: datetime | None = None) -> list[str]:
     hung, on any host), after settling the cut-over or pause they left on this host, and
     free their environments (``recover_interrupted`` per environment). Skips an
     environment whose lock a process on this host holds (it is running there; its own end
-    or death settles it). Returns the IDs failed."""
+    or death settles it). Returns the IDs ended (failed, or a completed restore)."""
     failed: list[str] = []
     for env in dict.fromkeys(a.environment for a in ctx.catalog.expired_leases(at)):
         lock = EnvironmentLock.try_acquire(lock_path(ctx, env))

@@ -21,7 +21,7 @@ from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
 from snapkeep.services.recorder import ActivityRecorder
 from snapkeep.services.sizes import mib
-from snapkeep.services.snapshots import row_from_manifest
+from snapkeep.services.snapshots import row_from_manifest, writing
 
 LOCK_WAIT = 10.0  # seconds a snapshot waits for a prune's exclusive lock
 
@@ -72,7 +72,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     mounts: dict = {}
     # The session holds a shared repository lock (prune waits) and records every chunk
     # the snapshot references; its commit writes packs, index, then the manifest.
-    with repo.begin_snapshot(wait=LOCK_WAIT) as session:
+    with writing(repo, rec, wait=LOCK_WAIT) as session:
         with nullcontext() if live else pause.paused(ctx, env, rec), \
                 nullcontext() if live or target is None else mysql.hold_writes(target, rec):
             if target is not None:

@@ -11,15 +11,28 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from snapkeep.config import safe_name
 from snapkeep.engines import mysql, volumes
+from snapkeep.errors import SnapkeepError
 from snapkeep.progress import NullReporter
 from snapkeep.services.context import Context
-from snapkeep.services.engines import database_target
+from snapkeep.services.engines import database_target, mount_dir
 
 CUTOVER, SWAPPED = "cutover", "swapped"
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How ``recover`` settled a killed restore: ``completed`` (the new data stays) or
+    rolled back; ``variables`` and ``foreign`` are what its after-restore steps need."""
+
+    snapshot: str
+    completed: bool
+    variables: dict[str, str] = field(default_factory=dict)
+    foreign: bool = False
 
 
 class CutoverJournal:
@@ -42,8 +55,12 @@ class CutoverJournal:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
-    def begin(self, snapshot_id: str, mounts: list[dict[str, Any]]) -> None:
-        self._write({"snapshot": snapshot_id, "phase": CUTOVER, "mounts": mounts})
+    def begin(self, snapshot_id: str, mounts: list[dict[str, Any]], *,
+              variables: dict[str, str] | None = None, foreign: bool = False) -> None:
+        """``variables``/``foreign``: for the after-restore steps of a restore completed by
+        ``recover`` after its process was killed."""
+        self._write({"snapshot": snapshot_id, "phase": CUTOVER, "mounts": mounts,
+                     "variables": variables or {}, "foreign": foreign})
 
     def mark_swapped(self) -> None:
         data = self.read() or {}
@@ -54,8 +71,8 @@ class CutoverJournal:
         self.path.unlink(missing_ok=True)
 
 
-def recover(ctx: Context, environment: str, log: Callable[[str], None]) -> bool:
-    """Settle the cut-over a killed restore left; True if there was one.
+def recover(ctx: Context, environment: str, log: Callable[[str], None]) -> Settled | None:
+    """Settle the cut-over a killed restore left; how, or None if there was none.
 
     Before the journal's commit point everything goes back to the previous data — the
     database too, even if its own RENAME had happened — and after it everything stays
@@ -64,7 +81,7 @@ def recover(ctx: Context, environment: str, log: Callable[[str], None]) -> bool:
     journal = CutoverJournal(ctx, environment)
     data = journal.read()
     if data is None:
-        return False
+        return None
     keep_new = data.get("phase") == SWAPPED
     for record in data.get("mounts", []):
         volumes.recover_cutover(record, keep_new=keep_new)
@@ -76,7 +93,28 @@ def recover(ctx: Context, environment: str, log: Callable[[str], None]) -> bool:
         f"{'completed' if keep_new else 'rolled back'}: database and mounts are "
         f"{'all from the snapshot' if keep_new else 'all as they were before it'}.")
     journal.clear()
-    return True
+    variables = data.get("variables")
+    return Settled(str(data.get("snapshot")), keep_new,
+                   dict(variables) if isinstance(variables, dict) else {},
+                   bool(data.get("foreign")))
+
+
+def drop_prepared(ctx: Context, environment: str, log: Callable[[str], None]) -> None:
+    """Remove what a restore killed while preparing left (no journal yet): its mounts'
+    staging directories and the shadow database. A database that cannot be reached keeps
+    its shadow for the next restore, which drops it first."""
+    env = ctx.config.environments.get(environment)
+    if env is None:
+        return
+    for m in env.mounts:
+        volumes.cleanup_leftovers(mount_dir(env, m))
+    target = database_target(env)
+    if target is not None:
+        try:
+            mysql.cleanup_leftovers(target, _LogReporter(log))
+        except SnapkeepError as e:
+            log(f"The shadow database of the interrupted restore could not be dropped yet "
+                f"({e}); the next restore of {environment} drops it.")
 
 
 class _LogReporter(NullReporter):

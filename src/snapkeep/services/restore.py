@@ -92,8 +92,7 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
         # its cut-over: a half-done one is never left by choice.
         rec.point_of_no_return("the cut-over")
     except BaseException as e:
-        for p in prepared:
-            p.abort()
+        undo(prepared, [])
         if isinstance(e, IntegrityError):
             raise IntegrityError(
                 f"snapshot {manifest.id} is damaged ({e}); nothing in {env.name} was changed. "
@@ -102,33 +101,65 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
         raise
 
     journal = CutoverJournal(ctx, env.name)
-    journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts])
     swapped: list = []
-    with pause.paused(ctx, env, rec):
-        try:
-            for p in prepared:
-                p.swap()
-                swapped.append(p)
-                crash_point(f"restore.after-swap-{len(swapped)}")
-        except BaseException:
-            rec.log("The cut-over failed; putting the previous data back")
-            for p in reversed(swapped):
-                p.rollback()
-            for p in prepared:
-                if p not in swapped:
-                    p.abort()
+    undone = committed = False
+    try:
+        journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts],
+                      variables=variables, foreign=foreign)
+        with pause.paused(ctx, env, rec):
+            try:
+                for p in prepared:
+                    p.swap()
+                    swapped.append(p)
+                    crash_point(f"restore.after-swap-{len(swapped)}")
+            except BaseException:
+                rec.log("The cut-over failed; putting the previous data back")
+                undone = True  # while paused; if it fails the journal is kept
+                undo(prepared, swapped)
+                journal.clear()
+                raise
+            journal.mark_swapped()  # the commit point: from here on the new data stays
+            committed = True
+            crash_point("restore.committed")
+    except BaseException:
+        if not (committed or undone):  # failed before a swap (the journal, the pause)
+            undo(prepared, [])
             journal.clear()
-            raise
-        journal.mark_swapped()  # the commit point: from here on the new data stays
+        raise
     for p in prepared:
         p.finish()
     journal.clear()
     rec.log(f"Restored backup {manifest.id} to {env.name}"
             + ("" if scope.is_full else f" (only {what})"))
+    after_restore(ctx, env, rec, variables, foreign=foreign)
+    return manifest.id
+
+
+def undo(prepared: list, swapped: list) -> None:
+    """Put the ``swapped`` parts back (the last swapped first) and drop the staging copies
+    and shadow database of the others, now rather than at the next restore: every part is
+    tried, then the first failure is raised."""
+    failure: BaseException | None = None
+    for p in [*reversed(swapped), *(p for p in prepared if p not in swapped)]:
+        try:
+            if p in swapped:
+                p.rollback()
+            else:
+                p.abort()
+        except BaseException as e:  # noqa: BLE001 - the others are still undone
+            failure = failure or e
+    if failure is not None:
+        raise failure
+
+
+def after_restore(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
+                  variables: dict[str, str], *, foreign: bool) -> None:
+    """What follows a restore's cut-over (also one completed after its process was killed,
+    ``activities.recover_interrupted``): another environment's data gets this one's
+    ``post_restore`` commands, then the ``after_restore`` hooks run."""
     if foreign and env.post_restore:
         # The data is in; these adapt it to this environment (anonymise, base URLs). A
         # failure fails the activity, naming the command: the data stays restored.
         hooks.run_commands(ctx, env, env.post_restore, rec, label="post-restore command",
                            timeout=env.hooks.timeout, on_failure="fail", variables=variables)
     hooks.run_hook(ctx, env, "after_restore", rec, variables)
-    return manifest.id

@@ -3,6 +3,8 @@ mirrors them so listing is one query."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,8 +13,28 @@ from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import NotFoundError
 from snapkeep.policy import Action, is_restorable, require_role
-from snapkeep.repository import SnapshotManifest
+from snapkeep.progress import Reporter
+from snapkeep.repository import Repository, SnapshotManifest, SnapshotSession
 from snapkeep.services.context import Context
+from snapkeep.services.sizes import mib
+
+
+@contextmanager
+def writing(repo: Repository, rec: Reporter, *, wait: float) -> Iterator[SnapshotSession]:
+    """A snapshot session; when it ends without a commit, the activity's log says what of
+    it was removed from the repository and what is left for `repository:prune`."""
+    session = repo.begin_snapshot(wait=wait)
+    try:
+        with session:
+            yield session
+    finally:
+        gone = session.discarded
+        if gone is not None and gone.packs:
+            rec.log(f"Removed {gone.packs} pack(s) ({mib(gone.bytes)}) this failed snapshot had "
+                    "written to the repository")
+        if gone is not None and gone.left:
+            rec.log(f"{gone.left} pack(s) of this failed snapshot were indexed already (or "
+                    "could not be deleted); `snapkeep repository:prune` removes them")
 
 
 @dataclass(frozen=True)

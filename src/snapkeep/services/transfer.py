@@ -242,7 +242,7 @@ def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSou
     services: dict[str, Any] = {}
     mounts: dict[str, Any] = {}
     created = now()
-    with repo.begin_snapshot(wait=LOCK_WAIT) as session:
+    with snapshots.writing(repo, rec, wait=LOCK_WAIT) as session:
         if scratch is not None:
             assert env.database is not None
             # Its writes held by a table lock: no server-wide backup lock for a private db.

@@ -88,8 +88,11 @@ class Worker:
 
     def _reap(self) -> None:
         for activity_id in reap_expired(self.ctx):
+            a = self.ctx.catalog.get_activity(activity_id)
+            outcome = "completed (its restore had passed the point of no return)" \
+                if a is not None and a.result == "success" else "marked failed"
             self._report(f"worker {self.id}: activity {activity_id} was interrupted (its "
-                         "worker stopped renewing its lease) and is marked failed")
+                         f"worker stopped renewing its lease) and is {outcome}")
 
     def _run(self, a: Activity) -> Activity:
         self._report(f"worker {self.id}: running activity {a.id} ({a.description})")
