@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from snapkeep.errors import NotFoundError
+from snapkeep.services.throttle import SignInThrottle
 from snapkeep.web import activity_pages, backups, signin
 from snapkeep.web.render import STATIC_DIR, TEMPLATES_DIR, guarded_json
 from snapkeep.web.session import ContextFactory
@@ -22,7 +23,10 @@ __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_router"]
 STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 
 
-def create_router(ctx_factory: ContextFactory) -> APIRouter:
+def create_router(ctx_factory: ContextFactory,
+                  throttle: SignInThrottle | None = None) -> APIRouter:
+    """The console's routes; ``throttle`` (default: from SNAPKEEP_SIGNIN_*) limits failed
+    sign-ins."""
     router = APIRouter()
 
     @router.get("/console/static/{name}", include_in_schema=False)
@@ -34,7 +38,7 @@ def create_router(ctx_factory: ContextFactory) -> APIRouter:
                             headers={"Cache-Control": "no-cache",
                                      "X-Content-Type-Options": "nosniff"})
 
-    signin.add_routes(router, ctx_factory)
+    signin.add_routes(router, ctx_factory, throttle or SignInThrottle.from_env())
     activity_pages.add_routes(router, ctx_factory)
     backups.add_routes(router, ctx_factory)
     return router
