@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +29,9 @@ from snapkeep.api.schemas import ActivityOut, ErrorOut
 from snapkeep.services import upload
 
 log = logging.getLogger("snapkeep.api")
+
+# its body streams into the staging directory, bounded by the declared size (not gate's limit)
+UPLOAD_PATH = re.compile(r"/api/projects/[^/]+/environments/[^/]+/backups/import")
 
 router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups/import",
                    tags=["backups"],
