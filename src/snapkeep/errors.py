@@ -41,6 +41,12 @@ class BadUpload(UsageError):
     http_status = 400
 
 
+class SizeRequired(BadUpload):
+    """An upload that does not say how big it is (``?size=`` or ``Content-Length``)."""
+
+    http_status = 411
+
+
 class NotFoundError(SnapkeepError):
     exit_code = 3
     http_status = 404

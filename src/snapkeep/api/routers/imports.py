@@ -82,7 +82,9 @@ class _Body(io.RawIOBase):
              responses={204: {"description": "`check=true`: an upload would be taken now"},
                         400: {"model": ErrorOut, "description": "the body is no tar, or "
                               "holds an absolute name, `..`, a link outside a mount's "
-                              "directory, a device or a FIFO"},
+                              "directory, a device or a FIFO, or more than its `size`"},
+                        411: {"model": ErrorOut, "description": "neither `size` nor "
+                              "Content-Length says how big the upload is"},
                         409: {"model": ErrorOut, "description": "the environment is "
                               "inactive or busy"},
                         507: {"model": ErrorOut, "description": "`size` is more than the "
@@ -94,11 +96,16 @@ async def import_backup(env: str, ctx: ProjectContext, request: Request, respons
                         threads: int | None = Query(None, ge=1, le=64),
                         check: bool = Query(False),
                         size: int | None = Query(None, ge=0, description=(
-                            "the upload's size in bytes, if known: refused with 507 before "
-                            "the body is read when the server has no room for it"))) -> Any:
+                            "the bytes of file content in the tar (or send a Content-Length): "
+                            "required to upload (411 without either); refused with 507 "
+                            "before the body is read when the server has no room for it, "
+                            "and with 400 if the tar holds more"))) -> Any:
     """Make a new snapshot of the environment from the uploaded directory (needs Admin on
     the environment, which must be active); answers the import activity, running."""
     e = environment(ctx, env)
+    length = request.headers.get("content-length", "")
+    if size is None and length.isdigit():
+        size = int(length)  # the tar's own bytes bound its content
     if check:
         await anyio.to_thread.run_sync(upload.check_upload, ctx, e, size)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
