@@ -91,3 +91,20 @@ def test_a_small_body_still_works_and_health_needs_no_token(server):
         assert r.status_code == 403, r.text  # a viewer: refused by role, after the gate
     assert httpx.get(f"{srv.url}/api/health", timeout=30).status_code == 200
     assert httpx.get(f"{srv.url}/api/openapi.json", timeout=30).status_code == 200
+
+
+def test_a_console_form_posted_without_a_session_goes_to_sign_in_unread(server):
+    srv, _project = server
+    body = Body(256 * MIB)
+    with httpx.Client(base_url=srv.url, timeout=120) as c:
+        r = c.post(f"/environments/{TeamProject.SHOP}/backups", content=body,
+                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/signin"), r.text
+    assert body.sent < 32 * MIB, f"the server read {body.sent >> 20} MiB before the redirect"
+
+
+def test_a_sign_in_form_over_1_mib_is_refused_with_413(server):
+    srv, _project = server
+    with httpx.Client(base_url=srv.url, timeout=60) as c:
+        r = c.post("/signin", data={"email": "a@example.com", "password": "x" * (2 * MIB)})
+    assert r.status_code == 413 and "larger than 1024 KiB" in r.text

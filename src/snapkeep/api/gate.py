@@ -8,6 +8,8 @@ the app:
 - every ``/api`` path but the public ones (health, the OpenAPI document and its page)
   needs a valid bearer token, checked before the app runs; the token's Actor is kept in
   the request's state for ``deps``;
+- elsewhere (the console), a request with a body goes first through the check the app
+  keeps in ``app.state.before_body`` (the console's: a valid session), if any;
 - a body is at most ``limit`` bytes (1 MiB): a larger Content-Length is refused at once,
   and a chunked body is counted as it is read; either way 413. Routes that stream a body
   of their own and bound it themselves (an import's upload) are left out.
@@ -28,6 +30,7 @@ from snapkeep.api.deps import error_response, is_api
 from snapkeep.errors import AuthenticationError
 from snapkeep.services import auth
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_LIMIT = 1 << 20  # bytes: a JSON body or a console form is a few fields
 PUBLIC = frozenset({"/api/health", "/api/openapi.json", "/api/docs",
                     "/api/docs/oauth2-redirect"})
@@ -76,6 +79,12 @@ class RequestGate:
                     scope, receive, send)
                 return
             scope.setdefault("state", {})["actor"] = actor
+        elif request.method in BODY_METHODS:
+            check = getattr(request.app.state, "before_body", None)
+            refusal = await anyio.to_thread.run_sync(check, request) if check else None
+            if refusal is not None:
+                await _unread(refusal)(scope, receive, send)
+                return
         if not any(p.fullmatch(request.url.path) for p in self.streamed):
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > self.limit:

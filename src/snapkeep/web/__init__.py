@@ -2,23 +2,25 @@
 
 ``create_router(ctx_factory)`` returns the console's routes (``/``, ``/signin``,
 ``/environments/…``, ``/activities…``, and its files under ``/console/static/``);
-``snapkeep serve`` mounts it next to the API. ``ctx_factory()`` is called once per
-request; it may return one shared, already opened Context (as ``snapkeep serve`` does):
-each request acts through its own ``for_actor`` copy of it.
+``snapkeep serve`` mounts them next to the API with ``install``. ``ctx_factory()`` is
+called once per request; it may return one shared, already opened Context (as ``snapkeep
+serve`` does): each request acts through its own ``for_actor`` copy of it.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import functools
+
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, Response
 
 from snapkeep.errors import NotFoundError
 from snapkeep.services.throttle import SignInThrottle
 from snapkeep.web import activity_pages, backups, signin
 from snapkeep.web.render import STATIC_DIR, TEMPLATES_DIR, guarded_json
-from snapkeep.web.session import ContextFactory
+from snapkeep.web.session import ContextFactory, before_body
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_router"]
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "create_router", "install"]
 
 STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 
@@ -42,3 +44,10 @@ def create_router(ctx_factory: ContextFactory,
     activity_pages.add_routes(router, ctx_factory)
     backups.add_routes(router, ctx_factory)
     return router
+
+
+def install(app: FastAPI, ctx_factory: ContextFactory) -> None:
+    """Mount the console on the API's ``app``; its RequestGate then checks the session of
+    a posted form before reading the form."""
+    app.include_router(create_router(ctx_factory))
+    app.state.before_body = functools.partial(before_body, ctx_factory=ctx_factory)
