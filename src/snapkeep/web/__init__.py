@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, Response
 
 from snapkeep.errors import NotFoundError
+from snapkeep.services import auth
 from snapkeep.services.throttle import SignInThrottle
 from snapkeep.web import activity_pages, backups, signin
 from snapkeep.web.render import STATIC_DIR, TEMPLATES_DIR, guarded_json
@@ -40,6 +41,7 @@ def create_router(ctx_factory: ContextFactory,
                             headers={"Cache-Control": "no-cache",
                                      "X-Content-Type-Options": "nosniff"})
 
+    auth.hash_gate()  # its settings (SNAPKEEP_HASH_*) are checked at start, not at sign-in
     signin.add_routes(router, ctx_factory, throttle or SignInThrottle.from_env())
     activity_pages.add_routes(router, ctx_factory)
     backups.add_routes(router, ctx_factory)
