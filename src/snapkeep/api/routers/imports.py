@@ -2,11 +2,13 @@
 
 The body is an uncompressed tar stream of an import directory (docs/export-import.md):
 an export (``snapkeep-export.json``, ``database.sql.zst``, ``mounts/<mount>.tar.zst``), or
-one SQL dump with mount directories or tars. The role, the environment and the server's
-readiness are checked before a byte of it is read; the body is then extracted as it
-arrives (a piece at a time: never the whole upload in memory) into a staging directory by
-``services.upload``, and the import activity starts from there. ``?check=true`` runs only
-the first checks, so a client learns of a refusal before it sends anything.
+one SQL dump with mount directories or tars. The token (``gate``), the role, the
+environment, the server's readiness and the upload's declared size (``?size=`` or
+Content-Length, which bounds what it may hold) are checked before a byte of it is read;
+the body is then extracted as it arrives (a piece at a time: never the whole upload in
+memory) into a staging directory by ``services.upload``, and the import activity starts
+from there. ``?check=true`` runs only the first checks, so a client learns of a refusal
+before it sends anything.
 """
 
 from __future__ import annotations
