@@ -41,6 +41,12 @@ class BadUpload(UsageError):
     http_status = 400
 
 
+class SizeRequired(BadUpload):
+    """An upload that does not say how big it is (``?size=`` or ``Content-Length``)."""
+
+    http_status = 411
+
+
 class NotFoundError(SnapkeepError):
     exit_code = 3
     http_status = 404
@@ -58,6 +64,28 @@ class AuthenticationError(SnapkeepError):
 
     exit_code = 4
     http_status = 401
+
+
+class TryLater(SnapkeepError):
+    """Refused for now, not for good: ``retry_after`` seconds from now it may be taken
+    (the API and console send it as a ``Retry-After`` header)."""
+
+    exit_code = 5
+    http_status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class TooManyAttempts(TryLater):
+    """Too many failed sign-ins for one account or from one address (throttled)."""
+
+    http_status = 429
+
+
+class ServerBusy(TryLater):
+    """The server is doing as much of this at once as it allows (e.g. password hashing)."""
 
 
 class PermissionDenied(SnapkeepError):

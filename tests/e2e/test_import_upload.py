@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+import zstandard
 
 from snapkeep.config import load_config
 from snapkeep.services.context import Context
@@ -285,7 +286,7 @@ def test_a_client_that_hangs_up_mid_upload_leaves_no_staging_directory_or_snapsh
     # more than the server's copy buffer (1 MiB), so some of it reaches the disk
     first = head.tobuf(tarfile.PAX_FORMAT) + b"-- a dump that never ends\n" * 160_000
     with socket.create_connection((url.hostname, url.port), timeout=30) as s:
-        s.sendall((f"POST {UPLOAD} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        s.sendall((f"POST {UPLOAD}?size={head.size} HTTP/1.1\r\nHost: {url.netloc}\r\n"
                    f"Authorization: Bearer {team.tokens['admin']}\r\n"
                    "Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n"
                    ).encode())
@@ -302,6 +303,73 @@ def test_a_client_that_hangs_up_mid_upload_leaves_no_staging_directory_or_snapsh
     assert team.facts() == before
     with team.server.http(team.tokens["admin"]) as http:  # the environment is free
         assert http.post(UPLOAD, params={"check": "true"}).status_code == 204
+
+
+def chunked(data: bytes) -> Iterator[bytes]:
+    """``data`` as a streamed body: no Content-Length."""
+    yield data
+
+
+def test_an_upload_that_does_not_say_its_size_is_refused_with_411(team: Team) -> None:
+    before = team.facts()
+    with team.server.http(team.tokens["admin"]) as http:
+        r = http.post(UPLOAD, content=chunked(tar_of(member("shop.sql"))),
+                      headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 411, r.text
+    error = r.json()["error"]
+    assert error["type"] == "SizeRequired"
+    assert "?size=BYTES" in error["message"] and "Content-Length" in error["message"]
+    assert team.staging() == [] and team.facts() == before
+
+
+def test_an_upload_holding_more_than_its_declared_size_is_refused(team: Team) -> None:
+    before = team.facts()
+    body = tar_of(member("shop.sql", b"SELECT 1;\n" * 100))
+    with team.server.http(team.tokens["admin"]) as http:
+        r = http.post(UPLOAD, params={"size": 10}, content=chunked(body),
+                      headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 400, r.text
+    assert "more than the 10 bytes of file content it declared" in r.json()["error"]["message"]
+    assert team.staging() == [] and team.facts() == before
+
+
+def zstd_bomb(expands_to: int) -> bytes:
+    """A mount tar of one file of zeros, zstd-compressed: a few KB that expand a lot."""
+    class Zeros(io.RawIOBase):
+        left = expands_to
+
+        def readinto(self, buf) -> int:
+            n = min(len(buf), self.left)
+            buf[:n] = bytes(n)
+            self.left -= n
+            return n
+
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(level=19).stream_writer(out, closefd=False) as z, \
+            tarfile.open(fileobj=z, mode="w|") as tar:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = expands_to
+        tar.addfile(info, Zeros())
+    return out.getvalue()
+
+
+def test_a_zstd_bomb_stops_at_the_expansion_limit_and_leaves_nothing(team: Team,
+                                                                     mariadb) -> None:
+    _acts, snaps = team.facts()
+    bomb = zstd_bomb(512 << 20)
+    assert len(bomb) < 64 << 10  # half a GiB in a few KB
+    body = tar_of(member("shop.sql"), member("mounts/var.tar.zst", bomb))
+    with team.server.http(team.tokens["admin"]) as http:
+        r = http.post(UPLOAD, content=body, headers={"Content-Type": "application/x-tar"})
+        assert r.status_code == 202, r.text
+        done = wait_for(lambda: (a := http.get(r.headers["Location"]).json())["state"] ==
+                        "complete" and a, "the import to end", 120)
+    assert done["result"] == "failure", done
+    assert "var.tar.zst expands to more than 16 MiB" in done["error"]
+    assert "SNAPKEEP_UPLOAD_MAX_RATIO" in done["error"]
+    assert team.facts()[1] == snaps  # no snapshot
+    assert team.staging() == []
+    assert leftovers(mariadb, team.root) == (set(), [])  # no scratch database, no work dir
 
 
 def test_the_openapi_document_describes_the_upload(team: Team) -> None:

@@ -113,9 +113,12 @@ def test_the_web_console_is_served_next_to_the_api(project, tmp_path):
         assert "web console at /" in server.log()
         page = httpx.get(f"{server.url}/signin", timeout=30)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        # the API's JSON errors stay under /api
+        # the API's JSON errors stay under /api: a token first (told before the path is
+        # looked up, so a caller without one learns nothing), then the missing path
         assert httpx.get(f"{server.url}/api/nothing", timeout=30).json()["error"]["status"] \
-            == 404
+            == 401
+        with server.http(project.tokens["viewer"]) as http:
+            assert http.get("/api/nothing").json()["error"]["status"] == 404
     finally:
         assert server.terminate() == 0
 

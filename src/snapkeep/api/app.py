@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from snapkeep import __version__
 from snapkeep.api.deps import TokenContext, install_error_handlers
+from snapkeep.api.gate import RequestGate
 from snapkeep.api.routers import (
     activities,
     backups,
@@ -55,6 +56,8 @@ def create_app(base_ctx_factory: Callable[[], Context], *,
     app.state.base_context = base
     app.state.stop = stop or threading.Event()
     install_error_handlers(app)
+    # tokens before bodies, and bodies bounded (the upload streams and bounds its own)
+    app.add_middleware(RequestGate, streamed=[imports.UPLOAD_PATH])
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, str]:

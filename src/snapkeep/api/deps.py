@@ -22,7 +22,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import NotFoundError, SnapkeepError
+from snapkeep.errors import NotFoundError, SnapkeepError, TryLater
+from snapkeep.policy import Actor
 from snapkeep.services import auth
 from snapkeep.services.context import Context
 
@@ -38,6 +39,16 @@ def base_context(request: Request) -> Context:
     return request.app.state.base_context
 
 
+def _actor(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Actor:
+    """The token's Actor: the one ``gate.RequestGate`` found before the body was read, or
+    (an app without the gate) the token's own."""
+    actor = getattr(request.state, "actor", None)
+    if isinstance(actor, Actor):
+        return actor
+    return auth.actor_for_token(base_context(request),
+                                credentials.credentials if credentials else None)
+
+
 def request_context(project: str, request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
                                            Depends(bearer)]) -> Context:
@@ -47,7 +58,7 @@ def request_context(project: str, request: Request,
     without a token learns nothing about the server.
     """
     base = base_context(request)
-    actor = auth.actor_for_token(base, credentials.credentials if credentials else None)
+    actor = _actor(request, credentials)
     served = base.config.id
     if project != served:
         raise NotFoundError(f"project {project!r} is not served here: this server serves "
@@ -59,9 +70,7 @@ def token_context(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None,
                                          Depends(bearer)]) -> Context:
     """Like ``request_context`` for paths without a project (``GET /api``)."""
-    base = base_context(request)
-    return base.for_actor(auth.actor_for_token(base, credentials.credentials
-                                               if credentials else None))
+    return base_context(request).for_actor(_actor(request, credentials))
 
 
 ProjectContext = Annotated[Context, Depends(request_context)]
@@ -82,22 +91,28 @@ def environment(ctx: Context, name: str) -> EnvironmentConfig:
 
 # -- errors ------------------------------------------------------------------------------------
 
-def error_response(status: int, type_: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(status: int, type_: str, message: str, *,
+                   retry_after: int | None = None, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     body = {"error": {"status": status, "type": type_, "message": message, **extra}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _is_api(request: Request) -> bool:
+def is_api(request: Request) -> bool:
     # The console shares the app; its pages get plain answers, not the API's JSON.
     return request.url.path == "/api" or request.url.path.startswith("/api/")
 
 
 async def _snapkeep_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SnapkeepError)
-    if not _is_api(request):
-        return PlainTextResponse(exc.message, status_code=exc.http_status)
-    return error_response(exc.http_status, type(exc).__name__, exc.message)
+    retry_after = exc.retry_after if isinstance(exc, TryLater) else None
+    if not is_api(request):
+        return PlainTextResponse(exc.message, status_code=exc.http_status, headers=(
+            {"Retry-After": str(retry_after)} if retry_after is not None else None))
+    return error_response(exc.http_status, type(exc).__name__, exc.message,
+                          retry_after=retry_after)
 
 
 def _where(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -112,7 +127,7 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    if not _is_api(request):
+    if not is_api(request):
         return await request_validation_exception_handler(request, exc)
     problems = []
     for err in exc.errors():
@@ -131,7 +146,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if not _is_api(request):
+    if not is_api(request):
         return await http_exception_handler(request, exc)
     if exc.status_code == 404:
         message = (f"there is no {request.url.path} here; the API lives under "
@@ -141,12 +156,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = (f"{request.method} is not allowed on {request.url.path}; see /api/openapi.json "
                    "for the methods each path takes")
         return error_response(405, "UsageError", message)
+    if exc.status_code == 413:  # gate.RequestGate: a body over its limit
+        response = error_response(413, "BodyTooLarge", str(exc.detail))
+        response.headers.update(exc.headers or {})  # Connection: close, the rest unread
+        return response
     return error_response(exc.status_code, "HTTPError", str(exc.detail))
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-    if not _is_api(request):
+    if not is_api(request):
         return PlainTextResponse("Internal Server Error", status_code=500)
     return error_response(500, "InternalError",
                           f"internal error: {type(exc).__name__}; the server's log has "

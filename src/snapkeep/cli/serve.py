@@ -96,7 +96,7 @@ def _web(app: FastAPI, ctx_factory: Callable[[], Context]) -> bool:
         from snapkeep import web
     except ImportError:
         return False
-    app.include_router(web.create_router(ctx_factory))
+    web.install(app, ctx_factory)
     return True
 
 

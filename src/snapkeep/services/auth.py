@@ -20,16 +20,24 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from snapkeep.catalog import ApiToken, User
 from snapkeep.catalog.catalog import now
-from snapkeep.errors import AuthenticationError, NotFoundError, PermissionDenied, UsageError
+from snapkeep.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDenied,
+    ServerBusy,
+    UsageError,
+)
 from snapkeep.ids import new_id
 from snapkeep.policy.rules import Actor, require_project_admin
 from snapkeep.services.context import Context
+from snapkeep.services.throttle import HashGate, SignInThrottle
 
 TOKEN_PREFIX = "sk_"
 SESSION_TTL = timedelta(hours=12)
 MIN_PASSWORD_LENGTH = 8
 
-_hasher = PasswordHasher()  # argon2id with the library's recommended cost
+_hasher = PasswordHasher()  # argon2id with the library's recommended cost (64 MiB a hash)
+_gate: HashGate | None = None  # bounds hashes at once: parallel sign-ins cannot take the memory
 
 NEW_TOKEN_HINT = ("ask a project admin for a new one "
                   "(`snapkeep auth:token:create --user EMAIL`)")
@@ -54,22 +62,38 @@ def check_password_strength(password: str) -> None:
 def hash_password(password: str) -> str:
     """An argon2id hash (with its salt and parameters) of an acceptable password."""
     check_password_strength(password)
-    return _hasher.hash(password)
+    return _hash(password)
+
+
+def hash_gate() -> HashGate:
+    """The process's HashGate (SNAPKEEP_HASH_CONCURRENCY, SNAPKEEP_HASH_WAIT)."""
+    global _gate
+    if _gate is None:
+        _gate = HashGate.from_env()
+    return _gate
+
+
+def _hash(password: str) -> str:
+    with hash_gate().slot():
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches; a missing hash is checked against a dummy one, so
-    unknown users and users without a password cost the same time as a wrong password."""
-    try:
-        _hasher.verify(password_hash or _dummy_hash(), password)
-    except (VerificationError, InvalidHashError):
-        return False
+    unknown users and users without a password cost the same time as a wrong password.
+    ServerBusy when the server hashes as many passwords at once as it allows."""
+    against = password_hash or _dummy_hash()
+    with hash_gate().slot():
+        try:
+            _hasher.verify(against, password)
+        except (VerificationError, InvalidHashError):
+            return False
     return password_hash is not None
 
 
 @cache
 def _dummy_hash() -> str:
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return _hash(secrets.token_urlsafe(16))
 
 
 def check_csrf(expected: str, given: str | None) -> None:
@@ -87,15 +111,28 @@ def actor_for_user(ctx: Context, user: User) -> Actor:
                  environment_roles=ctx.catalog.environment_roles(user.id), email=user.email)
 
 
-def authenticate_password(ctx: Context, email: str, password: str) -> Actor:
-    """The user's Actor if the password is right; one message for every failure."""
+def authenticate_password(ctx: Context, email: str, password: str, *,
+                          throttle: SignInThrottle | None = None,
+                          address: str | None = None) -> Actor:
+    """The user's Actor if the password is right; one message for every failure. With a
+    ``throttle``, TooManyAttempts (before any hashing) once the account or the client
+    ``address`` has failed too often; unknown emails take the same path as known ones."""
+    attempt = throttle.begin(email or "", address) if throttle is not None else None
     user = ctx.catalog.get_user(email.strip()) if email else None
     stored = user.password_hash if user is not None else None
-    if not verify_password(stored, password or ""):
+    try:
+        right = verify_password(stored, password or "")
+    except ServerBusy:
+        if throttle is not None and attempt is not None:
+            throttle.forgive(attempt)  # not checked: not a failure
+        raise
+    if not right:
         raise AuthenticationError(BAD_LOGIN)
     assert user is not None and stored is not None  # verify_password is False otherwise
+    if throttle is not None and attempt is not None:
+        throttle.succeeded(attempt)
     if _hasher.check_needs_rehash(stored):  # the cost parameters went up since
-        ctx.catalog.set_password_hash(user.email, _hasher.hash(password))
+        ctx.catalog.set_password_hash(user.email, _hash(password))
     return actor_for_user(ctx, user)
 
 

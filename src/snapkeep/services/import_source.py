@@ -10,6 +10,8 @@ not have, a part missing or of the wrong size.
 from __future__ import annotations
 
 import gzip
+import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import UsageError
+from snapkeep.errors import ConfigError, UsageError
 from snapkeep.services.exportdir import (
     DATABASE_PART,
     METADATA,
@@ -29,6 +31,9 @@ from snapkeep.services.exportdir import (
 )
 
 SQL_SUFFIXES = (".sql", ".sql.gz", ".sql.zst")
+RATIO_ENV = "SNAPKEEP_UPLOAD_MAX_RATIO"
+MAX_RATIO = 100  # an uploaded part may expand to this many times its compressed size...
+MIN_EXPANSION = 16 << 20  # ...or to this, whichever is more (a tiny tar is mostly padding)
 
 
 @dataclass(frozen=True)
@@ -79,14 +84,61 @@ class ImportSource:
             reader.verify(expected)
 
 
-def decompressed(raw: BinaryIO, name: str) -> BinaryIO:
-    """``raw`` uncompressed according to the suffix of ``name`` (.gz, .zst, or plain)."""
+def decompressed(raw: BinaryIO, name: str, limit: int | None = None) -> BinaryIO:
+    """``raw`` uncompressed according to the suffix of ``name`` (.gz, .zst, or plain);
+    with a ``limit``, reading more than ``limit`` bytes of it raises UsageError."""
     if name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if name.endswith(".zst"):
-        return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+        out: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    elif name.endswith(".zst"):
+        out = zstandard.ZstdDecompressor().stream_reader(  # type: ignore[assignment]
             raw, read_across_frames=True, closefd=False)
-    return raw
+    else:
+        return raw
+    return out if limit is None else _Bounded(out, limit, name)  # type: ignore[return-value]
+
+
+def expansion_limit(compressed: int) -> int:
+    """The most an uploaded part of ``compressed`` bytes may expand to: SNAPKEEP_UPLOAD_
+    MAX_RATIO (default 100) times its size, and at least 16 MiB. A compression bomb (a few
+    KB that expand to the disk's size) stops there instead of filling the disk."""
+    raw = os.environ.get(RATIO_ENV, "").strip()
+    try:
+        ratio = float(raw) if raw else MAX_RATIO
+    except ValueError:
+        ratio = -1
+    if ratio <= 0:
+        raise ConfigError(f"{RATIO_ENV}={raw!r} is not a number above 0; fix it or unset it "
+                          f"(default {MAX_RATIO})")
+    return max(int(compressed * ratio), MIN_EXPANSION)
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing reader that refuses to give more than ``limit`` bytes."""
+
+    def __init__(self, inner: BinaryIO, limit: int, name: str) -> None:
+        self._inner, self._limit, self._name = inner, limit, name
+        self._seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if not len(buf):
+            return 0
+        data = self._inner.read(min(len(buf), self._limit + 1 - self._seen))
+        self._seen += len(data)
+        if self._seen > self._limit:
+            raise UsageError(
+                f"{os.path.basename(self._name)} expands to more than {self._limit >> 20} MiB, "
+                f"over {RATIO_ENV} (default {MAX_RATIO}) times its compressed size: it looks "
+                "like a compression bomb, and was not imported. Upload the real export; if "
+                f"its data is that compressible, raise {RATIO_ENV} on the server")
+        buf[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 def inspect(env: EnvironmentConfig, source: Path) -> ImportSource:

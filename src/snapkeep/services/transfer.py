@@ -186,9 +186,9 @@ def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
                     "left behind")
         if src.sql is not None and scratch is not None and target is not None:
             created = True  # from here on it is ours to drop, whatever happens
-            _load(src, target, scratch, rec)
+            _load(src, target, scratch, rec, bounded=bool(params.get("upload")))
         manifest = _snapshot(ctx, env, src, scratch if created else None, work, rec,
-                             threads=params.get("threads"))
+                             threads=params.get("threads"), bounded=bool(params.get("upload")))
     finally:
         if created and scratch is not None:
             try:
@@ -218,15 +218,21 @@ def _work_dir(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder) -> Pa
     return work
 
 
+def _limit(part: Path, bounded: bool) -> int | None:
+    # an upload's parts expand at most so much (compression bombs); local files as they are
+    return import_source.expansion_limit(part.stat().st_size) if bounded else None
+
+
 def _load(src: import_source.ImportSource, target: mysql.MySQLTarget,
-          scratch: mysql.MySQLTarget, rec: ActivityRecorder) -> None:
+          scratch: mysql.MySQLTarget, rec: ActivityRecorder, *, bounded: bool) -> None:
     assert src.sql is not None
     defaults = src.database_defaults() or sqlfile.database_defaults(target)
     sqlfile.create_database(scratch, defaults)
     rec.add_total(src.sql.stat().st_size)
     name = src.sql.name
     with src.open_part(src.sql, rec.advance) as raw:
-        result = sqlfile.load_sql(scratch, import_source.decompressed(raw, name),  # type: ignore[arg-type]
+        sql = import_source.decompressed(raw, name, _limit(src.sql, bounded))
+        result = sqlfile.load_sql(scratch, sql,  # type: ignore[arg-type]
                                   source_name=str(src.sql), reporter=rec)
         src.check_part(raw, src.sql)
     named = f" (a dump of `{result.database}`; {result.left_out} database statement(s) left " \
@@ -237,7 +243,7 @@ def _load(src: import_source.ImportSource, target: mysql.MySQLTarget,
 
 def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSource,
               scratch: mysql.MySQLTarget | None, work: Path, rec: ActivityRecorder, *,
-              threads: int | None) -> SnapshotManifest:
+              threads: int | None, bounded: bool) -> SnapshotManifest:
     repo = ctx.repository
     services: dict[str, Any] = {}
     mounts: dict[str, Any] = {}
@@ -252,7 +258,8 @@ def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSou
             # restored as the environment's database: its self-references name that one
             services["database"] = mysql.renamed_description(desc, env.database.database)
         for i, (m, path) in enumerate(sorted(src.mounts.items())):
-            directory = path if path.is_dir() else _extract(src, m, path, work / str(i), rec)
+            directory = path if path.is_dir() else \
+                _extract(src, m, path, work / str(i), rec, bounded=bounded)
             rec.add_total(volumes.measure_mount(directory))
             mounts[m] = volumes.snapshot_mount(directory, session, rec,
                                                exclude=pause_entries(env, m))
@@ -273,12 +280,12 @@ def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSou
 
 
 def _extract(src: import_source.ImportSource, mount: str, tar: Path, dest: Path,
-             rec: ActivityRecorder) -> Path:
+             rec: ActivityRecorder, *, bounded: bool) -> Path:
 
     dest.mkdir(mode=0o700)
     rec.add_total(tar.stat().st_size)
     with src.open_part(tar, rec.advance) as raw:
-        stream = import_source.decompressed(raw, tar.name)
+        stream = import_source.decompressed(raw, tar.name, _limit(tar, bounded))
         try:
             outside = volumes.extract_tar(stream, dest, warn=rec.log)
         finally:

@@ -37,7 +37,7 @@ from snapkeep.catalog import Activity
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import volumes
 from snapkeep.engines.mysql import sqlfile
-from snapkeep.errors import BadUpload, BusyError, InsufficientSpace, UsageError
+from snapkeep.errors import BadUpload, BusyError, InsufficientSpace, SizeRequired, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_active, require_role
 from snapkeep.services import activities, import_source, transfer
@@ -108,8 +108,9 @@ class Upload:
     """One upload's staging directory, locked by this process until it is removed."""
 
     def __init__(self, ctx: Context, env: EnvironmentConfig, path: Path, fd: int,
-                 swept: list[Path]) -> None:
+                 swept: list[Path], size: int) -> None:
         self.ctx, self.env, self.path = ctx, env, path
+        self.size = size  # declared: the file content it may hold, in bytes
         self._fd = fd
         self._owned_by_activity = False
         self.notes = [f"removed {p}, left by an interrupted upload" for p in swept]
@@ -118,10 +119,16 @@ class Upload:
         self.skipped: list[str] = []
 
     @classmethod
-    def begin(cls, ctx: Context, env: EnvironmentConfig, size: int | None = None) -> Upload:
+    def begin(cls, ctx: Context, env: EnvironmentConfig, size: int | None) -> Upload:
         """``check_upload``, then a new empty staging directory (after removing those that
-        killed processes left)."""
+        killed processes left). ``size`` (the bytes of file content the client declares)
+        is required: SizeRequired without it."""
         check_upload(ctx, env, size)
+        if size is None:
+            raise SizeRequired(
+                "the upload does not say how big it is: send its size as `?size=BYTES` (the "
+                "bytes of file content in the tar, as `snapkeep snapshot:import` does) or a "
+                "Content-Length header, so the server can check its room and bound it")
         base = ctx.state_path(UPLOADS_DIR, _GUARD).parent
         base.chmod(0o700)
         with _guard(base):
@@ -130,7 +137,7 @@ class Upload:
             path.mkdir(mode=0o700)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        return cls(ctx, env, path, fd, swept)
+        return cls(ctx, env, path, fd, swept, size)
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -177,6 +184,10 @@ class Upload:
         return False
 
     def _count(self, m: tarfile.TarInfo) -> bool:
+        if m.isreg() and self.bytes + m.size > self.size:
+            raise BadUpload(f"the upload was refused: it holds more than the {self.size} "
+                            "bytes of file content it declared (`?size=` or Content-Length); "
+                            "send its true size and upload again")
         if m.isreg():
             self.files += 1
             self.bytes += m.size

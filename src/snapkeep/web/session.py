@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from snapkeep.errors import AuthenticationError
 from snapkeep.policy import Actor
 from snapkeep.services import auth
 from snapkeep.services.context import Context
@@ -44,6 +45,21 @@ def signed_in(request: Request, ctx_factory: ContextFactory) -> Console:
     console = Console(ctx.for_actor(actor), actor, csrf)
     request.state.console = console  # so an error page can still show who is signed in
     return console
+
+
+NO_SESSION_NEEDED = frozenset({"/signin", "/signout"})
+
+
+def before_body(request: Request, ctx_factory: ContextFactory) -> Response | None:
+    """For the API's RequestGate: a console form posted without a valid session goes to
+    the sign-in page before its body is read; None lets it through."""
+    if request.url.path in NO_SESSION_NEEDED:
+        return None
+    try:
+        signed_in(request, ctx_factory)
+    except AuthenticationError:
+        return signin_redirect(request)
+    return None
 
 
 def is_https(request: Request) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from snapkeep.errors import AuthenticationError
+from snapkeep.errors import AuthenticationError, TryLater
 from snapkeep.services import auth
+from snapkeep.services.throttle import SignInThrottle
 from snapkeep.web.render import SECURITY_HEADERS, guarded, render
 from snapkeep.web.session import (
     SESSION_COOKIE,
@@ -24,7 +25,8 @@ from snapkeep.web.session import (
 SIGNIN_FAILED = "Wrong email or password. Check both and try again."
 
 
-def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
+def add_routes(router: APIRouter, ctx_factory: ContextFactory,
+               throttle: SignInThrottle) -> None:
     def signin_form(request: Request, next_: str, email: str = "", error: str | None = None,
                     status_code: int = 200) -> Response:
         token = signin_token(request)
@@ -49,10 +51,17 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         auth.check_csrf(request.cookies.get(SIGNIN_COOKIE) or "", csrf_token)
         ctx = ctx_factory()
         try:
-            actor = auth.authenticate_password(ctx, email, password)
+            actor = auth.authenticate_password(
+                ctx, email, password, throttle=throttle,
+                address=request.client.host if request.client else None)
         except AuthenticationError:
             return signin_form(request, next, email=email, error=SIGNIN_FAILED,
                                status_code=401)
+        except TryLater as e:  # throttled (429) or too many hashes at once (503)
+            response = signin_form(request, next, email=email, status_code=e.http_status,
+                                   error=e.message[:1].upper() + e.message[1:] + ".")
+            response.headers["Retry-After"] = str(e.retry_after)
+            return response
         assert actor.email is not None  # a password belongs to a user, who has an email
         cookie, _csrf = auth.create_web_session(ctx, actor.email)
         response = RedirectResponse(safe_next(next), status_code=303,

@@ -2,11 +2,13 @@
 
 The body is an uncompressed tar stream of an import directory (docs/export-import.md):
 an export (``snapkeep-export.json``, ``database.sql.zst``, ``mounts/<mount>.tar.zst``), or
-one SQL dump with mount directories or tars. The role, the environment and the server's
-readiness are checked before a byte of it is read; the body is then extracted as it
-arrives (a piece at a time: never the whole upload in memory) into a staging directory by
-``services.upload``, and the import activity starts from there. ``?check=true`` runs only
-the first checks, so a client learns of a refusal before it sends anything.
+one SQL dump with mount directories or tars. The token (``gate``), the role, the
+environment, the server's readiness and the upload's declared size (``?size=`` or
+Content-Length, which bounds what it may hold) are checked before a byte of it is read;
+the body is then extracted as it arrives (a piece at a time: never the whole upload in
+memory) into a staging directory by ``services.upload``, and the import activity starts
+from there. ``?check=true`` runs only the first checks, so a client learns of a refusal
+before it sends anything.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +31,9 @@ from snapkeep.api.schemas import ActivityOut, ErrorOut
 from snapkeep.services import upload
 
 log = logging.getLogger("snapkeep.api")
+
+# its body streams into the staging directory, bounded by the declared size (not gate's limit)
+UPLOAD_PATH = re.compile(r"/api/projects/[^/]+/environments/[^/]+/backups/import")
 
 router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups/import",
                    tags=["backups"],
@@ -78,7 +84,9 @@ class _Body(io.RawIOBase):
              responses={204: {"description": "`check=true`: an upload would be taken now"},
                         400: {"model": ErrorOut, "description": "the body is no tar, or "
                               "holds an absolute name, `..`, a link outside a mount's "
-                              "directory, a device or a FIFO"},
+                              "directory, a device or a FIFO, or more than its `size`"},
+                        411: {"model": ErrorOut, "description": "neither `size` nor "
+                              "Content-Length says how big the upload is"},
                         409: {"model": ErrorOut, "description": "the environment is "
                               "inactive or busy"},
                         507: {"model": ErrorOut, "description": "`size` is more than the "
@@ -90,11 +98,16 @@ async def import_backup(env: str, ctx: ProjectContext, request: Request, respons
                         threads: int | None = Query(None, ge=1, le=64),
                         check: bool = Query(False),
                         size: int | None = Query(None, ge=0, description=(
-                            "the upload's size in bytes, if known: refused with 507 before "
-                            "the body is read when the server has no room for it"))) -> Any:
+                            "the bytes of file content in the tar (or send a Content-Length): "
+                            "required to upload (411 without either); refused with 507 "
+                            "before the body is read when the server has no room for it, "
+                            "and with 400 if the tar holds more"))) -> Any:
     """Make a new snapshot of the environment from the uploaded directory (needs Admin on
     the environment, which must be active); answers the import activity, running."""
     e = environment(ctx, env)
+    length = request.headers.get("content-length", "")
+    if size is None and length.isdigit():
+        size = int(length)  # the tar's own bytes bound its content
     if check:
         await anyio.to_thread.run_sync(upload.check_upload, ctx, e, size)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
