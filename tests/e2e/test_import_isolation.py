@@ -52,7 +52,6 @@ def hostile(other: str, scratch: str, outside: Path) -> dict[str, str]:
         "outfile-scratch": f"SELECT 'x' INTO OUTFILE '{outside / 'dropped.txt'}';",
         "load-file": "CREATE TABLE leaked AS SELECT LOAD_FILE("
                      f"'{outside / 'secret.txt'}') AS v;",
-        "data-directory": f"CREATE TABLE dd (a int) ENGINE=MyISAM DATA DIRECTORY='{outside}';",
         "general-log": f"SET GLOBAL general_log_file = '{outside / 'general.log'}';\n"
                        "SET GLOBAL general_log = 1;\nSELECT 'written by the dump';",
         "definer-procedure": "DELIMITER ;;\nCREATE DEFINER=`root`@`localhost` PROCEDURE p() "
