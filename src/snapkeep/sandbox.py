@@ -1,8 +1,10 @@
-"""A private, throwaway MariaDB server for tests and demos.
+"""A private, throwaway MariaDB server for tests, demos and imports.
 
 ``PrivateMariaDB(basedir)`` initialises a data directory under ``basedir`` with the
 machine's ``mariadb-install-db``, then runs ``mariadbd`` on a free TCP port of
-127.0.0.1 and its own unix socket. Server defaults are kept on purpose (latin1 server
+127.0.0.1 and its own unix socket (``networking=False``: the socket only, which the
+mode of its directory keeps to this OS user — what an import loads a dump into,
+``engines/mysql/import_server.py``). Server defaults are kept on purpose (latin1 server
 charset, the stock sql_mode) because they are hazards a restore must survive.
 
 Contract: ``start()`` returns once the server accepts connections or raises
@@ -34,6 +36,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+INSTALL_DB_CANDIDATES = ("mariadb-install-db", "mysql_install_db")
+
+
+def find_mariadbd() -> str | None:
+    """The path of this machine's ``mariadbd`` (or ``mysqld``), None without one."""
+    return next((p for p in MARIADBD_CANDIDATES if os.access(p, os.X_OK)), None)
+
+
+def find_install_db() -> str | None:
+    """The path of ``mariadb-install-db`` (or ``mysql_install_db``), None without one."""
+    return next(filter(None, map(shutil.which, INSTALL_DB_CANDIDATES)), None)
+
+
 def _find(names: tuple[str, ...], what: str) -> str:
     for name in names:
         path = name if os.path.isabs(name) else shutil.which(name)
@@ -49,11 +64,15 @@ class PrivateMariaDB:
     user = "root"
     host = "127.0.0.1"
 
-    def __init__(self, basedir: Path | str, options: tuple[str, ...] = ()) -> None:
+    def __init__(self, basedir: Path | str, options: tuple[str, ...] = (), *,
+                 socket: str | None = None, networking: bool = True) -> None:
         self.basedir = Path(basedir)
         self.options = options  # more mariadbd options (``--name=value``)
         self.datadir = self.basedir / "data"
-        self.socket = str(self.basedir / "mysqld.sock")
+        # a unix socket's path is limited to 107 bytes: a deep basedir needs one elsewhere
+        self.socket = socket or str(self.basedir / "mysqld.sock")
+        self.networking = networking
+        self.pid_file = self.basedir / "mysqld.pid"
         self.error_log = self.basedir / "error.log"
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -65,7 +84,7 @@ class PrivateMariaDB:
         return self._proc.pid if self._proc else None
 
     def _install(self) -> None:
-        install = _find(("mariadb-install-db", "mysql_install_db"), "mariadb-install-db")
+        install = _find(INSTALL_DB_CANDIDATES, "mariadb-install-db")
         self.datadir.mkdir(parents=True, exist_ok=True)
         if (self.datadir / "mysql").is_dir():
             return
@@ -86,11 +105,14 @@ class PrivateMariaDB:
         self.basedir.mkdir(parents=True, exist_ok=True)
         self._install()
         mariadbd = _find(MARIADBD_CANDIDATES, "mariadbd")
-        self.port = _free_port()
+        listen = ["--skip-networking"]
+        if self.networking:
+            self.port = _free_port()
+            listen = [f"--port={self.port}", "--bind-address=127.0.0.1"]
         cmd = [
             mariadbd, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
-            f"--port={self.port}", "--bind-address=127.0.0.1", "--user=root",
-            f"--log-error={self.error_log}", f"--pid-file={self.basedir / 'mysqld.pid'}",
+            *listen, "--user=root",
+            f"--log-error={self.error_log}", f"--pid-file={self.pid_file}",
             "--local-infile=1", "--skip-log-bin", "--event-scheduler=OFF",
             "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
             "--skip-name-resolve", f"--tmpdir={self.basedir}", *self.options,
@@ -164,6 +186,8 @@ class PrivateMariaDB:
         opts: dict[str, Any] = {"host": self.host, "port": self.port, "user": self.user,
                                 "password": "", "charset": "utf8mb4", "autocommit": True,
                                 "connect_timeout": 10}
+        if not self.networking:
+            opts["unix_socket"] = self.socket
         opts.update(kw)
         if database is not None:
             opts["database"] = database

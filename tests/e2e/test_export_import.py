@@ -103,10 +103,36 @@ def damage(mariadb, db: str, root: Path) -> None:
 
 
 def leftovers(mariadb, root: Path) -> tuple[set[str], list[str]]:
-    """Scratch databases on the server, and import work directories under .snapkeep."""
+    """Scratch databases on the server, and import work directories under .snapkeep and
+    private servers of imports still running there."""
     scratch = {d for d in databases(mariadb.connect()) if "__skimport_" in d}
     imports = root / ".snapkeep" / "imports"
-    return scratch, sorted(os.listdir(imports)) if imports.is_dir() else []
+    left = sorted(os.listdir(imports)) if imports.is_dir() else []
+    return scratch, left + [f"mariadbd {pid}" for pid in private_servers(root)]
+
+
+def private_servers(root: Path) -> list[int]:
+    """The pids of running mariadbd processes whose datadir is under root/.snapkeep."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and any(a.startswith(f"--datadir={root}/.snapkeep/".encode())
+                                for a in argv):
+            found.append(int(proc.name))
+    return found
+
+
+def loading(root: Path, db: str, table: str = "marker") -> Path | None:
+    """The work directory of an import whose private server holds ``table`` in its scratch
+    database (the table's .frm in the server's datadir)."""
+    for frm in (root / ".snapkeep" / "imports").glob(
+            f"*/mariadb/data/{scratch_name(db)}/{table}.frm"):
+        return frm.parents[3]
+    return None
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -226,26 +252,34 @@ def test_a_broken_sql_file_fails_the_import_naming_the_file_and_line(shop, maria
     assert failed["type"] == "environment.backup.import" and failed["result"] == "failure"
 
 
-def test_the_next_import_drops_what_a_killed_import_left(shop, mariadb, tmp_path) -> None:
+def test_the_next_import_stops_and_removes_what_a_killed_import_left(shop, mariadb,
+                                                                     tmp_path) -> None:
     cli, root, db = shop
     slow = tmp_path / "slow"
     slow.mkdir()
     (slow / "slow.sql").write_text("CREATE TABLE marker (a int);\nSELECT SLEEP(5);\n")
     proc = cli.popen("snapshot:import", str(slow))
     try:
-        wait_for(lambda: "marker" in tables(mariadb, scratch_name(db)),
-                 "the import to load its scratch database", 60)
+        work = wait_for(lambda: loading(root, db), "the import to load its scratch database",
+                        60)
     finally:
         proc.kill()
         proc.communicate(timeout=30)
+    killed = private_servers(root)
+    assert len(killed) == 1  # its private server outlives it
     stale = root / ".snapkeep" / "imports" / f"{ENV}.killedimport0"
     stale.mkdir()
-    assert leftovers(mariadb, root)[0]
+    conn = mariadb.connect()  # what an import killed before imports used a private server
+    with conn.cursor() as cur:  # left on the environment's server
+        cur.execute(f"CREATE DATABASE `{scratch_name(db)}`")
+    conn.close()
 
     good = tmp_path / "good"
     good.mkdir()
     (good / "shop.sql").write_bytes(mariadb_dump(mariadb, db))
     res = cli.run("snapshot:import", str(good))
+    assert f"stopped the private MariaDB server in {work}, left by an interrupted " \
+        "import" in res.stderr
     assert f"dropped the scratch database `{scratch_name(db)}` an interrupted " \
         "import left behind" in res.stderr
     assert f"removing {stale}, left by an interrupted import" in res.stderr
@@ -260,8 +294,7 @@ def test_a_cancelled_import_lists_nothing_and_leaves_nothing(shop, mariadb, tmp_
     slow.mkdir()
     (slow / "slow.sql").write_text("CREATE TABLE marker (a int);\nSELECT SLEEP(120);\n")
     activity = cli.run("snapshot:import", str(slow), "-W").stdout.strip().splitlines()[-1]
-    wait_for(lambda: "marker" in tables(mariadb, scratch_name(db)),
-             "the import to load its scratch database", 60)
+    wait_for(lambda: loading(root, db), "the import to load its scratch database", 60)
     cli.run("activity:cancel", activity)
 
     def ended() -> str | None:
@@ -277,16 +310,6 @@ def scratch_name(db: str) -> str:
     from snapkeep.engines.mysql.names import import_name
 
     return import_name(db)
-
-
-def tables(mariadb, db: str) -> set[str]:
-    if db not in databases(mariadb.connect()):
-        return set()
-    conn = mariadb.connect()
-    with conn.cursor() as cur:
-        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-                    (db,))
-        return {r[0] for r in cur.fetchall()}
 
 
 def test_import_refuses_a_directory_it_cannot_use(shop, tmp_path) -> None:

@@ -41,6 +41,7 @@ from tests.helpers.server import (
     ServerTeam,
     cli_project,
     drop_mysql_database,
+    wait_activity,
     wait_for,
 )
 from tests.helpers.shop import one_line_error
@@ -411,3 +412,28 @@ def test_a_server_stopped_during_an_uploaded_import_ends_it_and_leaves_nothing(
     staging = p.root / ".snapkeep" / "uploads"
     assert not staging.is_dir() or [d for d in staging.iterdir() if d.is_dir()] == []
     assert not [d for d in databases(mariadb.connect()) if "__skimport_" in d]
+
+
+def test_an_uploaded_hostile_dump_reaches_no_other_database(team: Team, mariadb, new_db,  # noqa: F811
+                                                            tmp_path) -> None:
+    """The upload route loads a dump the way a local import does: into a private server,
+    where another environment's database is not (issue #13, item 1)."""
+    other = new_db(f"{team.db}_other")
+    conn = mariadb.connect(other)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE customer (id int PRIMARY KEY, name text)")
+        cur.execute("INSERT INTO customer VALUES (1, 'customer-secret-4711')")
+    conn.close()
+    before = state(mariadb, other)
+    sql = (f"CREATE TABLE t (a int);\nUPDATE `{other}`.customer SET name = 'pwned';\n"
+           f"CREATE TABLE stolen AS SELECT * FROM `{other}`.customer;\n").encode()
+    with team.server.http(team.tokens["admin"]) as http:
+        r = http.post(UPLOAD, content=tar_of(member("dump.sql", sql)),
+                      headers={"Content-Type": "application/x-tar"})
+        assert r.status_code == 202, r.text
+        ended = wait_activity(http, r.json())
+    assert state(mariadb, other) == before
+    assert (ended["state"], ended["result"]) == ("complete", "failure"), ended
+    assert "dump.sql line 2: " in ended["error"], ended["error"]  # no such table there
+    assert team.staging() == []
+    assert leftovers(mariadb, team.root) == (set(), [])

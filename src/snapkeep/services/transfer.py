@@ -8,9 +8,10 @@
 - **Import** makes a NEW snapshot of an environment from an export directory, or from a
   plain ``mysqldump``/``mariadb-dump`` file with mount directories or tars
   (``import_source.py``), never touching the environment's live database or files: the
-  SQL is loaded with the stock client into a scratch database beside the live one
-  (``engines/mysql/sqlfile.py``), which is then snapshotted like a live database and
-  dropped; mounts are snapshotted from their directories or from a tar extracted into a
+  SQL is loaded with the stock client into a scratch database on a private throwaway
+  MariaDB server (``engines/mysql/import_server.py``, ``sqlfile.py``), where nothing
+  else is reachable; it is snapshotted from there like a live database, and the server
+  removed; mounts are snapshotted from their directories or from a tar extracted into a
   temporary directory.
 
 Both run as activities (``environment.backup.export``, ``environment.backup.import``) of
@@ -30,7 +31,7 @@ from snapkeep.catalog import Activity
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
-from snapkeep.engines.mysql import sqlfile
+from snapkeep.engines.mysql import import_server, sqlfile
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, expires_at, require_active, require_role
 from snapkeep.repository import SnapshotManifest
@@ -156,8 +157,9 @@ def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
     require_role(ctx.actor, env.name, Action.SNAPSHOT_IMPORT)
     require_active(env.name, ctx.catalog.environment_status(env.name))
     src = import_source.inspect(env, source)
-    if src.sql is not None:
-        sqlfile.find_client()  # a missing client is said now, not in the worker
+    if src.sql is not None:  # a missing client or server is said now, not in the worker
+        sqlfile.find_client()
+        import_server.check_available()
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} imported a backup of {env.name} from {src.describe()}"
     c = activities.claim(ctx, env.name, IMPORT, desc,
@@ -170,32 +172,28 @@ def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
                params: dict[str, Any]) -> str:
     """The work of an import activity (``params``: source, threads); the new snapshot's ID.
 
-    Whatever happens, the scratch database and the temporary directories are dropped;
+    Whatever happens, the private server and the temporary directories are removed;
     nothing is listed unless the snapshot was committed.
     """
     src = import_source.inspect(env, Path(params["source"]))
     what = src.describe("the upload" if params.get("upload") else None)
     rec.log(f"Importing a backup of {env.name} from {what}")
     target = database_target(env)
-    scratch = sqlfile.scratch_target(target) if target is not None else None
     work = _work_dir(ctx, env, rec)
-    created = False
     try:
-        if scratch is not None and sqlfile.drop_database(scratch):
-            rec.log(f"dropped the scratch database `{scratch.database}` an interrupted import "
-                    "left behind")
-        if src.sql is not None and scratch is not None and target is not None:
-            created = True  # from here on it is ours to drop, whatever happens
-            _load(src, target, scratch, rec, bounded=bool(params.get("upload")))
-        manifest = _snapshot(ctx, env, src, scratch if created else None, work, rec,
-                             threads=params.get("threads"), bounded=bool(params.get("upload")))
+        if target is not None:
+            _drop_old_scratch(target, rec)
+        with contextlib.ExitStack() as stack:
+            scratch = None
+            if src.sql is not None and target is not None:
+                server = stack.enter_context(import_server.private_server(
+                    work, sqlfile.scratch_target(target).database, rec))
+                _load(src, target, server, rec, bounded=bool(params.get("upload")))
+                scratch = server.admin
+            manifest = _snapshot(ctx, env, src, scratch, work, rec,
+                                 threads=params.get("threads"),
+                                 bounded=bool(params.get("upload")))
     finally:
-        if created and scratch is not None:
-            try:
-                sqlfile.drop_database(scratch)
-            except Exception as e:  # noqa: BLE001 - the next import drops it, and says so
-                rec.log(f"could not drop the scratch database `{scratch.database}` ({e}); the "
-                        "next import drops it")
         shutil.rmtree(work, ignore_errors=True)
     ctx.catalog.put_snapshot(row_from_manifest(manifest))
     rec.log(f"Created backup {manifest.id} of {env.name} from {what} "
@@ -211,6 +209,9 @@ def _work_dir(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder) -> Pa
     for old in base.iterdir():
         name, _, activity = old.name.rpartition(".")
         if name == env.name and activity != rec.activity.id:
+            if import_server.stop_leftover(old):
+                rec.log(f"stopped the private MariaDB server in {old}, left by an "
+                        "interrupted import")
             rec.log(f"removing {old}, left by an interrupted import")
             shutil.rmtree(old, ignore_errors=True)
     work = base / f"{env.name}.{rec.activity.id}"
@@ -223,22 +224,36 @@ def _limit(part: Path, bounded: bool) -> int | None:
     return import_source.expansion_limit(part.stat().st_size) if bounded else None
 
 
+def _drop_old_scratch(target: mysql.MySQLTarget, rec: ActivityRecorder) -> None:
+    """Drop the scratch database an import killed before imports used a private server
+    left on the environment's server."""
+    old = sqlfile.scratch_target(target)
+    if sqlfile.drop_database(old):
+        rec.log(f"dropped the scratch database `{old.database}` an interrupted import left "
+                "behind")
+
+
 def _load(src: import_source.ImportSource, target: mysql.MySQLTarget,
-          scratch: mysql.MySQLTarget, rec: ActivityRecorder, *, bounded: bool) -> None:
+          server: import_server.PrivateServer, rec: ActivityRecorder, *,
+          bounded: bool) -> None:
+    """Load ``src``'s SQL, as the private server's loader, into its scratch database,
+    created with the export's database defaults or those of the environment's database
+    (``target``)."""
     assert src.sql is not None
+    scratch = server.admin
     defaults = src.database_defaults() or sqlfile.database_defaults(target)
     sqlfile.create_database(scratch, defaults)
     rec.add_total(src.sql.stat().st_size)
     name = src.sql.name
     with src.open_part(src.sql, rec.advance) as raw:
         sql = import_source.decompressed(raw, name, _limit(src.sql, bounded))
-        result = sqlfile.load_sql(scratch, sql,  # type: ignore[arg-type]
+        result = sqlfile.load_sql(server.loader, sql,  # type: ignore[arg-type]
                                   source_name=str(src.sql), reporter=rec)
         src.check_part(raw, src.sql)
     named = f" (a dump of `{result.database}`; {result.left_out} database statement(s) left " \
         "out)" if result.database else ""
-    rec.log(f"loaded {name} into the scratch database `{scratch.database}` with the mariadb "
-            f"client in {result.seconds:.1f} s{named}")
+    rec.log(f"loaded {name} into the scratch database `{scratch.database}` on the private "
+            f"server with the mariadb client in {result.seconds:.1f} s{named}")
 
 
 def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSource,

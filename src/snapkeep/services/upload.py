@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 from snapkeep.catalog import Activity
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import volumes
-from snapkeep.engines.mysql import sqlfile
+from snapkeep.engines.mysql import import_server, sqlfile
 from snapkeep.errors import BadUpload, BusyError, InsufficientSpace, SizeRequired, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_active, require_role
@@ -72,7 +72,8 @@ def running_imports() -> list[threading.Thread]:
 def check_upload(ctx: Context, env: EnvironmentConfig, size: int | None = None) -> None:
     """What can be refused before an upload is read: the role (Admin on ``env``), an
     inactive environment, a busy one (BusyError), no repository, for an environment with
-    a database no stock ``mariadb`` client on this host, and, when the client announces
+    a database no stock ``mariadb`` client or no MariaDB server programs on this host (an
+    import loads the dump into a private server: ``import_server``), and, when the client announces
     the upload's ``size`` in bytes, too little free space for it (InsufficientSpace).
     Creates nothing."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_IMPORT)
@@ -85,8 +86,9 @@ def check_upload(ctx: Context, env: EnvironmentConfig, size: int | None = None) 
         raise BusyError(f"activity {a.id} ({a.description}) {doing} on environment "
                         f"{env.name}; only one activity runs per environment at a time. Wait "
                         f"for it (`snapkeep activity:list -e {env.name}`) and upload again.")
-    if env.database is not None:
-        sqlfile.find_client()  # said now, not after the whole upload
+    if env.database is not None:  # said now, not after the whole upload
+        sqlfile.find_client()
+        import_server.check_available()
     ctx.repository  # noqa: B018 - fail now when there is no repository
     if size is not None:
         _check_space(ctx.config.state_dir, size)
@@ -206,6 +208,7 @@ class Upload:
             src = import_source.inspect(self.env, self.path)
             if src.sql is not None:
                 sqlfile.find_client()
+                import_server.check_available()
         except UsageError as e:
             raise type(e)(self._unstaged(e.message)) from e
         what = f"the export of snapshot {src.export.get('snapshot_id')}" if src.export else \

@@ -7,11 +7,10 @@ messages name the line. snapkeep streams the script to the client's stdin throug
 ``sql_statements.DatabaseStatements``, which blanks out the statements that would leave
 the scratch database (``USE``, ``CREATE DATABASE``, ``DROP DATABASE`` of a
 ``--databases`` dump), one line for one line, so the client's line numbers stay those of
-the file.
-
-Limits (docs/export-import.md): only statements that start a line are looked at — as the
-dump tools write them; a script that names tables of another database explicitly
-(``INSERT INTO other.t``) is run as written, with the environment's database user.
+the file. That filter is for a correct import of an ordinary dump, not for safety: an
+import runs the client against a private server holding nothing else
+(``import_server.py``), so a script that names another database (``UPDATE other.t``,
+``\\u other``) reaches nothing.
 
 The client runs with ``--sandbox`` (no shell escapes, ``source`` or ``tee`` from the
 file) when it has that option, and ``--local-infile=0``. The password goes to it in a
