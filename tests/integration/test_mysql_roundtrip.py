@@ -26,15 +26,10 @@ from tests.helpers.corpora import load_unit, unit
 from tests.helpers.damage import flip_chunk_byte
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q, target_for
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 
 SQL_DIR = Path(__file__).parent / "sql"
 
-
-
-def run(conn, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def exact_values(conn, db: str) -> dict[str, list[tuple]]:

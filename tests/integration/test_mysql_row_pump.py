@@ -22,14 +22,9 @@ from snapkeep.engines.mysql.encoding import decode_line, encode_rows
 from snapkeep.errors import ServiceUnavailable
 from tests.helpers.dbstate import assert_same, db_state, target_for
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 
 AWKWARD = ("'", "\\", "\t", "\n", "\r", "\0", "\x1a", "NULL", "\\N", "'\t", "a'\n'b", "", "\\\\n")
-
-
-def run(conn, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def test_the_row_pump_is_built():
