@@ -36,8 +36,8 @@ from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.dbstate import assert_same, databases, db_state, q
+from tests.helpers.restore_child import RESTORE
 from tests.helpers.sql import run
-from tests.integration.test_mysql_restore_crash import RESTORE
 
 
 def schema(db: str) -> list[str]:

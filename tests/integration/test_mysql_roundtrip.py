@@ -24,35 +24,19 @@ from snapkeep.errors import IntegrityError, SnapkeepError
 from snapkeep.repository import BlobRef
 from tests.helpers.corpora import load_unit, unit
 from tests.helpers.damage import flip_chunk_byte
-from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q, target_for
+from tests.helpers.dbstate import (
+    assert_same,
+    databases,
+    db_state,
+    exact_values,
+    load_sql_file,
+    q,
+    target_for,
+)
 from tests.helpers.recording import Recorder
 from tests.helpers.sql import run
 
 SQL_DIR = Path(__file__).parent / "sql"
-
-
-
-def exact_values(conn, db: str) -> dict[str, list[tuple]]:
-    """Values whose text form is exact, for the types checksums alone would hide."""
-    conn.select_db(db)
-    out = {}
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, CAST(CAST(f AS DOUBLE) AS CHAR), CAST(d AS CHAR), "
-                    "CAST(CAST(fp AS DOUBLE) AS CHAR), CAST(r AS CHAR), CAST(dec65 AS CHAR), "
-                    "HEX(b1), HEX(b10), HEX(b64), ATAN2(d, -1) FROM numbers ORDER BY id")
-        out["numbers"] = cur.fetchall()
-        cur.execute("SELECT id, HEX(c), HEX(vc), HEX(l1), HEX(b8), HEX(vb), HEX(bl), HEX(tx), "
-                    "HEX(cb), e + 0, e2 + 0, s + 0, HEX(j), u, ip FROM strings ORDER BY id")
-        out["strings"] = cur.fetchall()
-        cur.execute("SELECT id, HEX(g), HEX(p), HEX(poly), ST_SRID(g) FROM shapes ORDER BY id")
-        out["shapes"] = cur.fetchall()
-        cur.execute("SELECT id, CAST(d AS CHAR), CAST(dt AS CHAR), CAST(ts AS CHAR), "
-                    "UNIX_TIMESTAMP(ts0), CAST(t AS CHAR), CAST(t0 AS CHAR) FROM temporal "
-                    "ORDER BY id")
-        out["temporal"] = cur.fetchall()
-        cur.execute("SELECT id, a, doubled, label, hidden, note FROM `generated` ORDER BY id")
-        out["generated"] = cur.fetchall()
-    return out
 
 
 def load_type_coverage(mariadb, db: str) -> None:
