@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +32,7 @@ from tests.helpers.dbstate import (
     target_for,
 )
 from tests.helpers.recording import Recorder
+from tests.helpers.restore_child import RESTORE
 from tests.helpers.sql import run
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -188,28 +187,6 @@ def test_a_server_error_while_loading_drops_the_shadow(mariadb, fresh_db, repo):
     assert shadow_name(fresh_db) not in databases(conn)
 
 
-KILLED_RESTORE = textwrap.dedent("""
-    import json, sys, time
-    from pathlib import Path
-    from snapkeep.engines.mysql import MySQLTarget, prepare_restore
-    from snapkeep.repository import Repository
-    from snapkeep.storage import LocalBackend
-
-    repo_dir, desc_file, marker, port, db = sys.argv[1:]
-
-    class StallingReporter:
-        def log(self, message): pass
-        def add_total(self, units): pass
-        def advance(self, units):
-            Path(marker).write_text("loading")
-            time.sleep(3600)   # the parent kills us here, in the middle of a LOAD DATA
-
-    target = MySQLTarget("127.0.0.1", int(port), "root", None, db)
-    repo = Repository.open(LocalBackend(repo_dir))
-    prepare_restore(target, json.loads(Path(desc_file).read_text()), repo, StallingReporter())
-""")
-
-
 def test_cleanup_removes_the_shadow_of_a_restore_killed_with_sigkill(
         mariadb, fresh_db, repo, tmp_path):
     load_type_coverage(mariadb, fresh_db)
@@ -218,21 +195,15 @@ def test_cleanup_removes_the_shadow_of_a_restore_killed_with_sigkill(
     description = dump_database(target, repo, Recorder())
     repo.flush()  # the subprocess reads the packs from disk
     before = db_state(conn, fresh_db)
-    desc_file, marker = tmp_path / "desc.json", tmp_path / "marker"
+    desc_file = tmp_path / "desc.json"
     desc_file.write_text(json.dumps(description))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RESTORE, str(tmp_path / "repo"),
-                             str(desc_file), str(marker), str(mariadb.port), fresh_db], env=env)
-    try:
-        deadline = time.monotonic() + 120  # a hang guard, not a performance threshold
-        while not marker.exists():
-            assert proc.poll() is None, "the restore subprocess ended before it started loading"
-            assert time.monotonic() < deadline, "the restore subprocess never started loading"
-            time.sleep(0.05)
-        assert shadow_name(fresh_db) in databases(conn)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    # killed by its crash point as it starts loading a table into the shadow database
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), SNAPKEEP_CRASH_AT="mysql.loading")
+    res = subprocess.run([sys.executable, "-c", RESTORE, str(tmp_path / "repo"), str(desc_file),
+                          str(mariadb.port), fresh_db, "finish"], env=env, timeout=600,
+                         check=False)
+    assert res.returncode == -signal.SIGKILL
+    assert shadow_name(fresh_db) in databases(conn)
 
     progress = Recorder()
     cleanup_leftovers(target, progress)
