@@ -19,13 +19,8 @@ from pathlib import Path
 import pytest
 
 from snapkeep.engines.mysql.names import import_name
-from tests.e2e.test_export_import import (
-    leftovers,
-    new_db,  # noqa: F401 - a fixture
-    state,
-    unzstd,
-)
 from tests.helpers.shop import Cli, one_line_error
+from tests.helpers.transfer import leftovers, state, unzstd
 
 SECRET = "customer-secret-4711"
 

@@ -22,19 +22,6 @@ import zstandard
 
 from snapkeep.config import load_config
 from snapkeep.services.context import Context
-from tests.e2e.test_export_import import (
-    ENV,
-    MOUNTS,
-    damage,
-    last_line,
-    leftovers,
-    load_with_client,
-    mariadb_dump,
-    new_db,  # noqa: F401, F811 - a fixture
-    snapshot,
-    state,
-    trees,
-)
 from tests.helpers.dbstate import assert_same, databases
 from tests.helpers.server import (
     Server,
@@ -45,6 +32,18 @@ from tests.helpers.server import (
     wait_for,
 )
 from tests.helpers.shop import one_line_error
+from tests.helpers.transfer import (
+    ENV,
+    MOUNTS,
+    damage,
+    last_line,
+    leftovers,
+    load_with_client,
+    mariadb_dump,
+    snapshot,
+    state,
+    trees,
+)
 
 UPLOAD = f"/api/projects/shop/environments/{ENV}/backups/import"
 
@@ -128,7 +127,7 @@ def test_an_export_imported_through_the_server_restores_exactly(team: Team, mari
     assert trees(team.root) == source_files
 
 
-def test_a_dump_with_mount_directories_uploads_and_restores(team: Team, mariadb, new_db,  # noqa: F811
+def test_a_dump_with_mount_directories_uploads_and_restores(team: Team, mariadb, new_db,
                                                             tmp_path) -> None:
     source_db, source_files = state(mariadb, team.db), trees(team.root)
     reference = new_db(f"{team.db}_ref")  # what the stock client makes of the dump

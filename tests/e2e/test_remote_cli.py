@@ -9,43 +9,13 @@ import os
 import re
 import socket
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from snapkeep.cli.remote_client import RemoteClient
-from tests.helpers.server import Server, ServerTeam, cli_project, drop_mysql_database
+from tests.helpers.remote import Team, last_snapshot
 from tests.helpers.shop import Cli, checksums, cli_env
-
-
-@dataclass
-class Team(ServerTeam):
-    def run(self, cli: Cli, *args: str, **kw):
-        res = cli.run(*args, **kw)
-        for token in self.tokens.values():  # never printed, whatever happens
-            assert token not in res.stdout + res.stderr
-        assert "Traceback" not in res.stderr
-        return res
-
-
-@pytest.fixture(scope="module")
-def team(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[Team]:
-    base = tmp_path_factory.mktemp("remote")
-    p = cli_project(base, mariadb, "develop-branch")
-    server = Server(p.root / "snapkeep.toml", base, "--no-scheduler")
-    try:
-        yield Team(p.root, p.db, server, p.tokens, p.home)
-    finally:
-        server.terminate()
-        drop_mysql_database(mariadb, p.db)
-
-
-def last_snapshot(res) -> str:
-    line = res.stdout.strip().splitlines()[-1]
-    assert line.startswith("Snapshot name: "), res.stdout
-    return line.split(": ", 1)[1]
 
 
 def transcript(res) -> tuple[list[str], list[str], str]:

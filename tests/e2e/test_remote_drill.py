@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 
-from tests.e2e.test_remote_cli import Team, last_snapshot, team  # noqa: F401 - the fixture
+from tests.helpers.remote import Team, last_snapshot
 from tests.helpers.shop import checksums
 
 
 def test_a_remote_restore_drill_runs_on_the_server_and_the_listing_shows_it(
-        team: Team, mariadb):  # noqa: F811 - the fixture imported above
+        team: Team, mariadb):
     conn = mariadb.connect(team.db)
     before = checksums(conn, team.db)
     snap = last_snapshot(team.run(team.remote(), "snapshot:create", "--live"))

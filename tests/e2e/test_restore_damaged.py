@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import shutil
 
-from tests.e2e.test_restore_scope import MOUNTS, _snapshot, _state
 from tests.helpers.dbstate import q
+from tests.helpers.shop import MOUNTS, shop_state, take_snapshot
 
 
 def test_restore_after_drop_database_and_damaged_mounts(shop, mariadb):
@@ -18,15 +18,15 @@ def test_restore_after_drop_database_and_damaged_mounts(shop, mariadb):
                     f"COLLATE utf8mb4_unicode_520_ci COMMENT 'the shop'")
         cur.execute(f"SHOW CREATE DATABASE {q(db)}")
         created = cur.fetchone()[1]
-    sid = _snapshot(cli)
-    at_snapshot = _state(mariadb, db, root)
+    sid = take_snapshot(cli)
+    at_snapshot = shop_state(mariadb, db, root)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE {q(db)}")
     shutil.rmtree(root / "pub" / "media")
     shutil.rmtree(root / "var")
     (root / "var").write_text("a file where the mount was\n")
     cli.run("snapshot:restore", sid, "--yes")
-    assert _state(mariadb, db, root) == at_snapshot
+    assert shop_state(mariadb, db, root) == at_snapshot
     assert {m: (root / m).is_dir() for m in MOUNTS} == dict.fromkeys(MOUNTS, True)
     with conn.cursor() as cur:
         cur.execute(f"SHOW CREATE DATABASE {q(db)}")

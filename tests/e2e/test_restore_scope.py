@@ -13,14 +13,15 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.helpers.shop import Cli, checksums, fill, make_app_root, one_line_error, tree
-
-MOUNTS = ("app/etc", "pub/media", "var")
-
-
-def _snapshot(cli: Cli, env: str = "develop-branch") -> str:
-    out = cli.run("snapshot:create", "-e", env).stdout
-    return out.strip().splitlines()[-1].split(": ")[1]
+from tests.helpers.shop import (
+    MOUNTS,
+    fill,
+    make_app_root,
+    one_line_error,
+    shop_state,
+    take_snapshot,
+    tree,
+)
 
 
 def _mutate(mariadb, db: str, root: Path) -> None:
@@ -40,17 +41,6 @@ def _mutate(mariadb, db: str, root: Path) -> None:
     (root / "var" / "log" / "system.log").write_text("changed\n")
 
 
-def _state(mariadb, db: str, root: Path) -> dict[str, object]:
-    conn = mariadb.connect(db)
-    try:
-        state: dict[str, object] = {"db": checksums(conn, db)}
-    finally:
-        conn.close()
-    for m in MOUNTS:
-        state[m] = tree(root / m)
-    return state
-
-
 def _table_part(state: dict, table: str) -> dict:
     db = state["db"]
     return {k: v for k, v in db.items() if k in (table, f"{table}:ddl")}
@@ -60,12 +50,12 @@ def _table_part(state: dict, table: str) -> dict:
 def restored_shop(shop, mariadb):
     """The shop with one snapshot, its state then, and a way back to it."""
     cli, root, db = shop
-    sid = _snapshot(cli)
-    at_snapshot = _state(mariadb, db, root)
+    sid = take_snapshot(cli)
+    at_snapshot = shop_state(mariadb, db, root)
 
     def reset() -> None:
         cli.run("snapshot:restore", sid, "--yes")
-        assert _state(mariadb, db, root) == at_snapshot
+        assert shop_state(mariadb, db, root) == at_snapshot
 
     return cli, root, db, sid, at_snapshot, reset
 
@@ -81,11 +71,11 @@ def test_partial_restore_changes_exactly_what_it_names(restored_shop, mariadb, o
                                                        restored):
     cli, root, db, sid, at_snapshot, reset = restored_shop
     _mutate(mariadb, db, root)
-    before = _state(mariadb, db, root)
+    before = shop_state(mariadb, db, root)
     assert all(before[k] != at_snapshot[k] for k in before)  # every part did change
     out = cli.run("snapshot:restore", sid, "--yes", *options)
     assert "Everything else in develop-branch stays as it is." in out.stderr
-    after = _state(mariadb, db, root)
+    after = shop_state(mariadb, db, root)
     for part in after:
         expected = at_snapshot if part in restored else before
         assert after[part] == expected[part], part
@@ -95,11 +85,11 @@ def test_partial_restore_changes_exactly_what_it_names(restored_shop, mariadb, o
 def test_table_restore_keeps_the_other_tables_and_foreign_keys(restored_shop, mariadb):
     cli, root, db, sid, at_snapshot, reset = restored_shop
     _mutate(mariadb, db, root)
-    before = _state(mariadb, db, root)
+    before = shop_state(mariadb, db, root)
     # sales_order: its trigger comes with it, its foreign key still points at the live
     # store table; store: sales_order's foreign key into it is kept, pointing here.
     cli.run("snapshot:restore", sid, "--yes", "--table", "sales_order", "--table", "store")
-    after = _state(mariadb, db, root)
+    after = shop_state(mariadb, db, root)
     for table in ("sales_order", "store"):
         assert _table_part(after, table) == _table_part(at_snapshot, table)
     for table in ("catalog_product_entity", "order_log"):
@@ -130,9 +120,9 @@ def test_table_restore_keeps_the_other_tables_and_foreign_keys(restored_shop, ma
 def test_restoring_only_the_parent_table_keeps_the_child_linked(restored_shop, mariadb):
     cli, root, db, sid, at_snapshot, reset = restored_shop
     _mutate(mariadb, db, root)
-    before = _state(mariadb, db, root)
+    before = shop_state(mariadb, db, root)
     cli.run("snapshot:restore", sid, "--yes", "--table", "store")
-    after = _state(mariadb, db, root)
+    after = shop_state(mariadb, db, root)
     assert _table_part(after, "store") == _table_part(at_snapshot, "store")
     # sales_order's DDL names its parent in this database, not in the restore's old one
     assert after["db"]["sales_order:ddl"] == before["db"]["sales_order:ddl"]
@@ -159,7 +149,7 @@ def test_bad_partial_restore_options_are_refused_before_anything_changes(
     res = cli.run("snapshot:restore", sid, "--yes", *options, check=False)
     assert res.returncode != 0
     one_line_error(res, message)
-    assert _state(mariadb, db, root) == at_snapshot
+    assert shop_state(mariadb, db, root) == at_snapshot
     listed = cli.run("activity:list", "-e", "develop-branch").stdout
     assert "restored" not in listed
 
@@ -201,18 +191,18 @@ def two_environments(shop, mariadb, tmp_path):
 
 def test_production_snapshot_restored_into_develop_branch(two_environments, mariadb):
     cli, dev_root, dev_db, prod_root, prod_db = two_environments
-    sid = _snapshot(cli, "production")
-    at_snapshot = _state(mariadb, prod_db, prod_root)
+    sid = take_snapshot(cli, "production")
+    at_snapshot = shop_state(mariadb, prod_db, prod_root)
     _mutate(mariadb, prod_db, prod_root)  # production moves on after its snapshot
-    prod_now = _state(mariadb, prod_db, prod_root)
+    prod_now = shop_state(mariadb, prod_db, prod_root)
     code_before = (dev_root / "app" / "code" / "Module.php").read_text()
 
     res = cli.run("snapshot:restore", sid, "-e", "production", "--target", "develop-branch",
                   "--yes")
     assert f"Restoring snapshot {sid} of production" in res.stderr
     assert "into develop-branch" in res.stderr
-    assert _state(mariadb, dev_db, dev_root) == at_snapshot
-    assert _state(mariadb, prod_db, prod_root) == prod_now  # the source is untouched
+    assert shop_state(mariadb, dev_db, dev_root) == at_snapshot
+    assert shop_state(mariadb, prod_db, prod_root) == prod_now  # the source is untouched
     assert (dev_root / "app" / "code" / "Module.php").read_text() == code_before
     assert (dev_root / "post-restore.txt").read_text() == f"production {sid}"
     activity = cli.run("activity:list", "-e", "develop-branch").stdout
@@ -229,15 +219,15 @@ def test_failing_post_restore_command_fails_the_activity_naming_it(two_environme
     cfg = dev_root / "snapkeep.toml"
     cfg.write_text(cfg.read_text().replace("'echo anonymised customer e-mails'",
                                            "'echo resetting base URLs; exit 3'"))
-    sid = _snapshot(cli, "production")
-    at_snapshot = _state(mariadb, prod_db, prod_root)
+    sid = take_snapshot(cli, "production")
+    at_snapshot = shop_state(mariadb, prod_db, prod_root)
     res = cli.run("snapshot:restore", sid, "-e", "production", "--target", "develop-branch",
                   "--yes", check=False)
     assert res.returncode != 0
     line = one_line_error(res, "post-restore command", "exit 3")
     assert "echo resetting base URLs" in line
     # the data is in (the command came after the cut-over), and the log says so
-    assert _state(mariadb, dev_db, dev_root) == at_snapshot
+    assert shop_state(mariadb, dev_db, dev_root) == at_snapshot
 
 
 def test_restore_into_another_environment_needs_its_mounts(two_environments, mariadb):
@@ -247,12 +237,12 @@ def test_restore_into_another_environment_needs_its_mounts(two_environments, mar
     dev_part, prod_part = text.split("[environments.production]")
     cfg.write_text(dev_part.replace('"pub/media", ', "") + "[environments.production]"
                    + prod_part)
-    sid = _snapshot(cli, "production")
-    before = _state(mariadb, dev_db, dev_root)
+    sid = take_snapshot(cli, "production")
+    before = shop_state(mariadb, dev_db, dev_root)
     res = cli.run("snapshot:restore", sid, "-e", "production", "--target", "develop-branch",
                   "--yes", check=False)
     one_line_error(res, "environment develop-branch has no mount pub/media", "--mount")
-    assert _state(mariadb, dev_db, dev_root) == before
+    assert shop_state(mariadb, dev_db, dev_root) == before
     cli.run("snapshot:restore", sid, "-e", "production", "--target", "develop-branch",
             "--yes", "--mount", "var", "--only", "mounts")
     assert tree(dev_root / "var") == tree(prod_root / "var")

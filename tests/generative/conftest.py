@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, core, settings
 
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.generative.features import ACCEPTED, PENDING, REASONS, REFUSED
+from tests.helpers.generative.features import ACCEPTED, PENDING, REASONS, REFUSED
 
 _COMMON = dict(
     deadline=None,

@@ -15,21 +15,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.generative.damage_gen import damages
-from tests.generative.features import TREE_FEATURES, enabled
-from tests.generative.fingerprint import fingerprint
-from tests.generative.schema_gen import PRELUDE, schemas
-from tests.generative.test_db_roundtrip import _damage, _features, _load
-from tests.generative.test_mount_roundtrip import FS_DEPENDENT, _diff
-from tests.generative.tree_gen import (
+from tests.helpers.dbstate import assert_same, q
+from tests.helpers.generative.damage_gen import damages
+from tests.helpers.generative.db_steps import damage_db, db_features, load_schema
+from tests.helpers.generative.features import TREE_FEATURES, enabled
+from tests.helpers.generative.fingerprint import fingerprint
+from tests.helpers.generative.schema_gen import PRELUDE, schemas
+from tests.helpers.generative.tree_gen import (
+    FS_DEPENDENT,
     apply_damage,
     build,
     probe_caps,
     tree_damages,
+    tree_diff,
     tree_fingerprint,
     trees,
 )
-from tests.helpers.dbstate import assert_same, q
 from tests.helpers.shop import Cli, cli_env, git
 
 DB = f"genc_{os.getpid()}"
@@ -46,7 +47,7 @@ def features(mariadb) -> frozenset[str]:
     finally:
         shutil.rmtree(HOME)
     # a big row needs the dump under a lowered max_allowed_packet (test_db_roundtrip)
-    return (_features(mariadb) | (enabled(TREE_FEATURES) - (FS_DEPENDENT - caps))) \
+    return (db_features(mariadb) | (enabled(TREE_FEATURES) - (FS_DEPENDENT - caps))) \
         - {"big_row"}
 
 
@@ -70,7 +71,7 @@ def test_snapshot_create_then_restore_after_damage_gives_back_database_and_mount
             cur.execute(f"USE {q(DB)}")
             for sql in PRELUDE:
                 cur.execute(sql)
-        _load(conn, schema)
+        load_schema(conn, schema)
         build(tree, mount)
         git(HOME / "app", "init", "-q", "-b", "develop-branch")
         before_db, before_tree = fingerprint(conn, DB), tree_fingerprint(mount, sparse=sparse)
@@ -84,14 +85,14 @@ def test_snapshot_create_then_restore_after_damage_gives_back_database_and_mount
             with damaged.cursor() as cur:
                 for sql in PRELUDE:
                     cur.execute(sql)
-            _damage(damaged, db_damage)
+            damage_db(damaged, db_damage)
         finally:
             damaged.close()
         apply_damage(tree_damage, tree, mount)
         cli.run("snapshot:restore", created.split(":", 1)[1].strip(), "-y")
         assert_same(fingerprint(conn, DB), before_db, "the restored database")
         after_tree = tree_fingerprint(mount, sparse=sparse)
-        assert after_tree == before_tree, _diff(after_tree, before_tree)
+        assert after_tree == before_tree, tree_diff(after_tree, before_tree)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {q(DB)}")

@@ -12,37 +12,23 @@ import os
 import tempfile
 from pathlib import Path
 
-import pymysql
 import pytest
-from hypothesis import assume, given, note
+from hypothesis import given
 from hypothesis import strategies as st
 
 from snapkeep.engines.mysql import dump_database, prepare_restore
 from snapkeep.engines.mysql.names import old_name, shadow_name
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.generative.damage_gen import damages
-from tests.generative.features import ACCEPTED, DB_FEATURES, REASONS, REFUSED, enabled
-from tests.generative.fingerprint import fingerprint
-from tests.generative.schema_gen import PRELUDE, schemas
 from tests.helpers.dbstate import assert_same, databases, q, target_for
+from tests.helpers.generative.damage_gen import damages
+from tests.helpers.generative.db_steps import damage_db, db_features, load_schema
+from tests.helpers.generative.fingerprint import fingerprint
+from tests.helpers.generative.schema_gen import PRELUDE, schemas
 from tests.helpers.recording import Recorder
 
 DB = f"gen_{os.getpid()}"
 SMALL_PACKET = 1 << 20  # max_allowed_packet while dumping a big row (see schema_gen)
-
-
-def _features(server) -> frozenset[str]:
-    on = enabled(DB_FEATURES)
-    conn = server.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@lower_case_table_names")
-            (lctn,) = cur.fetchone()
-    finally:
-        conn.close()
-    # `t` and `T` are two tables only where names are case-sensitive (0, Linux's default)
-    return on if int(lctn) == 0 else on - {"case_distinct_names"}
 
 
 @st.composite
@@ -59,32 +45,6 @@ def _fresh(conn) -> None:
         cur.execute(f"USE {q(DB)}")
         for sql in PRELUDE:
             cur.execute(sql)
-
-
-def _load(conn, schema) -> None:
-    """Run the schema's statements; discard the example if the server refuses one."""
-    with conn.cursor() as cur:
-        for kind, sql in schema.statements:
-            try:
-                cur.execute(sql)
-            except pymysql.MySQLError as e:
-                REFUSED[kind] += 1
-                REASONS[f"{kind} {e.args[0]}: {str(e.args[-1])[:60]}"
-                        + (f" in {sql[:400]!r}" if e.args[0] == 1064 else "")] += 1
-                note(f"refused ({kind}): {e} in {sql[:300]}")
-                assume(False)
-            ACCEPTED[kind] += 1
-
-
-def _damage(conn, damage) -> None:
-    with conn.cursor() as cur:
-        for sql in damage.statements:
-            try:
-                cur.execute(sql)
-                ACCEPTED["damage"] += 1
-            except pymysql.MySQLError as e:  # damage that cannot happen is no damage
-                REFUSED["damage"] += 1
-                note(f"damage skipped: {e} in {sql[:200]}")
 
 
 def _dump(server, target, repo, big_row: bool):
@@ -106,7 +66,7 @@ def _dump(server, target, repo, big_row: bool):
 
 @pytest.fixture(scope="module")
 def features(mariadb) -> frozenset[str]:
-    return _features(mariadb)
+    return db_features(mariadb)
 
 
 @given(data=st.data())
@@ -116,7 +76,7 @@ def test_a_restore_after_random_damage_gives_back_the_snapshotted_database(
     conn = mariadb.connect()
     try:
         _fresh(conn)
-        _load(conn, schema)
+        load_schema(conn, schema)
         before = fingerprint(conn, DB)
         target = target_for(mariadb, DB)
         with tempfile.TemporaryDirectory(prefix="snapkeep-gen-") as tmp:
@@ -129,7 +89,7 @@ def test_a_restore_after_random_damage_gives_back_the_snapshotted_database(
                 with _fresh_session.cursor() as cur:
                     for sql in PRELUDE:
                         cur.execute(sql)
-                _damage(_fresh_session, damage)
+                damage_db(_fresh_session, damage)
             finally:
                 _fresh_session.close()
 

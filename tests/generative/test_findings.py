@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from snapkeep.engines.mysql import dump_database
-from tests.generative.features import PENDING
 from tests.helpers.dbstate import restore_database, target_for
+from tests.helpers.generative.features import PENDING
 from tests.helpers.recording import Recorder
 
 

@@ -19,20 +19,19 @@ from hypothesis import strategies as st
 from snapkeep.engines.volumes import prepare_restore, snapshot_mount
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.generative.features import TREE_FEATURES, enabled
-from tests.generative.tree_gen import (
+from tests.helpers.generative.features import TREE_FEATURES, enabled
+from tests.helpers.generative.tree_gen import (
+    FS_DEPENDENT,
     apply_damage,
     build,
     probe_caps,
     tree_damages,
+    tree_diff,
     tree_fingerprint,
     trees,
 )
 from tests.helpers.recording import Recorder
 
-# features that need something of the filesystem (probed) rather than of the engine
-FS_DEPENDENT = {"xattrs", "acls", "sparse_files", "sparse_allocation", "fifos", "owners",
-                "special_modes"}
 # a fixed-length scratch root, so deep paths come as near PATH_MAX in every run
 SCRATCH = Path(tempfile.gettempdir()) / f"snapkeep-gen-tree-{os.getpid():08d}"
 
@@ -72,22 +71,10 @@ def test_a_restore_after_random_damage_gives_back_the_snapshotted_tree(features,
         prepared.swap()
         prepared.finish()
         after = tree_fingerprint(mount, sparse=sparse)
-        assert after == before, _diff(after, before)
+        assert after == before, tree_diff(after, before)
         assert sorted(n for n in os.listdir(mount.parent) if ".snapkeep-" in n) == []
     finally:
         if SCRATCH.exists():
             shutil.rmtree(SCRATCH)
 
 
-def _diff(after: dict, before: dict) -> str:
-    if "entries" not in after or "entries" not in before:
-        return f"restored {after.get('mount', 'a tree')}, snapshotted {before.get('mount')}"
-    a, b = after["entries"], before["entries"]
-    lines = [f"only restored: {p!r}" for p in sorted(set(a) - set(b))]
-    lines += [f"missing after restore: {p!r} {b[p]!r}"[:400] for p in sorted(set(b) - set(a))]
-    lines += [f"differs: {p!r}\n  restored    {a[p]!r}\n  snapshotted {b[p]!r}"[:800]
-              for p in sorted(set(a) & set(b)) if a[p] != b[p]]
-    if after["hard_link_groups"] != before["hard_link_groups"]:
-        lines.append(f"hard links: restored {after['hard_link_groups']!r}, "
-                     f"snapshotted {before['hard_link_groups']!r}")
-    return "the restored tree differs:\n" + "\n".join(lines[:30])

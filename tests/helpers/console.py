@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from snapkeep.config import load_config
-from snapkeep.services import users
+from snapkeep.services import operations, users
 from snapkeep.services.context import Context
 from snapkeep.services.workers import start_worker_threads
 from snapkeep.web import create_router
@@ -22,6 +24,7 @@ from snapkeep.web import create_router
 ADMIN = ("ada@example.com", "Ada Admin", "ada's long password")
 VIEWER = ("vic@example.com", "Vic Viewer", "vic's long password")
 OUTSIDER = ("oz@example.com", "Oz Outsider", "oz's long password")
+ENV = "develop-branch"  # the environment make_project configures
 
 
 @dataclass
@@ -114,3 +117,30 @@ def serve(project: ConsoleProject, workers: int = 1, timeout: float = 30) -> Ite
         web.join(timeout)
         for t in threads:
             t.join(timeout)
+
+
+def client(project: ConsoleProject, base_url: str = "http://testserver") -> TestClient:
+    return TestClient(console_app(project), base_url=base_url, follow_redirects=False)
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def sign_in(c: TestClient, who: tuple[str, str, str]) -> str:
+    """Sign ``who`` in; returns the session's CSRF token (from the sign-out form)."""
+    token = form_token(c.get("/signin").text)
+    res = c.post("/signin", data={"email": who[0], "password": who[2], "csrf_token": token})
+    assert res.status_code == 303, res.text
+    return form_token(c.get("/").text)
+
+
+def snapshot(project: ConsoleProject) -> str:
+    """A stored backup of develop-branch, taken in-process by the local operator."""
+    ctx = project.context()
+    done = operations.start_backup(ctx, ctx.config.environment(ENV), live=True)
+    assert done.result == "success"
+    assert done.snapshot_id is not None
+    return done.snapshot_id

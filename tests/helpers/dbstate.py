@@ -17,6 +17,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
+
 
 def q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
@@ -125,6 +127,30 @@ def _content_digest(conn: Any, table: str) -> str:
     return hashlib.sha256(repr(sorted(rows, key=repr)).encode()).hexdigest()
 
 
+def exact_values(conn: Any, db: str) -> dict[str, list[tuple]]:
+    """Values whose text form is exact, for the types checksums alone would hide (the
+    tables of ``tests/integration/sql/type_coverage.sql``)."""
+    conn.select_db(db)
+    out = {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, CAST(CAST(f AS DOUBLE) AS CHAR), CAST(d AS CHAR), "
+                    "CAST(CAST(fp AS DOUBLE) AS CHAR), CAST(r AS CHAR), CAST(dec65 AS CHAR), "
+                    "HEX(b1), HEX(b10), HEX(b64), ATAN2(d, -1) FROM numbers ORDER BY id")
+        out["numbers"] = cur.fetchall()
+        cur.execute("SELECT id, HEX(c), HEX(vc), HEX(l1), HEX(b8), HEX(vb), HEX(bl), HEX(tx), "
+                    "HEX(cb), e + 0, e2 + 0, s + 0, HEX(j), u, ip FROM strings ORDER BY id")
+        out["strings"] = cur.fetchall()
+        cur.execute("SELECT id, HEX(g), HEX(p), HEX(poly), ST_SRID(g) FROM shapes ORDER BY id")
+        out["shapes"] = cur.fetchall()
+        cur.execute("SELECT id, CAST(d AS CHAR), CAST(dt AS CHAR), CAST(ts AS CHAR), "
+                    "UNIX_TIMESTAMP(ts0), CAST(t AS CHAR), CAST(t0 AS CHAR) FROM temporal "
+                    "ORDER BY id")
+        out["temporal"] = cur.fetchall()
+        cur.execute("SELECT id, a, doubled, label, hidden, note FROM `generated` ORDER BY id")
+        out["generated"] = cur.fetchall()
+    return out
+
+
 def databases(conn: Any) -> set[str]:
     return {r[0] for r in _rows(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")}
 
@@ -173,3 +199,8 @@ def restore_database(target, description: dict[str, Any], repo: Any) -> None:
     prepared = prepare_restore(target, description, repo, Recorder())
     prepared.swap()
     prepared.finish()
+
+
+def no_helpers_left(conn: Any, db: str) -> None:
+    """No shadow, old or journal database of a restore of ``db`` is left on the server."""
+    assert {shadow_name(db), old_name(db), journal_name(db)} & databases(conn) == set()

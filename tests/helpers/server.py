@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,27 +255,6 @@ def drop_mysql_database(mariadb, name: str) -> None:
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     conn.close()
-
-
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    """A new PostgreSQL database URL (dropped afterwards), or None without a server."""
-    import psycopg
-
-    from tests.helpers.postgres import SERVER
-
-    name = f"snapkeep_api_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(f"{SERVER}/postgres", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError:
-        yield None
-        return
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{SERVER}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def ndjson(lines: Iterator[str]) -> list[dict[str, Any]]:

@@ -146,3 +146,24 @@ def one_line_error(res, *fragments: str) -> str:
     for f in fragments:
         assert f in lines[0], (f, lines[0])
     return lines[0]
+
+
+MOUNTS = ("app/etc", "pub/media", "var")  # the mounts make_app_root configures
+
+
+def take_snapshot(cli: Cli, env: str = "develop-branch") -> str:
+    """Create a snapshot of ``env`` through the CLI; its name."""
+    out = cli.run("snapshot:create", "-e", env).stdout
+    return out.strip().splitlines()[-1].split(": ")[1]
+
+
+def shop_state(mariadb, db: str, root: Path) -> dict[str, object]:
+    """The shop's fingerprint: its tables' checksums and its mounts' trees."""
+    conn = mariadb.connect(db)
+    try:
+        state: dict[str, object] = {"db": checksums(conn, db)}
+    finally:
+        conn.close()
+    for m in MOUNTS:
+        state[m] = tree(root / m)
+    return state

@@ -11,12 +11,7 @@ from snapkeep.engines.mysql import export_sql
 from snapkeep.repository import Repository
 from tests.helpers.dbstate import q
 from tests.helpers.recording import Recorder
-
-
-def run(conn: Any, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
+from tests.helpers.sql import run
 
 
 def client_load(mariadb: Any, db: str, script: Path) -> None:

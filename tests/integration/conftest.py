@@ -8,6 +8,7 @@ import pytest
 
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
+from tests.helpers.console import ConsoleProject, make_project
 
 
 @pytest.fixture
@@ -38,3 +39,9 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield mount
     for mnt in mounted:
         subprocess.run(["umount", str(mnt)], check=False, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> ConsoleProject:
+    """A console project (catalog, users, one environment) in the test's temp dir."""
+    return make_project(tmp_path)

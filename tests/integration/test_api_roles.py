@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers.postgres import postgres_database
 from tests.helpers.server import (
     Server,
     TeamProject,
     drop_mysql_database,
     new_mysql_database,
-    postgres_database,
     wait_activity,
     wait_for,
 )
@@ -43,13 +43,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, mariadb,
+          postgres_server: str) -> Iterator[World]:
     base = tmp_path_factory.mktemp("api-roles")
     db = new_mysql_database(mariadb)
     try:
-        with postgres_database() as catalog:
-            if catalog is None:
-                pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
+        with postgres_database(postgres_server, "snapkeep_api") as catalog:
             project = TeamProject(base, mariadb.url(db), catalog)
             server = Server(project.config, base, "--no-scheduler")
             try:

@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from snapkeep.services import operations
-from tests.helpers.console import VIEWER
-from tests.integration.test_console_routes import (  # noqa: F401 - the fixture
-    ENV,
-    client,
-    project,
-    sign_in,
-    snapshot,
-)
+from tests.helpers.console import ENV, VIEWER, client, sign_in, snapshot
 
 
 def row_of(html: str, sid: str) -> str:

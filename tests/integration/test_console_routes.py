@@ -4,57 +4,24 @@ and refusals that come from the services (a forced form changes nothing)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
-import pytest
-from fastapi.testclient import TestClient
 
 from snapkeep.services import operations, users
 from snapkeep.services.workers import Worker
 from snapkeep.web.signin import SIGNIN_FAILED
 from tests.helpers.console import (
     ADMIN,
+    ENV,
     OUTSIDER,
     VIEWER,
     ConsoleProject,
-    console_app,
+    client,
+    form_token,
     make_project,
+    sign_in,
+    snapshot,
 )
 
-ENV = "develop-branch"
 BACKUP_BUTTON = '<button type="submit" class="primary">Backup</button>'
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> ConsoleProject:
-    return make_project(tmp_path)
-
-
-def client(project: ConsoleProject, base_url: str = "http://testserver") -> TestClient:
-    return TestClient(console_app(project), base_url=base_url, follow_redirects=False)
-
-
-def form_token(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
-
-
-def sign_in(c: TestClient, who: tuple[str, str, str]) -> str:
-    """Sign ``who`` in; returns the session's CSRF token (from the sign-out form)."""
-    token = form_token(c.get("/signin").text)
-    res = c.post("/signin", data={"email": who[0], "password": who[2], "csrf_token": token})
-    assert res.status_code == 303, res.text
-    return form_token(c.get("/").text)
-
-
-def snapshot(project: ConsoleProject) -> str:
-    """A stored backup of develop-branch, taken in-process by the local operator."""
-    ctx = project.context()
-    done = operations.start_backup(ctx, ctx.config.environment(ENV), live=True)
-    assert done.result == "success"
-    assert done.snapshot_id is not None
-    return done.snapshot_id
 
 
 def activity_count(project: ConsoleProject) -> int:

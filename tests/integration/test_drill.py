@@ -18,7 +18,7 @@ from snapkeep.services import drill, operations, scheduler
 from snapkeep.services.context import Context
 from tests.helpers.dbstate import databases, db_state
 from tests.helpers.shop import Cli, cli_env, fill
-from tests.integration.test_volumes import listing
+from tests.helpers.trees import listing
 
 
 class Project:

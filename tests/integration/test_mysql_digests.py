@@ -27,14 +27,9 @@ from tests.helpers.dbstate import (
     target_for,
 )
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 
 SQL_DIR = Path(__file__).parent / "sql"
-
-
-def run(conn, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def digests(d: dict) -> dict[str, dict]:

@@ -20,6 +20,7 @@ from snapkeep.sandbox import PrivateMariaDB
 from tests.helpers.corpora import load_unit, unit
 from tests.helpers.dbstate import assert_same, db_state, load_sql_file, target_for
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 
 SQL_DIR = Path(__file__).parent / "sql"
 needs_format_2 = pytest.mark.skipif(2 not in SUPPORTED_FORMATS,
@@ -32,12 +33,6 @@ def small_parts(monkeypatch):
     """Parts of 1000 rows, so small test tables are split."""
     monkeypatch.setattr(ranges, "MIN_PART_ROWS", 1000)
     monkeypatch.setattr(ranges, "MAX_PART_ROWS", 1000)
-
-
-def run(conn, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def rows_of(conn, sql: str) -> list[tuple]:

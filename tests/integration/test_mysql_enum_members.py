@@ -15,6 +15,7 @@ import pytest
 from snapkeep.engines.mysql import MySQLTarget, dump_database, hold_writes, prepare_restore
 from tests.helpers.dbstate import target_for
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 from tests.helpers.stock_client import export_and_reload
 
 # Members with 4-byte characters, alone and mixed with the characters the server escapes;
@@ -23,12 +24,6 @@ MEMBERS = ["a", "😀", "it's 🎉", "back\\slash 🐍", "x😀y", "new\nline �
            "quote '' twice 🎃", "tab\there 🚀"]
 ENUM_MEMBERS = [*MEMBERS, "comma, 🍕"]
 CODECS = {"utf8mb4": "utf-8", "utf16": "utf-16-be", "utf32": "utf-32-be"}
-
-
-def run(conn: Any, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:

@@ -47,18 +47,12 @@ from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import recut_parts
 from tests.helpers.damage import flip_chunk_byte
-from tests.helpers.dbstate import assert_same, db_state, load_sql_file, target_for
+from tests.helpers.dbstate import assert_same, db_state, exact_values, load_sql_file, target_for
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 from tests.helpers.stock_client import export_and_reload
-from tests.integration.test_mysql_roundtrip import exact_values
 
 SQL_DIR = Path(__file__).parent / "sql"
-
-
-def run(conn: Any, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 # -- type coverage ---------------------------------------------------------------------------

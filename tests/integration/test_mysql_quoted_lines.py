@@ -14,14 +14,9 @@ from snapkeep.repository import BlobRef, Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.dbstate import assert_same, db_state, target_for
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 
 AWKWARD = ("'", "\\", "\t", "\n", "\r", "\0", "\x1a", "NULL", "\\N", "'\t", "a'\n'b", "")
-
-
-def run(conn, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def rows_of(conn, sql: str) -> list[tuple]:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -25,28 +24,9 @@ from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import recut_parts
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file
+from tests.helpers.restore_child import RESTORE
 
 SQL_DIR = Path(__file__).parent / "sql"
-
-RESTORE = textwrap.dedent("""
-    import json, sys
-    from pathlib import Path
-    from snapkeep.engines.mysql import MySQLTarget, prepare_restore
-    from snapkeep.progress import NullReporter
-    from snapkeep.repository import Repository
-    from snapkeep.storage import LocalBackend
-
-    repo_dir, desc_file, port, db, then = sys.argv[1:]
-    target = MySQLTarget("127.0.0.1", int(port), "root", None, db)
-    repo = Repository.open(LocalBackend(repo_dir))
-    p = prepare_restore(target, json.loads(Path(desc_file).read_text()), repo,
-                        NullReporter(), threads=2)
-    p.swap()
-    if then == "rollback":
-        p.rollback()
-    else:
-        p.finish()
-""")
 
 
 def change_live(conn, db: str) -> None:

@@ -30,13 +30,14 @@ from snapkeep.engines.mysql import (
     prepare_restore,
     renamed_description,
 )
-from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
+from snapkeep.engines.mysql.names import shadow_name
 from snapkeep.errors import PermissionDenied
 from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.dbstate import assert_same, databases, db_state, q
-from tests.integration.test_mysql_restore_crash import RESTORE
+from tests.helpers.dbstate import assert_same, databases, db_state, no_helpers_left, q
+from tests.helpers.restore_child import RESTORE
+from tests.helpers.sql import run
 
 
 def schema(db: str) -> list[str]:
@@ -82,12 +83,6 @@ def schema(db: str) -> list[str]:
     ]
 
 
-def run(conn: Any, statements: list[str]) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
-
-
 def names(conn: Any, sql: str, *args: str) -> list[tuple[str, ...]]:
     with conn.cursor() as cur:
         cur.execute(sql, args)
@@ -97,26 +92,26 @@ def names(conn: Any, sql: str, *args: str) -> list[tuple[str, ...]]:
 def _drop_all(kind: str) -> Callable[[Any, str], None]:
     def damage(conn: Any, db: str) -> None:
         if kind == "tables":
-            run(conn, ["SET SESSION foreign_key_checks = 0"] + [
+            run(conn, *["SET SESSION foreign_key_checks = 0"] + [
                 f"DROP TABLE {q(t)}" for (t,) in names(
                     conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
                           "TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'", db)]
                 + ["SET SESSION foreign_key_checks = 1"])
         elif kind in ("views", "sequences"):
             wanted = "VIEW" if kind == "views" else "SEQUENCE"
-            run(conn, [f"DROP {wanted} {q(t)}" for (t,) in names(
+            run(conn, *[f"DROP {wanted} {q(t)}" for (t,) in names(
                 conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
                       "TABLE_SCHEMA = %s AND TABLE_TYPE = %s", db, wanted)])
         elif kind == "routines":
-            run(conn, [f"DROP {k} {q(n)}" for k, n in names(
+            run(conn, *[f"DROP {k} {q(n)}" for k, n in names(
                 conn, "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES "
                       "WHERE ROUTINE_SCHEMA = %s", db)])
         elif kind == "triggers":
-            run(conn, [f"DROP TRIGGER {q(n)}" for (n,) in names(
+            run(conn, *[f"DROP TRIGGER {q(n)}" for (n,) in names(
                 conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
                       "WHERE TRIGGER_SCHEMA = %s", db)])
         elif kind == "events":
-            run(conn, [f"DROP EVENT {q(n)}" for (n,) in names(
+            run(conn, *[f"DROP EVENT {q(n)}" for (n,) in names(
                 conn, "SELECT EVENT_NAME FROM information_schema.EVENTS "
                       "WHERE EVENT_SCHEMA = %s", db)])
     return damage
@@ -128,11 +123,11 @@ def _empty(conn: Any, db: str) -> None:
 
 
 def _drop_database(conn: Any, db: str) -> None:
-    run(conn, [f"DROP DATABASE {q(db)}"])
+    run(conn, f"DROP DATABASE {q(db)}")
 
 
 def _statements(*sql: str) -> Callable[[Any, str], None]:
-    return lambda conn, db: run(conn, list(sql))
+    return lambda conn, db: run(conn, *sql)
 
 
 DAMAGES: dict[str, Callable[[Any, str], None]] = {
@@ -178,7 +173,7 @@ DAMAGES: dict[str, Callable[[Any, str], None]] = {
 def shop(mariadb, fresh_db, tmp_path):
     """(connection, target, description, repository, state before the damage)."""
     conn = mariadb.connect(fresh_db)
-    run(conn, schema(fresh_db))
+    run(conn, *schema(fresh_db))
     before = db_state(conn, fresh_db)
     repo = Repository.init(LocalBackend(tmp_path / "repo"))
     target = MySQLTarget(mariadb.host, mariadb.port, mariadb.user, None, fresh_db)
@@ -192,10 +187,6 @@ def state_or_none(conn: Any, db: str) -> dict[str, Any] | None:
     return db_state(conn, db) if db in databases(conn) else None
 
 
-def no_helpers_left(conn: Any, db: str) -> None:
-    assert {shadow_name(db), old_name(db), journal_name(db)} & databases(conn) == set()
-
-
 @pytest.mark.parametrize("damage", list(DAMAGES))
 def test_a_restore_brings_back_the_snapshot_whatever_the_damage(shop, fresh_db, damage):
     conn, target, description, repo, before = shop
@@ -206,7 +197,7 @@ def test_a_restore_brings_back_the_snapshot_whatever_the_damage(shop, fresh_db, 
     assert_same(db_state(conn, fresh_db), before, f"restored after {damage}")
     no_helpers_left(conn, fresh_db)
     # the restored defaults use the live database's sequences
-    run(conn, ["INSERT INTO orders (id, customer_id, total) VALUES (5000, 1, 2)"])
+    run(conn, "INSERT INTO orders (id, customer_id, total) VALUES (5000, 1, 2)")
     with conn.cursor() as cur:
         cur.execute("SELECT number FROM orders WHERE id = 5000")
         assert cur.fetchone()[0] == before["tables"]["order_seq"]["state"][0][0]
@@ -263,7 +254,7 @@ def test_a_restore_into_a_database_of_another_name_points_its_self_references_th
         assert copy["database"].replace(scratch, fresh_db) == before["database"]
         no_helpers_left(conn, scratch)
     finally:
-        run(conn, [f"DROP DATABASE IF EXISTS {q(scratch)}"])
+        run(conn, f"DROP DATABASE IF EXISTS {q(scratch)}")
 
 
 # -- killed in the new steps of the cut-over ------------------------------------------------
@@ -314,19 +305,19 @@ def test_a_missing_database_is_refused_only_without_the_create_grant(mariadb, fr
     admin = mariadb.connect()
     missing = fresh_db + "_gone"
     user = f"lim{os.getpid()}"
-    run(admin, [f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
-                f"GRANT SELECT ON {q(fresh_db)}.* TO '{user}'@'%'"])
+    run(admin, f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
+        f"GRANT SELECT ON {q(fresh_db)}.* TO '{user}'@'%'")
     try:
         limited = MySQLTarget(mariadb.host, mariadb.port, user, "pw", missing)
         with pytest.raises(PermissionDenied) as e:
             check_restore_target(limited)
         assert f"GRANT CREATE ON {q(missing)}.*" in str(e.value)
-        run(admin, [f"GRANT CREATE ON `{fresh_db}\\_%`.* TO '{user}'@'%'"])
+        run(admin, f"GRANT CREATE ON `{fresh_db}\\_%`.* TO '{user}'@'%'")
         assert check_restore_target(limited)
         root = MySQLTarget(mariadb.host, mariadb.port, mariadb.user, None, missing)
         assert check_restore_target(root)
     finally:
-        run(admin, [f"DROP USER '{user}'@'%'"])
+        run(admin, f"DROP USER '{user}'@'%'")
         admin.close()
 
 
@@ -356,18 +347,18 @@ def test_a_snapshot_of_a_scratch_copy_renamed_for_the_live_database_restores_int
     """An import dumps a scratch database and restores it as the environment's one."""
     conn = mariadb.connect()
     scratch = fresh_db + "_import"
-    run(conn, [f"CREATE DATABASE {q(scratch)}"])
+    run(conn, f"CREATE DATABASE {q(scratch)}")
     try:
         conn.select_db(scratch)
-        run(conn, schema(scratch))
+        run(conn, *schema(scratch))
         expected = db_state(conn, scratch)
         repo = Repository.init(LocalBackend(tmp_path / "repo"))
         source = MySQLTarget(mariadb.host, mariadb.port, mariadb.user, None, scratch)
         description = renamed_description(dump_database(source, repo, NullReporter()),
                                           fresh_db)
     finally:
-        run(conn, [f"DROP DATABASE IF EXISTS {q(scratch)}"])
-    run(conn, [f"DROP DATABASE {q(fresh_db)}"])
+        run(conn, f"DROP DATABASE IF EXISTS {q(scratch)}")
+    run(conn, f"DROP DATABASE {q(fresh_db)}")
     target = source.with_database(fresh_db)
     restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
     restore.swap()

@@ -32,8 +32,8 @@ from snapkeep.errors import PermissionDenied
 from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.dbstate import assert_same, db_state, q
-from tests.integration.test_mysql_restore_damaged import no_helpers_left, run
+from tests.helpers.dbstate import assert_same, db_state, no_helpers_left, q
+from tests.helpers.sql import run
 
 PASSWORD = "pw-restricted"
 

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -24,40 +22,20 @@ from snapkeep.errors import IntegrityError, SnapkeepError
 from snapkeep.repository import BlobRef
 from tests.helpers.corpora import load_unit, unit
 from tests.helpers.damage import flip_chunk_byte
-from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q, target_for
+from tests.helpers.dbstate import (
+    assert_same,
+    databases,
+    db_state,
+    exact_values,
+    load_sql_file,
+    q,
+    target_for,
+)
 from tests.helpers.recording import Recorder
+from tests.helpers.restore_child import RESTORE
+from tests.helpers.sql import run
 
 SQL_DIR = Path(__file__).parent / "sql"
-
-
-
-def run(conn, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
-
-
-def exact_values(conn, db: str) -> dict[str, list[tuple]]:
-    """Values whose text form is exact, for the types checksums alone would hide."""
-    conn.select_db(db)
-    out = {}
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, CAST(CAST(f AS DOUBLE) AS CHAR), CAST(d AS CHAR), "
-                    "CAST(CAST(fp AS DOUBLE) AS CHAR), CAST(r AS CHAR), CAST(dec65 AS CHAR), "
-                    "HEX(b1), HEX(b10), HEX(b64), ATAN2(d, -1) FROM numbers ORDER BY id")
-        out["numbers"] = cur.fetchall()
-        cur.execute("SELECT id, HEX(c), HEX(vc), HEX(l1), HEX(b8), HEX(vb), HEX(bl), HEX(tx), "
-                    "HEX(cb), e + 0, e2 + 0, s + 0, HEX(j), u, ip FROM strings ORDER BY id")
-        out["strings"] = cur.fetchall()
-        cur.execute("SELECT id, HEX(g), HEX(p), HEX(poly), ST_SRID(g) FROM shapes ORDER BY id")
-        out["shapes"] = cur.fetchall()
-        cur.execute("SELECT id, CAST(d AS CHAR), CAST(dt AS CHAR), CAST(ts AS CHAR), "
-                    "UNIX_TIMESTAMP(ts0), CAST(t AS CHAR), CAST(t0 AS CHAR) FROM temporal "
-                    "ORDER BY id")
-        out["temporal"] = cur.fetchall()
-        cur.execute("SELECT id, a, doubled, label, hidden, note FROM `generated` ORDER BY id")
-        out["generated"] = cur.fetchall()
-    return out
 
 
 def load_type_coverage(mariadb, db: str) -> None:
@@ -209,28 +187,6 @@ def test_a_server_error_while_loading_drops_the_shadow(mariadb, fresh_db, repo):
     assert shadow_name(fresh_db) not in databases(conn)
 
 
-KILLED_RESTORE = textwrap.dedent("""
-    import json, sys, time
-    from pathlib import Path
-    from snapkeep.engines.mysql import MySQLTarget, prepare_restore
-    from snapkeep.repository import Repository
-    from snapkeep.storage import LocalBackend
-
-    repo_dir, desc_file, marker, port, db = sys.argv[1:]
-
-    class StallingReporter:
-        def log(self, message): pass
-        def add_total(self, units): pass
-        def advance(self, units):
-            Path(marker).write_text("loading")
-            time.sleep(3600)   # the parent kills us here, in the middle of a LOAD DATA
-
-    target = MySQLTarget("127.0.0.1", int(port), "root", None, db)
-    repo = Repository.open(LocalBackend(repo_dir))
-    prepare_restore(target, json.loads(Path(desc_file).read_text()), repo, StallingReporter())
-""")
-
-
 def test_cleanup_removes_the_shadow_of_a_restore_killed_with_sigkill(
         mariadb, fresh_db, repo, tmp_path):
     load_type_coverage(mariadb, fresh_db)
@@ -239,21 +195,15 @@ def test_cleanup_removes_the_shadow_of_a_restore_killed_with_sigkill(
     description = dump_database(target, repo, Recorder())
     repo.flush()  # the subprocess reads the packs from disk
     before = db_state(conn, fresh_db)
-    desc_file, marker = tmp_path / "desc.json", tmp_path / "marker"
+    desc_file = tmp_path / "desc.json"
     desc_file.write_text(json.dumps(description))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RESTORE, str(tmp_path / "repo"),
-                             str(desc_file), str(marker), str(mariadb.port), fresh_db], env=env)
-    try:
-        deadline = time.monotonic() + 120  # a hang guard, not a performance threshold
-        while not marker.exists():
-            assert proc.poll() is None, "the restore subprocess ended before it started loading"
-            assert time.monotonic() < deadline, "the restore subprocess never started loading"
-            time.sleep(0.05)
-        assert shadow_name(fresh_db) in databases(conn)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    # killed by its crash point as it starts loading a table into the shadow database
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), SNAPKEEP_CRASH_AT="mysql.loading")
+    res = subprocess.run([sys.executable, "-c", RESTORE, str(tmp_path / "repo"), str(desc_file),
+                          str(mariadb.port), fresh_db, "finish"], env=env, timeout=600,
+                         check=False)
+    assert res.returncode == -signal.SIGKILL
+    assert shadow_name(fresh_db) in databases(conn)
 
     progress = Recorder()
     cleanup_leftovers(target, progress)

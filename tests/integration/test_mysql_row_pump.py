@@ -6,6 +6,8 @@ translation."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 
 import pytest
 
@@ -20,14 +22,9 @@ from snapkeep.engines.mysql.encoding import decode_line, encode_rows
 from snapkeep.errors import ServiceUnavailable
 from tests.helpers.dbstate import assert_same, db_state, target_for
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 
 AWKWARD = ("'", "\\", "\t", "\n", "\r", "\0", "\x1a", "NULL", "\\N", "'\t", "a'\n'b", "", "\\\\n")
-
-
-def run(conn, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def test_the_row_pump_is_built():
@@ -159,3 +156,72 @@ def test_random_binary_values_pump_exactly(mariadb, fresh_db):
     decoded = [decode_line(line) for line in lines.split(b"\n")[:-1]]
     assert decoded == [(str(i).encode(), a, b, None if c is None else c.encode())
                        for i, a, b, c in rows]
+
+
+def test_a_read_limit_below_one_is_refused(mariadb, fresh_db, awkward_table):
+    # 0 used to read nothing and look like the end of the result (rows silently lost);
+    # a negative one became a huge unsigned limit (the whole result in one block).
+    reader = StreamReader(connect_stream(target_for(mariadb, fresh_db)))
+    try:
+        stream = _rowpump.RowStream(reader.conn, b"SELECT id FROM t ORDER BY id")
+        for limit in (0, -1):
+            with pytest.raises(ValueError, match="limit must be at least 1"):
+                stream.read(limit)
+        data, rows = stream.read(1 << 20)
+        assert rows == 3000 and data.startswith(b"1\n2\n")
+        stream.close()
+    finally:
+        reader.close()
+
+
+def test_a_second_init_frees_the_first_result(mariadb, fresh_db, awkward_table):
+    reader = StreamReader(connect_stream(target_for(mariadb, fresh_db)))
+    try:
+        digest = _rowpump.LineDigest()
+        stream = _rowpump.RowStream(reader.conn, b"SELECT id FROM t ORDER BY id", digest)
+        assert stream.read(1) == (b"1\n", 1)
+        # the first result is half read: it is freed before the new query runs on the
+        # same connection (which used to fail with "Commands out of sync")
+        stream.__init__(reader.conn, b"SELECT id FROM t WHERE id > 2998 ORDER BY id")
+        assert stream.read(1 << 20) == (b"2999\n3000\n", 2)
+        assert stream.read(1 << 20) == (b"", 0)
+        assert digest.result()[0] == 1  # the new stream has no digest: the old one stopped
+        stream.close()
+        assert reader.execute("SELECT COUNT(*) FROM t") == [(b"3000",)]
+    finally:
+        reader.close()
+
+
+def test_a_stream_in_use_by_one_thread_refuses_the_others(mariadb, fresh_db):
+    # The reading thread is held inside read(): the server blocks on a user lock after
+    # the big first rows (which fill its network buffer and reach the client, so the
+    # digest counts them), until this thread releases the lock.
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE big (id INT PRIMARY KEY, payload LONGBLOB)")
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO big VALUES (%s, %s)",
+                        [(i, bytes([65 + i]) * 100_000) for i in range(1, 9)])
+        cur.execute("SELECT GET_LOCK(%s, 0)", (fresh_db,))
+    reader = StreamReader(connect_stream(target_for(mariadb, fresh_db)))
+    digest = _rowpump.LineDigest()
+    sql = f"SELECT id, payload, IF(id = 6, GET_LOCK('{fresh_db}', 600), 0) FROM big"
+    stream = _rowpump.RowStream(reader.conn, sql.encode(), digest)
+    result: list[tuple[bytes, int]] = []
+    reading = threading.Thread(target=lambda: result.append(stream.read(1 << 30)))
+    reading.start()
+    try:
+        while digest.result()[0] == 0 and reading.is_alive():  # a row encoded in read()
+            time.sleep(0.01)
+        assert reading.is_alive()
+        for other in (lambda: stream.read(1024), stream.close,
+                      lambda: stream.__init__(reader.conn, b"SELECT 1")):
+            with pytest.raises(RuntimeError, match="in use by another thread"):
+                other()
+    finally:
+        run(conn, f"DO RELEASE_LOCK('{fresh_db}')")
+        reading.join()
+    data, rows = result[0]
+    assert rows == 8 and data.count(b"\n") == 8
+    stream.close()
+    assert reader.execute("SELECT COUNT(*) FROM big") == [(b"8",)]
+    reader.close()

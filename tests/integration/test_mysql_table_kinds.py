@@ -30,6 +30,7 @@ from tests.helpers.dbstate import (
     target_for,
 )
 from tests.helpers.recording import Recorder
+from tests.helpers.sql import run
 from tests.helpers.stock_client import export_and_reload
 
 # One object of each TABLE_TYPE, with rows. TEMPORARY is made on its own session below.
@@ -66,12 +67,6 @@ ENGINE_RECIPES: dict[str, list[str]] = {
 # Engines the server lists but whose tables live nowhere a user creates them.
 NOT_CREATABLE = {"SEQUENCE": "the engine of the virtual seq_1_to_n tables",
                  "PERFORMANCE_SCHEMA": "performance_schema's own tables"}
-
-
-def run(conn: Any, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
 
 
 def rows(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:

@@ -16,7 +16,8 @@ from snapkeep.engines.volumes.tree import decode_tree, encode_tree
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
-from tests.integration.test_volumes import MiB, Recorder, listing, make_tree
+from tests.helpers.recording import Recorder
+from tests.helpers.trees import MiB, listing, make_tree
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pytest
 from snapkeep.engines.volumes import cleanup_leftovers, prepare_restore, snapshot_mount, walk
 from snapkeep.engines.volumes.layout import remove_tree
 from tests.helpers.recording import Recorder
-from tests.integration.test_volumes import leftovers, listing, make_tree, siblings
+from tests.helpers.trees import leftovers, listing, make_tree, siblings
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
 from tests.helpers.recording import Recorder
-from tests.integration.test_volumes import leftovers, listing, make_tree
+from tests.helpers.trees import leftovers, listing, make_tree
 
 MiB = 1 << 20
 

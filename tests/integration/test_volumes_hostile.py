@@ -19,7 +19,8 @@ from snapkeep.engines.volumes.restore import _Builder
 from snapkeep.engines.volumes.tree import DIR, FILE, SYMLINK, Entry
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
-from tests.integration.test_volumes import Recorder, leftovers, listing
+from tests.helpers.recording import Recorder
+from tests.helpers.trees import leftovers, listing
 
 
 @pytest.fixture

@@ -5,31 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.config import load_config
 from snapkeep.errors import NotFoundError, PermissionDenied, PolicyError, UsageError
 from snapkeep.policy import Actor
 from snapkeep.services import schedules
-from snapkeep.services.context import Context
+from tests.helpers.project_files import context, write_project
 
 T = datetime(2026, 11, 26, 10, 7, tzinfo=UTC)
-
-
-def write_project(base: Path, plan: str, envs: dict[str, str]) -> Path:
-    """snapkeep.toml with one environment per (name → type); no repository needed."""
-    lines = [f'[project]\nid = "p"\nplan = "{plan}"\n']
-    for name, env_type in envs.items():
-        lines.append(f'[environments.{name}]\ntype = "{env_type}"\nroot = "app"\n'
-                     'mounts = ["var"]\n')
-    path = base / "snapkeep.toml"
-    path.write_text("\n".join(lines))
-    return path
-
-
-def context(path: Path, actor: Actor | None = None) -> Context:
-    ctx = Context(load_config(str(path)))
-    if actor is not None:
-        ctx.actor = actor
-    return ctx
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from snapkeep.catalog import Activity, Schedule
 from snapkeep.errors import BusyError, PolicyError
 from snapkeep.ids import new_id
 from snapkeep.services import scheduler, schedules
-from tests.unit.test_schedule_service import context, write_project
+from tests.helpers.project_files import context, write_project
 
 T0 = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)
 

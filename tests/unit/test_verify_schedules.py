@@ -7,7 +7,7 @@ import pytest
 
 from snapkeep.errors import ConfigError, PolicyError
 from snapkeep.services import schedules
-from tests.unit.test_schedule_service import context
+from tests.helpers.project_files import context
 
 T = datetime(2026, 11, 26, 10, 7, tzinfo=UTC)
 

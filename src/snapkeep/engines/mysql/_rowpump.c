@@ -1,29 +1,41 @@
-/* The dump's row pump: one SELECT's rows, read unbuffered from a mysqlclient connection's
- * own MYSQL handle and encoded in C as the ``escaped`` lines of encoding.py (fields
- * separated by TAB, lines ended by LF, NULL as \N, and backslash, TAB, LF, CR and NUL
- * escaped with a backslash).
+/* The MySQL engine's C helpers: the row pump, which reads one SELECT's rows for the dump
+ * (connect.StreamReader.pump), and the row digest of digest.py, which the pump, the
+ * restore's loader (loader.py) and the restore drill (verify.py) compute over encoded lines.
  *
- * Why C: in Python every field becomes a bytes object and the escaping is per field;
- * here a block of rows is fetched and encoded with the GIL released, so the pump of one
- * worker runs beside the other workers' chunking, hashing and compression, and the
+ * RowStream runs a SELECT with mysql_use_result on a mysqlclient connection's own MYSQL
+ * handle and encodes its rows as the ``escaped`` lines of encoding.py (fields separated by
+ * TAB, lines ended by LF, NULL as \N, and backslash, TAB, LF, CR and NUL escaped with a
+ * backslash). Why C: in Python every field becomes a bytes object and the escaping is per
+ * field; here a block of rows is fetched and encoded with the GIL released, so the pump of
+ * one worker runs beside the other workers' chunking, hashing and compression, and the
  * server only sends its plain text form (no per-row CONCAT/QUOTE to compute).
  *
- * It also computes the row digests of digest.py: each line (without its LF) hashed with
- * XXH64 (Yann Collet's public xxHash algorithm, written here from its specification) under
- * two seeds, each summed modulo 2^64 — an order-independent 128-bit digest of a stream of
- * lines, computed while the line is still in the cache.
+ * LineDigest hashes each line (without its LF) with XXH64 (Yann Collet's public xxHash
+ * algorithm, written here from its specification) under two seeds and sums each hash
+ * modulo 2^64: an order-independent 128-bit digest of a stream of lines. Inside the pump a
+ * line is hashed while it is still in the cache; elsewhere it is fed blocks of lines.
  *
  * Python API (wrapped by connect.StreamReader and digest.py):
- *   RowStream(connection, sql: bytes, digest=None)  runs the SELECT with mysql_use_result;
- *                                       every line read is added to ``digest`` (a LineDigest)
- *   .read(limit: int) -> (bytes, rows)  whole lines, about ``limit`` bytes (b"" at the end)
+ *   RowStream(connection, sql: bytes, digest=None)  runs the SELECT; every line read is
+ *                                       added to ``digest`` (a LineDigest). Until the
+ *                                       stream is closed the connection runs nothing else.
+ *                                       Calling __init__ again frees the previous result.
+ *   .read(limit: int) -> (bytes, rows)  the next whole lines: rows are added until the
+ *                                       block holds at least ``limit`` bytes (so it ends
+ *                                       within one line past it); b"" at the end. A limit
+ *                                       below 1 raises ValueError.
  *   .close()                            frees the result (reading and dropping the rest)
  *   LineDigest(quoted=False)            the digest of a stream of ``escaped`` (or ``quoted``)
  *   .update(data)                       lines, split like LOAD DATA splits them, the data
  *                                       cut anywhere (a partial line waits for the rest)
  *   .result() -> (rows, sum0, sum1, pending)  pending: bytes of an unfinished last line
- *   xxh64(data, seed=0) -> int          one XXH64 hash (for tests)
+ *   xxh64(data, seed=0) -> int          one XXH64 hash (digest.xxh64 where built)
  * Server and client errors raise ``Error(errno, message)``.
+ *
+ * Threads: read, close and __init__ run parts without the GIL. A RowStream is used by one
+ * thread at a time: while one thread is inside one of them, the others' calls raise
+ * RuntimeError (instead of freeing the result under it). A LineDigest is not guarded: it
+ * must not be updated from two threads at once (nor while a stream that feeds it reads).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -321,8 +333,24 @@ typedef struct {
     char *buf;
     size_t cap;
     int finished;
+    int busy;  /* a call runs with the GIL released: no other thread may use the stream */
     LineDigest *digest;  /* every line read is added to it, or NULL */
 } RowStream;
+
+/* Claims the stream for the calling thread (the GIL is held, so check and set are one
+ * step); -1 with RuntimeError when another thread is inside read or __init__ — freeing or
+ * reusing the result under it would read freed memory. */
+static int claim(RowStream *s, const char *what)
+{
+    if (s->busy) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "RowStream.%s: the stream is in use by another thread (a stream is "
+                     "read and closed by one thread at a time)", what);
+        return -1;
+    }
+    s->busy = 1;
+    return 0;
+}
 
 static int grow(RowStream *s, size_t need)
 {
@@ -359,6 +387,20 @@ static MYSQL *native_handle(PyObject *conn)
     return mysql;
 }
 
+static void release(RowStream *self)
+{
+    if (self->res != NULL) {
+        MYSQL_RES *res = self->res;
+        self->res = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        mysql_free_result(res);
+        Py_END_ALLOW_THREADS
+    }
+    free(self->buf);
+    self->buf = NULL;
+    self->cap = 0;
+}
+
 static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"connection", "sql", "digest", NULL};
@@ -372,10 +414,16 @@ static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     MYSQL *mysql = native_handle(conn);
-    if (mysql == NULL) {
+    if (mysql == NULL || claim(self, "__init__") < 0) {
         PyBuffer_Release(&sql);
         return -1;
     }
+    /* a second __init__: the first result is freed (its rest read and dropped, so the
+     * connection can run the new query) and its connection and digest let go */
+    release(self);
+    Py_CLEAR(self->conn);
+    Py_CLEAR(self->digest);
+    self->finished = 0;
     int rc;
     MYSQL_RES *res = NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -384,18 +432,19 @@ static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
         res = mysql_use_result(mysql);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&sql);
+    self->busy = 0;
     if (rc != 0 || res == NULL) {
         raise_mysql(mysql);
         return -1;
     }
     Py_INCREF(conn);
-    Py_XSETREF(self->conn, conn);
-    if (digest != Py_None)
+    self->conn = conn;
+    if (digest != Py_None) {
         Py_INCREF(digest);
-    Py_XSETREF(self->digest, digest != Py_None ? (LineDigest *)digest : NULL);
+        self->digest = (LineDigest *)digest;
+    }
     self->mysql = mysql;
     self->res = res;
-    self->finished = 0;
     return 0;
 }
 
@@ -445,8 +494,17 @@ static PyObject *RowStream_read(RowStream *self, PyObject *args)
     Py_ssize_t limit;
     if (!PyArg_ParseTuple(args, "n", &limit))
         return NULL;
-    if (self->res == NULL || self->finished)
+    if (limit < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "RowStream.read: limit must be at least 1 byte, not %zd", limit);
+        return NULL;
+    }
+    if (claim(self, "read") < 0)
+        return NULL;
+    if (self->res == NULL || self->finished) {
+        self->busy = 0;
         return Py_BuildValue("(y#n)", "", (Py_ssize_t)0, (Py_ssize_t)0);
+    }
     size_t len = 0;
     Py_ssize_t rows = 0;
     int oom = 0, failed = 0;
@@ -466,6 +524,7 @@ static PyObject *RowStream_read(RowStream *self, PyObject *args)
         rows++;
     }
     Py_END_ALLOW_THREADS
+    self->busy = 0;
     if (oom)
         return PyErr_NoMemory();
     if (failed)
@@ -474,23 +533,12 @@ static PyObject *RowStream_read(RowStream *self, PyObject *args)
     return Py_BuildValue("(y#n)", len ? self->buf : "", (Py_ssize_t)len, rows);
 }
 
-static void release(RowStream *self)
-{
-    if (self->res != NULL) {
-        MYSQL_RES *res = self->res;
-        self->res = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        mysql_free_result(res);
-        Py_END_ALLOW_THREADS
-    }
-    free(self->buf);
-    self->buf = NULL;
-    self->cap = 0;
-}
-
 static PyObject *RowStream_close(RowStream *self, PyObject *Py_UNUSED(ignored))
 {
+    if (claim(self, "close") < 0)
+        return NULL;
     release(self);
+    self->busy = 0;
     Py_CLEAR(self->conn);
     Py_CLEAR(self->digest);
     Py_RETURN_NONE;

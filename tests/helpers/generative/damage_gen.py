@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from tests.generative.schema_gen import Schema, q
-from tests.generative.values import literal
+from tests.helpers.generative.schema_gen import Schema, q
+from tests.helpers.generative.values import literal
 
 
 @dataclass

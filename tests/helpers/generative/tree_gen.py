@@ -346,3 +346,22 @@ def _remove(p: bytes) -> None:
         shutil.rmtree(p)
     elif os.path.lexists(p):
         os.unlink(p)
+
+
+# features that need something of the filesystem (probed) rather than of the engine
+FS_DEPENDENT = {"xattrs", "acls", "sparse_files", "sparse_allocation", "fifos", "owners",
+                "special_modes"}
+
+
+def tree_diff(after: dict, before: dict) -> str:
+    if "entries" not in after or "entries" not in before:
+        return f"restored {after.get('mount', 'a tree')}, snapshotted {before.get('mount')}"
+    a, b = after["entries"], before["entries"]
+    lines = [f"only restored: {p!r}" for p in sorted(set(a) - set(b))]
+    lines += [f"missing after restore: {p!r} {b[p]!r}"[:400] for p in sorted(set(b) - set(a))]
+    lines += [f"differs: {p!r}\n  restored    {a[p]!r}\n  snapshotted {b[p]!r}"[:800]
+              for p in sorted(set(a) & set(b)) if a[p] != b[p]]
+    if after["hard_link_groups"] != before["hard_link_groups"]:
+        lines.append(f"hard links: restored {after['hard_link_groups']!r}, "
+                     f"snapshotted {before['hard_link_groups']!r}")
+    return "the restored tree differs:\n" + "\n".join(lines[:30])

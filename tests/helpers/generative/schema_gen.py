@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from tests.generative.values import ColType, column_type, literal
+from tests.helpers.generative.values import ColType, column_type, literal
 
 PRELUDE = ["SET SESSION sql_mode = ''", "SET SESSION time_zone = '+00:00'",
            "SET SESSION foreign_key_checks = 0"]

@@ -1,0 +1,29 @@
+"""A project file with environments only (no repository, no database), and a Context
+over it: enough for the services that read config and the catalog (schedules, policy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snapkeep.config import load_config
+from snapkeep.policy import Actor
+from snapkeep.services.context import Context
+
+
+def write_project(base: Path, plan: str, envs: dict[str, str]) -> Path:
+    """snapkeep.toml with one environment per (name → type); no repository needed."""
+    lines = [f'[project]\nid = "p"\nplan = "{plan}"\n']
+    for name, env_type in envs.items():
+        lines.append(f'[environments.{name}]\ntype = "{env_type}"\nroot = "app"\n'
+                     'mounts = ["var"]\n')
+    path = base / "snapkeep.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def context(path: Path, actor: Actor | None = None) -> Context:
+    """A Context over the project file at ``path``, acting as ``actor`` if given."""
+    ctx = Context(load_config(str(path)))
+    if actor is not None:
+        ctx.actor = actor
+    return ctx
