@@ -62,7 +62,7 @@ def accounts(mariadb, fresh_db) -> Iterator[tuple[str, str, Any]]:
     privilege on the database and its restore helpers, but not SET USER."""
     admin = mariadb.connect()
     me, other = f"skr{os.getpid()}", f"sko{os.getpid()}"
-    run(admin, [f"CREATE USER '{me}'@'%' IDENTIFIED BY '{PASSWORD}'",
+    run(admin, *[f"CREATE USER '{me}'@'%' IDENTIFIED BY '{PASSWORD}'",
                 f"CREATE USER '{other}'@'%'",
                 f"GRANT ALL ON {q(fresh_db)}.* TO '{me}'@'%'",
                 f"GRANT ALL ON `{fresh_db}\\_\\_sk%`.* TO '{me}'@'%'",
@@ -70,7 +70,7 @@ def accounts(mariadb, fresh_db) -> Iterator[tuple[str, str, Any]]:
     try:
         yield me, other, admin
     finally:
-        run(admin, [f"DROP USER IF EXISTS '{me}'@'%'", f"DROP USER IF EXISTS '{other}'@'%'",
+        run(admin, *[f"DROP USER IF EXISTS '{me}'@'%'", f"DROP USER IF EXISTS '{other}'@'%'",
                     f"DROP ROLE IF EXISTS r{me}"])
         admin.close()
 
@@ -107,13 +107,13 @@ def test_a_restore_needing_set_user_is_refused_before_anything_changes(
         mariadb, fresh_db, accounts, tmp_path):
     me, other, admin = accounts
     admin.select_db(fresh_db)
-    run(admin, shop_schema(me, other))
+    run(admin, *shop_schema(me, other))
     description, repo = _snapshot(mariadb, fresh_db, tmp_path)
     # Since the snapshot, the view was replaced (the restore would create it again) and a
     # DBA added a trigger of the other user (a rollback would create it again). Before
     # the check, the cut-over failed on the view, then the rollback on the trigger: the
     # trigger was lost, and the journal left wedged every later activity.
-    run(admin, ["DROP VIEW report", f"CREATE DEFINER='{me}'@'%' VIEW report AS SELECT 1 AS n",
+    run(admin, *["DROP VIEW report", f"CREATE DEFINER='{me}'@'%' VIEW report AS SELECT 1 AS n",
                 f"CREATE DEFINER='{other}'@'%' TRIGGER customer_bu BEFORE UPDATE ON customer "
                 "FOR EACH ROW SET NEW.email = LOWER(NEW.email)"])
     before = db_state(admin, fresh_db)
@@ -144,9 +144,9 @@ def test_a_restore_needing_set_user_is_refused_before_anything_changes(
 def test_missing_database_privileges_are_named_as_grants(mariadb, fresh_db, accounts, tmp_path):
     me, other, admin = accounts
     admin.select_db(fresh_db)
-    run(admin, shop_schema(me, me))
+    run(admin, *shop_schema(me, me))
     description, _repo = _snapshot(mariadb, fresh_db, tmp_path)
-    run(admin, [f"REVOKE TRIGGER, CREATE VIEW ON {q(fresh_db)}.* FROM '{me}'@'%'"])
+    run(admin, *[f"REVOKE TRIGGER, CREATE VIEW ON {q(fresh_db)}.* FROM '{me}'@'%'"])
     with pytest.raises(PermissionDenied) as refused:
         check_restore_privileges(_restricted(mariadb, me, fresh_db), description)
     message = str(refused.value)
@@ -159,13 +159,13 @@ def test_with_set_user_through_a_role_the_restore_goes_through(
         mariadb, fresh_db, accounts, tmp_path):
     me, other, admin = accounts
     admin.select_db(fresh_db)
-    run(admin, shop_schema(me, other))
+    run(admin, *shop_schema(me, other))
     expected = db_state(admin, fresh_db)
     description, repo = _snapshot(mariadb, fresh_db, tmp_path)
-    run(admin, ["DROP VIEW report", "DELETE FROM customer WHERE id > 10"])
+    run(admin, *["DROP VIEW report", "DELETE FROM customer WHERE id > 10"])
     # SET USER through a default role (information_schema does not show a role's grants)
     role = f"r{me}"
-    run(admin, [f"CREATE ROLE {role}", f"GRANT SET USER ON *.* TO {role}",
+    run(admin, *[f"CREATE ROLE {role}", f"GRANT SET USER ON *.* TO {role}",
                 f"GRANT {role} TO '{me}'@'%'", f"SET DEFAULT ROLE {role} FOR '{me}'@'%'"])
     target = _restricted(mariadb, me, fresh_db)
     check_restore_privileges(target, description)
@@ -183,9 +183,9 @@ def test_a_failed_cut_over_rolls_back_with_every_live_view_intact(
     of another user are renamed aside and back, so a rollback needs no SET USER."""
     me, other, admin = accounts
     admin.select_db(fresh_db)
-    run(admin, shop_schema(me, me))
+    run(admin, *shop_schema(me, me))
     description, _repo = _snapshot(mariadb, fresh_db, tmp_path)
-    run(admin, ["DROP VIEW report",
+    run(admin, *["DROP VIEW report",
                 f"CREATE DEFINER='{other}'@'%' VIEW report AS SELECT 2 AS n",
                 f"CREATE DEFINER='{other}'@'%' VIEW added_later AS SELECT id FROM customer",
                 "DELETE FROM customer WHERE id > 20"])
@@ -215,14 +215,14 @@ def test_unchanged_objects_of_another_definer_stay_in_place(
     they are, so neither it nor a rollback needs SET USER, and the restore goes through."""
     me, other, admin = accounts
     admin.select_db(fresh_db)
-    run(admin, shop_schema(me, other) + [
+    run(admin, *shop_schema(me, other) + [
         f"CREATE DEFINER='{other}'@'%' PROCEDURE theirs() SELECT 1",
         f"CREATE DEFINER='{other}'@'%' EVENT nightly ON SCHEDULE EVERY 1 DAY "
         "STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM audit"])
-    run(admin, [f"GRANT SELECT ON mysql.proc TO '{me}'@'%'"])  # to back theirs() up
+    run(admin, *[f"GRANT SELECT ON mysql.proc TO '{me}'@'%'"])  # to back theirs() up
     expected = db_state(admin, fresh_db)
     description, repo = _snapshot(mariadb, fresh_db, tmp_path)
-    run(admin, ["DELETE FROM customer WHERE id > 5", "DROP VIEW mine_view",
+    run(admin, *["DELETE FROM customer WHERE id > 5", "DROP VIEW mine_view",
                 "DROP PROCEDURE count_customers"])
     damaged = db_state(admin, fresh_db)
     target = _restricted(mariadb, me, fresh_db)
