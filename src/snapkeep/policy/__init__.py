@@ -11,6 +11,7 @@ from snapkeep.policy.rules import (
     expires_at,
     is_restorable,
     local_operator,
+    may,
     require_active,
     require_manual_snapshot_allowed,
     require_restorable,
@@ -27,7 +28,7 @@ from snapkeep.policy.schedules import (
 
 __all__ = [
     "Action", "Actor", "RetentionPolicy", "SnapshotFacts", "expires_at", "is_restorable",
-    "local_operator", "plan_expiry", "require_active", "require_manual_snapshot_allowed",
+    "local_operator", "may", "plan_expiry", "require_active", "require_manual_snapshot_allowed",
     "require_restorable", "require_role",
     "PlanSchedule", "next_run", "next_runs", "plan_schedule", "require_schedule_role",
     "validate_cron",

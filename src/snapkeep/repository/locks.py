@@ -23,25 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 from snapkeep.errors import BusyError, NotFoundError, RepositoryError
+from snapkeep.processes import pid_alive
 from snapkeep.storage import Backend
 
 log = logging.getLogger("snapkeep.repository")
 
 REFRESH_S = 60.0
 STALE_S = 30 * 60.0
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a pid we may not signal counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, OverflowError, ValueError):
-        return False
-    return True
 
 
 def is_stale(info: dict[str, Any], now: float | None = None) -> bool:

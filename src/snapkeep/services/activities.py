@@ -42,6 +42,7 @@ from snapkeep.errors import (
 )
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_role
+from snapkeep.processes import pid_alive
 from snapkeep.services import cutover, notify, pause, restore
 from snapkeep.services.context import Context
 from snapkeep.services.locks import EnvironmentLock, is_locked
@@ -189,22 +190,6 @@ def claim(ctx: Context, environment: str, type_: str, description: str,
     return Claim(a, lock, me, lease_seconds)
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rpartition(")")[2].split()[0] == "Z":
-                return True  # killed, not yet reaped by its parent
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def _runner_gone(a: Activity) -> bool:
     """Whether the process running ``a`` is known dead, seen from this host (lock held)."""
     if not a.worker:
@@ -212,7 +197,7 @@ def _runner_gone(a: Activity) -> bool:
     host, pid = _worker_host_pid(a.worker)
     if host != socket.gethostname() or pid is None:
         return False  # another host's: its lease decides (reap_expired)
-    return _process_gone(pid)
+    return not pid_alive(pid)
 
 
 def _settle(ctx: Context, environment: str, log_line: Callable[[str], None]

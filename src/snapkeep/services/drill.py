@@ -36,11 +36,6 @@ from typing import Any
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig, safe_name
 from snapkeep.engines import mysql, volumes
-from snapkeep.engines.mysql import sqlfile
-from snapkeep.engines.mysql.names import drill_name
-from snapkeep.engines.volumes.digest import owned_by, restorer_owner
-from snapkeep.engines.volumes.layout import remove_tree
-from snapkeep.engines.volumes.tree import decode_tree, tree_ref
 from snapkeep.errors import IntegrityError, RepositoryError, SnapkeepError
 from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
@@ -104,10 +99,10 @@ def _remove(work: Path, scratch: mysql.MySQLTarget | None, reporter: Reporter, *
     why = " left by an interrupted restore drill" if leftover else ""
     if scratch is not None:
         mysql.cleanup_leftovers(scratch, reporter)  # its shadow/old/journal, if any
-        if sqlfile.drop_database(scratch):
+        if mysql.drop_database(scratch):
             reporter.log(f"dropped the scratch database `{scratch.database}`{why}")
     if work.exists():
-        remove_tree(work)
+        volumes.remove_tree(work)
         if leftover:
             reporter.log(f"removed the scratch directory {work}{why}")
 
@@ -130,7 +125,7 @@ def drill(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     token = secrets.token_hex(4)
     work = _drills(ctx, env) / token
     work.mkdir(parents=True)
-    scratch = target.with_database(drill_name(target.database, token)) if target else None
+    scratch = target.with_database(mysql.drill_name(target.database, token)) if target else None
     if scratch is not None:
         (work / DATABASE_FILE).write_text(scratch.database + "\n")
     reporter.log(f"Restore drill of backup {manifest.id}: restoring it into scratch copies "
@@ -171,13 +166,13 @@ def _drill_mount(repo: Any, name: str, desc: dict[str, Any], where: Path,
         reporter.log(f"mount {name}: restored, not verifiable (the snapshot was taken before "
                      "snapkeep recorded digests)")
         return
-    owner = restorer_owner()
+    owner = volumes.restorer_owner()
     if owner is not None:
         # Not root: the copy's files are ours, whatever owners the snapshot holds. Compare
         # against the snapshot's tree with its owners replaced likewise (the tree itself
         # was checked against the recorded digest while restoring).
-        with io.BufferedReader(repo.open_blob(tree_ref(desc, "verify")), 1 << 16) as s:
-            want = owned_by(decode_tree(s), owner)
+        with io.BufferedReader(repo.open_blob(volumes.tree_ref(desc, "verify")), 1 << 16) as s:
+            want = volumes.owned_by(volumes.decode_tree(s), owner)
     found = volumes.tree_digest(where, repo, reporter, owner=owner)
     if found != want:
         result.mismatches.append(f"mount {name}: the restored copy's digest {found} differs "
@@ -185,7 +180,7 @@ def _drill_mount(repo: Any, name: str, desc: dict[str, Any], where: Path,
     else:
         result.verified.append(f"mount {name}")
         reporter.log(f"mount {name}: restored and verified identical ({want})")
-    remove_tree(where)  # space for the next part
+    volumes.remove_tree(where)  # space for the next part
 
 
 def _drill_database(repo: Any, desc: dict[str, Any], scratch: mysql.MySQLTarget,

@@ -51,6 +51,11 @@ def info(ctx: Context, env: EnvironmentConfig) -> EnvironmentInfo:
         commit_id=gitinfo.head_commit(env.root))
 
 
+def running_activity(ctx: Context, env: EnvironmentConfig) -> str | None:
+    """The ID of the activity that holds ``env`` (on any host), if any."""
+    return ctx.catalog.running_activity(env.name)
+
+
 def list_environments(ctx: Context) -> list[EnvironmentInfo]:
     return [info(ctx, e) for e in ctx.config.environments.values()]
 

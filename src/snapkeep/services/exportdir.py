@@ -32,7 +32,7 @@ import zstandard
 from snapkeep import __version__
 from snapkeep.catalog.catalog import now
 from snapkeep.errors import ServiceUnavailable, UsageError
-from snapkeep.repository.locks import pid_alive
+from snapkeep.processes import pid_alive
 
 METADATA = "snapkeep-export.json"
 DATABASE_PART = "database.sql.zst"

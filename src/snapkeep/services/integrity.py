@@ -5,7 +5,7 @@ from __future__ import annotations
 from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, require_role
 from snapkeep.progress import NullReporter, Reporter
-from snapkeep.repository.maintenance import Report
+from snapkeep.repository import Report
 from snapkeep.services import snapshots
 from snapkeep.services.context import Context
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 
 from snapkeep import __version__
 from snapkeep.errors import SnapkeepError
-from snapkeep.policy import Action
-from snapkeep.policy.rules import may
+from snapkeep.policy import Action, may
 from snapkeep.services import activities
 from snapkeep.services.context import Context
 

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.engines.mysql.scope import table_names
+from snapkeep.engines import mysql
 from snapkeep.errors import ConfigError, NotFoundError, UsageError
 from snapkeep.repository import SnapshotManifest
 
@@ -122,7 +122,7 @@ class RestoreScope:
                     f"snapshot {manifest.id} has no mount {m}; it holds "
                     f"{', '.join(manifest.mounts) or 'no mounts'}")
         if self.tables is not None:
-            known = table_names(manifest.services["database"])
+            known = mysql.table_names(manifest.services["database"])
             missing = [t for t in self.tables if t not in known]
             if missing:
                 raise NotFoundError(

@@ -31,7 +31,6 @@ from snapkeep.catalog import Activity
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
-from snapkeep.engines.mysql import import_server, sqlfile
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, expires_at, require_active, require_role
 from snapkeep.repository import SnapshotManifest
@@ -158,8 +157,8 @@ def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
     require_active(env.name, ctx.catalog.environment_status(env.name))
     src = import_source.inspect(env, source)
     if src.sql is not None:  # a missing client or server is said now, not in the worker
-        sqlfile.find_client()
-        import_server.check_available()
+        mysql.find_client()
+        mysql.check_import_server()
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} imported a backup of {env.name} from {src.describe()}"
     c = activities.claim(ctx, env.name, IMPORT, desc,
@@ -186,8 +185,8 @@ def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
         with contextlib.ExitStack() as stack:
             scratch = None
             if src.sql is not None and target is not None:
-                server = stack.enter_context(import_server.private_server(
-                    work, sqlfile.scratch_target(target).database, rec))
+                server = stack.enter_context(mysql.private_server(
+                    work, mysql.scratch_target(target).database, rec))
                 _load(src, target, server, rec, bounded=bool(params.get("upload")))
                 scratch = server.admin
             manifest = _snapshot(ctx, env, src, scratch, work, rec,
@@ -209,7 +208,7 @@ def _work_dir(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder) -> Pa
     for old in base.iterdir():
         name, _, activity = old.name.rpartition(".")
         if name == env.name and activity != rec.activity.id:
-            if import_server.stop_leftover(old):
+            if mysql.stop_leftover_server(old):
                 rec.log(f"stopped the private MariaDB server in {old}, left by an "
                         "interrupted import")
             rec.log(f"removing {old}, left by an interrupted import")
@@ -227,27 +226,27 @@ def _limit(part: Path, bounded: bool) -> int | None:
 def _drop_old_scratch(target: mysql.MySQLTarget, rec: ActivityRecorder) -> None:
     """Drop the scratch database an import killed before imports used a private server
     left on the environment's server."""
-    old = sqlfile.scratch_target(target)
-    if sqlfile.drop_database(old):
+    old = mysql.scratch_target(target)
+    if mysql.drop_database(old):
         rec.log(f"dropped the scratch database `{old.database}` an interrupted import left "
                 "behind")
 
 
 def _load(src: import_source.ImportSource, target: mysql.MySQLTarget,
-          server: import_server.PrivateServer, rec: ActivityRecorder, *,
+          server: mysql.PrivateServer, rec: ActivityRecorder, *,
           bounded: bool) -> None:
     """Load ``src``'s SQL, as the private server's loader, into its scratch database,
     created with the export's database defaults or those of the environment's database
     (``target``)."""
     assert src.sql is not None
     scratch = server.admin
-    defaults = src.database_defaults() or sqlfile.database_defaults(target)
-    sqlfile.create_database(scratch, defaults)
+    defaults = src.database_defaults() or mysql.database_defaults(target)
+    mysql.create_database(scratch, defaults)
     rec.add_total(src.sql.stat().st_size)
     name = src.sql.name
     with src.open_part(src.sql, rec.advance) as raw:
         sql = import_source.decompressed(raw, name, _limit(src.sql, bounded))
-        result = sqlfile.load_sql(server.loader, sql,  # type: ignore[arg-type]
+        result = mysql.load_sql(server.loader, sql,  # type: ignore[arg-type]
                                   source_name=str(src.sql), reporter=rec)
         src.check_part(raw, src.sql)
     named = f" (a dump of `{result.database}`; {result.left_out} database statement(s) left " \

@@ -35,8 +35,7 @@ from typing import Any, BinaryIO
 
 from snapkeep.catalog import Activity
 from snapkeep.config import EnvironmentConfig
-from snapkeep.engines import volumes
-from snapkeep.engines.mysql import import_server, sqlfile
+from snapkeep.engines import mysql, volumes
 from snapkeep.errors import BadUpload, BusyError, InsufficientSpace, SizeRequired, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_active, require_role
@@ -87,8 +86,8 @@ def check_upload(ctx: Context, env: EnvironmentConfig, size: int | None = None) 
                         f"{env.name}; only one activity runs per environment at a time. Wait "
                         f"for it (`snapkeep activity:list -e {env.name}`) and upload again.")
     if env.database is not None:  # said now, not after the whole upload
-        sqlfile.find_client()
-        import_server.check_available()
+        mysql.find_client()
+        mysql.check_import_server()
     ctx.repository  # noqa: B018 - fail now when there is no repository
     if size is not None:
         _check_space(ctx.config.state_dir, size)
@@ -207,8 +206,8 @@ class Upload:
             _check_listing(self.path)
             src = import_source.inspect(self.env, self.path)
             if src.sql is not None:
-                sqlfile.find_client()
-                import_server.check_available()
+                mysql.find_client()
+                mysql.check_import_server()
         except UsageError as e:
             raise type(e)(self._unstaged(e.message)) from e
         what = f"the export of snapshot {src.export.get('snapshot_id')}" if src.export else \

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from snapkeep.policy import Action
+from snapkeep.policy import Action, may
 from snapkeep.services import activities, auth
 from snapkeep.web.render import guarded, guarded_json, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
@@ -16,7 +16,6 @@ from snapkeep.web.views import (
     MAX_PAGE,
     activity_feed,
     activity_json,
-    may,
     outcome,
     type_label,
 )

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, PolicyError
-from snapkeep.policy import Action, Actor, require_manual_snapshot_allowed, require_role
+from snapkeep.policy import Action, may, require_manual_snapshot_allowed
 from snapkeep.services import activities, drill, environments, snapshots
 from snapkeep.services.activities import Activity, ActivityLog
 from snapkeep.services.context import Context
@@ -30,15 +30,6 @@ TYPE_LABELS = {
     activities.EXPIRE: "Expire backups",
     drill.VERIFY: "Restore drill",
 }
-
-
-def may(actor: Actor, environment: str, action: Action) -> bool:
-    """Whether the policy lets ``actor`` do ``action`` (to show or hide its control)."""
-    try:
-        require_role(actor, environment, action)
-    except PermissionDenied:
-        return False
-    return True
 
 
 def outcome(a: Activity) -> str:

@@ -10,8 +10,7 @@ from fastapi.responses import StreamingResponse
 from snapkeep.api import logstream
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import ActivityOut, ErrorOut
-from snapkeep.policy import Action
-from snapkeep.policy.rules import may
+from snapkeep.policy import Action, may
 from snapkeep.services import activities
 from snapkeep.services.activities import Activity
 from snapkeep.services.context import Context

@@ -7,8 +7,7 @@ from fastapi import APIRouter
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import EnvironmentOut, ErrorOut, SnapshotOut, project_path
 from snapkeep.config import EnvironmentConfig
-from snapkeep.policy import Action
-from snapkeep.policy.rules import may
+from snapkeep.policy import Action, may
 from snapkeep.services import environments, snapshots
 from snapkeep.services.context import Context
 
@@ -22,7 +21,7 @@ def _out(ctx: Context, env: EnvironmentConfig) -> EnvironmentOut:
     base = f"{project_path(ctx.config.id)}/environments/{env.name}"
     return EnvironmentOut(
         name=info.name, type=info.type, status=info.status, mounts=list(info.mounts),
-        running_activity=ctx.catalog.running_activity(env.name),
+        running_activity=environments.running_activity(ctx, env),
         last_backup=SnapshotOut.of(listed[0], ctx.config.id) if listed else None,
         links={"self": base, "backups": f"{base}/backups",
                "activities": f"{project_path(ctx.config.id)}/activities?environment="

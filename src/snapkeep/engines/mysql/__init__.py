@@ -7,37 +7,68 @@ Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection`
 ``export_sql`` (a portable SQL script of a snapshot's database), ``renamed_description``
 (a description whose self-references name another database), ``table_digests`` and
 ``compare_digests`` (a restored copy's row digests against the recorded ones, ``verify.py``),
-``option_file`` (a 0600 login file for the stock client and hooks).
+``option_file`` (a 0600 login file for the stock client and hooks). Importing a plain SQL
+file (``sqlfile``, ``import_server``): ``find_client``, ``scratch_target``,
+``database_defaults``, ``create_database``, ``drop_database``, ``load_sql``, and the private
+server it loads into: ``check_import_server``, ``private_server`` → ``PrivateServer``,
+``stop_leftover_server``. ``table_names`` (a snapshot's tables, ``scope``) and ``drill_name``
+(a restore drill's scratch database, ``names``). Services import only this package, never a
+submodule (an import-linter contract in pyproject.toml holds them to it).
 """
 
 from snapkeep.engines.mysql.connect import check_connection, check_restore_target, estimate_size
 from snapkeep.engines.mysql.cutover import cleanup_leftovers
 from snapkeep.engines.mysql.dump import dump_database, hold_writes
 from snapkeep.engines.mysql.export import export_sql
+from snapkeep.engines.mysql.import_server import PrivateServer, private_server
+from snapkeep.engines.mysql.import_server import check_available as check_import_server
+from snapkeep.engines.mysql.import_server import stop_leftover as stop_leftover_server
+from snapkeep.engines.mysql.names import drill_name
 from snapkeep.engines.mysql.restore import (
     PreparedRestore,
     check_restore_privileges,
     prepare_restore,
     renamed_description,
 )
-from snapkeep.engines.mysql.sqlfile import option_file
+from snapkeep.engines.mysql.scope import table_names
+from snapkeep.engines.mysql.sqlfile import (
+    create_database,
+    database_defaults,
+    drop_database,
+    find_client,
+    load_sql,
+    option_file,
+    scratch_target,
+)
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.verify import compare_digests, table_digests
 
 __all__ = [
     "MySQLTarget",
     "PreparedRestore",
+    "PrivateServer",
     "check_connection",
+    "check_import_server",
     "check_restore_privileges",
     "check_restore_target",
     "cleanup_leftovers",
     "compare_digests",
+    "create_database",
+    "database_defaults",
+    "drill_name",
+    "drop_database",
     "dump_database",
     "estimate_size",
     "export_sql",
+    "find_client",
     "hold_writes",
+    "load_sql",
     "option_file",
     "prepare_restore",
+    "private_server",
     "renamed_description",
+    "scratch_target",
+    "stop_leftover_server",
     "table_digests",
+    "table_names",
 ]

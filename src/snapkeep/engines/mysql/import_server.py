@@ -45,6 +45,7 @@ import pymysql
 from snapkeep.engines.mysql.connect import quote_ident
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.errors import ConfigError, SnapkeepError
+from snapkeep.processes import pid_alive
 from snapkeep.progress import Reporter
 from snapkeep.sandbox import PrivateMariaDB, find_install_db, find_mariadbd
 
@@ -154,18 +155,10 @@ def stop_leftover(work: Path) -> bool:
         if arg.startswith(b"--socket=") and sockets.name.startswith(SOCKET_PREFIX):
             shutil.rmtree(sockets, ignore_errors=True)
     deadline = time.monotonic() + KILL_WAIT
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if pid_alive(pid):
         raise SnapkeepError(f"the private MariaDB server (pid {pid}) that an interrupted "
                             f"import left in {work} did not stop; stop it and import again")
     return True
 
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its parent to reap it does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"

@@ -6,11 +6,15 @@ returns a ``PreparedMountRestore`` whose ``swap`` is the cut-over (``swap``);
 ``cleanup_leftovers`` recovers from a killed restore. Work-directory names: ``layout``.
 ``export_tar``/``extract_tar`` write a mount as a tar and read one back safely (``export``).
 ``tree_digest`` recomputes a directory's digest, equal to the one a snapshot recorded
-exactly when every entry is identical (``digest``).
+exactly when every entry is identical (``digest``). A restore drill reads a snapshot's tree
+(``tree_ref``, ``decode_tree``), keeps the entries a restorer can own (``owned_by``,
+``restorer_owner``) and removes its work (``remove_tree``). Services import only this
+package, never a submodule (an import-linter contract in pyproject.toml holds them to it).
 """
 
-from snapkeep.engines.volumes.digest import recorded_digest, tree_digest
+from snapkeep.engines.volumes.digest import owned_by, recorded_digest, restorer_owner, tree_digest
 from snapkeep.engines.volumes.export import export_tar, extract_tar
+from snapkeep.engines.volumes.layout import remove_tree
 from snapkeep.engines.volumes.restore import prepare_restore
 from snapkeep.engines.volumes.swap import (
     PreparedMountRestore,
@@ -18,18 +22,24 @@ from snapkeep.engines.volumes.swap import (
     cutover_record,
     recover_cutover,
 )
+from snapkeep.engines.volumes.tree import decode_tree, tree_ref
 from snapkeep.engines.volumes.walk import measure_mount, snapshot_mount
 
 __all__ = [
     "PreparedMountRestore",
     "cleanup_leftovers",
     "cutover_record",
+    "decode_tree",
     "export_tar",
     "extract_tar",
-    "recover_cutover",
     "measure_mount",
+    "owned_by",
     "prepare_restore",
     "recorded_digest",
+    "recover_cutover",
+    "remove_tree",
+    "restorer_owner",
     "snapshot_mount",
     "tree_digest",
+    "tree_ref",
 ]
