@@ -236,3 +236,21 @@ def test_unchanged_objects_of_another_definer_stay_in_place(
     restore.finish()
     assert_same(db_state(admin, fresh_db), expected, "restored by the user without SET USER")
     no_helpers_left(admin, fresh_db)
+
+
+def test_a_restricted_user_restores_a_dropped_database(mariadb, fresh_db, accounts, tmp_path):
+    """The check holds for a database that is gone (nothing live to move aside): the
+    restricted user's database-level grants outlive DROP DATABASE, so it restores."""
+    me, _other, admin = accounts
+    admin.select_db(fresh_db)
+    run(admin, *shop_schema(me, me))
+    description, repo = _snapshot(mariadb, fresh_db, tmp_path)
+    before = db_state(admin, fresh_db)
+    run(admin, f"DROP DATABASE {q(fresh_db)}")
+    target = _restricted(mariadb, me, fresh_db)
+    check_restore_privileges(target, description)
+    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
+    restore.swap()
+    restore.finish()
+    assert_same(db_state(admin, fresh_db), before, "restored after DROP DATABASE")
+    no_helpers_left(admin, fresh_db)
