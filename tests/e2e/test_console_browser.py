@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.services import operations
+from snapkeep.services.activities import operations
 from tests.helpers.console import ADMIN, VIEWER, ConsoleProject, make_project, serve
 from tests.helpers.shop import fill, make_app_root
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import pytest
 
 from snapkeep.errors import ConfigError
-from snapkeep.services import activities, auth, operations, users
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import operations
+from snapkeep.services.identity import auth, users
 from tests.helpers.server import Server, TeamProject
 
 SHOP = TeamProject.SHOP

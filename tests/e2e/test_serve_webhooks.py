@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.services import notify, operations
+from snapkeep.services.activities import operations
+from snapkeep.services.notify import webhooks as notify
 from tests.helpers.server import Server, TeamProject, wait_activity, wait_for
 from tests.helpers.webhook import SECRET, Receiver, notifications_toml
 

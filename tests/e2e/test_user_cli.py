@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from snapkeep.errors import AuthenticationError
-from snapkeep.services import auth
 from snapkeep.services.context import Context
+from snapkeep.services.identity import auth
 from tests.helpers.shop import Cli, cli_env, git, one_line_error
 
 

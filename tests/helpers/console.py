@@ -16,9 +16,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from snapkeep.config import load_config
-from snapkeep.services import operations, users
+from snapkeep.services.activities import operations
+from snapkeep.services.activities.workers import start_worker_threads
 from snapkeep.services.context import Context
-from snapkeep.services.workers import start_worker_threads
+from snapkeep.services.identity import users
 from snapkeep.web import create_router
 
 ADMIN = ("ada@example.com", "Ada Admin", "ada's long password")

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 
 from snapkeep.config import load_config
-from snapkeep.services import auth, users
 from snapkeep.services.context import Context
+from snapkeep.services.identity import auth, users
 from tests.helpers.shop import Cli, cli_env, fill, make_app_root
 
 START_TIMEOUT = 60.0

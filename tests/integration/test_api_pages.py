@@ -8,7 +8,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from snapkeep.api.app import create_app
-from snapkeep.services import auth, operations
+from snapkeep.services.activities import operations
+from snapkeep.services.identity import auth
 from tests.helpers.console import VIEWER, make_project
 
 P = "/api/projects/shop"

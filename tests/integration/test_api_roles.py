@@ -218,7 +218,7 @@ def test_each_endpoint_answers_each_role_as_the_rules_say(world: World, endpoint
 
 def test_a_user_sees_only_the_environments_and_activities_they_have_a_role_on(world: World):
     ctx = world.project.ctx
-    from snapkeep.services import auth, users
+    from snapkeep.services.identity import auth, users
 
     users.add_user(ctx, "held-only@example.com", "Held Only")
     users.set_environment_role(ctx, "held-only@example.com", "held", "viewer")
@@ -234,7 +234,7 @@ def test_a_user_sees_only_the_environments_and_activities_they_have_a_role_on(wo
 
 def test_a_project_viewer_reads_every_environment_but_changes_none(world: World):
     ctx = world.project.ctx
-    from snapkeep.services import auth, users
+    from snapkeep.services.identity import auth, users
 
     users.add_user(ctx, "watcher@example.com", "Watcher", project_role="viewer")
     token = auth.create_token(ctx, "watcher@example.com")[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from snapkeep.services import operations
+from snapkeep.services.activities import operations
 from tests.helpers.console import ENV, VIEWER, client, sign_in, snapshot
 
 

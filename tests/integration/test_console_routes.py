@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from snapkeep.services import operations, users
-from snapkeep.services.workers import Worker
+from snapkeep.services.activities import operations
+from snapkeep.services.activities.workers import Worker
+from snapkeep.services.identity import users
 from snapkeep.web.signin import SIGNIN_FAILED
 from tests.helpers.console import (
     ADMIN,

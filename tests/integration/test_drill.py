@@ -14,8 +14,10 @@ import pytest
 from snapkeep.config import load_config
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import SnapshotManifest
-from snapkeep.services import drill, operations, scheduler
+from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
+from snapkeep.services.schedules import scheduler
+from snapkeep.services.snapshots import drill
 from tests.helpers.dbstate import databases, db_state
 from tests.helpers.shop import Cli, cli_env, fill
 from tests.helpers.trees import listing

@@ -15,8 +15,10 @@ import pytest
 
 from snapkeep.config import load_config
 from snapkeep.errors import Cancelled, HookError
-from snapkeep.services import activities, hooks, operations
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
+from snapkeep.services.snapshots import hooks
 from tests.helpers.server import wait_for
 
 

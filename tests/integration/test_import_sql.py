@@ -16,7 +16,7 @@ import zstandard
 from snapkeep.engines.mysql import sql_statements, sqlfile
 from snapkeep.engines.mysql.names import import_name
 from snapkeep.errors import Cancelled, UsageError
-from snapkeep.services.import_source import decompressed
+from snapkeep.services.transfer.import_source import decompressed
 from tests.helpers.dbstate import assert_same, databases, db_state, target_for
 from tests.helpers.recording import Recorder
 from tests.helpers.shop import fill

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from snapkeep.api.app import create_app
 from snapkeep.policy import Action, Actor
 from snapkeep.policy.rules import may
-from snapkeep.services import auth, operations, users
+from snapkeep.services.activities import operations
+from snapkeep.services.identity import auth, users
 from tests.helpers.console import ADMIN, ConsoleProject, make_project
 
 SOURCE, TARGET = "develop-branch", "staging"

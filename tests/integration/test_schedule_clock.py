@@ -22,8 +22,11 @@ import snapkeep.catalog.catalog as catalog_module
 from snapkeep.cli.main import cli
 from snapkeep.config import load_config
 from snapkeep.errors import PolicyError
-from snapkeep.services import operations, scheduler, schedules, snapshots
+from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
+from snapkeep.services.schedules import manage as schedules
+from snapkeep.services.schedules import scheduler
+from snapkeep.services.snapshots import listing as snapshots
 from tests.helpers.shop import fill
 
 T0 = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)

@@ -10,8 +10,9 @@ from pathlib import Path
 from snapkeep.catalog import Activity
 from snapkeep.config import load_config
 from snapkeep.ids import new_id
-from snapkeep.services import scheduler, schedules
 from snapkeep.services.context import Context
+from snapkeep.services.schedules import manage as schedules
+from snapkeep.services.schedules import scheduler
 
 T0 = datetime(2026, 11, 26, 9, 59, tzinfo=UTC)
 # environment → its one schedule (None: the Pro plan's hourly one)

@@ -14,8 +14,8 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from snapkeep.services import auth
-from snapkeep.services.throttle import HashGate, SignInThrottle
+from snapkeep.services.identity import auth
+from snapkeep.services.identity.throttle import HashGate, SignInThrottle
 from snapkeep.web import create_router
 from snapkeep.web.signin import SIGNIN_FAILED
 from tests.helpers.console import ADMIN, VIEWER, ConsoleProject, console_app, make_project

@@ -18,8 +18,8 @@ from snapkeep.config import EnvironmentConfig, ProjectConfig
 from snapkeep.errors import AuthenticationError, NotFoundError, PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
 from snapkeep.policy.rules import Actor
-from snapkeep.services import auth, users
 from snapkeep.services.context import Context
+from snapkeep.services.identity import auth, users
 
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 _names = itertools.count(1)

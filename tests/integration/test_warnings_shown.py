@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from snapkeep.api.app import create_app
-from snapkeep.services import auth, operations, users
+from snapkeep.services.activities import operations
+from snapkeep.services.identity import auth, users
 from tests.helpers.console import ADMIN, ConsoleProject, console_app, make_project
 from tests.helpers.shop import Cli, cli_env
 

@@ -18,8 +18,10 @@ from snapkeep.catalog.catalog import now
 from snapkeep.config import load_config
 from snapkeep.errors import HookError
 from snapkeep.ids import new_id
-from snapkeep.services import activities, notify, operations
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
+from snapkeep.services.notify import webhooks as notify
 from tests.helpers.server import wait_for
 from tests.helpers.webhook import SECRET, Receiver, notifications_toml
 

@@ -15,13 +15,13 @@ from snapkeep.policy.rules import (
     local_operator,
     require_project_admin,
 )
-from snapkeep.services.auth import (
+from snapkeep.services.identity.auth import (
     check_csrf,
     hash_password,
     hash_secret,
     verify_password,
 )
-from snapkeep.services.users import normalize_email
+from snapkeep.services.identity.users import normalize_email
 
 
 @pytest.mark.parametrize(("given", "expected"), [

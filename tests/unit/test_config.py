@@ -431,8 +431,9 @@ def test_git_branch_like_environment_names_are_accepted(tmp_path, name):
 
 
 def test_nothing_builds_a_state_path_from_an_unsafe_name(tmp_path):
-    from snapkeep.services import activities, pause
+    from snapkeep.services.activities import lifecycle as activities
     from snapkeep.services.context import Context
+    from snapkeep.services.snapshots import pause
 
     ctx = Context(load_config(str(write(tmp_path, GOOD))))
     with pytest.raises(ConfigError, match="'../../esc' is not allowed"):

@@ -1,5 +1,5 @@
-"""The export directory (services/exportdir.py) and what an import accepts
-(services/import_source.py), on real files."""
+"""The export directory (services/transfer/exportdir.py) and what an import accepts
+(services/transfer/import_source.py), on real files."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import zstandard
 
 from snapkeep.config import DatabaseURL, EnvironmentConfig
 from snapkeep.errors import UsageError
-from snapkeep.services import import_source
-from snapkeep.services.exportdir import (
+from snapkeep.services.transfer import import_source
+from snapkeep.services.transfer.exportdir import (
     METADATA,
     ExportWriter,
     HashingReader,

@@ -1,7 +1,7 @@
 import time
 
 from snapkeep.ids import new_id
-from snapkeep.services.locks import EnvironmentLock, is_locked
+from snapkeep.services.activities.locks import EnvironmentLock, is_locked
 
 
 def test_ids_are_short_unique_and_sort_by_creation_time():

@@ -13,12 +13,13 @@ import pytest
 from snapkeep.config import load_config
 from snapkeep.errors import BusyError, Cancelled, PermissionDenied, PolicyError
 from snapkeep.policy import Actor
-from snapkeep.services import activities, operations
-from snapkeep.services.activities import cancel_activity
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import operations
+from snapkeep.services.activities.lifecycle import cancel_activity
+from snapkeep.services.activities.locks import EnvironmentLock
+from snapkeep.services.activities.recorder import ActivityRecorder
+from snapkeep.services.activities.workers import Worker, reap_expired
 from snapkeep.services.context import Context
-from snapkeep.services.locks import EnvironmentLock
-from snapkeep.services.recorder import ActivityRecorder
-from snapkeep.services.workers import Worker, reap_expired
 
 TOML = """
 [project]

@@ -7,7 +7,7 @@ import pytest
 
 from snapkeep.errors import NotFoundError, PermissionDenied, PolicyError, UsageError
 from snapkeep.policy import Actor
-from snapkeep.services import schedules
+from snapkeep.services.schedules import manage as schedules
 from tests.helpers.project_files import context, write_project
 
 T = datetime(2026, 11, 26, 10, 7, tzinfo=UTC)

@@ -10,7 +10,8 @@ import pytest
 from snapkeep.catalog import Activity, Schedule
 from snapkeep.errors import BusyError, PolicyError
 from snapkeep.ids import new_id
-from snapkeep.services import scheduler, schedules
+from snapkeep.services.schedules import manage as schedules
+from snapkeep.services.schedules import scheduler
 from tests.helpers.project_files import context, write_project
 
 T0 = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)

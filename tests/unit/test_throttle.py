@@ -1,11 +1,11 @@
-"""The sign-in throttle's keys, limits and settings (services/throttle.py)."""
+"""The sign-in throttle's keys, limits and settings (services/identity/throttle.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from snapkeep.errors import ConfigError, TooManyAttempts
-from snapkeep.services.throttle import SignInThrottle, address_key
+from snapkeep.services.identity.throttle import SignInThrottle, address_key
 
 
 @pytest.mark.parametrize(("host", "key"), [

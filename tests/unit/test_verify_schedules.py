@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from snapkeep.errors import ConfigError, PolicyError
-from snapkeep.services import schedules
+from snapkeep.services.schedules import manage as schedules
 from tests.helpers.project_files import context
 
 T = datetime(2026, 11, 26, 10, 7, tzinfo=UTC)

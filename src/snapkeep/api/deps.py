@@ -24,8 +24,8 @@ from starlette.exceptions import HTTPException
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import NotFoundError, SnapkeepError, TryLater
 from snapkeep.policy import Actor
-from snapkeep.services import auth
 from snapkeep.services.context import Context
+from snapkeep.services.identity import auth
 
 log = logging.getLogger("snapkeep.api")
 

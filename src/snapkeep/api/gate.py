@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from snapkeep.api.deps import error_response, is_api
 from snapkeep.errors import AuthenticationError
-from snapkeep.services import auth
+from snapkeep.services.identity import auth
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_LIMIT = 1 << 20  # bytes: a JSON body or a console form is a few fields

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 
 from snapkeep.errors import SnapkeepError
-from snapkeep.services import activities
+from snapkeep.services.activities import lifecycle as activities
 from snapkeep.services.context import Context
 
 MIN_POLL = 0.1

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from snapkeep.services.activities import Activity
-from snapkeep.services.snapshots import SnapshotInfo
+from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.snapshots.listing import SnapshotInfo
 
 
 def project_path(project: str) -> str:

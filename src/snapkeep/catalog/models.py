@@ -72,7 +72,8 @@ class Snapshot(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     added_bytes: Mapped[int | None] = mapped_column(BigInteger)  # new bytes it stored
     status: Mapped[str] = mapped_column(String(20))  # complete
-    # Restore drills (services/drill.py): when the last one passed, and how the latest ended
+    # Restore drills (services/snapshots/drill.py): when the last one passed, and how the
+    # latest ended
     # (True passed, False failed; None: never drilled, or nothing in it was verifiable).
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     verified_ok: Mapped[bool | None] = mapped_column(Boolean)

@@ -8,7 +8,7 @@ from snapkeep.cli.client import Client, connect
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say, table
 from snapkeep.errors import UsageError
-from snapkeep.services.activities import Activity
+from snapkeep.services.activities.lifecycle import Activity
 
 FORMATS = click.Choice(["table", "csv", "tsv", "json"])
 

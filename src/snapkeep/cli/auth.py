@@ -8,8 +8,8 @@ import click
 
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say, table
-from snapkeep.services import auth
-from snapkeep.services.auth import TokenInfo
+from snapkeep.services.identity import auth
+from snapkeep.services.identity.auth import TokenInfo
 
 FORMATS = click.Choice(["table", "csv", "tsv", "json"])
 

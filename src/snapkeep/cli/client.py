@@ -17,12 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from snapkeep.services import retention
-from snapkeep.services.activities import Activity
+from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.recorder import Observer
 from snapkeep.services.context import Context
-from snapkeep.services.recorder import Observer
-from snapkeep.services.restore_scope import RestoreScope
-from snapkeep.services.snapshots import SnapshotInfo
+from snapkeep.services.snapshots import retention
+from snapkeep.services.snapshots.listing import SnapshotInfo
+from snapkeep.services.snapshots.restore_scope import RestoreScope
 
 
 @dataclass(frozen=True)

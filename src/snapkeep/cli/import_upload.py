@@ -1,6 +1,6 @@
 """An import directory as the tar stream ``POST …/backups/import`` takes (docs/api.md).
 
-``members`` picks what an import reads (``services/import_source.py``), in the order the
+``members`` picks what an import reads (``services/transfer/import_source.py``), in the order the
 server can check soonest: ``snapkeep-export.json`` and the files it lists; or the SQL
 dumps at the top, ``mounts/**/*.tar.zst`` and the directories of the environment's mounts.
 ``TarBody`` writes them as an uncompressed tar (``tarfile`` in stream mode ``w|``; the
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from snapkeep.errors import UsageError
-from snapkeep.services.exportdir import METADATA, read_metadata
-from snapkeep.services.import_source import SQL_SUFFIXES
+from snapkeep.services.transfer.exportdir import METADATA, read_metadata
+from snapkeep.services.transfer.import_source import SQL_SUFFIXES
 
 PIECE = 1 << 20  # bytes per piece handed to the HTTP client
 QUEUE_PIECES = 4  # pieces waiting: the memory bound is about PIECE * this

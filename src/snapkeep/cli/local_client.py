@@ -9,21 +9,17 @@ from typing import Any
 
 from snapkeep.cli.client import EnvironmentRef, LogLine, RestorePreview
 from snapkeep.config import EnvironmentConfig
-from snapkeep.services import (
-    activities,
-    environments,
-    integrity,
-    operations,
-    restore,
-    retention,
-    snapshots,
-    transfer,
-)
-from snapkeep.services.activities import Activity
+from snapkeep.services import environments
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import operations
+from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.recorder import Observer
 from snapkeep.services.context import Context
-from snapkeep.services.recorder import Observer
-from snapkeep.services.restore_scope import RestoreScope
-from snapkeep.services.snapshots import SnapshotInfo
+from snapkeep.services.snapshots import integrity, restore, retention
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.listing import SnapshotInfo
+from snapkeep.services.snapshots.restore_scope import RestoreScope
+from snapkeep.services.transfer import export_import as transfer
 
 LOCAL_POLL = 0.5  # seconds between two looks at a local activity's log
 

@@ -25,12 +25,13 @@ from snapkeep.errors import (
     SnapkeepError,
     UsageError,
 )
-from snapkeep.services import gitinfo, retention
-from snapkeep.services.activities import Activity
-from snapkeep.services.exportdir import ExportWriter
-from snapkeep.services.recorder import Observer
-from snapkeep.services.restore_scope import RestoreScope
-from snapkeep.services.snapshots import SnapshotInfo
+from snapkeep.services import gitinfo
+from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.recorder import Observer
+from snapkeep.services.snapshots import retention
+from snapkeep.services.snapshots.listing import SnapshotInfo
+from snapkeep.services.snapshots.restore_scope import RestoreScope
+from snapkeep.services.transfer.exportdir import ExportWriter
 
 if TYPE_CHECKING:
     import httpx

@@ -7,7 +7,7 @@ import click
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import ConsoleReporter, human_size, print_report, say
 from snapkeep.errors import IntegrityError
-from snapkeep.services import integrity
+from snapkeep.services.snapshots import integrity
 
 FORMATS = click.Choice(["text", "json"])
 

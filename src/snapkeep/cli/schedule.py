@@ -8,7 +8,8 @@ import click
 
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say, table
-from snapkeep.services import environments, schedules
+from snapkeep.services import environments
+from snapkeep.services.schedules import manage as schedules
 
 FORMATS = click.Choice(["table", "csv", "tsv", "json"])
 

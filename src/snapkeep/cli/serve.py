@@ -17,11 +17,13 @@ from snapkeep.cli.options import project_options
 from snapkeep.cli.render import say
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import UsageError
-from snapkeep.services import notify, operations, upload
-from snapkeep.services.activities import Activity
+from snapkeep.services.activities import operations
+from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.workers import start_worker_threads
 from snapkeep.services.context import Context
-from snapkeep.services.scheduler import Scheduler, scheduler_actor
-from snapkeep.services.workers import start_worker_threads
+from snapkeep.services.notify import webhooks as notify
+from snapkeep.services.schedules.scheduler import Scheduler, scheduler_actor
+from snapkeep.services.transfer import upload
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

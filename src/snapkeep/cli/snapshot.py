@@ -19,9 +19,9 @@ from snapkeep.cli.render import (
     table,
 )
 from snapkeep.errors import IntegrityError, UsageError
-from snapkeep.services.activities import Activity
-from snapkeep.services.restore_scope import RestoreScope
-from snapkeep.services.snapshots import SnapshotInfo
+from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.snapshots.listing import SnapshotInfo
+from snapkeep.services.snapshots.restore_scope import RestoreScope
 
 COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
     "created": ("Created", lambda s: s.created_at.isoformat(timespec="seconds")),

@@ -15,7 +15,7 @@ import click
 from snapkeep.cli.options import environment_options
 from snapkeep.cli.render import human_size, say
 from snapkeep.cli.snapshot import client_for, detached, follow
-from snapkeep.services.exportdir import DATABASE_PART, read_metadata
+from snapkeep.services.transfer.exportdir import DATABASE_PART, read_metadata
 
 DOWNLOAD_READ_TIMEOUT = 300.0  # seconds of silence on a part's download before giving up
 DOWNLOAD_PIECE = 1 << 20

@@ -10,8 +10,8 @@ from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say, table
 from snapkeep.errors import UsageError
 from snapkeep.policy.rules import ENVIRONMENT_ROLES, PROJECT_ROLES
-from snapkeep.services import users
-from snapkeep.services.users import UserInfo
+from snapkeep.services.identity import users
+from snapkeep.services.identity.users import UserInfo
 
 FORMATS = click.Choice(["table", "csv", "tsv", "json"])
 ROLE_CHOICES = click.Choice([*ENVIRONMENT_ROLES, "none"], case_sensitive=False)

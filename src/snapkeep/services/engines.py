@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines.mysql import MySQLTarget
-from snapkeep.services import pause
+from snapkeep.services.snapshots import pause
 
 
 def database_target(env: EnvironmentConfig) -> MySQLTarget | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from snapkeep.errors import UsageError
 from snapkeep.services.context import Context
-from snapkeep.services.integrity import require_project_admin
+from snapkeep.services.snapshots.integrity import require_project_admin
 
 
 def status(ctx: Context) -> dict[str, Any]:

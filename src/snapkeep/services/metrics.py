@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from snapkeep import __version__
 from snapkeep.errors import SnapkeepError
 from snapkeep.policy import Action, may
-from snapkeep.services import activities
+from snapkeep.services.activities import lifecycle as activities
 from snapkeep.services.context import Context
 
 REPOSITORY_TTL = 60.0  # seconds the repository's size is reused between scrapes

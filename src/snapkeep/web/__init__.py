@@ -15,8 +15,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from snapkeep.errors import NotFoundError
-from snapkeep.services import auth
-from snapkeep.services.throttle import SignInThrottle
+from snapkeep.services.identity import auth
+from snapkeep.services.identity.throttle import SignInThrottle
 from snapkeep.web import activity_pages, backups, signin
 from snapkeep.web.render import STATIC_DIR, TEMPLATES_DIR, guarded_json
 from snapkeep.web.session import ContextFactory, before_body

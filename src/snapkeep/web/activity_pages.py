@@ -9,7 +9,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from snapkeep.policy import Action, may
-from snapkeep.services import activities, auth
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.identity import auth
 from snapkeep.web.render import guarded, guarded_json, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
 from snapkeep.web.views import (

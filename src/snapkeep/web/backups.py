@@ -11,8 +11,11 @@ from fastapi.responses import Response
 from snapkeep.api.streaming import download
 from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
-from snapkeep.services import auth, operations, snapshots, transfer
-from snapkeep.services.restore_scope import RestoreScope
+from snapkeep.services.activities import operations
+from snapkeep.services.identity import auth
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.restore_scope import RestoreScope
+from snapkeep.services.transfer import export_import as transfer
 from snapkeep.web.render import guarded, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
 from snapkeep.web.views import MAX_PAGE, backups_view, environment_rows, restore_targets

@@ -1,7 +1,7 @@
 """Who is signed in to the console: the session cookie, its CSRF token, and a Context
 that acts as that person.
 
-The cookie holds a random secret (only its hash is in the catalog, services/auth.py);
+The cookie holds a random secret (only its hash is in the catalog, services/identity/auth.py);
 it is HttpOnly, SameSite=Lax, and Secure when the console is served over https (behind
 a reverse proxy, uvicorn's ``--proxy-headers`` makes the scheme the proxy's).
 """
@@ -18,8 +18,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from snapkeep.errors import AuthenticationError
 from snapkeep.policy import Actor
-from snapkeep.services import auth
 from snapkeep.services.context import Context
+from snapkeep.services.identity import auth
 
 SESSION_COOKIE = "snapkeep_session"
 # A double-submit token for the sign-in form, which has no session yet: it stops another

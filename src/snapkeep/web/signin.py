@@ -6,8 +6,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from snapkeep.errors import AuthenticationError, TryLater
-from snapkeep.services import auth
-from snapkeep.services.throttle import SignInThrottle
+from snapkeep.services.identity import auth
+from snapkeep.services.identity.throttle import SignInThrottle
 from snapkeep.web.render import SECURITY_HEADERS, guarded, render
 from snapkeep.web.session import (
     SESSION_COOKIE,

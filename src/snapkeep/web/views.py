@@ -13,11 +13,14 @@ from typing import Any, TypeVar
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, PolicyError
 from snapkeep.policy import Action, may, require_manual_snapshot_allowed
-from snapkeep.services import activities, drill, environments, snapshots
-from snapkeep.services.activities import Activity, ActivityLog
+from snapkeep.services import environments
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.lifecycle import Activity, ActivityLog
 from snapkeep.services.context import Context
 from snapkeep.services.environments import EnvironmentInfo
-from snapkeep.services.snapshots import SnapshotInfo
+from snapkeep.services.snapshots import drill
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.listing import SnapshotInfo
 
 ENDED = ("complete", "cancelled")
 PAGE_SIZE = 50  # rows per page of the Stored backups and of the activity feed

@@ -13,9 +13,9 @@ import sys
 
 from snapkeep.errors import SnapkeepError
 from snapkeep.malloc import bound_heap_growth
-from snapkeep.services.activities import LEASE_SECONDS
+from snapkeep.services.activities.lifecycle import LEASE_SECONDS
+from snapkeep.services.activities.workers import Worker
 from snapkeep.services.context import Context
-from snapkeep.services.workers import Worker
 
 
 def main(argv: list[str]) -> int:

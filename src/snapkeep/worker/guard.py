@@ -11,9 +11,9 @@ import select
 import sys
 import time
 
-from snapkeep.services import activities
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.locks import EnvironmentLock
 from snapkeep.services.context import Context
-from snapkeep.services.locks import EnvironmentLock
 
 
 def wait_for_exit(pid: int) -> None:

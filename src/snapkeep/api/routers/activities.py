@@ -11,8 +11,8 @@ from snapkeep.api import logstream
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import ActivityOut, ErrorOut
 from snapkeep.policy import Action, may
-from snapkeep.services import activities
-from snapkeep.services.activities import Activity
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.lifecycle import Activity
 from snapkeep.services.context import Context
 
 router = APIRouter(prefix="/api/projects/{project}/activities", tags=["activities"],

@@ -20,8 +20,10 @@ from snapkeep.api.schemas import (
     SnapshotOut,
     VerifyRequest,
 )
-from snapkeep.services import operations, restore, snapshots
-from snapkeep.services.restore_scope import RestoreScope
+from snapkeep.services.activities import operations
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots import restore
+from snapkeep.services.snapshots.restore_scope import RestoreScope
 
 router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups",
                    tags=["backups"],

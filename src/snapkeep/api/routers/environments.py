@@ -8,8 +8,9 @@ from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import EnvironmentOut, ErrorOut, SnapshotOut, project_path
 from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, may
-from snapkeep.services import environments, snapshots
+from snapkeep.services import environments
 from snapkeep.services.context import Context
+from snapkeep.services.snapshots import listing as snapshots
 
 router = APIRouter(prefix="/api/projects/{project}/environments", tags=["environments"],
                    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}})

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import ActivityOut, ErrorOut
-from snapkeep.services import upload
+from snapkeep.services.transfer import upload
 
 log = logging.getLogger("snapkeep.api")
 

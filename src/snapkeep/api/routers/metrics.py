@@ -16,7 +16,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from snapkeep.api.deps import base_context, bearer
 from snapkeep.errors import AuthenticationError
-from snapkeep.services import auth, metrics
+from snapkeep.services import metrics
+from snapkeep.services.identity import auth
 from snapkeep.services.metrics import Family, Labels
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

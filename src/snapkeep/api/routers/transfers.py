@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import ErrorOut, project_path
 from snapkeep.api.streaming import download
-from snapkeep.services import transfer
+from snapkeep.services.transfer import export_import as transfer
 
 router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups/{backup_id}/export",
                    tags=["backups"],

@@ -32,9 +32,13 @@ from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import BusyError, SnapkeepError
 from snapkeep.policy import Actor
 from snapkeep.policy.schedules import next_run
-from snapkeep.services import operations
+from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
-from snapkeep.services.schedules import VERIFY, ensure_plan_schedules, ensure_verify_schedules
+from snapkeep.services.schedules.manage import (
+    VERIFY,
+    ensure_plan_schedules,
+    ensure_verify_schedules,
+)
 
 log = logging.getLogger("snapkeep.scheduler")
 

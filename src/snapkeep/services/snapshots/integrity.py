@@ -6,8 +6,8 @@ from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, require_role
 from snapkeep.progress import NullReporter, Reporter
 from snapkeep.repository import Report
-from snapkeep.services import snapshots
 from snapkeep.services.context import Context
+from snapkeep.services.snapshots import listing as snapshots
 
 PRUNE_LOCK_WAIT = 30.0  # seconds prune waits for running snapshots' shared locks
 

@@ -16,12 +16,13 @@ from snapkeep.errors import ConfigError, HookError, SnapkeepError
 from snapkeep.ids import new_id
 from snapkeep.policy import expires_at
 from snapkeep.repository import SnapshotManifest
-from snapkeep.services import gitinfo, hooks, pause
+from snapkeep.services import gitinfo
+from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
-from snapkeep.services.recorder import ActivityRecorder
 from snapkeep.services.sizes import mib
-from snapkeep.services.snapshots import row_from_manifest, writing
+from snapkeep.services.snapshots import hooks, pause
+from snapkeep.services.snapshots.listing import row_from_manifest, writing
 
 LOCK_WAIT = 10.0  # seconds a snapshot waits for a prune's exclusive lock
 

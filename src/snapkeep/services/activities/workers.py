@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 
 from snapkeep.catalog import Activity
 from snapkeep.errors import SnapkeepError
-from snapkeep.services import operations
-from snapkeep.services.activities import LEASE_SECONDS, Claim, reap_expired, worker_id
+from snapkeep.services.activities import operations
+from snapkeep.services.activities.lifecycle import LEASE_SECONDS, Claim, reap_expired, worker_id
 from snapkeep.services.context import Context
 
 __all__ = ["Worker", "reap_expired", "start_worker_threads"]

@@ -34,20 +34,22 @@ from snapkeep.engines import mysql, volumes
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, expires_at, require_active, require_role
 from snapkeep.repository import SnapshotManifest
-from snapkeep.services import activities, import_source, snapshots
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.recorder import ActivityRecorder, Observer
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, pause_entries
-from snapkeep.services.export_stream import EXPORT, stream_export
-from snapkeep.services.exportdir import (
+from snapkeep.services.sizes import mib
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.listing import row_from_manifest
+from snapkeep.services.transfer import import_source
+from snapkeep.services.transfer.export_stream import EXPORT, stream_export
+from snapkeep.services.transfer.exportdir import (
     DATABASE_PART,
     ExportWriter,
     check_destination,
     mount_part,
     parts_of,
 )
-from snapkeep.services.recorder import ActivityRecorder, Observer
-from snapkeep.services.sizes import mib
-from snapkeep.services.snapshots import row_from_manifest
 
 IMPORT = "environment.backup.import"
 LOCK_WAIT = 10.0  # seconds an export or import waits for a prune's exclusive lock
@@ -63,7 +65,7 @@ def _state(detach: bool, queue: bool) -> str:
 
 def _go(ctx: Context, c: activities.Claim, detach: bool, queue: bool,
         observer: Observer | None) -> Activity:
-    from snapkeep.services import operations  # operations.execute imports this module
+    from snapkeep.services.activities import operations
 
     return operations.go(ctx, c, detach, queue, observer)
 

@@ -24,10 +24,11 @@ from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import Cancelled, NotFoundError
 from snapkeep.policy import Action, require_role
-from snapkeep.services import activities, snapshots
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
-from snapkeep.services.exportdir import DATABASE_PART, ZSTD_LEVEL, mount_part
-from snapkeep.services.recorder import ActivityRecorder
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.transfer.exportdir import DATABASE_PART, ZSTD_LEVEL, mount_part
 
 CHUNK = 256 << 10  # bytes per queued piece
 QUEUE_CHUNKS = 8  # pieces the queue holds: the memory bound is about CHUNK * this

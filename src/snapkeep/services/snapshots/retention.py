@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, RetentionPolicy, SnapshotFacts, plan_expiry, require_role
-from snapkeep.services import snapshots
 from snapkeep.services.context import Context
-from snapkeep.services.snapshots import SnapshotInfo
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.listing import SnapshotInfo
 
 
 @dataclass(frozen=True)

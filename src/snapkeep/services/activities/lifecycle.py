@@ -43,10 +43,11 @@ from snapkeep.errors import (
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_role
 from snapkeep.processes import pid_alive
-from snapkeep.services import cutover, notify, pause, restore
+from snapkeep.services.activities.locks import EnvironmentLock, is_locked
+from snapkeep.services.activities.recorder import ActivityRecorder, Observer
 from snapkeep.services.context import Context
-from snapkeep.services.locks import EnvironmentLock, is_locked
-from snapkeep.services.recorder import ActivityRecorder, Observer
+from snapkeep.services.notify import webhooks as notify
+from snapkeep.services.snapshots import cutover, pause, restore
 
 BACKUP = "environment.backup"
 RESTORE = "environment.restore"

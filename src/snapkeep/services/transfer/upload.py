@@ -39,11 +39,13 @@ from snapkeep.engines import mysql, volumes
 from snapkeep.errors import BadUpload, BusyError, InsufficientSpace, SizeRequired, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_active, require_role
-from snapkeep.services import activities, import_source, transfer
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
-from snapkeep.services.exportdir import DATABASE_PART, METADATA, read_metadata
-from snapkeep.services.recorder import ActivityRecorder
 from snapkeep.services.sizes import mib
+from snapkeep.services.transfer import export_import as transfer
+from snapkeep.services.transfer import import_source
+from snapkeep.services.transfer.exportdir import DATABASE_PART, METADATA, read_metadata
 
 UPLOADS_DIR = "uploads"  # under .snapkeep/
 SPACE_MARGIN = 256 << 20  # bytes left free on the staging filesystem beyond an upload

@@ -22,7 +22,7 @@ import zstandard
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import ConfigError, UsageError
-from snapkeep.services.exportdir import (
+from snapkeep.services.transfer.exportdir import (
     DATABASE_PART,
     METADATA,
     HashingReader,

@@ -20,12 +20,13 @@ from snapkeep.engines import mysql, volumes
 from snapkeep.errors import IntegrityError
 from snapkeep.faults import crash_point
 from snapkeep.repository import SnapshotManifest
-from snapkeep.services import gitinfo, hooks, pause
+from snapkeep.services import gitinfo
+from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
-from snapkeep.services.cutover import CutoverJournal
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
-from snapkeep.services.recorder import ActivityRecorder
-from snapkeep.services.restore_scope import RestoreScope
+from snapkeep.services.snapshots import hooks, pause
+from snapkeep.services.snapshots.cutover import CutoverJournal
+from snapkeep.services.snapshots.restore_scope import RestoreScope
 
 LOCK_WAIT = 30.0  # seconds a restore waits for a prune's exclusive lock
 

@@ -15,8 +15,8 @@ from typing import Any
 from snapkeep.catalog import User
 from snapkeep.errors import NotFoundError, UsageError
 from snapkeep.policy.rules import check_environment_role, check_project_role, require_project_admin
-from snapkeep.services.auth import hash_password
 from snapkeep.services.context import Context
+from snapkeep.services.identity.auth import hash_password
 
 # A shape check, not RFC 5322: one @, something on both sides, no spaces.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.][^@\s]*")

@@ -31,19 +31,14 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
-from snapkeep.services import (
-    activities,
-    backup,
-    drill,
-    restore,
-    retention,
-    snapshots,
-    transfer,
-)
-from snapkeep.services.activities import Claim
+from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.lifecycle import Claim
+from snapkeep.services.activities.recorder import ActivityRecorder, Observer
 from snapkeep.services.context import Context
-from snapkeep.services.recorder import ActivityRecorder, Observer
-from snapkeep.services.restore_scope import RestoreScope
+from snapkeep.services.snapshots import backup, drill, restore, retention
+from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.restore_scope import RestoreScope
+from snapkeep.services.transfer import export_import as transfer
 
 
 def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
@@ -106,7 +101,7 @@ def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *
                 threads: int | None = None, queue: bool = False,
                 queue_behind: bool = False) -> Activity:
     """A restore drill of a snapshot of ``env`` (the newest without ID): restored into
-    scratch copies, verified against its digests, removed (``services/drill.py``). Needs
+    scratch copies, verified against its digests, removed (``services/snapshots/drill.py``). Needs
     Admin on ``env``, which must be active; its live data is never touched."""
     _check_env(ctx, env, Action.SNAPSHOT_VERIFY)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)

@@ -2,7 +2,7 @@
 
 ``[environments.X.hooks]`` names commands for ``before_snapshot``, ``after_snapshot``,
 ``before_restore`` and ``after_restore``; ``post_restore`` commands run after a snapshot
-of another environment is restored (services/restore.py). Each command runs with
+of another environment is restored (services/snapshots/restore.py). Each command runs with
 ``/bin/sh -c`` in the environment's root, stdin from /dev/null, in a process group of its
 own; its output (stdout and stderr, interleaved) goes into the activity log line by line
 as it comes. It is killed — the whole group: SIGTERM, then SIGKILL after ``KILL_GRACE``
@@ -36,9 +36,9 @@ from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql
 from snapkeep.errors import HookError
 from snapkeep.redact import without_credentials
+from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target
-from snapkeep.services.recorder import ActivityRecorder
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a command's process group
 POLL = 0.2  # seconds between two looks at the cancel flag while a command is quiet

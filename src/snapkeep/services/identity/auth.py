@@ -30,7 +30,7 @@ from snapkeep.errors import (
 from snapkeep.ids import new_id
 from snapkeep.policy.rules import Actor, require_project_admin
 from snapkeep.services.context import Context
-from snapkeep.services.throttle import HashGate, SignInThrottle
+from snapkeep.services.identity.throttle import HashGate, SignInThrottle
 
 TOKEN_PREFIX = "sk_"
 SESSION_TTL = timedelta(hours=12)

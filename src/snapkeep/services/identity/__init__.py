@@ -1,0 +1,1 @@
+"""Identity: users, roles, tokens, passwords and sign-in limits."""

@@ -1,0 +1,1 @@
+"""Schedules: automatic backups and drills, and the scheduler that starts them."""

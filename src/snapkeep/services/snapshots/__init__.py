@@ -1,0 +1,1 @@
+"""Snapshots: taking, listing, restoring, verifying, expiring them, and what runs around that."""

@@ -1,0 +1,1 @@
+"""Transfer: snapshot export and import, and the export directory's format."""
