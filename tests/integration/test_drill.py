@@ -133,7 +133,7 @@ def test_a_drill_finds_a_table_whose_recorded_rows_differ(tmp_path, mariadb, sho
     data = json.loads(repo.load_snapshot(sid).to_json())
     t = next(t for t in data["services"]["database"]["tables"] if t["name"] == "sales_order")
     t["digest"]["rows"] += 1
-    repo._put_manifest(SnapshotManifest.from_json(json.dumps(data).encode()))
+    repo.put_manifest(SnapshotManifest.from_json(json.dumps(data).encode()))
     with pytest.raises(IntegrityError, match="sales_order"):
         operations.start_drill(p.ctx, p.env, sid)
     assert p.ctx.catalog.get_snapshot(sid).verified_ok is False
@@ -149,7 +149,7 @@ def _tamper_digest(p: Project, sid: str, mount: str) -> None:
     data = json.loads(m.to_json())
     d = data["mounts"][mount]["digest"]
     data["mounts"][mount]["digest"] = d[:-1] + ("0" if d[-1] != "0" else "1")
-    repo._put_manifest(SnapshotManifest.from_json(json.dumps(data).encode()))
+    repo.put_manifest(SnapshotManifest.from_json(json.dumps(data).encode()))
 
 
 def test_a_drill_of_a_snapshot_whose_recorded_digest_differs_fails_and_records_it(
@@ -177,7 +177,7 @@ def test_a_snapshot_from_before_digests_is_restored_and_reported_not_verifiable(
     repo = p.ctx.repository
     data = json.loads(repo.load_snapshot(sid).to_json())
     del data["mounts"]["data"]["digest"]
-    repo._put_manifest(SnapshotManifest.from_json(json.dumps(data).encode()))
+    repo.put_manifest(SnapshotManifest.from_json(json.dumps(data).encode()))
     a = operations.start_drill(p.ctx, p.env, sid)
     assert a.result == "success"
     log = p.log(a.id)

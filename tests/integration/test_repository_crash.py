@@ -26,7 +26,7 @@ WRITER = textwrap.dedent("""
         def paused(self, manifest):
             Path(marker).write_text("packs and index written")
             time.sleep(3600)  # the parent kills us here
-        Repository._put_manifest = paused
+        Repository.put_manifest = paused
     repo = Repository.open(LocalBackend(repo_dir), key_file=key_file)
     session = repo.begin_snapshot()
     rng = random.Random(7)

@@ -6,6 +6,8 @@ import pytest
 
 from snapkeep.errors import BusyError, RepositoryError
 from snapkeep.repository import BlobRef, Repository, SnapshotManifest
+from snapkeep.repository import packs as packs_mod
+from snapkeep.repository import prune as prune_mod
 from snapkeep.storage import LocalBackend
 
 MiB = 1 << 20
@@ -108,3 +110,47 @@ def test_a_prune_interrupted_after_its_new_index_is_finished_by_the_next(repo, t
     assert not set(fresh.backend.list("index/")) & set(old_index)
     assert fresh.check(read_data=True).ok and fresh.check().notes == []
     assert fresh.read_blob(keep) == stream(5, 3 * MiB)
+
+
+def contents(backend):
+    return {k: backend.get(k) for k in sorted(backend.list(""))}
+
+
+def test_a_prune_plan_changes_nothing_and_is_what_the_prune_then_does(repo, monkeypatch):
+    monkeypatch.setattr(prune_mod, "INDEX_MAX_CHUNKS", 2)  # several new index files
+    keep = snap(repo, "a", [stream(7, 3 * MiB), stream(8, 3 * MiB)])["b0"]  # one pack
+    snap(repo, "b", reuse=[keep])
+    snap(repo, "c", [stream(9, 20 * MiB)])  # a full pack and a partial one
+    snap(repo, "d", [stream(10, 2 * MiB)])  # kept as it is
+    repo.forget_snapshot("a")
+    repo.forget_snapshot("c")
+    orphan, data = packs_mod.build_pack(repo.keys, b"", [])  # as a killed writer leaves
+    repo.backend.put(packs_mod.pack_key(orphan), data)
+    before = contents(repo.backend)
+
+    plan = repo.plan_prune(repack_threshold=0.1)
+    assert contents(repo.backend) == before  # byte for byte: nothing written or deleted
+    assert plan.keep and plan.drop and plan.repack and list(plan.orphans) == [orphan]
+    assert plan.index_files_written > 1 and plan.bytes_freed > 20 * MiB
+    lines = plan.lines()
+    gone_packs = {packs_mod.pack_key(p) for p in [*plan.drop, *plan.orphans]} \
+        | {packs_mod.pack_key(p) for p, _s, _e in plan.repack}
+    assert all(any(k in line for line in lines) for k in gone_packs)
+
+    report = repo.prune(repack_threshold=0.1)
+    assert report.stats == plan.stats()
+    after = contents(repo.backend)
+    assert set(before) - set(after) == gone_packs | {
+        f"index/{i}" for i in plan.index_files_replaced}
+    new = set(after) - set(before)
+    assert sorted(len(after[k]) for k in new if k.startswith("data/")) == \
+        sorted(size for _n, size in plan.new_packs)
+    assert len([k for k in new if k.startswith("index/")]) == plan.index_files_written
+    assert repo.read_blob(keep) == stream(7, 3 * MiB) and repo.check(read_data=True).ok
+
+
+def test_a_prune_plan_with_nothing_to_do(repo):
+    snap(repo, "a", [stream(11, MiB)])  # big enough that its pack header is not repacked
+    plan = repo.plan_prune()
+    assert plan.lines() == [] and plan.bytes_freed == 0 and not plan.changed
+    assert repo.prune().stats == plan.stats()

@@ -2,8 +2,12 @@
 
 from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
 from snapkeep.repository.chunks import ROWS_ZSTD_LEVEL, ZSTD_LEVEL
-from snapkeep.repository.maintenance import Problem, Report
-from snapkeep.repository.repository import Repository, SnapshotManifest, SnapshotSession
+from snapkeep.repository.manifest import SnapshotManifest
+from snapkeep.repository.prune import PrunePlan
+from snapkeep.repository.report import Problem, Report
+from snapkeep.repository.repository import Repository
+from snapkeep.repository.session import SnapshotSession
 
-__all__ = ["EMPTY_BLOB", "BlobRef", "BlobReader", "BlobWriter", "Problem", "Report",
-           "ROWS_ZSTD_LEVEL", "Repository", "SnapshotManifest", "SnapshotSession", "ZSTD_LEVEL"]
+__all__ = ["EMPTY_BLOB", "BlobRef", "BlobReader", "BlobWriter", "Problem", "PrunePlan",
+           "Report", "ROWS_ZSTD_LEVEL", "Repository", "SnapshotManifest", "SnapshotSession",
+           "ZSTD_LEVEL"]

@@ -8,16 +8,11 @@ however ``write()`` calls split them, and an edit only changes the chunks around
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from snapkeep.repository.chunks import ZSTD_LEVEL
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from snapkeep.repository.chunks import Chunker
-    from snapkeep.repository.repository import Repository
+from snapkeep.repository.chunks import ZSTD_LEVEL, Chunker
 
 
 @dataclass(frozen=True)
@@ -39,6 +34,10 @@ EMPTY_BLOB = BlobRef(0, ())
 
 class ChunkSink(Protocol):
     def store_chunk(self, data: bytes | memoryview, level: int = ...) -> str: ...
+
+
+class ChunkSource(Protocol):
+    def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes: ...
 
 
 class BlobWriter:
@@ -83,7 +82,7 @@ class BlobWriter:
 class BlobReader(io.RawIOBase):
     """A read-only stream over a blob; each chunk is decrypted and hash-checked as read."""
 
-    def __init__(self, repo: Repository, ref: BlobRef) -> None:
+    def __init__(self, repo: ChunkSource, ref: BlobRef) -> None:
         self._repo = repo
         self._ref = ref
         self._next = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Literal, cast
 
 import pyfastcdc
 import zstandard
@@ -79,9 +80,10 @@ class Chunker:
     BATCH = 2 * CDC_MAX
 
     def __init__(self, params: dict[str, int], seed: int) -> None:
+        # the config's level (0-3) is an int in JSON; FastCDC refuses any other value
+        nc = cast(Literal[0, 1, 2, 3], params.get("nc", CDC_NC))
         self._cdc = pyfastcdc.FastCDC(params["avg"], min_size=params["min"],
-                                      max_size=params["max"],
-                                      normalized_chunking=params.get("nc", CDC_NC), seed=seed)
+                                      max_size=params["max"], normalized_chunking=nc, seed=seed)
         self._pieces: list[bytes] = []
         self._pending = 0
 

@@ -19,8 +19,10 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import blake3
+from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -149,9 +151,7 @@ def open_slot(slot: dict[str, object], repo_id: str, passphrase: str | None) -> 
         return None
 
 
-def _argon2(passphrase: str, salt: bytes, p: dict) -> bytes:
-    from argon2.low_level import Type, hash_secret_raw
-
+def _argon2(passphrase: str, salt: bytes, p: dict[str, Any]) -> bytes:
     return hash_secret_raw(passphrase.encode("utf-8"), salt, time_cost=int(p["t"]),
                            memory_cost=int(p["m"]), parallelism=int(p["p"]), hash_len=32,
                            type=Type.ID)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from snapkeep.repository.crypto import Keys
+from snapkeep.repository.crypto import Keys, SealError
 
 PACK_TARGET = 16 * 1024 * 1024
 HEADER_VERSION = 1
@@ -92,8 +92,6 @@ def read_header(keys: Keys, pack: bytes) -> list[Entry]:
 
 
 def parse_header(keys: Keys, sealed: bytes, data_end: int) -> list[Entry]:
-    from snapkeep.repository.crypto import SealError
-
     try:
         header = keys.unseal(sealed, AD_HEADER)
     except SealError as e:

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
-from snapkeep.repository.chunks import ZSTD_LEVEL
+from snapkeep.repository.chunks import ZSTD_LEVEL, Chunker
+from snapkeep.repository.index import Index
+from snapkeep.repository.locks import RepoLock
 from snapkeep.repository.manifest import SnapshotManifest
+from snapkeep.repository.writer import Discarded
+from snapkeep.storage import Backend
 
-if TYPE_CHECKING:
-    from snapkeep.repository.repository import Discarded, Repository
+
+class SessionRepository(Protocol):
+    """What a session needs of the ``Repository`` (a Protocol: this module does not import
+    repository.py, which imports it)."""
+
+    backend: Backend
+    index: Index
+
+    def lock(self, exclusive: bool = False, *, wait: float = 0.0) -> RepoLock: ...
+    def load_index(self) -> None: ...
+    def chunker(self) -> Chunker: ...
+    def store(self, data: bytes | memoryview, level: int, user: Any) -> tuple[str, int]: ...
+    def use_chunks(self, cids: list[str], user: Any) -> list[str]: ...
+    def flush(self, check: Callable[[], None] | None = None) -> None: ...
+    def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes: ...
+    def open_blob(self, ref: BlobRef) -> BlobReader: ...
+    def read_blob(self, ref: BlobRef) -> bytes: ...
+    def has_snapshot(self, snapshot_id: str) -> bool: ...
+    def put_manifest(self, manifest: SnapshotManifest) -> None: ...
+    def end_session(self, user: Any) -> None: ...
+    def discard_session(self, user: Any) -> Discarded: ...
 
 
 class SnapshotSession:
@@ -26,7 +50,7 @@ class SnapshotSession:
     without a commit, a session removes the packs only it wrote (``discarded`` says what).
     """
 
-    def __init__(self, repo: Repository, *, lock: bool = True, wait: float = 0.0) -> None:
+    def __init__(self, repo: SessionRepository, *, lock: bool = True, wait: float = 0.0) -> None:
         self.repo = repo
         self._refs: set[str] = set()
         self._added = 0
@@ -41,7 +65,7 @@ class SnapshotSession:
     # writing
     def store_chunk(self, data: bytes | memoryview, level: int = ZSTD_LEVEL) -> str:
         self._raise_failure()
-        cid, added = self.repo._store(data, level, self)
+        cid, added = self.repo.store(data, level, self)
         with self._mutex:
             self._refs.add(cid)
             self._added += added
@@ -91,22 +115,21 @@ class SnapshotSession:
         """Store the reference list, flush packs and index, write the manifest, unlock."""
         if self.committed:
             raise RepositoryError("this snapshot session is already committed")
-        if self.repo.backend.exists(self.repo._manifest_key(manifest.id)):
+        if self.repo.has_snapshot(manifest.id):
             raise RepositoryError(f"a snapshot named {manifest.id} already exists in the "
                                   f"repository at {self.repo.backend.describe()}; not replaced")
         with self._mutex:
             ids = sorted(self._refs)
         refs = (self.put_blob("".join(f"{c}\n" for c in ids).encode()) if ids else EMPTY_BLOB)
         self.repo.flush(check=self._raise_failure)
-        with self.repo._mutex:
-            absent = [c for c in ids if c not in self.repo._index]
+        absent = self.repo.index.not_written(ids)
         if absent:
             raise RepositoryError(f"chunk {absent[0]} of this snapshot was not written to "
                                   f"the repository at {self.repo.backend.describe()}")
         manifest.references = refs.to_json()
         manifest.added_bytes = self._added
         self._manifest_written = True
-        self.repo._put_manifest(manifest)
+        self.repo.put_manifest(manifest)
         self.committed = True
         self.repo.end_session(self)
         self.close()

@@ -1,0 +1,196 @@
+"""Writing chunks into packs: the open pack, background uploads, index files for new packs.
+
+``PackWriter`` is shared by all the threads using one ``Repository``. Its lock protects the
+open pack, the packs being uploaded and the packs not yet named by an index file; it is
+always taken before the ``Index``'s lock, never while holding it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from snapkeep.errors import SnapkeepError
+from snapkeep.repository import chunks, packs
+from snapkeep.repository.crypto import Keys
+from snapkeep.repository.index import Index, PackList, seal_file
+from snapkeep.storage import Backend
+
+log = logging.getLogger("snapkeep.repository")
+
+AUTO_INDEX_PACKS = 32  # write an index file after this many unindexed packs
+UPLOAD_QUEUE = 2  # full packs being written in the background at once (memory bound)
+
+
+class Discarded(NamedTuple):
+    """What ``discard_session`` removed (``packs``, ``bytes``) and left for prune."""
+
+    packs: int
+    bytes: int
+    left: int
+
+
+class PackWriter:
+    def __init__(self, backend: Backend, keys: Keys, index: Index) -> None:
+        self.backend = backend
+        self.keys = keys
+        self.index = index
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()
+        self._builder = packs.PackBuilder()
+        self._uploading: dict[int, packs.PackBuilder] = {}
+        self._unindexed: PackList = []
+        self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
+        self._executor: ThreadPoolExecutor | None = None
+        # A background upload's failure for writes without a session (a session gets its
+        # own, see SnapshotSession.upload_failed); raised and cleared by ``flush``.
+        self._upload_error: BaseException | None = None
+
+    def store(self, data: bytes | memoryview, level: int, user: Any) -> tuple[str, int]:
+        """(chunk id, stored bytes newly appended to a pack — 0 for a dedup hit).
+
+        ``user``: the session storing it (None: a write without a session)."""
+        if user is None and self._upload_error is not None:
+            raise self._upload_error
+        cid = self.keys.chunk_id(data)
+        if self.index.claim(cid, user):
+            return cid, 0
+        sealed = self.keys.seal(chunks.encode(data, level), packs.chunk_ad(cid))
+        with self._lock:  # no other writer can add cid between this claim and the add
+            if self.index.claim(cid, user):
+                return cid, 0
+            b = self._builder
+            b.add(cid, sealed, len(data))
+            self.index.add_pending(cid, b, user)
+            full = b.full()
+            if full:
+                self._builder = packs.PackBuilder()
+                self._uploading[id(b)] = b
+        if full:
+            self._upload_slots.acquire()  # back-pressure: at most UPLOAD_QUEUE in flight
+            try:
+                self._pool().submit(self._upload_in_background, b)
+            except BaseException:
+                self._upload_slots.release()
+                raise
+        return cid, len(sealed)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(UPLOAD_QUEUE,
+                                                    thread_name_prefix="snapkeep-pack")
+            return self._executor
+
+    def pending_chunk(self, cid: str) -> tuple[bytes, int] | None:
+        """(sealed bytes, plaintext length) of a chunk in a pack not written yet."""
+        with self._lock:  # the open pack's buffer grows under this lock
+            b = self.index.pending(cid)
+            return None if b is None else (b.sealed_chunk(cid), b.entries[cid].raw_len)
+
+    def _upload_in_background(self, b: packs.PackBuilder) -> None:
+        try:
+            self._upload(b)
+        except BaseException as e:  # surfaced by its sessions' next store or commit
+            if None in self.index.users_of(b):
+                self._upload_error = e  # a write without a session: by the next flush
+        finally:
+            self._upload_slots.release()
+
+    def _upload(self, b: packs.PackBuilder) -> None:
+        """Write a finished pack (caller has registered it in ``_uploading``)."""
+        try:
+            entries = list(b.entries.values())  # b no longer changes: it was swapped out
+            pack_id, data = b.build(self.keys)
+            self.backend.put(packs.pack_key(pack_id), data)
+        except BaseException as failure:
+            self.index.drop_pending(b)
+            with self._lock:
+                self._uploading.pop(id(b), None)
+                self._cond.notify_all()
+            for user in self.index.users_of(b):  # each session that relied on it fails
+                if user is not None:
+                    user.upload_failed(failure)
+            raise
+        self.index.pack_written(pack_id, len(data), b)
+        with self._lock:
+            self._unindexed.append((pack_id, len(data), entries))
+            self._uploading.pop(id(b), None)
+            self._cond.notify_all()
+            many = len(self._unindexed) >= AUTO_INDEX_PACKS
+        if many and self._flush_lock.acquire(blocking=False):
+            try:
+                self._write_unindexed()
+            finally:
+                self._flush_lock.release()
+
+    def write_index(self, pack_list: PackList, supersedes: list[str] | None = None) -> str:
+        """Store an index file naming ``pack_list`` (and superseding ``supersedes``)."""
+        iid, raw = seal_file(self.keys, pack_list, supersedes or [])
+        self.backend.put(f"index/{iid}", raw)
+        self.index.file_written(iid, [p for p, _s, _e in pack_list])
+        return iid
+
+    def _write_unindexed(self) -> None:
+        with self._lock:
+            todo, self._unindexed = self._unindexed, []
+        if not todo:
+            return
+        try:
+            self.write_index(todo)
+        except BaseException:
+            with self._lock:
+                self._unindexed[:0] = todo
+            raise
+
+    def flush(self, check: Callable[[], None] | None = None) -> None:
+        """Write the open pack and an index file for every pack not yet indexed.
+
+        ``check`` runs once every pack is written, before the index: a session raises
+        there the failure of a pack it used, so its packs stay out of the index."""
+        with self._flush_lock:
+            with self._lock:
+                b = self._builder if self._builder.entries else None
+                if b is not None:
+                    self._builder = packs.PackBuilder()
+                    self._uploading[id(b)] = b
+                waiting = set(self._uploading) - ({id(b)} if b else set())
+            if b is not None:
+                self._upload(b)
+            with self._lock:
+                while waiting & self._uploading.keys():
+                    self._cond.wait()
+            err, self._upload_error = self._upload_error, None
+            if err is not None:
+                raise err
+            if check is not None:
+                check()
+            self._write_unindexed()
+
+    def discard_session(self, user: Any) -> Discarded:
+        """Remove what a session that will not commit wrote where nothing else can use it
+        (see ``Repository.discard_session``)."""
+        with self._lock:
+            while any(self.index.uses(b, user) for b in self._uploading.values()):
+                self._cond.wait()  # its packs in flight are written (or failed) first
+            if self.index.release_builder(self._builder, user):
+                self._builder = packs.PackBuilder()
+            unindexed = {pid: (size, entries) for pid, size, entries in self._unindexed}
+            gone, left = self.index.discard_session(
+                user, {pid: entries for pid, (_s, entries) in unindexed.items()})
+            self._unindexed = [item for item in self._unindexed if item[0] not in gone]
+        out = Discarded(0, 0, left)
+        for pid in gone:
+            try:
+                self.backend.delete(packs.pack_key(pid))
+            except SnapkeepError as e:  # storage still failing: a pack in no index, for prune
+                log.warning("could not delete %s of a failed snapshot: %s",
+                            packs.pack_key(pid), e)
+                out = out._replace(left=out.left + 1)
+                continue
+            out = out._replace(packs=out.packs + 1, bytes=out.bytes + unindexed[pid][0])
+        return out
