@@ -93,8 +93,17 @@ def test_deleted_snapshots_are_reclaimed_by_prune(shop):
     second = snap_id(cli.run("backup", "--live"))
     size_before = sum(p.stat().st_size for p in repo_files(root))
     cli.run("snapshot:delete", first)
+    stored = {p: p.read_bytes() for p in repo_files(root)}
+    dry = cli.run("repository:prune", "--dry-run")
+    assert {p: p.read_bytes() for p in repo_files(root)} == stored  # nothing changed
+    would_free = re.search(r"would free (\S+ \S+)", dry.stderr).group(1)
+    # the packs it deletes or repacks (then deletes), the index files it replaces
+    planned = re.findall(r"^(?:delete|repack) (data/\S+|index/\S+)", dry.stdout, re.M)
+    assert any(k.startswith("data/") for k in planned)
     res = cli.run("repository:prune")
-    assert "freed" in res.stderr
+    assert f"{would_free} freed" in res.stderr
+    store = root / ".snapkeep" / "repository"
+    assert not [k for k in planned if (store / k).exists()]  # each planned deletion done
     size_after = sum(p.stat().st_size for p in repo_files(root))
     assert size_before - size_after > 3 << 20
     assert "no problems found" in cli.run("repository:check", "--read-data").stderr

@@ -30,9 +30,19 @@ def check(config_path, project, read_data, fmt) -> None:
 
 @click.command("repository:prune")
 @project_options
-def prune(config_path, project) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Print what a prune would delete, repack and write; change nothing.")
+def prune(config_path, project, dry_run) -> None:
     """Delete data that no snapshot references; repack partly used packs."""
     ctx = load(config_path, project)
+    if dry_run:
+        plan = integrity.plan_prune(ctx)
+        for line in plan.lines():
+            click.echo(line)
+        stats = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in plan.stats().items())
+        say(f"Dry run, nothing changed: a prune would free {human_size(plan.bytes_freed)} "
+            f"({stats}).")
+        return
     report = integrity.prune_repository(ctx, ConsoleReporter())
     freed = report.stats.get("bytes_freed", 0)
     say(f"Pruned the repository: {human_size(freed)} freed.")

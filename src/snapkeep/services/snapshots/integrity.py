@@ -5,7 +5,7 @@ from __future__ import annotations
 from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, require_role
 from snapkeep.progress import NullReporter, Reporter
-from snapkeep.repository import Report
+from snapkeep.repository import PrunePlan, Report
 from snapkeep.services.context import Context
 from snapkeep.services.snapshots import listing as snapshots
 
@@ -32,6 +32,13 @@ def prune_repository(ctx: Context, reporter: Reporter | None = None) -> Report:
     report = ctx.repository.prune(reporter or NullReporter(), wait=PRUNE_LOCK_WAIT)
     snapshots.sync(ctx)
     return report
+
+
+def plan_prune(ctx: Context, reporter: Reporter | None = None) -> PrunePlan:
+    """What ``prune_repository`` would delete, repack and write now; changes nothing
+    (no lock is taken: a snapshot written meanwhile may change what a prune does)."""
+    require_project_admin(ctx)
+    return ctx.repository.plan_prune(reporter or NullReporter())
 
 
 def require_project_admin(ctx: Context) -> None:
