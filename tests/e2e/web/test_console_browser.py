@@ -22,7 +22,7 @@ from tests.helpers.shop import fill, make_app_root
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "console"
+OUTPUT = Path(__file__).resolve().parents[3] / "test-output" / "console"
 ENV = "develop-branch"
 ACTIVITY_TIMEOUT_MS = 180_000  # a bound, not a speed requirement: a hang fails here
 STEP_TIMEOUT_MS = 20_000

@@ -1,5 +1,5 @@
 """Reading SHOW GRANTS lines and DEFINER clauses for the restore's privilege check; the
-server-side behaviour is covered by tests/integration/test_mysql_restore_privileges.py."""
+server-side behaviour is covered by tests/integration/engines/mysql/test_restore_privileges.py."""
 
 from __future__ import annotations
 

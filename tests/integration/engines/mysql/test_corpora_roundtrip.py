@@ -132,7 +132,7 @@ def test_corpus_unit_round_trips(mariadb, server_conn, repo, name, tmp_path):
 def test_heavy_corpus_unit_round_trips(mariadb, server_conn, repo, name, tmp_path):
     # Not exported: reloading its 16.8 M rows through the single-threaded stock client
     # takes ~2 min more than CI's budget allows; the export's conversions are exercised
-    # by the 171 light units and the type-coverage schema (test_mysql_export.py).
+    # by the 171 light units and the type-coverage schema (test_export.py).
     round_trip(mariadb, server_conn, repo, name, tmp_path, threads=2, export=False)
 
 

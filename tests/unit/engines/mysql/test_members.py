@@ -1,6 +1,6 @@
 """Parsing a column's printed ENUM/SET list and DEFAULT literal, and writing members back
 as the server writes them (``members.py``; the server side is tested in
-tests/integration/test_mysql_enum_members.py)."""
+tests/integration/engines/mysql/test_enum_members.py)."""
 
 from __future__ import annotations
 
