@@ -17,17 +17,15 @@ from hypothesis import strategies as st
 
 from tests.helpers.dbstate import assert_same, q
 from tests.helpers.generative.damage_gen import damages
-from tests.helpers.generative.db_steps import damage_db, db_features, load_schema
-from tests.helpers.generative.features import TREE_FEATURES, enabled
+from tests.helpers.generative.db_steps import damage_in_new_session, db_features, load_schema
 from tests.helpers.generative.fingerprint import fingerprint
 from tests.helpers.generative.schema_gen import PRELUDE, schemas
 from tests.helpers.generative.tree_gen import (
-    FS_DEPENDENT,
     apply_damage,
     build,
-    probe_caps,
     tree_damages,
     tree_diff,
+    tree_features,
     tree_fingerprint,
     trees,
 )
@@ -41,14 +39,8 @@ EXAMPLES = max(2, (settings.default.max_examples or 100) // 15)
 
 @pytest.fixture(scope="module")
 def features(mariadb) -> frozenset[str]:
-    HOME.mkdir(exist_ok=True)
-    try:
-        caps = probe_caps(HOME)
-    finally:
-        shutil.rmtree(HOME)
-    # a big row needs the dump under a lowered max_allowed_packet (test_db_roundtrip)
-    return (db_features(mariadb) | (enabled(TREE_FEATURES) - (FS_DEPENDENT - caps))) \
-        - {"big_row"}
+    # a big row needs the dump under a lowered max_allowed_packet (engines/mysql/test_roundtrip)
+    return (db_features(mariadb) | tree_features(HOME)) - {"big_row"}
 
 
 @settings(max_examples=EXAMPLES)
@@ -80,14 +72,7 @@ def test_snapshot_create_then_restore_after_damage_gives_back_database_and_mount
         cli.run("init", "--project-id", "gen", "--database", mariadb.url(DB), "--mount", "data")
         created = cli.run("snapshot:create").stdout.strip().splitlines()[-1]
         assert created.startswith("Snapshot name:"), created
-        damaged = mariadb.connect(DB)
-        try:
-            with damaged.cursor() as cur:
-                for sql in PRELUDE:
-                    cur.execute(sql)
-            damage_db(damaged, db_damage)
-        finally:
-            damaged.close()
+        damage_in_new_session(mariadb, DB, db_damage)
         apply_damage(tree_damage, tree, mount)
         cli.run("snapshot:restore", created.split(":", 1)[1].strip(), "-y")
         assert_same(fingerprint(conn, DB), before_db, "the restored database")

@@ -7,13 +7,10 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-
 from snapkeep.catalog import Activity, Catalog, Notification
-from snapkeep.catalog.catalog import HEAD, MIGRATIONS
+from snapkeep.catalog.catalog import HEAD
 from snapkeep.ids import new_id
+from tests.helpers.catalog import catalog_at_revision
 
 
 def ended_activity(cat: Catalog, env: str = "dev") -> Activity:
@@ -105,18 +102,11 @@ def test_concurrent_warnings_are_all_kept(cat):
 
 
 def test_migration_0004_keeps_the_activities_of_an_older_catalog(tmp_path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
-        conn.execute(sa.text(
-            "INSERT INTO activities (id, environment, type, state, result, description, "
-            "created_at, completion_percent, parameters, cancel_requested) VALUES ('a1', "
-            "'dev', 'environment.backup', 'complete', 'success', 'd', '2026-11-26 10:00:00', "
-            "100, '{}', 0)"))
-    engine.dispose()
+    catalog_at_revision(tmp_path, "0003", (
+        "INSERT INTO activities (id, environment, type, state, result, description, "
+        "created_at, completion_percent, parameters, cancel_requested) VALUES ('a1', "
+        "'dev', 'environment.backup', 'complete', 'success', 'd', '2026-11-26 10:00:00', "
+        "100, '{}', 0)"))
     cat = Catalog.at(tmp_path)
     assert HEAD >= "0004"
     a = cat.get_activity("a1")

@@ -1,24 +1,14 @@
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from snapkeep.catalog import Activity, Catalog, Snapshot
-from snapkeep.catalog.catalog import HEAD, MIGRATIONS
+from snapkeep.catalog.catalog import HEAD
+from tests.helpers.catalog import OLD_SNAPSHOT_ROW, catalog_at_revision
 
 
 def test_a_catalog_at_an_older_revision_is_migrated_on_open_keeping_its_rows(tmp_path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
-        conn.execute(sa.text(
-            "INSERT INTO snapshots (id, environment, created_at, live, automated, size_bytes, "
-            "status) VALUES ('s1', 'dev', '2026-11-26 10:00:00', 0, 0, 5, 'complete')"))
-    engine.dispose()
+    catalog_at_revision(tmp_path, "0001", OLD_SNAPSHOT_ROW)
     cat = Catalog.at(tmp_path)
     with cat.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == HEAD
@@ -57,16 +47,7 @@ def test_snapshot_listing_is_newest_first_per_environment(tmp_path):
 
 
 def test_migration_0005_adds_the_drill_outcome_and_a_pass_records_its_time(tmp_path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
-        conn.execute(sa.text(
-            "INSERT INTO snapshots (id, environment, created_at, live, automated, size_bytes, "
-            "status) VALUES ('s1', 'dev', '2026-11-26 10:00:00', 0, 0, 5, 'complete')"))
-    engine.dispose()
+    catalog_at_revision(tmp_path, "0004", OLD_SNAPSHOT_ROW)
     cat = Catalog.at(tmp_path)
     snap = cat.get_snapshot("s1")
     assert (snap.verified_at, snap.verified_ok) == (None, None)

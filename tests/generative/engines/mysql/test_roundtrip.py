@@ -22,7 +22,7 @@ from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.dbstate import assert_same, databases, q, target_for
 from tests.helpers.generative.damage_gen import damages
-from tests.helpers.generative.db_steps import damage_db, db_features, load_schema
+from tests.helpers.generative.db_steps import damage_in_new_session, db_features, load_schema
 from tests.helpers.generative.fingerprint import fingerprint
 from tests.helpers.generative.schema_gen import PRELUDE, schemas
 from tests.helpers.recording import Recorder
@@ -84,14 +84,7 @@ def test_a_restore_after_random_damage_gives_back_the_snapshotted_database(
             description = _dump(mariadb, target, repo, schema.big_row)
             assert_same(fingerprint(conn, DB), before, "the database after its snapshot")
 
-            _fresh_session = mariadb.connect(DB)
-            try:
-                with _fresh_session.cursor() as cur:
-                    for sql in PRELUDE:
-                        cur.execute(sql)
-                damage_db(_fresh_session, damage)
-            finally:
-                _fresh_session.close()
+            damage_in_new_session(mariadb, DB, damage)
 
             prepared = prepare_restore(target, description, repo, Recorder())
             prepared.swap()

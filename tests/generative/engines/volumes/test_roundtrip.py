@@ -19,14 +19,12 @@ from hypothesis import strategies as st
 from snapkeep.engines.volumes import prepare_restore, snapshot_mount
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.generative.features import TREE_FEATURES, enabled
 from tests.helpers.generative.tree_gen import (
-    FS_DEPENDENT,
     apply_damage,
     build,
-    probe_caps,
     tree_damages,
     tree_diff,
+    tree_features,
     tree_fingerprint,
     trees,
 )
@@ -38,13 +36,7 @@ SCRATCH = Path(tempfile.gettempdir()) / f"snapkeep-gen-tree-{os.getpid():08d}"
 
 @pytest.fixture(scope="module")
 def features():
-    SCRATCH.mkdir(exist_ok=True)
-    try:
-        caps = probe_caps(SCRATCH)
-    finally:
-        shutil.rmtree(SCRATCH)
-    on = enabled(TREE_FEATURES)
-    return on - (FS_DEPENDENT - caps)
+    return tree_features(SCRATCH)
 
 
 def _mount() -> Path:

@@ -42,6 +42,15 @@ def load_type_coverage(mariadb, db: str) -> None:
     load_sql_file(mariadb, db, SQL_DIR / "type_coverage.sql")
 
 
+def snapshotted_type_coverage(mariadb, db: str, repo):
+    """The type-coverage schema loaded into ``db`` and dumped into ``repo``: a connection
+    to ``db``, its target and the dump's description."""
+    load_type_coverage(mariadb, db)
+    conn = mariadb.connect(db)
+    target = target_for(mariadb, db)
+    return conn, target, dump_database(target, repo, Recorder())
+
+
 def change_live_database(conn, db: str) -> None:
     conn.select_db(db)
     run(conn,
@@ -121,10 +130,7 @@ def test_an_unchanged_table_encodes_to_the_same_bytes_in_the_next_snapshot(
 
 def test_rollback_after_swap_puts_the_previous_tables_and_objects_back(
         mariadb, fresh_db, repo):
-    load_type_coverage(mariadb, fresh_db)
-    conn = mariadb.connect(fresh_db)
-    target = target_for(mariadb, fresh_db)
-    description = dump_database(target, repo, Recorder())
+    conn, target, description = snapshotted_type_coverage(mariadb, fresh_db, repo)
     change_live_database(conn, fresh_db)
     changed = db_state(conn, fresh_db)
 
@@ -154,10 +160,7 @@ def test_an_expired_not_preserve_event_is_reported_not_fatal(mariadb, fresh_db, 
 
 def test_a_restore_failing_part_way_leaves_the_live_database_as_it_was(
         mariadb, fresh_db, repo, tmp_path):
-    load_type_coverage(mariadb, fresh_db)
-    conn = mariadb.connect(fresh_db)
-    target = target_for(mariadb, fresh_db)
-    description = dump_database(target, repo, Recorder())
+    conn, target, description = snapshotted_type_coverage(mariadb, fresh_db, repo)
     change_live_database(conn, fresh_db)
     changed = db_state(conn, fresh_db)
 
@@ -173,10 +176,7 @@ def test_a_restore_failing_part_way_leaves_the_live_database_as_it_was(
 
 
 def test_a_server_error_while_loading_drops_the_shadow(mariadb, fresh_db, repo):
-    load_type_coverage(mariadb, fresh_db)
-    conn = mariadb.connect(fresh_db)
-    target = target_for(mariadb, fresh_db)
-    description = dump_database(target, repo, Recorder())
+    conn, target, description = snapshotted_type_coverage(mariadb, fresh_db, repo)
     before = db_state(conn, fresh_db)
     broken = next(t for t in description["tables"] if t["name"] == "parent")
     broken["create"] = broken["create"].replace("CREATE TABLE", "CREATE TABEL")
@@ -189,10 +189,7 @@ def test_a_server_error_while_loading_drops_the_shadow(mariadb, fresh_db, repo):
 
 def test_cleanup_removes_the_shadow_of_a_restore_killed_with_sigkill(
         mariadb, fresh_db, repo, tmp_path):
-    load_type_coverage(mariadb, fresh_db)
-    conn = mariadb.connect(fresh_db)
-    target = target_for(mariadb, fresh_db)
-    description = dump_database(target, repo, Recorder())
+    conn, target, description = snapshotted_type_coverage(mariadb, fresh_db, repo)
     repo.flush()  # the subprocess reads the packs from disk
     before = db_state(conn, fresh_db)
     desc_file = tmp_path / "desc.json"

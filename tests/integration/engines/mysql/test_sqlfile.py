@@ -17,9 +17,10 @@ from snapkeep.engines.mysql import sql_statements, sqlfile
 from snapkeep.engines.mysql.names import import_name
 from snapkeep.errors import Cancelled, UsageError
 from snapkeep.services.transfer.import_source import decompressed
-from tests.helpers.dbstate import assert_same, databases, db_state, target_for
+from tests.helpers.dbstate import assert_same, databases, target_for
 from tests.helpers.recording import Recorder
 from tests.helpers.shop import fill
+from tests.helpers.transfer import state as state_of
 
 
 def dump(mariadb, *args: str) -> bytes:
@@ -49,16 +50,6 @@ def scratch(mariadb, shop_db):
     sqlfile.create_database(target, sqlfile.database_defaults(target_for(mariadb, shop_db)))
     yield target
     sqlfile.drop_database(target)
-
-
-def state_of(mariadb, db: str) -> dict:
-    conn = mariadb.connect(db)
-    try:
-        state = db_state(conn, db)
-    finally:
-        conn.close()
-    state["database"] = state["database"].replace(f"`{db}`", "`DB`")
-    return state
 
 
 # -- the filter, on its own ----------------------------------------------------------------------

@@ -17,21 +17,14 @@ from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
 from tests.helpers.recording import Recorder
-from tests.helpers.trees import MiB, listing, make_tree
+from tests.helpers.trees import MiB, listing, new_mount
 
-
-@pytest.fixture(autouse=True)
-def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files made by a test are brand new: without this they would all be "racily clean"."""
-    monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)
+pytestmark = pytest.mark.usefixtures("no_racy_window")  # files made by a test are brand new
 
 
 @pytest.fixture
 def mount(tmp_path: Path) -> Path:
-    m = tmp_path / "app" / "media"
-    m.mkdir(parents=True)
-    make_tree(m, big=3 * MiB + 5)
-    return m
+    return new_mount(tmp_path / "app" / "media", big=3 * MiB + 5)
 
 
 class CountingWriter:

@@ -10,27 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.engines.volumes import digest, prepare_restore, snapshot_mount, walk
+from snapkeep.engines.volumes import digest, prepare_restore, snapshot_mount
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
 from tests.helpers.recording import Recorder
-from tests.helpers.trees import leftovers, listing, make_tree
+from tests.helpers.trees import leftovers, listing, new_mount
 
 MiB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)  # cache keys recorded: must not count
+# cache keys are recorded (no racy window): the digest must not count them
+pytestmark = pytest.mark.usefixtures("no_racy_window")
 
 
 @pytest.fixture
 def mount(tmp_path: Path) -> Path:
-    m = tmp_path / "app" / "var"
-    m.mkdir(parents=True)
-    make_tree(m, big=2 * MiB + 5)
-    return m
+    return new_mount(tmp_path / "app" / "var", big=2 * MiB + 5)
 
 
 def restored_copy(desc: dict, repo: Repository, where: Path) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.engines.volumes import snapshot_mount, walk
+from snapkeep.engines.volumes import snapshot_mount
 from snapkeep.engines.volumes.export import UnsafeArchive, export_tar, extract_tar
 from snapkeep.errors import IntegrityError, UsageError
 from snapkeep.progress import NullReporter
@@ -20,10 +20,7 @@ from snapkeep.repository.chunks import CDC_MAX
 from tests.helpers.recording import Recorder
 from tests.helpers.shop import tree
 
-
-@pytest.fixture(autouse=True)
-def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)
+pytestmark = pytest.mark.usefixtures("no_racy_window")
 
 
 def make_mount(mount: Path) -> None:

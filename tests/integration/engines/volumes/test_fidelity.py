@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.engines.volumes import measure_mount, prepare_restore, snapshot_mount, walk
+from snapkeep.engines.volumes import measure_mount, prepare_restore, snapshot_mount
 from snapkeep.engines.volumes.export import UnsafeArchive, export_tar, extract_tar
 from snapkeep.engines.volumes.tree import (
     DIR,
@@ -53,10 +53,7 @@ ACL_ACCESS = acl((_USER, 6, 1001), (_GROUP, 4, 2002))
 ACL_DEFAULT = acl((_USER, 7, 1003))
 
 
-@pytest.fixture(autouse=True)
-def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files made by a test are brand new: let the files cache keep their keys."""
-    monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)
+pytestmark = pytest.mark.usefixtures("no_racy_window")
 
 
 def xattrs(path: bytes) -> dict[str, bytes]:

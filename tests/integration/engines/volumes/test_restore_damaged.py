@@ -13,23 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from snapkeep.engines.volumes import cleanup_leftovers, prepare_restore, snapshot_mount, walk
+from snapkeep.engines.volumes import cleanup_leftovers, prepare_restore, snapshot_mount
 from snapkeep.engines.volumes.layout import remove_tree
 from tests.helpers.recording import Recorder
-from tests.helpers.trees import leftovers, listing, make_tree, siblings
+from tests.helpers.trees import killed_between_renames, leftovers, listing, new_mount, siblings
 
-
-@pytest.fixture(autouse=True)
-def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)
+pytestmark = pytest.mark.usefixtures("no_racy_window")
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
     root = tmp_path / "app"
-    (root / "var").mkdir(parents=True)
+    new_mount(root / "var", big=1 << 20)
     (root / "index.php").write_text("<?php code, never snapshotted")
-    make_tree(root / "var", big=1 << 20)
     return root
 
 
@@ -112,12 +108,7 @@ def test_a_restore_killed_between_the_renames_puts_the_file_or_link_back(
     DAMAGES[damage](mount)
     damaged = path_state(mount)
     prepared = prepare_restore(mount, desc, repo, Recorder())
-    old = app / prepared.staging.name.replace("-staging-", "-old-")
-    if killed_in == "swap":  # the first rename of swap() happened, the second did not
-        os.rename(mount, old)
-    else:  # swap() completed; rollback() moved the new tree aside and died
-        prepared.swap()
-        os.rename(mount, app / prepared.staging.name.replace("-staging-", "-trash-"))
+    killed_between_renames(mount, prepared, killed_in)
     assert not os.path.lexists(mount)
     cleanup_leftovers(mount)
     assert path_state(mount) == damaged

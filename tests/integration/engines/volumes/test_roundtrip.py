@@ -19,34 +19,36 @@ from snapkeep.engines.volumes import (
     measure_mount,
     prepare_restore,
     snapshot_mount,
-    walk,
 )
 from snapkeep.errors import ConfigError, IntegrityError, ServiceUnavailable
 from snapkeep.repository import Repository
 from snapkeep.repository.blobs import BlobRef
 from tests.helpers.recording import Recorder
-from tests.helpers.trees import MiB, leftovers, listing, make_tree, siblings
+from tests.helpers.trees import (
+    MiB,
+    killed_between_renames,
+    leftovers,
+    listing,
+    make_tree,
+    new_mount,
+    siblings,
+)
 
 FLAG = ".maintenance.flag"
 
 
-@pytest.fixture(autouse=True)
-def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files made by a test are seconds old at most: let the files cache keep their keys,
-    so trees are the same from one snapshot to the next whatever the machine's speed."""
-    monkeypatch.setattr(walk, "RACY_WINDOW_NS", 0)
+pytestmark = pytest.mark.usefixtures("no_racy_window")
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
     """An app root with the mount ``var``, siblings, and a file just outside the mount."""
     root = tmp_path / "app"
-    (root / "var").mkdir(parents=True)
+    new_mount(root / "var")
     (root / "index.php").write_text("<?php code, never snapshotted")
     (root / "pub" / "media").mkdir(parents=True)
     (root / "pub" / "media" / "cat.jpg").write_bytes(b"\xff\xd8meow")
     (root / "outside.txt").write_text("outside the mount")
-    make_tree(root / "var")
     return root
 
 
@@ -299,12 +301,7 @@ def test_a_restore_killed_between_the_two_renames_is_recovered_by_cleanup(
     (mount / "new.txt").write_text("live data")
     previous = listing(mount)
     prepared = prepare_restore(mount, desc, repo, Recorder())
-    old = app / prepared.staging.name.replace("-staging-", "-old-")
-    if killed_in == "swap":  # the first rename of swap() happened, the second did not
-        os.rename(mount, old)
-    else:  # swap() completed; rollback() moved the new tree aside and died
-        prepared.swap()
-        os.rename(mount, app / prepared.staging.name.replace("-staging-", "-trash-"))
+    killed_between_renames(mount, prepared, killed_in)
     assert not mount.exists()
     cleanup_leftovers(mount)
     assert listing(mount) == previous
