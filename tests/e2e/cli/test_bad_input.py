@@ -11,7 +11,7 @@ import pytest
 
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.helpers.shop import Cli, cli_env, one_line_error
+from tests.helpers.shop import Cli, cli_env, live_backup, one_line_error
 
 
 def edit_config(root: Path, old: str, new: str) -> None:
@@ -26,27 +26,22 @@ def test_no_config_file(tmp_path):
     one_line_error(res, "no snapkeep.toml found", "snapkeep init")
 
 
-def test_unknown_environment(shop):
+@pytest.mark.parametrize(("args", "message", "hint"), [
+    pytest.param(("snapshot:create", "-e", "nope"), "unknown environment 'nope'",
+                 "develop-branch", id="unknown_environment"),
+    pytest.param(("snapshot:list", "-p", "other"), "project 'other' does not match", "shop",
+                 id="wrong_project"),
+    pytest.param(("snapshot:restore", "nosuchsnap", "-y"), "snapshot nosuchsnap does not exist",
+                 "snapshot:list", id="unknown_snapshot_id"),
+])
+def test_a_name_that_does_not_exist_is_refused_saying_what_does(shop, args, message, hint):
     cli, _root, _db = shop
-    one_line_error(cli.run("snapshot:create", "-e", "nope", check=False),
-                   "unknown environment 'nope'", "develop-branch")
-
-
-def test_wrong_project(shop):
-    cli, _root, _db = shop
-    one_line_error(cli.run("snapshot:list", "-p", "other", check=False),
-                   "project 'other' does not match", "shop")
-
-
-def test_unknown_snapshot_id(shop):
-    cli, _root, _db = shop
-    one_line_error(cli.run("snapshot:restore", "nosuchsnap", "-y", check=False),
-                   "snapshot nosuchsnap does not exist", "snapshot:list")
+    one_line_error(cli.run(*args, check=False), message, hint)
 
 
 def test_expired_snapshot_is_listed_not_restorable_and_refused_with_its_date(shop):
     cli, root, _db = shop
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     repo = Repository.open(LocalBackend(root / ".snapkeep" / "repository"),
                            key_file=root / ".snapkeep" / "repository.key")
     manifest = repo.load_snapshot(snap)

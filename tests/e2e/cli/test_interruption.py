@@ -7,23 +7,20 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.shop import checksums, tree
+from tests.helpers import server
+from tests.helpers.shop import checksums, live_backup, tree
+from tests.helpers.sql import run
 
 BIG_MB = 200
 
 
-def wait_for(cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+# polled often: a process is killed at the moment a wait sees what it waits for
+wait_for = partial(server.wait_for, timeout=60, interval=0.01)
 
 
 def chunk_count(root: Path) -> int:
@@ -92,11 +89,10 @@ def _cmdline(p: Path) -> bytes:
 
 def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(big_shop, mariadb):
     cli, root, db = big_shop
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     conn = mariadb.connect(db)
-    with conn.cursor() as cur:
-        cur.execute("DELETE FROM sales_order WHERE entity_id < 50")
-        cur.execute("CREATE TABLE added_later (id INT PRIMARY KEY)")
+    run(conn, "DELETE FROM sales_order WHERE entity_id < 50",
+        "CREATE TABLE added_later (id INT PRIMARY KEY)")
     (root / "pub" / "media" / "big.bin").write_bytes(b"replaced")
     (root / "var" / "log" / "system.log").write_text("after the snapshot\n")
     db_before = checksums(conn, db)
@@ -130,10 +126,9 @@ def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(big_s
 
 def test_a_damaged_snapshot_stops_the_restore_before_anything_is_touched(shop, mariadb):
     cli, root, db = shop
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     conn = mariadb.connect(db)
-    with conn.cursor() as cur:
-        cur.execute("UPDATE catalog_product_entity SET sku = 'changed'")
+    run(conn, "UPDATE catalog_product_entity SET sku = 'changed'")
     db_before = checksums(conn, db)
     files_before = tree(root / "pub" / "media")
     chunks = sorted(p for p in (root / ".snapkeep" / "repository" / "data").rglob("*")
@@ -157,7 +152,7 @@ def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb
     """Mounts swap first, the database last: killed after two mounts, or inside the
     database's own swap (after its RENAME TABLE), everything goes back to the old data."""
     cli, root, db = shop
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     conn = mariadb.connect(db)
     with conn.cursor() as cur:
         cur.execute("DELETE FROM sales_order WHERE entity_id < 30")
@@ -194,7 +189,7 @@ def test_a_restore_killed_after_its_commit_point_is_completed_and_reported_succe
     with open(root / "snapkeep.toml", "a") as f:
         f.write('\n[environments.develop-branch.hooks]\n'
                 'after_restore = ["echo \\"$SNAPKEEP_SNAPSHOT_ID\\" > hook-ran.txt"]\n')
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     conn = mariadb.connect(db)
     with conn.cursor() as cur:
         cur.execute("DELETE FROM sales_order WHERE entity_id < 30")
@@ -229,7 +224,7 @@ def test_a_restore_that_fails_before_its_cutover_leaves_no_staging_copy_or_shado
     holds env.php) and the shadow database are removed by the failed restore itself, not
     left for the next one (#13 item 8)."""
     cli, root, db = shop
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     cfg = root / "snapkeep.toml"
     text = cfg.read_text()
     pause = 'pause_command = "echo cannot pause; exit 3"\nresume_command = "true"\n'

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.shop import Cli, checksums, cli_env, fill, make_app_root, tree
+from tests.helpers.shop import Cli, checksums, cli_env, make_app_root, make_shop, tree
 
 MARKER = "Snapkeep-Marker-7f3a9c"
 
@@ -124,12 +124,7 @@ def test_a_passphrase_project_refuses_the_wrong_passphrase(tmp_path, mariadb, fr
 
 
 def s3_project(tmp_path: Path, mariadb, db: str, s3, prefix: str) -> tuple[Cli, Path]:
-    root = tmp_path / "shop"
-    root.mkdir()
-    make_app_root(root)
-    conn = mariadb.connect(db)
-    fill(conn)
-    conn.close()
+    root = make_shop(tmp_path / "shop", mariadb, db)
     (root / "snapkeep.toml").write_text(
         '[project]\nid = "shop"\nplan = "starter"\n' + s3.config_toml(prefix) +
         'key_file = ".snapkeep/repository.key"\n\n'

@@ -15,8 +15,8 @@ import pytest
 
 from tests.helpers.shop import (
     MOUNTS,
-    fill,
-    make_app_root,
+    create_database,
+    make_shop,
     one_line_error,
     shop_state,
     take_snapshot,
@@ -160,19 +160,10 @@ def test_bad_partial_restore_options_are_refused_before_anything_changes(
 def two_environments(shop, mariadb, tmp_path):
     """The shop's develop-branch plus a `production` environment with other data."""
     cli, root, dev_db = shop
-    prod_root = tmp_path / "production"
-    prod_root.mkdir()
-    make_app_root(prod_root)
-    (prod_root / "pub" / "media" / "only-in-production.jpg").write_bytes(b"prod" * 1000)
     prod_db = f"{dev_db}_prod"
-    conn = mariadb.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{prod_db}`")
-    conn.close()
-    conn = mariadb.connect(prod_db)
-    fill(conn, products=900, orders=700)
-    conn.commit()
-    conn.close()
+    create_database(mariadb, prod_db)
+    prod_root = make_shop(tmp_path / "production", mariadb, prod_db, products=900, orders=700)
+    (prod_root / "pub" / "media" / "only-in-production.jpg").write_bytes(b"prod" * 1000)
     cfg = root / "snapkeep.toml"
     cfg.write_text(cfg.read_text()
                    + "post_restore = ['printf \"%s %s\" \"$SNAPKEEP_SOURCE_ENVIRONMENT\" "

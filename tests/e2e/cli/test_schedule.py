@@ -9,33 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.project_files import write_project
 from tests.helpers.shop import Cli, cli_env, one_line_error
-
-CONFIG = """[project]
-id = "shop"
-plan = "pro"
-
-[environments.production]
-type = "production"
-root = "app"
-mounts = ["var"]
-
-[environments.staging]
-type = "staging"
-root = "app"
-mounts = ["var"]
-
-[environments.dev]
-type = "development"
-root = "app"
-mounts = ["var"]
-"""
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     (tmp_path / "app" / "var").mkdir(parents=True)
-    (tmp_path / "snapkeep.toml").write_text(CONFIG)
+    write_project(tmp_path, "pro", {"production": "production", "staging": "staging",
+                                    "dev": "development"}, project_id="shop")
     return Cli(tmp_path, cli_env())
 
 

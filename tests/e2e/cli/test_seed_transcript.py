@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers.shop import checksums, git, tree
+from tests.helpers.shop import checksums, git, live_backup, tree
 
 
 def test_snapshot_list_break_and_restore_gives_back_data_and_files_but_not_code(shop, mariadb):
@@ -107,7 +107,7 @@ def test_no_wait_returns_the_activity_id_and_the_worker_finishes_it(shop):
 
 def test_snapshot_delete_removes_it_from_the_list(shop):
     cli, root, _db = shop
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     cli.run("snapshot:delete", snap)
     assert json.loads(cli.run("snapshots", "--format", "json").stdout) == []
     gone = cli.run("snapshot:get", snap, check=False)
@@ -116,7 +116,7 @@ def test_snapshot_delete_removes_it_from_the_list(shop):
 
 def test_list_formats_columns_and_header(shop):
     cli, root, _db = shop
-    snap = cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
+    snap = live_backup(cli)
     csv = cli.run("snapshot:list", "--format", "csv", "--columns", "id,live,size,status",
                   "--no-header").stdout.strip()
     assert csv.startswith(f"{snap},true,") and csv.endswith(",complete")

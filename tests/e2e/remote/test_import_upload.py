@@ -28,6 +28,7 @@ from tests.helpers.server import (
     ServerTeam,
     cli_project,
     drop_mysql_database,
+    served_project,
     wait_activity,
     wait_for,
 )
@@ -66,15 +67,9 @@ class Team(ServerTeam):
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[Team]:
-    base = tmp_path_factory.mktemp("upload")
-    p = cli_project(base, mariadb, ENV)
-    server = Server(p.root / "snapkeep.toml", base, "--no-scheduler")
-    try:
+    with served_project(tmp_path_factory.mktemp("upload"), mariadb, ENV) as (p, server):
         yield Team(p.root, p.db, server, p.tokens, p.home)
-    finally:
-        server.terminate()
-        drop_mysql_database(mariadb, p.db)
-        assert "internal error" not in server.log(), server.log()
+    assert "internal error" not in server.log(), server.log()
 
 
 def tar_of(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:

@@ -4,6 +4,7 @@ and refusals that come from the services (a forced form changes nothing)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from snapkeep.services.activities import operations
 from snapkeep.services.activities.workers import Worker
@@ -18,7 +19,9 @@ from tests.helpers.console import (
     client,
     form_token,
     make_project,
+    post_sign_in,
     sign_in,
+    signed_in,
     snapshot,
 )
 
@@ -33,6 +36,14 @@ def run_queued(project: ConsoleProject):
     ran = Worker(project.context()).run_once()
     assert ran is not None, "nothing was queued"
     return ran
+
+
+def logo_changed_after_a_backup(project: ConsoleProject) -> tuple[str, Path]:
+    """A backup of develop-branch, then its logo changed: the backup's ID and the logo."""
+    sid = snapshot(project)
+    logo = project.app_root / "pub" / "media" / "logo.txt"
+    logo.write_text("changed after the backup\n")
+    return sid, logo
 
 
 # -- signing in and out ------------------------------------------------------------------------
@@ -67,9 +78,7 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_generic_message(proj
 
 def test_signing_in_sets_an_httponly_lax_cookie_and_returns_to_the_page_asked_for(project):
     c = client(project)
-    token = form_token(c.get("/signin?next=/activities").text)
-    res = c.post("/signin", data={"email": ADMIN[0], "password": ADMIN[2],
-                                  "csrf_token": token, "next": "/activities"})
+    res = post_sign_in(c, ADMIN, "/signin?next=/activities", next="/activities")
     assert res.status_code == 303
     assert res.headers["location"] == "/activities"
     cookie = next(v for v in res.headers.get_list("set-cookie")
@@ -83,8 +92,7 @@ def test_signing_in_sets_an_httponly_lax_cookie_and_returns_to_the_page_asked_fo
 
 def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(project):
     c = client(project, base_url="https://testserver")
-    token = form_token(c.get("/signin").text)
-    res = c.post("/signin", data={"email": ADMIN[0], "password": ADMIN[2], "csrf_token": token})
+    res = post_sign_in(c, ADMIN)
     cookie = next(v for v in res.headers.get_list("set-cookie")
                   if v.startswith("snapkeep_session="))
     assert "Secure" in cookie
@@ -103,15 +111,12 @@ def test_sign_in_refuses_a_form_that_did_not_come_from_its_page(project):
 
 def test_sign_in_never_redirects_to_another_site(project):
     c = client(project)
-    token = form_token(c.get("/signin").text)
-    res = c.post("/signin", data={"email": ADMIN[0], "password": ADMIN[2],
-                                  "csrf_token": token, "next": "//evil.example/x"})
+    res = post_sign_in(c, ADMIN, next="//evil.example/x")
     assert res.headers["location"] == "/"
 
 
 def test_sign_out_needs_the_csrf_token_and_then_ends_the_session(project):
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     assert c.post("/signout", data={}).status_code == 403
     assert c.get("/").status_code == 200  # still signed in
     stolen = c.cookies.get("snapkeep_session")
@@ -129,8 +134,7 @@ def test_the_environments_page_lists_type_status_and_the_last_backup(project):
     sid_activity = operations.start_backup(project.context(),
                                            project.context().config.environment(ENV),
                                            live=True)
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     html = c.get("/").text
     row = html[html.index(f'href="/environments/{ENV}"'):]
     row = row[:row.index("</tr>")]
@@ -141,8 +145,7 @@ def test_the_environments_page_lists_type_status_and_the_last_backup(project):
 
 
 def test_an_admin_sees_the_backup_button_with_its_live_and_consistent_choice(project):
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     html = c.get(f"/environments/{ENV}").text
     assert BACKUP_BUTTON in html
     assert "Consistent (pauses the site briefly)" in html
@@ -151,8 +154,7 @@ def test_an_admin_sees_the_backup_button_with_its_live_and_consistent_choice(pro
 
 def test_a_viewer_sees_the_stored_backups_but_no_backup_button_and_no_restore(project):
     sid = snapshot(project)
-    c = client(project)
-    sign_in(c, VIEWER)
+    c, _ = signed_in(project, VIEWER)
     res = c.get(f"/environments/{ENV}")
     assert res.status_code == 200
     assert sid in res.text and "Live" in res.text
@@ -162,8 +164,7 @@ def test_a_viewer_sees_the_stored_backups_but_no_backup_button_and_no_restore(pr
 
 
 def test_someone_without_a_role_gets_a_page_saying_which_role_is_needed(project):
-    c = client(project)
-    sign_in(c, OUTSIDER)
+    c, _ = signed_in(project, OUTSIDER)
     res = c.get(f"/environments/{ENV}")
     assert res.status_code == 403
     assert "You need a different role" in res.text
@@ -172,8 +173,7 @@ def test_someone_without_a_role_gets_a_page_saying_which_role_is_needed(project)
 
 
 def test_an_unknown_environment_renders_a_readable_error(project):
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     res = c.get("/environments/nope")
     assert res.status_code == 422
     assert "unknown environment &#39;nope&#39;" in res.text
@@ -181,8 +181,7 @@ def test_an_unknown_environment_renders_a_readable_error(project):
 
 
 def test_an_unknown_activity_says_where_to_look(project):
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     res = c.get("/activities/nope")
     assert res.status_code == 404
     assert "Not found" in res.text and "activity nope does not exist" in res.text
@@ -204,8 +203,7 @@ def test_the_feed_shows_only_environments_the_person_may_read(project):
 def test_pro_staging_explains_its_automatic_backups_and_refuses_a_forced_one(tmp_path):
     project = make_project(tmp_path, plan="pro")
     users.set_environment_role(project.context(), ADMIN[0], "staging", "admin")
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     html = c.get("/environments/staging").text
     assert "backed up automatically every hour" in html
     assert BACKUP_BUTTON not in html
@@ -219,8 +217,7 @@ def test_pro_staging_explains_its_automatic_backups_and_refuses_a_forced_one(tmp
 # -- forms: CSRF and refusals by the services --------------------------------------------------
 
 def test_a_backup_post_without_or_with_a_wrong_csrf_token_is_refused_and_queues_nothing(project):
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     for data in ({"mode": "live"}, {"mode": "live", "csrf_token": "not-the-token"}):
         res = c.post(f"/environments/{ENV}/backups", data=data)
         assert res.status_code == 403
@@ -229,11 +226,8 @@ def test_a_backup_post_without_or_with_a_wrong_csrf_token_is_refused_and_queues_
 
 
 def test_a_restore_post_without_the_csrf_token_is_refused_and_restores_nothing(project):
-    sid = snapshot(project)
-    logo = project.app_root / "pub" / "media" / "logo.txt"
-    logo.write_text("changed after the backup\n")
-    c = client(project)
-    sign_in(c, ADMIN)
+    sid, logo = logo_changed_after_a_backup(project)
+    c, _ = signed_in(project, ADMIN)
     before = activity_count(project)
     res = c.post(f"/environments/{ENV}/backups/{sid}/restore", data={"csrf_token": "x"})
     assert res.status_code == 403
@@ -267,8 +261,7 @@ def test_a_signed_out_form_post_goes_to_sign_in_and_changes_nothing(project):
 
 
 def test_an_admin_backup_is_queued_run_by_a_worker_and_listed_in_stored(project):
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     res = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf, "mode": "live"})
     assert res.status_code == 303
     activity_id = res.headers["location"].removeprefix("/activities/")
@@ -297,8 +290,7 @@ def test_an_admin_backup_is_queued_run_by_a_worker_and_listed_in_stored(project)
 
 
 def test_a_second_backup_while_one_is_queued_shows_the_busy_message(project):
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     assert c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf}).status_code == 303
     res = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf})
     assert res.status_code == 409
@@ -307,8 +299,7 @@ def test_a_second_backup_while_one_is_queued_shows_the_busy_message(project):
 
 
 def test_an_unknown_backup_mode_is_refused_with_the_choices(project):
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     res = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf, "mode": "fast"})
     assert res.status_code == 422
     assert "choose consistent or live" in res.text
@@ -316,11 +307,8 @@ def test_an_unknown_backup_mode_is_refused_with_the_choices(project):
 
 
 def test_an_admin_restores_a_backup_through_the_confirmation(project):
-    sid = snapshot(project)
-    logo = project.app_root / "pub" / "media" / "logo.txt"
-    logo.write_text("changed after the backup\n")
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    sid, logo = logo_changed_after_a_backup(project)
+    c, csrf = signed_in(project, ADMIN)
     stored = c.get(f"/environments/{ENV}").text
     assert "Restore from backup" in stored and "Yes, restore" in stored
     confirm = c.get(f"/environments/{ENV}/backups/{sid}/restore")  # the page without JS
@@ -350,13 +338,10 @@ def test_pages_forbid_framing_and_foreign_scripts_and_static_files_are_served(pr
 
 
 def test_a_restore_form_restores_only_the_part_it_names(project):
-    sid = snapshot(project)
-    logo = project.app_root / "pub" / "media" / "logo.txt"
-    logo.write_text("changed after the backup\n")
+    sid, logo = logo_changed_after_a_backup(project)
     note = project.app_root / "var" / "note.txt"
     note.write_text("written after the backup\n")
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     assert 'value="mount:pub/media"' in c.get(f"/environments/{ENV}").text
     res = c.post(f"/environments/{ENV}/backups/{sid}/restore",
                  data={"csrf_token": csrf, "part": "mount:pub/media"})
@@ -375,8 +360,7 @@ def test_an_admin_of_both_restores_into_another_environment_naming_both(project)
     staging_var = project.base / "staging" / "var"
     (staging_var / "staging-only.txt").write_text("staging's own\n")
     users.set_environment_role(project.context(), ADMIN[0], "staging", "admin")
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     stored = c.get(f"/environments/{ENV}").text
     assert f"/backups/{sid}/restore-into" in stored
     pick = c.get(f"/environments/{ENV}/backups/{sid}/restore-into")
@@ -420,8 +404,7 @@ def test_an_admin_downloads_a_mount_of_a_backup_and_a_viewer_cannot(project):
     import zstandard
 
     sid = snapshot(project)
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     stored = c.get(f"/environments/{ENV}").text
     url = f"/environments/{ENV}/backups/{sid}/export/mounts/pub/media.tar.zst"
     assert f'href="{url}"' in stored
@@ -450,8 +433,7 @@ def test_a_viewer_of_the_source_is_offered_no_restore_into_their_own_environment
     there would let him export its data, so the console offers it nowhere (#13 item 5)."""
     sid = snapshot(project)
     users.set_environment_role(project.context(), VIEWER[0], "staging", "admin")
-    c = client(project)
-    csrf = sign_in(c, VIEWER)
+    c, csrf = signed_in(project, VIEWER)
     assert f"/backups/{sid}/restore-into" not in c.get(f"/environments/{ENV}").text
     pick = c.get(f"/environments/{ENV}/backups/{sid}/restore-into")
     assert pick.status_code == 403 and "Admin role to restore its snapshots" in pick.text
@@ -467,8 +449,7 @@ def test_a_viewer_of_the_source_is_offered_no_restore_into_their_own_environment
 # -- favicon, pagination, Delete and Cancel (#13 item 16) -----------------------------------------
 
 def test_the_console_has_a_favicon(project):
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     assert '<link rel="icon" href="/console/static/favicon.svg"' in c.get("/").text
     icon = c.get("/console/static/favicon.svg")
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
@@ -490,8 +471,7 @@ def test_long_lists_of_backups_and_activities_come_in_pages_of_50(project):
     from snapkeep.web.views import PAGE_SIZE
 
     taken = [snapshot(project) for _ in range(PAGE_SIZE + 1)]
-    c = client(project)
-    sign_in(c, ADMIN)
+    c, _ = signed_in(project, ADMIN)
     first = c.get(f"/environments/{ENV}").text
     assert rows(first) == taken[::-1][:PAGE_SIZE]
     assert f'<a rel="next" href="/environments/{ENV}?page=2">Older →</a>' in first
@@ -523,8 +503,7 @@ def test_an_admin_deletes_a_backup_after_confirming_and_a_viewer_cannot(project)
     assert refused.status_code == 403 and "Admin role to delete a snapshot" in refused.text
     assert activity_count(project) == before
 
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     page = c.get(f"/environments/{ENV}").text
     assert f'href="/environments/{ENV}/backups/{sid}/delete" data-dialog="delete-{sid}"' in page
     confirm = c.get(f"/environments/{ENV}/backups/{sid}/delete")
@@ -539,8 +518,7 @@ def test_an_admin_deletes_a_backup_after_confirming_and_a_viewer_cannot(project)
 
 
 def test_an_admin_cancels_a_queued_activity_and_a_viewer_sees_no_cancel(project):
-    c = client(project)
-    csrf = sign_in(c, ADMIN)
+    c, csrf = signed_in(project, ADMIN)
     queued = c.post(f"/environments/{ENV}/backups", data={"csrf_token": csrf, "mode": "live"})
     url = queued.headers["location"]
     viewer = client(project)

@@ -14,8 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,10 @@ from snapkeep.config import load_config
 from snapkeep.services.activities import operations
 from snapkeep.services.activities.lifecycle import cancel_activity
 from snapkeep.services.context import Context
+from tests.helpers.server import wait_for
 from tests.helpers.shop import Cli, cli_env
 
 ENVS = ["e0", "e1", "e2", "e3"]
-
-
-def wait_for(cond: Callable[[], object], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Project:

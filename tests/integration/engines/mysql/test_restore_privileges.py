@@ -103,6 +103,13 @@ def _snapshot(mariadb, db: str, tmp_path) -> tuple[dict[str, Any], Repository]:
     return description, repo
 
 
+def _restore(target: MySQLTarget, description: dict[str, Any], repo: Repository) -> None:
+    """``description`` restored into ``target`` to the end: shadow, cut-over, finish."""
+    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
+    restore.swap()
+    restore.finish()
+
+
 def test_a_restore_needing_set_user_is_refused_before_anything_changes(
         mariadb, fresh_db, accounts, tmp_path):
     me, other, admin = accounts
@@ -169,9 +176,7 @@ def test_with_set_user_through_a_role_the_restore_goes_through(
                 f"GRANT {role} TO '{me}'@'%'", f"SET DEFAULT ROLE {role} FOR '{me}'@'%'"])
     target = _restricted(mariadb, me, fresh_db)
     check_restore_privileges(target, description)
-    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
-    restore.swap()
-    restore.finish()
+    _restore(target, description, repo)
     assert_same(db_state(admin, fresh_db), expected, "restored by the user with SET USER")
     no_helpers_left(admin, fresh_db)
 
@@ -231,9 +236,7 @@ def test_unchanged_objects_of_another_definer_stay_in_place(
     restore.swap()
     restore.rollback()
     assert_same(db_state(admin, fresh_db), damaged, "rolled back")
-    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
-    restore.swap()
-    restore.finish()
+    _restore(target, description, repo)
     assert_same(db_state(admin, fresh_db), expected, "restored by the user without SET USER")
     no_helpers_left(admin, fresh_db)
 
@@ -249,8 +252,6 @@ def test_a_restricted_user_restores_a_dropped_database(mariadb, fresh_db, accoun
     run(admin, f"DROP DATABASE {q(fresh_db)}")
     target = _restricted(mariadb, me, fresh_db)
     check_restore_privileges(target, description)
-    restore = prepare_restore(target, description, repo, NullReporter(), threads=2)
-    restore.swap()
-    restore.finish()
+    _restore(target, description, repo)
     assert_same(db_state(admin, fresh_db), before, "restored after DROP DATABASE")
     no_helpers_left(admin, fresh_db)

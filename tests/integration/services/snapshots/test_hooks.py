@@ -57,6 +57,18 @@ class Project:
                 sorted(self.ctx.repository.snapshot_ids()))
 
 
+def project_of_db_user(base: Path, mariadb, db: str, user: str, password: str) -> Project:
+    """A project without hooks whose database is ``db`` reached as ``user`` (created with
+    all privileges on ``db``) with ``password``."""
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}'")
+        cur.execute(f"GRANT ALL ON `{db}`.* TO '{user}'@'%'")
+    conn.close()
+    url = f"mysql://{user}:{password}@{mariadb.host}:{mariadb.port}/{db}"
+    return Project(base, "", f'database = "{url}"')
+
+
 def in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, dict]:
     out: dict = {}
 
@@ -210,13 +222,7 @@ def test_cancelling_the_activity_kills_a_long_hook(tmp_path):
 
 def test_a_hook_reaches_the_database_without_its_password_on_the_command_line(
         tmp_path, mariadb, fresh_db):
-    conn = mariadb.connect()
-    with conn.cursor() as cur:
-        cur.execute("CREATE USER IF NOT EXISTS 'hookuser'@'%' IDENTIFIED BY 'h00k-pw'")
-        cur.execute(f"GRANT ALL ON `{fresh_db}`.* TO 'hookuser'@'%'")
-    conn.close()
-    url = f"mysql://hookuser:h00k-pw@{mariadb.host}:{mariadb.port}/{fresh_db}"
-    p = Project(tmp_path, "", f'database = "{url}"')
+    p = project_of_db_user(tmp_path, mariadb, fresh_db, "hookuser", "h00k-pw")
     query = ('mariadb --defaults-extra-file="$SNAPKEEP_DB_DEFAULTS_FILE" -N '
              '-e "SELECT CONCAT(CURRENT_USER(), \' \', DATABASE())"')
     c = activities.claim(p.ctx, "dev", activities.BACKUP, "hook test", {})
@@ -241,13 +247,7 @@ CREDENTIALS = ("MYSQL_PWD", "PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCES
 
 def test_hooks_get_no_credential_and_their_output_is_cleared_of_the_password(
         tmp_path, mariadb, fresh_db, monkeypatch):
-    conn = mariadb.connect()
-    with conn.cursor() as cur:
-        cur.execute("CREATE USER IF NOT EXISTS 'hookuser2'@'%' IDENTIFIED BY 's3cret-h00k-pw'")
-        cur.execute(f"GRANT ALL ON `{fresh_db}`.* TO 'hookuser2'@'%'")
-    conn.close()
-    url = f"mysql://hookuser2:s3cret-h00k-pw@{mariadb.host}:{mariadb.port}/{fresh_db}"
-    p = Project(tmp_path, "", f'database = "{url}"')
+    p = project_of_db_user(tmp_path, mariadb, fresh_db, "hookuser2", "s3cret-h00k-pw")
     for name in CREDENTIALS:  # as the server's environment may hold them
         monkeypatch.setenv(name, f"leaked-{name.lower()}")
     commands = [

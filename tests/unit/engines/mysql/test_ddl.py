@@ -27,6 +27,11 @@ ORDERS = """CREATE TABLE `orders` (
  COMMENT='t'"""
 
 
+def innodb_table(*items: str) -> str:
+    """SHOW CREATE TABLE's text of the InnoDB table `t` with these columns and keys."""
+    return "CREATE TABLE `t` (\n  " + ",\n  ".join(items) + "\n) ENGINE=InnoDB"
+
+
 def test_secondary_keys_and_foreign_keys_are_deferred_in_printed_order():
     split = split_create_table("orders", ORDERS)
     assert [i.name for i in split.keys] == ["u_cust_note", "k_note", "k two"]
@@ -58,18 +63,17 @@ def test_quoted_commas_and_parentheses_do_not_split_items():
 
 
 def test_a_key_an_auto_increment_column_needs_is_kept_with_the_keys_before_it():
-    ddl = ("CREATE TABLE `t` (\n  `a` int(11) NOT NULL,\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n"
-           "  `b` int(11) DEFAULT NULL,\n  PRIMARY KEY (`a`,`id`),\n  KEY `kb` (`b`),\n"
-           "  KEY `kid` (`id`),\n  KEY `kb2` (`b`,`a`)\n) ENGINE=InnoDB")
+    ddl = innodb_table("`a` int(11) NOT NULL", "`id` int(11) NOT NULL AUTO_INCREMENT",
+                       "`b` int(11) DEFAULT NULL", "PRIMARY KEY (`a`,`id`)", "KEY `kb` (`b`)",
+                       "KEY `kid` (`id`)", "KEY `kb2` (`b`,`a`)")
     split = split_create_table("t", ddl)
     assert [i.name for i in split.keys] == ["kb2"]
     assert "KEY `kb` (`b`)" in split.load_ddl and "KEY `kid` (`id`)" in split.load_ddl
 
 
 def test_without_a_primary_key_a_leading_not_null_unique_key_stays_as_the_clustered_key():
-    ddl = ("CREATE TABLE `t` (\n  `a` int(11) NOT NULL,\n  `b` int(11) DEFAULT NULL,\n"
-           "  UNIQUE KEY `ua` (`a`),\n  UNIQUE KEY `ub` (`b`),\n  KEY `kb` (`b`)\n"
-           ") ENGINE=InnoDB")
+    ddl = innodb_table("`a` int(11) NOT NULL", "`b` int(11) DEFAULT NULL",
+                       "UNIQUE KEY `ua` (`a`)", "UNIQUE KEY `ub` (`b`)", "KEY `kb` (`b`)")
     split = split_create_table("t", ddl)
     assert [i.name for i in split.keys] == ["ub", "kb"]
     nullable = ddl.replace("`a` int(11) NOT NULL", "`a` int(11) DEFAULT NULL")
@@ -77,9 +81,8 @@ def test_without_a_primary_key_a_leading_not_null_unique_key_stays_as_the_cluste
 
 
 def test_long_unique_hash_keys_stay_and_non_innodb_tables_are_not_split():
-    ddl = ("CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `b` blob DEFAULT NULL,\n"
-           "  PRIMARY KEY (`id`),\n  UNIQUE KEY `ub` (`b`) USING HASH,\n  KEY `kb` (`b`(4))\n"
-           ") ENGINE=InnoDB")
+    ddl = innodb_table("`id` int(11) NOT NULL", "`b` blob DEFAULT NULL", "PRIMARY KEY (`id`)",
+                       "UNIQUE KEY `ub` (`b`) USING HASH", "KEY `kb` (`b`(4))")
     split = split_create_table("t", ddl)
     assert [i.name for i in split.keys] == ["kb"]
     assert "USING HASH" in split.load_ddl
