@@ -6,19 +6,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.remote import Team
-from tests.helpers.server import Server, cli_project, drop_mysql_database
-from tests.helpers.shop import Cli, cli_env, fill, make_app_root
+from tests.helpers.server import drop_mysql_database, served_project
+from tests.helpers.shop import Cli, cli_env, create_database, make_shop
 
 
 @pytest.fixture
 def shop(tmp_path: Path, mariadb, fresh_db):
     """A shop on branch develop-branch with data, `snapkeep init` already run in it."""
-    root = tmp_path / "shop"
-    root.mkdir()
-    make_app_root(root)
-    conn = mariadb.connect(fresh_db)
-    fill(conn)
-    conn.close()
+    root = make_shop(tmp_path / "shop", mariadb, fresh_db)
     cli = Cli(root, cli_env())
     cli.run("init", "--project-id", "shop", "--database", mariadb.url(fresh_db))
     return cli, root, fresh_db
@@ -30,10 +25,7 @@ def new_db(mariadb) -> Iterator[Callable]:
     made: list[str] = []
 
     def make(name: str) -> str:
-        conn = mariadb.connect()
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}`")
-        conn.close()
+        create_database(mariadb, name)
         made.append(name)
         return name
 
@@ -46,11 +38,6 @@ def new_db(mariadb) -> Iterator[Callable]:
 def team(tmp_path_factory: pytest.TempPathFactory, mariadb) -> Iterator[Team]:
     """A served project for the remote CLI, one per module (test_export_import and
     test_import_upload define their own ``team``, a server with a snapshot to move)."""
-    base = tmp_path_factory.mktemp("remote")
-    p = cli_project(base, mariadb, "develop-branch")
-    server = Server(p.root / "snapkeep.toml", base, "--no-scheduler")
-    try:
+    with served_project(tmp_path_factory.mktemp("remote"), mariadb, "develop-branch") \
+            as (p, server):
         yield Team(p.root, p.db, server, p.tokens, p.home)
-    finally:
-        server.terminate()
-        drop_mysql_database(mariadb, p.db)

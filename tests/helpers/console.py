@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -130,12 +131,26 @@ def form_token(html: str) -> str:
     return found.group(1)
 
 
+def post_sign_in(c: TestClient, who: tuple[str, str, str], page: str = "/signin",
+                 **fields: str) -> httpx.Response:
+    """The sign-in form of ``page`` submitted for ``who``, with its CSRF token and
+    ``fields`` (``next``); the answer."""
+    token = form_token(c.get(page).text)
+    return c.post("/signin", data={"email": who[0], "password": who[2], "csrf_token": token,
+                                   **fields})
+
+
 def sign_in(c: TestClient, who: tuple[str, str, str]) -> str:
     """Sign ``who`` in; returns the session's CSRF token (from the sign-out form)."""
-    token = form_token(c.get("/signin").text)
-    res = c.post("/signin", data={"email": who[0], "password": who[2], "csrf_token": token})
+    res = post_sign_in(c, who)
     assert res.status_code == 303, res.text
     return form_token(c.get("/").text)
+
+
+def signed_in(project: ConsoleProject, who: tuple[str, str, str]) -> tuple[TestClient, str]:
+    """A console client of ``project`` with ``who`` signed in, and the session's CSRF token."""
+    c = client(project)
+    return c, sign_in(c, who)
 
 
 def snapshot(project: ConsoleProject) -> str:

@@ -129,7 +129,7 @@ def _content_digest(conn: Any, table: str) -> str:
 
 def exact_values(conn: Any, db: str) -> dict[str, list[tuple]]:
     """Values whose text form is exact, for the types checksums alone would hide (the
-    tables of ``tests/integration/sql/type_coverage.sql``)."""
+    tables of ``tests/integration/engines/mysql/sql/type_coverage.sql``)."""
     conn.select_db(db)
     out = {}
     with conn.cursor() as cur:

@@ -10,9 +10,10 @@ from snapkeep.policy import Actor
 from snapkeep.services.context import Context
 
 
-def write_project(base: Path, plan: str, envs: dict[str, str]) -> Path:
-    """snapkeep.toml with one environment per (name → type); no repository needed."""
-    lines = [f'[project]\nid = "p"\nplan = "{plan}"\n']
+def write_project(base: Path, plan: str, envs: dict[str, str], project_id: str = "p") -> Path:
+    """snapkeep.toml with one environment per (name → type), each with the mount ``var``
+    under ``app``; no repository needed."""
+    lines = [f'[project]\nid = "{project_id}"\nplan = "{plan}"\n']
     for name, env_type in envs.items():
         lines.append(f'[environments.{name}]\ntype = "{env_type}"\nroot = "app"\n'
                      'mounts = ["var"]\n')

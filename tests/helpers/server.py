@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import httpx
 from snapkeep.config import load_config
 from snapkeep.services.context import Context
 from snapkeep.services.identity import auth, users
-from tests.helpers.shop import Cli, cli_env, fill, make_app_root
+from tests.helpers.shop import Cli, cli_env, create_database, fill_database, make_app_root
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
@@ -237,16 +238,24 @@ def cli_project(base: Path, mariadb, env: str, *, big_file_mb: int = 0) -> CliPr
     return CliProject(root, db, home, cli, tokens)
 
 
+@contextmanager
+def served_project(base: Path, mariadb, env: str) -> Iterator[tuple[CliProject, Server]]:
+    """``cli_project(base, mariadb, env)`` and a ``snapkeep serve --no-scheduler`` of it;
+    afterwards the server is stopped and the project's database dropped."""
+    p = cli_project(base, mariadb, env)
+    server = Server(p.root / "snapkeep.toml", base, "--no-scheduler")
+    try:
+        yield p, server
+    finally:
+        server.terminate()
+        drop_mysql_database(mariadb, p.db)
+
+
 def new_mysql_database(mariadb) -> str:
     """A new database on the session's MariaDB server, filled with the shop's data."""
     name = f"api_{os.getpid()}_{secrets.token_hex(3)}"
-    conn = mariadb.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    conn.close()
-    conn = mariadb.connect(name)
-    fill(conn)
-    conn.close()
+    create_database(mariadb, name)
+    fill_database(mariadb, name)
     return name
 
 

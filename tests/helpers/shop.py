@@ -45,6 +45,21 @@ def fill(conn, products: int = 500, orders: int = 300) -> None:
              for i in range(orders)])
 
 
+def create_database(mariadb, name: str) -> None:
+    """An empty database ``name`` on the session's MariaDB server."""
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    conn.close()
+
+
+def fill_database(mariadb, db: str, products: int = 500, orders: int = 300) -> None:
+    """The shop's tables and rows (``fill``) in the existing database ``db``."""
+    conn = mariadb.connect(db)
+    fill(conn, products, orders)
+    conn.close()
+
+
 def checksums(conn, db: str) -> dict[str, object]:
     with conn.cursor() as cur:
         cur.execute("SELECT table_name, table_type FROM information_schema.tables "
@@ -110,6 +125,15 @@ def make_app_root(root: Path, big_file_mb: int = 0) -> None:
                 f.write(os.urandom(1 << 20))
 
 
+def make_shop(root: Path, mariadb, db: str, products: int = 500, orders: int = 300) -> Path:
+    """``root`` made an app root (``make_app_root``) and the existing database ``db`` filled
+    with the shop's data; ``root``."""
+    root.mkdir()
+    make_app_root(root)
+    fill_database(mariadb, db, products, orders)
+    return root
+
+
 @dataclass
 class Cli:
     cwd: Path
@@ -155,6 +179,12 @@ def take_snapshot(cli: Cli, env: str = "develop-branch") -> str:
     """Create a snapshot of ``env`` through the CLI; its name."""
     out = cli.run("snapshot:create", "-e", env).stdout
     return out.strip().splitlines()[-1].split(": ")[1]
+
+
+def live_backup(cli: Cli) -> str:
+    """``backup --live`` (the seed's alias of ``snapshot:create``) through the CLI; the
+    snapshot's name."""
+    return cli.run("backup", "--live").stdout.strip().splitlines()[-1].split(": ")[1]
 
 
 def shop_state(mariadb, db: str, root: Path) -> dict[str, object]:

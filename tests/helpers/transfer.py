@@ -29,6 +29,8 @@ def snapshot(cli: Cli) -> str:
 
 
 def state(mariadb, db: str) -> dict:
+    """``db_state`` of ``db`` with the database's own name written `DB`: comparable with
+    the state of a copy under another name."""
     conn = mariadb.connect(db)
     try:
         s = db_state(conn, db)

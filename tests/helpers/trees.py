@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 MiB = 1 << 20
 
@@ -69,6 +70,24 @@ def make_tree(mount: Path, *, big: int = 6 * MiB + 7) -> None:
             t = 1_600_000_000_000_000_000 + i * 1_000_003 + len(name)
             os.utime(os.path.join(dirpath, name), ns=(t, t), follow_symlinks=False)
         os.utime(dirpath, ns=(1_500_000_000_123_456_789 + i, 1_500_000_000_123_456_789 + i))
+
+
+def new_mount(mount: Path, *, big: int = 6 * MiB + 7) -> Path:
+    """``mount`` made with its parents and filled by make_tree."""
+    mount.mkdir(parents=True)
+    make_tree(mount, big=big)
+    return mount
+
+
+def killed_between_renames(mount: Path, prepared: Any, killed_in: str) -> None:
+    """``mount`` as a restore (``prepared``) killed between its two renames leaves it:
+    in ``"swap"`` the live tree moved aside, the new one not yet in place; in
+    ``"rollback"`` (after a complete swap) the new tree moved aside, the old one not back."""
+    if killed_in == "swap":  # the first rename of swap() happened, the second did not
+        os.rename(mount, mount.parent / prepared.staging.name.replace("-staging-", "-old-"))
+    else:  # swap() completed; rollback() moved the new tree aside and died
+        prepared.swap()
+        os.rename(mount, mount.parent / prepared.staging.name.replace("-staging-", "-trash-"))
 
 
 def leftovers(parent: Path) -> list[str]:

@@ -8,6 +8,7 @@ import pymysql
 from hypothesis import assume, note
 
 from tests.helpers.generative.features import ACCEPTED, DB_FEATURES, REASONS, REFUSED, enabled
+from tests.helpers.generative.schema_gen import PRELUDE
 
 
 def db_features(server) -> frozenset[str]:
@@ -47,3 +48,16 @@ def damage_db(conn, damage) -> None:
             except pymysql.MySQLError as e:  # damage that cannot happen is no damage
                 REFUSED["damage"] += 1
                 note(f"damage skipped: {e} in {sql[:200]}")
+
+
+def damage_in_new_session(server, db: str, damage) -> None:
+    """``damage`` applied to ``db`` on a connection of its own, with the schema's session
+    settings (PRELUDE), as another client of the live database would."""
+    conn = server.connect(db)
+    try:
+        with conn.cursor() as cur:
+            for sql in PRELUDE:
+                cur.execute(sql)
+        damage_db(conn, damage)
+    finally:
+        conn.close()

@@ -262,7 +262,7 @@ BIG_ROW_BYTES = (1 << 20) + 12345  # over the 1 MiB max_allowed_packet the test 
 
 def _big_row_table(s: Schema, name: str) -> None:
     """A row longer than max_allowed_packet (lowered to 1 MiB by the test while dumping,
-    as tests/integration/test_mysql_row_pump.py does: 16 MiB rows would slow CI down)."""
+    as tests/integration/engines/mysql/test_row_pump.py does: 16 MiB rows would slow CI down)."""
     s.add("table", f"CREATE TABLE {q(name)} (id INT PRIMARY KEY, payload LONGBLOB, "
                    f"note TEXT) ENGINE=InnoDB")
     s.add("insert", f"INSERT INTO {q(name)} VALUES (1, REPEAT(X'5C0009000A4E', "

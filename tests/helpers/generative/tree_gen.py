@@ -21,6 +21,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
+from tests.helpers.generative.features import TREE_FEATURES, enabled
+
 MiB = 1 << 20
 NAMES = [b"a", b"file.txt", b"Dir", b"with space", b"-dash", b".hidden", b"\xc3\xbcn\xc3\xafc",
          b"\xe2\x98\x83"]
@@ -365,3 +367,14 @@ def tree_diff(after: dict, before: dict) -> str:
         lines.append(f"hard links: restored {after['hard_link_groups']!r}, "
                      f"snapshotted {before['hard_link_groups']!r}")
     return "the restored tree differs:\n" + "\n".join(lines[:30])
+
+
+def tree_features(scratch: Path) -> frozenset[str]:
+    """The tree features enabled for this run that a filesystem like the one of ``scratch``
+    can hold (``scratch`` is made for the probe and removed after it)."""
+    scratch.mkdir(exist_ok=True)
+    try:
+        caps = probe_caps(scratch)
+    finally:
+        shutil.rmtree(scratch)
+    return enabled(TREE_FEATURES) - (FS_DEPENDENT - caps)

@@ -1,0 +1,60 @@
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from snapkeep.catalog import Activity, Catalog, Snapshot
+from snapkeep.catalog.catalog import HEAD
+from tests.helpers.catalog import OLD_SNAPSHOT_ROW, catalog_at_revision
+
+
+def test_a_catalog_at_an_older_revision_is_migrated_on_open_keeping_its_rows(tmp_path):
+    catalog_at_revision(tmp_path, "0001", OLD_SNAPSHOT_ROW)
+    cat = Catalog.at(tmp_path)
+    with cat.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    (snap,) = cat.list_snapshots("dev")
+    assert snap.id == "s1" and snap.added_bytes is None
+    assert snap.created_at.tzinfo is not None
+
+
+def test_activities_and_their_log_round_trip(tmp_path):
+    cat = Catalog.at(tmp_path)
+    now = datetime.now(UTC)
+    cat.add_activity(Activity(id="a1", environment="dev", type="environment.backup",
+                              state="in_progress", result=None, description="d",
+                              created_at=now, completion_percent=0, parameters={"live": True}))
+    cat.append_log("a1", "first")
+    cat.append_log("a1", "second")
+    cat.update_activity("a1", state="complete", result="success", completion_percent=100)
+    a = cat.get_activity("a1")
+    assert (a.state, a.result, a.parameters) == ("complete", "success", {"live": True})
+    lines = cat.log_lines("a1")
+    assert [line.message for line in lines] == ["first", "second"]
+    assert [line.message for line in cat.log_lines("a1", lines[0].id)] == ["second"]
+    assert cat.list_activities("dev", states=("pending",)) == []
+
+
+def test_snapshot_listing_is_newest_first_per_environment(tmp_path):
+    cat = Catalog.at(tmp_path)
+    for i, env in enumerate(["dev", "dev", "prod"]):
+        cat.put_snapshot(Snapshot(id=f"s{i}", environment=env,
+                                  created_at=datetime(2026, 11, 20 + i, tzinfo=UTC),
+                                  expires_at=None, live=False, automated=False, commit_id=None,
+                                  size_bytes=1, added_bytes=1, status="complete"))
+    assert [s.id for s in cat.list_snapshots("dev")] == ["s1", "s0"]
+    cat.delete_snapshot("s1")
+    assert cat.snapshot_ids() == {"s0", "s2"}
+
+
+def test_migration_0005_adds_the_drill_outcome_and_a_pass_records_its_time(tmp_path):
+    catalog_at_revision(tmp_path, "0004", OLD_SNAPSHOT_ROW)
+    cat = Catalog.at(tmp_path)
+    snap = cat.get_snapshot("s1")
+    assert (snap.verified_at, snap.verified_ok) == (None, None)
+    passed = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+    cat.record_drill("s1", True, passed)
+    snap = cat.get_snapshot("s1")
+    assert (snap.verified_at, snap.verified_ok) == (passed, True)
+    cat.record_drill("s1", False, datetime(2026, 12, 2, 4, 0, tzinfo=UTC))
+    snap = cat.get_snapshot("s1")
+    assert (snap.verified_at, snap.verified_ok) == (passed, False)  # the last pass, failed now
