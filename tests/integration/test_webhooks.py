@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from snapkeep.catalog import Activity
-from snapkeep.catalog.catalog import now
 from snapkeep.config import load_config
 from snapkeep.errors import HookError
 from snapkeep.ids import new_id
@@ -91,7 +90,7 @@ def test_every_ended_activity_gets_one_signed_call(tmp_path, receiver):
     cancelled = activities.cancel_activity(p.ctx, queued.id)
     # what a killed process leaves: an activity in progress whose runner is gone
     lost = Activity(id=new_id(), environment="dev", type=activities.BACKUP, state="pending",
-                    result=None, description="a killed backup", created_at=now(),
+                    result=None, description="a killed backup", created_at=p.ctx.clock(),
                     completion_percent=0, parameters={})
     assert p.ctx.catalog.start(lost, f"{socket.gethostname()}:{dead_pid()}:0", 60) is None
     activities.list_activities(p.ctx, None)  # notices it, as any listing does

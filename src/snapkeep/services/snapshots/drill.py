@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig, safe_name
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import IntegrityError, RepositoryError, SnapkeepError
@@ -212,7 +211,7 @@ def _drill_database(repo: Any, desc: dict[str, Any], scratch: mysql.MySQLTarget,
 
 def _record(ctx: Context, manifest: SnapshotManifest, result: DrillResult,
             reporter: Reporter) -> DrillResult:
-    ctx.catalog.record_drill(manifest.id, result.ok, now())
+    ctx.catalog.record_drill(manifest.id, result.ok, ctx.clock())
     for line in result.mismatches:
         reporter.log(f"MISMATCH {line}")
     if result.ok is False:
