@@ -69,8 +69,10 @@ class Context:
         return other
 
     def with_own_repository(self) -> Context:
-        """This context for another thread: the same config, actor, clock and catalog, and
-        a repository of its own, opened on first use (a repository serves one thread)."""
+        """This context for another thread: the same config, actor, clock and catalog
+        (opened here if it was not: it is thread-safe), and a repository of its own, opened
+        on first use (a repository serves one thread)."""
+        self.catalog  # noqa: B018 - opened before the copy, so that the copy shares it
         other = copy.copy(self)
         other._repository = None
         return other

@@ -64,7 +64,7 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     restore_mounts = scope.mounts_of(manifest)
     db_desc = manifest.services.get("database") if scope.restores_database(manifest) else None
     target = database_target(env) if db_desc is not None else None
-    if target is not None:
+    if target is not None and db_desc is not None:  # target is None whenever db_desc is
         mysql.check_restore_target(target)  # a dropped database is recreated
         mysql.cleanup_leftovers(target, rec)
         # every privilege the cut-over and its rollback need, before any mount is staged

@@ -247,7 +247,7 @@ def _load(src: import_source.ImportSource, target: mysql.MySQLTarget,
     name = src.sql.name
     with src.open_part(src.sql, rec.advance) as raw:
         sql = import_source.decompressed(raw, name, _limit(src.sql, bounded))
-        result = mysql.load_sql(server.loader, sql,  # type: ignore[arg-type]
+        result = mysql.load_sql(server.loader, sql,
                                   source_name=str(src.sql), reporter=rec)
         src.check_part(raw, src.sql)
     named = f" (a dump of `{result.database}`; {result.left_out} database statement(s) left " \

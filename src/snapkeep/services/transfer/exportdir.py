@@ -177,7 +177,7 @@ class ExportWriter:
                     # threads=1: zstd compresses in its own thread, beside the export
                     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=1)
                     with cctx.stream_writer(sink, closefd=False) as z:  # type: ignore[arg-type]
-                        yield z  # type: ignore[misc]
+                        yield z
                 else:
                     yield sink  # type: ignore[misc]
                 f.flush()
