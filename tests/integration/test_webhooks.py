@@ -226,7 +226,7 @@ def test_an_error_quoting_the_webhook_url_is_redacted_too(tmp_path, monkeypatch)
         p = Project(tmp_path, receiver, attempts=1)
         url = p.ctx.config.webhook.url
         # what an HTTP library's error may say (httpx quotes the URL in some of them)
-        monkeypatch.setattr(notify, "_send", lambda cfg, n, t: f"bad answer from {url!r}")
+        monkeypatch.setattr(notify, "_send", lambda cfg, n, t, at: f"bad answer from {url!r}")
         a = p.backup()
     a = p.ctx.catalog.get_activity(a.id)
     assert a.warnings == [f"the webhook notification to {shown(receiver)} was not delivered "

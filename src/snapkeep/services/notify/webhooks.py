@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -181,7 +181,7 @@ def attempt(ctx: Context, notification_id: str, *, timeout: float) -> str | None
     n = ctx.catalog.claim_notification(notification_id, timeout + CLAIM_MARGIN)
     if n is None:
         return None
-    error = _send(cfg, n, timeout)
+    error = _send(cfg, n, timeout, ctx.clock())
     if error is not None:  # an HTTP library's message may quote the URL with its secret path
         error = error.replace(cfg.url, describe_url(cfg.url))
     if error is None:
@@ -200,10 +200,11 @@ def attempt(ctx: Context, notification_id: str, *, timeout: float) -> str | None
     return "pending"
 
 
-def _send(cfg: WebhookConfig, n: Notification, timeout: float) -> str | None:
-    """POST the notification once; None when it was delivered, else what went wrong."""
+def _send(cfg: WebhookConfig, n: Notification, timeout: float, at: datetime) -> str | None:
+    """POST the notification once, signed as sent ``at``; None when it was delivered,
+    else what went wrong."""
     body = json.dumps(n.payload, separators=(",", ":")).encode()
-    timestamp = str(int(time.time()))
+    timestamp = str(int(at.timestamp()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"snapkeep/{__version__}",
