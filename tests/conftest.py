@@ -11,7 +11,7 @@ import pytest
 
 from snapkeep.sandbox import PrivateMariaDB
 
-pytest_plugins = ["tests.helpers.seaweed", "tests.helpers.postgres"]
+pytest_plugins = ["tests.helpers.seaweed", "tests.helpers.postgres", "tests.helpers.clock"]
 
 # A login stored by `snapkeep auth:login` on the developer's machine must not send the
 # tests' CLI commands to a real server: every test process gets an empty config dir.

@@ -24,6 +24,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.helpers.clock import ManualClock
+
 SERVER = os.environ.get("SNAPKEEP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 INSTALL = ("no PostgreSQL server binaries (initdb, postgres) in /usr/lib/postgresql/*/bin "
            "or on PATH: install Debian's postgresql package (scripts/setup does, with "
@@ -143,10 +145,11 @@ def catalog_url(request, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def cat(catalog_url: str):
-    """A Catalog on ``catalog_url`` (migrated on open), disposed afterwards."""
+def cat(catalog_url: str, clock: ManualClock):
+    """A Catalog on ``catalog_url`` (migrated on open) reading the time from ``clock``
+    (tests/helpers/clock.py), disposed afterwards."""
     from snapkeep.catalog import Catalog
 
-    c = Catalog.from_url(catalog_url)
+    c = Catalog.from_url(catalog_url, clock=clock)
     yield c
     c.engine.dispose()

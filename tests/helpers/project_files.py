@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from snapkeep.catalog import Clock, SystemClock
 from snapkeep.config import load_config
 from snapkeep.policy import Actor
 from snapkeep.services.context import Context
@@ -22,9 +23,10 @@ def write_project(base: Path, plan: str, envs: dict[str, str], project_id: str =
     return path
 
 
-def context(path: Path, actor: Actor | None = None) -> Context:
-    """A Context over the project file at ``path``, acting as ``actor`` if given."""
-    ctx = Context(load_config(str(path)))
+def context(path: Path, actor: Actor | None = None, clock: Clock | None = None) -> Context:
+    """A Context over the project file at ``path``, acting as ``actor`` if given, reading
+    the time from ``clock`` if given."""
+    ctx = Context(load_config(str(path)), clock=clock or SystemClock())
     if actor is not None:
         ctx.actor = actor
     return ctx

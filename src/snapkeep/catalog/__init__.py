@@ -14,6 +14,8 @@ from snapkeep.catalog.models import (
     User,
     WebSession,
 )
+from snapkeep.catalog.times import Clock, SystemClock
 
-__all__ = ["Activity", "ActivityLog", "ApiToken", "Catalog", "EnvironmentRole",
-           "EnvironmentState", "Notification", "Schedule", "Snapshot", "User", "WebSession"]
+__all__ = ["Activity", "ActivityLog", "ApiToken", "Catalog", "Clock", "EnvironmentRole",
+           "EnvironmentState", "Notification", "Schedule", "Snapshot", "SystemClock", "User",
+           "WebSession"]

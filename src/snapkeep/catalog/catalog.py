@@ -9,30 +9,28 @@ A ``Catalog`` is thread-safe: every method opens its own session from the engine
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, delete, event, func, inspect, select, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
+from snapkeep.catalog.base import CatalogBase
 from snapkeep.catalog.identity import IdentityMixin
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
 from snapkeep.catalog.notifications import NotificationMixin
 from snapkeep.catalog.queue import QueueMixin
 from snapkeep.catalog.schedules import ScheduleMixin
-from snapkeep.catalog.times import aware, now, utc
+from snapkeep.catalog.times import Clock, SystemClock, aware, utc
 from snapkeep.config import CATALOG_FILE, redact_url
 from snapkeep.errors import ServiceUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0005"
 MIGRATION_LOCK = 0x736E61706B656570  # pg_advisory_xact_lock key: "snapkeep"
-
-
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -43,8 +41,10 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
-    def __init__(self, url: str, *, shown_as: str | None = None) -> None:
+class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, CatalogBase):
+    def __init__(self, url: str, *, shown_as: str | None = None,
+                 clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
         self.description = redact_url(shown_as or url)  # never the password
         self.is_sqlite = url.startswith("sqlite")
         # pool_pre_ping: a worker outlives server restarts and idle-connection reapers.
@@ -63,21 +63,21 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
                 "SNAPKEEP_CATALOG) names it") from None
 
     @classmethod
-    def at(cls, state_dir: Path) -> Catalog:
+    def at(cls, state_dir: Path, clock: Clock | None = None) -> Catalog:
         state_dir.mkdir(parents=True, exist_ok=True)
         path = state_dir / CATALOG_FILE
         # The catalog holds users' hashes and tokens: readable by the owner only.
         path.touch(mode=0o600, exist_ok=True)
         path.chmod(0o600)
-        return cls(f"sqlite:///{path}")
+        return cls(f"sqlite:///{path}", clock=clock)
 
     @classmethod
-    def from_url(cls, url: str) -> Catalog:
+    def from_url(cls, url: str, clock: Clock | None = None) -> Catalog:
         """A catalog at ``postgresql://user[:password]@host:port/db`` (or a sqlite URL).
 
         The password may also come from libpq's PGPASSWORD or ~/.pgpass.
         """
-        return cls(sqlalchemy_url(url), shown_as=url)
+        return cls(sqlalchemy_url(url), shown_as=url, clock=clock)
 
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
@@ -99,11 +99,6 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as s, s.begin():
-            yield s
-
     # -- environments ------------------------------------------------------------------------
 
     def environment_status(self, name: str) -> str:
@@ -115,9 +110,9 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
         with self.session() as s:
             row = s.get(EnvironmentState, name)
             if row is None:
-                s.add(EnvironmentState(name=name, status=status, updated_at=now()))
+                s.add(EnvironmentState(name=name, status=status, updated_at=self.clock()))
             else:
-                row.status, row.updated_at = status, now()
+                row.status, row.updated_at = status, self.clock()
 
     # -- activities --------------------------------------------------------------------------
 
@@ -150,7 +145,7 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin):
 
     def append_log(self, activity_id: str, message: str) -> None:
         with self.session() as s:
-            s.add(ActivityLog(activity_id=activity_id, at=now(), message=message))
+            s.add(ActivityLog(activity_id=activity_id, at=self.clock(), message=message))
 
     def log_lines(self, activity_id: str, after_id: int = 0) -> list[ActivityLog]:
         q = (select(ActivityLog).where(ActivityLog.activity_id == activity_id,

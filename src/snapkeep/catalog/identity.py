@@ -7,31 +7,21 @@ Rows come back detached with timezone-aware UTC datetimes, like the rest of the 
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from snapkeep.catalog.base import CatalogBase, rows_changed
 from snapkeep.catalog.models import ApiToken, EnvironmentRole, User, WebSession
 from snapkeep.catalog.times import aware, utc
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 # Using a token writes last_used_at at most this often, not on every request.
 TOUCH_EVERY = timedelta(minutes=1)
 
 
 
-
-
-
-class IdentityMixin:
-    if TYPE_CHECKING:
-        def session(self) -> AbstractContextManager[Session]: ...
-
+class IdentityMixin(CatalogBase):
     # -- users -------------------------------------------------------------------------------
 
     def add_user(self, email: str, display_name: str, *, password_hash: str | None = None,
@@ -39,7 +29,7 @@ class IdentityMixin:
         """The new user, or None when a user with that email (in any case) exists."""
         user = User(email=email.lower(), display_name=display_name,
                     password_hash=password_hash, project_role=project_role,
-                    created_at=datetime.now(UTC))
+                    created_at=self.clock())
         try:
             with self.session() as s:
                 if s.scalar(select(User.id).where(User.email == user.email)) is not None:
@@ -120,11 +110,8 @@ class IdentityMixin:
     # -- API tokens --------------------------------------------------------------------------
 
     def add_token(self, token_id: str, user_id: int, name: str, token_hash: str) -> ApiToken:
-        token = ApiToken(id=token_id, user_id=user_id, name=name, token_hash=token_hash,
-                         created_at=datetime.now(UTC))
-        with self.session() as s:
-            s.add(token)
-        return utc(token)
+        return self._added(ApiToken(id=token_id, user_id=user_id, name=name,
+                                    token_hash=token_hash, created_at=self.clock()))
 
     def get_token(self, token_id: str) -> ApiToken | None:
         with self.session() as s:
@@ -142,7 +129,7 @@ class IdentityMixin:
         with self.session() as s:
             token = s.get(ApiToken, token_id)
             if token is not None and token.revoked_at is None:
-                token.revoked_at = datetime.now(UTC)
+                token.revoked_at = self.clock()
         return utc(token)
 
     def token_by_hash(self, token_hash: str, *, touch: bool = True) -> ApiToken | None:
@@ -150,7 +137,7 @@ class IdentityMixin:
         with self.session() as s:
             token = s.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
             if token is not None and touch and token.revoked_at is None:
-                at = datetime.now(UTC)
+                at = self.clock()
                 last = aware(token.last_used_at)
                 if last is None or at - last >= TOUCH_EVERY:
                     token.last_used_at = at
@@ -160,11 +147,8 @@ class IdentityMixin:
 
     def add_web_session(self, id_hash: str, user_id: int, csrf_token: str,
                         expires_at: datetime) -> WebSession:
-        row = WebSession(id_hash=id_hash, user_id=user_id, csrf_token=csrf_token,
-                         created_at=datetime.now(UTC), expires_at=expires_at)
-        with self.session() as s:
-            s.add(row)
-        return utc(row)
+        return self._added(WebSession(id_hash=id_hash, user_id=user_id, csrf_token=csrf_token,
+                                      created_at=self.clock(), expires_at=expires_at))
 
     def get_web_session(self, id_hash: str) -> WebSession | None:
         with self.session() as s:
@@ -176,7 +160,7 @@ class IdentityMixin:
 
     def delete_expired_sessions(self, now: datetime | None = None) -> int:
         """Remove sessions past their expiry; how many went."""
-        cutoff = now or datetime.now(UTC)
+        cutoff = now or self.clock()
         with self.session() as s:
             result = s.execute(delete(WebSession).where(WebSession.expires_at <= cutoff))
-            return result.rowcount or 0
+            return rows_changed(result)

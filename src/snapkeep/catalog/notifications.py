@@ -10,30 +10,18 @@ has passed. Hosts sharing a catalog need synchronised clocks (NTP), as for lease
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError as DuplicateKey
 
+from snapkeep.catalog.base import CatalogBase, rows_changed
 from snapkeep.catalog.models import Activity, ActivityLog, Notification
-from snapkeep.catalog.times import now, utc
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from snapkeep.catalog.times import utc
 
 STATES = ("pending", "delivered", "failed")
 
 
-class NotificationMixin:
-    if TYPE_CHECKING:
-        is_sqlite: bool
-
-        def session(self) -> AbstractContextManager[Session]: ...
-
-        def _queue_tx(self) -> AbstractContextManager[Session]: ...
-
+class NotificationMixin(CatalogBase):
     # -- warnings on activities ------------------------------------------------------------
 
     def add_warning(self, activity_id: str, message: str, *, log: bool = True) -> bool:
@@ -49,7 +37,7 @@ class NotificationMixin:
                 return False
             a.warnings = [*(a.warnings or []), message]  # a new list: JSON is not tracked
             if log:
-                s.add(ActivityLog(activity_id=activity_id, at=now(),
+                s.add(ActivityLog(activity_id=activity_id, at=self.clock(),
                                   message=f"Warning: {message}"))
             return True
 
@@ -57,12 +45,7 @@ class NotificationMixin:
 
     def add_notification(self, notification: Notification) -> bool:
         """Insert; False (and nothing changed) when its activity has one already."""
-        try:
-            with self.session() as s:
-                s.add(notification)
-        except DuplicateKey:
-            return False
-        return True
+        return self._add_new(notification)
 
     def get_notification(self, notification_id: str) -> Notification | None:
         with self.session() as s:
@@ -72,7 +55,7 @@ class NotificationMixin:
         """IDs of pending notifications due at ``at`` (default now), the oldest first."""
         q = (select(Notification.id)
              .where(Notification.state == "pending",
-                    Notification.next_attempt_at <= (at or now()))
+                    Notification.next_attempt_at <= (at or self.clock()))
              .order_by(Notification.next_attempt_at, Notification.id).limit(limit))
         with self.session() as s:
             return list(s.scalars(q))
@@ -82,7 +65,7 @@ class NotificationMixin:
         """Take the next attempt of a pending, due notification: count it and move its next
         attempt ``hold_seconds`` on (past the attempt). The notification as claimed, or
         None when it is not pending, not due, or another process took it first."""
-        at = at or now()
+        at = at or self.clock()
         with self.session() as s:
             res = s.execute(update(Notification)
                             .where(Notification.id == notification_id,
@@ -91,12 +74,12 @@ class NotificationMixin:
                             .values(attempts=Notification.attempts + 1,
                                     next_attempt_at=at + timedelta(seconds=hold_seconds))
                             .execution_options(synchronize_session=False))
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+            if rows_changed(res) != 1:
                 return None
             return utc(s.get(Notification, notification_id))
 
     def notification_delivered(self, notification_id: str) -> None:
-        self._settle(notification_id, state="delivered", delivered_at=now(), last_error=None)
+        self._settle(notification_id, state="delivered", delivered_at=self.clock(), last_error=None)
 
     def notification_retry(self, notification_id: str, error: str, at: datetime) -> None:
         """The attempt failed; the next one is due at ``at``."""

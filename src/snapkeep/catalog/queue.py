@@ -17,14 +17,14 @@ Claiming is atomic on both databases:
 Within an environment activities run oldest first: a pending activity is eligible only
 when no older one of its environment is pending.
 
-Times are the host's UTC clock: hosts sharing a catalog need synchronised clocks (NTP);
-a skew well below the lease length is harmless.
+Times are read from the catalog's clock (the host's UTC clock outside tests): hosts
+sharing a catalog need synchronised clocks (NTP); a skew well below the lease length is
+harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,35 +32,18 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
+from snapkeep.catalog.base import CatalogBase, rows_changed
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState
-from snapkeep.catalog.times import aware, now, utc
+from snapkeep.catalog.times import aware, utc
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.orm import Session
 
 LIVE = ("pending", "in_progress")
 MAX_CLAIM_TRIES = 50  # environments skipped in one claim because another worker took them
 
 
-
-
-
-class QueueMixin:
-    if TYPE_CHECKING:
-        is_sqlite: bool
-        _sessions: sessionmaker[Session]
-
-        def session(self) -> AbstractContextManager[Session]: ...
-
-    @contextmanager
-    def _queue_tx(self) -> Iterator[Session]:
-        """A transaction for a queue decision: on SQLite it holds the write lock from its
-        first statement (a deferred one could not upgrade once another writer went first)."""
-        with self._sessions() as s, s.begin():
-            if self.is_sqlite:
-                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            yield s
-
+class QueueMixin(CatalogBase):
     # -- adding work ---------------------------------------------------------------------
 
     def enqueue(self, activity: Activity, *, unless_busy: bool = False) -> Activity | None:
@@ -87,7 +70,7 @@ class QueueMixin:
             blocker = self._live_activity(s, activity.environment)
             if blocker is not None:
                 return utc(blocker)
-            at = now()
+            at = self.clock()
             activity.state, activity.worker, activity.pid = "in_progress", worker_id, pid
             activity.started_at = activity.started_at or at
             activity.lease_expires_at = at + timedelta(seconds=lease_seconds)
@@ -139,7 +122,7 @@ class QueueMixin:
                 if a is None:
                     return None
                 if self._take_environment(s, a.environment, a.id):
-                    at = now()
+                    at = self.clock()
                     a.state, a.worker, a.started_at = "in_progress", worker_id, at
                     a.lease_expires_at = at + timedelta(seconds=lease_seconds)
                     return utc(a)
@@ -149,7 +132,7 @@ class QueueMixin:
     def _ensure_environment(self, s: Session, name: str) -> None:
         dialect = sqlite if self.is_sqlite else postgresql
         s.execute(dialect.insert(EnvironmentState)
-                  .values(name=name, status="active", updated_at=now())
+                  .values(name=name, status="active", updated_at=self.clock())
                   .on_conflict_do_nothing(index_elements=["name"]))
 
     def _lock_environment(self, s: Session, name: str) -> EnvironmentState:
@@ -168,7 +151,7 @@ class QueueMixin:
                                EnvironmentState.running_activity.is_(None))
                         .values(running_activity=activity_id)
                         .execution_options(synchronize_session=False))
-        return res.rowcount == 1  # type: ignore[attr-defined]
+        return rows_changed(res) == 1
 
     @staticmethod
     def _live_activity(s: Session, environment: str) -> Activity | None:
@@ -183,12 +166,13 @@ class QueueMixin:
         """Extend the lease; False when ``worker_id`` no longer owns a running activity
         (it was reaped as interrupted): the worker must stop it."""
         with self.session() as s:
+            until = self.clock() + timedelta(seconds=lease_seconds)
             res = s.execute(update(Activity)
                             .where(Activity.id == activity_id, Activity.worker == worker_id,
                                    Activity.state == "in_progress")
-                            .values(lease_expires_at=now() + timedelta(seconds=lease_seconds))
+                            .values(lease_expires_at=until)
                             .execution_options(synchronize_session=False))
-            return res.rowcount == 1  # type: ignore[attr-defined]
+            return rows_changed(res) == 1
 
     def finish(self, activity_id: str, worker_id: str | None, *, state: str,
                result: str | None, **fields: Any) -> bool:
@@ -202,7 +186,7 @@ class QueueMixin:
             for k, v in fields.items():
                 setattr(a, k, v)
             a.state, a.result = state, result
-            a.completed_at = a.completed_at or now()
+            a.completed_at = a.completed_at or self.clock()
             self._free_environment(s, a.environment, a.id)
             return True
 
@@ -220,19 +204,20 @@ class QueueMixin:
             if lease_expired_before is not None and (expiry is None
                                                      or expiry >= lease_expired_before):
                 return False
-            a.state, a.result, a.completed_at, a.error = "complete", "failure", now(), error
+            at = self.clock()
+            a.state, a.result, a.completed_at, a.error = "complete", "failure", at, error
             if log:
-                s.add(ActivityLog(activity_id=a.id, at=now(), message=log))
+                s.add(ActivityLog(activity_id=a.id, at=at, message=log))
             self._free_environment(s, a.environment, a.id)
             return True
 
     def expired_leases(self, at: datetime | None = None) -> list[Activity]:
         """Running activities whose lease ended before ``at`` (default: now)."""
         q = (select(Activity).where(Activity.state == "in_progress",
-                                    Activity.lease_expires_at < (at or now()))
+                                    Activity.lease_expires_at < (at or self.clock()))
              .order_by(Activity.lease_expires_at))
         with self.session() as s:
-            return [utc(a) for a in s.scalars(q)]  # type: ignore[misc]
+            return [utc(a) for a in s.scalars(q)]
 
     def running_activity(self, environment: str) -> str | None:
         """The ID of the activity that holds ``environment``, if any."""
@@ -268,14 +253,14 @@ class QueueMixin:
                 return None
             message = None
             if a.state == "pending":
-                a.state, a.result, a.completed_at = "cancelled", "failure", now()
+                a.state, a.result, a.completed_at = "cancelled", "failure", self.clock()
                 a.error, message = f"cancelled by {by}", cancelled_log
             elif a.state == "in_progress" and not a.cancel_requested:
                 a.cancel_requested = True
                 a.parameters = {**(a.parameters or {}), "cancelled_by": by}
                 message = requested_log
             if message:
-                s.add(ActivityLog(activity_id=a.id, at=now(), message=message))
+                s.add(ActivityLog(activity_id=a.id, at=self.clock(), message=message))
             return utc(a)
 
     def cancel_requested_by(self, activity_id: str) -> str | None:

@@ -6,34 +6,19 @@ firing a schedule twice: a conditional UPDATE that only the first of them can ma
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError as DuplicateKey
 
+from snapkeep.catalog.base import CatalogBase, rows_changed
 from snapkeep.catalog.models import Schedule
 from snapkeep.catalog.times import utc
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
-
-
-
-class ScheduleMixin:
-    if TYPE_CHECKING:
-        def session(self) -> AbstractContextManager[Session]: ...
-
+class ScheduleMixin(CatalogBase):
     def add_schedule(self, schedule: Schedule) -> bool:
         """Insert; False (and nothing changed) if a schedule with that id exists already."""
-        try:
-            with self.session() as s:
-                s.add(schedule)
-        except DuplicateKey:
-            return False
-        return True
+        return self._add_new(schedule)
 
     def get_schedule(self, schedule_id: str) -> Schedule | None:
         with self.session() as s:
@@ -52,7 +37,7 @@ class ScheduleMixin:
 
     def delete_schedule(self, schedule_id: str) -> bool:
         with self.session() as s:
-            return s.execute(delete(Schedule).where(Schedule.id == schedule_id)).rowcount == 1
+            return rows_changed(s.execute(delete(Schedule).where(Schedule.id == schedule_id))) == 1
 
     def due_schedules(self, at: datetime) -> list[Schedule]:
         """Schedules whose next run is at or before ``at``, the longest-waiting first."""
@@ -75,4 +60,4 @@ class ScheduleMixin:
                             .where(Schedule.id == schedule_id, cond)
                             .values(next_run_at=new_next, last_run_at=ran_at)
                             .execution_options(synchronize_session=False))
-            return res.rowcount == 1
+            return rows_changed(res) == 1

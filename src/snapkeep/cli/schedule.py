@@ -37,7 +37,7 @@ def add(config_path, project, environment, cron, live) -> None:
     s = schedules.add_schedule(ctx, env, cron, live=live)
     say(f"Added a {s.mode} backup schedule {s.cron!r} (UTC) to environment {env.name}.")
     click.echo(f"Schedule ID: {s.id}")
-    for t in schedules.upcoming(s, 3):
+    for t in schedules.upcoming(ctx, s, 3):
         click.echo(f"Next run: {_ts(t)} UTC")
 
 

@@ -1,19 +1,20 @@
-"""Everything a use case needs about where it runs: config, catalog, repository, who asks."""
+"""Everything a use case needs about where it runs: config, catalog, repository, who asks,
+and the clock it reads the time from."""
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
-from snapkeep.catalog import Catalog
+from snapkeep.catalog import Catalog, Clock, SystemClock
 from snapkeep.config import ProjectConfig, load_config
 from snapkeep.errors import ConfigError
 from snapkeep.policy import Actor, local_operator
 from snapkeep.repository import Repository
-from snapkeep.storage import open_backend
+from snapkeep.storage import Backend, open_backend
 
 
 def passphrase_from_environment() -> str | None:
@@ -32,11 +33,23 @@ def passphrase_from_environment() -> str | None:
 
 @dataclass
 class Context:
+    """Config, catalog, repository, actor and clock of one use case.
+
+    The catalog and the repository open on first use. A repository serves one thread at
+    a time: a thread that works beside others takes ``with_own_repository()``; copies made
+    by ``for_actor`` share what this one has opened (the catalog is thread-safe).
+    """
+
     config: ProjectConfig
     actor: Actor = field(default_factory=local_operator)
     # Asked for the repository passphrase when no key file is configured and the
     # environment has none (the CLI prompts on a terminal).
     ask_passphrase: Callable[[], str] | None = None
+    # The wall clock of every service and of the catalog this context opens.
+    clock: Clock = field(default_factory=SystemClock)
+    _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
+    _repository: Repository | None = field(default=None, init=False, repr=False,
+                                           compare=False)
 
     @classmethod
     def load(cls, config_path: str | None = None, project: str | None = None,
@@ -51,25 +64,44 @@ class Context:
         """This context acting as ``actor`` (a server's request): the same config and the
         catalog/repository this one already opened, shared rather than opened again. Open
         them here first (touch ``catalog``/``repository``) or each copy opens its own."""
-        other = object.__new__(type(self))
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)
         other.actor = actor
         return other
 
-    @cached_property
+    def with_own_repository(self) -> Context:
+        """This context for another thread: the same config, actor, clock and catalog
+        (opened here if it was not: it is thread-safe), and a repository of its own, opened
+        on first use (a repository serves one thread)."""
+        self.catalog  # noqa: B018 - opened before the copy, so that the copy shares it
+        other = copy.copy(self)
+        other._repository = None
+        return other
+
+    def with_catalog(self, catalog: Catalog) -> Context:
+        """This context on an already opened ``catalog`` (tests that make their own)."""
+        other = copy.copy(self)
+        other._catalog = catalog
+        return other
+
+    @property
     def catalog(self) -> Catalog:
         """The configured catalog: PostgreSQL when ``catalog``/SNAPKEEP_CATALOG names one,
-        else the SQLite file in ``.snapkeep/``. Thread-safe, but a Context as a whole is
-        not (its repository keeps per-process state): give each worker thread its own."""
-        if self.config.catalog_url:
-            return Catalog.from_url(self.config.catalog_url)
-        return Catalog.at(self.config.state_dir)
+        else the SQLite file in ``.snapkeep/``; it reads time from this context's clock."""
+        if self._catalog is None:
+            if self.config.catalog_url:
+                self._catalog = Catalog.from_url(self.config.catalog_url, clock=self.clock)
+            else:
+                self._catalog = Catalog.at(self.config.state_dir, clock=self.clock)
+        return self._catalog
 
-    @cached_property
+    @property
     def repository(self) -> Repository:
-        key_file = self.config.key_file
-        passphrase = None if key_file else self._passphrase()
-        return Repository.open(self._backend(), key_file=key_file, passphrase=passphrase)
+        if self._repository is None:
+            key_file = self.config.key_file
+            passphrase = None if key_file else self._passphrase()
+            self._repository = Repository.open(self._backend(), key_file=key_file,
+                                               passphrase=passphrase)
+        return self._repository
 
     def _passphrase(self) -> str:
         passphrase = passphrase_from_environment()
@@ -89,11 +121,10 @@ class Context:
         if backend.exists("config"):
             return self.repository
         passphrase = None if key_file else self._passphrase()
-        repo = Repository.init(backend, key_file=key_file, passphrase=passphrase)
-        self.__dict__["repository"] = repo
-        return repo
+        self._repository = Repository.init(backend, key_file=key_file, passphrase=passphrase)
+        return self._repository
 
-    def _backend(self):
+    def _backend(self) -> Backend:
         return open_backend(self.config.repository, self.config.repository_options)
 
     def state_path(self, *parts: str) -> Path:

@@ -5,7 +5,7 @@ accumulate, and migration 0004 keeps what an older catalog held."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from snapkeep.catalog import Activity, Catalog, Notification
 from snapkeep.catalog.catalog import HEAD
@@ -14,7 +14,7 @@ from tests.helpers.catalog import catalog_at_revision
 
 
 def ended_activity(cat: Catalog, env: str = "dev") -> Activity:
-    at = datetime.now(UTC)
+    at = cat.clock()
     a = Activity(id=new_id(), environment=env, type="environment.backup", state="complete",
                  result="success", description="d", created_at=at, started_at=at,
                  completed_at=at, completion_percent=100, parameters={})
@@ -24,8 +24,8 @@ def ended_activity(cat: Catalog, env: str = "dev") -> Activity:
 
 def queued(cat: Catalog, a: Activity, due: datetime | None = None) -> Notification:
     n = Notification(id=new_id(), activity_id=a.id, payload={"activity": {"id": a.id}},
-                     attempts=0, next_attempt_at=due or datetime.now(UTC), state="pending",
-                     created_at=datetime.now(UTC))
+                     attempts=0, next_attempt_at=due or cat.clock(), state="pending",
+                     created_at=cat.clock())
     assert cat.add_notification(n)
     return n
 
@@ -49,14 +49,14 @@ def test_only_one_of_many_claimers_gets_an_attempt(cat):
     assert len(won) == 1 and won[0].attempts == 1
     # claimed: not due again until the claim's hold has passed
     assert cat.due_notifications() == []
-    later = datetime.now(UTC) + timedelta(seconds=61)
+    later = cat.clock() + timedelta(seconds=60)
     assert cat.due_notifications(later) == [n.id]
 
 
 def test_a_failed_attempt_is_due_again_at_its_retry_time_and_delivered_once(cat):
     n = queued(cat, ended_activity(cat))
     assert cat.claim_notification(n.id, 30) is not None
-    retry_at = datetime.now(UTC) + timedelta(seconds=4)
+    retry_at = cat.clock() + timedelta(seconds=4)
     cat.notification_retry(n.id, "HTTP 500 Internal Server Error", retry_at)
     got = cat.get_notification(n.id)
     assert (got.state, got.attempts, got.last_error) == ("pending", 1,
@@ -74,8 +74,8 @@ def test_an_activity_is_notified_once(cat):
     a = ended_activity(cat)
     queued(cat, a)
     again = Notification(id=new_id(), activity_id=a.id, payload={}, attempts=0,
-                         next_attempt_at=datetime.now(UTC), state="pending",
-                         created_at=datetime.now(UTC))
+                         next_attempt_at=cat.clock(), state="pending",
+                         created_at=cat.clock())
     assert cat.add_notification(again) is False
     assert cat.get_notification(again.id) is None
 

@@ -37,7 +37,7 @@ def test_workers_get_the_oldest_pending_activity_and_never_two_of_one_environmen
     assert (a.id, b.id) == (first.id, other.id)
     assert cat.claim_next("h:3:0", LEASE) is None  # dev and prod both run something
     assert a.state == "in_progress" and a.worker == "h:1:0"
-    assert a.lease_expires_at > datetime.now(UTC) + timedelta(seconds=LEASE - 10)
+    assert a.lease_expires_at == cat.clock() + timedelta(seconds=LEASE)
     assert cat.running_activity("dev") == first.id
 
     finish(cat, a, "h:1:0")
@@ -89,14 +89,14 @@ def test_an_activity_started_in_process_keeps_the_queue_off_its_environment(cat)
 def test_a_lease_expires_unless_renewed_and_a_reaped_worker_can_neither_renew_nor_finish(cat):
     a = queued(cat, "dev")
     cat.claim_next("h:1:0", LEASE)
-    later = datetime.now(UTC) + timedelta(seconds=LEASE + 5)
+    later = cat.clock() + timedelta(seconds=LEASE + 5)
     assert [x.id for x in cat.expired_leases(later)] == [a.id]
     assert cat.expired_leases() == []
     assert cat.renew_lease(a.id, "h:1:0", LEASE)
     assert not cat.renew_lease(a.id, "h:9:0", LEASE)  # not its worker
 
     # A renewal that came in after the reaper looked wins over the reaper.
-    assert not cat.fail_interrupted(a.id, "x", lease_expired_before=datetime.now(UTC))
+    assert not cat.fail_interrupted(a.id, "x", lease_expired_before=cat.clock())
     assert cat.fail_interrupted(a.id, "worker h:1 stopped renewing its lease",
                                 lease_expired_before=later, log="Failed: gone.")
     got = cat.get_activity(a.id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from snapkeep.services.activities import operations
 from tests.helpers.console import ENV, VIEWER, client, sign_in, snapshot
 
@@ -18,7 +16,7 @@ def test_the_backups_page_badges_a_verified_backup_and_a_failed_drill(project): 
     ctx = project.context()
     a = operations.start_drill(ctx, ctx.config.environment(ENV), passed)
     assert a.result == "success"
-    ctx.catalog.record_drill(failed, False, datetime.now(UTC))
+    ctx.catalog.record_drill(failed, False, ctx.clock())
     c = client(project)
     sign_in(c, VIEWER)
     html = c.get(f"/environments/{ENV}").text

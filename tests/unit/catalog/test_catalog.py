@@ -19,7 +19,7 @@ def test_a_catalog_at_an_older_revision_is_migrated_on_open_keeping_its_rows(tmp
 
 def test_activities_and_their_log_round_trip(tmp_path):
     cat = Catalog.at(tmp_path)
-    now = datetime.now(UTC)
+    now = cat.clock()
     cat.add_activity(Activity(id="a1", environment="dev", type="environment.backup",
                               state="in_progress", result=None, description="d",
                               created_at=now, completion_percent=0, parameters={"live": True}))

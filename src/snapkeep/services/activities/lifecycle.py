@@ -31,7 +31,6 @@ from datetime import datetime
 from pathlib import Path
 
 from snapkeep.catalog import Activity, ActivityLog
-from snapkeep.catalog.catalog import now
 from snapkeep.config import safe_name
 from snapkeep.errors import (
     BusyError,
@@ -155,7 +154,7 @@ def claim(ctx: Context, environment: str, type_: str, description: str,
     Before that, settles what an interrupted activity left on this host.
     """
     a = Activity(id=new_id(), environment=environment, type=type_, state=state, result=None,
-                 description=description, created_at=now(), completion_percent=0,
+                 description=description, created_at=ctx.clock(), completion_percent=0,
                  parameters=parameters, pid=None, actor=ctx.actor.name)
     if state != "in_progress":
         if unless_busy:  # settle leftovers when the lock is free; never wait for it
@@ -239,7 +238,7 @@ def _complete_restore(ctx: Context, a: Activity, settled: cutover.Settled) -> bo
         rec.log(f"Failed: {error}")
     return ctx.catalog.finish(a.id, None, state="complete",
                               result="failure" if error else "success", error=error,
-                              completed_at=now(), completion_percent=100,
+                              completed_at=ctx.clock(), completion_percent=100,
                               snapshot_id=settled.snapshot)
 
 
@@ -263,7 +262,7 @@ def recover_interrupted(ctx: Context, environment: str,
     cannot be settled yet (its database is unreachable), this fails them saying so and
     raises: the environment stays paused, better in maintenance than serving mixed data.
     """
-    at = at or now()
+    at = at or ctx.clock()
     running = ctx.catalog.list_activities(environment, states=("in_progress",), limit=100)
     expired = [a for a in running if a.lease_expires_at is not None and a.lease_expires_at < at]
     dead = [a for a in running if a not in expired and _runner_gone(a)]
@@ -385,7 +384,7 @@ def run(ctx: Context, c: Claim, work: Callable[[ActivityRecorder], str | None],
                     beat.stop()
             rec.seal()
             recorded = ctx.catalog.finish(a.id, c.worker, state="complete", result="success",
-                                          completed_at=now(), completion_percent=100,
+                                          completed_at=ctx.clock(), completion_percent=100,
                                           snapshot_id=snapshot_id)
             if not recorded:
                 _lost(ctx, a, c.worker)
@@ -415,7 +414,7 @@ def _record_failure(ctx: Context, c: Claim, rec: ActivityRecorder, e: BaseExcept
     else:
         rec.log(f"Failed: {msg}")
     if not ctx.catalog.finish(c.activity.id, c.worker, state=state, result="failure",
-                              completed_at=now(), error=msg):
+                              completed_at=ctx.clock(), error=msg):
         _lost(ctx, c.activity, c.worker)
         return False
     return True

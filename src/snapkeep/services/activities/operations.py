@@ -21,7 +21,6 @@ import sys
 import threading
 
 from snapkeep.catalog import Activity
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import SnapkeepError, UsageError
 from snapkeep.policy import (
@@ -81,7 +80,7 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
     if into.name != env.name:
         require_role(ctx.actor, env.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
-    require_restorable(snap.id, snap.status, snap.expires_at, now())
+    require_restorable(snap.id, snap.status, snap.expires_at, ctx.clock())
     manifest = snapshots.load_manifest(ctx, snap.id)
     scope.check(manifest, into)
     desc = f"{ctx.actor.name} restored {into.name} from backup {snap.id}"

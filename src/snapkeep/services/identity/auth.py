@@ -19,7 +19,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from snapkeep.catalog import ApiToken, User
-from snapkeep.catalog.catalog import now
 from snapkeep.errors import (
     AuthenticationError,
     NotFoundError,
@@ -248,7 +247,7 @@ def create_web_session(ctx: Context, email: str,
     user = _user(ctx, email)
     ctx.catalog.delete_expired_sessions()
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    ctx.catalog.add_web_session(hash_secret(cookie), user.id, csrf, now() + ttl)
+    ctx.catalog.add_web_session(hash_secret(cookie), user.id, csrf, ctx.clock() + ttl)
     return cookie, csrf
 
 
@@ -259,7 +258,7 @@ def session_actor(ctx: Context, cookie_secret: str | None) -> tuple[Actor, str]:
     user = ctx.catalog.get_user_by_id(row.user_id) if row is not None else None
     if row is None or user is None:
         raise AuthenticationError("you are not signed in (or were signed out); sign in again")
-    if row.expires_at <= now():
+    if row.expires_at <= ctx.clock():
         ctx.catalog.delete_web_session(row.id_hash)
         raise AuthenticationError("your session expired; sign in again")
     return actor_for_user(ctx, user), row.csrf_token

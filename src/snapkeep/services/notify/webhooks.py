@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,7 +38,6 @@ import httpx
 
 from snapkeep import __version__
 from snapkeep.catalog import Activity, Notification
-from snapkeep.catalog.times import now
 from snapkeep.config import WebhookConfig
 from snapkeep.ids import new_id
 from snapkeep.services.context import Context
@@ -90,8 +89,9 @@ def queue_notification(ctx: Context, activity_id: str) -> str | None:
     a = ctx.catalog.get_activity(activity_id)
     if a is None:
         return None
+    at = ctx.clock()
     n = Notification(id=new_id(), activity_id=a.id, payload={}, attempts=0,
-                     next_attempt_at=now(), state="pending", created_at=now())
+                     next_attempt_at=at, state="pending", created_at=at)
     n.payload = payload(ctx, a, n.id)
     if not ctx.catalog.add_notification(n):
         return None  # notified already (two processes saw it end, e.g. two cancels)
@@ -141,7 +141,7 @@ def deliver(ctx: Context, notification_id: str, *, budget: float) -> str | None:
         n = ctx.catalog.get_notification(notification_id)
         if n is None or n.state != "pending":
             return n.state if n else None
-        wait = max(0.0, (n.next_attempt_at - now()).total_seconds())
+        wait = max(0.0, (n.next_attempt_at - ctx.clock()).total_seconds())
         if deadline - time.monotonic() - wait < MIN_ATTEMPT:
             return n.state  # left for `snapkeep serve`
         if wait:
@@ -181,7 +181,7 @@ def attempt(ctx: Context, notification_id: str, *, timeout: float) -> str | None
     n = ctx.catalog.claim_notification(notification_id, timeout + CLAIM_MARGIN)
     if n is None:
         return None
-    error = _send(cfg, n, timeout)
+    error = _send(cfg, n, timeout, ctx.clock())
     if error is not None:  # an HTTP library's message may quote the URL with its secret path
         error = error.replace(cfg.url, describe_url(cfg.url))
     if error is None:
@@ -195,14 +195,16 @@ def attempt(ctx: Context, notification_id: str, *, timeout: float) -> str | None
         log.warning("webhook notification %s of activity %s given up after %d attempt(s): %s",
                     n.id, n.activity_id, n.attempts, error)
         return "failed"
-    ctx.catalog.notification_retry(n.id, error, now() + timedelta(seconds=backoff(n.attempts)))
+    retry_at = ctx.clock() + timedelta(seconds=backoff(n.attempts))
+    ctx.catalog.notification_retry(n.id, error, retry_at)
     return "pending"
 
 
-def _send(cfg: WebhookConfig, n: Notification, timeout: float) -> str | None:
-    """POST the notification once; None when it was delivered, else what went wrong."""
+def _send(cfg: WebhookConfig, n: Notification, timeout: float, at: datetime) -> str | None:
+    """POST the notification once, signed as sent ``at``; None when it was delivered,
+    else what went wrong."""
     body = json.dumps(n.payload, separators=(",", ":")).encode()
-    timestamp = str(int(time.time()))
+    timestamp = str(int(at.timestamp()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"snapkeep/{__version__}",

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from snapkeep.catalog import Schedule
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import NotFoundError, PolicyError, UsageError
 from snapkeep.ids import new_id
@@ -81,7 +80,7 @@ def ensure_plan_schedules(ctx: Context, at: datetime | None = None) -> list[Sche
     schedules of environments it no longer covers (plan or type changed, environment
     removed) are deleted. Safe to call from several schedulers at once.
     """
-    at = at or now()
+    at = at or ctx.clock()
     have = {s.environment: s for s in ctx.catalog.list_schedules(origin="plan")}
     created: list[ScheduleInfo] = []
     for env in ctx.config.environments.values():
@@ -114,7 +113,7 @@ def ensure_verify_schedules(ctx: Context, at: datetime | None = None) -> list[Sc
     UTC): one per environment that has one, none for the others. Idempotent, like
     ``ensure_plan_schedules``; the scheduler starts a drill of the environment's newest
     snapshot when one is due (``scheduler.tick``)."""
-    at = at or now()
+    at = at or ctx.clock()
     have = {s.environment: s for s in ctx.catalog.list_schedules(origin=VERIFY)}
     created: list[ScheduleInfo] = []
     for env in ctx.config.environments.values():
@@ -151,7 +150,7 @@ def add_schedule(ctx: Context, env: EnvironmentConfig, cron: str, *, live: bool 
     """A new user schedule of automated backups of ``env`` (cron in UTC)."""
     require_schedule_role(ctx.actor, env.name, manage=True)
     expr = validate_cron(cron)
-    at = at or now()
+    at = at or ctx.clock()
     row = Schedule(id=new_id(), environment=env.name, cron=expr, live=live, origin="user",
                    created_at=at, created_by=ctx.actor.name, last_run_at=None,
                    next_run_at=next_run(expr, at))
@@ -159,10 +158,10 @@ def add_schedule(ctx: Context, env: EnvironmentConfig, cron: str, *, live: bool 
     return _info(row)
 
 
-def upcoming(schedule: ScheduleInfo, count: int = 3) -> list[datetime]:
+def upcoming(ctx: Context, schedule: ScheduleInfo, count: int = 3) -> list[datetime]:
     """The schedule's next ``count`` runs, from its next one on (UTC)."""
     if schedule.next_run_at is None:
-        return next_runs(schedule.cron, now(), count)
+        return next_runs(schedule.cron, ctx.clock(), count)
     return [schedule.next_run_at, *next_runs(schedule.cron, schedule.next_run_at, count - 1)]
 
 

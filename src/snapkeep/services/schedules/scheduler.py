@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from snapkeep.catalog import Activity, Schedule
@@ -177,10 +177,6 @@ def _retain(ctx: Context, now: datetime, expire: Expire,
         retained_at[env.name] = now
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Scheduler:
     """The loop ``snapkeep serve`` runs in a thread: a tick every ``interval`` seconds.
 
@@ -202,13 +198,13 @@ class Scheduler:
         return tick(self.ctx, now, self.start_backup, self.expire, detach=self.detach,
                     retained_at=self.retained_at, start_drill=self.start_drill)
 
-    def run(self, stop: threading.Event, clock: Callable[[], datetime] = _utcnow,
-            interval: float = 30.0) -> None:
-        """Tick until ``stop`` is set; returns within ``interval`` seconds of it."""
+    def run(self, stop: threading.Event, interval: float = 30.0) -> None:
+        """Tick at ``ctx.clock``'s time until ``stop`` is set; returns within ``interval``
+        seconds of it."""
         log.info("scheduler started (a tick every %s s)", interval)
         while not stop.is_set():
             try:
-                self.tick(clock())
+                self.tick(self.ctx.clock())
             except Exception:  # the catalog unreachable for a moment, or a bug: keep going
                 log.exception("scheduler tick failed; trying again in %s s", interval)
             stop.wait(interval)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import ConfigError, HookError, SnapkeepError
@@ -67,7 +66,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     parent = _parent_mounts(ctx, env)
     live_var = {"SNAPKEEP_LIVE": "1" if live else "0"}
     hooks.run_hook(ctx, env, "before_snapshot", rec, live_var)
-    created = now()
+    created = ctx.clock()
     commit = gitinfo.head_commit(env.root)
     services: dict = {}
     mounts: dict = {}

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import io
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig, safe_name
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import IntegrityError, RepositoryError, SnapkeepError
@@ -149,15 +149,30 @@ def drill(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     return _record(ctx, manifest, result, reporter)
 
 
-def _drill_mount(repo: Any, name: str, desc: dict[str, Any], where: Path,
-                 reporter: Reporter, result: DrillResult) -> None:
-    where.parent.mkdir(parents=True, exist_ok=True)
+class _Prepared(Protocol):
+    def swap(self) -> object: ...
+
+    def finish(self) -> object: ...
+
+
+def _restored(prepare: Callable[[], _Prepared], what: str, result: DrillResult) -> bool:
+    """Restore one part into the drill's scratch place; False, with ``what`` recorded as
+    a mismatch, when the snapshot's part cannot be restored."""
     try:
-        prepared = volumes.prepare_restore(where, desc, repo, reporter)
+        prepared = prepare()
         prepared.swap()
         prepared.finish()
     except (IntegrityError, RepositoryError) as e:
-        result.mismatches.append(f"mount {name}: cannot be restored: {e}")
+        result.mismatches.append(f"{what}: cannot be restored: {e}")
+        return False
+    return True
+
+
+def _drill_mount(repo: Any, name: str, desc: dict[str, Any], where: Path,
+                 reporter: Reporter, result: DrillResult) -> None:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    if not _restored(lambda: volumes.prepare_restore(where, desc, repo, reporter),
+                     f"mount {name}", result):
         return
     crash_point("drill.mount-restored")
     want = volumes.recorded_digest(desc)
@@ -185,12 +200,8 @@ def _drill_mount(repo: Any, name: str, desc: dict[str, Any], where: Path,
 
 def _drill_database(repo: Any, desc: dict[str, Any], scratch: mysql.MySQLTarget,
                     reporter: Reporter, result: DrillResult, threads: int | None) -> None:
-    try:
-        prepared = mysql.prepare_restore(scratch, desc, repo, reporter, threads=threads)
-        prepared.swap()
-        prepared.finish()
-    except (IntegrityError, RepositoryError) as e:
-        result.mismatches.append(f"database: cannot be restored: {e}")
+    if not _restored(lambda: mysql.prepare_restore(scratch, desc, repo, reporter,
+                                                   threads=threads), "database", result):
         return
     crash_point("drill.database-restored")
     found = mysql.table_digests(scratch, desc, reporter, threads=threads)
@@ -212,7 +223,7 @@ def _drill_database(repo: Any, desc: dict[str, Any], scratch: mysql.MySQLTarget,
 
 def _record(ctx: Context, manifest: SnapshotManifest, result: DrillResult,
             reporter: Reporter) -> DrillResult:
-    ctx.catalog.record_drill(manifest.id, result.ok, now())
+    ctx.catalog.record_drill(manifest.id, result.ok, ctx.clock())
     for line in result.mismatches:
         reporter.log(f"MISMATCH {line}")
     if result.ok is False:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from snapkeep.catalog import Snapshot
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import NotFoundError
 from snapkeep.policy import Action, is_restorable, require_role
@@ -102,7 +101,7 @@ def list_snapshots(ctx: Context, env: EnvironmentConfig, *, limit: int | None = 
     ``offset`` (a page)."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
     sync(ctx)
-    at = now()
+    at = ctx.clock()
     return [_info(r, at) for r in ctx.catalog.list_snapshots(env.name, limit=limit,
                                                               offset=offset)]
 
@@ -116,12 +115,12 @@ def get_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) 
         if not rows:
             raise NotFoundError(f"environment {env.name} has no snapshots; take one with "
                                 f"`snapkeep snapshot:create -e {env.name}`")
-        return _info(rows[0], now())
+        return _info(rows[0], ctx.clock())
     row = ctx.catalog.get_snapshot(snapshot_id)
     if row is None or row.environment != env.name:
         raise NotFoundError(f"snapshot {snapshot_id} does not exist on environment {env.name}; "
                             f"list them with `snapkeep snapshot:list -e {env.name}`")
-    return _info(row, now())
+    return _info(row, ctx.clock())
 
 
 def load_manifest(ctx: Context, snapshot_id: str) -> SnapshotManifest:

@@ -80,7 +80,7 @@ def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter) -> Iterator
     try:
         if env.pause_command:
             _run(env.pause_command, env, "pause")
-        elif marker["created_flag"]:
+        elif flag and marker["created_flag"]:  # created_flag is set only with a flag
             (env.root / flag).touch()
         if env.pause_command or marker["created_flag"]:
             reporter.log(f"Paused {env.name} "

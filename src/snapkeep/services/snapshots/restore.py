@@ -15,11 +15,13 @@ into this one (data only), followed by this environment's ``post_restore`` comma
 
 from __future__ import annotations
 
+from typing import Any
+
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import IntegrityError
 from snapkeep.faults import crash_point
-from snapkeep.repository import SnapshotManifest
+from snapkeep.repository import Repository, SnapshotManifest
 from snapkeep.services import gitinfo
 from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
@@ -64,7 +66,7 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     restore_mounts = scope.mounts_of(manifest)
     db_desc = manifest.services.get("database") if scope.restores_database(manifest) else None
     target = database_target(env) if db_desc is not None else None
-    if target is not None:
+    if target is not None and db_desc is not None:  # target is None whenever db_desc is
         mysql.check_restore_target(target)  # a dropped database is recreated
         mysql.cleanup_leftovers(target, rec)
         # every privilege the cut-over and its rollback need, before any mount is staged
@@ -75,12 +77,28 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     rec.add_total(sum(int(manifest.mounts[m].get("bytes", 0)) for m in restore_mounts)
                   + (int(db_desc.get("size_bytes", 0)) if db_desc else 0))
 
+    mounts, prepared = _prepare(repo, env, manifest, rec, scope=scope, target=target,
+                                db_desc=db_desc, threads=threads)
+    _cut_over(ctx, env, manifest, rec, mounts=mounts, prepared=prepared, variables=variables,
+              foreign=foreign)
+    rec.log(f"Restored backup {manifest.id} to {env.name}"
+            + ("" if scope.is_full else f" (only {what})"))
+    after_restore(ctx, env, rec, variables, foreign=foreign)
+    return manifest.id
+
+
+def _prepare(repo: Repository, env: EnvironmentConfig, manifest: SnapshotManifest,
+             rec: ActivityRecorder, *, scope: RestoreScope, target: mysql.MySQLTarget | None,
+             db_desc: dict[str, Any] | None, threads: int | None) -> tuple[list, list]:
+    """Stage every part the restore puts back, the live ones untouched: (the mounts'
+    prepared parts, every prepared part). On a failure or a cancel the staged parts are
+    dropped; a damaged snapshot says so."""
     prepared: list = []
     mounts: list = []
     try:
         # A shared repository lock: a prune cannot delete what is being read.
         with repo.lock(exclusive=False, wait=LOCK_WAIT):
-            for m in restore_mounts:
+            for m in scope.mounts_of(manifest):
                 mounts.append(volumes.prepare_restore(mount_dir(env, m), manifest.mounts[m],
                                                       repo, rec, keep=pause_entries(env, m)))
             prepared += mounts
@@ -100,7 +118,14 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
                 "Run `snapkeep repository:check --read-data` and restore another snapshot."
             ) from e
         raise
+    return mounts, prepared
 
+
+def _cut_over(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
+              rec: ActivityRecorder, *, mounts: list, prepared: list,
+              variables: dict[str, str], foreign: bool) -> None:
+    """Swap the prepared parts in, paused, under the cut-over journal: until its commit
+    point a failure puts the previous data back; after it, the new data stays."""
     journal = CutoverJournal(ctx, env.name)
     swapped: list = []
     undone = committed = False
@@ -130,10 +155,6 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     for p in prepared:
         p.finish()
     journal.clear()
-    rec.log(f"Restored backup {manifest.id} to {env.name}"
-            + ("" if scope.is_full else f" (only {what})"))
-    after_restore(ctx, env, rec, variables, foreign=foreign)
-    return manifest.id
 
 
 def undo(prepared: list, swapped: list) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, RetentionPolicy, SnapshotFacts, plan_expiry, require_role
 from snapkeep.services.context import Context
@@ -31,4 +30,4 @@ def plan(ctx: Context, env: EnvironmentConfig) -> list[Decision]:
                            expires_at=s.expires_at) for s in items]
     by_id = {s.id: s for s in items}
     return [Decision(by_id[f.id], keep, reason)
-            for f, keep, reason in plan_expiry(facts, policy_of(env), now())]
+            for f, keep, reason in plan_expiry(facts, policy_of(env), ctx.clock())]

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from snapkeep.catalog import Activity
-from snapkeep.catalog.catalog import now
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.ids import new_id
@@ -122,7 +121,7 @@ def run_export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
     dest = Path(params["dest"])
     rec.log(f"Exporting backup {manifest.id} of {env.name} to {dest}")
     repo = ctx.repository
-    writer = ExportWriter(dest, force=bool(params.get("force")))
+    writer = ExportWriter(dest, force=bool(params.get("force")), clock=ctx.clock)
     try:
         # A shared repository lock: a prune cannot delete what is being read.
         with repo.lock(exclusive=False, wait=LOCK_WAIT):
@@ -248,7 +247,7 @@ def _load(src: import_source.ImportSource, target: mysql.MySQLTarget,
     name = src.sql.name
     with src.open_part(src.sql, rec.advance) as raw:
         sql = import_source.decompressed(raw, name, _limit(src.sql, bounded))
-        result = mysql.load_sql(server.loader, sql,  # type: ignore[arg-type]
+        result = mysql.load_sql(server.loader, sql,
                                   source_name=str(src.sql), reporter=rec)
         src.check_part(raw, src.sql)
     named = f" (a dump of `{result.database}`; {result.left_out} database statement(s) left " \
@@ -263,7 +262,7 @@ def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSou
     repo = ctx.repository
     services: dict[str, Any] = {}
     mounts: dict[str, Any] = {}
-    created = now()
+    created = ctx.clock()
     with snapshots.writing(repo, rec, wait=LOCK_WAIT) as session:
         if scratch is not None:
             assert env.database is not None

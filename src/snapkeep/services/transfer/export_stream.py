@@ -109,14 +109,6 @@ class _QueueSink:
         self.sent += len(piece)
 
 
-def _own_repository(ctx: Context) -> Context:
-    """``ctx`` with a repository of its own for the writer thread (a repository serves one
-    thread at a time; the catalog is shared, it is thread-safe)."""
-    other = ctx.for_actor(ctx.actor)
-    other.__dict__.pop("repository", None)  # the cached_property opens a new one
-    return other
-
-
 def stream_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
                   part: str) -> tuple[str, Iterator[bytes]]:
     """(file name, bytes) of one part of the snapshot's export: ``database.sql.zst`` or
@@ -138,7 +130,7 @@ def stream_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
         desc = manifest.mounts[mount]
         filename = f"{snap.id}-{mount.replace('/', '-')}.tar.zst"
     download = _Download()
-    own = _own_repository(ctx)
+    own = ctx.with_own_repository()  # the writer thread's; the catalog is shared
     c = activities.claim(ctx, env.name, EXPORT,
                          f"{ctx.actor.name} downloaded {part} of backup {snap.id} of {env.name}",
                          {"snapshot_id": snap.id, "part": part, "download": True})
@@ -153,9 +145,9 @@ def stream_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
         with repo.lock(exclusive=False, wait=LOCK_WAIT), \
                 compressor.stream_writer(sink, closefd=False) as out:  # type: ignore[arg-type]
             if part == DATABASE_PART:
-                mysql.export_sql(desc, repo, out, rec)  # type: ignore[arg-type]
+                mysql.export_sql(desc, repo, out, rec)
             else:
-                volumes.export_tar(desc, repo, out, rec)  # type: ignore[arg-type]
+                volumes.export_tar(desc, repo, out, rec)
         sink.finish()
         rec.point_of_no_return("the last bytes of the download")
         download.put(_END)

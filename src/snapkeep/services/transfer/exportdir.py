@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from snapkeep import __version__
-from snapkeep.catalog.catalog import now
+from snapkeep.catalog import Clock, SystemClock
 from snapkeep.errors import ServiceUnavailable, UsageError
 from snapkeep.processes import pid_alive
 
@@ -142,8 +142,9 @@ class ExportWriter:
     """Writes one export into ``dest``: ``part`` for each file, then ``commit``; ``abort``
     (also on any failure) leaves ``dest`` as it was."""
 
-    def __init__(self, dest: Path, *, force: bool) -> None:
+    def __init__(self, dest: Path, *, force: bool, clock: Clock | None = None) -> None:
         self.dest = dest
+        self.clock = clock or SystemClock()  # stamps exported_at
         self.force = force
         try:
             dest.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,7 @@ class ExportWriter:
                     # threads=1: zstd compresses in its own thread, beside the export
                     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=1)
                     with cctx.stream_writer(sink, closefd=False) as z:  # type: ignore[arg-type]
-                        yield z  # type: ignore[misc]
+                        yield z
                 else:
                     yield sink  # type: ignore[misc]
                 f.flush()
@@ -189,7 +190,7 @@ class ExportWriter:
         """Move the parts into place, then write snapkeep-export.json (the commit point);
         return what it says."""
         meta = {"format": FORMAT, **facts, "snapkeep_version": __version__,
-                "exported_at": now().isoformat(timespec="seconds"), "files": self.files}
+                "exported_at": self.clock().isoformat(timespec="seconds"), "files": self.files}
         try:
             old = read_metadata(self.dest) if self.force else None
             if old is not None:  # first: the directory no longer claims a complete export

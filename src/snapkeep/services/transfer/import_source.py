@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -84,17 +84,31 @@ class ImportSource:
             reader.verify(expected)
 
 
-def decompressed(raw: BinaryIO, name: str, limit: int | None = None) -> BinaryIO:
+class Readable(Protocol):
+    """What a part is read through: a file, or the ``HashingReader`` over one."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class _Closable(Readable, Protocol):
+    def close(self) -> None: ...
+
+
+def decompressed(raw: Readable, name: str, limit: int | None = None) -> BinaryIO:
     """``raw`` uncompressed according to the suffix of ``name`` (.gz, .zst, or plain);
-    with a ``limit``, reading more than ``limit`` bytes of it raises UsageError."""
+    with a ``limit``, reading more than ``limit`` bytes of it raises UsageError.
+
+    Typed ``BinaryIO`` for the engines, which only ``read(n)`` (and close) what they get."""
+    # gzip and zstandard only read() the stream forwards; their stubs ask for a whole file
+    stream = cast(BinaryIO, raw)
     if name.endswith(".gz"):
-        out: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        out: _Closable = gzip.GzipFile(fileobj=stream, mode="rb")
     elif name.endswith(".zst"):
-        out = zstandard.ZstdDecompressor().stream_reader(  # type: ignore[assignment]
-            raw, read_across_frames=True, closefd=False)
+        out = zstandard.ZstdDecompressor().stream_reader(
+            stream, read_across_frames=True, closefd=False)
     else:
-        return raw
-    return out if limit is None else _Bounded(out, limit, name)  # type: ignore[return-value]
+        return stream
+    return cast(BinaryIO, out if limit is None else _Bounded(out, limit, name))
 
 
 def expansion_limit(compressed: int) -> int:
@@ -115,7 +129,7 @@ def expansion_limit(compressed: int) -> int:
 class _Bounded(io.RawIOBase):
     """A decompressing reader that refuses to give more than ``limit`` bytes."""
 
-    def __init__(self, inner: BinaryIO, limit: int, name: str) -> None:
+    def __init__(self, inner: _Closable, limit: int, name: str) -> None:
         self._inner, self._limit, self._name = inner, limit, name
         self._seen = 0
 

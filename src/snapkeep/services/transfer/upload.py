@@ -218,8 +218,7 @@ class Upload:
             f"({what})"
         params = {"source": str(self.path), "threads": threads, "upload": True}
         c = activities.claim(self.ctx, self.env.name, transfer.IMPORT, desc, params)
-        own = self.ctx.for_actor(self.ctx.actor)
-        own.__dict__.pop("repository", None)  # a repository serves one thread: open another
+        own = self.ctx.with_own_repository()  # this thread runs the import
         self._owned_by_activity = True
         t = threading.Thread(target=self._run, args=(own, c, params, stop), daemon=True,
                              name=f"import-{c.activity.id}")

@@ -17,18 +17,18 @@ from snapkeep.catalog import Catalog
 from snapkeep.config import EnvironmentConfig, ProjectConfig
 from snapkeep.errors import AuthenticationError, NotFoundError, PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
-from snapkeep.policy.rules import Actor
 from snapkeep.services.context import Context
 from snapkeep.services.identity import auth, users
+from tests.helpers.clock import ManualClock
 
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 _names = itertools.count(1)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request, tmp_path: Path) -> Iterator[Catalog]:
+def catalog(request, tmp_path: Path, clock: ManualClock) -> Iterator[Catalog]:
     if request.param == "sqlite":
-        cat = Catalog.at(tmp_path / ".snapkeep")
+        cat = Catalog.at(tmp_path / ".snapkeep", clock=clock)
         yield cat
         cat.engine.dispose()
         return
@@ -39,7 +39,7 @@ def catalog(request, tmp_path: Path) -> Iterator[Catalog]:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {e}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-        cat = Catalog(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        cat = Catalog(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", clock=clock)
         try:
             yield cat
         finally:
@@ -48,22 +48,13 @@ def catalog(request, tmp_path: Path) -> Iterator[Catalog]:
 
 
 @pytest.fixture
-def ctx(catalog: Catalog, tmp_path: Path) -> Context:
+def ctx(catalog: Catalog, tmp_path: Path, clock: ManualClock) -> Context:
     envs = {n: EnvironmentConfig(name=n, type=t, root=tmp_path, mounts=(), database=None)
             for n, t in (("dev", "development"), ("prod", "production"))}
     config = ProjectConfig(path=tmp_path / "snapkeep.toml", id="shop", plan="starter",
                            repository=str(tmp_path / "repo"), restore_window_days=7,
                            environments=envs)
-    c = Context(config)
-    c.__dict__["catalog"] = catalog
-    return c
-
-
-def acting_as(ctx: Context, actor: Actor) -> Context:
-    """The same project and catalog, asked by someone else."""
-    other = Context(ctx.config, actor=actor)
-    other.__dict__["catalog"] = ctx.catalog
-    return other
+    return Context(config, clock=clock).with_catalog(catalog)
 
 
 def rows(catalog: Catalog, sql: str) -> list[tuple]:
@@ -164,7 +155,7 @@ def test_listing_users_shows_each_with_their_roles(ctx):
 def test_someone_not_project_admin_cannot_manage_users_and_changes_nothing(ctx):
     users.add_user(ctx, "ann@example.com", project_role="viewer")
     users.set_environment_role(ctx, "ann@example.com", "dev", "admin")
-    ann = acting_as(ctx, auth.actor_for_user(ctx, ctx.catalog.get_user("ann@example.com")))
+    ann = ctx.for_actor(auth.actor_for_user(ctx, ctx.catalog.get_user("ann@example.com")))
     with pytest.raises(PermissionDenied, match="not a project admin"):
         users.add_user(ann, "eve@example.com", project_role="admin")
     with pytest.raises(PermissionDenied):
@@ -181,7 +172,7 @@ def test_someone_not_project_admin_cannot_manage_users_and_changes_nothing(ctx):
 def test_people_may_change_their_own_password_but_not_someone_elses(ctx):
     users.add_user(ctx, "ann@example.com", password="ann password")
     users.add_user(ctx, "bob@example.com", password="bob password")
-    ann = acting_as(ctx, auth.authenticate_password(ctx, "ann@example.com", "ann password"))
+    ann = ctx.for_actor(auth.authenticate_password(ctx, "ann@example.com", "ann password"))
     users.set_password(ann, "ann@example.com", "new ann password")
     with pytest.raises(PermissionDenied):
         users.set_password(ann, "bob@example.com", "taken over")
@@ -252,7 +243,7 @@ def test_people_manage_their_own_tokens_and_only_admins_manage_others(ctx):
     users.add_user(ctx, "ann@example.com")
     users.add_user(ctx, "bob@example.com")
     bob_token, _ = auth.create_token(ctx, "bob@example.com", "bob's")
-    ann = acting_as(ctx, auth.actor_for_user(ctx, ctx.catalog.get_user("ann@example.com")))
+    ann = ctx.for_actor(auth.actor_for_user(ctx, ctx.catalog.get_user("ann@example.com")))
     own_id, own_secret = auth.create_token(ann, "ann@example.com", "mine")
     assert [t.id for t in auth.list_tokens(ann)] == [own_id]
     with pytest.raises(PermissionDenied):
@@ -302,9 +293,11 @@ def test_signing_out_ends_the_session(ctx):
         auth.session_actor(ctx, cookie)
 
 
-def test_an_expired_session_is_refused_and_removed(ctx):
+def test_an_expired_session_is_refused_and_removed(ctx, clock):
     users.add_user(ctx, "ann@example.com")
-    cookie, _ = auth.create_web_session(ctx, "ann@example.com", ttl=timedelta(seconds=-1))
+    cookie, _ = auth.create_web_session(ctx, "ann@example.com", ttl=timedelta(hours=1))
+    assert auth.session_actor(ctx, cookie)[0].email == "ann@example.com"
+    clock.advance(timedelta(hours=1))
     with pytest.raises(AuthenticationError, match="expired"):
         auth.session_actor(ctx, cookie)
     assert rows(ctx.catalog, "SELECT * FROM web_sessions") == []
@@ -314,7 +307,7 @@ def test_expired_sessions_are_swept_and_live_ones_kept(ctx):
     users.add_user(ctx, "ann@example.com")
     live, _ = auth.create_web_session(ctx, "ann@example.com")
     user = ctx.catalog.get_user("ann@example.com")
-    past = datetime.now(UTC) - timedelta(hours=1)
+    past = ctx.clock() - timedelta(hours=1)
     ctx.catalog.add_web_session("0" * 64, user.id, "c", past)
     ctx.catalog.add_web_session("1" * 64, user.id, "c", past)
     assert ctx.catalog.delete_expired_sessions() == 2

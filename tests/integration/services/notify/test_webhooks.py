@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from snapkeep.catalog import Activity
-from snapkeep.catalog.catalog import now
 from snapkeep.config import load_config
 from snapkeep.errors import HookError
 from snapkeep.ids import new_id
@@ -91,7 +90,7 @@ def test_every_ended_activity_gets_one_signed_call(tmp_path, receiver):
     cancelled = activities.cancel_activity(p.ctx, queued.id)
     # what a killed process leaves: an activity in progress whose runner is gone
     lost = Activity(id=new_id(), environment="dev", type=activities.BACKUP, state="pending",
-                    result=None, description="a killed backup", created_at=now(),
+                    result=None, description="a killed backup", created_at=p.ctx.clock(),
                     completion_percent=0, parameters={})
     assert p.ctx.catalog.start(lost, f"{socket.gethostname()}:{dead_pid()}:0", 60) is None
     activities.list_activities(p.ctx, None)  # notices it, as any listing does
@@ -227,7 +226,7 @@ def test_an_error_quoting_the_webhook_url_is_redacted_too(tmp_path, monkeypatch)
         p = Project(tmp_path, receiver, attempts=1)
         url = p.ctx.config.webhook.url
         # what an HTTP library's error may say (httpx quotes the URL in some of them)
-        monkeypatch.setattr(notify, "_send", lambda cfg, n, t: f"bad answer from {url!r}")
+        monkeypatch.setattr(notify, "_send", lambda cfg, n, t, at: f"bad answer from {url!r}")
         a = p.backup()
     a = p.ctx.catalog.get_activity(a.id)
     assert a.warnings == [f"the webhook notification to {shown(receiver)} was not delivered "

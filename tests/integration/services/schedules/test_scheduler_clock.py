@@ -1,15 +1,14 @@
 """The scheduler with a fast clock: real projects, real backups run in-process, real
 retention. Simulated hours pass in seconds.
 
-The clock is the one thing faked: every snapkeep module that reads the time through
-``catalog.now`` reads the test's clock instead, so snapshots are stamped, and retention
-and the restore window judge, at the simulated time the scheduler ticks at.
+The clock is the one thing faked: the project's Context (and so its catalog) reads the
+test's ``ManualClock``, so snapshots are stamped, and retention and the restore window
+judge, at the simulated time the scheduler ticks at.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import snapkeep.catalog.catalog as catalog_module
 from snapkeep.cli.main import cli
 from snapkeep.config import load_config
 from snapkeep.errors import PolicyError
@@ -27,30 +25,19 @@ from snapkeep.services.context import Context
 from snapkeep.services.schedules import manage as schedules
 from snapkeep.services.schedules import scheduler
 from snapkeep.services.snapshots import listing as snapshots
+from tests.helpers.clock import ManualClock
 from tests.helpers.shop import fill
 
 T0 = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)
 
 
-class FakeClock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock(T0)
-    real = catalog_module.now
-    for name, module in list(sys.modules.items()):
-        if name.startswith("snapkeep") and getattr(module, "now", None) is real:
-            monkeypatch.setattr(module, "now", fake)
-    return fake
+def clock() -> ManualClock:
+    return ManualClock(T0)
 
 
-def make_project(base: Path, plan: str, envs: dict[str, dict[str, str]]) -> Context:
+def make_project(base: Path, plan: str, envs: dict[str, dict[str, str]],
+                 clock: ManualClock) -> Context:
     """A project whose environments (name → extra toml keys) have two small mounts."""
     text = [f'[project]\nid = "sched"\nplan = "{plan}"\n\n[repository]\n'
             'key_file = ".snapkeep/repository.key"\n']
@@ -65,7 +52,7 @@ def make_project(base: Path, plan: str, envs: dict[str, dict[str, str]]) -> Cont
                     + 'mounts = ["pub/media", "app/etc"]\n')
     path = base / "snapkeep.toml"
     path.write_text("\n".join(text))
-    ctx = Context(load_config(str(path)))
+    ctx = Context(load_config(str(path)), clock=clock)
     ctx.init_repository()
     return ctx
 
@@ -73,7 +60,7 @@ def make_project(base: Path, plan: str, envs: dict[str, dict[str, str]]) -> Cont
 class Backups:
     """The real ``operations.start_backup``, in-process, remembering when each ran."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
         self.ran: list[tuple[datetime, str, dict]] = []
 
@@ -89,11 +76,11 @@ def at(hour: int, minute: int) -> datetime:
 
 def test_a_ten_minute_schedule_backs_up_on_time_and_retention_keeps_the_right_ones(
         tmp_path, clock):
-    ctx = make_project(tmp_path, "starter", {"shop": {}})
+    ctx = make_project(tmp_path, "starter", {"shop": {}}, clock)
     text = ctx.config.path.read_text() + "\n[environments.shop.retention]\n" \
         "keep_last = 2\nkeep_hourly = 3\n"
     ctx.config.path.write_text(text)
-    ctx = Context(load_config(str(ctx.config.path)))
+    ctx = Context(load_config(str(ctx.config.path)), clock=clock)
     env = ctx.config.environment("shop")
     schedules.add_schedule(ctx, env, "*/10 * * * *", at=T0)
     backups = Backups(clock)
@@ -139,7 +126,8 @@ def test_pro_production_gets_hourly_automated_backups_while_manual_ones_stay_ref
     fill(conn, products=50, orders=20)
     conn.close()
     ctx = make_project(tmp_path, "pro", {"production": {"type": "production",
-                                                        "database": mariadb.url(fresh_db)}})
+                                                        "database": mariadb.url(fresh_db)}},
+                       clock)
     env = ctx.config.environment("production")
     with pytest.raises(PolicyError, match="automatic backups"):
         operations.start_backup(ctx, env, live=False, detach=False)
@@ -159,7 +147,7 @@ def test_pro_production_gets_hourly_automated_backups_while_manual_ones_stay_ref
 
 
 def test_the_scheduler_expires_manual_snapshots_after_the_restore_window(tmp_path, clock):
-    ctx = make_project(tmp_path, "starter", {"dev": {}})
+    ctx = make_project(tmp_path, "starter", {"dev": {}}, clock)
     env = ctx.config.environment("dev")
     manual = operations.start_backup(ctx, env, live=True, detach=False).snapshot_id
     sched = scheduler.Scheduler(ctx, detach=False)
@@ -182,10 +170,10 @@ def test_a_busy_environment_makes_the_tick_skip_with_a_warning_not_fail(
     wait = ("touch entered; i=0; while [ ! -e gate ] && [ $i -lt 600 ]; do sleep 0.05; "
             "i=$((i+1)); done")
     ctx = make_project(tmp_path, "starter", {"dev": {"pause_command": wait,
-                                                     "resume_command": "true"}})
+                                                     "resume_command": "true"}}, clock)
     env = ctx.config.environment("dev")
     s = schedules.add_schedule(ctx, env, "0 * * * *", live=True, at=T0)
-    other = Context(load_config(str(ctx.config.path)))
+    other = Context(load_config(str(ctx.config.path)), clock=clock)
     errors: list[BaseException] = []
 
     def manual() -> None:

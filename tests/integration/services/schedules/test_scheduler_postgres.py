@@ -13,6 +13,7 @@ from snapkeep.ids import new_id
 from snapkeep.services.context import Context
 from snapkeep.services.schedules import manage as schedules
 from snapkeep.services.schedules import scheduler
+from tests.helpers.clock import ManualClock
 
 T0 = datetime(2026, 11, 26, 9, 59, tzinfo=UTC)
 # environment → its one schedule (None: the Pro plan's hourly one)
@@ -36,9 +37,10 @@ def project(base: Path, catalog: str) -> Path:
     return path
 
 
-def host(config: Path) -> Context:
-    """What one server has: its own config load and its own connections to the catalog."""
-    ctx = Context(load_config(str(config)), actor=scheduler.scheduler_actor())
+def host(config: Path, clock: ManualClock) -> Context:
+    """What one server has: its own config load and its own connections to the catalog
+    (and a clock synchronised with the other server's: they share one)."""
+    ctx = Context(load_config(str(config)), actor=scheduler.scheduler_actor(), clock=clock)
     assert ctx.catalog.engine.dialect.name == "postgresql"
     return ctx
 
@@ -56,18 +58,18 @@ def is_due(cron: str | None, minute: int) -> bool:
 def test_two_schedulers_on_one_postgresql_catalog_fire_each_due_schedule_once(
         tmp_path, postgres_url):
     config = project(tmp_path, postgres_url)
-    hosts = [host(config), host(config)]
+    clock = ManualClock(T0)
+    hosts = [host(config, clock), host(config, clock)]
     for name, (_type, cron) in ENVIRONMENTS.items():
         if cron:
             schedules.add_schedule(hosts[0], hosts[0].config.environment(name), cron, at=T0)
 
     fired: Counter[tuple[str, datetime]] = Counter()
     lock = threading.Lock()
-    now = {"t": T0}
 
     def start(ctx, env, **kw) -> Activity:
         with lock:
-            fired[(env.name, now["t"])] += 1
+            fired[(env.name, ctx.clock())] += 1
         return Activity(id=new_id(), environment=env.name)
 
     # a tick a minute for two hours; the first (09:59) also materialises the plan schedules
@@ -80,8 +82,8 @@ def test_two_schedulers_on_one_postgresql_catalog_fire_each_due_schedule_once(
         try:
             for t in ticks:
                 barrier.wait()  # both schedulers tick at the same moment
-                now["t"] = t
-                sched.tick(t)
+                clock.t = t
+                sched.tick(ctx.clock())
                 barrier.wait()
         except BaseException as e:  # noqa: BLE001 - reported by the assertion below
             failures.append(e)

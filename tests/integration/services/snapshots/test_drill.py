@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -216,7 +216,7 @@ def test_the_verify_key_schedules_drills_of_the_newest_snapshot(tmp_path):
     p = Project(tmp_path, extra='verify = "0 4 * * *"\n')
     p.backup()
     newest = p.backup()
-    t0 = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0) \
+    t0 = p.ctx.clock().replace(hour=3, minute=0, second=0, microsecond=0) \
         + timedelta(days=1)
     assert scheduler.tick(p.ctx, t0, detach=False) == []
     (started,) = scheduler.tick(p.ctx, t0 + timedelta(hours=1), detach=False)

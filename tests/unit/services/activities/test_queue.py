@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -192,7 +192,7 @@ def test_an_expired_lease_fails_its_activity_with_the_reason_and_frees_the_envir
     claimed = ctx.catalog.claim_next("elsewhere:4242:0", 5)
     assert claimed.id == a.id
     assert reap_expired(ctx) == []  # the lease still runs
-    later = datetime.now(UTC) + timedelta(seconds=60)
+    later = ctx.clock() + timedelta(seconds=60)
     assert reap_expired(ctx, at=later) == [a.id]
     got = ctx.catalog.get_activity(a.id)
     expiry = claimed.lease_expires_at.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -26,7 +26,7 @@ def test_an_added_schedule_is_listed_with_its_next_run_in_utc(pro):
     assert (s.cron, s.live, s.origin, s.created_by) == ("0 3 * * *", True, "user",
                                                         "local operator")
     assert s.next_run_at == datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
-    assert schedules.upcoming(s) == [datetime(2026, 11, d, 3, 0, tzinfo=UTC)
+    assert schedules.upcoming(ctx, s) == [datetime(2026, 11, d, 3, 0, tzinfo=UTC)
                                      for d in (27, 28, 29)]
     (listed,) = schedules.list_schedules(ctx, ctx.config.environment("dev"))
     assert listed == s

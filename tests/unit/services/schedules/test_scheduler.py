@@ -12,6 +12,7 @@ from snapkeep.errors import BusyError, PolicyError
 from snapkeep.ids import new_id
 from snapkeep.services.schedules import manage as schedules
 from snapkeep.services.schedules import scheduler
+from tests.helpers.clock import ManualClock
 from tests.helpers.project_files import context, write_project
 
 T0 = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)
@@ -169,24 +170,36 @@ def test_retention_of_a_busy_environment_is_retried_on_the_next_tick(project):
     assert rec.expires == ["qa", "dev"]
 
 
+class BrokenOnce(ManualClock):
+    """A clock whose next reading fails while ``broken`` is set (once)."""
+
+    broken = False
+
+    def __call__(self) -> datetime:
+        if self.broken:
+            self.broken = False
+            raise OSError("the clock is broken this once")
+        return super().__call__()
+
+
 def test_the_loop_survives_a_failing_tick_and_stops_when_asked(project, caplog):
-    ctx, rec = context(project), Recorder()
+    clock = BrokenOnce(T0)
+    ctx, rec = context(project, clock=clock), Recorder()
     add(ctx, "dev", "* * * * *")
     stop = threading.Event()
-    times = iter([None] + [T0 + timedelta(minutes=m) for m in range(1, 4)])
 
-    def clock() -> datetime:
-        t = next(times, None)
-        if t is None and not rec.starts:
-            raise OSError("the clock is broken this once")
-        if t is None:
+    def start(ctx, env, **kw) -> Activity:
+        # each backup moves the clock a minute on; the third stops the loop
+        activity = rec.start(ctx, env, **kw)
+        clock.advance(timedelta(minutes=1))
+        if len(rec.starts) == 3:
             stop.set()
-            return T0
-        return t
+        return activity
 
-    loop = threading.Thread(target=scheduler.Scheduler(ctx, start_backup=rec.start,
+    clock.t, clock.broken = T0 + timedelta(minutes=1), True
+    loop = threading.Thread(target=scheduler.Scheduler(ctx, start_backup=start,
                                                        expire=rec.expire).run,
-                            args=(stop,), kwargs={"clock": clock, "interval": 0.01})
+                            args=(stop,), kwargs={"interval": 0.01})
     loop.start()
     loop.join(timeout=30)
     assert not loop.is_alive()
