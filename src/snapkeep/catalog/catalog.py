@@ -81,9 +81,11 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
 
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
-            if not self.is_sqlite:
-                # Held to the end of this transaction: one process migrates, the others
-                # then find the schema current.
+            # Held to the end of this transaction: one process (or thread) migrates, the
+            # others wait, then find the schema current.
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             current = None
             if inspect(conn).has_table("alembic_version"):
