@@ -3,33 +3,40 @@ others wait for it and find the schema current (a race here failed the second op
 "table alembic_version already exists")."""
 
 import threading
+from pathlib import Path
+
+import pytest
 
 from snapkeep.catalog import Catalog
 from snapkeep.catalog.catalog import HEAD
 
 
-def test_threads_opening_a_new_sqlite_catalog_at_once_all_get_it(tmp_path):
-    for round_ in range(5):
-        state = tmp_path / f"state{round_}"
-        start = threading.Barrier(4)
-        errors: list[BaseException] = []
-        opened: list[Catalog] = []
+def open_at_once(state: Path, openers: int) -> tuple[list[Catalog], list[BaseException]]:
+    start = threading.Barrier(openers)
+    opened: list[Catalog] = []
+    errors: list[BaseException] = []
 
-        def open_it() -> None:
-            start.wait()
-            try:
-                opened.append(Catalog.at(state))
-            except BaseException as e:  # noqa: BLE001 - reported by the assertion below
-                errors.append(e)
+    def open_it() -> None:
+        start.wait()
+        try:
+            opened.append(Catalog.at(state))
+        except BaseException as e:  # noqa: BLE001 - reported by the caller's assertion
+            errors.append(e)
 
-        threads = [threading.Thread(target=open_it) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not errors, errors
-        assert len(opened) == 4
-        with opened[0].engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD
-        for c in opened:
-            c.engine.dispose()
+    threads = [threading.Thread(target=open_it) for _ in range(openers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return opened, errors
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_threads_opening_a_new_sqlite_catalog_at_once_all_get_it(tmp_path, round_):
+    opened, errors = open_at_once(tmp_path / "state", 4)
+    assert not errors, errors
+    assert len(opened) == 4
+    with opened[0].engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD
+    for c in opened:
+        c.engine.dispose()
