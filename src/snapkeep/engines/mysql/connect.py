@@ -27,6 +27,7 @@ from typing import Any
 
 import pymysql
 from pymysql import converters
+from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
 from snapkeep.engines.mysql.target import MySQLTarget
@@ -47,8 +48,6 @@ CR_CONNECTION_ERROR = 2002
 # How PyMySQL's 2003 says the name lookup failed (mysqlclient reports 2005 instead).
 _UNRESOLVED = ("Name or service not known", "nodename nor servname", "No address associated",
                "Temporary failure in name resolution")
-
-Connection = pymysql.connections.Connection
 
 try:  # the fast row reader of the dump; optional at import time (PyMySQL is the fallback)
     import MySQLdb as _mysqldb
@@ -106,7 +105,7 @@ def translate(exc: BaseException, target: MySQLTarget, doing: str) -> SnapkeepEr
 
 
 def _message(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     text = str(args[1]) if len(args) > 1 else str(exc)
     return " ".join(text.split())
 

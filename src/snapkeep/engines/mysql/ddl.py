@@ -245,9 +245,9 @@ def parse_item(text: str) -> Item:
                 if m:
                     name = _unquote(m.group(0))
             cols, prefix_parts = _key_columns(after)
-            top = top_level(after).upper().split()
+            after_words = top_level(after).upper().split()
             hashed = any(a == "USING" and b == "HASH"
-                         for a, b in zip(top, top[1:], strict=False))
+                         for a, b in zip(after_words, after_words[1:], strict=False))
             item = Item(text, kind, name, cols, prefix_parts, hashed)
             if kind == "foreign":
                 _parse_references(item, after)

@@ -41,6 +41,7 @@ import codecs
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from snapkeep.engines.mysql.connect import quote_ident
 
@@ -205,7 +206,7 @@ def encode_rows(rows: Iterable[tuple[bytes | None, ...]]) -> bytes:
             else:
                 append(b"\t".join([NULL_FIELD if v is None else v for v in row]))
         else:
-            line = b"\t".join(row)
+            line = b"\t".join(cast("tuple[bytes, ...]", row))  # no None: checked above
             if search(line) or line.count(b"\t") != len(row) - 1:
                 line = b"\t".join([escape_field(v) for v in row])
             append(line)

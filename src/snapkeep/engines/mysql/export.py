@@ -133,8 +133,8 @@ def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
             late.append(fk_sql)
     for sql in late:
         out.write(statement(sql))
-    for statements in create_objects(d):
-        out.write(statements)
+    for objects_sql in create_objects(d):
+        out.write(objects_sql)
     out.write((_HISTORY_OFF if history else b"") + _FOOTER + COMPLETE)
     if longest > CLIENT_PACKET_BYTES:
         reporter.log(f"warning: the longest INSERT statement has {longest >> 20} MiB (a row "

@@ -341,7 +341,7 @@ class PreparedRestore:
                 links = scope.links_into(conn, live, within)
         previous["database"] = info
         tag = secrets.token_hex(4)
-        plan = {
+        plan: dict[str, Any] = {
             "live": live, "old": old, "shadow": shadow, "created_live": created_live,
             "moved_out": moved_out, "moved_in": moved_in,
             "aside": [[v, f"__skaside_{tag}_{i}"] for i, v in enumerate(live_views)],

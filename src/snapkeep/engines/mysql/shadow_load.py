@@ -146,7 +146,7 @@ class ShadowLoader:
             self._history = True
         remaining = {t["name"]: 0 for t in tables}
         loaded = {t["name"]: 0 for t in tables}
-        fed: dict[str, list[tuple[str, Loaded]]] = {t["name"]: [] for t in tables}
+        fed: dict[str, list[Loaded]] = {t["name"]: [] for t in tables}
         by_name = {t["name"]: t for t in tables}
         late: list[str] = []  # ALTERs adding foreign keys once every table is complete
         # One stream per table at a time, its parts in key order: MariaDB ≥ 10.6 loads

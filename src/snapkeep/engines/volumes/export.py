@@ -93,7 +93,7 @@ def export_tar(description: dict[str, Any], repo: Any, out: BinaryIO, reporter: 
     with io.BufferedReader(repo.open_blob(ref), 1 << 16) as tree_stream, \
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                          encoding="utf-8", errors="surrogateescape") as tar:
-        tar.copybufsize = COPY_BYTES
+        tar.copybufsize = COPY_BYTES  # type: ignore[attr-defined]  # typeshed lacks it
         for entry in decode_tree(tree_stream):
             info = _tar_info(entry)
             counts[entry.type] += int(entry.path != b"")

@@ -126,7 +126,7 @@ class _Builder:
     def path(self, rel: bytes) -> bytes:
         return self.base + b"/" + rel if rel else self.base
 
-    def unwritable(self, path: bytes | str, e: OSError) -> ServiceUnavailable:
+    def unwritable(self, path: Path | bytes | str, e: OSError) -> ServiceUnavailable:
         return ServiceUnavailable(
             f"cannot write {printable(path)} while staging the restore: {e.strerror}; "
             "free space or fix permissions on the mount's filesystem and retry")
@@ -457,7 +457,7 @@ class _Builder:
             os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
-def _drop_xattr(target: int | bytes | str, name: str) -> None:
+def _drop_xattr(target: int | Path | bytes | str, name: str) -> None:
     """Remove ``name`` from an open descriptor or a path (not followed), if it is there."""
     try:
         os.removexattr(target, name, follow_symlinks=isinstance(target, int))
