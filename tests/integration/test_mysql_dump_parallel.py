@@ -10,10 +10,16 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from snapkeep.engines.mysql import MySQLTarget, dump_database, prepare_restore, ranges, workers
-from snapkeep.engines.mysql import dump as dump_mod
+from snapkeep.engines.mysql import (
+    MySQLTarget,
+    consistency,
+    dump_database,
+    prepare_restore,
+    ranges,
+    workers,
+)
+from snapkeep.engines.mysql.descriptions import SUPPORTED_FORMATS
 from snapkeep.engines.mysql.encoding import decode_line
-from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
 from snapkeep.errors import ServiceUnavailable, SnapkeepError
 from snapkeep.repository import BlobRef
 from snapkeep.sandbox import PrivateMariaDB
@@ -235,7 +241,7 @@ def test_non_transactional_tables_are_read_under_the_lock_or_flagged(
     d = dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2)
     assert not any("outside the consistent point" in line for line in progress.lines)
     assert {t["name"]: t["row_count"] for t in d["tables"]} == {"a": 0, "m": 2}
-    monkeypatch.setattr(dump_mod, "NONTX_UNDER_LOCK_BYTES", -1)
+    monkeypatch.setattr(consistency, "NONTX_UNDER_LOCK_BYTES", -1)
     progress = Recorder()
     dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2)
     assert any("`m` is MyISAM: read outside the consistent point" in line

@@ -239,17 +239,23 @@ def decode_line(line: bytes) -> tuple[bytes | None, ...]:
         if raw == NULL_FIELD:
             fields.append(None)
             continue
-        out = bytearray()
-        i = 0
-        while i < len(raw):
-            if raw[i] == 0x5C and i + 1 < len(raw):
-                out += _UNESCAPE.get(raw[i + 1], raw[i + 1:i + 2])
-                i += 2
-            else:
-                out.append(raw[i])
-                i += 1
-        fields.append(bytes(out))
+        fields.append(_unescaped(raw, 0)[0])
     return tuple(fields)
+
+
+def _unescaped(data: bytes, i: int, stop: int | None = None) -> tuple[bytes, int]:
+    """``data`` from ``i`` with its backslash escapes undone, up to its end or (``stop``)
+    the first unescaped byte ``stop``; (those bytes, the position reached)."""
+    out = bytearray()
+    n = len(data)
+    while i < n and data[i] != stop:
+        if data[i] == 0x5C and i + 1 < n:
+            out += _UNESCAPE.get(data[i + 1], data[i + 1:i + 2])
+            i += 2
+        else:
+            out.append(data[i])
+            i += 1
+    return bytes(out), i
 
 
 def decode_quoted_line(line: bytes) -> tuple[bytes | None, ...]:
@@ -260,16 +266,10 @@ def decode_quoted_line(line: bytes) -> tuple[bytes | None, ...]:
     i, n = 0, len(line)
     while True:
         if i < n and line[i] == 0x27:  # enclosed: up to the quote that ends the field
-            out = bytearray()
-            i += 1
-            while line[i] != 0x27:
-                if line[i] == 0x5C:
-                    out += _UNESCAPE.get(line[i + 1], line[i + 1:i + 2])
-                    i += 2
-                else:
-                    out.append(line[i])
-                    i += 1
-            fields.append(bytes(out))
+            value, i = _unescaped(line, i + 1, 0x27)
+            if i >= n:
+                raise ValueError(f"a quoted field is not closed: {line[:80]!r}")
+            fields.append(value)
             i += 1
         else:
             end = line.find(b"\t", i)

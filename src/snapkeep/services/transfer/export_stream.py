@@ -153,9 +153,9 @@ def stream_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
         with repo.lock(exclusive=False, wait=LOCK_WAIT), \
                 compressor.stream_writer(sink, closefd=False) as out:  # type: ignore[arg-type]
             if part == DATABASE_PART:
-                mysql.export_sql(desc, repo, out, rec)  # type: ignore[arg-type]
+                mysql.export_sql(desc, repo, out, rec)
             else:
-                volumes.export_tar(desc, repo, out, rec)  # type: ignore[arg-type]
+                volumes.export_tar(desc, repo, out, rec)
         sink.finish()
         rec.point_of_no_return("the last bytes of the download")
         download.put(_END)
