@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymysql
+import pymysql.cursors
 from pymysql import converters
 from pymysql.connections import Connection
 from pymysql.constants import CLIENT
@@ -195,8 +196,6 @@ class StreamReader:
     def stream(self, sql: str, batch: int) -> Iterator[tuple[tuple[bytes | None, ...], ...]]:
         """Batches of rows of one SELECT, read unbuffered (nothing else may run meanwhile)."""
         if not self.is_mysqldb:
-            import pymysql.cursors
-
             with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
                 cur.execute(sql)
                 while rows := cur.fetchmany(batch):
@@ -332,21 +331,6 @@ def database_exists(conn: Connection, name: str) -> bool:
     rows = query(conn, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
                  (name,))
     return bool(rows)
-
-
-def estimate_size(target: MySQLTarget) -> int:
-    """Bytes of table data (information_schema ``DATA_LENGTH``) for progress totals."""
-    from snapkeep.engines.mysql.schema import ROW_TABLE_TYPES  # schema imports this module
-
-    conn = connect(target, doing="estimating the database size")
-    try:
-        with errors_as(target, "estimating the database size"):
-            rows = query(conn, "SELECT COALESCE(SUM(DATA_LENGTH), 0) FROM information_schema.TABLES"
-                               " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN %s",
-                         (target.database, ROW_TABLE_TYPES))
-        return int(rows[0][0])
-    finally:
-        conn.close()
 
 
 def require_database(conn: Connection, target: MySQLTarget) -> None:
