@@ -41,6 +41,7 @@ import codecs
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from snapkeep.engines.mysql.connect import quote_ident
 
@@ -226,7 +227,7 @@ def join_lines(rows: Iterable[tuple[bytes | None, ...]]) -> bytes | None:
     if not lines:
         return b""
     lines.append(b"")
-    return b"\n".join(lines)  # type: ignore[arg-type]
+    return b"\n".join(cast("list[bytes]", lines))  # no None: checked above
 
 
 _UNESCAPE = {ord("0"): b"\0", ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r",

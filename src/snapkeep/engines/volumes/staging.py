@@ -61,7 +61,7 @@ class Builder:
     def build(self, ref: BlobRef, description: dict[str, Any]) -> Entry:
         with io.BufferedReader(self.repo.open_blob(ref), 1 << 16) as stream:
             lines = digest.checked(stream, description)  # hashed as decode_tree reads them
-            return self.materialize(decode_tree(lines))  # type: ignore[arg-type]
+            return self.materialize(decode_tree(lines))
 
     def materialize(self, entries: Iterable[Entry]) -> Entry:
         """Create ``entries`` (tree order) in staging; return the root entry.
