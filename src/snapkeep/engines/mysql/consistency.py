@@ -23,6 +23,7 @@ from snapkeep.engines.mysql import schema
 from snapkeep.engines.mysql.backup_lock import LOCK_SESSION, LockPlan, Server, plan_for
 from snapkeep.engines.mysql.connect import (
     ER_SPECIFIC_ACCESS_DENIED,
+    Connection,
     connect,
     error_code,
     errors_as,
@@ -167,7 +168,7 @@ def _single_connection(pool: WorkerPool, plan: LockPlan, e: pymysql.MySQLError,
     _start_snapshots(pool)
 
 
-def _release(conn: Any, plan: LockPlan) -> None:
+def _release(conn: Connection, plan: LockPlan) -> None:
     for sql in plan.release:
         # not held (e.g. acquiring failed half-way): closing the connection releases anyway
         with contextlib.suppress(pymysql.MySQLError):
