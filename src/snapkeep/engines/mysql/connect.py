@@ -76,6 +76,11 @@ def error_code(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+def lacks_privilege(exc: BaseException) -> bool:
+    """Whether a server error says the user lacks a global privilege (RELOAD, BACKUP_ADMIN…)."""
+    return error_code(exc) == ER_SPECIFIC_ACCESS_DENIED
+
+
 def translate(exc: BaseException, target: MySQLTarget, doing: str) -> SnapkeepError:
     """The SnapkeepError for a driver error; the message names the target, never secrets."""
     code = error_code(exc)

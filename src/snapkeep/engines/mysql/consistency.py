@@ -22,11 +22,10 @@ import pymysql
 from snapkeep.engines.mysql import schema
 from snapkeep.engines.mysql.backup_lock import LOCK_SESSION, LockPlan, Server, plan_for
 from snapkeep.engines.mysql.connect import (
-    ER_SPECIFIC_ACCESS_DENIED,
     Connection,
     connect,
-    error_code,
     errors_as,
+    lacks_privilege,
     query,
     quote_ident,
 )
@@ -61,7 +60,7 @@ def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
             try:
                 query(conn, f"FLUSH TABLES {names} WITH READ LOCK")
             except pymysql.MySQLError as e:
-                if error_code(e) != ER_SPECIFIC_ACCESS_DENIED:
+                if not lacks_privilege(e):
                     raise
                 query(conn, "LOCK TABLES " + ", ".join(
                     f"{quote_ident(t)} READ" for t in tables))
@@ -133,7 +132,7 @@ def consistent_point(target: MySQLTarget, pool: WorkerPool, server: Server,
                 query(lock_conn, sql)
             acquired = True
         except pymysql.MySQLError as e:
-            if error_code(e) != ER_SPECIFIC_ACCESS_DENIED:
+            if not lacks_privilege(e):
                 raise
             _release(lock_conn, plan)
             _single_connection(pool, plan, e, reporter)
