@@ -14,6 +14,7 @@ from snapkeep.engines.mysql import (
     MySQLTarget,
     consistency,
     dump_database,
+    hold_writes,
     prepare_restore,
     ranges,
     workers,
@@ -310,3 +311,37 @@ def test_the_server_stopped_mid_dump_gives_a_clear_error(tmp_path, repo, small_p
         assert no_dump_threads()
     finally:
         server.kill()
+
+
+def test_without_reload_the_dump_takes_no_lock_and_writes_are_held_by_table_locks(
+        mariadb, fresh_db, repo):
+    """A user without RELOAD: the dump falls back to one connection without a backup lock,
+    and ``hold_writes`` to ``LOCK TABLES … READ`` (``consistency.py``), which still holds
+    every write while a dump told so (``writes_held=True``) reads."""
+    conn = mariadb.connect(fresh_db)
+    user = f"sk_{fresh_db}"
+    run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
+        "INSERT INTO t VALUES (1, 1), (2, 2)",
+        f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
+        f"GRANT SELECT, SHOW VIEW, LOCK TABLES ON `{fresh_db}`.* TO '{user}'@'%'")
+    writer = mariadb.connect(fresh_db, autocommit=True)
+    try:
+        target = MySQLTarget(mariadb.host, mariadb.port, user, "pw", fresh_db)
+        progress = Recorder()
+        live = dump_database(target, repo, progress, threads=3)
+        assert live["backup_lock"] is None and live["tables"][0]["row_count"] == 2
+        assert any("no privilege for" in line and "one connection" in line
+                   for line in progress.lines), progress.lines
+        held = Recorder()
+        run(writer, "SET SESSION lock_wait_timeout = 1")
+        with hold_writes(target, held):
+            frozen = dump_database(target, repo, held, threads=2, writes_held=True)
+            with pytest.raises(pymysql.err.OperationalError) as blocked:
+                run(writer, "UPDATE t SET v = v + 1")
+            assert blocked.value.args[0] == 1205  # lock wait timeout: the write waited
+        assert frozen["backup_lock"] is None and frozen["tables"][0]["row_count"] == 2
+        assert any("no backup lock needed" in line for line in held.lines), held.lines
+        assert any("held for" in line for line in held.lines), held.lines
+    finally:
+        writer.close()
+        run(conn, f"DROP USER IF EXISTS '{user}'@'%'")
