@@ -272,6 +272,7 @@ class Builder:
                 except (NotADirectoryError, OSError) as e:
                     last = i == len(parts) - 1
                     if last and (isinstance(e, NotADirectoryError) or e.errno == errno.ELOOP):
+                        os.close(fd)
                         return None
                     raise
                 os.close(fd)
