@@ -16,20 +16,19 @@ server it loads into: ``check_import_server``, ``private_server`` → ``PrivateS
 submodule (an import-linter contract in pyproject.toml holds them to it).
 """
 
-from snapkeep.engines.mysql.connect import check_connection, check_restore_target, estimate_size
+from snapkeep.engines.mysql.connect import check_connection, check_restore_target
+from snapkeep.engines.mysql.consistency import hold_writes
 from snapkeep.engines.mysql.cutover import cleanup_leftovers
-from snapkeep.engines.mysql.dump import dump_database, hold_writes
+from snapkeep.engines.mysql.descriptions import renamed_description
+from snapkeep.engines.mysql.dump import dump_database
 from snapkeep.engines.mysql.export import export_sql
 from snapkeep.engines.mysql.import_server import PrivateServer, private_server
 from snapkeep.engines.mysql.import_server import check_available as check_import_server
 from snapkeep.engines.mysql.import_server import stop_leftover as stop_leftover_server
 from snapkeep.engines.mysql.names import drill_name
-from snapkeep.engines.mysql.restore import (
-    PreparedRestore,
-    check_restore_privileges,
-    prepare_restore,
-    renamed_description,
-)
+from snapkeep.engines.mysql.privileges import check_restore_privileges
+from snapkeep.engines.mysql.restore import PreparedRestore, prepare_restore
+from snapkeep.engines.mysql.schema import estimate_size
 from snapkeep.engines.mysql.scope import table_names
 from snapkeep.engines.mysql.sqlfile import (
     create_database,

@@ -53,6 +53,21 @@
 #define P5 0x27D4EB2F165667C5ULL
 #define SEED1 0x9E3779B97F4A7C15ULL /* the second seed of a line's pair of hashes */
 
+/* The type object of one of this module's types, ``Name``: its C struct is ``Name``, its
+ * __init__, deallocator and methods ``Name_init``, ``Name_dealloc``, ``Name_methods``. */
+#define MODULE_TYPE(Name, doc)                                     \
+    static PyTypeObject Name##Type = {                             \
+        PyVarObject_HEAD_INIT(NULL, 0)                             \
+        .tp_name = "snapkeep.engines.mysql._rowpump." #Name,       \
+        .tp_basicsize = sizeof(Name),                              \
+        .tp_flags = Py_TPFLAGS_DEFAULT,                            \
+        .tp_doc = doc,                                             \
+        .tp_new = PyType_GenericNew,                               \
+        .tp_init = (initproc)Name##_init,                          \
+        .tp_dealloc = (destructor)Name##_dealloc,                  \
+        .tp_methods = Name##_methods,                              \
+    }
+
 static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
 static inline uint64_t read64(const unsigned char *p)
@@ -295,17 +310,8 @@ static PyMethodDef LineDigest_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject LineDigestType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "snapkeep.engines.mysql._rowpump.LineDigest",
-    .tp_basicsize = sizeof(LineDigest),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "The order-independent digest of a stream of encoded lines (see digest.py).",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)LineDigest_init,
-    .tp_dealloc = (destructor)LineDigest_dealloc,
-    .tp_methods = LineDigest_methods,
-};
+MODULE_TYPE(LineDigest,
+            "The order-independent digest of a stream of encoded lines (see digest.py).");
 
 static PyObject *py_xxh64(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
 {
@@ -560,17 +566,8 @@ static PyMethodDef RowStream_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject RowStreamType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "snapkeep.engines.mysql._rowpump.RowStream",
-    .tp_basicsize = sizeof(RowStream),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "The escaped lines of one SELECT, read unbuffered from a mysqlclient connection.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)RowStream_init,
-    .tp_dealloc = (destructor)RowStream_dealloc,
-    .tp_methods = RowStream_methods,
-};
+MODULE_TYPE(RowStream,
+            "The escaped lines of one SELECT, read unbuffered from a mysqlclient connection.");
 
 static PyMethodDef module_methods[] = {
     {"xxh64", (PyCFunction)(void (*)(void))py_xxh64, METH_VARARGS | METH_KEYWORDS,

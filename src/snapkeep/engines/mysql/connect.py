@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymysql
+import pymysql.cursors
 from pymysql import converters
+from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
 from snapkeep.engines.mysql.target import MySQLTarget
@@ -47,8 +49,6 @@ CR_CONNECTION_ERROR = 2002
 # How PyMySQL's 2003 says the name lookup failed (mysqlclient reports 2005 instead).
 _UNRESOLVED = ("Name or service not known", "nodename nor servname", "No address associated",
                "Temporary failure in name resolution")
-
-Connection = pymysql.connections.Connection
 
 try:  # the fast row reader of the dump; optional at import time (PyMySQL is the fallback)
     import MySQLdb as _mysqldb
@@ -74,6 +74,11 @@ def quote_ident(name: str) -> str:
 def error_code(exc: BaseException) -> int | None:
     args = getattr(exc, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+def lacks_privilege(exc: BaseException) -> bool:
+    """Whether a server error says the user lacks a global privilege (RELOAD, BACKUP_ADMIN…)."""
+    return error_code(exc) == ER_SPECIFIC_ACCESS_DENIED
 
 
 def translate(exc: BaseException, target: MySQLTarget, doing: str) -> SnapkeepError:
@@ -106,7 +111,7 @@ def translate(exc: BaseException, target: MySQLTarget, doing: str) -> SnapkeepEr
 
 
 def _message(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     text = str(args[1]) if len(args) > 1 else str(exc)
     return " ".join(text.split())
 
@@ -196,8 +201,6 @@ class StreamReader:
     def stream(self, sql: str, batch: int) -> Iterator[tuple[tuple[bytes | None, ...], ...]]:
         """Batches of rows of one SELECT, read unbuffered (nothing else may run meanwhile)."""
         if not self.is_mysqldb:
-            import pymysql.cursors
-
             with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
                 cur.execute(sql)
                 while rows := cur.fetchmany(batch):
@@ -333,21 +336,6 @@ def database_exists(conn: Connection, name: str) -> bool:
     rows = query(conn, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
                  (name,))
     return bool(rows)
-
-
-def estimate_size(target: MySQLTarget) -> int:
-    """Bytes of table data (information_schema ``DATA_LENGTH``) for progress totals."""
-    from snapkeep.engines.mysql.schema import ROW_TABLE_TYPES  # schema imports this module
-
-    conn = connect(target, doing="estimating the database size")
-    try:
-        with errors_as(target, "estimating the database size"):
-            rows = query(conn, "SELECT COALESCE(SUM(DATA_LENGTH), 0) FROM information_schema.TABLES"
-                               " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN %s",
-                         (target.database, ROW_TABLE_TYPES))
-        return int(rows[0][0])
-    finally:
-        conn.close()
 
 
 def require_database(conn: Connection, target: MySQLTarget) -> None:

@@ -26,6 +26,7 @@ into an empty table by themselves, and other engines gain nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from snapkeep.engines.mysql.connect import quote_ident
@@ -87,18 +88,9 @@ def scan(text: str, start: int) -> list[tuple[int, int]]:
     assert text[start] == "("
     spans: list[tuple[int, int]] = []
     depth = 0
-    i = start
     item_start = start + 1
-    n = len(text)
-    while i < n:
+    for i in _unquoted(text, start, comments=True):
         c = text[i]
-        if c in "'\"`":
-            i = skip_quoted(text, i)
-            continue
-        if c == "/" and text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
         if c == "(":
             depth += 1
         elif c == ")":
@@ -110,8 +102,23 @@ def scan(text: str, start: int) -> list[tuple[int, int]]:
         elif c == "," and depth == 1:
             spans.append((item_start, i))
             item_start = i + 1
-        i += 1
     raise ValueError("unbalanced parentheses in CREATE TABLE statement")
+
+
+def _unquoted(text: str, start: int, *, comments: bool = False) -> Iterator[int]:
+    """The positions from ``start`` on outside quoted tokens (``'…'``, ``"…"``,
+    backquotes) and, with ``comments``, outside ``/* … */`` comments."""
+    i, n = start, len(text)
+    while i < n:
+        c = text[i]
+        if c in "'\"`":
+            i = skip_quoted(text, i)
+        elif comments and c == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        else:
+            yield i
+            i += 1
 
 
 def skip_quoted(text: str, i: int) -> int:
@@ -191,17 +198,8 @@ def _key_columns(text: str) -> tuple[list[str], bool]:
 
 
 def first_paren(text: str) -> int:
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c in "'\"`":
-            i = skip_quoted(text, i)
-            continue
-        if c == "(":
-            return i
-        i += 1
-    return -1
+    """The position of the first parenthesis outside quotes, -1 if there is none."""
+    return next((i for i in _unquoted(text, 0) if text[i] == "("), -1)
 
 
 _KEY_PREFIXES = (
@@ -245,9 +243,9 @@ def parse_item(text: str) -> Item:
                 if m:
                     name = _unquote(m.group(0))
             cols, prefix_parts = _key_columns(after)
-            top = top_level(after).upper().split()
+            after_words = top_level(after).upper().split()
             hashed = any(a == "USING" and b == "HASH"
-                         for a, b in zip(top, top[1:], strict=False))
+                         for a, b in zip(after_words, after_words[1:], strict=False))
             item = Item(text, kind, name, cols, prefix_parts, hashed)
             if kind == "foreign":
                 _parse_references(item, after)

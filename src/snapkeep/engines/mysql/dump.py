@@ -8,13 +8,14 @@ A consistent parallel dump (DESIGN.md §4):
 2. ``threads`` worker connections (mysqlclient, raw bytes, see ``connect.py``) each run
    ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` while a separate connection holds the
    server's lightest commit-blocking lock (``backup_lock.py``), so they all see one point
-   in time. Non-transactional tables (MyISAM, Aria, MEMORY…) are read by the workers
-   while the lock is still held, as long as their estimated total stays under
-   ``NONTX_UNDER_LOCK_BYTES`` (16 MiB, about half a second of writes held); larger ones
-   are read after the release and flagged in the log ("read outside the consistent
-   point"). The lock is then released; the time writes were held is logged and stored
-   as ``writes_held_seconds``. Under ``hold_writes`` (non-live snapshots) the database is
-   already frozen, so no lock is taken and every table is consistent.
+   in time (``consistency.py``). Non-transactional tables (MyISAM, Aria, MEMORY…) are
+   read by the workers while the lock is still held, as long as their estimated total
+   stays under ``NONTX_UNDER_LOCK_BYTES`` (16 MiB, about half a second of writes held);
+   larger ones are read after the release and flagged in the log ("read outside the
+   consistent point"). The lock is then released; the time writes were held is logged and stored
+   as ``writes_held_seconds``. Under ``hold_writes`` (non-live snapshots, which pass
+   ``writes_held=True``) the database is already frozen, so no lock is taken and every
+   table is consistent.
 3. The coordinator cuts each table with a usable primary key into ranges
    (``ranges.py``) and queues them, largest tables first; the workers stream each range
    into its own blob (``workers.py``) while the coordinator reads views, triggers,
@@ -64,31 +65,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
-
-from snapkeep.engines.mysql import members, schema, versioning
-from snapkeep.engines.mysql.backup_lock import LOCK_SESSION, LockPlan, Server, plan_for
+from snapkeep.engines.mysql import consistency, members, schema, versioning
+from snapkeep.engines.mysql.backup_lock import Server
 from snapkeep.engines.mysql.connect import (
-    ER_SPECIFIC_ACCESS_DENIED,
     Connection,
     StreamReader,
     connect,
     connect_stream,
-    error_code,
     errors_as,
     query,
     query_text,
     quote_ident,
     stream_driver,
 )
+from snapkeep.engines.mysql.descriptions import SUPPORTED_FORMATS
 from snapkeep.engines.mysql.digest import table_digest
-from snapkeep.engines.mysql.encoding import PERIOD, QUOTED, Column, codec_for, quoted_line_expr
+from snapkeep.engines.mysql.dump_sql import DUMP_SESSION, dumped_columns
+from snapkeep.engines.mysql.encoding import PERIOD, QUOTED, Column, quoted_line_expr
 from snapkeep.engines.mysql.ranges import (
     KeyColumn,
     key_columns,
@@ -100,89 +97,38 @@ from snapkeep.engines.mysql.ranges import (
 )
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
+from snapkeep.engines.seams import BlobSink
 from snapkeep.progress import Reporter
-from snapkeep.repository import ROWS_ZSTD_LEVEL, Repository
+from snapkeep.repository import ROWS_ZSTD_LEVEL
 
 FORMAT = 3
-# Reading: no strictness, no CHAR padding; TIMESTAMPs exactly as stored (UTC).
-DUMP_SESSION = ("SET SESSION sql_mode = '', time_zone = '+00:00', "
-                "net_write_timeout = 3600, net_read_timeout = 3600")
-# Non-transactional tables read while writes are held, at most this many bytes in all.
-NONTX_UNDER_LOCK_BYTES = 16 << 20
-TRANSACTIONAL_ENGINES = frozenset(["innodb", "xtradb", "rocksdb", "tokudb"])
 DOING = "dumping the database"
-
-# Databases whose writes ``hold_writes`` holds in this process: no backup lock needed.
-_held: set[tuple[str, int, str | None, str]] = set()
-_held_mutex = threading.Lock()
-
-
-def _key(target: MySQLTarget) -> tuple[str, int, str | None, str]:
-    return (target.host, target.port, target.unix_socket, target.database)
-
-
-@contextmanager
-def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
-    """Block writes to the database's base tables for the duration of the block.
-
-    Uses ``FLUSH TABLES … WITH READ LOCK`` on a separate connection (``LOCK TABLES …
-    READ`` when the user lacks RELOAD); the lock is released on exit, also on errors,
-    and the time writes were held is logged.
-    """
-    conn = connect(target, doing="holding writes")
-    try:
-        with errors_as(target, "holding writes"):
-            tables = [n for n, kind, _, _ in schema.list_tables(conn, target.database)
-                      if schema.holds_rows(kind)]
-        if not tables:
-            yield
-            return
-        names = ", ".join(quote_ident(t) for t in tables)
-        with errors_as(target, "holding writes"):
-            try:
-                query(conn, f"FLUSH TABLES {names} WITH READ LOCK")
-            except pymysql.MySQLError as e:
-                if error_code(e) != ER_SPECIFIC_ACCESS_DENIED:
-                    raise
-                query(conn, "LOCK TABLES " + ", ".join(
-                    f"{quote_ident(t)} READ" for t in tables))
-        started = time.monotonic()
-        with _held_mutex:
-            _held.add(_key(target))
-        try:
-            yield
-        finally:
-            with _held_mutex:
-                _held.discard(_key(target))
-            try:
-                query(conn, "UNLOCK TABLES")
-            finally:
-                reporter.log(f"writes to {target.describe()} held for "
-                             f"{time.monotonic() - started:.1f} s")
-    finally:
-        conn.close()
+# (data length, average row length, row estimate) of a table, from information_schema
+_Stats = tuple[int, int, int]
 
 
 def default_format() -> int:
     """The newest description format the restore side of this snapkeep reads."""
-    from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
-
     return max(f for f in SUPPORTED_FORMATS if f <= FORMAT)
 
 
-def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
+def dump_database(target: MySQLTarget, repo: BlobSink, reporter: Reporter, *,
                   threads: int | None = None, fmt: int | None = None,
-                  zstd_level: int = ROWS_ZSTD_LEVEL, use_pump: bool = True) -> dict[str, Any]:
+                  zstd_level: int = ROWS_ZSTD_LEVEL, use_pump: bool = True,
+                  writes_held: bool = False) -> dict[str, Any]:
     """Dump the target database on ``threads`` connections (default: the CPU count);
-    return its JSON-able description (format 2, see the module docstring) for the manifest.
+    return its JSON-able description (see the module docstring) for the manifest.
 
-    ``fmt=1`` writes the previous format (one blob per table, no ranges); the default is
-    ``default_format()``. Raises ServiceUnavailable/PermissionDenied (naming the target)
-    on server errors; on any error every connection is closed and the lock released.
+    ``repo`` is what the blobs are written through (in a backup, the snapshot session).
+    ``writes_held``: the caller holds the database's writes for the whole dump
+    (``hold_writes``), so no backup lock is taken. ``fmt=1`` writes the previous format
+    (one blob per table, no ranges); the default is ``default_format()``. Raises
+    ServiceUnavailable/PermissionDenied (naming the target) on server errors; on any
+    error every connection is closed and the lock released.
     """
     n = max(1, threads if threads is not None else (os.cpu_count() or 1))
     dump = _Dump(target, repo, SafeReporter(reporter), n, fmt or default_format(), zstd_level,
-                 use_pump)
+                 use_pump, writes_held)
     try:
         with errors_as(target, DOING):
             return dump.run()
@@ -190,30 +136,27 @@ def dump_database(target: MySQLTarget, repo: Repository, reporter: Reporter, *,
         dump.close()
 
 
+@dataclass
 class _Dump:
-    def __init__(self, target: MySQLTarget, repo: Repository, reporter: SafeReporter,
-                 threads: int, fmt: int, zstd_level: int = ROWS_ZSTD_LEVEL,
-                 use_pump: bool = True) -> None:
-        self.target = target
-        self.zstd_level = zstd_level
-        self.repo = repo
-        self.reporter = reporter
-        self.threads = threads
-        self.fmt = fmt
-        self.use_pump = use_pump
-        self.conn: Connection | None = None
-        self.lock_conn: Connection | None = None
-        self.pool: WorkerPool | None = None
-        self.suspects: dict[str, list[members.Suspect]] = {}
+    target: MySQLTarget
+    repo: BlobSink
+    reporter: SafeReporter
+    threads: int
+    fmt: int
+    zstd_level: int = ROWS_ZSTD_LEVEL
+    use_pump: bool = True
+    writes_held: bool = False
+    conn: Connection | None = field(default=None, init=False)
+    pool: WorkerPool | None = field(default=None, init=False)
+    suspects: dict[str, list[members.Suspect]] = field(default_factory=dict, init=False)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
-        for conn in (self.lock_conn, self.conn):
-            if conn is not None:
-                with contextlib.suppress(Exception):  # the server may be gone
-                    conn.close()
-        self.lock_conn = self.conn = None
+        if self.conn is not None:
+            with contextlib.suppress(Exception):  # the server may be gone
+                self.conn.close()
+        self.conn = None
 
     # -- the whole dump ----------------------------------------------------------------------
 
@@ -227,93 +170,23 @@ class _Dump:
             self.fmt = 2
         info = schema.database_info(conn, db)
         listed = schema.list_tables(conn, db)
-        columns = dumped_columns(conn, db, server, quoted=self.fmt >= 3)
-        pks = schema.primary_keys(conn, db)
-        self.suspects = members.suspects(conn, db)
+        tables = self._tables(listed, server)
         keys = key_columns(query_text(conn, key_columns_sql(), (db,)))
-        stats = {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in query_text(
+        stats: dict[str, _Stats] = {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0))
+                                    for r in query_text(
             conn, "SELECT TABLE_NAME, DATA_LENGTH, AVG_ROW_LENGTH, TABLE_ROWS "
                   "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,))}
-        tables: list[dict[str, Any]] = []
-        for name, kind, engine, auto_inc in listed:
-            warning = schema.untaken_kind(name, kind)
-            if warning:
-                self.reporter.log(warning)
-            elif schema.holds_rows(kind):
-                tables.append(self._table(name, kind, engine, auto_inc, columns.get(name, []),
-                                          pks.get(name, [])))
         estimates = {t["name"]: stats.get(t["name"], (0, 0, 0))[0] for t in tables}
         self.reporter.add_total(sum(estimates.values()))
-
-        nontx = [t for t in tables if (t["engine"] or "").lower() not in TRANSACTIONAL_ENGINES]
-        under_lock: list[dict[str, Any]] = []
-        budget = NONTX_UNDER_LOCK_BYTES
-        for t in sorted(nontx, key=lambda t: estimates[t["name"]]):
-            if estimates[t["name"]] <= budget:
-                under_lock.append(t)
-                budget -= estimates[t["name"]]
-        whole: dict[str, Part] = {}
-
-        def whole_part(t: dict[str, Any]) -> Part:
-            part = self._part(t, 0, "", estimates[t["name"]])
-            whole[t["name"]] = part
-            return part
-
-        self._open_workers(min(self.threads, max(1, len(tables))))
-        held, lock_name, frozen = self._consistent_point(
-            server, [whole_part(t) for t in under_lock if t["columns"]])
-        for t in nontx:
-            if frozen:
-                continue
-            why = ("no backup lock" if lock_name is None else
-                   f"{estimates[t['name']] >> 20} MiB, over the {NONTX_UNDER_LOCK_BYTES >> 20} "
-                   f"MiB read while writes are held" if t not in under_lock else "")
-            if why:
-                self.reporter.log(f"table {quote_ident(t['name'])} is {t['engine']}: read "
-                                  f"outside the consistent point ({why})")
-
-        # Ranges, largest tables first, queued as soon as each table's cut is known.
-        assert self.pool is not None
-        pool = self.pool
-        pool.start()
-        parts: dict[str, list[Part]] = {}
-        for t in sorted(tables, key=lambda t: (-estimates[t["name"]], t["name"])):
-            name = t["name"]
-            if name in whole:
-                parts[name] = [whole[name]]
-                continue
-            if not t["columns"]:
-                parts[name] = []
-                self.reporter.advance(estimates[name])
-                continue
-            parts[name] = []
-            _, avg_row, row_estimate = stats.get(name, (0, 0, 0))
-            for part in self._cut(t, keys.get(name), avg_row, row_estimate, estimates[name]):
-                parts[name].append(part)
-                pool.submit(part)
+        pool, whole, held, lock_name = self._start(server, tables, estimates)
+        parts = self._queue(pool, tables, whole, keys, stats, estimates)
         sequences = [schema.sequence_state(conn, name)
                      for name, kind, _, _ in listed if kind == "SEQUENCE"]
         objects = schema.objects(conn, db, self.reporter)
         pool.join()
-
-        stored = 0
-        total_rows = 0
-        for t in tables:
-            refs = [p.ref for p in parts[t["name"]] if p.ref is not None]
-            t["row_count"] = sum(p.rows for p in parts[t["name"]])
-            t["digest"] = table_digest([(p.encoding, p.digest) for p in parts[t["name"]]
-                                        if p.digest is not None])
-            total_rows += t["row_count"]
-            stored += sum(r.size for r in refs)
-            if self.fmt == 1:
-                t["rows"] = (refs[0] if refs else self.repo.blob_writer().close()).to_json()
-            elif self.fmt == 2:
-                t["parts"] = [r.to_json() for r in refs if r.size > 0]
-            else:
-                t["parts"] = [{**p.ref.to_json(), "encoding": p.encoding}
-                              for p in parts[t["name"]] if p.ref is not None and p.ref.size > 0]
+        rows, stored = self._record_parts(tables, parts)
         self.reporter.log(
-            f"dumped {len(tables)} tables, {total_rows} rows ({stored} bytes) from "
+            f"dumped {len(tables)} tables, {rows} rows ({stored} bytes) from "
             f"{target.describe()} on {len(pool.readers)} connection(s) ({stream_driver()})")
         return {
             "kind": "mysql", "format": self.fmt, "server_version": version, "database": db,
@@ -323,6 +196,24 @@ class _Dump:
             "routines": objects["routines"], "events": objects["events"], "size_bytes": stored,
             "writes_held_seconds": round(held, 6), "backup_lock": lock_name,
         }
+
+    def _tables(self, listed: list[tuple[Any, ...]], server: Server) -> list[dict[str, Any]]:
+        """The description of every table whose rows are dumped; the others named by a
+        warning (``schema.untaken_kind``)."""
+        assert self.conn is not None
+        conn, db = self.conn, self.target.database
+        columns = dumped_columns(conn, db, server, quoted=self.fmt >= 3)
+        pks = schema.primary_keys(conn, db)
+        self.suspects = members.suspects(conn, db)
+        tables: list[dict[str, Any]] = []
+        for name, kind, engine, auto_inc in listed:
+            warning = schema.untaken_kind(name, kind)
+            if warning:
+                self.reporter.log(warning)
+            elif schema.holds_rows(kind):
+                tables.append(self._table(name, kind, engine, auto_inc, columns.get(name, []),
+                                          pks.get(name, [])))
+        return tables
 
     def _table(self, name: str, kind: str, engine: str | None, auto_inc: int | None,
                columns: list[Column], pk: list[str]) -> dict[str, Any]:
@@ -351,6 +242,28 @@ class _Dump:
         t["order_by"] = pk
         return t
 
+    def _record_parts(self, tables: list[dict[str, Any]], parts: dict[str, list[Part]]
+                      ) -> tuple[int, int]:
+        """Each table's parts, row count and digest into its description; (rows, bytes
+        stored) in all."""
+        rows = stored = 0
+        for t in tables:
+            done = parts[t["name"]]
+            refs = [p.ref for p in done if p.ref is not None]
+            t["row_count"] = sum(p.rows for p in done)
+            t["digest"] = table_digest([(p.encoding, p.digest) for p in done
+                                        if p.digest is not None])
+            rows += t["row_count"]
+            stored += sum(r.size for r in refs)
+            if self.fmt == 1:
+                t["rows"] = (refs[0] if refs else self.repo.blob_writer().close()).to_json()
+            elif self.fmt == 2:
+                t["parts"] = [r.to_json() for r in refs if r.size > 0]
+            else:
+                t["parts"] = [{**p.ref.to_json(), "encoding": p.encoding}
+                              for p in done if p.ref is not None and p.ref.size > 0]
+        return rows, stored
+
     @property
     def pumps(self) -> bool:
         """Every worker encodes lines in C (``connect.StreamReader.pump``): parts are then
@@ -361,7 +274,24 @@ class _Dump:
 
     # -- connections and the consistent point ------------------------------------------------
 
-    def _open_workers(self, n: int) -> None:
+    def _start(self, server: Server, tables: list[dict[str, Any]], estimates: dict[str, int]
+               ) -> tuple[WorkerPool, dict[str, Part], float, str | None]:
+        """Open the workers and start their snapshots at one point, the small
+        non-transactional tables read there (``consistency.py``); (the pool, those tables'
+        whole parts by name, seconds writes were held, the lock taken or None)."""
+        pool = self._open_workers(min(self.threads, max(1, len(tables))))
+        nontx = consistency.nontransactional(tables)
+        under_lock = consistency.read_under_lock(nontx, estimates)
+        whole = {t["name"]: self._part(t, 0, "", estimates[t["name"]])
+                 for t in under_lock if t["columns"]}
+        held, lock_name = consistency.consistent_point(
+            self.target, pool, server, list(whole.values()), self.reporter,
+            writes_held=self.writes_held)
+        if not self.writes_held:
+            consistency.log_outside(nontx, under_lock, estimates, lock_name, self.reporter)
+        return pool, whole, held, lock_name
+
+    def _open_workers(self, n: int) -> WorkerPool:
         readers: list[StreamReader] = []
         self.pool = WorkerPool(readers, lambda: self.repo.blob_writer(self.zstd_level),
                                self.reporter)
@@ -371,71 +301,31 @@ class _Dump:
             reader.execute(DUMP_SESSION)
             reader.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             reader.execute("SET SESSION character_set_results = binary")
-
-    def _start_snapshots(self) -> None:
-        assert self.pool is not None
-        for reader in self.pool.readers:
-            reader.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-
-    def _consistent_point(self, server: Server, nontx_parts: list[Part]
-                          ) -> tuple[float, str | None, bool]:
-        """Start every worker's snapshot at one point; dump ``nontx_parts`` there.
-
-        Returns (seconds writes were held, lock used or None, whether ``hold_writes``
-        holds the whole database).
-        """
-        assert self.pool is not None
-        pool = self.pool
-        with _held_mutex:
-            frozen = _key(self.target) in _held
-        if frozen:  # hold_writes: nothing can change; every table is consistent
-            self._start_snapshots()
-            pool.run_now(nontx_parts)
-            self.reporter.log("writes are held for the whole dump: no backup lock needed")
-            return 0.0, None, True
-        plan = plan_for(server)
-        self.lock_conn = lock_conn = connect(self.target, doing="taking the backup lock")
-        query(lock_conn, LOCK_SESSION)
-        started = time.monotonic()
-        acquired = False
-        try:
-            try:
-                for sql in plan.acquire:
-                    if sql.startswith(("BACKUP STAGE BLOCK", "FLUSH")):
-                        started = time.monotonic()
-                    query(lock_conn, sql)
-                acquired = True
-            except pymysql.MySQLError as e:
-                if error_code(e) != ER_SPECIFIC_ACCESS_DENIED:
-                    raise
-                _release(lock_conn, plan)
-                self._single_connection(plan, e)
-                pool.run_now(nontx_parts)
-                return 0.0, None, False
-            self._start_snapshots()
-            pool.run_now(nontx_parts)
-        finally:
-            if acquired:
-                _release(lock_conn, plan)
-                held = time.monotonic() - started
-            self.lock_conn = None
-            lock_conn.close()
-        self.reporter.log(f"writes held for {held:.3f} s ({plan.name}) while "
-                          f"{len(pool.readers)} connection(s) started their snapshot"
-                          + (f" and {len(nontx_parts)} non-transactional table(s) were read"
-                             if nontx_parts else ""))
-        return held, plan.name, False
-
-    def _single_connection(self, plan: LockPlan, e: pymysql.MySQLError) -> None:
-        assert self.pool is not None
-        for reader in self.pool.readers[1:]:
-            reader.close()
-        del self.pool.readers[1:]
-        self.reporter.log(f"warning: no privilege for {plan.name} ({e.args[-1]}): dumping on "
-                          f"one connection, without a lock")
-        self._start_snapshots()
+        return self.pool
 
     # -- ranges ----------------------------------------------------------------------------------
+
+    def _queue(self, pool: WorkerPool, tables: list[dict[str, Any]], whole: dict[str, Part],
+               keys: dict[str, KeyColumn], stats: dict[str, _Stats], estimates: dict[str, int]
+               ) -> dict[str, list[Part]]:
+        """Every table's parts, largest tables first, each queued on the pool as soon as
+        its range is known (those read at the consistent point already done)."""
+        pool.start()
+        parts: dict[str, list[Part]] = {}
+        for t in sorted(tables, key=lambda t: (-estimates[t["name"]], t["name"])):
+            name = t["name"]
+            if name in whole:
+                parts[name] = [whole[name]]
+                continue
+            parts[name] = []
+            if not t["columns"]:
+                self.reporter.advance(estimates[name])
+                continue
+            _, avg_row, row_estimate = stats.get(name, (0, 0, 0))
+            for part in self._cut(t, keys.get(name), avg_row, row_estimate, estimates[name]):
+                parts[name].append(part)
+                pool.submit(part)
+        return parts
 
     def _cut(self, t: dict[str, Any], key: KeyColumn | None, avg_row: int, row_estimate: int,
              estimate: int) -> Iterator[Part]:
@@ -461,7 +351,6 @@ class _Dump:
             self.reporter.log(f"table {quote_ident(name)}: {i + 1} ranges of about "
                               f"{per_part} rows on {quote_ident(key.name)}")
 
-
     def _part(self, t: dict[str, Any], index: int, condition: str, estimate: int) -> Part:
         """Part ``index`` of table ``t``: the rows matching ``condition`` ("" for all)."""
         cols = [Column.from_json(c) for c in t["columns"]]
@@ -475,38 +364,6 @@ class _Dump:
         return Part(t["name"], index, quoted, estimate, encoding=QUOTED, fallback_sql=escaped)
 
 
-def _first_row(conn: Connection | None, sql: str) -> tuple[Any, ...] | None:
-    assert conn is not None
+def _first_row(conn: Connection, sql: str) -> tuple[Any, ...] | None:
     rows = query(conn, sql)
     return tuple(rows[0]) if rows else None
-
-
-def _release(conn: Connection, plan: LockPlan) -> None:
-    for sql in plan.release:
-        # not held (e.g. acquiring failed half-way): closing the connection releases anyway
-        with contextlib.suppress(pymysql.MySQLError):
-            query(conn, sql)
-
-
-def dumped_columns(conn: Connection, db: str, server: Server, *, quoted: bool = False
-                   ) -> dict[str, list[Column]]:
-    """The dumped columns of every table (generated ones left out), in table order."""
-    out: dict[str, list[Column]] = {}
-    for table, column, data_type in query_text(conn, columns_sql(server), (db,)):
-        out.setdefault(table, []).append(Column(column, codec_for(data_type, quoted=quoted)))
-    return out
-
-
-def columns_sql(server: Server) -> str:
-    """Non-generated columns of a schema. MariaDB says so in ``IS_GENERATED``; MySQL 8 has
-    no such column: a generated column has a ``GENERATION_EXPRESSION`` there (``EXTRA``
-    alone would also match ``DEFAULT_GENERATED``, an expression default). Invisible
-    columns are listed by both and named explicitly in the SELECT, so they are dumped."""
-    generated = ("IS_GENERATED = 'NEVER'" if server.mariadb else
-                 "COALESCE(GENERATION_EXPRESSION, '') = ''")
-    return ("SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-            f"WHERE TABLE_SCHEMA = %s AND {generated} ORDER BY TABLE_NAME, ORDINAL_POSITION")
-
-
-def select_rows_sql(table: str, columns: list[Column], order_by: list[str]) -> str:
-    return select_sql(table, [c.select_expr() for c in columns], order_by)

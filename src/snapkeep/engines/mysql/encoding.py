@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from snapkeep.engines.mysql.connect import quote_ident
 
@@ -197,6 +198,8 @@ def encode_rows(rows: Iterable[tuple[bytes | None, ...]]) -> bytes:
     out: list[bytes] = []
     append = out.append
     search = _NEEDS_ESCAPE.search
+    # typed loosely: a row reaches it directly only once it is known to hold no None
+    join_row: Callable[..., bytes] = b"\t".join
     for row in rows:
         if None in row:
             line = b"\t".join([b"" if v is None else v for v in row])
@@ -205,7 +208,7 @@ def encode_rows(rows: Iterable[tuple[bytes | None, ...]]) -> bytes:
             else:
                 append(b"\t".join([NULL_FIELD if v is None else v for v in row]))
         else:
-            line = b"\t".join(row)
+            line = join_row(row)
             if search(line) or line.count(b"\t") != len(row) - 1:
                 line = b"\t".join([escape_field(v) for v in row])
             append(line)
@@ -224,7 +227,7 @@ def join_lines(rows: Iterable[tuple[bytes | None, ...]]) -> bytes | None:
     if not lines:
         return b""
     lines.append(b"")
-    return b"\n".join(lines)  # type: ignore[arg-type]
+    return b"\n".join(cast("list[bytes]", lines))  # no None: checked above
 
 
 _UNESCAPE = {ord("0"): b"\0", ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r",
@@ -238,17 +241,23 @@ def decode_line(line: bytes) -> tuple[bytes | None, ...]:
         if raw == NULL_FIELD:
             fields.append(None)
             continue
-        out = bytearray()
-        i = 0
-        while i < len(raw):
-            if raw[i] == 0x5C and i + 1 < len(raw):
-                out += _UNESCAPE.get(raw[i + 1], raw[i + 1:i + 2])
-                i += 2
-            else:
-                out.append(raw[i])
-                i += 1
-        fields.append(bytes(out))
+        fields.append(_unescaped(raw, 0)[0])
     return tuple(fields)
+
+
+def _unescaped(data: bytes, i: int, stop: int | None = None) -> tuple[bytes, int]:
+    """``data`` from ``i`` with its backslash escapes undone, up to its end or (``stop``)
+    the first unescaped byte ``stop``; (those bytes, the position reached)."""
+    out = bytearray()
+    n = len(data)
+    while i < n and data[i] != stop:
+        if data[i] == 0x5C and i + 1 < n:
+            out += _UNESCAPE.get(data[i + 1], data[i + 1:i + 2])
+            i += 2
+        else:
+            out.append(data[i])
+            i += 1
+    return bytes(out), i
 
 
 def decode_quoted_line(line: bytes) -> tuple[bytes | None, ...]:
@@ -259,16 +268,10 @@ def decode_quoted_line(line: bytes) -> tuple[bytes | None, ...]:
     i, n = 0, len(line)
     while True:
         if i < n and line[i] == 0x27:  # enclosed: up to the quote that ends the field
-            out = bytearray()
-            i += 1
-            while line[i] != 0x27:
-                if line[i] == 0x5C:
-                    out += _UNESCAPE.get(line[i + 1], line[i + 1:i + 2])
-                    i += 2
-                else:
-                    out.append(line[i])
-                    i += 1
-            fields.append(bytes(out))
+            value, i = _unescaped(line, i + 1, 0x27)
+            if i >= n:
+                raise ValueError(f"a quoted field is not closed: {line[:80]!r}")
+            fields.append(value)
             i += 1
         else:
             end = line.find(b"\t", i)

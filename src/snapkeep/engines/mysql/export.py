@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from snapkeep.engines.mysql import versioning
 from snapkeep.engines.mysql.connect import quote_ident
 from snapkeep.engines.mysql.ddl import split_create_table
+from snapkeep.engines.mysql.descriptions import check_readable
 from snapkeep.engines.mysql.encoding import QUOTED, STRING, TEXT, Column
 from snapkeep.engines.mysql.export_objects import (
     DEFAULTS,
@@ -51,11 +52,10 @@ from snapkeep.engines.mysql.export_values import (
     rows_converter,
     splitter_for,
 )
-from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
 from snapkeep.engines.mysql.shadow_load import RowPart, row_parts
+from snapkeep.engines.seams import BlobSource
 from snapkeep.errors import RepositoryError
 from snapkeep.progress import Reporter
-from snapkeep.repository import Repository
 
 STATEMENT_BYTES = 1 << 20
 CLIENT_PACKET_BYTES = 16 << 20  # the client's and the server's default max_allowed_packet
@@ -84,7 +84,7 @@ _HISTORY_ON = (b"SET @OLD_SYSTEM_VERSIONING_INSERT_HISTORY=@@SYSTEM_VERSIONING_I
 _HISTORY_OFF = b"SET SYSTEM_VERSIONING_INSERT_HISTORY=@OLD_SYSTEM_VERSIONING_INSERT_HISTORY;\n"
 
 
-def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
+def export_sql(description: dict[str, Any], repo: BlobSource, out: BinaryIO,
                reporter: Reporter) -> None:
     """Write the snapshot's database (its manifest description, ``dump.py``) to ``out`` as
     an uncompressed SQL script (see the module doc), in pieces.
@@ -92,11 +92,8 @@ def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
     Raises RepositoryError for a description this snapkeep cannot read or rows that do not
     match it, IntegrityError for damaged data; ``out``'s own errors propagate.
     """
-    if description.get("kind") != "mysql" or description.get("format") not in SUPPORTED_FORMATS:
-        raise RepositoryError(
-            f"the snapshot's database description (kind {description.get('kind')!r}, format "
-            f"{description.get('format')!r}) is not one this snapkeep can export; use the "
-            f"snapkeep version that created the snapshot")
+    check_readable(description, "export",
+                   "; use the snapkeep version that created the snapshot")
     d = description
     tables = d["tables"]
     reporter.add_total(sum(p.size for t in tables for p in row_parts(t)))
@@ -133,8 +130,8 @@ def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
             late.append(fk_sql)
     for sql in late:
         out.write(statement(sql))
-    for statements in create_objects(d):
-        out.write(statements)
+    for objects_sql in create_objects(d):
+        out.write(objects_sql)
     out.write((_HISTORY_OFF if history else b"") + _FOOTER + COMPLETE)
     if longest > CLIENT_PACKET_BYTES:
         reporter.log(f"warning: the longest INSERT statement has {longest >> 20} MiB (a row "
@@ -146,7 +143,7 @@ def export_sql(description: dict[str, Any], repo: Repository, out: BinaryIO,
                  f"{len(d.get('events', []))} events of {quote_ident(d['database'])} as SQL")
 
 
-def _export_table(table: dict[str, Any], repo: Repository, out: BinaryIO,
+def _export_table(table: dict[str, Any], repo: BlobSource, out: BinaryIO,
                   reporter: Reporter) -> tuple[int, int]:
     """INSERT statements for one table's rows; (rows, bytes of the longest statement)."""
     columns = [Column.from_json(c) for c in table["columns"]]
@@ -191,7 +188,7 @@ def _export_table(table: dict[str, Any], repo: Repository, out: BinaryIO,
 
 
 def _may_hold_raw_separators(table: dict[str, Any], parts: list[RowPart],
-                             columns: list[Column], repo: Repository) -> bool:
+                             columns: list[Column], repo: BlobSource) -> bool:
     """Whether a quoted string of the table may hold a raw newline or tab (QUOTE() leaves
     them as they are). Only then must lines be split by following the quotes, which is
     slower; each row holds exactly one newline and one tab fewer than it has fields

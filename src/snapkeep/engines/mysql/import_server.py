@@ -134,7 +134,7 @@ def _lock_down(server: PrivateMariaDB, database: str, reporter: Reporter) -> str
             cur.execute(f"RENAME USER 'root'@'localhost' TO '{admin}'@'localhost'")
     finally:
         conn.close()
-    server.user = admin  # type: ignore[misc] - its SHUTDOWN at the end
+    server.user = admin  # its SHUTDOWN at the end
     return admin
 
 

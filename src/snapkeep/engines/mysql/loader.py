@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from pymysql.converters import escape_string
 from snapkeep.engines.mysql.connect import Connection, query, quote_ident
 from snapkeep.engines.mysql.digest import LineDigest, Sum
 from snapkeep.engines.mysql.encoding import ESCAPED, LOAD_FORMATS, Column, load_clause
+from snapkeep.engines.seams import BlobSource
 from snapkeep.progress import Reporter
-from snapkeep.repository import BlobRef, Repository
+from snapkeep.repository import BlobRef
 
 
 class Stopped(Exception):
@@ -50,24 +52,30 @@ class Loaded:
     pending: int = 0  # bytes after the last LF: a line the server took but was not counted
 
 
-class _Feeder(threading.Thread):
-    def __init__(self, path: Path, repo: Repository, ref: BlobRef, reporter: Reporter,
-                 stop: threading.Event | None, digest: LineDigest | None = None) -> None:
-        super().__init__(name=f"snapkeep-load-{path.name}", daemon=True)
-        self.stop = stop
-        self.path = path
-        self.repo = repo
-        self.ref = ref
-        self.reporter = reporter
-        self.digest = digest
-        self.cancelled = False
-        self.error: BaseException | None = None
+@dataclass
+class _Feeder:
+    """Writes a blob's chunks into the FIFO that the server's ``LOAD DATA`` reads, on its
+    own thread; every chunk also goes into ``digest``. A failure is kept in ``error``
+    for the loading thread to raise."""
+
+    path: Path
+    chunks: Iterator[bytes]
+    reporter: Reporter
+    stop: threading.Event | None
+    digest: LineDigest | None = None
+    cancelled: bool = False
+    error: BaseException | None = None
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self.run, name=f"snapkeep-load-{self.path.name}",
+                                       daemon=True)
 
     def run(self) -> None:
         try:
             fd = os.open(self.path, os.O_WRONLY)  # waits until the client opens the pipe
             with os.fdopen(fd, "wb", buffering=0) as pipe:
-                for chunk in self.repo.open_blob(self.ref).iter_chunks():
+                for chunk in self.chunks:
                     if self.cancelled:
                         return
                     if self.stop is not None and self.stop.is_set():
@@ -94,16 +102,16 @@ class _Feeder(threading.Thread):
         except OSError:
             return
         try:
-            while self.is_alive():
+            while self.thread.is_alive():
                 with contextlib.suppress(BlockingIOError):
                     os.read(fd, 1 << 16)
-                self.join(0.02)
+                self.thread.join(0.02)
         finally:
             os.close(fd)
 
 
 def load_rows(conn: Connection, database: str, table: str, columns: list[Column],
-              repo: Repository, ref: BlobRef, workdir: Path, reporter: Reporter,
+              repo: BlobSource, ref: BlobRef, workdir: Path, reporter: Reporter,
               stop: threading.Event | None = None, *, encoding: str = ESCAPED) -> Loaded:
     """Load one stream of a table's rows; return what the server loaded and the digest of
     the lines it was fed (``Loaded``).
@@ -117,8 +125,8 @@ def load_rows(conn: Connection, database: str, table: str, columns: list[Column]
     fifo = workdir / f"rows-{threading.get_ident()}.fifo"
     os.mkfifo(fifo, 0o600)
     digest = LineDigest(encoding)
-    feeder = _Feeder(fifo, repo, ref, reporter, stop, digest)
-    feeder.start()
+    feeder = _Feeder(fifo, repo.open_blob(ref).iter_chunks(), reporter, stop, digest)
+    feeder.thread.start()
     sql = (f"LOAD DATA LOCAL INFILE '{escape_string(str(fifo))}' INTO TABLE "
            f"{quote_ident(database)}.{quote_ident(table)} {LOAD_FORMATS[encoding]} "
            f"{load_clause(columns)}")
@@ -129,7 +137,7 @@ def load_rows(conn: Connection, database: str, table: str, columns: list[Column]
         feeder.cancel()
         raise
     finally:
-        feeder.join()
+        feeder.thread.join()
         fifo.unlink(missing_ok=True)
     if feeder.error is not None:
         raise feeder.error

@@ -36,8 +36,19 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql.connect import Connection, query_text, quote_ident
+from snapkeep.engines.mysql import scope
+from snapkeep.engines.mysql.connect import (
+    Connection,
+    connect,
+    database_exists,
+    errors_as,
+    query_text,
+    quote_ident,
+)
+from snapkeep.engines.mysql.cutover import replaced_objects
+from snapkeep.engines.mysql.descriptions import snapshot_objects
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
+from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.errors import PermissionDenied
 
 ALL = "ALL PRIVILEGES"
@@ -252,3 +263,34 @@ def _definer_privilege(version: str) -> str:
         return "SET_USER_ID"
     major, minor, patch = (int(x) for x in re.findall(r"\d+", version)[:3])
     return "SET USER" if (major, minor, patch) >= (10, 5, 2) else "SUPER"
+
+
+def check_restore(conn: Connection, target: MySQLTarget, description: dict[str, Any]
+                  ) -> None:
+    """``check`` for what this restore's cut-over and its rollback would create."""
+    created = snapshot_objects(description, target.database)
+    previous = None
+    db, within = target.database, description.get("scope")
+    if database_exists(conn, db):
+        conn.select_db(db)
+        try:
+            previous, created, _kept = replaced_objects(conn, db, created, within)
+        except (pymysql.MySQLError, PermissionDenied):
+            # definitions the user may not read: name the grant from what it may list
+            check(conn, db, created, listed_objects(conn, db, within), target.describe())
+            raise
+    check(conn, db, created, previous, target.describe())
+
+
+def check_restore_privileges(target: MySQLTarget, description: dict[str, Any],
+                             tables: list[str] | None = None) -> None:
+    """Refuse (PermissionDenied, naming each missing GRANT) a restore whose cut-over or
+    rollback needs a privilege the user lacks (``privileges.py``); changes nothing."""
+    if tables is not None:
+        description = scope.scoped(description, tables)
+    conn = connect(target, database=None, doing="checking the restore's privileges")
+    try:
+        with errors_as(target, "checking the restore's privileges"):
+            check_restore(conn, target, description)
+    finally:
+        conn.close()

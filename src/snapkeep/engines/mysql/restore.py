@@ -31,7 +31,8 @@ self-references at the live database (``RENAME TABLE`` keeps a default's text; a
 instant ``MODIFY COLUMN``) and replaces routines, views (with a qualified
 ``db.f()`` naming the live database), triggers (after the data, so they do not fire
 on it) and events — but the views, routines and events identical on both sides, which
-stay in place (``cutover.replaced_objects``). Before the shadow is built,
+stay in place (``cutover.replaced_objects``; the whole plan: ``swap_plan.py``). Before
+the shadow is built,
 ``privileges.check`` refuses a restore whose cut-over or rollback needs a privilege the
 user lacks (a rollback creates the previous triggers, routines and events again).
 ``finish`` drops what was kept (the old database, the views renamed
@@ -65,7 +66,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -74,16 +74,9 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql import journal, privileges, schema, scope
+from snapkeep.engines.mysql import journal, scope
 from snapkeep.engines.mysql import objects as objs
-from snapkeep.engines.mysql.connect import (
-    Connection,
-    connect,
-    database_exists,
-    errors_as,
-    query,
-    quote_ident,
-)
+from snapkeep.engines.mysql.connect import Connection, connect, errors_as, query, quote_ident
 from snapkeep.engines.mysql.cutover import (
     create_db_sql,
     drop_aside,
@@ -91,97 +84,25 @@ from snapkeep.engines.mysql.cutover import (
     forward_pairs,
     put_triggers_back,
     rename_tables,
-    replaced_objects,
     roll_back,
     roll_forward,
-    row_tables,
     settle,
-    view_names,
     was_renamed,
 )
-from snapkeep.engines.mysql.ddl import requalify, self_referencing_columns, split_create_table
+from snapkeep.engines.mysql.ddl import requalify, split_create_table
+from snapkeep.engines.mysql.descriptions import check_readable
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
+from snapkeep.engines.mysql.privileges import check_restore
 from snapkeep.engines.mysql.shadow_load import LOAD_SESSION, ShadowLoader, row_parts
+from snapkeep.engines.mysql.swap_plan import swap_plan
 from snapkeep.engines.mysql.target import MySQLTarget
-from snapkeep.errors import PermissionDenied, RepositoryError, SnapkeepError
+from snapkeep.engines.seams import BlobSource
+from snapkeep.errors import SnapkeepError
 from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
-from snapkeep.repository import Repository
-
-SUPPORTED_FORMATS = (1, 2, 3)
 
 
-def renamed_description(description: dict[str, Any], database: str) -> dict[str, Any]:
-    """``description`` as if dumped from a database named ``database``: its ``database``
-    and the qualified self-references of its tables and views (``nextval(`db`.`seq`)``)
-    renamed. For a snapshot dumped from a scratch copy (an import) but restored as the
-    environment's database."""
-    source = str(description.get("database") or database)
-    d = dict(description)
-    d["tables"] = [{**t, "create": requalify(t["create"], source, database)}
-                   for t in description.get("tables", [])]
-    d["views"] = _views_naming(description, source, database)
-    d["database"] = database
-    return d
-
-
-def _views_naming(description: dict[str, Any], source: str, database: str
-                  ) -> list[dict[str, Any]]:
-    """The description's views with a qualified ``source.f()`` naming ``database`` (left
-    as they are where ``source`` is also the name of one of its objects: ambiguous)."""
-    d = description
-    names = {t["name"] for t in d.get("tables", [])} | {v["name"] for v in d["views"]} | {
-        s["name"] for s in d.get("sequences", [])}
-    if source == database or source in names:
-        return d["views"]
-    return [{**v, "create": requalify(v["create"], source, database)} for v in d["views"]]
-
-
-def snapshot_objects(description: dict[str, Any], live: str) -> dict[str, Any]:
-    """The snapshot's routines, views, triggers and events as the cut-over creates them
-    in ``live``: a view's qualified ``db.f()`` naming it (left as it is where the
-    database's name is also one of its objects' names)."""
-    d = description
-    source = str(d.get("database") or live)
-    return {"routines": d["routines"], "views": _views_naming(d, source, live),
-            "triggers": d["triggers"], "events": d["events"]}
-
-
-# -- preparing -------------------------------------------------------------------------------
-
-def _check_privileges(conn: Connection, target: MySQLTarget, description: dict[str, Any]
-                      ) -> None:
-    """``privileges.check`` for what this cut-over and its rollback would create."""
-    created = snapshot_objects(description, target.database)
-    previous = None
-    db, within = target.database, description.get("scope")
-    if database_exists(conn, db):
-        conn.select_db(db)
-        try:
-            previous, created, _kept = replaced_objects(conn, db, created, within)
-        except (pymysql.MySQLError, PermissionDenied):
-            # definitions the user may not read: name the grant from what it may list
-            privileges.check(conn, db, created, privileges.listed_objects(conn, db, within),
-                             target.describe())
-            raise
-    privileges.check(conn, db, created, previous, target.describe())
-
-
-def check_restore_privileges(target: MySQLTarget, description: dict[str, Any],
-                             tables: list[str] | None = None) -> None:
-    """Refuse (PermissionDenied, naming each missing GRANT) a restore whose cut-over or
-    rollback needs a privilege the user lacks (``privileges.py``); changes nothing."""
-    if tables is not None:
-        description = scope.scoped(description, tables)
-    conn = connect(target, database=None, doing="checking the restore's privileges")
-    try:
-        with errors_as(target, "checking the restore's privileges"):
-            _check_privileges(conn, target, description)
-    finally:
-        conn.close()
-
-
-def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repository,
+def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: BlobSource,
                     reporter: Reporter, *, threads: int | None = None,
                     tables: list[str] | None = None) -> PreparedRestore:
     """Build the snapshot's tables and rows in the shadow database; the live one is untouched.
@@ -194,10 +115,7 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
     (RepositoryError or IntegrityError for damaged snapshot data, ServiceUnavailable for
     server errors).
     """
-    if description.get("kind") != "mysql" or description.get("format") not in SUPPORTED_FORMATS:
-        raise RepositoryError(f"the snapshot's database description (kind "
-                              f"{description.get('kind')!r}, format {description.get('format')!r})"
-                              f" is not one this snapkeep can restore")
+    check_readable(description, "restore")
     if tables is not None:
         description = scope.scoped(description, tables)
     conn = connect(target, database=None, local_infile=True, doing="restoring the database")
@@ -205,7 +123,7 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Repo
         with errors_as(target, "restoring the database"):
             settle(conn, target, reporter)
             # before the shadow exists: a refusal leaves nothing to clean up
-            _check_privileges(conn, target, description)
+            check_restore(conn, target, description)
     except BaseException:
         conn.close()
         raise
@@ -238,7 +156,7 @@ class PreparedRestore:
 
     # -- building the shadow ---------------------------------------------------------------
 
-    def _build(self, repo: Repository, threads: int) -> None:
+    def _build(self, repo: BlobSource, threads: int) -> None:
         d = self.description
         conn = self._conn
         query(conn, create_db_sql(self.shadow, d["charset"], d["collation"]))
@@ -283,19 +201,6 @@ class PreparedRestore:
             return requalify(create, self._source, self.live)
         return requalify(create, self._source, self.shadow)
 
-    def _repoints(self) -> list[tuple[str, list[str]]]:
-        """Per restored table, its column definitions naming the live database (see
-        ``_repoint``)."""
-        out = []
-        for t in self.description["tables"]:
-            columns = self_referencing_columns(t["create"], self._source)
-            if columns:
-                out.append((t["name"], [requalify(c, self._source, self.live) for c in columns]))
-        return out
-
-    def _snapshot_objects(self) -> dict[str, Any]:
-        return snapshot_objects(self.description, self.live)
-
     # -- cut-over --------------------------------------------------------------------------
 
     def swap(self) -> None:
@@ -307,77 +212,16 @@ class PreparedRestore:
 
     def _swap(self) -> None:
         conn = self._conn
-        d = self.description
-        live, old, shadow = self.live, self.old, self.shadow
         started = time.monotonic()
         query(conn, objs.SESSION_DEFAULTS)
-        within = d.get("scope")  # None: the whole database
-        snapshot_db = {"charset": d["charset"], "collation": d["collation"],
-                       "comment": d.get("comment", "")}
-        created_live = not database_exists(conn, live)
-        moved_in = row_tables(conn, shadow)
-        links: list[dict[str, str]] = []
-        created = self._snapshot_objects()
-        kept = dict(objs.NOTHING_KEPT)
-        if created_live:  # dropped (or a scratch copy): created in the journaled cut-over
-            info = dict(snapshot_db)
-            moved_out: list[str] = []
-            live_views: list[str] = []
-            previous: dict[str, Any] = dict(scope.NO_OBJECTS)
-        else:
-            conn.select_db(live)
-            info = schema.database_info(conn, live)
-            moved_out = row_tables(conn, live)
-            live_views = view_names(conn, live)
-            # the previous views are renamed aside, not recreated: even one whose tables
-            # are gone comes back as it was on a rollback; those equal to the snapshot's
-            # stay in place (``replaced_objects``)
-            previous, created, kept = replaced_objects(conn, live, created, within)
-            live_views = [v for v in live_views if v not in kept["views"]]
-            if within is not None:  # only these tables and their triggers; the database
-                moved_out = [t for t in moved_out if t in within]  # keeps its settings
-                live_views = [v for v in live_views if v in moved_in]
-                snapshot_db = info
-                links = scope.links_into(conn, live, within)
-        previous["database"] = info
-        tag = secrets.token_hex(4)
-        plan = {
-            "live": live, "old": old, "shadow": shadow, "created_live": created_live,
-            "moved_out": moved_out, "moved_in": moved_in,
-            "aside": [[v, f"__skaside_{tag}_{i}"] for i, v in enumerate(live_views)],
-            "kept": kept,
-            "repoint": self._repoints(),
-            "previous": previous, "scope": within, "links": links,
-            "snapshot": {**created, "database": snapshot_db},
-        }
-        self._plan = plan
-        query(conn, create_db_sql(old, info["charset"], info["collation"]))
+        self._plan = plan = swap_plan(conn, self.description, self.live, self.old, self.shadow)
+        info = plan["previous"]["database"]
+        query(conn, create_db_sql(self.old, info["charset"], info["collation"]))
         journal.begin(conn, self.journal, plan)
         crash_point("mysql.journal-written")
         window = time.monotonic()  # from here the live database is not the old one
         pairs = forward_pairs(plan)
-        try:
-            if created_live:
-                query(conn, create_db_sql(live, **snapshot_db))
-                conn.select_db(live)
-            objs.drop_triggers(conn, live, within)
-            crash_point("mysql.triggers-dropped")
-            if pairs:
-                rename_tables(conn, pairs)
-        except BaseException:
-            try:
-                renamed = was_renamed(conn, plan)
-            except pymysql.Error:
-                renamed = False  # the connection is gone: cleanup_leftovers decides later
-            if not renamed:
-                with contextlib.suppress(pymysql.Error):
-                    put_triggers_back(conn, plan, self.reporter)
-                    drop_db(conn, old)
-                    journal.drop(conn, self.journal)
-                raise
-            self._state = "swapped"
-            self.rollback()
-            raise
+        self._rename(plan, pairs)
         crash_point("mysql.after-rename")
         self._state = "swapped"
         try:
@@ -389,11 +233,40 @@ class PreparedRestore:
             raise
         end = time.monotonic()
         self.cutover_seconds = end - window
+        created = sum(len(plan["snapshot"][k])
+                      for k in ("views", "triggers", "routines", "events"))
         self.reporter.log(
             f"swapped the restored tables into {self.target.describe()}: cut-over "
-            f"{self.cutover_seconds:.3f} s ({len(pairs)} tables renamed, "
-            f"{sum(len(plan['snapshot'][k]) for k in ('views', 'triggers', 'routines', 'events'))}"
-            f" objects created), {end - started:.3f} s for the whole swap")
+            f"{self.cutover_seconds:.3f} s ({len(pairs)} tables renamed, {created} objects "
+            f"created), {end - started:.3f} s for the whole swap")
+
+    def _rename(self, plan: dict[str, Any], pairs: list[tuple[str, str, str, str]]) -> None:
+        """The commit point: the live database created if missing, its triggers dropped,
+        then one ``RENAME TABLE``. On a failure before the rename the triggers are put
+        back and the old database and journal dropped; after it, rolled back."""
+        conn, live = self._conn, self.live
+        try:
+            if plan["created_live"]:
+                query(conn, create_db_sql(live, **plan["snapshot"]["database"]))
+                conn.select_db(live)
+            objs.drop_triggers(conn, live, plan["scope"])
+            crash_point("mysql.triggers-dropped")
+            if pairs:
+                rename_tables(conn, pairs)
+        except BaseException:
+            try:
+                renamed = was_renamed(conn, plan)
+            except pymysql.Error:
+                renamed = False  # the connection is gone: cleanup_leftovers decides later
+            if not renamed:
+                with contextlib.suppress(pymysql.Error):
+                    put_triggers_back(conn, plan, self.reporter)
+                    drop_db(conn, self.old)
+                    journal.drop(conn, self.journal)
+                raise
+            self._state = "swapped"
+            self.rollback()
+            raise
 
     # -- endings ---------------------------------------------------------------------------
 

@@ -37,7 +37,15 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql.connect import Connection, query_text, quote_ident
+from snapkeep.engines.mysql.connect import (
+    Connection,
+    connect,
+    errors_as,
+    query,
+    query_text,
+    quote_ident,
+)
+from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.errors import PermissionDenied
 from snapkeep.progress import Reporter
 
@@ -228,3 +236,16 @@ def objects(conn: Connection, db: str, reporter: Reporter) -> dict[str, Any]:
     view_names = [n for n, kind, _, _ in list_tables(conn, db) if kind == "VIEW"]
     return {"views": views(conn, view_names, reporter), "triggers": triggers(conn, db),
             "routines": routines(conn, db, reporter), "events": events(conn, db)}
+
+
+def estimate_size(target: MySQLTarget) -> int:
+    """Bytes of table data (information_schema ``DATA_LENGTH``) for progress totals."""
+    conn = connect(target, doing="estimating the database size")
+    try:
+        with errors_as(target, "estimating the database size"):
+            rows = query(conn, "SELECT COALESCE(SUM(DATA_LENGTH), 0) FROM information_schema.TABLES"
+                               " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN %s",
+                         (target.database, ROW_TABLE_TYPES))
+        return int(rows[0][0])
+    finally:
+        conn.close()

@@ -27,9 +27,10 @@ from snapkeep.engines.mysql.ddl import SplitTable
 from snapkeep.engines.mysql.digest import Sum, mismatch
 from snapkeep.engines.mysql.encoding import ESCAPED, Column
 from snapkeep.engines.mysql.loader import Loaded, load_rows
+from snapkeep.engines.seams import BlobSource
 from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.faults import crash_point
-from snapkeep.repository import BlobRef, Repository
+from snapkeep.repository import BlobRef
 
 if TYPE_CHECKING:
     from snapkeep.engines.mysql.restore import PreparedRestore
@@ -71,10 +72,31 @@ def row_parts(table: dict[str, Any]) -> list[RowPart]:
     return [RowPart(BlobRef.from_json(table["rows"]))]
 
 
+class _Loading:
+    """The state of one ``ShadowLoader.run``. One stream per table at a time, its parts in
+    key order: MariaDB ≥ 10.6 loads into an empty InnoDB table with unique and foreign key
+    checks off under a table lock (its fast bulk path), so parallel streams into one table
+    only queue up — and can deadlock. Tables load in parallel."""
+
+    def __init__(self, tables: list[dict[str, Any]], splits: dict[str, SplitTable]) -> None:
+        self.tables = {t["name"]: t for t in tables}
+        self.splits = splits
+        # per table: the parts still to load, how many are not yet in, rows, lines fed
+        self.queues = {t["name"]: [r for r in row_parts(t) if r.size and t["columns"]]
+                       for t in tables}
+        self.remaining = {name: len(q) for name, q in self.queues.items()}
+        self.streams = sum(self.remaining.values())
+        self.loaded = dict.fromkeys(self.tables, 0)
+        self.fed: dict[str, list[Loaded]] = {name: [] for name in self.tables}
+        self.pending: dict[Future[Any], tuple[str, str]] = {}  # running: (kind, table)
+        self.late: list[str] = []  # ALTERs adding foreign keys once every table is complete
+        self.alter_count = 0
+
+
 class ShadowLoader:
     """Loads every table's parts on ``threads`` connections and adds the deferred DDL."""
 
-    def __init__(self, restore: PreparedRestore, repo: Repository, threads: int,
+    def __init__(self, restore: PreparedRestore, repo: BlobSource, threads: int,
                  workdir: Path) -> None:
         self.r = restore
         self.repo = repo
@@ -144,82 +166,19 @@ class ShadowLoader:
             with errors_as(self.r.target, "restoring the database"):
                 versioning.require_history_insert(self.r._conn, history)
             self._history = True
-        remaining = {t["name"]: 0 for t in tables}
-        loaded = {t["name"]: 0 for t in tables}
-        fed: dict[str, list[tuple[str, Loaded]]] = {t["name"]: [] for t in tables}
-        by_name = {t["name"]: t for t in tables}
-        late: list[str] = []  # ALTERs adding foreign keys once every table is complete
-        # One stream per table at a time, its parts in key order: MariaDB ≥ 10.6 loads
-        # into an empty InnoDB table with unique and foreign key checks off under a table
-        # lock (its fast bulk path), so parallel streams into one table only queue up —
-        # and can deadlock. Tables load in parallel, the largest first.
-        queues: dict[str, list[RowPart]] = {}
-        for t in tables:
-            queues[t["name"]] = [r for r in row_parts(t) if r.size and t["columns"]]
-            remaining[t["name"]] = len(queues[t["name"]])
-        streams = sum(remaining.values())
-        order = sorted(tables, key=lambda t: -sum(r.size for r in queues[t["name"]]))
-        pending: dict[Future[Any], tuple[str, str]] = {}
+        st = _Loading(tables, splits)
         started = time.monotonic()
-        alter_count = 0
-
-        def finalize(name: str) -> None:
-            nonlocal alter_count
-            table = by_name[name]
-            if loaded[name] != int(table.get("row_count", 0)):
-                raise RepositoryError(
-                    f"table {quote_ident(name)}: {loaded[name]} rows loaded, the snapshot has "
-                    f"{table.get('row_count')}; the snapshot data or the server rejected rows")
-            self._check(table, fed[name])
-            split = splits[name]
-            statements = [s for s in [split.alter(split.keys)] if s]
-            wanted = table.get("auto_increment")
-            if wanted is not None:
-                statements.append(f"ALTER TABLE {quote_ident(name)} AUTO_INCREMENT = "
-                                  f"{int(wanted)}")
-            fk_sql = split.alter(split.foreign)
-            if fk_sql:
-                late.append(fk_sql)
-            alter_count += bool(split.keys)
-            if statements:
-                fut = pool.submit(self._run, "ddl", self._ddl, statements)
-                pending[fut] = ("ddl", name)
-
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="snapkeep-restore")
         try:
-            def next_part(table: dict[str, Any]) -> None:
-                queue = queues[table["name"]]
-                if queue:
-                    fut = pool.submit(self._run, "load", self._load, table, queue.pop(0))
-                    pending[fut] = ("load", table["name"])
-
-            for table in order:
-                next_part(table)
-            for name, count in remaining.items():
-                if count == 0:
-                    finalize(name)
-            while pending:
-                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    kind, name = pending.pop(fut)
-                    result = fut.result()
-                    if kind == "load":
-                        loaded[name] += result.rows if result is not None else 0
-                        if result is not None:
-                            fed[name].append(result)
-                        remaining[name] -= 1
-                        if remaining[name] == 0:
-                            finalize(name)
-                        else:
-                            next_part(by_name[name])
+            self._load_all(st, pool)
             load_seconds = time.monotonic() - started
             # Foreign keys last, one table after the other: with foreign_key_checks off
             # InnoDB adds them without reading rows, and parallel foreign-key DDL
             # deadlocks in the data dictionary.
-            if late:
-                pool.submit(self._run, "ddl", self._ddl, late).result()
+            if st.late:
+                pool.submit(self._run, "ddl", self._ddl, st.late).result()
         except BaseException:
-            self._stop_all(pending)
+            self._stop_all(st.pending)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -227,13 +186,67 @@ class ShadowLoader:
                 with contextlib.suppress(pymysql.Error):
                     conn.close()
         self.r.reporter.log(
-            f"loaded {sum(loaded.values())} rows in {streams} streams into "
-            f"{len(tables)} tables and added the keys of {alter_count} tables in "
+            f"loaded {sum(st.loaded.values())} rows in {st.streams} streams into "
+            f"{len(tables)} tables and added the keys of {st.alter_count} tables in "
             f"{load_seconds:.1f} s on {self.threads} connections"
-            + (f", then the foreign keys of {len(late)} tables in "
-               f"{time.monotonic() - started - load_seconds:.1f} s" if late else "")
+            + (f", then the foreign keys of {len(st.late)} tables in "
+               f"{time.monotonic() - started - load_seconds:.1f} s" if st.late else "")
             + f"; the row digests of {self.digests_checked} of {len(tables)} tables match "
               f"the snapshot's")
+
+    def _load_all(self, st: _Loading, pool: ThreadPoolExecutor) -> None:
+        """Every table's parts loaded, one stream per table at a time, the largest tables
+        first; each table checked and given its keys as soon as its last part is in."""
+        for table in sorted(st.tables.values(),
+                            key=lambda t: -sum(r.size for r in st.queues[t["name"]])):
+            self._next_part(st, pool, table["name"])
+        for name, count in st.remaining.items():
+            if count == 0:
+                self._finalize(st, pool, name)
+        while st.pending:
+            finished, _ = wait(list(st.pending), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                kind, name = st.pending.pop(fut)
+                result = fut.result()
+                if kind != "load":
+                    continue
+                st.loaded[name] += result.rows if result is not None else 0
+                if result is not None:
+                    st.fed[name].append(result)
+                st.remaining[name] -= 1
+                if st.remaining[name] == 0:
+                    self._finalize(st, pool, name)
+                else:
+                    self._next_part(st, pool, name)
+
+    def _next_part(self, st: _Loading, pool: ThreadPoolExecutor, name: str) -> None:
+        queue = st.queues[name]
+        if queue:
+            fut = pool.submit(self._run, "load", self._load, st.tables[name], queue.pop(0))
+            st.pending[fut] = ("load", name)
+
+    def _finalize(self, st: _Loading, pool: ThreadPoolExecutor, name: str) -> None:
+        """A table whose parts are all in: checked against the snapshot, then its keys and
+        AUTO_INCREMENT added; its foreign keys wait for the end (``st.late``)."""
+        table = st.tables[name]
+        if st.loaded[name] != int(table.get("row_count", 0)):
+            raise RepositoryError(
+                f"table {quote_ident(name)}: {st.loaded[name]} rows loaded, the snapshot has "
+                f"{table.get('row_count')}; the snapshot data or the server rejected rows")
+        self._check(table, st.fed[name])
+        split = st.splits[name]
+        statements = [s for s in [split.alter(split.keys)] if s]
+        wanted = table.get("auto_increment")
+        if wanted is not None:
+            statements.append(f"ALTER TABLE {quote_ident(name)} AUTO_INCREMENT = "
+                              f"{int(wanted)}")
+        fk_sql = split.alter(split.foreign)
+        if fk_sql:
+            st.late.append(fk_sql)
+        st.alter_count += bool(split.keys)
+        if statements:
+            fut = pool.submit(self._run, "ddl", self._ddl, statements)
+            st.pending[fut] = ("ddl", name)
 
     def _check(self, table: dict[str, Any], loads: list[Loaded]) -> None:
         """Refuse a table whose load differs from the snapshot (before any cut-over): the

@@ -26,7 +26,7 @@ from snapkeep.engines.mysql.connect import (
     quote_ident,
 )
 from snapkeep.engines.mysql.digest import ALGORITHM, MIXED, LineDigest, by_encoding
-from snapkeep.engines.mysql.dump import DUMP_SESSION, dumped_columns
+from snapkeep.engines.mysql.dump_sql import DUMP_SESSION, dumped_columns
 from snapkeep.engines.mysql.encoding import (
     ESCAPED,
     QUOTED,
@@ -54,26 +54,7 @@ def table_digests(target: MySQLTarget, description: dict[str, Any], reporter: Re
     a table that cannot be read the recorded way gets an ``"error"``. Raises
     ServiceUnavailable/PermissionDenied (naming the target) for server errors.
     """
-    db = target.database
-    recorded = {t["name"]: t for t in description.get("tables", [])}
-    conn = connect(target, raw=True, doing=DOING)
-    try:
-        with errors_as(target, DOING):
-            version = query_text(conn, "SELECT VERSION()")[0][0]
-            found = [name for name, kind, _, _ in schema.list_tables(conn, db)
-                     if kind not in ("VIEW", "SEQUENCE")]
-            columns = dumped_columns(conn, db, Server.parse(version), quoted=True)
-    finally:
-        conn.close()
-    jobs: queue.Queue[tuple[str, list[Column], str, bool]] = queue.Queue()
-    for name in found:
-        table = recorded.get(name)
-        cols = ([Column.from_json(c) for c in table["columns"]] if table is not None
-                else columns.get(name, []))
-        digest = (table or {}).get("digest") or {}
-        # a system-versioned table's digest covers every row version, as dumped
-        every = bool(((table or {}).get("system_time") or {}).get("history"))
-        jobs.put((name, cols, digest.get("encoding", ESCAPED), every))
+    jobs = _jobs(target, description)
     out: dict[str, dict[str, Any]] = {}
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -100,7 +81,7 @@ def table_digests(target: MySQLTarget, description: dict[str, Any], reporter: Re
         finally:
             reader.close()
 
-    n = max(1, min(threads or os.cpu_count() or 1, len(found)))
+    n = max(1, min(threads or os.cpu_count() or 1, jobs.qsize()))
     workers = [threading.Thread(target=work, name=f"snapkeep-verify-{i}", daemon=True)
                for i in range(n)]
     for w in workers:
@@ -112,6 +93,36 @@ def table_digests(target: MySQLTarget, description: dict[str, Any], reporter: Re
             raise errors[0]
     reporter.log(f"computed the row digests of {len(out)} tables of {target.describe()}")
     return dict(sorted(out.items()))
+
+# A table to digest: (name, its columns, the encoding of its recorded digest, whether it
+# covers every row version of a system-versioned table)
+_Job = tuple[str, list[Column], str, bool]
+
+
+def _jobs(target: MySQLTarget, description: dict[str, Any]) -> queue.Queue[_Job]:
+    """Every table of ``target.database``, to be read as the snapshot's was dumped (a
+    table the snapshot lacks: as a dump would read it now)."""
+    db = target.database
+    recorded = {t["name"]: t for t in description.get("tables", [])}
+    conn = connect(target, raw=True, doing=DOING)
+    try:
+        with errors_as(target, DOING):
+            version = query_text(conn, "SELECT VERSION()")[0][0]
+            found = [name for name, kind, _, _ in schema.list_tables(conn, db)
+                     if kind not in ("VIEW", "SEQUENCE")]
+            columns = dumped_columns(conn, db, Server.parse(version), quoted=True)
+    finally:
+        conn.close()
+    jobs: queue.Queue[_Job] = queue.Queue()
+    for name in found:
+        table = recorded.get(name)
+        cols = ([Column.from_json(c) for c in table["columns"]] if table is not None
+                else columns.get(name, []))
+        digest = (table or {}).get("digest") or {}
+        # a system-versioned table's digest covers every row version, as dumped
+        every = bool(((table or {}).get("system_time") or {}).get("history"))
+        jobs.put((name, cols, digest.get("encoding", ESCAPED), every))
+    return jobs
 
 
 def _digest_table(reader: StreamReader, name: str, columns: list[Column], encoding: str,

@@ -17,13 +17,12 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from snapkeep.engines.mysql.connect import StreamReader
 from snapkeep.engines.mysql.digest import LineDigest, Sum
 from snapkeep.engines.mysql.encoding import ESCAPED, QUOTED, encode_rows, join_lines
 from snapkeep.progress import Reporter
-from snapkeep.repository import BlobRef
+from snapkeep.repository import BlobRef, BlobWriter
 
 FETCH_ROWS = 2000
 PUMP_BLOCK = 1 << 20  # bytes of lines per block from the C row pump
@@ -73,7 +72,7 @@ class SafeReporter:
 class WorkerPool:
     """N connections dumping parts from one queue; ``submit`` parts, then ``join``."""
 
-    def __init__(self, readers: list[StreamReader], blob_writer: Callable[[], Any],
+    def __init__(self, readers: list[StreamReader], blob_writer: Callable[[], BlobWriter],
                  reporter: SafeReporter) -> None:
         self.readers = readers
         self._blob_writer = blob_writer

@@ -1,8 +1,9 @@
 """The volumes engine: snapshots and all-or-nothing restores of mounted directories.
 
-``snapshot_mount`` walks a mount into the repository (``walk``; tree format in ``tree``);
-``prepare_restore`` builds the snapshot's tree in a staging directory (``restore``) and
-returns a ``PreparedMountRestore`` whose ``swap`` is the cut-over (``swap``);
+``snapshot_mount`` walks a mount into the repository (``snapshot``, ``walk``; tree format
+in ``tree``); ``prepare_restore`` builds the snapshot's tree in a staging directory
+(``restore``, ``staging``, ``attributes``, ``keep``) and returns a
+``PreparedMountRestore`` whose ``swap`` is the cut-over (``swap``);
 ``cleanup_leftovers`` recovers from a killed restore. Work-directory names: ``layout``.
 ``export_tar``/``extract_tar`` write a mount as a tar and read one back safely (``export``).
 ``tree_digest`` recomputes a directory's digest, equal to the one a snapshot recorded
@@ -16,6 +17,7 @@ from snapkeep.engines.volumes.digest import owned_by, recorded_digest, restorer_
 from snapkeep.engines.volumes.export import export_tar, extract_tar
 from snapkeep.engines.volumes.layout import remove_tree
 from snapkeep.engines.volumes.restore import prepare_restore
+from snapkeep.engines.volumes.snapshot import measure_mount, snapshot_mount
 from snapkeep.engines.volumes.swap import (
     PreparedMountRestore,
     cleanup_leftovers,
@@ -23,7 +25,6 @@ from snapkeep.engines.volumes.swap import (
     recover_cutover,
 )
 from snapkeep.engines.volumes.tree import decode_tree, tree_ref
-from snapkeep.engines.volumes.walk import measure_mount, snapshot_mount
 
 __all__ = [
     "PreparedMountRestore",

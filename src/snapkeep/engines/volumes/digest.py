@@ -13,7 +13,7 @@ have the same digest exactly when every entry is identical.
   (no extra read); the result is the description's ``"digest"`` (``"blake3:<hex>"``).
 - ``tree_digest(path, repo)`` recomputes it for a directory: the same walk, with a blob
   writer that chunks and names content exactly as the repository would but stores
-  nothing (``Repository.digest_writer``).
+  nothing (``seams.ChunkNamer.digest_writer``).
 - ``checked(lines, description)`` hashes the tree lines a restore decodes as they stream
   and raises IntegrityError at the end when they do not give the recorded digest.
 """
@@ -29,10 +29,13 @@ from typing import Any
 
 import blake3
 
+from snapkeep.engines.seams import ChunkNamer
 from snapkeep.engines.volumes.layout import resolve_mount
 from snapkeep.engines.volumes.tree import Entry, encode_entry
+from snapkeep.engines.volumes.walk import walk_entries
 from snapkeep.errors import IntegrityError
 from snapkeep.progress import NullReporter, Reporter
+from snapkeep.repository import BlobWriter
 
 PREFIX = "blake3:"
 
@@ -91,13 +94,16 @@ def checked(lines: Iterable[bytes], description: dict[str, Any]) -> Iterator[byt
 
 class _HashOnly:
     """What the walk needs of a repository, storing nothing: ``blob_writer`` only names
-    chunks (and without ``add_ref``/``has_chunk`` the walk never consults a cache)."""
+    chunks (the walk is given no files cache)."""
 
-    def __init__(self, repo: Any) -> None:
-        self.blob_writer = repo.digest_writer
+    def __init__(self, repo: ChunkNamer) -> None:
+        self.repo = repo
+
+    def blob_writer(self, level: int = 0) -> BlobWriter:  # nothing stored: no compression
+        return self.repo.digest_writer()
 
 
-def tree_digest(path: Path, repo: Any, reporter: Reporter | None = None, *,
+def tree_digest(path: Path, repo: ChunkNamer, reporter: Reporter | None = None, *,
                 owner: tuple[int, int] | None = None) -> str:
     """The digest of the directory ``path`` as a snapshot of it would record it.
 
@@ -106,8 +112,6 @@ def tree_digest(path: Path, repo: Any, reporter: Reporter | None = None, *,
     a user who cannot set owners. Raises ConfigError (no such directory) and
     ServiceUnavailable (unreadable), like ``snapshot_mount``.
     """
-    from snapkeep.engines.volumes.walk import walk_entries  # walk imports this module
-
     digest = TreeDigest()
     for entry in walk_entries(resolve_mount(path, must_exist=True), _HashOnly(repo),
                               reporter or NullReporter()):

@@ -46,7 +46,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from snapkeep.engines.volumes.layout import printable
+from snapkeep.engines.seams import BlobSource
+from snapkeep.engines.volumes.attributes import ACLS
+from snapkeep.engines.volumes.layout import DIR_FLAGS, drop_xattr, parent_dir, printable
 from snapkeep.engines.volumes.tree import (
     DIR,
     FIFO,
@@ -61,12 +63,10 @@ from snapkeep.errors import ServiceUnavailable, UsageError
 from snapkeep.progress import Reporter
 
 COPY_BYTES = 1 << 20
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _FIFO_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _PAX_TIME = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 XATTR_PAX = "SCHILY.xattr."
-_ACLS = ("system.posix_acl_access", "system.posix_acl_default")
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
 
 # Asked about each member (the components of its name, "." dropped) after the checks every
@@ -81,7 +81,7 @@ class UnsafeArchive(UsageError):
 
 # -- export --------------------------------------------------------------------------------------
 
-def export_tar(description: dict[str, Any], repo: Any, out: BinaryIO, reporter: Reporter
+def export_tar(description: dict[str, Any], repo: BlobSource, out: BinaryIO, reporter: Reporter
                ) -> None:
     """Write the mount described by ``description`` (``manifest.mounts[m]``) to ``out`` as
     an uncompressed pax tar (see the module doc). Raises RepositoryError for a description
@@ -93,7 +93,7 @@ def export_tar(description: dict[str, Any], repo: Any, out: BinaryIO, reporter: 
     with io.BufferedReader(repo.open_blob(ref), 1 << 16) as tree_stream, \
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                          encoding="utf-8", errors="surrogateescape") as tar:
-        tar.copybufsize = COPY_BYTES
+        tar.copybufsize = COPY_BYTES  # type: ignore[attr-defined]  # typeshed lacks it
         for entry in decode_tree(tree_stream):
             info = _tar_info(entry)
             counts[entry.type] += int(entry.path != b"")
@@ -220,9 +220,9 @@ def extract_tar(src: BinaryIO, dest: Path, accept: Accept | None = None, *,
     if names:
         raise UsageError(f"cannot extract into {printable(dest)}: it is not empty; give an "
                          "empty directory")
-    root_fd = os.open(dest, _DIR_FLAGS)
+    root_fd = os.open(dest, DIR_FLAGS)
     try:
-        _drop_xattr(root_fd, _ACLS[1])  # members must not inherit dest's default ACL
+        drop_xattr(root_fd, ACLS[1])  # members must not inherit dest's default ACL
         extraction = _Extraction(root_fd, dest, accept, fifos, warn)
         extraction.run(src)
         return extraction.outside_links
@@ -333,21 +333,14 @@ class _Extraction:
 
     def with_parent(self, parts: tuple[bytes, ...], action: Any) -> None:
         """Run ``action(parent_fd, name)`` in the real directory holding ``parts``."""
-        fds: list[int] = []
         try:
-            fd = self.root_fd
-            for name in parts[:-1]:
-                fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                fds.append(fd)
-            action(fd, parts[-1] if parts else b".")
+            with parent_dir(self.root_fd, parts) as fd:
+                action(fd, parts[-1] if parts else b".")
         except OSError as e:
             raise ServiceUnavailable(
                 f"cannot write {printable(os.path.join(os.fsencode(self.dest), *parts))} "
                 f"while extracting: {e.strerror}; free space or fix permissions and retry"
             ) from e
-        finally:
-            for fd in fds:
-                os.close(fd)
 
     def create(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: tuple[bytes, ...],
                dir_fd: int, name: bytes) -> None:
@@ -407,9 +400,9 @@ class _Extraction:
         if self.as_root:
             os.fchown(fd, m.uid, m.gid)
         names = {k[len(XATTR_PAX):] for k in m.pax_headers if k.startswith(XATTR_PAX)}
-        for acl in _ACLS:  # dest's own, inherited from above it
+        for acl in ACLS:  # dest's own, inherited from above it
             if not parts and acl not in names:
-                _drop_xattr(fd, acl)
+                drop_xattr(fd, acl)
         self.set_xattrs(fd, m, parts)
         os.fchmod(fd, stat.S_IMODE(m.mode))
         os.utime(fd, ns=(mtime, mtime))
@@ -430,16 +423,9 @@ class _Extraction:
 
     def set_dir(self, dir_fd: int, name: bytes, m: tarfile.TarInfo,
                 parts: tuple[bytes, ...]) -> None:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
         try:
             self.set_attrs(fd, m, parts, _ns(m))
         finally:
             os.close(fd)
 
-
-def _drop_xattr(fd: int, name: str) -> None:
-    try:
-        os.removexattr(fd, name)
-    except OSError as e:
-        if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise

@@ -1,4 +1,5 @@
-"""Where a restore keeps its work, and the small filesystem helpers it needs.
+"""Where a restore keeps its work, and the small filesystem helpers the engine shares
+(directories opened without following symlinks, an attribute removed if present).
 
 A restore of the mount ``<parent>/<name>`` works in hidden directories named with one
 random token ``<t>`` (hex):
@@ -18,17 +19,22 @@ Only names of exactly these shapes are ever deleted or renamed by cleanup.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from snapkeep.errors import ConfigError
 
 STAGING, OLD, TRASH, MOVING = "staging", "old", "trash", "moving"
 REMOVERS = max(2, os.cpu_count() or 2)  # threads deleting an old tree after a restore
+# A directory opened as a base for ``dir_fd`` calls: never through a symlink.
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _INNER = re.compile(r"^\.snapkeep-(staging|old|trash|moving)-([0-9a-f]{8,64})$")
 
@@ -177,3 +183,29 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def parent_dir(root_fd: int, parts: Sequence[bytes]) -> Iterator[int]:
+    """The open directory holding ``parts[-1]`` below ``root_fd``, reached one component at
+    a time without following symlinks (an OSError when one is missing or not a real
+    directory); what it opened is closed on exit, ``root_fd`` stays open."""
+    fds: list[int] = []
+    try:
+        fd = root_fd
+        for name in parts[:-1]:
+            fd = os.open(name, DIR_FLAGS, dir_fd=fd)
+            fds.append(fd)
+        yield fd
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def drop_xattr(target: int | Path | bytes | str, name: str) -> None:
+    """Remove ``name`` from an open descriptor or a path (not followed), if it is there."""
+    try:
+        os.removexattr(target, name, follow_symlinks=isinstance(target, int))
+    except OSError as e:
+        if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise

@@ -54,7 +54,7 @@ import binascii
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.repository.blobs import BlobRef
@@ -244,8 +244,9 @@ def decode_entry(line: bytes) -> Entry:
                  link, xattrs, extents)
 
 
-def decode_tree(stream: IO[bytes]) -> Iterator[Entry]:
-    """Entries of a tree blob in tree order, streamed line by line.
+def decode_tree(stream: Iterable[bytes]) -> Iterator[Entry]:
+    """Entries of a tree blob in tree order, streamed line by line (``stream``: its lines,
+    e.g. a binary file over it).
 
     Raises ``IntegrityError`` on a malformed line, entries out of order or duplicated, an
     entry whose parent is not a directory listed before it, or a tree without its root.

@@ -1,26 +1,23 @@
-"""Snapshotting a mount: a walk that stores each file's content and the tree as blobs.
+"""Walking a mount: each entry as a snapshot records it, file contents written as blobs.
 
 The walk works relative to open directory descriptors (``O_NOFOLLOW``), so it never
 follows a symlink and never leaves the mount, even if the tree changes under it. It visits
-entries in tree order (see ``tree``), writing tree lines as it goes: memory stays bounded
-by one directory listing per level plus one chunk of file content.
+entries in tree order (see ``tree``): memory stays bounded by one directory listing per
+level plus one piece of file content. ``snapshot.py`` writes the entries into a tree blob;
+``digest.tree_digest`` hashes them.
 
 In live mode files may vanish or change while being read: a vanished entry is logged and
 left out; a file that changed while read is logged and stored as it was read. A file or
 directory that cannot be read is ``ServiceUnavailable`` naming it.
 
-**Files cache.** Given the previous snapshot of the same mount (``parent``), its tree is
-loaded into a dict (path → entry) and a regular file whose path, inode, size, mtime and
-ctime all equal the parent entry's is not opened: the parent's content ``BlobRef`` is
-reused, so re-snapshotting an unchanged tree costs one ``lstat`` per entry. The ctime
-cannot be set by users, so a file replaced or rewritten with its size and mtime restored
-still misses the cache. Two guards keep a stale blob from being reused:
-
-- a file that changed while it was read is recorded without cache keys;
-- so is a file whose ctime lies within ``RACY_WINDOW_NS`` before the moment it was read
-  ("racily clean", as git calls it): filesystems stamp times from a coarse clock, so a
-  write landing in the same clock tick right after the read would leave size, mtime and
-  ctime unchanged. Such a file is simply read again by the next snapshot.
+**Files cache** (``snapshot.py`` tells how it is built): a regular file whose path, inode,
+size, mtime and ctime all equal the parent snapshot's entry is not opened, its content
+``BlobRef`` reused. A file whose ctime lies within ``RACY_WINDOW_NS`` before the moment
+it was read ("racily clean", as git calls it), or that changed while read, is recorded
+without cache keys, so the next snapshot reads it again. Each reused blob is announced to
+a writer that records references (``seams.ReferenceRecorder``: a snapshot session), else
+checked with ``seams.ChunkIndex.has_chunk`` where the writer has it; a blob whose chunks
+are gone from the repository (IntegrityError) is logged and the file is read instead.
 
 **Hard links.** A regular file with more than one link is remembered by ``(st_dev,
 st_ino)`` when first met; a later path to the same inode becomes a ``hardlink`` entry
@@ -36,48 +33,25 @@ POSIX ACLs, and ``security.*``/``trusted.*`` as root) is stored with its entry; 
 and FIFOs are read through ``/proc/self/fd/<dir fd>/<name>`` without following the entry
 (a FIFO is never opened: that would wake a writer waiting for a reader). A cached file's
 attributes are reused: changing one changes the ctime.
-
-A parent tree that cannot be read or decoded is logged and ignored (every file is read);
-a bad cache never fails a snapshot. Each reused blob is announced to the repository
-through ``repo.add_ref(ref)`` when the repository object has that method (a snapshot
-session must know every blob the snapshot references), else checked with
-``repo.has_chunk`` when it has that one; a blob whose chunks are gone from the repository
-(IntegrityError) is logged and the file is read instead.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from snapkeep.engines.volumes.digest import TreeDigest
-from snapkeep.engines.volumes.layout import is_inner_name, printable, resolve_mount
-from snapkeep.engines.volumes.tree import (
-    DIR,
-    FIFO,
-    FILE,
-    HARDLINK,
-    READABLE_FORMATS,
-    SYMLINK,
-    TREE_FORMAT,
-    Entry,
-    Extents,
-    Xattrs,
-    decode_tree,
-    encode_entry,
-)
-from snapkeep.errors import ConfigError, IntegrityError, ServiceUnavailable, SnapkeepError
+from snapkeep.engines.seams import BlobSink, ChunkIndex, ReferenceRecorder
+from snapkeep.engines.volumes.layout import DIR_FLAGS, is_inner_name, printable
+from snapkeep.engines.volumes.tree import DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry, Extents, Xattrs
+from snapkeep.errors import IntegrityError, ServiceUnavailable
 from snapkeep.progress import Reporter
-from snapkeep.repository.blobs import BlobRef
+from snapkeep.repository import BlobRef, BlobWriter
 
 PIECE = 1 << 20  # bytes read from a file at a time
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A file whose ctime is this close to (or after) the start of its read is not cacheable.
 RACY_WINDOW_NS = 1_000_000_000
@@ -87,81 +61,23 @@ _NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.ENOENT)
 
 # What the files cache keeps per file of the parent tree: the keys (ino, size, mtime_ns,
 # ctime_ns) and what a reuse takes over (blob, extents, xattrs).
-_Cached = tuple[int, int, int, int, BlobRef, Extents | None, Xattrs]
+Cached = tuple[int, int, int, int, BlobRef, Extents | None, Xattrs]
 
 
-def measure_mount(mount_dir: Path) -> int:
-    """Total bytes of regular files under the mount, a hard-linked file once (an estimate
-    for progress totals).
+class Walk:
+    """One walk of the directory ``root``: ``entries`` yields what a snapshot records."""
 
-    Cheap: one ``lstat`` per entry, symlinks not followed, unreadable parts skipped.
-    ConfigError if the mount does not exist or is not a directory.
-    """
-    root = resolve_mount(mount_dir, must_exist=True)
-    total = 0
-    linked: set[tuple[int, int]] = set()  # a hard-linked file counts once, as it is read
-    pending = [str(root)]
-    while pending:
-        try:
-            with os.scandir(pending.pop()) as it:
-                for e in it:
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            pending.append(e.path)
-                        elif e.is_file(follow_symlinks=False):
-                            st = e.stat(follow_symlinks=False)
-                            if st.st_nlink > 1:
-                                if (st.st_dev, st.st_ino) in linked:
-                                    continue
-                                linked.add((st.st_dev, st.st_ino))
-                            total += st.st_size
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return total
-
-
-def _normalize(rel: str | bytes) -> bytes:
-    parts = [p for p in os.fsencode(rel).split(b"/") if p not in (b"", b".")]
-    if not parts or b".." in parts:
-        raise ConfigError(f"invalid path {rel!r} to exclude: give a path inside the mount")
-    return b"/".join(parts)
-
-
-def _load_cache(parent: dict[str, Any] | None, repo: Any, reporter: Reporter
-                ) -> dict[bytes, _Cached]:
-    """The parent tree's cacheable files; empty (with a log line) if it cannot be read."""
-    if parent is None:
-        return {}
-    cache: dict[bytes, _Cached] = {}
-    try:
-        if parent.get("kind") != "volume" or parent.get("format") not in READABLE_FORMATS:
-            raise ValueError(f"kind {parent.get('kind')!r}, format {parent.get('format')!r}")
-        ref = BlobRef.from_json(parent["tree"])
-        with io.BufferedReader(repo.open_blob(ref), 1 << 16) as stream:
-            for e in decode_tree(stream):
-                if e.type == FILE and e.ino is not None and e.ctime_ns is not None \
-                        and e.blob is not None:
-                    cache[e.path] = (e.ino, e.size, e.mtime_ns, e.ctime_ns, e.blob,
-                                     e.extents, e.xattrs)
-    except (SnapkeepError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:
-        reporter.log(f"the previous snapshot's file list cannot be used ({e}); "
-                     "reading every file")
-        return {}
-    return cache
-
-
-class _Walk:
-    def __init__(self, root: Path, repo: Any, reporter: Reporter, exclude: frozenset[bytes],
-                 cache: dict[bytes, _Cached]):
+    def __init__(self, root: Path, repo: BlobSink, reporter: Reporter,
+                 exclude: frozenset[bytes] = frozenset(),
+                 cache: dict[bytes, Cached] | None = None) -> None:
         self.root = root
         self.repo = repo
         self.reporter = reporter
         self.exclude = exclude
-        self.cache = cache
-        self.add_ref = getattr(repo, "add_ref", None)  # snapshot sessions (checks chunks)
-        self.has_chunk = getattr(repo, "has_chunk", None)
+        self.cache = cache or {}
+        # how a reused blob is announced (a snapshot session checks its chunks) or checked
+        self.recorder = repo if isinstance(repo, ReferenceRecorder) else None
+        self.index = repo if isinstance(repo, ChunkIndex) else None
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "fifos": 0, "hardlinks": 0,
                        "bytes": 0, "reused": 0, "reused_bytes": 0}
         self.first_links: dict[tuple[int, int], bytes] = {}  # (dev, ino) -> first path
@@ -258,7 +174,7 @@ class _Walk:
             raise self.unreadable(rel, e) from e
         if stat.S_ISDIR(st.st_mode):
             try:
-                fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
             except (FileNotFoundError, NotADirectoryError):
                 return self.gone(rel, "vanished or changed type")
             except OSError as e:
@@ -325,9 +241,10 @@ class _Walk:
     def referable(self, rel: bytes, blob: BlobRef) -> bool:
         """Announce a reused blob to the repository; False (logged) if it lacks a chunk."""
         try:
-            if self.add_ref is not None:
-                self.add_ref(blob)
-            elif self.has_chunk is not None and not all(self.has_chunk(c) for c, _ in blob.chunks):
+            if self.recorder is not None:
+                self.recorder.add_ref(blob)
+            elif self.index is not None and not all(
+                    self.index.has_chunk(c) for c, _ in blob.chunks):
                 raise IntegrityError("a chunk of its content is missing from the repository")
         except IntegrityError as e:
             self.reporter.log(f"cannot reuse the previous snapshot's copy of {self.where(rel)} "
@@ -368,7 +285,7 @@ class _Walk:
                      ctime_ns=before.st_ctime_ns if cacheable else None,
                      xattrs=xattrs, extents=extents)
 
-    def content(self, fd: int, rel: bytes, expected: int, writer: Any
+    def content(self, fd: int, rel: bytes, expected: int, writer: BlobWriter
                 ) -> tuple[int, Extents | None, bool]:
         """Store the file's data; (logical size, data extents or None when it has no
         holes, whether it was read exactly as ``fstat`` described it). A file without
@@ -407,7 +324,7 @@ class _Walk:
         self.reporter.advance(expected - data)  # the holes count as done too
         return expected, _sparse(extents, expected), True
 
-    def copy(self, fd: int, rel: bytes, start: int, stop: int | None, writer: Any
+    def copy(self, fd: int, rel: bytes, start: int, stop: int | None, writer: BlobWriter
              ) -> tuple[int, bool]:
         """Store bytes from ``start`` to ``stop`` (None: to the end of the file); the
         offset reached, and whether the file ended before ``stop``."""
@@ -437,56 +354,12 @@ def _keys(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-def snapshot_mount(mount_dir: Path, repo: Any, reporter: Reporter, *,
-                   exclude: frozenset[str] = frozenset(),
-                   parent: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Store the mount's tree and file contents in ``repo``; return its JSON-able description.
-
-    ``{"kind": "volume", "format": 3, "tree": BlobRef json, "digest": "blake3:<hex>",
-    "files": n, "dirs": n, "symlinks": n, "fifos": n, "hardlinks": n, "bytes": n,
-    "reused": n, "reused_bytes": n}`` (``digest``: module ``digest``, how a restored copy is
-    proven equal; ``dirs`` does not count the mount root; ``files``/``bytes`` count every
-    file, by its logical size; ``hardlinks`` a file's further paths, not in ``files``;
-    ``reused``/``reused_bytes`` the files taken unread from ``parent``). ``exclude`` names
-    paths relative to the mount to leave out (a directory with its contents). ``parent``:
-    the previous snapshot's description of the same mount, for the files cache (see the
-    module docstring), or None.
-    Progress: ``reporter.advance`` with the bytes of each file, read or reused; the caller
-    sets the total (``measure_mount``). Raises ConfigError (no such mount),
-    ServiceUnavailable (unreadable).
-    """
-    root = resolve_mount(mount_dir, must_exist=True)
-    cache = _load_cache(parent, repo, reporter)
-    walk = _Walk(root, repo, reporter, frozenset(_normalize(p) for p in exclude), cache)
-    try:
-        root_fd = os.open(root, _DIR_FLAGS)
-    except OSError as e:
-        raise walk.unreadable(b"", e) from e
-    digest = TreeDigest()
-    try:
-        tree_writer = repo.blob_writer()
-        for entry in walk.entries(root_fd):
-            line = encode_entry(entry)
-            tree_writer.write(line)
-            digest.add_line(line)
-        tree = tree_writer.close()
-    finally:
-        os.close(root_fd)
-    if parent is not None:
-        c = walk.counts
-        reporter.log(
-            f"{printable(root)}: {c['reused']} unchanged files reused without reading "
-            f"({c['reused_bytes']} bytes skipped), {c['files'] - c['reused']} files read")
-    return {"kind": "volume", "format": TREE_FORMAT, "tree": tree.to_json(),
-            "digest": digest.hexdigest(), **walk.counts}
-
-
-def walk_entries(root: Path, repo: Any, reporter: Reporter) -> Iterator[Entry]:
+def walk_entries(root: Path, repo: BlobSink, reporter: Reporter) -> Iterator[Entry]:
     """The entries a snapshot of the directory ``root`` would record, in tree order, file
     contents written through ``repo.blob_writer()`` (no files cache, nothing excluded)."""
-    walk = _Walk(root, repo, reporter, frozenset(), {})
+    walk = Walk(root, repo, reporter)
     try:
-        root_fd = os.open(root, _DIR_FLAGS)
+        root_fd = os.open(root, DIR_FLAGS)
     except OSError as e:
         raise walk.unreadable(b"", e) from e
     try:

@@ -78,7 +78,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
             if target is not None:
                 services["database"] = mysql.dump_database(
                     target, session, rec, threads=threads,
-                    zstd_level=ctx.config.compression_level)
+                    zstd_level=ctx.config.compression_level, writes_held=not live)
             for m in env.mounts:
                 mounts[m] = volumes.snapshot_mount(mount_dir(env, m), session, rec,
                                                    exclude=pause_entries(env, m),

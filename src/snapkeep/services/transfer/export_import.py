@@ -269,7 +269,8 @@ def _snapshot(ctx: Context, env: EnvironmentConfig, src: import_source.ImportSou
             # Its writes held by a table lock: no server-wide backup lock for a private db.
             with mysql.hold_writes(scratch, rec):
                 desc = mysql.dump_database(scratch, session, rec, threads=threads,
-                                           zstd_level=ctx.config.compression_level)
+                                           zstd_level=ctx.config.compression_level,
+                                           writes_held=True)
             # restored as the environment's database: its self-references name that one
             services["database"] = mysql.renamed_description(desc, env.database.database)
         for i, (m, path) in enumerate(sorted(src.mounts.items())):

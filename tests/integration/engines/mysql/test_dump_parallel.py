@@ -10,10 +10,17 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from snapkeep.engines.mysql import MySQLTarget, dump_database, prepare_restore, ranges, workers
-from snapkeep.engines.mysql import dump as dump_mod
+from snapkeep.engines.mysql import (
+    MySQLTarget,
+    consistency,
+    dump_database,
+    hold_writes,
+    prepare_restore,
+    ranges,
+    workers,
+)
+from snapkeep.engines.mysql.descriptions import SUPPORTED_FORMATS
 from snapkeep.engines.mysql.encoding import decode_line
-from snapkeep.engines.mysql.restore import SUPPORTED_FORMATS
 from snapkeep.errors import ServiceUnavailable, SnapkeepError
 from snapkeep.repository import BlobRef
 from snapkeep.sandbox import PrivateMariaDB
@@ -235,7 +242,7 @@ def test_non_transactional_tables_are_read_under_the_lock_or_flagged(
     d = dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2)
     assert not any("outside the consistent point" in line for line in progress.lines)
     assert {t["name"]: t["row_count"] for t in d["tables"]} == {"a": 0, "m": 2}
-    monkeypatch.setattr(dump_mod, "NONTX_UNDER_LOCK_BYTES", -1)
+    monkeypatch.setattr(consistency, "NONTX_UNDER_LOCK_BYTES", -1)
     progress = Recorder()
     dump_database(target_for(mariadb, fresh_db), repo, progress, threads=2)
     assert any("`m` is MyISAM: read outside the consistent point" in line
@@ -304,3 +311,37 @@ def test_the_server_stopped_mid_dump_gives_a_clear_error(tmp_path, repo, small_p
         assert no_dump_threads()
     finally:
         server.kill()
+
+
+def test_without_reload_the_dump_takes_no_lock_and_writes_are_held_by_table_locks(
+        mariadb, fresh_db, repo):
+    """A user without RELOAD: the dump falls back to one connection without a backup lock,
+    and ``hold_writes`` to ``LOCK TABLES … READ`` (``consistency.py``), which still holds
+    every write while a dump told so (``writes_held=True``) reads."""
+    conn = mariadb.connect(fresh_db)
+    user = f"sk_{fresh_db}"
+    run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
+        "INSERT INTO t VALUES (1, 1), (2, 2)",
+        f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
+        f"GRANT SELECT, SHOW VIEW, LOCK TABLES ON `{fresh_db}`.* TO '{user}'@'%'")
+    writer = mariadb.connect(fresh_db, autocommit=True)
+    try:
+        target = MySQLTarget(mariadb.host, mariadb.port, user, "pw", fresh_db)
+        progress = Recorder()
+        live = dump_database(target, repo, progress, threads=3)
+        assert live["backup_lock"] is None and live["tables"][0]["row_count"] == 2
+        assert any("no privilege for" in line and "one connection" in line
+                   for line in progress.lines), progress.lines
+        held = Recorder()
+        run(writer, "SET SESSION lock_wait_timeout = 1")
+        with hold_writes(target, held):
+            frozen = dump_database(target, repo, held, threads=2, writes_held=True)
+            with pytest.raises(pymysql.err.OperationalError) as blocked:
+                run(writer, "UPDATE t SET v = v + 1")
+            assert blocked.value.args[0] == 1205  # lock wait timeout: the write waited
+        assert frozen["backup_lock"] is None and frozen["tables"][0]["row_count"] == 2
+        assert any("no backup lock needed" in line for line in held.lines), held.lines
+        assert any("held for" in line for line in held.lines), held.lines
+    finally:
+        writer.close()
+        run(conn, f"DROP USER IF EXISTS '{user}'@'%'")

@@ -145,7 +145,7 @@ def test_other_table_kinds_and_a_held_database(mariadb, fresh_db, repo):
     target = target_for(mariadb, fresh_db)
     progress = Recorder()
     with hold_writes(target, progress):
-        description = dump_database(target, repo, progress)
+        description = dump_database(target, repo, progress, writes_held=True)
     assert not [line for line in progress.lines if line.startswith("warning:")]
     run(conn, "DROP TABLE m, v, g")
     restore(mariadb, fresh_db, description, repo)

@@ -79,9 +79,10 @@ def test_type_coverage_round_trips_exactly_after_the_live_database_changed(
     target = target_for(mariadb, fresh_db)
     progress = Recorder()
     with hold_writes(target, progress):
-        description = dump_database(target, repo, progress)
+        description = dump_database(target, repo, progress, writes_held=True)
     json.dumps(description)  # the manifest must be able to hold it
     assert any("held for" in line for line in progress.lines)
+    assert description["backup_lock"] is None  # told writes are held: no lock of its own
 
     change_live_database(conn, fresh_db)
     assert db_state(conn, fresh_db) != before

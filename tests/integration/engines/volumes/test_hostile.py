@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from snapkeep.engines.volumes import prepare_restore
-from snapkeep.engines.volumes.restore import _Builder
+from snapkeep.engines.volumes.staging import Builder
 from snapkeep.engines.volumes.tree import DIR, FILE, SYMLINK, Entry
 from snapkeep.errors import IntegrityError
 from snapkeep.repository import Repository
@@ -155,7 +155,7 @@ def test_materialising_refuses_unsafe_entries_even_without_the_decoder(app, repo
         "no root": [_entry(b"evil", FILE, repo)],
     }[case]
     with pytest.raises(IntegrityError):
-        _Builder(staging, repo, Recorder()).materialize(entries)
+        Builder(staging, repo, Recorder()).materialize(entries)
     assert os.listdir(tmp_path / "elsewhere") == []
     assert not (app / "evil").exists() and not (tmp_path / "evil").exists()
     assert not (staging / "evil").exists() and not (staging / "d").exists()
@@ -167,7 +167,7 @@ def test_materialising_a_safe_tree_still_works(app, repo):
     entries = [_entry(b"", DIR, repo), _entry(b"d", DIR, repo), _entry(b"d/e", DIR, repo),
                _entry(b"d/e/f", FILE, repo), _entry(b"d/l", SYMLINK, repo, b"e/f"),
                _entry(b"z", FILE, repo)]
-    root = _Builder(staging, repo, Recorder()).materialize(entries)
+    root = Builder(staging, repo, Recorder()).materialize(entries)
     assert root.path == b""
     assert (staging / "d" / "l").read_text() == "evil"
     assert (staging / "z").read_text() == "evil"

@@ -10,7 +10,7 @@ import pytest
 
 from snapkeep.engines.mysql import backup_lock, ranges
 from snapkeep.engines.mysql.backup_lock import Server, plan_for
-from snapkeep.engines.mysql.dump import columns_sql, select_rows_sql
+from snapkeep.engines.mysql.dump_sql import columns_sql, select_rows_sql
 from snapkeep.engines.mysql.encoding import (
     PERIOD,
     Column,
