@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.snapshots.listing import SnapshotInfo
 
 
@@ -90,7 +90,7 @@ class ActivityOut(BaseModel):
     links: dict[str, str]
 
     @classmethod
-    def of(cls, a: Activity, project: str) -> ActivityOut:
+    def of(cls, a: ActivityInfo, project: str) -> ActivityOut:
         base = f"{project_path(project)}/activities/{a.id}"
         return cls(id=a.id, type=a.type, state=a.state, result=a.result,
                    completion_percent=a.completion_percent or 0, environment=a.environment,

@@ -8,7 +8,7 @@ from snapkeep.cli.client import Client, connect
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say, table
 from snapkeep.errors import UsageError
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo
 
 FORMATS = click.Choice(["table", "csv", "tsv", "json"])
 
@@ -22,7 +22,7 @@ def _client(config_path: str | None, project: str | None) -> Client:
     return connect(lambda: load(config_path, project), project)
 
 
-def _json(a: Activity) -> dict:
+def _json(a: ActivityInfo) -> dict:
     return {"id": a.id, "type": a.type, "environment": a.environment,
             "description": a.description, "state": a.state, "result": a.result,
             "created_at": _ts(a.created_at), "started_at": _ts(a.started_at),

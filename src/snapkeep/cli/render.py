@@ -55,15 +55,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str,
     return ascii_table(headers, rows, header)
 
 
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
 class ActivityDisplay:
     """Shows a running activity: its log lines and a bar with elapsed time and state.
 

@@ -18,7 +18,7 @@ from snapkeep.cli.render import say
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import UsageError
 from snapkeep.services.activities import operations
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.activities.workers import start_worker_threads
 from snapkeep.services.context import Context
 from snapkeep.services.notify import webhooks as notify
@@ -81,13 +81,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _queued_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, automated: bool,
-                   detach: bool) -> Activity:
+                   detach: bool) -> ActivityInfo:
     """The scheduler's backups go to this server's worker threads (not one-shot processes)."""
     return operations.start_backup(ctx, env, live=live, automated=automated, queue=True)
 
 
 def _queued_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
-                  detach: bool) -> Activity:
+                  detach: bool) -> ActivityInfo:
     """The scheduler's restore drills go to this server's worker threads, too."""
     return operations.start_drill(ctx, env, snapshot_id, queue=True)
 

@@ -13,13 +13,13 @@ from snapkeep.cli.options import environment_options, load
 from snapkeep.cli.render import (
     ActivityDisplay,
     ConsoleReporter,
-    human_size,
     print_report,
     say,
     table,
 )
 from snapkeep.errors import IntegrityError, UsageError
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo
+from snapkeep.services.sizes import human_size
 from snapkeep.services.snapshots.listing import SnapshotInfo
 from snapkeep.services.snapshots.restore_scope import RestoreScope
 
@@ -65,7 +65,7 @@ def client_for(config_path: str | None, project: str | None) -> Client:
     return connect(lambda: load(config_path, project), project)
 
 
-def follow(start: Callable[[ActivityDisplay], Activity | None]) -> Activity:
+def follow(start: Callable[[ActivityDisplay], ActivityInfo | None]) -> ActivityInfo:
     """Run (or follow the server run) an activity behind a progress display. (A remote
     export's download is no activity here: the server records its own.)"""
     with ActivityDisplay() as display:
@@ -76,7 +76,7 @@ def follow(start: Callable[[ActivityDisplay], Activity | None]) -> Activity:
     return activity  # type: ignore[return-value]
 
 
-def detached(a: Activity) -> None:
+def detached(a: ActivityInfo) -> None:
     say(f"Activity {a.id} started ({a.description}); follow it with "
         f"`snapkeep activity:log {a.id}`")
     click.echo(a.id)
@@ -199,7 +199,7 @@ def restore_(config_path, project, environment, snapshot_id, target, only, mount
             return
     target_name = into.name if into.name != env.name else None
 
-    def start(observer: ActivityDisplay | None, wait: bool) -> Activity:
+    def start(observer: ActivityDisplay | None, wait: bool) -> ActivityInfo:
         return client.restore_snapshot(env.name, snap.id, threads=threads, wait=wait,
                                        observer=observer, target=target_name, scope=scope)
 

@@ -9,15 +9,17 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from snapkeep.api.streaming import download
+from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
 from snapkeep.services.activities import operations
 from snapkeep.services.identity import auth
 from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.listing import SnapshotInfo
 from snapkeep.services.snapshots.restore_scope import RestoreScope
 from snapkeep.services.transfer import export_import as transfer
 from snapkeep.web.render import guarded, render, to_activity
-from snapkeep.web.session import ContextFactory, signed_in
+from snapkeep.web.session import Console, ContextFactory, signed_in
 from snapkeep.web.views import MAX_PAGE, backups_view, environment_rows, restore_targets
 
 MODES = {"consistent": False, "live": True}  # the form's choice → live
@@ -38,6 +40,16 @@ def _scope(part: str, tables: str) -> RestoreScope:
     if part.startswith("mount:"):
         return RestoreScope.parse(mounts=[part.removeprefix("mount:")])
     raise UsageError(f"unknown restore choice {part!r}")
+
+
+def _snapshot_page(console: Console, env: str, snapshot_id: str, action: Action
+                   ) -> tuple[Console, EnvironmentConfig, SnapshotInfo]:
+    """The environment and snapshot a page is about, once the policy lets the signed-in
+    person do ``action`` on the environment (the page is a control for it)."""
+    environment = console.ctx.config.environment(env)
+    snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
+    require_role(console.actor, environment.name, action)
+    return console, environment, snap
 
 
 def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
@@ -65,10 +77,9 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     @guarded
     def restore_into(request: Request, env: str, snapshot_id: str) -> Response:
         """Pick the environment to restore another environment's snapshot into."""
-        console = signed_in(request, ctx_factory)
-        environment = console.ctx.config.environment(env)
-        snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
-        require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
+        console, environment, snap = _snapshot_page(
+            signed_in(request, ctx_factory), env, snapshot_id,
+            Action.SNAPSHOT_RESTORE_ELSEWHERE)
         targets = restore_targets(console.ctx, environment.name)
         if not targets:
             raise PermissionDenied(f"you are not an Admin of any environment other than "
@@ -93,7 +104,8 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         if into.name != environment.name:
             require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
         mounts = list(snapshots.load_manifest(console.ctx, snap.id).mounts)
-        return render(request, "restore.html", env=environment, snap=snap, target=into,
+        return render(request, "confirm.html", action="restore", title="Restore from backup",
+                      crumb="Restore", env=environment, snap=snap, target=into,
                       mounts=mounts)
 
     @router.post("/environments/{env:path}/backups/{snapshot_id}/restore",
@@ -115,11 +127,10 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     @guarded
     def delete_confirmation(request: Request, env: str, snapshot_id: str) -> Response:
         """The deletion's confirmation as a page (what the dialog shows, without JS)."""
-        console = signed_in(request, ctx_factory)
-        environment = console.ctx.config.environment(env)
-        snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
-        require_role(console.actor, environment.name, Action.SNAPSHOT_DELETE)
-        return render(request, "delete.html", env=environment, snap=snap)
+        _, environment, snap = _snapshot_page(signed_in(request, ctx_factory), env,
+                                              snapshot_id, Action.SNAPSHOT_DELETE)
+        return render(request, "confirm.html", action="delete", title="Delete backup",
+                      crumb="Delete", env=environment, snap=snap)
 
     @router.post("/environments/{env:path}/backups/{snapshot_id}/delete",
                  include_in_schema=False)
