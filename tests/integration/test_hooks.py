@@ -162,10 +162,10 @@ def test_the_warn_policy_keeps_the_backup_successful_with_warnings(tmp_path):
                           'after_snapshot = ["echo oops; exit 4"]\non_failure = "warn"')
     a = p.backup()
     assert (a.state, a.result) == ("complete", "success")
-    assert a.warnings == ["before_snapshot hook `exit 3` failed with exit code 3; it printed "
+    assert a.warnings == ("before_snapshot hook `exit 3` failed with exit code 3; it printed "
                           "nothing",
                           "after_snapshot hook `echo oops; exit 4` failed with exit code 4; "
-                          "its last output: oops"]
+                          "its last output: oops")
     assert (p.root / "second-ran").exists()
     assert p.snapshots()[0] == [a.snapshot_id]
     lines = p.log(a.id)

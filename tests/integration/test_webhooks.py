@@ -131,7 +131,7 @@ def test_a_receiver_answering_500_once_gets_the_call_again_and_the_backup_stands
     with Receiver(answers=[500]) as receiver:
         p = Project(tmp_path, receiver)
         a = p.backup()
-    assert (a.state, a.result, a.warnings) == ("complete", "success", None)
+    assert (a.state, a.result, a.warnings) == ("complete", "success", ())
     first, second = receiver.calls
     assert first.body == second.body
     assert first.headers["x-snapkeep-delivery"] == second.headers["x-snapkeep-delivery"]

@@ -137,14 +137,15 @@ class CancelOnFirstLine:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.activity = None
+        self.asked = False
 
     def on_start(self, activity) -> None:
         self.activity = activity
 
     def on_log(self, message: str) -> None:
-        if self.activity is not None and self.activity.state != "cancel asked":
+        if self.activity is not None and not self.asked:
             cancel_activity(self.ctx, self.activity.id)
-            self.activity.state = "cancel asked"
+            self.asked = True
 
     def on_progress(self, percent: float) -> None:
         pass

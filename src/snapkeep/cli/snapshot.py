@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 
 from snapkeep.cli.client import Client, connect
-from snapkeep.cli.options import environment_options, load
+from snapkeep.cli.options import environment_options, format_option, load
 from snapkeep.cli.render import (
     ActivityDisplay,
     ConsoleReporter,
@@ -38,9 +38,6 @@ COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
     "verified": ("Verified", lambda s: _verified(s)),
 }
 DEFAULT_COLUMNS = "created,id,restorable"
-FORMATS = click.Choice(["table", "csv", "tsv", "json"])
-
-
 def _verified(s: SnapshotInfo) -> str:
     """The restore drills' verdict: ok (when), FAILED, or empty (never drilled)."""
     if s.verified_ok is None:
@@ -103,7 +100,7 @@ def create(config_path, project, environment, live, no_wait, threads) -> None:
 
 @click.command("snapshot:list")
 @environment_options
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--columns", "-c", default=DEFAULT_COLUMNS, show_default=True,
               help=f"Comma-separated: {', '.join(COLUMNS)}.")
 @click.option("--no-header", is_flag=True, help="Leave out the header row.")
@@ -128,7 +125,7 @@ def list_(config_path, project, environment, fmt, columns, no_header) -> None:
 @environment_options
 @click.argument("snapshot_id")
 @click.option("--property", "-P", "prop", metavar="NAME", help="Print one property only.")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
     """Show one snapshot's properties."""
     client = client_for(config_path, project)

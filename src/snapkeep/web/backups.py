@@ -53,25 +53,14 @@ def _snapshot_page(console: Console, env: str, snapshot_id: str, action: Action
 
 
 def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
-    @router.get("/", include_in_schema=False)
-    @guarded
-    def environments_page(request: Request) -> Response:
-        console = signed_in(request, ctx_factory)
-        return render(request, "environments.html", rows=environment_rows(console.ctx),
-                      project=console.ctx.config)
-
     # Environment names may hold "/" (they are branch names), hence {env:path}; the routes
     # with a longer tail are declared first so that they win.
-    @router.get("/environments/{env:path}/backups/{snapshot_id}/export/{part:path}",
-                include_in_schema=False)
-    @guarded
-    def export_download(request: Request, env: str, snapshot_id: str, part: str) -> Response:
-        """Download one part of a snapshot's export (Admin): its database as SQL for the
-        stock client, or one mount as a tar; recorded as an export activity."""
-        console = signed_in(request, ctx_factory)
-        environment = console.ctx.config.environment(env)
-        return download(*transfer.stream_export(console.ctx, environment, snapshot_id, part))
+    _add_restore_routes(router, ctx_factory)
+    _add_export_and_delete_routes(router, ctx_factory)
+    _add_environment_routes(router, ctx_factory)
 
+
+def _add_restore_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     @router.get("/environments/{env:path}/backups/{snapshot_id}/restore-into",
                 include_in_schema=False)
     @guarded
@@ -122,6 +111,17 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
                                             target=into, scope=_scope(part, tables))
         return to_activity(activity.id)
 
+
+def _add_export_and_delete_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
+    @router.get("/environments/{env:path}/backups/{snapshot_id}/export/{part:path}",
+                include_in_schema=False)
+    @guarded
+    def export_download(request: Request, env: str, snapshot_id: str, part: str) -> Response:
+        """Download one part of a snapshot's export (Admin): its database as SQL for the
+        stock client, or one mount as a tar; recorded as an export activity."""
+        console = signed_in(request, ctx_factory)
+        environment = console.ctx.config.environment(env)
+        return download(*transfer.stream_export(console.ctx, environment, snapshot_id, part))
     @router.get("/environments/{env:path}/backups/{snapshot_id}/delete",
                 include_in_schema=False)
     @guarded
@@ -143,6 +143,15 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         activity = operations.delete_snapshot(console.ctx, environment, snapshot_id,
                                               queue=True)
         return to_activity(activity.id)
+
+
+def _add_environment_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
+    @router.get("/", include_in_schema=False)
+    @guarded
+    def environments_page(request: Request) -> Response:
+        console = signed_in(request, ctx_factory)
+        return render(request, "environments.html", rows=environment_rows(console.ctx),
+                      project=console.ctx.config)
 
     @router.post("/environments/{env:path}/backups", include_in_schema=False)
     @guarded
