@@ -59,6 +59,12 @@ class VerifyRequest(BaseModel):
 
 # -- answers -----------------------------------------------------------------------------------
 
+def _fields(info: Any, model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of the service's dataclass ``info`` that ``model`` answers with."""
+    return {f.name: getattr(info, f.name) for f in dataclasses.fields(info)
+            if f.name in model.model_fields}
+
+
 class ErrorDetail(BaseModel):
     status: int
     type: str = Field(description="the snapkeep error class, e.g. BusyError, PermissionDenied")
@@ -94,15 +100,9 @@ class ActivityOut(BaseModel):
     @classmethod
     def of(cls, a: ActivityInfo, project: str) -> ActivityOut:
         base = f"{project_path(project)}/activities/{a.id}"
-        return cls(id=a.id, type=a.type, state=a.state, result=a.result,
-                   completion_percent=a.completion_percent or 0, environment=a.environment,
-                   description=a.description, actor=a.actor, created_at=a.created_at,
-                   started_at=a.started_at, completed_at=a.completed_at,
-                   snapshot_id=a.snapshot_id, error=a.error,
-                   warnings=list(a.warnings or []),
-                   links={"self": base, "log": f"{base}/log", "cancel": f"{base}/cancel",
-                          "environment": f"{project_path(project)}/environments/"
-                                         f"{a.environment}"})
+        env = f"{project_path(project)}/environments/{a.environment}"
+        return cls(**_fields(a, cls), links={"self": base, "log": f"{base}/log",
+                                             "cancel": f"{base}/cancel", "environment": env})
 
 
 class SnapshotOut(BaseModel):
@@ -123,17 +123,16 @@ class SnapshotOut(BaseModel):
     verified_at: datetime | None = Field(default=None, description="when the last restore drill of "
                                          "it passed (`snapshot:verify --restore`); null until "
                                          "one did")
-    verified_ok: bool | None = Field(default=None,
-                                     description="the latest restore drill's outcome; null: "
-                                     "never drilled, or not verifiable (taken before digests)")
+    verified_ok: bool | None = Field(default=None, description="the latest restore drill's "
+                                     "outcome; null: never drilled, or not verifiable (taken "
+                                     "before digests)")
     links: dict[str, str]
 
     @classmethod
     def of(cls, s: SnapshotInfo, project: str) -> SnapshotOut:
         base = f"{project_path(project)}/environments/{s.environment}/backups/{s.id}"
-        return cls(**dataclasses.asdict(s),
-                   links={"self": base, "restore": f"{base}/restore",
-                          "verify": f"{base}/verify"})
+        return cls(**_fields(s, cls), links={"self": base, "restore": f"{base}/restore",
+                                             "verify": f"{base}/verify"})
 
 
 class SnapshotDetailOut(SnapshotOut):

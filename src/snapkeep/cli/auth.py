@@ -37,9 +37,10 @@ def token_list(config_path, project, email, fmt) -> None:
     ctx = load(config_path, project)
     items = auth.list_tokens(ctx, email)
     print_listing(["ID", "User", "Name", "Created", "Last used", "State"],
-                  [_row(t) for t in items], fmt, json_rows=[t.to_json() for t in items],
+                  [_row(t) for t in items], fmt,
                   empty="No API tokens. Create one with `snapkeep auth:token:create --user "
-                        "EMAIL`.")
+                        "EMAIL`.",
+                  json_rows=[t.to_json() for t in items])
 
 
 @click.command("auth:token:revoke")
