@@ -431,7 +431,7 @@ def test_git_branch_like_environment_names_are_accepted(tmp_path, name):
 
 
 def test_nothing_builds_a_state_path_from_an_unsafe_name(tmp_path):
-    from snapkeep.services.activities import lifecycle as activities
+    from snapkeep.services.activities import locks as activities
     from snapkeep.services.context import Context
     from snapkeep.services.snapshots import pause
 

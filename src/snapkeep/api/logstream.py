@@ -25,7 +25,8 @@ import time
 from collections.abc import Iterator
 
 from snapkeep.errors import SnapkeepError
-from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import listing as activities
+from snapkeep.services.activities.info import RUNNING
 from snapkeep.services.context import Context
 
 MIN_POLL = 0.1
@@ -61,11 +62,11 @@ def log_lines(ctx: Context, activity_id: str, *, after: int = 0, follow: bool = 
             after = entry.id
             yield _line({"id": entry.id, "at": entry.at.isoformat(), "message": entry.message})
         out = bool(entries)
-        if a.completion_percent != last_percent and a.state in activities.RUNNING:
+        if a.completion_percent != last_percent and a.state in RUNNING:
             last_percent = a.completion_percent
             yield _line({"progress": a.completion_percent})
             out = True
-        if a.state not in activities.RUNNING:
+        if a.state not in RUNNING:
             yield _line({"sealed": True, "state": a.state, "result": a.result,
                          "snapshot_id": a.snapshot_id, "error": a.error})
             return

@@ -6,12 +6,13 @@ Field names follow the CLI's JSON output (``snapshot:list --format json``,
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.snapshots.listing import SnapshotInfo
 
 
@@ -26,9 +27,10 @@ class BackupRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"safe": True}]})
 
-    safe: StrictBool = Field(True, description="true: pause the environment for a consistent "
+    safe: StrictBool = Field(default=True,
+                             description="true: pause the environment for a consistent "
                              "backup (the default); false: a live backup, the app keeps serving")
-    threads: int | None = Field(None, ge=1, le=64,
+    threads: int | None = Field(default=None, ge=1, le=64,
                                 description="database connections dumping in parallel")
 
 
@@ -37,13 +39,13 @@ class RestoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threads: int | None = Field(None, ge=1, le=64, description="tables loaded in parallel")
-    target: str | None = Field(None, description="restore into this environment instead "
+    threads: int | None = Field(default=None, ge=1, le=64, description="tables loaded in parallel")
+    target: str | None = Field(default=None, description="restore into this environment instead "
                                "(data only; needs Admin there)")
     only: Literal["database", "mounts"] | None = Field(
-        None, description="restore only the database, or only the mounts")
-    mounts: list[str] | None = Field(None, description="restore only these mounts")
-    tables: list[str] | None = Field(None, description="restore only these tables of the "
+        default=None, description="restore only the database, or only the mounts")
+    mounts: list[str] | None = Field(default=None, description="restore only these mounts")
+    tables: list[str] | None = Field(default=None, description="restore only these tables of the "
                                      "database (with their triggers)")
 
 
@@ -52,10 +54,16 @@ class VerifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threads: int | None = Field(None, ge=1, le=64, description="tables loaded in parallel")
+    threads: int | None = Field(default=None, ge=1, le=64, description="tables loaded in parallel")
 
 
 # -- answers -----------------------------------------------------------------------------------
+
+def _fields(info: Any, model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of the service's dataclass ``info`` that ``model`` answers with."""
+    return {f.name: getattr(info, f.name) for f in dataclasses.fields(info)
+            if f.name in model.model_fields}
+
 
 class ErrorDetail(BaseModel):
     status: int
@@ -78,7 +86,7 @@ class ActivityOut(BaseModel):
     completion_percent: int
     environment: str
     description: str
-    actor: str | None = Field(None, description="who asked for it")
+    actor: str | None = Field(default=None, description="who asked for it")
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -90,49 +98,41 @@ class ActivityOut(BaseModel):
     links: dict[str, str]
 
     @classmethod
-    def of(cls, a: Activity, project: str) -> ActivityOut:
+    def of(cls, a: ActivityInfo, project: str) -> ActivityOut:
         base = f"{project_path(project)}/activities/{a.id}"
-        return cls(id=a.id, type=a.type, state=a.state, result=a.result,
-                   completion_percent=a.completion_percent or 0, environment=a.environment,
-                   description=a.description, actor=a.actor, created_at=a.created_at,
-                   started_at=a.started_at, completed_at=a.completed_at,
-                   snapshot_id=a.snapshot_id, error=a.error,
-                   warnings=list(a.warnings or []),
-                   links={"self": base, "log": f"{base}/log", "cancel": f"{base}/cancel",
-                          "environment": f"{project_path(project)}/environments/"
-                                         f"{a.environment}"})
+        env = f"{project_path(project)}/environments/{a.environment}"
+        return cls(**_fields(a, cls), links={"self": base, "log": f"{base}/log",
+                                             "cancel": f"{base}/cancel", "environment": env})
 
 
 class SnapshotOut(BaseModel):
-    id: str
-    environment: str
-    created_at: datetime
-    expires_at: datetime | None
-    restorable: bool
-    live: bool
-    automated: bool
-    commit_id: str | None
-    size_bytes: int
+    """A backup: the fields of ``SnapshotInfo`` (services/snapshots/listing.py), and links."""
+
+    id: str = Field(description="the backup's ID")
+    environment: str = Field(description="the environment it is a backup of")
+    created_at: datetime = Field(description="when it was taken")
+    expires_at: datetime | None = Field(description="when the restore window lets go of it; "
+                                        "null: kept until deleted")
+    restorable: bool = Field(description="whether it may be restored now")
+    live: bool = Field(description="taken while the application kept serving (no pause)")
+    automated: bool = Field(description="taken by a schedule, not asked for by someone")
+    commit_id: str | None = Field(description="the git commit of the environment's code then")
+    size_bytes: int = Field(description="the bytes of data it holds")
     added_bytes: int | None = Field(description="new bytes this snapshot stored")
     status: str
-    verified_at: datetime | None = Field(None, description="when the last restore drill of "
+    verified_at: datetime | None = Field(default=None, description="when the last restore drill of "
                                          "it passed (`snapshot:verify --restore`); null until "
                                          "one did")
-    verified_ok: bool | None = Field(None, description="the latest restore drill's outcome; "
-                                     "null: never drilled, or not verifiable (taken before "
-                                     "digests)")
+    verified_ok: bool | None = Field(default=None, description="the latest restore drill's "
+                                     "outcome; null: never drilled, or not verifiable (taken "
+                                     "before digests)")
     links: dict[str, str]
 
     @classmethod
     def of(cls, s: SnapshotInfo, project: str) -> SnapshotOut:
         base = f"{project_path(project)}/environments/{s.environment}/backups/{s.id}"
-        return cls(id=s.id, environment=s.environment, created_at=s.created_at,
-                   expires_at=s.expires_at, restorable=s.restorable, live=s.live,
-                   automated=s.automated, commit_id=s.commit_id, size_bytes=s.size_bytes,
-                   added_bytes=s.added_bytes, status=s.status, verified_at=s.verified_at,
-                   verified_ok=s.verified_ok,
-                   links={"self": base, "restore": f"{base}/restore",
-                          "verify": f"{base}/verify"})
+        return cls(**_fields(s, cls), links={"self": base, "restore": f"{base}/restore",
+                                             "verify": f"{base}/verify"})
 
 
 class SnapshotDetailOut(SnapshotOut):

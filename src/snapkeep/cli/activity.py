@@ -5,16 +5,10 @@ from __future__ import annotations
 import click
 
 from snapkeep.cli.client import Client, connect
-from snapkeep.cli.options import load, project_options
-from snapkeep.cli.render import say, table
+from snapkeep.cli.options import format_option, load, project_options
+from snapkeep.cli.render import say, table, timestamp
 from snapkeep.errors import UsageError
-from snapkeep.services.activities.lifecycle import Activity
-
-FORMATS = click.Choice(["table", "csv", "tsv", "json"])
-
-
-def _ts(dt) -> str:
-    return dt.isoformat(timespec="seconds") if dt else ""
+from snapkeep.services.activities.info import ActivityInfo
 
 
 def _client(config_path: str | None, project: str | None) -> Client:
@@ -22,11 +16,11 @@ def _client(config_path: str | None, project: str | None) -> Client:
     return connect(lambda: load(config_path, project), project)
 
 
-def _json(a: Activity) -> dict:
+def _json(a: ActivityInfo) -> dict:
     return {"id": a.id, "type": a.type, "environment": a.environment,
             "description": a.description, "state": a.state, "result": a.result,
-            "created_at": _ts(a.created_at), "started_at": _ts(a.started_at),
-            "completed_at": _ts(a.completed_at), "completion_percent": a.completion_percent,
+            "created_at": timestamp(a.created_at), "started_at": timestamp(a.started_at),
+            "completed_at": timestamp(a.completed_at), "completion_percent": a.completion_percent,
             "snapshot_id": a.snapshot_id, "error": a.error,
             "warnings": list(a.warnings or [])}
 
@@ -36,12 +30,12 @@ def _json(a: Activity) -> dict:
 @click.option("-e", "--environment", metavar="NAME",
               help="Only this environment (default: all).")
 @click.option("--limit", default=20, show_default=True)
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def list_(config_path, project, environment, limit, fmt) -> None:
     """List recent activities, newest first (Warnings: how many each recorded; read them
     with activity:get)."""
     items = _client(config_path, project).list_activities(environment, limit=limit)
-    rows = [[a.id, _ts(a.created_at), a.description, f"{a.completion_percent}%", a.state,
+    rows = [[a.id, timestamp(a.created_at), a.description, f"{a.completion_percent}%", a.state,
              a.result or "", str(len(a.warnings)) if a.warnings else ""] for a in items]
     json_rows = [_json(a) for a in items]
     click.echo(table(["ID", "Created", "Description", "Progress", "State", "Result",
@@ -57,14 +51,14 @@ def list_(config_path, project, environment, limit, fmt) -> None:
 def log(config_path, project, activity_id, timestamps, follow) -> None:
     """Print an activity's log."""
     for line in _client(config_path, project).follow_log(activity_id, follow=follow):
-        click.echo(f"[{_ts(line.at)}] {line.message}" if timestamps else line.message)
+        click.echo(f"[{timestamp(line.at)}] {line.message}" if timestamps else line.message)
 
 
 @click.command("activity:get")
 @project_options
 @click.argument("activity_id")
 @click.option("--property", "-P", "prop", metavar="NAME", help="Print one property only.")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def get(config_path, project, activity_id, prop, fmt) -> None:
     """Show one activity's properties."""
     data = _json(_client(config_path, project).get_activity(activity_id))

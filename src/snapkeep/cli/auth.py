@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
-from snapkeep.cli.options import load, project_options
-from snapkeep.cli.render import say, table
+from snapkeep.cli.options import format_option, load, project_options
+from snapkeep.cli.render import print_listing, say, timestamp
 from snapkeep.services.identity import auth
 from snapkeep.services.identity.auth import TokenInfo
 
-FORMATS = click.Choice(["table", "csv", "tsv", "json"])
-
-
-def _when(t: datetime | None) -> str:
-    return t.isoformat(timespec="seconds") if t else ""
-
 
 def _row(t: TokenInfo) -> list[str]:
-    return [t.id, t.user, t.name, _when(t.created_at), _when(t.last_used_at),
-            "revoked " + _when(t.revoked_at) if t.revoked_at else "active"]
+    return [t.id, t.user, t.name, timestamp(t.created_at), timestamp(t.last_used_at),
+            "revoked " + timestamp(t.revoked_at) if t.revoked_at else "active"]
 
 
 @click.command("auth:token:create")
@@ -39,16 +31,16 @@ def token_create(config_path, project, email, name) -> None:
 @click.command("auth:token:list")
 @project_options
 @click.option("--user", "email", metavar="EMAIL", help="Only this user's tokens.")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def token_list(config_path, project, email, fmt) -> None:
     """List API tokens (never their secrets)."""
     ctx = load(config_path, project)
     items = auth.list_tokens(ctx, email)
-    if fmt == "table" and not items:
-        say("No API tokens. Create one with `snapkeep auth:token:create --user EMAIL`.")
-        return
-    click.echo(table(["ID", "User", "Name", "Created", "Last used", "State"],
-                     [_row(t) for t in items], fmt, json_rows=[t.to_json() for t in items]))
+    print_listing(["ID", "User", "Name", "Created", "Last used", "State"],
+                  [_row(t) for t in items], fmt,
+                  empty="No API tokens. Create one with `snapkeep auth:token:create --user "
+                        "EMAIL`.",
+                  json_rows=[t.to_json() for t in items])
 
 
 @click.command("auth:token:revoke")
@@ -56,8 +48,7 @@ def token_list(config_path, project, email, fmt) -> None:
 @click.argument("token_id")
 def token_revoke(config_path, project, token_id) -> None:
     """Revoke an API token by its ID (see auth:token:list); it stops working at once."""
-    ctx = load(config_path, project)
-    t = auth.revoke_token(ctx, token_id)
+    t = auth.revoke_token(load(config_path, project), token_id)
     say(f"API token {t.id} ({t.name}) of {t.user} is revoked.")
 
 

@@ -6,16 +6,19 @@ import dataclasses
 
 import click
 
-from snapkeep.cli.options import environment_options, load, load_env, project_options
+from snapkeep.cli.options import (
+    environment_options,
+    format_option,
+    load,
+    load_env,
+    table_options,
+)
 from snapkeep.cli.render import say, table
 from snapkeep.services import environments
 
-FORMATS = click.Choice(["table", "csv", "tsv", "json"])
-
 
 @click.command("environment:list")
-@project_options
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@table_options
 def list_(config_path, project, fmt) -> None:
     """List the project's environments."""
     ctx = load(config_path, project)
@@ -27,7 +30,7 @@ def list_(config_path, project, fmt) -> None:
 
 @click.command("environment:info")
 @environment_options
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def info(config_path, project, environment, fmt) -> None:
     """Show one environment."""
     ctx, env = load_env(config_path, project, environment)

@@ -147,7 +147,8 @@ class TarBody:
     def _write(self) -> None:
         sink = _QueueSink(self)
         try:
-            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+            # typeshed wants a seekable, readable file even for a "w|" stream (a library gap)
+            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                               encoding="utf-8", errors="surrogateescape") as tar:
                 for item in self.items:
                     self._add(tar, item)
@@ -206,4 +207,4 @@ def _exact_mtime(info: tarfile.TarInfo, ns: int) -> None:
     float), as a local import's walk reads it and ``extract_tar`` sets it."""
     sign = "-" if ns < 0 else ""
     secs, frac = divmod(abs(ns), 10**9)
-    info.pax_headers["mtime"] = f"{sign}{secs}.{frac:09d}"
+    info.pax_headers = {**info.pax_headers, "mtime": f"{sign}{secs}.{frac:09d}"}

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from snapkeep.cli.client import EnvironmentRef, LogLine, RestorePreview
+from snapkeep.cli.client import EnvironmentRef, RestorePreview
 from snapkeep.config import EnvironmentConfig
 from snapkeep.services import environments
-from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import listing as activities
 from snapkeep.services.activities import operations
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import RUNNING, ActivityInfo, LogLine
 from snapkeep.services.activities.recorder import Observer
 from snapkeep.services.context import Context
 from snapkeep.services.snapshots import integrity, restore, retention
@@ -54,19 +54,19 @@ class LocalClient:
                               "database" in manifest.services)
 
     def create_snapshot(self, env: str, *, live: bool, threads: int | None, wait: bool,
-                        observer: Observer | None) -> Activity:
+                        observer: Observer | None) -> ActivityInfo:
         return operations.start_backup(self.ctx, self._env(env), live=live, threads=threads,
                                        detach=not wait, observer=observer)
 
     def restore_snapshot(self, env: str, snapshot_id: str, *, threads: int | None,
                          wait: bool, observer: Observer | None, target: str | None = None,
-                         scope: RestoreScope | None = None) -> Activity:
+                         scope: RestoreScope | None = None) -> ActivityInfo:
         return operations.start_restore(
             self.ctx, self._env(env), snapshot_id, threads=threads, detach=not wait,
             observer=observer, target=self._env(target) if target else None, scope=scope)
 
     def delete_snapshot(self, env: str, snapshot_id: str, *,
-                        observer: Observer | None) -> Activity:
+                        observer: Observer | None) -> ActivityInfo:
         return operations.delete_snapshot(self.ctx, self._env(env), snapshot_id,
                                           observer=observer)
 
@@ -79,15 +79,15 @@ class LocalClient:
         return integrity.verify_snapshot(self.ctx, self._env(env), snapshot_id, reporter)
 
     def drill_snapshot(self, env: str, snapshot_id: str, *, threads: int | None, wait: bool,
-                       observer: Observer | None) -> Activity:
+                       observer: Observer | None) -> ActivityInfo:
         return operations.start_drill(self.ctx, self._env(env), snapshot_id, threads=threads,
                                       detach=not wait, observer=observer)
 
-    def list_activities(self, env: str | None, *, limit: int) -> list[Activity]:
+    def list_activities(self, env: str | None, *, limit: int) -> list[ActivityInfo]:
         name = environments.resolve(self.ctx, env).name if env else None
         return activities.list_activities(self.ctx, name, limit=limit)
 
-    def get_activity(self, activity_id: str) -> Activity:
+    def get_activity(self, activity_id: str) -> ActivityInfo:
         return activities.get_activity(self.ctx, activity_id)
 
     def follow_log(self, activity_id: str, *, follow: bool) -> Iterator[LogLine]:
@@ -95,25 +95,25 @@ class LocalClient:
         while True:
             for line in activities.activity_log(self.ctx, activity_id, last):
                 last = line.id
-                yield LogLine(line.id, line.at, line.message)
+                yield line
             a = activities.get_activity(self.ctx, activity_id)
-            if not follow or a.state not in activities.RUNNING:
+            if not follow or a.state not in RUNNING:
                 # lines written between the two reads above
                 for line in activities.activity_log(self.ctx, activity_id, last):
                     last = line.id
-                    yield LogLine(line.id, line.at, line.message)
+                    yield line
                 return
             time.sleep(LOCAL_POLL)
 
-    def cancel_activity(self, activity_id: str) -> Activity:
+    def cancel_activity(self, activity_id: str) -> ActivityInfo:
         return activities.cancel_activity(self.ctx, activity_id)
 
     def export_snapshot(self, env: str, snapshot_id: str, dest: Path, *, force: bool,
-                        wait: bool, observer: Observer | None) -> Activity | None:
+                        wait: bool, observer: Observer | None) -> ActivityInfo | None:
         return transfer.start_export(self.ctx, self._env(env), snapshot_id, dest,
                                      force=force, detach=not wait, observer=observer)
 
     def import_snapshot(self, env: str, source: Path, *, threads: int | None, wait: bool,
-                        observer: Observer | None) -> Activity:
+                        observer: Observer | None) -> ActivityInfo:
         return transfer.start_import(self.ctx, self._env(env), source, threads=threads,
                                      detach=not wait, observer=observer)

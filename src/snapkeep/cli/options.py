@@ -22,6 +22,20 @@ def project_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+TABLE_FORMATS = click.Choice(["table", "csv", "tsv", "json"])
+
+
+def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--format``: a listing as a table, csv, tsv or json."""
+    return click.option("--format", "fmt", type=TABLE_FORMATS, default="table",
+                        show_default=True)(f)
+
+
+def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``project_options``, then ``--format``."""
+    return project_options(format_option(f))
+
+
 def environment_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("-e", "--environment", metavar="NAME",
                      help="The environment (default: the checked-out git branch).")(f)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from snapkeep import __version__
-from snapkeep.cli.client import EnvironmentRef, LogLine, RestorePreview
+from snapkeep.cli.client import EnvironmentRef, RestorePreview
 from snapkeep.cli.credentials import normalize_url
 from snapkeep.errors import (
     AuthenticationError,
@@ -26,7 +26,7 @@ from snapkeep.errors import (
     UsageError,
 )
 from snapkeep.services import gitinfo
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo, LogLine
 from snapkeep.services.activities.recorder import Observer
 from snapkeep.services.snapshots import retention
 from snapkeep.services.snapshots.listing import SnapshotInfo
@@ -82,16 +82,18 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def activity_from_json(d: dict[str, Any]) -> Activity:
-    """An Activity (not in any catalog) from the API's activity object."""
-    return Activity(id=d["id"], type=d["type"], state=d["state"], result=d.get("result"),
-                    completion_percent=d.get("completion_percent") or 0,
-                    environment=d["environment"], description=d["description"],
-                    actor=d.get("actor"), created_at=_dt(d["created_at"]),
-                    started_at=_dt(d.get("started_at")),
-                    completed_at=_dt(d.get("completed_at")),
-                    snapshot_id=d.get("snapshot_id"), error=d.get("error"), parameters={},
-                    warnings=d.get("warnings") or [])
+def activity_from_json(d: dict[str, Any]) -> ActivityInfo:
+    """An ActivityInfo from the API's activity object."""
+    created = _dt(d["created_at"])
+    assert created is not None
+    return ActivityInfo(id=d["id"], type=d["type"], state=d["state"], result=d.get("result"),
+                        completion_percent=d.get("completion_percent") or 0,
+                        environment=d["environment"], description=d["description"],
+                        actor=d.get("actor"), created_at=created,
+                        started_at=_dt(d.get("started_at")),
+                        completed_at=_dt(d.get("completed_at")),
+                        snapshot_id=d.get("snapshot_id"), error=d.get("error"),
+                        warnings=tuple(d.get("warnings") or ()))
 
 
 def snapshot_from_json(d: dict[str, Any]) -> SnapshotInfo:
@@ -105,7 +107,7 @@ def snapshot_from_json(d: dict[str, Any]) -> SnapshotInfo:
                         verified_at=_dt(d.get("verified_at")), verified_ok=d.get("verified_ok"))
 
 
-def _failure(a: Activity) -> SnapkeepError:
+def _failure(a: ActivityInfo) -> SnapkeepError:
     message = a.error or f"activity {a.id} ended {a.state} without saying why"
     return Cancelled(message) if a.state == "cancelled" else SnapkeepError(message)
 
@@ -223,7 +225,7 @@ class RemoteClient:
                               bool(d.get("database", True)))
 
     def create_snapshot(self, env: str, *, live: bool, threads: int | None, wait: bool,
-                        observer: Observer | None) -> Activity:
+                        observer: Observer | None) -> ActivityInfo:
         body: dict[str, Any] = {"safe": not live}
         if threads is not None:
             body["threads"] = threads
@@ -233,7 +235,7 @@ class RemoteClient:
 
     def restore_snapshot(self, env: str, snapshot_id: str, *, threads: int | None,
                          wait: bool, observer: Observer | None, target: str | None = None,
-                         scope: RestoreScope | None = None) -> Activity:
+                         scope: RestoreScope | None = None) -> ActivityInfo:
         body: dict[str, Any] = {"threads": threads} if threads is not None else {}
         if target:
             body["target"] = target
@@ -244,7 +246,7 @@ class RemoteClient:
         return self._follow(a, observer) if wait else a
 
     def delete_snapshot(self, env: str, snapshot_id: str, *,
-                        observer: Observer | None) -> Activity:
+                        observer: Observer | None) -> ActivityInfo:
         a = activity_from_json(self._call("DELETE", self._p("environments", env, "backups",
                                                             snapshot_id)))
         return self._follow(a, observer)
@@ -261,14 +263,14 @@ class RemoteClient:
         raise self._local_only("snapshot:verify")
 
     def drill_snapshot(self, env: str, snapshot_id: str, *, threads: int | None, wait: bool,
-                       observer: Observer | None) -> Activity:
+                       observer: Observer | None) -> ActivityInfo:
         body: dict[str, Any] = {"threads": threads} if threads is not None else {}
         a = activity_from_json(self._call(
             "POST", self._p("environments", env, "backups", snapshot_id, "verify"), json=body))
         return self._follow(a, observer) if wait else a
 
     def export_snapshot(self, env: str, snapshot_id: str, dest: Path, *, force: bool,
-                        wait: bool, observer: Observer | None) -> Activity | None:
+                        wait: bool, observer: Observer | None) -> ActivityInfo | None:
         """Download every part of the snapshot's export into ``dest``, laid out as a
         local export (snapkeep-export.json written last). The server records each
         download as an export activity; none is returned here."""
@@ -302,7 +304,7 @@ class RemoteClient:
         return None
 
     def import_snapshot(self, env: str, source: Path, *, threads: int | None, wait: bool,
-                        observer: Observer | None) -> Activity:
+                        observer: Observer | None) -> ActivityInfo:
         """Upload what an import of ``source`` reads (a tar written as it is sent) to the
         server, which starts the import activity from it; follow it unless not ``wait``."""
         import httpx
@@ -338,17 +340,17 @@ class RemoteClient:
 
     # -- activities ----------------------------------------------------------------------------
 
-    def list_activities(self, env: str | None, *, limit: int) -> list[Activity]:
+    def list_activities(self, env: str | None, *, limit: int) -> list[ActivityInfo]:
         params: dict[str, Any] = {"limit": limit}
         if env:
             params["environment"] = env
         return [activity_from_json(d) for d in self._call("GET", self._p("activities"),
                                                           params=params)]
 
-    def get_activity(self, activity_id: str) -> Activity:
+    def get_activity(self, activity_id: str) -> ActivityInfo:
         return activity_from_json(self._call("GET", self._p("activities", activity_id)))
 
-    def cancel_activity(self, activity_id: str) -> Activity:
+    def cancel_activity(self, activity_id: str) -> ActivityInfo:
         return activity_from_json(self._call("POST", self._p("activities", activity_id,
                                                              "cancel")))
 
@@ -409,7 +411,7 @@ class RemoteClient:
                 assert at is not None
                 yield LogLine(int(event["id"]), at, event["message"])
 
-    def _follow(self, a: Activity, observer: Observer | None) -> Activity:
+    def _follow(self, a: ActivityInfo, observer: Observer | None) -> ActivityInfo:
         """Follow a queued activity to its end through its log stream."""
         if observer:
             observer.on_start(a)

@@ -11,10 +11,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from snapkeep.services.activities.info import ActivityInfo
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -22,6 +25,11 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def say(message: str = "") -> None:
     """A message for the person (stderr)."""
     click.echo(message, err=True)
+
+
+def timestamp(t: datetime | None) -> str:
+    """A time as listings print it (ISO 8601, to the second); "" for none."""
+    return t.isoformat(timespec="seconds") if t else ""
 
 
 def ascii_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
@@ -41,7 +49,7 @@ def ascii_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str,
-          header: bool = True, json_rows: list[dict] | None = None) -> str:
+          header: bool = True, json_rows: list[dict] | dict | None = None) -> str:
     if fmt == "json":
         return json.dumps(json_rows if json_rows is not None else
                           [dict(zip(headers, r, strict=True)) for r in rows], indent=2)
@@ -55,13 +63,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str,
     return ascii_table(headers, rows, header)
 
 
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+def print_listing(headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str, *,
+                  json_rows: list[dict], empty: str) -> None:
+    """Print a listing in ``fmt``; as a table with no rows, the sentence ``empty`` (what
+    to do to have some) instead."""
+    if fmt == "table" and not rows:
+        say(empty)
+        return
+    click.echo(table(headers, rows, fmt, json_rows=json_rows))
 
 
 class ActivityDisplay:
@@ -75,8 +84,8 @@ class ActivityDisplay:
         self.started = time.monotonic()
         self.percent = 0.0
         self._progress: Progress | None = None
-        self._task = None
-        self.activity = None
+        self._task: TaskID | None = None
+        self.activity: ActivityInfo | None = None
         self.finished = False
         self._failed_line: str | None = None
 
@@ -89,7 +98,7 @@ class ActivityDisplay:
             self._task = self._progress.add_task("", total=100, state="in progress")
         return self
 
-    def on_start(self, activity: object) -> None:
+    def on_start(self, activity: ActivityInfo) -> None:
         self.activity = activity
         self.on_log(f"Waiting for the activity {activity.id} ({activity.description}):")
         self.on_log("")
@@ -116,7 +125,7 @@ class ActivityDisplay:
 
     def on_progress(self, percent: float) -> None:
         self.percent = percent
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=percent)
 
     def finish(self, state: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from snapkeep.cli.options import load, project_options
-from snapkeep.cli.render import ConsoleReporter, human_size, print_report, say
+from snapkeep.cli.render import ConsoleReporter, print_report, say
 from snapkeep.errors import IntegrityError
+from snapkeep.services.sizes import human_size
 from snapkeep.services.snapshots import integrity
 
 FORMATS = click.Choice(["text", "json"])

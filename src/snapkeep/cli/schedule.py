@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
-from snapkeep.cli.options import load, project_options
-from snapkeep.cli.render import say, table
+from snapkeep.cli.options import format_option, load, project_options
+from snapkeep.cli.render import print_listing, say, timestamp
 from snapkeep.services import environments
 from snapkeep.services.schedules import manage as schedules
-
-FORMATS = click.Choice(["table", "csv", "tsv", "json"])
-
-
-def _ts(t: datetime | None) -> str:
-    return t.isoformat(timespec="seconds") if t else ""
 
 
 @click.command("schedule:add")
@@ -38,25 +30,24 @@ def add(config_path, project, environment, cron, live) -> None:
     say(f"Added a {s.mode} backup schedule {s.cron!r} (UTC) to environment {env.name}.")
     click.echo(f"Schedule ID: {s.id}")
     for t in schedules.upcoming(ctx, s, 3):
-        click.echo(f"Next run: {_ts(t)} UTC")
+        click.echo(f"Next run: {timestamp(t)} UTC")
 
 
 @click.command("schedule:list")
 @project_options
 @click.option("-e", "--environment", metavar="NAME", help="Only this environment (default: all).")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def list_(config_path, project, environment, fmt) -> None:
     """List backup schedules, including the plan's automatic ones. Times are UTC."""
     ctx = load(config_path, project)
     env = environments.resolve(ctx, environment) if environment else None
     items = schedules.list_schedules(ctx, env)
-    if fmt == "table" and not items:
-        say("No backup schedules. Add one with `snapkeep schedule:add ENV \"0 3 * * *\"`.")
-        return
-    rows = [[s.id, s.environment, s.cron, s.mode, s.origin, _ts(s.last_run_at),
-             _ts(s.next_run_at)] for s in items]
-    click.echo(table(["ID", "Environment", "Cron (UTC)", "Mode", "Origin", "Last run",
-                      "Next run"], rows, fmt, json_rows=[s.to_json() for s in items]))
+    rows = [[s.id, s.environment, s.cron, s.mode, s.origin, timestamp(s.last_run_at),
+             timestamp(s.next_run_at)] for s in items]
+    print_listing(["ID", "Environment", "Cron (UTC)", "Mode", "Origin", "Last run",
+                   "Next run"], rows, fmt, json_rows=[s.to_json() for s in items],
+                  empty="No backup schedules. Add one with `snapkeep schedule:add ENV "
+                        "\"0 3 * * *\"`.")
 
 
 @click.command("schedule:delete")

@@ -18,7 +18,7 @@ from snapkeep.cli.render import say
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import UsageError
 from snapkeep.services.activities import operations
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.activities.workers import start_worker_threads
 from snapkeep.services.context import Context
 from snapkeep.services.notify import webhooks as notify
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("snapkeep.serve")
 
-SHUTDOWN_GRACE = 5.0  # seconds open HTTP connections (log streams) get to end on SIGTERM
+SHUTDOWN_GRACE = 5  # seconds open HTTP connections (log streams) get to end on SIGTERM
 
 
 def _run_http(app: FastAPI, sock: socket.socket, stop: threading.Event,
@@ -81,13 +81,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _queued_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, automated: bool,
-                   detach: bool) -> Activity:
+                   detach: bool) -> ActivityInfo:
     """The scheduler's backups go to this server's worker threads (not one-shot processes)."""
     return operations.start_backup(ctx, env, live=live, automated=automated, queue=True)
 
 
 def _queued_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
-                  detach: bool) -> Activity:
+                  detach: bool) -> ActivityInfo:
     """The scheduler's restore drills go to this server's worker threads, too."""
     return operations.start_drill(ctx, env, snapshot_id, queue=True)
 
@@ -155,20 +155,8 @@ def serve(config_path, project, host, port, workers, no_scheduler,
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    pool = start_worker_threads(load, workers, stop, report=log.info) if workers else []
-    threads = list(pool)
-    if not no_scheduler:
-        sched_ctx = load().for_actor(scheduler_actor())
-        scheduler = Scheduler(sched_ctx, start_backup=_queued_backup if workers else None,
-                              start_drill=_queued_drill if workers else None)
-        t = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
-        t.start()
-        threads.append(t)
-    if base.config.webhook is not None:
-        t = threading.Thread(target=notify.deliver_until, args=(load(), stop),
-                             name="notifications", daemon=True)
-        t.start()
-        threads.append(t)
+    threads = _start_threads(load, workers, stop, scheduler=not no_scheduler,
+                             webhooks=base.config.webhook is not None)
     try:
         _run_http(app, sock, stop, forwarded_allow_ips)
     finally:
@@ -181,6 +169,26 @@ def serve(config_path, project, host, port, workers, no_scheduler,
                 t.join(timeout=0.5)  # short joins: signals reach the main thread between
         sock.close()
     say("Server stopped.")
+
+
+def _start_threads(load: Callable[[], Context], workers: int, stop: threading.Event, *,
+                   scheduler: bool, webhooks: bool) -> list[threading.Thread]:
+    """Start the worker threads, the scheduler's and the webhook sender's (each with a
+    Context of its own from ``load``), until ``stop`` is set."""
+    threads = start_worker_threads(load, workers, stop, report=log.info) if workers else []
+    if scheduler:
+        sched_ctx = load().for_actor(scheduler_actor())
+        runner = Scheduler(sched_ctx, start_backup=_queued_backup if workers else None,
+                           start_drill=_queued_drill if workers else None)
+        t = threading.Thread(target=runner.run, args=(stop,), name="scheduler", daemon=True)
+        t.start()
+        threads.append(t)
+    if webhooks:
+        t = threading.Thread(target=notify.deliver_until, args=(load(), stop),
+                             name="notifications", daemon=True)
+        t.start()
+        threads.append(t)
+    return threads
 
 
 COMMANDS = [serve]

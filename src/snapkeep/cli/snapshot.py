@@ -9,17 +9,17 @@ from collections.abc import Callable
 import click
 
 from snapkeep.cli.client import Client, connect
-from snapkeep.cli.options import environment_options, load
+from snapkeep.cli.options import environment_options, format_option, load
 from snapkeep.cli.render import (
     ActivityDisplay,
     ConsoleReporter,
-    human_size,
     print_report,
     say,
     table,
 )
 from snapkeep.errors import IntegrityError, UsageError
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities.info import ActivityInfo
+from snapkeep.services.sizes import human_size
 from snapkeep.services.snapshots.listing import SnapshotInfo
 from snapkeep.services.snapshots.restore_scope import RestoreScope
 
@@ -38,9 +38,6 @@ COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
     "verified": ("Verified", lambda s: _verified(s)),
 }
 DEFAULT_COLUMNS = "created,id,restorable"
-FORMATS = click.Choice(["table", "csv", "tsv", "json"])
-
-
 def _verified(s: SnapshotInfo) -> str:
     """The restore drills' verdict: ok (when), FAILED, or empty (never drilled)."""
     if s.verified_ok is None:
@@ -65,7 +62,7 @@ def client_for(config_path: str | None, project: str | None) -> Client:
     return connect(lambda: load(config_path, project), project)
 
 
-def follow(start: Callable[[ActivityDisplay], Activity | None]) -> Activity:
+def follow(start: Callable[[ActivityDisplay], ActivityInfo | None]) -> ActivityInfo:
     """Run (or follow the server run) an activity behind a progress display. (A remote
     export's download is no activity here: the server records its own.)"""
     with ActivityDisplay() as display:
@@ -76,7 +73,7 @@ def follow(start: Callable[[ActivityDisplay], Activity | None]) -> Activity:
     return activity  # type: ignore[return-value]
 
 
-def detached(a: Activity) -> None:
+def detached(a: ActivityInfo) -> None:
     say(f"Activity {a.id} started ({a.description}); follow it with "
         f"`snapkeep activity:log {a.id}`")
     click.echo(a.id)
@@ -103,7 +100,7 @@ def create(config_path, project, environment, live, no_wait, threads) -> None:
 
 @click.command("snapshot:list")
 @environment_options
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--columns", "-c", default=DEFAULT_COLUMNS, show_default=True,
               help=f"Comma-separated: {', '.join(COLUMNS)}.")
 @click.option("--no-header", is_flag=True, help="Leave out the header row.")
@@ -128,7 +125,7 @@ def list_(config_path, project, environment, fmt, columns, no_header) -> None:
 @environment_options
 @click.argument("snapshot_id")
 @click.option("--property", "-P", "prop", metavar="NAME", help="Print one property only.")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
     """Show one snapshot's properties."""
     client = client_for(config_path, project)
@@ -199,7 +196,7 @@ def restore_(config_path, project, environment, snapshot_id, target, only, mount
             return
     target_name = into.name if into.name != env.name else None
 
-    def start(observer: ActivityDisplay | None, wait: bool) -> Activity:
+    def start(observer: ActivityDisplay | None, wait: bool) -> ActivityInfo:
         return client.restore_snapshot(env.name, snap.id, threads=threads, wait=wait,
                                        observer=observer, target=target_name, scope=scope)
 

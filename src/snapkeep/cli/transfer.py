@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from snapkeep.cli.options import environment_options
-from snapkeep.cli.render import human_size, say
+from snapkeep.cli.render import say
 from snapkeep.cli.snapshot import client_for, detached, follow
+from snapkeep.services.sizes import human_size
 from snapkeep.services.transfer.exportdir import DATABASE_PART, read_metadata
 
 DOWNLOAD_READ_TIMEOUT = 300.0  # seconds of silence on a part's download before giving up

@@ -6,14 +6,13 @@ import sys
 
 import click
 
-from snapkeep.cli.options import load, project_options
-from snapkeep.cli.render import say, table
+from snapkeep.cli.options import load, project_options, table_options
+from snapkeep.cli.render import print_listing, say
 from snapkeep.errors import UsageError
 from snapkeep.policy.rules import ENVIRONMENT_ROLES, PROJECT_ROLES
 from snapkeep.services.identity import users
 from snapkeep.services.identity.users import UserInfo
 
-FORMATS = click.Choice(["table", "csv", "tsv", "json"])
 ROLE_CHOICES = click.Choice([*ENVIRONMENT_ROLES, "none"], case_sensitive=False)
 PROJECT_ROLE_CHOICES = click.Choice([*PROJECT_ROLES, "none"], case_sensitive=False)
 
@@ -55,18 +54,15 @@ def add(config_path, project, email, display_name, password_stdin, role) -> None
 
 
 @click.command("user:list")
-@project_options
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@table_options
 def list_(config_path, project, fmt) -> None:
     """List users with their project and environment roles."""
     ctx = load(config_path, project)
     items = users.list_users(ctx)
-    if fmt == "table" and not items:
-        say("No users yet. Add one with `snapkeep user:add EMAIL`.")
-        return
     rows = [[u.email, u.display_name, u.project_role or "", _roles(u)] for u in items]
-    click.echo(table(["Email", "Name", "Project role", "Environment roles"], rows, fmt,
-                     json_rows=[u.to_json() for u in items]))
+    print_listing(["Email", "Name", "Project role", "Environment roles"], rows, fmt,
+                  json_rows=[u.to_json() for u in items],
+                  empty="No users yet. Add one with `snapkeep user:add EMAIL`.")
 
 
 @click.command("user:role")

@@ -11,7 +11,7 @@ import click
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say
 from snapkeep.errors import SnapkeepError
-from snapkeep.services.activities.lifecycle import LEASE_SECONDS, worker_id
+from snapkeep.services.activities.lease import LEASE_SECONDS, worker_id
 from snapkeep.services.activities.workers import POLL_INTERVAL, Worker, start_worker_threads
 from snapkeep.services.notify import webhooks as notify
 

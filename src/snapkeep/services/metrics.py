@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from snapkeep import __version__
 from snapkeep.errors import SnapkeepError
 from snapkeep.policy import Action, may
-from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.info import BACKUP, DELETE, EXPIRE, RESTORE
 from snapkeep.services.context import Context
 
 REPOSITORY_TTL = 60.0  # seconds the repository's size is reused between scrapes
-TYPES = (activities.BACKUP, activities.RESTORE, activities.DELETE, activities.EXPIRE)
+TYPES = (BACKUP, RESTORE, DELETE, EXPIRE)
 RESULTS = ("success", "failure", "cancelled")
 LAST_SUCCESS_KINDS = ("backup", "restore")  # always reported (0: never)
 NOTIFICATION_STATES = ("pending", "failed", "delivered")

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from snapkeep.policy import Action, may
-from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities import listing as activities
+from snapkeep.services.activities.info import MAX_LINE_ID
 from snapkeep.services.identity import auth
 from snapkeep.web.render import guarded, guarded_json, render, to_activity
 from snapkeep.web.session import ContextFactory, signed_in
@@ -60,7 +61,7 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     @router.get("/console/activities/{activity_id}.json", include_in_schema=False)
     @guarded_json
     def activity_state(request: Request, activity_id: str,
-                       after: Annotated[int, Query(ge=0, le=activities.MAX_LINE_ID)] = 0,
+                       after: Annotated[int, Query(ge=0, le=MAX_LINE_ID)] = 0,
                        ) -> Response:
         """The activity and its log lines after line ``after``: console.js polls this."""
         console = signed_in(request, ctx_factory)

@@ -9,15 +9,17 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from snapkeep.api.streaming import download
+from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
 from snapkeep.services.activities import operations
 from snapkeep.services.identity import auth
 from snapkeep.services.snapshots import listing as snapshots
+from snapkeep.services.snapshots.listing import SnapshotInfo
 from snapkeep.services.snapshots.restore_scope import RestoreScope
 from snapkeep.services.transfer import export_import as transfer
 from snapkeep.web.render import guarded, render, to_activity
-from snapkeep.web.session import ContextFactory, signed_in
+from snapkeep.web.session import Console, ContextFactory, signed_in
 from snapkeep.web.views import MAX_PAGE, backups_view, environment_rows, restore_targets
 
 MODES = {"consistent": False, "live": True}  # the form's choice → live
@@ -40,35 +42,33 @@ def _scope(part: str, tables: str) -> RestoreScope:
     raise UsageError(f"unknown restore choice {part!r}")
 
 
-def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
-    @router.get("/", include_in_schema=False)
-    @guarded
-    def environments_page(request: Request) -> Response:
-        console = signed_in(request, ctx_factory)
-        return render(request, "environments.html", rows=environment_rows(console.ctx),
-                      project=console.ctx.config)
+def _snapshot_page(console: Console, env: str, snapshot_id: str, action: Action
+                   ) -> tuple[Console, EnvironmentConfig, SnapshotInfo]:
+    """The environment and snapshot a page is about, once the policy lets the signed-in
+    person do ``action`` on the environment (the page is a control for it)."""
+    environment = console.ctx.config.environment(env)
+    snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
+    require_role(console.actor, environment.name, action)
+    return console, environment, snap
 
+
+def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     # Environment names may hold "/" (they are branch names), hence {env:path}; the routes
     # with a longer tail are declared first so that they win.
-    @router.get("/environments/{env:path}/backups/{snapshot_id}/export/{part:path}",
-                include_in_schema=False)
-    @guarded
-    def export_download(request: Request, env: str, snapshot_id: str, part: str) -> Response:
-        """Download one part of a snapshot's export (Admin): its database as SQL for the
-        stock client, or one mount as a tar; recorded as an export activity."""
-        console = signed_in(request, ctx_factory)
-        environment = console.ctx.config.environment(env)
-        return download(*transfer.stream_export(console.ctx, environment, snapshot_id, part))
+    _add_restore_routes(router, ctx_factory)
+    _add_export_and_delete_routes(router, ctx_factory)
+    _add_environment_routes(router, ctx_factory)
 
+
+def _add_restore_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
     @router.get("/environments/{env:path}/backups/{snapshot_id}/restore-into",
                 include_in_schema=False)
     @guarded
     def restore_into(request: Request, env: str, snapshot_id: str) -> Response:
         """Pick the environment to restore another environment's snapshot into."""
-        console = signed_in(request, ctx_factory)
-        environment = console.ctx.config.environment(env)
-        snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
-        require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
+        console, environment, snap = _snapshot_page(
+            signed_in(request, ctx_factory), env, snapshot_id,
+            Action.SNAPSHOT_RESTORE_ELSEWHERE)
         targets = restore_targets(console.ctx, environment.name)
         if not targets:
             raise PermissionDenied(f"you are not an Admin of any environment other than "
@@ -93,7 +93,8 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         if into.name != environment.name:
             require_role(console.actor, environment.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
         mounts = list(snapshots.load_manifest(console.ctx, snap.id).mounts)
-        return render(request, "restore.html", env=environment, snap=snap, target=into,
+        return render(request, "confirm.html", action="restore", title="Restore from backup",
+                      crumb="Restore", env=environment, snap=snap, target=into,
                       mounts=mounts)
 
     @router.post("/environments/{env:path}/backups/{snapshot_id}/restore",
@@ -110,16 +111,26 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
                                             target=into, scope=_scope(part, tables))
         return to_activity(activity.id)
 
+
+def _add_export_and_delete_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
+    @router.get("/environments/{env:path}/backups/{snapshot_id}/export/{part:path}",
+                include_in_schema=False)
+    @guarded
+    def export_download(request: Request, env: str, snapshot_id: str, part: str) -> Response:
+        """Download one part of a snapshot's export (Admin): its database as SQL for the
+        stock client, or one mount as a tar; recorded as an export activity."""
+        console = signed_in(request, ctx_factory)
+        environment = console.ctx.config.environment(env)
+        return download(*transfer.stream_export(console.ctx, environment, snapshot_id, part))
     @router.get("/environments/{env:path}/backups/{snapshot_id}/delete",
                 include_in_schema=False)
     @guarded
     def delete_confirmation(request: Request, env: str, snapshot_id: str) -> Response:
         """The deletion's confirmation as a page (what the dialog shows, without JS)."""
-        console = signed_in(request, ctx_factory)
-        environment = console.ctx.config.environment(env)
-        snap = snapshots.get_snapshot(console.ctx, environment, snapshot_id)
-        require_role(console.actor, environment.name, Action.SNAPSHOT_DELETE)
-        return render(request, "delete.html", env=environment, snap=snap)
+        _, environment, snap = _snapshot_page(signed_in(request, ctx_factory), env,
+                                              snapshot_id, Action.SNAPSHOT_DELETE)
+        return render(request, "confirm.html", action="delete", title="Delete backup",
+                      crumb="Delete", env=environment, snap=snap)
 
     @router.post("/environments/{env:path}/backups/{snapshot_id}/delete",
                  include_in_schema=False)
@@ -132,6 +143,15 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         activity = operations.delete_snapshot(console.ctx, environment, snapshot_id,
                                               queue=True)
         return to_activity(activity.id)
+
+
+def _add_environment_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
+    @router.get("/", include_in_schema=False)
+    @guarded
+    def environments_page(request: Request) -> Response:
+        console = signed_in(request, ctx_factory)
+        return render(request, "environments.html", rows=environment_rows(console.ctx),
+                      project=console.ctx.config)
 
     @router.post("/environments/{env:path}/backups", include_in_schema=False)
     @guarded

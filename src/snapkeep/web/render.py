@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from snapkeep.errors import AuthenticationError, NotFoundError, PermissionDenied, SnapkeepError
+from snapkeep.services.sizes import human_size
 from snapkeep.web.session import Console, signin_redirect
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -57,14 +58,7 @@ def iso(dt: datetime | None) -> str:
 
 
 def size(n: int | None) -> str:
-    if n is None:
-        return "—"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+    return "—" if n is None else human_size(n)
 
 
 def path_part(value: str) -> str:

@@ -14,8 +14,15 @@ from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, PolicyError
 from snapkeep.policy import Action, may, require_manual_snapshot_allowed
 from snapkeep.services import environments
-from snapkeep.services.activities import lifecycle as activities
-from snapkeep.services.activities.lifecycle import Activity, ActivityLog
+from snapkeep.services.activities import listing as activities
+from snapkeep.services.activities.info import (
+    BACKUP,
+    DELETE,
+    EXPIRE,
+    RESTORE,
+    ActivityInfo,
+    LogLine,
+)
 from snapkeep.services.context import Context
 from snapkeep.services.environments import EnvironmentInfo
 from snapkeep.services.snapshots import drill
@@ -27,15 +34,15 @@ PAGE_SIZE = 50  # rows per page of the Stored backups and of the activity feed
 MAX_PAGE = 100_000  # keeps the offset a number every catalog database takes
 T = TypeVar("T")
 TYPE_LABELS = {
-    activities.BACKUP: "Backup",
-    activities.RESTORE: "Restore",
-    activities.DELETE: "Delete backup",
-    activities.EXPIRE: "Expire backups",
+    BACKUP: "Backup",
+    RESTORE: "Restore",
+    DELETE: "Delete backup",
+    EXPIRE: "Expire backups",
     drill.VERIFY: "Restore drill",
 }
 
 
-def outcome(a: Activity) -> str:
+def outcome(a: ActivityInfo) -> str:
     """One word for an activity's state: queued, running, success, failure, cancelled."""
     if a.state == "pending":
         return "queued"
@@ -46,7 +53,7 @@ def outcome(a: Activity) -> str:
     return a.result or "unknown"
 
 
-def type_label(a: Activity) -> str:
+def type_label(a: ActivityInfo) -> str:
     return TYPE_LABELS.get(a.type, a.type)
 
 
@@ -70,7 +77,7 @@ def page_of(number: int, fetch: Callable[[int, int], list[T]]) -> tuple[list[T],
 @dataclass(frozen=True)
 class EnvironmentRow:
     info: EnvironmentInfo
-    last_backup: Activity | None
+    last_backup: ActivityInfo | None
     readable: bool  # False: the person has no role here, so its backups are not shown
 
 
@@ -82,7 +89,7 @@ def environment_rows(ctx: Context) -> list[EnvironmentRow]:
         except PermissionDenied:
             rows.append(EnvironmentRow(info, None, readable=False))
             continue
-        last = next((a for a in recent if a.type == activities.BACKUP), None)
+        last = next((a for a in recent if a.type == BACKUP), None)
         rows.append(EnvironmentRow(info, last, readable=True))
     return rows
 
@@ -92,7 +99,7 @@ class BackupsView:
     env: EnvironmentConfig
     info: EnvironmentInfo
     stored: list[SnapshotInfo]
-    recent: list[Activity]
+    recent: list[ActivityInfo]
     can_backup: bool
     can_restore: bool
     automatic: str | None  # why manual backups do not apply here (Pro staging/production)
@@ -102,7 +109,7 @@ class BackupsView:
     page: Page  # of ``stored``
 
     @property
-    def running(self) -> Activity | None:
+    def running(self) -> ActivityInfo | None:
         return next((a for a in self.recent if a.state not in ENDED), None)
 
 
@@ -138,14 +145,14 @@ def restore_targets(ctx: Context, source: str) -> list[str]:
 
 
 def activity_feed(ctx: Context, environment: str | None,
-                  page: int = 1) -> tuple[list[Activity], Page]:
+                  page: int = 1) -> tuple[list[ActivityInfo], Page]:
     """A page of the newest activities of one environment, or of every environment the
     person may read (the service refuses the others, and they are left out)."""
-    def fetch(limit: int, offset: int) -> list[Activity]:
+    def fetch(limit: int, offset: int) -> list[ActivityInfo]:
         if environment is not None:
             return activities.list_activities(ctx, environment, limit=limit, offset=offset)
         # The first offset+limit of each readable environment hold the page's rows.
-        feed: list[Activity] = []
+        feed: list[ActivityInfo] = []
         for name in ctx.config.environments:
             try:
                 feed += activities.list_activities(ctx, name, limit=offset + limit)
@@ -157,7 +164,7 @@ def activity_feed(ctx: Context, environment: str | None,
     return page_of(page, fetch)
 
 
-def activity_json(a: Activity, lines: list[ActivityLog]) -> dict[str, Any]:
+def activity_json(a: ActivityInfo, lines: list[LogLine]) -> dict[str, Any]:
     """The activity page's live state: polled by console.js every second."""
     def ts(dt: Any) -> str | None:
         return dt.isoformat(timespec="seconds") if dt else None

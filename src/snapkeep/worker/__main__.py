@@ -13,7 +13,7 @@ import sys
 
 from snapkeep.errors import SnapkeepError
 from snapkeep.malloc import bound_heap_growth
-from snapkeep.services.activities.lifecycle import LEASE_SECONDS
+from snapkeep.services.activities.lease import LEASE_SECONDS
 from snapkeep.services.activities.workers import Worker
 from snapkeep.services.context import Context
 

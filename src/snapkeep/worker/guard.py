@@ -11,8 +11,8 @@ import select
 import sys
 import time
 
-from snapkeep.services.activities import lifecycle as activities
-from snapkeep.services.activities.locks import EnvironmentLock
+from snapkeep.services.activities.locks import EnvironmentLock, lock_path
+from snapkeep.services.activities.recovery import recover_interrupted
 from snapkeep.services.context import Context
 
 
@@ -33,10 +33,10 @@ def main(argv: list[str]) -> int:
     ctx = Context.load(config_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        lock = EnvironmentLock.try_acquire(activities.lock_path(ctx, env_name))
+        lock = EnvironmentLock.try_acquire(lock_path(ctx, env_name))
         if lock is not None:
             try:
-                activities.recover_interrupted(ctx, env_name)
+                recover_interrupted(ctx, env_name)
             finally:
                 lock.release()
             return 0

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pytest
 
 from snapkeep.errors import ConfigError
-from snapkeep.services.activities import lifecycle as activities
-from snapkeep.services.activities import operations
+from snapkeep.services.activities import info, operations
+from snapkeep.services.activities import listing as activities
 from snapkeep.services.identity import auth, users
 from tests.helpers.server import Server, TeamProject
 
@@ -136,18 +136,18 @@ def test_metrics_parse_and_count_what_the_catalog_holds(world: World):
                     for a in acts if a.state in ("complete", "cancelled"))
     assert sum(ended.values()) == 6
     for env in envs:
-        for type_ in (activities.BACKUP, activities.RESTORE, activities.DELETE,
-                      activities.EXPIRE):
+        for type_ in (info.BACKUP, info.RESTORE, info.DELETE,
+                      info.EXPIRE):
             for result in ("success", "failure", "cancelled"):
                 assert m.value("snapkeep_activities_total", environment=env, type=type_,
                                result=result) == ended[env, type_, result], (env, type_, result)
             assert m.value("snapkeep_activities_failed_total", environment=env,
                            type=type_) == ended[env, type_, "failure"]
-    assert m.value("snapkeep_activities_total", environment=SHOP, type=activities.BACKUP,
+    assert m.value("snapkeep_activities_total", environment=SHOP, type=info.BACKUP,
                    result="cancelled") == 1
     assert m.value("snapkeep_activities", environment=SHOP, state="pending") == 0
     assert m.value("snapkeep_activities_failed_total", environment="held",
-                   type=activities.BACKUP) == 1
+                   type=info.BACKUP) == 1
 
     ran = [a for a in acts if a.started_at and a.completed_at]
     for env, type_ in {(a.environment, a.type) for a in ran}:
@@ -162,7 +162,7 @@ def test_metrics_parse_and_count_what_the_catalog_holds(world: World):
 
     for env in (SHOP, "held"):
         last = max(a.completed_at for a in acts if a.environment == env
-                   and a.type == activities.BACKUP and a.result == "success")
+                   and a.type == info.BACKUP and a.result == "success")
         assert m.value("snapkeep_last_success_timestamp_seconds", environment=env,
                        kind="backup") == pytest.approx(last.timestamp(), abs=0.01)
     assert m.value("snapkeep_last_success_timestamp_seconds", environment="dormant",

@@ -22,7 +22,7 @@ import pytest
 from snapkeep.catalog import Activity
 from snapkeep.config import load_config
 from snapkeep.services.activities import operations
-from snapkeep.services.activities.lifecycle import cancel_activity
+from snapkeep.services.activities.listing import cancel_activity
 from snapkeep.services.context import Context
 from tests.helpers.server import wait_for
 from tests.helpers.shop import Cli, cli_env

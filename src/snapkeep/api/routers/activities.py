@@ -11,8 +11,8 @@ from snapkeep.api import logstream
 from snapkeep.api.deps import ProjectContext, environment
 from snapkeep.api.schemas import ActivityOut, ErrorOut
 from snapkeep.policy import Action, may
-from snapkeep.services.activities import lifecycle as activities
-from snapkeep.services.activities.lifecycle import Activity
+from snapkeep.services.activities import listing as activities
+from snapkeep.services.activities.info import MAX_LINE_ID, ActivityInfo
 from snapkeep.services.context import Context
 
 router = APIRouter(prefix="/api/projects/{project}/activities", tags=["activities"],
@@ -23,7 +23,7 @@ State = Literal["pending", "in_progress", "complete", "cancelled"]
 MAX_LIMIT = 500
 
 
-def _may_read(ctx: Context, a: Activity) -> bool:
+def _may_read(ctx: Context, a: ActivityInfo) -> bool:
     return may(ctx.actor, a.environment, Action.ACTIVITY_READ)
 
 
@@ -56,7 +56,7 @@ def get_activity(activity_id: str, ctx: ProjectContext) -> ActivityOut:
             responses={200: {"content": {logstream.MEDIA_TYPE: {}},
                              "description": "JSON lines; see docs/api.md"}})
 def activity_log(activity_id: str, ctx: ProjectContext, request: Request,
-                 after: Annotated[int, Query(ge=0, le=activities.MAX_LINE_ID)] = 0,
+                 after: Annotated[int, Query(ge=0, le=MAX_LINE_ID)] = 0,
                  follow: bool = True) -> StreamingResponse:
     """The activity's log as JSON lines, followed until it ends (``follow=false``: what
     is there now). The last line is ``{"sealed": true, …}`` once it has ended."""

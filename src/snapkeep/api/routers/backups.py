@@ -6,7 +6,7 @@ answer ``202 Accepted`` with it; follow it at its ``links.log``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
@@ -32,9 +32,10 @@ router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups",
 
 MAX_PAGE = 500
 
-_QUEUED = {409: {"model": ErrorOut, "description": "the environment is inactive, busy, "
-                 "or the rule forbids it (Pro staging/production, expired snapshot)"},
-           422: {"model": ErrorOut}}
+_QUEUED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "the environment is inactive, busy, or the rule "
+          "forbids it (Pro staging/production, expired snapshot)"},
+    422: {"model": ErrorOut}}
 
 
 def _accepted(response: Response, activity: ActivityOut) -> ActivityOut:

@@ -18,7 +18,7 @@ import io
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import anyio
 import anyio.from_thread
@@ -74,7 +74,7 @@ class _Body(io.RawIOBase):
 
     async def _next(self) -> bytes | None:
         try:
-            return await anext(self._chunks)  # type: ignore[arg-type]
+            return await anext(self._chunks)
         except StopAsyncIteration:
             return None
 
@@ -113,7 +113,8 @@ async def import_backup(env: str, ctx: ProjectContext, request: Request, respons
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     up = await anyio.to_thread.run_sync(upload.Upload.begin, ctx, e, size)
     try:
-        await anyio.to_thread.run_sync(up.receive, _Body(request.stream()))
+        body = cast(BinaryIO, _Body(request.stream()))  # a RawIOBase: a binary file to read
+        await anyio.to_thread.run_sync(up.receive, body)
         start = functools.partial(up.start, threads=threads, stop=request.app.state.stop)
         a = await anyio.to_thread.run_sync(start)
     except ClientDisconnect:

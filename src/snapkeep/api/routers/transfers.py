@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/projects/{project}/environments/{env}/backups/{b
                    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
                               404: {"model": ErrorOut}})
 
-_STREAM = {200: {"content": {"application/zstd": {}},
+_STREAM: dict[int | str, dict[str, Any]] = {200: {"content": {"application/zstd": {}},
                  "description": "the part, zstd-compressed, streamed as it is produced"},
            409: {"model": ErrorOut, "description": "the environment runs another activity"}}
 

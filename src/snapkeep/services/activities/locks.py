@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
+
+from snapkeep.config import safe_name
+from snapkeep.services.context import Context
+
+LOCK_WAIT = 30.0  # seconds a runner waits for this host's environment lock
 
 
 class EnvironmentLock:
@@ -52,3 +58,18 @@ def is_locked(path: Path) -> bool:
         return True
     lock.release()
     return False
+
+
+def lock_path(ctx: Context, environment: str) -> Path:
+    """This host's lock file for ``environment``."""
+    return ctx.state_path("locks", f"{safe_name(environment)}.lock")
+
+
+def take_lock(ctx: Context, environment: str, *, wait: float) -> EnvironmentLock | None:
+    """This host's lock on ``environment``, waiting up to ``wait`` seconds for it."""
+    deadline = time.monotonic() + wait
+    while True:
+        lock = EnvironmentLock.try_acquire(lock_path(ctx, environment))
+        if lock is not None or time.monotonic() >= deadline:
+            return lock
+        time.sleep(0.05)

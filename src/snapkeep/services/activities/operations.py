@@ -20,9 +20,8 @@ import subprocess
 import sys
 import threading
 
-from snapkeep.catalog import Activity
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import SnapkeepError, UsageError
+from snapkeep.errors import SnapkeepError
 from snapkeep.policy import (
     Action,
     require_active,
@@ -30,14 +29,18 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
-from snapkeep.services.activities import lifecycle as activities
-from snapkeep.services.activities.lifecycle import Claim
+from snapkeep.services.activities import (
+    registry,
+    runners,  # noqa: F401 - registers the activity types
+)
+from snapkeep.services.activities.claims import Claim, claim
+from snapkeep.services.activities.info import BACKUP, DELETE, EXPIRE, RESTORE, ActivityInfo
 from snapkeep.services.activities.recorder import ActivityRecorder, Observer
+from snapkeep.services.activities.running import run
 from snapkeep.services.context import Context
-from snapkeep.services.snapshots import backup, drill, restore, retention
+from snapkeep.services.snapshots import drill, retention
 from snapkeep.services.snapshots import listing as snapshots
 from snapkeep.services.snapshots.restore_scope import RestoreScope
-from snapkeep.services.transfer import export_import as transfer
 
 
 def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
@@ -52,13 +55,13 @@ def _state(detach: bool, queue: bool) -> str:
 def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bool = False,
                  observer: Observer | None = None, automated: bool = False,
                  threads: int | None = None, queue: bool = False,
-                 queue_behind: bool = False) -> Activity:
+                 queue_behind: bool = False) -> ActivityInfo:
     _check_env(ctx, env, Action.SNAPSHOT_CREATE)
     if not automated:
         require_manual_snapshot_allowed(ctx.config.plan, env.type, env.name)
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} created a backup of {env.name}"
-    c = activities.claim(ctx, env.name, activities.BACKUP, desc,
+    c = claim(ctx, env.name, BACKUP, desc,
                          {"live": live, "automated": automated, "threads": threads},
                          state=_state(detach, queue), unless_busy=not queue_behind)
     return go(ctx, c, detach, queue, observer)
@@ -68,7 +71,7 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
                   detach: bool = False, observer: Observer | None = None,
                   threads: int | None = None, queue: bool = False,
                   target: EnvironmentConfig | None = None,
-                  scope: RestoreScope | None = None) -> Activity:
+                  scope: RestoreScope | None = None) -> ActivityInfo:
     """Restore a snapshot of ``env`` into ``target`` (default: ``env`` itself), all of it
     or the parts ``scope`` names. Needs Admin on ``target``, which must be active, and on
     ``env`` when it is another one: its data leaves it, as with an export (a Viewer of
@@ -88,7 +91,7 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
         desc += f" of {env.name}"
     if not scope.is_full:
         desc += f" (only {scope.describe(manifest)})"
-    c = activities.claim(ctx, into.name, activities.RESTORE, desc,
+    c = claim(ctx, into.name, RESTORE, desc,
                          {"snapshot_id": snap.id, "threads": threads, "source": env.name,
                           "scope": scope.to_params()},
                          state=_state(detach, queue))
@@ -98,7 +101,7 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
 def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
                 detach: bool = False, observer: Observer | None = None,
                 threads: int | None = None, queue: bool = False,
-                queue_behind: bool = False) -> Activity:
+                queue_behind: bool = False) -> ActivityInfo:
     """A restore drill of a snapshot of ``env`` (the newest without ID): restored into
     scratch copies, verified against its digests, removed (``services/snapshots/drill.py``). Needs
     Admin on ``env``, which must be active; its live data is never touched."""
@@ -106,25 +109,25 @@ def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} ran a restore drill of backup {snap.id} of {env.name}"
-    c = activities.claim(ctx, env.name, drill.VERIFY, desc,
+    c = claim(ctx, env.name, drill.VERIFY, desc,
                          {"snapshot_id": snap.id, "threads": threads},
                          state=_state(detach, queue), unless_busy=not queue_behind)
     return go(ctx, c, detach, queue, observer)
 
 
 def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
-                    observer: Observer | None = None, *, queue: bool = False) -> Activity:
+                    observer: Observer | None = None, *, queue: bool = False) -> ActivityInfo:
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     desc = f"{ctx.actor.name} deleted backup {snap.id} of {env.name}"
-    c = activities.claim(ctx, env.name, activities.DELETE, desc, {"snapshot_ids": [snap.id]},
+    c = claim(ctx, env.name, DELETE, desc, {"snapshot_ids": [snap.id]},
                          state=_state(False, queue))
     return go(ctx, c, False, queue, observer)
 
 
 def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | None = None,
                      *, queue: bool = False,
-                     queue_behind: bool = False) -> tuple[Activity | None, list]:
+                     queue_behind: bool = False) -> tuple[ActivityInfo | None, list]:
     """Delete the snapshots the restore window and retention policy no longer keep."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     decisions = retention.plan(ctx, env)
@@ -132,22 +135,22 @@ def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | 
     if not expired:
         return None, decisions
     desc = f"{ctx.actor.name} expired {len(expired)} backup(s) of {env.name}"
-    c = activities.claim(ctx, env.name, activities.EXPIRE, desc, {"snapshot_ids": expired},
+    c = claim(ctx, env.name, EXPIRE, desc, {"snapshot_ids": expired},
                          state=_state(False, queue), unless_busy=not queue_behind)
     return go(ctx, c, False, queue, observer), decisions
 
 
 def go(ctx: Context, c: Claim, detach: bool, queue: bool,
-        observer: Observer | None) -> Activity:
+        observer: Observer | None) -> ActivityInfo:
     if detach:
         return _detach(ctx, c)
     if queue:
-        return c.activity
+        return ActivityInfo.of(c.activity)
     return execute(ctx, c, observer)
 
 
 def execute(ctx: Context, c: Claim, observer: Observer | None = None, *,
-            stop: threading.Event | None = None) -> Activity:
+            stop: threading.Event | None = None) -> ActivityInfo:
     """Run a claimed activity to the end (in-process, and by workers). Raises what the
     activity failed with, after recording it."""
     a = c.activity
@@ -155,42 +158,19 @@ def execute(ctx: Context, c: Claim, observer: Observer | None = None, *,
     params = a.parameters or {}
 
     def work(rec: ActivityRecorder) -> str | None:
-        if a.type != drill.VERIFY:  # a drill cleans up first itself, and fails if it cannot
+        kind = registry.lookup(a.type)  # an unknown type fails the activity, saying so
+        if kind.cleans_up_drills:
             try:
                 drill.cleanup_leftovers(ctx, env, rec)
             except SnapkeepError as e:
                 rec.log(f"could not remove a killed restore drill's scratch copies ({e}); "
                         "the next activity tries again")
-        if a.type == drill.VERIFY:
-            manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
-            drill.drill(ctx, env, manifest, rec, threads=params.get("threads"))
-            return manifest.id
-        if a.type == activities.BACKUP:
-            return backup.backup(ctx, env, rec, live=bool(params.get("live")),
-                                 automated=bool(params.get("automated")),
-                                 threads=params.get("threads"))
-        if a.type == activities.RESTORE:
-            manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
-            return restore.restore(ctx, env, manifest, rec, threads=params.get("threads"),
-                                   scope=RestoreScope.from_params(params.get("scope")))
-        if a.type == transfer.EXPORT:
-            transfer.run_export(ctx, env, rec, params)
-            return None
-        if a.type == transfer.IMPORT:
-            return transfer.run_import(ctx, env, rec, params)
-        if a.type in (activities.DELETE, activities.EXPIRE):
-            for sid in params["snapshot_ids"]:
-                ctx.repository.forget_snapshot(sid)
-                ctx.catalog.delete_snapshot(sid)
-                rec.log(f"Deleted backup {sid}")
-            rec.log("Space is reclaimed by `snapkeep repository:prune`.")
-            return None
-        raise UsageError(f"unknown activity type {a.type}")
+        return kind.run(ctx, env, rec, params)
 
-    return activities.run(ctx, c, work, observer, stop=stop)
+    return run(ctx, c, work, observer, stop=stop)
 
 
-def _detach(ctx: Context, c: Claim) -> Activity:
+def _detach(ctx: Context, c: Claim) -> ActivityInfo:
     """Start a one-shot worker process for the queued activity (its output goes to
     ``.snapkeep/logs/<id>.log``); it claims exactly that activity, or exits if another
     worker ran it."""
@@ -200,4 +180,4 @@ def _detach(ctx: Context, c: Claim) -> Activity:
             [sys.executable, "-m", "snapkeep.worker", "--config", str(ctx.config.path),
              "--activity", c.activity.id],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    return c.activity
+    return ActivityInfo.of(c.activity)

@@ -17,6 +17,7 @@ from typing import Protocol
 from snapkeep.catalog import Activity
 from snapkeep.errors import Cancelled, Interrupted
 from snapkeep.redact import Redactor, known_secrets
+from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.context import Context
 
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between two reads of the cancel flag
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Observer(Protocol):
-    def on_start(self, activity: Activity) -> None: ...
+    def on_start(self, activity: ActivityInfo) -> None: ...
 
     def on_log(self, message: str) -> None: ...
 

@@ -23,7 +23,10 @@ from collections.abc import Callable, Sequence
 from snapkeep.catalog import Activity
 from snapkeep.errors import SnapkeepError
 from snapkeep.services.activities import operations
-from snapkeep.services.activities.lifecycle import LEASE_SECONDS, Claim, reap_expired, worker_id
+from snapkeep.services.activities.claims import Claim
+from snapkeep.services.activities.info import ActivityInfo
+from snapkeep.services.activities.lease import LEASE_SECONDS, worker_id
+from snapkeep.services.activities.recovery import reap_expired
 from snapkeep.services.context import Context
 
 __all__ = ["Worker", "reap_expired", "start_worker_threads"]
@@ -47,7 +50,7 @@ class Worker:
         self.stop = stop or threading.Event()
         self._report = report or (lambda line: log.info("%s", line))
 
-    def run_once(self) -> Activity | None:
+    def run_once(self) -> ActivityInfo | None:
         """Reap expired leases, then claim and run one pending activity; return it as it
         ended, or None when there was nothing to run."""
         self._reap()
@@ -55,7 +58,7 @@ class Worker:
         return self._run(a) if a is not None else None
 
     def run_activity(self, activity_id: str,
-                     poll_interval: float = POLL_INTERVAL) -> Activity | None:
+                     poll_interval: float = POLL_INTERVAL) -> ActivityInfo | None:
         """Run exactly this queued activity, waiting while its environment is busy.
 
         Returns it as it ended; or as it is when someone else ran or cancelled it; or None
@@ -68,7 +71,7 @@ class Worker:
                 return self._run(a)
             current = self.ctx.catalog.get_activity(activity_id)
             if current is None or current.state != "pending":
-                return current
+                return ActivityInfo.of(current) if current is not None else None
             if self.stop.wait(poll_interval):
                 return None
 
@@ -94,7 +97,7 @@ class Worker:
             self._report(f"worker {self.id}: activity {activity_id} was interrupted (its "
                          f"worker stopped renewing its lease) and is {outcome}")
 
-    def _run(self, a: Activity) -> Activity:
+    def _run(self, a: Activity) -> ActivityInfo:
         self._report(f"worker {self.id}: running activity {a.id} ({a.description})")
         try:
             done = operations.execute(self.ctx, Claim(a, None, self.id, self.lease_seconds),
@@ -106,7 +109,7 @@ class Worker:
         else:
             self._report(f"worker {self.id}: activity {a.id} succeeded")
             return done
-        return self.ctx.catalog.get_activity(a.id) or a
+        return ActivityInfo.of(self.ctx.catalog.get_activity(a.id) or a)
 
 
 def start_worker_threads(ctx_factory: Callable[[], Context], n: int, stop: threading.Event,

@@ -27,12 +27,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from snapkeep.catalog import Activity, Schedule
+from snapkeep.catalog import Schedule
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import BusyError, SnapkeepError
 from snapkeep.policy import Actor
 from snapkeep.policy.schedules import next_run
 from snapkeep.services.activities import operations
+from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.context import Context
 from snapkeep.services.schedules.manage import (
     VERIFY,
@@ -56,7 +57,7 @@ class StartBackup(Protocol):
     rule or a source refuses."""
 
     def __call__(self, ctx: Context, env: EnvironmentConfig, *, live: bool, automated: bool,
-                 detach: bool) -> Activity: ...
+                 detach: bool) -> ActivityInfo: ...
 
 
 class StartDrill(Protocol):
@@ -64,7 +65,7 @@ class StartDrill(Protocol):
     (``snapshot_id`` None). Raises BusyError, NotFoundError (no snapshot), SnapkeepError."""
 
     def __call__(self, ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
-                 detach: bool) -> Activity: ...
+                 detach: bool) -> ActivityInfo: ...
 
 
 # Deletes the snapshots the environment's retention no longer keeps (its result unused).
@@ -109,7 +110,7 @@ def _newest(start_drill: StartDrill | None) -> StartBackup:
     start = start_drill or operations.start_drill
 
     def go(ctx: Context, env: EnvironmentConfig, *, live: bool, automated: bool,
-           detach: bool) -> Activity:
+           detach: bool) -> ActivityInfo:
         return start(ctx, env, None, detach=detach)
 
     return go

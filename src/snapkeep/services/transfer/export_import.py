@@ -27,13 +27,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from snapkeep.catalog import Activity
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, expires_at, require_active, require_role
 from snapkeep.repository import SnapshotManifest
-from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.claims import Claim, claim
+from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.activities.recorder import ActivityRecorder, Observer
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, pause_entries
@@ -62,8 +62,8 @@ def _state(detach: bool, queue: bool) -> str:
     return "pending" if detach or queue else "in_progress"
 
 
-def _go(ctx: Context, c: activities.Claim, detach: bool, queue: bool,
-        observer: Observer | None) -> Activity:
+def _go(ctx: Context, c: Claim, detach: bool, queue: bool,
+        observer: Observer | None) -> ActivityInfo:
     from snapkeep.services.activities import operations
 
     return operations.go(ctx, c, detach, queue, observer)
@@ -97,7 +97,7 @@ def export_facts(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) 
 
 def start_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, dest: Path, *,
                  observer: Observer | None = None, queue: bool = False, detach: bool = False,
-                 force: bool = False) -> Activity:
+                 force: bool = False) -> ActivityInfo:
     """Export a stored snapshot of ``env`` (the newest without ID) into the directory
     ``dest`` (created if missing) as an activity. Needs Admin on ``env``; any stored
     snapshot qualifies (the restore window does not apply). UsageError when ``dest``
@@ -107,7 +107,7 @@ def start_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, 
     dest = dest.expanduser().absolute()
     check_destination(dest, force=force)
     desc = f"{ctx.actor.name} exported backup {snap.id} of {env.name}"
-    c = activities.claim(ctx, env.name, EXPORT, desc,
+    c = claim(ctx, env.name, EXPORT, desc,
                          {"snapshot_id": snap.id, "dest": str(dest), "force": force},
                          state=_state(detach, queue))
     return _go(ctx, c, detach, queue, observer)
@@ -148,7 +148,7 @@ def run_export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
 
 def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
                  observer: Observer | None = None, queue: bool = False, detach: bool = False,
-                 threads: int | None = None) -> Activity:
+                 threads: int | None = None) -> ActivityInfo:
     """Make a new snapshot of ``env`` from ``source`` (an export directory, or a SQL dump
     with mount directories: ``import_source``) as an activity; its ``snapshot_id`` is the
     new snapshot. Needs Admin on ``env``, which must be active. The source is checked
@@ -162,7 +162,7 @@ def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
         mysql.check_import_server()
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} imported a backup of {env.name} from {src.describe()}"
-    c = activities.claim(ctx, env.name, IMPORT, desc,
+    c = claim(ctx, env.name, IMPORT, desc,
                          {"source": str(src.path), "threads": threads},
                          state=_state(detach, queue))
     return _go(ctx, c, detach, queue, observer)

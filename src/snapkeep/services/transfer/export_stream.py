@@ -24,8 +24,9 @@ from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import Cancelled, NotFoundError
 from snapkeep.policy import Action, require_role
-from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.claims import claim
 from snapkeep.services.activities.recorder import ActivityRecorder
+from snapkeep.services.activities.running import run
 from snapkeep.services.context import Context
 from snapkeep.services.snapshots import listing as snapshots
 from snapkeep.services.transfer.exportdir import DATABASE_PART, ZSTD_LEVEL, mount_part
@@ -131,7 +132,7 @@ def stream_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
         filename = f"{snap.id}-{mount.replace('/', '-')}.tar.zst"
     download = _Download()
     own = ctx.with_own_repository()  # the writer thread's; the catalog is shared
-    c = activities.claim(ctx, env.name, EXPORT,
+    c = claim(ctx, env.name, EXPORT,
                          f"{ctx.actor.name} downloaded {part} of backup {snap.id} of {env.name}",
                          {"snapshot_id": snap.id, "part": part, "download": True})
 
@@ -156,7 +157,7 @@ def stream_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
 
     def writer() -> None:
         try:
-            activities.run(own, c, work)
+            run(own, c, work)
         except BaseException as e:  # noqa: BLE001 - recorded by run; the consumer re-raises
             if not download.stopped.is_set():
                 with contextlib.suppress(Cancelled):

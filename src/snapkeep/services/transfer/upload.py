@@ -33,14 +33,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from snapkeep.catalog import Activity
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import BadUpload, BusyError, InsufficientSpace, SizeRequired, UsageError
 from snapkeep.ids import new_id
 from snapkeep.policy import Action, require_active, require_role
-from snapkeep.services.activities import lifecycle as activities
+from snapkeep.services.activities.claims import Claim, claim
+from snapkeep.services.activities.info import RUNNING, ActivityInfo
 from snapkeep.services.activities.recorder import ActivityRecorder
+from snapkeep.services.activities.recovery import reconcile
+from snapkeep.services.activities.running import run
 from snapkeep.services.context import Context
 from snapkeep.services.sizes import mib
 from snapkeep.services.transfer import export_import as transfer
@@ -79,8 +81,8 @@ def check_upload(ctx: Context, env: EnvironmentConfig, size: int | None = None) 
     Creates nothing."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_IMPORT)
     require_active(env.name, ctx.catalog.environment_status(env.name))
-    activities.reconcile(ctx)  # an activity whose runner died does not hold env any more
-    busy = ctx.catalog.list_activities(env.name, states=activities.RUNNING, limit=1)
+    reconcile(ctx)  # an activity whose runner died does not hold env any more
+    busy = ctx.catalog.list_activities(env.name, states=RUNNING, limit=1)
     if busy:
         a = busy[0]
         doing = "is waiting to run" if a.state == "pending" else "is running"
@@ -199,7 +201,7 @@ class Upload:
     # -- starting the import ----------------------------------------------------------------
 
     def start(self, *, threads: int | None = None,
-              stop: threading.Event | None = None) -> Activity:
+              stop: threading.Event | None = None) -> ActivityInfo:
         """Check the staging directory as a local import checks its source (UsageError
         saying what is wrong), then start the import activity in a thread of this process
         and return it (``in_progress``). From then on the activity owns the directory and
@@ -217,7 +219,7 @@ class Upload:
         desc = f"{self.ctx.actor.name} imported a backup of {self.env.name} from an upload " \
             f"({what})"
         params = {"source": str(self.path), "threads": threads, "upload": True}
-        c = activities.claim(self.ctx, self.env.name, transfer.IMPORT, desc, params)
+        c = claim(self.ctx, self.env.name, transfer.IMPORT, desc, params)
         own = self.ctx.with_own_repository()  # this thread runs the import
         self._owned_by_activity = True
         t = threading.Thread(target=self._run, args=(own, c, params, stop), daemon=True,
@@ -225,9 +227,9 @@ class Upload:
         with _running_lock:
             _running.add(t)
         t.start()
-        return c.activity
+        return ActivityInfo.of(c.activity)
 
-    def _run(self, ctx: Context, c: activities.Claim, params: dict[str, Any],
+    def _run(self, ctx: Context, c: Claim, params: dict[str, Any],
              stop: threading.Event | None) -> None:
         def work(rec: ActivityRecorder) -> str:
             try:
@@ -240,7 +242,7 @@ class Upload:
                 self._remove()  # before the end is recorded: an ended import left nothing
 
         try:
-            activities.run(ctx, c, work, stop=stop)
+            run(ctx, c, work, stop=stop)
         except BaseException as e:  # noqa: BLE001 - recorded in the activity by run
             log.info("import activity %s ended: %s", c.activity.id, e)
         finally:

@@ -33,7 +33,7 @@ def project(tmp_path: Path) -> tuple[ConsoleProject, str, str]:
     ctx = p.context()
     warned = operations.start_backup(ctx, ctx.config.environment(ENV), live=True)
     clean = operations.start_backup(ctx, ctx.config.environment("staging"), live=True)
-    assert (warned.result, warned.warnings, clean.warnings) == ("success", [WARNING], None)
+    assert (warned.result, warned.warnings, clean.warnings) == ("success", (WARNING,), ())
     return p, warned.id, clean.id
 
 

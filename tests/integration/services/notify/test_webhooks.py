@@ -17,8 +17,8 @@ from snapkeep.catalog import Activity
 from snapkeep.config import load_config
 from snapkeep.errors import HookError
 from snapkeep.ids import new_id
-from snapkeep.services.activities import lifecycle as activities
-from snapkeep.services.activities import operations
+from snapkeep.services.activities import info, operations
+from snapkeep.services.activities import listing as activities
 from snapkeep.services.context import Context
 from snapkeep.services.notify import webhooks as notify
 from tests.helpers.server import wait_for
@@ -89,7 +89,7 @@ def test_every_ended_activity_gets_one_signed_call(tmp_path, receiver):
     queued = p.backup(queue=True)
     cancelled = activities.cancel_activity(p.ctx, queued.id)
     # what a killed process leaves: an activity in progress whose runner is gone
-    lost = Activity(id=new_id(), environment="dev", type=activities.BACKUP, state="pending",
+    lost = Activity(id=new_id(), environment="dev", type=info.BACKUP, state="pending",
                     result=None, description="a killed backup", created_at=p.ctx.clock(),
                     completion_percent=0, parameters={})
     assert p.ctx.catalog.start(lost, f"{socket.gethostname()}:{dead_pid()}:0", 60) is None
@@ -130,7 +130,7 @@ def test_a_receiver_answering_500_once_gets_the_call_again_and_the_backup_stands
     with Receiver(answers=[500]) as receiver:
         p = Project(tmp_path, receiver)
         a = p.backup()
-    assert (a.state, a.result, a.warnings) == ("complete", "success", None)
+    assert (a.state, a.result, a.warnings) == ("complete", "success", ())
     first, second = receiver.calls
     assert first.body == second.body
     assert first.headers["x-snapkeep-delivery"] == second.headers["x-snapkeep-delivery"]

@@ -15,8 +15,8 @@ import pytest
 
 from snapkeep.config import load_config
 from snapkeep.errors import Cancelled, HookError
-from snapkeep.services.activities import lifecycle as activities
-from snapkeep.services.activities import operations
+from snapkeep.services.activities import claims, info, operations, running
+from snapkeep.services.activities import listing as activities
 from snapkeep.services.context import Context
 from snapkeep.services.snapshots import hooks
 from tests.helpers.server import wait_for
@@ -174,10 +174,10 @@ def test_the_warn_policy_keeps_the_backup_successful_with_warnings(tmp_path):
                           'after_snapshot = ["echo oops; exit 4"]\non_failure = "warn"')
     a = p.backup()
     assert (a.state, a.result) == ("complete", "success")
-    assert a.warnings == ["before_snapshot hook `exit 3` failed with exit code 3; it printed "
+    assert a.warnings == ("before_snapshot hook `exit 3` failed with exit code 3; it printed "
                           "nothing",
                           "after_snapshot hook `echo oops; exit 4` failed with exit code 4; "
-                          "its last output: oops"]
+                          "its last output: oops")
     assert (p.root / "second-ran").exists()
     assert p.snapshots()[0] == [a.snapshot_id]
     lines = p.log(a.id)
@@ -225,14 +225,14 @@ def test_a_hook_reaches_the_database_without_its_password_on_the_command_line(
     p = project_of_db_user(tmp_path, mariadb, fresh_db, "hookuser", "h00k-pw")
     query = ('mariadb --defaults-extra-file="$SNAPKEEP_DB_DEFAULTS_FILE" -N '
              '-e "SELECT CONCAT(CURRENT_USER(), \' \', DATABASE())"')
-    c = activities.claim(p.ctx, "dev", activities.BACKUP, "hook test", {})
+    c = claims.claim(p.ctx, "dev", info.BACKUP, "hook test", {})
 
     def work(rec) -> None:
         hooks.run_commands(p.ctx, p.env, [query], rec, label="post-restore command",
                            timeout=60, on_failure="fail",
                            variables={"SNAPKEEP_SOURCE_ENVIRONMENT": "prod"})
 
-    a = activities.run(p.ctx, c, work)
+    a = running.run(p.ctx, c, work)
     lines = p.log(a.id)
     assert a.result == "success", lines
     assert f"  > hookuser@% {fresh_db}" in lines
@@ -260,13 +260,13 @@ def test_hooks_get_no_credential_and_their_output_is_cleared_of_the_password(
         'echo "db password is $(sed -n "s/^password=//p" "$SNAPKEEP_DB_DEFAULTS_FILE")"; '
         "exit 3",
     ]
-    c = activities.claim(p.ctx, "dev", activities.BACKUP, "hook test", {})
+    c = claims.claim(p.ctx, "dev", info.BACKUP, "hook test", {})
 
     def work(rec) -> None:
         hooks.run_commands(p.ctx, p.env, commands, rec, label="post-restore command",
                            timeout=60, on_failure="warn")
 
-    a = activities.run(p.ctx, c, work)
+    a = running.run(p.ctx, c, work)
     lines = p.log(a.id)
     assert a.result == "success", lines
     for name in CREDENTIALS:
@@ -284,14 +284,14 @@ def test_hooks_get_no_credential_and_their_output_is_cleared_of_the_password(
 def test_the_error_of_a_failed_activity_is_cleared_of_the_password(tmp_path):
     # the command itself names the password; its failure message quotes the command
     p = Project(tmp_path, "", 'database = "mysql://u:pa55-w0rd-x@127.0.0.1:1/db"')
-    c = activities.claim(p.ctx, "dev", activities.BACKUP, "hook test", {})
+    c = claims.claim(p.ctx, "dev", info.BACKUP, "hook test", {})
 
     def work(rec) -> None:
         hooks.run_commands(p.ctx, p.env, ["exit 4 # pa55-w0rd-x"], rec,
                            label="post-restore command", timeout=60, on_failure="fail")
 
     with pytest.raises(HookError):
-        activities.run(p.ctx, c, work)
+        running.run(p.ctx, c, work)
     a = p.ctx.catalog.get_activity(c.activity.id)
     assert a.result == "failure" and "exit code 4" in a.error and "[redacted]" in a.error
     assert not any("pa55-w0rd-x" in text for text in [a.error, *p.log(a.id)])

@@ -13,11 +13,12 @@ import pytest
 from snapkeep.config import load_config
 from snapkeep.errors import BusyError, Cancelled, PermissionDenied, PolicyError
 from snapkeep.policy import Actor
-from snapkeep.services.activities import lifecycle as activities
 from snapkeep.services.activities import operations
-from snapkeep.services.activities.lifecycle import cancel_activity
-from snapkeep.services.activities.locks import EnvironmentLock
+from snapkeep.services.activities.lease import worker_id
+from snapkeep.services.activities.listing import cancel_activity
+from snapkeep.services.activities.locks import EnvironmentLock, lock_path
 from snapkeep.services.activities.recorder import ActivityRecorder
+from snapkeep.services.activities.recovery import recover_interrupted
 from snapkeep.services.activities.workers import Worker, reap_expired
 from snapkeep.services.context import Context
 
@@ -106,7 +107,7 @@ def test_an_activity_run_in_process_holds_its_environment_against_workers_everyw
     observer = Enqueuer(ctx)
     a = operations.start_backup(ctx, ctx.config.environment("dev"), live=True,
                                 observer=observer)
-    assert a.result == "success" and a.worker == activities.worker_id(0)
+    assert a.result == "success" and a.worker == worker_id(0)
     assert observer.held_by == a.id
     assert observer.claimed_meanwhile is None
     assert ctx.catalog.running_activity("dev") is None
@@ -136,14 +137,15 @@ class CancelOnFirstLine:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.activity = None
+        self.asked = False
 
     def on_start(self, activity) -> None:
         self.activity = activity
 
     def on_log(self, message: str) -> None:
-        if self.activity is not None and self.activity.state != "cancel asked":
+        if self.activity is not None and not self.asked:
             cancel_activity(self.ctx, self.activity.id)
-            self.activity.state = "cancel asked"
+            self.asked = True
 
     def on_progress(self, percent: float) -> None:
         pass
@@ -217,9 +219,9 @@ def test_recovery_fails_dead_local_runners_only(ctx):
     queued = operations.start_backup(ctx, ctx.config.environment("dev"), live=True, queue=True,
                                      queue_behind=True)
     for env in ("dev", "prod"):
-        lock = EnvironmentLock.try_acquire(activities.lock_path(ctx, env))
+        lock = EnvironmentLock.try_acquire(lock_path(ctx, env))
         try:
-            activities.recover_interrupted(ctx, env)
+            recover_interrupted(ctx, env)
         finally:
             lock.release()
     by_env = {a.environment: a for a in ctx.catalog.list_activities(states=("in_progress",))}
