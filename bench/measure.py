@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -136,7 +136,7 @@ def tool_version(cmd: Sequence[str]) -> str:
     return text[0] if text else "?"
 
 
-def print_header(versions: dict[str, Sequence[str]], notes: Sequence[str] = (),
+def print_header(versions: Mapping[str, Sequence[str]], notes: Sequence[str] = (),
                  warm_note: str = WARM_NOTE) -> None:
     """The command that reproduces this run, the machine, the reference tools' versions."""
     repo = Path(__file__).resolve().parents[1]

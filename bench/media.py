@@ -219,9 +219,9 @@ def one_round(n: int, tools: list[Tool], work: Path, files: list[Path], media: P
         f"{samples.values[(t.name, 'restore')][-1]:.2f} s" for t in tools), flush=True)
 
 
-def half_size_rss(work: Path, app: Path, tools: list[Snapkeep]) -> dict[str, float]:
+def half_size_rss(work: Path, app: Path, tools: list[Snapkeep]) -> dict[str, int]:
     """Peak RSS of each snapkeep's first snapshot of ``app`` into a fresh repository."""
-    rss = {}
+    rss: dict[str, int] = {}
     for t in tools:
         probe = Snapkeep(work / "rss", app, t.name)
         probe.env = t.env
@@ -231,7 +231,7 @@ def half_size_rss(work: Path, app: Path, tools: list[Snapkeep]) -> dict[str, flo
     return rss
 
 
-def report(samples: Samples, names: list[str], gib: float, rss_half: dict[str, float],
+def report(samples: Samples, names: list[str], gib: float, rss_half: dict[str, int],
            ab: bool) -> None:
     for name in rss_half:
         first = samples.median(name, "added_first")
@@ -255,7 +255,8 @@ def main() -> int:
     ap.add_argument("--trees", nargs=2, type=Path, metavar=("OLD", "NEW"),
                     help="A/B: run snapkeep from these two src directories instead")
     args = ap.parse_args()
-    print_header({"restic": ["restic", "version"], "borg": ["borg", "--version"]},
+    versions = {"restic": ["restic", "version"], "borg": ["borg", "--version"]}
+    print_header({} if args.trees else versions,
                  [f"rounds: {args.runs}; order alternated per round"])
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)

@@ -248,7 +248,7 @@ def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples, restores: b
 def small_rss(b: Bench, sks: list[Snapkeep], scale: int) -> dict[str, int]:
     """Peak RSS of each snapkeep's create of a database at ``scale``."""
     gen(b, "shop_small", scale)
-    rss = {}
+    rss: dict[str, int] = {}
     for t in sks:
         t.fresh("shop_small")
         b.settle()
@@ -301,9 +301,11 @@ def main() -> int:
     if missing and not args.trees:
         raise SystemExit(f"missing {', '.join(missing)}: install them with "
                          "'apt-get install mariadb-client zstd mydumper'")
-    print_header({"mariadbd": ["mariadbd", "--version"], "mariadb-dump": ["mariadb-dump",
-                  "--version"], "zstd": ["zstd", "--version"], "mydumper": ["mydumper", "-V"],
-                  "myloader": ["myloader", "-V"]},
+    versions = {"mariadbd": ["mariadbd", "--version"]}
+    if not args.trees:
+        versions |= {"mariadb-dump": ["mariadb-dump", "--version"], "zstd": ["zstd", "--version"],
+                     "mydumper": ["mydumper", "-V"], "myloader": ["myloader", "-V"]}
+    print_header(versions,
                  [f"rounds: {args.runs}; order alternated per round; the server settles "
                   "before every timed step"], WARM_NOTE)
     labels = check_trees(args.trees) if args.trees else []
@@ -314,7 +316,9 @@ def main() -> int:
                if args.trees else [Snapkeep(b)])
         rss_small = {} if args.dump_only else small_rss(b, sks, max(1, args.scale // 4))
         gen(b, "shop", args.scale)
-        tools: list[Tool] = [*sks, *([] if args.trees else [MariaDump(b), Mydumper(b)])]
+        tools: list[Tool] = list(sks)
+        if not args.trees:
+            tools += [MariaDump(b), Mydumper(b)]
         samples = Samples()
         for n in range(1, args.runs + 1):
             one_round(n, tools, b, samples, not args.dump_only)
