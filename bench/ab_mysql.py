@@ -70,7 +70,9 @@ def main() -> int:
     ap.add_argument("trees", nargs="+", type=Path, help="src directories to compare")
     args = ap.parse_args()
     print_header({"mariadbd": ["mariadbd", "--version"]},
-                 [f"runs: {args.runs}; tree order alternated per run"])
+                 [f"runs: {args.runs}; tree order alternated per run"],
+                 "cache: no warm-up step; each process dumps the database the previous one "
+                 "just restored, in the same state for both trees")
     check_trees(args.trees)
     results: dict[str, dict[str, list[tuple[float, float]]]] = {
         str(t): {"dump": [], "restore": []} for t in args.trees}
