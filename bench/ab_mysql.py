@@ -4,10 +4,14 @@
 
 Starts a private mariadbd, generates the Magento-like database once (bench/gen_magento.py),
 then runs each tree's ``dump_database`` and ``prepare_restore`` + ``swap`` + ``finish``
-alternately in fresh processes (``PYTHONPATH`` = the tree), and prints per tree the median
-and range of wall seconds and of the snapkeep process's CPU seconds (user + sys) — the
-CPU time is the steadier figure on a loaded machine, and what client-side work (such as
-the row digests) adds. Not part of the test suite.
+in fresh processes (``PYTHONPATH`` = the tree, checked by printing each tree's
+``snapkeep.__file__`` and ``_rowpump``; a tree without a built ``_rowpump``, such as
+``git archive main | tar -x -C /tmp/old``, gets it built in place), the trees' order
+alternated per run, and prints per tree the median and range of wall seconds and of the
+snapkeep process's CPU seconds (user + sys) — the CPU time is the steadier figure on a
+loaded machine, and what client-side work (such as the row digests) adds — and, for two
+trees, the ratios NEW / OLD of the medians. Not part of the test suite. (bench/mysql.py
+--trees compares two trees through the CLI, beside nothing else.)
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from measure import print_header, round_order
+from trees import check_trees, tree_env
 
 from snapkeep.sandbox import PrivateMariaDB
 
@@ -62,14 +69,19 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("trees", nargs="+", type=Path, help="src directories to compare")
     args = ap.parse_args()
+    print_header({"mariadbd": ["mariadbd", "--version"]},
+                 [f"runs: {args.runs}; tree order alternated per run"],
+                 "cache: no warm-up step; each process dumps the database the previous one "
+                 "just restored, in the same state for both trees")
+    check_trees(args.trees)
     results: dict[str, dict[str, list[tuple[float, float]]]] = {
         str(t): {"dump": [], "restore": []} for t in args.trees}
     with tempfile.TemporaryDirectory() as tmp, PrivateMariaDB(Path(tmp) / "db") as server:
         subprocess.run([sys.executable, str(REPO / "bench" / "gen_magento.py"), "--scale",
                         str(args.scale), "--url", server.url("shop")], check=True)
-        for run in range(args.runs):
-            for tree in args.trees:
-                env = {**os.environ, "PYTHONPATH": str(tree)}
+        for run in range(1, args.runs + 1):
+            for tree in round_order(args.trees, run):
+                env = tree_env(tree)
                 out = subprocess.run([sys.executable, "-c", CHILD, server.host,
                                       str(server.port), "shop", str(args.threads)],
                                      env=env, check=True,
@@ -88,6 +100,13 @@ def main() -> int:
             print(f"{tree:40} {step:8} wall {statistics.median(wall):6.2f} "
                   f"[{min(wall):.2f}-{max(wall):.2f}]  cpu {statistics.median(cpu):6.2f} "
                   f"[{min(cpu):.2f}-{max(cpu):.2f}]")
+    if len(args.trees) == 2:
+        old, new = (results[str(t)] for t in args.trees)
+        for step in ("dump", "restore"):
+            for i, what in enumerate(("wall", "cpu")):
+                a = statistics.median(v[i] for v in old[step])
+                b = statistics.median(v[i] for v in new[step])
+                print(f"NEW / OLD {step:8} {what}: {b / a:.3f}")
     return 0
 
 

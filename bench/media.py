@@ -1,13 +1,27 @@
-"""Mount snapshots against restic and borg on the same files, in one run.
+"""Mount snapshots against restic and borg on the same files: medians of N rounds, in one run.
 
-    .venv/bin/python bench/media.py [--gib 1.0] [--workdir /tmp/snapkeep-bench]
+    .venv/bin/python bench/media.py [--gib 1.0] [--runs 3] [--workdir /tmp/snapkeep-bench]
+    .venv/bin/python bench/media.py --trees OLD/src NEW/src [--gib 1.0] [--runs 3]
 
 Generates a media tree (random-byte "images" of 50 KB–2 MB, about 2,000 per GiB, plus 5,000
-small text files), then for snapkeep, restic and borg (Debian packages `restic`,
-`borgbackup`; skipped if missing) measures: first snapshot, unchanged re-run, re-run after
-changing 1 % of the files, restore; repository size and bytes each re-run added; peak RSS
-of snapkeep's first snapshot at half and full size. Prints figures and ratios.
-Not part of the test suite.
+small text files). Each round gives every tool a fresh repository and measures: first
+snapshot, unchanged re-run, re-run after changing 1 % of the files (the same files for every
+tool of that round), restore; repository size and bytes each re-run added; peak RSS of each
+timed process. Tools run in alternating order (snapkeep first in odd rounds, last in even
+ones), and right before each timed run its inputs (the media tree; for a restore also the
+tool's repository) are read fully, so every tool starts from the same warm page cache (this
+container cannot drop caches). Every figure is the median of ``--runs`` rounds with its
+spread (min–max); ratios are medians over medians. snapkeep's peak RSS is also taken once
+at half the data size, to show that it stays flat. The reference tools are Debian's
+``restic`` and ``borgbackup`` (each skipped if missing).
+
+A/B mode (``--trees OLD/src NEW/src``, e.g. ``git archive main | tar -x -C /tmp/old`` for
+OLD): no reference tools; snapkeep runs from each source tree (``PYTHONPATH`` = the tree,
+checked by printing each tree's ``snapkeep.__file__``; a missing ``_rowpump`` is built into
+the tree), alternating, and the table gives NEW, OLD and NEW / OLD.
+
+The output starts with the command that reproduces the run and the machine, and ends with a
+markdown table ready to paste in a note. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -17,15 +31,26 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from measure import Row, Samples, Timed, print_header, print_table, round_order, timed, warm
+from trees import check_trees, tree_env
 
 ENV = {**os.environ, "RESTIC_PASSWORD": "bench", "BORG_PASSPHRASE": "bench",
        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes", "SNAPKEEP_DEBUG": "1"}
 for k in [k for k in ENV if k.startswith("SNAPKEEP_") and k != "SNAPKEEP_DEBUG"]:
     del ENV[k]
+MIB = 2**20
+ROWS = [Row("first snapshot (s)", "first"), Row("unchanged re-run (s)", "unchanged"),
+        Row("1 % changed re-run (s)", "changed"), Row("restore (s)", "restore"),
+        Row("repository (MiB)", "size", MIB, 1),
+        Row("added, unchanged (KiB)", "added_unchanged", 1024, 1),
+        Row("added, 1 % changed (MiB)", "added_changed", MIB, 1),
+        Row("peak RSS, first snapshot (MiB)", "rss_first", MIB, 0),
+        Row("peak RSS, restore (MiB)", "rss_restore", MIB, 0)]
 
 
 def generate(media: Path, gib: float, rng: random.Random, texts: int) -> list[Path]:
@@ -64,51 +89,56 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run(cmd: list[str], cwd: Path | None = None) -> float:
-    # Each measurement starts with no dirty pages left by the previous one: snapkeep syncs
-    # before its restore cut-over, and would otherwise wait for the other tools' writes.
-    os.sync()
-    t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
-    return time.perf_counter() - t
-
-
-def peak_rss_mib(cmd: list[str], cwd: Path) -> float:
-    wrapper = ("import resource,subprocess,sys;"
-               "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL,"
-               "stderr=subprocess.DEVNULL);"
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], cwd=cwd, env=ENV, check=True,
-                         capture_output=True, text=True).stdout
-    return int(out.strip()) / 1024
-
-
 class Snapkeep:
-    name = "snapkeep"
+    """snapkeep from the installed package, or from a source tree (A/B mode). Its config
+    and state live in ``home`` and are moved into the app only while one of its commands
+    runs, so that two trees can take turns on the same app."""
 
-    def __init__(self, work: Path, app: Path) -> None:
-        self.app = app
-        self.repo = work / "snapkeep-repo"
+    STATE = ("snapkeep.toml", ".snapkeep")
+
+    def __init__(self, work: Path, app: Path, name: str = "snapkeep",
+                 tree: Path | None = None) -> None:
+        self.name, self.app = name, app
+        self.home = work / f"{name}-home"
+        self.repo = work / f"{name}-repo"
+        self.env = tree_env(tree, ENV) if tree else ENV
         self.sk = [sys.executable, "-m", "snapkeep"]
 
-    def setup(self) -> None:
-        subprocess.run([*self.sk, "init", "--project-id", "bench", "-e", "main",
-                        "--mount", "pub/media"], cwd=self.app, env=ENV, check=True,
-                       capture_output=True)
-        cfg = self.app / "snapkeep.toml"
-        cfg.write_text(re.sub(r"(?m)^# repository = .*$", f'repository = "{self.repo}"',
-                              cfg.read_text()))
-        shutil.rmtree(self.app / ".snapkeep" / "repository", ignore_errors=True)
-        subprocess.run([*self.sk, "init"], cwd=self.app, env=ENV, check=True,
-                       capture_output=True)
+    @contextmanager
+    def _in_app(self) -> Iterator[None]:
+        for n in self.STATE:
+            if (self.home / n).exists():
+                (self.home / n).rename(self.app / n)
+        try:
+            yield
+        finally:
+            self.home.mkdir(parents=True, exist_ok=True)
+            for n in self.STATE:
+                if (self.app / n).exists():
+                    (self.app / n).rename(self.home / n)
 
-    def backup(self) -> float:
-        return run([*self.sk, "snapshot:create", "--live", "-e", "main"], self.app)
+    def fresh(self) -> None:
+        for p in (self.home, self.repo):
+            shutil.rmtree(p, ignore_errors=True)
+        with self._in_app():
+            timed([*self.sk, "init", "--project-id", "bench", "-e", "main", "--mount",
+                   "pub/media"], self.app, self.env)
+            cfg = self.app / "snapkeep.toml"
+            cfg.write_text(re.sub(r"(?m)^# repository = .*$", f'repository = "{self.repo}"',
+                                  cfg.read_text()))
+            shutil.rmtree(self.app / ".snapkeep" / "repository", ignore_errors=True)
+            timed([*self.sk, "init"], self.app, self.env)
 
-    def restore(self, target: Path) -> float:
+    def backup(self) -> Timed:
+        with self._in_app():
+            return timed([*self.sk, "snapshot:create", "--live", "-e", "main"], self.app,
+                         self.env)
+
+    def restore(self, target: Path) -> Timed:
         # snapkeep restores in place (staging + swap): restore into the app itself.
-        return run([*self.sk, "snapshot:restore", "--yes", "-e", "main"], self.app)
+        with self._in_app():
+            return timed([*self.sk, "snapshot:restore", "--yes", "-e", "main"], self.app,
+                         self.env)
 
 
 class Restic:
@@ -117,16 +147,17 @@ class Restic:
     def __init__(self, work: Path, app: Path) -> None:
         self.app, self.repo = app, work / "restic-repo"
 
-    def setup(self) -> None:
-        run(["restic", "init", "--repo", str(self.repo)])
+    def fresh(self) -> None:
+        shutil.rmtree(self.repo, ignore_errors=True)
+        timed(["restic", "init", "--repo", str(self.repo)], env=ENV)
 
-    def backup(self) -> float:
-        return run(["restic", "--repo", str(self.repo), "backup", "--quiet", "pub/media"],
-                   self.app)
+    def backup(self) -> Timed:
+        return timed(["restic", "--repo", str(self.repo), "backup", "--quiet", "pub/media"],
+                     self.app, ENV)
 
-    def restore(self, target: Path) -> float:
-        return run(["restic", "--repo", str(self.repo), "restore", "latest", "--target",
-                    str(target)])
+    def restore(self, target: Path) -> Timed:
+        return timed(["restic", "--repo", str(self.repo), "restore", "latest", "--target",
+                      str(target)], env=ENV)
 
 
 class Borg:
@@ -135,94 +166,123 @@ class Borg:
     def __init__(self, work: Path, app: Path) -> None:
         self.app, self.repo, self.n = app, work / "borg-repo", 0
 
-    def setup(self) -> None:
-        run(["borg", "init", "--encryption=repokey", str(self.repo)])
+    def fresh(self) -> None:
+        shutil.rmtree(self.repo, ignore_errors=True)
+        timed(["borg", "init", "--encryption=repokey", str(self.repo)], env=ENV)
 
-    def backup(self) -> float:
+    def backup(self) -> Timed:
         self.n += 1
-        return run(["borg", "create", "--compression", "zstd,3",
-                    f"{self.repo}::s{self.n}", "pub/media"], self.app)
+        return timed(["borg", "create", "--compression", "zstd,3",
+                      f"{self.repo}::s{self.n}", "pub/media"], self.app, ENV)
 
-    def restore(self, target: Path) -> float:
+    def restore(self, target: Path) -> Timed:
         target.mkdir(parents=True, exist_ok=True)
-        return run(["borg", "extract", f"{self.repo}::s{self.n}"], target)
+        return timed(["borg", "extract", f"{self.repo}::s{self.n}"], target, ENV)
 
 
-def first_snapshot_rss(work: Path, app: Path) -> float:
-    """Peak RSS (MiB) of snapkeep's first snapshot of ``app`` into a fresh repository."""
-    tool = Snapkeep(work / "rss", app)
-    (work / "rss").mkdir(parents=True)
-    tool.setup()
-    rss = peak_rss_mib([*tool.sk, "snapshot:create", "--live", "-e", "main"], app)
-    for p in (app / "snapkeep.toml", app / ".snapkeep", work / "rss"):
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+Tool = Snapkeep | Restic | Borg
+
+
+def backups(key: str, order: list[Tool], media: Path, samples: Samples) -> None:
+    """One timed backup per tool (cache warmed first), and the bytes it added."""
+    for t in order:
+        before = du(t.repo)
+        warm([media])
+        r = t.backup()
+        samples.add(t.name, key, r.seconds)
+        samples.add(t.name, f"added_{key}", du(t.repo) - before)
+        if key == "first":
+            samples.add(t.name, "rss_first", r.rss)
+
+
+def one_round(n: int, tools: list[Tool], work: Path, files: list[Path], media: Path,
+              samples: Samples, rng: random.Random) -> None:
+    order = round_order(tools, n)
+    for t in order:
+        t.fresh()
+    backups("first", order, media, samples)
+    backups("unchanged", order, media, samples)
+    samples.add("data", "changed_bytes", change_one_percent(files, rng))
+    backups("changed", order, media, samples)
+    for t in order:
+        target = work / f"restore-{t.name}"
+        warm([media, t.repo])
+        r = t.restore(target)
+        samples.add(t.name, "restore", r.seconds)
+        samples.add(t.name, "rss_restore", r.rss)
+        shutil.rmtree(target, ignore_errors=True)
+        samples.add(t.name, "size", du(t.repo))
+    print(f"round {n} (order {', '.join(t.name for t in order)}): " + "; ".join(
+        f"{t.name} {samples.values[(t.name, 'first')][-1]:.2f} / "
+        f"{samples.values[(t.name, 'unchanged')][-1]:.2f} / "
+        f"{samples.values[(t.name, 'changed')][-1]:.2f} / "
+        f"{samples.values[(t.name, 'restore')][-1]:.2f} s" for t in tools), flush=True)
+
+
+def half_size_rss(work: Path, app: Path, tools: list[Snapkeep]) -> dict[str, int]:
+    """Peak RSS of each snapkeep's first snapshot of ``app`` into a fresh repository."""
+    rss: dict[str, int] = {}
+    for t in tools:
+        probe = Snapkeep(work / "rss", app, t.name)
+        probe.env = t.env
+        probe.fresh()
+        rss[t.name] = probe.backup().rss
+        shutil.rmtree(work / "rss")
     return rss
 
 
+def report(samples: Samples, names: list[str], gib: float, rss_half: dict[str, int],
+           ab: bool) -> None:
+    for name in rss_half:
+        first = samples.median(name, "added_first")
+        print(f"{name}: unchanged re-run added "
+              f"{100 * samples.median(name, 'added_unchanged') / first:.3f} % of the first "
+              f"snapshot; 1 % re-run added {samples.cell(name, 'added_changed', MIB, 1)} MiB "
+              f"for {samples.cell('data', 'changed_bytes', MIB, 2)} MiB of changed files; "
+              f"peak RSS {rss_half[name] / MIB:.0f} MiB at {gib / 2:.2f} GiB, "
+              f"{samples.cell(name, 'rss_first', MIB, 0)} MiB at {gib:.2f} GiB")
+    columns = list(reversed(names)) if ab else names
+    title = ("NEW vs OLD, median (min–max) of the rounds; ratio = NEW / OLD" if ab else
+             "median (min–max) of the rounds; ratios = snapkeep / tool, from the medians")
+    print_table(samples, ROWS, columns, title)
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workdir", default="/tmp/snapkeep-bench")
+    ap.add_argument("--trees", nargs=2, type=Path, metavar=("OLD", "NEW"),
+                    help="A/B: run snapkeep from these two src directories instead")
     args = ap.parse_args()
+    versions = {"restic": ["restic", "version"], "borg": ["borg", "--version"]}
+    print_header({} if args.trees else versions,
+                 [f"rounds: {args.runs}; order alternated per round"])
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
     app = work / "app"
     rng = random.Random(7)
+    if args.trees:
+        sks = [Snapkeep(work, app, label, tree)
+               for label, tree in zip(check_trees(args.trees), args.trees, strict=True)]
+    else:
+        sks = [Snapkeep(work, app)]
 
-    # Peak RSS of a first snapshot at half size, then at full size: it must not grow.
-    files = generate(app / "pub" / "media" / "catalog", args.gib / 2, rng, 2500)
-    rss_half = first_snapshot_rss(work, app)
-    files += generate(app / "pub" / "media" / "more", args.gib / 2, rng, 2500)
-    rss_full = first_snapshot_rss(work, app)
-    data_bytes = du(app / "pub" / "media")
-    entries = sum(1 for _ in (app / "pub" / "media").rglob("*"))
-    print(f"data: {data_bytes / 2**30:.2f} GiB in {entries} entries")
+    media = app / "pub" / "media"
+    files = generate(media / "catalog", args.gib / 2, rng, 2500)
+    rss_half = half_size_rss(work, app, sks)
+    files += generate(media / "more", args.gib / 2, rng, 2500)
+    print(f"data: {du(media) / 2**30:.2f} GiB in {sum(1 for _ in media.rglob('*'))} entries",
+          flush=True)
 
-    tools = [Snapkeep(work, app)]
-    tools += [t(work, app) for t, exe in ((Restic, "restic"), (Borg, "borg"))
-              if shutil.which(exe)]
-    for t in tools:
-        t.setup()
-    results: dict[str, dict[str, float]] = {t.name: {} for t in tools}
-    for t in tools:
-        results[t.name]["first"] = t.backup()
-        results[t.name]["size1"] = du(t.repo)
-    for t in tools:
-        results[t.name]["unchanged"] = t.backup()
-        results[t.name]["added_unchanged"] = du(t.repo) - results[t.name]["size1"]
-    changed = change_one_percent(files, rng)
-    for t in tools:
-        before = du(t.repo)
-        results[t.name]["changed"] = t.backup()
-        results[t.name]["added_changed"] = du(t.repo) - before
-    for t in tools:
-        target = work / f"restore-{t.name}"
-        results[t.name]["restore"] = t.restore(target)
-        shutil.rmtree(target, ignore_errors=True)
-        results[t.name]["size"] = du(t.repo)
-
-    names = [t.name for t in tools]
-    print(f"\n{'':28}" + "".join(f"{n:>12}" for n in names) +
-          "".join(f"{'sk/' + n:>12}" for n in names[1:]))
-    rows = [("first snapshot (s)", "first"), ("unchanged re-run (s)", "unchanged"),
-            ("1% changed re-run (s)", "changed"), ("restore (s)", "restore")]
-    for label, key in rows:
-        vals = [results[n][key] for n in names]
-        print(f"{label:28}" + "".join(f"{v:12.2f}" for v in vals) +
-              "".join(f"{vals[0] / v:12.2f}" for v in vals[1:]))
-    for label, key in (("repository (MiB)", "size"),
-                       ("added, unchanged (MiB)", "added_unchanged"),
-                       ("added, 1% changed (MiB)", "added_changed")):
-        vals = [results[n][key] / 2**20 for n in names]
-        print(f"{label:28}" + "".join(f"{v:12.1f}" for v in vals) +
-              "".join(f"{(vals[0] / v if v else 0):12.2f}" for v in vals[1:]))
-    first = results["snapkeep"]["size1"]
-    sk = results["snapkeep"]
-    print(f"\nsnapkeep: unchanged re-run added {100 * sk['added_unchanged'] / first:.3f} % of "
-          f"the first snapshot; 1 % re-run added {sk['added_changed'] / 2**20:.1f} MiB for "
-          f"{changed / 2**20:.1f} MiB of changed files")
-    print(f"snapkeep peak RSS: {rss_half:.0f} MiB at {args.gib / 2:.2f} GiB, "
-          f"{rss_full:.0f} MiB at {args.gib:.2f} GiB")
+    tools: list[Tool] = list(sks)
+    if not args.trees:
+        tools += [t(work, app) for t, exe in ((Restic, "restic"), (Borg, "borg"))
+                  if shutil.which(exe)]
+    samples = Samples()
+    for n in range(1, args.runs + 1):
+        one_round(n, tools, work, files, media, samples, rng)
+    report(samples, [t.name for t in tools], args.gib, rss_half, bool(args.trees))
     return 0
 
 
