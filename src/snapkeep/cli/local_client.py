@@ -19,7 +19,6 @@ from snapkeep.services.snapshots import integrity, restore, retention
 from snapkeep.services.snapshots import listing as snapshots
 from snapkeep.services.snapshots.listing import SnapshotInfo
 from snapkeep.services.snapshots.restore_scope import RestoreScope
-from snapkeep.services.transfer import export_import as transfer
 
 LOCAL_POLL = 0.5  # seconds between two looks at a local activity's log
 
@@ -110,10 +109,10 @@ class LocalClient:
 
     def export_snapshot(self, env: str, snapshot_id: str, dest: Path, *, force: bool,
                         wait: bool, observer: Observer | None) -> ActivityInfo | None:
-        return transfer.start_export(self.ctx, self._env(env), snapshot_id, dest,
-                                     force=force, detach=not wait, observer=observer)
+        return operations.start_export(self.ctx, self._env(env), snapshot_id, dest,
+                                       force=force, detach=not wait, observer=observer)
 
     def import_snapshot(self, env: str, source: Path, *, threads: int | None, wait: bool,
                         observer: Observer | None) -> ActivityInfo:
-        return transfer.start_import(self.ctx, self._env(env), source, threads=threads,
-                                     detach=not wait, observer=observer)
+        return operations.start_import(self.ctx, self._env(env), source, threads=threads,
+                                       detach=not wait, observer=observer)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import SnapkeepError
@@ -41,6 +42,7 @@ from snapkeep.services.context import Context
 from snapkeep.services.snapshots import drill, retention
 from snapkeep.services.snapshots import listing as snapshots
 from snapkeep.services.snapshots.restore_scope import RestoreScope
+from snapkeep.services.transfer import export_import as transfer
 
 
 def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
@@ -138,6 +140,24 @@ def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | 
     c = claim(ctx, env.name, EXPIRE, desc, {"snapshot_ids": expired},
                          state=_state(False, queue), unless_busy=not queue_behind)
     return go(ctx, c, False, queue, observer), decisions
+
+
+def start_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, dest: Path, *,
+                 observer: Observer | None = None, queue: bool = False, detach: bool = False,
+                 force: bool = False) -> ActivityInfo:
+    """Export a snapshot into ``dest`` as an activity (``transfer.claim_export`` says what
+    is checked first)."""
+    c = transfer.claim_export(ctx, env, snapshot_id, dest, later=detach or queue, force=force)
+    return go(ctx, c, detach, queue, observer)
+
+
+def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
+                 observer: Observer | None = None, queue: bool = False, detach: bool = False,
+                 threads: int | None = None) -> ActivityInfo:
+    """Make a new snapshot of ``env`` from ``source`` as an activity
+    (``transfer.claim_import`` says what is checked first)."""
+    c = transfer.claim_import(ctx, env, source, later=detach or queue, threads=threads)
+    return go(ctx, c, detach, queue, observer)
 
 
 def go(ctx: Context, c: Claim, detach: bool, queue: bool,

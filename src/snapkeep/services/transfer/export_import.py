@@ -33,8 +33,7 @@ from snapkeep.ids import new_id
 from snapkeep.policy import Action, expires_at, require_active, require_role
 from snapkeep.repository import SnapshotManifest
 from snapkeep.services.activities.claims import Claim, claim
-from snapkeep.services.activities.info import ActivityInfo
-from snapkeep.services.activities.recorder import ActivityRecorder, Observer
+from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, pause_entries
 from snapkeep.services.sizes import mib
@@ -54,19 +53,12 @@ IMPORT = "environment.backup.import"
 LOCK_WAIT = 10.0  # seconds an export or import waits for a prune's exclusive lock
 IMPORTS_DIR = "imports"  # under .snapkeep/: where an import extracts mount tars
 
-__all__ = ["EXPORT", "IMPORT", "export_facts", "run_export", "run_import", "start_export",
-           "start_import", "stream_export"]
+__all__ = ["EXPORT", "IMPORT", "export_facts", "run_export", "run_import", "claim_export",
+           "claim_import", "stream_export"]
 
 
-def _state(detach: bool, queue: bool) -> str:
-    return "pending" if detach or queue else "in_progress"
-
-
-def _go(ctx: Context, c: Claim, detach: bool, queue: bool,
-        observer: Observer | None) -> ActivityInfo:
-    from snapkeep.services.activities import operations
-
-    return operations.go(ctx, c, detach, queue, observer)
+def _state(later: bool) -> str:
+    return "pending" if later else "in_progress"
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -95,11 +87,11 @@ def export_facts(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) 
     return {**facts, "parts": parts_of(facts["database"], facts["mounts"])}
 
 
-def start_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, dest: Path, *,
-                 observer: Observer | None = None, queue: bool = False, detach: bool = False,
-                 force: bool = False) -> ActivityInfo:
-    """Export a stored snapshot of ``env`` (the newest without ID) into the directory
-    ``dest`` (created if missing) as an activity. Needs Admin on ``env``; any stored
+def claim_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, dest: Path, *,
+                 later: bool, force: bool = False) -> Claim:
+    """Claim the export of a stored snapshot of ``env`` (the newest without ID) into the
+    directory ``dest`` (created if missing), to run now or (``later``) by a worker;
+    ``operations.start_export`` runs it. Needs Admin on ``env``; any stored
     snapshot qualifies (the restore window does not apply). UsageError when ``dest``
     already holds an export, unless ``force`` (it is then replaced)."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_EXPORT)
@@ -107,10 +99,9 @@ def start_export(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, 
     dest = dest.expanduser().absolute()
     check_destination(dest, force=force)
     desc = f"{ctx.actor.name} exported backup {snap.id} of {env.name}"
-    c = claim(ctx, env.name, EXPORT, desc,
-                         {"snapshot_id": snap.id, "dest": str(dest), "force": force},
-                         state=_state(detach, queue))
-    return _go(ctx, c, detach, queue, observer)
+    return claim(ctx, env.name, EXPORT, desc,
+                 {"snapshot_id": snap.id, "dest": str(dest), "force": force},
+                 state=_state(later))
 
 
 def run_export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
@@ -146,14 +137,13 @@ def run_export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
 
 # -- import --------------------------------------------------------------------------------------
 
-def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
-                 observer: Observer | None = None, queue: bool = False, detach: bool = False,
-                 threads: int | None = None) -> ActivityInfo:
-    """Make a new snapshot of ``env`` from ``source`` (an export directory, or a SQL dump
-    with mount directories: ``import_source``) as an activity; its ``snapshot_id`` is the
-    new snapshot. Needs Admin on ``env``, which must be active. The source is checked
-    now (UsageError saying what to change); with ``queue``/``detach`` it must stay
-    readable at the same path for the worker."""
+def claim_import(ctx: Context, env: EnvironmentConfig, source: Path, *, later: bool,
+                 threads: int | None = None) -> Claim:
+    """Claim making a new snapshot of ``env`` from ``source`` (an export directory, or a SQL
+    dump with mount directories: ``import_source``), to run now or (``later``) by a worker;
+    ``operations.start_import`` runs it, and its ``snapshot_id`` is the new snapshot. Needs
+    Admin on ``env``, which must be active. The source is checked now (UsageError saying
+    what to change); run ``later`` it must stay readable at the same path for the worker."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_IMPORT)
     require_active(env.name, ctx.catalog.environment_status(env.name))
     src = import_source.inspect(env, source)
@@ -162,10 +152,8 @@ def start_import(ctx: Context, env: EnvironmentConfig, source: Path, *,
         mysql.check_import_server()
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} imported a backup of {env.name} from {src.describe()}"
-    c = claim(ctx, env.name, IMPORT, desc,
-                         {"source": str(src.path), "threads": threads},
-                         state=_state(detach, queue))
-    return _go(ctx, c, detach, queue, observer)
+    return claim(ctx, env.name, IMPORT, desc, {"source": str(src.path), "threads": threads},
+                 state=_state(later))
 
 
 def run_import(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
