@@ -80,7 +80,8 @@ class ServerBusy(TryLater):
 
 
 class PermissionDenied(SnapkeepError, exit_code=4, http_status=403):
-    """The signed-in user's role does not allow the operation."""
+    """The caller may not do this: its role does not allow it, or the request is not trusted
+    (e.g. a console form that did not come from the console)."""
 
 
 class BusyError(SnapkeepError, exit_code=5, http_status=409):

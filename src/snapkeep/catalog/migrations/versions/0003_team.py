@@ -1,16 +1,11 @@
 """The team server (#5): users, roles, API tokens, console sessions, schedules, and the
-activity queue (leases, cancel requests, one running activity per environment).
-
-Revision ID: 0003
-"""
+activity queue (leases, cancel requests, one running activity per environment)."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
