@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from snapkeep import config as config_face
 from snapkeep.config import (
     ANY_NAME,
     SCHEMA,
@@ -466,3 +467,21 @@ def test_the_app_root_holding_the_config_may_be_a_root_with_sibling_mounts(tmp_p
         'mounts = ["var", "/pub/media/", "app/etc", "var"]', 'mounts = ["var", "variable"]')
     assert load_config(str(write(tmp_path, text))).environment(ENV).mounts == ("var",
                                                                                 "variable")
+
+
+# Every public name of snapkeep.config before it became a package: callers import them
+# from snapkeep.config, whichever module of the package holds them.
+PUBLIC = (
+    "ANY_NAME", "CATALOG_FILE", "CATALOG_SCHEMES", "COMMANDS", "CONFIG_NAME", "CRON_EXAMPLE",
+    "CRON_MACROS", "DEFAULT_COMPRESSION_LEVEL", "DEFAULT_HOOK_TIMEOUT", "DEFAULT_KEY_FILE",
+    "DEFAULT_RESTORE_WINDOW_DAYS", "DatabaseURL", "ENVIRONMENT", "ENV_NAME", "ENV_NAME_RULE",
+    "ENV_TYPES", "EnvironmentConfig", "HOOK_EVENTS", "HOOK_POLICIES", "Hooks", "Kind",
+    "NUMBER", "PATHS", "PLANS", "ProjectConfig", "RETENTION_KEYS", "SCHEMA", "STATE_DIR",
+    "STORAGE_OPTIONS", "STRING", "TABLE", "WHOLE", "WebhookConfig", "check_schema",
+    "find_config", "load_config", "parse_config", "redact_url", "safe_name", "table_header",
+)
+
+
+def test_every_public_name_is_importable_from_snapkeep_config():
+    missing = [name for name in PUBLIC if not hasattr(config_face, name)]
+    assert missing == []

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 
 from snapkeep.errors import ConfigError, RepositoryError
-from snapkeep.storage.base import Backend, TransientStorageError, ensure, get_range
+from snapkeep.storage.base import Backend, TransientStorageError, check_key, ensure, get_range
 from snapkeep.storage.local import LocalBackend
 from snapkeep.storage.retry import RetryingBackend
 
@@ -64,8 +64,6 @@ def _parse_s3(location: str) -> tuple[str, str]:
             "(3 to 63 letters, digits, '.', '-' or '_'); write s3://bucket/prefix")
     prefix = prefix.strip("/")
     if prefix:
-        from snapkeep.storage.base import check_key
-
         try:
             check_key(prefix)
         except RepositoryError as e:
@@ -94,7 +92,11 @@ def open_backend(location: str, options: Mapping[str, str] | None = None) -> Bac
                 "give both, or neither (to use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
         from snapkeep.storage.s3 import S3Backend  # boto3 is imported only when needed
 
-        return RetryingBackend(S3Backend(bucket, prefix, **opts))
+        return RetryingBackend(S3Backend(
+            bucket, prefix, endpoint=endpoint, region=opts.get("region"),
+            access_key_id=opts.get("access_key_id"),
+            secret_access_key=opts.get("secret_access_key"),
+            session_token=opts.get("session_token")))
     if opts:
         raise ConfigError(
             f"repository option {', '.join(sorted(opts))} applies only to s3:// repositories, "

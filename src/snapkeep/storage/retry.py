@@ -18,6 +18,7 @@ import logging
 import random as _random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, dataclass
 from typing import TypeVar
 
 from snapkeep.errors import RepositoryError
@@ -30,25 +31,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(eq=False)
 class RetryingBackend:
-    def __init__(
-        self,
-        inner: Backend,
-        attempts: int = 5,
-        base_delay: float = 0.2,
-        max_delay: float = 5.0,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-    ) -> None:
-        if attempts < 1:
+    """``inner`` with each call tried up to ``attempts`` times (see the module docstring)."""
+
+    inner: Backend
+    attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+    _: KW_ONLY
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = _random.random
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
             raise ValueError("attempts must be at least 1")
-        self.inner = inner
-        self.attempts = attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._random = random
 
     def describe(self) -> str:
         return self.inner.describe()
@@ -56,7 +53,7 @@ class RetryingBackend:
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th consecutive failure."""
         step = min(self.max_delay, self.base_delay * 2 ** (failures - 1))
-        return step / 2 + self._random() * step / 2
+        return step / 2 + self.random() * step / 2
 
     def _unavailable(self, e: TransientStorageError) -> RepositoryError:
         return RepositoryError(
@@ -64,11 +61,15 @@ class RetryingBackend:
             f"{e.reason}; check that the storage server is running and reachable from this "
             "machine (endpoint, network, firewall), then run the command again")
 
-    def _wait(self, failures: int, what: str, e: TransientStorageError) -> None:
+    def _failed(self, failures: int, what: str, e: TransientStorageError) -> None:
+        """After the ``failures``-th failure in a row: give up if that was the last attempt,
+        else log and wait before the next."""
+        if failures >= self.attempts:
+            raise self._unavailable(e) from e
         delay = self.delay(failures)
         log.warning("storage at %s: %s failed (%s); retrying in %.2f s (attempt %d of %d)",
                     self.describe(), what, e.reason, delay, failures + 1, self.attempts)
-        self._sleep(delay)
+        self.sleep(delay)
 
     def _call(self, what: str, fn: Callable[..., T], *args: object) -> T:
         failures = 0
@@ -77,9 +78,7 @@ class RetryingBackend:
                 return fn(*args)
             except TransientStorageError as e:
                 failures += 1
-                if failures >= self.attempts:
-                    raise self._unavailable(e) from e
-                self._wait(failures, what, e)
+                self._failed(failures, what, e)
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -116,6 +115,4 @@ class RetryingBackend:
                 return
             except TransientStorageError as e:
                 failures += 1
-                if failures >= self.attempts:
-                    raise self._unavailable(e) from e
-                self._wait(failures, f"list {prefix or '/'}", e)
+                self._failed(failures, f"list {prefix or '/'}", e)

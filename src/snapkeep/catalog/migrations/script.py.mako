@@ -1,15 +1,10 @@
-"""${message}
-
-Revision ID: ${up_revision}
-"""
+"""${message}"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

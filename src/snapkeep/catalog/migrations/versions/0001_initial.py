@@ -1,15 +1,10 @@
-"""The first catalog: environments, activities with their log, snapshots.
-
-Revision ID: 0001
-"""
+"""The first catalog: environments, activities with their log, snapshots."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,15 +1,10 @@
-"""Snapshots record the bytes they added to the repository.
-
-Revision ID: 0002
-"""
+"""Snapshots record the bytes they added to the repository."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

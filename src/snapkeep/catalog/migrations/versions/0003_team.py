@@ -1,16 +1,19 @@
 """The team server (#5): users, roles, API tokens, console sessions, schedules, and the
-activity queue (leases, cancel requests, one running activity per environment).
+activity queue (leases, cancel requests, one running activity per environment)."""
 
-Revision ID: 0003
-"""
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
+
+
+def _user_id(**options: Any) -> sa.Column[int]:
+    """The user a row belongs to: it goes when the user is deleted."""
+    return sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+                     **options)
 
 
 def upgrade() -> None:
@@ -25,16 +28,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "environment_roles",
-        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
-                  primary_key=True),
+        _user_id(primary_key=True),
         sa.Column("environment", sa.String(200), primary_key=True),
         sa.Column("role", sa.String(20), nullable=False),  # admin | contributor | viewer
     )
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        _user_id(nullable=False, index=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -44,8 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "web_sessions",
         sa.Column("id_hash", sa.String(64), primary_key=True),
-        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        _user_id(nullable=False, index=True),
         sa.Column("csrf_token", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),

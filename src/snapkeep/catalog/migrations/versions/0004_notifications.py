@@ -1,15 +1,10 @@
-"""Hooks and notifications (#6): warnings on activities, and the webhook outbox.
-
-Revision ID: 0004
-"""
+"""Hooks and notifications (#6): warnings on activities, and the webhook outbox."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,15 +1,10 @@
-"""Snapshots record the outcome of restore drills (``snapshot:verify --restore``).
-
-Revision ID: 0005
-"""
+"""Snapshots record the outcome of restore drills (``snapshot:verify --restore``)."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
