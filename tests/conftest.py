@@ -11,7 +11,8 @@ import pytest
 
 from snapkeep.sandbox import PrivateMariaDB
 
-pytest_plugins = ["tests.helpers.seaweed", "tests.helpers.postgres", "tests.helpers.clock"]
+# clock first: postgres imports it, and a plugin must be loaded before it is imported
+pytest_plugins = ["tests.helpers.clock", "tests.helpers.seaweed", "tests.helpers.postgres"]
 
 # A login stored by `snapkeep auth:login` on the developer's machine must not send the
 # tests' CLI commands to a real server: every test process gets an empty config dir.
