@@ -1,7 +1,9 @@
-"""Entry point: the command group, its aliases and the one place errors are printed."""
+"""Entry point: the command group (each command imported when it runs, from the table in
+commands.py), its aliases and the one place errors are printed."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -12,25 +14,24 @@ from typing import Any
 import click
 
 from snapkeep import __version__
+from snapkeep.cli.commands import ALIASES, COMMANDS
 from snapkeep.errors import SnapkeepError
 from snapkeep.malloc import bound_heap_growth
 
-ALIASES = {
-    "backup": "snapshot:create",
-    "backup:create": "snapshot:create",
-    "snapshots": "snapshot:list",
-    "backup:list": "snapshot:list",
-    "backup:restore": "snapshot:restore",
-    "backup:get": "snapshot:get",
-    "backup:delete": "snapshot:delete",
-    "environments": "environment:list",
-    "activities": "activity:list",
-}
 
+class LazyGroup(click.Group):
+    """The commands of ``commands.COMMANDS``, each module imported only when its command runs:
+    ``--help`` and ``--version`` import none (start-up, docs/performance.md)."""
 
-class AliasedGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+        name = ALIASES.get(cmd_name, cmd_name)
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"snapkeep.cli.{COMMANDS[name].module}")
+        return next(c for c in module.COMMANDS if c.name == name)
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         _name, cmd, rest = super().resolve_command(ctx, args)
@@ -39,47 +40,17 @@ class AliasedGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
-            cmd = self.get_command(ctx, name)
-            if cmd is None or cmd.hidden:
-                continue
             aliases = [a for a, target in ALIASES.items() if target == name]
             label = f"{name} ({', '.join(aliases)})" if aliases else name
-            rows.append((label, cmd.get_short_help_str(70)))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
+            rows.append((label, COMMANDS[name].short_help))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-@click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="snapkeep")
 def cli() -> None:
     """snapkeep: snapshots of application environments (database and mounts; code stays in git)."""
-
-
-def _register() -> None:
-    from snapkeep.cli import (
-        activity,
-        auth,
-        auth_login,
-        environment,
-        key,
-        project,
-        repository,
-        schedule,
-        serve,
-        snapshot,
-        transfer,
-        user,
-        worker,
-    )
-
-    for module in (snapshot, transfer, environment, activity, project, repository, key, user,
-                   auth, auth_login, schedule, worker, serve):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def run(fn: Callable[[], int | None]) -> int:

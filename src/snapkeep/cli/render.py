@@ -12,14 +12,14 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from snapkeep.services.activities.info import ActivityInfo
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def say(message: str = "") -> None:
@@ -91,9 +91,15 @@ class ActivityDisplay:
 
     def __enter__(self) -> ActivityDisplay:
         if self.live:
+            # here: only a live bar needs Rich; a command without a terminal (cron, a script)
+            # does not pay for importing it (start-up, docs/performance.md)
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 BarColumn(bar_width=28), TimeElapsedColumn(),
-                TextColumn("({task.fields[state]})"), console=err_console, transient=True)
+                TextColumn("({task.fields[state]})"),
+                console=Console(stderr=True, highlight=False, soft_wrap=True), transient=True)
             self._progress.start()
             self._task = self._progress.add_task("", total=100, state="in progress")
         return self

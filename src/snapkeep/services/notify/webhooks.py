@@ -34,8 +34,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from snapkeep import __version__
 from snapkeep.catalog import Activity, Notification
 from snapkeep.config import WebhookConfig
@@ -213,6 +211,8 @@ def _send(cfg: WebhookConfig, n: Notification, timeout: float, at: datetime) -> 
         "X-Snapkeep-Timestamp": timestamp,
         "X-Snapkeep-Signature": sign(cfg.secret, timestamp, body),
     }
+    import httpx  # here: only a process that sends a webhook pays for importing httpx
+
     try:
         r = httpx.post(cfg.url, content=body, headers=headers, timeout=max(0.1, timeout))
     except httpx.TimeoutException:
