@@ -82,6 +82,7 @@ def test_snapshot_get_and_activity_log_print_exactly_what_local_mode_prints(team
 
 
 def test_a_viewer_token_is_refused_with_the_403_message_and_exit_code_4(team: Team):
+    team.run(team.local(), "snapshot:create", "--live")  # an activity and a snapshot of its own
     before = team.run(team.local(), "snapshot:list", "--format", "json").stdout
     acts = team.run(team.local(), "activity:list", "--format", "json").stdout
     for args in (("snapshot:create",), ("snapshot:restore", "--yes"),
