@@ -51,9 +51,7 @@ from snapkeep.errors import IntegrityError, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef, BlobWriter
 
-# Bytes read from a file at a time. A file no larger is one piece, which the chunker cuts
-# without first joining pieces into one buffer (a copy of the file: most media files).
-PIECE = 4 << 20
+PIECE = 1 << 20  # bytes read from a file at a time
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A file whose ctime is this close to (or after) the start of its read is not cacheable.
 RACY_WINDOW_NS = 1_000_000_000
