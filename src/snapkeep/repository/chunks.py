@@ -2,6 +2,10 @@
 
 A stored chunk's plaintext (before sealing) is one encoding byte then the payload:
 ``0x00`` raw bytes, ``0x01`` one zstd frame (used when it is smaller than the raw bytes).
+
+Like restic's ``auto`` mode, a chunk that does not compress (JPEG, PNG, ZIP, video: most of
+a media tree) is stored raw without compressing all of it: samples of it are compressed
+first, and only a chunk whose samples shrink is compressed whole.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ ZSTD_LEVEL = 3  # the default; a blob writer may use another (database rows: con
 # 200 MiB of rows; level 6 happens to be larger than 5 on the same rows.
 ROWS_ZSTD_LEVEL = 5
 
+# Incompressibility probe: up to SAMPLES windows of SAMPLE bytes spread over the chunk are
+# compressed at the chunk's level; unless one shrinks below SAMPLE_RATIO of its size the
+# chunk is stored raw. A chunk no larger than PROBE_MIN is simply compressed whole.
+SAMPLE = 16 * 1024
+SAMPLES = 3
+SAMPLE_RATIO = 0.97
+PROBE_MIN = 4 * SAMPLE * SAMPLES
+
 _local = threading.local()
 
 
@@ -46,12 +58,25 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
+def compresses(data: bytes | memoryview, level: int = ZSTD_LEVEL) -> bool:
+    """Whether ``data`` looks worth compressing whole, judged from a few small samples."""
+    n = len(data)
+    if n <= PROBE_MIN:
+        return True
+    c = _compressor(level)
+    step = (n - SAMPLE) // (SAMPLES - 1)
+    # the first sample that shrinks decides: compressible data costs one sample
+    return any(len(c.compress(data[i * step:i * step + SAMPLE])) < SAMPLE_RATIO * SAMPLE
+               for i in range(SAMPLES))
+
+
 def encode(data: bytes | memoryview, level: int = ZSTD_LEVEL) -> bytes:
     """The chunk plaintext: compressed (at zstd ``level``) when that saves space."""
-    packed = _compressor(level).compress(data)
-    if len(packed) < len(data):
-        return b"\x01" + packed
-    return b"\x00" + bytes(data)
+    if compresses(data, level):
+        packed = _compressor(level).compress(data)
+        if len(packed) < len(data):
+            return b"\x01" + packed
+    return b"".join((b"\x00", data))  # one copy (not bytes(data) and then a second)
 
 
 def decode(encoded: bytes, raw_len: int) -> bytes:

@@ -86,10 +86,18 @@ class Keys:
         return blake3.blake3(data, key=self.id_key).hexdigest()
 
     def seal(self, plaintext: bytes, ad: bytes) -> bytes:
+        return bytes(self.seal_buffer(plaintext, ad))
+
+    def seal_buffer(self, plaintext: bytes, ad: bytes) -> bytearray:
+        """``seal`` without the final copy into ``bytes`` (chunks: megabytes each)."""
         if self._aead is None:
-            return bytes(NONCE_LEN) + plaintext + _plain_tag(plaintext, ad)
+            return bytearray(NONCE_LEN) + plaintext + _plain_tag(plaintext, ad)
         nonce = os.urandom(NONCE_LEN)
-        return nonce + self._aead.encrypt(nonce, plaintext, ad)
+        # encrypted in place after the nonce: one buffer, not ciphertext + a joined copy
+        out = bytearray(NONCE_LEN + len(plaintext) + TAG_LEN)
+        out[:NONCE_LEN] = nonce
+        self._aead.encrypt_into(nonce, plaintext, ad, memoryview(out)[NONCE_LEN:])
+        return out
 
     def unseal(self, sealed: bytes | memoryview, ad: bytes) -> bytes:
         if len(sealed) < OVERHEAD:
@@ -100,7 +108,8 @@ class Keys:
                 raise SealError("checksum mismatch")
             return body
         try:
-            return self._aead.decrypt(bytes(sealed[:NONCE_LEN]), bytes(sealed[NONCE_LEN:]), ad)
+            view = memoryview(sealed)  # no copy of the ciphertext before decrypting it
+            return self._aead.decrypt(bytes(view[:NONCE_LEN]), view[NONCE_LEN:], ad)
         except InvalidTag:
             raise SealError("authentication failed") from None
 

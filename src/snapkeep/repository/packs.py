@@ -56,7 +56,7 @@ class PackBuilder:
     # write without one (see Repository.discard_session)
     users: set[object] = field(default_factory=set)
 
-    def add(self, cid: str, sealed: bytes, raw_len: int) -> None:
+    def add(self, cid: str, sealed: bytes | bytearray, raw_len: int) -> None:
         self.entries[cid] = Entry(cid, len(self.buf), len(sealed), raw_len)
         self.buf += sealed
 

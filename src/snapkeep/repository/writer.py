@@ -59,7 +59,7 @@ class PackWriter:
         cid = self.keys.chunk_id(data)
         if self.index.claim(cid, user):
             return cid, 0
-        sealed = self.keys.seal(chunks.encode(data, level), packs.chunk_ad(cid))
+        sealed = self.keys.seal_buffer(chunks.encode(data, level), packs.chunk_ad(cid))
         with self._lock:  # no other writer can add cid between this claim and the add
             if self.index.claim(cid, user):
                 return cid, 0

@@ -1,0 +1,83 @@
+"""Chunk encoding: incompressible chunks are stored raw without being compressed whole."""
+
+import os
+import random
+
+import pytest
+
+from snapkeep.repository import chunks
+from snapkeep.repository.crypto import Keys
+
+
+class Recording:
+    """A zstd compressor that records the size of everything it is asked to compress."""
+
+    def __init__(self, inner):
+        self.inner, self.sizes = inner, []
+
+    def compress(self, data):
+        self.sizes.append(len(data))
+        return self.inner.compress(data)
+
+
+@pytest.fixture
+def compressed(monkeypatch):
+    seen = {}
+    real = chunks._compressor
+
+    def recording(level):
+        if level not in seen:
+            seen[level] = Recording(real(level))
+        return seen[level]
+
+    monkeypatch.setattr(chunks, "_compressor", recording)
+    return lambda: [n for r in seen.values() for n in r.sizes]
+
+
+def text(n: int) -> bytes:
+    rng = random.Random(3)
+    words = [b"lorem", b"ipsum", b"dolor", b"sit", b"amet", b"INSERT", b"VALUES", b"(1,'a')"]
+    out = bytearray()
+    while len(out) < n:
+        out += rng.choice(words) + b" "
+    return bytes(out[:n])
+
+
+def test_random_bytes_are_stored_raw_from_samples_alone(compressed):
+    data = os.urandom(chunks.CDC_AVG)
+    encoded = chunks.encode(memoryview(data))
+    assert encoded[0] == chunks.ENC_RAW
+    assert max(compressed()) <= chunks.SAMPLE  # never the whole chunk
+    assert len(compressed()) == chunks.SAMPLES
+    assert chunks.decode(encoded, len(data)) == data
+
+
+def test_text_is_compressed_after_one_sample(compressed):
+    data = text(chunks.CDC_AVG)
+    encoded = chunks.encode(data)
+    assert encoded[0] == chunks.ENC_ZSTD and len(encoded) < len(data) // 2
+    assert compressed() == [chunks.SAMPLE, len(data)]
+    assert chunks.decode(encoded, len(data)) == data
+
+
+def test_a_compressible_tail_is_found_by_a_later_sample():
+    data = os.urandom(600_000) + text(600_000)
+    encoded = chunks.encode(data)
+    assert encoded[0] == chunks.ENC_ZSTD
+    assert chunks.decode(encoded, len(data)) == data
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, chunks.PROBE_MIN, chunks.PROBE_MIN + 1])
+def test_small_and_edge_sizes_round_trip(size):
+    for data in (os.urandom(size), text(size)):
+        assert chunks.decode(chunks.encode(data), len(data)) == data
+
+
+def test_seal_buffer_and_unseal_round_trip_in_both_ciphers():
+    ad = b"snapkeep chunk x"
+    for keys in (Keys.from_master(os.urandom(32)), Keys.plaintext(os.urandom(32))):
+        plain = os.urandom(100_000)
+        sealed = keys.seal_buffer(plain, ad)
+        assert keys.unseal(sealed, ad) == plain
+        assert keys.unseal(memoryview(bytes(sealed)), ad) == plain
+        assert keys.unseal(keys.seal(plain, ad), ad) == plain
