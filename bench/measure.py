@@ -10,6 +10,7 @@ to paste in a note.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shlex
@@ -162,3 +163,15 @@ def print_header(versions: Mapping[str, Sequence[str]], notes: Sequence[str] = (
     for note in (warm_note, *notes):
         print(note)
     print(flush=True)
+
+
+def media_arguments(doc: str, runs: int, workdir: str) -> argparse.ArgumentParser:
+    """The options every media-tree bench takes: its size, the rounds, where it works, and
+    the A/B mode."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--workdir", default=workdir)
+    ap.add_argument("--trees", nargs=2, type=Path, metavar=("OLD", "NEW"),
+                    help="A/B: run snapkeep from these two src directories instead")
+    return ap

@@ -26,7 +26,6 @@ markdown table ready to paste in a note. Not part of the test suite.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import re
@@ -36,7 +35,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from measure import Row, Samples, Timed, print_header, print_table, round_order, timed, warm
+from measure import (
+    Row,
+    Samples,
+    Timed,
+    media_arguments,
+    print_header,
+    print_table,
+    round_order,
+    timed,
+    warm,
+)
 from trees import check_trees, tree_env
 
 ENV = {**os.environ, "RESTIC_PASSWORD": "bench", "BORG_PASSPHRASE": "bench",
@@ -248,13 +257,7 @@ def report(samples: Samples, names: list[str], gib: float, rss_half: dict[str, i
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--gib", type=float, default=1.0)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workdir", default="/tmp/snapkeep-bench")
-    ap.add_argument("--trees", nargs=2, type=Path, metavar=("OLD", "NEW"),
-                    help="A/B: run snapkeep from these two src directories instead")
-    args = ap.parse_args()
+    args = media_arguments(__doc__ or "", runs=3, workdir="/tmp/snapkeep-bench").parse_args()
     versions = {"restic": ["restic", "version"], "borg": ["borg", "--version"]}
     print_header({} if args.trees else versions,
                  [f"rounds: {args.runs}; order alternated per round"])

@@ -14,7 +14,6 @@ test suite; the figures are in docs/performance.md, Start-up.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import re
@@ -24,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from measure import Row, Samples, print_header, print_table, round_order, timed
+from measure import Row, Samples, media_arguments, print_header, print_table, round_order, timed
 from media import generate
 from trees import check_trees, tree_env
 
@@ -72,13 +71,7 @@ def prepare(work: Path, gib: float, env: dict[str, str]) -> Path:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--gib", type=float, default=1.0)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--workdir", default="/tmp/snapkeep-startup")
-    ap.add_argument("--trees", nargs=2, type=Path, metavar=("OLD", "NEW"),
-                    help="A/B: run snapkeep from these two src directories instead")
-    args = ap.parse_args()
+    args = media_arguments(__doc__ or "", runs=5, workdir="/tmp/snapkeep-startup").parse_args()
     print_header({}, [f"runs: {args.runs}; trees alternated per run"], warm_note="")
     check_trees(args.trees or [])
     sides = {"OLD": environment(args.trees[0]), "NEW": environment(args.trees[1])} \
