@@ -71,8 +71,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snapkeep.engines.mysql import consistency, members, schema, versioning
-from snapkeep.engines.mysql.binlog_position import read_position
 from snapkeep.engines.mysql.backup_lock import Server
+from snapkeep.engines.mysql.binlog_position import read_position
 from snapkeep.engines.mysql.connect import (
     Connection,
     StreamReader,
