@@ -41,7 +41,12 @@ def master_status(server: PrivateMariaDB) -> tuple[str, int]:
 
 
 def file_bytes(server: PrivateMariaDB, name: str) -> bytes:
-    return (server.datadir / name).read_bytes()
+    """A binlog file as it is once closed: the file the server writes to has the
+    "in use" flag (LOG_EVENT_BINLOG_IN_USE_F) set in its Format_description event's
+    header, which the server clears when it closes the file and in what it sends."""
+    data = bytearray((server.datadir / name).read_bytes())
+    data[4 + 17] &= 0xFE
+    return bytes(data)
 
 
 def inserts_until(server: PrivateMariaDB, file: str, position: int) -> dict[str, int]:

@@ -7,8 +7,7 @@ is the environment's name). Each document is sealed like a manifest (associated 
     {"version": 1, "kind": "segment", "seq", "file", "start", "end",
      "first_time", "last_time", "gtid_first", "gtid_last", "events", "blob": BlobRef json,
      "archived_at"}
-    {"version": 1, "kind": "gap", "seq", "file", "start", "next_file", "lost_files",
-     "archived_at"}
+    {"version": 1, "kind": "gap", "seq", "file", "start", "next_file", "archived_at"}
 
 A segment's blob holds the bytes of the server's binlog ``file`` from offset ``start`` to
 ``end`` exactly (whole events, checksums included); segments of one file follow each other

@@ -26,7 +26,7 @@ def test_segments_are_listed_in_order_and_read_back(tmp_path):
     _segment(archive, one, 4)
     _segment(archive, two, 4 + len(one))
     archive.record_gap({"file": "mysql-bin.000001", "start": 4 + len(one) + len(two),
-                        "next_file": "mysql-bin.000003", "lost_files": ["mysql-bin.000002"]})
+                        "next_file": "mysql-bin.000003"})
     again = BinlogArchive(_repo(tmp_path), "production")  # another process
     records = list(again.records())
     assert [(r.seq, r.kind) for r in records] == [(1, "segment"), (2, "segment"), (3, "gap")]
