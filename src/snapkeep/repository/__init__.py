@@ -9,6 +9,6 @@ from snapkeep.repository.report import Problem, Report
 from snapkeep.repository.repository import Repository
 from snapkeep.repository.session import SnapshotSession
 
-__all__ = ["EMPTY_BLOB", "BinlogArchive", "BinlogRecord", "BlobRef", "BlobReader", "BlobWriter", "Problem", "PrunePlan",
-           "Report", "ROWS_ZSTD_LEVEL", "Repository", "SegmentWriter", "SnapshotManifest",
-           "SnapshotSession", "ZSTD_LEVEL"]
+__all__ = ["EMPTY_BLOB", "BinlogArchive", "BinlogRecord", "BlobRef", "BlobReader",
+           "BlobWriter", "Problem", "PrunePlan", "Report", "ROWS_ZSTD_LEVEL", "Repository",
+           "SegmentWriter", "SnapshotManifest", "SnapshotSession", "ZSTD_LEVEL"]

@@ -14,8 +14,8 @@ server it loads into: ``check_import_server``, ``private_server`` → ``PrivateS
 ``stop_leftover_server``. ``table_names`` (a snapshot's tables, ``scope``) and ``drill_name``
 (a restore drill's scratch database, ``names``). Point in time (docs/pitr.md):
 ``Follower`` (binlog archiving, ``binlog_follow``), ``binlog_problems``/``require_binlog``
-(its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``. Services import only this package, never a
-submodule (an import-linter contract in pyproject.toml holds them to it).
+(its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``. Services import only this
+package, never a submodule (an import-linter contract in pyproject.toml holds them to it).
 """
 
 from snapkeep.engines.mysql.binlog_checks import binlog_problems, require_binlog

@@ -13,6 +13,7 @@ received are the file's bytes; each event's CRC32 is checked where the server wr
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 from collections.abc import Iterator
@@ -86,10 +87,8 @@ class BinlogStream:
             "<IHI", position, SEND_ANNOTATE_ROWS, server_id) + file.encode())
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a connection whose server is gone
             self.conn.close()
-        except Exception:  # noqa: BLE001 - a connection whose server is gone
-            pass
 
     def events(self) -> Iterator[Event | Idle]:
         while True:
