@@ -62,10 +62,13 @@ def missing_grants(grants: list[str], server: Server) -> list[str]:
         m = re.match(r"GRANT (.+?) ON \*\.\* TO ", line)
         if m:
             held.update(p.strip().upper() for p in m.group(1).split(","))
-    if "ALL PRIVILEGES" in held or "SUPER" in held and not server.mariadb:
+    if "ALL PRIVILEGES" in held:
         return []
-    aliases = {"REPLICATION CLIENT": {"REPLICATION CLIENT", "BINLOG MONITOR"},
-               "BINLOG MONITOR": {"REPLICATION CLIENT", "BINLOG MONITOR"}}
+    # BINLOG MONITOR is what MariaDB 10.5 renamed REPLICATION CLIENT; SUPER allows SHOW
+    # BINARY LOGS elsewhere, never the binlog dump itself
+    monitor = {"REPLICATION CLIENT", "BINLOG MONITOR"} | (
+        set() if server.mariadb and server.version >= (10, 5, 0) else {"SUPER"})
+    aliases = {"REPLICATION CLIENT": monitor, "BINLOG MONITOR": monitor}
     return [g for g in required_grants(server) if not (aliases.get(g, {g}) & held)]
 
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snapkeep.engines.mysql.binlog_checks import require_binlog
-from snapkeep.engines.mysql.binlog_stream import BinlogStream, Event, Idle, binary_logs
+from snapkeep.engines.mysql.binlog_stream import (
+    BinlogStream,
+    Event,
+    Idle,
+    StreamError,
+    binary_logs,
+)
 from snapkeep.engines.mysql.connect import DRIVER_ERRORS
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import BinlogSink, SegmentWrite
@@ -88,6 +94,8 @@ class Follower:
         while not self.stop.is_set():
             try:
                 self._follow_once()
+            except StreamError:
+                raise  # not what the file holds: retrying would archive it again
             except _RETRIED as e:
                 if self.stop.is_set():
                     return

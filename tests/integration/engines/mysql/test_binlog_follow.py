@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from snapkeep.engines.mysql import Follower, binlog_problems
+from snapkeep.engines.mysql import Follower, MySQLTarget, binlog_problems
 from snapkeep.errors import ServerSetupError
 from snapkeep.repository import BinlogArchive
 from snapkeep.sandbox import PrivateMariaDB
@@ -88,7 +88,7 @@ def test_segments_are_the_servers_binlog_through_flush_logs(server, repo):
         w.wait_for(300)
         run(conn, "FLUSH LOGS")
         w.wait_for(100)
-        w.__exit__()
+        w.stop()
         wait_archived(f.archive, server)
     assert len(binlog_files(server)) == 3
     assert_same_as_server(f.archive, repo, server)
@@ -160,3 +160,34 @@ def test_a_server_without_log_bin_is_refused_naming_the_fix(tmp_path, repo):
 
 def test_a_server_meeting_every_precondition_has_no_problem(server):
     assert binlog_problems(target_for(server, "")) == []
+
+
+def test_each_unmet_setting_and_grant_is_one_line_and_the_named_grants_suffice(server, repo):
+    conn = server.connect()
+    run(conn, "CREATE USER 'arch'@'127.0.0.1' IDENTIFIED BY 'pw'",
+        "GRANT SELECT ON *.* TO 'arch'@'127.0.0.1'",
+        "SET GLOBAL binlog_format = 'MIXED'", "SET GLOBAL binlog_row_image = 'MINIMAL'")
+    arch = MySQLTarget(server.host, server.port, "arch", "pw", "")
+    try:
+        assert binlog_problems(arch) == [
+            "binlog_format is MIXED: set binlog_format=ROW in the server's configuration "
+            "([mysqld] binlog_format=ROW) and restart it",
+            "binlog_row_image is MINIMAL: set binlog_row_image=FULL in the server's "
+            "configuration ([mysqld] binlog_row_image=FULL) and restart it",
+            "arch lacks REPLICATION SLAVE, BINLOG MONITOR: run GRANT REPLICATION SLAVE, "
+            "BINLOG MONITOR ON *.* TO the user snapkeep connects as"]
+    finally:
+        run(conn, "SET GLOBAL binlog_format = 'ROW'", "SET GLOBAL binlog_row_image = 'FULL'")
+    run(conn, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'arch'@'127.0.0.1'")
+    assert binlog_problems(arch) == []
+    archive = BinlogArchive(repo, "production")
+    follower = Follower(arch, archive, Recorder(), server_id=4243, interval=0.3)
+    thread = threading.Thread(target=follower.run, daemon=True)
+    thread.start()
+    try:
+        run(conn, "CREATE DATABASE shop")
+        wait_archived(archive, server)
+    finally:
+        follower.stop.set()
+        thread.join(60)
+    assert_same_as_server(archive, repo, server)
