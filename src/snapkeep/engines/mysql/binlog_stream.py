@@ -76,8 +76,9 @@ class BinlogStream:
     def __init__(self, target: MySQLTarget, file: str, position: int, *, server_id: int,
                  heartbeat: float) -> None:
         self.file, self.position = file, position
-        self.conn: Any = connect(target, database=None, doing="reading the binary log")
-        self.conn._read_timeout = max(10.0, heartbeat * 5)  # a dead server is noticed
+        # a server gone silent (heartbeats stop) is noticed, and the stream reconnected
+        self.conn: Any = connect(target, database=None, doing="reading the binary log",
+                                 read_timeout=max(10, int(heartbeat * 5)))
         query(self.conn, "SET @master_binlog_checksum = @@GLOBAL.binlog_checksum")
         query(self.conn, "SET @mariadb_slave_capability = 4")  # GTID events as they are
         query(self.conn, f"SET @master_heartbeat_period = {int(heartbeat * 1e9)}")
