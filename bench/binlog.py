@@ -44,8 +44,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from snapkeep.sandbox import PrivateMariaDB
 
+# one file: every client reads the same bytes (mysql-replication's non-blocking mode stops
+# at the first rotation)
 OPTIONS = ("--log-bin=mysql-bin", "--binlog-format=ROW", "--server-id=1",
-           "--max-binlog-size=64M")
+           "--max-binlog-size=1G")
 
 
 def _status(server: PrivateMariaDB) -> tuple[str, int]:
@@ -92,14 +94,15 @@ def child_direct(port: int, until: str) -> None:
     end_file, end_pos = until.rsplit(":", 1)
     first = binary_logs(target)[0][0]
     stream = BinlogStream(target, first, 4, server_id=91001, heartbeat=1.0)
-    n = 0
+    n = size = 0
     for ev in stream.events():
         if isinstance(ev, Event):
-            n += len(ev.data)
+            n += 1
+            size += len(ev.data)
             if (ev.file, ev.end) == (end_file, int(end_pos)):
                 break
     stream.close()
-    print(json.dumps({"bytes": n}))
+    print(json.dumps({"events": n, "bytes": size}))
 
 
 def child_follower(port: int, until: str, repo_dir: str) -> None:
@@ -125,7 +128,7 @@ def child_follower(port: int, until: str, repo_dir: str) -> None:
     threading.Thread(target=watch, daemon=True).start()
     follower.run()
     print(json.dumps({"bytes": sum(r.data["end"] - r.data["start"]
-                                   for r in archive.records())}))
+                                   for r in archive.records() if r.kind == "segment")}))
 
 
 def child_mysql_replication(port: int) -> None:
@@ -134,30 +137,47 @@ def child_mysql_replication(port: int) -> None:
     stream = BinLogStreamReader(
         connection_settings={"host": "127.0.0.1", "port": port, "user": "root",
                              "passwd": ""}, server_id=91003, blocking=False, resume_stream=False)
-    n = 0
+    n = size = 0
     for ev in stream:
         n += 1
+        size += ev.event_size
         if hasattr(ev, "rows"):
             _ = ev.rows  # decoded, as a consumer would
     stream.close()
-    print(json.dumps({"events": n}))
+    print(json.dumps({"events": n, "bytes": size}))
 
 
 # -- measuring ------------------------------------------------------------------------------
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
-    """(user+sys CPU seconds, peak RSS bytes) of ``cmd``, from /usr/bin/time."""
+def timed(cmd: list[str], spool: Path) -> tuple[float, int, int]:
+    """(user+sys CPU seconds, peak RSS bytes, bytes read) of ``cmd``, from /usr/bin/time
+    and what the client printed (or wrote into ``spool``)."""
     with tempfile.NamedTemporaryFile("r") as out:
-        subprocess.run(["/usr/bin/time", "-f", "%U %S %e %M", "-o", out.name, *cmd],
-                       check=True, stdout=subprocess.DEVNULL)
+        res = subprocess.run(["/usr/bin/time", "-f", "%U %S %e %M", "-o", out.name, *cmd],
+                             check=True, stdout=subprocess.PIPE, text=True)
         u, s, _e, m = out.read().split()[-4:]
-    return float(u) + float(s), int(m) * 1024
+    lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
+    read = json.loads(lines[-1])["bytes"] if lines else sum(
+        f.stat().st_size for f in spool.iterdir() if f.is_file())
+    return float(u) + float(s), int(m) * 1024, read
+
+
+def _settled(server: PrivateMariaDB) -> tuple[str, int]:
+    """The binlog's end once it stops moving (MariaDB writes a Binlog_checkpoint event
+    some time after a rotation)."""
+    last = _status(server)
+    while True:
+        time.sleep(2)
+        now = _status(server)
+        if now == last:
+            return now
+        last = now
 
 
 def read_mode(args: argparse.Namespace, server: PrivateMariaDB) -> None:
     fill(server, args.mib)
-    file, pos = _status(server)
+    file, pos = _settled(server)
     total = _size(server)
     files = []
     conn = server.connect()
@@ -177,25 +197,27 @@ def read_mode(args: argparse.Namespace, server: PrivateMariaDB) -> None:
                               if args.mysql_replication_python else None),
     }
     names = [n for n, c in clients.items() if c]
-    results: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
+    results: dict[str, list[tuple[float, int, int]]] = {n: [] for n in names}
     for r in range(args.rounds):
         for name in names if r % 2 == 0 else list(reversed(names)):
             with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
                 cmd = [a.replace("SPOOL", tmp) for a in clients[name] or []]
                 if name == "follower":
                     cmd += ["--repo", str(Path(tmp) / "repo")]
-                results[name].append(timed(cmd))
+                results[name].append(timed(cmd, Path(tmp)))
     load = os.getloadavg()
     print(f"# binlog: {total / 2**20:.0f} MiB in {len(files)} files; rounds {args.rounds}; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"# {shlex.join([sys.executable, *sys.argv])}")
-    print("| client | CPU s per 100 MiB, median (min–max) | peak RSS MiB, median (min–max) |")
-    print("|---|---|---|")
+    print("| client | MiB read | CPU s per 100 MiB, median (min–max) | "
+          "peak RSS MiB, median (min–max) |")
+    print("|---|---|---|---|")
     for name in names:
-        cpu = [c / total * (100 << 20) for c, _m in results[name]]
-        rss = [m / 2**20 for _c, m in results[name]]
-        print(f"| {name} | {statistics.median(cpu):.2f} ({min(cpu):.2f}–{max(cpu):.2f}) | "
-              f"{statistics.median(rss):.0f} ({min(rss):.0f}–{max(rss):.0f}) |")
+        cpu = [c / r * (100 << 20) for c, _m, r in results[name]]
+        rss = [m / 2**20 for _c, m, _r in results[name]]
+        read = min(r for _c, _m, r in results[name]) / 2**20
+        print(f"| {name} | {read:.0f} | {statistics.median(cpu):.2f} ({min(cpu):.2f}–"
+              f"{max(cpu):.2f}) | {statistics.median(rss):.0f} ({min(rss):.0f}–{max(rss):.0f}) |")
 
 
 def lag_mode(args: argparse.Namespace, server: PrivateMariaDB) -> None:
