@@ -24,6 +24,7 @@ into a repository (``--interval``); a poller notes when each segment record firs
     .venv/bin/python bench/binlog.py --mode read --mib 256 --rounds 3 \\
         --mysql-replication-python /tmp/pitr-mr-venv/bin/python
     .venv/bin/python bench/binlog.py --mode lag --tps 300 --seconds 60
+    .venv/bin/python bench/binlog.py --mode read --mib 1024 --rounds 1 --clients follower
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ def read_mode(args: argparse.Namespace, server: PrivateMariaDB) -> None:
                                str(server.port), "--child", "mysql-replication"]
                               if args.mysql_replication_python else None),
     }
-    names = [n for n, c in clients.items() if c]
+    names = [n for n, c in clients.items() if c and (not args.clients or n in args.clients)]
     results: dict[str, list[tuple[float, int, int]]] = {n: [] for n in names}
     for r in range(args.rounds):
         for name in names if r % 2 == 0 else list(reversed(names)):
@@ -311,6 +312,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--interval", type=float, default=2.0)
     p.add_argument("--mysql-replication-python", default=None)
+    p.add_argument("--clients", type=lambda v: v.split(","), default=None,
+                   help="only these clients (comma-separated), e.g. follower")
     p.add_argument("--scratch", default=None, help="where temporary servers and spools go")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
