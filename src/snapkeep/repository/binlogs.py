@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
+from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef, BlobWriter
 from snapkeep.repository.chunks import ZSTD_LEVEL
 from snapkeep.repository.crypto import Keys
 from snapkeep.repository.manifest import open_doc, seal_doc
+from snapkeep.repository.report import Report
 from snapkeep.repository.session import SnapshotSession
 from snapkeep.storage import Backend
 
@@ -178,6 +180,30 @@ def archived_chunks(repo: Documents) -> set[str]:
         if record.blob is not None:
             out.update(c for c, _n in record.blob.chunks)
     return out
+
+
+def check_archived(repo: Documents, chunk_packs: dict[str, str], present: set[str],
+                   report: Report, reporter: Reporter) -> int:
+    """``repository:check``'s part: every record readable, every chunk of a segment in the
+    index and its pack stored. The number of records."""
+    n = 0
+    for key in sorted(repo.backend.list(PREFIX)):
+        if not key.rsplit("/", 1)[-1].isdigit():
+            continue
+        n += 1
+        try:
+            record = _read(repo, key)
+        except (IntegrityError, NotFoundError) as e:
+            report.problem(key, str(e), reporter)
+            continue
+        for cid, _n in record.blob.chunks if record.blob else ():
+            pack = chunk_packs.get(cid)
+            if pack is None or pack not in present:
+                report.problem(key, f"chunk {cid} of this binlog segment is "
+                               + ("in no index" if pack is None else f"in missing pack {pack}"),
+                               reporter)
+                break
+    return n
 
 
 def _read(repo: Documents, key: str) -> BinlogRecord:

@@ -61,3 +61,14 @@ def test_prune_keeps_the_chunks_of_archived_segments(tmp_path):
     fresh = _repo(tmp_path)
     (record,) = BinlogArchive(fresh, "production").records()
     assert fresh.read_blob(record.blob) == data
+
+
+def test_check_reports_a_segment_whose_pack_is_gone(tmp_path):
+    repo = _repo(tmp_path)
+    archive = BinlogArchive(repo, "production")
+    _segment(archive, os.urandom(100_000), 4)
+    assert repo.check().ok and repo.check().stats["binlog_records"] == 1
+    for key in list(repo.backend.list("data/")):
+        repo.backend.delete(key)
+    (problem,) = [p for p in _repo(tmp_path).check().problems if p.key.startswith("binlogs/")]
+    assert problem.key == "binlogs/production/000000000001" and "missing pack" in problem.message
