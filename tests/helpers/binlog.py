@@ -115,3 +115,18 @@ class Writer:
             timer.cancel()
         assert not self.errors, self.errors
         assert self.written >= target, f"the writer wrote {self.written} of {target} rows"
+
+
+def replay(server: PrivateMariaDB, database: str, start: tuple[str, int],
+           stop: tuple[str, int]) -> None:
+    """Apply the binlog's events of ``database`` from ``start`` up to ``stop`` (both
+    file:offset) with the stock tools: ``mariadb-binlog`` piped into ``mariadb``."""
+    files = binlog_files(server)
+    names = files[files.index(start[0]):files.index(stop[0]) + 1]
+    events = subprocess.run(
+        ["mariadb-binlog", "--no-defaults", f"--database={database}",
+         f"--start-position={start[1]}", f"--stop-position={stop[1]}",
+         *[str(server.datadir / n) for n in names]],
+        capture_output=True, check=True).stdout
+    subprocess.run([*server.client_args(), database], input=events, check=True,
+                   capture_output=True)

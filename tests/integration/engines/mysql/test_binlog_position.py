@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from snapkeep.engines.mysql import dump_database
-from tests.helpers.binlog import Writer, binlog_server, inserts_until
-from tests.helpers.dbstate import target_for
+from tests.helpers.binlog import Writer, binlog_server, inserts_until, master_status, replay
+from tests.helpers.dbstate import assert_same, db_state, restore_database, target_for
 from tests.helpers.recording import Recorder
 from tests.helpers.sql import run
 
@@ -40,6 +40,27 @@ def test_the_recorded_position_splits_the_binlog_exactly_where_the_dump_saw_it(
     assert total > sum(dumped.values()) >= 500
     # the GTID position names the same point: the last transaction before it
     assert pos["gtid"] == f"0-1-{before['GTID']}"
+
+
+def test_the_snapshot_plus_the_binlog_from_its_position_is_the_live_database(server, repo):
+    """The point of the position: restore the snapshot, replay every event after it, and
+    the database is exactly the live one (rows, updates and deletes, fingerprinted)."""
+    db = "replayed"
+    conn = server.connect()
+    run(conn, f"CREATE DATABASE {db}",
+        f"CREATE TABLE {db}.a (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB",
+        f"CREATE TABLE {db}.b (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB")
+    with Writer(server, db, ["a", "b"]) as writer:
+        writer.wait_for(300)
+        d = dump_database(target_for(server, db), repo, Recorder(), threads=3)
+        writer.wait_for(300)
+    run(conn, f"UPDATE {db}.a SET v = -v WHERE id % 3 = 0", f"DELETE FROM {db}.b WHERE id % 5 = 0")
+    live = db_state(conn, db)
+    end = master_status(server)
+    restore_database(target_for(server, db), d, repo)
+    assert db_state(conn, db) != live  # the snapshot is older
+    replay(server, db, (d["binlog"]["file"], d["binlog"]["position"]), end)
+    assert_same(db_state(conn, db), live)
 
 
 def test_a_server_without_log_bin_records_no_position(mariadb, fresh_db, repo):
