@@ -20,21 +20,25 @@ from snapkeep.engines.mysql.binlog_checks import require_binlog
 from snapkeep.engines.mysql.binlog_stream import (
     BinlogStream,
     Event,
-    Idle,
     StreamError,
     binary_logs,
 )
 from snapkeep.engines.mysql.connect import DRIVER_ERRORS
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import BinlogSink, SegmentWrite
-from snapkeep.errors import ServiceUnavailable
+from snapkeep.errors import BusyError, ServiceUnavailable
 from snapkeep.progress import Reporter
 
 DEFAULT_INTERVAL = 2.0
-MAX_SEGMENT_BYTES = 64 << 20  # committed earlier when this much has come in
+# A segment's events are kept in memory and stored at its commit, so the repository's
+# shared lock is held only while one is stored (prune gets its turn in between); a
+# segment is committed earlier when this much has come in.
+MAX_SEGMENT_BYTES = 16 << 20
 RETRY_SECONDS = 1.0  # between reconnection attempts (server restarted, network)
-# what ends one connection's stream and is retried (a server restart, the network)
-_RETRIED: tuple[type[BaseException], ...] = (ServiceUnavailable, OSError, *DRIVER_ERRORS)
+# what ends one connection's stream and is retried: a server restart, the network, a
+# prune holding the repository (the server keeps the events meanwhile)
+_RETRIED: tuple[type[BaseException], ...] = (ServiceUnavailable, BusyError, OSError,
+                                             *DRIVER_ERRORS)
 
 
 def _iso(ts: int) -> str:
@@ -45,7 +49,6 @@ def _iso(ts: int) -> str:
 class _Open:
     """The segment being received."""
 
-    writer: SegmentWrite
     file: str
     start: int
     opened: float
@@ -55,9 +58,10 @@ class _Open:
     first_time: int | None = None
     last_time: int | None = None
     gtids: list[str] = field(default_factory=list)
+    data: bytearray = field(default_factory=bytearray)
 
     def add(self, ev: Event) -> None:
-        self.writer.write(ev.data)
+        self.data += ev.data
         self.end = ev.end
         self.size += len(ev.data)
         self.events += 1
@@ -132,30 +136,32 @@ class Follower:
         seg: _Open | None = None
         try:
             for item in stream.events():
-                if seg is not None and (
-                        isinstance(item, Idle) and item.file != seg.file
-                        or isinstance(item, Event) and item.file != seg.file):
-                    self._commit(seg)  # a segment holds one file
-                    seg = None
+                if seg is not None and item.file != seg.file:
+                    done, seg = seg, None
+                    self._commit(done)  # a segment holds one file
                 if isinstance(item, Event):
                     if seg is None:
-                        seg = _Open(self.sink.begin_segment(), item.file, item.start,
-                                    time.monotonic())
+                        seg = _Open(item.file, item.start, time.monotonic())
                     seg.add(item)
                 if seg is not None and (time.monotonic() - seg.opened >= self.interval
                                         or seg.size >= MAX_SEGMENT_BYTES):
-                    self._commit(seg)
-                    seg = None
+                    done, seg = seg, None
+                    self._commit(done)
                 if self.stop.is_set():
                     break
         finally:
             stream.close()
             if seg is not None:  # whole events only: what came in is archived
-                if seg.events:
-                    self._commit(seg)
-                else:
-                    seg.writer.abort()
+                self._commit(seg)
 
     def _commit(self, seg: _Open) -> None:
-        seg.writer.commit(seg.fields())
+        """Store the segment's bytes, then its record (``BinlogSink``: after the data is
+        durable), under the repository's shared lock for just that long."""
+        writer: SegmentWrite = self.sink.begin_segment()
+        try:
+            writer.write(memoryview(seg.data))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit(seg.fields())
         self.segments += 1
