@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from snapkeep.engines.mysql import dump_database
+from snapkeep.engines.mysql import MySQLTarget, dump_database
 from tests.helpers.binlog import Writer, binlog_server, inserts_until, master_status, replay
 from tests.helpers.dbstate import assert_same, db_state, restore_database, target_for
 from tests.helpers.recording import Recorder
@@ -40,6 +40,26 @@ def test_the_recorded_position_splits_the_binlog_exactly_where_the_dump_saw_it(
     assert total > sum(dumped.values()) >= 500
     # the GTID position names the same point: the last transaction before it
     assert pos["gtid"] == f"0-1-{before['GTID']}"
+
+
+def test_a_user_without_reload_dumping_on_one_connection_still_gets_the_exact_position(
+        server, repo):
+    db = "noreload"
+    conn = server.connect()
+    run(conn, f"CREATE DATABASE {db}",
+        f"CREATE TABLE {db}.a (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB",
+        "CREATE USER 'reader'@'127.0.0.1' IDENTIFIED BY 'pw'",
+        f"GRANT SELECT, SHOW VIEW ON {db}.* TO 'reader'@'127.0.0.1'")
+    reader = MySQLTarget(server.host, server.port, "reader", "pw", db)
+    recorder = Recorder()
+    with Writer(server, db, ["a"]) as writer:
+        writer.wait_for(300)
+        d = dump_database(reader, repo, recorder, threads=3)
+        writer.wait_for(50)
+    assert any("dumping on one connection" in line for line in recorder.lines)
+    pos = d["binlog"]
+    before = inserts_until(server, pos["file"], pos["position"])
+    assert before[f"{db}.a"] == d["tables"][0]["row_count"] >= 300
 
 
 def test_the_snapshot_plus_the_binlog_from_its_position_is_the_live_database(server, repo):
