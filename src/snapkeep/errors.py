@@ -96,6 +96,11 @@ class InsufficientSpace(ServiceUnavailable, http_status=507):
     """The server's disk has no room for what it was asked to take (an upload)."""
 
 
+class ServerSetupError(ServiceUnavailable, http_status=409):
+    """The database server is not set up for what was asked (point-in-time recovery: its
+    binary log settings or the user's grants); each line names what is wrong and its fix."""
+
+
 class RepositoryError(SnapkeepError, exit_code=7, http_status=500):
     """The snapshot repository is missing, unreadable or damaged."""
 

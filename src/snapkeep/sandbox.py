@@ -107,7 +107,7 @@ class PrivateMariaDB:
         mariadbd = _find(MARIADBD_CANDIDATES, "mariadbd")
         listen = ["--skip-networking"]
         if self.networking:
-            self.port = _free_port()
+            self.port = self.port or _free_port()  # a restart keeps its port
             listen = [f"--port={self.port}", "--bind-address=127.0.0.1"]
         cmd = [
             mariadbd, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",

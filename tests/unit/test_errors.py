@@ -26,6 +26,7 @@ HIERARCHY = {
     "BusyError": ("SnapkeepError", 5, 409),
     "ServiceUnavailable": ("SnapkeepError", 6, 502),
     "InsufficientSpace": ("ServiceUnavailable", 6, 507),
+    "ServerSetupError": ("ServiceUnavailable", 6, 409),
     "RepositoryError": ("SnapkeepError", 7, 500),
     "IntegrityError": ("RepositoryError", 7, 500),
     "Cancelled": ("SnapkeepError", 130, 409),

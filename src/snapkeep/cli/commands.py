@@ -33,6 +33,10 @@ COMMANDS: dict[str, Entry] = {
     "auth:token:list": Entry("auth", "List API tokens (never their secrets)."),
     "auth:token:revoke": Entry(
         "auth", "Revoke an API token by its ID (see auth:token:list); it stops..."),
+    "binlog:check": Entry(
+        "binlog", "Check that the environment's server allows point-in-time recovery."),
+    "binlog:follow": Entry(
+        "binlog", "Archive the environment's binary log into the repository until..."),
     "environment:activate": Entry(
         "environment", "Mark the environment active (snapshots can be taken and restored)."),
     "environment:deactivate": Entry(

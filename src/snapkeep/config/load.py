@@ -120,7 +120,16 @@ def _environment(name: str, env: dict[str, Any], path: Path) -> EnvironmentConfi
         hooks=_hooks(env.get("hooks", {}), f"{ew}.hooks"),
         post_restore=commands(env.get("post_restore", []), ew, "post_restore"),
         verify=cron(env["verify"], ew, "verify") if "verify" in env else None,
+        point_in_time=bool(env.get("point_in_time", False)),
+        binlog_interval=_interval(env.get("binlog_interval", 2.0), ew),
     )
+
+
+def _interval(value: float, where: str) -> float:
+    if not 0.1 <= float(value) <= 300:
+        raise ConfigError(f"{where}: `binlog_interval` must be between 0.1 and 300 seconds, "
+                          f"not {value}")
+    return float(value)
 
 
 def _repository_table(table: dict[str, Any],

@@ -37,6 +37,7 @@ def _strings(v: Any) -> bool:
 STRING = Kind("a string", lambda v: isinstance(v, str))
 WHOLE = Kind("a whole number", _whole)
 NUMBER = Kind("a number", lambda v: _whole(v) or isinstance(v, float))
+BOOLEAN = Kind("true or false", lambda v: isinstance(v, bool))
 PATHS = Kind('a list of paths (strings), as in ["var", "pub/media"]', _strings)
 COMMANDS = Kind("a shell command or a list of them (strings)",
                 lambda v: isinstance(v, str) or _strings(v))
@@ -57,6 +58,7 @@ SCHEMA: dict[str, dict[str, Kind]] = {
     "environments.*": {"type": STRING, "root": STRING, "mounts": PATHS, "database": STRING,
                        "pause_command": STRING, "resume_command": STRING,
                        "post_restore": COMMANDS, "verify": STRING,
+                       "point_in_time": BOOLEAN, "binlog_interval": NUMBER,
                        "retention": TABLE, "hooks": TABLE},
     "environments.*.retention": dict.fromkeys(RETENTION_KEYS, WHOLE),
     "environments.*.hooks": {**dict.fromkeys(HOOK_EVENTS, COMMANDS), "timeout": NUMBER,

@@ -123,6 +123,10 @@ class EnvironmentConfig:
     # [environments.X] verify: a cron expression (UTC) for scheduled restore drills
     # (`snapshot:verify --restore`); None means no drills are scheduled
     verify: str | None = None
+    # [environments.X] point_in_time: archive the database's binary log (`binlog:follow`,
+    # docs/pitr.md); binlog_interval: seconds between committed segments at most
+    point_in_time: bool = False
+    binlog_interval: float = 2.0
 
     def mount_path(self, mount: str) -> Path:
         return self.root / mount

@@ -9,7 +9,7 @@ this module; it imports nothing of theirs, so they stay independent of each othe
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from snapkeep.repository import BlobReader, BlobRef, BlobWriter
 
@@ -50,3 +50,20 @@ class ChunkNamer(Protocol):
     """What a digest of a directory needs: blob writers that name chunks, storing nothing."""
 
     def digest_writer(self) -> BlobWriter: ...
+
+
+class SegmentWrite(Protocol):
+    """One archived binlog segment being written: its bytes, then its record."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+    def commit(self, fields: dict[str, Any]) -> Any: ...
+    def abort(self) -> None: ...
+
+
+class BinlogSink(Protocol):
+    """Where the binlog follower archives (the repository's ``BinlogArchive``): the last
+    record (to resume from), new segments, gaps."""
+
+    def last(self) -> Any: ...
+    def begin_segment(self, level: int = ...) -> SegmentWrite: ...
+    def record_gap(self, fields: dict[str, Any]) -> Any: ...

@@ -15,7 +15,7 @@ import blake3
 
 from snapkeep.errors import IntegrityError, NotFoundError
 from snapkeep.progress import NullReporter, Reporter
-from snapkeep.repository import crypto, packs
+from snapkeep.repository import binlogs, crypto, packs
 from snapkeep.repository.blobs import BlobRef
 from snapkeep.repository.crypto import Keys
 from snapkeep.repository.index import Index, PackList, parse_file
@@ -159,6 +159,8 @@ def check(repo: Maintained, read_data: bool, reporter: Reporter | None) -> Repor
         for c in ent:
             chunk_packs.setdefault(c, pid)
     nsnap = check_snapshots(repo, chunk_packs, present, report, reporter)
+    if nbin := binlogs.check_archived(repo, chunk_packs, present, report, reporter):
+        report.stats["binlog_records"] = nbin
     report.stats.update(index_files=len(docs), packs=len(present),
                         orphan_packs=len(present - set(indexed)), snapshots=nsnap,
                         chunks=len(chunk_packs))

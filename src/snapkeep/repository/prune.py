@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
 from snapkeep.progress import NullReporter, Reporter
 from snapkeep.repository import packs
+from snapkeep.repository.binlogs import archived_chunks
 from snapkeep.repository.check import Maintained
 from snapkeep.repository.crypto import Keys
 from snapkeep.repository.index import INDEX_MAX_CHUNKS, Location, PackList
@@ -144,6 +145,10 @@ def _all_references(repo: Maintained) -> set[str]:
                 f"cannot prune: snapshot {sid} was committed without a reference list, so "
                 "what it uses is unknown; forget it or re-create it with a session")
         out |= refs
+    try:  # archived binlog segments (binlogs.py) are kept like snapshots
+        out |= archived_chunks(repo)
+    except IntegrityError as e:
+        raise RepositoryError(f"cannot prune: {e}; run repository:check") from e
     return out
 
 

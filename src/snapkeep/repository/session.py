@@ -135,6 +135,26 @@ class SnapshotSession:
         self.close()
         return manifest
 
+    def commit_with(self, write: Callable[[], Any]) -> Any:
+        """Commit another kind of document than a manifest (an archived binlog segment):
+        flush packs and index, check every chunk stored through this session is written,
+        then call ``write`` (the commit point) and end the session; ``write``'s result."""
+        if self.committed:
+            raise RepositoryError("this session is already committed")
+        with self._mutex:
+            ids = sorted(self._refs)
+        self.repo.flush(check=self._raise_failure)
+        absent = self.repo.index.not_written(ids)
+        if absent:
+            raise RepositoryError(f"chunk {absent[0]} was not written to the repository at "
+                                  f"{self.repo.backend.describe()}")
+        self._manifest_written = True
+        result = write()
+        self.committed = True
+        self.repo.end_session(self)
+        self.close()
+        return result
+
     def close(self) -> None:
         """Release the lock; uncommitted, first remove what only this session wrote."""
         try:

@@ -12,10 +12,15 @@ file (``sqlfile``, ``import_server``): ``find_client``, ``scratch_target``,
 ``database_defaults``, ``create_database``, ``drop_database``, ``load_sql``, and the private
 server it loads into: ``check_import_server``, ``private_server`` → ``PrivateServer``,
 ``stop_leftover_server``. ``table_names`` (a snapshot's tables, ``scope``) and ``drill_name``
-(a restore drill's scratch database, ``names``). Services import only this package, never a
-submodule (an import-linter contract in pyproject.toml holds them to it).
+(a restore drill's scratch database, ``names``). Point in time (docs/pitr.md):
+``Follower`` (binlog archiving, ``binlog_follow``), ``binlog_problems``/``require_binlog``
+(its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``. Services import only this
+package, never a submodule (an import-linter contract in pyproject.toml holds them to it).
 """
 
+from snapkeep.engines.mysql.binlog_checks import binlog_problems, require_binlog
+from snapkeep.engines.mysql.binlog_follow import DEFAULT_INTERVAL as BINLOG_INTERVAL
+from snapkeep.engines.mysql.binlog_follow import Follower
 from snapkeep.engines.mysql.connect import check_connection, check_restore_target
 from snapkeep.engines.mysql.consistency import hold_writes
 from snapkeep.engines.mysql.cutover import cleanup_leftovers
@@ -43,9 +48,12 @@ from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.verify import compare_digests, table_digests
 
 __all__ = [
+    "BINLOG_INTERVAL",
+    "Follower",
     "MySQLTarget",
     "PreparedRestore",
     "PrivateServer",
+    "binlog_problems",
     "check_connection",
     "check_import_server",
     "check_restore_privileges",
@@ -66,6 +74,7 @@ __all__ = [
     "prepare_restore",
     "private_server",
     "renamed_description",
+    "require_binlog",
     "scratch_target",
     "stop_leftover_server",
     "table_digests",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -107,15 +107,20 @@ def log_outside(nontx: list[dict[str, Any]], under_lock: list[dict[str, Any]],
 
 
 def consistent_point(target: MySQLTarget, pool: WorkerPool, server: Server,
-                     nontx_parts: list[Part], reporter: Reporter, *, writes_held: bool
+                     nontx_parts: list[Part], reporter: Reporter, *, writes_held: bool,
+                     at_point: Callable[[bool], None] | None = None
                      ) -> tuple[float, str | None]:
     """Start every worker's snapshot at one point; dump ``nontx_parts`` there.
 
     Returns (seconds writes were held, lock used or None). ``writes_held``: the caller
-    holds the database's writes (``hold_writes``) for the whole dump.
+    holds the database's writes (``hold_writes``) for the whole dump. ``at_point`` is
+    called once the snapshots have started, while commits are still blocked if they are
+    (its argument: whether they are), e.g. to read the binlog position.
     """
+    mark = at_point or (lambda _blocked: None)
     if writes_held:  # nothing can change; every table is consistent
         _start_snapshots(pool)
+        mark(True)
         pool.run_now(nontx_parts)
         reporter.log("writes are held for the whole dump: no backup lock needed")
         return 0.0, None
@@ -136,9 +141,11 @@ def consistent_point(target: MySQLTarget, pool: WorkerPool, server: Server,
                 raise
             _release(lock_conn, plan)
             _single_connection(pool, plan, e, reporter)
+            mark(False)
             pool.run_now(nontx_parts)
             return 0.0, None
         _start_snapshots(pool)
+        mark(True)
         pool.run_now(nontx_parts)
     finally:
         if acquired:

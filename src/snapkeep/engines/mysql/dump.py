@@ -29,6 +29,7 @@ Description format 3 (format 2 had every part in the ``escaped`` encoding and no
 
     {"kind": "mysql", "format": 3, "server_version", "database", "charset", "collation",
      "comment", "sql_mode", "size_bytes", "writes_held_seconds", "backup_lock",
+     "binlog": {"file", "position", "gtid", "method"} (only with log_bin on),
      "tables": [{"name", "engine", "create", "auto_increment", "columns": [[name, codec]],
                  "order_by": [pk columns], "row_count": n,
                  "parts": [{BlobRef json..., "encoding": "quoted" | "escaped"}, ...],
@@ -71,6 +72,7 @@ from typing import Any
 
 from snapkeep.engines.mysql import consistency, members, schema, versioning
 from snapkeep.engines.mysql.backup_lock import Server
+from snapkeep.engines.mysql.binlog_position import read_position
 from snapkeep.engines.mysql.connect import (
     Connection,
     StreamReader,
@@ -149,6 +151,7 @@ class _Dump:
     conn: Connection | None = field(default=None, init=False)
     pool: WorkerPool | None = field(default=None, init=False)
     suspects: dict[str, list[members.Suspect]] = field(default_factory=dict, init=False)
+    binlog: dict[str, Any] | None = field(default=None, init=False)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -195,6 +198,7 @@ class _Dump:
             "sequences": sequences, "views": objects["views"], "triggers": objects["triggers"],
             "routines": objects["routines"], "events": objects["events"], "size_bytes": stored,
             "writes_held_seconds": round(held, 6), "backup_lock": lock_name,
+            **({"binlog": self.binlog} if self.binlog else {}),
         }
 
     def _tables(self, listed: list[tuple[Any, ...]], server: Server) -> list[dict[str, Any]]:
@@ -284,9 +288,15 @@ class _Dump:
         under_lock = consistency.read_under_lock(nontx, estimates)
         whole = {t["name"]: self._part(t, 0, "", estimates[t["name"]])
                  for t in under_lock if t["columns"]}
+
+        def at_point(commits_blocked: bool) -> None:  # the position of this very snapshot
+            self.binlog = read_position(pool.readers[0], server,
+                                        commits_blocked=commits_blocked,
+                                        reporter=self.reporter)
+
         held, lock_name = consistency.consistent_point(
             self.target, pool, server, list(whole.values()), self.reporter,
-            writes_held=self.writes_held)
+            writes_held=self.writes_held, at_point=at_point)
         if not self.writes_held:
             consistency.log_outside(nontx, under_lock, estimates, lock_name, self.reporter)
         return pool, whole, held, lock_name
