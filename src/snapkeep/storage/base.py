@@ -93,6 +93,20 @@ def get_range(backend: Backend, key: str, offset: int, length: int) -> bytes:
     return backend.get(key)[offset:offset + length]
 
 
+def get_range_into(backend: Backend, key: str, offset: int, buf: memoryview) -> int:
+    """``get_range(key, offset, len(buf))`` read into ``buf`` (a reused buffer: no new
+    one per read) by ``backend.get_range_into`` if it has one, else copied there. The
+    number of bytes read: fewer if the object ends earlier."""
+    check_range(offset, len(buf))
+    method = getattr(backend, "get_range_into", None)
+    if method is not None:
+        n: int = method(key, offset, buf)
+        return n
+    data = get_range(backend, key, offset, len(buf))
+    buf[:len(data)] = data
+    return len(data)
+
+
 def ensure(backend: Backend) -> None:
     """``backend.ensure()`` if it has one (test doubles may not)."""
     method = getattr(backend, "ensure", None)
