@@ -52,7 +52,8 @@ class Backend(Protocol):
       (packs are read by range). Like a file read it returns fewer bytes if the object
       ends earlier (``b""`` from or past its end); callers needing exactly ``length``
       bytes check the size. ``NotFoundError`` for a missing key. ``offset`` and
-      ``length`` must be ≥ 0.
+      ``length`` must be ≥ 0. A backend may also have ``get_range_into(key, offset, buf)``
+      (the same read into a caller's reused buffer; the count read): see ``get_range_into``.
     - ``exists`` is true for a stored key (false for a "directory" prefix).
     - ``list`` yields keys starting with a prefix, in no particular order, each once.
     - ``delete`` of a missing key is not an error (idempotent).
