@@ -6,10 +6,15 @@
 Generates a media tree (random-byte "images" of 50 KB–2 MB, about 2,000 per GiB, plus 5,000
 small text files). Each round gives every tool a fresh repository and measures: first
 snapshot, unchanged re-run, re-run after changing 1 % of the files (the same files for every
-tool of that round), restore; repository size and bytes each re-run added; peak RSS of each
-timed process. Tools run in alternating order (snapkeep first in odd rounds, last in even
-ones), and right before each timed run its inputs (the media tree; for a restore also the
-tool's repository) are read fully, so every tool starts from the same warm page cache (this
+tool of that round), restore, restore into an empty mount; repository size and bytes each
+re-run added; peak RSS of each timed process. snapkeep restores in place (the live mount is
+replaced: staging, swap, then the previous tree is deleted), so its "restore" also deletes
+the previous 1 GiB tree, which restic and borg (restoring into an empty directory) never
+do; "restore into an empty mount" removes the mount directory first (untimed), so every
+tool does the same work (for restic and borg it is a second restore into an empty target).
+Tools run in alternating order (snapkeep first in odd rounds, last in even ones), and right
+before each timed run its inputs (the media tree; for a restore also the tool's repository)
+are read fully, so every tool starts from the same warm page cache (this
 container cannot drop caches). Every figure is the median of ``--runs`` rounds with its
 spread (min–max); ratios are medians over medians. snapkeep's peak RSS is also taken once
 at half the data size, to show that it stays flat. The reference tools are Debian's
@@ -55,6 +60,7 @@ for k in [k for k in ENV if k.startswith("SNAPKEEP_") and k != "SNAPKEEP_DEBUG"]
 MIB = 2**20
 ROWS = [Row("first snapshot (s)", "first"), Row("unchanged re-run (s)", "unchanged"),
         Row("1 % changed re-run (s)", "changed"), Row("restore (s)", "restore"),
+        Row("restore into an empty mount (s)", "restore_empty"),
         Row("repository (MiB)", "size", MIB, 1),
         Row("added, unchanged (KiB)", "added_unchanged", 1024, 1),
         Row("added, 1 % changed (MiB)", "added_changed", MIB, 1),
@@ -149,6 +155,11 @@ class Snapkeep:
             return timed([*self.sk, "snapshot:restore", "--yes", "-e", "main"], self.app,
                          self.env)
 
+    def restore_empty(self, target: Path) -> Timed:
+        """A restore with the mount directory removed first (untimed): nothing to delete."""
+        shutil.rmtree(self.app / "pub" / "media")
+        return self.restore(target)
+
 
 class Restic:
     name = "restic"
@@ -167,6 +178,8 @@ class Restic:
     def restore(self, target: Path) -> Timed:
         return timed(["restic", "--repo", str(self.repo), "restore", "latest", "--target",
                       str(target)], env=ENV)
+
+    restore_empty = restore  # its target is always empty
 
 
 class Borg:
@@ -187,6 +200,8 @@ class Borg:
     def restore(self, target: Path) -> Timed:
         target.mkdir(parents=True, exist_ok=True)
         return timed(["borg", "extract", f"{self.repo}::s{self.n}"], target, ENV)
+
+    restore_empty = restore  # its target is always empty
 
 
 Tool = Snapkeep | Restic | Borg
@@ -220,12 +235,16 @@ def one_round(n: int, tools: list[Tool], work: Path, files: list[Path], media: P
         samples.add(t.name, "restore", r.seconds)
         samples.add(t.name, "rss_restore", r.rss)
         shutil.rmtree(target, ignore_errors=True)
+        warm([t.repo])
+        samples.add(t.name, "restore_empty", t.restore_empty(target).seconds)
+        shutil.rmtree(target, ignore_errors=True)
         samples.add(t.name, "size", du(t.repo))
     print(f"round {n} (order {', '.join(t.name for t in order)}): " + "; ".join(
         f"{t.name} {samples.values[(t.name, 'first')][-1]:.2f} / "
         f"{samples.values[(t.name, 'unchanged')][-1]:.2f} / "
         f"{samples.values[(t.name, 'changed')][-1]:.2f} / "
-        f"{samples.values[(t.name, 'restore')][-1]:.2f} s" for t in tools), flush=True)
+        f"{samples.values[(t.name, 'restore')][-1]:.2f} / "
+        f"{samples.values[(t.name, 'restore_empty')][-1]:.2f} s" for t in tools), flush=True)
 
 
 def half_size_rss(work: Path, app: Path, tools: list[Snapkeep]) -> dict[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Literal, cast
+from typing import Literal, cast, overload
 
 import pyfastcdc
 import zstandard
@@ -79,8 +79,13 @@ def encode(data: bytes | memoryview, level: int = ZSTD_LEVEL) -> bytes:
     return b"".join((b"\x00", data))  # one copy (not bytes(data) and then a second)
 
 
-def decode(encoded: bytes, raw_len: int) -> bytes:
-    """Inverse of ``encode``; ValueError on an unknown encoding or a bad frame."""
+@overload
+def decode(encoded: bytes, raw_len: int) -> bytes: ...
+@overload
+def decode(encoded: memoryview, raw_len: int) -> bytes | memoryview: ...
+def decode(encoded: bytes | memoryview, raw_len: int) -> bytes | memoryview:
+    """Inverse of ``encode``; ValueError on an unknown encoding or a bad frame. A raw
+    chunk is a slice of ``encoded``: no copy when ``encoded`` is a memoryview."""
     if not encoded:
         raise ValueError("empty chunk")
     kind = encoded[0]

@@ -113,8 +113,26 @@ class Keys:
         except InvalidTag:
             raise SealError("authentication failed") from None
 
+    def unseal_into(self, sealed: bytes | memoryview, ad: bytes, out: memoryview) -> memoryview:
+        """``unseal`` into ``out`` (at least ``len(sealed) - OVERHEAD`` bytes, e.g. a reused
+        buffer: no fresh allocation per chunk); the plaintext's view of ``out``."""
+        if len(sealed) < OVERHEAD:
+            raise SealError("too short")
+        view = memoryview(sealed)
+        plain = out[:len(view) - OVERHEAD]
+        if self._aead is None:
+            plain[:] = view[NONCE_LEN:-TAG_LEN]
+            if _plain_tag(plain, ad) != bytes(view[-TAG_LEN:]):
+                raise SealError("checksum mismatch")
+            return plain
+        try:
+            self._aead.decrypt_into(bytes(view[:NONCE_LEN]), view[NONCE_LEN:], ad, plain)
+        except InvalidTag:
+            raise SealError("authentication failed") from None
+        return plain
 
-def _plain_tag(plaintext: bytes, ad: bytes) -> bytes:
+
+def _plain_tag(plaintext: bytes | memoryview, ad: bytes) -> bytes:
     h = blake3.blake3(len(ad).to_bytes(4, "little") + ad)
     h.update(plaintext)
     return h.digest()[:TAG_LEN]

@@ -29,7 +29,7 @@ from snapkeep.progress import Reporter
 from snapkeep.repository import check as checking
 from snapkeep.repository import chunks, crypto, opening, packs
 from snapkeep.repository import prune as pruning
-from snapkeep.repository.blobs import BlobReader, BlobRef, BlobWriter
+from snapkeep.repository.blobs import BlobReader, BlobRef, BlobWriter, Scratch
 from snapkeep.repository.crypto import Keys, SealError
 from snapkeep.repository.index import Index, PackList, parse_file
 from snapkeep.repository.keyslots import KeyManagement
@@ -39,7 +39,7 @@ from snapkeep.repository.pack_cache import PackCache
 from snapkeep.repository.report import Report
 from snapkeep.repository.session import SnapshotSession
 from snapkeep.repository.writer import Discarded, PackWriter
-from snapkeep.storage import Backend
+from snapkeep.storage import Backend, get_range_into
 
 log = logging.getLogger("snapkeep.repository")
 
@@ -171,11 +171,25 @@ class Repository(KeyManagement):
 
     def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes:
         """The plaintext of a chunk, decrypted and hash-checked (IntegrityError naming it)."""
+        sealed, length, where = self._sealed(cid)
+        return self.decode_chunk(cid, sealed, length, where)
+
+    def load_chunk_view(self, cid: str, scratch: Scratch) -> memoryview:
+        """``load_chunk`` decrypted into ``scratch`` (a buffer reused chunk after chunk:
+        no fresh, kernel-zeroed mapping per chunk); the view is valid until ``scratch`` is
+        used again. Hash-checked the same way."""
+        sealed, length, where = self._sealed(cid, scratch)
+        data = self._decode(cid, sealed, length, where, scratch.plain(len(sealed)))
+        return data if isinstance(data, memoryview) else memoryview(data)
+
+    def _sealed(self, cid: str, scratch: Scratch | None = None
+                ) -> tuple[bytes | memoryview, int, str]:
+        """A chunk's sealed bytes, its plaintext length and where they were read."""
         loc = self.index.lookup(cid)
         if loc is None:
             pending = self._writer.pending_chunk(cid)
             if pending is not None:
-                return self.decode_chunk(cid, pending[0], pending[1], "an unwritten pack")
+                return pending[0], pending[1], "an unwritten pack"
             loc = self.index.lookup(cid)  # written meanwhile
         if loc is None:
             bad = self.index.bad_files()
@@ -185,11 +199,12 @@ class Repository(KeyManagement):
                                  f"{self.backend.describe()}{hint}")
         where = packs.pack_key(loc.pack)
         try:
-            sealed = self._read_range(loc.pack, loc.offset, loc.length)
+            sealed = (self._read_range(loc.pack, loc.offset, loc.length) if scratch is None
+                      else self._read_range_into(loc.pack, loc.offset, scratch.sealed(loc.length)))
         except NotFoundError:
             raise IntegrityError(f"chunk {cid} is missing: its pack {where} is not in the "
                                  f"repository at {self.backend.describe()}") from None
-        return self.decode_chunk(cid, sealed, loc.raw_len, where)
+        return sealed, loc.raw_len, where
 
     def _read_range(self, pack_id: str, offset: int, length: int) -> bytes:
         if self._get_range is not None:
@@ -197,24 +212,39 @@ class Repository(KeyManagement):
             return data
         return self._cache.get(pack_id)[offset:offset + length]
 
+    def _read_range_into(self, pack_id: str, offset: int, buf: memoryview) -> memoryview:
+        """``_read_range`` into ``buf`` (ranged backends) or a view of the cached pack."""
+        if self._get_range is not None:
+            return buf[:get_range_into(self.backend, packs.pack_key(pack_id), offset, buf)]
+        return memoryview(self._cache.get(pack_id))[offset:offset + len(buf)]
+
     def locate_chunk(self, cid: str) -> tuple[str, int, int] | None:
         """(pack key, offset, length) of a chunk's sealed bytes, or None if not indexed
         (flush first). For tools and tests that need to find a chunk's bytes."""
         loc = self.index.lookup(cid)
         return None if loc is None else (packs.pack_key(loc.pack), loc.offset, loc.length)
 
-    def decode_chunk(self, cid: str, sealed: bytes, raw_len: int, where: str) -> bytes:
+    def decode_chunk(self, cid: str, sealed: bytes | memoryview, raw_len: int,
+                     where: str) -> bytes:
         """The plaintext of a sealed chunk read from ``where``; IntegrityError if damaged."""
+        data = self._decode(cid, sealed, raw_len, where, None)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def _decode(self, cid: str, sealed: bytes | memoryview, raw_len: int, where: str,
+                out: memoryview | None) -> bytes | memoryview:
+        """Open, decode and hash-check a sealed chunk, decrypted into ``out`` if given."""
         if len(sealed) < crypto.OVERHEAD:
             raise IntegrityError(f"chunk {cid} in {where} is truncated: the repository is "
                                  "damaged")
+        ad = packs.chunk_ad(cid)
         try:
-            plain = self.keys.unseal(sealed, packs.chunk_ad(cid))
+            plain = (self.keys.unseal(sealed, ad) if out is None else
+                     self.keys.unseal_into(sealed, ad, out))
         except SealError as e:
             raise IntegrityError(f"chunk {cid} in {where} does not match its hash "
                                  f"({e}): the repository is damaged") from None
         try:
-            data = chunks.decode(plain, raw_len)
+            data = chunks.decode(plain, raw_len)  # a raw chunk: a view of ``plain``
         except ValueError as e:
             raise IntegrityError(f"chunk {cid} in {where} {e}") from None
         if len(data) != raw_len or self.keys.chunk_id(data) != cid:

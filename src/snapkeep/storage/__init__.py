@@ -20,7 +20,14 @@ import re
 from collections.abc import Mapping
 
 from snapkeep.errors import ConfigError, RepositoryError
-from snapkeep.storage.base import Backend, TransientStorageError, check_key, ensure, get_range
+from snapkeep.storage.base import (
+    Backend,
+    TransientStorageError,
+    check_key,
+    ensure,
+    get_range,
+    get_range_into,
+)
 from snapkeep.storage.local import LocalBackend
 from snapkeep.storage.retry import RetryingBackend
 
@@ -32,6 +39,7 @@ __all__ = [
     "TransientStorageError",
     "ensure",
     "get_range",
+    "get_range_into",
     "open_backend",
 ]
 

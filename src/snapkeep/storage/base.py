@@ -52,7 +52,8 @@ class Backend(Protocol):
       (packs are read by range). Like a file read it returns fewer bytes if the object
       ends earlier (``b""`` from or past its end); callers needing exactly ``length``
       bytes check the size. ``NotFoundError`` for a missing key. ``offset`` and
-      ``length`` must be ≥ 0.
+      ``length`` must be ≥ 0. A backend may also have ``get_range_into(key, offset, buf)``
+      (the same read into a caller's reused buffer; the count read): see ``get_range_into``.
     - ``exists`` is true for a stored key (false for a "directory" prefix).
     - ``list`` yields keys starting with a prefix, in no particular order, each once.
     - ``delete`` of a missing key is not an error (idempotent).
@@ -91,6 +92,20 @@ def get_range(backend: Backend, key: str, offset: int, length: int) -> bytes:
     if method is not None:
         return method(key, offset, length)
     return backend.get(key)[offset:offset + length]
+
+
+def get_range_into(backend: Backend, key: str, offset: int, buf: memoryview) -> int:
+    """``get_range(key, offset, len(buf))`` read into ``buf`` (a reused buffer: no new
+    one per read) by ``backend.get_range_into`` if it has one, else copied there. The
+    number of bytes read: fewer if the object ends earlier."""
+    check_range(offset, len(buf))
+    method = getattr(backend, "get_range_into", None)
+    if method is not None:
+        n: int = method(key, offset, buf)
+        return n
+    data = get_range(backend, key, offset, len(buf))
+    buf[:len(data)] = data
+    return len(data)
 
 
 def ensure(backend: Backend) -> None:

@@ -87,6 +87,31 @@ class LocalBackend:
         except OSError as e:
             raise RepositoryError(f"cannot read {path}: {e.strerror}") from e
 
+    def get_range_into(self, key: str, offset: int, buf: memoryview) -> int:
+        """``get_range`` into ``buf``; the count read (fewer at the end of the file)."""
+        check_range(offset, len(buf))
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise self._missing(key) from None
+        except OSError as e:
+            raise RepositoryError(f"cannot read {path}: {e.strerror}") from e
+        try:
+            done = 0
+            while done < len(buf):
+                n = os.preadv(fd, [buf[done:]], offset + done)
+                if n == 0:
+                    break
+                done += n
+            return done
+        except IsADirectoryError:
+            raise self._missing(key) from None
+        except OSError as e:
+            raise RepositoryError(f"cannot read {path}: {e.strerror}") from e
+        finally:
+            os.close(fd)
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 

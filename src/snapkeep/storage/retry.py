@@ -25,6 +25,7 @@ from snapkeep.errors import RepositoryError
 from snapkeep.storage.base import Backend, TransientStorageError
 from snapkeep.storage.base import ensure as _ensure
 from snapkeep.storage.base import get_range as _get_range
+from snapkeep.storage.base import get_range_into as _get_range_into
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ class RetryingBackend:
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         return self._call(f"get {key}", _get_range, self.inner, key, offset, length)
+
+    def get_range_into(self, key: str, offset: int, buf: memoryview) -> int:
+        return self._call(f"get {key}", _get_range_into, self.inner, key, offset, buf)
 
     def exists(self, key: str) -> bool:
         return self._call(f"check {key}", self.inner.exists, key)

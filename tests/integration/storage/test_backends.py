@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from snapkeep.errors import NotFoundError, RepositoryError
-from snapkeep.storage import Backend, LocalBackend, RetryingBackend, open_backend
+from snapkeep.storage import (
+    Backend,
+    LocalBackend,
+    RetryingBackend,
+    get_range_into,
+    open_backend,
+)
 from snapkeep.storage.base import TransientStorageError
 from snapkeep.storage.s3 import S3Backend
 
@@ -143,6 +149,24 @@ def test_delete_is_idempotent(backend: Backend) -> None:
     with pytest.raises(NotFoundError):
         backend.get("gone/soon")
     assert list(backend.list("gone/")) == ["gone/stays"]
+
+
+def test_get_range_into_reads_into_the_given_buffer(backend: Backend) -> None:
+    """What a restore reads packs with: the same bytes as ``get_range``, into a buffer it
+    reuses (the local backend reads straight into it; others are copied there)."""
+    data = bytes(range(256)) * 4
+    backend.put("pack", data)
+    buf = bytearray(b"\xff" * 2048)
+    view = memoryview(buf)
+    assert get_range_into(backend, "pack", 100, view[:300]) == 300
+    assert buf[:300] == data[100:400] and buf[300:] == b"\xff" * 1748
+    assert get_range_into(backend, "pack", 1020, view[:10]) == 4  # short: the object ends
+    assert buf[:4] == data[1020:]
+    assert get_range_into(backend, "pack", 5000, view[:10]) == 0
+    assert get_range_into(RetryingBackend(backend), "pack", 0, view[:1024]) == 1024
+    assert buf[:1024] == data
+    with pytest.raises(NotFoundError):
+        get_range_into(backend, "no/such/key", 0, view[:10])
 
 
 def test_get_range(backend: Backend) -> None:

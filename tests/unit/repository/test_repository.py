@@ -9,6 +9,7 @@ import pytest
 from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
 from snapkeep.repository import EMPTY_BLOB, BlobRef, Repository, SnapshotManifest
 from snapkeep.repository import packs as packs_mod
+from snapkeep.repository.blobs import Scratch, thread_scratch
 from snapkeep.storage import LocalBackend
 
 CHEAP_KDF = {"t": 1, "m": 1024, "p": 1}
@@ -287,6 +288,41 @@ def test_a_plaintext_repository_when_encryption_is_off(tmp_path):
     assert fresh.check(read_data=True).ok
 
 
+@pytest.mark.parametrize("encrypt", [True, False], ids=["aes", "plaintext"])
+def test_views_into_a_reused_buffer_give_the_same_chunks(tmp_path, encrypt):
+    """The restore's read path (``iter_views``): raw and compressed chunks, decrypted into
+    one thread's scratch buffers, equal what ``load_chunk`` returns."""
+    backend = LocalBackend(tmp_path / "repo")
+    repo = (Repository.init(backend, key_file=tmp_path / "repo.key") if encrypt
+            else Repository.init(backend, encrypt=False))
+    data = stream(30, 3 * MiB) + b"text compresses " * 200_000  # raw and zstd chunks
+    s = repo.begin_snapshot()
+    ref = s.put_blob(data)
+    s.commit(manifest("v1", services={"x": {"b": ref.to_json()}}))
+    fresh = (Repository.open(backend, key_file=tmp_path / "repo.key") if encrypt
+             else Repository.open(backend))
+    got = [bytes(v) for v in fresh.open_blob(ref).iter_views()]
+    assert got == [fresh.load_chunk(cid) for cid, _ in ref.chunks]
+    assert b"".join(got) == data and len(got) > 1
+
+
+def test_a_scratch_buffer_is_reused_while_big_enough():
+    scratch = Scratch()
+    a = scratch.plain(MiB)
+    a[:3] = b"abc"
+    b = scratch.plain(MiB // 2)  # the same memory: no new mapping per chunk
+    assert b.obj is a.obj and bytes(b[:3]) == b"abc"
+    c = scratch.plain(3 * MiB)  # grown once when a chunk needs more
+    assert c.obj is not a.obj and len(c) == 3 * MiB
+    assert scratch.sealed(10).obj is not c.obj  # sealed bytes and plaintext apart
+    assert thread_scratch() is thread_scratch()
+    other: list[Scratch] = []
+    t = threading.Thread(target=lambda: other.append(thread_scratch()))
+    t.start()
+    t.join()
+    assert other[0] is not thread_scratch()
+
+
 # -- integrity -------------------------------------------------------------------------------
 
 
@@ -318,6 +354,16 @@ def test_a_flipped_byte_in_a_pack_is_reported_and_a_read_fails(repo, tmp_path):
     assert {p.key for p in c.problems} == {key}
     assert any("does not match its name" in p.message for p in c.problems)
     assert any(cid in p.message for p in c.problems)
+
+
+def test_a_flipped_byte_in_a_pack_fails_the_restores_view_read(repo, tmp_path):
+    ref = snapshot_with_data(repo)
+    cid = ref.chunks[-1][0]
+    key, off, length = repo.locate_chunk(cid)
+    flip(tmp_path / "repo" / key, off + length // 2)
+    with pytest.raises(IntegrityError, match=cid):
+        for _ in reopen(tmp_path).open_blob(ref).iter_views():
+            pass
 
 
 def test_a_flipped_byte_in_a_pack_header_is_reported(repo, tmp_path):

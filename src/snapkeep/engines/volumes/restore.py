@@ -18,7 +18,9 @@ Files are created by the walk (in tree order) and filled by a pool of writer thr
 a hard link entry is linked at once to its first path's inode, which exists (maybe not yet
 filled: content and attributes are the inode's, the same for every link). A sparse file
 gets its data extents written at their offsets and its size by ``ftruncate``: the holes
-stay unallocated.
+stay unallocated; any other file is allocated whole first (``staging.presize``). Each
+writer decrypts into one reused buffer (``BlobReader.iter_views``), writes from it, and
+starts the file's writeback when done, so the swap's ``os.sync()`` has little left to do.
 
 Any failure (damaged chunk, full disk, interrupt) removes the staging directory and
 re-raises: the live mount is never touched before ``PreparedMountRestore.swap``.

@@ -6,6 +6,7 @@ deepest first (``finish_dirs``)."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import io
 import os
@@ -29,6 +30,43 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _FIFO_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 # Files restored at once: reading, decrypting, hashing and writing release the GIL.
 WRITERS = max(2, os.cpu_count() or 2)
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _writeback_call() -> Any:
+    """libc's ``sync_file_range`` (Linux), or None."""
+    try:
+        f = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    f.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    f.restype = ctypes.c_int
+    return f
+
+
+_sync_file_range = _writeback_call()
+
+
+def start_writeback(fd: int) -> None:
+    """Start writing a restored file's dirty pages to disk without waiting for it: the
+    swap's ``os.sync()`` then finds the disk mostly done instead of writing the whole
+    tree (about 1 s per GiB) after staging. Best effort: durability is the sync's job."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
+def presize(fd: int, size: int) -> None:
+    """Allocate a file's blocks before its content is written (one extent request, not
+    one per write; a full disk fails here, before any byte of it). Files with holes are
+    not pre-sized: their holes must stay unallocated. A filesystem without fallocate is
+    simply written as before."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
 
 
 def _unsafe(name: bytes) -> bool:
@@ -224,9 +262,11 @@ class Builder:
         # Where the blob's bytes go: the data extents of a sparse file, else all of it.
         places = list(entry.extents) if entry.extents is not None else [(0, entry.size)]
         index, (offset, room) = 0, places[0] if places else (0, 0)
+        if entry.extents is None and entry.size:
+            presize(fd, entry.size)
         written = 0
-        for chunk in self.repo.open_blob(entry.blob).iter_chunks():
-            view = memoryview(chunk)
+        for chunk in self.repo.open_blob(entry.blob).iter_views():
+            view = chunk
             while view:
                 while room == 0 and index + 1 < len(places):
                     index += 1
@@ -244,6 +284,7 @@ class Builder:
         if entry.extents is not None:
             os.ftruncate(fd, entry.size)  # the holes: never written, never allocated
             self.reporter.advance(entry.size - entry.stored_size)
+        start_writeback(fd)
         self.attrs.set_inode(fd, entry)
 
     def set_attrs(self, entry: Entry) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from snapkeep.engines.volumes import measure_mount, prepare_restore, snapshot_mount
 from snapkeep.engines.volumes.export import UnsafeArchive, export_tar, extract_tar
+from snapkeep.engines.volumes.staging import presize
 from snapkeep.engines.volumes.tree import (
     DIR,
     FILE,
@@ -490,3 +491,38 @@ def test_a_tar_hard_link_outside_or_through_a_symlink_is_refused(tmp_path, membe
         extract_tar(io.BytesIO(archive), dest)
     assert outside.stat().st_nlink == 1
     assert not os.path.lexists(dest / "h")
+
+
+def test_dense_files_are_pre_allocated_and_end_with_their_exact_sizes(tmp_path, repo):
+    """Files without holes are allocated whole before their content is written
+    (``staging.presize``): the restored file has exactly its size and content, whatever
+    its size against the filesystem's block, and a sparse neighbour keeps its holes."""
+    mount = tmp_path / "m"
+    mount.mkdir()
+    sizes = [0, 1, 4095, 4096, 4097, MiB - 1, 3 * MiB + 5]
+    for n in sizes:
+        (mount / f"f{n}").write_bytes(os.urandom(n))
+    with open(mount / "sparse", "wb") as f:
+        f.seek(8 * MiB)
+        f.write(b"tail")
+    set_times(mount)
+    before = fingerprint(mount)
+    desc = snapshot_mount(mount, repo, Recorder())
+    for n in sizes:
+        (mount / f"f{n}").write_bytes(b"x" * (2 * n + 10))  # bigger: must not survive
+    restore(mount, desc, repo)
+    assert fingerprint(mount) == before
+    for n in sizes:
+        st = os.lstat(mount / f"f{n}")
+        assert st.st_size == n and st.st_blocks * 512 >= n
+    assert os.lstat(mount / "sparse").st_blocks * 512 < MiB
+
+
+def test_presize_allocates_the_whole_file_before_any_write(tmp_path):
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        presize(fd, 3 * MiB + 5)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    assert st.st_size == 3 * MiB + 5 and st.st_blocks * 512 >= 3 * MiB + 5
