@@ -10,6 +10,7 @@ first, and only a chunk whose samples shrink is compressed whole.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import threading
 from collections.abc import Iterator
@@ -135,10 +136,8 @@ class Chunker:
     WINDOW = 2 * CDC_MAX
 
     def __init__(self, params: dict[str, int], seed: int) -> None:
-        # the config's level (0-3) is an int in JSON; FastCDC refuses any other value
-        nc = cast(Literal[0, 1, 2, 3], params.get("nc", CDC_NC))
-        self._cdc = pyfastcdc.FastCDC(params["avg"], min_size=params["min"],
-                                      max_size=params["max"], normalized_chunking=nc, seed=seed)
+        self._cdc = _fastcdc(params["avg"], params["min"], params["max"],
+                             params.get("nc", CDC_NC), seed)
         # a cut window always leaves at least half of itself free (see _cut)
         self._size = max(self.WINDOW, 2 * params["max"])
         self._window: mmap.mmap | None = None
@@ -194,6 +193,16 @@ class Chunker:
         assert start >= n
         self._window[:n] = view[start:start + n]
         self._pending = n
+
+
+@functools.lru_cache(maxsize=8)
+def _fastcdc(avg: int, min_size: int, max_size: int, nc: int, seed: int) -> pyfastcdc.FastCDC:
+    """One cutter per configuration, shared (its state is read-only after construction,
+    which seeds its gear tables: a file's chunker no longer pays for that)."""
+    # the config's level (0-3) is an int in JSON; FastCDC refuses any other value
+    level = cast(Literal[0, 1, 2, 3], nc)
+    return pyfastcdc.FastCDC(avg, min_size=min_size, max_size=max_size,
+                             normalized_chunking=level, seed=seed)
 
 
 class _WindowPool:
