@@ -206,9 +206,10 @@ def _fastcdc(avg: int, min_size: int, max_size: int, nc: int, seed: int) -> pyfa
 
 
 class _WindowPool:
-    """Chunker windows kept for reuse (a few: one per thread writing at once)."""
+    """Chunker windows kept for reuse: two (a file's and its tree's writer at once); more
+    writers at once (a parallel dump) map more, given back to the system when done."""
 
-    KEEP = 4
+    KEEP = 2
 
     def __init__(self) -> None:
         self._free: list[mmap.mmap] = []

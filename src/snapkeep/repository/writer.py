@@ -195,6 +195,15 @@ class PackWriter:
             if check is not None:
                 check()
             self._write_unindexed()
+            self._unmap_spares()
+
+    def _unmap_spares(self) -> None:
+        """A long-lived process keeps no idle pack buffers once its writes are flushed
+        (the next snapshot maps them again: a few page faults per pack buffer)."""
+        with self._lock:
+            self._spare.clear()
+            if not self._builder.entries:  # a reused buffer holds its pages: a fresh one
+                self._builder = packs.PackBuilder(lazy_buffer(packs.BUFFER))
 
     def discard_session(self, user: Any) -> Discarded:
         """Remove what a session that will not commit wrote where nothing else can use it

@@ -145,3 +145,21 @@ def _manifest() -> SnapshotManifest:
                             environment_type="development",
                             created_at="2026-12-04T00:00:00+00:00", expires_at=None,
                             live=False, automated=False, commit_id=None)
+
+
+def test_pack_buffers_are_reused_during_a_snapshot_and_unmapped_once_it_is_flushed(tmp_path):
+    repo = Repository.init(LocalBackend(tmp_path / "repo"))
+    writer = repo._writer
+    with repo.begin_snapshot() as s:
+        w = s.blob_writer()
+        w.write(stream(3, 3 * packs.PACK_TARGET))
+        ref = w.close()
+        # packs written in the background gave their buffers back for the next packs
+        with writer._cond:
+            while writer._uploading:
+                writer._cond.wait()
+        assert writer._spare
+        s.add_ref(ref)
+        s.commit(_manifest())
+    assert writer._spare == []  # a long-lived process keeps no idle pack buffer
+    assert repo.read_blob(ref) == stream(3, 3 * packs.PACK_TARGET)
