@@ -127,6 +127,8 @@ class PackWriter:
             pack_id, data = b.build_in_place(self.keys)
             size = len(data)
             try:
+                # a view of the reused buffer: backends write or copy it before returning
+                # (tests/integration/storage: test_put_takes_a_view_...)
                 self.backend.put(packs.pack_key(pack_id), data)  # type: ignore[arg-type]
             finally:
                 data.release()
