@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -99,6 +99,19 @@ class BlobWriter:
         n = len(data)
         self._size += n
         for piece in self._chunker.feed(data):
+            self._chunks.append((self._sink.store_chunk(piece, self._level), len(piece)))
+        return n
+
+    def write_from(self, read: Callable[[memoryview], int]) -> int:
+        """Store what ``read`` writes at the start of the view it is given (the chunker's
+        reused window: no buffer per read, e.g. ``os.preadv``) and returns the length of;
+        that length (0: nothing, e.g. at the end of a file)."""
+        if self._ref is not None:
+            raise ValueError("write to a closed BlobWriter")
+        with self._chunker.space() as room:
+            n = read(room)
+        self._size += n
+        for piece in self._chunker.commit(n):
             self._chunks.append((self._sink.store_chunk(piece, self._level), len(piece)))
         return n
 

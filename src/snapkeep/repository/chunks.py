@@ -10,12 +10,16 @@ first, and only a chunk whose samples shrink is compressed whole.
 
 from __future__ import annotations
 
+import functools
+import mmap
 import threading
 from collections.abc import Iterator
 from typing import Literal, cast, overload
 
 import pyfastcdc
 import zstandard
+
+from snapkeep.malloc import lazy_buffer
 
 CDC_MIN = 512 * 1024
 CDC_AVG = 1024 * 1024
@@ -70,13 +74,34 @@ def compresses(data: bytes | memoryview, level: int = ZSTD_LEVEL) -> bool:
                for i in range(SAMPLES))
 
 
-def encode(data: bytes | memoryview, level: int = ZSTD_LEVEL) -> bytes:
-    """The chunk plaintext: compressed (at zstd ``level``) when that saves space."""
+def _encoding(data: bytes | memoryview, level: int) -> tuple[int, bytes | memoryview]:
+    """(encoding byte, payload): compressed (at zstd ``level``) when that saves space."""
     if compresses(data, level):
         packed = _compressor(level).compress(data)
         if len(packed) < len(data):
-            return b"\x01" + packed
-    return b"".join((b"\x00", data))  # one copy (not bytes(data) and then a second)
+            return ENC_ZSTD, packed
+    return ENC_RAW, data
+
+
+def encode(data: bytes | memoryview, level: int = ZSTD_LEVEL) -> bytes:
+    """The chunk plaintext: compressed (at zstd ``level``) when that saves space."""
+    kind, payload = _encoding(data, level)
+    return b"".join((bytes([kind]), payload))
+
+
+def encode_reused(data: bytes | memoryview, level: int = ZSTD_LEVEL) -> memoryview:
+    """``encode`` into this thread's reusable buffer (no fresh chunk-sized mapping for each
+    chunk): a view valid until this thread's next call, so seal it before encoding again."""
+    kind, payload = _encoding(data, level)
+    n = 1 + len(payload)
+    buf: mmap.mmap | None = getattr(_local, "plain", None)
+    if buf is None or len(buf) < n:
+        buf = lazy_buffer(max(n, CDC_MAX + 1))
+        if len(buf) == CDC_MAX + 1:  # keep the usual size, not a one-off giant
+            _local.plain = buf
+    buf[0] = kind
+    buf[1:n] = payload
+    return memoryview(buf)[:n]
 
 
 @overload
@@ -103,45 +128,108 @@ class Chunker:
     """Cuts a stream at content-defined boundaries, however ``feed()`` calls split it.
 
     A cut point depends only on the bytes from the current chunk's start, so every chunk
-    but the last of a buffer is final; the last stays buffered until more data or
-    ``finish()``.
+    but the last of a window is final; the last is moved to the window's start and cut
+    again with more data, or by ``finish()``.
+
+    The stream is gathered in a window of ``WINDOW`` bytes taken from a small pool and
+    given back by ``finish()``, so that its memory is reused from one stream to the next
+    instead of being mapped (and zeroed, page by page) again. The chunks it yields are
+    views into that window: each is valid only until the generator that yielded it
+    resumes, so a caller stores (or copies) a chunk before asking for the next one.
     """
 
-    BATCH = 2 * CDC_MAX
+    WINDOW = 2 * CDC_MAX
 
     def __init__(self, params: dict[str, int], seed: int) -> None:
-        # the config's level (0-3) is an int in JSON; FastCDC refuses any other value
-        nc = cast(Literal[0, 1, 2, 3], params.get("nc", CDC_NC))
-        self._cdc = pyfastcdc.FastCDC(params["avg"], min_size=params["min"],
-                                      max_size=params["max"], normalized_chunking=nc, seed=seed)
-        self._pieces: list[bytes] = []
+        self._cdc = _fastcdc(params["avg"], params["min"], params["max"],
+                             params.get("nc", CDC_NC), seed)
+        # a cut window always leaves at least half of itself free (see _cut)
+        self._size = max(self.WINDOW, 2 * params["max"])
+        self._window: mmap.mmap | None = None
         self._pending = 0
 
-    def feed(self, data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
-        if not data:
-            return
-        self._pieces.append(bytes(data))
-        self._pending += len(data)
-        if self._pending >= self.BATCH:
+    def space(self) -> memoryview:
+        """The free part of the window (never empty): write up to its length into it,
+        then ``commit`` how much was written."""
+        if self._window is None:
+            self._window = _windows.take(self._size)
+        return memoryview(self._window)[self._pending:]
+
+    def commit(self, n: int) -> Iterator[memoryview]:
+        """``n`` bytes were written at the start of ``space()``; the chunks now final."""
+        assert self._window is not None and 0 <= n <= len(self._window) - self._pending
+        self._pending += n
+        if self._pending == len(self._window):
             yield from self._cut(final=False)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+        view = memoryview(data).cast("B")
+        while view:
+            room = self.space()
+            n = min(len(room), len(view))
+            room[:n] = view[:n]
+            view = view[n:]
+            yield from self.commit(n)
 
     def finish(self) -> Iterator[memoryview]:
         if self._pending:
             yield from self._cut(final=True)
+        if self._window is not None:  # every chunk of it has been consumed: reuse it
+            window, self._window = self._window, None
+            _windows.give(window)
 
     def _cut(self, final: bool) -> Iterator[memoryview]:
-        buf = self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
-        self._pieces, self._pending = [], 0
-        view = memoryview(buf)
+        assert self._window is not None
+        view = memoryview(self._window)[:self._pending]
         last = None
-        for c in self._cdc.cut_buf(buf):
+        for c in self._cdc.cut_buf(view):
             if last is not None:
                 yield view[last.offset:last.offset + last.length]
             last = c
+        self._pending = 0
         if last is None:
             return
-        tail = view[last.offset:last.offset + last.length]
         if final:
-            yield tail
-        else:
-            self._pieces, self._pending = [bytes(tail)], len(tail)
+            yield view[last.offset:last.offset + last.length]
+            return
+        # the last chunk is at most max <= half the window long and ends at its end, so
+        # it starts at or after its own length: moving it to the start cannot overlap
+        start, n = last.offset, last.length
+        assert start >= n
+        self._window[:n] = view[start:start + n]
+        self._pending = n
+
+
+@functools.lru_cache(maxsize=8)
+def _fastcdc(avg: int, min_size: int, max_size: int, nc: int, seed: int) -> pyfastcdc.FastCDC:
+    """One cutter per configuration, shared (its state is read-only after construction,
+    which seeds its gear tables: a file's chunker no longer pays for that)."""
+    # the config's level (0-3) is an int in JSON; FastCDC refuses any other value
+    level = cast(Literal[0, 1, 2, 3], nc)
+    return pyfastcdc.FastCDC(avg, min_size=min_size, max_size=max_size,
+                             normalized_chunking=level, seed=seed)
+
+
+class _WindowPool:
+    """Chunker windows kept for reuse: two (a file's and its tree's writer at once); more
+    writers at once (a parallel dump) map more, given back to the system when done."""
+
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> mmap.mmap:
+        with self._lock:
+            if self._free and size == Chunker.WINDOW:
+                return self._free.pop()
+        return lazy_buffer(size)
+
+    def give(self, window: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._free) < self.KEEP and len(window) == Chunker.WINDOW:
+                self._free.append(window)
+
+
+_windows = _WindowPool()

@@ -99,6 +99,23 @@ class Keys:
         self._aead.encrypt_into(nonce, plaintext, ad, memoryview(out)[NONCE_LEN:])
         return out
 
+    def seal_into(self, plaintext: bytes | memoryview, ad: bytes, out: memoryview) -> int:
+        """``seal`` written at the start of ``out`` (a pack's buffer: no separate sealed
+        object), which must hold ``len(plaintext) + OVERHEAD`` bytes and not overlap
+        ``plaintext``; returns that length."""
+        n = len(plaintext) + OVERHEAD
+        if self._aead is None:
+            out[:NONCE_LEN] = bytes(NONCE_LEN)
+            out[NONCE_LEN:n - TAG_LEN] = plaintext
+            h = blake3.blake3(len(ad).to_bytes(4, "little") + ad)  # as _plain_tag
+            h.update(plaintext)
+            out[n - TAG_LEN:n] = h.digest()[:TAG_LEN]
+            return n
+        nonce = os.urandom(NONCE_LEN)
+        out[:NONCE_LEN] = nonce
+        self._aead.encrypt_into(nonce, plaintext, ad, out[NONCE_LEN:n])
+        return n
+
     def unseal(self, sealed: bytes | memoryview, ad: bytes) -> bytes:
         if len(sealed) < OVERHEAD:
             raise SealError("too short")

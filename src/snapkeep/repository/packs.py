@@ -11,12 +11,14 @@ plaintext length. The pack ID is the BLAKE3-256 hash (hex) of the whole pack's b
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
 
 import blake3
 
-from snapkeep.repository.crypto import Keys, SealError
+from snapkeep.repository.chunks import CDC_MAX
+from snapkeep.repository.crypto import OVERHEAD, Keys, SealError
 
 PACK_TARGET = 16 * 1024 * 1024
 HEADER_VERSION = 1
@@ -48,36 +50,82 @@ class Entry:
     raw_len: int
 
 
+# A pack buffer's length: a full pack (the target plus the largest chunk that can start just
+# under it) and room for its header (44 bytes per chunk), so that it is never reallocated.
+# Pages never written are never mapped in, so the slack costs no memory.
+BUFFER = PACK_TARGET + CDC_MAX + 2 * OVERHEAD + 2 * 1024 * 1024
+
+
 @dataclass
 class PackBuilder:
-    buf: bytearray = field(default_factory=bytearray)
+    """A pack being filled: ``buf[:size]`` holds its sealed chunks back to back.
+
+    ``buf`` may be longer than ``size`` (a preallocated, reused buffer: see
+    ``PackWriter``); it is grown only when a chunk or the header does not fit."""
+
+    buf: bytearray | mmap.mmap = field(default_factory=bytearray)
+    size: int = 0
     entries: dict[str, Entry] = field(default_factory=dict)
     # who stored into it or deduplicated against it: snapshot sessions, or None for a
     # write without one (see Repository.discard_session)
     users: set[object] = field(default_factory=set)
 
-    def add(self, cid: str, sealed: bytes | bytearray, raw_len: int) -> None:
-        self.entries[cid] = Entry(cid, len(self.buf), len(sealed), raw_len)
-        self.buf += sealed
+    def _room(self, n: int) -> None:
+        short = self.size + n - len(self.buf)
+        if short > 0:  # a preallocated buffer is too small (rare): a growable copy
+            if not isinstance(self.buf, bytearray):
+                self.buf = bytearray(self.buf[:self.size])
+            self.buf += bytes(self.size + n - len(self.buf))
+
+    def add(self, cid: str, sealed: bytes | bytearray | memoryview, raw_len: int) -> None:
+        self._room(len(sealed))
+        self.buf[self.size:self.size + len(sealed)] = sealed
+        self.entries[cid] = Entry(cid, self.size, len(sealed), raw_len)
+        self.size += len(sealed)
+
+    def seal(self, keys: Keys, cid: str, plaintext: bytes | memoryview, raw_len: int) -> int:
+        """Seal a chunk's plaintext straight into the pack; its sealed length."""
+        self._room(len(plaintext) + OVERHEAD)
+        with memoryview(self.buf) as view:
+            n = keys.seal_into(plaintext, chunk_ad(cid), view[self.size:])
+        self.entries[cid] = Entry(cid, self.size, n, raw_len)
+        self.size += n
+        return n
 
     def sealed_chunk(self, cid: str) -> bytes:
         e = self.entries[cid]
         return bytes(self.buf[e.offset:e.offset + e.length])
 
     def full(self) -> bool:
-        return len(self.buf) >= PACK_TARGET
+        return self.size >= PACK_TARGET
 
     def build(self, keys: Keys) -> tuple[str, bytes]:
         """(pack id, pack bytes); the builder must no longer change."""
-        return build_pack(keys, self.buf, list(self.entries.values()))
+        return build_pack(keys, memoryview(self.buf)[:self.size], list(self.entries.values()))
+
+    def build_in_place(self, keys: Keys) -> tuple[str, memoryview]:
+        """``build`` without a copy: the header is written after the chunks in ``buf``;
+        the pack is a view of ``buf``, valid while the buffer is not reused."""
+        tail = _sealed_header(keys, list(self.entries.values()))
+        self._room(len(tail))
+        end = self.size + len(tail)
+        self.buf[self.size:end] = tail
+        view = memoryview(self.buf)[:end]
+        return blake3.blake3(view).hexdigest(), view
 
 
-def build_pack(keys: Keys, body: bytes | bytearray, entries: list[Entry]) -> tuple[str, bytes]:
+def _sealed_header(keys: Keys, entries: list[Entry]) -> bytes:
+    """The sealed header and its length: what follows the chunks."""
     header = bytearray([HEADER_VERSION])
     for e in entries:
         header += ENTRY.pack(bytes.fromhex(e.cid), e.offset, e.length, e.raw_len)
     sealed = keys.seal(bytes(header), AD_HEADER)
-    data = b"".join((body, sealed, struct.pack("<I", len(sealed))))
+    return sealed + struct.pack("<I", len(sealed))
+
+
+def build_pack(keys: Keys, body: bytes | bytearray | memoryview,
+               entries: list[Entry]) -> tuple[str, bytes]:
+    data = b"".join((body, _sealed_header(keys, entries)))
     return blake3.blake3(data).hexdigest(), data
 
 

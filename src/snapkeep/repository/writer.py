@@ -8,12 +8,14 @@ always taken before the ``Index``'s lock, never while holding it.
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from snapkeep.errors import SnapkeepError
+from snapkeep.malloc import lazy_buffer
 from snapkeep.repository import chunks, packs
 from snapkeep.repository.crypto import Keys
 from snapkeep.repository.index import Index, PackList, seal_file
@@ -41,7 +43,12 @@ class PackWriter:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
-        self._builder = packs.PackBuilder()
+        # Pack buffers kept for reuse: a fresh 16 MiB buffer per pack would be mapped and
+        # zeroed page by page again (glibc's mmap threshold is fixed, see snapkeep.malloc).
+        # Reading or writing a pack buffer always holds the lock, except the upload of a
+        # pack that was swapped out (no longer written); it returns the buffer here.
+        self._spare: list[mmap.mmap] = []
+        self._builder = self._new_builder()
         self._uploading: dict[int, packs.PackBuilder] = {}
         self._unindexed: PackList = []
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
@@ -59,16 +66,17 @@ class PackWriter:
         cid = self.keys.chunk_id(data)
         if self.index.claim(cid, user):
             return cid, 0
-        sealed = self.keys.seal_buffer(chunks.encode(data, level), packs.chunk_ad(cid))
+        plain = chunks.encode_reused(data, level)  # this thread's buffer, until the seal
         with self._lock:  # no other writer can add cid between this claim and the add
             if self.index.claim(cid, user):
                 return cid, 0
             b = self._builder
-            b.add(cid, sealed, len(data))
+            # sealed straight into the open pack's buffer (AES-GCM holds the GIL anyway)
+            sealed = b.seal(self.keys, cid, plain, len(data))
             self.index.add_pending(cid, b, user)
             full = b.full()
             if full:
-                self._builder = packs.PackBuilder()
+                self._builder = self._new_builder()
                 self._uploading[id(b)] = b
         if full:
             self._upload_slots.acquire()  # back-pressure: at most UPLOAD_QUEUE in flight
@@ -77,7 +85,18 @@ class PackWriter:
             except BaseException:
                 self._upload_slots.release()
                 raise
-        return cid, len(sealed)
+        return cid, sealed
+
+    def _new_builder(self) -> packs.PackBuilder:
+        """(caller holds the lock, or is __init__)"""
+        return packs.PackBuilder(self._spare.pop() if self._spare else lazy_buffer(packs.BUFFER))
+
+    def _recycle(self, b: packs.PackBuilder) -> None:
+        """(caller holds the lock) ``b`` is written or dropped: nothing reads its buffer."""
+        buf, b.buf = b.buf, bytearray()
+        if isinstance(buf, mmap.mmap) and len(buf) == packs.BUFFER \
+                and len(self._spare) <= UPLOAD_QUEUE:
+            self._spare.append(buf)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -105,21 +124,29 @@ class PackWriter:
         """Write a finished pack (caller has registered it in ``_uploading``)."""
         try:
             entries = list(b.entries.values())  # b no longer changes: it was swapped out
-            pack_id, data = b.build(self.keys)
-            self.backend.put(packs.pack_key(pack_id), data)
+            pack_id, data = b.build_in_place(self.keys)
+            size = len(data)
+            try:
+                # a view of the reused buffer: backends write or copy it before returning
+                # (tests/integration/storage: test_put_takes_a_view_...)
+                self.backend.put(packs.pack_key(pack_id), data)  # type: ignore[arg-type]
+            finally:
+                data.release()
         except BaseException as failure:
             self.index.drop_pending(b)
             with self._lock:
                 self._uploading.pop(id(b), None)
+                self._recycle(b)
                 self._cond.notify_all()
             for user in self.index.users_of(b):  # each session that relied on it fails
                 if user is not None:
                     user.upload_failed(failure)
             raise
-        self.index.pack_written(pack_id, len(data), b)
+        self.index.pack_written(pack_id, size, b)
         with self._lock:
-            self._unindexed.append((pack_id, len(data), entries))
+            self._unindexed.append((pack_id, size, entries))
             self._uploading.pop(id(b), None)
+            self._recycle(b)
             self._cond.notify_all()
             many = len(self._unindexed) >= AUTO_INDEX_PACKS
         if many and self._flush_lock.acquire(blocking=False):
@@ -156,7 +183,7 @@ class PackWriter:
             with self._lock:
                 b = self._builder if self._builder.entries else None
                 if b is not None:
-                    self._builder = packs.PackBuilder()
+                    self._builder = self._new_builder()
                     self._uploading[id(b)] = b
                 waiting = set(self._uploading) - ({id(b)} if b else set())
             if b is not None:
@@ -170,6 +197,15 @@ class PackWriter:
             if check is not None:
                 check()
             self._write_unindexed()
+            self._unmap_spares()
+
+    def _unmap_spares(self) -> None:
+        """A long-lived process keeps no idle pack buffers once its writes are flushed
+        (the next snapshot maps them again: a few page faults per pack buffer)."""
+        with self._lock:
+            self._spare.clear()
+            if not self._builder.entries:  # a reused buffer holds its pages: a fresh one
+                self._builder = packs.PackBuilder(lazy_buffer(packs.BUFFER))
 
     def discard_session(self, user: Any) -> Discarded:
         """Remove what a session that will not commit wrote where nothing else can use it
@@ -178,7 +214,8 @@ class PackWriter:
             while any(self.index.uses(b, user) for b in self._uploading.values()):
                 self._cond.wait()  # its packs in flight are written (or failed) first
             if self.index.release_builder(self._builder, user):
-                self._builder = packs.PackBuilder()
+                self._recycle(self._builder)
+                self._builder = self._new_builder()
             unindexed = {pid: (size, entries) for pid, size, entries in self._unindexed}
             gone, left = self.index.discard_session(
                 user, {pid: entries for pid, (_s, entries) in unindexed.items()})

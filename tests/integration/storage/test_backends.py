@@ -78,6 +78,18 @@ def test_put_get_round_trip(backend: Backend, size: int) -> None:
     assert backend.exists("data/obj")
 
 
+@pytest.mark.parametrize("size", [1000, 20 * MiB], ids=["1000B", "20MiB"])
+def test_put_takes_a_view_of_a_buffer_reused_once_it_returns(backend: Backend, size: int) -> None:
+    """The pack writer puts a view of its pack buffer and reuses the buffer afterwards."""
+    data = os.urandom(size)
+    buf = bytearray(size + 100)
+    buf[:size] = data
+    with memoryview(buf) as view:
+        backend.put("data/view", view[:size])
+    buf[:] = bytes(len(buf))
+    assert backend.get("data/view") == data
+
+
 def test_put_replaces_an_existing_key(backend: Backend) -> None:
     backend.put("k", b"first version, longer than the second")
     backend.put("k", b"second")

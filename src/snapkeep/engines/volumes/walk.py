@@ -38,6 +38,7 @@ attributes are reused: changing one changes the ctime.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import time
@@ -51,7 +52,7 @@ from snapkeep.errors import IntegrityError, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef, BlobWriter
 
-PIECE = 1 << 20  # bytes read from a file at a time
+PIECE = 4 << 20  # bytes read from a file at a time (into the chunker's window: no buffer)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A file whose ctime is this close to (or after) the start of its read is not cacheable.
 RACY_WINDOW_NS = 1_000_000_000
@@ -331,16 +332,20 @@ class Walk:
         pos = start
         while stop is None or pos < stop:
             want = PIECE if stop is None else min(PIECE, stop - pos)
-            try:
-                piece = os.pread(fd, want, pos)
-            except OSError as e:
-                raise self.unreadable(rel, e) from e
-            if not piece:
+            n = writer.write_from(functools.partial(self.read, fd, rel, pos, want))
+            if not n:
                 return pos, stop is not None
-            writer.write(piece)
-            pos += len(piece)
-            self.reporter.advance(len(piece))
+            pos += n
+            self.reporter.advance(n)
         return pos, False
+
+    def read(self, fd: int, rel: bytes, pos: int, want: int, into: memoryview) -> int:
+        """Read up to ``want`` bytes of the file at ``pos`` into ``into`` (a view of the
+        chunker's reused window: no fresh buffer per piece)."""
+        try:
+            return os.preadv(fd, [into[:want]], pos)
+        except OSError as e:
+            raise self.unreadable(rel, e) from e
 
 
 def _sparse(extents: list[tuple[int, int]], size: int) -> Extents | None:

@@ -35,6 +35,11 @@ class CountingWriter:
         self.owner.written += len(data)
         return self.inner.write(data)
 
+    def write_from(self, read: Any) -> int:
+        n = self.inner.write_from(read)
+        self.owner.written += n
+        return n
+
     def close(self) -> BlobRef:
         return self.inner.close()
 
