@@ -27,13 +27,7 @@ from typing import Any
 from snapkeep.engines.seams import BlobSource, SnapshotWriter
 from snapkeep.engines.volumes.digest import TreeDigest
 from snapkeep.engines.volumes.layout import DIR_FLAGS, printable, resolve_mount
-from snapkeep.engines.volumes.tree import (
-    FILE,
-    READABLE_FORMATS,
-    TREE_FORMAT,
-    decode_tree,
-    encode_entry,
-)
+from snapkeep.engines.volumes.tree import FILE_KEYS, READABLE_FORMATS, TREE_FORMAT, cache_line
 from snapkeep.engines.volumes.walk import Cached, Walk
 from snapkeep.errors import ConfigError, SnapkeepError
 from snapkeep.progress import Reporter
@@ -89,12 +83,17 @@ def _load_cache(parent: dict[str, Any] | None, repo: BlobSource, reporter: Repor
         if parent.get("kind") != "volume" or parent.get("format") not in READABLE_FORMATS:
             raise ValueError(f"kind {parent.get('kind')!r}, format {parent.get('format')!r}")
         ref = BlobRef.from_json(parent["tree"])
+        # a line of this format can be taken over verbatim (Walk.line); older ones re-encoded
+        current = parent["format"] == TREE_FORMAT
         with io.BufferedReader(repo.open_blob(ref), 1 << 16) as stream:
-            for e in decode_tree(stream):
-                if e.type == FILE and e.ino is not None and e.ctime_ns is not None \
-                        and e.blob is not None:
-                    cache[e.path] = (e.ino, e.size, e.mtime_ns, e.ctime_ns, e.blob,
-                                     e.extents, e.xattrs)
+            for line in stream:
+                found = cache_line(line)
+                if found is None:
+                    continue
+                path, obj = found
+                verbatim = current and obj.keys() <= FILE_KEYS and line.endswith(b"\n")
+                cache[path] = (obj["ino"], obj["size"], obj["mtime_ns"], obj["ctime_ns"], obj,
+                               line if verbatim else None)
     except (SnapkeepError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:
         reporter.log(f"the previous snapshot's file list cannot be used ({e}); "
                      "reading every file")
@@ -131,7 +130,7 @@ def snapshot_mount(mount_dir: Path, repo: SnapshotWriter, reporter: Reporter, *,
     try:
         tree_writer = repo.blob_writer()
         for entry in walk.entries(root_fd):
-            line = encode_entry(entry)
+            line = walk.line(entry)
             tree_writer.write(line)
             digest.add_line(line)
         tree = tree_writer.close()
