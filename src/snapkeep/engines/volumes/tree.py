@@ -211,6 +211,9 @@ FILE_KEYS = frozenset({"blob", "ctime_ns", "extents", "gid", "ino", "mode", "mti
                        "path_b64", "size", "type", "uid", "xattrs"})
 
 
+_DECODER = json.JSONDecoder()
+
+
 def cache_line(line: bytes) -> tuple[bytes, dict[str, Any]] | None:
     """For the files cache: a line's path and its JSON object if it is a file with cache
     keys (``ino``, ``ctime_ns``), else None; ValueError if the line is not a JSON object
@@ -218,13 +221,14 @@ def cache_line(line: bytes) -> tuple[bytes, dict[str, Any]] | None:
     ``decode_entry``'s cost); the content fields are checked when a file is reused
     (``file_content``, ``decode_xattrs``)."""
     try:
-        obj = json.loads(line)
-        if not isinstance(obj, dict):
-            raise ValueError("not an object")
+        text = line.decode("utf-8")
+        obj, end = _DECODER.raw_decode(text)  # json.loads less its per-call overhead
+        if not isinstance(obj, dict) or text[end:].strip():
+            raise ValueError("not one JSON object")
         if obj.get("type") != FILE or "ino" not in obj or "ctime_ns" not in obj:
             return None
         path = _get_bytes(obj, "path")
-    except (TypeError, ValueError, binascii.Error) as e:
+    except (TypeError, ValueError, binascii.Error) as e:  # UnicodeDecodeError is a ValueError
         raise ValueError(f"invalid tree entry: {e}") from e
     if path is None:
         raise ValueError("invalid tree entry: no path")
