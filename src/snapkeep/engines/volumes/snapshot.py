@@ -33,6 +33,8 @@ from snapkeep.errors import ConfigError, SnapkeepError
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
 
+TREE_BATCH = 1 << 16  # bytes of tree lines per write to the tree's blob writer
+
 
 def measure_mount(mount_dir: Path) -> int:
     """Total bytes of regular files under the mount, a hard-linked file once (an estimate
@@ -129,10 +131,17 @@ def snapshot_mount(mount_dir: Path, repo: SnapshotWriter, reporter: Reporter, *,
     digest = TreeDigest()
     try:
         tree_writer = repo.blob_writer()
+        batch: list[bytes] = []  # lines written ~64 KiB at a time: one chunker call each
+        held = 0
         for entry in walk.entries(root_fd):
             line = walk.line(entry)
-            tree_writer.write(line)
             digest.add_line(line)
+            batch.append(line)
+            held += len(line)
+            if held >= TREE_BATCH:
+                tree_writer.write(b"".join(batch))
+                batch, held = [], 0
+        tree_writer.write(b"".join(batch))
         tree = tree_writer.close()
     finally:
         os.close(root_fd)

@@ -321,3 +321,22 @@ def test_lines_of_an_older_format_are_encoded_anew(mount, repo):
     second = snapshot_mount(mount, repo, Recorder(), parent={**spaced, "format": 2})
     assert second["reused"] == first["files"]
     assert second["tree"] == first["tree"] and second["digest"] == first["digest"]
+
+
+def test_reused_files_are_reported_in_batches_in_order_with_the_files_read(tmp_path, repo):
+    """Progress for reused files comes REPORT_EVERY files at a time (a report costs as much
+    as a reuse), and what was reused is reported before a file is read."""
+    mount = tmp_path / "many"
+    mount.mkdir()
+    for i in range(2 * walk.REPORT_EVERY + 5):
+        (mount / f"f{i:04d}").write_bytes(b"x" * (i + 1))
+    first = snapshot_mount(mount, repo, Recorder())
+    (mount / "f9999").write_bytes(b"new")  # read after every reused file (tree order)
+    rec, seen = Recorder(), []
+    rec.on_advance = lambda: seen.append(rec.done)
+    second = snapshot_mount(mount, repo, rec, parent=first)
+    assert second["reused"] == first["files"]
+    assert rec.done == second["bytes"]
+    reused = first["bytes"]
+    assert len(seen) <= 3 + 1, "two full batches, the rest before the read, the read"
+    assert reused in seen, "the reused bytes are reported before the new file's"
