@@ -1,9 +1,13 @@
 """Snapshotting a mount: its walk (``walk.py``) stored as a tree blob, with its digest.
 
 **Files cache.** Given the previous snapshot of the same mount (``parent``), its tree is
-loaded into a dict (path → entry) and a regular file whose path, inode, size, mtime and
-ctime all equal the parent entry's is not opened: the parent's content ``BlobRef`` is
-reused, so re-snapshotting an unchanged tree costs one ``lstat`` per entry. The ctime
+loaded into a dict (path → cache keys and the line's JSON object; ``tree.cache_line``) and
+a regular file whose path, inode, size, mtime and ctime all equal the parent entry's is
+not opened: the parent's content ``BlobRef`` is reused (its fields checked only then: a
+bad line costs a read of its own file), so re-snapshotting an unchanged tree costs one
+``lstat`` per entry. The parent's line itself becomes the new tree's line when it is of
+the current format and the file's mode and owner are unchanged (``Walk.line``): it is
+byte for byte what encoding the entry would give. The ctime
 cannot be set by users, so a file replaced or rewritten with its size and mtime restored
 still misses the cache. Two guards keep a stale blob from being reused:
 
