@@ -97,7 +97,8 @@ def _load_cache(parent: dict[str, Any] | None, repo: BlobSource, reporter: Repor
                 if found is None:
                     continue
                 path, obj = found
-                verbatim = current and obj.keys() <= FILE_KEYS and line.endswith(b"\n")
+                verbatim = (current and obj.keys() <= FILE_KEYS and line.endswith(b"\n")
+                            and not ("path" in obj and "path_b64" in obj))
                 cache[path] = (obj["ino"], obj["size"], obj["mtime_ns"], obj["ctime_ns"], obj,
                                line if verbatim else None)
     except (SnapkeepError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:

@@ -340,3 +340,18 @@ def test_reused_files_are_reported_in_batches_in_order_with_the_files_read(tmp_p
     reused = first["bytes"]
     assert len(seen) <= 3 + 1, "two full batches, the rest before the read, the read"
     assert reused in seen, "the reused bytes are reported before the new file's"
+
+
+def test_a_parent_line_with_a_path_in_both_forms_is_encoded_anew(mount, repo):
+    """``path`` wins when a line has both; such a line is not what the encoder writes, so
+    it is not taken over verbatim."""
+    first = snapshot_mount(mount, repo, Recorder())
+
+    def edit(obj: dict) -> bytes:
+        if obj.get("path") == "big.bin":
+            obj["path_b64"] = "Ym9ndXM="
+        return _canonical(obj)
+
+    second = snapshot_mount(mount, repo, Recorder(), parent=_rewritten(repo, first, edit))
+    assert second["reused"] == first["files"]
+    assert second["tree"] == first["tree"]
