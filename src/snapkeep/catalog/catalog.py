@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, delete, event, func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from snapkeep.catalog.base import CatalogBase
+from snapkeep.catalog.base import CatalogBase, sqlite_pragmas
 from snapkeep.catalog.identity import IdentityMixin
 from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
 from snapkeep.catalog.notifications import NotificationMixin
@@ -50,7 +50,7 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
         # pool_pre_ping: a worker outlives server restarts and idle-connection reapers.
         self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
             self._migrate()
@@ -124,7 +124,9 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
         return activity
 
     def update_activity(self, activity_id: str, **fields: Any) -> None:
-        with self.session() as s:
+        """Progress and facts of a running activity (its end is ``finish``): a progress
+        commit, durable with the activity's next durable one."""
+        with self._progress_session() as s:
             row = s.get(Activity, activity_id)
             if row is not None:
                 for k, v in fields.items():
@@ -146,7 +148,8 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
             return [utc(a) for a in s.scalars(q)]
 
     def append_log(self, activity_id: str, message: str) -> None:
-        with self.session() as s:
+        """A log line (a progress commit: durable with the activity's next durable one)."""
+        with self._progress_session() as s:
             s.add(ActivityLog(activity_id=activity_id, at=self.clock(), message=message))
 
     def log_lines(self, activity_id: str, after_id: int = 0) -> list[ActivityLog]:
@@ -239,11 +242,5 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
             return [(env, type_, aware(at)) for env, type_, at in s.execute(q) if at is not None]
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
 
 

@@ -11,8 +11,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from croniter import CroniterBadDateError, CroniterError, croniter
-
 from snapkeep.config.settings import CATALOG_SCHEMES, redact_url
 from snapkeep.errors import ConfigError
 
@@ -80,6 +78,8 @@ def cron(value: str, where: str, key: str) -> str:
         raise ConfigError(f"{where}: `{key}` {value!r} has {len(fields)} field(s); a cron "
                           "expression has 5: minute hour day-of-month month day-of-week, for "
                           f"example {CRON_EXAMPLE}")
+    from croniter import CroniterBadDateError, CroniterError, croniter  # schedules only
+
     try:
         croniter(expr, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
     except CroniterBadDateError:

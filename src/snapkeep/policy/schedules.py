@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
-
 from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy.rules import Actor
 
@@ -45,6 +43,8 @@ def _utc(t: datetime) -> datetime:
 
 def validate_cron(expression: str) -> str:
     """The expression with its whitespace normalised, or UsageError naming what is wrong."""
+    from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+
     expr = " ".join(expression.split())
     if not expr:
         raise UsageError(f"the cron expression is empty; write five fields (minute hour "
@@ -81,6 +81,8 @@ def validate_cron(expression: str) -> str:
 
 def next_run(expression: str, after: datetime) -> datetime:
     """The first time ``expression`` matches strictly after ``after`` (UTC, aware)."""
+    from croniter import croniter  # loaded only where schedules are computed (start-up)
+
     expr = validate_cron(expression)
     return _utc(croniter(expr, _utc(after)).get_next(datetime))
 

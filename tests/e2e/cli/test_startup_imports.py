@@ -21,6 +21,9 @@ SERVICE_LIBRARIES = {"sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "
                      "snapkeep.services", "snapkeep.catalog", "snapkeep.repository"}
 SERVER_AND_REMOTE = {"fastapi", "starlette", "uvicorn", "httpx", "boto3", "botocore",
                      "jinja2", "snapkeep.api", "snapkeep.web", "snapkeep.cli.remote_client"}
+# what a project without a database or schedules never needs
+DATABASE_AND_SCHEDULES = {"pymysql", "MySQLdb", "snapkeep.engines.mysql.connect",
+                          "sqlalchemy.dialects.postgresql", "croniter", "dateutil"}
 
 # Runs the command as `snapkeep` does, then prints the modules it loaded as the last line.
 PROBE = """
@@ -61,3 +64,6 @@ def test_a_local_snapshot_imports_neither_server_nor_remote_libraries(tmp_path):
     assert "sqlalchemy" in listing and "zstandard" in create  # the probe sees the imports
     for command in (init, create, again, listing):  # no terminal either: no Rich bar
         assert command & (SERVER_AND_REMOTE | {"rich"}) == set()
+    assert "snapkeep.engines.mysql" in create and "sqlalchemy.dialects" in create
+    for command in (create, again, listing):  # a mounts-only project, no schedule
+        assert command & DATABASE_AND_SCHEDULES == set()

@@ -58,3 +58,31 @@ def test_migration_0005_adds_the_drill_outcome_and_a_pass_records_its_time(tmp_p
     cat.record_drill("s1", False, datetime(2026, 12, 2, 4, 0, tzinfo=UTC))
     snap = cat.get_snapshot("s1")
     assert (snap.verified_at, snap.verified_ok) == (passed, False)  # the last pass, failed now
+
+
+def _synchronous(session) -> int:
+    return session.connection().exec_driver_sql("PRAGMA synchronous").scalar()
+
+
+def test_progress_and_log_lines_commit_without_waiting_for_the_disk(tmp_path):
+    """An activity's progress and log lines go through a connection with
+    synchronous=NORMAL (no fdatasync per commit); every other write keeps SQLite's FULL,
+    whose next commit also syncs those earlier ones (one WAL)."""
+    cat = Catalog.at(tmp_path)
+    now = cat.clock()
+    cat.add_activity(Activity(id="a1", environment="dev", type="environment.backup",
+                              state="in_progress", result=None, description="d",
+                              created_at=now, completion_percent=0, parameters={}))
+    cat.append_log("a1", "a line")
+    cat.update_activity("a1", completion_percent=40)
+    with cat._progress_session() as s:
+        assert _synchronous(s) == 1  # NORMAL
+    with cat.session() as s:
+        assert _synchronous(s) == 2  # FULL
+        assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert cat.get_activity("a1").completion_percent == 40  # seen by the other connection
+    assert [line.message for line in cat.log_lines("a1")] == ["a line"]
+    assert cat._progress_sessions is not None
+    with cat._progress_sessions() as s:  # the same engine append_log used
+        assert _synchronous(s) == 1
+        assert s.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

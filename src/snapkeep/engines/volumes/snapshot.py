@@ -1,9 +1,13 @@
 """Snapshotting a mount: its walk (``walk.py``) stored as a tree blob, with its digest.
 
 **Files cache.** Given the previous snapshot of the same mount (``parent``), its tree is
-loaded into a dict (path → entry) and a regular file whose path, inode, size, mtime and
-ctime all equal the parent entry's is not opened: the parent's content ``BlobRef`` is
-reused, so re-snapshotting an unchanged tree costs one ``lstat`` per entry. The ctime
+loaded into a dict (path → cache keys and the line's JSON object; ``tree.cache_line``) and
+a regular file whose path, inode, size, mtime and ctime all equal the parent entry's is
+not opened: the parent's content ``BlobRef`` is reused (its fields checked only then: a
+bad line costs a read of its own file), so re-snapshotting an unchanged tree costs one
+``lstat`` per entry. The parent's line itself becomes the new tree's line when it is of
+the current format and the file's mode and owner are unchanged (``Walk.line``): it is
+byte for byte what encoding the entry would give. The ctime
 cannot be set by users, so a file replaced or rewritten with its size and mtime restored
 still misses the cache. Two guards keep a stale blob from being reused:
 
@@ -27,17 +31,13 @@ from typing import Any
 from snapkeep.engines.seams import BlobSource, SnapshotWriter
 from snapkeep.engines.volumes.digest import TreeDigest
 from snapkeep.engines.volumes.layout import DIR_FLAGS, printable, resolve_mount
-from snapkeep.engines.volumes.tree import (
-    FILE,
-    READABLE_FORMATS,
-    TREE_FORMAT,
-    decode_tree,
-    encode_entry,
-)
+from snapkeep.engines.volumes.tree import FILE_KEYS, READABLE_FORMATS, TREE_FORMAT, cache_line
 from snapkeep.engines.volumes.walk import Cached, Walk
 from snapkeep.errors import ConfigError, SnapkeepError
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
+
+TREE_BATCH = 1 << 16  # bytes of tree lines per write to the tree's blob writer
 
 
 def measure_mount(mount_dir: Path) -> int:
@@ -89,12 +89,18 @@ def _load_cache(parent: dict[str, Any] | None, repo: BlobSource, reporter: Repor
         if parent.get("kind") != "volume" or parent.get("format") not in READABLE_FORMATS:
             raise ValueError(f"kind {parent.get('kind')!r}, format {parent.get('format')!r}")
         ref = BlobRef.from_json(parent["tree"])
+        # a line of this format can be taken over verbatim (Walk.line); older ones re-encoded
+        current = parent["format"] == TREE_FORMAT
         with io.BufferedReader(repo.open_blob(ref), 1 << 16) as stream:
-            for e in decode_tree(stream):
-                if e.type == FILE and e.ino is not None and e.ctime_ns is not None \
-                        and e.blob is not None:
-                    cache[e.path] = (e.ino, e.size, e.mtime_ns, e.ctime_ns, e.blob,
-                                     e.extents, e.xattrs)
+            for line in stream:
+                found = cache_line(line)
+                if found is None:
+                    continue
+                path, obj = found
+                verbatim = (current and obj.keys() <= FILE_KEYS and line.endswith(b"\n")
+                            and not ("path" in obj and "path_b64" in obj))
+                cache[path] = (obj["ino"], obj["size"], obj["mtime_ns"], obj["ctime_ns"], obj,
+                               line if verbatim else None)
     except (SnapkeepError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:
         reporter.log(f"the previous snapshot's file list cannot be used ({e}); "
                      "reading every file")
@@ -130,10 +136,17 @@ def snapshot_mount(mount_dir: Path, repo: SnapshotWriter, reporter: Reporter, *,
     digest = TreeDigest()
     try:
         tree_writer = repo.blob_writer()
+        batch: list[bytes] = []  # lines written ~64 KiB at a time: one chunker call each
+        held = 0
         for entry in walk.entries(root_fd):
-            line = encode_entry(entry)
-            tree_writer.write(line)
+            line = walk.line(entry)
             digest.add_line(line)
+            batch.append(line)
+            held += len(line)
+            if held >= TREE_BATCH:
+                tree_writer.write(b"".join(batch))
+                batch, held = [], 0
+        tree_writer.write(b"".join(batch))
         tree = tree_writer.close()
     finally:
         os.close(root_fd)

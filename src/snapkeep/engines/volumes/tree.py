@@ -189,6 +189,52 @@ def _decode_extents(raw: Any, size: int) -> Extents:
     return tuple(out)
 
 
+def file_content(obj: dict[str, Any], size: int) -> tuple[BlobRef, Extents | None]:
+    """A decoded file line's blob and extents, checked against each other and ``size``;
+    ValueError (or KeyError, TypeError) if they are not valid."""
+    blob = BlobRef.from_json(obj["blob"])
+    extents = _decode_extents(obj["extents"], size) if "extents" in obj else None
+    stored = sum(n for _, n in extents) if extents is not None else size
+    if blob.size != stored or sum(n for _, n in blob.chunks) != stored:
+        raise ValueError("file size does not match its content")
+    return blob, extents
+
+
+def decode_xattrs(obj: dict[str, Any]) -> Xattrs:
+    """A decoded line's extended attributes (``()`` if it has none); ValueError if invalid."""
+    return _decode_xattrs(obj["xattrs"]) if "xattrs" in obj else ()
+
+
+# The keys a file line of the current format may have: a line with only these, written by
+# ``encode_entry`` of this format, is what ``encode_entry`` gives for the same entry again.
+FILE_KEYS = frozenset({"blob", "ctime_ns", "extents", "gid", "ino", "mode", "mtime_ns", "path",
+                       "path_b64", "size", "type", "uid", "xattrs"})
+
+
+_DECODER = json.JSONDecoder()
+
+
+def cache_line(line: bytes) -> tuple[bytes, dict[str, Any]] | None:
+    """For the files cache: a line's path and its JSON object if it is a file with cache
+    keys (``ino``, ``ctime_ns``), else None; ValueError if the line is not a JSON object
+    with a path. Only what is needed to look a file up is decoded here (a fraction of
+    ``decode_entry``'s cost); the content fields are checked when a file is reused
+    (``file_content``, ``decode_xattrs``)."""
+    try:
+        text = line.decode("utf-8")
+        obj, end = _DECODER.raw_decode(text)  # json.loads less its per-call overhead
+        if not isinstance(obj, dict) or text[end:].strip():
+            raise ValueError("not one JSON object")
+        if obj.get("type") != FILE or "ino" not in obj or "ctime_ns" not in obj:
+            return None
+        path = _get_bytes(obj, "path")
+    except (TypeError, ValueError, binascii.Error) as e:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"invalid tree entry: {e}") from e
+    if path is None:
+        raise ValueError("invalid tree entry: no path")
+    return path, obj
+
+
 def decode_entry(line: bytes) -> Entry:
     """One line back into an ``Entry``; ``ValueError`` if it is not a valid entry."""
     try:
@@ -226,12 +272,7 @@ def decode_entry(line: bytes) -> Entry:
             if sort_key(link) >= sort_key(path):
                 raise ValueError("a hard link names a path that does not come before it")
         elif kind == FILE:
-            blob = BlobRef.from_json(obj["blob"])
-            if "extents" in obj:
-                extents = _decode_extents(obj["extents"], size)
-            stored = sum(n for _, n in extents) if extents is not None else size
-            if blob.size != stored or sum(n for _, n in blob.chunks) != stored:
-                raise ValueError("file size does not match its content")
+            blob, extents = file_content(obj, size)
             if "ino" in obj or "ctime_ns" in obj:
                 ino, ctime_ns = obj["ino"], obj["ctime_ns"]
                 if not all(_is_int(v) for v in (ino, ctime_ns)) or ino < 0:

@@ -37,6 +37,7 @@ attributes are reused: changing one changes the ctime.
 
 from __future__ import annotations
 
+import binascii
 import errno
 import functools
 import os
@@ -44,15 +45,29 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from snapkeep.engines.seams import BlobSink, ChunkIndex, ReferenceRecorder
 from snapkeep.engines.volumes.layout import DIR_FLAGS, is_inner_name, printable
-from snapkeep.engines.volumes.tree import DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry, Extents, Xattrs
+from snapkeep.engines.volumes.tree import (
+    DIR,
+    FIFO,
+    FILE,
+    HARDLINK,
+    SYMLINK,
+    Entry,
+    Extents,
+    Xattrs,
+    decode_xattrs,
+    encode_entry,
+    file_content,
+)
 from snapkeep.errors import IntegrityError, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef, BlobWriter
 
 PIECE = 4 << 20  # bytes read from a file at a time (into the chunker's window: no buffer)
+REPORT_EVERY = 64  # reused files per progress report
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A file whose ctime is this close to (or after) the start of its read is not cacheable.
 RACY_WINDOW_NS = 1_000_000_000
@@ -61,8 +76,10 @@ RACY_WINDOW_NS = 1_000_000_000
 _NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.ENOENT)
 
 # What the files cache keeps per file of the parent tree: the keys (ino, size, mtime_ns,
-# ctime_ns) and what a reuse takes over (blob, extents, xattrs).
-Cached = tuple[int, int, int, int, BlobRef, Extents | None, Xattrs]
+# ctime_ns), the line's JSON object (its blob, extents and xattrs are decoded and checked
+# only when the file is reused) and the line's bytes when the tree may take them over
+# verbatim for an unchanged file (``Walk.line``), else None.
+Cached = tuple[int, int, int, int, dict[str, Any], bytes | None]
 
 
 class Walk:
@@ -82,6 +99,22 @@ class Walk:
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "fifos": 0, "hardlinks": 0,
                        "bytes": 0, "reused": 0, "reused_bytes": 0}
         self.first_links: dict[tuple[int, int], bytes] = {}  # (dev, ino) -> first path
+        self._reused: tuple[Entry, bytes] | None = None  # the last reused entry, its line
+        self._unreported = (0, 0)  # reused files and bytes not yet given to reporter.advance
+
+    def _report_reused(self) -> None:
+        if self._unreported[0]:
+            self.reporter.advance(self._unreported[1])
+            self._unreported = (0, 0)
+
+    def line(self, entry: Entry) -> bytes:
+        """The tree line of an entry this walk yielded: the parent tree's line itself for a
+        file reused with its mode and owner unchanged (it encodes to those very bytes),
+        else ``encode_entry(entry)``."""
+        reused = self._reused
+        if reused is not None and reused[0] is entry:
+            return reused[1]
+        return encode_entry(entry)
 
     def xattrs(self, rel: bytes, target: int | bytes) -> Xattrs:
         """The extended attributes of an open descriptor, or of a path not followed;
@@ -158,6 +191,7 @@ class Walk:
                 if child_fd is not None:
                     stack.append((child_fd, child, iter(self.listing(child_fd, child))))
         finally:
+            self._report_reused()
             for fd, _, _ in stack:
                 if fd != root_fd:
                     os.close(fd)
@@ -227,17 +261,35 @@ class Walk:
         if cached is None or cached[:4] != (st.st_ino, st.st_size, st.st_mtime_ns,
                                             st.st_ctime_ns):
             return None
-        blob, extents, xattrs = cached[4:]
+        obj, line = cached[4], cached[5]
+        try:
+            blob, extents = file_content(obj, st.st_size)
+            xattrs = decode_xattrs(obj)
+        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+            self.reporter.log(f"the previous snapshot's entry of {self.where(rel)} is not "
+                              f"valid ({e}); reading the file")
+            return None
         if not self.referable(rel, blob):
             return None
-        self.counts["files"] += 1
-        self.counts["bytes"] += st.st_size
-        self.counts["reused"] += 1
-        self.counts["reused_bytes"] += st.st_size
-        self.reporter.advance(st.st_size)
-        return Entry(rel, FILE, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                     st.st_mtime_ns, st.st_size, blob=blob, ino=st.st_ino,
-                     ctime_ns=st.st_ctime_ns, xattrs=xattrs, extents=extents)
+        counts = self.counts
+        counts["files"] += 1
+        counts["bytes"] += st.st_size
+        counts["reused"] += 1
+        counts["reused_bytes"] += st.st_size
+        # reported REPORT_EVERY files at a time: a reuse costs microseconds, a progress
+        # report (lock, clock, cancel check) about as much again
+        files, size = self._unreported
+        self._unreported = (files + 1, size + st.st_size)
+        if files + 1 >= REPORT_EVERY:
+            self._report_reused()
+        mode = stat.S_IMODE(st.st_mode)
+        entry = Entry(rel, FILE, mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_size,
+                      blob=blob, ino=st.st_ino, ctime_ns=st.st_ctime_ns, xattrs=xattrs,
+                      extents=extents)
+        if line is not None and (obj.get("mode"), obj.get("uid"), obj.get("gid")) == (
+                mode, st.st_uid, st.st_gid):
+            self._reused = (entry, line)
+        return entry
 
     def referable(self, rel: bytes, blob: BlobRef) -> bool:
         """Announce a reused blob to the repository; False (logged) if it lacks a chunk."""
@@ -254,6 +306,7 @@ class Walk:
         return True
 
     def file(self, dir_fd: int, name: bytes, rel: bytes) -> Entry | None:
+        self._report_reused()  # progress in order before a read
         started_ns = time.time_ns()
         try:
             fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)

@@ -263,3 +263,100 @@ def test_a_repository_without_add_ref_gets_the_same_reuse(mount, repo):
     first = snapshot_mount(mount, repo, Recorder())
     second = snapshot_mount(mount, NoRefRepo(repo), Recorder(), parent=first)
     assert second["reused"] == 13 and second["tree"] == first["tree"]
+
+
+def _rewritten(repo: Repository, desc: dict, edit: Any) -> dict:
+    """``desc`` with its tree's lines passed through ``edit(obj) -> bytes``."""
+    raw = repo.read_blob(BlobRef.from_json(desc["tree"]))
+    lines = [edit(json.loads(line)) for line in raw.splitlines()]
+    return {**desc, "tree": repo.put_blob(b"".join(lines)).to_json()}
+
+
+def _canonical(obj: dict) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def test_a_parent_entry_that_is_not_valid_only_makes_its_own_file_read(mount, repo):
+    """The cache checks a parent line's content fields when it reuses them: one bad line
+    costs a read of its file, not the whole cache."""
+    first = snapshot_mount(mount, repo, Recorder())
+
+    def edit(obj: dict) -> bytes:
+        if obj.get("path") == "big.bin":
+            obj["blob"]["size"] += 1  # no longer the file's size
+        return _canonical(obj)
+
+    parent = _rewritten(repo, first, edit)
+    before = listing(mount)
+    counting, rec = CountingRepo(repo), Recorder()
+    second = snapshot_mount(mount, counting, rec, parent=parent)
+    big = os.lstat(mount / "big.bin").st_size
+    assert second["reused"] == first["files"] - 1
+    assert counting.written == big + BlobRef.from_json(second["tree"]).size
+    assert any("big.bin" in line and "not valid" in line for line in rec.lines)
+    assert second["tree"] == first["tree"]
+    (mount / "big.bin").write_bytes(b"garbage")
+    restore(mount, second, repo)
+    assert listing(mount) == before
+
+
+def test_a_reused_file_gets_the_mode_and_owner_it_has_not_the_parent_line(mount, repo):
+    """An unchanged file's parent line is taken over verbatim only when it says what the
+    file is: a parent line with another mode (same cache keys) is encoded anew."""
+    first = snapshot_mount(mount, repo, Recorder())
+    mode = tree_of(repo, first)["big.bin"]["mode"]
+
+    def edit(obj: dict) -> bytes:
+        if obj.get("path") == "big.bin":
+            obj["mode"] = mode ^ 0o070
+        return _canonical(obj)
+
+    second = snapshot_mount(mount, repo, Recorder(), parent=_rewritten(repo, first, edit))
+    assert second["reused"] == first["files"]
+    assert tree_of(repo, second)["big.bin"]["mode"] == mode
+    assert second["tree"] == first["tree"] and second["digest"] == first["digest"]
+
+
+def test_lines_of_an_older_format_are_encoded_anew(mount, repo):
+    """Only lines of the current format are taken over verbatim; a format-2 parent's lines
+    (here written with spaces) give the canonical tree all the same."""
+    first = snapshot_mount(mount, repo, Recorder())
+    spaced = _rewritten(repo, first,
+                        lambda obj: json.dumps(obj, sort_keys=True).encode() + b"\n")
+    second = snapshot_mount(mount, repo, Recorder(), parent={**spaced, "format": 2})
+    assert second["reused"] == first["files"]
+    assert second["tree"] == first["tree"] and second["digest"] == first["digest"]
+
+
+def test_reused_files_are_reported_in_batches_in_order_with_the_files_read(tmp_path, repo):
+    """Progress for reused files comes REPORT_EVERY files at a time (a report costs as much
+    as a reuse), and what was reused is reported before a file is read."""
+    mount = tmp_path / "many"
+    mount.mkdir()
+    for i in range(2 * walk.REPORT_EVERY + 5):
+        (mount / f"f{i:04d}").write_bytes(b"x" * (i + 1))
+    first = snapshot_mount(mount, repo, Recorder())
+    (mount / "f9999").write_bytes(b"new")  # read after every reused file (tree order)
+    rec, seen = Recorder(), []
+    rec.on_advance = lambda: seen.append(rec.done)
+    second = snapshot_mount(mount, repo, rec, parent=first)
+    assert second["reused"] == first["files"]
+    assert rec.done == second["bytes"]
+    reused = first["bytes"]
+    assert len(seen) <= 3 + 1, "two full batches, the rest before the read, the read"
+    assert reused in seen, "the reused bytes are reported before the new file's"
+
+
+def test_a_parent_line_with_a_path_in_both_forms_is_encoded_anew(mount, repo):
+    """``path`` wins when a line has both; such a line is not what the encoder writes, so
+    it is not taken over verbatim."""
+    first = snapshot_mount(mount, repo, Recorder())
+
+    def edit(obj: dict) -> bytes:
+        if obj.get("path") == "big.bin":
+            obj["path_b64"] = "Ym9ndXM="
+        return _canonical(obj)
+
+    second = snapshot_mount(mount, repo, Recorder(), parent=_rewritten(repo, first, edit))
+    assert second["reused"] == first["files"]
+    assert second["tree"] == first["tree"]
