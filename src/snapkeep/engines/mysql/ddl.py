@@ -58,6 +58,7 @@ class SplitTable:
     keys: list[Item]  # deferred keys, in printed order
     foreign: list[Item]  # deferred foreign keys, in printed order
     kept_indexes: list[list[str]]  # columns of the keys the load-time table has
+    innodb: bool = False  # ENGINE=InnoDB (its rows load best with unique_checks on)
 
     @property
     def deferred(self) -> list[Item]:
@@ -353,9 +354,9 @@ def split_create_table(name: str, ddl: str) -> SplitTable:
             kept.append(item)
     kept_indexes = [i.columns for i in kept if i.kind in ("primary", "unique", "key")]
     if not keys and not foreign:
-        return SplitTable(name, ddl, [], [], kept_indexes)
+        return SplitTable(name, ddl, [], [], kept_indexes, innodb=True)
     load_ddl = head + "\n" + ",\n".join("  " + i.text for i in kept) + "\n" + tail
-    return SplitTable(name, load_ddl, keys, foreign, kept_indexes)
+    return SplitTable(name, load_ddl, keys, foreign, kept_indexes, innodb=True)
 
 
 def requalify(text: str, old_db: str, new_db: str, only: set[str] | None = None) -> str:

@@ -187,6 +187,7 @@ class _Dump:
                      for name, kind, _, _ in listed if kind == "SEQUENCE"]
         objects = schema.objects(conn, db, self.reporter)
         pool.join()
+        self.reporter.flush()
         rows, stored = self._record_parts(tables, parts)
         self.reporter.log(
             f"dumped {len(tables)} tables, {rows} rows ({stored} bytes) from "

@@ -8,11 +8,12 @@ database is not touched:
    foreign keys that can wait (``ddl.py``). ``SHOW CREATE TABLE`` prints such a default
    qualified with the snapshot's database (``nextval(`db`.`seq`)``); in the shadow it
    names the shadow (``ddl.requalify``);
-2. rows are loaded by ``threads`` connections at once (``unique_checks`` and
-   ``foreign_key_checks`` off), one ``LOAD DATA LOCAL INFILE`` stream per part of a
-   table (format 2 descriptions have several contiguous primary-key ranges per table;
-   format 1 one ``rows`` blob), each fed from the repository through a pipe; tables
-   load in parallel, the parts of one table one after the other (``shadow_load.py``);
+2. rows are loaded by ``threads`` connections at once (``foreign_key_checks`` off;
+   ``unique_checks`` off but for InnoDB, see ``shadow_load.UNIQUE_CHECKS``), one ``LOAD
+   DATA LOCAL INFILE`` stream per part of a table (format 2 descriptions have several
+   contiguous primary-key ranges per table; format 1 one ``rows`` blob), each fed from
+   the repository through a pipe; tables load in parallel, the parts of one table one
+   after the other, the table with the most work left first (``shadow_load.py``);
 3. as soon as a table's parts are in, one ``ALTER TABLE … ADD …, ADD …`` adds its keys
    back (and its AUTO_INCREMENT counter), tables in parallel; once every table is
    complete, one ``ALTER TABLE … ADD CONSTRAINT …, …`` per table adds its foreign keys,

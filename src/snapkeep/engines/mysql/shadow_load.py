@@ -40,6 +40,16 @@ if TYPE_CHECKING:
 LOAD_SESSION = ("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', "
                 "time_zone = '+00:00', foreign_key_checks = 0, unique_checks = 0, "
                 "net_read_timeout = 3600, net_write_timeout = 3600")
+# An InnoDB table is loaded with unique_checks on: with both checks off, MariaDB ≥ 10.7
+# sends a LOAD DATA into an empty InnoDB table down its "bulk insert" path (rows buffered
+# and sorted, under a table lock), which cost the server about twice the CPU of plain
+# inserts in key order on the bench shop (docs/performance.md, "Rows"). Its load-time
+# table has no secondary unique key but those an AUTO_INCREMENT column or a clustering
+# key needs, which a consistent snapshot never duplicates. Other engines keep them off.
+UNIQUE_CHECKS = "SET SESSION unique_checks = {}"
+# The scheduler's estimate of an ALTER TABLE … ADD KEY, in bytes of rows loaded: per row
+# and per key added (sorting and building each index; measured on the bench shop).
+KEY_COST_PER_ROW = 16
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
 DDL_RETRIES = 20
@@ -49,6 +59,11 @@ DDL_RETRIES = 20
 # stored as index 0, the invalid-value marker, which loads back as index 0.)
 ALTERING_WARNINGS = frozenset([1048, 1261, 1262, 1264, 1292, 1366, 1406])
 LOGGED_WARNINGS = 5  # per table
+
+
+def unique_checks(split: SplitTable) -> int:
+    """The ``unique_checks`` that a table's rows load under (see ``UNIQUE_CHECKS``)."""
+    return int(split.innodb)
 
 
 @dataclass(frozen=True)
@@ -73,10 +88,15 @@ def row_parts(table: dict[str, Any]) -> list[RowPart]:
 
 
 class _Loading:
-    """The state of one ``ShadowLoader.run``. One stream per table at a time, its parts in
-    key order: MariaDB ≥ 10.6 loads into an empty InnoDB table with unique and foreign key
-    checks off under a table lock (its fast bulk path), so parallel streams into one table
-    only queue up — and can deadlock. Tables load in parallel."""
+    """The state of one ``ShadowLoader.run``: what is left to do, and what is running.
+
+    Each table is a chain: its parts, one after the other in key order (appended at the
+    right edge of the clustered index, its pages fill up; parallel streams into one table
+    would split pages in the middle), then its keys. At most ``threads`` statements run
+    at once; a free connection takes the step whose table has the most work left (its
+    parts' bytes and an estimate of its ALTER), so the longest chains start first and
+    the load does not end on one large table's ALTER while the other connections idle.
+    """
 
     def __init__(self, tables: list[dict[str, Any]], splits: dict[str, SplitTable]) -> None:
         self.tables = {t["name"]: t for t in tables}
@@ -88,9 +108,29 @@ class _Loading:
         self.streams = sum(self.remaining.values())
         self.loaded = dict.fromkeys(self.tables, 0)
         self.fed: dict[str, list[Loaded]] = {name: [] for name in self.tables}
+        self.loading: set[str] = set()  # tables with a part being loaded
+        self.ddl: dict[str, list[str]] = {}  # tables whose keys are ready to be added
         self.pending: dict[Future[Any], tuple[str, str]] = {}  # running: (kind, table)
         self.late: list[str] = []  # ALTERs adding foreign keys once every table is complete
         self.alter_count = 0
+
+    def alter_cost(self, name: str) -> int:
+        rows = int(self.tables[name].get("row_count", 0) or 0)
+        return rows * len(self.splits[name].keys) * KEY_COST_PER_ROW
+
+    def work_left(self, name: str) -> int:
+        """The table's chain still to run, in bytes of rows: parts left, then its keys."""
+        return sum(p.size for p in self.queues[name]) + self.alter_cost(name)
+
+    def next_step(self) -> tuple[str, str] | None:
+        """("load" | "ddl", table) of the ready step with the most work left behind it."""
+        steps = [("ddl", name) for name in self.ddl]
+        steps += [("load", name) for name, q in self.queues.items()
+                  if q and name not in self.loading]
+        if not steps:
+            return None
+        return max(steps, key=lambda s: (self.work_left(s[1]) if s[0] == "load"
+                                         else self.alter_cost(s[1])))
 
 
 class ShadowLoader:
@@ -117,6 +157,7 @@ class ShadowLoader:
             conn = connect(self.r.target, database=self.r.shadow, local_infile=True,
                            doing="restoring the database")
             query(conn, LOAD_SESSION)
+            self._local.unique_checks = 0
             if self._history:
                 query(conn, versioning.HISTORY_SESSION)
             if self._versioned:
@@ -139,8 +180,13 @@ class ShadowLoader:
             with self._lock:
                 self._busy.pop(conn.thread_id(), None)
 
-    def _load(self, conn: Connection, table: dict[str, Any], part: RowPart) -> Loaded:
+    def _load(self, conn: Connection, table: dict[str, Any], part: RowPart,
+              split: SplitTable) -> Loaded:
         columns = [Column.from_json(c) for c in table["columns"]]
+        checks = unique_checks(split)
+        if self._local.unique_checks != checks:
+            query(conn, UNIQUE_CHECKS.format(checks))
+            self._local.unique_checks = checks
         crash_point("mysql.loading")
         return load_rows(conn, self.r.shadow, table["name"], columns, self.repo, part.ref,
                          self.workdir, self.r.reporter, self.stop, encoding=part.encoding)
@@ -195,14 +241,13 @@ class ShadowLoader:
               f"the snapshot's")
 
     def _load_all(self, st: _Loading, pool: ThreadPoolExecutor) -> None:
-        """Every table's parts loaded, one stream per table at a time, the largest tables
-        first; each table checked and given its keys as soon as its last part is in."""
-        for table in sorted(st.tables.values(),
-                            key=lambda t: -sum(r.size for r in st.queues[t["name"]])):
-            self._next_part(st, pool, table["name"])
+        """Every table's parts loaded and its keys added, ``threads`` statements at a time
+        (``_Loading`` says in which order); each table checked as soon as its last part
+        is in."""
         for name, count in st.remaining.items():
             if count == 0:
-                self._finalize(st, pool, name)
+                self._finalize(st, name)
+        self._fill(st, pool)
         while st.pending:
             finished, _ = wait(list(st.pending), return_when=FIRST_COMPLETED)
             for fut in finished:
@@ -210,24 +255,30 @@ class ShadowLoader:
                 result = fut.result()
                 if kind != "load":
                     continue
+                st.loading.discard(name)
                 st.loaded[name] += result.rows if result is not None else 0
                 if result is not None:
                     st.fed[name].append(result)
                 st.remaining[name] -= 1
                 if st.remaining[name] == 0:
-                    self._finalize(st, pool, name)
-                else:
-                    self._next_part(st, pool, name)
+                    self._finalize(st, name)
+            self._fill(st, pool)
 
-    def _next_part(self, st: _Loading, pool: ThreadPoolExecutor, name: str) -> None:
-        queue = st.queues[name]
-        if queue:
-            fut = pool.submit(self._run, "load", self._load, st.tables[name], queue.pop(0))
-            st.pending[fut] = ("load", name)
+    def _fill(self, st: _Loading, pool: ThreadPoolExecutor) -> None:
+        """Start ready steps until ``threads`` run."""
+        while len(st.pending) < self.threads and (step := st.next_step()) is not None:
+            kind, name = step
+            if kind == "ddl":
+                fut = pool.submit(self._run, "ddl", self._ddl, st.ddl.pop(name))
+            else:
+                st.loading.add(name)
+                fut = pool.submit(self._run, "load", self._load, st.tables[name],
+                                  st.queues[name].pop(0), st.splits[name])
+            st.pending[fut] = (kind, name)
 
-    def _finalize(self, st: _Loading, pool: ThreadPoolExecutor, name: str) -> None:
+    def _finalize(self, st: _Loading, name: str) -> None:
         """A table whose parts are all in: checked against the snapshot, then its keys and
-        AUTO_INCREMENT added; its foreign keys wait for the end (``st.late``)."""
+        AUTO_INCREMENT made ready to add; its foreign keys wait for the end (``st.late``)."""
         table = st.tables[name]
         if st.loaded[name] != int(table.get("row_count", 0)):
             raise RepositoryError(
@@ -245,8 +296,7 @@ class ShadowLoader:
             st.late.append(fk_sql)
         st.alter_count += bool(split.keys)
         if statements:
-            fut = pool.submit(self._run, "ddl", self._ddl, statements)
-            st.pending[fut] = ("ddl", name)
+            st.ddl[name] = statements
 
     def _check(self, table: dict[str, Any], loads: list[Loaded]) -> None:
         """Refuse a table whose load differs from the snapshot (before any cut-over): the

@@ -13,10 +13,12 @@ connection is closed by ``close()``, and the error is raised by ``join()``.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from snapkeep.engines.mysql.connect import StreamReader
 from snapkeep.engines.mysql.digest import LineDigest, Sum
@@ -26,6 +28,7 @@ from snapkeep.repository import BlobRef, BlobWriter
 
 FETCH_ROWS = 2000
 PUMP_BLOCK = 1 << 20  # bytes of lines per block from the C row pump
+READ_AHEAD = 2  # blocks a worker's reading thread may be ahead of its store
 
 
 @dataclass
@@ -49,11 +52,19 @@ class _Stopped(Exception):
 
 
 class SafeReporter:
-    """Serialises calls to a reporter shared by several threads."""
+    """Serialises calls to a reporter shared by several threads.
+
+    Progress never makes a worker wait: ``advance`` adds its units to a sum, and the thread
+    that finds the inner reporter free hands it the sum (an activity's reporter writes
+    to the catalog, a database commit; workers queueing behind it stalled their streams).
+    ``flush`` hands over what is left, waiting for the reporter if it must.
+    """
 
     def __init__(self, inner: Reporter) -> None:
         self._inner = inner
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while the inner reporter is called
+        self._sum_lock = threading.Lock()
+        self._units = 0  # advanced, not yet handed to the inner reporter
 
     def log(self, message: str) -> None:
         with self._lock:
@@ -65,8 +76,25 @@ class SafeReporter:
 
     def advance(self, units: int) -> None:
         if units > 0:
-            with self._lock:
+            with self._sum_lock:
+                self._units += units
+            self._hand_over(wait=False)
+
+    def flush(self) -> None:
+        self._hand_over(wait=True)
+
+    def _hand_over(self, *, wait: bool) -> None:
+        if not self._lock.acquire(blocking=wait):
+            return  # the thread calling the reporter hands these units over after its own
+        try:
+            while True:
+                with self._sum_lock:
+                    units, self._units = self._units, 0
+                if not units:
+                    return
                 self._inner.advance(units)
+        finally:
+            self._lock.release()
 
 
 class WorkerPool:
@@ -179,7 +207,7 @@ class WorkerPool:
         rows = 0
         advanced = 0
         overflow = False
-        for data, count in _blocks(reader, sql, encoding, digest):
+        for data, count in _read_ahead(_blocks(reader, sql, encoding, digest)):
             if self._stop.is_set():
                 raise _Stopped
             if overflow:
@@ -222,3 +250,55 @@ def _blocks(reader: StreamReader, sql: str, encoding: str, digest: LineDigest
         if data:
             digest.update(data)
         yield data, len(batch)
+
+
+_END = object()
+
+
+def _read_ahead(blocks: Iterator[tuple[bytes | None, int]], depth: int = READ_AHEAD
+                ) -> Iterator[tuple[bytes | None, int]]:
+    """``blocks``, read on a thread of their own up to ``depth`` blocks ahead.
+
+    The reading thread waits for the server and encodes (in C, without the GIL) while this
+    one chunks, hashes, compresses and stores the blocks before: the server keeps sending
+    instead of waiting for the store. The iterator is used, and closed, by the reading
+    thread only (a row stream is bound to one thread at a time); stopping early closes it
+    (``StreamReader.pump`` then reads and drops the rest of the result)."""
+    q: queue.Queue[Any] = queue.Queue(depth)
+    cancelled = threading.Event()
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for item in blocks:
+                while not cancelled.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if cancelled.is_set():
+                    return
+        except BaseException as e:  # noqa: BLE001 - raised by the consuming thread
+            failure.append(e)
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
+            if not cancelled.is_set():
+                q.put(_END)
+
+    thread = threading.Thread(target=read, daemon=True,
+                              name=f"{threading.current_thread().name}-read")
+    thread.start()
+    try:
+        while (item := q.get()) is not _END:
+            yield item
+        if failure:
+            raise failure[0]
+    finally:
+        cancelled.set()
+        while thread.is_alive():  # unblock a put, then wait for the stream to close
+            with contextlib.suppress(queue.Empty):
+                q.get_nowait()
+            thread.join(0.05)
