@@ -6,7 +6,9 @@ notifications) inherit them from here instead of each declaring what it expects.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -25,13 +27,37 @@ Row = TypeVar("Row", bound=Base)
 _PROGRESS_LOCK = threading.Lock()  # one progress engine per catalog, made on first use
 
 
+WAL_SWITCH_WAIT_S = 30.0  # as long as the busy timeout
+
+
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    """Every SQLite catalog connection: WAL, a wait for the write lock, foreign keys."""
+    """Every SQLite catalog connection: a wait for the write lock, WAL, foreign keys."""
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    _switch_to_wal(cur)
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _switch_to_wal(cur: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the file is busy.
+
+    On a new file several openers at once each hold a shared lock and want an exclusive
+    one; SQLite fails all but one at once with "database is locked" instead of calling the
+    busy handler (which could deadlock them). Once the file is in WAL mode the pragma is a
+    read and never waits.
+    """
+    deadline = time.monotonic() + WAL_SWITCH_WAIT_S
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def _progress_pragmas(dbapi_conn: Any, record: Any) -> None:
