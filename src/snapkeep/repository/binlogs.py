@@ -17,14 +17,21 @@ server had purged what followed) and went on at the start of ``next_file``.
 Durability: a segment's chunks are stored through a ``SnapshotSession`` (its shared lock
 keeps prune out while they are written), flushed — packs, then index — and only then is
 the document written, so a killed writer leaves at most unreferenced packs, never a
-document naming missing data. Prune counts every segment's chunks as live.
+document naming missing data.
+
+Retention (``retention``, used by prune): the records of a stream before the oldest
+restorable snapshot's binlog position go — the segment holding that position and the
+segments from the start of its file (offset 4, the Format_description a replay needs) stay,
+and everything after. Prune deletes them oldest first under its exclusive lock, so the
+archive is always a suffix: its first ``seq`` may be greater than 1.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
@@ -32,13 +39,14 @@ from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef, BlobWriter
 from snapkeep.repository.chunks import ZSTD_LEVEL
 from snapkeep.repository.crypto import Keys
-from snapkeep.repository.manifest import open_doc, seal_doc
+from snapkeep.repository.manifest import SnapshotManifest, open_doc, seal_doc
 from snapkeep.repository.report import Report
 from snapkeep.repository.session import SnapshotSession
 from snapkeep.storage import Backend
 
 PREFIX = "binlogs/"
 VERSION = 1
+FILE_START = 4  # a binlog file's first event (after its magic): its Format_description
 
 
 class Documents(Protocol):
@@ -77,6 +85,10 @@ class BinlogRecord:
     @property
     def file(self) -> str:
         return str(self.data["file"])
+
+    @property
+    def start(self) -> int:
+        return int(self.data["start"])
 
     @property
     def end(self) -> int:
@@ -170,16 +182,133 @@ class BinlogArchive:
         return SegmentWriter(self, level)
 
 
-def archived_chunks(repo: Documents) -> set[str]:
-    """Every chunk an archived segment needs (prune keeps them)."""
+def archived_chunks(repo: Documents, records: Iterable[BinlogRecord] | None = None
+                    ) -> set[str]:
+    """Every chunk the archived segments (``records``, default: all) need."""
     out: set[str] = set()
-    for key in repo.backend.list(PREFIX):
-        if not key.rsplit("/", 1)[-1].isdigit():
-            continue
-        record = _read(repo, key)
+    if records is None:
+        records = (_read(repo, key) for key in repo.backend.list(PREFIX)
+                   if key.rsplit("/", 1)[-1].isdigit())
+    for record in records:
         if record.blob is not None:
             out.update(c for c, _n in record.blob.chunks)
     return out
+
+
+def streams(repo: Documents) -> list[str]:
+    """The streams (environments) that have archived records."""
+    return sorted({key[len(PREFIX):].split("/", 1)[0] for key in repo.backend.list(PREFIX)
+                   if key.rsplit("/", 1)[-1].isdigit()})
+
+
+def stream_records(repo: Documents, stream: str) -> list[BinlogRecord]:
+    """A stream's records in archive order (reading needs no writer's repository)."""
+    seqs = sorted(int(n) for key in repo.backend.list(f"{PREFIX}{stream}/")
+                  if (n := key.rsplit("/", 1)[-1]).isdigit())
+    return [_read(repo, segment_key(stream, seq)) for seq in seqs]
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Base:
+    """A snapshot's binlog position: replay from it needs the archive from there on."""
+
+    snapshot: str
+    file: str
+    position: int
+    created: datetime | None
+
+
+def _utc(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+def bases_of(manifest: SnapshotManifest, now: datetime) -> list[Base]:
+    """The binlog positions a restorable snapshot records (its MySQL descriptions'
+    ``binlog``, docs/pitr.md); none for an expired one (past ``expires_at``)."""
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+    expires = _utc(manifest.expires_at)
+    if expires is not None and now >= expires:
+        return []
+    out = []
+    for desc in manifest.services.values():
+        pos = desc.get("binlog") if isinstance(desc, dict) else None
+        if isinstance(pos, dict) and pos.get("file") and pos.get("position") is not None:
+            out.append(Base(manifest.id, str(pos["file"]), int(pos["position"]),
+                            _utc(manifest.created_at)))
+    return out
+
+
+def containing(records: Sequence[BinlogRecord], base: Base) -> int | None:
+    """The index in ``records`` of the segment holding ``base``'s position, or None.
+
+    File names repeat after a ``RESET MASTER`` (docs/pitr.md), so a position may match a
+    segment of each era: the latest whose first event is not newer than the snapshot is
+    the one (a later era's events were written after the snapshot); without times, the
+    earliest match (keeping more is safe)."""
+    found = [i for i, r in enumerate(records)
+             if r.kind == "segment" and r.file == base.file
+             and r.start <= base.position <= r.end]
+    if not found:
+        return None
+    if base.created is not None:
+        fitting = [i for i in found
+                   if (t := _utc(records[i].data.get("first_time"))) is None
+                   or t <= base.created]
+        if fitting:
+            return fitting[-1]
+    return found[0]
+
+
+def _file_start(records: Sequence[BinlogRecord], i: int) -> int:
+    """Back from segment ``i`` to the segment where its file starts (or to where the
+    archive's run of that file starts: after a gap, or at the archive's first record)."""
+    while i > 0 and records[i].start > FILE_START:
+        prev, cur = records[i - 1], records[i]
+        if prev.kind != "segment" or prev.file != cur.file or prev.end != cur.start:
+            break
+        i -= 1
+    return i
+
+
+@dataclass
+class Retention:
+    """What retention drops of one stream: ``drop`` (oldest first), and why, or why not."""
+
+    stream: str
+    drop: list[BinlogRecord]
+    kept: int
+    reason: str
+
+
+def retention(stream: str, records: Sequence[BinlogRecord], bases: Sequence[Base]
+              ) -> Retention:
+    """The records before the oldest base's file start (see the module doc). A base whose
+    position is not in the archive (not archived yet, or lost in a gap) is passed over;
+    with no base found, every record stays."""
+    firsts = []
+    for base in bases:
+        i = containing(records, base)
+        if i is not None:
+            firsts.append((_file_start(records, i), base))
+    if not firsts:
+        why = ("no restorable snapshot of it records a binlog position" if not bases else
+               "no restorable snapshot's binlog position is in the archive yet")
+        return Retention(stream, [], len(records), f"all kept: {why}")
+    first, base = min(firsts, key=lambda x: x[0])
+    kept = records[first]
+    return Retention(stream, list(records[:first]), len(records) - first,
+                     f"before the oldest base, snapshot {base.snapshot} at "
+                     f"{base.file}:{base.position} (kept from {kept.file}:{kept.start}, "
+                     f"seq {kept.seq})")
 
 
 def check_archived(repo: Documents, chunk_packs: dict[str, str], present: set[str],

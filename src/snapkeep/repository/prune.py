@@ -1,10 +1,12 @@
 """Prune — a ``PrunePlan`` of what to delete and repack, then its execution — and the
 index rebuild.
 
-Prune runs under an exclusive lock and is crash-safe: new packs, then new index files (the
-last one naming the index files it supersedes), then deletion of superseded index files,
-then of unused packs. A kill at any point leaves every snapshot readable; leftovers (packs
-in no index, superseded index files) are removed by the next prune. ``plan`` alone reads
+Prune runs under an exclusive lock and is crash-safe: first the archived binlog records
+retention drops (``binlogs.retention``: oldest first, so each stream's archive stays a
+suffix), then new packs, then new index files (the last one naming the index files it
+supersedes), then deletion of superseded index files, then of unused packs. A kill at any
+point leaves every snapshot and every kept binlog record readable; leftovers (packs in no
+index, superseded index files) are removed by the next prune. ``plan`` alone reads
 and writes nothing else: it is what ``repository:prune --dry-run`` prints.
 """
 
@@ -12,11 +14,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
+from snapkeep.faults import crash_point
 from snapkeep.progress import NullReporter, Reporter
-from snapkeep.repository import packs
-from snapkeep.repository.binlogs import archived_chunks
+from snapkeep.repository import binlogs, packs
 from snapkeep.repository.check import Maintained
 from snapkeep.repository.crypto import Keys
 from snapkeep.repository.index import INDEX_MAX_CHUNKS, Location, PackList
@@ -38,6 +41,11 @@ class PrunePlan:
     new_packs: list[tuple[int, int]] = field(default_factory=list)  # (chunks, size) written
     index_files_replaced: list[str] = field(default_factory=list)  # deleted
     index_files_written: int = 0
+    binlogs: list[binlogs.Retention] = field(default_factory=list)  # per stream
+
+    @property
+    def binlog_records_dropped(self) -> int:
+        return sum(len(r.drop) for r in self.binlogs)
 
     @property
     def changed(self) -> bool:
@@ -59,11 +67,26 @@ class PrunePlan:
                 + len(self.orphans),
                 "index_files_written": self.index_files_written,
                 "index_files_deleted": len(self.index_files_replaced),
-                "referenced_chunks": self.referenced_chunks}
+                "referenced_chunks": self.referenced_chunks,
+                "binlog_records_deleted": self.binlog_records_dropped}
+
+    def binlog_lines(self) -> list[str]:
+        """Per stream: the records retention drops (and why), or why it keeps them all."""
+        out = []
+        for r in self.binlogs:
+            if r.drop:
+                a, b = r.drop[0], r.drop[-1]
+                out.append(f"delete {len(r.drop)} archived binlog record(s) of {r.stream} "
+                           f"(seq {a.seq} to {b.seq}, {a.file}:{a.start} to "
+                           f"{b.file}:{b.data.get('end', b.start)}): {r.reason}")
+            elif r.kept:
+                out.append(f"binlogs of {r.stream}: {r.kept} record(s) {r.reason}")
+        return out
 
     def lines(self) -> list[str]:
         """The plan for people: one line per object deleted or written."""
-        out = [f"delete {packs.pack_key(p)} ({s} bytes): no snapshot uses it"
+        out = self.binlog_lines()
+        out += [f"delete {packs.pack_key(p)} ({s} bytes): no snapshot uses it"
                for p, s in sorted(self.drop.items()) if p not in self.missing]
         out += [f"forget {packs.pack_key(p)}: in the index but not stored, unused"
                 for p in self.missing]
@@ -80,8 +103,10 @@ class PrunePlan:
 
 
 def plan(repo: Maintained, reporter: Reporter | None, *,
-         repack_threshold: float = REPACK_THRESHOLD) -> PrunePlan:
-    """What a prune would do now. Reads the repository, writes nothing."""
+         repack_threshold: float = REPACK_THRESHOLD, now: datetime | None = None
+         ) -> PrunePlan:
+    """What a prune would do now (``now``: which snapshots are still restorable, hence
+    bases whose binlogs stay). Reads the repository, writes nothing."""
     reporter = reporter or NullReporter()
     repo.load_index()
     bad = repo.index.bad_files()
@@ -90,7 +115,7 @@ def plan(repo: Maintained, reporter: Reporter | None, *,
             "cannot prune: damaged index files "
             f"({', '.join('index/' + i for i in sorted(bad))}); run "
             "repository:check, then rebuild the index")
-    referenced = _all_references(repo)
+    referenced, retained = _all_references(repo, now or datetime.now(UTC))
     view = repo.index.view()
     missing = [c for c in referenced if c not in view.locations]
     if missing:
@@ -101,7 +126,7 @@ def plan(repo: Maintained, reporter: Reporter | None, *,
     by_pack: dict[str, list[tuple[str, Location]]] = defaultdict(list)
     for cid, loc in view.locations.items():
         by_pack[loc.pack].append((cid, loc))
-    out = PrunePlan(referenced_chunks=len(referenced))
+    out = PrunePlan(referenced_chunks=len(referenced), binlogs=retained)
     for pid, size in view.pack_sizes.items():
         chunks = sorted(by_pack.get(pid, ()), key=lambda x: x[1].offset)
         live = [_entry(c, loc) for c, loc in chunks if c in referenced]
@@ -132,11 +157,16 @@ def _entry(cid: str, loc: Location) -> packs.Entry:
     return packs.Entry(cid, loc.offset, loc.length, loc.raw_len)
 
 
-def _all_references(repo: Maintained) -> set[str]:
+def _all_references(repo: Maintained, now: datetime
+                    ) -> tuple[set[str], list[binlogs.Retention]]:
+    """The chunks snapshots and kept binlog records use; what retention drops per stream."""
     out: set[str] = set()
+    bases: dict[str, list[binlogs.Base]] = defaultdict(list)
     for sid in sorted(repo.snapshot_ids()):
         try:
-            refs = repo.load_references(repo.load_snapshot(sid))
+            manifest = repo.load_snapshot(sid)
+            bases[manifest.environment] += binlogs.bases_of(manifest, now)
+            refs = repo.load_references(manifest)
         except (IntegrityError, UnicodeDecodeError) as e:
             raise RepositoryError(f"cannot prune: snapshot {sid} cannot be read ({e}); run "
                                   "repository:check and forget or repair it first") from e
@@ -145,11 +175,16 @@ def _all_references(repo: Maintained) -> set[str]:
                 f"cannot prune: snapshot {sid} was committed without a reference list, so "
                 "what it uses is unknown; forget it or re-create it with a session")
         out |= refs
-    try:  # archived binlog segments (binlogs.py) are kept like snapshots
-        out |= archived_chunks(repo)
-    except IntegrityError as e:
+    retained = []
+    try:  # archived binlog segments (binlogs.py) from the oldest base on are kept
+        for stream in binlogs.streams(repo):
+            records = binlogs.stream_records(repo, stream)
+            r = binlogs.retention(stream, records, bases.get(stream, []))
+            out |= binlogs.archived_chunks(repo, records[len(r.drop):])
+            retained.append(r)
+    except (IntegrityError, NotFoundError) as e:
         raise RepositoryError(f"cannot prune: {e}; run repository:check") from e
-    return out
+    return out, retained
 
 
 def _orphan_sizes(repo: Maintained, pack_ids: list[str]) -> dict[str, int]:
@@ -195,12 +230,12 @@ def _batches(counts: list[int]) -> list[list[int]]:
 
 
 def prune(repo: Maintained, reporter: Reporter | None, *, repack_threshold: float,
-          wait: float) -> Report:
+          wait: float, now: datetime | None = None) -> Report:
     """Plan under the exclusive lock, then do it; the report says what was done."""
     reporter = reporter or NullReporter()
     with repo.lock(exclusive=True, wait=wait):
         repo.flush()
-        todo = plan(repo, reporter, repack_threshold=repack_threshold)
+        todo = plan(repo, reporter, repack_threshold=repack_threshold, now=now)
         report = execute(repo, todo, reporter)
     return report
 
@@ -208,6 +243,14 @@ def prune(repo: Maintained, reporter: Reporter | None, *, repack_threshold: floa
 def execute(repo: Maintained, todo: PrunePlan, reporter: Reporter) -> Report:
     """Do a plan (the caller holds the exclusive lock); count what was done."""
     report = Report("prune")
+    for line in todo.binlog_lines():
+        report.note(line, reporter)
+    dropped = 0
+    for r in todo.binlogs:  # oldest first: a kill leaves each stream's archive a suffix
+        for record in r.drop:
+            repo.backend.delete(binlogs.segment_key(r.stream, record.seq))
+            dropped += 1
+            crash_point(f"prune.binlog-deleted-{dropped}")
     new_packs = _write_repacked(repo, todo.repack)
     written = 0
     if todo.changed:
@@ -242,7 +285,8 @@ def execute(repo: Maintained, todo: PrunePlan, reporter: Reporter) -> Report:
                         pack_objects_deleted=deleted + len(todo.orphans),
                         index_files_written=written,
                         index_files_deleted=len(todo.index_files_replaced),
-                        referenced_chunks=todo.referenced_chunks)
+                        referenced_chunks=todo.referenced_chunks,
+                        binlog_records_deleted=todo.binlog_records_dropped)
     reporter.log(f"prune: {len(todo.drop)} pack(s) deleted, {len(todo.repack)} repacked "
                  f"into {len(new_packs)}, {len(todo.orphans)} orphan(s) removed, "
                  f"{freed} bytes freed")

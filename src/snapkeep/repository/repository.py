@@ -21,6 +21,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -378,13 +379,17 @@ class Repository(KeyManagement):
         return checking.snapshot_usage(self, snapshot_id)
 
     def plan_prune(self, reporter: Reporter | None = None, *,
-                   repack_threshold: float = pruning.REPACK_THRESHOLD) -> pruning.PrunePlan:
+                   repack_threshold: float = pruning.REPACK_THRESHOLD,
+                   now: datetime | None = None) -> pruning.PrunePlan:
         """What ``prune`` would do now; takes no lock and changes nothing."""
-        return pruning.plan(self, reporter, repack_threshold=repack_threshold)
+        return pruning.plan(self, reporter, repack_threshold=repack_threshold, now=now)
 
     def prune(self, reporter: Reporter | None = None, *,
-              repack_threshold: float = pruning.REPACK_THRESHOLD, wait: float = 0.0) -> Report:
-        return pruning.prune(self, reporter, repack_threshold=repack_threshold, wait=wait)
+              repack_threshold: float = pruning.REPACK_THRESHOLD, wait: float = 0.0,
+              now: datetime | None = None) -> Report:
+        """``now``: which snapshots are still restorable (bases whose binlogs stay)."""
+        return pruning.prune(self, reporter, repack_threshold=repack_threshold, wait=wait,
+                             now=now)
 
     def rebuild_index(self, reporter: Reporter | None = None) -> Report:
         return pruning.rebuild_index(self, reporter)

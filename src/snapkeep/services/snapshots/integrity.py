@@ -27,9 +27,11 @@ def check_repository(ctx: Context, *, read_data: bool,
 
 
 def prune_repository(ctx: Context, reporter: Reporter | None = None) -> Report:
-    """Delete data no snapshot references, repacking partly used packs (exclusive lock)."""
+    """Delete data no snapshot references, repacking partly used packs, and the archived
+    binlogs before each environment's oldest restorable base snapshot (exclusive lock)."""
     require_project_admin(ctx)
-    report = ctx.repository.prune(reporter or NullReporter(), wait=PRUNE_LOCK_WAIT)
+    report = ctx.repository.prune(reporter or NullReporter(), wait=PRUNE_LOCK_WAIT,
+                                  now=ctx.clock())
     snapshots.sync(ctx)
     return report
 
@@ -38,7 +40,7 @@ def plan_prune(ctx: Context, reporter: Reporter | None = None) -> PrunePlan:
     """What ``prune_repository`` would delete, repack and write now; changes nothing
     (no lock is taken: a snapshot written meanwhile may change what a prune does)."""
     require_project_admin(ctx)
-    return ctx.repository.plan_prune(reporter or NullReporter())
+    return ctx.repository.plan_prune(reporter or NullReporter(), now=ctx.clock())
 
 
 def require_project_admin(ctx: Context) -> None:
