@@ -26,6 +26,15 @@ A snapshot selected by any rule is kept, the reason listing every rule that sele
 (every count 0) keeps all automated snapshots ("no retention policy"). The
 ``expires_at`` of an automated snapshot plays no part.
 
+**Point in time** (``point_in_time=True``: the environment archives its binary log,
+docs/pitr.md): the recoverable window runs from the oldest kept *base* (a snapshot that
+records its binlog position, ``SnapshotFacts.base``) to now. Expiring old bases just moves
+the window's start forward; expiring every one would leave the archived events with
+nothing to replay them onto. So when no kept snapshot is a base, the newest expiring
+automated base is kept ("the only base of the point-in-time window"): one base, the
+shortest window that still is one, and the least binlog held for it. A manual snapshot
+past its ``expires_at`` is not restorable, so it is never kept as the base.
+
 Times are UTC: aware datetimes are converted to UTC, naive ones are taken as UTC.
 """
 
@@ -62,6 +71,7 @@ class SnapshotFacts:
     created_at: datetime
     automated: bool
     expires_at: datetime | None
+    base: bool = False  # records a binlog position: point-in-time replay can start from it
 
 
 def _utc(t: datetime) -> datetime:
@@ -116,8 +126,13 @@ def _automated(snapshots: Sequence[SnapshotFacts], policy: RetentionPolicy
     return reasons
 
 
+BASE_REASON = "the only base of the point-in-time window (kept so the archived binlog has " \
+    "a snapshot to replay onto)"
+
+
 def plan_expiry(snapshots: Sequence[SnapshotFacts], policy: RetentionPolicy,
-                now: datetime) -> list[tuple[SnapshotFacts, bool, str]]:
+                now: datetime, *, point_in_time: bool = False
+                ) -> list[tuple[SnapshotFacts, bool, str]]:
     """For every snapshot, in the order given: (facts, keep?, reason). See the module doc."""
     reasons = {} if policy.is_empty() else _automated(snapshots, policy)
     plan: list[tuple[SnapshotFacts, bool, str]] = []
@@ -130,4 +145,9 @@ def plan_expiry(snapshots: Sequence[SnapshotFacts], policy: RetentionPolicy,
             keep = bool(reasons[i])
             why = ", ".join(reasons[i]) if keep else "not selected by any keep rule"
         plan.append((s, keep, why))
+    if point_in_time and not any(keep and s.base for s, keep, _why in plan):
+        spare = [i for i, (s, _k, _w) in enumerate(plan) if s.base and s.automated]
+        if spare:
+            i = max(spare, key=lambda i: (_utc(plan[i][0].created_at), plan[i][0].id))
+            plan[i] = (plan[i][0], True, BASE_REASON)
     return plan

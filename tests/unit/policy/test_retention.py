@@ -198,3 +198,37 @@ def test_naive_times_are_taken_as_utc():
 
 def test_no_snapshots_no_plan():
     assert plan_expiry([], RetentionPolicy(keep_last=1), NOW) == []
+
+
+# -- point in time: one base snapshot always stays -----------------------------------------
+
+
+def based(when: str, sid: str, base: bool = True) -> SnapshotFacts:
+    return SnapshotFacts(id=sid, created_at=datetime.fromisoformat(when), automated=True,
+                         expires_at=None, base=base)
+
+
+def test_expiring_every_base_keeps_the_newest_one_for_the_window():
+    snaps = [based("2026-11-20T00:00", "a"), based("2026-11-21T00:00", "b"),
+             based("2026-11-22T00:00", "c"), based("2026-11-26T00:00", "d", base=False)]
+    plan = plan_expiry(snaps, RetentionPolicy(keep_last=1), NOW, point_in_time=True)
+    assert [(s.id, keep) for s, keep, _why in plan] == [
+        ("a", False), ("b", False), ("c", True), ("d", True)]
+    assert "the only base of the point-in-time window" in plan[2][2]
+    # without point in time, the policy alone decides
+    plain = plan_expiry(snaps, RetentionPolicy(keep_last=1), NOW)
+    assert [keep for _s, keep, _why in plain] == [False, False, False, True]
+
+
+def test_a_kept_base_lets_the_older_bases_expire():
+    snaps = [based("2026-11-20T00:00", "a"), based("2026-11-21T00:00", "b")]
+    plan = plan_expiry(snaps, RetentionPolicy(keep_last=1), NOW, point_in_time=True)
+    assert [(s.id, keep, why) for s, keep, why in plan] == [
+        ("a", False, "not selected by any keep rule"), ("b", True, "keep-last 1")]
+
+
+def test_an_expired_manual_base_is_not_kept_as_the_base():
+    old = SnapshotFacts(id="m", created_at=datetime(2026, 11, 1), automated=False,
+                        expires_at=datetime(2026, 11, 8), base=True)
+    plan = plan_expiry([old], RetentionPolicy(keep_last=1), NOW, point_in_time=True)
+    assert [keep for _s, keep, _why in plan] == [False]

@@ -23,11 +23,22 @@ def policy_of(env: EnvironmentConfig) -> RetentionPolicy:
     return RetentionPolicy(**env.retention)
 
 
+def _is_base(ctx: Context, snapshot_id: str) -> bool:
+    """Whether the snapshot records a binlog position (docs/pitr.md): its manifest says."""
+    manifest = ctx.repository.load_snapshot(snapshot_id)
+    return any(isinstance(d, dict) and isinstance(d.get("binlog"), dict)
+               for d in manifest.services.values())
+
+
 def plan(ctx: Context, env: EnvironmentConfig) -> list[Decision]:
+    """What expiry keeps and deletes; a point-in-time environment keeps one base snapshot
+    (``policy.retention``, Point in time)."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
     items = snapshots.list_snapshots(ctx, env)
     facts = [SnapshotFacts(id=s.id, created_at=s.created_at, automated=s.automated,
-                           expires_at=s.expires_at) for s in items]
+                           expires_at=s.expires_at,
+                           base=env.point_in_time and _is_base(ctx, s.id)) for s in items]
     by_id = {s.id: s for s in items}
     return [Decision(by_id[f.id], keep, reason)
-            for f, keep, reason in plan_expiry(facts, policy_of(env), ctx.clock())]
+            for f, keep, reason in plan_expiry(facts, policy_of(env), ctx.clock(),
+                                               point_in_time=env.point_in_time)]
