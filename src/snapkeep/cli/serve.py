@@ -17,6 +17,7 @@ from snapkeep.cli.options import project_options
 from snapkeep.cli.render import say
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import UsageError
+from snapkeep.services import binlogs
 from snapkeep.services.activities import operations
 from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.activities.workers import start_worker_threads
@@ -114,12 +115,16 @@ def _web(app: FastAPI, ctx_factory: Callable[[], Context]) -> bool:
                    "worker` processes instead).")
 @click.option("--no-scheduler", is_flag=True,
               help="Do not run schedules and retention here (another server does).")
+@click.option("--no-binlog-follow", is_flag=True,
+              help="Do not archive the binary log of point_in_time environments here "
+                   "(`snapkeep binlog:follow` or another server does).")
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
               metavar="IPS", help="Proxies whose X-Forwarded-For/-Proto headers are trusted "
                                   "(comma-separated, or *).")
-def serve(config_path, project, host, port, workers, no_scheduler,
+def serve(config_path, project, host, port, workers, no_scheduler, no_binlog_follow,
           forwarded_allow_ips) -> None:
-    """Serve the REST API (and the web console), run queued activities and schedules.
+    """Serve the REST API (and the web console), run queued activities and schedules, and
+    archive the binary log of the point_in_time environments (docs/pitr.md).
 
     SIGTERM or Ctrl-C stops it cleanly: no new requests or activities; a running activity
     ends at its next safe point (marked failed, to be started again) or, past its point
@@ -139,12 +144,14 @@ def serve(config_path, project, host, port, workers, no_scheduler,
     # they only read the repository; activities run in the workers' own Contexts.
     console = _web(app, lambda: base)
     sock = _listen(host, port)
+    follow = [] if no_binlog_follow else [e.name for e in binlogs.followed(base)]
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     say(f"Serving project {base.config.id} on http://{shown}:{bound_port} (API at /api, "
         f"its document at /api/openapi.json{', web console at /' if console else ''}); catalog "
         f"{base.config.catalog_description}; {workers} worker thread(s); scheduler "
-        f"{'off' if no_scheduler else 'on'}. SIGTERM or Ctrl-C stops it.")
+        f"{'off' if no_scheduler else 'on'}; binlog archiving "
+        f"{', '.join(follow) if follow else 'off'}. SIGTERM or Ctrl-C stops it.")
     if not _is_loopback(host):
         say(f"snapkeep: warning: listening on {host}, beyond this machine: terminate TLS in "
             "a reverse proxy (nginx, caddy) in front of snapkeep, so API tokens and "
@@ -157,6 +164,7 @@ def serve(config_path, project, host, port, workers, no_scheduler,
         signal.signal(sig, on_signal)
     threads = _start_threads(load, workers, stop, scheduler=not no_scheduler,
                              webhooks=base.config.webhook is not None)
+    threads += binlogs.follow_in_background(load, follow, stop, log.info)
     try:
         _run_http(app, sock, stop, forwarded_allow_ips)
     finally:

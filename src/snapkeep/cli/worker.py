@@ -11,6 +11,7 @@ import click
 from snapkeep.cli.options import load, project_options
 from snapkeep.cli.render import say
 from snapkeep.errors import SnapkeepError
+from snapkeep.services import binlogs
 from snapkeep.services.activities.lease import LEASE_SECONDS, worker_id
 from snapkeep.services.activities.workers import POLL_INTERVAL, Worker, start_worker_threads
 from snapkeep.services.notify import webhooks as notify
@@ -29,8 +30,15 @@ from snapkeep.services.notify import webhooks as notify
               show_default=True, metavar="SECONDS", help="Pause between looks at an empty queue.")
 @click.option("-e", "--environment", "environments", multiple=True, metavar="NAME",
               help="Only run activities of this environment (repeatable; default: all).")
-def worker(config_path, project, threads, once, lease, poll_interval, environments) -> None:
+@click.option("--no-binlog-follow", is_flag=True,
+              help="Do not archive the binary log of point_in_time environments here "
+                   "(`snapkeep binlog:follow` or another process does).")
+def worker(config_path, project, threads, once, lease, poll_interval, environments,
+           no_binlog_follow) -> None:
     """Run queued activities (from the API, schedules, --no-wait) until SIGTERM or Ctrl-C.
+
+    It also archives the binary log of the point_in_time environments it serves (one
+    follower per environment and host: where another runs, it waits; docs/pitr.md).
 
     Several workers, on several hosts, may share one PostgreSQL catalog: each activity
     runs once, one per environment at a time. On SIGTERM/SIGINT the worker claims nothing
@@ -50,7 +58,9 @@ def worker(config_path, project, threads, once, lease, poll_interval, environmen
             raise SnapkeepError(f"activity {a.id} {a.state}: {a.error}")
         return
     host_pid = worker_id(0).rsplit(":", 1)[0]
+    follow = [] if no_binlog_follow else [e.name for e in binlogs.followed(ctx, envs)]
     say(f"Worker {host_pid} running {threads} thread(s) on catalog {ctx.catalog.description}; "
+        f"binlog archiving {', '.join(follow) if follow else 'off'}; "
         "SIGTERM or Ctrl-C stops it.")
     pool = start_worker_threads(lambda: load(config_path, project), threads, stop,
                                 lease_seconds=lease, poll_interval=poll_interval,
@@ -58,6 +68,8 @@ def worker(config_path, project, threads, once, lease, poll_interval, environmen
     if ctx.config.webhook is not None:  # retries of webhook calls, here as in `serve`
         threading.Thread(target=notify.deliver_until, args=(load(config_path, project), stop),
                          name="notifications", daemon=True).start()
+    pool += binlogs.follow_in_background(lambda: load(config_path, project), follow, stop,
+                                         say)
     _on_signals(stop)
     while any(t.is_alive() for t in pool):
         for t in pool:
