@@ -314,12 +314,22 @@ def retention(stream: str, records: Sequence[BinlogRecord], bases: Sequence[Base
 def check_archived(repo: Documents, chunk_packs: dict[str, str], present: set[str],
                    report: Report, reporter: Reporter) -> int:
     """``repository:check``'s part: every record readable, every chunk of a segment in the
-    index and its pack stored. The number of records."""
+    index and its pack stored, and each stream's records consecutive (retention deletes
+    only from the front). The number of records."""
     n = 0
+    last: dict[str, int] = {}
     for key in sorted(repo.backend.list(PREFIX)):
-        if not key.rsplit("/", 1)[-1].isdigit():
+        stream, _sep, name = key[len(PREFIX):].rpartition("/")
+        if not name.isdigit():
             continue
         n += 1
+        seq = int(name)
+        if stream in last and seq != last[stream] + 1:
+            gone = (f"record {seq - 1} is" if seq - 1 == last[stream] + 1
+                    else f"records {last[stream] + 1} to {seq - 1} are")
+            report.problem(key, f"binlog {gone} missing from {stream}'s archive: it has a "
+                           "hole (prune only deletes from its start)", reporter)
+        last[stream] = seq
         try:
             record = _read(repo, key)
         except (IntegrityError, NotFoundError) as e:

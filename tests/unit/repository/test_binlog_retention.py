@@ -173,3 +173,15 @@ def test_the_plan_changes_nothing_and_is_what_prune_does(tmp_path):
     report = repo.prune(now=NOW)
     assert report.stats["bytes_freed"] == plan.bytes_freed
     assert _seqs(repo) == [3, 4, 5, 6]
+
+
+def test_check_finds_a_hole_in_the_archive_but_not_a_pruned_front(tmp_path):
+    repo = _repo(tmp_path)
+    _layout(repo)
+    _snapshot(repo, "a", "mysql-bin.000002", 60_000)
+    repo.prune(now=NOW)
+    assert repo.check().ok  # seq 3..6: a suffix
+    repo.backend.delete("binlogs/production/000000000004")
+    (problem,) = repo.check().problems
+    assert problem.key == "binlogs/production/000000000005"
+    assert "binlog record 4 is missing from production's archive" in problem.message
