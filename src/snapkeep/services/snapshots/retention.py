@@ -3,7 +3,7 @@ the environment's retention policy (snapkeep.toml) for automated ones."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, RetentionPolicy, SnapshotFacts, plan_expiry, require_role
@@ -34,11 +34,15 @@ def plan(ctx: Context, env: EnvironmentConfig) -> list[Decision]:
     """What expiry keeps and deletes; a point-in-time environment keeps one base snapshot
     (``policy.retention``, Point in time)."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
-    items = snapshots.list_snapshots(ctx, env)
+    items = snapshots.list_snapshots(ctx, env)  # newest first
     facts = [SnapshotFacts(id=s.id, created_at=s.created_at, automated=s.automated,
-                           expires_at=s.expires_at,
-                           base=env.point_in_time and _is_base(ctx, s.id)) for s in items]
+                           expires_at=s.expires_at) for s in items]
+    now = ctx.clock()
+    decided = plan_expiry(facts, policy_of(env), now)
+    # Reading manifests costs a request each: usually the newest kept snapshot is a base
+    # and settles it; only when none is are all of them read to pick the one to keep.
+    if env.point_in_time and not any(keep and _is_base(ctx, f.id) for f, keep, _r in decided):
+        facts = [replace(f, base=_is_base(ctx, f.id)) for f in facts]
+        decided = plan_expiry(facts, policy_of(env), now, point_in_time=True)
     by_id = {s.id: s for s in items}
-    return [Decision(by_id[f.id], keep, reason)
-            for f, keep, reason in plan_expiry(facts, policy_of(env), ctx.clock(),
-                                               point_in_time=env.point_in_time)]
+    return [Decision(by_id[f.id], keep, reason) for f, keep, reason in decided]
