@@ -1,6 +1,11 @@
 """Content-addressed snapshot store. Knows nothing about MySQL or mounts."""
 
-from snapkeep.repository.binlogs import BinlogArchive, BinlogRecord, SegmentWriter
+from snapkeep.repository.binlogs import (
+    BinlogArchive,
+    BinlogRecord,
+    FollowerLease,
+    SegmentWriter,
+)
 from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
 from snapkeep.repository.chunks import ROWS_ZSTD_LEVEL, ZSTD_LEVEL
 from snapkeep.repository.manifest import SnapshotManifest
@@ -10,5 +15,6 @@ from snapkeep.repository.repository import Repository
 from snapkeep.repository.session import SnapshotSession
 
 __all__ = ["EMPTY_BLOB", "BinlogArchive", "BinlogRecord", "BlobRef", "BlobReader",
-           "BlobWriter", "Problem", "PrunePlan", "Report", "ROWS_ZSTD_LEVEL", "Repository",
+           "BlobWriter", "FollowerLease", "Problem", "PrunePlan", "Report", "ROWS_ZSTD_LEVEL",
+           "Repository",
            "SegmentWriter", "SnapshotManifest", "SnapshotSession", "ZSTD_LEVEL"]

@@ -28,13 +28,19 @@ archive is always a suffix: its first ``seq`` may be greater than 1.
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+import socket
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from snapkeep.errors import IntegrityError, NotFoundError, RepositoryError
+from snapkeep.errors import BusyError, IntegrityError, NotFoundError, RepositoryError
+from snapkeep.processes import pid_alive
 from snapkeep.progress import Reporter
 from snapkeep.repository.blobs import BlobRef, BlobWriter
 from snapkeep.repository.chunks import ZSTD_LEVEL
@@ -180,6 +186,99 @@ class BinlogArchive:
 
     def begin_segment(self, level: int = ZSTD_LEVEL) -> SegmentWriter:
         return SegmentWriter(self, level)
+
+
+# -- one follower per stream, across hosts --------------------------------------------------
+
+LEASE_REFRESH_S = 10.0
+LEASE_STALE_S = 60.0  # a lease not refreshed for this long is a dead follower's
+LEASE_PREFIX = "lease-"
+
+
+class FollowerLease:
+    """Which follower archives a stream: a plaintext object
+    ``binlogs/<stream>/lease-<id>`` (``{"host", "pid", "since", "time"}``), rewritten every
+    ``LEASE_REFRESH_S`` while held. Written, then the stream's other leases listed: a live
+    one refuses this follower (BusyError). A lease is stale — removed by whoever meets it —
+    when its host is this host and its pid is not running, or when it was not refreshed
+    for ``LEASE_STALE_S``. Followers on one host are kept apart by a ``flock`` first; this
+    keeps apart those on several hosts (servers and workers sharing a repository)."""
+
+    def __init__(self, repo: Documents, stream: str,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.backend = repo.backend
+        self.stream = stream
+        self.key = f"{PREFIX}{stream}/{LEASE_PREFIX}{secrets.token_hex(8)}"
+        self._log = log or (lambda _m: None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        now = time.time()
+        self.info = {"host": socket.gethostname(), "pid": os.getpid(), "since": now,
+                     "time": now}
+
+    def _write(self) -> None:
+        self.info["time"] = time.time()
+        self.backend.put(self.key, json.dumps(self.info, sort_keys=True).encode())
+
+    def _others(self) -> list[dict[str, Any]]:
+        out = []
+        for key in self.backend.list(f"{PREFIX}{self.stream}/"):
+            if key == self.key or not key.rsplit("/", 1)[-1].startswith(LEASE_PREFIX):
+                continue
+            try:
+                info = json.loads(self.backend.get(key))
+            except NotFoundError:
+                continue  # released meanwhile
+            except ValueError:
+                info = {}
+            if _lease_stale(info):
+                self._log(f"removing the stale follower lease {key} (pid {info.get('pid')} "
+                          f"on {info.get('host')})")
+                self.backend.delete(key)
+                continue
+            out.append(info)
+        return out
+
+    def acquire(self) -> FollowerLease:
+        self._write()
+        others = self._others()
+        if others:
+            self.backend.delete(self.key)
+            o = others[0]
+            since = time.strftime("%Y-%m-%d %H:%M:%S",
+                                  time.localtime(float(o.get("since", 0))))
+            raise BusyError(f"a binlog follower of {self.stream} runs on {o.get('host')} "
+                            f"(pid {o.get('pid')}, since {since}): one follower per "
+                            "environment; stop it, or start this one elsewhere with "
+                            "--no-binlog-follow")
+        self._thread = threading.Thread(target=self._refresh, daemon=True,
+                                        name=f"binlog-lease-{self.stream}")
+        self._thread.start()
+        return self
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(LEASE_REFRESH_S):
+            try:
+                self._write()
+            except RepositoryError as e:  # keep trying; unrefreshed, it goes stale
+                self._log(f"cannot refresh the follower lease {self.key}: {e}")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.backend.delete(self.key)
+
+
+def _lease_stale(info: dict[str, Any]) -> bool:
+    try:
+        pid, written = int(info.get("pid", 0)), float(info.get("time", 0))
+    except (TypeError, ValueError):
+        return True  # unreadable: nothing can refresh it as it is
+    if info.get("host") == socket.gethostname() and not pid_alive(pid):
+        return True
+    return time.time() - written > LEASE_STALE_S
 
 
 def archived_chunks(repo: Documents, records: Iterable[BinlogRecord] | None = None

@@ -13,7 +13,7 @@ from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql
 from snapkeep.errors import BusyError, SnapkeepError, UsageError
 from snapkeep.progress import Reporter
-from snapkeep.repository import BinlogArchive
+from snapkeep.repository import BinlogArchive, FollowerLease
 from snapkeep.services.activities.locks import EnvironmentLock, lock_path
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target
@@ -132,8 +132,15 @@ def follow(ctx: Context, env: EnvironmentConfig, reporter: Reporter, *,
         raise FollowerRunning(f"a binlog follower of {env.name} already runs on this host "
                               f"(it holds {path})")
     try:
-        archive = BinlogArchive(ctx.repository, env.name)
-        mysql.Follower(target, archive, reporter, server_id=replica_id(ctx, env),
-                       interval=env.binlog_interval, stop=stop).run()
+        try:  # and across hosts sharing the repository
+            lease = FollowerLease(ctx.repository, env.name, reporter.log).acquire()
+        except BusyError as e:
+            raise FollowerRunning(str(e)) from None
+        try:
+            archive = BinlogArchive(ctx.repository, env.name)
+            mysql.Follower(target, archive, reporter, server_id=replica_id(ctx, env),
+                           interval=env.binlog_interval, stop=stop).run()
+        finally:
+            lease.release()
     finally:
         lock.release()

@@ -72,3 +72,58 @@ def test_check_reports_a_segment_whose_pack_is_gone(tmp_path):
         repo.backend.delete(key)
     (problem,) = [p for p in _repo(tmp_path).check().problems if p.key.startswith("binlogs/")]
     assert problem.key == "binlogs/production/000000000001" and "missing pack" in problem.message
+
+
+def _foreign_lease(repo, stream: str, host: str, pid: int, age: float) -> str:
+    import json
+    import time
+    key = f"binlogs/{stream}/lease-0123456789abcdef"
+    t = time.time() - age
+    repo.backend.put(key, json.dumps({"host": host, "pid": pid, "since": t,
+                                      "time": t}).encode())
+    return key
+
+
+def test_a_live_lease_of_another_host_refuses_a_second_follower(tmp_path):
+    import pytest
+
+    from snapkeep.errors import BusyError
+    from snapkeep.repository import FollowerLease
+
+    repo = _repo(tmp_path)
+    _segment(BinlogArchive(repo, "production"), os.urandom(1000), 4)
+    key = _foreign_lease(repo, "production", "db-replica-7", 4242, age=5)
+    with pytest.raises(BusyError, match="a binlog follower of production runs on "
+                                        "db-replica-7 \\(pid 4242"):
+        FollowerLease(repo, "production").acquire()
+    assert sorted(repo.backend.list("binlogs/production/")) == [
+        "binlogs/production/000000000001", key]  # its own lease withdrawn
+    lease = FollowerLease(repo, "staging").acquire()  # another stream is free
+    lease.release()
+    # leases are not records: listing, check and prune pass them by
+    assert [r.seq for r in BinlogArchive(repo, "production").records()] == [1]
+    assert repo.check().ok and repo.check().stats["binlog_records"] == 1
+    repo.prune()
+    assert repo.backend.exists(key)
+
+
+def test_a_stale_lease_or_a_dead_local_pid_is_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from snapkeep.repository import FollowerLease
+    from snapkeep.repository.binlogs import LEASE_STALE_S
+
+    repo = _repo(tmp_path)
+    logged: list[str] = []
+    old = _foreign_lease(repo, "production", "db-replica-7", 4242, age=LEASE_STALE_S + 1)
+    lease = FollowerLease(repo, "production", logged.append).acquire()
+    assert not repo.backend.exists(old) and "removing the stale follower lease" in logged[0]
+    lease.release()
+    assert list(repo.backend.list("binlogs/")) == []
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout
+    mine = _foreign_lease(repo, "production", socket.gethostname(), int(dead), age=1)
+    FollowerLease(repo, "production").acquire().release()  # killed -9 here, restarted
+    assert not repo.backend.exists(mine)
