@@ -37,8 +37,8 @@ def worker(config_path, project, threads, once, lease, poll_interval, environmen
            no_binlog_follow) -> None:
     """Run queued activities (from the API, schedules, --no-wait) until SIGTERM or Ctrl-C.
 
-    It also archives the binary log of the point_in_time environments it serves (one
-    follower per environment and host: where another runs, it waits; docs/pitr.md).
+    Without --once, it also archives the binary log of the point_in_time environments it
+    serves (one follower per environment: where another runs, it waits; docs/pitr.md).
 
     Several workers, on several hosts, may share one PostgreSQL catalog: each activity
     runs once, one per environment at a time. On SIGTERM/SIGINT the worker claims nothing
