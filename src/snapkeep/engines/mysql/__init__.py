@@ -14,7 +14,8 @@ server it loads into: ``check_import_server``, ``private_server`` → ``PrivateS
 ``stop_leftover_server``. ``table_names`` (a snapshot's tables, ``scope``) and ``drill_name``
 (a restore drill's scratch database, ``names``). Point in time (docs/pitr.md):
 ``Follower`` (binlog archiving, ``binlog_follow``), ``binlog_problems``/``require_binlog``
-(its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``. Services import only this
+(its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``, ``binary_logs`` (the
+server's binlog files and sizes, ``binlog_stream``). Services import only this
 package, never a submodule (an import-linter contract in pyproject.toml holds them to it).
 
 The names are resolved on first use (PEP 562 ``__getattr__``), each importing only its own
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from snapkeep.engines.mysql.binlog_checks import binlog_problems, require_binlog
     from snapkeep.engines.mysql.binlog_follow import DEFAULT_INTERVAL as BINLOG_INTERVAL
     from snapkeep.engines.mysql.binlog_follow import Follower
+    from snapkeep.engines.mysql.binlog_stream import binary_logs
     from snapkeep.engines.mysql.connect import check_connection, check_restore_target
     from snapkeep.engines.mysql.consistency import hold_writes
     from snapkeep.engines.mysql.cutover import cleanup_leftovers
@@ -63,6 +65,7 @@ _FACE: dict[str, tuple[str, str]] = {
     "Follower": ("binlog_follow", "Follower"),
     "binlog_problems": ("binlog_checks", "binlog_problems"),
     "require_binlog": ("binlog_checks", "require_binlog"),
+    "binary_logs": ("binlog_stream", "binary_logs"),
     "MySQLTarget": ("target", "MySQLTarget"),
     "PreparedRestore": ("restore", "PreparedRestore"),
     "PrivateServer": ("import_server", "PrivateServer"),
@@ -113,6 +116,7 @@ __all__ = [
     "MySQLTarget",
     "PreparedRestore",
     "PrivateServer",
+    "binary_logs",
     "binlog_problems",
     "check_connection",
     "check_import_server",
