@@ -183,6 +183,9 @@ def pieces(repo: Repository, name: str, base: pitr_window.Base) -> list[mysql.Re
     out: list[mysql.ReplayPiece] = []
     archive = BinlogArchive(repo, name)
     records = list(archive.records())
+    # a record is written after its chunks' index: read the index files written since this
+    # process opened the repository (the follower goes on archiving meanwhile)
+    repo.load_index()
     # back to the first segment of the base's file, in the same run (no gap between)
     i = next(k for k, r in enumerate(records) if r.seq == base.seq)
     while i > 0 and records[i - 1].kind == "segment" and records[i - 1].file == base.file:

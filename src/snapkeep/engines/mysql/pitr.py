@@ -4,7 +4,7 @@ binlog replayed into it, the swap plan made to match (docs/pitr.md).
 ``prepare_restore_at`` is ``prepare_restore`` plus three steps before the cut-over:
 
 1. the snapshot's routines, views and triggers are created in the shadow, and its events
-   created DISABLEd (an enabled one would fire there), so the DDL of the window
+   created ``DISABLE ON SLAVE`` (an enabled one would fire there), so the DDL of the window
    (``ALTER``/``DROP`` of them, a ``CREATE TRIGGER`` on a new table) applies as it did on
    the server. Triggers do not fire for row events (the replay applies rows as a replica
    does), so a row a trigger changed comes from the binlog exactly once;
@@ -12,8 +12,9 @@ binlog replayed into it, the swap plan made to match (docs/pitr.md).
 3. the shadow is described again (tables, views, routines, triggers, events) into the
    description the swap uses, then its views, routines, triggers and events are dropped
    (a table with triggers cannot move to another database; the cut-over creates them in
-   the live database as for any restore). Events the window did not touch keep their
-   snapshot definition (and so their real status).
+   the live database as for any restore). An event still ``DISABLE ON SLAVE`` after the
+   replay had no ``ALTER EVENT … ENABLE|DISABLE`` in the window: it gets its snapshot
+   status back (a replayed ``ALTER`` of its body keeps the parked status).
 
 ``tables`` (a ``--table`` restore): the whole database is built and replayed (a DDL or
 a trigger of another table must apply exactly), then the other tables are dropped from the
@@ -40,7 +41,18 @@ from snapkeep.errors import NotFoundError, UsageError
 from snapkeep.progress import Reporter
 
 Replayer = Callable[..., ReplayResult]
-_ENABLED = re.compile(r"(ON COMPLETION (?:NOT )?PRESERVE) ENABLE\b")
+# an event's status in SHOW CREATE EVENT
+_STATUS = re.compile(r"(ON COMPLETION (?:NOT )?PRESERVE) (ENABLE|DISABLE ON SLAVE|DISABLE)\b")
+_PARKED = "DISABLE ON SLAVE"
+
+
+def _with_status(create: str, status: str) -> str:
+    return _STATUS.sub(lambda m: f"{m.group(1)} {status}", create, count=1)
+
+
+def _status(create: str) -> str | None:
+    m = _STATUS.search(create)
+    return m.group(2) if m else None
 _REFERENCES = re.compile(r"REFERENCES `((?:[^`]|``)+)`(?!\.)")
 
 
@@ -109,9 +121,9 @@ def _replay(restore: PreparedRestore, pieces: Iterable[ReplayPiece], stop: Repla
     objs.create_views(conn, created["views"])
     for trigger in created["triggers"]:
         objs.execute_as_created(conn, trigger)
-    for event in created["events"]:
-        objs.execute_as_created(conn, {**event, "create": _ENABLED.sub(r"\1 DISABLE",
-                                                                       event["create"])})
+    for event in created["events"]:  # parked: it must not fire in the shadow
+        objs.execute_as_created(conn, {**event, "create": _with_status(event["create"],
+                                                                       _PARKED)})
     source = str(d.get("database") or restore.live)
     result = replayer(restore.target.with_database(shadow), pieces,
                       start_file=str(position["file"]), start_position=int(position["position"]),
@@ -151,8 +163,10 @@ def _redescribe(restore: PreparedRestore, tables: list[str] | None) -> None:
     events = []
     for e in found["events"]:
         o = original.get(e["name"])
-        if o is not None and e["create"] == _ENABLED.sub(r"\1 DISABLE", o["create"]):
-            e = o  # untouched by the window: its snapshot definition and status
+        status = _status(o["create"]) if o is not None else None
+        if status is not None and _status(e["create"]) == _PARKED:
+            # no ALTER EVENT … ENABLE/DISABLE in the window: the snapshot's status
+            e = {**e, "create": _with_status(e["create"], status)}
         events.append(e)
     d = {**before, "database": shadow, "tables": new_tables, "sequences": sequences,
          "views": found["views"], "triggers": found["triggers"],
