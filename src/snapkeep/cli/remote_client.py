@@ -245,7 +245,7 @@ class RemoteClient:
             body["target"] = target
         if at is not None:
             body["at"] = at
-            snapshot_id = snapshot_id or AUTO_BASE
+        snapshot_id = snapshot_id or AUTO_BASE
         if scope is not None:
             body.update(scope.to_options())
         a = activity_from_json(self._call(

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql
 from snapkeep.errors import ServerSetupError, SnapkeepError, UsageError
-from snapkeep.repository import BinlogArchive, Repository
+from snapkeep.repository import BinlogArchive, BlobRef, Repository
 from snapkeep.services import pitr_window
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target
@@ -176,6 +177,10 @@ def _gtid_base(repo: Repository, name: str, w: pitr_window.Window,
     return best
 
 
+def _reader(repo: Repository, ref: BlobRef) -> Callable[[], Iterable[bytes]]:
+    return lambda: repo.open_blob(ref).iter_chunks()
+
+
 def pieces(repo: Repository, name: str, base: pitr_window.Base) -> list[mysql.ReplayPiece]:
     """The archived segments from the start of the base position's file on, in order
     (the replay reads the file's Format_description event at its start); up to the first
@@ -200,5 +205,5 @@ def pieces(repo: Repository, name: str, base: pitr_window.Base) -> list[mysql.Re
         if ref is None:
             continue
         out.append(mysql.ReplayPiece(r.file, int(r.data["start"]), r.end,
-                                     lambda ref=ref: (repo.read_blob(ref),)))
+                                     _reader(repo, ref)))
     return out

@@ -33,7 +33,9 @@ def _project(tmp_path, server, point_in_time=True) -> Cli:
         '[repository]\nkey_file = "repository.key"\n\n'
         '[environments.production]\ntype = "production"\nroot = "."\n'
         f'database = "mysql://root@127.0.0.1:{server.port}/shop"\n'
-        f"point_in_time = {'true' if point_in_time else 'false'}\nbinlog_interval = 0.3\n")
+        f"point_in_time = {'true' if point_in_time else 'false'}\nbinlog_interval = 0.3\n\n"
+        '[environments.staging]\ntype = "staging"\nroot = "."\n'
+        f'database = "mysql://root@127.0.0.1:{server.port}/shop_copy"\n')
     Repository.init(LocalBackend(base / "repo"), key_file=base / "repository.key")
     return Cli(base, cli_env())
 
@@ -66,10 +68,10 @@ def _next_second() -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _state(server) -> dict:
+def _state(server, db: str = "shop") -> dict:
     conn = server.connect()
     try:
-        return db_state(conn, "shop")
+        return db_state(conn, db)
     finally:
         conn.close()
 
@@ -170,8 +172,16 @@ def test_restore_at_t2_is_exactly_the_database_at_t2(scenario):
     # the whole database, from the latest snapshot before T2 (S2)
     res = _restore(cli, "--at", at)
     out = res.stdout + res.stderr
-    assert scenario["s2"] in out and "Mounts are not part" not in out or True
+    assert f"base snapshot {scenario['s2']}" in out  # the latest one before T2
+    replayed = [line for line in out.splitlines() if line.startswith("Replayed ")]
+    assert replayed and "transactions" in replayed[0] and "; the last one at " in replayed[0]
     assert_same(_state(server), state2, "--at T2")
+
+    # another environment as of T2, from production's archive
+    _restore(cli, "--at", at, "--target", "staging")
+    copy = _state(server, "shop_copy")
+    assert_same({k: v for k, v in copy.items() if k != "database"},
+                {k: v for k, v in state2.items() if k != "database"}, "--target staging")
 
     # from a base two snapshots back, after the database was dropped
     run(server.connect(), "DROP DATABASE shop")
@@ -182,6 +192,27 @@ def test_restore_at_t2_is_exactly_the_database_at_t2(scenario):
     run(server.connect(), "INSERT INTO shop.orders (v) VALUES (999)")
     _restore(cli, "--at", scenario["gtid2"])
     assert_same(_state(server), state2, "--at GTID")
+
+    # the restores above are in the binlog since S2: a replay from S2 cannot cross them
+    tmp_path = scenario["tmp_path"]
+    run(server.connect(), "INSERT INTO shop.orders (v) VALUES (1000)")
+    t4 = _next_second()
+    run(server.connect(), "INSERT INTO shop.orders (v) VALUES (1001)")
+    _wait_archived(tmp_path, server)
+    before = _state(server)
+    res = cli.run("snapshot:restore", "-e", "production", "--yes", "--at",
+                  t4.strftime("%Y-%m-%dT%H:%M:%SZ"), check=False)
+    one_line_error(res, "was restored by snapkeep", "snapshot taken after that restore")
+    assert_same(_state(server), before, "after the refused crossing")
+    # a snapshot taken after them is a base again
+    _snapshot(cli)
+    run(server.connect(), "UPDATE shop.orders SET v = -v WHERE v > 900")
+    t5 = _next_second()
+    state5 = _state(server)
+    run(server.connect(), "DELETE FROM shop.orders")
+    _wait_archived(tmp_path, server)
+    _restore(cli, "--at", t5.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert_same(_state(server), state5, "--at T5 from the snapshot after the restores")
 
 
 def test_bad_points_are_refused_in_one_line_with_nothing_touched(scenario):
@@ -195,7 +226,28 @@ def test_bad_points_are_refused_in_one_line_with_nothing_touched(scenario):
     one_line_error(_restore_fail(cli, "--at", t2.isoformat(), "--only", "mounts"),
                    "--at restores the database")
     one_line_error(_restore_fail(cli, "--at", "0-1-999999"), "not in the binlog archive")
+    one_line_error(_restore_fail(cli, "--at", t2.isoformat(), "nosuchsnapshot"),
+                   "nosuchsnapshot")
     assert_same(_state(server), before, "after the refusals")
+
+
+def test_a_statement_naming_the_database_in_the_window_is_refused(scenario):
+    """``--rewrite-db`` renames only the default database: a DDL naming its database
+    (``CREATE TABLE shop.t`` from another default database) cannot be replayed into the
+    shadow, so it is refused rather than applied to the live database or skipped."""
+    server, cli, tmp_path = scenario["server"], scenario["cli"], scenario["tmp_path"]
+    run(server.connect(), "CREATE DATABASE other", "USE other",
+        "CREATE TABLE shop.extra (id INT PRIMARY KEY)")
+    t = _next_second()
+    run(server.connect(), "INSERT INTO shop.orders (v) VALUES (7)")
+    _wait_archived(tmp_path, server)
+    before = _state(server)
+    one_line_error(_restore_fail(cli, "--at", t.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                   "names its object with a database", "restore to a time before it")
+    assert_same(_state(server), before, "after the refusal")
+    # before it, the same window restores
+    _restore(cli, "--at", scenario["t2"].strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert_same(_state(server), scenario["state2"], "--at T2")
 
 
 def _restore_fail(cli: Cli, *args: str):

@@ -7,8 +7,8 @@ database and text) and Table_map events (the database and table a row event chan
 after the stop time, or the end of the named GTID's transaction) and refuses what the
 replay could not do exactly:
 
-- a restore of the same database in the range: snapkeep's own shadow and old databases
-  (``names.py``) appear in its events (the shadow's rows, the cut-over's RENAME TABLE);
+- a restore of the same database in the range: snapkeep's own shadow, old and journal
+  databases (``names.py``) appear in its events (the shadow's rows, the cut-over's RENAME TABLE);
   replaying across it would replay the restore's own moves;
 - a statement of the database whose object is named with a database (``CREATE TABLE
   other.t``, ``ALTER TABLE shop.t``): the stock tool's ``--rewrite-db`` renames only the
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from snapkeep.engines.mysql.binlog_replay_types import ReplayPiece, ReplayStop
-from snapkeep.engines.mysql.names import old_name, shadow_name
+from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.errors import IntegrityError, UsageError
 
 HEADER = 19
@@ -130,7 +130,7 @@ def scan(pieces: Iterable[ReplayPiece], *, start_file: str, start_position: int,
     if (stop.before_time is None) == (stop.after_gtid is None):
         raise ValueError("a replay stops at a time or after a GTID, exactly one")
     limit = int(stop.before_time.timestamp()) if stop.before_time is not None else None
-    foreign = [shadow_name(source_db).encode(), old_name(source_db).encode()]
+    foreign = [f(source_db).encode() for f in (shadow_name, old_name, journal_name)]
     out = ScanResult()
     started = False
     in_txn = touched = False
@@ -168,7 +168,7 @@ def scan(pieces: Iterable[ReplayPiece], *, start_file: str, start_position: int,
         if ev.type in (FORMAT_DESCRIPTION, ROTATE):
             continue
         txn_events += 1
-        if ev.type in (QUERY, TABLE_MAP) and any(n in ev.body for n in foreign):
+        if ev.type in (QUERY, TABLE_MAP) and any(n in bytes(ev.body) for n in foreign):
             when = datetime.fromtimestamp(ev.timestamp, UTC).isoformat()
             raise UsageError(
                 f"the database {source_db} was restored by snapkeep at {when} (binlog "
