@@ -229,6 +229,10 @@ def test_bad_points_are_refused_in_one_line_with_nothing_touched(scenario):
     one_line_error(_restore_fail(cli, "--at", t2.isoformat(), "nosuchsnapshot"),
                    "nosuchsnapshot")
     assert_same(_state(server), before, "after the refusals")
+    # after the last archived event, with everything the server wrote archived (lag 0):
+    # the archive's end is the point
+    _restore(cli, "--at", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert_same(_state(server), before, "--at now, the archive complete")
 
 
 def test_a_statement_naming_the_database_in_the_window_is_refused(scenario):

@@ -87,26 +87,29 @@ def replay(target: MySQLTarget, pieces: Iterable[ReplayPiece], *, start_file: st
            threads: int = 1) -> ReplayResult:
     """Apply ``source_db``'s archived events from ``start_file:start_position`` up to
     ``stop`` to ``into_db`` with the stock tools (see the module). ``tables`` and
-    ``threads`` are not used by this baseline. Nothing is applied when the archive ends
-    before the stop (``reached_stop`` false)."""
+    ``threads`` are not used by this baseline. When the archive ends before the stop,
+    everything archived is applied and ``reached_stop`` is false."""
     del tables, threads
     pieces = list(pieces)
     plan = scan(pieces, start_file=start_file, start_position=start_position,
                 source_db=source_db, stop=stop)
     result = ReplayResult(plan.transactions, plan.events, plan.last_time, plan.last_gtid,
                           plan.reached_stop)
-    if not plan.reached_stop or plan.transactions == 0:
+    # not reached: everything archived (its last complete transaction), for the caller
+    # to refuse or to accept when the archive is known to be complete
+    stop_file, stop_position = (plan.stop_file, plan.stop_position) if plan.reached_stop \
+        else (plan.end_file, plan.end_position)
+    if plan.transactions == 0 or stop_file is None or stop_position is None:
         return result
-    assert plan.stop_file is not None and plan.stop_position is not None
     tool, client = find_binlog_tool(), find_client()
     workdir = Path(tempfile.mkdtemp(prefix="snapkeep-replay-"))
     try:
-        files = write_files(pieces, workdir, start_file=start_file, last_file=plan.stop_file)
+        files = write_files(pieces, workdir, start_file=start_file, last_file=stop_file)
         login = option_file(workdir, target)
         dump = subprocess.Popen(
             [tool, "--no-defaults", f"--database={source_db}",
              f"--rewrite-db={source_db}->{into_db}", "--disable-log-bin",
-             f"--start-position={start_position}", f"--stop-position={plan.stop_position}",
+             f"--start-position={start_position}", f"--stop-position={stop_position}",
              *map(str, files)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert dump.stdout is not None

@@ -61,6 +61,9 @@ class ScanResult:
     events: int = 0
     last_time: datetime | None = None
     last_gtid: str | None = None
+    # the end of the last complete transaction: where a replay to the archive's end stops
+    end_file: str | None = None
+    end_position: int | None = None
 
     @property
     def reached_stop(self) -> bool:
@@ -201,6 +204,7 @@ def scan(pieces: Iterable[ReplayPiece], *, start_file: str, start_position: int,
             continue
         if ends:
             close_txn()
+            out.end_file, out.end_position = ev.file, ev.end
             if ending_after_gtid:
                 out.stop_file, out.stop_position = ev.file, ev.end
                 return out
