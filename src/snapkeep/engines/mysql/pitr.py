@@ -8,7 +8,10 @@ binlog replayed into it, the swap plan made to match (docs/pitr.md).
    (``ALTER``/``DROP`` of them, a ``CREATE TRIGGER`` on a new table) applies as it did on
    the server. Triggers do not fire for row events (the replay applies rows as a replica
    does), so a row a trigger changed comes from the binlog exactly once;
-2. the replayer applies the database's events from the snapshot's position up to the stop;
+2. ``binlog_scan.scan`` refuses what no replay can do exactly (a snapkeep restore of the
+   database in the window, a DDL naming its database, an archive ending first), then the
+   replayer (any implementation of ``binlog_replay_types``) applies the database's events
+   from the snapshot's position up to the stop;
 3. the shadow is described again (tables, views, routines, triggers, events) into the
    description the swap uses, then its views, routines, triggers and events are dropped
    (a table with triggers cannot move to another database; the cut-over creates them in
@@ -31,6 +34,7 @@ from typing import Any
 from snapkeep.engines.mysql import objects as objs
 from snapkeep.engines.mysql import schema, scope
 from snapkeep.engines.mysql.binlog_replay_types import ReplayPiece, ReplayResult, ReplayStop
+from snapkeep.engines.mysql.binlog_scan import scan
 from snapkeep.engines.mysql.connect import errors_as, query, quote_ident
 from snapkeep.engines.mysql.cutover import row_tables
 from snapkeep.engines.mysql.descriptions import check_readable, snapshot_objects
@@ -125,20 +129,31 @@ def _replay(restore: PreparedRestore, pieces: Iterable[ReplayPiece], stop: Repla
         objs.execute_as_created(conn, {**event, "create": _with_status(event["create"],
                                                                        _PARKED)})
     source = str(d.get("database") or restore.live)
+    pieces = list(pieces)
+    # whatever the replayer: a restore in the window or a DDL naming its database refused,
+    # and an archive ending first, before anything is replayed
+    planned = scan(pieces, start_file=str(position["file"]),
+                   start_position=int(position["position"]), source_db=source, stop=stop)
+    if not planned.reached_stop and not allow_archive_end:
+        raise _archive_ends()
     result = replayer(restore.target.with_database(shadow), pieces,
                       start_file=str(position["file"]), start_position=int(position["position"]),
                       source_db=source, into_db=shadow, tables=None, stop=stop,
                       reporter=restore.reporter)
     if not result.reached_stop and not allow_archive_end:
-        raise UsageError("the binlog archive ends before the time asked: nothing was "
-                         "changed; restore to an earlier time, or wait for the follower "
-                         "(`snapkeep binlog:follow`) to catch up")
+        raise _archive_ends()
     restore.reporter.log(
         f"replayed {result.transactions} transactions ({result.events} events) of {source} "
         f"from {position['file']}:{position['position']}; the last at "
         f"{result.last_time.isoformat() if result.last_time else '(none)'}"
         + (f", GTID {result.last_gtid}" if result.last_gtid else ""))
     return result
+
+
+def _archive_ends() -> UsageError:
+    return UsageError("the binlog archive ends before the point asked: nothing was changed; "
+                      "restore to an earlier point, or wait for the follower "
+                      "(`snapkeep binlog:follow`) to catch up")
 
 
 def _redescribe(restore: PreparedRestore, tables: list[str] | None) -> None:
