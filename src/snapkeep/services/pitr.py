@@ -118,21 +118,25 @@ def plan(ctx: Context, env: EnvironmentConfig, at: PointInTime,
         if t > now:
             raise UsageError(f"--at {at.describe()} is in the future (now is "
                              f"{pitr_window.iso(now)}); {window_text}")
-        if t < w.start:
-            raise UsageError(f"--at {at.describe()} is before the recoverable window: "
-                             f"{window_text}; older points need an older snapshot and its "
-                             f"archived binlog, which {name} does not have")
-        if t > w.end and not complete:
-            raise UsageError(f"--at {at.describe()} is after the last archived event "
-                             f"({pitr_window.iso(w.end)}; the follower lags "
-                             f"{w.lag_seconds or 0:.0f} s): {window_text}; check "
-                             f"`snapkeep binlog:follow -e {name}` and try again")
-        probe = min(t, w.end)
-        found = w.base_for(probe)
+        first = w.ranges[0][0] if w.ranges else w.start
+        if not w.covers(t):
+            if t < first:
+                raise UsageError(f"--at {at.describe()} is before the recoverable window: "
+                                 f"{window_text}; older points need an older snapshot and "
+                                 f"its archived binlog, which {name} does not have")
+            if t > w.end and not complete:
+                raise UsageError(f"--at {at.describe()} is after the last archived event "
+                                 f"({pitr_window.iso(w.end)}; the follower lags "
+                                 f"{w.lag_seconds or 0:.0f} s): {window_text}; check "
+                                 f"`snapkeep binlog:follow -e {name}` and try again")
+            if t <= w.end:
+                gaps = "; ".join(g.describe() for g in w.gaps)
+                raise UsageError(f"--at {at.describe()} falls where binlogs are missing "
+                                 f"({gaps or 'no base snapshot reaches it'}); {window_text}")
+        found = w.base_for(min(t, w.end))
         if found is None:
-            gaps = "; ".join(g.describe() for g in w.gaps)
-            raise UsageError(f"--at {at.describe()} falls where binlogs are missing: "
-                             f"{gaps or window_text}; {window_text}")
+            raise UsageError(f"--at {at.describe()} has no base snapshot before it: "
+                             f"{window_text}")
         base = found
     if snapshot_id is not None and snapshot_id != base.snapshot_id:
         chosen = [b for b in w.bases if b.snapshot_id == snapshot_id]

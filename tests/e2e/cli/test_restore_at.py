@@ -19,7 +19,7 @@ import pytest
 from snapkeep.repository import BinlogArchive, Repository
 from snapkeep.sandbox import PrivateMariaDB
 from snapkeep.storage import LocalBackend
-from tests.helpers.binlog import binlog_server, master_status
+from tests.helpers.binlog import binlog_files, binlog_server, master_status
 from tests.helpers.dbstate import assert_same, db_state
 from tests.helpers.shop import Cli, cli_env, one_line_error
 from tests.helpers.sql import run
@@ -277,3 +277,60 @@ def test_a_server_without_log_bin_or_without_point_in_time_is_refused(tmp_path):
                       "2026-01-01T00:00:00Z", check=False)
         one_line_error(res, "point_in_time = true")
         assert_same(db_state(plain.connect(), "shop"), before, "after the refusals")
+
+
+def test_a_point_inside_a_gap_is_refused_naming_it(tmp_path):
+    """Binlogs purged on the server before they were archived: no base reaches the lost
+    stretch, so a restore into it is refused with the gap, nothing touched."""
+    server = binlog_server(tmp_path / "server")
+    conn = server.connect()
+    run(conn, "CREATE DATABASE shop", "USE shop",
+        "CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT)",
+        "INSERT INTO a (v) VALUES (1)")
+    cli = _project(tmp_path, server)
+    follower = cli.popen("binlog:follow", "-e", "production")
+    try:
+        _snapshot(cli)
+        old_state = _state(server)
+        old = _next_second()
+        run(conn, "INSERT INTO a (v) VALUES (2)")
+        _wait_archived(tmp_path, server)
+        follower.send_signal(signal.SIGTERM)
+        follower.wait(60)
+        run(conn, "INSERT INTO a (v) VALUES (3)")
+        lost = _next_second()
+        run(conn, "INSERT INTO a (v) VALUES (4)", "FLUSH BINARY LOGS")
+        newest = master_status(server)[0]
+        deadline = time.monotonic() + 30
+        while binlog_files(server)[0] != newest:  # the stopped replica's dump thread may
+            run(conn, f"PURGE BINARY LOGS TO '{newest}'")  # hold the file a moment
+            assert time.monotonic() < deadline, binlog_files(server)
+            time.sleep(0.2)
+        follower = cli.popen("binlog:follow", "-e", "production")
+        run(conn, "INSERT INTO a (v) VALUES (5)")
+        _next_second()
+        run(conn, "INSERT INTO a (v) VALUES (6)")
+        _wait_archived(tmp_path, server)
+        before = _state(server)
+        at = lost.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # no snapshot since the gap: no window at all
+        one_line_error(_restore_fail(cli, "--at", at), "since the gap after",
+                       "take a snapshot")
+        # a snapshot after the gap opens a window, which does not reach the lost stretch
+        _snapshot(cli)
+        run(conn, "INSERT INTO a (v) VALUES (7)")
+        _next_second()
+        run(conn, "INSERT INTO a (v) VALUES (8)")
+        _wait_archived(tmp_path, server)
+        before = _state(server)
+        one_line_error(_restore_fail(cli, "--at", at), "falls where binlogs are missing",
+                       "purged before they were archived", "recoverable from")
+        assert_same(_state(server), before, "after the refusal")
+        # the stretch before the gap is still recoverable, from the snapshot before it
+        _restore(cli, "--at", old.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        assert_same(_state(server), old_state, "--at a point before the gap")
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        follower.wait(60)
+        conn.close()
+        server.stop()
