@@ -44,6 +44,10 @@ def find_binlog_tool() -> str:
                       "(Debian: `apt-get install mariadb-client`)")
 
 
+def _one_line(stderr: bytes) -> str:
+    return " ".join(stderr.decode(errors="replace").split())[:300]
+
+
 def write_files(pieces: Iterable[ReplayPiece], directory: Path, *, start_file: str,
                 last_file: str) -> list[Path]:
     """The binlog files ``start_file`` .. ``last_file`` rebuilt from the pieces."""
@@ -120,11 +124,12 @@ def replay(target: MySQLTarget, pieces: Iterable[ReplayPiece], *, start_file: st
         _, dump_err = dump.communicate()
         if dump.returncode != 0:
             raise ServiceUnavailable(f"mariadb-binlog failed replaying into {into_db}: "
-                                     f"{dump_err.decode(errors='replace').strip()[:300]}")
+                                     f"{_one_line(dump_err)}")
         if apply.returncode != 0:
             raise ServiceUnavailable(
-                f"replaying the binlog into {into_db} failed: "
-                f"{apply.stderr.decode(errors='replace').strip()[:300]}")
+                f"replaying the binlog into {into_db} failed: {_one_line(apply.stderr)} "
+                f"(the replay needs SUPER or BINLOG ADMIN and BINLOG REPLAY); nothing "
+                f"was changed")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     reporter.log(f"replayed {plan.transactions} transactions ({plan.events} events) of "
