@@ -33,10 +33,17 @@ QUERY, ROTATE, FORMAT_DESCRIPTION, XID, TABLE_MAP = 2, 4, 15, 16, 19
 GTID = 162
 FL_STANDALONE = 1  # a GTID event's flag: a transaction of one statement, no COMMIT
 _CONTROL = re.compile(rb"^\s*(BEGIN|COMMIT|ROLLBACK|XA\s)", re.I)
+# the object a DDL statement names first, when it is qualified with a database: only the
+# words that may stand between the verb and the object's kind (so a name in a routine's or
+# view's body is not taken for it)
 _DDL_OBJECT = re.compile(
-    rb"^\s*(?:CREATE|ALTER|DROP|RENAME|TRUNCATE)\b.*?\b(?:TABLE|VIEW|TRIGGER|PROCEDURE|"
-    rb"FUNCTION|EVENT|SEQUENCE|INDEX)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
-    rb"(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*(`|[A-Za-z_$])", re.I | re.S)
+    rb"^\s*(?:CREATE|ALTER|DROP|RENAME|TRUNCATE)\s+"
+    rb"(?:(?:OR\s+REPLACE|TEMPORARY|ONLINE|OFFLINE|IGNORE|UNIQUE|FULLTEXT|SPATIAL|AGGREGATE"
+    rb"|DEFINER\s*=\s*(?:`(?:[^`]|``)*`|'[^']*'|[\w.%$]+)(?:\s*@\s*(?:`(?:[^`]|``)*`|'[^']*'"
+    rb"|[\w.%$]+))?|ALGORITHM\s*=\s*\w+|SQL\s+SECURITY\s+\w+)\s+)*"
+    rb"(?:TABLE|VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|SEQUENCE)\s+"
+    rb"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*(?:`|[A-Za-z_$])",
+    re.I | re.S)
 
 
 @dataclass
