@@ -185,29 +185,38 @@ def _reader(repo: Repository, ref: BlobRef) -> Callable[[], Iterable[bytes]]:
     return lambda: repo.open_blob(ref).iter_chunks()
 
 
-def pieces(repo: Repository, name: str, base: pitr_window.Base) -> list[mysql.ReplayPiece]:
+def pieces(repo: Repository, name: str, base: pitr_window.Base,
+           until: datetime | None = None) -> list[mysql.ReplayPiece]:
     """The archived segments from the start of the base position's file on, in order
-    (the replay reads the file's Format_description event at its start); up to the first
-    gap after the base."""
+    (the replay reads the file's Format_description event at its start), up to the first
+    gap after the base; with ``until`` (a time stop), up to the first segment whose first
+    event is after it and which starts a transaction (it holds the stop). Only those
+    records are read."""
     out: list[mysql.ReplayPiece] = []
     archive = BinlogArchive(repo, name)
-    records = list(archive.records())
+    seqs = archive.seqs()
     # a record is written after its chunks' index: read the index files written since this
     # process opened the repository (the follower goes on archiving meanwhile)
     repo.load_index()
+    i = seqs.index(base.seq)
     # back to the first segment of the base's file, in the same run (no gap between)
-    i = next(k for k, r in enumerate(records) if r.seq == base.seq)
-    while i > 0 and records[i - 1].kind == "segment" and records[i - 1].file == base.file:
+    while i > 0:
+        prev = archive.load(seqs[i - 1])
+        if prev.kind != "segment" or prev.file != base.file:
+            break
         i -= 1
-    start = records[i].seq
-    for r in records:
-        if r.seq < start:
-            continue
+    for seq in seqs[i:]:
+        r = archive.load(seq)
         if r.kind == "gap":
             break
         ref = r.blob
-        if ref is None:
-            continue
-        out.append(mysql.ReplayPiece(r.file, int(r.data["start"]), r.end,
-                                     _reader(repo, ref)))
+        if ref is not None:
+            out.append(mysql.ReplayPiece(r.file, int(r.data["start"]), r.end,
+                                         _reader(repo, ref)))
+        # a segment may start inside a transaction: the stop is certainly in one whose
+        # events all come after ``until`` and which starts a transaction (a GTID event)
+        first = r.data.get("first_time")
+        if until is not None and first and r.data.get("gtid_first") and \
+                datetime.fromisoformat(str(first).replace("Z", "+00:00")) > until:
+            break
     return out

@@ -61,7 +61,7 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     if at is not None:
         source_env = ctx.config.environment(source)
         p = pitr.plan(ctx, source_env, at, manifest.id)
-        replay = _Replay(at, pitr.pieces(repo, source, p.base), p.archive_complete)
+        replay = _Replay(at, pitr.pieces(repo, source, p.base, at.time), p.archive_complete)
         rec.log(f"Restoring {env.name}" + (f" from {source}" if foreign else "")
                 + f" as of {at.describe()}: base snapshot {manifest.id} (its binlog position "
                 f"{p.base.file}:{p.base.position}), then the archived binlog replayed"
