@@ -26,9 +26,11 @@ from pathlib import Path
 
 from snapkeep.engines.mysql.binlog_replay_types import ReplayPiece, ReplayResult, ReplayStop
 from snapkeep.engines.mysql.binlog_scan import scan
+from snapkeep.engines.mysql.connect import connect, errors_as
+from snapkeep.engines.mysql.privileges import session_grants
 from snapkeep.engines.mysql.sqlfile import find_client, option_file
 from snapkeep.engines.mysql.target import MySQLTarget
-from snapkeep.errors import ConfigError, ServiceUnavailable
+from snapkeep.errors import ConfigError, PermissionDenied, ServiceUnavailable
 from snapkeep.progress import Reporter
 
 MAGIC = b"\xfebin"
@@ -46,6 +48,26 @@ def find_binlog_tool() -> str:
 
 def _one_line(stderr: bytes) -> str:
     return " ".join(stderr.decode(errors="replace").split())[:300]
+
+
+def check_privileges(target: MySQLTarget) -> None:
+    """PermissionDenied unless the user may run what ``mariadb-binlog`` prints: ``SET
+    sql_log_bin`` (SUPER or BINLOG ADMIN) and ``BINLOG`` statements (SUPER or BINLOG
+    REPLAY; MariaDB 10.5.2+ splits them out of SUPER)."""
+    conn = connect(target, database=None, doing="checking the replay's privileges")
+    try:
+        with errors_as(target, "checking the replay's privileges"):
+            grants = session_grants(conn)
+    finally:
+        conn.close()
+    if grants.holds("SUPER", None):
+        return
+    missing = [p for p in ("BINLOG ADMIN", "BINLOG REPLAY") if not grants.holds(p, None)]
+    if missing:
+        raise PermissionDenied(
+            f"{target.user} may not replay the binary log (it needs SUPER, or "
+            f"{' and '.join(missing)}): GRANT {', '.join(missing)} ON *.* TO the user, "
+            f"or restore without --at; nothing was changed")
 
 
 def write_files(pieces: Iterable[ReplayPiece], directory: Path, *, start_file: str,
@@ -105,6 +127,7 @@ def replay(target: MySQLTarget, pieces: Iterable[ReplayPiece], *, start_file: st
         else (plan.end_file, plan.end_position)
     if plan.transactions == 0 or stop_file is None or stop_position is None:
         return result
+    check_privileges(target)
     tool, client = find_binlog_tool(), find_client()
     workdir = Path(tempfile.mkdtemp(prefix="snapkeep-replay-"))
     try:
