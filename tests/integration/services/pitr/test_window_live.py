@@ -4,6 +4,7 @@ sent to a real webhook receiver (services/pitr_window.py, services/notify/binlog
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -11,16 +12,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
+from snapkeep.api.app import create_app
 from snapkeep.config import load_config
 from snapkeep.progress import NullReporter
 from snapkeep.services import binlogs, environments, pitr_window
 from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
+from snapkeep.services.identity import auth, users
 from snapkeep.services.notify import binlog_lag
 from snapkeep.services.schedules.scheduler import tick
 from tests.helpers.binlog import binlog_server, master_status
 from tests.helpers.clock import ManualClock
+from tests.helpers.shop import Cli, cli_env
 from tests.helpers.sql import run
 from tests.helpers.webhook import SECRET, Receiver, notifications_toml
 
@@ -108,6 +113,28 @@ def test_the_window_starts_at_the_snapshot_and_ends_at_the_last_archived_write(
     assert info.point_in_time and info.recoverable == w.describe()
     assert info.window["start"] == pitr_window.iso(w.start)
     assert info.window["bases"][0]["snapshot_id"] == snap
+    # the CLI: a row in the table, the fields in JSON
+    cli = Cli(tmp_path / "project", cli_env())
+    shown = cli.run("environment:info", "-e", "production").stdout
+    assert f"recoverable from {pitr_window.iso(w.start)} to " in shown
+    got = json.loads(cli.run("environment:info", "-e", "production", "--format", "json").stdout)
+    assert got["window"]["start"] == pitr_window.iso(w.start)
+    assert got["window"]["lag_seconds"] == 0 and got["recoverable"] == w.describe()
+    # the API's environment, and GET /metrics
+    users.add_user(ctx, "ada@example.com", "Ada", "ada's long password")
+    users.set_project_role(ctx, "ada@example.com", "admin")
+    token = auth.create_token(ctx, "ada@example.com", "tests")[1]
+    api = TestClient(create_app(lambda: Context(ctx.config)),
+                     headers={"Authorization": f"Bearer {token}"})
+    got = api.get("/api/projects/shop/environments/production").json()
+    assert got["point_in_time"] is True
+    assert got["recoverable"]["start"] == pitr_window.iso(w.start)
+    assert got["recoverable"]["end"] == pitr_window.iso(w.end)
+    assert got["recoverable"]["summary"] == w.describe()
+    metrics = api.get("/metrics").text
+    assert 'snapkeep_binlog_lag_seconds{environment="production"} 0\n' in metrics
+    assert (f'snapkeep_pitr_window_start_seconds{{environment="production"}} '
+            f"{int(w.start.timestamp())}\n") in metrics
 
 
 def test_a_lag_over_the_threshold_is_warned_once_by_webhook_and_cleared(tmp_path, server):
