@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import ConfigError
+from snapkeep.errors import ConfigError, SnapkeepError
 from snapkeep.policy import Action, require_role
 from snapkeep.services import gitinfo, pitr_window
 from snapkeep.services.context import Context
@@ -54,8 +54,11 @@ def info(ctx: Context, env: EnvironmentConfig, *, window: bool = False) -> Envir
     recoverable = data = None
     if window and env.point_in_time:
         require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
-        w = pitr_window.window(ctx, env)
-        recoverable, data = w.describe(), w.to_json()
+        try:
+            w = pitr_window.window(ctx, env)
+            recoverable, data = w.describe(), w.to_json()
+        except SnapkeepError as e:  # the repository unreadable: say so, show the rest
+            recoverable = f"recoverable window unknown: {e}"
     return EnvironmentInfo(
         name=env.name, type=env.type, status=ctx.catalog.environment_status(env.name),
         root=str(env.root), mounts=env.mounts,

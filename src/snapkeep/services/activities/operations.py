@@ -73,12 +73,14 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
                   detach: bool = False, observer: Observer | None = None,
                   threads: int | None = None, queue: bool = False,
                   target: EnvironmentConfig | None = None,
-                  scope: RestoreScope | None = None) -> ActivityInfo:
+                  scope: RestoreScope | None = None,
+                  at: str | None = None) -> ActivityInfo:
     """Restore a snapshot of ``env`` into ``target`` (default: ``env`` itself), all of it
-    or the parts ``scope`` names. Needs Admin on ``target``, which must be active, and on
-    ``env`` when it is another one: its data leaves it, as with an export (a Viewer of
-    ``env`` who is Admin of ``target`` could otherwise export it from there). The activity
-    belongs to ``target``."""
+    or the parts ``scope`` names; ``at`` (a time or GTID, docs/pitr.md) asks for the state
+    at that point, passed on to the activity as its parameter ``at``. Needs Admin on
+    ``target``, which must be active, and on ``env`` when it is another one: its data
+    leaves it, as with an export (a Viewer of ``env`` who is Admin of ``target`` could
+    otherwise export it from there). The activity belongs to ``target``."""
     into = target or env
     scope = scope or RestoreScope()
     _check_env(ctx, into, Action.SNAPSHOT_RESTORE)
@@ -93,9 +95,11 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
         desc += f" of {env.name}"
     if not scope.is_full:
         desc += f" (only {scope.describe(manifest)})"
+    if at:
+        desc += f" as of {at}"
     c = claim(ctx, into.name, RESTORE, desc,
                          {"snapshot_id": snap.id, "threads": threads, "source": env.name,
-                          "scope": scope.to_params()},
+                          "scope": scope.to_params(), "at": at or None},
                          state=_state(detach, queue))
     return go(ctx, c, detach, queue, observer)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import UsageError
 from snapkeep.services.activities.info import BACKUP, DELETE, EXPIRE, RESTORE
 from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.activities.registry import ActivityType, register
@@ -28,6 +29,9 @@ def _backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
 
 def _restore(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
              params: dict[str, Any]) -> str:
+    if params.get("at"):  # the replay comes with `snapshot:restore --at`: never ignore it
+        raise UsageError(f"restoring to a point in time ({params['at']}) is not available in "
+                         "this snapkeep yet; nothing was changed")
     manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
     return restore.restore(ctx, env, manifest, rec, threads=params.get("threads"),
                            scope=RestoreScope.from_params(params.get("scope")))
