@@ -50,13 +50,14 @@ def following(ctx: Context, env: str = ENV) -> Iterator[None]:
         assert not errors, errors
 
 
-def caught_up(ctx: Context, env: str = ENV, timeout: float = 60) -> pitr_window.Window:
-    """The window once every event the server wrote is archived (lag 0) and it has a
-    base (a bound, not a speed requirement)."""
+def caught_up(ctx: Context, env: str = ENV, *, with_base: bool = True,
+              timeout: float = 60) -> pitr_window.Window:
+    """The window once every event the server wrote is archived (lag 0) and, with
+    ``with_base``, it has a base (``timeout`` a bound, not a speed requirement)."""
     deadline = time.monotonic() + timeout
     while True:
         w = pitr_window.window(ctx, ctx.config.environments[env])
-        if w.lag_seconds == 0.0 and w.available:
+        if w.lag_seconds == 0.0 and (w.available or not with_base):
             return w
         assert time.monotonic() < deadline, f"never caught up: {w.describe()}"
         time.sleep(0.1)

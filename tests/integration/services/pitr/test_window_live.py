@@ -5,10 +5,6 @@ sent to a real webhook receiver (services/pitr_window.py, services/notify/binlog
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,8 +12,7 @@ from fastapi.testclient import TestClient
 
 from snapkeep.api.app import create_app
 from snapkeep.config import load_config
-from snapkeep.progress import NullReporter
-from snapkeep.services import binlogs, environments, pitr_window
+from snapkeep.services import environments, pitr_window
 from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
 from snapkeep.services.identity import auth, users
@@ -25,6 +20,8 @@ from snapkeep.services.notify import binlog_lag
 from snapkeep.services.schedules.scheduler import tick
 from tests.helpers.binlog import binlog_server, master_status
 from tests.helpers.clock import ManualClock
+from tests.helpers.pitr import caught_up
+from tests.helpers.pitr import following as _following
 from tests.helpers.shop import Cli, cli_env
 from tests.helpers.sql import run
 from tests.helpers.webhook import SECRET, Receiver, notifications_toml
@@ -55,38 +52,13 @@ def _project(tmp_path, server, extra: str = "") -> Context:
     return ctx
 
 
-@contextmanager
-def following(ctx: Context) -> Iterator[None]:
-    stop = threading.Event()
-    env = ctx.config.environments["production"]
-    errors: list[BaseException] = []
-
-    def go() -> None:
-        try:
-            binlogs.follow(ctx.with_own_repository(), env, NullReporter(), stop=stop)
-        except BaseException as e:  # noqa: BLE001 - surfaced by the test
-            errors.append(e)
-
-    t = threading.Thread(target=go, daemon=True)
-    t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        t.join(60)
-        assert not errors, errors
+def following(ctx: Context):
+    return _following(ctx, "production")
 
 
 def _caught_up(ctx: Context, server) -> pitr_window.Window:
     """The window once the archive holds every event the server wrote."""
-    env = ctx.config.environments["production"]
-    deadline = time.monotonic() + 60
-    while True:
-        w = pitr_window.window(ctx, env)
-        if w.lag_seconds == 0.0:
-            return w
-        assert time.monotonic() < deadline, f"never caught up: {w.describe()}"
-        time.sleep(0.1)
+    return caught_up(ctx, "production", with_base=False)
 
 
 def test_the_window_starts_at_the_snapshot_and_ends_at_the_last_archived_write(
