@@ -11,14 +11,17 @@ such activity is the state, so a lasting lag is warned about once, not on every 
 and several servers sharing a catalog agree on it. ``snapkeep serve``'s scheduler looks
 at every tick (services/schedules/scheduler.py).
 
-An environment with nothing archived yet is not warned about (no follower ever ran);
-a follower that stopped while the server is idle is not either — nothing is lost until
-the server writes, and from that write on its lag grows.
+A lag over the threshold is looked at again ``2 × binlog_interval + 1`` seconds later and
+warned about only if it still is (a new binlog file's first events are unarchived for up
+to an interval). An environment with nothing archived yet is not warned about (no
+follower ever ran); a follower that stopped while the server is idle is not either —
+nothing is lost until the server writes, and from that write on its lag grows.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from snapkeep.catalog import Activity
@@ -69,6 +72,13 @@ def check(ctx: Context, env: EnvironmentConfig) -> str | None:
     over = w.lag_seconds > limit
     warned = _warned(ctx, env)
     if over and not warned:
+        # Confirmed a moment later: right after the server opens a new binlog file (FLUSH
+        # LOGS, a restart) its first events are unarchived for up to an interval, and an
+        # idle server's lag then reads as the age of its last write.
+        time.sleep(2 * env.binlog_interval + 1)
+        w = pitr_window.window(ctx, env)
+        if w.lag_seconds is None or w.lag_seconds <= limit:
+            return None
         where = "" if w.server_checked else " (its server could not be reached)"
         text = (f"the binlog archive of {env.name} is {w.lag_seconds:.0f} s behind its "
                 f"server{where}, over binlog_lag_warning = {limit:g} s: check that "
