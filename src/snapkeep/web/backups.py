@@ -122,9 +122,12 @@ def _add_restore_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         auth.check_csrf(console.csrf, csrf_token)
         environment = console.ctx.config.environment(env)
         into = console.ctx.config.environment(target) if target else None
+        point = _at(at)
+        if point and part == "everything":  # the form's default: a point in time is the
+            part = "database"               # database's (mounts are not archived)
         activity = operations.start_restore(console.ctx, environment, snapshot_id, queue=True,
                                             target=into, scope=_scope(part, tables),
-                                            at=_at(at))
+                                            at=point)
         return to_activity(activity.id)
 
 
