@@ -32,13 +32,16 @@ repository, stream and ``seq`` / snapshot id); a call lists the record keys and 
 
 from __future__ import annotations
 
+import bisect
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import SnapkeepError
+from snapkeep.errors import NotFoundError, SnapkeepError
 from snapkeep.policy import is_restorable
 from snapkeep.repository import BinlogArchive, BinlogRecord, Repository
 from snapkeep.services.context import Context
@@ -169,8 +172,65 @@ class Window:
 
 # -- per-process caches: records and manifests never change once written ------------------
 
+RELIST_SECONDS = 600.0  # between full listings of a stream's records (see _Stream)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rec:
+    """What the window needs of a record (a few hundred bytes held per record)."""
+
+    kind: str
+    seq: int
+    file: str
+    start: int
+    end: int  # a segment's end (a gap: its start)
+    last_time: datetime | None  # a segment's last event
+    archived_at: datetime | None
+    next_file: str | None  # a gap's
+
+    @classmethod
+    def of(cls, r: BinlogRecord) -> _Rec:
+        d = r.data
+        return cls(r.kind, r.seq, sys.intern(r.file), int(d.get("start", 0)),
+                   int(d.get("end", d.get("start", 0))), _utc(d.get("last_time")),
+                   _utc(d.get("archived_at")), d.get("next_file"))
+
+
+class _Stream:
+    """One stream's records as this process knows them. A look reads only what is new:
+    records from the highest ``seq`` known on, until one is missing (one read more than
+    there are new records); every ``RELIST_SECONDS`` a full listing drops what was
+    removed (retention) — a listing is one request per 1000 keys on S3."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.records: dict[int, _Rec] = {}
+        self.listed_at: float | None = None
+
+    def refresh(self, archive: BinlogArchive) -> list[_Rec]:
+        with self.lock:
+            now = time.monotonic()
+            if self.listed_at is None or now - self.listed_at >= RELIST_SECONDS:
+                seqs = archive.seqs()
+                keep = set(seqs)
+                self.records = {q: r for q, r in self.records.items() if q in keep}
+                for q in seqs:
+                    if q not in self.records:
+                        self.records[q] = _Rec.of(archive.load(q))
+                self.listed_at = now
+            else:
+                q = max(self.records, default=0) + 1
+                while True:
+                    try:
+                        self.records[q] = _Rec.of(archive.load(q))
+                    except NotFoundError:
+                        break
+                    q += 1
+            return [self.records[q] for q in sorted(self.records)]
+
+
 _lock = threading.Lock()
-_records: dict[tuple[str, str, int], BinlogRecord] = {}
+_streams: dict[tuple[str, str], _Stream] = {}
 _positions: dict[tuple[str, str], dict[str, Any] | None] = {}
 _event_times: dict[tuple[str, str, int, int], int | None] = {}
 
@@ -179,20 +239,10 @@ def _repo_key(repo: Repository) -> str:
     return f"{repo.config.get('id')}@{repo.backend.describe()}"
 
 
-def _load_records(repo: Repository, stream: str) -> list[BinlogRecord]:
-    archive = BinlogArchive(repo, stream)
-    rk = _repo_key(repo)
-    out = []
-    for seq in archive.seqs():
-        key = (rk, stream, seq)
-        with _lock:
-            rec = _records.get(key)
-        if rec is None:
-            rec = archive.load(seq)
-            with _lock:
-                _records[key] = rec
-        out.append(rec)
-    return out
+def _load_records(repo: Repository, stream: str) -> list[_Rec]:
+    with _lock:
+        cached = _streams.setdefault((_repo_key(repo), stream), _Stream())
+    return cached.refresh(BinlogArchive(repo, stream))
 
 
 def _position(repo: Repository, snapshot_id: str) -> dict[str, Any] | None:
@@ -211,16 +261,16 @@ def _position(repo: Repository, snapshot_id: str) -> dict[str, Any] | None:
     return pos
 
 
-def _last_event_before(repo: Repository, stream: str, seg: BinlogRecord,
+def _last_event_before(repo: Repository, stream: str, seg: _Rec,
                        position: int) -> int | None:
     """The largest non-zero event timestamp in ``seg``'s bytes before ``position``."""
     key = (_repo_key(repo), stream, seg.seq, position)
     with _lock:
         if key in _event_times:
             return _event_times[key]
-    ref = seg.blob
+    ref = BinlogArchive(repo, stream).load(seg.seq).blob  # the one segment needed
     data = repo.read_blob(ref) if ref is not None else b""
-    start = int(seg.data["start"])
+    start = seg.start
     off, best = 0, None
     while off + HEADER <= len(data) and start + off < position:
         ts = int.from_bytes(data[off:off + 4], "little")
@@ -237,20 +287,20 @@ def _last_event_before(repo: Repository, stream: str, seg: BinlogRecord,
     return best
 
 
-def _base_time(repo: Repository, stream: str, records: list[BinlogRecord], i: int,
+def _base_time(repo: Repository, stream: str, records: list[_Rec], i: int,
                position: int, created_at: datetime) -> datetime:
     seg = records[i]
     last: datetime | None = None
     if position == seg.end:
-        last = _utc(seg.data.get("last_time"))
-    elif position > int(seg.data["start"]):
+        last = seg.last_time
+    elif position > seg.start:
         ts = _last_event_before(repo, stream, seg, position)
         last = datetime.fromtimestamp(ts, UTC) if ts else None
     if last is None:  # the position is at the segment's start: the previous record's last
         for prev in reversed(records[:i]):
             if prev.kind != "segment":
                 break
-            last = _utc(prev.data.get("last_time"))
+            last = prev.last_time
             if last is not None:
                 break
     if last is None:  # nothing archived before it: no better bound than its creation
@@ -258,21 +308,46 @@ def _base_time(repo: Repository, stream: str, records: list[BinlogRecord], i: in
     return last + timedelta(seconds=1)
 
 
-def _locate(records: list[BinlogRecord], file: str, position: int,
-            created_at: datetime) -> int | None:
-    """The index of the segment holding ``file``:``position`` (the one nearest the
-    snapshot's creation when a server's reset binlog repeats file names)."""
-    best: tuple[float, int] | None = None
-    for i, r in enumerate(records):
-        if r.kind != "segment" or r.file != file:
-            continue
-        if not int(r.data["start"]) <= position <= r.end:
-            continue
-        t = _utc(r.data.get("last_time")) or _utc(r.data.get("archived_at"))
-        dist = abs((t - _aware(created_at)).total_seconds()) if t else float("inf")
-        if best is None or dist < best[0]:
-            best = (dist, i)
-    return None if best is None else best[1]
+class _Segments:
+    """The segments by file, for finding the one holding a position: per file and run
+    (a reset binlog repeats file names: each appearance of a name after another file is
+    a run of its own), the segments in ``start`` order, searched by bisection."""
+
+    def __init__(self, records: list[_Rec]) -> None:
+        self.runs: dict[str, list[tuple[list[int], list[int]]]] = {}
+        prev: str | None = None
+        for i, r in enumerate(records):
+            if r.kind != "segment":
+                prev = None
+                continue
+            runs = self.runs.setdefault(r.file, [])
+            if r.file != prev or not runs or r.start < self._last_start(runs):
+                runs.append(([], []))
+            runs[-1][0].append(r.start)
+            runs[-1][1].append(i)
+            prev = r.file
+
+    @staticmethod
+    def _last_start(runs: list[tuple[list[int], list[int]]]) -> int:
+        return runs[-1][0][-1] if runs[-1][0] else -1
+
+    def locate(self, records: list[_Rec], file: str, position: int,
+               created_at: datetime) -> int | None:
+        """The index of the segment holding ``file``:``position`` (of several runs, the
+        one nearest the snapshot's creation)."""
+        best: tuple[float, int] | None = None
+        for starts, idx in self.runs.get(file, ()):
+            j = bisect.bisect_right(starts, position) - 1
+            for k in (j, j - 1):  # a position at a segment's end is also the next's start
+                if k < 0 or not records[idx[k]].start <= position <= records[idx[k]].end:
+                    continue
+                r = records[idx[k]]
+                t = r.last_time or r.archived_at
+                dist = abs((t - _aware(created_at)).total_seconds()) if t else float("inf")
+                if best is None or dist < best[0]:
+                    best = (dist, idx[k])
+                break
+        return None if best is None else best[1]
 
 
 def _server_end(env: EnvironmentConfig) -> tuple[str, int] | None:
@@ -301,8 +376,9 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
                       reason=f"not recoverable to a point in time yet: no binlog archived "
                              f"for {name}; run `snapkeep binlog:follow -e {name}`")
     now = _aware(ctx.clock())
-    end = _utc(segments[-1].data.get("last_time"))
-    last_archived = _utc(records[-1].data.get("archived_at"))
+    end = segments[-1].last_time
+    last_archived = records[-1].archived_at
+    index = _Segments(records)
 
     # bases: restorable snapshots whose position the archive covers
     sync(ctx)
@@ -313,7 +389,7 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
         pos = _position(repo, row.id)
         if not pos or "file" not in pos or "position" not in pos:
             continue
-        i = _locate(records, str(pos["file"]), int(pos["position"]), row.created_at)
+        i = index.locate(records, str(pos["file"]), int(pos["position"]), row.created_at)
         if i is None:
             continue
         bases.append(Base(row.id, _aware(row.created_at), str(pos["file"]),
@@ -334,11 +410,10 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
         if lo:  # the gap that opened this run
             g = next(r for r in records if r.seq == lo)
             before = [r for r in segments if r.seq < lo]
-            gaps.append(Gap(lo, g.file, int(g.data.get("start", 0)),
-                            str(g.data.get("next_file")), _utc(g.data.get("archived_at")),
-                            _utc(before[-1].data.get("last_time")) if before else None,
+            gaps.append(Gap(lo, g.file, g.start, str(g.next_file), g.archived_at,
+                            before[-1].last_time if before else None,
                             first))
-        last_t = _utc(inside[-1].data.get("last_time")) if inside else None
+        last_t = inside[-1].last_time if inside else None
         if first is None or last_t is None:
             continue
         if hi is None:  # the open run: a base at the very end reaches its own time
@@ -363,19 +438,19 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
                   server_checked=checked, last_archived_at=last_archived, reason=reason)
 
 
-def _lag(env: EnvironmentConfig, records: list[BinlogRecord], segments: list[BinlogRecord],
+def _lag(env: EnvironmentConfig, records: list[_Rec], segments: list[_Rec],
          now: datetime, server: bool) -> tuple[float | None, bool]:
     last = records[-1]
     if server:
         try:
             server_end = _server_end(env)
-        except SnapkeepError:
+        except Exception:  # noqa: BLE001 - unreachable, or refuses SHOW BINARY LOGS: not asked
             server_end = None
         if server_end is not None:
             archive_end = (last.file, last.end) if last.kind == "segment" else None
             if archive_end == server_end:
                 return 0.0, True
-            t = _utc(segments[-1].data.get("last_time")) or _utc(last.data.get("archived_at"))
+            t = segments[-1].last_time or last.archived_at
             return (max(0.0, (now - t).total_seconds()) if t else None), True
-    t = _utc(last.data.get("archived_at"))
+    t = last.archived_at
     return (max(0.0, (now - t).total_seconds()) if t else None), False

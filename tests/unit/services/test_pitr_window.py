@@ -137,3 +137,46 @@ def test_a_gap_cuts_the_window_until_the_next_snapshot(tmp_path):
     assert w.ranges == [(s(2), s(3)), (s(51), s(70))]
     assert w.covers(s(3)) and not w.covers(s(20)) and w.base_for(s(20)) is None
     assert w.base_for(s(60)).snapshot_id == "b" and w.base_for(s(2)).snapshot_id == "a"
+
+
+def test_records_are_read_once_and_removed_ones_go_at_the_next_full_listing(tmp_path,
+                                                                            monkeypatch):
+    ctx = _ctx(tmp_path, now=s(100))
+    env = ctx.config.environments["production"]
+    _segment(ctx, "mysql-bin.000001", 4, [s(1), s(2)])
+    _snapshot(ctx, "a", s(1), "mysql-bin.000001", 44)
+    end = _segment(ctx, "mysql-bin.000001", 84, [s(3), s(4)])
+    assert pitr_window.window(ctx, env, server=False).end == s(4)
+    loads = []
+    real = BinlogArchive.load
+
+    def counted(self, seq):
+        loads.append(seq)
+        return real(self, seq)
+
+    monkeypatch.setattr(BinlogArchive, "load", counted)
+    _segment(ctx, "mysql-bin.000001", end, [s(9)])
+    assert pitr_window.window(ctx, env, server=False).end == s(9)
+    assert loads == [3, 4]  # the new record, and the probe that found none after it
+    # a record removed (as retention will) stays known until the next full listing
+    ctx.repository.backend.delete("binlogs/production/000000000003")
+    assert pitr_window.window(ctx, env, server=False).end == s(9)  # not listed yet
+    monkeypatch.setattr(pitr_window, "RELIST_SECONDS", 0.0)
+    assert pitr_window.window(ctx, env, server=False).end == s(4)
+
+
+def test_a_reset_binlog_repeating_file_names_finds_the_snapshot_in_its_own_run(tmp_path):
+    ctx = _ctx(tmp_path, now=s(5000))
+    env = ctx.config.environments["production"]
+    _segment(ctx, "mysql-bin.000001", 4, [s(1), s(2), s(3)], archived_at=s(3))
+    BinlogArchive(ctx.repository, "production").record_gap(
+        {"file": "mysql-bin.000001", "start": 124, "next_file": "mysql-bin.000001"})
+    # RESET MASTER: the same name again, from the start, an hour later
+    _segment(ctx, "mysql-bin.000001", 4, [s(3600), s(3601), s(3602)], archived_at=s(3602))
+    _snapshot(ctx, "old", s(1), "mysql-bin.000001", 44)
+    _snapshot(ctx, "new", s(3600), "mysql-bin.000001", 44)
+    w = pitr_window.window(ctx, env, server=False)
+    assert [(b.snapshot_id, b.seq, b.time) for b in w.bases] == [("old", 1, s(2)),
+                                                                  ("new", 3, s(3601))]
+    assert (w.start, w.end) == (s(3601), s(3602))
+    assert w.ranges == [(s(2), s(3)), (s(3601), s(3602))]
