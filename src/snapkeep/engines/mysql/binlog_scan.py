@@ -10,10 +10,13 @@ replay could not do exactly:
 - a restore of the same database in the range: snapkeep's own shadow, old and journal
   databases (``names.py``) appear in its events (the shadow's rows, the cut-over's RENAME TABLE);
   replaying across it would replay the restore's own moves;
-- a statement of the database whose object is named with a database (``CREATE TABLE
-  other.t``, ``ALTER TABLE shop.t``): the stock tool's ``--rewrite-db`` renames only the
+- a DDL statement of the database naming an object with a database (``CREATE TABLE
+  other.t``, ``ALTER TABLE shop.t``, ``RENAME TABLE t TO other.t``), or one from another
+  default database naming this one: the stock tool's ``--rewrite-db`` renames only the
   default database, so it would change the live database (or another one) instead of the
-  shadow.
+  shadow, or skip it. Tables, indexes and sequences: any qualified name in the statement
+  (string literals and comments aside); views, triggers, routines and events: the name of
+  the object itself (their bodies may name other databases).
 """
 
 from __future__ import annotations
@@ -44,6 +47,28 @@ _DDL_OBJECT = re.compile(
     rb"(?:TABLE|VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|SEQUENCE)\s+"
     rb"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*(?:`|[A-Za-z_$])",
     re.I | re.S)
+# a DDL of tables, indexes or sequences (no body of code): any qualified name in it counts
+# (``RENAME TABLE a TO other.a``, ``DROP TABLE a, shop.b``, ``CREATE INDEX i ON shop.t``)
+_TABLE_DDL = re.compile(
+    rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:(?:OR\s+REPLACE|TEMPORARY|ONLINE|OFFLINE"
+    rb"|IGNORE|UNIQUE|FULLTEXT|SPATIAL)\s+)*(?:TABLE|INDEX|KEY|SEQUENCE)\b|TRUNCATE\b)",
+    re.I)
+_QUALIFIED = re.compile(rb"(`(?:[^`]|``)+`|(?<![\w$.])[A-Za-z_$][\w$]*)\s*\.\s*(?:`|[A-Za-z_$])")
+_LITERALS = re.compile(rb"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|/\*.*?\*/|--[^\n]*|#[^\n]*",
+                       re.S)
+
+
+def qualified_name(statement: bytes) -> str | None:
+    """The database a DDL statement names an object of explicitly (None: none), as far as
+    it can be told without a parser (see the module)."""
+    m = _DDL_OBJECT.match(statement)
+    if m:
+        return _unquote(m.group(1))
+    if _TABLE_DDL.match(statement):
+        q = _QUALIFIED.search(_LITERALS.sub(b"''", statement))
+        if q:
+            return _unquote(q.group(1))
+    return None
 
 
 @dataclass
@@ -191,8 +216,8 @@ def scan(pieces: Iterable[ReplayPiece], *, start_file: str, start_position: int,
                 ends = re.match(rb"^\s*(COMMIT|ROLLBACK)", text, re.I) is not None
                 if not ends:
                     continue
-            m = _DDL_OBJECT.match(text)
-            if m and (db == source_db or _unquote(m.group(1)) == source_db):
+            qualifier = qualified_name(text)
+            if qualifier is not None and (db == source_db or qualifier == source_db):
                 raise UsageError(
                     f"a statement at binlog {ev.file}:{ev.pos} names its object with a "
                     f"database ({text[:80].decode('utf-8', 'replace')!r}): the replay renames "
