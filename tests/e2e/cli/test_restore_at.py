@@ -299,6 +299,10 @@ def test_a_point_inside_a_gap_is_refused_naming_it(tmp_path):
         follower.wait(60)
         run(conn, "INSERT INTO a (v) VALUES (3)")
         lost = _next_second()
+        # the follower stopped and the server wrote more: a point after the archive's end
+        one_line_error(_restore_fail(cli, "--at", lost.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                       "is after the last archived event", "the follower lags",
+                       "recoverable from")
         run(conn, "INSERT INTO a (v) VALUES (4)", "FLUSH BINARY LOGS")
         newest = master_status(server)[0]
         deadline = time.monotonic() + 30
