@@ -493,11 +493,16 @@ def test_point_in_time_is_off_unless_asked_and_takes_an_interval(tmp_path):
     env = load_config(str(write(tmp_path, GOOD + "point_in_time = true\nbinlog_interval = 5\n"))
                       ).environment("develop-branch")
     assert (env.point_in_time, env.binlog_interval) == (True, 5.0)
+    assert env.binlog_lag_warning == 60.0
+    env = load_config(str(write(tmp_path, GOOD + "binlog_lag_warning = 300\n"))
+                      ).environment("develop-branch")
+    assert env.binlog_lag_warning == 300.0
 
 
 @pytest.mark.parametrize("snippet,message", [
     ('point_in_time = "yes"', "`point_in_time` must be true or false"),
     ("binlog_interval = 0", "`binlog_interval` must be between 0.1 and 300 seconds"),
+    ("binlog_lag_warning = 0", "`binlog_lag_warning` must be between 1 and 604800 seconds"),
 ])
 def test_bad_point_in_time_settings_name_the_key(tmp_path, snippet, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

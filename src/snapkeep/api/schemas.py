@@ -47,6 +47,9 @@ class RestoreRequest(BaseModel):
     mounts: list[str] | None = Field(default=None, description="restore only these mounts")
     tables: list[str] | None = Field(default=None, description="restore only these tables of the "
                                      "database (with their triggers)")
+    at: str | None = Field(default=None, description="the database as of this time (ISO 8601) "
+                           "or up to this GTID, replaying the archived binlog onto the backup "
+                           "(`auto` as the backup id: the latest one before it)")
 
 
 class VerifyRequest(BaseModel):
@@ -144,6 +147,23 @@ class SnapshotDetailOut(SnapshotOut):
                                   "commit than the snapshot's (a restore never changes code)")
 
 
+class RecoverableWindowOut(BaseModel):
+    """A point-in-time environment's recoverable window (docs/pitr.md)."""
+
+    summary: str = Field(description="recoverable from … to … (lag N s), or why not")
+    start: str | None = Field(description="the earliest time a restore --at reaches (UTC)")
+    end: str | None = Field(description="the last archived event's time (UTC)")
+    lag_seconds: float | None = Field(
+        description="0 when every event the server wrote is archived, else how old the "
+                    "newest archived event is")
+    server_checked: bool = Field(description="the lag was measured against the server")
+    last_archived_at: str | None
+    archived: bool
+    gaps: list[dict[str, Any]]
+    ranges: list[list[str | None]]
+    bases: list[dict[str, Any]]
+
+
 class EnvironmentOut(BaseModel):
     name: str
     type: str = Field(description="production | staging | development")
@@ -152,6 +172,9 @@ class EnvironmentOut(BaseModel):
     running_activity: str | None = Field(description="the activity holding it, if any")
     last_backup: SnapshotOut | None
     links: dict[str, str]
+    point_in_time: bool = False
+    recoverable: RecoverableWindowOut | None = Field(
+        default=None, description="with point_in_time: the recoverable window")
 
 
 class ApiInfoOut(BaseModel):

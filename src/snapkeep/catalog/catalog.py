@@ -137,13 +137,16 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
             return utc(s.get(Activity, activity_id))
 
     def list_activities(self, environment: str | None = None, *, states: Sequence[str] = (),
-                        limit: int = 50, offset: int = 0) -> list[Activity]:
+                        limit: int = 50, offset: int = 0,
+                        types: Sequence[str] = ()) -> list[Activity]:
         q = (select(Activity).order_by(Activity.created_at.desc(), Activity.id.desc())
              .limit(limit).offset(offset))
         if environment is not None:
             q = q.where(Activity.environment == environment)
         if states:
             q = q.where(Activity.state.in_(states))
+        if types:
+            q = q.where(Activity.type.in_(types))
         with self.session() as s:
             return [utc(a) for a in s.scalars(q)]
 

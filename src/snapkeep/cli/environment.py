@@ -34,9 +34,9 @@ def list_(config_path, project, fmt) -> None:
 def info(config_path, project, environment, fmt) -> None:
     """Show one environment."""
     ctx, env = load_env(config_path, project, environment)
-    data = dataclasses.asdict(environments.info(ctx, env))
+    data = dataclasses.asdict(environments.info(ctx, env, window=True))
     rows = [[k, ", ".join(v) if isinstance(v, list | tuple) else str(v or "")]
-            for k, v in data.items()]
+            for k, v in data.items() if not isinstance(v, dict)]  # the window: JSON only
     click.echo(table(["Property", "Value"], rows, fmt, json_rows=data))
 
 

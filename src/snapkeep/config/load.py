@@ -122,7 +122,15 @@ def _environment(name: str, env: dict[str, Any], path: Path) -> EnvironmentConfi
         verify=cron(env["verify"], ew, "verify") if "verify" in env else None,
         point_in_time=bool(env.get("point_in_time", False)),
         binlog_interval=_interval(env.get("binlog_interval", 2.0), ew),
+        binlog_lag_warning=_lag_warning(env.get("binlog_lag_warning", 60.0), ew),
     )
+
+
+def _lag_warning(value: float, where: str) -> float:
+    if not 1 <= float(value) <= 7 * 86400:
+        raise ConfigError(f"{where}: `binlog_lag_warning` must be between 1 and 604800 "
+                          f"seconds (a week), not {value}")
+    return float(value)
 
 
 def _interval(value: float, where: str) -> float:

@@ -127,6 +127,9 @@ class EnvironmentConfig:
     # docs/pitr.md); binlog_interval: seconds between committed segments at most
     point_in_time: bool = False
     binlog_interval: float = 2.0
+    # binlog_lag_warning: seconds of archive lag (services/pitr_window.py) past which
+    # `serve` raises a warning activity and its webhook (docs/pitr.md, Warnings)
+    binlog_lag_warning: float = 60.0
 
     def mount_path(self, mount: str) -> Path:
         return self.root / mount

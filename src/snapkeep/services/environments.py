@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import ConfigError
+from snapkeep.errors import ConfigError, SnapkeepError
 from snapkeep.policy import Action, require_role
-from snapkeep.services import gitinfo
+from snapkeep.services import gitinfo, pitr_window
 from snapkeep.services.context import Context
 
 
@@ -21,6 +21,11 @@ class EnvironmentInfo:
     mounts: tuple[str, ...]
     database: str | None  # described without password
     commit_id: str | None
+    point_in_time: bool = False
+    # with window=True (environment:info, the API, the console): "recoverable from … to …
+    # (lag N s)" or why not, and the window's fields (pitr_window.Window.to_json)
+    recoverable: str | None = None
+    window: dict | None = None
 
 
 def resolve(ctx: Context, name: str | None, cwd: Path | None = None) -> EnvironmentConfig:
@@ -43,12 +48,23 @@ def resolve(ctx: Context, name: str | None, cwd: Path | None = None) -> Environm
                       "check out the environment's branch")
 
 
-def info(ctx: Context, env: EnvironmentConfig) -> EnvironmentInfo:
+def info(ctx: Context, env: EnvironmentConfig, *, window: bool = False) -> EnvironmentInfo:
+    """What ``env`` is; with ``window``, its recoverable window too (a point-in-time
+    environment's archive is read and its server asked where its binlog ends)."""
+    recoverable = data = None
+    if window and env.point_in_time:
+        require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
+        try:
+            w = pitr_window.window(ctx, env)
+            recoverable, data = w.describe(), w.to_json()
+        except SnapkeepError as e:  # the repository unreadable: say so, show the rest
+            recoverable = f"recoverable window unknown: {e}"
     return EnvironmentInfo(
         name=env.name, type=env.type, status=ctx.catalog.environment_status(env.name),
         root=str(env.root), mounts=env.mounts,
         database=env.database.describe() if env.database else None,
-        commit_id=gitinfo.head_commit(env.root))
+        commit_id=gitinfo.head_commit(env.root), point_in_time=env.point_in_time,
+        recoverable=recoverable, window=data)
 
 
 def running_activity(ctx: Context, env: EnvironmentConfig) -> str | None:

@@ -73,6 +73,7 @@ def collect(ctx: Context) -> list[Family]:
     out.append(_durations(cat.activity_durations(), shown))
     out.append(_last_success(cat.last_successes(), envs, shown))
     out += _repository(ctx)
+    out += _point_in_time(ctx, envs)
     deliveries = Family("snapkeep_webhook_deliveries", "gauge",
                         "Webhook notifications in the outbox, by state (failed: given up "
                         "after every attempt).")
@@ -161,6 +162,36 @@ def _last_success(rows: list, envs: list[str], shown: set[str]) -> Family:
         for k in kinds:
             f.add(last.get((env, k), 0), environment=env, kind=k)
     return f
+
+
+def _point_in_time(ctx: Context, envs: list[str]) -> list[Family]:
+    """Per point-in-time environment: the archive's lag and the recoverable window
+    (services/pitr_window.py; its records are read once per process)."""
+    from snapkeep.services import pitr_window  # only projects with point_in_time pay
+
+    pitr = [e for e in envs if ctx.config.environments[e].point_in_time]
+    if not pitr:
+        return []
+    lag = Family("snapkeep_binlog_lag_seconds", "gauge",
+                 "How far the binlog archive is behind the server: 0 when every event the "
+                 "server wrote is archived, else the age of the newest archived event "
+                 "(absent: nothing archived yet).")
+    start = Family("snapkeep_pitr_window_start_seconds", "gauge",
+                   "The earliest time a point-in-time restore reaches (unix seconds; 0: no "
+                   "window).")
+    end = Family("snapkeep_pitr_window_end_seconds", "gauge",
+                 "The last archived binlog event's time (unix seconds; 0: none).")
+    for name in pitr:
+        try:
+            w = pitr_window.window(ctx, ctx.config.environments[name])
+        except SnapkeepError as e:
+            log.warning("metrics: cannot read the recoverable window of %s: %s", name, e)
+            continue
+        if w.lag_seconds is not None:
+            lag.add(w.lag_seconds, environment=name)
+        start.add(w.start.timestamp() if w.start else 0, environment=name)
+        end.add(w.end.timestamp() if w.end else 0, environment=name)
+    return [lag, start, end]
 
 
 class _RepositoryCache:

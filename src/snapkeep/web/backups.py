@@ -3,6 +3,7 @@ Delete."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -12,6 +13,7 @@ from snapkeep.api.streaming import download
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, UsageError
 from snapkeep.policy import Action, require_role
+from snapkeep.services import environments
 from snapkeep.services.activities import operations
 from snapkeep.services.identity import auth
 from snapkeep.services.snapshots import listing as snapshots
@@ -40,6 +42,17 @@ def _scope(part: str, tables: str) -> RestoreScope:
     if part.startswith("mount:"):
         return RestoreScope.parse(mounts=[part.removeprefix("mount:")])
     raise UsageError(f"unknown restore choice {part!r}")
+
+
+def _at(value: str) -> str | None:
+    """The form's "restore to a point in time" field: a ``datetime-local`` value, which
+    the form labels UTC (browsers send it without a zone), or empty."""
+    value = value.strip()
+    if not value:
+        return None
+    if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?", value):
+        return value + "Z"
+    return value  # with a zone, or a GTID typed in: as given
 
 
 def _snapshot_page(console: Console, env: str, snapshot_id: str, action: Action
@@ -95,20 +108,26 @@ def _add_restore_routes(router: APIRouter, ctx_factory: ContextFactory) -> None:
         mounts = list(snapshots.load_manifest(console.ctx, snap.id).mounts)
         return render(request, "confirm.html", action="restore", title="Restore from backup",
                       crumb="Restore", env=environment, snap=snap, target=into,
-                      mounts=mounts)
+                      mounts=mounts, pitr=environments.info(console.ctx, environment,
+                                                            window=True))
 
     @router.post("/environments/{env:path}/backups/{snapshot_id}/restore",
                  include_in_schema=False)
     @guarded
     def restore(request: Request, env: str, snapshot_id: str,
                 csrf_token: str | None = Form(None), target: str | None = Form(None),
-                part: str = Form("everything"), tables: str = Form("")) -> Response:
+                part: str = Form("everything"), tables: str = Form(""),
+                at: str = Form("")) -> Response:
         console = signed_in(request, ctx_factory)
         auth.check_csrf(console.csrf, csrf_token)
         environment = console.ctx.config.environment(env)
         into = console.ctx.config.environment(target) if target else None
+        point = _at(at)
+        if point and part == "everything":  # the form's default: a point in time is the
+            part = "database"               # database's (mounts are not archived)
         activity = operations.start_restore(console.ctx, environment, snapshot_id, queue=True,
-                                            target=into, scope=_scope(part, tables))
+                                            target=into, scope=_scope(part, tables),
+                                            at=point)
         return to_activity(activity.id)
 
 

@@ -126,7 +126,7 @@ def backups_view(ctx: Context, env: EnvironmentConfig, page: int = 1) -> Backups
                      "automatic backups are listed below, and an Admin can restore any "
                      "restorable one.")
     return BackupsView(
-        env=env, info=environments.info(ctx, env), stored=stored,
+        env=env, info=environments.info(ctx, env, window=True), stored=stored,
         recent=activities.list_activities(ctx, env.name, limit=5),
         can_backup=may(ctx.actor, env.name, Action.SNAPSHOT_CREATE),
         can_restore=may(ctx.actor, env.name, Action.SNAPSHOT_RESTORE),

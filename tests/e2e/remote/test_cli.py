@@ -223,3 +223,16 @@ def test_a_remote_partial_restore_sends_its_parts_and_restores_only_them(team: T
     refused = team.run(remote, "snapshot:restore", sid, "--yes", "--table", "nope",
                        check=False)
     assert refused.returncode == 3 and "has no table nope" in refused.stderr
+
+
+def test_a_remote_restore_at_sends_the_point_and_is_refused_by_the_server_in_one_line(
+        team: Team):
+    """``--at`` over the API (``"at"`` in the body; no ID: the base is chosen by the
+    server, ``auto``): this environment is not archived, so the server refuses it."""
+    remote = team.remote()
+    res = team.run(remote, "snapshot:restore", "--yes", "--at", "2026-12-05T10:19:59Z",
+                   check=False)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "point_in_time = true" in res.stderr
+    res = team.run(remote, "snapshot:restore", "--yes", "--at", "whenever", check=False)
+    assert res.returncode == 2 and "neither a time nor a GTID" in res.stderr

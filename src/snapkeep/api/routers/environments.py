@@ -5,7 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from snapkeep.api.deps import ProjectContext, environment
-from snapkeep.api.schemas import EnvironmentOut, ErrorOut, SnapshotOut, project_path
+from snapkeep.api.schemas import (
+    EnvironmentOut,
+    ErrorOut,
+    RecoverableWindowOut,
+    SnapshotOut,
+    project_path,
+)
 from snapkeep.config import EnvironmentConfig
 from snapkeep.policy import Action, may
 from snapkeep.services import environments
@@ -18,11 +24,13 @@ router = APIRouter(prefix="/api/projects/{project}/environments", tags=["environ
 
 def _out(ctx: Context, env: EnvironmentConfig) -> EnvironmentOut:
     listed = snapshots.list_snapshots(ctx, env)  # checks the Viewer role first
-    info = environments.info(ctx, env)
+    info = environments.info(ctx, env, window=True)
     base = f"{project_path(ctx.config.id)}/environments/{env.name}"
     return EnvironmentOut(
         name=info.name, type=info.type, status=info.status, mounts=list(info.mounts),
         running_activity=environments.running_activity(ctx, env),
+        point_in_time=info.point_in_time,
+        recoverable=RecoverableWindowOut.model_validate(info.window) if info.window else None,
         last_backup=SnapshotOut.of(listed[0], ctx.config.id) if listed else None,
         links={"self": base, "backups": f"{base}/backups",
                "activities": f"{project_path(ctx.config.id)}/activities?environment="

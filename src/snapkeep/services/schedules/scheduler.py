@@ -14,7 +14,9 @@ One ``tick(now)``:
    ``ensure_verify_schedules``) starts a drill of the environment's newest snapshot
    instead, skipped the same way (and when there is no snapshot yet);
 4. applies retention to each environment at most once an hour (first on the process's
-   first tick). A busy environment is retried on the next tick instead.
+   first tick). A busy environment is retried on the next tick instead;
+5. looks at the binlog archive's lag of each point-in-time environment and raises (or
+   clears) its warning (``notify/binlog_lag.py``).
 
 Nothing a tick meets stops the loop: failures are logged and the next tick comes.
 """
@@ -102,6 +104,10 @@ def tick(ctx: Context, now: datetime, start_backup: StartBackup | None = None,
             if activity_id is not None:
                 started.append(activity_id)
     _retain(ctx, now, expire or _expire, {} if retained_at is None else retained_at)
+    if any(e.point_in_time for e in ctx.config.environments.values()):
+        from snapkeep.services.notify import binlog_lag  # only point-in-time projects pay
+
+        binlog_lag.check_all(ctx)
     return started
 
 
