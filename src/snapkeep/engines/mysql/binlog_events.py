@@ -136,6 +136,40 @@ def with_statement_end(fmt: Format, ev: bytes, kind: int) -> bytes:
     return _with_crc(fmt, body)
 
 
+# MariaDB's compressed row events and the plain ones a BINLOG statement accepts instead
+UNCOMPRESSED = {166: 23, 167: 24, 168: 25, 169: 30, 170: 31, 171: 32}
+_UPDATES = frozenset({24, 31})
+
+
+def uncompressed_rows(fmt: Format, ev: bytes, kind: int) -> bytes:
+    """A compressed row event (log_bin_compress) as the plain one: the server refuses
+    compressed events in BINLOG statements. Only the row images are compressed; the
+    column count and bitmaps before them are not."""
+    plain = UNCOMPRESSED[kind]
+    at = HEADER_LEN + fmt.post_header_len(kind, 10 if plain >= 30 else 8)
+    if plain >= 30:  # v2: extra data, its length (2 bytes, counted in) in the post-header
+        at += int.from_bytes(ev[at - 2:at], "little") - 2
+    width, at = _packed_int(ev, at)
+    at += ((width + 7) // 8) * (2 if plain in _UPDATES else 1)
+    body = bytearray(ev[:at])
+    body[4] = plain
+    body += uncompress(ev[at:_payload_end(fmt, ev)])
+    size = len(body) + (4 if fmt.checksum else 0)
+    log_pos = int.from_bytes(ev[13:17], "little")
+    struct.pack_into("<II", body, 9, size, log_pos + size - len(ev) if log_pos else 0)
+    return _with_crc(fmt, body)
+
+
+def _packed_int(data: bytes, at: int) -> tuple[int, int]:
+    first = data[at]
+    if first < 251:
+        return first, at + 1
+    n = {252: 2, 253: 3, 254: 8}.get(first)
+    if n is None:
+        raise BinlogFormatError(f"a packed integer starting with {first}")
+    return int.from_bytes(data[at + 1:at + 1 + n], "little"), at + 1 + n
+
+
 def gtid(ev: bytes, kind: int) -> tuple[str | None, int]:
     """A GTID event's GTID (``domain-server-seq``; MySQL: ``uuid:n``; None for MySQL's
     anonymous ones) and its MariaDB flags."""

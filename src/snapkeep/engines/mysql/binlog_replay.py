@@ -173,6 +173,8 @@ class _Replayer:
         if kind in be.ROWS:
             table_id, flags = be.rows_table_id(fmt, ev, kind)
             if self.keep.get(table_id, False):
+                if kind in be.UNCOMPRESSED:
+                    ev, kind = be.uncompressed_rows(fmt, ev, kind), be.UNCOMPRESSED[kind]
                 if self.stmt_maps:
                     self._queue_many(self.stmt_maps)
                     self.stmt_maps = []
@@ -258,9 +260,11 @@ class _Replayer:
 
     def _statement(self, q: be.Query) -> None:
         text = q.text.decode("utf-8", "surrogateescape")
-        dbs = statement_databases(text, q.database)
-        if dbs is None or not dbs:
-            return  # a statement on the server (accounts, FLUSH…) or no database
+        got = statement_objects(text, q.database)
+        if got is None:
+            return  # a statement on the server itself (accounts, FLUSH…)
+        kind, objects = got
+        dbs = {db for db, _ in objects}
         if self.source_db not in dbs:
             return
         if len(dbs) > 1:
@@ -268,14 +272,21 @@ class _Replayer:
                 f"binlog statement at {self.where} names {self.source_db!r} and other "
                 f"databases ({', '.join(sorted(dbs - {self.source_db}))}): it cannot be "
                 f"replayed into {self.into_db!r} alone: {_short(text)}")
-        if self.tables is not None:
-            return  # DDL is not replayed for a table subset (the tables' own state is)
+        if self.tables is not None:  # only DDL of the chosen tables themselves
+            names = {name for _, name in objects}
+            if kind not in TABLE_KINDS or not names & self.tables:
+                return
+            if not names <= self.tables:
+                raise ReplayError(
+                    f"binlog statement at {self.where} changes the chosen tables and others "
+                    f"({', '.join(sorted(names - self.tables))}): restore those too: "
+                    f"{_short(text)}")
         sql = requalify_names(text, self.source_db, self.into_db)
         self._send_events()
         self._commit()  # DDL commits implicitly anyway
         self._execute(self._session_sql(q))
-        for kind, value in self.intvars:
-            self._execute(f"SET {'LAST_INSERT_ID' if kind == 1 else 'INSERT_ID'}={value}")
+        for var, value in self.intvars:
+            self._execute(f"SET {'LAST_INSERT_ID' if var == 1 else 'INSERT_ID'}={value}")
         self._execute(sql.encode("utf-8", "surrogateescape"))
         self.applied += 1
 
@@ -436,41 +447,53 @@ def _name_at(text: str, i: int) -> tuple[str | None, str, int] | None:
     return None, first, j
 
 
-def statement_databases(text: str, default_db: str) -> set[str] | None:
-    """The databases whose objects a statement creates, changes or drops: those of the
-    names it acts on (``CREATE TABLE db.t``, ``DROP TABLE a, db.b``, ``RENAME TABLE a TO
-    db.b``, ``CREATE INDEX i ON t``…), unqualified ones in ``default_db``; for any other
-    statement ``default_db``; None for a statement on the server itself (accounts,
+TABLE_KINDS = frozenset({"TABLE", "TABLES", "INDEX", "SEQUENCE"})
+_TRUNCATE = re.compile(r"TRUNCATE\s+(?!TABLE\b)", re.I)
+
+
+def statement_objects(text: str, default_db: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """What a statement creates, changes or drops: its kind (``TABLE``, ``VIEW``,
+    ``INDEX``…) and the ``(database, name)`` of the names it acts on (``CREATE TABLE
+    db.t``, ``DROP TABLE a, db.b``, ``RENAME TABLE a TO db.b``; for ``CREATE/DROP INDEX i
+    ON t`` the table), unqualified ones in ``default_db``; for any other statement
+    ``("", [(default_db, "")])``; None for a statement on the server itself (accounts,
     databases, FLUSH…), which a replay into one database never runs."""
     body = _strip_comments(text)
     if _SERVER_WIDE.match(body):
         return None
-    m = _OBJECT.match(body)
-    if m is None:
-        return {default_db} if default_db else set()
-    kind = m.group("kind").upper()
-    verb = m.group("verb").upper()
-    names: list[str | None] = []
-    i = m.end()
+    other = ("", [(default_db, "")] if default_db else [])
+    truncate = _TRUNCATE.match(body)
+    if truncate is not None:
+        kind, verb, i = "TABLE", "TRUNCATE", truncate.end()
+    else:
+        m = _OBJECT.match(body)
+        if m is None:
+            return other
+        kind = " ".join(m.group("kind").upper().split())
+        verb = m.group("verb").upper()
+        i = m.end()
     if kind == "INDEX":  # CREATE/DROP INDEX name ON table
         on = re.compile(r"\s+ON\s+", re.I).search(body, i)
-        if on is None:  # ALTER TABLE … : not an INDEX statement form this knows
-            return {default_db} if default_db else set()
+        if on is None:
+            return other
         i = on.end()
+    objects: list[tuple[str, str]] = []
+    lists = verb in ("DROP", "RENAME", "OPTIMIZE", "ANALYZE", "REPAIR", "CHECK") or (
+        kind == "TABLES")
     while True:
         got = _name_at(body, i)
         if got is None:
             break
-        names.append(got[0])
+        objects.append((got[0] if got[0] is not None else default_db, got[1]))
         i = got[2]
-        sep = re.compile(r"\s*(,|\s+TO\s+)\s*", re.I).match(body, i)
-        if sep is None or not (verb in ("DROP", "RENAME") or kind == "TABLES"
-                               or verb in ("OPTIMIZE", "ANALYZE", "REPAIR", "CHECK")):
+        sep = _SEPARATOR.match(body, i)
+        if sep is None or not lists:
             break
         i = sep.end()
-    out = {db if db is not None else default_db for db in names}
-    out.discard("")
-    return out
+    return kind, [o for o in objects if o[0]]
+
+
+_SEPARATOR = re.compile(r"\s*(,|\s+TO\s+)\s*", re.I)
 
 
 def requalify_names(text: str, old_db: str, new_db: str) -> str:
