@@ -164,6 +164,8 @@ class _Replayer:
                     if position < self.start_position:
                         continue
                     self.active = True
+                    if self.fmt is not None:  # the grant checked before anything is applied
+                        self._send_format()
                 if self.event(ev, kind):
                     return True
         except be.BinlogFormatError as e:

@@ -215,11 +215,9 @@ def _pieces(server: PrivateMariaDB, start_file: str) -> list[ReplayPiece]:
     return out
 
 
-def _replay(s: dict[str, Any], into: str, stop: ReplayStop, *, user: str | None = None,
+def _replay(s: dict[str, Any], into: str, stop: ReplayStop, *,
             tables: set[str] | None = None) -> Any:
     target = target_for(s["server"], into)
-    if user is not None:
-        target = type(target)(target.host, target.port, user, "pw", into)
     file, position = s["start"]
     return replay(target, _pieces(s["server"], file), start_file=file,
                   start_position=position, source_db="src", into_db=into, tables=tables,
@@ -279,14 +277,22 @@ def test_replays_only_the_chosen_tables(scenario):
 
 
 def test_a_user_without_binlog_replay_is_refused_naming_the_grant(scenario):
+    """Refused before anything is applied, even when the first event is a DDL statement
+    (which needs no BINLOG statement)."""
     server = scenario["server"]
     conn = server.connect()
     _run(conn, "CREATE USER 'nobinlog'@'%' IDENTIFIED BY 'pw'",
          "GRANT ALL ON denied.* TO 'nobinlog'@'%'")
+    file, position = master_status(server)
+    _run(conn, "CREATE TABLE src.ddl_first (a INT)", "INSERT INTO src.ddl_first VALUES (1)")
     conn.close()
     before = _state(server, "denied")
+    target = target_for(server, "denied")
+    target = type(target)(target.host, target.port, "nobinlog", "pw", "denied")
     with pytest.raises(ServerSetupError, match="GRANT BINLOG REPLAY ON"):
-        _replay(scenario, "denied", ReplayStop(), user="nobinlog")
+        replay(target, _pieces(server, file), start_file=file, start_position=position,
+               source_db="src", into_db="denied", tables=None, stop=ReplayStop(),
+               reporter=NullReporter())
     assert _state(server, "denied") == before
 
 
