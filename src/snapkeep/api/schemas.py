@@ -47,6 +47,9 @@ class RestoreRequest(BaseModel):
     mounts: list[str] | None = Field(default=None, description="restore only these mounts")
     tables: list[str] | None = Field(default=None, description="restore only these tables of the "
                                      "database (with their triggers)")
+    at: str | None = Field(default=None, description="the database as of this time (ISO 8601) "
+                           "or up to this GTID, replaying the archived binlog onto the backup "
+                           "(`auto` as the backup id: the latest one before it)")
 
 
 class VerifyRequest(BaseModel):

@@ -57,12 +57,14 @@ class LocalClient:
         return operations.start_backup(self.ctx, self._env(env), live=live, threads=threads,
                                        detach=not wait, observer=observer)
 
-    def restore_snapshot(self, env: str, snapshot_id: str, *, threads: int | None,
+    def restore_snapshot(self, env: str, snapshot_id: str | None, *, threads: int | None,
                          wait: bool, observer: Observer | None, target: str | None = None,
-                         scope: RestoreScope | None = None) -> ActivityInfo:
+                         scope: RestoreScope | None = None,
+                         at: str | None = None) -> ActivityInfo:
         return operations.start_restore(
             self.ctx, self._env(env), snapshot_id, threads=threads, detach=not wait,
-            observer=observer, target=self._env(target) if target else None, scope=scope)
+            observer=observer, target=self._env(target) if target else None, scope=scope,
+            at=at)
 
     def delete_snapshot(self, env: str, snapshot_id: str, *,
                         observer: Observer | None) -> ActivityInfo:

@@ -121,6 +121,9 @@ def _follow_timeout() -> float:
             from None
 
 
+AUTO_BASE = "auto"  # with "at": the API picks the base snapshot
+
+
 class RemoteClient:
     """A snapkeep server's REST API (docs/api.md), as the token's user."""
 
@@ -233,12 +236,16 @@ class RemoteClient:
                                           json=body))
         return self._follow(a, observer) if wait else a
 
-    def restore_snapshot(self, env: str, snapshot_id: str, *, threads: int | None,
+    def restore_snapshot(self, env: str, snapshot_id: str | None, *, threads: int | None,
                          wait: bool, observer: Observer | None, target: str | None = None,
-                         scope: RestoreScope | None = None) -> ActivityInfo:
+                         scope: RestoreScope | None = None,
+                         at: str | None = None) -> ActivityInfo:
         body: dict[str, Any] = {"threads": threads} if threads is not None else {}
         if target:
             body["target"] = target
+        if at is not None:
+            body["at"] = at
+        snapshot_id = snapshot_id or AUTO_BASE
         if scope is not None:
             body.update(scope.to_options())
         a = activity_from_json(self._call(

@@ -157,13 +157,20 @@ def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
 @click.option("-W", "--no-wait", is_flag=True, help="Start the activity and return its ID.")
 @click.option("--threads", "-t", type=click.IntRange(1, 64), default=None,
               help="Tables loaded in parallel (default: the CPU count).")
+@click.option("--at", "at", metavar="TIME|GTID",
+              help="The database as of this time (ISO 8601, e.g. 2026-12-05T10:19:59Z; "
+                   "without an offset: this machine's zone) or up to this GTID, from the "
+                   "latest snapshot before it (or SNAPSHOT_ID) and the archived binlog.")
 def restore_(config_path, project, environment, snapshot_id, target, only, mounts, tables,
-             yes, no_wait, threads) -> None:
+             yes, no_wait, threads, at) -> None:
     """Restore a snapshot (the most recent when no ID is given). Code is left alone."""
     client = client_for(config_path, project)
     env = client.environment(environment)
     into = client.environment(target) if target else env
     scope = RestoreScope.parse(only, mounts, tables)
+    if at is not None:
+        return _restore_at(client, env, into, snapshot_id, scope, at, yes=yes,
+                           no_wait=no_wait, threads=threads)
     snap = client.get_snapshot(env.name, snapshot_id)
     created = f"created {snap.created_at.isoformat(timespec='seconds')}" \
         f"{' (live)' if snap.live else ''}"
@@ -203,6 +210,37 @@ def restore_(config_path, project, environment, snapshot_id, target, only, mount
     if no_wait:
         return detached(start(None, False))
     follow(lambda d: start(d, True))
+
+
+def _restore_at(client, env, into, snapshot_id, scope, at, *, yes, no_wait, threads) -> None:
+    """``snapshot:restore --at``: the database (or ``--table`` tables) as of a point."""
+    what = "the database" if scope.tables is None else \
+        "table " + ", ".join(scope.tables)
+    source = "" if into.name == env.name else f" of {env.name}"
+    base = f"snapshot {snapshot_id}" if snapshot_id else "the latest snapshot before it"
+    say(f"Restoring {what}{source} into {into.name} as of {at}: {base}, then the archived "
+        f"binlog replayed. Mounts and code are not changed.")
+    if scope.tables is not None:
+        say(f"Everything else in {into.name} stays as it is.")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"restoring replaces {into.name}'s data: confirm with --yes "
+                             "(no terminal to ask on)")
+        if not click.confirm(f"Are you sure you want to restore {into.name} as of {at}?",
+                             err=True):
+            say("Nothing was restored.")
+            return None
+    target_name = into.name if into.name != env.name else None
+
+    def start(observer: ActivityDisplay | None, wait: bool) -> ActivityInfo:
+        return client.restore_snapshot(env.name, snapshot_id, threads=threads, wait=wait,
+                                       observer=observer, target=target_name, scope=scope,
+                                       at=at)
+
+    if no_wait:
+        return detached(start(None, False))
+    follow(lambda d: start(d, True))
+    return None
 
 
 @click.command("snapshot:delete")

@@ -135,6 +135,10 @@ class BinlogArchive:
                 out.append(int(name))
         return sorted(out)
 
+    def seqs(self) -> list[int]:
+        """The records' ``seq`` numbers, in order (a listing; nothing read)."""
+        return self._seqs()
+
     def load(self, seq: int) -> BinlogRecord:
         return _read(self.repo, segment_key(self.stream, seq))
 

@@ -296,6 +296,9 @@ def test_a_partial_restore_through_the_api_restores_only_the_named_mount(world: 
     ({"tables": ["no_such_table"]}, 404, "has no table no_such_table"),
     ({"only": "everything"}, 422, "field 'only'"),
     ({"only": "database", "mounts": ["var"]}, 422, "--only database restores no mounts"),
+    ({"at": "2026-12-05T10:19:59Z"}, 422, "point_in_time = true"),  # not archived
+    ({"at": "soon"}, 422, "neither a time nor a GTID"),
+    ({"at": "2026-12-05T10:19:59Z", "only": "mounts"}, 422, "--at restores the database"),
 ])
 def test_a_bad_restore_target_or_part_is_refused_before_anything_changes(
         world: World, admin, body, status, fragment):

@@ -82,11 +82,14 @@ def restore_backup(env: str, backup_id: str, ctx: ProjectContext, response: Resp
                    body: RestoreRequest | None = Body(None)) -> ActivityOut:  # noqa: B008
     """Queue a restore of the snapshot (needs Admin on the environment restored into:
     ``target``, default this one); answers the pending activity. ``only``, ``mounts`` and
-    ``tables`` restore part of it."""
+    ``tables`` restore part of it. ``at`` (a time or a GTID): the database as of that point,
+    this backup as the base (``auto``: the latest one before it); refused outside the
+    recoverable window."""
     req = body or RestoreRequest()
     scope = RestoreScope.parse(req.only, req.mounts or (), req.tables or ())
-    a = operations.start_restore(ctx, environment(ctx, env), backup_id, threads=req.threads,
-                                 queue=True, scope=scope,
+    base = None if req.at is not None and backup_id == "auto" else backup_id
+    a = operations.start_restore(ctx, environment(ctx, env), base, threads=req.threads,
+                                 queue=True, scope=scope, at=req.at,
                                  target=environment(ctx, req.target) if req.target else None)
     return _accepted(response, ActivityOut.of(a, ctx.config.id))
 

@@ -14,7 +14,9 @@ server it loads into: ``check_import_server``, ``private_server`` → ``PrivateS
 ``stop_leftover_server``. ``table_names`` (a snapshot's tables, ``scope``) and ``drill_name``
 (a restore drill's scratch database, ``names``). Point in time (docs/pitr.md):
 ``Follower`` (binlog archiving, ``binlog_follow``), ``binlog_problems``/``require_binlog``
-(its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``. Services import only this
+(its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``, ``prepare_restore_at`` with
+``ReplayStop``/``ReplayPiece``/``ReplayResult`` (a restore to a point in time, ``pitr``),
+``binary_logs`` (the server's binlog files and sizes, ``binlog_stream``). Services import only this
 package, never a submodule (an import-linter contract in pyproject.toml holds them to it).
 
 The names are resolved on first use (PEP 562 ``__getattr__``), each importing only its own
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from snapkeep.engines.mysql.binlog_checks import binlog_problems, require_binlog
     from snapkeep.engines.mysql.binlog_follow import DEFAULT_INTERVAL as BINLOG_INTERVAL
     from snapkeep.engines.mysql.binlog_follow import Follower
+    from snapkeep.engines.mysql.binlog_replay_types import ReplayPiece, ReplayResult, ReplayStop
+    from snapkeep.engines.mysql.binlog_stream import binary_logs
     from snapkeep.engines.mysql.connect import check_connection, check_restore_target
     from snapkeep.engines.mysql.consistency import hold_writes
     from snapkeep.engines.mysql.cutover import cleanup_leftovers
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     from snapkeep.engines.mysql.import_server import check_available as check_import_server
     from snapkeep.engines.mysql.import_server import stop_leftover as stop_leftover_server
     from snapkeep.engines.mysql.names import drill_name
+    from snapkeep.engines.mysql.pitr import prepare_restore_at
     from snapkeep.engines.mysql.privileges import check_restore_privileges
     from snapkeep.engines.mysql.restore import PreparedRestore, prepare_restore
     from snapkeep.engines.mysql.schema import estimate_size
@@ -63,7 +68,12 @@ _FACE: dict[str, tuple[str, str]] = {
     "Follower": ("binlog_follow", "Follower"),
     "binlog_problems": ("binlog_checks", "binlog_problems"),
     "require_binlog": ("binlog_checks", "require_binlog"),
+    "binary_logs": ("binlog_stream", "binary_logs"),
     "MySQLTarget": ("target", "MySQLTarget"),
+    "ReplayPiece": ("binlog_replay_types", "ReplayPiece"),
+    "ReplayResult": ("binlog_replay_types", "ReplayResult"),
+    "ReplayStop": ("binlog_replay_types", "ReplayStop"),
+    "prepare_restore_at": ("pitr", "prepare_restore_at"),
     "PreparedRestore": ("restore", "PreparedRestore"),
     "PrivateServer": ("import_server", "PrivateServer"),
     "check_connection": ("connect", "check_connection"),
@@ -113,6 +123,10 @@ __all__ = [
     "MySQLTarget",
     "PreparedRestore",
     "PrivateServer",
+    "ReplayPiece",
+    "ReplayResult",
+    "ReplayStop",
+    "binary_logs",
     "binlog_problems",
     "check_connection",
     "check_import_server",
@@ -127,6 +141,7 @@ __all__ = [
     "dump_database",
     "estimate_size",
     "export_sql",
+    "prepare_restore_at",
     "find_client",
     "hold_writes",
     "load_sql",

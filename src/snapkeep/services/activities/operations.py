@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import SnapkeepError
+from snapkeep.errors import SnapkeepError, UsageError
 from snapkeep.policy import (
     Action,
     require_active,
@@ -30,6 +30,7 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
+from snapkeep.services import pitr
 from snapkeep.services.activities import (
     registry,
     runners,  # noqa: F401 - registers the activity types
@@ -73,17 +74,32 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
                   detach: bool = False, observer: Observer | None = None,
                   threads: int | None = None, queue: bool = False,
                   target: EnvironmentConfig | None = None,
-                  scope: RestoreScope | None = None) -> ActivityInfo:
+                  scope: RestoreScope | None = None, at: str | None = None) -> ActivityInfo:
     """Restore a snapshot of ``env`` into ``target`` (default: ``env`` itself), all of it
     or the parts ``scope`` names. Needs Admin on ``target``, which must be active, and on
     ``env`` when it is another one: its data leaves it, as with an export (a Viewer of
     ``env`` who is Admin of ``target`` could otherwise export it from there). The activity
-    belongs to ``target``."""
+    belongs to ``target``.
+
+    ``at`` (``--at`` as typed: a time or a GTID, ``services/pitr.py``): the database as of
+    that point, from ``env``'s binlog archive; ``snapshot_id`` is then the base (None: the
+    latest one before it). It is parsed and checked against the recoverable window here,
+    before the activity is claimed; mounts are not restored."""
     into = target or env
     scope = scope or RestoreScope()
     _check_env(ctx, into, Action.SNAPSHOT_RESTORE)
     if into.name != env.name:
         require_role(ctx.actor, env.name, Action.SNAPSHOT_RESTORE_ELSEWHERE)
+    point = None
+    if at is not None:
+        if not scope.database or scope.mounts:
+            raise UsageError("--at restores the database (or --table tables) as of a point "
+                             "in time; mounts are not archived continuously: drop --only "
+                             "mounts / --mount, and restore mounts from a snapshot without --at")
+        point = pitr.parse_at(at)
+        if snapshot_id is not None:
+            snapshots.get_snapshot(ctx, env, snapshot_id)  # NotFoundError for a wrong ID
+        snapshot_id = pitr.plan(ctx, env, point, snapshot_id).base.snapshot_id
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     require_restorable(snap.id, snap.status, snap.expires_at, ctx.clock())
     manifest = snapshots.load_manifest(ctx, snap.id)
@@ -91,11 +107,13 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
     desc = f"{ctx.actor.name} restored {into.name} from backup {snap.id}"
     if into.name != env.name:
         desc += f" of {env.name}"
-    if not scope.is_full:
+    if point is not None:
+        desc += f" as of {point.describe()}"
+    if not scope.is_full and not (point is not None and scope.tables is None):
         desc += f" (only {scope.describe(manifest)})"
     c = claim(ctx, into.name, RESTORE, desc,
                          {"snapshot_id": snap.id, "threads": threads, "source": env.name,
-                          "scope": scope.to_params()},
+                          "scope": scope.to_params(), "at": at},
                          state=_state(detach, queue))
     return go(ctx, c, detach, queue, observer)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from snapkeep.config import EnvironmentConfig
+from snapkeep.services import pitr
 from snapkeep.services.activities.info import BACKUP, DELETE, EXPIRE, RESTORE
 from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.activities.registry import ActivityType, register
@@ -29,8 +30,10 @@ def _backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
 def _restore(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
              params: dict[str, Any]) -> str:
     manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
+    at = params.get("at")
     return restore.restore(ctx, env, manifest, rec, threads=params.get("threads"),
-                           scope=RestoreScope.from_params(params.get("scope")))
+                           scope=RestoreScope.from_params(params.get("scope")),
+                           at=pitr.parse_at(at) if at else None)
 
 
 def _drill(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,

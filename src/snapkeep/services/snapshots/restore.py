@@ -15,6 +15,7 @@ into this one (data only), followed by this environment's ``post_restore`` comma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from snapkeep.config import EnvironmentConfig
@@ -22,7 +23,7 @@ from snapkeep.engines import mysql, volumes
 from snapkeep.errors import IntegrityError
 from snapkeep.faults import crash_point
 from snapkeep.repository import Repository, SnapshotManifest
-from snapkeep.services import gitinfo
+from snapkeep.services import gitinfo, pitr
 from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target, mount_dir, pause_entries
@@ -47,15 +48,32 @@ def code_note(env: EnvironmentConfig, manifest: SnapshotManifest) -> str | None:
 
 def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
             rec: ActivityRecorder, *, threads: int | None = None,
-            scope: RestoreScope | None = None) -> str:
-    """Restore ``manifest`` (of ``env`` or of another environment) into ``env``."""
+            scope: RestoreScope | None = None, at: pitr.PointInTime | None = None) -> str:
+    """Restore ``manifest`` (of ``env`` or of another environment) into ``env``; with
+    ``at``, the database as of that point: ``manifest`` is the base, the source
+    environment's archived binlog replayed onto it (``services/pitr.py``)."""
     scope = scope or RestoreScope()
     repo = ctx.repository
     source = manifest.environment
     foreign = source != env.name
     what = scope.describe(manifest)
-    rec.log(f"Restoring backup {manifest.id}" + (f" of {source}" if foreign else "")
-            + f" to {env.name}" + ("" if scope.is_full else f" (only {what})"))
+    replay: _Replay | None = None
+    if at is not None:
+        source_env = ctx.config.environment(source)
+        p = pitr.plan(ctx, source_env, at, manifest.id)
+        replay = _Replay(at, pitr.pieces(repo, source, p.base), p.archive_complete)
+        rec.log(f"Restoring {env.name}" + (f" from {source}" if foreign else "")
+                + f" as of {at.describe()}: base snapshot {manifest.id} (its binlog position "
+                f"{p.base.file}:{p.base.position}), then the archived binlog replayed"
+                + ("" if scope.tables is None else f" (only {what})"))
+        if manifest.mounts:
+            rec.log("Mounts are not part of a point-in-time restore: they are left as they "
+                    "are (restore a snapshot's mounts without --at)")
+        scope = RestoreScope(database=True, mounts=(), tables=scope.tables)
+        what = scope.describe(manifest)
+    else:
+        rec.log(f"Restoring backup {manifest.id}" + (f" of {source}" if foreign else "")
+                + f" to {env.name}" + ("" if scope.is_full else f" (only {what})"))
     scope.check(manifest, env)
     note = code_note(env, manifest)
     if note:
@@ -78,7 +96,7 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
                   + (int(db_desc.get("size_bytes", 0)) if db_desc else 0))
 
     mounts, prepared = _prepare(repo, env, manifest, rec, scope=scope, target=target,
-                                db_desc=db_desc, threads=threads)
+                                db_desc=db_desc, threads=threads, replay=replay)
     _cut_over(ctx, env, manifest, rec, mounts=mounts, prepared=prepared, variables=variables,
               foreign=foreign)
     rec.log(f"Restored backup {manifest.id} to {env.name}"
@@ -87,9 +105,17 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     return manifest.id
 
 
+@dataclass(frozen=True)
+class _Replay:
+    at: pitr.PointInTime
+    pieces: list[mysql.ReplayPiece]
+    archive_complete: bool
+
+
 def _prepare(repo: Repository, env: EnvironmentConfig, manifest: SnapshotManifest,
              rec: ActivityRecorder, *, scope: RestoreScope, target: mysql.MySQLTarget | None,
-             db_desc: dict[str, Any] | None, threads: int | None) -> tuple[list, list]:
+             db_desc: dict[str, Any] | None, threads: int | None,
+             replay: _Replay | None = None) -> tuple[list, list]:
     """Stage every part the restore puts back, the live ones untouched: (the mounts'
     prepared parts, every prepared part). On a failure or a cancel the staged parts are
     dropped; a damaged snapshot says so."""
@@ -103,10 +129,21 @@ def _prepare(repo: Repository, env: EnvironmentConfig, manifest: SnapshotManifes
                                                       repo, rec, keep=pause_entries(env, m)))
             prepared += mounts
             # The database swaps last: once it has swapped, every part is new.
-            if db_desc is not None and target is not None:
+            tables = list(scope.tables) if scope.tables is not None else None
+            if db_desc is not None and target is not None and replay is not None:
+                restored, result = mysql.prepare_restore_at(
+                    target, db_desc, repo, rec, pieces=replay.pieces,
+                    stop=replay.at.stop(), threads=threads, tables=tables,
+                    allow_archive_end=replay.archive_complete)
+                prepared.append(restored)
+                reached = result.last_time.strftime("%Y-%m-%dT%H:%M:%SZ") \
+                    if result.last_time else "no transaction after the snapshot"
+                rec.log(f"Replayed {result.transactions} transactions ({result.events} "
+                        f"events) onto snapshot {manifest.id}; the last one at {reached}"
+                        + (f" (GTID {result.last_gtid})" if result.last_gtid else ""))
+            elif db_desc is not None and target is not None:
                 prepared.append(mysql.prepare_restore(
-                    target, db_desc, repo, rec, threads=threads,
-                    tables=list(scope.tables) if scope.tables is not None else None))
+                    target, db_desc, repo, rec, threads=threads, tables=tables))
         # A cancel stops a restore up to here (the prepared parts are dropped), never in
         # its cut-over: a half-done one is never left by choice.
         rec.point_of_no_return("the cut-over")

@@ -1,0 +1,381 @@
+"""The recoverable window of a point-in-time environment: from when to when a restore
+``--at`` can reach, how far the archive lags behind the server, and what gaps cut out
+(docs/pitr.md, "The recoverable window").
+
+Definitions (all times UTC, whole seconds: binlog events carry whole-second timestamps):
+
+- A **base** is a restorable snapshot of the environment whose MySQL description records a
+  ``binlog`` position that the archive covers: a segment of the position's file with
+  ``start <= position <= end``. Its ``time`` is the earliest instant a restore from it can
+  reach: one second after the timestamp of the last archived event before its position
+  (every transaction in the dump has a timestamp before it, every later one is in the
+  archive). It is read from the segment's bytes (only the 19-byte event headers) unless the
+  position is a segment's end or start, where the records' ``last_time`` says it.
+- A **gap** (binlogs purged on the server before they were archived) cuts out everything
+  from the last archived event before it (``lost_from``) to the time of the first base
+  archived after it (``lost_until``; None while no snapshot has been taken since).
+- ``ranges`` are the stretches a restore can reach: from the oldest base after a gap (or
+  the archive's start) to the last event before the next gap (or the archive's end).
+  ``start``/``end`` are the last range's: ``end`` is the last archived event's time.
+- ``lag_seconds``: 0 when the archive ends exactly where the server's binlog does (its
+  newest file's size, ``SHOW BINARY LOGS``: every event the server wrote is archived);
+  otherwise now minus the last archived event's time — how old the newest recoverable
+  second is while the server has newer events (a stopped follower's lag grows from the
+  first write after it stopped; an idle server with nothing unarchived lags 0). When the
+  server cannot be asked (``server=False``, or it is unreachable), now minus the last
+  record's ``archived_at``, with ``server_checked`` False.
+
+Cheap enough for ``environment:info``, ``GET /metrics`` and every console page: records and
+manifests never change once written, so each is read once per process (cached by
+repository, stream and ``seq`` / snapshot id); a call lists the record keys and the catalog.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from snapkeep.config import EnvironmentConfig
+from snapkeep.errors import SnapkeepError
+from snapkeep.policy import is_restorable
+from snapkeep.repository import BinlogArchive, BinlogRecord, Repository
+from snapkeep.services.context import Context
+from snapkeep.services.engines import database_target
+from snapkeep.services.snapshots.listing import sync
+
+HEADER = 19  # a binlog event header: timestamp(4) type(1) server_id(4) size(4) log_pos(4) flags(2)
+
+
+def _utc(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def iso(t: datetime | None) -> str | None:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+@dataclass(frozen=True)
+class Base:
+    """A snapshot a replay can start from."""
+
+    snapshot_id: str
+    created_at: datetime
+    file: str
+    position: int
+    gtid: str | None
+    seq: int  # the archive record (segment) holding its position
+    time: datetime  # the earliest instant a restore from it reaches
+
+    def to_json(self) -> dict[str, Any]:
+        return {"snapshot_id": self.snapshot_id, "created_at": iso(self.created_at),
+                "file": self.file, "position": self.position, "gtid": self.gtid,
+                "seq": self.seq, "time": iso(self.time)}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Binlogs purged before they were archived: ``file`` from ``position`` to the start of
+    ``next_file`` are lost, so no restore reaches ``lost_from`` .. ``lost_until``."""
+
+    seq: int
+    file: str
+    position: int
+    next_file: str
+    archived_at: datetime | None
+    lost_from: datetime | None  # the last archived event before it (None: none before)
+    lost_until: datetime | None  # the first base after it (None: no snapshot since)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "file": self.file, "position": self.position,
+                "next_file": self.next_file, "archived_at": iso(self.archived_at),
+                "lost_from": iso(self.lost_from), "lost_until": iso(self.lost_until)}
+
+    def describe(self) -> str:
+        until = iso(self.lost_until) or "the next snapshot"
+        return (f"gap: {self.file}:{self.position} to the start of {self.next_file} were "
+                f"purged before they were archived; nothing from "
+                f"{iso(self.lost_from) or 'the archive start'} to {until} can be restored")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What ``snapshot:restore --at`` can reach for one environment; see the module."""
+
+    environment: str
+    start: datetime | None
+    end: datetime | None
+    lag_seconds: float | None
+    gaps: list[Gap] = field(default_factory=list)
+    bases: list[Base] = field(default_factory=list)  # oldest first
+    ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
+    point_in_time: bool = True
+    archived: bool = False  # the archive has at least one segment
+    server_checked: bool = False  # lag measured against the server's binlog end
+    last_archived_at: datetime | None = None
+    reason: str | None = None  # why there is no window (start is None), for people
+
+    @property
+    def available(self) -> bool:
+        return self.start is not None and self.end is not None
+
+    def covers(self, t: datetime) -> bool:
+        """Whether a restore ``--at t`` is inside one of the recoverable ranges."""
+        t = _aware(t)
+        return any(a <= t <= b for a, b in self.ranges)
+
+    def base_for(self, t: datetime) -> Base | None:
+        """The latest base a restore ``--at t`` starts from (no gap between it and t)."""
+        t = _aware(t)
+        if not self.covers(t):
+            return None
+        best = None
+        for b in self.bases:
+            if b.time <= t and not any(b.seq < g.seq and (g.lost_from is None
+                                                          or g.lost_from < t)
+                                       for g in self.gaps):
+                best = b
+        return best
+
+    def describe(self) -> str:
+        """``recoverable from … to … (lag N s)``, or why not."""
+        if not self.available:
+            return self.reason or "not recoverable to a point in time"
+        lag = "" if self.lag_seconds is None else f" (lag {self.lag_seconds:.0f} s" + (
+            "" if self.server_checked else ", server not reached") + ")"
+        return f"recoverable from {iso(self.start)} to {iso(self.end)}{lag}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "point_in_time": self.point_in_time, "archived": self.archived,
+            "start": iso(self.start), "end": iso(self.end),
+            "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+            "server_checked": self.server_checked,
+            "last_archived_at": iso(self.last_archived_at),
+            "gaps": [g.to_json() for g in self.gaps],
+            "bases": [b.to_json() for b in self.bases],
+            "ranges": [[iso(a), iso(b)] for a, b in self.ranges],
+            "summary": self.describe(), "reason": self.reason,
+        }
+
+
+# -- per-process caches: records and manifests never change once written ------------------
+
+_lock = threading.Lock()
+_records: dict[tuple[str, str, int], BinlogRecord] = {}
+_positions: dict[tuple[str, str], dict[str, Any] | None] = {}
+_event_times: dict[tuple[str, str, int, int], int | None] = {}
+
+
+def _repo_key(repo: Repository) -> str:
+    return f"{repo.config.get('id')}@{repo.backend.describe()}"
+
+
+def _load_records(repo: Repository, stream: str) -> list[BinlogRecord]:
+    archive = BinlogArchive(repo, stream)
+    rk = _repo_key(repo)
+    out = []
+    for seq in archive.seqs():
+        key = (rk, stream, seq)
+        with _lock:
+            rec = _records.get(key)
+        if rec is None:
+            rec = archive.load(seq)
+            with _lock:
+                _records[key] = rec
+        out.append(rec)
+    return out
+
+
+def _position(repo: Repository, snapshot_id: str) -> dict[str, Any] | None:
+    """The snapshot's recorded binlog position (None: it has none, or is unreadable)."""
+    key = (_repo_key(repo), snapshot_id)
+    with _lock:
+        if key in _positions:
+            return _positions[key]
+    try:
+        desc = repo.load_snapshot(snapshot_id).services.get("database") or {}
+    except SnapkeepError:
+        return None  # gone or damaged: not a base (not cached: it may be a transient error)
+    pos = desc.get("binlog") if isinstance(desc.get("binlog"), dict) else None
+    with _lock:
+        _positions[key] = pos
+    return pos
+
+
+def _last_event_before(repo: Repository, stream: str, seg: BinlogRecord,
+                       position: int) -> int | None:
+    """The largest non-zero event timestamp in ``seg``'s bytes before ``position``."""
+    key = (_repo_key(repo), stream, seg.seq, position)
+    with _lock:
+        if key in _event_times:
+            return _event_times[key]
+    ref = seg.blob
+    data = repo.read_blob(ref) if ref is not None else b""
+    start = int(seg.data["start"])
+    off, best = 0, None
+    while off + HEADER <= len(data) and start + off < position:
+        ts = int.from_bytes(data[off:off + 4], "little")
+        size = int.from_bytes(data[off + 9:off + 13], "little")
+        if size < HEADER:
+            break  # not an event header: the record does not say what its bytes are
+        if start + off + size > position:
+            break
+        if ts:
+            best = ts if best is None else max(best, ts)
+        off += size
+    with _lock:
+        _event_times[key] = best
+    return best
+
+
+def _base_time(repo: Repository, stream: str, records: list[BinlogRecord], i: int,
+               position: int, created_at: datetime) -> datetime:
+    seg = records[i]
+    last: datetime | None = None
+    if position == seg.end:
+        last = _utc(seg.data.get("last_time"))
+    elif position > int(seg.data["start"]):
+        ts = _last_event_before(repo, stream, seg, position)
+        last = datetime.fromtimestamp(ts, UTC) if ts else None
+    if last is None:  # the position is at the segment's start: the previous record's last
+        for prev in reversed(records[:i]):
+            if prev.kind != "segment":
+                break
+            last = _utc(prev.data.get("last_time"))
+            if last is not None:
+                break
+    if last is None:  # nothing archived before it: no better bound than its creation
+        return _aware(created_at).replace(microsecond=0)
+    return last + timedelta(seconds=1)
+
+
+def _locate(records: list[BinlogRecord], file: str, position: int,
+            created_at: datetime) -> int | None:
+    """The index of the segment holding ``file``:``position`` (the one nearest the
+    snapshot's creation when a server's reset binlog repeats file names)."""
+    best: tuple[float, int] | None = None
+    for i, r in enumerate(records):
+        if r.kind != "segment" or r.file != file:
+            continue
+        if not int(r.data["start"]) <= position <= r.end:
+            continue
+        t = _utc(r.data.get("last_time")) or _utc(r.data.get("archived_at"))
+        dist = abs((t - _aware(created_at)).total_seconds()) if t else float("inf")
+        if best is None or dist < best[0]:
+            best = (dist, i)
+    return None if best is None else best[1]
+
+
+def _server_end(env: EnvironmentConfig) -> tuple[str, int] | None:
+    """The end of the server's binlog: its newest file and that file's size."""
+    from snapkeep.engines import mysql  # the MySQL driver loads only when asked
+
+    target = database_target(env)
+    if target is None:
+        return None
+    logs = mysql.binary_logs(target)
+    return logs[-1] if logs else None
+
+
+def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Window:
+    """The environment's recoverable window (callers check the actor's roles)."""
+    name = env.name
+    if not env.point_in_time:
+        return Window(name, None, None, None, point_in_time=False,
+                      reason=f"not recoverable to a point in time: environment {name} does "
+                             f"not have point_in_time = true")
+    repo = ctx.repository
+    records = _load_records(repo, name)
+    segments = [r for r in records if r.kind == "segment"]
+    if not segments:
+        return Window(name, None, None, None,
+                      reason=f"not recoverable to a point in time yet: no binlog archived "
+                             f"for {name}; run `snapkeep binlog:follow -e {name}`")
+    now = _aware(ctx.clock())
+    end = _utc(segments[-1].data.get("last_time"))
+    last_archived = _utc(records[-1].data.get("archived_at"))
+
+    # bases: restorable snapshots whose position the archive covers
+    sync(ctx)
+    bases: list[Base] = []
+    for row in ctx.catalog.list_snapshots(name):
+        if not is_restorable(row.status, row.expires_at, now):
+            continue
+        pos = _position(repo, row.id)
+        if not pos or "file" not in pos or "position" not in pos:
+            continue
+        i = _locate(records, str(pos["file"]), int(pos["position"]), row.created_at)
+        if i is None:
+            continue
+        bases.append(Base(row.id, _aware(row.created_at), str(pos["file"]),
+                          int(pos["position"]), pos.get("gtid"), records[i].seq,
+                          _base_time(repo, name, records, i, int(pos["position"]),
+                                     row.created_at)))
+    bases.sort(key=lambda b: (b.seq, b.time))
+
+    # gaps, and the ranges between them: a run is the records between two gaps
+    gaps: list[Gap] = []
+    ranges: list[tuple[datetime, datetime]] = []
+    cuts = [r.seq for r in records if r.kind == "gap"]
+    start: datetime | None = None
+    for lo, hi in zip([0, *cuts], [*cuts, None], strict=True):
+        inside = [r for r in segments if r.seq > lo and (hi is None or r.seq < hi)]
+        first = min((b.time for b in bases if b.seq > lo and (hi is None or b.seq < hi)),
+                    default=None)
+        if lo:  # the gap that opened this run
+            g = next(r for r in records if r.seq == lo)
+            before = [r for r in segments if r.seq < lo]
+            gaps.append(Gap(lo, g.file, int(g.data.get("start", 0)),
+                            str(g.data.get("next_file")), _utc(g.data.get("archived_at")),
+                            _utc(before[-1].data.get("last_time")) if before else None,
+                            first))
+        last_t = _utc(inside[-1].data.get("last_time")) if inside else None
+        if first is None or last_t is None:
+            continue
+        if hi is None:  # the open run: a base at the very end reaches its own time
+            start, last_t = first, max(first, last_t)
+        if first <= last_t:
+            ranges.append((first, last_t))
+
+    lag, checked = _lag(env, records, segments, now, server)
+    reason = None
+    if start is None:  # end stays the last archived event's time
+        if cuts:
+            reason = (f"not recoverable to a point in time since the gap after "
+                      f"{iso(gaps[-1].lost_from) or gaps[-1].file}: take a snapshot "
+                      f"(`snapkeep snapshot:create -e {name}`) to start a new window")
+        else:
+            reason = (f"not recoverable to a point in time yet: no snapshot of {name} "
+                      f"records a binlog position the archive covers; take one with "
+                      f"`snapkeep snapshot:create -e {name}`")
+    else:
+        end = ranges[-1][1]
+    return Window(name, start, end, lag, gaps, bases, ranges, archived=True,
+                  server_checked=checked, last_archived_at=last_archived, reason=reason)
+
+
+def _lag(env: EnvironmentConfig, records: list[BinlogRecord], segments: list[BinlogRecord],
+         now: datetime, server: bool) -> tuple[float | None, bool]:
+    last = records[-1]
+    if server:
+        try:
+            server_end = _server_end(env)
+        except SnapkeepError:
+            server_end = None
+        if server_end is not None:
+            archive_end = (last.file, last.end) if last.kind == "segment" else None
+            if archive_end == server_end:
+                return 0.0, True
+            t = _utc(segments[-1].data.get("last_time")) or _utc(last.data.get("archived_at"))
+            return (max(0.0, (now - t).total_seconds()) if t else None), True
+    t = _utc(last.data.get("archived_at"))
+    return (max(0.0, (now - t).total_seconds()) if t else None), False
