@@ -41,7 +41,9 @@ from snapkeep.engines.mysql.connect import (
     DRIVER_ERRORS,
     connect,
     error_code,
+    errors_as,
     lacks_privilege,
+    query,
     quote_ident,
     translate,
 )
@@ -56,6 +58,7 @@ from snapkeep.progress import Reporter
 STATEMENT_BYTES = 64 << 10  # event bytes per BINLOG statement (base64: a third more)
 STATEMENTS = 16  # source statements per BINLOG statement (20 000 transactions: 4 → 2.2 s,
 #                  16 → 1.5 s, 64 → 2.1 s)
+SPLIT_BYTES = 4 << 20  # one source statement's events per BINLOG statement, at most
 COMMIT_BYTES = 32 << 20  # event bytes per target transaction
 ER_NO_SUCH_TABLE = 1146
 
@@ -119,6 +122,7 @@ class _Replayer:
         self.trx_time = 0
         self.keep: dict[int, bool] = {}  # table id -> its rows are replayed
         self.stmt_maps: list[bytes] = []  # kept Table_maps of the open statement
+        self.sent_maps: list[bytes] = []  # those already queued
         # (index in out, type) of the open statement's last kept row event
         self.last_rows: tuple[int, int] | None = None
         self.intvars: list[tuple[int, int]] = []
@@ -126,6 +130,10 @@ class _Replayer:
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.statements = 0  # source statements in ``out``
+        # a BINLOG statement (base64: 4/3 of its events) must fit the server's packet
+        with errors_as(target, "replaying the binary log"):
+            self.max_packet = int(query(conn, "SELECT @@max_allowed_packet")[0][0])
+        self.split_bytes = max(STATEMENT_BYTES, min(SPLIT_BYTES, self.max_packet // 2))
         self.uncommitted = 0
         self.target_trx = False
         # the result
@@ -186,9 +194,17 @@ class _Replayer:
                     ev, kind = be.uncompressed_rows(fmt, ev, kind), be.UNCOMPRESSED[kind]
                 if self.stmt_maps:
                     self._queue_many(self.stmt_maps)
+                    self.sent_maps = self.stmt_maps
                     self.stmt_maps = []
                 self.last_rows = (len(self.out), kind)
                 self._queue(ev)
+                if self.out_bytes >= self.split_bytes and not flags & be.STMT_END_F:
+                    # one source statement larger than a packet: sent in parts, each with
+                    # the statement's Table_maps again (the server forgets them at the end
+                    # of every BINLOG statement and skips rows of unknown table ids)
+                    self._send_events()
+                    self.last_rows = None
+                    self.stmt_maps = self.sent_maps
             elif flags & be.STMT_END_F and self.last_rows is not None:
                 i, k = self.last_rows
                 self.out[i] = be.with_statement_end(fmt, self.out[i], k)
@@ -356,7 +372,14 @@ class _Replayer:
         if not self.target_trx:
             self._execute("START TRANSACTION")
             self.target_trx = True
-        self._execute(b"BINLOG '" + base64.b64encode(b"".join(self.out)) + b"'")
+        sql = b"BINLOG '" + base64.b64encode(b"".join(self.out)) + b"'"
+        if len(sql) > self.max_packet - 1024:
+            raise ReplayError(
+                f"the binlog event at {self.where} needs a statement of {len(sql)} bytes, "
+                f"more than the max_allowed_packet ({self.max_packet}) of "
+                f"{self.target.describe()}: raise it there (SET GLOBAL max_allowed_packet = "
+                f"{_next_mib(len(sql) + 1024)}) and restore again")
+        self._execute(sql)
         self.applied += len(self.out)
         self.uncommitted += self.out_bytes
         self.out, self.out_bytes, self.statements = [], 0, 0
@@ -384,6 +407,10 @@ class _Replayer:
         applied up to its last statement: the caller decides what a short archive means)."""
         self._send_events()
         self._commit()
+
+
+def _next_mib(n: int) -> int:
+    return -(-n // (1 << 20)) << 20
 
 
 def _domain_seq(gtid: str | None) -> tuple[int | None, int | None]:

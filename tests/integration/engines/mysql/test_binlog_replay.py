@@ -56,6 +56,7 @@ SETUP = [
     """CREATE TRIGGER parent_ai AFTER INSERT ON parent FOR EACH ROW
         INSERT INTO other.log (v) VALUES (NEW.id)""",
     "CREATE TABLE dropme (a INT)",
+    "CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))",
     "INSERT INTO parent VALUES (1, 'one'), (2, 'two'), (3, 'three')",
     "INSERT INTO child VALUES (10, 1), (11, 1), (20, 2), (30, 3)",
     "INSERT INTO types (i, vc) VALUES (1, 'start'), (2, NULL)",
@@ -129,6 +130,10 @@ def _workload(conn: Any, rnd: random.Random, phase: int) -> None:
          # one transaction across databases: only src's rows replayed
          "BEGIN", f"INSERT INTO other.log (v) VALUES ({n0})",
          f"INSERT INTO child VALUES ({n0 + 1}, {n0 + 100})", "COMMIT")
+    # one statement's rows larger than the server's packet: sent in parts
+    _run(conn, f"INSERT INTO bulk SELECT seq + {n0 * 100}, REPEAT(CHAR(65 + seq % 26), 60) "
+               "FROM seq_1_to_20000",
+         f"UPDATE bulk SET v = CONCAT(v, '{phase}')")
     if phase == 1:
         _run(conn,
              "DELETE FROM parent WHERE id = 1",  # cascades to child: not in the binlog
@@ -160,9 +165,10 @@ def _state(server: PrivateMariaDB, db: str) -> dict[str, Any]:
     return state
 
 
-SERVERS = {"crc32": ("--binlog-checksum=CRC32",),
+# max_allowed_packet 1 MiB: a statement's rows (bulk, 2.4 MiB of events) are split
+SERVERS = {"crc32": ("--binlog-checksum=CRC32", "--max-allowed-packet=1M"),
            "compressed": ("--binlog-checksum=NONE", "--log-bin-compress=ON",
-                          "--log-bin-compress-min-len=10")}
+                          "--log-bin-compress-min-len=10", "--max-allowed-packet=1M")}
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))
@@ -272,7 +278,7 @@ def test_replays_only_the_chosen_tables(scenario):
     middle = scenario["middle"]
     for name in ("types", "made_elsewhere"):
         assert after["tables"][name] == middle["tables"][name]
-    for name in ("audit", "parent", "child", "dropme"):
+    for name in ("audit", "parent", "child", "dropme", "bulk"):
         assert after["tables"][name] == before["tables"][name]
 
 
@@ -309,3 +315,18 @@ def test_a_statement_naming_the_database_and_another_is_refused(scenario):
         replay(target, _pieces(server, file), start_file=file, start_position=position,
                source_db="src", into_db="refused", tables=None, stop=ReplayStop(),
                reporter=NullReporter())
+
+
+def test_an_event_larger_than_a_packet_is_refused_naming_max_allowed_packet(scenario):
+    server = scenario["server"]
+    conn = server.connect()
+    _run(conn, "CREATE DATABASE too_big", "CREATE TABLE too_big.t (b LONGBLOB)",
+         "CREATE TABLE src.big_rows (b LONGBLOB)")
+    file, position = master_status(server)
+    _run(conn, "INSERT INTO src.big_rows VALUES (REPEAT('a', 790000))")
+    conn.close()
+    with pytest.raises(ReplayError, match=r"max_allowed_packet \(1048576\).*SET GLOBAL "
+                                          r"max_allowed_packet = 2097152"):
+        replay(target_for(server, "too_big"), _pieces(server, file), start_file=file,
+               start_position=position, source_db="src", into_db="too_big", tables=None,
+               stop=ReplayStop(), reporter=NullReporter())
