@@ -57,6 +57,11 @@ SETUP = [
         INSERT INTO other.log (v) VALUES (NEW.id)""",
     "CREATE TABLE dropme (a INT)",
     "CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))",
+    "CREATE SEQUENCE seq START WITH 100 INCREMENT BY 5",
+    """CREATE TABLE versioned (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING""",
+    """CREATE TABLE generated (id INT PRIMARY KEY, a INT, b INT AS (a * 2) VIRTUAL,
+        c VARCHAR(20) AS (CONCAT('c', a)) PERSISTENT, KEY (c))""",
+    "CREATE TABLE nokey (a INT, b VARCHAR(10))",
     "INSERT INTO parent VALUES (1, 'one'), (2, 'two'), (3, 'three')",
     "INSERT INTO child VALUES (10, 1), (11, 1), (20, 2), (30, 3)",
     "INSERT INTO types (i, vc) VALUES (1, 'start'), (2, NULL)",
@@ -134,6 +139,13 @@ def _workload(conn: Any, rnd: random.Random, phase: int) -> None:
     _run(conn, f"INSERT INTO bulk SELECT seq + {n0 * 100}, REPEAT(CHAR(65 + seq % 26), 60) "
                "FROM seq_1_to_20000",
          f"UPDATE bulk SET v = CONCAT(v, '{phase}')")
+    _run(conn, "SELECT NEXTVAL(seq)", "SELECT NEXTVAL(seq)",
+         f"INSERT INTO versioned VALUES ({phase}, 1), ({phase + 10}, 1)",
+         "UPDATE versioned SET v = v + 1", f"DELETE FROM versioned WHERE id = {phase + 10}",
+         f"INSERT INTO generated (id, a) VALUES ({phase}, 3), ({phase + 10}, 4)",
+         "UPDATE generated SET a = a + 1",
+         f"INSERT INTO nokey VALUES ({phase}, 'x'), ({phase}, 'x'), (NULL, NULL)",
+         f"DELETE FROM nokey WHERE a = {phase} LIMIT 1", "UPDATE nokey SET b = 'y'")
     if phase == 1:
         _run(conn,
              "DELETE FROM parent WHERE id = 1",  # cascades to child: not in the binlog
