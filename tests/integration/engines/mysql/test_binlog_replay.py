@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -342,3 +343,51 @@ def test_an_event_larger_than_a_packet_is_refused_naming_max_allowed_packet(scen
         replay(target_for(server, "too_big"), _pieces(server, file), start_file=file,
                start_position=position, source_db="src", into_db="too_big", tables=None,
                stop=ReplayStop(), reporter=NullReporter())
+
+
+def test_rewritten_events_are_well_formed(scenario):
+    """What the replayer changes in events (the server does not check a BINLOG
+    statement's checksums): sizes, end positions and CRC32s follow the new bytes."""
+    def check(ev: bytes, fmt: be.Format, original: bytes) -> None:
+        size, log_pos = int.from_bytes(ev[9:13], "little"), int.from_bytes(ev[13:17], "little")
+        assert size == len(ev)
+        old_pos = int.from_bytes(original[13:17], "little")
+        assert log_pos == old_pos + len(ev) - len(original)
+        if fmt.checksum:
+            assert int.from_bytes(ev[-4:], "little") == zlib.crc32(ev[:-4])
+
+    fmt = None
+    seen = {"map": 0, "end": 0, "uncompressed": 0}
+    for piece in _pieces(scenario["server"], scenario["start"][0]):
+        data = b"".join(piece.read())
+        for start, end in be.events(data):
+            ev, kind = data[start:end], data[start + 4]
+            if kind == be.FORMAT_DESCRIPTION:
+                fmt = be.parse_format(ev)
+                assert fmt.checksum == (scenario["name"] == "crc32")
+            elif kind == be.TABLE_MAP:
+                tm = be.table_map(fmt, ev)
+                renamed = be.rename_database(fmt, ev, tm, "a_longer_name_é")
+                check(renamed, fmt, ev)
+                again = be.table_map(fmt, renamed)
+                assert (again.table_id, again.database, again.table) == (
+                    tm.table_id, "a_longer_name_é", tm.table)
+                tail = len(ev) - (4 if fmt.checksum else 0)
+                assert renamed[:tm.db_at][17:] == ev[:tm.db_at][17:]
+                assert renamed[renamed.index(tm.table.encode()) - 1:len(renamed) - (
+                    len(ev) - tail)] == ev[ev.index(tm.table.encode(), tm.db_at) - 1:tail]
+                seen["map"] += 1
+            elif kind in be.ROWS:
+                if kind in be.UNCOMPRESSED:
+                    plain = be.uncompressed_rows(fmt, ev, kind)
+                    check(plain, fmt, ev)
+                    assert plain[4] == be.UNCOMPRESSED[kind]
+                    seen["uncompressed"] += 1
+                    ev, kind = plain, plain[4]
+                table_id, flags = be.rows_table_id(fmt, ev, kind)
+                ended = be.with_statement_end(fmt, ev, kind)
+                check(ended, fmt, ev)
+                assert be.rows_table_id(fmt, ended, kind) == (table_id, flags | be.STMT_END_F)
+                seen["end"] += 1
+    assert seen["map"] > 100 and seen["end"] > 100
+    assert (seen["uncompressed"] > 0) == (scenario["name"] == "compressed")
