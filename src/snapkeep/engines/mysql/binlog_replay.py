@@ -192,19 +192,20 @@ class _Replayer:
             if self.keep.get(table_id, False):
                 if kind in be.UNCOMPRESSED:
                     ev, kind = be.uncompressed_rows(fmt, ev, kind), be.UNCOMPRESSED[kind]
+                if self.out and self.out_bytes + len(ev) > self.split_bytes:
+                    # a source statement larger than a packet: sent in parts, each with the
+                    # statement's Table_maps again (the server forgets them at the end of
+                    # every BINLOG statement and skips rows of unknown table ids)
+                    open_statement = self.last_rows is not None
+                    self._send_events()
+                    if open_statement:
+                        self.stmt_maps, self.last_rows = self.sent_maps, None
                 if self.stmt_maps:
                     self._queue_many(self.stmt_maps)
                     self.sent_maps = self.stmt_maps
                     self.stmt_maps = []
                 self.last_rows = (len(self.out), kind)
                 self._queue(ev)
-                if self.out_bytes >= self.split_bytes and not flags & be.STMT_END_F:
-                    # one source statement larger than a packet: sent in parts, each with
-                    # the statement's Table_maps again (the server forgets them at the end
-                    # of every BINLOG statement and skips rows of unknown table ids)
-                    self._send_events()
-                    self.last_rows = None
-                    self.stmt_maps = self.sent_maps
             elif flags & be.STMT_END_F and self.last_rows is not None:
                 i, k = self.last_rows
                 self.out[i] = be.with_statement_end(fmt, self.out[i], k)

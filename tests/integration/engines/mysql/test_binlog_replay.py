@@ -391,3 +391,30 @@ def test_rewritten_events_are_well_formed(scenario):
                 seen["end"] += 1
     assert seen["map"] > 100 and seen["end"] > 100
     assert (seen["uncompressed"] > 0) == (scenario["name"] == "compressed")
+
+
+def test_a_row_near_the_packet_size_after_smaller_ones_is_sent_alone(scenario):
+    """50 KB of rows queued, then one 750 KB row: together their BINLOG statement would
+    pass the 1 MiB packet, so the queued ones go first."""
+    server = scenario["server"]
+    conn = server.connect()
+    for db in ("src", "fits"):
+        _run(conn, f"CREATE DATABASE IF NOT EXISTS {db}",
+             f"CREATE TABLE {db}.fit (id INT PRIMARY KEY, b LONGBLOB)")
+    file, position = master_status(server)
+    _run(conn, "USE src", "BEGIN",
+         "INSERT INTO src.fit SELECT seq, REPEAT('s', 40) FROM seq_1_to_1000",
+         "INSERT INTO src.fit VALUES (0, REPEAT('b', 750000))", "COMMIT")
+    replay(target_for(server, "fits"), _pieces(server, file), start_file=file,
+           start_position=position, source_db="src", into_db="fits", tables={"fit"},
+           stop=ReplayStop(), reporter=NullReporter())
+    (_, expected), = _checksum(conn, "src.fit")
+    (_, got), = _checksum(conn, "fits.fit")
+    conn.close()
+    assert got == expected
+
+
+def _checksum(conn: Any, table: str) -> list[Any]:
+    with conn.cursor() as cur:
+        cur.execute(f"CHECKSUM TABLE {table} EXTENDED")
+        return list(cur.fetchall())
