@@ -9,9 +9,9 @@ exactly as a replica would. What this module does around them:
   position and CRC32 recomputed); those of other databases (and of tables outside
   ``tables``) are left out with their row events; when the event that ended a statement is
   left out, the last kept one gets its STMT_END_F so the server closes the statement;
-- batching: the events of several source statements go into one ``BINLOG`` statement
-  (``STATEMENTS``, ``STATEMENT_BYTES``), those of many source transactions into one target
-  transaction (committed every ``COMMIT_BYTES``),
+- batching: the events of many source statements go into one ``BINLOG`` statement
+  (``STATEMENTS``, ``STATEMENT_BYTES``, within the server's packet), those of many source
+  transactions into one target transaction (committed every ``COMMIT_BYTES``),
   where ``mariadb-binlog | mariadb`` sends several statements and one commit (one
   fsync) per source transaction;
 - Query events: BEGIN/COMMIT/ROLLBACK mark transactions; other statements (DDL in row
@@ -52,12 +52,17 @@ from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.errors import ServerSetupError, ServiceUnavailable
 from snapkeep.progress import Reporter
 
-# A BINLOG statement's cost on the server grows with the square of the source statements
-# it holds (MariaDB 10.11, bench/replay.py, 5 000 transactions: 4 KiB statements 0.7 s,
-# 64 KiB 1.9 s, 1 MiB 76 s): a few source statements each, many per target transaction.
-STATEMENT_BYTES = 64 << 10  # event bytes per BINLOG statement (base64: a third more)
-STATEMENTS = 16  # source statements per BINLOG statement (20 000 transactions: 4 → 2.2 s,
-#                  16 → 1.5 s, 64 → 2.1 s)
+# Events per BINLOG statement. Where the target writes a binlog, the session turns off
+# binlog_annotate_row_events: otherwise every replayed statement is annotated with the
+# whole BINLOG statement's text, which made the cost grow with the square of its size
+# (5 000 transactions: 4 KiB statements 0.7 s, 1 MiB 76 s). Without it, 20 000
+# transactions (bench/replay.py): 16 statements / 64 KiB 1.8 s, 256 1.2 s, 4096 / 256 KiB
+# to 4 MiB 1.1 s.
+STATEMENT_BYTES = 1 << 20  # event bytes per BINLOG statement (base64: a third more)
+STATEMENTS = 4096  # source statements per BINLOG statement
+# When annotations cannot be turned off (the user lacks BINLOG ADMIN): 16 statements /
+# 64 KiB was the best (20 000 transactions: 4 → 2.2 s, 16 → 1.5 s, 64 → 2.1 s)
+ANNOTATED_BYTES, ANNOTATED_STATEMENTS = 64 << 10, 16
 SPLIT_BYTES = 4 << 20  # one source statement's events per BINLOG statement, at most
 COMMIT_BYTES = 32 << 20  # event bytes per target transaction
 ER_NO_SUCH_TABLE = 1146
@@ -133,7 +138,12 @@ class _Replayer:
         # a BINLOG statement (base64: 4/3 of its events) must fit the server's packet
         with errors_as(target, "replaying the binary log"):
             self.max_packet = int(query(conn, "SELECT @@max_allowed_packet")[0][0])
-        self.split_bytes = max(STATEMENT_BYTES, min(SPLIT_BYTES, self.max_packet // 2))
+            annotated = _annotations_on(conn)
+        self.split_bytes = min(SPLIT_BYTES, self.max_packet // 2)
+        self.statement_bytes = min(STATEMENT_BYTES, self.split_bytes)
+        self.statements_max = STATEMENTS
+        if annotated:  # small statements keep the annotations' cost down
+            self.statement_bytes, self.statements_max = ANNOTATED_BYTES, ANNOTATED_STATEMENTS
         self.uncommitted = 0
         self.target_trx = False
         # the result
@@ -214,7 +224,8 @@ class _Replayer:
                 if self.last_rows is not None:
                     self.statements += 1
                 self.last_rows = None
-                if self.out_bytes >= STATEMENT_BYTES or self.statements >= STATEMENTS:
+                if (self.out_bytes >= self.statement_bytes
+                        or self.statements >= self.statements_max):
                     self._send_events()
         elif kind == be.TABLE_MAP:
             tm = be.table_map(fmt, ev)
@@ -408,6 +419,21 @@ class _Replayer:
         applied up to its last statement: the caller decides what a short archive means)."""
         self._send_events()
         self._commit()
+
+
+def _annotations_on(conn: Any) -> bool:
+    """Turn off the session's binlog_annotate_row_events where the server writes a binlog
+    (needs SUPER or BINLOG ADMIN); whether replayed statements stay annotated."""
+    if str(query(conn, "SELECT @@log_bin AND @@sql_log_bin AND "
+                       "@@binlog_annotate_row_events")[0][0]) in ("0", "None"):
+        return False
+    try:
+        query(conn, "SET SESSION binlog_annotate_row_events = OFF")
+    except DRIVER_ERRORS as e:
+        if lacks_privilege(e):
+            return True
+        raise
+    return False
 
 
 def _next_mib(n: int) -> int:

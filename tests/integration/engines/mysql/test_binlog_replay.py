@@ -313,6 +313,16 @@ def test_a_user_without_binlog_replay_is_refused_naming_the_grant(scenario):
                source_db="src", into_db="denied", tables=None, stop=ReplayStop(),
                reporter=NullReporter())
     assert _state(server, "denied") == before
+    # with the grant (and without BINLOG ADMIN: the annotations stay on) it replays
+    conn = server.connect()
+    _run(conn, "GRANT BINLOG REPLAY ON *.* TO 'nobinlog'@'%'")
+    replay(target, _pieces(server, file), start_file=file, start_position=position,
+           source_db="src", into_db="denied", tables=None, stop=ReplayStop(),
+           reporter=NullReporter())
+    with conn.cursor() as cur:
+        cur.execute("SELECT a FROM denied.ddl_first")
+        assert cur.fetchall() == ((1,),)
+    conn.close()
 
 
 def test_a_statement_naming_the_database_and_another_is_refused(scenario):
