@@ -1,7 +1,7 @@
 """Snapshotting a mount: its walk (``walk.py``) stored as a tree blob, with its digest.
 
 **Files cache.** Given the previous snapshot of the same mount (``parent``), its tree is
-loaded into a dict (path → cache keys and the line's JSON object; ``tree.cache_line``) and
+loaded into a dict (path → cache keys and the line's JSON object; ``tree.cache_lines``) and
 a regular file whose path, inode, size, mtime and ctime all equal the parent entry's is
 not opened: the parent's content ``BlobRef`` is reused (its fields checked only then: a
 bad line costs a read of its own file), so re-snapshotting an unchanged tree costs one
@@ -31,13 +31,14 @@ from typing import Any
 from snapkeep.engines.seams import BlobSource, SnapshotWriter
 from snapkeep.engines.volumes.digest import TreeDigest
 from snapkeep.engines.volumes.layout import DIR_FLAGS, printable, resolve_mount
-from snapkeep.engines.volumes.tree import FILE_KEYS, READABLE_FORMATS, TREE_FORMAT, cache_line
+from snapkeep.engines.volumes.tree import FILE_KEYS, READABLE_FORMATS, TREE_FORMAT, cache_lines
 from snapkeep.engines.volumes.walk import Cached, Walk
 from snapkeep.errors import ConfigError, SnapkeepError
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
 
 TREE_BATCH = 1 << 16  # bytes of tree lines per write to the tree's blob writer
+CACHE_BATCH = 1 << 20  # bytes of parent tree lines decoded by one json.loads
 
 
 def measure_mount(mount_dir: Path) -> int:
@@ -92,15 +93,15 @@ def _load_cache(parent: dict[str, Any] | None, repo: BlobSource, reporter: Repor
         # a line of this format can be taken over verbatim (Walk.line); older ones re-encoded
         current = parent["format"] == TREE_FORMAT
         with io.BufferedReader(repo.open_blob(ref), 1 << 16) as stream:
-            for line in stream:
-                found = cache_line(line)
-                if found is None:
-                    continue
-                path, obj = found
-                verbatim = (current and obj.keys() <= FILE_KEYS and line.endswith(b"\n")
-                            and not ("path" in obj and "path_b64" in obj))
-                cache[path] = (obj["ino"], obj["size"], obj["mtime_ns"], obj["ctime_ns"], obj,
-                               line if verbatim else None)
+            while lines := stream.readlines(CACHE_BATCH):
+                for line, found in zip(lines, cache_lines(lines), strict=True):
+                    if found is None:
+                        continue
+                    path, obj = found
+                    verbatim = (current and obj.keys() <= FILE_KEYS and line.endswith(b"\n")
+                                and not ("path" in obj and "path_b64" in obj))
+                    cache[path] = (obj["ino"], obj["size"], obj["mtime_ns"], obj["ctime_ns"],
+                                   obj, line if verbatim else None)
     except (SnapkeepError, OSError, KeyError, TypeError, ValueError, AttributeError) as e:
         reporter.log(f"the previous snapshot's file list cannot be used ({e}); "
                      "reading every file")
@@ -140,13 +141,16 @@ def snapshot_mount(mount_dir: Path, repo: SnapshotWriter, reporter: Reporter, *,
         held = 0
         for entry in walk.entries(root_fd):
             line = walk.line(entry)
-            digest.add_line(line)
             batch.append(line)
             held += len(line)
             if held >= TREE_BATCH:
-                tree_writer.write(b"".join(batch))
+                data = b"".join(batch)
+                digest.add_lines(data)
+                tree_writer.write(data)
                 batch, held = [], 0
-        tree_writer.write(b"".join(batch))
+        data = b"".join(batch)
+        digest.add_lines(data)
+        tree_writer.write(data)
         tree = tree_writer.close()
     finally:
         os.close(root_fd)

@@ -235,6 +235,33 @@ def cache_line(line: bytes) -> tuple[bytes, dict[str, Any]] | None:
     return path, obj
 
 
+def cache_lines(lines: list[bytes]) -> list[tuple[bytes, dict[str, Any]] | None]:
+    """``cache_line`` of each line, the batch decoded by one ``json.loads`` (a tenth of the
+    per-line calls' overhead); a batch that does not decode as exactly one JSON value per
+    line is decoded line by line, so a bad line fails as ``cache_line`` fails."""
+    try:
+        objs = json.loads("[" + b",".join(lines).decode("utf-8") + "]")
+    except ValueError:
+        objs = None
+    if not isinstance(objs, list) or len(objs) != len(lines):
+        return [cache_line(line) for line in lines]
+    out: list[tuple[bytes, dict[str, Any]] | None] = []
+    for obj, line in zip(objs, lines, strict=True):
+        if not isinstance(obj, dict):
+            return [cache_line(line) for line in lines]  # raises for this line
+        if obj.get("type") != FILE or "ino" not in obj or "ctime_ns" not in obj:
+            out.append(None)
+            continue
+        try:
+            path = _get_bytes(obj, "path")
+        except (TypeError, ValueError, binascii.Error) as e:
+            raise ValueError(f"invalid tree entry: {e}") from e
+        if path is None:
+            raise ValueError("invalid tree entry: no path")
+        out.append((path, obj))
+    return out
+
+
 def decode_entry(line: bytes) -> Entry:
     """One line back into an ``Entry``; ``ValueError`` if it is not a valid entry."""
     try:

@@ -99,7 +99,6 @@ class Walk:
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "fifos": 0, "hardlinks": 0,
                        "bytes": 0, "reused": 0, "reused_bytes": 0}
         self.first_links: dict[tuple[int, int], bytes] = {}  # (dev, ino) -> first path
-        self._reused: tuple[Entry, bytes] | None = None  # the last reused entry, its line
         self._unreported = (0, 0)  # reused files and bytes not yet given to reporter.advance
 
     def _report_reused(self) -> None:
@@ -107,14 +106,11 @@ class Walk:
             self.reporter.advance(self._unreported[1])
             self._unreported = (0, 0)
 
-    def line(self, entry: Entry) -> bytes:
-        """The tree line of an entry this walk yielded: the parent tree's line itself for a
-        file reused with its mode and owner unchanged (it encodes to those very bytes),
-        else ``encode_entry(entry)``."""
-        reused = self._reused
-        if reused is not None and reused[0] is entry:
-            return reused[1]
-        return encode_entry(entry)
+    @staticmethod
+    def line(entry: Entry | bytes) -> bytes:
+        """The tree line of what this walk yielded: an entry's ``encode_entry``, or the
+        line itself (a reused file's parent line, yielded as is: ``reuse``)."""
+        return entry if isinstance(entry, bytes) else encode_entry(entry)
 
     def xattrs(self, rel: bytes, target: int | bytes) -> Xattrs:
         """The extended attributes of an open descriptor, or of a path not followed;
@@ -166,7 +162,10 @@ class Walk:
             names = [n for n in names if not is_inner_name(n)]
         return names
 
-    def entries(self, root_fd: int) -> Iterator[Entry]:
+    def entries(self, root_fd: int) -> Iterator[Entry | bytes]:
+        """The mount's entries in tree order; a file reused with its mode and owner
+        unchanged comes as its parent tree line (bytes), which is exactly what encoding
+        its entry would give (no ``Entry`` built: ~2 µs a file); ``line`` takes both."""
         st = os.fstat(root_fd)
         yield Entry(b"", DIR, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, 0,
                     xattrs=self.xattrs(b"", root_fd))
@@ -200,7 +199,8 @@ class Walk:
         self.reporter.log(f"{self.where(rel)} {what} during the snapshot; left out")
         return None, None
 
-    def visit(self, dir_fd: int, name: bytes, rel: bytes) -> tuple[Entry | None, int | None]:
+    def visit(self, dir_fd: int, name: bytes, rel: bytes
+              ) -> tuple[Entry | bytes | None, int | None]:
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -242,7 +242,7 @@ class Walk:
         return None, None
 
     def regular(self, dir_fd: int, name: bytes, rel: bytes, st: os.stat_result
-                ) -> Entry | None:
+                ) -> Entry | bytes | None:
         """A file, or a hard link to a file met before in this walk."""
         key = (st.st_dev, st.st_ino)
         first = self.first_links.get(key) if st.st_nlink > 1 else None
@@ -255,8 +255,10 @@ class Walk:
             self.first_links[key] = rel
         return entry
 
-    def reuse(self, rel: bytes, st: os.stat_result) -> Entry | None:
-        """The entry with the parent's content if the file is unchanged since it; else None."""
+    def reuse(self, rel: bytes, st: os.stat_result) -> Entry | bytes | None:
+        """The entry with the parent's content if the file is unchanged since it (the
+        parent's line itself when it encodes that entry: same format, mode and owner);
+        else None."""
         cached = self.cache.get(rel)
         if cached is None or cached[:4] != (st.st_ino, st.st_size, st.st_mtime_ns,
                                             st.st_ctime_ns):
@@ -283,13 +285,12 @@ class Walk:
         if files + 1 >= REPORT_EVERY:
             self._report_reused()
         mode = stat.S_IMODE(st.st_mode)
-        entry = Entry(rel, FILE, mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_size,
-                      blob=blob, ino=st.st_ino, ctime_ns=st.st_ctime_ns, xattrs=xattrs,
-                      extents=extents)
         if line is not None and (obj.get("mode"), obj.get("uid"), obj.get("gid")) == (
                 mode, st.st_uid, st.st_gid):
-            self._reused = (entry, line)
-        return entry
+            return line
+        return Entry(rel, FILE, mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_size,
+                     blob=blob, ino=st.st_ino, ctime_ns=st.st_ctime_ns, xattrs=xattrs,
+                     extents=extents)
 
     def referable(self, rel: bytes, blob: BlobRef) -> bool:
         """Announce a reused blob to the repository; False (logged) if it lacks a chunk."""
@@ -421,6 +422,8 @@ def walk_entries(root: Path, repo: BlobSink, reporter: Reporter) -> Iterator[Ent
     except OSError as e:
         raise walk.unreadable(b"", e) from e
     try:
-        yield from walk.entries(root_fd)
+        for entry in walk.entries(root_fd):
+            assert isinstance(entry, Entry)  # lines come only from a files cache
+            yield entry
     finally:
         os.close(root_fd)

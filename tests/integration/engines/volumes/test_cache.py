@@ -360,3 +360,21 @@ def test_a_parent_line_with_a_path_in_both_forms_is_encoded_anew(mount, repo):
     second = snapshot_mount(mount, repo, Recorder(), parent=_rewritten(repo, first, edit))
     assert second["reused"] == first["files"]
     assert second["tree"] == first["tree"]
+
+
+def test_an_unchanged_file_comes_out_of_the_walk_as_its_parent_line(mount, repo):
+    from snapkeep.engines.volumes.snapshot import _load_cache
+    from snapkeep.engines.volumes.walk import Walk
+
+    first = snapshot_mount(mount, repo, Recorder())
+    cache = _load_cache(first, repo, Recorder())
+    parent = {line for *_, line in cache.values()}
+    w = Walk(mount, repo, Recorder(), cache=cache)
+    fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        out = list(w.entries(fd))
+    finally:
+        os.close(fd)
+    lines = [x for x in out if isinstance(x, bytes)]
+    assert len(lines) == w.counts["reused"] == 13 and set(lines) == parent  # no Entry built
+    assert b"".join(map(w.line, out)) == repo.read_blob(BlobRef.from_json(first["tree"]))

@@ -14,6 +14,8 @@ from snapkeep.engines.volumes.tree import (
     HARDLINK,
     SYMLINK,
     Entry,
+    cache_line,
+    cache_lines,
     decode_entry,
     decode_tree,
     encode_entry,
@@ -221,3 +223,33 @@ def test_a_hard_link_entry_has_no_xattrs_of_its_own():
     obj["xattrs"] = {"user.a": "AA=="}
     with pytest.raises(ValueError):
         decode_entry(json.dumps(obj).encode())
+
+
+def _cache_tree() -> list[bytes]:
+    blob = BlobRef(3, (("ab" * 32, 3),))
+    return [encode_entry(e) for e in (
+        Entry(b"", DIR, 0o755, 0, 0, 1, 0),
+        Entry(b"a", FILE, 0o644, 1, 2, 10, 3, blob=blob, ino=7, ctime_ns=11),
+        Entry(b"b\xff", FILE, 0o644, 1, 2, 10, 3, blob=blob, ino=8, ctime_ns=12),
+        Entry(b"c", FILE, 0o644, 1, 2, 10, 3, blob=blob),  # format 1: no cache keys
+        Entry(b"d", SYMLINK, 0o777, 1, 2, 10, 1, target=b"a"),
+    )]
+
+
+def test_cache_lines_decodes_a_batch_as_cache_line_decodes_each_line():
+    lines = _cache_tree()
+    assert cache_lines(lines) == [cache_line(line) for line in lines]
+    assert [f[0] if f else None for f in cache_lines(lines)] == [None, b"a", b"b\xff", None,
+                                                                 None]
+
+
+@pytest.mark.parametrize("bad", [b'{"type":"file"},{"type":"file"}\n', b"[1]\n", b"\n",
+                                 b'{"type":"file","ino":1,"ctime_ns":2}\n', b"\xff\n",
+                                 b'{"type":"file","ino":1,"ctime_ns":2,"path":3}\n'])
+def test_a_batch_with_a_bad_line_fails_as_that_line_does(bad):
+    lines = _cache_tree()
+    lines.insert(2, bad)
+    with pytest.raises(ValueError):
+        cache_line(bad)
+    with pytest.raises(ValueError):
+        cache_lines(lines)
