@@ -61,7 +61,9 @@ _REFERENCES = re.compile(r"REFERENCES `((?:[^`]|``)+)`(?!\.)")
 
 
 def _default_replayer() -> Replayer:
-    from snapkeep.engines.mysql.binlog_replay_tool import replay
+    # The fast replayer (BINLOG statements, batched; docs/performance.md, PITR replay);
+    # binlog_replay_tool's stock mariadb-binlog | mariadb is its baseline and the bench's.
+    from snapkeep.engines.mysql.binlog_replay import replay
     return replay
 
 

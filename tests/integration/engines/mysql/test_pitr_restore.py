@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from snapkeep.engines.mysql import MySQLTarget, ReplayPiece, ReplayStop, dump_database
+from snapkeep.engines.mysql.binlog_replay import replay as fast_replay
+from snapkeep.engines.mysql.binlog_replay_tool import replay as stock_replay
 from snapkeep.engines.mysql.pitr import prepare_restore_at
-from snapkeep.errors import PermissionDenied, UsageError
+from snapkeep.errors import PermissionDenied, ServerSetupError, UsageError
 from tests.helpers.binlog import binlog_server, file_bytes, master_status
 from tests.helpers.dbstate import assert_same, databases, db_state, target_for
 from tests.helpers.recording import Recorder
@@ -38,7 +40,18 @@ def _pieces(server) -> list[ReplayPiece]:
     return [ReplayPiece(file, 4, end, lambda: (data,))]
 
 
-def test_the_replay_needs_its_privileges_and_a_refusal_leaves_nothing(server, repo):
+# Each replayer refuses a user without the grants it needs before anything is applied:
+# the fast one (the default) BINLOG REPLAY, the stock mariadb-binlog | mariadb both.
+REFUSALS = [
+    pytest.param(fast_replay, ServerSetupError, "GRANT BINLOG REPLAY", id="fast"),
+    pytest.param(stock_replay, PermissionDenied, "BINLOG ADMIN and BINLOG REPLAY",
+                 id="stock"),
+]
+
+
+@pytest.mark.parametrize(("replayer", "error", "named"), REFUSALS)
+def test_the_replay_needs_its_privileges_and_a_refusal_leaves_nothing(server, repo, replayer,
+                                                                      error, named):
     conn = server.connect()
     run(conn, "CREATE DATABASE pt", "USE pt",
         "CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB",
@@ -54,15 +67,15 @@ def test_the_replay_needs_its_privileges_and_a_refusal_leaves_nothing(server, re
     after = db_state(conn, "pt")
     before_dbs = databases(conn)
     limited = MySQLTarget(server.host, server.port, "restorer", "pw", "pt")
-    with pytest.raises(PermissionDenied, match="BINLOG ADMIN and BINLOG REPLAY") as e:
+    with pytest.raises(error, match=named) as e:
         prepare_restore_at(limited, d, repo, Recorder(), pieces=_pieces(server),
-                           stop=ReplayStop(before_time=t))
+                           stop=ReplayStop(before_time=t), replayer=replayer)
     assert "\n" not in str(e.value)
     assert databases(conn) == before_dbs  # the shadow was dropped
     assert_same(db_state(conn, "pt"), after, "after the refusal")
     run(conn, "GRANT BINLOG ADMIN, BINLOG REPLAY ON *.* TO 'restorer'@'127.0.0.1'")
     restore, result = prepare_restore_at(limited, d, repo, Recorder(), pieces=_pieces(server),
-                                         stop=ReplayStop(before_time=t))
+                                         stop=ReplayStop(before_time=t), replayer=replayer)
     assert result.reached_stop and result.transactions == 2
     restore.swap()
     restore.finish()
