@@ -58,7 +58,8 @@ def claim(ctx: Context, environment: str, type_: str, description: str,
     holds this host's lock) or queued for a worker (``pending``).
 
     Raises BusyError when the environment already has an activity pending or running —
-    for a queued one only with ``unless_busy`` (a schedule queues behind what is there).
+    for a queued one only with ``unless_busy``: without, it queues behind what is there
+    (a schedule), unless the same actor's activity of this type is already waiting.
     Before that, settles what an interrupted activity left on this host.
     """
     a = Activity(id=new_id(), environment=environment, type=type_, state=state, result=None,
@@ -77,7 +78,7 @@ def _enqueue(ctx: Context, a: Activity, unless_busy: bool, lease_seconds: float)
                 recover_interrupted(ctx, a.environment)
             finally:
                 lock.release()
-    blocker = ctx.catalog.enqueue(a, unless_busy=unless_busy)
+    blocker = ctx.catalog.enqueue(a, unless_busy=unless_busy, unless_waiting=not unless_busy)
     if blocker is not None:
         raise busy(ctx, a.environment, blocker)
     return Claim(a, None, None, lease_seconds)

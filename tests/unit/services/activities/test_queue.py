@@ -21,6 +21,7 @@ from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.activities.recovery import recover_interrupted
 from snapkeep.services.activities.workers import Worker, reap_expired
 from snapkeep.services.context import Context
+from snapkeep.services.schedules.scheduler import scheduler_actor
 
 TOML = """
 [project]
@@ -67,7 +68,13 @@ def test_a_user_cannot_start_while_one_is_queued_but_a_schedule_queues_behind_it
         operations.start_backup(ctx, dev, live=True)
     with pytest.raises(BusyError):
         operations.start_backup(ctx, dev, live=True, queue=True)
-    second = operations.start_backup(ctx, dev, live=True, queue=True, queue_behind=True)
+    sched = ctx.for_actor(scheduler_actor())
+    second = operations.start_backup(sched, dev, live=True, automated=True, queue=True,
+                                     queue_behind=True)
+    # a schedule firing again while its backup still waits adds no second one
+    with pytest.raises(BusyError, match=f"activity {second.id} .* is waiting to run"):
+        operations.start_backup(sched, dev, live=True, automated=True, queue=True,
+                                queue_behind=True)
 
     worker = Worker(ctx)
     assert worker.run_once().id == first.id
