@@ -234,9 +234,9 @@ def test_reaping_a_worker_releases_its_repository_locks_unless_it_runs_on(ctx):
     for env, worker in ((dev, "elsewhere:4242:0"), (prod, "elsewhere:5151:0")):
         operations.start_backup(ctx, env, live=True, queue=True)
         assert ctx.catalog.claim_next(worker, 5, environments=[env.name]) is not None
-    with pytest.raises(BusyError, match="shared lock held by pid 4242 on elsewhere"):
-        with ctx.repository.lock(exclusive=True):
-            pass
+    with pytest.raises(BusyError, match="shared lock held by pid 4242 on elsewhere"), \
+            ctx.repository.lock(exclusive=True):
+        pass
     later = ctx.clock() + timedelta(seconds=60)
     running = ctx.catalog.list_activities("prod", states=("in_progress",))[0]
     ctx.catalog.renew_lease(running.id, "elsewhere:5151:0", 3600)  # prod's worker lives
