@@ -87,13 +87,14 @@ def _queued_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, automate
     `snapkeep worker` processes, never a one-shot process on this host — behind whatever
     the environment runs (one waiting backup at most)."""
     return operations.start_backup(ctx, env, live=live, automated=automated, queue=True,
-                                   queue_behind=True)
+                                   queue_behind=True, once=True)
 
 
 def _queued_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
                   detach: bool) -> ActivityInfo:
     """The scheduler's restore drills are queued for workers, too."""
-    return operations.start_drill(ctx, env, snapshot_id, queue=True, queue_behind=True)
+    return operations.start_drill(ctx, env, snapshot_id, queue=True, queue_behind=True,
+                                  once=True)
 
 
 def _web(app: FastAPI, ctx_factory: Callable[[], Context]) -> bool:

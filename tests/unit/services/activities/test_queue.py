@@ -72,11 +72,11 @@ def test_a_user_cannot_start_while_one_is_queued_but_a_schedule_queues_behind_it
         operations.start_backup(ctx, dev, live=True, queue=True)
     sched = ctx.for_actor(scheduler_actor())
     second = operations.start_backup(sched, dev, live=True, automated=True, queue=True,
-                                     queue_behind=True)
+                                     queue_behind=True, once=True)
     # a schedule firing again while its backup still waits adds no second one
     with pytest.raises(BusyError, match=f"activity {second.id} .* is waiting to run"):
         operations.start_backup(sched, dev, live=True, automated=True, queue=True,
-                                queue_behind=True)
+                                queue_behind=True, once=True)
 
     worker = Worker(ctx)
     assert worker.run_once().id == first.id
