@@ -60,8 +60,8 @@ def test_migration_0005_adds_the_drill_outcome_and_a_pass_records_its_time(tmp_p
     assert (snap.verified_at, snap.verified_ok) == (passed, False)  # the last pass, failed now
 
 
-def _synchronous(session) -> int:
-    return session.connection().exec_driver_sql("PRAGMA synchronous").scalar()
+def _pragma(tx, name: str):
+    return tx.rows(f"PRAGMA {name}")[0][0]
 
 
 def test_progress_and_log_lines_commit_without_waiting_for_the_disk(tmp_path):
@@ -75,14 +75,15 @@ def test_progress_and_log_lines_commit_without_waiting_for_the_disk(tmp_path):
                               created_at=now, completion_percent=0, parameters={}))
     cat.append_log("a1", "a line")
     cat.update_activity("a1", completion_percent=40)
-    with cat._progress_session() as s:
-        assert _synchronous(s) == 1  # NORMAL
-    with cat.session() as s:
-        assert _synchronous(s) == 2  # FULL
-        assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert len(cat._progress_pool._idle) == 1  # the connection append_log and update used
+    with cat._sql("progress") as tx:
+        assert _pragma(tx, "synchronous") == 1  # NORMAL
+        assert _pragma(tx, "foreign_keys") == 1
+    for kind in ("read", "write", "queue"):
+        with cat._sql(kind) as tx:
+            assert _pragma(tx, "synchronous") == 2  # FULL
+            assert _pragma(tx, "journal_mode") == "wal"
+    with cat.session() as s:  # the ORM's connections too
+        assert s.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2
     assert cat.get_activity("a1").completion_percent == 40  # seen by the other connection
     assert [line.message for line in cat.log_lines("a1")] == ["a line"]
-    assert cat._progress_sessions is not None
-    with cat._progress_sessions() as s:  # the same engine append_log used
-        assert _synchronous(s) == 1
-        assert s.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
