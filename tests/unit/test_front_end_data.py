@@ -1,7 +1,8 @@
 """Front ends get plain data from services, never catalog rows (issue 14, item 4).
 
 Every module of the CLI, the API, the console and the worker entry points is imported,
-and none may hold a class of ``snapkeep.catalog.models`` (an ORM row type): services hand
+and none may hold a class of ``snapkeep.catalog.models`` (an ORM row type) or
+``snapkeep.catalog.rows`` (the plain rows of activities and snapshots): services hand
 them dataclasses (``ActivityInfo``, ``LogLine``, ``SnapshotInfo``, …) instead.
 """
 
@@ -18,7 +19,7 @@ import snapkeep.api
 import snapkeep.cli
 import snapkeep.web
 import snapkeep.worker
-from snapkeep.catalog import models
+from snapkeep.catalog import models, rows
 
 FRONT_ENDS = (snapkeep.cli, snapkeep.api, snapkeep.web, snapkeep.worker)
 
@@ -33,18 +34,19 @@ def _modules() -> list[ModuleType]:
 
 
 def _orm_classes() -> set[type]:
-    return {cls for cls in vars(models).values()
-            if inspect.isclass(cls) and cls.__module__ == models.__name__}
+    return {cls for module in (models, rows) for cls in vars(module).values()
+            if inspect.isclass(cls) and cls.__module__ == module.__name__}
 
 
 @pytest.mark.parametrize("module", _modules(), ids=lambda m: m.__name__)
 def test_a_front_end_module_holds_no_catalog_row_class(module):
     orm = _orm_classes()
     held = sorted(name for name, value in vars(module).items()
-                  if value is models or (inspect.isclass(value) and value in orm))
+                  if value in (models, rows) or (inspect.isclass(value) and value in orm))
     assert not held, f"{module.__name__} holds catalog row classes {held}"
 
 
 def test_the_check_sees_the_row_classes():
     assert models.Activity in _orm_classes() and models.ActivityLog in _orm_classes()
+    assert rows.Activity in _orm_classes() and rows.Snapshot in _orm_classes()
     assert len(_modules()) > 30  # it walked the front-end packages

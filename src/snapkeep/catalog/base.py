@@ -1,5 +1,10 @@
-"""What every part of the ``Catalog`` stands on: its sessions, its clock, adding a row.
+"""What every part of the ``Catalog`` stands on: its transactions, its clock, adding a row.
 
+Two ways in, one database: ``_sql`` transactions run the statements of ``catalog/sql.py``
+(activities, log lines, environments, snapshots) — on SQLite with the stdlib ``sqlite3``,
+on PostgreSQL through SQLAlchemy; ``session`` is an ORM session for the rest (users,
+tokens, schedules, the webhook outbox). SQLAlchemy is imported, and its engine made, on
+the first ORM session (or PostgreSQL transaction): a local snapshot never loads it.
 ``Catalog`` sets these up in ``__init__``; the mixins (queue, identity, schedules,
 notifications) inherit them from here instead of each declaring what it expects.
 """
@@ -11,26 +16,24 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import CursorResult, Engine, Result
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from snapkeep.catalog.sql import AlchemyTx, SqlitePool, Tx
+from snapkeep.catalog.times import utc
 
-from snapkeep.catalog.models import Base
-from snapkeep.catalog.times import Clock, utc
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine, Result
+    from sqlalchemy.orm import Session, sessionmaker
 
-Row = TypeVar("Row", bound=Base)
+    from snapkeep.catalog.models import Base
 
-
-_PROGRESS_LOCK = threading.Lock()  # one progress engine per catalog, made on first use
+Row = TypeVar("Row", bound="Base")
 
 
 WAL_SWITCH_WAIT_S = 30.0  # as long as the busy timeout
 
 
-def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any = None) -> None:
     """Every SQLite catalog connection: a wait for the write lock, WAL, foreign keys."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=30000")
@@ -60,64 +63,96 @@ def _switch_to_wal(cur: Any) -> None:
         pause = min(pause * 2, 0.2)
 
 
-def _progress_pragmas(dbapi_conn: Any, record: Any) -> None:
-    sqlite_pragmas(dbapi_conn, record)
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA synchronous=NORMAL")  # see CatalogBase._progress_session
-    cur.close()
+def _progress_pragmas(conn: sqlite3.Connection) -> None:
+    sqlite_pragmas(conn)
+    conn.execute("PRAGMA synchronous=NORMAL")  # see CatalogBase._sql, "progress"
 
 
 def rows_changed(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE changed (``Session.execute`` is typed as returning
     a plain ``Result``; for those statements it is a ``CursorResult``)."""
-    return cast(CursorResult[Any], result).rowcount
+    return int(cast(Any, result).rowcount)
+
+
+TxKind = Literal["read", "write", "queue", "progress"]
 
 
 class CatalogBase:
     is_sqlite: bool
-    clock: Clock  # every time the catalog stamps a row with is read from it
-    _sessions: sessionmaker[Session]
-    _progress_sessions: sessionmaker[Session] | None = None  # made on first use (SQLite)
-    engine: Engine
+    clock: Any  # a times.Clock: every time the catalog stamps a row with is read from it
+    url: str  # the SQLAlchemy URL
+    _pool: SqlitePool | None = None  # SQLite: sqlite3 connections, synchronous=FULL
+    _progress_pool: SqlitePool | None = None  # SQLite: synchronous=NORMAL (progress)
+    _engine: Engine | None = None
+    _sessions: sessionmaker[Session] | None = None
+    _engine_lock: threading.Lock
+
+    def _setup(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._engine_lock = threading.Lock()
+        if self.is_sqlite:
+            path = url.split("///", 1)[1]
+            self._pool = SqlitePool(path, sqlite_pragmas)
+            self._progress_pool = SqlitePool(path, _progress_pragmas)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, made on first use."""
+        with self._engine_lock:
+            if self._engine is None:
+                from sqlalchemy import create_engine, event
+                from sqlalchemy.orm import sessionmaker
+
+                # pool_pre_ping: a worker outlives server restarts and idle-connection reapers
+                engine = create_engine(self.url, pool_pre_ping=not self.is_sqlite)
+                if self.is_sqlite:
+                    event.listen(engine, "connect", sqlite_pragmas)
+                self._sessions = sessionmaker(engine, expire_on_commit=False)
+                self._engine = engine
+            return self._engine
+
+    def dispose(self) -> None:
+        """Close every idle connection (both ways in)."""
+        for pool in (self._pool, self._progress_pool):
+            if pool is not None:
+                pool.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """An ORM session in a transaction (the tables outside ``catalog/sql.py``)."""
+        self.engine  # noqa: B018 - makes the sessionmaker
+        assert self._sessions is not None
         with self._sessions() as s, s.begin():
             yield s
 
     @contextmanager
-    def _progress_session(self) -> Iterator[Session]:
-        """A transaction for a running activity's progress and log lines.
+    def _sql(self, kind: TxKind = "read") -> Iterator[Tx]:
+        """A transaction for ``catalog/sql.py``'s statements.
 
-        On SQLite it commits without waiting for the disk: its connection runs with
-        ``synchronous=NORMAL`` (every other one with SQLite's default, FULL). In WAL mode
-        the next FULL commit syncs the log file, and with it these earlier commits: the
-        activity's end (``finish``) makes them durable; a crash before it loses at most
-        progress and log lines of an activity that recovery marks interrupted anyway. An
-        unchanged re-snapshot makes about 6 such commits (each an ``fdatasync`` otherwise;
-        docs/performance.md, Start-up). Elsewhere a plain ``session``.
+        ``queue``: a queue decision; on SQLite it holds the write lock from its first
+        statement (``BEGIN IMMEDIATE``: a deferred one could not upgrade once another
+        writer went first); on PostgreSQL the statements lock their rows (``FOR UPDATE``).
+
+        ``progress``: a running activity's progress and log lines. On SQLite it commits
+        without waiting for the disk: its connection runs with ``synchronous=NORMAL``
+        (every other one with SQLite's default, FULL). In WAL mode the next FULL commit
+        syncs the log file, and with it these earlier commits: the activity's end
+        (``finish``) makes them durable; a crash before it loses at most progress and log
+        lines of an activity that recovery marks interrupted anyway. An unchanged
+        re-snapshot makes about 6 such commits (each an ``fdatasync`` otherwise;
+        docs/performance.md, Start-up). Elsewhere a plain transaction.
         """
-        if not self.is_sqlite:
-            with self.session() as s:
-                yield s
+        if self.is_sqlite:
+            pool = self._progress_pool if kind == "progress" else self._pool
+            assert pool is not None
+            with pool.tx(immediate=kind == "queue") as tx:
+                yield tx
             return
-        with _PROGRESS_LOCK:
-            if self._progress_sessions is None:
-                engine = create_engine(self.engine.url)
-                event.listen(engine, "connect", _progress_pragmas)
-                self._progress_sessions = sessionmaker(engine, expire_on_commit=False)
-            sessions = self._progress_sessions
-        with sessions() as s, s.begin():
-            yield s
-
-    @contextmanager
-    def _queue_tx(self) -> Iterator[Session]:
-        """A transaction for a queue decision: on SQLite it holds the write lock from its
-        first statement (a deferred one could not upgrade once another writer went first)."""
-        with self._sessions() as s, s.begin():
-            if self.is_sqlite:
-                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            yield s
+        with self.engine.begin() as conn:
+            yield AlchemyTx(conn)
 
     def _added(self, row: Row) -> Row:
         """``row`` inserted, returned detached with UTC times."""
@@ -127,6 +162,8 @@ class CatalogBase:
 
     def _add_new(self, row: Base) -> bool:
         """Insert ``row``; False (and nothing changed) when its key exists already."""
+        from sqlalchemy.exc import IntegrityError
+
         try:
             self._added(row)
         except IntegrityError:

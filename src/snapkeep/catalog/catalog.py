@@ -4,27 +4,29 @@ Opening a catalog brings its schema to the newest Alembic revision (on PostgreSQ
 an advisory lock, so workers starting together migrate once). Several processes (a CLI,
 a detached worker) use one SQLite file at once: WAL mode and a busy timeout make that
 safe. Rows are returned detached, so callers may keep them after the session closes.
-A ``Catalog`` is thread-safe: every method opens its own session from the engine's pool.
+A ``Catalog`` is thread-safe: every method opens its own transaction on a pooled
+connection. Activities, log lines, environments and snapshots go through
+``catalog/sql.py`` (on SQLite the stdlib ``sqlite3``: a local snapshot loads no
+SQLAlchemy); the rest through SQLAlchemy's ORM, loaded on first use (``base.py``).
 """
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, func, inspect, select, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
-
-from snapkeep.catalog.base import CatalogBase, sqlite_pragmas
+from snapkeep.catalog import sql
+from snapkeep.catalog.base import CatalogBase
 from snapkeep.catalog.identity import IdentityMixin
-from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState, Snapshot
 from snapkeep.catalog.notifications import NotificationMixin
 from snapkeep.catalog.queue import QueueMixin
+from snapkeep.catalog.rows import Activity, ActivityLog, Snapshot
 from snapkeep.catalog.schedules import ScheduleMixin
-from snapkeep.catalog.times import Clock, SystemClock, aware, utc
+from snapkeep.catalog.times import Clock, SystemClock
 from snapkeep.config import CATALOG_FILE, redact_url
 from snapkeep.errors import ServiceUnavailable
 
@@ -46,17 +48,17 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
                  clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self.description = redact_url(shown_as or url)  # never the password
-        self.is_sqlite = url.startswith("sqlite")
-        # pool_pre_ping: a worker outlives server restarts and idle-connection reapers.
-        self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
-        if self.is_sqlite:
-            event.listen(self.engine, "connect", sqlite_pragmas)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._setup(url)
         try:
-            self._migrate()
-        except OperationalError as e:
-            self.engine.dispose()
-            reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+            if not self._current():
+                self._migrate()
+        except Exception as e:
+            if not _unavailable(e):
+                raise
+            self.dispose()
+            orig = getattr(e, "orig", None) or e
+            reason = str(orig).strip().splitlines()[0] if str(orig).strip() \
+                else type(orig).__name__
             raise ServiceUnavailable(
                 f"cannot open the catalog {self.description}: {reason}; check that the "
                 "database server is running and the `catalog` URL in snapkeep.toml (or "
@@ -79,7 +81,23 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
         """
         return cls(sqlalchemy_url(url), shown_as=url, clock=clock)
 
+    def _current(self) -> bool:
+        """Whether a SQLite catalog's schema is at ``HEAD`` already (one read, no lock: a
+        schema only moves forward); False sends every other case to ``_migrate``."""
+        if not self.is_sqlite:
+            return False
+        try:
+            with self._sql() as tx:
+                found = tx.rows("SELECT version_num FROM alembic_version")
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return False
+            raise
+        return bool(found) and found[0][0] == HEAD
+
     def _migrate(self) -> None:
+        from sqlalchemy import inspect, text
+
         with self.engine.begin() as conn:
             # Held to the end of this transaction: one process (or thread) migrates, the
             # others wait, then find the schema current.
@@ -104,146 +122,156 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
     # -- environments ------------------------------------------------------------------------
 
     def environment_status(self, name: str) -> str:
-        with self.session() as s:
-            row = s.get(EnvironmentState, name)
-            return row.status if row else "active"
+        with self._sql() as tx:
+            found = tx.rows("SELECT status FROM environments WHERE name = :name",
+                            {"name": name})
+        return str(found[0][0]) if found else "active"
 
     def set_environment_status(self, name: str, status: str) -> None:
-        with self.session() as s:
-            row = s.get(EnvironmentState, name)
-            if row is None:
-                s.add(EnvironmentState(name=name, status=status, updated_at=self.clock()))
-            else:
-                row.status, row.updated_at = status, self.clock()
+        with self._sql("write") as tx:
+            tx.run("INSERT INTO environments (name, status, updated_at) "
+                   "VALUES (:name, :status, :at) ON CONFLICT (name) DO UPDATE "
+                   "SET status = excluded.status, updated_at = excluded.updated_at",
+                   {"name": name, "status": status, "at": self.clock()})
 
     # -- activities --------------------------------------------------------------------------
 
     def add_activity(self, activity: Activity) -> Activity:
-        with self.session() as s:
-            s.add(activity)
+        with self._sql("write") as tx:
+            sql.insert(tx, activity)
         return activity
 
     def update_activity(self, activity_id: str, **fields: Any) -> None:
         """Progress and facts of a running activity (its end is ``finish``): a progress
         commit, durable with the activity's next durable one."""
-        with self._progress_session() as s:
-            row = s.get(Activity, activity_id)
-            if row is not None:
-                for k, v in fields.items():
-                    setattr(row, k, v)
+        if not fields:
+            return
+        with self._sql("progress") as tx:
+            self._update_activity(tx, activity_id, fields)
 
     def get_activity(self, activity_id: str) -> Activity | None:
-        with self.session() as s:
-            return utc(s.get(Activity, activity_id))
+        with self._sql() as tx:
+            return sql.first(tx, Activity, sql.select(Activity, "WHERE id = :id"),
+                             {"id": activity_id})
 
     def list_activities(self, environment: str | None = None, *, states: Sequence[str] = (),
                         limit: int = 50, offset: int = 0,
                         types: Sequence[str] = ()) -> list[Activity]:
-        q = (select(Activity).order_by(Activity.created_at.desc(), Activity.id.desc())
-             .limit(limit).offset(offset))
+        where = ["1 = 1"]
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
         if environment is not None:
-            q = q.where(Activity.environment == environment)
-        if states:
-            q = q.where(Activity.state.in_(states))
-        if types:
-            q = q.where(Activity.type.in_(types))
-        with self.session() as s:
-            return [utc(a) for a in s.scalars(q)]
+            where.append("environment = :env")
+            params["env"] = environment
+        for column, values in (("state", states), ("type", types)):
+            if values:
+                names, more = sql.in_list(column, list(values))
+                where.append(f"{column} IN {names}")
+                params.update(more)
+        q = sql.select(Activity, "WHERE " + " AND ".join(where)
+                       + " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset")
+        with self._sql() as tx:
+            return sql.load(tx, Activity, tx.rows(q, params))
 
     def append_log(self, activity_id: str, message: str) -> None:
         """A log line (a progress commit: durable with the activity's next durable one)."""
-        with self._progress_session() as s:
-            s.add(ActivityLog(activity_id=activity_id, at=self.clock(), message=message))
+        with self._sql("progress") as tx:
+            sql.add_log(tx, activity_id, self.clock(), message)
 
     def log_lines(self, activity_id: str, after_id: int = 0) -> list[ActivityLog]:
-        q = (select(ActivityLog).where(ActivityLog.activity_id == activity_id,
-                                       ActivityLog.id > after_id).order_by(ActivityLog.id))
-        with self.session() as s:
-            rows = list(s.scalars(q))
-        for r in rows:
-            r.at = aware(r.at)
-        return rows
+        with self._sql() as tx:
+            return sql.load(tx, ActivityLog, tx.rows(sql.select(
+                ActivityLog, "WHERE activity_id = :a AND id > :after ORDER BY id"),
+                {"a": activity_id, "after": after_id}))
 
     # -- snapshots ---------------------------------------------------------------------------
 
     def put_snapshot(self, snap: Snapshot) -> None:
-        with self.session() as s:
-            s.merge(snap)
+        """Insert, or replace the row with the same ID."""
+        names = sql.COLUMNS[Snapshot]
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
+        with self._sql("write") as tx:
+            tx.run(f"INSERT INTO snapshots ({', '.join(names)}) "
+                   f"VALUES ({', '.join(':' + n for n in names)}) "
+                   f"ON CONFLICT (id) DO UPDATE SET {updates}",
+                   {n: getattr(snap, n) for n in names})
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
-        with self.session() as s:
-            return utc(s.get(Snapshot, snapshot_id))
+        with self._sql() as tx:
+            return sql.first(tx, Snapshot, sql.select(Snapshot, "WHERE id = :id"),
+                             {"id": snapshot_id})
 
     def list_snapshots(self, environment: str | None = None, *, limit: int | None = None,
                        offset: int = 0) -> list[Snapshot]:
-        q = (select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
-             .limit(limit).offset(offset))
+        where, params = "", dict[str, Any]()
         if environment is not None:
-            q = q.where(Snapshot.environment == environment)
-        with self.session() as s:
-            return [utc(x) for x in s.scalars(q)]
+            where, params = "WHERE environment = :env", {"env": environment}
+        where += " ORDER BY created_at DESC, id DESC"
+        if limit is not None or offset:
+            # SQLite needs a LIMIT before an OFFSET; -1 is none there, NULL on PostgreSQL
+            where += " LIMIT :limit OFFSET :offset"
+            params.update(limit=limit if limit is not None else (-1 if self.is_sqlite
+                                                                  else None),
+                          offset=offset)
+        with self._sql() as tx:
+            return sql.load(tx, Snapshot, tx.rows(sql.select(Snapshot, where), params))
 
     def record_drill(self, snapshot_id: str, ok: bool | None, at: datetime) -> None:
         """A restore drill's outcome: ``verified_ok`` becomes ``ok``; a pass also moves
         ``verified_at`` to ``at`` (it stays the time of the last drill that passed)."""
-        with self.session() as s:
-            row = s.get(Snapshot, snapshot_id)
-            if row is not None:
-                row.verified_ok = ok
-                if ok:
-                    row.verified_at = at
+        values: dict[str, Any] = {"verified_ok": ok, **({"verified_at": at} if ok else {})}
+        assign, params = sql.assignments(Snapshot, values)
+        with self._sql("write") as tx:
+            tx.run(f"UPDATE snapshots SET {assign} WHERE id = :id", {**params, "id": snapshot_id})
 
     def delete_snapshot(self, snapshot_id: str) -> None:
-        with self.session() as s:
-            s.execute(delete(Snapshot).where(Snapshot.id == snapshot_id))
+        with self._sql("write") as tx:
+            tx.run("DELETE FROM snapshots WHERE id = :id", {"id": snapshot_id})
 
     def snapshot_ids(self) -> set[str]:
-        with self.session() as s:
-            return set(s.scalars(select(Snapshot.id)))
+        with self._sql() as tx:
+            return {r[0] for r in tx.rows("SELECT id FROM snapshots")}
 
     # -- statistics (GET /metrics): aggregated here, so a scrape reads a few rows ----------
 
     def snapshot_totals(self) -> list[tuple[str, int, int, int]]:
         """(environment, snapshots, their size_bytes, their added_bytes) per environment."""
-        q = (select(Snapshot.environment, func.count(), func.sum(Snapshot.size_bytes),
-                    func.sum(Snapshot.added_bytes)).group_by(Snapshot.environment))
-        with self.session() as s:
-            return [(env, int(n), int(size or 0), int(added or 0))
-                    for env, n, size, added in s.execute(q)]
+        with self._sql() as tx:
+            rows = tx.rows("SELECT environment, COUNT(*), SUM(size_bytes), SUM(added_bytes) "
+                           "FROM snapshots GROUP BY environment")
+        return [(env, int(n), int(size or 0), int(added or 0)) for env, n, size, added in rows]
 
     def activity_counts(self) -> list[tuple[str, str, str, str | None, int]]:
         """(environment, type, state, result, how many) over every activity."""
-        q = (select(Activity.environment, Activity.type, Activity.state, Activity.result,
-                    func.count())
-             .group_by(Activity.environment, Activity.type, Activity.state, Activity.result))
-        with self.session() as s:
-            return [(env, type_, state, result, int(n))
-                    for env, type_, state, result, n in s.execute(q)]
+        with self._sql() as tx:
+            rows = tx.rows("SELECT environment, type, state, result, COUNT(*) FROM activities "
+                           "GROUP BY environment, type, state, result")
+        return [(env, type_, state, result, int(n)) for env, type_, state, result, n in rows]
 
     def activity_durations(self) -> list[tuple[str, str, int, float]]:
         """(environment, type, ended activities that had started, sum of their run times in
         seconds), from started_at to completed_at."""
-        if self.is_sqlite:
-            seconds = (func.julianday(Activity.completed_at)
-                       - func.julianday(Activity.started_at)) * 86400.0
-        else:
-            seconds = func.extract("epoch", Activity.completed_at - Activity.started_at)
-        q = (select(Activity.environment, Activity.type, func.count(), func.sum(seconds))
-             .where(Activity.state.in_(("complete", "cancelled")),
-                    Activity.started_at.is_not(None), Activity.completed_at.is_not(None))
-             .group_by(Activity.environment, Activity.type))
-        with self.session() as s:
-            return [(env, type_, int(n), max(0.0, float(total or 0)))
-                    for env, type_, n, total in s.execute(q)]
+        seconds = ("(julianday(completed_at) - julianday(started_at)) * 86400.0"
+                   if self.is_sqlite else "EXTRACT(EPOCH FROM completed_at - started_at)")
+        with self._sql() as tx:
+            rows = tx.rows(f"SELECT environment, type, COUNT(*), SUM({seconds}) FROM activities "
+                           "WHERE state IN ('complete', 'cancelled') AND started_at IS NOT NULL "
+                           "AND completed_at IS NOT NULL GROUP BY environment, type")
+        return [(env, type_, int(n), max(0.0, float(total or 0)))
+                for env, type_, n, total in rows]
 
     def last_successes(self) -> list[tuple[str, str, datetime]]:
         """(environment, type, when its last successful activity of that type ended)."""
-        q = (select(Activity.environment, Activity.type, func.max(Activity.completed_at))
-             .where(Activity.state == "complete", Activity.result == "success")
-             .group_by(Activity.environment, Activity.type))
-        with self.session() as s:
-            return [(env, type_, aware(at)) for env, type_, at in s.execute(q) if at is not None]
+        with self._sql() as tx:
+            rows = tx.rows("SELECT environment, type, MAX(completed_at) FROM activities "
+                           "WHERE state = 'complete' AND result = 'success' "
+                           "GROUP BY environment, type")
+            return [(env, type_, sql.decode(tx, "completed_at", at))
+                    for env, type_, at in rows if at is not None]
 
 
-
-
+def _unavailable(e: Exception) -> bool:
+    """Whether opening failed because the database could not be reached or read."""
+    if isinstance(e, sqlite3.OperationalError):
+        return True
+    exc = sys.modules.get("sqlalchemy.exc")  # loaded already when it can be one
+    return exc is not None and isinstance(e, exc.OperationalError)

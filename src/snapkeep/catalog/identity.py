@@ -8,13 +8,13 @@ Rows come back detached with timezone-aware UTC datetimes, like the rest of the 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING
 
 from snapkeep.catalog.base import CatalogBase, rows_changed
-from snapkeep.catalog.models import ApiToken, EnvironmentRole, User, WebSession
 from snapkeep.catalog.times import aware, utc
+
+if TYPE_CHECKING:
+    from snapkeep.catalog.models import ApiToken, User, WebSession
 
 # Using a token writes last_used_at at most this often, not on every request.
 TOUCH_EVERY = timedelta(minutes=1)
@@ -27,6 +27,11 @@ class IdentityMixin(CatalogBase):
     def add_user(self, email: str, display_name: str, *, password_hash: str | None = None,
                  project_role: str | None = None) -> User | None:
         """The new user, or None when a user with that email (in any case) exists."""
+        from sqlalchemy import select
+        from sqlalchemy.exc import IntegrityError
+
+        from snapkeep.catalog.models import User
+
         user = User(email=email.lower(), display_name=display_name,
                     password_hash=password_hash, project_role=project_role,
                     created_at=self.clock())
@@ -40,19 +45,33 @@ class IdentityMixin(CatalogBase):
         return utc(user)
 
     def get_user(self, email: str) -> User | None:
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import User
+
         with self.session() as s:
             return utc(s.scalar(select(User).where(User.email == email.lower())))
 
     def get_user_by_id(self, user_id: int) -> User | None:
+        from snapkeep.catalog.models import User
+
         with self.session() as s:
             return utc(s.get(User, user_id))
 
     def list_users(self) -> list[User]:
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import User
+
         with self.session() as s:
             return [utc(u) for u in s.scalars(select(User).order_by(User.email))]
 
     def delete_user(self, email: str) -> bool:
         """Remove the user with their roles, tokens and sessions; False if there was none."""
+        from sqlalchemy import delete, select
+
+        from snapkeep.catalog.models import ApiToken, EnvironmentRole, User, WebSession
+
         with self.session() as s:
             user = s.scalar(select(User).where(User.email == email.lower()))
             if user is None:
@@ -71,6 +90,10 @@ class IdentityMixin(CatalogBase):
         return self._update_user(email, password_hash=password_hash)
 
     def _update_user(self, email: str, **fields: object) -> bool:
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import User
+
         with self.session() as s:
             user = s.scalar(select(User).where(User.email == email.lower()))
             if user is None:
@@ -83,6 +106,8 @@ class IdentityMixin(CatalogBase):
 
     def set_environment_role(self, user_id: int, environment: str, role: str | None) -> None:
         """Give the user ``role`` on the environment; None (or "none") removes it."""
+        from snapkeep.catalog.models import EnvironmentRole
+
         with self.session() as s:
             row = s.get(EnvironmentRole, (user_id, environment))
             if role is None or role == "none":
@@ -95,12 +120,20 @@ class IdentityMixin(CatalogBase):
 
     def environment_roles(self, user_id: int) -> dict[str, str]:
         """Environment name → role for one user."""
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import EnvironmentRole
+
         q = select(EnvironmentRole).where(EnvironmentRole.user_id == user_id)
         with self.session() as s:
             return {r.environment: r.role for r in s.scalars(q)}
 
     def all_environment_roles(self) -> dict[int, dict[str, str]]:
         """User id → (environment → role), for listing every user in one query."""
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import EnvironmentRole
+
         out: dict[int, dict[str, str]] = {}
         with self.session() as s:
             for r in s.scalars(select(EnvironmentRole).order_by(EnvironmentRole.environment)):
@@ -110,14 +143,22 @@ class IdentityMixin(CatalogBase):
     # -- API tokens --------------------------------------------------------------------------
 
     def add_token(self, token_id: str, user_id: int, name: str, token_hash: str) -> ApiToken:
+        from snapkeep.catalog.models import ApiToken
+
         return self._added(ApiToken(id=token_id, user_id=user_id, name=name,
                                     token_hash=token_hash, created_at=self.clock()))
 
     def get_token(self, token_id: str) -> ApiToken | None:
+        from snapkeep.catalog.models import ApiToken
+
         with self.session() as s:
             return utc(s.get(ApiToken, token_id))
 
     def list_tokens(self, user_id: int | None = None) -> list[ApiToken]:
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import ApiToken
+
         q = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
         if user_id is not None:
             q = q.where(ApiToken.user_id == user_id)
@@ -126,6 +167,8 @@ class IdentityMixin(CatalogBase):
 
     def revoke_token(self, token_id: str) -> ApiToken | None:
         """Mark the token revoked (keeping the first revocation time); None if unknown."""
+        from snapkeep.catalog.models import ApiToken
+
         with self.session() as s:
             token = s.get(ApiToken, token_id)
             if token is not None and token.revoked_at is None:
@@ -134,6 +177,10 @@ class IdentityMixin(CatalogBase):
 
     def token_by_hash(self, token_hash: str, *, touch: bool = True) -> ApiToken | None:
         """The token with this SHA-256, revoked or not; records its use unless revoked."""
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import ApiToken
+
         with self.session() as s:
             token = s.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
             if token is not None and touch and token.revoked_at is None:
@@ -147,19 +194,31 @@ class IdentityMixin(CatalogBase):
 
     def add_web_session(self, id_hash: str, user_id: int, csrf_token: str,
                         expires_at: datetime) -> WebSession:
+        from snapkeep.catalog.models import WebSession
+
         return self._added(WebSession(id_hash=id_hash, user_id=user_id, csrf_token=csrf_token,
                                       created_at=self.clock(), expires_at=expires_at))
 
     def get_web_session(self, id_hash: str) -> WebSession | None:
+        from snapkeep.catalog.models import WebSession
+
         with self.session() as s:
             return utc(s.get(WebSession, id_hash))
 
     def delete_web_session(self, id_hash: str) -> None:
+        from sqlalchemy import delete
+
+        from snapkeep.catalog.models import WebSession
+
         with self.session() as s:
             s.execute(delete(WebSession).where(WebSession.id_hash == id_hash))
 
     def delete_expired_sessions(self, now: datetime | None = None) -> int:
         """Remove sessions past their expiry; how many went."""
+        from sqlalchemy import delete
+
+        from snapkeep.catalog.models import WebSession
+
         cutoff = now or self.clock()
         with self.session() as s:
             result = s.execute(delete(WebSession).where(WebSession.expires_at <= cutoff))

@@ -11,12 +11,14 @@ has passed. Hosts sharing a catalog need synchronised clocks (NTP), as for lease
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
-
+from snapkeep.catalog import sql
 from snapkeep.catalog.base import CatalogBase, rows_changed
-from snapkeep.catalog.models import Activity, ActivityLog, Notification
 from snapkeep.catalog.times import utc
+
+if TYPE_CHECKING:
+    from snapkeep.catalog.models import Notification
 
 STATES = ("pending", "delivered", "failed")
 
@@ -27,18 +29,19 @@ class NotificationMixin(CatalogBase):
     def add_warning(self, activity_id: str, message: str, *, log: bool = True) -> bool:
         """Append ``message`` to the activity's warnings (and, with ``log``, its log as
         "Warning: …"), in one transaction. False when the activity does not exist."""
-        # _queue_tx: on SQLite the write lock is taken before the read (no lost update)
-        with self._queue_tx() as s:
-            q = select(Activity).where(Activity.id == activity_id)
-            if not self.is_sqlite:
-                q = q.with_for_update()  # two writers must not drop each other's warning
-            a = s.scalars(q).first()
-            if a is None:
+        # "queue": on SQLite the write lock is taken before the read, on PostgreSQL the row
+        # is locked (two writers must not drop each other's warning)
+        with self._sql("queue") as tx:
+            lock = "" if tx.is_sqlite else " FOR UPDATE"
+            found = tx.rows("SELECT warnings FROM activities WHERE id = :id" + lock,
+                            {"id": activity_id})
+            if not found:
                 return False
-            a.warnings = [*(a.warnings or []), message]  # a new list: JSON is not tracked
+            warnings = [*(sql.decode(tx, "warnings", found[0][0]) or []), message]
+            tx.run("UPDATE activities SET warnings = :w WHERE id = :id",
+                   {"w": warnings, "id": activity_id})
             if log:
-                s.add(ActivityLog(activity_id=activity_id, at=self.clock(),
-                                  message=f"Warning: {message}"))
+                sql.add_log(tx, activity_id, self.clock(), f"Warning: {message}")
             return True
 
     # -- the outbox ------------------------------------------------------------------------
@@ -48,11 +51,17 @@ class NotificationMixin(CatalogBase):
         return self._add_new(notification)
 
     def get_notification(self, notification_id: str) -> Notification | None:
+        from snapkeep.catalog.models import Notification
+
         with self.session() as s:
             return utc(s.get(Notification, notification_id))
 
     def due_notifications(self, at: datetime | None = None, limit: int = 100) -> list[str]:
         """IDs of pending notifications due at ``at`` (default now), the oldest first."""
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import Notification
+
         q = (select(Notification.id)
              .where(Notification.state == "pending",
                     Notification.next_attempt_at <= (at or self.clock()))
@@ -65,6 +74,10 @@ class NotificationMixin(CatalogBase):
         """Take the next attempt of a pending, due notification: count it and move its next
         attempt ``hold_seconds`` on (past the attempt). The notification as claimed, or
         None when it is not pending, not due, or another process took it first."""
+        from sqlalchemy import update
+
+        from snapkeep.catalog.models import Notification
+
         at = at or self.clock()
         with self.session() as s:
             res = s.execute(update(Notification)
@@ -90,6 +103,10 @@ class NotificationMixin(CatalogBase):
         self._settle(notification_id, state="failed", last_error=error)
 
     def _settle(self, notification_id: str, **values: object) -> None:
+        from sqlalchemy import update
+
+        from snapkeep.catalog.models import Notification
+
         with self.session() as s:
             s.execute(update(Notification)
                       .where(Notification.id == notification_id,
@@ -99,6 +116,10 @@ class NotificationMixin(CatalogBase):
 
     def notification_counts(self) -> dict[str, int]:
         """How many notifications are in each state (every state present, 0 if none)."""
+        from sqlalchemy import func, select
+
+        from snapkeep.catalog.models import Notification
+
         q = select(Notification.state, func.count()).group_by(Notification.state)
         with self.session() as s:
             counts = {str(state): int(n) for state, n in s.execute(q)}

@@ -17,6 +17,8 @@ Claiming is atomic on both databases:
 Within an environment activities run oldest first: a pending activity is eligible only
 when no older one of its environment is pending.
 
+The statements are ``catalog/sql.py``'s: one text for both databases.
+
 Times are read from the catalog's clock (the host's UTC clock outside tests): hosts
 sharing a catalog need synchronised clocks (NTP); a skew well below the lease length is
 harmless.
@@ -26,20 +28,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import aliased
-
-from snapkeep.catalog.base import CatalogBase, rows_changed
-from snapkeep.catalog.models import Activity, ActivityLog, EnvironmentState
-from snapkeep.catalog.times import aware, utc
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from snapkeep.catalog import sql
+from snapkeep.catalog.base import CatalogBase
+from snapkeep.catalog.rows import Activity
+from snapkeep.catalog.sql import Tx
 
 LIVE = ("pending", "in_progress")
 MAX_CLAIM_TRIES = 50  # environments skipped in one claim because another worker took them
+
+# the oldest pending activity of an environment that runs nothing (module docstring)
+_ELIGIBLE = (
+    "WHERE a.state = 'pending' AND a.environment NOT IN "
+    "(SELECT name FROM environments WHERE running_activity IS NOT NULL) "
+    "AND NOT EXISTS (SELECT 1 FROM activities o WHERE o.environment = a.environment "
+    "AND o.state = 'pending' AND (o.created_at < a.created_at "
+    "OR (o.created_at = a.created_at AND o.id < a.id)))")
 
 
 class QueueMixin(CatalogBase):
@@ -51,16 +56,16 @@ class QueueMixin(CatalogBase):
         activity that stops it: with ``unless_busy``, any pending or running one of its
         environment; with ``unless_waiting``, one of the same type and actor already
         waiting there (a schedule that fires while its last backup waits adds no second)."""
-        with self._queue_tx() as s:
+        with self._sql("queue") as tx:
             if unless_busy or unless_waiting:
-                self._lock_environment(s, activity.environment)
-                blocker = self._live_activity(s, activity.environment) if unless_busy \
-                    else self._waiting_twin(s, activity)
+                self._lock_environment(tx, activity.environment)
+                blocker = self._live_activity(tx, activity.environment) if unless_busy \
+                    else self._waiting_twin(tx, activity)
                 if blocker is not None:
-                    return utc(blocker)
+                    return blocker
             activity.state = "pending"
             activity.cancel_requested = False
-            s.add(activity)
+            sql.insert(tx, activity)
         return None
 
     def start(self, activity: Activity, worker_id: str, lease_seconds: float,
@@ -68,18 +73,20 @@ class QueueMixin(CatalogBase):
         """Add ``activity`` already running (in_progress, owned by ``worker_id``, its lease
         ``lease_seconds`` long) and take its environment — unless the environment has a
         pending or running activity: then add nothing and return that one; else None."""
-        with self._queue_tx() as s:
-            env = self._lock_environment(s, activity.environment)
-            blocker = self._live_activity(s, activity.environment)
+        with self._sql("queue") as tx:
+            self._lock_environment(tx, activity.environment)
+            blocker = self._live_activity(tx, activity.environment)
             if blocker is not None:
-                return utc(blocker)
+                return blocker
             at = self.clock()
             activity.state, activity.worker, activity.pid = "in_progress", worker_id, pid
             activity.started_at = activity.started_at or at
             activity.lease_expires_at = at + timedelta(seconds=lease_seconds)
             activity.cancel_requested = False
-            s.add(activity)
-            env.running_activity = activity.id  # a stale value had no live activity behind it
+            sql.insert(tx, activity)
+            # a stale value had no live activity behind it
+            tx.run("UPDATE environments SET running_activity = :id WHERE name = :name",
+                   {"id": activity.id, "name": activity.environment})
         return None
 
     # -- claiming ------------------------------------------------------------------------
@@ -100,110 +107,96 @@ class QueueMixin(CatalogBase):
     def _claim(self, worker_id: str, lease_seconds: float, *,
                environments: Sequence[str] | None = None,
                activity_id: str | None = None) -> Activity | None:
-        older = aliased(Activity)
-        busy = select(EnvironmentState.name).where(EnvironmentState.running_activity.is_not(None))
-        skipped: set[str] = set()
-        with self._queue_tx() as s:
+        skipped: list[str] = []
+        with self._sql("queue") as tx:
             for _ in range(MAX_CLAIM_TRIES):
-                q = (select(Activity)
-                     .where(Activity.state == "pending", Activity.environment.not_in(busy))
-                     .where(~exists().where(
-                         older.environment == Activity.environment, older.state == "pending",
-                         or_(older.created_at < Activity.created_at,
-                             and_(older.created_at == Activity.created_at,
-                                  older.id < Activity.id))))
-                     .order_by(Activity.created_at, Activity.id).limit(1))
+                where, params = _ELIGIBLE, {}
                 if activity_id is not None:
-                    q = q.where(Activity.id == activity_id)
+                    where += " AND a.id = :id"
+                    params["id"] = activity_id
                 if environments is not None:
-                    q = q.where(Activity.environment.in_(list(environments)))
+                    names, values = sql.in_list("env", list(environments))
+                    where += f" AND a.environment IN {names}"
+                    params.update(values)
                 if skipped:
-                    q = q.where(Activity.environment.not_in(skipped))
-                if not self.is_sqlite:
-                    q = q.with_for_update(skip_locked=True, of=Activity)
-                a = s.scalars(q).first()
+                    names, values = sql.in_list("skip", skipped)
+                    where += f" AND a.environment NOT IN {names}"
+                    params.update(values)
+                where += " ORDER BY a.created_at, a.id LIMIT 1"
+                if not tx.is_sqlite:
+                    where += " FOR UPDATE OF a SKIP LOCKED"
+                a = sql.first(tx, Activity, sql.select(Activity, where, alias="a"), params)
                 if a is None:
                     return None
-                if self._take_environment(s, a.environment, a.id):
+                if self._take_environment(tx, a.environment, a.id):
                     at = self.clock()
                     a.state, a.worker, a.started_at = "in_progress", worker_id, at
                     a.lease_expires_at = at + timedelta(seconds=lease_seconds)
-                    return utc(a)
-                skipped.add(a.environment)  # another worker took it a moment ago
+                    tx.run("UPDATE activities SET state = :state, worker = :worker, "
+                           "started_at = :at, lease_expires_at = :until WHERE id = :id",
+                           {"state": a.state, "worker": worker_id, "at": at,
+                            "until": a.lease_expires_at, "id": a.id})
+                    return a
+                skipped.append(a.environment)  # another worker took it a moment ago
         return None
 
-    def _ensure_environment(self, s: Session, name: str) -> None:
-        # the dialect's insert (for ON CONFLICT) imported here: loading both dialects costs
-        # ~0.03 s of every command's start-up (docs/performance.md)
-        if self.is_sqlite:
-            from sqlalchemy.dialects import sqlite as dialect
-        else:
-            from sqlalchemy.dialects import postgresql as dialect  # type: ignore[no-redef]
-        s.execute(dialect.insert(EnvironmentState)
-                  .values(name=name, status="active", updated_at=self.clock())
-                  .on_conflict_do_nothing(index_elements=["name"]))
+    def _ensure_environment(self, tx: Tx, name: str) -> None:
+        tx.run("INSERT INTO environments (name, status, updated_at) "
+               "VALUES (:name, 'active', :at) ON CONFLICT (name) DO NOTHING",
+               {"name": name, "at": self.clock()})
 
-    def _lock_environment(self, s: Session, name: str) -> EnvironmentState:
+    def _lock_environment(self, tx: Tx, name: str) -> None:
         """The environment's row, locked to the end of the transaction (created if missing):
         starting an activity on it is decided by one transaction at a time."""
-        self._ensure_environment(s, name)
-        q = select(EnvironmentState).where(EnvironmentState.name == name)
-        if not self.is_sqlite:
-            q = q.with_for_update()
-        return s.scalars(q).one()
+        self._ensure_environment(tx, name)
+        if not tx.is_sqlite:  # SQLite: BEGIN IMMEDIATE holds the whole file already
+            tx.rows("SELECT name FROM environments WHERE name = :name FOR UPDATE",
+                    {"name": name})
 
-    def _take_environment(self, s: Session, name: str, activity_id: str) -> bool:
-        self._ensure_environment(s, name)
-        res = s.execute(update(EnvironmentState)
-                        .where(EnvironmentState.name == name,
-                               EnvironmentState.running_activity.is_(None))
-                        .values(running_activity=activity_id)
-                        .execution_options(synchronize_session=False))
-        return rows_changed(res) == 1
+    def _take_environment(self, tx: Tx, name: str, activity_id: str) -> bool:
+        self._ensure_environment(tx, name)
+        return tx.run("UPDATE environments SET running_activity = :id "
+                      "WHERE name = :name AND running_activity IS NULL",
+                      {"id": activity_id, "name": name}) == 1
 
     @staticmethod
-    def _live_activity(s: Session, environment: str) -> Activity | None:
-        q = (select(Activity).where(Activity.environment == environment,
-                                    Activity.state.in_(LIVE))
-             .order_by(Activity.state, Activity.created_at).limit(1))  # in_progress first
-        return s.scalars(q).first()
+    def _live_activity(tx: Tx, environment: str) -> Activity | None:
+        return sql.first(tx, Activity, sql.select(
+            Activity, "WHERE environment = :env AND state IN ('pending', 'in_progress') "
+            "ORDER BY state, created_at LIMIT 1"), {"env": environment})  # in_progress first
 
     @staticmethod
-    def _waiting_twin(s: Session, activity: Activity) -> Activity | None:
-        q = (select(Activity).where(Activity.environment == activity.environment,
-                                    Activity.state == "pending",
-                                    Activity.type == activity.type,
-                                    Activity.actor == activity.actor).limit(1))
-        return s.scalars(q).first()
+    def _waiting_twin(tx: Tx, activity: Activity) -> Activity | None:
+        return sql.first(tx, Activity, sql.select(
+            Activity, "WHERE environment = :env AND state = 'pending' AND type = :type "
+            "AND actor = :actor LIMIT 1"),
+            {"env": activity.environment, "type": activity.type, "actor": activity.actor})
 
     # -- while it runs -------------------------------------------------------------------
 
     def renew_lease(self, activity_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend the lease; False when ``worker_id`` no longer owns a running activity
         (it was reaped as interrupted): the worker must stop it."""
-        with self.session() as s:
+        with self._sql("write") as tx:
             until = self.clock() + timedelta(seconds=lease_seconds)
-            res = s.execute(update(Activity)
-                            .where(Activity.id == activity_id, Activity.worker == worker_id,
-                                   Activity.state == "in_progress")
-                            .values(lease_expires_at=until)
-                            .execution_options(synchronize_session=False))
-            return rows_changed(res) == 1
+            return tx.run("UPDATE activities SET lease_expires_at = :until WHERE id = :id "
+                          "AND worker = :worker AND state = 'in_progress'",
+                          {"until": until, "id": activity_id, "worker": worker_id}) == 1
 
     def finish(self, activity_id: str, worker_id: str | None, *, state: str,
                result: str | None, **fields: Any) -> bool:
         """End a running activity (``state`` complete or cancelled) and free its environment,
         in one transaction. With ``worker_id``, only while that worker still owns it;
         False when it did not (it was reaped meanwhile), and nothing is changed."""
-        with self._queue_tx() as s:
-            a = self._locked_activity(s, activity_id)
+        with self._sql("queue") as tx:
+            a = self._locked_activity(tx, activity_id)
             if a is None or a.state not in LIVE or (worker_id and a.worker != worker_id):
                 return False
-            for k, v in fields.items():
-                setattr(a, k, v)
-            a.state, a.result = state, result
-            a.completed_at = a.completed_at or self.clock()
-            self._free_environment(s, a.environment, a.id)
+            values = {**fields, "state": state, "result": result,
+                      "completed_at": fields.get("completed_at") or a.completed_at
+                      or self.clock()}
+            self._update_activity(tx, a.id, values)
+            self._free_environment(tx, a.environment, a.id)
             return True
 
     def fail_interrupted(self, activity_id: str, error: str, *, log: str | None = None,
@@ -212,48 +205,53 @@ class QueueMixin(CatalogBase):
         log line, and free its environment, in one transaction. With
         ``lease_expired_before``, only if its lease still ends before that instant (a
         renewal that came in meanwhile wins). False when nothing was changed."""
-        with self._queue_tx() as s:
-            a = self._locked_activity(s, activity_id)
+        with self._sql("queue") as tx:
+            a = self._locked_activity(tx, activity_id)
             if a is None or a.state != "in_progress":
                 return False
-            expiry = aware(a.lease_expires_at)
+            expiry = a.lease_expires_at
             if lease_expired_before is not None and (expiry is None
                                                      or expiry >= lease_expired_before):
                 return False
             at = self.clock()
-            a.state, a.result, a.completed_at, a.error = "complete", "failure", at, error
+            self._update_activity(tx, a.id, {"state": "complete", "result": "failure",
+                                             "completed_at": at, "error": error})
             if log:
-                s.add(ActivityLog(activity_id=a.id, at=at, message=log))
-            self._free_environment(s, a.environment, a.id)
+                sql.add_log(tx, a.id, at, log)
+            self._free_environment(tx, a.environment, a.id)
             return True
 
     def expired_leases(self, at: datetime | None = None) -> list[Activity]:
         """Running activities whose lease ended before ``at`` (default: now)."""
-        q = (select(Activity).where(Activity.state == "in_progress",
-                                    Activity.lease_expires_at < (at or self.clock()))
-             .order_by(Activity.lease_expires_at))
-        with self.session() as s:
-            return [utc(a) for a in s.scalars(q)]
+        with self._sql() as tx:
+            return sql.load(tx, Activity, tx.rows(sql.select(
+                Activity, "WHERE state = 'in_progress' AND lease_expires_at < :at "
+                "ORDER BY lease_expires_at"), {"at": at or self.clock()}))
 
     def running_activity(self, environment: str) -> str | None:
         """The ID of the activity that holds ``environment``, if any."""
-        with self.session() as s:
-            row = s.get(EnvironmentState, environment)
-            return row.running_activity if row else None
-
-    def _locked_activity(self, s: Session, activity_id: str) -> Activity | None:
-        q = select(Activity).where(Activity.id == activity_id)
-        if not self.is_sqlite:
-            q = q.with_for_update()
-        return s.scalars(q).first()
+        with self._sql() as tx:
+            found = tx.rows("SELECT running_activity FROM environments WHERE name = :name",
+                            {"name": environment})
+        return found[0][0] if found else None
 
     @staticmethod
-    def _free_environment(s: Session, environment: str, activity_id: str) -> None:
-        s.execute(update(EnvironmentState)
-                  .where(EnvironmentState.name == environment,
-                         EnvironmentState.running_activity == activity_id)
-                  .values(running_activity=None)
-                  .execution_options(synchronize_session=False))
+    def _locked_activity(tx: Tx, activity_id: str) -> Activity | None:
+        lock = "" if tx.is_sqlite else " FOR UPDATE"
+        return sql.first(tx, Activity, sql.select(Activity, "WHERE id = :id" + lock),
+                         {"id": activity_id})
+
+    @staticmethod
+    def _update_activity(tx: Tx, activity_id: str, values: dict[str, Any]) -> int:
+        assign, params = sql.assignments(Activity, values)
+        return tx.run(f"UPDATE activities SET {assign} WHERE id = :id",
+                      {**params, "id": activity_id})
+
+    @staticmethod
+    def _free_environment(tx: Tx, environment: str, activity_id: str) -> None:
+        tx.run("UPDATE environments SET running_activity = NULL "
+               "WHERE name = :name AND running_activity = :id",
+               {"name": environment, "id": activity_id})
 
     # -- cancelling ----------------------------------------------------------------------
 
@@ -263,27 +261,34 @@ class QueueMixin(CatalogBase):
         ``cancelled_log``), or flag a running one (``cancel_requested``, logging
         ``requested_log``; its runner stops at its next safe point). Finished activities
         are left alone. Returns the activity as it now is, or None if it does not exist."""
-        with self._queue_tx() as s:
-            a = self._locked_activity(s, activity_id)
+        with self._sql("queue") as tx:
+            a = self._locked_activity(tx, activity_id)
             if a is None:
                 return None
             message = None
+            values: dict[str, Any] = {}
             if a.state == "pending":
-                a.state, a.result, a.completed_at = "cancelled", "failure", self.clock()
-                a.error, message = f"cancelled by {by}", cancelled_log
+                values = {"state": "cancelled", "result": "failure",
+                          "completed_at": self.clock(), "error": f"cancelled by {by}"}
+                message = cancelled_log
             elif a.state == "in_progress" and not a.cancel_requested:
-                a.cancel_requested = True
-                a.parameters = {**(a.parameters or {}), "cancelled_by": by}
+                values = {"cancel_requested": True,
+                          "parameters": {**(a.parameters or {}), "cancelled_by": by}}
                 message = requested_log
+            if values:
+                self._update_activity(tx, a.id, values)
+                for k, v in values.items():
+                    setattr(a, k, v)
             if message:
-                s.add(ActivityLog(activity_id=a.id, at=self.clock(), message=message))
-            return utc(a)
+                sql.add_log(tx, a.id, self.clock(), message)
+            return a
 
     def cancel_requested_by(self, activity_id: str) -> str | None:
         """Who asked to cancel this running activity, or None if nobody did."""
-        with self.session() as s:
-            row = s.execute(select(Activity.cancel_requested, Activity.parameters)
-                            .where(Activity.id == activity_id)).first()
-        if row is None or not row.cancel_requested:
+        with self._sql() as tx:
+            found = tx.rows("SELECT cancel_requested, parameters FROM activities "
+                            "WHERE id = :id", {"id": activity_id})
+        if not found or not found[0][0]:
             return None
-        return str((row.parameters or {}).get("cancelled_by") or "someone")
+        parameters = sql.decode(tx, "parameters", found[0][1]) or {}
+        return str(parameters.get("cancelled_by") or "someone")

@@ -7,12 +7,13 @@ firing a schedule twice: a conditional UPDATE that only the first of them can ma
 from __future__ import annotations
 
 from datetime import datetime
-
-from sqlalchemy import delete, select, update
+from typing import TYPE_CHECKING
 
 from snapkeep.catalog.base import CatalogBase, rows_changed
-from snapkeep.catalog.models import Schedule
 from snapkeep.catalog.times import utc
+
+if TYPE_CHECKING:
+    from snapkeep.catalog.models import Schedule
 
 
 class ScheduleMixin(CatalogBase):
@@ -21,12 +22,18 @@ class ScheduleMixin(CatalogBase):
         return self._add_new(schedule)
 
     def get_schedule(self, schedule_id: str) -> Schedule | None:
+        from snapkeep.catalog.models import Schedule
+
         with self.session() as s:
             row = s.get(Schedule, schedule_id)
             return utc(row) if row is not None else None
 
     def list_schedules(self, environment: str | None = None, *,
                        origin: str | None = None) -> list[Schedule]:
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import Schedule
+
         q = select(Schedule).order_by(Schedule.environment, Schedule.created_at, Schedule.id)
         if environment is not None:
             q = q.where(Schedule.environment == environment)
@@ -36,11 +43,19 @@ class ScheduleMixin(CatalogBase):
             return [utc(x) for x in s.scalars(q)]
 
     def delete_schedule(self, schedule_id: str) -> bool:
+        from sqlalchemy import delete
+
+        from snapkeep.catalog.models import Schedule
+
         with self.session() as s:
             return rows_changed(s.execute(delete(Schedule).where(Schedule.id == schedule_id))) == 1
 
     def due_schedules(self, at: datetime) -> list[Schedule]:
         """Schedules whose next run is at or before ``at``, the longest-waiting first."""
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import Schedule
+
         q = (select(Schedule).where(Schedule.next_run_at <= at)
              .order_by(Schedule.next_run_at, Schedule.id))
         with self.session() as s:
@@ -53,6 +68,10 @@ class ScheduleMixin(CatalogBase):
         True for exactly one of several callers racing for the same run: the UPDATE is
         conditional on the value each read, and only the first one's condition still holds.
         """
+        from sqlalchemy import update
+
+        from snapkeep.catalog.models import Schedule
+
         cond = Schedule.next_run_at.is_(None) if expected_next is None else \
             Schedule.next_run_at == expected_next
         with self.session() as s:

@@ -1,7 +1,8 @@
 """Times in the catalog: always UTC, always timezone-aware once read.
 
 SQLite hands DateTime(timezone=True) columns back naive; ``utc`` makes every such column
-of a row aware, so callers compare and print times the same on SQLite and PostgreSQL.
+of an ORM row aware (``sql.decode`` does it for the plain rows), so callers compare and
+print times the same on SQLite and PostgreSQL.
 
 The wall clock is a ``Clock`` handed down (``Context.clock`` → ``Catalog.clock``), not read
 from a module: a test gives both one clock it moves. Monotonic timers (timeouts, waits)
@@ -11,13 +12,12 @@ are not the wall clock and keep ``time.monotonic``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Protocol, TypeVar, overload
 
-from sqlalchemy import DateTime
+if TYPE_CHECKING:
+    from snapkeep.catalog.models import Base
 
-from snapkeep.catalog.models import Base
-
-Row = TypeVar("Row", bound=Base)
+Row = TypeVar("Row", bound="Base")
 
 
 class Clock(Protocol):
@@ -48,7 +48,9 @@ def utc(row: Row) -> Row: ...
 @overload
 def utc(row: None) -> None: ...
 def utc(row: Row | None) -> Row | None:
-    """``row`` (or None) with every DateTime column timezone-aware (UTC)."""
+    """``row`` (an ORM row, or None) with every DateTime column timezone-aware (UTC)."""
+    from sqlalchemy import DateTime  # only ORM rows come here: SQLAlchemy is loaded
+
     if row is not None:
         for column in row.__table__.columns:
             if isinstance(column.type, DateTime):

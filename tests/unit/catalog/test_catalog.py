@@ -60,8 +60,8 @@ def test_migration_0005_adds_the_drill_outcome_and_a_pass_records_its_time(tmp_p
     assert (snap.verified_at, snap.verified_ok) == (passed, False)  # the last pass, failed now
 
 
-def _synchronous(session) -> int:
-    return session.connection().exec_driver_sql("PRAGMA synchronous").scalar()
+def _pragma(tx, name: str):
+    return tx.rows(f"PRAGMA {name}")[0][0]
 
 
 def test_progress_and_log_lines_commit_without_waiting_for_the_disk(tmp_path):
@@ -75,14 +75,49 @@ def test_progress_and_log_lines_commit_without_waiting_for_the_disk(tmp_path):
                               created_at=now, completion_percent=0, parameters={}))
     cat.append_log("a1", "a line")
     cat.update_activity("a1", completion_percent=40)
-    with cat._progress_session() as s:
-        assert _synchronous(s) == 1  # NORMAL
-    with cat.session() as s:
-        assert _synchronous(s) == 2  # FULL
-        assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert len(cat._progress_pool._idle) == 1  # the connection append_log and update used
+    with cat._sql("progress") as tx:
+        assert _pragma(tx, "synchronous") == 1  # NORMAL
+        assert _pragma(tx, "foreign_keys") == 1
+    for kind in ("read", "write", "queue"):
+        with cat._sql(kind) as tx:
+            assert _pragma(tx, "synchronous") == 2  # FULL
+            assert _pragma(tx, "journal_mode") == "wal"
+    with cat.session() as s:  # the ORM's connections too
+        assert s.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2
     assert cat.get_activity("a1").completion_percent == 40  # seen by the other connection
     assert [line.message for line in cat.log_lines("a1")] == ["a line"]
-    assert cat._progress_sessions is not None
-    with cat._progress_sessions() as s:  # the same engine append_log used
-        assert _synchronous(s) == 1
-        assert s.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_rows_written_by_sqlite3_and_by_the_orm_read_back_alike(tmp_path):
+    """The stdlib-sqlite3 statements (catalog/sql.py) store values as SQLAlchemy's SQLite
+    dialect does: rows written by either are read back equal by the other (a catalog
+    written by an older snapkeep, or by the ORM-mapped rest, stays readable)."""
+    from snapkeep.catalog import models
+
+    cat = Catalog.at(tmp_path)
+    t = datetime(2026, 12, 6, 1, 2, 3, 4005, tzinfo=UTC)
+    fields = dict(environment="dev", type="environment.backup", state="complete",
+                  result="success", description="d", created_at=t, started_at=t,
+                  completed_at=t, completion_percent=100, snapshot_id="s1",
+                  parameters={"live": True, "threads": None}, pid=7, error=None,
+                  worker="h:7:0", lease_expires_at=t, cancel_requested=True, actor="me",
+                  warnings=["w"])
+    cat.add_activity(Activity(id="by-sql", **fields))
+    with cat.session() as s:
+        s.add(models.Activity(id="by-orm", **fields))
+    for a in (cat.get_activity("by-sql"), cat.get_activity("by-orm")):
+        assert {k: getattr(a, k) for k in fields} == fields
+    with cat.session() as s:
+        orm = s.get(models.Activity, "by-sql")
+        assert {k: getattr(orm, k) for k in fields} == {
+            **fields, **{k: t.replace(tzinfo=None) for k in
+                         ("created_at", "started_at", "completed_at", "lease_expires_at")}}
+    with cat.engine.connect() as conn:  # byte for byte the same stored text
+        stored = conn.execute(sa.text("SELECT * FROM activities ORDER BY id")).all()
+    assert stored[0][1:] == stored[1][1:]
+    cat.put_snapshot(Snapshot(id="s1", environment="dev", created_at=t, expires_at=None,
+                              live=True, automated=False, commit_id=None, size_bytes=5,
+                              added_bytes=None, status="complete"))
+    with cat.session() as s:
+        assert s.get(models.Snapshot, "s1").created_at == t.replace(tzinfo=None)

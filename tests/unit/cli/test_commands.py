@@ -66,3 +66,19 @@ def test_every_command_and_alias_loads_and_shows_its_help():
 def test_an_unknown_command_is_refused():
     res = CliRunner().invoke(cli, ["snapshot:lis"])
     assert res.exit_code == 2 and "No such command 'snapshot:lis'" in res.output
+
+
+def test_a_command_freezes_what_the_imports_made():
+    """Once a command's module is imported, the objects that exist are moved out of the
+    collector's sight (``gc.freeze``): a full collection during the command does not walk
+    every module, class and function again (docs/performance.md, third pass)."""
+    import gc
+
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        with click.Context(cli) as ctx:
+            assert cli.get_command(ctx, "snapshot:list") is not None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

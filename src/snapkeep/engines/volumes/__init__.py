@@ -11,10 +11,13 @@ exactly when every entry is identical (``digest``). A restore drill reads a snap
 (``tree_ref``, ``decode_tree``), keeps the entries a restorer can own (``owned_by``,
 ``restorer_owner``) and removes its work (``remove_tree``). Services import only this
 package, never a submodule (an import-linter contract in pyproject.toml holds them to it).
+``export_tar``/``extract_tar`` are resolved on first use (PEP 562): ``export`` loads
+``tarfile``, which a snapshot or restore never needs (docs/performance.md).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from snapkeep.engines.volumes.digest import owned_by, recorded_digest, restorer_owner, tree_digest
-from snapkeep.engines.volumes.export import export_tar, extract_tar
 from snapkeep.engines.volumes.layout import remove_tree
 from snapkeep.engines.volumes.restore import prepare_restore
 from snapkeep.engines.volumes.snapshot import measure_mount, snapshot_mount
@@ -25,6 +28,9 @@ from snapkeep.engines.volumes.swap import (
     recover_cutover,
 )
 from snapkeep.engines.volumes.tree import decode_tree, tree_ref
+
+if TYPE_CHECKING:
+    from snapkeep.engines.volumes.export import export_tar, extract_tar
 
 __all__ = [
     "PreparedMountRestore",
@@ -44,3 +50,11 @@ __all__ = [
     "tree_digest",
     "tree_ref",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("export_tar", "extract_tar"):
+        from snapkeep.engines.volumes import export
+
+        return getattr(export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,14 +31,17 @@ import re
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from snapkeep import __version__
-from snapkeep.catalog import Activity, Notification
+from snapkeep.catalog import Activity
 from snapkeep.config import WebhookConfig
 from snapkeep.ids import new_id
 from snapkeep.services.context import Context
+
+if TYPE_CHECKING:
+    from snapkeep.catalog import Notification
 
 EVENT = "activity.completed"
 END_BUDGET = 30.0  # seconds the process that ran the activity spends on its notification
@@ -87,6 +90,9 @@ def queue_notification(ctx: Context, activity_id: str) -> str | None:
     a = ctx.catalog.get_activity(activity_id)
     if a is None:
         return None
+    # an ORM row: loads SQLAlchemy, only when a webhook is configured
+    from snapkeep.catalog import Notification
+
     at = ctx.clock()
     n = Notification(id=new_id(), activity_id=a.id, payload={}, attempts=0,
                      next_attempt_at=at, state="pending", created_at=at)
