@@ -454,6 +454,45 @@ static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether some byte of the word x needs an escape: every such byte is a backslash or below
+ * 0x20 (the test leaves a byte's high bit set for a byte below 0x20 in x, or zero in y). */
+static inline int needs_escape(uint64_t x)
+{
+    uint64_t y = x ^ (ONES * '\\');
+    return ((((x - ONES * 0x20) & ~x) | ((y - ONES) & ~y)) & HIGHS) != 0;
+}
+
+static inline size_t scan_bytes(const unsigned char *f, size_t j, size_t n)
+{
+    for (; j < n; j++)
+        if (ESCAPE[f[j]])
+            return j;
+    return n;
+}
+
+/* The offset of the first byte of f[j..n) that needs an escape, or n. Eight bytes at a
+ * time (nearly every word of a row needs none), a word that does byte by byte. The last
+ * bytes are one word too, read without going past f + n: the field's last eight bytes
+ * (bytes before j in it are only looked at again, never escaped twice: a hit is confirmed
+ * byte by byte from j), or for 4-7 bytes two overlapping halves. */
+static inline size_t next_escape(const unsigned char *f, size_t j, size_t n)
+{
+    for (; j + 8 <= n; j += 8)
+        if (needs_escape(read64(f + j))) {
+            size_t k = scan_bytes(f, j, j + 8);
+            if (k < j + 8)
+                return k;
+        }
+    size_t left = n - j;
+    if (left < 4)
+        return scan_bytes(f, j, n);
+    uint64_t x = n >= 8 ? read64(f + n - 8) : read32(f + j) | read32(f + n - 4) << 32;
+    return needs_escape(x) ? scan_bytes(f, j, n) : n;
+}
+
 /* Appends one row's line at s->buf + *len; -1 when out of memory. */
 static int encode_row(RowStream *s, MYSQL_ROW row, const unsigned long *lengths,
                       unsigned int n, size_t *len)
@@ -473,19 +512,17 @@ static int encode_row(RowStream *s, MYSQL_ROW row, const unsigned long *lengths,
             *p++ = 'N';
             continue;
         }
-        unsigned long start = 0, length = lengths[i];
-        for (unsigned long j = 0; j < length; j++) {
-            unsigned char e = ESCAPE[f[j]];
-            if (e) {
-                memcpy(p, f + start, j - start);
-                p += j - start;
-                *p++ = '\\';
-                *p++ = (char)e;
-                start = j + 1;
-            }
+        size_t start = 0, length = lengths[i];
+        for (;;) {
+            size_t j = next_escape(f, start, length);
+            memcpy(p, f + start, j - start);
+            p += j - start;
+            if (j == length)
+                break;
+            *p++ = '\\';
+            *p++ = (char)ESCAPE[f[j]];
+            start = j + 1;
         }
-        memcpy(p, f + start, length - start);
-        p += length - start;
     }
     if (s->digest != NULL)
         digest_line(s->digest, (const unsigned char *)s->buf + *len,
