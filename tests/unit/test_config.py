@@ -106,7 +106,7 @@ def test_repository_table_takes_storage_options_and_a_key_file(tmp_path):
 
 
 def test_the_compression_level_of_database_rows_is_a_zstd_level(tmp_path):
-    assert load_config(str(write(tmp_path, GOOD))).compression_level == ROWS_ZSTD_LEVEL == 5
+    assert load_config(str(write(tmp_path, GOOD))).compression_level == ROWS_ZSTD_LEVEL == 3
     cfg = load_config(str(write(tmp_path, GOOD + '\n[repository]\ncompression_level = 9\n')))
     assert cfg.compression_level == 9
     for bad in ("0", "20", '"high"', "true"):

@@ -20,7 +20,7 @@ PLANS = ("starter", "pro")
 ENV_TYPES = ("production", "staging", "development")
 DEFAULT_RESTORE_WINDOW_DAYS = 7
 DEFAULT_KEY_FILE = f"{STATE_DIR}/repository.key"
-DEFAULT_COMPRESSION_LEVEL = 5  # = repository.ROWS_ZSTD_LEVEL (config imports no layer)
+DEFAULT_COMPRESSION_LEVEL = 3  # = repository.ROWS_ZSTD_LEVEL (config imports no layer)
 STORAGE_OPTIONS = ("endpoint", "region", "access_key_id", "secret_access_key", "session_token")
 RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")
 CATALOG_FILE = "catalog.db"

@@ -29,10 +29,11 @@ CDC_NC = 1
 ENC_RAW = 0
 ENC_ZSTD = 1
 ZSTD_LEVEL = 3  # the default; a blob writer may use another (database rows: configurable)
-# Database rows: level 5 stores the rows of bench/gen_magento.py's shop at 0.98x the size of
-# ``mariadb-dump | zstd -3`` (level 3 in 1 MiB chunks: 1.04x) for ~0.3 s more CPU per
-# 200 MiB of rows; level 6 happens to be larger than 5 on the same rows.
-ROWS_ZSTD_LEVEL = 5
+# Database rows: level 3, as ``mariadb-dump | zstd -3``. Compression is the dump's largest
+# client cost: level 5 stored bench/gen_magento.py's shop ~5 % smaller than level 3 in
+# 1 MiB chunks (0.98x against 1.03x that pipe) for ~60 % more zstd CPU, which on 2 cores
+# the server's side of the dump waits for (docs/performance.md, "Rows").
+ROWS_ZSTD_LEVEL = 3
 
 # Incompressibility probe: up to SAMPLES windows of SAMPLE bytes spread over the chunk are
 # compressed at the chunk's level; unless one shrinks below SAMPLE_RATIO of its size the

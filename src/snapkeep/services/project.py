@@ -74,7 +74,7 @@ plan = "{plan}"  # starter | pro
 {key_line}
 # endpoint = "http://127.0.0.1:8333"   (S3-compatible storage; credentials from the usual
 # region = "us-east-1"                  AWS_* variables or access_key_id/secret_access_key)
-# compression_level = 5                 (zstd level of database rows: 1 fastest … 19 smallest)
+# compression_level = 3                 (zstd level of database rows: 1 fastest … 19 smallest)
 
 [environments.{env_name}]
 type = "{env_type}"  # production | staging | development

@@ -24,6 +24,10 @@
  *                                       block holds at least ``limit`` bytes (so it ends
  *                                       within one line past it); b"" at the end. A limit
  *                                       below 1 raises ValueError.
+ *   .read_block(limit) -> (Block, rows)  the same lines in a Block: a read-only buffer
+ *                                       (len, memoryview) that the stream fills again
+ *                                       once nothing refers to it (no copy into a new
+ *                                       bytes object, no fresh mapping per block)
  *   .close()                            frees the result (reading and dropping the rest)
  *   LineDigest(quoted=False)            the digest of a stream of ``escaped`` (or ``quoted``)
  *   .update(data)                       lines, split like LOAD DATA splits them, the data
@@ -331,13 +335,67 @@ static PyObject *RowPumpError;
 /* The escape letter of each byte that needs one, 0 for the rest. */
 static unsigned char ESCAPE[256];
 
+/* A block of lines: a read-only buffer (memoryview(block), len(block)) that its stream
+ * fills again once nothing refers to it any more. */
+typedef struct {
+    PyObject_HEAD
+    char *buf;
+    size_t cap;
+    Py_ssize_t len;
+    Py_ssize_t exports;  /* buffers exported and not yet released */
+} Block;
+
+static int Block_getbuffer(Block *self, Py_buffer *view, int flags)
+{
+    static char empty[1];
+    if (PyBuffer_FillInfo(view, (PyObject *)self, self->buf ? self->buf : empty, self->len,
+                          1, flags) < 0)
+        return -1;
+    self->exports++;
+    return 0;
+}
+
+static void Block_releasebuffer(Block *self, Py_buffer *Py_UNUSED(view))
+{
+    self->exports--;
+}
+
+static Py_ssize_t Block_length(Block *self) { return self->len; }
+
+static void Block_dealloc(Block *self)
+{
+    free(self->buf);
+    PyObject_Del(self);
+}
+
+static PyBufferProcs Block_as_buffer = {
+    .bf_getbuffer = (getbufferproc)Block_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)Block_releasebuffer,
+};
+
+static PySequenceMethods Block_as_sequence = {.sq_length = (lenfunc)Block_length};
+
+static PyTypeObject BlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "snapkeep.engines.mysql._rowpump.Block",
+    .tp_basicsize = sizeof(Block),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Lines read by RowStream.read_block: a read-only buffer.",
+    .tp_dealloc = (destructor)Block_dealloc,
+    .tp_as_buffer = &Block_as_buffer,
+    .tp_as_sequence = &Block_as_sequence,
+};
+
+/* Blocks a stream keeps to fill again: those a worker's reading thread is ahead of its
+ * store by, the one being stored and the one being filled. */
+#define POOL 6
+
 typedef struct {
     PyObject_HEAD
     PyObject *conn;  /* the mysqlclient connection: kept alive while its handle is used */
     MYSQL *mysql;
     MYSQL_RES *res;
-    char *buf;
-    size_t cap;
+    Block *pool[POOL];  /* blocks to fill again, each once only the pool refers to it */
     int finished;
     int busy;  /* a call runs with the GIL released: no other thread may use the stream */
     LineDigest *digest;  /* every line read is added to it, or NULL */
@@ -358,19 +416,50 @@ static int claim(RowStream *s, const char *what)
     return 0;
 }
 
-static int grow(RowStream *s, size_t need)
+static int grow(Block *b, size_t need)
 {
-    if (need <= s->cap)
+    if (need <= b->cap)
         return 0;
-    size_t cap = s->cap ? s->cap : 1 << 16;
+    size_t cap = b->cap ? b->cap : 1 << 16;
     while (cap < need)
         cap *= 2;
-    char *buf = realloc(s->buf, cap);
+    char *buf = realloc(b->buf, cap);
     if (buf == NULL)
         return -1;
-    s->buf = buf;
-    s->cap = cap;
+    b->buf = buf;
+    b->cap = cap;
     return 0;
+}
+
+/* A block to fill (a new reference; the GIL held): a pooled one that nothing else refers
+ * to (no object, no exported buffer), else a new one, pooled if there is room. Its
+ * contents may be overwritten: nobody can see them any more. */
+static Block *take_block(RowStream *s)
+{
+    int room = -1;
+    for (int i = 0; i < POOL; i++) {
+        Block *b = s->pool[i];
+        if (b == NULL) {
+            if (room < 0)
+                room = i;
+        } else if (Py_REFCNT(b) == 1 && b->exports == 0) {
+            b->len = 0;
+            Py_INCREF(b);
+            return b;
+        }
+    }
+    Block *b = PyObject_New(Block, &BlockType);
+    if (b == NULL)
+        return NULL;
+    b->buf = NULL;
+    b->cap = 0;
+    b->len = 0;
+    b->exports = 0;
+    if (room >= 0) {
+        Py_INCREF(b);
+        s->pool[room] = b;
+    }
+    return b;
 }
 
 static PyObject *raise_mysql(MYSQL *mysql)
@@ -402,9 +491,8 @@ static void release(RowStream *self)
         mysql_free_result(res);
         Py_END_ALLOW_THREADS
     }
-    free(self->buf);
-    self->buf = NULL;
-    self->cap = 0;
+    for (int i = 0; i < POOL; i++)
+        Py_CLEAR(self->pool[i]);  /* blocks still referred to live on, unpooled */
 }
 
 static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
@@ -454,16 +542,55 @@ static int RowStream_init(RowStream *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-/* Appends one row's line at s->buf + *len; -1 when out of memory. */
-static int encode_row(RowStream *s, MYSQL_ROW row, const unsigned long *lengths,
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether some byte of the word x needs an escape: every such byte is a backslash or below
+ * 0x20 (the test leaves a byte's high bit set for a byte below 0x20 in x, or zero in y). */
+static inline int needs_escape(uint64_t x)
+{
+    uint64_t y = x ^ (ONES * '\\');
+    return ((((x - ONES * 0x20) & ~x) | ((y - ONES) & ~y)) & HIGHS) != 0;
+}
+
+static inline size_t scan_bytes(const unsigned char *f, size_t j, size_t n)
+{
+    for (; j < n; j++)
+        if (ESCAPE[f[j]])
+            return j;
+    return n;
+}
+
+/* The offset of the first byte of f[j..n) that needs an escape, or n. Eight bytes at a
+ * time (nearly every word of a row needs none), a word that does byte by byte. The last
+ * bytes are one word too, read without going past f + n: the field's last eight bytes
+ * (bytes before j in it are only looked at again, never escaped twice: a hit is confirmed
+ * byte by byte from j), or for 4-7 bytes two overlapping halves. */
+static inline size_t next_escape(const unsigned char *f, size_t j, size_t n)
+{
+    for (; j + 8 <= n; j += 8)
+        if (needs_escape(read64(f + j))) {
+            size_t k = scan_bytes(f, j, j + 8);
+            if (k < j + 8)
+                return k;
+        }
+    size_t left = n - j;
+    if (left < 4)
+        return scan_bytes(f, j, n);
+    uint64_t x = n >= 8 ? read64(f + n - 8) : read32(f + j) | read32(f + n - 4) << 32;
+    return needs_escape(x) ? scan_bytes(f, j, n) : n;
+}
+
+/* Appends one row's line at b->buf + *len; -1 when out of memory. */
+static int encode_row(RowStream *s, Block *b, MYSQL_ROW row, const unsigned long *lengths,
                       unsigned int n, size_t *len)
 {
     size_t worst = 3 * (size_t)n + 1;
     for (unsigned int i = 0; i < n; i++)
         worst += 2 * (size_t)lengths[i];
-    if (grow(s, *len + worst) < 0)
+    if (grow(b, *len + worst) < 0)
         return -1;
-    char *p = s->buf + *len;
+    char *p = b->buf + *len;
     for (unsigned int i = 0; i < n; i++) {
         if (i)
             *p++ = '\t';
@@ -473,43 +600,45 @@ static int encode_row(RowStream *s, MYSQL_ROW row, const unsigned long *lengths,
             *p++ = 'N';
             continue;
         }
-        unsigned long start = 0, length = lengths[i];
-        for (unsigned long j = 0; j < length; j++) {
-            unsigned char e = ESCAPE[f[j]];
-            if (e) {
-                memcpy(p, f + start, j - start);
-                p += j - start;
-                *p++ = '\\';
-                *p++ = (char)e;
-                start = j + 1;
-            }
+        size_t start = 0, length = lengths[i];
+        for (;;) {
+            size_t j = next_escape(f, start, length);
+            memcpy(p, f + start, j - start);
+            p += j - start;
+            if (j == length)
+                break;
+            *p++ = '\\';
+            *p++ = (char)ESCAPE[f[j]];
+            start = j + 1;
         }
-        memcpy(p, f + start, length - start);
-        p += length - start;
     }
     if (s->digest != NULL)
-        digest_line(s->digest, (const unsigned char *)s->buf + *len,
-                    (size_t)(p - s->buf) - *len);
+        digest_line(s->digest, (const unsigned char *)b->buf + *len,
+                    (size_t)(p - b->buf) - *len);
     *p++ = '\n';
-    *len = (size_t)(p - s->buf);
+    *len = (size_t)(p - b->buf);
     return 0;
 }
 
-static PyObject *RowStream_read(RowStream *self, PyObject *args)
+/* The next block of whole lines (a new reference, len 0 at the end), or NULL with an
+ * exception; ``what`` names the method for errors. */
+static Block *fill(RowStream *self, PyObject *args, const char *what, Py_ssize_t *rows_out)
 {
     Py_ssize_t limit;
     if (!PyArg_ParseTuple(args, "n", &limit))
         return NULL;
     if (limit < 1) {
         PyErr_Format(PyExc_ValueError,
-                     "RowStream.read: limit must be at least 1 byte, not %zd", limit);
+                     "RowStream.%s: limit must be at least 1 byte, not %zd", what, limit);
         return NULL;
     }
-    if (claim(self, "read") < 0)
+    if (claim(self, what) < 0)
         return NULL;
-    if (self->res == NULL || self->finished) {
+    Block *b = take_block(self);
+    if (b == NULL || self->res == NULL || self->finished) {
         self->busy = 0;
-        return Py_BuildValue("(y#n)", "", (Py_ssize_t)0, (Py_ssize_t)0);
+        *rows_out = 0;
+        return b;
     }
     size_t len = 0;
     Py_ssize_t rows = 0;
@@ -523,7 +652,7 @@ static PyObject *RowStream_read(RowStream *self, PyObject *args)
             failed = mysql_errno(self->mysql) != 0;
             break;
         }
-        if (encode_row(self, row, mysql_fetch_lengths(self->res), n, &len) < 0) {
+        if (encode_row(self, b, row, mysql_fetch_lengths(self->res), n, &len) < 0) {
             oom = 1;
             break;
         }
@@ -531,12 +660,34 @@ static PyObject *RowStream_read(RowStream *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
     self->busy = 0;
-    if (oom)
-        return PyErr_NoMemory();
-    if (failed)
-        return raise_mysql(self->mysql);
+    b->len = (Py_ssize_t)len;
+    if (oom || failed) {
+        Py_DECREF(b);
+        return oom ? (Block *)PyErr_NoMemory() : (Block *)raise_mysql(self->mysql);
+    }
+    *rows_out = rows;
+    return b;
+}
+
+static PyObject *RowStream_read(RowStream *self, PyObject *args)
+{
+    Py_ssize_t rows;
+    Block *b = fill(self, args, "read", &rows);
+    if (b == NULL)
+        return NULL;
     /* buf is still NULL when the result had no rows; "y#" would make that None */
-    return Py_BuildValue("(y#n)", len ? self->buf : "", (Py_ssize_t)len, rows);
+    PyObject *out = Py_BuildValue("(y#n)", b->len ? b->buf : "", b->len, rows);
+    Py_DECREF(b);
+    return out;
+}
+
+static PyObject *RowStream_read_block(RowStream *self, PyObject *args)
+{
+    Py_ssize_t rows;
+    Block *b = fill(self, args, "read_block", &rows);
+    if (b == NULL)
+        return NULL;
+    return Py_BuildValue("(Nn)", (PyObject *)b, rows);
 }
 
 static PyObject *RowStream_close(RowStream *self, PyObject *Py_UNUSED(ignored))
@@ -561,6 +712,9 @@ static void RowStream_dealloc(RowStream *self)
 static PyMethodDef RowStream_methods[] = {
     {"read", (PyCFunction)RowStream_read, METH_VARARGS,
      "read(limit) -> (bytes, rows): the next whole lines, about limit bytes; b'' at the end"},
+    {"read_block", (PyCFunction)RowStream_read_block, METH_VARARGS,
+     "read_block(limit) -> (Block, rows): read's lines in a buffer filled again once "
+     "released; len 0 at the end"},
     {"close", (PyCFunction)RowStream_close, METH_NOARGS,
      "Free the result, reading and dropping any rows not read."},
     {NULL, NULL, 0, NULL},
@@ -588,7 +742,8 @@ PyMODINIT_FUNC PyInit__rowpump(void)
     ESCAPE['\n'] = 'n';
     ESCAPE['\r'] = 'r';
     ESCAPE['\0'] = '0';
-    if (PyType_Ready(&RowStreamType) < 0 || PyType_Ready(&LineDigestType) < 0)
+    if (PyType_Ready(&RowStreamType) < 0 || PyType_Ready(&LineDigestType) < 0
+        || PyType_Ready(&BlockType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)

@@ -216,18 +216,24 @@ class StreamReader:
         """Whether ``pump`` can run here: a mysqlclient connection and the built row pump."""
         return self.is_mysqldb and _rowpump is not None
 
-    def pump(self, sql: str, block: int, digest: Any = None) -> Iterator[tuple[bytes, int]]:
+    def pump(self, sql: str, block: int, digest: Any = None
+             ) -> Iterator[tuple[memoryview, int]]:
         """The rows of one SELECT as ``escaped``-encoding lines (encoding.py), fetched and
         encoded in C with the GIL released: blocks of whole lines of about ``block`` bytes,
         each with its row count; every line is also added to ``digest`` (a
-        ``_rowpump.LineDigest``, see digest.py) if given. Only where ``pumps``."""
+        ``_rowpump.LineDigest``, see digest.py) if given. Only where ``pumps``.
+
+        Each block is a view of a buffer the stream fills again once the view (and every
+        view of it) is gone: keep ``bytes(view)`` to keep its lines. No bytes object is
+        made per block (with the heap bounded, each was a fresh megabyte mapping faulted
+        in page by page, then copied into the chunker)."""
         stream = _rowpump.RowStream(self.conn, sql.encode("utf-8"), digest)
         try:
             while True:
-                data, rows = stream.read(block)
+                data, rows = stream.read_block(block)
                 if not data:
                     return
-                yield data, rows
+                yield memoryview(data), rows
         finally:
             stream.close()
 

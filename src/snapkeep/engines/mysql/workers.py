@@ -238,7 +238,7 @@ class WorkerPool:
 
 
 def _blocks(reader: StreamReader, sql: str, encoding: str, digest: LineDigest
-            ) -> Iterator[tuple[bytes | None, int]]:
+            ) -> Iterator[tuple[bytes | memoryview | None, int]]:
     """Encoded blocks of ``sql``'s rows with their row counts, each line added to
     ``digest``; ``(None, n)`` for a quoted batch holding a NULL line. Escaped lines come
     from the C row pump where it runs (which digests them as it encodes them)."""
@@ -255,8 +255,8 @@ def _blocks(reader: StreamReader, sql: str, encoding: str, digest: LineDigest
 _END = object()
 
 
-def _read_ahead(blocks: Iterator[tuple[bytes | None, int]], depth: int = READ_AHEAD
-                ) -> Iterator[tuple[bytes | None, int]]:
+def _read_ahead(blocks: Iterator[tuple[bytes | memoryview | None, int]], depth: int = READ_AHEAD
+                ) -> Iterator[tuple[bytes | memoryview | None, int]]:
     """``blocks``, read on a thread of their own up to ``depth`` blocks ahead.
 
     The reading thread waits for the server and encodes (in C, without the GIL) while this
