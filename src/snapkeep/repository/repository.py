@@ -91,6 +91,38 @@ class Repository(KeyManagement):
         return cls._of(backend, opening.create(backend, passphrase, kf, encrypt, kdf_params))
 
     @classmethod
+    def init_replica(cls, backend: Backend, primary: Repository, *,
+                     passphrase: str | None = None,
+                     key_file: str | os.PathLike[str] | None = None,
+                     kdf_params: dict[str, int] | None = None) -> Repository:
+        """Create a replica of ``primary``: its own master key (a key file or a passphrase,
+        never the primary's), the primary's chunk naming (``opening.create``'s
+        ``related``). Refuses a location that already holds a repository that is not one."""
+        if passphrase is None and key_file is None:
+            raise RepositoryError("a replica needs a key of its own: give it a key file or a "
+                                  "passphrase")
+        ensure = getattr(backend, "ensure", None)
+        if ensure is not None:
+            ensure()
+        if backend.exists("config"):
+            repo = cls.open(backend, passphrase=passphrase, key_file=key_file)
+            if repo.config.get("replica_of") != primary.config["id"]:
+                raise RepositoryError(
+                    f"{backend.describe()} already holds a repository that is not a replica "
+                    "of this project's; give the replica an empty location")
+            return repo
+        kf = Path(key_file) if key_file is not None else None
+        related = opening.Opened(primary.config, primary.keys)
+        return cls._of(backend, opening.create(backend, passphrase, kf, True, kdf_params,
+                                               related))
+
+    @property
+    def replica_of(self) -> str | None:
+        """The id of the repository this one is a replica of (None: not a replica)."""
+        value = self.config.get("replica_of")
+        return value if isinstance(value, str) else None
+
+    @classmethod
     def open(cls, backend: Backend, *, passphrase: str | None = None,
              key_file: str | os.PathLike[str] | None = None, key: str | None = None
              ) -> Repository:

@@ -88,6 +88,15 @@ class SnapshotSession:
         with self._mutex:
             self._refs.update(c for c, _n in ref.chunks)
 
+    def reuse_chunks(self, cids: list[str]) -> list[str]:
+        """Record as referenced those of ``cids`` the repository stores (a copy's dedup);
+        return the others, which the caller stores through this session."""
+        missing = self.repo.use_chunks(cids, self)
+        absent = set(missing)
+        with self._mutex:
+            self._refs.update(c for c in cids if c not in absent)
+        return missing
+
     def upload_failed(self, error: BaseException) -> None:
         """A pack holding chunks of this snapshot could not be written (Repository calls)."""
         if self._error is None:

@@ -30,7 +30,8 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
-from snapkeep.services import pitr
+from snapkeep.repository import SnapshotManifest
+from snapkeep.services import pitr, replicas
 from snapkeep.services.activities import (
     registry,
     runners,  # noqa: F401 - registers the activity types
@@ -100,11 +101,13 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
         if snapshot_id is not None:
             snapshots.get_snapshot(ctx, env, snapshot_id)  # NotFoundError for a wrong ID
         snapshot_id = pitr.plan(ctx, env, point, snapshot_id).base.snapshot_id
-    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
-    require_restorable(snap.id, snap.status, snap.expires_at, ctx.clock())
-    manifest = snapshots.load_manifest(ctx, snap.id)
+    snap, manifest = _snapshot_and_manifest(ctx, env, snapshot_id)
+    if ctx.replica is None:  # a replica keeps its own retention: what it holds restores
+        require_restorable(snap.id, snap.status, snap.expires_at, ctx.clock())
     scope.check(manifest, into)
     desc = f"{ctx.actor.name} restored {into.name} from backup {snap.id}"
+    if ctx.replica is not None:
+        desc += f" in replica {ctx.replica}"
     if into.name != env.name:
         desc += f" of {env.name}"
     if point is not None:
@@ -113,8 +116,38 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
         desc += f" (only {scope.describe(manifest)})"
     c = claim(ctx, into.name, RESTORE, desc,
                          {"snapshot_id": snap.id, "threads": threads, "source": env.name,
-                          "scope": scope.to_params(), "at": at},
+                          "scope": scope.to_params(), "at": at, "replica": ctx.replica},
                          state=_state(detach, queue))
+    return go(ctx, c, detach, queue, observer)
+
+
+def _snapshot_and_manifest(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None
+                           ) -> tuple[snapshots.SnapshotInfo, SnapshotManifest]:
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    return snap, snapshots.load_manifest(ctx, snap.id)
+
+
+def start_copy(ctx: Context, env: EnvironmentConfig, replica: str,
+               snapshot_ids: list[str] | None, *, detach: bool = False,
+               observer: Observer | None = None, queue: bool = False,
+               queue_behind: bool = False) -> ActivityInfo | None:
+    """Copy snapshots of ``env`` to ``replica`` (None: every one it does not hold yet) as
+    an activity of ``env``; None when there is nothing to copy. Admin on ``env``: its
+    data leaves for other storage, as with an export."""
+    _check_env(ctx, env, Action.SNAPSHOT_RESTORE_ELSEWHERE)
+    ctx.config.replica(replica)
+    if snapshot_ids is None:
+        snapshot_ids = replicas.missing(ctx, env, replica)
+        if not snapshot_ids:
+            return None
+    else:
+        snapshot_ids = [snapshots.get_snapshot(ctx, env, sid).id for sid in snapshot_ids]
+    what = f"backup {snapshot_ids[0]}" if len(snapshot_ids) == 1 else \
+        f"{len(snapshot_ids)} backups"
+    desc = f"{ctx.actor.name} copied {what} of {env.name} to replica {replica}"
+    c = claim(ctx, env.name, replicas.COPY, desc,
+              {"replica": replica, "snapshot_ids": snapshot_ids},
+              state=_state(detach, queue), unless_busy=not queue_behind)
     return go(ctx, c, detach, queue, observer)
 
 

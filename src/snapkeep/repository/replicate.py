@@ -1,0 +1,124 @@
+"""Copying a snapshot from a repository to its replica (``Repository.init_replica``).
+
+The replica names and cuts chunks as its primary does, so a snapshot copies chunk by
+chunk: every chunk its reference list names that the replica lacks is read from the
+primary (decrypted, hash-checked), re-encrypted under the replica's key into the replica's
+packs. Trees and descriptions hold chunk ids, which stay valid, so the manifest copies
+as it is (its reference list and added bytes rewritten by the replica's session).
+
+Order: packs and index files (flushed every ``FLUSH_BYTES`` or less, so a copy killed half-way
+leaves indexed packs the next copy reuses), then the check — each chunk this copy wrote is
+read back from the replica's storage and hash-checked, each chunk it reused must be in a
+pack the replica's storage lists — then the manifest last: verified before listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from snapkeep.errors import IntegrityError, RepositoryError
+from snapkeep.faults import crash_point
+from snapkeep.progress import NullReporter, Reporter
+from snapkeep.repository import packs
+from snapkeep.repository.chunks import ZSTD_LEVEL
+
+if TYPE_CHECKING:
+    from snapkeep.repository.repository import Repository
+
+# Plaintext copied between two index files (what a killed copy can lose): at most 64 MiB,
+# a sixteenth of the copy for smaller ones, never under 4 MiB (each flush cuts a pack).
+FLUSH_BYTES = 64 * 1024 * 1024
+FLUSH_MIN = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    snapshot_id: str
+    copied: bool  # False: the replica held it already
+    chunks: int = 0  # chunks the snapshot references
+    chunks_sent: int = 0  # of those, written to the replica by this copy
+    bytes_sent: int = 0  # plaintext bytes of the chunks written
+    stored_bytes: int = 0  # bytes this copy added to the replica's packs
+
+
+def copy_snapshot(primary: Repository, replica: Repository, snapshot_id: str,
+                  reporter: Reporter | None = None,
+                  check_cancel: Callable[[], None] | None = None) -> CopyResult:
+    """Copy one snapshot; a no-op when the replica lists it already."""
+    reporter = reporter or NullReporter()
+    if replica.replica_of != primary.config["id"]:
+        raise RepositoryError(
+            f"the repository at {replica.backend.describe()} is not a replica of the one at "
+            f"{primary.backend.describe()}; create one with `snapkeep replica:init NAME`")
+    if replica.has_snapshot(snapshot_id):
+        return CopyResult(snapshot_id, False)
+    manifest = primary.load_snapshot(snapshot_id)
+    refs = primary.load_references(manifest)
+    if refs is None:
+        raise RepositoryError(f"snapshot {snapshot_id} has no reference list (written "
+                              "without a session): it cannot be copied; take a new snapshot")
+    locs = primary.index.lookup_many(refs)
+    absent = sorted(c for c, loc in locs.items() if loc is None)
+    if absent:
+        raise IntegrityError(f"chunk {absent[0]} of snapshot {snapshot_id} is missing from "
+                             f"the repository at {primary.backend.describe()}; run "
+                             "`snapkeep repository:check` there")
+    # in pack order, so reading the primary goes pack after pack
+    order = sorted(refs, key=lambda c: (locs[c].pack, locs[c].offset))  # type: ignore[union-attr]
+    total = sum(loc.raw_len for loc in locs.values() if loc)
+    reporter.add_total(total)
+    flush_every = min(FLUSH_BYTES, max(FLUSH_MIN, total // 16))
+    sent: list[str] = []
+    sent_bytes = since_flush = 0
+    with replica.begin_snapshot() as session:
+        have = set(order) - set(session.reuse_chunks(order))
+        for cid in order:
+            loc = locs[cid]
+            assert loc is not None
+            if cid not in have:
+                if check_cancel is not None:
+                    check_cancel()
+                data = primary.load_chunk(cid, loc.raw_len)
+                got = session.store_chunk(data, ZSTD_LEVEL)
+                if got != cid:  # the replica's chunk keys are not its primary's
+                    raise RepositoryError(
+                        f"the replica at {replica.backend.describe()} names chunks "
+                        "differently from its primary; create it again with "
+                        "`snapkeep replica:init`")
+                sent.append(cid)
+                sent_bytes += loc.raw_len
+                since_flush += loc.raw_len
+                if since_flush >= flush_every:
+                    replica.flush()
+                    since_flush = 0
+                    crash_point("copy.flushed")
+            reporter.advance(loc.raw_len)
+        replica.flush()
+        crash_point("copy.before_check")
+        _check_copy(replica, snapshot_id, sent, sorted(have))
+        session.commit(manifest)
+    return CopyResult(snapshot_id, True, len(order), len(sent), sent_bytes,
+                      manifest.added_bytes)
+
+
+def _check_copy(replica: Repository, snapshot_id: str, sent: list[str],
+                reused: list[str]) -> None:
+    """Every chunk of the copy present in the replica; those written now read back."""
+    where = replica.backend.describe()
+    for cid in sent:
+        try:
+            replica.load_chunk(cid)
+        except IntegrityError as e:
+            raise IntegrityError(f"copy of snapshot {snapshot_id} failed its check: {e}; "
+                                 "it was not listed, copy it again") from None
+    stored = {k.rsplit("/", 1)[-1] for k in replica.backend.list("data/")}
+    for cid in reused:
+        loc = replica.index.lookup(cid)
+        if loc is None or loc.pack not in stored:
+            what = packs.pack_key(loc.pack) if loc else "no index file names it"
+            raise IntegrityError(
+                f"chunk {cid} that snapshot {snapshot_id} shares with earlier copies is "
+                f"missing from the replica at {where} ({what}); run `snapkeep "
+                "repository:check` on the replica, then copy again")

@@ -1,0 +1,106 @@
+"""Replicas through the CLI (docs/offsite.md): a primary on local disk, a replica on a real
+SeaweedFS S3 server; the copy survives the primary's repository, is resumable after a
+kill -9, and a damaged replica is a one-line error with nothing listed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from tests.helpers.seaweed import SeaweedS3
+from tests.helpers.shop import Cli, one_line_error, shop_state, take_snapshot
+
+REPLICA = "offsite"
+
+
+def add_replica(cli: Cli, root, s3: SeaweedS3, prefix: str, *, automatic: bool) -> None:
+    with open(root / "snapkeep.toml", "a") as f:
+        f.write(f'\n[replicas.{REPLICA}]\nlocation = "{s3.location(prefix)}"\n'
+                f'endpoint = "{s3.endpoint}"\nregion = "{s3.region}"\n'
+                f'access_key_id = "{s3.access_key}"\nsecret_access_key = "{s3.secret_key}"\n'
+                f'automatic = {"true" if automatic else "false"}\n'
+                '[replicas.offsite.retention]\nkeep_daily = 30\n')
+    out = cli.run("replica:init", REPLICA)
+    assert "Created replica offsite" in out.stderr + out.stdout
+
+
+def copied(out: str) -> tuple[int, int]:
+    """(chunks sent, chunks referenced) from a copy's log line."""
+    m = re.search(r"Copied backup \S+ to replica offsite: (\d+) of (\d+) chunks sent", out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_a_snapshot_copied_off_site_restores_after_the_primary_is_gone(shop, mariadb,
+                                                                       seaweed_s3):
+    cli, root, db = shop
+    add_replica(cli, root, seaweed_s3, f"replica-{db}", automatic=True)
+    out = cli.run("snapshot:create")
+    sid = out.stdout.strip().splitlines()[-1].split(": ")[1]
+    copied(out.stdout + out.stderr)  # the automatic copy ran and was verified
+    at_snapshot = shop_state(mariadb, db, root)
+    assert sid in cli.run("snapshot:list", "--from", REPLICA).stdout
+    assert cli.run("snapshot:verify", sid, "--from", REPLICA).returncode == 0
+
+    # the replica's key is its own: the primary's key file does not open it
+    primary_key = (root / ".snapkeep" / "repository.key").read_text()
+    replica_key = (root / ".snapkeep" / "replicas" / "offsite.key").read_text()
+    assert primary_key != replica_key
+    objects = seaweed_s3.client().list_objects_v2(
+        Bucket=seaweed_s3.bucket, Prefix=f"replica-{db}/").get("Contents", [])
+    for o in objects:
+        body = seaweed_s3.client().get_object(Bucket=seaweed_s3.bucket, Key=o["Key"])
+        assert primary_key.strip().encode() not in body["Body"].read()
+
+    # the shop changes, then its host loses the repository
+    conn = mariadb.connect(db)
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM sales_order")
+    conn.close()
+    shutil.rmtree(root / "pub" / "media" / "catalog")
+    shutil.rmtree(root / ".snapkeep" / "repository")
+
+    res = cli.run("snapshot:restore", sid, "--yes", check=False)
+    one_line_error(res, "no snapkeep repository", "offsite", f"--from {REPLICA}")
+    cli.run("snapshot:restore", sid, "--from", REPLICA, "--yes")
+    assert shop_state(mariadb, db, root) == at_snapshot
+
+
+def test_a_copy_killed_half_way_lists_nothing_and_the_next_one_reuses_its_packs(
+        shop, mariadb, seaweed_s3):
+    cli, root, db = shop
+    big = root / "pub" / "media" / "big.bin"
+    big.write_bytes(os.urandom(24 << 20))  # several flushes' worth of chunks
+    add_replica(cli, root, seaweed_s3, f"killed-{db}", automatic=False)
+    sid = take_snapshot(cli)
+    killed = Cli(root, {**cli.env, "SNAPKEEP_CRASH_AT": "copy.flushed"})
+    res = killed.run("snapshot:copy", sid, "--to", REPLICA, check=False)
+    assert res.returncode == -9, res.stderr
+    assert sid not in cli.run("snapshot:list", "--from", REPLICA, "--format", "csv").stdout
+    out = cli.run("snapshot:copy", "--all", "--to", REPLICA)
+    sent, total = copied(out.stdout + out.stderr)
+    assert 0 < sent < total  # what the killed copy had flushed was not sent again
+    assert sid in cli.run("snapshot:list", "--from", REPLICA, "--format", "csv").stdout
+    again = cli.run("snapshot:copy", "--all", "--to", REPLICA)
+    assert "holds every snapshot" in again.stdout + again.stderr
+    assert cli.run("snapshot:verify", sid, "--from", REPLICA).returncode == 0
+
+
+def test_a_corrupted_chunk_in_the_replica_is_a_one_line_error(shop, tmp_path):
+    cli, root, db = shop
+    replica_dir = tmp_path / "offsite-disk"
+    with open(root / "snapkeep.toml", "a") as f:
+        f.write(f'\n[replicas.{REPLICA}]\nlocation = "{replica_dir}"\n')
+    cli.run("replica:init", REPLICA)
+    first = take_snapshot(cli)
+    cli.run("snapshot:copy", first, "--to", REPLICA)
+    packs = sorted((replica_dir / "data").rglob("*"), key=lambda p: p.stat().st_size)
+    victim = [p for p in packs if p.is_file()][-1]
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0xFF  # inside the first chunk's sealed bytes
+    victim.write_bytes(bytes(data))
+    res = cli.run("snapshot:verify", first, "--from", REPLICA, check=False)
+    one_line_error(res, f"snapshot {first} is damaged")
+    res = cli.run("snapshot:restore", first, "--from", REPLICA, "--yes", check=False)
+    one_line_error(res, "does not match its hash")
