@@ -149,6 +149,9 @@ class ReplicaConfig:
     retention: dict[str, int] = field(default_factory=dict)
     # copy each new snapshot of the project's environments here right after it is taken
     automatic: bool = False
+    # `serve` pulls what the primary holds and this replica lacks: "new" (each scheduler
+    # tick), or a cron expression (UTC); None: it does not pull (docs/offsite.md)
+    pull: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,10 @@ class ProjectConfig:
     catalog_url: str | None = field(default=None, repr=False)
     webhook: WebhookConfig | None = None
     replicas: dict[str, ReplicaConfig] = field(default_factory=dict)
+    # [project] read_only: this host only reads the repository (the off-site server that
+    # pulls copies with read-only storage credentials): no backups, restores, deletes or
+    # retention here, and its environments need no database or mounts
+    read_only: bool = False
 
     def replica(self, name: str) -> ReplicaConfig:
         try:

@@ -78,10 +78,10 @@ def automatic(ctx: Context) -> list[ReplicaConfig]:
 holders = snapshots.holders
 
 
-def newest_copies(ctx: Context) -> dict[str, datetime | None]:
+def newest_copies(ctx: Context) -> dict[str, tuple[datetime | None, int]]:
     """Per replica that opens here, the creation time of its newest snapshot (None: it
-    holds none); replicas that cannot be opened are left out."""
-    out: dict[str, datetime | None] = {}
+    holds none) and how many it holds; replicas that cannot be opened are left out."""
+    out: dict[str, tuple[datetime | None, int]] = {}
     for name in sorted(ctx.config.replicas):
         try:
             repo = ctx.in_replica(name).repository
@@ -89,5 +89,5 @@ def newest_copies(ctx: Context) -> dict[str, datetime | None]:
                      for sid in repo.snapshot_ids()]
         except SnapkeepError:
             continue
-        out[name] = max(times) if times else None
+        out[name] = (max(times) if times else None, len(times))
     return out

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import SnapkeepError, UsageError
+from snapkeep.errors import PolicyError, SnapkeepError, UsageError
 from snapkeep.policy import (
     Action,
     require_active,
@@ -48,8 +48,16 @@ from snapkeep.services.transfer import export_import as transfer
 
 
 def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
+    if ctx.config.read_only and action is not Action.SNAPSHOT_RESTORE_ELSEWHERE:
+        _refuse_read_only(ctx, action)
     require_role(ctx.actor, env.name, action)
     require_active(env.name, ctx.catalog.environment_status(env.name))
+
+
+def _refuse_read_only(ctx: Context, action: Action) -> None:
+    raise PolicyError(f"this host only reads the project's repository (`read_only = true` in "
+                      f"{ctx.config.path}): it cannot {action.value}; do it on the shop's "
+                      "own host")
 
 
 def _state(detach: bool, queue: bool) -> str:
@@ -170,6 +178,8 @@ def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *
 
 def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
                     observer: Observer | None = None, *, queue: bool = False) -> ActivityInfo:
+    if ctx.config.read_only:
+        _refuse_read_only(ctx, Action.SNAPSHOT_DELETE)
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     desc = f"{ctx.actor.name} deleted backup {snap.id} of {env.name}"
@@ -182,6 +192,8 @@ def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | 
                      *, queue: bool = False,
                      queue_behind: bool = False) -> tuple[ActivityInfo | None, list]:
     """Delete the snapshots the restore window and retention policy no longer keep."""
+    if ctx.config.read_only:
+        _refuse_read_only(ctx, Action.SNAPSHOT_DELETE)
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     decisions = retention.plan(ctx, env)
     expired = [d.snapshot.id for d in decisions if not d.keep]
