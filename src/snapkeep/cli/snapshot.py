@@ -277,9 +277,10 @@ def delete(config_path, project, environment, snapshot_id) -> None:
 @click.command("snapshot:expire")
 @environment_options
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would be deleted.")
-def expire(config_path, project, environment, dry_run) -> None:
+@from_option
+def expire(config_path, project, environment, dry_run, replica) -> None:
     """Delete snapshots past their restore window or outside the retention policy."""
-    client = client_for(config_path, project)
+    client = client_for(config_path, project, replica)
     decisions = client.expire_snapshots(client.environment(environment).name, dry_run=dry_run)
     rows = [[d.snapshot.id, d.snapshot.created_at.isoformat(timespec="seconds"),
              "keep" if d.keep else ("would delete" if dry_run else "deleted"), d.reason]

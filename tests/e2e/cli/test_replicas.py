@@ -104,3 +104,19 @@ def test_a_corrupted_chunk_in_the_replica_is_a_one_line_error(shop, tmp_path):
     one_line_error(res, f"snapshot {first} is damaged")
     res = cli.run("snapshot:restore", first, "--from", REPLICA, "--yes", check=False)
     one_line_error(res, "does not match its hash")
+
+
+def test_a_replica_keeps_by_its_own_retention(shop, tmp_path):
+    cli, root, _db = shop
+    with open(root / "snapkeep.toml", "a") as f:
+        f.write(f'\n[replicas.{REPLICA}]\nlocation = "{tmp_path / "off"}"\n'
+                '[replicas.offsite.retention]\nkeep_last = 1\n')
+    cli.run("replica:init", REPLICA)
+    first, second = take_snapshot(cli), take_snapshot(cli)
+    cli.run("snapshot:copy", "--all", "--to", REPLICA)
+    out = cli.run("snapshot:expire", "--from", REPLICA).stdout
+    assert re.search(rf"{first}\s.*deleted", out) and re.search(rf"{second}\s.*keep", out)
+    held = cli.run("snapshot:list", "--from", REPLICA, "--format", "csv").stdout
+    assert second in held and first not in held
+    primary = cli.run("snapshot:list", "--format", "csv").stdout  # its own window keeps both
+    assert first in primary and second in primary

@@ -191,8 +191,10 @@ def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
 def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | None = None,
                      *, queue: bool = False,
                      queue_behind: bool = False) -> tuple[ActivityInfo | None, list]:
-    """Delete the snapshots the restore window and retention policy no longer keep."""
-    if ctx.config.read_only:
+    """Delete the snapshots the restore window and retention policy no longer keep (in a
+    replica context: the snapshots the replica's own retention no longer keeps — also on
+    a read-only host, which owns its replicas)."""
+    if ctx.config.read_only and ctx.replica is None:
         _refuse_read_only(ctx, Action.SNAPSHOT_DELETE)
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     decisions = retention.plan(ctx, env)
@@ -200,7 +202,10 @@ def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | 
     if not expired:
         return None, decisions
     desc = f"{ctx.actor.name} expired {len(expired)} backup(s) of {env.name}"
-    c = claim(ctx, env.name, EXPIRE, desc, {"snapshot_ids": expired},
+    if ctx.replica is not None:
+        desc += f" in replica {ctx.replica}"
+    c = claim(ctx, env.name, EXPIRE, desc,
+              {"snapshot_ids": expired, "replica": ctx.replica},
                          state=_state(False, queue), unless_busy=not queue_behind)
     return go(ctx, c, False, queue, observer), decisions
 

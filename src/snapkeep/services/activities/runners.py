@@ -64,11 +64,15 @@ def _export(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
 
 def _delete(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
             params: dict[str, Any]) -> None:
-    """Forget snapshots (a delete, or an expiry of what retention no longer keeps)."""
+    """Forget snapshots (a delete, or an expiry of what retention no longer keeps), in
+    the primary or (an expiry by its own retention) in a replica."""
+    replica = params.get("replica")
+    ctx = ctx.in_replica(replica)
     for sid in params["snapshot_ids"]:
         ctx.repository.forget_snapshot(sid)
-        ctx.catalog.delete_snapshot(sid)
-        rec.log(f"Deleted backup {sid}")
+        if replica is None:  # the catalog mirrors the primary only
+            ctx.catalog.delete_snapshot(sid)
+        rec.log(f"Deleted backup {sid}" + (f" from replica {replica}" if replica else ""))
     rec.log("Space is reclaimed by `snapkeep repository:prune`.")
 
 

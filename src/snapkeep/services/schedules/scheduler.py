@@ -92,7 +92,9 @@ def tick(ctx: Context, now: datetime, start_backup: StartBackup | None = None,
     started: list[str] = []
     if ctx.config.replicas:
         started += _pull(ctx, now, detach, {} if pulled_at is None else pulled_at)
-    if ctx.config.read_only:  # the off-site server: it pulls, and nothing else
+        _retain_replicas(ctx, now, expire or _expire,
+                         {} if retained_at is None else retained_at)
+    if ctx.config.read_only:  # the off-site server: it pulls (and expires), nothing else
         return started
     start = start_backup or operations.start_backup
     ensure_plan_schedules(ctx, now)
@@ -217,6 +219,30 @@ def _retain(ctx: Context, now: datetime, expire: Expire,
         except Exception:
             log.exception("retention of %s failed", env.name)
         retained_at[env.name] = now
+
+
+def _retain_replicas(ctx: Context, now: datetime, expire: Expire,
+                     retained_at: dict[str, datetime]) -> None:
+    """Each replica's own retention, applied by the host that owns it (the one whose
+    scheduler pulls into it), at most once an hour per environment (keys REPLICA/ENV)."""
+    for r in ctx.config.replicas.values():
+        if r.pull is None or not r.retention:
+            continue
+        rctx = ctx.in_replica(r.name)
+        for env in ctx.config.environments.values():
+            key = f"{r.name}/{env.name}"
+            last = retained_at.get(key)
+            if last is not None and now - last < RETENTION_EVERY:
+                continue
+            try:
+                expire(rctx, env)
+            except BusyError:
+                continue  # copying: next tick
+            except SnapkeepError as e:
+                log.warning("retention of %s in replica %s failed: %s", env.name, r.name, e)
+            except Exception:
+                log.exception("retention of %s in replica %s failed", env.name, r.name)
+            retained_at[key] = now
 
 
 class Scheduler:
