@@ -7,8 +7,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+
+import pytest
 
 from tests.helpers.seaweed import SeaweedS3
+from tests.helpers.server import wait_for
 from tests.helpers.shop import Cli, one_line_error, shop_state, take_snapshot
 
 REPLICA = "offsite"
@@ -120,3 +124,64 @@ def test_a_replica_keeps_by_its_own_retention(shop, tmp_path):
     assert second in held and first not in held
     primary = cli.run("snapshot:list", "--format", "csv").stdout  # its own window keeps both
     assert first in primary and second in primary
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_replica_disk_is_a_one_line_error_and_the_next_copy_completes(shop,
+                                                                            tiny_disk):
+    cli, root, _db = shop
+    (root / "pub" / "media" / "huge.bin").write_bytes(os.urandom(6 << 20))
+    with open(root / "snapkeep.toml", "a") as f:
+        f.write(f'\n[replicas.{REPLICA}]\nlocation = "{tiny_disk / "offsite"}"\n')
+    cli.run("replica:init", REPLICA)
+    sid = take_snapshot(cli)
+    res = cli.run("snapshot:copy", sid, "--to", REPLICA, check=False)
+    one_line_error(res, "is full")
+    assert sid not in cli.run("snapshot:list", "--from", REPLICA, "--format", "csv").stdout
+    subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
+    cli.run("snapshot:copy", "--all", "--to", REPLICA)
+    assert cli.run("snapshot:verify", sid, "--from", REPLICA).returncode == 0
+
+
+def test_a_replica_server_that_goes_away_mid_copy_lists_nothing_and_the_next_copy_completes(
+        shop, private_seaweed_s3):
+    cli, root, db = shop
+    s3 = private_seaweed_s3
+    (root / "pub" / "media" / "big.bin").write_bytes(os.urandom(48 << 20))
+    prefix = f"gone-{db}"
+    add_replica(cli, root, s3, prefix, automatic=False)
+    sid = take_snapshot(cli)
+    copying = cli.popen("snapshot:copy", sid, "--to", REPLICA)
+
+    def a_pack_arrived() -> bool:
+        listed = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=f"{prefix}/data/")
+        return listed.get("KeyCount", 0) > 0
+
+    try:
+        wait_for(a_pack_arrived, "the copy to send its first pack", 120, interval=0.05)
+    finally:
+        s3.kill()
+    try:
+        _out, err = copying.communicate(timeout=300)
+        assert copying.returncode == 7, err
+        # the retries are announced as they happen; then one line says what failed
+        lines = [ln for ln in err.splitlines()
+                 if ln.startswith("snapkeep:") and "retrying in" not in ln]
+        assert len(lines) == 1 and "unavailable after" in lines[0], err
+        assert "Traceback" not in err
+    finally:
+        s3.start()
+    assert sid not in cli.run("snapshot:list", "--from", REPLICA, "--format", "csv").stdout
+    cli.run("snapshot:copy", "--all", "--to", REPLICA)
+    assert cli.run("snapshot:verify", sid, "--from", REPLICA).returncode == 0
