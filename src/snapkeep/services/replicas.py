@@ -78,6 +78,20 @@ def automatic(ctx: Context) -> list[ReplicaConfig]:
 holders = snapshots.holders
 
 
+def stored_in(ctx: Context) -> dict[str, list[str]]:
+    """Snapshot ID → the replicas holding it (those this host can open; one listing of
+    each replica's manifests), for the console's Backups view."""
+    out: dict[str, list[str]] = {}
+    for name in sorted(ctx.config.replicas):
+        try:
+            ids = list(ctx.in_replica(name).repository.snapshot_ids())
+        except SnapkeepError:
+            continue
+        for sid in ids:
+            out.setdefault(sid, []).append(name)
+    return out
+
+
 def newest_copies(ctx: Context) -> dict[str, tuple[datetime | None, int]]:
     """Per replica that opens here, the creation time of its newest snapshot (None: it
     holds none) and how many it holds; replicas that cannot be opened are left out."""
