@@ -316,10 +316,6 @@ def verify(config_path, project, environment, snapshot_id, drill, no_wait, threa
     client = client_for(config_path, project, replica)
     env = client.environment(environment)
     snap = client.get_snapshot(env.name, snapshot_id)
-    if drill and replica:
-        raise UsageError("--restore drills the primary's snapshots; for a replica, restore "
-                         "it into another environment with `snapshot:restore ID --from "
-                         f"{replica} --target ENV`, or verify its bytes without --restore")
     if drill:
         say(f"Restore drill of snapshot {snap.id} of {env.name}")
         if no_wait:

@@ -69,6 +69,9 @@ def test_a_snapshot_copied_off_site_restores_after_the_primary_is_gone(shop, mar
     one_line_error(res, "no snapkeep repository", "offsite", f"--from {REPLICA}")
     cli.run("snapshot:restore", sid, "--from", REPLICA, "--yes")
     assert shop_state(mariadb, db, root) == at_snapshot
+    drill = cli.run("snapshot:verify", sid, "--from", REPLICA, "--restore")
+    assert f"Restore drill of backup {sid} in replica offsite passed" in \
+        drill.stdout + drill.stderr
 
 
 def test_a_copy_killed_half_way_lists_nothing_and_the_next_one_reuses_its_packs(

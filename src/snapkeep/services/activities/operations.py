@@ -170,8 +170,10 @@ def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} ran a restore drill of backup {snap.id} of {env.name}"
+    if ctx.replica is not None:
+        desc += f" in replica {ctx.replica}"
     c = claim(ctx, env.name, drill.VERIFY, desc,
-                         {"snapshot_id": snap.id, "threads": threads},
+                         {"snapshot_id": snap.id, "threads": threads, "replica": ctx.replica},
                          state=_state(detach, queue), unless_busy=not queue_behind)
     return go(ctx, c, detach, queue, observer)
 

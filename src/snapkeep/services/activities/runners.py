@@ -52,6 +52,7 @@ def _restore(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
 
 def _drill(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
            params: dict[str, Any]) -> str:
+    ctx = ctx.in_replica(params.get("replica"))
     manifest = snapshots.load_manifest(ctx, params["snapshot_id"])
     drill.drill(ctx, env, manifest, rec, threads=params.get("threads"))
     return manifest.id
