@@ -178,10 +178,11 @@ def test_a_replica_server_that_goes_away_mid_copy_lists_nothing_and_the_next_cop
     try:
         _out, err = copying.communicate(timeout=300)
         assert copying.returncode == 7, err
-        # the retries are announced as they happen; then one line says what failed
-        lines = [ln for ln in err.splitlines()
-                 if ln.startswith("snapkeep:") and "retrying in" not in ln]
-        assert len(lines) == 1 and "unavailable after" in lines[0], err
+        # retries (and packs of the failed copy it could not delete) are warned about as
+        # they happen; the error is the last line, one line saying what failed and what to do
+        lines = [ln for ln in err.splitlines() if ln.startswith("snapkeep:")]
+        assert "unavailable after" in lines[-1] and "run the command again" in lines[-1], err
+        assert all("retrying in" in ln or "could not delete" in ln for ln in lines[:-1]), err
         assert "Traceback" not in err
     finally:
         s3.start()
