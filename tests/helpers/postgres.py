@@ -71,10 +71,13 @@ class PrivatePostgres:
             os.chown(self.base, entry.pw_uid, entry.pw_gid)
 
     def start(self, timeout: float = 60) -> PrivatePostgres:
-        log = self.base / "postgres.log"
         subprocess.run([self.bin_dir / "initdb", "-D", self.data, "-U", "postgres",
                         "--auth=trust", "-E", "UTF8", "--no-sync"], user=self._user,
                        check=True, capture_output=True, timeout=timeout)
+        return self._run(timeout)
+
+    def _run(self, timeout: float) -> PrivatePostgres:
+        log = self.base / "postgres.log"
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [self.bin_dir / "postgres", "-D", self.data, "-p", str(self.port),
@@ -88,6 +91,16 @@ class PrivatePostgres:
                                    f"{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
         return self
+
+    def kill(self) -> None:
+        """Kill the server (its data stays: ``restart`` brings it back), as a crash or an
+        outage would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, timeout: float = 60) -> PrivatePostgres:
+        return self._run(timeout)
 
     def stop(self, timeout: float = 60) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -45,13 +45,17 @@ MAX_CLAIM_TRIES = 50  # environments skipped in one claim because another worker
 class QueueMixin(CatalogBase):
     # -- adding work ---------------------------------------------------------------------
 
-    def enqueue(self, activity: Activity, *, unless_busy: bool = False) -> Activity | None:
-        """Add ``activity`` as pending. With ``unless_busy``, add nothing when its environment
-        already has a pending or running activity, and return that one; else None."""
+    def enqueue(self, activity: Activity, *, unless_busy: bool = False,
+                unless_waiting: bool = False) -> Activity | None:
+        """Add ``activity`` as pending, and return None; or add nothing and return the
+        activity that stops it: with ``unless_busy``, any pending or running one of its
+        environment; with ``unless_waiting``, one of the same type and actor already
+        waiting there (a schedule that fires while its last backup waits adds no second)."""
         with self._queue_tx() as s:
-            if unless_busy:
+            if unless_busy or unless_waiting:
                 self._lock_environment(s, activity.environment)
-                blocker = self._live_activity(s, activity.environment)
+                blocker = self._live_activity(s, activity.environment) if unless_busy \
+                    else self._waiting_twin(s, activity)
                 if blocker is not None:
                     return utc(blocker)
             activity.state = "pending"
@@ -162,6 +166,14 @@ class QueueMixin(CatalogBase):
         q = (select(Activity).where(Activity.environment == environment,
                                     Activity.state.in_(LIVE))
              .order_by(Activity.state, Activity.created_at).limit(1))  # in_progress first
+        return s.scalars(q).first()
+
+    @staticmethod
+    def _waiting_twin(s: Session, activity: Activity) -> Activity | None:
+        q = (select(Activity).where(Activity.environment == activity.environment,
+                                    Activity.state == "pending",
+                                    Activity.type == activity.type,
+                                    Activity.actor == activity.actor).limit(1))
         return s.scalars(q).first()
 
     # -- while it runs -------------------------------------------------------------------

@@ -83,14 +83,18 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _queued_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, automated: bool,
                    detach: bool) -> ActivityInfo:
-    """The scheduler's backups go to this server's worker threads (not one-shot processes)."""
-    return operations.start_backup(ctx, env, live=live, automated=automated, queue=True)
+    """The scheduler's backups are queued for workers — this server's threads or
+    `snapkeep worker` processes, never a one-shot process on this host — behind whatever
+    the environment runs (one waiting backup at most)."""
+    return operations.start_backup(ctx, env, live=live, automated=automated, queue=True,
+                                   queue_behind=True, once=True)
 
 
 def _queued_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
                   detach: bool) -> ActivityInfo:
-    """The scheduler's restore drills go to this server's worker threads, too."""
-    return operations.start_drill(ctx, env, snapshot_id, queue=True)
+    """The scheduler's restore drills are queued for workers, too."""
+    return operations.start_drill(ctx, env, snapshot_id, queue=True, queue_behind=True,
+                                  once=True)
 
 
 def _web(app: FastAPI, ctx_factory: Callable[[], Context]) -> bool:
@@ -150,7 +154,9 @@ def serve(config_path, project, host, port, workers, no_scheduler, no_binlog_fol
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     say(f"Serving project {base.config.id} on http://{shown}:{bound_port} (API at /api, "
         f"its document at /api/openapi.json{', web console at /' if console else ''}); catalog "
-        f"{base.config.catalog_description}; {workers} worker thread(s); scheduler "
+        f"{base.config.catalog_description}; {workers} worker thread(s)"
+        f"{'' if workers else ' (queued activities wait for `snapkeep worker` processes)'}; "
+        "scheduler "
         f"{'off' if no_scheduler else 'on'}; binlog archiving "
         f"{', '.join(follow) if follow else 'off'}. SIGTERM or Ctrl-C stops it.")
     if not _is_loopback(host):
@@ -187,8 +193,7 @@ def _start_threads(load: Callable[[], Context], workers: int, stop: threading.Ev
     threads = start_worker_threads(load, workers, stop, report=log.info) if workers else []
     if scheduler:
         sched_ctx = load().for_actor(scheduler_actor())
-        runner = Scheduler(sched_ctx, start_backup=_queued_backup if workers else None,
-                           start_drill=_queued_drill if workers else None)
+        runner = Scheduler(sched_ctx, start_backup=_queued_backup, start_drill=_queued_drill)
         t = threading.Thread(target=runner.run, args=(stop,), name="scheduler", daemon=True)
         t.start()
         threads.append(t)

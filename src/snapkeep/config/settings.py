@@ -6,6 +6,7 @@ checked; nothing here reads a file.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,9 +207,12 @@ class ProjectConfig:
             return self.environments[name]
         except KeyError:
             known = ", ".join(sorted(self.environments)) or "none"
+            near = difflib.get_close_matches(name, list(self.environments), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]!r}? " if near else ""
             raise ConfigError(
                 f"unknown environment {name!r} in project {self.id!r} (known: {known}); "
-                f"add [environments.{name}] to {self.path} or pick one with -e") from None
+                f"{hint}add [environments.{name}] to {self.path} or pick one with -e"
+            ) from None
 
 
 def redact_url(url: str) -> str:

@@ -5,7 +5,8 @@ A lock object is plaintext JSON (so an operator can see who holds it without the
 ``time`` (Unix seconds) rewritten every ``REFRESH_S`` while held. Shared locks coexist;
 an exclusive lock excludes every other lock. A lock is stale when its host is this host
 and its pid is not running, or when it has not been refreshed for ``STALE_S``; stale
-locks are removed (with a log line) by whoever meets them.
+locks are removed (with a log line) by whoever meets them. A worker on another host whose
+lease the catalog reaped has its locks removed at once (``release_locks_of``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,22 @@ def read_locks(backend: Backend) -> dict[str, dict[str, Any] | None]:
         except ValueError:
             out[lid] = None
     return out
+
+
+def release_locks_of(backend: Backend, host: str, pid: int,
+                     logger: Callable[[str], None] | None = None) -> list[str]:
+    """Delete the locks a process ``pid`` on ``host`` holds (the catalog says it is gone:
+    its worker's lease was reaped), instead of waiting ``STALE_S`` for them to go stale;
+    the IDs deleted."""
+    say = logger or log.warning
+    gone = []
+    for lid, info in read_locks(backend).items():
+        if info is not None and info.get("host") == host and info.get("pid") == pid:
+            say(f"removing repository lock locks/{lid} of a reaped worker: "
+                f"{describe_lock(info)}")
+            backend.delete(f"locks/{lid}")
+            gone.append(lid)
+    return gone
 
 
 class RepoLock:

@@ -34,7 +34,7 @@ from snapkeep.repository.blobs import BlobReader, BlobRef, BlobWriter, Scratch
 from snapkeep.repository.crypto import Keys, SealError
 from snapkeep.repository.index import Index, PackList, parse_file
 from snapkeep.repository.keyslots import KeyManagement
-from snapkeep.repository.locks import REFRESH_S, RepoLock
+from snapkeep.repository.locks import REFRESH_S, RepoLock, release_locks_of
 from snapkeep.repository.manifest import SnapshotManifest, manifest_ad, open_doc, seal_doc
 from snapkeep.repository.pack_cache import PackCache
 from snapkeep.repository.report import Report
@@ -336,6 +336,10 @@ class Repository(KeyManagement):
         return RepoLock(self.backend, exclusive, wait=wait,
                         refresh_interval=REFRESH_S if refresh_interval is None
                         else refresh_interval)
+
+    def release_locks_of(self, host: str, pid: int) -> list[str]:
+        """Delete the locks of process ``pid`` on ``host``, known gone (see locks.py)."""
+        return release_locks_of(self.backend, host, pid)
 
     # -- manifests ---------------------------------------------------------------------------
 

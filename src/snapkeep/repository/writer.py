@@ -62,7 +62,10 @@ class PackWriter:
 
         ``user``: the session storing it (None: a write without a session)."""
         if user is None and self._upload_error is not None:
-            raise self._upload_error
+            # reported once, to the next write: a long-lived process (worker, server)
+            # whose storage came back must not fail every later write with it
+            err, self._upload_error = self._upload_error, None
+            raise err
         cid = self.keys.chunk_id(data)
         if self.index.claim(cid, user):
             return cid, 0

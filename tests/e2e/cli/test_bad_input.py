@@ -29,6 +29,10 @@ def test_no_config_file(tmp_path):
 @pytest.mark.parametrize(("args", "message", "hint"), [
     pytest.param(("snapshot:create", "-e", "nope"), "unknown environment 'nope'",
                  "develop-branch", id="unknown_environment"),
+    pytest.param(("worker", "-e", "develop-brnch"), "unknown environment 'develop-brnch'",
+                 "did you mean 'develop-branch'?", id="worker_environment_typo"),
+    pytest.param(("worker", "--once", "-e", "nope"), "unknown environment 'nope'",
+                 "develop-branch", id="worker_once_unknown_environment"),
     pytest.param(("snapshot:list", "-p", "other"), "project 'other' does not match", "shop",
                  id="wrong_project"),
     pytest.param(("snapshot:restore", "nosuchsnap", "-y"), "snapshot nosuchsnap does not exist",

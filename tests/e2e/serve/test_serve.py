@@ -10,11 +10,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from snapkeep.services.schedules import manage as schedules
 from tests.helpers.server import Server, TeamProject, ndjson, wait_for
 from tests.helpers.shop import cli_env
 
@@ -160,3 +162,30 @@ def test_activity_log_over_the_api_follows_an_activity_across_a_server_restart(
     assert lines[0] == "Creating backup of held"
     assert lines[-1].startswith("Failed: the worker running it was stopped")
     assert len(lines) == len(set(lines))  # nothing printed twice across the reconnect
+
+
+def test_with_no_worker_threads_a_due_schedule_waits_for_a_worker_process(project, tmp_path):
+    """`serve --workers 0` queues the scheduler's backups for `snapkeep worker` processes:
+    it never starts one on the server's own host, where the mounts may not be (issue 19)."""
+    project.release()  # the pause command of `held` returns at once
+    held = project.ctx.config.environment("held")
+    schedules.add_schedule(project.ctx, held, "0 * * * *", live=False,
+                           at=datetime.now(UTC) - timedelta(hours=2))
+    server = Server(project.config, tmp_path, "--workers", "0")
+    try:
+        (queued,) = wait_for(lambda: project.ctx.catalog.list_activities("held"),
+                             "the scheduler to queue the backup")
+        assert queued.actor == "the scheduler" and queued.state == "pending"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "snapkeep", "worker", "--config", str(project.config),
+             "--once", "-e", "held"], env=cli_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        done = project.ctx.catalog.get_activity(queued.id)
+        assert (done.state, done.result) == ("complete", "success"), done.error
+        # run by the worker process, not by anything the server started
+        assert done.worker.split(":")[1] == str(worker.pid)
+        assert len(project.ctx.catalog.list_activities("held")) == 1  # and only once
+    finally:
+        assert server.terminate() == 0

@@ -180,3 +180,22 @@ def test_concurrent_claimers_never_share_an_activity_nor_an_environment(catalog_
     assert {a.state for a in check.list_activities(limit=100)} == {"complete"}
     assert all(check.running_activity(e) is None for e in envs)
     check.engine.dispose()
+
+
+def test_an_activity_queued_behind_others_is_not_queued_twice_by_one_actor(cat):
+    def waiting(n: int, actor: str, type_: str = "environment.backup") -> Activity:
+        return Activity(id=new_id(), environment="dev", type=type_, state="pending",
+                        result=None, description=f"{type_} {n} of dev",
+                        created_at=T0 + timedelta(seconds=n), completion_percent=0,
+                        parameters={}, actor=actor)
+
+    running = queued(cat, "dev", 0, actor="the scheduler")
+    assert cat.claim_next("h:1:0", LEASE).id == running.id  # running is not waiting
+    behind = waiting(1, "the scheduler")
+    assert cat.enqueue(behind, unless_waiting=True) is None
+    assert cat.enqueue(waiting(2, "the scheduler"), unless_waiting=True).id == behind.id
+    # another actor's, or another kind of activity, still queues behind
+    assert cat.enqueue(waiting(3, "ann@example.com"), unless_waiting=True) is None
+    assert cat.enqueue(waiting(4, "the scheduler", "environment.verify"),
+                       unless_waiting=True) is None
+    assert len(cat.list_activities("dev", states=("pending",))) == 3

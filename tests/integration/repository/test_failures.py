@@ -4,6 +4,7 @@ it wrote is removed at once (#13 item 8). Real full disks (tmpfs), real packs.""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,28 @@ def test_a_failed_session_removes_only_its_own_packs(tmp_path):
     assert repo.verify_snapshot("first").ok and repo.check(read_data=True).ok
     snapshot(repo, "second", stream(6, 1 << 20))  # the dropped open pack is stored again
     assert repo.verify_snapshot("second").ok
+
+
+def test_a_failed_write_without_a_session_is_reported_once_and_then_forgotten(tmpfs):
+    """A write without a session (no snapshot to fail) learns of a background pack's
+    failure at its next store; the store after that works again once there is room — a
+    long-lived worker is not failed by an old error until it restarts (issue 19)."""
+    root = tmpfs("24m") / "repo"
+    repo = Repository.init(LocalBackend(root))
+    rng = random.Random(7)
+    raised = None
+    for i in range(80):  # the second full pack (32 MiB in all) cannot be written
+        try:
+            repo.store_chunk(rng.randbytes(1 << 20))
+        except RepositoryError as e:
+            raised = e
+            break
+        if i >= 32:  # give its upload time to fail, so the open pack stays small
+            time.sleep(0.2)
+    assert raised is not None and "is full" in str(raised)
+    # The same object stores again (the open pack is in memory, and 8 MiB are free for
+    # its flush); before, every later store raised the old error.
+    data = rng.randbytes(1 << 20)
+    cid = repo.store_chunk(data)
+    repo.flush()
+    assert repo.load_chunk(cid) == data

@@ -53,23 +53,26 @@ def busy(ctx: Context, environment: str, blocker: Activity | None) -> BusyError:
 
 def claim(ctx: Context, environment: str, type_: str, description: str,
           parameters: dict, *, state: str = "in_progress", unless_busy: bool = True,
-          lease_seconds: float = LEASE_SECONDS) -> Claim:
+          unless_waiting: bool = False, lease_seconds: float = LEASE_SECONDS) -> Claim:
     """Record a new activity, started at once (``in_progress``: this process runs it, and
     holds this host's lock) or queued for a worker (``pending``).
 
     Raises BusyError when the environment already has an activity pending or running —
-    for a queued one only with ``unless_busy`` (a schedule queues behind what is there).
+    for a queued one only with ``unless_busy``: without, it queues behind what is there
+    (a schedule) — with ``unless_waiting``, unless the same actor's activity of this type
+    is already waiting (a schedule firing again adds no second one).
     Before that, settles what an interrupted activity left on this host.
     """
     a = Activity(id=new_id(), environment=environment, type=type_, state=state, result=None,
                  description=description, created_at=ctx.clock(), completion_percent=0,
                  parameters=parameters, pid=None, actor=ctx.actor.name)
     if state != "in_progress":
-        return _enqueue(ctx, a, unless_busy, lease_seconds)
+        return _enqueue(ctx, a, unless_busy, unless_waiting, lease_seconds)
     return _start(ctx, a, lease_seconds)
 
 
-def _enqueue(ctx: Context, a: Activity, unless_busy: bool, lease_seconds: float) -> Claim:
+def _enqueue(ctx: Context, a: Activity, unless_busy: bool, unless_waiting: bool,
+             lease_seconds: float) -> Claim:
     if unless_busy:  # settle leftovers when the lock is free; never wait for it
         lock = EnvironmentLock.try_acquire(lock_path(ctx, a.environment))
         if lock is not None:
@@ -77,7 +80,7 @@ def _enqueue(ctx: Context, a: Activity, unless_busy: bool, lease_seconds: float)
                 recover_interrupted(ctx, a.environment)
             finally:
                 lock.release()
-    blocker = ctx.catalog.enqueue(a, unless_busy=unless_busy)
+    blocker = ctx.catalog.enqueue(a, unless_busy=unless_busy, unless_waiting=unless_waiting)
     if blocker is not None:
         raise busy(ctx, a.environment, blocker)
     return Claim(a, None, None, lease_seconds)

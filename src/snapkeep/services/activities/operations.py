@@ -67,7 +67,10 @@ def _state(detach: bool, queue: bool) -> str:
 def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bool = False,
                  observer: Observer | None = None, automated: bool = False,
                  threads: int | None = None, queue: bool = False,
-                 queue_behind: bool = False) -> ActivityInfo:
+                 queue_behind: bool = False, once: bool = False) -> ActivityInfo:
+    """A backup of ``env``: run here, or ``queue``d for a worker. ``queue_behind``: queued
+    behind a running or waiting activity instead of refused; ``once``: refused when a
+    backup of this actor already waits there (a schedule)."""
     _check_env(ctx, env, Action.SNAPSHOT_CREATE)
     if not automated:
         require_manual_snapshot_allowed(ctx.config.plan, env.type, env.name)
@@ -75,7 +78,8 @@ def start_backup(ctx: Context, env: EnvironmentConfig, *, live: bool, detach: bo
     desc = f"{ctx.actor.name} created a backup of {env.name}"
     c = claim(ctx, env.name, BACKUP, desc,
                          {"live": live, "automated": automated, "threads": threads},
-                         state=_state(detach, queue), unless_busy=not queue_behind)
+                         state=_state(detach, queue), unless_busy=not queue_behind,
+                         unless_waiting=once)
     return go(ctx, c, detach, queue, observer)
 
 
@@ -162,7 +166,7 @@ def start_copy(ctx: Context, env: EnvironmentConfig, replica: str,
 def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *,
                 detach: bool = False, observer: Observer | None = None,
                 threads: int | None = None, queue: bool = False,
-                queue_behind: bool = False) -> ActivityInfo:
+                queue_behind: bool = False, once: bool = False) -> ActivityInfo:
     """A restore drill of a snapshot of ``env`` (the newest without ID): restored into
     scratch copies, verified against its digests, removed (``services/snapshots/drill.py``). Needs
     Admin on ``env``, which must be active; its live data is never touched."""
@@ -174,7 +178,8 @@ def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *
         desc += f" in replica {ctx.replica}"
     c = claim(ctx, env.name, drill.VERIFY, desc,
                          {"snapshot_id": snap.id, "threads": threads, "replica": ctx.replica},
-                         state=_state(detach, queue), unless_busy=not queue_behind)
+                         state=_state(detach, queue), unless_busy=not queue_behind,
+                         unless_waiting=once)
     return go(ctx, c, detach, queue, observer)
 
 

@@ -18,6 +18,7 @@ from snapkeep.catalog import Activity
 from snapkeep.errors import Cancelled, Interrupted
 from snapkeep.redact import Redactor, known_secrets
 from snapkeep.services.activities.info import ActivityInfo
+from snapkeep.services.activities.lease import Fence
 from snapkeep.services.context import Context
 
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between two reads of the cancel flag
@@ -67,6 +68,18 @@ class ActivityRecorder:
         self._sealed = False  # the activity is being recorded as ended: no more checks
         self._no_return: str | None = None
         self._too_late_noted = False
+        self._fence: Fence | None = None
+
+    def fenced_by(self, fence: Fence) -> None:
+        """Check ``fence`` at every cancellable check and before every side effect."""
+        self._fence = fence
+
+    def fence(self, what: str) -> None:
+        """Before ``what``, a side effect other workers would see: raise ``Interrupted`` if
+        this worker lost the activity's lease (see lease.Fence). Also past the point of no
+        return: a worker that lost its lease must not touch the environment again."""
+        if self._fence is not None:
+            self._fence.check(what)
 
     def log(self, message: str) -> None:
         message = self.redact(message)
@@ -113,6 +126,7 @@ class ActivityRecorder:
         with self._lock:
             self._last_check = 0.0
         self.check()
+        self.fence(what)
         with self._lock:
             self.cancellable = False
             self._no_return = what
@@ -143,6 +157,16 @@ class ActivityRecorder:
             if self._sealed or self._raised or self._too_late_noted:
                 return
             interrupt = self._interrupt if self.cancellable else None
+            fence = self._fence if self.cancellable and interrupt is None else None
+        if fence is not None:
+            try:
+                fence.check("its next step")
+            except Interrupted as e:
+                self._interrupt = interrupt = str(e)
+            except Exception as e:  # noqa: BLE001 - the catalog unreachable: the heartbeat retries
+                log.warning("could not confirm the lease of activity %s: %s",
+                            self.activity.id, e)
+        with self._lock:
             if interrupt is None and t - self._last_check < self._cancel_interval:
                 return
             self._last_check = t

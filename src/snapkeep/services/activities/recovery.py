@@ -160,7 +160,8 @@ def reap_expired(ctx: Context, at: datetime | None = None) -> list[str]:
     environment whose lock a process on this host holds (it is running there; its own end
     or death settles it). Returns the IDs ended (failed, or a completed restore)."""
     failed: list[str] = []
-    for env in dict.fromkeys(a.environment for a in ctx.catalog.expired_leases(at)):
+    expired = ctx.catalog.expired_leases(at)
+    for env in dict.fromkeys(a.environment for a in expired):
         lock = EnvironmentLock.try_acquire(lock_path(ctx, env))
         if lock is None:
             continue
@@ -170,7 +171,26 @@ def reap_expired(ctx: Context, at: datetime | None = None) -> list[str]:
             log.warning("environment %s: %s", env, e)  # failed, and it stays paused
         finally:
             lock.release()
+    _release_repository_locks(ctx, [a for a in expired if a.id in failed])
     return failed
+
+
+def _release_repository_locks(ctx: Context, reaped: list[Activity]) -> None:
+    """Delete the repository locks of the processes whose activities were just reaped,
+    unless one of their threads still runs an activity — else a dead host's shared lock
+    blocks `repository:prune` until it goes stale (30 minutes)."""
+    processes = {worker_host_pid(a.worker) for a in reaped if a.worker}
+    if not processes:
+        return
+    alive = {worker_host_pid(a.worker) for a in ctx.catalog.list_activities(
+        states=("in_progress",), limit=500) if a.worker}
+    for host, pid in processes - alive:
+        if pid is None:
+            continue
+        try:
+            ctx.repository.release_locks_of(host, pid)
+        except SnapkeepError as e:  # the repository unreachable now: they go stale later
+            log.warning("cannot release the repository locks of %s:%s: %s", host, pid, e)
 
 
 def reconcile(ctx: Context) -> None:

@@ -11,7 +11,7 @@ from snapkeep.catalog import Activity
 from snapkeep.errors import BusyError, Cancelled, SnapkeepError
 from snapkeep.services.activities.claims import Claim
 from snapkeep.services.activities.info import ActivityInfo
-from snapkeep.services.activities.lease import Heartbeat
+from snapkeep.services.activities.lease import Fence, Heartbeat
 from snapkeep.services.activities.locks import LOCK_WAIT, EnvironmentLock, lock_path, take_lock
 from snapkeep.services.activities.recorder import ActivityRecorder, Observer
 from snapkeep.services.activities.recovery import recover_interrupted
@@ -33,8 +33,11 @@ def run(ctx: Context, c: Claim, work: Work, observer: Observer | None = None, *,
     """
     a = c.activity
     rec = ActivityRecorder(ctx, a, observer, stop=stop)
-    beat = Heartbeat(ctx, a.id, c.worker, c.lease_seconds, rec.interrupt) if c.worker \
-        else None
+    beat = None
+    if c.worker:
+        fence = Fence(ctx, a.id, c.worker, c.lease_seconds)
+        rec.fenced_by(fence)
+        beat = Heartbeat(ctx, a.id, c.worker, c.lease_seconds, rec.interrupt, fence)
     if beat:
         beat.start()
     lock = c.lock

@@ -43,6 +43,8 @@ class Worker:
                  environments: Sequence[str] | None = None,
                  stop: threading.Event | None = None,
                  report: Callable[[str], None] | None = None) -> None:
+        for name in environments or ():  # a typo would otherwise run nothing, silently
+            ctx.config.environment(name)
         self.ctx = ctx
         self.id = worker_id(number)
         self.lease_seconds = lease_seconds

@@ -80,7 +80,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     # The session holds a shared repository lock (prune waits) and records every chunk
     # the snapshot references; its commit writes packs, index, then the manifest.
     with writing(repo, rec, wait=LOCK_WAIT) as session:
-        with nullcontext() if live else pause.paused(ctx, env, rec), \
+        with nullcontext() if live else pause.paused(ctx, env, rec, rec.fence), \
                 nullcontext() if live or target is None else mysql.hold_writes(target, rec):
             if target is not None:
                 services["database"] = mysql.dump_database(

@@ -15,12 +15,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig, safe_name
-from snapkeep.errors import ServiceUnavailable
+from snapkeep.errors import Interrupted, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.services.context import Context
 
@@ -59,8 +59,18 @@ def _undo(marker: dict, env: EnvironmentConfig) -> None:
         (env.root / marker["flag"]).unlink(missing_ok=True)
 
 
+def _unfenced(what: str) -> None:
+    """No lease to check (a run outside the activity machinery)."""
+
+
 @contextmanager
-def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter) -> Iterator[None]:
+def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter,
+           fence: Callable[[str], None] = _unfenced) -> Iterator[None]:
+    """Pause ``env`` for the ``with`` block, then resume it. ``fence(what)`` raises when
+    this worker lost its activity's lease: then it neither pauses nor resumes — after
+    a reaper settled its pause, another worker may have paused the environment, and
+    lifting that pause in the middle of its backup is what fencing prevents."""
+    fence(f"pausing {env.name}")
     flag = flag_path(env)
     marker: dict = {"activity": None}
     if env.pause_command:
@@ -91,12 +101,17 @@ def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter) -> Iterator
         yield
     finally:
         try:
+            fence(f"resuming {env.name}")
+        except Interrupted:
+            # Not ours to lift any more, nor the marker ours to remove: whoever settles the
+            # reaped activity does (the guard must not lift it either when we exit).
+            _stop_guard(guard)
+            raise
+        try:
             _undo(marker, env)
         finally:
             path.unlink(missing_ok=True)
-            if guard is not None:
-                guard.kill()
-                guard.wait()
+            _stop_guard(guard)
         if env.pause_command or marker["created_flag"]:
             reporter.log(f"Resumed {env.name} after {time.monotonic() - started:.1f} s")
 
@@ -115,6 +130,12 @@ def lift_leftover(ctx: Context, env_name: str) -> bool:
         _undo(marker, env)
     path.unlink(missing_ok=True)
     return True
+
+
+def _stop_guard(guard: subprocess.Popen | None) -> None:
+    if guard is not None:
+        guard.kill()
+        guard.wait()
 
 
 def _start_guard(ctx: Context, env_name: str) -> subprocess.Popen | None:

@@ -169,7 +169,7 @@ def _cut_over(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     try:
         journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts],
                       variables=variables, foreign=foreign)
-        with pause.paused(ctx, env, rec):
+        with pause.paused(ctx, env, rec, rec.fence):
             try:
                 for p in prepared:
                     p.swap()

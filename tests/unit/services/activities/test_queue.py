@@ -3,8 +3,10 @@ queued runs, cancelling, reaping expired leases, recovering dead local runners."
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from snapkeep.services.activities.recorder import ActivityRecorder
 from snapkeep.services.activities.recovery import recover_interrupted
 from snapkeep.services.activities.workers import Worker, reap_expired
 from snapkeep.services.context import Context
+from snapkeep.services.schedules.scheduler import scheduler_actor
 
 TOML = """
 [project]
@@ -67,7 +70,13 @@ def test_a_user_cannot_start_while_one_is_queued_but_a_schedule_queues_behind_it
         operations.start_backup(ctx, dev, live=True)
     with pytest.raises(BusyError):
         operations.start_backup(ctx, dev, live=True, queue=True)
-    second = operations.start_backup(ctx, dev, live=True, queue=True, queue_behind=True)
+    sched = ctx.for_actor(scheduler_actor())
+    second = operations.start_backup(sched, dev, live=True, automated=True, queue=True,
+                                     queue_behind=True, once=True)
+    # a schedule firing again while its backup still waits adds no second one
+    with pytest.raises(BusyError, match=f"activity {second.id} .* is waiting to run"):
+        operations.start_backup(sched, dev, live=True, automated=True, queue=True,
+                                queue_behind=True, once=True)
 
     worker = Worker(ctx)
     assert worker.run_once().id == first.id
@@ -205,6 +214,39 @@ def test_an_expired_lease_fails_its_activity_with_the_reason_and_frees_the_envir
     assert ctx.catalog.running_activity("dev") is None
     # It is free for the next activity at once.
     assert operations.start_backup(ctx, dev, live=True).result == "success"
+
+
+def lock_object(ctx: Context, host: str, pid: int) -> str:
+    """A shared repository lock as a worker on ``host`` writes it (locks.py's format),
+    freshly refreshed: only the catalog can tell that its holder is gone."""
+    lid = f"{host}-{pid}".encode().hex()
+    now = time.time()
+    ctx.repository.backend.put(f"locks/{lid}", json.dumps(
+        {"version": 1, "id": lid, "host": host, "pid": pid, "user": "shop",
+         "exclusive": False, "created": now, "time": now}).encode())
+    return lid
+
+
+def test_reaping_a_worker_releases_its_repository_locks_unless_it_runs_on(ctx):
+    dev, prod = ctx.config.environment("dev"), ctx.config.environment("prod")
+    dead = lock_object(ctx, "elsewhere", 4242)   # its activity is reaped
+    busy = lock_object(ctx, "elsewhere", 5151)   # it still runs an activity
+    for env, worker in ((dev, "elsewhere:4242:0"), (prod, "elsewhere:5151:0")):
+        operations.start_backup(ctx, env, live=True, queue=True)
+        assert ctx.catalog.claim_next(worker, 5, environments=[env.name]) is not None
+    with pytest.raises(BusyError, match="shared lock held by pid 4242 on elsewhere"), \
+            ctx.repository.lock(exclusive=True):
+        pass
+    later = ctx.clock() + timedelta(seconds=60)
+    running = ctx.catalog.list_activities("prod", states=("in_progress",))[0]
+    ctx.catalog.renew_lease(running.id, "elsewhere:5151:0", 3600)  # prod's worker lives
+    reaped = reap_expired(ctx, at=later)
+    assert len(reaped) == 1
+    held = set(ctx.repository.backend.list("locks/"))
+    assert f"locks/{dead}" not in held and f"locks/{busy}" in held
+    ctx.repository.backend.delete(f"locks/{busy}")
+    with ctx.repository.lock(exclusive=True):  # prune could run now
+        pass
 
 
 def test_recovery_fails_dead_local_runners_only(ctx):
