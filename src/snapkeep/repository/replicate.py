@@ -2,12 +2,13 @@
 
 The replica names and cuts chunks as its primary does, so a snapshot copies chunk by
 chunk: every chunk its reference list names that the replica lacks is read from the
-primary (decrypted, hash-checked), re-encrypted under the replica's key into the replica's
-packs. Trees and descriptions hold chunk ids, which stay valid, so the manifest copies
-as it is (its reference list and added bytes rewritten by the replica's session).
+primary (decrypted, authenticated by its AEAD tag), re-encrypted as it was encoded
+(compressed or not) under the replica's key into the replica's packs. Trees and
+descriptions hold chunk ids, which stay valid, so the manifest copies as it is (its
+reference list and added bytes rewritten by the replica's session).
 
-Order: packs and index files (flushed every ``FLUSH_BYTES`` or less, so a copy killed half-way
-leaves indexed packs the next copy reuses), then the check — each chunk this copy wrote is
+Order: packs and index files (flushed every ``FLUSH_BYTES`` or less, so a copy killed
+half-way leaves indexed packs the next copy reuses), then the check — each chunk this copy wrote is
 read back from the replica's storage and hash-checked, each chunk it reused must be in a
 pack the replica's storage lists — then the manifest last: verified before listed.
 """
@@ -24,7 +25,6 @@ from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.faults import crash_point
 from snapkeep.progress import NullReporter, Reporter
 from snapkeep.repository import packs
-from snapkeep.repository.chunks import ZSTD_LEVEL
 
 if TYPE_CHECKING:
     from snapkeep.repository.repository import Repository
@@ -85,12 +85,17 @@ def copy_snapshot(primary: Repository, replica: Repository, snapshot_id: str,
         have = set(order) - set(session.reuse_chunks(order))
         reporter.advance(sum(raw[c] for c in have))
 
+        if replica.keys.id_key != primary.keys.id_key:
+            raise RepositoryError(
+                f"the replica at {replica.backend.describe()} names chunks differently from "
+                "its primary; create it again with `snapkeep replica:init`")
+
         def send(cid: str) -> None:
-            got = session.store_chunk(primary.load_chunk(cid, raw[cid]), ZSTD_LEVEL)
-            if got != cid:  # the replica's chunk keys are not its primary's
-                raise RepositoryError(
-                    f"the replica at {replica.backend.describe()} names chunks differently "
-                    "from its primary; create it again with `snapkeep replica:init`")
+            # as the primary encoded it (authenticated by its AEAD tag), re-sealed under
+            # the replica's key: no decompression, hashing or recompression on the way;
+            # the check below decodes and hashes each one in the replica
+            plain, length = primary.load_encoded(cid)
+            session.store_encoded(cid, plain, length)
 
         todo = [c for c in order if c not in have]
         for i in range(0, len(todo), BATCH):

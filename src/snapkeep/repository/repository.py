@@ -190,6 +190,25 @@ class Repository(KeyManagement):
         session ``user`` (None: a write without a session)."""
         return self._writer.store(data, level, user)
 
+    def store_encoded(self, cid: str, plain: bytes | memoryview, raw_len: int,
+                      user: Any) -> int:
+        """Store a chunk as ``load_encoded`` gave it (a replica's copy); bytes added."""
+        return self._writer.store_encoded(cid, plain, raw_len, user)
+
+    def load_encoded(self, cid: str) -> tuple[bytes, int]:
+        """(encoded plaintext, plaintext length) of a chunk: decrypted and authenticated
+        (AES-GCM's tag: damaged bytes or another key fail), neither decompressed nor
+        hashed — for a copy, whose destination checks the decoded chunk."""
+        sealed, length, where = self._sealed(cid)
+        if len(sealed) < crypto.OVERHEAD:
+            raise IntegrityError(f"chunk {cid} in {where} is truncated: the repository is "
+                                 "damaged")
+        try:
+            return self.keys.unseal(sealed, packs.chunk_ad(cid)), length
+        except SealError as e:
+            raise IntegrityError(f"chunk {cid} in {where} does not match its hash "
+                                 f"({e}): the repository is damaged") from None
+
     def use_chunks(self, cids: list[str], user: Any) -> list[str]:
         """Record that ``user`` (a session) references these stored chunks; return the
         ones that are not stored."""

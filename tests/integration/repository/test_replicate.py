@@ -81,3 +81,18 @@ def test_a_chunk_damaged_in_the_replica_fails_the_next_copy_before_it_is_listed(
     with pytest.raises(IntegrityError, match="missing from the replica"):
         copy_snapshot(primary, replica, "s2")
     assert not replica.has_snapshot("s2")
+
+
+def test_a_chunk_damaged_in_the_primary_is_not_copied(pair):
+    primary, replica, tmp = pair
+    snapshot(primary, "s1", os.urandom(2 << 20))
+    m = primary.load_snapshot("s1")
+    cid = BlobRef.from_json(m.services["database"]["rows"]).chunks[0][0]
+    key, offset, _length = primary.locate_chunk(cid)
+    pack = tmp / "primary" / key
+    data = bytearray(pack.read_bytes())
+    data[offset + 20] ^= 1
+    pack.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=f"chunk {cid} .* does not match its hash"):
+        copy_snapshot(primary, replica, "s1")
+    assert not replica.has_snapshot("s1")
