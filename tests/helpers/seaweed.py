@@ -69,9 +69,14 @@ def _die_with_parent() -> None:
 
 
 class SeaweedS3:
-    def __init__(self, workdir: Path, bucket: str = "snapkeep-test", weed: str | None = None):
+    def __init__(self, workdir: Path, bucket: str = "snapkeep-test", weed: str | None = None,
+                 identities: list[dict] | None = None, buckets: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
         self.bucket = bucket
+        # more S3 identities ({"name", "credentials", "actions"} as SeaweedFS reads them,
+        # e.g. actions ["Read:bucket", "List:bucket"]) and buckets created at start
+        self.identities = list(identities or [])
+        self.buckets = buckets
         self.weed = weed or find_weed()
         if self.weed is None:
             raise FileNotFoundError("SeaweedFS `weed` binary not found next to "
@@ -139,7 +144,7 @@ class SeaweedS3:
             "name": "snapkeep",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        }, *self.identities]}))
         p = self.ports
         cmd = [
             self.weed, "server",
@@ -183,6 +188,10 @@ class SeaweedS3:
                 with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou,
                                          client.exceptions.BucketAlreadyExists):
                     client.create_bucket(Bucket=self.bucket)
+                for other in self.buckets:
+                    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou,
+                                             client.exceptions.BucketAlreadyExists):
+                        client.create_bucket(Bucket=other)
                 client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok")
                 if client.get_object(Bucket=self.bucket, Key=probe)["Body"].read() == b"ok":
                     client.delete_object(Bucket=self.bucket, Key=probe)

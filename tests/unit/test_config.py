@@ -245,6 +245,7 @@ def good_data() -> dict:
                                "retention": {"keep_last": 3},
                                "hooks": {"timeout": 30}}},
         "notifications": {"webhook_url": "http://127.0.0.1:9/h", "webhook_secret": "s"},
+        "replicas": {ENV: {"location": "offsite", "retention": {"keep_daily": 30}}},
     }
 
 
@@ -311,7 +312,7 @@ def test_an_unknown_top_level_table_is_refused_with_the_valid_ones(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(str(write(tmp_path, GOOD + '\n[schedules]\nnightly = "0 3 * * *"\n')))
     assert str(e.value).endswith("unknown table [schedules]; valid tables here: [project], "
-                                 "[repository], [environments], [notifications]")
+                                 "[repository], [environments], [notifications], [replicas]")
     with pytest.raises(ConfigError, match=r"did you mean \[notifications\]\?"):
         load_config(str(write(tmp_path, GOOD + '\n[notification]\nwebhook_url = "x"\n')))
 
@@ -507,3 +508,26 @@ def test_point_in_time_is_off_unless_asked_and_takes_an_interval(tmp_path):
 def test_bad_point_in_time_settings_name_the_key(tmp_path, snippet, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(str(write(tmp_path, GOOD + snippet + "\n")))
+
+
+def test_a_replica_gets_its_own_key_file_by_default_and_its_own_retention(tmp_path):
+    cfg = load_config(str(write(tmp_path, GOOD + '\n[replicas.offsite]\nlocation = "../off"\n'
+                                '[replicas.offsite.retention]\nkeep_daily = 30\n')))
+    r = cfg.replica("offsite")
+    assert r.location == str((tmp_path.parent / "off").resolve())
+    assert r.key_file == tmp_path / ".snapkeep" / "replicas" / "offsite.key"
+    assert r.retention == {"keep_daily": 30} and not r.automatic
+    with pytest.raises(ConfigError, match=r"unknown replica 'other' \(known: offsite\)"):
+        cfg.replica("other")
+
+
+@pytest.mark.parametrize("lines,message", [
+    ('location = ".snapkeep/repository"', "is the project's own repository"),
+    ('location = "/srv/off"\nendpoint = "http://127.0.0.1:1"', "apply to an s3:// `location`"),
+    ('location = "s3://b/p"\npassphrase = true\nkey_file = "k"', "not both"),
+    ('endpoint = "http://127.0.0.1:1"', "`location` must be a non-empty string"),
+])
+def test_a_replica_that_cannot_work_is_refused_in_one_line(tmp_path, lines, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as e:
+        load_config(str(write(tmp_path, GOOD + f"\n[replicas.offsite]\n{lines}\n")))
+    assert "\n" not in str(e.value) and "[replicas.offsite]" in str(e.value)

@@ -48,6 +48,8 @@ COMMANDS: dict[str, Entry] = {
     "key:passphrase": Entry("key", "Add a passphrase to the master key, or change it (asks, or..."),
     "key:status": Entry(
         "key", "How the repository is encrypted and how its master key is protected."),
+    "replica:init": Entry(
+        "replica", "Create replica NAME's repository with a master key of its own."),
     "repository:check": Entry(
         "repository", "Check the repository's structure (and, with --read-data, all of its..."),
     "repository:prune": Entry(
@@ -60,6 +62,8 @@ COMMANDS: dict[str, Entry] = {
         "schedule", "List backup schedules, including the plan's automatic ones."),
     "serve": Entry(
         "serve", "Serve the REST API (and the web console), run queued activities and..."),
+    "snapshot:copy": Entry(
+        "replica", "Copy snapshots to a replica, re-encrypted under its key (verified..."),
     "snapshot:create": Entry(
         "snapshot", "Make a snapshot of the environment's database and mounts (never code)."),
     "snapshot:delete": Entry("snapshot", "Delete a snapshot."),

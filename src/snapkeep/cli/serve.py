@@ -148,7 +148,8 @@ def serve(config_path, project, host, port, workers, no_scheduler, no_binlog_fol
     # they only read the repository; activities run in the workers' own Contexts.
     console = _web(app, lambda: base)
     sock = _listen(host, port)
-    follow = [] if no_binlog_follow else [e.name for e in binlogs.followed(base)]
+    follow = [] if no_binlog_follow or base.config.read_only else \
+        [e.name for e in binlogs.followed(base)]
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     say(f"Serving project {base.config.id} on http://{shown}:{bound_port} (API at /api, "

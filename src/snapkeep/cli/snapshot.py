@@ -57,9 +57,26 @@ def _columns(spec: str) -> list[str]:
     return names
 
 
-def client_for(config_path: str | None, project: str | None) -> Client:
-    """This process's services, or the server configured by SNAPKEEP_URL/auth:login."""
-    return connect(lambda: load(config_path, project), project)
+def client_for(config_path: str | None, project: str | None,
+               replica: str | None = None) -> Client:
+    """This process's services, or the server configured by SNAPKEEP_URL/auth:login;
+    ``replica`` (``--from NAME``): the services reading that replica, in this process."""
+    if replica is None:
+        return connect(lambda: load(config_path, project), project)
+    from snapkeep.cli.credentials import remote_settings
+    from snapkeep.cli.local_client import LocalClient
+
+    if remote_settings() is not None:
+        raise UsageError("--from reads a replica with this machine's config and keys: run "
+                         "it where [replicas.NAME] is configured, without SNAPKEEP_URL / "
+                         "auth:login (`snapkeep auth:logout`)")
+    return LocalClient(load(config_path, project).in_replica(replica))
+
+
+def from_option(f: Callable) -> Callable:
+    return click.option("--from", "replica", metavar="NAME",
+                        help="Read the snapshots of replica NAME ([replicas.NAME]) instead "
+                             "of the project's repository.")(f)
 
 
 def follow(start: Callable[[ActivityDisplay], ActivityInfo | None]) -> ActivityInfo:
@@ -104,15 +121,17 @@ def create(config_path, project, environment, live, no_wait, threads) -> None:
 @click.option("--columns", "-c", default=DEFAULT_COLUMNS, show_default=True,
               help=f"Comma-separated: {', '.join(COLUMNS)}.")
 @click.option("--no-header", is_flag=True, help="Leave out the header row.")
-def list_(config_path, project, environment, fmt, columns, no_header) -> None:
+@from_option
+def list_(config_path, project, environment, fmt, columns, no_header, replica) -> None:
     """List the environment's snapshots, newest first."""
-    client = client_for(config_path, project)
+    client = client_for(config_path, project, replica)
     env = client.environment(environment)
     cols = _columns(columns)
     items = client.list_snapshots(env.name)
     if fmt == "table":
+        where = f" in replica {replica}" if replica else ""
         say(f"Snapshots on the project ({client.project_id}), environment {env.name} "
-            f"(type: {env.type}):")
+            f"(type: {env.type}){where}:")
         if not items:
             say("No snapshots yet. Take one with `snapkeep snapshot:create`.")
             return
@@ -126,9 +145,10 @@ def list_(config_path, project, environment, fmt, columns, no_header) -> None:
 @click.argument("snapshot_id")
 @click.option("--property", "-P", "prop", metavar="NAME", help="Print one property only.")
 @format_option
-def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
+@from_option
+def get(config_path, project, environment, snapshot_id, prop, fmt, replica) -> None:
     """Show one snapshot's properties."""
-    client = client_for(config_path, project)
+    client = client_for(config_path, project, replica)
     env = client.environment(environment)
     data = client.get_snapshot(env.name, snapshot_id).to_json()
     if prop:
@@ -161,10 +181,11 @@ def get(config_path, project, environment, snapshot_id, prop, fmt) -> None:
               help="The database as of this time (ISO 8601, e.g. 2026-12-05T10:19:59Z; "
                    "without an offset: this machine's zone) or up to this GTID, from the "
                    "latest snapshot before it (or SNAPSHOT_ID) and the archived binlog.")
+@from_option
 def restore_(config_path, project, environment, snapshot_id, target, only, mounts, tables,
-             yes, no_wait, threads, at) -> None:
+             yes, no_wait, threads, at, replica) -> None:
     """Restore a snapshot (the most recent when no ID is given). Code is left alone."""
-    client = client_for(config_path, project)
+    client = client_for(config_path, project, replica)
     env = client.environment(environment)
     into = client.environment(target) if target else env
     scope = RestoreScope.parse(only, mounts, tables)
@@ -256,9 +277,10 @@ def delete(config_path, project, environment, snapshot_id) -> None:
 @click.command("snapshot:expire")
 @environment_options
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would be deleted.")
-def expire(config_path, project, environment, dry_run) -> None:
+@from_option
+def expire(config_path, project, environment, dry_run, replica) -> None:
     """Delete snapshots past their restore window or outside the retention policy."""
-    client = client_for(config_path, project)
+    client = client_for(config_path, project, replica)
     decisions = client.expire_snapshots(client.environment(environment).name, dry_run=dry_run)
     rows = [[d.snapshot.id, d.snapshot.created_at.isoformat(timespec="seconds"),
              "keep" if d.keep else ("would delete" if dry_run else "deleted"), d.reason]
@@ -281,7 +303,9 @@ def expire(config_path, project, environment, dry_run) -> None:
               help="With --restore: start the activity and return its ID.")
 @click.option("--threads", "-t", type=click.IntRange(1, 64), default=None,
               help="With --restore: tables loaded in parallel (default: the CPU count).")
-def verify(config_path, project, environment, snapshot_id, drill, no_wait, threads) -> None:
+@from_option
+def verify(config_path, project, environment, snapshot_id, drill, no_wait, threads,
+           replica) -> None:
     """Read and check every byte of a snapshot (the most recent without ID).
 
     With --restore, prove it restorable: the activity environment.backup.verify restores
@@ -289,7 +313,7 @@ def verify(config_path, project, environment, snapshot_id, drill, no_wait, threa
     outcome (verified_at, verified_ok). `verify = "0 4 * * *"` in an environment of
     snapkeep.toml runs such a drill of the newest snapshot on a schedule (docs/verify.md).
     """
-    client = client_for(config_path, project)
+    client = client_for(config_path, project, replica)
     env = client.environment(environment)
     snap = client.get_snapshot(env.name, snapshot_id)
     if drill:

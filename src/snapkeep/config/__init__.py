@@ -41,6 +41,7 @@ from snapkeep.config.settings import (
     EnvironmentConfig,
     Hooks,
     ProjectConfig,
+    ReplicaConfig,
     WebhookConfig,
     redact_url,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_RESTORE_WINDOW_DAYS", "ENVIRONMENT", "ENV_NAME", "ENV_NAME_RULE", "ENV_TYPES",
     "HOOK_EVENTS", "HOOK_POLICIES", "NUMBER", "PATHS", "PLANS", "RETENTION_KEYS", "SCHEMA",
     "STATE_DIR", "STORAGE_OPTIONS", "STRING", "TABLE", "WHOLE", "DatabaseURL",
-    "EnvironmentConfig", "Hooks", "Kind", "ProjectConfig", "WebhookConfig", "check_schema",
+    "EnvironmentConfig", "Hooks", "Kind", "ProjectConfig", "ReplicaConfig", "WebhookConfig",
+    "check_schema",
     "find_config", "load_config", "parse_config", "redact_url", "safe_name", "table_header",
 ]

@@ -21,6 +21,7 @@ from snapkeep.config.settings import (
     EnvironmentConfig,
     Hooks,
     ProjectConfig,
+    ReplicaConfig,
     WebhookConfig,
 )
 from snapkeep.config.values import (
@@ -86,24 +87,58 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
 
     options, key_file, level = _repository_table(data.get("repository", {}), path)
     catalog = catalog_url(os.environ.get("SNAPKEEP_CATALOG") or project.get("catalog"), where)
-    envs = {name: _environment(name, env, path)
+    read_only = bool(project.get("read_only", False))
+    envs = {name: _environment(name, env, path, read_only)
             for name, env in data.get("environments", {}).items()}
     return ProjectConfig(path=path, id=pid, plan=plan, repository=repo,
                          restore_window_days=window, environments=envs,
                          repository_options=options, key_file=key_file, catalog_url=catalog,
                          compression_level=level,
-                         webhook=_webhook(data.get("notifications", {}), path))
+                         webhook=_webhook(data.get("notifications", {}), path),
+                         replicas={name: _replica(name, r, path, repo)
+                                   for name, r in data.get("replicas", {}).items()},
+                         read_only=read_only)
 
 
-def _environment(name: str, env: dict[str, Any], path: Path) -> EnvironmentConfig:
+def _replica(name: str, table: dict[str, Any], path: Path, primary: str) -> ReplicaConfig:
+    where = f"{path} {table_header(('replicas', name))}"
+    safe_name(name, f"{path}: the replica name in {table_header(('replicas', name))}")
+    location = nonempty_str(table, "location", where)
+    if "://" not in location:
+        location = str((path.parent / Path(location).expanduser()).resolve())
+    if location.rstrip("/") == primary.rstrip("/"):
+        raise ConfigError(f"{where}: `location` is the project's own repository; a replica "
+                          "must be other storage (another disk, mount or S3 bucket)")
+    options = {k: nonempty_str(table, k, where) for k in settings.STORAGE_OPTIONS if k in table}
+    if options and not location.startswith("s3://"):
+        raise ConfigError(f"{where}: {', '.join(sorted(options))} apply to an s3:// "
+                          "`location` only; drop them or give an s3://bucket/prefix location")
+    if table.get("passphrase") and "key_file" in table:
+        raise ConfigError(f"{where}: give either `key_file` or `passphrase = true`, not both")
+    key_file = None if table.get("passphrase") else (path.parent / Path(nonempty_str(
+        table, "key_file", where, f"{settings.STATE_DIR}/replicas/{name}.key")).expanduser()
+        ).resolve()
+    return ReplicaConfig(name=name, location=location, options=options, key_file=key_file,
+                         retention=_retention(table.get("retention", {}), f"{where}.retention"),
+                         automatic=bool(table.get("automatic", False)),
+                         pull=_pull(table["pull"], where) if "pull" in table else None)
+
+
+def _pull(value: str, where: str) -> str:
+    return "new" if value.strip().lower() == "new" else cron(value, where, "pull")
+
+
+def _environment(name: str, env: dict[str, Any], path: Path,
+                 read_only: bool = False) -> EnvironmentConfig:
     ew = f"{path} {table_header(('environments', name))}"
     safe_name(name, f"{path}: the environment name in {table_header(('environments', name))}")
-    root = (path.parent / Path(nonempty_str(env, "root", ew)).expanduser()).resolve()
+    root = (path.parent / Path(nonempty_str(env, "root", ew, "." if read_only else None))
+            .expanduser()).resolve()
     mounts = tuple(dict.fromkeys(mount(m, ew) for m in env.get("mounts", [])))
     check_mounts(mounts, root, path.parent / settings.STATE_DIR, ew)
     database = DatabaseURL.parse(nonempty_str(env, "database", ew), where=ew) \
         if "database" in env else None
-    if database is None and not mounts:
+    if database is None and not mounts and not read_only:
         raise ConfigError(
             f"{ew}: environment {name} has neither `database` nor `mounts`: a snapshot of it "
             'would be empty; add `database = "mysql://user@host:3306/dbname"` and/or '

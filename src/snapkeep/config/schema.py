@@ -44,14 +44,16 @@ COMMANDS = Kind("a shell command or a list of them (strings)",
 TABLE = Kind("a table", lambda v: isinstance(v, dict), table=True)
 ENVIRONMENT = Kind("a table of the environment's settings, as in [environments.NAME]",
                    lambda v: isinstance(v, dict), table=True)
+REPLICA = Kind("a table of the replica's settings, as in [replicas.NAME]",
+               lambda v: isinstance(v, dict), table=True)
 ANY_NAME = "*"  # a table whose keys are names the user chooses (the environments)
 
 # dotted table name ("" is the top level, "*" any name) → its keys → what each must be
 SCHEMA: dict[str, dict[str, Kind]] = {
     "": {"project": TABLE, "repository": TABLE, "environments": TABLE,
-         "notifications": TABLE},
+         "notifications": TABLE, "replicas": TABLE},
     "project": {"id": STRING, "plan": STRING, "repository": STRING,
-                "restore_window_days": WHOLE, "catalog": STRING},
+                "restore_window_days": WHOLE, "catalog": STRING, "read_only": BOOLEAN},
     "repository": {"key_file": STRING, "compression_level": WHOLE,
                    **dict.fromkeys(STORAGE_OPTIONS, STRING)},
     "environments": {ANY_NAME: ENVIRONMENT},
@@ -62,6 +64,11 @@ SCHEMA: dict[str, dict[str, Kind]] = {
                        "binlog_lag_warning": NUMBER,
                        "retention": TABLE, "hooks": TABLE},
     "environments.*.retention": dict.fromkeys(RETENTION_KEYS, WHOLE),
+    "replicas": {ANY_NAME: REPLICA},
+    "replicas.*": {"location": STRING, "key_file": STRING, "passphrase": BOOLEAN,
+                   "automatic": BOOLEAN, "pull": STRING, "retention": TABLE,
+                   **dict.fromkeys(STORAGE_OPTIONS, STRING)},
+    "replicas.*.retention": dict.fromkeys(RETENTION_KEYS, WHOLE),
     "environments.*.hooks": {**dict.fromkeys(HOOK_EVENTS, COMMANDS), "timeout": NUMBER,
                              "on_failure": STRING},
     "notifications": {"webhook_url": STRING, "webhook_secret": STRING,

@@ -137,6 +137,25 @@ class EnvironmentConfig:
 
 
 @dataclass(frozen=True)
+class ReplicaConfig:
+    """``[replicas.NAME]``: a second repository (another directory, or S3 storage with its
+    own endpoint, bucket and credentials) that snapshots are copied to, with a master key of
+    its own (``key_file``, or a passphrase from SNAPKEEP_REPLICA_PASSPHRASE when
+    ``passphrase = true``) and its own retention (docs/offsite.md)."""
+
+    name: str
+    location: str  # an absolute local directory, or s3://bucket/prefix
+    options: dict[str, str] = field(default_factory=dict, repr=False)
+    key_file: Path | None = None  # None: a passphrase unlocks it
+    retention: dict[str, int] = field(default_factory=dict)
+    # copy each new snapshot of the project's environments here right after it is taken
+    automatic: bool = False
+    # `serve` pulls what the primary holds and this replica lacks: "new" (each scheduler
+    # tick), or a cron expression (UTC); None: it does not pull (docs/offsite.md)
+    pull: str | None = None
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     path: Path  # the snapkeep.toml itself
     id: str
@@ -155,6 +174,20 @@ class ProjectConfig:
     # print it, print ``catalog_description`` instead.
     catalog_url: str | None = field(default=None, repr=False)
     webhook: WebhookConfig | None = None
+    replicas: dict[str, ReplicaConfig] = field(default_factory=dict)
+    # [project] read_only: this host only reads the repository (the off-site server that
+    # pulls copies with read-only storage credentials): no backups, restores, deletes or
+    # retention here, and its environments need no database or mounts
+    read_only: bool = False
+
+    def replica(self, name: str) -> ReplicaConfig:
+        try:
+            return self.replicas[name]
+        except KeyError:
+            known = ", ".join(sorted(self.replicas)) or "none"
+            raise ConfigError(
+                f"unknown replica {name!r} (known: {known}); add [replicas.{name}] with "
+                f"`location` to {self.path}") from None
 
     @property
     def catalog_description(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -29,8 +30,14 @@ class Opened(NamedTuple):
 
 
 def create(backend: Backend, passphrase: str | None, key_file: Path | None, encrypt: bool,
-           kdf_params: dict[str, int] | None) -> Opened:
-    """Write the config and the key slots of a new repository."""
+           kdf_params: dict[str, int] | None, related: Opened | None = None) -> Opened:
+    """Write the config and the key slots of a new repository.
+
+    ``related`` (a replica's primary): the new repository gets its own master key, but
+    names and cuts chunks as the primary does — its chunk-id key and chunker seed, sealed
+    under the new master key in ``config`` — so a snapshot copies chunk by chunk and
+    deduplicates against what the replica holds. Those two are one-way derivations of the
+    primary's master key, which is never written (docs/repository-format.md, Replicas)."""
     repo_id = new_id()
     config: dict[str, Any] = {
         "version": REPO_VERSION, "id": repo_id,
@@ -47,6 +54,13 @@ def create(backend: Backend, passphrase: str | None, key_file: Path | None, encr
     master = secrets.token_bytes(32)
     keys = Keys.from_master(master)
     config.update(cipher=crypto.CIPHER_AES, kdf="argon2id", key_check=keys.check_value(repo_id))
+    if related is not None:
+        config["chunker"] = dict(related.config["chunker"])
+        secret = json.dumps({"id_key": related.keys.id_key.hex(),
+                             "cdc_seed": related.keys.cdc_seed}).encode()
+        config["chunk_keys"] = crypto.b64(keys.seal(secret, _chunk_keys_ad(repo_id)))
+        config["replica_of"] = related.config["id"]
+        keys = _with_chunk_keys(keys, config, backend)
     if key_file is not None:
         keyslots.write_key_file(key_file, crypto.key_text(master, repo_id))
     if passphrase is not None:
@@ -78,9 +92,34 @@ def read_config(backend: Backend) -> dict[str, Any]:
     return config
 
 
+def _chunk_keys_ad(repo_id: str) -> bytes:
+    return b"snapkeep chunk keys " + repo_id.encode()
+
+
+def _with_chunk_keys(keys: Keys, config: dict[str, Any], backend: Backend) -> Keys:
+    """``keys`` naming and cutting chunks with a replica's inherited chunk keys."""
+    if "chunk_keys" not in config:
+        return keys
+    try:
+        doc = json.loads(keys.unseal(crypto.unb64(config["chunk_keys"]),
+                                     _chunk_keys_ad(config["id"])))
+        return dataclasses.replace(keys, id_key=bytes.fromhex(doc["id_key"]),
+                                   cdc_seed=int(doc["cdc_seed"]))
+    except (crypto.SealError, ValueError, KeyError, TypeError):
+        raise RepositoryError(f"the chunk keys in the config of the repository at "
+                              f"{backend.describe()} are damaged; restore `config` from a "
+                              "copy") from None
+
+
 def unlock(backend: Backend, config: dict[str, Any], passphrase: str | None,
            key_file: Path | None, key: str | None) -> Opened:
     """The keys of an existing repository, from whichever material was given."""
+    o = _unlock(backend, config, passphrase, key_file, key)
+    return o._replace(keys=_with_chunk_keys(o.keys, config, backend))
+
+
+def _unlock(backend: Backend, config: dict[str, Any], passphrase: str | None,
+            key_file: Path | None, key: str | None) -> Opened:
     if config.get("cipher") == crypto.CIPHER_NONE:
         return Opened(config, Keys.plaintext(bytes.fromhex(config["id_key"])))
     if key is not None:

@@ -91,6 +91,38 @@ class Repository(KeyManagement):
         return cls._of(backend, opening.create(backend, passphrase, kf, encrypt, kdf_params))
 
     @classmethod
+    def init_replica(cls, backend: Backend, primary: Repository, *,
+                     passphrase: str | None = None,
+                     key_file: str | os.PathLike[str] | None = None,
+                     kdf_params: dict[str, int] | None = None) -> Repository:
+        """Create a replica of ``primary``: its own master key (a key file or a passphrase,
+        never the primary's), the primary's chunk naming (``opening.create``'s
+        ``related``). Refuses a location that already holds a repository that is not one."""
+        if passphrase is None and key_file is None:
+            raise RepositoryError("a replica needs a key of its own: give it a key file or a "
+                                  "passphrase")
+        ensure = getattr(backend, "ensure", None)
+        if ensure is not None:
+            ensure()
+        if backend.exists("config"):
+            repo = cls.open(backend, passphrase=passphrase, key_file=key_file)
+            if repo.config.get("replica_of") != primary.config["id"]:
+                raise RepositoryError(
+                    f"{backend.describe()} already holds a repository that is not a replica "
+                    "of this project's; give the replica an empty location")
+            return repo
+        kf = Path(key_file) if key_file is not None else None
+        related = opening.Opened(primary.config, primary.keys)
+        return cls._of(backend, opening.create(backend, passphrase, kf, True, kdf_params,
+                                               related))
+
+    @property
+    def replica_of(self) -> str | None:
+        """The id of the repository this one is a replica of (None: not a replica)."""
+        value = self.config.get("replica_of")
+        return value if isinstance(value, str) else None
+
+    @classmethod
     def open(cls, backend: Backend, *, passphrase: str | None = None,
              key_file: str | os.PathLike[str] | None = None, key: str | None = None
              ) -> Repository:
@@ -157,6 +189,25 @@ class Repository(KeyManagement):
         """(chunk id, stored bytes newly appended to a pack — 0 for a dedup hit), for the
         session ``user`` (None: a write without a session)."""
         return self._writer.store(data, level, user)
+
+    def store_encoded(self, cid: str, plain: bytes | memoryview, raw_len: int,
+                      user: Any) -> int:
+        """Store a chunk as ``load_encoded`` gave it (a replica's copy); bytes added."""
+        return self._writer.store_encoded(cid, plain, raw_len, user)
+
+    def load_encoded(self, cid: str) -> tuple[bytes, int]:
+        """(encoded plaintext, plaintext length) of a chunk: decrypted and authenticated
+        (AES-GCM's tag: damaged bytes or another key fail), neither decompressed nor
+        hashed — for a copy, whose destination checks the decoded chunk."""
+        sealed, length, where = self._sealed(cid)
+        if len(sealed) < crypto.OVERHEAD:
+            raise IntegrityError(f"chunk {cid} in {where} is truncated: the repository is "
+                                 "damaged")
+        try:
+            return self.keys.unseal(sealed, packs.chunk_ad(cid)), length
+        except SealError as e:
+            raise IntegrityError(f"chunk {cid} in {where} does not match its hash "
+                                 f"({e}): the repository is damaged") from None
 
     def use_chunks(self, cids: list[str], user: Any) -> list[str]:
         """Record that ``user`` (a session) references these stored chunks; return the

@@ -27,6 +27,8 @@ class SessionRepository(Protocol):
     def load_index(self) -> None: ...
     def chunker(self) -> Chunker: ...
     def store(self, data: bytes | memoryview, level: int, user: Any) -> tuple[str, int]: ...
+    def store_encoded(self, cid: str, plain: bytes | memoryview, raw_len: int,
+                      user: Any) -> int: ...
     def use_chunks(self, cids: list[str], user: Any) -> list[str]: ...
     def flush(self, check: Callable[[], None] | None = None) -> None: ...
     def load_chunk(self, cid: str, raw_len: int | None = None) -> bytes: ...
@@ -87,6 +89,24 @@ class SnapshotSession:
                                  f"repository at {self.repo.backend.describe()}")
         with self._mutex:
             self._refs.update(c for c, _n in ref.chunks)
+
+    def store_encoded(self, cid: str, plain: bytes | memoryview, raw_len: int) -> None:
+        """A chunk copied as its source repository encoded it (``Repository.load_encoded``):
+        the caller vouches for ``cid`` naming it; a copy reads it back before committing."""
+        self._raise_failure()
+        added = self.repo.store_encoded(cid, plain, raw_len, self)
+        with self._mutex:
+            self._refs.add(cid)
+            self._added += added
+
+    def reuse_chunks(self, cids: list[str]) -> list[str]:
+        """Record as referenced those of ``cids`` the repository stores (a copy's dedup);
+        return the others, which the caller stores through this session."""
+        missing = self.repo.use_chunks(cids, self)
+        absent = set(missing)
+        with self._mutex:
+            self._refs.update(c for c in cids if c not in absent)
+        return missing
 
     def upload_failed(self, error: BaseException) -> None:
         """A pack holding chunks of this snapshot could not be written (Repository calls)."""

@@ -90,6 +90,32 @@ class PackWriter:
                 raise
         return cid, sealed
 
+    def store_encoded(self, cid: str, plain: bytes | memoryview, raw_len: int,
+                      user: Any) -> int:
+        """``store`` of a chunk already named and encoded (a copy from a repository that
+        names chunks alike, its encoded bytes authenticated there): sealed as it is, no
+        hashing or compression here; the stored bytes newly appended (0: held already)."""
+        if self.index.claim(cid, user):
+            return 0
+        with self._lock:
+            if self.index.claim(cid, user):
+                return 0
+            b = self._builder
+            sealed = b.seal(self.keys, cid, plain, raw_len)
+            self.index.add_pending(cid, b, user)
+            full = b.full()
+            if full:
+                self._builder = self._new_builder()
+                self._uploading[id(b)] = b
+        if full:
+            self._upload_slots.acquire()
+            try:
+                self._pool().submit(self._upload_in_background, b)
+            except BaseException:
+                self._upload_slots.release()
+                raise
+        return sealed
+
     def _new_builder(self) -> packs.PackBuilder:
         """(caller holds the lock, or is __init__)"""
         return packs.PackBuilder(self._spare.pop() if self._spare else lazy_buffer(packs.BUFFER))

@@ -47,6 +47,9 @@ class Context:
     ask_passphrase: Callable[[], str] | None = None
     # The wall clock of every service and of the catalog this context opens.
     clock: Clock = field(default_factory=SystemClock)
+    # ``[replicas.NAME]`` this context reads snapshots from instead of the project's
+    # repository (``--from NAME``); None: the project's own (the primary)
+    replica: str | None = None
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _repository: Repository | None = field(default=None, init=False, repr=False,
                                            compare=False)
@@ -77,6 +80,16 @@ class Context:
         other._repository = None
         return other
 
+    def in_replica(self, name: str | None) -> Context:
+        """This context reading snapshots from replica ``name`` (None: the primary): its
+        ``repository`` is then the replica's, and listings come from its manifests."""
+        if name is not None:
+            self.config.replica(name)  # ConfigError for an unknown name
+        other = copy.copy(self)
+        other.replica = name
+        other._repository = None
+        return other
+
     def with_catalog(self, catalog: Catalog) -> Context:
         """This context on an already opened ``catalog`` (tests that make their own)."""
         other = copy.copy(self)
@@ -96,6 +109,8 @@ class Context:
 
     @property
     def repository(self) -> Repository:
+        if self._repository is None and self.replica is not None:
+            self._repository = self.open_replica(self.replica)
         if self._repository is None:
             key_file = self.config.key_file
             passphrase = None if key_file else self._passphrase()
@@ -113,6 +128,25 @@ class Context:
                 "SNAPKEEP_PASSPHRASE_FILE), or set `key_file` under [repository] in "
                 f"{self.config.path}")
         return passphrase
+
+    def replica_backend(self, name: str) -> Backend:
+        r = self.config.replica(name)
+        return open_backend(r.location, r.options)
+
+    def replica_passphrase(self, name: str) -> str:
+        passphrase = os.environ.get("SNAPKEEP_REPLICA_PASSPHRASE")
+        if not passphrase:
+            raise ConfigError(
+                f"replica {name} is protected by a passphrase: set SNAPKEEP_REPLICA_PASSPHRASE, "
+                f"or give [replicas.{name}] a `key_file` in {self.config.path}")
+        return passphrase
+
+    def open_replica(self, name: str) -> Repository:
+        """Replica ``name``'s repository, unlocked with its own key."""
+        r = self.config.replica(name)
+        passphrase = None if r.key_file else self.replica_passphrase(name)
+        return Repository.open(self.replica_backend(name), key_file=r.key_file,
+                               passphrase=passphrase)
 
     def init_repository(self) -> Repository:
         """Create the repository (or open it if it exists) with this project's key setup."""

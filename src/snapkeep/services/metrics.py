@@ -73,6 +73,8 @@ def collect(ctx: Context) -> list[Family]:
     out.append(_durations(cat.activity_durations(), shown))
     out.append(_last_success(cat.last_successes(), envs, shown))
     out += _repository(ctx)
+    if ctx.config.replicas and envs:
+        out += _replicas(ctx)
     out += _point_in_time(ctx, envs)
     deliveries = Family("snapkeep_webhook_deliveries", "gauge",
                         "Webhook notifications in the outbox, by state (failed: given up "
@@ -192,6 +194,34 @@ def _point_in_time(ctx: Context, envs: list[str]) -> list[Family]:
         start.add(w.start.timestamp() if w.start else 0, environment=name)
         end.add(w.end.timestamp() if w.end else 0, environment=name)
     return [lag, start, end]
+
+
+_replica_cache: dict[str, tuple[float, dict]] = {}
+_replica_lock = threading.Lock()
+
+
+def _replicas(ctx: Context) -> list[Family]:
+    """Per replica: the newest copied snapshot's age (so an alert fires when off-site
+    copies fall behind) and how many it holds; its manifests read at most every
+    ``REPOSITORY_TTL`` seconds. A replica that cannot be opened here is left out."""
+    from snapkeep.services import replicas  # only projects with replicas pay
+
+    key = str(ctx.config.path)
+    with _replica_lock:
+        cached = _replica_cache.get(key)
+        if cached is None or time.monotonic() - cached[0] >= REPOSITORY_TTL:
+            cached = (time.monotonic(), replicas.newest_copies(ctx))
+            _replica_cache[key] = cached
+    age = Family("snapkeep_replica_newest_snapshot_age_seconds", "gauge",
+                 "Age of the newest snapshot a replica holds (absent: it holds none); alert "
+                 "when it grows past the backup interval plus the copy's time.")
+    count = Family("snapkeep_replica_snapshots", "gauge", "Snapshots a replica holds.")
+    now = ctx.clock()
+    for name, (newest, n) in sorted(cached[1].items()):
+        if newest is not None:
+            age.add(max(0.0, (now - newest).total_seconds()), replica=name)
+        count.add(n, replica=name)
+    return [age, count]
 
 
 class _RepositoryCache:

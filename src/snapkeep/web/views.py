@@ -7,13 +7,13 @@ functions only to hide controls the service would refuse anyway.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import PermissionDenied, PolicyError
 from snapkeep.policy import Action, may, require_manual_snapshot_allowed
-from snapkeep.services import environments
+from snapkeep.services import environments, replicas
 from snapkeep.services.activities import listing as activities
 from snapkeep.services.activities.info import (
     BACKUP,
@@ -107,6 +107,9 @@ class BackupsView:
     can_export: bool  # may download a snapshot's database (SQL) and mounts (tar)
     can_delete: bool
     page: Page  # of ``stored``
+    # snapshot ID → the replicas holding it (offsite.md); every stored one is in the primary
+    copies: dict[str, list[str]] = field(default_factory=dict)
+    replicas: tuple[str, ...] = ()  # the configured ones: a "Stored in" column when any
 
     @property
     def running(self) -> ActivityInfo | None:
@@ -132,7 +135,9 @@ def backups_view(ctx: Context, env: EnvironmentConfig, page: int = 1) -> Backups
         can_restore=may(ctx.actor, env.name, Action.SNAPSHOT_RESTORE),
         automatic=automatic, restore_targets=restore_targets(ctx, env.name),
         can_export=may(ctx.actor, env.name, Action.SNAPSHOT_EXPORT),
-        can_delete=may(ctx.actor, env.name, Action.SNAPSHOT_DELETE), page=shown)
+        can_delete=may(ctx.actor, env.name, Action.SNAPSHOT_DELETE), page=shown,
+        copies=replicas.stored_in(ctx) if ctx.config.replicas else {},
+        replicas=tuple(sorted(ctx.config.replicas)))
 
 
 def restore_targets(ctx: Context, source: str) -> list[str]:

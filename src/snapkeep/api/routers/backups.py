@@ -64,6 +64,21 @@ def create_backup(env: str, ctx: ProjectContext, response: Response,
     return _accepted(response, ActivityOut.of(a, ctx.config.id))
 
 
+@router.post("/pull/{replica}", response_model=ActivityOut | None,
+             status_code=status.HTTP_202_ACCEPTED, responses=_QUEUED)
+def pull_backups(env: str, replica: str, ctx: ProjectContext,
+                 response: Response) -> ActivityOut | None:
+    """Queue a copy of every snapshot of the environment that replica ``replica`` (one of
+    this server's ``[replicas.NAME]``) does not hold yet (needs Admin): how the shop's host
+    tells an off-site server, after a snapshot, to pull it (docs/offsite.md). Answers the
+    pending activity, or 200 with ``null`` when the replica holds them all."""
+    a = operations.start_copy(ctx, environment(ctx, env), replica, None, queue=True)
+    if a is None:
+        response.status_code = status.HTTP_200_OK
+        return None
+    return _accepted(response, ActivityOut.of(a, ctx.config.id))
+
+
 @router.get("/{backup_id}", response_model=SnapshotDetailOut)
 def get_backup(env: str, backup_id: str, ctx: ProjectContext) -> SnapshotDetailOut:
     """One snapshot, with what a restore of it would replace (needs Viewer)."""

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import SnapkeepError, UsageError
+from snapkeep.errors import PolicyError, SnapkeepError, UsageError
 from snapkeep.policy import (
     Action,
     require_active,
@@ -30,7 +30,8 @@ from snapkeep.policy import (
     require_restorable,
     require_role,
 )
-from snapkeep.services import pitr
+from snapkeep.repository import SnapshotManifest
+from snapkeep.services import pitr, replicas
 from snapkeep.services.activities import (
     registry,
     runners,  # noqa: F401 - registers the activity types
@@ -47,8 +48,16 @@ from snapkeep.services.transfer import export_import as transfer
 
 
 def _check_env(ctx: Context, env: EnvironmentConfig, action: Action) -> None:
+    if ctx.config.read_only and action is not Action.SNAPSHOT_RESTORE_ELSEWHERE:
+        _refuse_read_only(ctx, action)
     require_role(ctx.actor, env.name, action)
     require_active(env.name, ctx.catalog.environment_status(env.name))
+
+
+def _refuse_read_only(ctx: Context, action: Action) -> None:
+    raise PolicyError(f"this host only reads the project's repository (`read_only = true` in "
+                      f"{ctx.config.path}): it cannot {action.value}; do it on the shop's "
+                      "own host")
 
 
 def _state(detach: bool, queue: bool) -> str:
@@ -104,11 +113,13 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
         if snapshot_id is not None:
             snapshots.get_snapshot(ctx, env, snapshot_id)  # NotFoundError for a wrong ID
         snapshot_id = pitr.plan(ctx, env, point, snapshot_id).base.snapshot_id
-    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
-    require_restorable(snap.id, snap.status, snap.expires_at, ctx.clock())
-    manifest = snapshots.load_manifest(ctx, snap.id)
+    snap, manifest = _snapshot_and_manifest(ctx, env, snapshot_id)
+    if ctx.replica is None:  # a replica keeps its own retention: what it holds restores
+        require_restorable(snap.id, snap.status, snap.expires_at, ctx.clock())
     scope.check(manifest, into)
     desc = f"{ctx.actor.name} restored {into.name} from backup {snap.id}"
+    if ctx.replica is not None:
+        desc += f" in replica {ctx.replica}"
     if into.name != env.name:
         desc += f" of {env.name}"
     if point is not None:
@@ -117,8 +128,38 @@ def start_restore(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None,
         desc += f" (only {scope.describe(manifest)})"
     c = claim(ctx, into.name, RESTORE, desc,
                          {"snapshot_id": snap.id, "threads": threads, "source": env.name,
-                          "scope": scope.to_params(), "at": at},
+                          "scope": scope.to_params(), "at": at, "replica": ctx.replica},
                          state=_state(detach, queue))
+    return go(ctx, c, detach, queue, observer)
+
+
+def _snapshot_and_manifest(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None
+                           ) -> tuple[snapshots.SnapshotInfo, SnapshotManifest]:
+    snap = snapshots.get_snapshot(ctx, env, snapshot_id)
+    return snap, snapshots.load_manifest(ctx, snap.id)
+
+
+def start_copy(ctx: Context, env: EnvironmentConfig, replica: str,
+               snapshot_ids: list[str] | None, *, detach: bool = False,
+               observer: Observer | None = None, queue: bool = False,
+               queue_behind: bool = False) -> ActivityInfo | None:
+    """Copy snapshots of ``env`` to ``replica`` (None: every one it does not hold yet) as
+    an activity of ``env``; None when there is nothing to copy. Admin on ``env``: its
+    data leaves for other storage, as with an export."""
+    _check_env(ctx, env, Action.SNAPSHOT_RESTORE_ELSEWHERE)
+    ctx.config.replica(replica)
+    if snapshot_ids is None:
+        snapshot_ids = replicas.missing(ctx, env, replica)
+        if not snapshot_ids:
+            return None
+    else:
+        snapshot_ids = [snapshots.get_snapshot(ctx, env, sid).id for sid in snapshot_ids]
+    what = f"backup {snapshot_ids[0]}" if len(snapshot_ids) == 1 else \
+        f"{len(snapshot_ids)} backups"
+    desc = f"{ctx.actor.name} copied {what} of {env.name} to replica {replica}"
+    c = claim(ctx, env.name, replicas.COPY, desc,
+              {"replica": replica, "snapshot_ids": snapshot_ids},
+              state=_state(detach, queue), unless_busy=not queue_behind)
     return go(ctx, c, detach, queue, observer)
 
 
@@ -133,8 +174,10 @@ def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     ctx.repository  # noqa: B018 - fail now, not in the worker, when there is no repository
     desc = f"{ctx.actor.name} ran a restore drill of backup {snap.id} of {env.name}"
+    if ctx.replica is not None:
+        desc += f" in replica {ctx.replica}"
     c = claim(ctx, env.name, drill.VERIFY, desc,
-                         {"snapshot_id": snap.id, "threads": threads},
+                         {"snapshot_id": snap.id, "threads": threads, "replica": ctx.replica},
                          state=_state(detach, queue), unless_busy=not queue_behind,
                          unless_waiting=once)
     return go(ctx, c, detach, queue, observer)
@@ -142,6 +185,8 @@ def start_drill(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None, *
 
 def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
                     observer: Observer | None = None, *, queue: bool = False) -> ActivityInfo:
+    if ctx.config.read_only:
+        _refuse_read_only(ctx, Action.SNAPSHOT_DELETE)
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     snap = snapshots.get_snapshot(ctx, env, snapshot_id)
     desc = f"{ctx.actor.name} deleted backup {snap.id} of {env.name}"
@@ -153,14 +198,21 @@ def delete_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str,
 def expire_snapshots(ctx: Context, env: EnvironmentConfig, observer: Observer | None = None,
                      *, queue: bool = False,
                      queue_behind: bool = False) -> tuple[ActivityInfo | None, list]:
-    """Delete the snapshots the restore window and retention policy no longer keep."""
+    """Delete the snapshots the restore window and retention policy no longer keep (in a
+    replica context: the snapshots the replica's own retention no longer keeps — also on
+    a read-only host, which owns its replicas)."""
+    if ctx.config.read_only and ctx.replica is None:
+        _refuse_read_only(ctx, Action.SNAPSHOT_DELETE)
     require_role(ctx.actor, env.name, Action.SNAPSHOT_DELETE)
     decisions = retention.plan(ctx, env)
     expired = [d.snapshot.id for d in decisions if not d.keep]
     if not expired:
         return None, decisions
     desc = f"{ctx.actor.name} expired {len(expired)} backup(s) of {env.name}"
-    c = claim(ctx, env.name, EXPIRE, desc, {"snapshot_ids": expired},
+    if ctx.replica is not None:
+        desc += f" in replica {ctx.replica}"
+    c = claim(ctx, env.name, EXPIRE, desc,
+              {"snapshot_ids": expired, "replica": ctx.replica},
                          state=_state(False, queue), unless_busy=not queue_behind)
     return go(ctx, c, False, queue, observer), decisions
 

@@ -81,17 +81,24 @@ def _expire(ctx: Context, env: EnvironmentConfig) -> object:
 def tick(ctx: Context, now: datetime, start_backup: StartBackup | None = None,
          expire: Expire | None = None, *, detach: bool = True,
          retained_at: dict[str, datetime] | None = None,
-         start_drill: StartDrill | None = None) -> list[str]:
+         start_drill: StartDrill | None = None,
+         pulled_at: dict[str, datetime] | None = None) -> list[str]:
     """One round of the scheduler at ``now``; the ids of the activities it started.
 
     ``retained_at`` maps environment → when retention was last applied to it, carried
     from tick to tick by the caller (``Scheduler`` does); without it, retention is
     applied to every environment now.
     """
+    started: list[str] = []
+    if ctx.config.replicas:
+        started += _pull(ctx, now, detach, {} if pulled_at is None else pulled_at)
+        _retain_replicas(ctx, now, expire or _expire,
+                         {} if retained_at is None else retained_at)
+    if ctx.config.read_only:  # the off-site server: it pulls (and expires), nothing else
+        return started
     start = start_backup or operations.start_backup
     ensure_plan_schedules(ctx, now)
     ensure_verify_schedules(ctx, now)
-    started: list[str] = []
     for env_name, claimed in _claim_due(ctx, now).items():
         backups = [s for s in claimed if s.origin != VERIFY]
         drills = [s for s in claimed if s.origin == VERIFY]
@@ -108,6 +115,36 @@ def tick(ctx: Context, now: datetime, start_backup: StartBackup | None = None,
         from snapkeep.services.notify import binlog_lag  # only point-in-time projects pay
 
         binlog_lag.check_all(ctx)
+    return started
+
+
+def _pull(ctx: Context, now: datetime, detach: bool,
+          pulled_at: dict[str, datetime]) -> list[str]:
+    """Copies of what each pulling replica lacks (``pull = "new"``: every tick; a cron
+    expression: when due after its last pull), one activity per environment."""
+    started = []
+    for r in ctx.config.replicas.values():
+        if r.pull is None:
+            continue
+        last = pulled_at.setdefault(r.name, now)
+        if r.pull != "new" and next_run(r.pull, last) > now:
+            continue
+        pulled_at[r.name] = now
+        for env in ctx.config.environments.values():
+            try:
+                a = operations.start_copy(ctx, env, r.name, None, queue=detach)
+            except BusyError:
+                continue  # running something (perhaps the last pull): the next tick pulls
+            except SnapkeepError as e:
+                log.warning("pulling %s's new snapshots into replica %s failed: %s",
+                            env.name, r.name, e)
+                continue
+            except Exception:
+                log.exception("pulling %s's new snapshots into replica %s failed",
+                              env.name, r.name)
+                continue
+            if a is not None:
+                started.append(a.id)
     return started
 
 
@@ -184,6 +221,30 @@ def _retain(ctx: Context, now: datetime, expire: Expire,
         retained_at[env.name] = now
 
 
+def _retain_replicas(ctx: Context, now: datetime, expire: Expire,
+                     retained_at: dict[str, datetime]) -> None:
+    """Each replica's own retention, applied by the host that owns it (the one whose
+    scheduler pulls into it), at most once an hour per environment (keys REPLICA/ENV)."""
+    for r in ctx.config.replicas.values():
+        if r.pull is None or not r.retention:
+            continue
+        rctx = ctx.in_replica(r.name)
+        for env in ctx.config.environments.values():
+            key = f"{r.name}/{env.name}"
+            last = retained_at.get(key)
+            if last is not None and now - last < RETENTION_EVERY:
+                continue
+            try:
+                expire(rctx, env)
+            except BusyError:
+                continue  # copying: next tick
+            except SnapkeepError as e:
+                log.warning("retention of %s in replica %s failed: %s", env.name, r.name, e)
+            except Exception:
+                log.exception("retention of %s in replica %s failed", env.name, r.name)
+            retained_at[key] = now
+
+
 class Scheduler:
     """The loop ``snapkeep serve`` runs in a thread: a tick every ``interval`` seconds.
 
@@ -200,10 +261,12 @@ class Scheduler:
         self.expire = expire
         self.detach = detach
         self.retained_at: dict[str, datetime] = {}
+        self.pulled_at: dict[str, datetime] = {}
 
     def tick(self, now: datetime) -> list[str]:
         return tick(self.ctx, now, self.start_backup, self.expire, detach=self.detach,
-                    retained_at=self.retained_at, start_drill=self.start_drill)
+                    retained_at=self.retained_at, start_drill=self.start_drill,
+                    pulled_at=self.pulled_at)
 
     def run(self, stop: threading.Event, interval: float = 30.0) -> None:
         """Tick at ``ctx.clock``'s time until ``stop`` is set; returns within ``interval``

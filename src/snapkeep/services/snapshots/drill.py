@@ -223,7 +223,8 @@ def _drill_database(repo: Any, desc: dict[str, Any], scratch: mysql.MySQLTarget,
 
 def _record(ctx: Context, manifest: SnapshotManifest, result: DrillResult,
             reporter: Reporter) -> DrillResult:
-    ctx.catalog.record_drill(manifest.id, result.ok, ctx.clock())
+    if ctx.replica is None:  # the catalog's verdicts are the primary's snapshots'
+        ctx.catalog.record_drill(manifest.id, result.ok, ctx.clock())
     for line in result.mismatches:
         reporter.log(f"MISMATCH {line}")
     if result.ok is False:
@@ -233,7 +234,8 @@ def _record(ctx: Context, manifest: SnapshotManifest, result: DrillResult,
             + ". The live data was not touched. Run `snapkeep repository:check --read-data` "
             "and rely on another snapshot")
     if result.ok:
-        reporter.log(f"Restore drill of backup {manifest.id} passed: "
+        reporter.log(f"Restore drill of backup {manifest.id}"
+                     + (f" in replica {ctx.replica}" if ctx.replica else "") + " passed: "
                      f"{', '.join(result.verified)} restored and verified identical")
     else:
         reporter.log(f"Restore drill of backup {manifest.id}: everything restored; "

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from snapkeep.catalog import Snapshot
 from snapkeep.config import EnvironmentConfig
-from snapkeep.errors import NotFoundError
+from snapkeep.errors import NotFoundError, RepositoryError, SnapkeepError
 from snapkeep.policy import Action, is_restorable, require_role
 from snapkeep.progress import Reporter
 from snapkeep.repository import Repository, SnapshotManifest, SnapshotSession
@@ -84,8 +84,20 @@ def _info(row: Snapshot, at: datetime) -> SnapshotInfo:
         verified_at=row.verified_at, verified_ok=row.verified_ok)
 
 
+def replica_rows(ctx: Context, env: str) -> list[Snapshot]:
+    """``env``'s snapshots in the replica ``ctx`` reads (``ctx.replica``), newest first,
+    from its manifests: the catalog lists only the primary's."""
+    repo = ctx.repository
+    rows = [row_from_manifest(m) for m in (repo.load_snapshot(sid)
+                                           for sid in repo.snapshot_ids())
+            if m.environment == env]
+    return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
+
+
 def sync(ctx: Context) -> None:
     """Bring the catalog's listing in line with the repository's manifests."""
+    if ctx.replica is not None:
+        return  # the catalog mirrors the primary only
     repo = ctx.repository
     in_repo = set(repo.snapshot_ids())
     in_catalog = ctx.catalog.snapshot_ids()
@@ -100,8 +112,11 @@ def list_snapshots(ctx: Context, env: EnvironmentConfig, *, limit: int | None = 
     """``env``'s snapshots, newest first: all of them, or ``limit`` after the first
     ``offset`` (a page)."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
-    sync(ctx)
     at = ctx.clock()
+    if ctx.replica is not None:
+        rows = replica_rows(ctx, env.name)[offset:]
+        return [_info(r, at) for r in (rows[:limit] if limit is not None else rows)]
+    sync(ctx)
     return [_info(r, at) for r in ctx.catalog.list_snapshots(env.name, limit=limit,
                                                               offset=offset)]
 
@@ -109,7 +124,10 @@ def list_snapshots(ctx: Context, env: EnvironmentConfig, *, limit: int | None = 
 def get_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) -> SnapshotInfo:
     """One snapshot of ``env``; the most recent one when ``snapshot_id`` is None."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
-    sync(ctx)
+    if ctx.replica is not None:
+        return _replica_snapshot(ctx, env, snapshot_id)
+    with replica_hint(ctx, snapshot_id):
+        sync(ctx)
     if snapshot_id is None:
         rows = ctx.catalog.list_snapshots(env.name)
         if not rows:
@@ -123,5 +141,54 @@ def get_snapshot(ctx: Context, env: EnvironmentConfig, snapshot_id: str | None) 
     return _info(row, ctx.clock())
 
 
+def _replica_snapshot(ctx: Context, env: EnvironmentConfig,
+                      snapshot_id: str | None) -> SnapshotInfo:
+    if snapshot_id is None:
+        rows = replica_rows(ctx, env.name)
+        if not rows:
+            raise NotFoundError(f"replica {ctx.replica} holds no snapshot of {env.name}; "
+                                f"copy one with `snapkeep snapshot:copy ID --to {ctx.replica}`")
+        return _info(rows[0], ctx.clock())
+    if not ctx.repository.has_snapshot(snapshot_id):
+        raise NotFoundError(f"replica {ctx.replica} does not hold snapshot {snapshot_id}; "
+                            f"list what it holds with `snapkeep snapshot:list --from "
+                            f"{ctx.replica} -e {env.name}`")
+    row = row_from_manifest(ctx.repository.load_snapshot(snapshot_id))
+    if row.environment != env.name:
+        raise NotFoundError(f"snapshot {snapshot_id} in replica {ctx.replica} is of "
+                            f"environment {row.environment}, not {env.name}; pick it with -e")
+    return _info(row, ctx.clock())
+
+
 def load_manifest(ctx: Context, snapshot_id: str) -> SnapshotManifest:
-    return ctx.repository.load_snapshot(snapshot_id)
+    with replica_hint(ctx, snapshot_id):
+        return ctx.repository.load_snapshot(snapshot_id)
+
+
+def holders(ctx: Context, snapshot_id: str) -> list[str]:
+    """The configured replicas that hold ``snapshot_id`` (those that can be opened here)."""
+    out = []
+    for name in sorted(ctx.config.replicas):
+        try:
+            if ctx.in_replica(name).repository.has_snapshot(snapshot_id):
+                out.append(name)
+        except SnapkeepError:
+            continue  # unreachable, or its key is not here: not named
+    return out
+
+
+@contextmanager
+def replica_hint(ctx: Context, snapshot_id: str | None) -> Iterator[None]:
+    """When the primary repository cannot give ``snapshot_id`` (missing, damaged), the
+    error also names the replicas holding it and how to restore from one."""
+    try:
+        yield
+    except RepositoryError as e:
+        if ctx.replica is not None or snapshot_id is None:
+            raise
+        held = holders(ctx, snapshot_id)
+        if not held:
+            raise
+        raise type(e)(f"{e}; replica(s) {', '.join(held)} hold snapshot {snapshot_id}: "
+                      f"restore it with `snapkeep snapshot:restore {snapshot_id} --from "
+                      f"{held[0]}`") from None

@@ -35,9 +35,18 @@ def plan(ctx: Context, env: EnvironmentConfig) -> list[Decision]:
     (``policy.retention``, Point in time)."""
     require_role(ctx.actor, env.name, Action.SNAPSHOT_READ)
     items = snapshots.list_snapshots(ctx, env)  # newest first
+    now = ctx.clock()
+    if ctx.replica is not None:
+        # a replica keeps by its own rules, manual snapshots as automated ones (the
+        # primary's restore window is not its); no rules: it keeps everything
+        facts = [SnapshotFacts(id=s.id, created_at=s.created_at, automated=True,
+                               expires_at=None) for s in items]
+        policy = RetentionPolicy(**ctx.config.replica(ctx.replica).retention)
+        by_id = {s.id: s for s in items}
+        return [Decision(by_id[f.id], keep, reason)
+                for f, keep, reason in plan_expiry(facts, policy, now)]
     facts = [SnapshotFacts(id=s.id, created_at=s.created_at, automated=s.automated,
                            expires_at=s.expires_at) for s in items]
-    now = ctx.clock()
     decided = plan_expiry(facts, policy_of(env), now)
     # Reading manifests costs a request each: usually the newest kept snapshot is a base
     # and settles it; only when none is are all of them read to pick the one to keep.
