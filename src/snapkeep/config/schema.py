@@ -59,7 +59,7 @@ SCHEMA: dict[str, dict[str, Kind]] = {
                        "pause_command": STRING, "resume_command": STRING,
                        "post_restore": COMMANDS, "verify": STRING,
                        "point_in_time": BOOLEAN, "binlog_interval": NUMBER,
-                       "binlog_lag_warning": NUMBER,
+                       "binlog_lag_warning": NUMBER, "engine": STRING,
                        "retention": TABLE, "hooks": TABLE},
     "environments.*.retention": dict.fromkeys(RETENTION_KEYS, WHOLE),
     "environments.*.hooks": {**dict.fromkeys(HOOK_EVENTS, COMMANDS), "timeout": NUMBER,
