@@ -12,6 +12,7 @@ import pytest
 from snapkeep.config import load_config
 from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
+from snapkeep.services.snapshots import listing
 from tests.helpers.dbstate import db_state
 
 
@@ -45,6 +46,8 @@ def test_backup_and_restore_through_pages(mariadb, fresh_db, tmp_path, engine):
     assert not any(p.is_file() for p in (ctx.config.state_dir / "physical").rglob("*"))
     manifest = ctx.repository.load_snapshot(done.snapshot_id)
     assert manifest.services["database"]["engine"] == "physical"
+    listed = {s.id: s for s in listing.list_snapshots(ctx, env)}
+    assert listed[done.snapshot_id].engine == "physical"  # snapshot:list's Engine column
     with conn.cursor() as cur:
         cur.execute("DELETE FROM orders")
         cur.execute("DROP VIEW big_orders")
