@@ -5,6 +5,7 @@ identical; ``engine = "auto"`` takes the same path when it can."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
 from snapkeep.services.snapshots import listing
 from tests.helpers.dbstate import db_state
+from tests.helpers.shop import Cli, cli_env
 
 
 def _project(base: Path, url: str, engine: str) -> tuple[Context, object]:
@@ -54,3 +56,25 @@ def test_backup_and_restore_through_pages(mariadb, fresh_db, tmp_path, engine):
     restored = operations.start_restore(ctx, env, done.snapshot_id)
     assert restored.result == "success"
     assert db_state(conn, fresh_db) == before
+
+
+@pytest.mark.parametrize("point", ["mysql.physical.prepare", "mysql.physical.backed_up"])
+def test_a_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swept(
+        mariadb, fresh_db, tmp_path, point):
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute("INSERT INTO t VALUES (1), (2)")
+    before = db_state(conn, fresh_db)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    cli = Cli(tmp_path, {**cli_env(), "SNAPKEEP_CRASH_AT": point})
+    res = cli.run("snapshot:create", "-e", "dev", check=False)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
+    work = ctx.config.state_dir / "physical" / "dev"
+    assert any(work.rglob("*.ibd"))  # mariadb-backup's copy, left by the kill
+    assert db_state(conn, fresh_db) == before
+    assert listing.list_snapshots(ctx, env) == []
+    done = operations.start_backup(ctx, env, live=False)  # the next backup sweeps it
+    assert done.result == "success"
+    assert not any(p.is_file() for p in work.rglob("*"))
+    assert [s.id for s in listing.list_snapshots(ctx, env)] == [done.snapshot_id]
