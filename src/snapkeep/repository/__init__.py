@@ -12,9 +12,10 @@ from snapkeep.repository.manifest import SnapshotManifest
 from snapkeep.repository.prune import PrunePlan
 from snapkeep.repository.report import Problem, Report
 from snapkeep.repository.repository import Repository
+from snapkeep.repository.scratch import ScratchBlobs
 from snapkeep.repository.session import SnapshotSession
 
 __all__ = ["EMPTY_BLOB", "BinlogArchive", "BinlogRecord", "BlobRef", "BlobReader",
            "BlobWriter", "FollowerLease", "Problem", "PrunePlan", "Report", "ROWS_ZSTD_LEVEL",
-           "Repository",
+           "Repository", "ScratchBlobs",
            "SegmentWriter", "SnapshotManifest", "SnapshotSession", "ZSTD_LEVEL"]

@@ -56,8 +56,9 @@ def find_tool() -> str | None:
     return None
 
 
-def locate(target: MySQLTarget) -> Locality:
-    """Whether the server of ``target`` is local and its data directory ours to use."""
+def locate(target: MySQLTarget, *, need_tool: bool = True) -> Locality:
+    """Whether the server of ``target`` is local and its data directory ours to use
+    (``need_tool``: and mariadb-backup installed, which only a snapshot needs)."""
     where = target.describe()
     if not target.unix_socket and target.host not in LOOPBACK:
         return Locality(None, 0, None, f"the server of {where} is not on this machine "
@@ -89,7 +90,7 @@ def locate(target: MySQLTarget) -> Locality:
     if not os.access(db_dir, os.R_OK | os.W_OK | os.X_OK):
         return Locality(None, 0, tool, f"this process (uid {os.getuid()}) may not read and "
                                        f"write {db_dir}")
-    if tool is None:
+    if tool is None and need_tool:
         return Locality(data, int(page_size), None,
                         "mariadb-backup is not installed (apt-get install mariadb-backup)")
     return Locality(data, int(page_size), tool, None)
@@ -128,15 +129,19 @@ def choose(setting: str, target: MySQLTarget, reporter: Reporter) -> Locality | 
     return None
 
 
-def for_restore(target: MySQLTarget, description: dict[str, Any]) -> Locality | None:
-    """Where a restore of ``description`` places its tables stored as pages (None when it
-    has none); refused in one line when ``target``'s server is not ours to write."""
+def for_restore(target: MySQLTarget, description: dict[str, Any],
+                reporter: Reporter) -> Locality | None:
+    """Where a restore of ``description`` places its tables stored as pages; None when it
+    has none, or when ``target``'s server is not ours to write — then the restore turns
+    the pages into rows first (``physical_rows.py``) and says why."""
     paged = physical_tables(description)
     if not paged:
         return None
-    found = locate(target)
+    found = locate(target, need_tool=False)
     if found.missing is not None:
-        raise UsageError(f"the snapshot was taken physically ({len(paged)} InnoDB tables "
-                         f"stored as pages) and cannot be restored into {target.describe()}: "
-                         f"{found.missing}; restore it on the database server's machine")
+        reporter.log(f"the snapshot was taken physically; its {len(paged)} InnoDB tables "
+                     f"stored as pages are restored as rows, because {found.missing}")
+        return None
+    reporter.log(f"restoring {len(paged)} InnoDB tables as pages (the data directory "
+                 f"{found.datadir} is on this machine)")
     return found

@@ -91,9 +91,10 @@ from snapkeep.engines.mysql.cutover import (
     was_renamed,
 )
 from snapkeep.engines.mysql.ddl import requalify, split_create_table
-from snapkeep.engines.mysql.descriptions import check_readable
+from snapkeep.engines.mysql.descriptions import check_readable, physical_tables
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
 from snapkeep.engines.mysql.physical_env import Locality
+from snapkeep.engines.mysql.physical_rows import rows_of_pages
 from snapkeep.engines.mysql.privileges import check_restore
 from snapkeep.engines.mysql.shadow_load import LOAD_SESSION, ShadowLoader, row_parts
 from snapkeep.engines.mysql.swap_plan import swap_plan
@@ -120,7 +121,18 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Blob
     check_readable(description, "restore", pages=True)
     if tables is not None:
         description = scope.scoped(description, tables)
-    where = physical_env.for_restore(target, description)
+    where = physical_env.for_restore(target, description, reporter)
+    with contextlib.ExitStack() as scratch:
+        if where is None and physical_tables(description):  # their rows, read back first
+            work = Path(scratch.enter_context(tempfile.TemporaryDirectory(
+                prefix="snapkeep-rows-")))
+            description, repo = rows_of_pages(description, repo, work, reporter)
+        return _prepare(target, description, repo, reporter, where, threads)
+
+
+def _prepare(target: MySQLTarget, description: dict[str, Any], repo: BlobSource,
+             reporter: Reporter, where: Locality | None, threads: int | None
+             ) -> PreparedRestore:
     conn = connect(target, database=None, local_infile=True, doing="restoring the database")
     try:
         with errors_as(target, "restoring the database"):

@@ -6,7 +6,6 @@ object, ``tests/helpers/dbstate.py``)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -22,18 +21,19 @@ from snapkeep.engines.mysql import (
     choose_engine,
     cleanup_leftovers,
     dump_physical,
-    export_sql,
     hold_writes,
+    physical_env,
     prepare_restore,
 )
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
-from snapkeep.errors import RepositoryError, UsageError
+from snapkeep.errors import UsageError
 from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import load_unit, unit
 from tests.helpers.dbstate import assert_same, databases, db_state, load_sql_file, q
 from tests.helpers.restore_child import RESTORE
+from tests.helpers.stock_client import export_and_reload
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -190,15 +190,30 @@ def test_physical_on_a_remote_server_is_refused_in_one_line(mariadb, fresh_db):
     assert choose_engine("logical", _target(mariadb, fresh_db), Log()) is None
 
 
-def test_a_physical_snapshot_refuses_what_cannot_place_pages(mariadb, fresh_db, repo):
+def test_a_physical_snapshot_restores_logically_where_pages_cannot_go(
+        mariadb, fresh_db, repo, tmp_path, monkeypatch):
+    """Another server (here: the session's, taken for remote by counting no address as
+    loopback) gets the pages as rows, read back on a private server; an export too."""
+    load_sql_file(mariadb, fresh_db, SQL_DIR / "type_coverage.sql")
+    conn = mariadb.connect(fresh_db)
+    before = db_state(conn, fresh_db)
+    d = _physical(mariadb, fresh_db, repo)
+    export_and_reload(mariadb, repo, fresh_db, d, tmp_path / "export.sql")
+    assert_same(db_state(conn, fresh_db), before, "physical snapshot, exported, reloaded")
+    monkeypatch.setattr(physical_env, "LOOPBACK", frozenset())
+    _run(conn, f"DROP DATABASE {q(fresh_db)}")
+    log = _restore(mariadb, fresh_db, d, repo)
+    assert any("are restored as rows, because the server of" in line for line in log.lines)
+    assert any("importing them into a private server" in line for line in log.lines)
+    assert_same(db_state(conn, fresh_db), before, "physical snapshot, restored as rows")
+
+
+def test_physical_restore_says_it_places_pages(mariadb, fresh_db, repo):
     conn = mariadb.connect(fresh_db)
     _run(conn, "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB", "INSERT INTO t VALUES (1)")
     d = _physical(mariadb, fresh_db, repo)
-    with pytest.raises(RepositoryError, match="taken physically"):
-        export_sql(d, repo, io.BytesIO(), NullReporter())
-    remote = MySQLTarget("db.example.invalid", 3306, "shop", None, fresh_db)
-    with pytest.raises(UsageError, match="cannot be restored into"):
-        prepare_restore(remote, d, repo, NullReporter())
+    log = _restore(mariadb, fresh_db, d, repo)
+    assert any(line.startswith("restoring 1 InnoDB tables as pages") for line in log.lines)
 
 
 def test_killed_during_the_import_leaves_the_live_database_untouched(mariadb, fresh_db, repo,
