@@ -29,8 +29,8 @@ def check_readable(description: dict[str, Any], doing: str, hint: str = "", *,
     if paged and not pages:
         raise RepositoryError(
             f"the snapshot was taken physically ({len(paged)} InnoDB tables stored as pages, "
-            f"e.g. {paged[0]}); it can only {doing} beside a server whose data directory "
-            "snapkeep can write (docs/physical.md), not this way")
+            f"e.g. {paged[0]}); this {doing} cannot read pages yet (docs/physical.md, Left): "
+            "restore the snapshot without it")
 
 
 def physical_tables(description: dict[str, Any]) -> list[str]:
