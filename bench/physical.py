@@ -139,6 +139,13 @@ def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples) -> None:
         samples.add(t.name, "dump", r.seconds)
         samples.add(t.name, "rss_dump", r.rss)
         samples.add(t.name, "stored", t.stored())
+        if isinstance(t, Engine) and t.engine == "physical":
+            pages = re.search(r"stored (\d+) InnoDB tables as pages", t.log)
+            print(f"round {n}: {pages.group(1) if pages else 0} tables as pages", flush=True)
+            b.settle()
+            added = t.added()  # the unchanged database again, into the same repository
+            if added is not None:
+                samples.add(t.name, "added", added)
     for t in order:
         b.settle()
         warm(t.inputs())
@@ -146,11 +153,6 @@ def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples) -> None:
         samples.add(t.name, "restore", r.seconds)
         samples.add(t.name, "rss_restore", r.rss)
         t.after_restore()
-    for t in order:
-        if isinstance(t, Engine) and t.engine == "physical":
-            added = t.added()
-            if added is not None:
-                samples.add(t.name, "added", added)
     print(f"round {n}: " + "; ".join(
         f"{t.name} snapshot {samples.values[(t.name, 'dump')][-1]:.2f} s, restore "
         f"{samples.values[(t.name, 'restore')][-1]:.2f} s" for t in tools)
