@@ -97,6 +97,9 @@ def _write(repo: BlobSource, ref: BlobRef, path: Path, owner: os.stat_result) ->
     try:
         if os.geteuid() == 0:
             os.fchown(fd, owner.st_uid, owner.st_gid)
+        else:  # the server's group (mode 0660 lets it in) when we are a member of it
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, -1, owner.st_gid)
         with repo.open_blob(ref) as reader:
             for view in reader.iter_views():
                 _write_all(fd, view)
