@@ -507,3 +507,14 @@ def test_point_in_time_is_off_unless_asked_and_takes_an_interval(tmp_path):
 def test_bad_point_in_time_settings_name_the_key(tmp_path, snippet, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(str(write(tmp_path, GOOD + snippet + "\n")))
+
+
+def test_the_engine_is_logical_unless_asked_and_one_of_three(tmp_path):
+    env = load_config(str(write(tmp_path, GOOD))).environment("develop-branch")
+    assert env.engine == "logical"
+    for engine in ("auto", "physical", "logical"):
+        env = load_config(str(write(tmp_path, GOOD + f'engine = "{engine}"\n'))
+                          ).environment("develop-branch")
+        assert env.engine == engine
+    with pytest.raises(ConfigError, match="engine"):
+        load_config(str(write(tmp_path, GOOD + 'engine = "pages"\n')))

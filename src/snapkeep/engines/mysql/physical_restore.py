@@ -11,8 +11,9 @@ removed. The rest of the restore — the tables dumped as rows, the checks, the 
 the swap and its rollback — is the logical restore's.
 
 A table whose import fails fails the restore before any cut-over (the live database is
-untouched and the shadow dropped); files a killed restore left in the shadow's directory
-are removed with it (``sweep``).
+untouched and the shadow dropped); a killed restore's shadow, files placed and not yet
+imported included, is dropped by the next activity like any (``cutover.cleanup_leftovers``:
+the server removes a discarded table's placed files with the database).
 """
 
 from __future__ import annotations
@@ -112,16 +113,3 @@ def _write_all(fd: int, view: memoryview) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def sweep(where: Locality, shadow: str) -> None:
-    """Remove the ``.cfg`` files a killed import left in the shadow's directory (the
-    server does not know them, and a directory holding them cannot be dropped)."""
-    if where.datadir is None:
-        return
-    directory = where.datadir / db_file_name(shadow)
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(directory):
-            if entry.name.endswith(".cfg"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
