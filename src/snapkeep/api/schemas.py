@@ -129,6 +129,8 @@ class SnapshotOut(BaseModel):
     verified_ok: bool | None = Field(default=None, description="the latest restore drill's "
                                      "outcome; null: never drilled, or not verifiable (taken "
                                      "before digests)")
+    engine: str | None = Field(default=None, description="how its database was moved: "
+                               "physical (InnoDB pages) or logical (rows); null: no database")
     links: dict[str, str]
 
     @classmethod

@@ -77,6 +77,9 @@ class Snapshot(Base):
     # (True passed, False failed; None: never drilled, or nothing in it was verifiable).
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     verified_ok: Mapped[bool | None] = mapped_column(Boolean)
+    # how its database was moved: "physical" (pages) or "logical" (rows); None: no
+    # database, or listed before snapkeep recorded it (docs/physical.md)
+    engine: Mapped[str | None] = mapped_column(String(20))
 
 
 class User(Base):

@@ -66,3 +66,6 @@ class Snapshot:
     # latest ended (True passed, False failed; None: never drilled, or nothing verifiable).
     verified_at: datetime | None = None
     verified_ok: bool | None = None
+    # how its database was moved: "physical" (pages) or "logical" (rows); None: no
+    # database, or listed before snapkeep recorded it (docs/physical.md)
+    engine: str | None = None

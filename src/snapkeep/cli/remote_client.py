@@ -104,7 +104,8 @@ def snapshot_from_json(d: dict[str, Any]) -> SnapshotInfo:
                         live=bool(d["live"]), automated=bool(d["automated"]),
                         commit_id=d.get("commit_id"), size_bytes=int(d["size_bytes"]),
                         added_bytes=d.get("added_bytes"), status=d["status"],
-                        verified_at=_dt(d.get("verified_at")), verified_ok=d.get("verified_ok"))
+                        verified_at=_dt(d.get("verified_at")), verified_ok=d.get("verified_ok"),
+                        engine=d.get("engine"))
 
 
 def _failure(a: ActivityInfo) -> SnapkeepError:

@@ -36,6 +36,7 @@ COLUMNS: dict[str, tuple[str, Callable[[SnapshotInfo], str]]] = {
     "added": ("Added", lambda s: "" if s.added_bytes is None else human_size(s.added_bytes)),
     "status": ("Status", lambda s: s.status),
     "verified": ("Verified", lambda s: _verified(s)),
+    "engine": ("Engine", lambda s: s.engine or ""),  # physical | logical (docs/physical.md)
 }
 DEFAULT_COLUMNS = "created,id,restorable"
 def _verified(s: SnapshotInfo) -> str:

@@ -158,6 +158,8 @@ def _environment(name: str, env: dict[str, Any], path: Path,
         point_in_time=bool(env.get("point_in_time", False)),
         binlog_interval=_interval(env.get("binlog_interval", 2.0), ew),
         binlog_lag_warning=_lag_warning(env.get("binlog_lag_warning", 60.0), ew),
+        engine=choice(nonempty_str(env, "engine", ew, settings.DEFAULT_ENGINE),
+                      settings.ENGINES, ew, "engine"),
     )
 
 

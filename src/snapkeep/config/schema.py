@@ -61,7 +61,7 @@ SCHEMA: dict[str, dict[str, Kind]] = {
                        "pause_command": STRING, "resume_command": STRING,
                        "post_restore": COMMANDS, "verify": STRING,
                        "point_in_time": BOOLEAN, "binlog_interval": NUMBER,
-                       "binlog_lag_warning": NUMBER,
+                       "binlog_lag_warning": NUMBER, "engine": STRING,
                        "retention": TABLE, "hooks": TABLE},
     "environments.*.retention": dict.fromkeys(RETENTION_KEYS, WHOLE),
     "replicas": {ANY_NAME: REPLICA},

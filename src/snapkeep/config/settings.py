@@ -18,6 +18,10 @@ CONFIG_NAME = "snapkeep.toml"
 STATE_DIR = ".snapkeep"
 PLANS = ("starter", "pro")
 ENV_TYPES = ("production", "staging", "development")
+ENGINES = ("auto", "logical", "physical")  # [environments.X] engine (docs/physical.md)
+# logical until restore drills can verify tables taken as pages (they carry no row
+# digest): "auto" would silently make every local environment's drills unverifiable
+DEFAULT_ENGINE = "logical"
 DEFAULT_RESTORE_WINDOW_DAYS = 7
 DEFAULT_KEY_FILE = f"{STATE_DIR}/repository.key"
 DEFAULT_COMPRESSION_LEVEL = 3  # = repository.ROWS_ZSTD_LEVEL (config imports no layer)
@@ -131,6 +135,10 @@ class EnvironmentConfig:
     # binlog_lag_warning: seconds of archive lag (services/pitr_window.py) past which
     # `serve` raises a warning activity and its webhook (docs/pitr.md, Warnings)
     binlog_lag_warning: float = 60.0
+    # [environments.X] engine: how the database is moved (docs/physical.md): "physical"
+    # (InnoDB pages by mariadb-backup; the server must be local, its datadir ours to
+    # read and write), "logical" (rows), "auto" (physical when possible, else logical)
+    engine: str = DEFAULT_ENGINE
 
     def mount_path(self, mount: str) -> Path:
         return self.root / mount

@@ -26,6 +26,13 @@ class BlobSink(Protocol):
     def blob_writer(self, level: int = ...) -> BlobWriter: ...
 
 
+class PageSink(BlobSink, Protocol):
+    """What a physical dump writes through: also blobs cut only on page boundaries, so
+    a tablespace's unchanged pages deduplicate (``repository/pages.py``)."""
+
+    def page_writer(self, page_size: int, level: int = ...) -> BlobWriter: ...
+
+
 class SnapshotWriter(BlobSink, BlobSource, Protocol):
     """What a mount walk needs of the snapshot session: blobs written, and the parent
     snapshot's tree read through the same object (its files cache)."""

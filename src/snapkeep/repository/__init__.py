@@ -13,9 +13,10 @@ from snapkeep.repository.prune import PrunePlan
 from snapkeep.repository.replicate import CopyResult, copy_snapshot
 from snapkeep.repository.report import Problem, Report
 from snapkeep.repository.repository import Repository
+from snapkeep.repository.scratch import ScratchBlobs
 from snapkeep.repository.session import SnapshotSession
 
 __all__ = ["EMPTY_BLOB", "BinlogArchive", "BinlogRecord", "BlobRef", "BlobReader",
            "BlobWriter", "CopyResult", "FollowerLease", "Problem", "PrunePlan", "Report",
-           "ROWS_ZSTD_LEVEL", "Repository", "SegmentWriter", "SnapshotManifest",
-           "SnapshotSession", "ZSTD_LEVEL", "copy_snapshot"]
+           "ROWS_ZSTD_LEVEL", "Repository", "ScratchBlobs", "SegmentWriter",
+           "SnapshotManifest", "SnapshotSession", "ZSTD_LEVEL", "copy_snapshot"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from snapkeep.repository.chunks import ZSTD_LEVEL, Chunker
+from snapkeep.repository.chunks import ZSTD_LEVEL
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,16 @@ class BlobRef:
 
 
 EMPTY_BLOB = BlobRef(0, ())
+
+
+class Cutter(Protocol):
+    """What a ``BlobWriter`` cuts its stream with: ``chunks.Chunker`` (FastCDC) or
+    ``pages.PageChunker`` (page boundaries)."""
+
+    def space(self) -> memoryview: ...
+    def commit(self, n: int) -> Iterator[memoryview]: ...
+    def feed(self, data: bytes | bytearray | memoryview) -> Iterator[memoryview]: ...
+    def finish(self) -> Iterator[memoryview]: ...
 
 
 class ChunkSink(Protocol):
@@ -85,7 +95,7 @@ class BlobWriter:
     ``level`` is the zstd level of its chunks.
     """
 
-    def __init__(self, sink: ChunkSink, chunker: Chunker, level: int = ZSTD_LEVEL) -> None:
+    def __init__(self, sink: ChunkSink, chunker: Cutter, level: int = ZSTD_LEVEL) -> None:
         self._sink = sink
         self._chunker = chunker
         self._level = level

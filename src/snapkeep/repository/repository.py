@@ -37,6 +37,7 @@ from snapkeep.repository.keyslots import KeyManagement
 from snapkeep.repository.locks import REFRESH_S, RepoLock, release_locks_of
 from snapkeep.repository.manifest import SnapshotManifest, manifest_ad, open_doc, seal_doc
 from snapkeep.repository.pack_cache import PackCache
+from snapkeep.repository.pages import PageChunker
 from snapkeep.repository.report import Report
 from snapkeep.repository.session import SnapshotSession
 from snapkeep.repository.writer import Discarded, PackWriter
@@ -180,6 +181,13 @@ class Repository(KeyManagement):
 
     def chunker(self) -> chunks.Chunker:
         return chunks.Chunker(self.config["chunker"], self.keys.cdc_seed)
+
+    def page_chunker(self, page_size: int) -> PageChunker:
+        return PageChunker(self.keys.cdc_seed, page_size)
+
+    def page_writer(self, page_size: int, level: int = chunks.ZSTD_LEVEL) -> BlobWriter:
+        """A blob writer cutting only on ``page_size`` boundaries (``pages.py``)."""
+        return BlobWriter(self, self.page_chunker(page_size), level)
 
     def store_chunk(self, data: bytes | memoryview, level: int = chunks.ZSTD_LEVEL) -> str:
         """Store plaintext once; return its ID. Thread-safe and idempotent."""

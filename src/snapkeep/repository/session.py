@@ -12,6 +12,7 @@ from snapkeep.repository.chunks import ZSTD_LEVEL, Chunker
 from snapkeep.repository.index import Index
 from snapkeep.repository.locks import RepoLock
 from snapkeep.repository.manifest import SnapshotManifest
+from snapkeep.repository.pages import PageChunker
 from snapkeep.repository.writer import Discarded
 from snapkeep.storage import Backend
 
@@ -26,6 +27,7 @@ class SessionRepository(Protocol):
     def lock(self, exclusive: bool = False, *, wait: float = 0.0) -> RepoLock: ...
     def load_index(self) -> None: ...
     def chunker(self) -> Chunker: ...
+    def page_chunker(self, page_size: int) -> PageChunker: ...
     def store(self, data: bytes | memoryview, level: int, user: Any) -> tuple[str, int]: ...
     def store_encoded(self, cid: str, plain: bytes | memoryview, raw_len: int,
                       user: Any) -> int: ...
@@ -75,6 +77,10 @@ class SnapshotSession:
 
     def blob_writer(self, level: int = ZSTD_LEVEL) -> BlobWriter:
         return BlobWriter(self, self.repo.chunker(), level)
+
+    def page_writer(self, page_size: int, level: int = ZSTD_LEVEL) -> BlobWriter:
+        """A blob writer cutting only on ``page_size`` boundaries (``pages.py``)."""
+        return BlobWriter(self, self.repo.page_chunker(page_size), level)
 
     def put_blob(self, data: bytes) -> BlobRef:
         w = self.blob_writer()

@@ -16,7 +16,10 @@ server it loads into: ``check_import_server``, ``private_server`` → ``PrivateS
 ``Follower`` (binlog archiving, ``binlog_follow``), ``binlog_problems``/``require_binlog``
 (its preconditions, ``binlog_checks``), ``BINLOG_INTERVAL``, ``prepare_restore_at`` with
 ``ReplayStop``/``ReplayPiece``/``ReplayResult`` (a restore to a point in time, ``pitr``),
-``binary_logs`` (the server's binlog files and sizes, ``binlog_stream``). Services import only this
+``binary_logs`` (the server's binlog files and sizes, ``binlog_stream``). The physical
+mover (docs/physical.md): ``choose_engine`` → ``Locality`` (``physical_env``),
+``dump_physical`` (``physical_dump``); ``prepare_restore`` places tables stored as pages
+itself (``physical_restore``). Services import only this
 package, never a submodule (an import-linter contract in pyproject.toml holds them to it).
 
 The names are resolved on first use (PEP 562 ``__getattr__``), each importing only its own
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
     from snapkeep.engines.mysql.import_server import check_available as check_import_server
     from snapkeep.engines.mysql.import_server import stop_leftover as stop_leftover_server
     from snapkeep.engines.mysql.names import drill_name
+    from snapkeep.engines.mysql.physical_dump import dump_physical
+    from snapkeep.engines.mysql.physical_env import Locality
+    from snapkeep.engines.mysql.physical_env import choose as choose_engine
     from snapkeep.engines.mysql.pitr import prepare_restore_at
     from snapkeep.engines.mysql.privileges import check_restore_privileges
     from snapkeep.engines.mysql.restore import PreparedRestore, prepare_restore
@@ -74,6 +80,9 @@ _FACE: dict[str, tuple[str, str]] = {
     "ReplayResult": ("binlog_replay_types", "ReplayResult"),
     "ReplayStop": ("binlog_replay_types", "ReplayStop"),
     "prepare_restore_at": ("pitr", "prepare_restore_at"),
+    "Locality": ("physical_env", "Locality"),
+    "choose_engine": ("physical_env", "choose"),
+    "dump_physical": ("physical_dump", "dump_physical"),
     "PreparedRestore": ("restore", "PreparedRestore"),
     "PrivateServer": ("import_server", "PrivateServer"),
     "check_connection": ("connect", "check_connection"),
@@ -120,6 +129,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BINLOG_INTERVAL",
     "Follower",
+    "Locality",
     "MySQLTarget",
     "PreparedRestore",
     "PrivateServer",
@@ -129,6 +139,7 @@ __all__ = [
     "binary_logs",
     "binlog_problems",
     "check_connection",
+    "choose_engine",
     "check_import_server",
     "check_restore_privileges",
     "check_restore_target",
@@ -139,6 +150,7 @@ __all__ = [
     "drill_name",
     "drop_database",
     "dump_database",
+    "dump_physical",
     "estimate_size",
     "export_sql",
     "prepare_restore_at",

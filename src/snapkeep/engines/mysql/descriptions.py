@@ -10,16 +10,32 @@ from typing import Any
 from snapkeep.engines.mysql.ddl import requalify
 from snapkeep.errors import RepositoryError
 
-SUPPORTED_FORMATS = (1, 2, 3)
+# 4: format 3 whose InnoDB tables may be stored as pages ("physical", physical_dump.py);
+# older snapkeeps refuse it rather than restore those tables empty
+SUPPORTED_FORMATS = (1, 2, 3, 4)
+PHYSICAL_FORMAT = 4
 
 
-def check_readable(description: dict[str, Any], doing: str, hint: str = "") -> None:
+def check_readable(description: dict[str, Any], doing: str, hint: str = "", *,
+                   pages: bool = False) -> None:
     """RepositoryError unless ``description`` is a database description this snapkeep
-    reads (``doing``: "restore", "export"; ``hint`` ends the message)."""
+    reads (``doing``: "restore", "export"; ``hint`` ends the message). ``pages``: the
+    caller can place tables stored as pages (the physical restore); others refuse them."""
     if description.get("kind") != "mysql" or description.get("format") not in SUPPORTED_FORMATS:
         raise RepositoryError(f"the snapshot's database description (kind "
                               f"{description.get('kind')!r}, format {description.get('format')!r})"
                               f" is not one this snapkeep can {doing}{hint}")
+    paged = physical_tables(description)
+    if paged and not pages:
+        raise RepositoryError(
+            f"the snapshot was taken physically ({len(paged)} InnoDB tables stored as pages, "
+            f"e.g. {paged[0]}); this {doing} cannot read pages yet (docs/physical.md, Left): "
+            "restore the snapshot without it")
+
+
+def physical_tables(description: dict[str, Any]) -> list[str]:
+    """The tables of ``description`` stored as pages (``physical_dump.py``)."""
+    return [t["name"] for t in description.get("tables", []) if "physical" in t]
 
 
 def renamed_description(description: dict[str, Any], database: str) -> dict[str, Any]:

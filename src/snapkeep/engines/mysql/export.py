@@ -32,12 +32,14 @@ restore reports it.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from snapkeep.engines.mysql import versioning
 from snapkeep.engines.mysql.connect import quote_ident
 from snapkeep.engines.mysql.ddl import split_create_table
-from snapkeep.engines.mysql.descriptions import check_readable
+from snapkeep.engines.mysql.descriptions import check_readable, physical_tables
 from snapkeep.engines.mysql.encoding import QUOTED, STRING, TEXT, Column
 from snapkeep.engines.mysql.export_objects import (
     DEFAULTS,
@@ -52,6 +54,7 @@ from snapkeep.engines.mysql.export_values import (
     rows_converter,
     splitter_for,
 )
+from snapkeep.engines.mysql.physical_rows import rows_of_pages
 from snapkeep.engines.mysql.shadow_load import RowPart, row_parts
 from snapkeep.engines.seams import BlobSource
 from snapkeep.errors import RepositoryError
@@ -90,10 +93,21 @@ def export_sql(description: dict[str, Any], repo: BlobSource, out: BinaryIO,
     an uncompressed SQL script (see the module doc), in pieces.
 
     Raises RepositoryError for a description this snapkeep cannot read or rows that do not
-    match it, IntegrityError for damaged data; ``out``'s own errors propagate.
+    match it, IntegrityError for damaged data; ``out``'s own errors propagate. A snapshot
+    taken physically has its pages read back as rows first (``physical_rows.py``).
     """
     check_readable(description, "export",
-                   "; use the snapkeep version that created the snapshot")
+                   "; use the snapkeep version that created the snapshot", pages=True)
+    if physical_tables(description):
+        with tempfile.TemporaryDirectory(prefix="snapkeep-rows-") as work:
+            rows, source = rows_of_pages(description, repo, Path(work), reporter)
+            _export(rows, source, out, reporter)
+        return
+    _export(description, repo, out, reporter)
+
+
+def _export(description: dict[str, Any], repo: BlobSource, out: BinaryIO,
+            reporter: Reporter) -> None:
     d = description
     tables = d["tables"]
     reporter.add_total(sum(p.size for t in tables for p in row_parts(t)))

@@ -75,7 +75,7 @@ from typing import Any
 
 import pymysql
 
-from snapkeep.engines.mysql import journal, scope
+from snapkeep.engines.mysql import journal, physical_env, physical_restore, scope
 from snapkeep.engines.mysql import objects as objs
 from snapkeep.engines.mysql.connect import Connection, connect, errors_as, query, quote_ident
 from snapkeep.engines.mysql.cutover import (
@@ -91,8 +91,10 @@ from snapkeep.engines.mysql.cutover import (
     was_renamed,
 )
 from snapkeep.engines.mysql.ddl import requalify, split_create_table
-from snapkeep.engines.mysql.descriptions import check_readable
+from snapkeep.engines.mysql.descriptions import check_readable, physical_tables
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
+from snapkeep.engines.mysql.physical_env import Locality
+from snapkeep.engines.mysql.physical_rows import rows_of_pages
 from snapkeep.engines.mysql.privileges import check_restore
 from snapkeep.engines.mysql.shadow_load import LOAD_SESSION, ShadowLoader, row_parts
 from snapkeep.engines.mysql.swap_plan import swap_plan
@@ -116,9 +118,21 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Blob
     (RepositoryError or IntegrityError for damaged snapshot data, ServiceUnavailable for
     server errors).
     """
-    check_readable(description, "restore")
+    check_readable(description, "restore", pages=True)
     if tables is not None:
         description = scope.scoped(description, tables)
+    where = physical_env.for_restore(target, description, reporter)
+    with contextlib.ExitStack() as scratch:
+        if where is None and physical_tables(description):  # their rows, read back first
+            work = Path(scratch.enter_context(tempfile.TemporaryDirectory(
+                prefix="snapkeep-rows-")))
+            description, repo = rows_of_pages(description, repo, work, reporter)
+        return _prepare(target, description, repo, reporter, where, threads)
+
+
+def _prepare(target: MySQLTarget, description: dict[str, Any], repo: BlobSource,
+             reporter: Reporter, where: Locality | None, threads: int | None
+             ) -> PreparedRestore:
     conn = connect(target, database=None, local_infile=True, doing="restoring the database")
     try:
         with errors_as(target, "restoring the database"):
@@ -129,6 +143,7 @@ def prepare_restore(target: MySQLTarget, description: dict[str, Any], repo: Blob
         conn.close()
         raise
     restore = PreparedRestore(target, description, conn, reporter)
+    restore.pages = where
     try:
         with errors_as(target, "restoring the database"):
             restore._build(repo, max(1, threads or os.cpu_count() or 1))
@@ -154,6 +169,7 @@ class PreparedRestore:
         self._state = "preparing"
         self._plan: dict[str, Any] | None = None
         self.cutover_seconds: float | None = None  # the live database incomplete, per swap
+        self.pages: Locality | None = None  # where tables stored as pages are placed
 
     # -- building the shadow ---------------------------------------------------------------
 
@@ -174,14 +190,26 @@ class PreparedRestore:
                   for t in tables}
         if d.get("scope") is not None:
             scope.qualify_outside_references(splits, d["scope"], self.live)
+        paged = [t for t in tables if "physical" in t]
         for t in tables:
-            query(conn, splits[t["name"]].load_ddl)
-        deferred = sum(len(s.deferred) for s in splits.values())
+            split = splits[t["name"]]
+            # a paged table gets its whole definition before its pages: the .cfg must match
+            ddl = [split.load_ddl, split.post_ddl] if "physical" in t else [split.load_ddl]
+            for sql in ddl:
+                if sql:
+                    query(conn, sql)
+        deferred = sum(len(splits[t["name"]].deferred) for t in tables if "physical" not in t)
         self.reporter.log(f"created {len(tables)} tables in {quote_ident(self.shadow)} "
                           f"({deferred} keys and foreign keys to add after the rows)")
+        if paged:
+            assert self.pages is not None
+            physical_restore.import_tables(self.target, self.shadow, self.pages, repo, paged,
+                                           threads, self.reporter)
+        rows = [t for t in tables if "physical" not in t]
         workdir = Path(tempfile.mkdtemp(prefix="snapkeep-load-"))
         try:
-            ShadowLoader(self, repo, threads, workdir).run(tables, splits)
+            ShadowLoader(self, repo, threads, workdir).run(
+                rows, {t["name"]: splits[t["name"]] for t in rows})
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         self._state = "prepared"

@@ -7,7 +7,9 @@ hooks run once the snapshot is committed and listed."""
 
 from __future__ import annotations
 
+import shutil
 from contextlib import nullcontext
+from pathlib import Path
 
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
@@ -58,6 +60,16 @@ def _estimate(parent: dict | None) -> int:
     return size if isinstance(size, int) and size > 0 else 0
 
 
+def _physical_workdir(ctx: Context, env: EnvironmentConfig) -> Path:
+    """Where mariadb-backup's copy of the environment's database goes (one copy of its
+    InnoDB files, docs/physical.md): beside the project's state, not a RAM-backed /tmp.
+    What a killed backup left there is removed now (one activity per environment)."""
+    work = ctx.state_path("physical", env.name)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return work
+
+
 def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live: bool,
            automated: bool = False, threads: int | None = None) -> str:
     repo = ctx.repository
@@ -65,8 +77,10 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     rec.log(f"Creating backup of {env.name}")
     check_sources(env)
     target = database_target(env)
+    pages: mysql.Locality | None = None  # the physical mover's place, when it runs
     if target is not None:
         mysql.check_connection(target)
+        pages = mysql.choose_engine(env.engine, target, rec)
         rec.add_total(mysql.estimate_size(target))
     parent = _parent_mounts(ctx, env)
     for m in env.mounts:
@@ -82,7 +96,12 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     with writing(repo, rec, wait=LOCK_WAIT) as session:
         with nullcontext() if live else pause.paused(ctx, env, rec, rec.fence), \
                 nullcontext() if live or target is None else mysql.hold_writes(target, rec):
-            if target is not None:
+            if target is not None and pages is not None:
+                services["database"] = mysql.dump_physical(
+                    target, session, rec, pages, threads=threads,
+                    zstd_level=ctx.config.compression_level, writes_held=not live,
+                    workdir=_physical_workdir(ctx, env))
+            elif target is not None:
                 services["database"] = mysql.dump_database(
                     target, session, rec, threads=threads,
                     zstd_level=ctx.config.compression_level, writes_held=not live)

@@ -51,6 +51,7 @@ class SnapshotInfo:
     status: str
     verified_at: datetime | None = None  # the last restore drill that passed
     verified_ok: bool | None = None  # the latest drill's outcome; None: none (verifiable) yet
+    engine: str | None = None  # "physical" | "logical"; None: no database (docs/physical.md)
 
     def to_json(self) -> dict:
         return {
@@ -63,7 +64,7 @@ class SnapshotInfo:
             "added_bytes": self.added_bytes, "status": self.status,
             "verified_at": self.verified_at.isoformat(timespec="seconds") if self.verified_at
             else None,
-            "verified_ok": self.verified_ok,
+            "verified_ok": self.verified_ok, "engine": self.engine,
         }
 
 
@@ -72,7 +73,14 @@ def row_from_manifest(m: SnapshotManifest) -> Snapshot:
         id=m.id, environment=m.environment, created_at=datetime.fromisoformat(m.created_at),
         expires_at=datetime.fromisoformat(m.expires_at) if m.expires_at else None,
         live=m.live, automated=m.automated, commit_id=m.commit_id, size_bytes=m.size_bytes,
-        added_bytes=getattr(m, "added_bytes", None), status="complete")
+        added_bytes=getattr(m, "added_bytes", None), status="complete",
+        engine=engine_of(m))
+
+
+def engine_of(m: SnapshotManifest) -> str | None:
+    """"physical" or "logical" for a snapshot with a database, else None."""
+    db = (m.services or {}).get("database")
+    return str(db.get("engine", "logical")) if isinstance(db, dict) else None
 
 
 def _info(row: Snapshot, at: datetime) -> SnapshotInfo:
@@ -81,7 +89,7 @@ def _info(row: Snapshot, at: datetime) -> SnapshotInfo:
         expires_at=row.expires_at, restorable=is_restorable(row.status, row.expires_at, at),
         live=row.live, automated=row.automated, commit_id=row.commit_id,
         size_bytes=row.size_bytes, added_bytes=row.added_bytes, status=row.status,
-        verified_at=row.verified_at, verified_ok=row.verified_ok)
+        verified_at=row.verified_at, verified_ok=row.verified_ok, engine=row.engine)
 
 
 def replica_rows(ctx: Context, env: str) -> list[Snapshot]:
