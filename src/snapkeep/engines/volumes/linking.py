@@ -103,10 +103,11 @@ def try_link(live_fd: int, dir_fd: int, name: bytes, entry: Entry) -> Linked | N
 
 
 def wait_out_racy_window(ctime_ns: int) -> None:
-    """Sleep until a change made from now on would give a ctime later than ``ctime_ns``."""
+    """Sleep until a change made from now on would give a ctime later than ``ctime_ns``
+    (at most the window: after a clock step back the proof refuses the file instead)."""
     delay = ctime_ns + walk.RACY_WINDOW_NS - time.time_ns()
     if delay >= 0:
-        time.sleep(delay / 1e9 + 0.001)
+        time.sleep(min(delay, walk.RACY_WINDOW_NS) / 1e9 + 0.001)
 
 
 def xattrs_of(fd: int) -> Xattrs | None:

@@ -1,9 +1,11 @@
 """The restore use case: prepare everything beside the live data, then cut over.
 
 1. prepare: every mount into a staging directory, the database into a shadow database
-   (every chunk hash-checked on the way; damage stops here, nothing live touched);
+   (every chunk hash-checked on the way; damage stops here, nothing live touched; a live
+   file already equal to the snapshot's is hard-linked into staging, not rewritten);
 2. cut-over, with the app paused for just this step: swap each prepared part in, the
-   mounts first and the database last; any failure rolls back the parts already swapped,
+   mounts first (a linked file changed since staging rewritten first) and the database
+   last; any failure rolls back the parts already swapped,
    and a killed process is settled by the next command from the cut-over journal;
 3. finish: drop what the swap replaced.
 
