@@ -144,7 +144,10 @@ class Prover:
         try:
             fd = os.open(name, _READ_FLAGS | _NOATIME, dir_fd=dir_fd)
         except PermissionError:  # O_NOATIME needs the file's owner
-            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+            try:
+                fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+            except PermissionError:
+                return False  # unreadable to us: written from the repository instead
         try:
             return self._same(fd, item)
         finally:
