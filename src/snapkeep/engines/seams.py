@@ -59,6 +59,14 @@ class ChunkNamer(Protocol):
     def digest_writer(self) -> BlobWriter: ...
 
 
+@runtime_checkable
+class ChunkHasher(Protocol):
+    """A repository that names chunks (its keyed hash): a restore proves an unchanged live
+    file equal to the snapshot's by hashing it at the recorded chunk boundaries."""
+
+    def chunk_id(self, data: bytes | memoryview) -> str: ...
+
+
 class SegmentWrite(Protocol):
     """One archived binlog segment being written: its bytes, then its record."""
 

@@ -320,6 +320,11 @@ class Repository(KeyManagement):
         gives (a restored file's content compared with a snapshot's, without a write)."""
         return BlobWriter(_IdOnly(self.keys), self.chunker())
 
+    def chunk_id(self, data: bytes | memoryview) -> str:
+        """The id a chunk of these bytes has in this repository (its keyed hash): a
+        restore proves a live file equal to a snapshot's by its recorded chunks' ids."""
+        return self.keys.chunk_id(data)
+
     def put_blob(self, data: bytes) -> BlobRef:
         w = self.blob_writer()
         w.write(data)

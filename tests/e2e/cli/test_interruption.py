@@ -129,6 +129,12 @@ def test_a_damaged_snapshot_stops_the_restore_before_anything_is_touched(shop, m
     snap = live_backup(cli)
     conn = mariadb.connect(db)
     run(conn, "UPDATE catalog_product_entity SET sku = 'changed'")
+    # Live files equal to the snapshot's are linked, not read from the repository: change
+    # them, so the restore needs every file's content (and meets the damage).
+    for p in (root / "pub" / "media").rglob("*"):
+        if p.is_file():
+            with open(p, "ab") as f:
+                f.write(b"changed")
     db_before = checksums(conn, db)
     files_before = tree(root / "pub" / "media")
     chunks = sorted(p for p in (root / ".snapkeep" / "repository" / "data").rglob("*")
@@ -146,11 +152,14 @@ def test_a_damaged_snapshot_stops_the_restore_before_anything_is_touched(shop, m
 
 
 @pytest.mark.parametrize("crash_at", ["restore.after-swap-2", "restore.after-swap-4",
+                                      "volumes.rechecked",
                                       "mysql.after-rename",
                                       "mysql.objects-half"])
 def test_a_restore_killed_inside_the_cutover_leaves_everything_old(shop, mariadb, crash_at):
-    """Mounts swap first, the database last: killed after two mounts, or inside the
-    database's own swap (after its RENAME TABLE), everything goes back to the old data."""
+    """Mounts swap first, the database last: killed after two mounts, after the first
+    mount's linked unchanged files were checked again (paused, before its swap), or inside
+    the database's own swap (after its RENAME TABLE), everything goes back to the old
+    data."""
     cli, root, db = shop
     snap = live_backup(cli)
     conn = mariadb.connect(db)

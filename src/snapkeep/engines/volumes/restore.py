@@ -22,6 +22,11 @@ stay unallocated; any other file is allocated whole first (``staging.presize``).
 writer decrypts into one reused buffer (``BlobReader.iter_views``), writes from it, and
 starts the file's writeback when done, so the swap's ``os.sync()`` has little left to do.
 
+A file the live mount already has exactly as the snapshot records it (content, mode,
+owner, mtime, size, attributes; one link, no holes) is hard-linked into staging instead
+of written, once its content is proven equal by the repository's keyed hash, and checked
+again at the cut-over, where any change since has it rewritten (``linking``).
+
 Any failure (damaged chunk, full disk, interrupt) removes the staging directory and
 re-raises: the live mount is never touched before ``PreparedMountRestore.swap``.
 
@@ -80,7 +85,9 @@ def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: BlobSour
     by_children = mount.is_dir() and is_mount_point(mount)
     token = new_token()
     staging = inner(mount, STAGING, token) if by_children else sibling(mount, STAGING, token)
-    builder = Builder(staging, repo, reporter)
+    live = mount if mount.is_dir() and not mount.is_symlink() else None
+    builder = Builder(staging, repo, reporter, live)
+    builder.root_attrs = not by_children  # by children, the root's are set by the swap
     # By children, staging lives inside the mount: keep the mount root's mtime as it was.
     live_mtime = os.lstat(mount).st_mtime_ns if by_children else None
     try:
@@ -97,9 +104,14 @@ def prepare_restore(mount_dir: Path, description: dict[str, Any], repo: BlobSour
         if not by_children:
             builder.set_attrs(root)
         builder.attrs.warn_summary()
+        if builder.linked:
+            size = sum(item.entry.size for item in builder.linked.values())
+            reporter.log(f"{len(builder.linked)} files of {mount} ({size / 2**20:.1f} MiB) "
+                         "are unchanged since the snapshot: linked, not rewritten")
     except BaseException:
         remove_tree(staging)
         if live_mtime is not None:
             os.utime(mount, ns=(live_mtime, live_mtime))
         raise
-    return PreparedMountRestore(mount, token, by_children, root, live_mtime)
+    return PreparedMountRestore(mount, token, by_children, root, live_mtime,
+                                builder if builder.linked else None)

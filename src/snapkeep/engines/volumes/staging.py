@@ -2,7 +2,9 @@
 whole restore): entries created in tree order relative to directory descriptors opened
 with ``O_NOFOLLOW``, so nothing is ever written through a symlink or outside the staging
 directory; files filled by a pool of writer threads; directories' attributes set last,
-deepest first (``finish_dirs``)."""
+deepest first (``finish_dirs``). Given the live mount, a file the live tree already has
+exactly is hard-linked instead, proven equal after the walk and checked again at the
+cut-over (``linking`` tells how; ``recheck``)."""
 
 from __future__ import annotations
 
@@ -12,17 +14,18 @@ import io
 import os
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from snapkeep.engines.seams import BlobSource
-from snapkeep.engines.volumes import digest
+from snapkeep.engines.seams import BlobSource, ChunkHasher
+from snapkeep.engines.volumes import digest, linking
 from snapkeep.engines.volumes.attributes import Attributes
-from snapkeep.engines.volumes.layout import DIR_FLAGS, parent_dir, printable
+from snapkeep.engines.volumes.layout import DIR_FLAGS, is_inner_name, parent_dir, printable
 from snapkeep.engines.volumes.tree import DIR, FIFO, HARDLINK, SYMLINK, Entry, decode_tree
 from snapkeep.errors import IntegrityError, ServiceUnavailable
+from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
 
@@ -76,7 +79,8 @@ def _unsafe(name: bytes) -> bool:
 class Builder:
     """Writes one snapshot tree into one staging directory."""
 
-    def __init__(self, staging: Path, repo: BlobSource, reporter: Reporter) -> None:
+    def __init__(self, staging: Path, repo: BlobSource, reporter: Reporter,
+                 live: Path | None = None) -> None:
         self.staging = staging
         self.base = os.fsencode(staging)
         self.repo = repo
@@ -87,6 +91,13 @@ class Builder:
         self._pending: list[Future[None]] = []
         self._in_flight = threading.BoundedSemaphore(WRITERS * 4)
         self._root_fd: int | None = None
+        # The live mount whose unchanged files are linked (None: every file written), and
+        # the staged paths linked so far, in the order they were linked.
+        self.live = live if isinstance(repo, ChunkHasher) else None
+        self.prover = linking.Prover(repo) if isinstance(repo, ChunkHasher) else None
+        self.linked: dict[bytes, linking.Linked] = {}
+        self.root: Entry | None = None  # the mount root's entry, once built
+        self.root_attrs = True  # whether staging's root gets the root's attributes
 
     def path(self, rel: bytes) -> bytes:
         return self.base + b"/" + rel if rel else self.base
@@ -114,6 +125,8 @@ class Builder:
         prev: tuple[bytes, ...] = ()
         stack: list[tuple[tuple[bytes, ...], int]] = [((), os.open(self.base, DIR_FLAGS))]
         self._root_fd = stack[0][1]
+        # the live directory at each level of ``stack`` (None: not there, nothing to link)
+        lives: list[int | None] = [self._open_live()]
         self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="snapkeep-restore")
         try:
             for entry in entries:
@@ -135,17 +148,25 @@ class Builder:
                 prev = parts
                 while len(stack) > 1 and stack[-1][0] != parts[: len(stack[-1][0])]:
                     os.close(stack.pop()[1])
+                    _close(lives.pop())
                 if stack[-1][0] != parts[:-1]:
                     raise IntegrityError(
                         f"the snapshot's file tree puts {printable(entry.path)!r} inside "
                         "something that is not a directory restored before it (e.g. a "
                         "symlink); refusing to restore it")
+                live_fd = lives[-1]
+                if live_fd is not None and len(parts) == 1 and is_inner_name(parts[0]):
+                    live_fd = None  # our own work dirs inside a mount point
                 try:
-                    child_fd = self.create(stack[-1][1], parts[-1], entry)
+                    child_fd = self.create(stack[-1][1], parts[-1], entry, live_fd)
                 except OSError as e:
                     raise self.unwritable(self.path(entry.path), e) from e
                 if child_fd is not None:
                     stack.append((parts, child_fd))
+                    lives.append(_open_dir_at(live_fd, parts[-1]))
+            if self.linked:
+                crash_point("volumes.linked")
+                self._prove_linked()
             self._wait_for_writers()
         finally:
             self._writers.shutdown(wait=True, cancel_futures=True)
@@ -153,12 +174,18 @@ class Builder:
             self._root_fd = None
             for _, fd in stack:
                 os.close(fd)
+            for live in lives:
+                _close(live)
+        self.linked = {p: item for p, item in self.linked.items() if item.proven}
         if root is None:
             raise IntegrityError("the snapshot's file tree is empty (no mount root)")
+        self.root = root
         return root
 
-    def create(self, dir_fd: int, name: bytes, entry: Entry) -> int | None:
-        """Create one entry as ``name`` in ``dir_fd``; a directory's open descriptor."""
+    def create(self, dir_fd: int, name: bytes, entry: Entry, live_fd: int | None = None
+               ) -> int | None:
+        """Create one entry as ``name`` in ``dir_fd``; a directory's open descriptor. A
+        file the live directory ``live_fd`` has as the entry says is linked from it."""
         if entry.type == DIR:
             os.mkdir(name, 0o700, dir_fd=dir_fd)
             fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
@@ -184,6 +211,11 @@ class Builder:
         if entry.type == HARDLINK:
             self.link(dir_fd, name, entry)
             return None
+        if live_fd is not None and linking.candidate(entry):
+            item = linking.try_link(live_fd, dir_fd, name, entry)
+            if item is not None:
+                self.linked[entry.path] = item
+                return None
         fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
         self._submit_file(fd, entry)
         return None
@@ -195,6 +227,9 @@ class Builder:
         parts = entry.link.split(b"/")
         try:
             with parent_dir(self._root_fd, parts) as fd:
+                first = self.linked.pop(entry.link, None)
+                if first is not None:  # the snapshot's hard links get an inode of their own
+                    self._replace(fd, parts[-1], first.entry)
                 if not stat.S_ISREG(os.stat(parts[-1], dir_fd=fd,
                                             follow_symlinks=False).st_mode):
                     raise NotADirectoryError(errno.ENOTDIR, "not a regular file")
@@ -217,30 +252,129 @@ class Builder:
         """Fill a created file on a worker thread: reading, decrypting and hashing chunks
         and the write itself release the GIL, so files are restored in parallel. The
         worker owns (and closes) ``fd``."""
+
+        def work() -> None:
+            try:
+                self.write_file(fd, entry)
+            finally:
+                os.close(fd)
+
         try:
-            self._in_flight.acquire()
+            self._submit(work, entry)
         except BaseException:
             os.close(fd)
             raise
 
+    def _submit(self, work: Callable[[], None], entry: Entry) -> None:
+        """Run ``work`` for ``entry`` on a worker thread, at most ``WRITERS * 4`` queued."""
+        self._in_flight.acquire()
+
         def task() -> None:
             try:
-                self.write_file(fd, entry)
+                work()
             except OSError as e:
                 raise self.unwritable(self.path(entry.path), e) from e
             finally:
-                os.close(fd)
                 self._in_flight.release()
 
         assert self._writers is not None
         try:
             self._pending.append(self._writers.submit(task))
         except BaseException:
-            os.close(fd)
             self._in_flight.release()
             raise
         if self._pending[0].done():
             self._reap()
+
+    def _open_live(self) -> int | None:
+        """The live mount's root directory, to link unchanged files from; None if none."""
+        if self.live is None:
+            return None
+        try:
+            return os.open(self.live, DIR_FLAGS)
+        except OSError:
+            return None  # missing, or not a directory: every file is written
+
+    def _prove_linked(self) -> None:
+        """Prove every linked file equal to its entry on the writer threads, each once the
+        racy window after its link has passed; one that is not is written fresh."""
+        assert self._root_fd is not None and self.prover is not None
+        root_fd, prover = self._root_fd, self.prover
+        for item in list(self.linked.values()):
+            linking.wait_out_racy_window(item.keys[4])
+
+            def work(item: linking.Linked = item) -> None:
+                parts = item.entry.parts
+                with parent_dir(root_fd, parts) as fd:
+                    if prover.proven(fd, parts[-1], item):
+                        item.proven = True
+                        self.reporter.advance(item.entry.size)
+                    else:
+                        self._rewrite(fd, parts[-1], item.entry)
+
+            self._submit(work, item.entry)
+
+    def _replace(self, dir_fd: int, name: bytes, entry: Entry) -> None:
+        """Swap a staged link to a live file for a new file, filled by a writer thread
+        (unlinking leaves the live inode as it is)."""
+        os.unlink(name, dir_fd=dir_fd)
+        self._submit_file(os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd), entry)
+
+    def _rewrite(self, dir_fd: int, name: bytes, entry: Entry, report: bool = True) -> None:
+        """Swap a staged link to a live file for a new file written here from the
+        repository."""
+        os.unlink(name, dir_fd=dir_fd)
+        fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
+        try:
+            self.write_file(fd, entry, report)
+        finally:
+            os.close(fd)
+
+    def recheck(self) -> int:
+        """At the cut-over (the app paused): rewrite from the repository every linked file
+        whose inode changed in any way since it was proven (``linking``); how many were.
+        A path no longer holding its link (replaced by a kept live path) is left alone."""
+        if not self.linked:
+            return 0
+        changed: list[linking.Linked] = []
+        root_fd = os.open(self.base, DIR_FLAGS)
+        try:
+            for rel, item in self.linked.items():
+                parts = item.entry.parts
+                try:
+                    with parent_dir(root_fd, parts) as fd:
+                        st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                except OSError as e:
+                    if e.errno == errno.ELOOP:
+                        continue
+                    raise self.unwritable(self.path(rel), e) from e
+                if (st.st_dev, st.st_ino) != item.keys[:2]:
+                    continue  # not our link any more: a kept path carried over
+                if linking.keys_of(st) != item.keys or st.st_nlink != 2:
+                    changed.append(item)
+            parents: dict[tuple[bytes, ...], None] = {}
+            for n, item in enumerate(changed, 1):
+                parts = item.entry.parts
+                try:
+                    with parent_dir(root_fd, parts) as fd:
+                        os.fchmod(fd, 0o700)  # a read-only directory's attributes are set
+                        self._rewrite(fd, parts[-1], item.entry, report=False)
+                except OSError as e:
+                    raise self.unwritable(self.path(item.entry.path), e) from e
+                del self.linked[item.entry.path]
+                parents[parts[:-1]] = None
+                crash_point(f"volumes.rewritten-{n}")
+        finally:
+            os.close(root_fd)
+        # the directories' mode and mtime again, as the rewrites changed them
+        dirs = {d.parts: d for d in self.dirs}
+        for parent in sorted(parents, key=len, reverse=True):
+            d = dirs.get(parent) if parent else (self.root if self.root_attrs else None)
+            if d is not None:
+                self.set_attrs(d)
+        return len(changed)
 
     def _reap(self) -> None:
         """Raise the first failure among finished writes; forget the finished ones."""
@@ -257,7 +391,7 @@ class Builder:
             f.result()
         self._pending = []
 
-    def write_file(self, fd: int, entry: Entry) -> None:
+    def write_file(self, fd: int, entry: Entry, report: bool = True) -> None:
         assert entry.blob is not None
         # Where the blob's bytes go: the data extents of a sparse file, else all of it.
         places = list(entry.extents) if entry.extents is not None else [(0, entry.size)]
@@ -276,14 +410,16 @@ class Builder:
                     break
                 n = os.pwrite(fd, view[:room], offset)
                 view, offset, room, written = view[n:], offset + n, room - n, written + n
-            self.reporter.advance(len(chunk))
+            if report:
+                self.reporter.advance(len(chunk))
         if written != entry.stored_size:
             raise IntegrityError(
                 f"the content of {printable(entry.path)} in the snapshot has {written} "
                 f"bytes instead of {entry.stored_size}: the repository is damaged")
         if entry.extents is not None:
             os.ftruncate(fd, entry.size)  # the holes: never written, never allocated
-            self.reporter.advance(entry.size - entry.stored_size)
+            if report:
+                self.reporter.advance(entry.size - entry.stored_size)
         start_writeback(fd)
         self.attrs.set_inode(fd, entry)
 
@@ -326,3 +462,18 @@ class Builder:
     def finish_dirs(self) -> None:
         for entry in reversed(self.dirs):  # pre-order reversed: contents before their dir
             self.set_attrs(entry)
+
+
+def _open_dir_at(dir_fd: int | None, name: bytes) -> int | None:
+    """The directory ``name`` in ``dir_fd``, not through a symlink; None if there is none."""
+    if dir_fd is None:
+        return None
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)

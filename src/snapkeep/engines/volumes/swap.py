@@ -10,6 +10,11 @@ them move into ``<mount>/.snapkeep-moving-<t>`` (renamed ``-old-`` once complete
 the staging directory's children move up, then the mount root's mode, owner and mtime are
 set. Every step is a rename within one filesystem, so nothing is copied during the swap.
 
+Staging may hold hard links to live files that were unchanged (``linking``): ``swap``
+first rewrites from the repository any of them that changed since they were proven, then
+renames. A linked inode is in the previous tree and the new one at once; every undo and
+cleanup here only renames and unlinks (``remove_tree``), so it stays as it was.
+
 ``cleanup_leftovers`` turns any state a killed restore can leave back into "the previous
 tree is live, no work dirs" — except a swap that completed and was not yet committed,
 whose kept ``-old-`` tree is left alone (only ``finish``/``rollback`` decide its fate).
@@ -34,8 +39,10 @@ from snapkeep.engines.volumes.layout import (
     restore_path,
     sibling,
 )
+from snapkeep.engines.volumes.staging import Builder
 from snapkeep.engines.volumes.tree import Entry
 from snapkeep.errors import ServiceUnavailable
+from snapkeep.faults import crash_point
 
 
 def _move_children(src: Path, dst: Path) -> None:
@@ -57,8 +64,9 @@ class PreparedMountRestore:
     or ``abort`` instead of ``swap``. Each method is idempotent in its final state."""
 
     def __init__(self, mount: Path, token: str, by_children: bool, root: Entry,
-                 live_mtime_ns: int | None = None) -> None:
+                 live_mtime_ns: int | None = None, linked: Builder | None = None) -> None:
         self.mount = mount
+        self._linked = linked  # staged links to live files, checked again by ``swap``
         self._live_mtime_ns = live_mtime_ns  # by children: the mount root's mtime to keep
         self.by_children = by_children
         self._token = token
@@ -85,6 +93,16 @@ class PreparedMountRestore:
             return
         if self._state != "prepared":
             raise RuntimeError(f"swap() after {self._state}")
+        if self._linked is not None:
+            try:
+                n = self._linked.recheck()  # the app is paused: nothing changes them now
+            except OSError as e:
+                raise self._fail("check the linked files of the restored", e) from e
+            if n:
+                self._linked.reporter.log(
+                    f"{n} linked files of {self.mount} changed before the cut-over: "
+                    "rewritten from the snapshot")
+            crash_point("volumes.rechecked")
         os.sync()  # the staged data is durable before it becomes the live tree
         try:
             if self.by_children:

@@ -4,6 +4,10 @@ in) everything kept new. Never a mix of old and new.
 
 ``.snapkeep/journal/<env>.json`` is written before the first swap, marked ``swapped`` when
 the last swap returned (the commit point of a restore), and removed after ``finish``.
+A mount's staging may hold hard links to unchanged live files, and its swap first
+rewrites those changed since staging (``volumes`` linking): all of it inside the staging
+directory, so the record needs nothing more — a mount not yet swapped is settled by
+removing its staging tree (unlinks only), a swapped one by renames.
 """
 
 from __future__ import annotations

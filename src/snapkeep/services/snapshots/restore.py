@@ -1,9 +1,11 @@
 """The restore use case: prepare everything beside the live data, then cut over.
 
 1. prepare: every mount into a staging directory, the database into a shadow database
-   (every chunk hash-checked on the way; damage stops here, nothing live touched);
+   (every chunk hash-checked on the way; damage stops here, nothing live touched; a live
+   file already equal to the snapshot's is hard-linked into staging, not rewritten);
 2. cut-over, with the app paused for just this step: swap each prepared part in, the
-   mounts first and the database last; any failure rolls back the parts already swapped,
+   mounts first (a linked file changed since staging rewritten first) and the database
+   last; any failure rolls back the parts already swapped,
    and a killed process is settled by the next command from the cut-over journal;
 3. finish: drop what the swap replaced.
 
@@ -95,10 +97,13 @@ def restore(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     rec.add_total(sum(int(manifest.mounts[m].get("bytes", 0)) for m in restore_mounts)
                   + (int(db_desc.get("size_bytes", 0)) if db_desc else 0))
 
-    mounts, prepared = _prepare(repo, env, manifest, rec, scope=scope, target=target,
-                                db_desc=db_desc, threads=threads, replay=replay)
-    _cut_over(ctx, env, manifest, rec, mounts=mounts, prepared=prepared, variables=variables,
-              foreign=foreign)
+    # A shared repository lock: a prune cannot delete what is read, from staging to the
+    # cut-over (which rewrites from the repository any linked file changed meanwhile).
+    with repo.lock(exclusive=False, wait=LOCK_WAIT):
+        mounts, prepared = _prepare(repo, env, manifest, rec, scope=scope, target=target,
+                                    db_desc=db_desc, threads=threads, replay=replay)
+        _cut_over(ctx, env, manifest, rec, mounts=mounts, prepared=prepared,
+                  variables=variables, foreign=foreign)
     rec.log(f"Restored backup {manifest.id} to {env.name}"
             + ("" if scope.is_full else f" (only {what})"))
     after_restore(ctx, env, rec, variables, foreign=foreign)
@@ -122,28 +127,26 @@ def _prepare(repo: Repository, env: EnvironmentConfig, manifest: SnapshotManifes
     prepared: list = []
     mounts: list = []
     try:
-        # A shared repository lock: a prune cannot delete what is being read.
-        with repo.lock(exclusive=False, wait=LOCK_WAIT):
-            for m in scope.mounts_of(manifest):
-                mounts.append(volumes.prepare_restore(mount_dir(env, m), manifest.mounts[m],
-                                                      repo, rec, keep=pause_entries(env, m)))
-            prepared += mounts
-            # The database swaps last: once it has swapped, every part is new.
-            tables = list(scope.tables) if scope.tables is not None else None
-            if db_desc is not None and target is not None and replay is not None:
-                restored, result = mysql.prepare_restore_at(
-                    target, db_desc, repo, rec, pieces=replay.pieces,
-                    stop=replay.at.stop(), threads=threads, tables=tables,
-                    allow_archive_end=replay.archive_complete)
-                prepared.append(restored)
-                reached = result.last_time.strftime("%Y-%m-%dT%H:%M:%SZ") \
-                    if result.last_time else "no transaction after the snapshot"
-                rec.log(f"Replayed {result.transactions} transactions ({result.events} "
-                        f"events) onto snapshot {manifest.id}; the last one at {reached}"
-                        + (f" (GTID {result.last_gtid})" if result.last_gtid else ""))
-            elif db_desc is not None and target is not None:
-                prepared.append(mysql.prepare_restore(
-                    target, db_desc, repo, rec, threads=threads, tables=tables))
+        for m in scope.mounts_of(manifest):
+            mounts.append(volumes.prepare_restore(mount_dir(env, m), manifest.mounts[m],
+                                                  repo, rec, keep=pause_entries(env, m)))
+        prepared += mounts
+        # The database swaps last: once it has swapped, every part is new.
+        tables = list(scope.tables) if scope.tables is not None else None
+        if db_desc is not None and target is not None and replay is not None:
+            restored, result = mysql.prepare_restore_at(
+                target, db_desc, repo, rec, pieces=replay.pieces,
+                stop=replay.at.stop(), threads=threads, tables=tables,
+                allow_archive_end=replay.archive_complete)
+            prepared.append(restored)
+            reached = result.last_time.strftime("%Y-%m-%dT%H:%M:%SZ") \
+                if result.last_time else "no transaction after the snapshot"
+            rec.log(f"Replayed {result.transactions} transactions ({result.events} "
+                    f"events) onto snapshot {manifest.id}; the last one at {reached}"
+                    + (f" (GTID {result.last_gtid})" if result.last_gtid else ""))
+        elif db_desc is not None and target is not None:
+            prepared.append(mysql.prepare_restore(
+                target, db_desc, repo, rec, threads=threads, tables=tables))
         # A cancel stops a restore up to here (the prepared parts are dropped), never in
         # its cut-over: a half-done one is never left by choice.
         rec.point_of_no_return("the cut-over")
