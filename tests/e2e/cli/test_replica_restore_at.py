@@ -8,7 +8,13 @@ from __future__ import annotations
 import re
 import shutil
 
-from tests.e2e.cli.test_restore_at import _restore, _state, scenario  # noqa: F401 - fixture
+from tests.e2e.cli.test_restore_at import (  # noqa: F401 - scenario: the fixture
+    _next_second,
+    _restore,
+    _state,
+    _wait_archived,
+    scenario,
+)
 from tests.helpers.dbstate import assert_same
 from tests.helpers.sql import run
 
@@ -31,6 +37,17 @@ def test_restore_at_t2_from_a_replica_after_the_primary_is_gone(scenario):  # no
     again = cli.run("snapshot:copy", "-e", "production", "--all", "--to", REPLICA)
     assert "holds every snapshot" in again.stdout + again.stderr  # binlog records too
 
+    # later writes, archived: --all copies the binlog records alone
+    run(server.connect(), "INSERT INTO shop.orders (v) VALUES (501), (502)")
+    t4 = _next_second()
+    state4 = _state(server)
+    run(server.connect(), "INSERT INTO shop.orders (v) VALUES (503)")
+    _wait_archived(scenario["tmp_path"], server)
+    res = cli.run("snapshot:copy", "-e", "production", "--all", "--to", REPLICA)
+    out = res.stdout + res.stderr
+    assert "Copied backup " not in out and \
+        re.search(r"Copied \d+ binlog records of production to replica offsite", out), out
+
     shutil.rmtree(root / "repo")  # the primary is gone
     run(server.connect(), "DROP DATABASE shop")
     at = t2.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -38,6 +55,8 @@ def test_restore_at_t2_from_a_replica_after_the_primary_is_gone(scenario):  # no
     out = res.stdout + res.stderr
     assert f"base snapshot {scenario['s2']}" in out and "Replayed" in out
     assert_same(_state(server), scenario["state2"], "--at T2 --from offsite")
+    _restore(cli, "--at", t4.strftime("%Y-%m-%dT%H:%M:%SZ"), "--from", REPLICA)
+    assert_same(_state(server), state4, "--at T4 --from offsite")
 
     # a point past the replica's archive is refused, naming its window
     late = cli.run("snapshot:restore", "-e", "production", "--yes", "--from", REPLICA,
