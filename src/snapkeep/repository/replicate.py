@@ -11,6 +11,9 @@ Order: packs and index files (flushed every ``FLUSH_BYTES`` or less, so a copy k
 half-way leaves indexed packs the next copy reuses), then the check — each chunk this copy wrote is
 read back from the replica's storage and hash-checked, each chunk it reused must be in a
 pack the replica's storage lists — then the manifest last: verified before listed.
+
+``copy_binlogs`` copies a stream's archived binlog records the same way: their segments'
+chunks first (sent, flushed, read back), then the records at the primary's keys.
 """
 
 from __future__ import annotations
