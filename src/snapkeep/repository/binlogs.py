@@ -185,6 +185,17 @@ class BinlogArchive:
         self._last_seq = seq
         return BinlogRecord(data)
 
+    def store(self, record: BinlogRecord) -> BinlogRecord:
+        """Write ``record`` as it is, at its own ``seq`` (a replica's copy of a primary's
+        record, sealed under this repository's keys); its data must be stored already."""
+        key = segment_key(self.stream, record.seq)
+        if self.repo.backend.exists(key):
+            raise RepositoryError(f"binlog record {key} already exists in the repository at "
+                                  f"{self.repo.backend.describe()}")
+        self.repo.backend.put(key, seal_doc(self.repo.keys, record.data, _ad(key)))
+        self._last_seq = max(self._last_seq or 0, record.seq)
+        return record
+
     def record_gap(self, fields: dict[str, Any]) -> BinlogRecord:
         return self.put({**fields, "kind": "gap"})
 
@@ -427,16 +438,22 @@ def check_archived(repo: Documents, chunk_packs: dict[str, str], present: set[st
             continue
         n += 1
         seq = int(name)
-        if stream in last and seq != last[stream] + 1:
+        try:
+            record: BinlogRecord | None = _read(repo, key)
+        except (IntegrityError, NotFoundError) as e:
+            report.problem(key, str(e), reporter)
+            record = None
+        # a replica's gap over records its primary pruned before they were copied names
+        # the record it follows
+        if stream in last and seq != last[stream] + 1 and not (
+                record is not None and record.kind == "gap"
+                and record.data.get("follows") == last[stream]):
             gone = (f"record {seq - 1} is" if seq - 1 == last[stream] + 1
                     else f"records {last[stream] + 1} to {seq - 1} are")
             report.problem(key, f"binlog {gone} missing from {stream}'s archive: it has a "
                            "hole (prune only deletes from its start)", reporter)
         last[stream] = seq
-        try:
-            record = _read(repo, key)
-        except (IntegrityError, NotFoundError) as e:
-            report.problem(key, str(e), reporter)
+        if record is None:
             continue
         for cid, _n in record.blob.chunks if record.blob else ():
             pack = chunk_packs.get(cid)

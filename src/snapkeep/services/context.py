@@ -53,6 +53,10 @@ class Context:
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _repository: Repository | None = field(default=None, init=False, repr=False,
                                            compare=False)
+    # the repositories (None: the primary; else replicas) this context and those
+    # ``in_replica`` derived from it opened: each once per command (they serve this thread)
+    _opened: dict[str | None, Repository] = field(default_factory=dict, init=False,
+                                                  repr=False, compare=False)
 
     @classmethod
     def load(cls, config_path: str | None = None, project: str | None = None,
@@ -69,6 +73,7 @@ class Context:
         them here first (touch ``catalog``/``repository``) or each copy opens its own."""
         other = copy.copy(self)
         other.actor = actor
+        other._opened = {}  # replicas are opened per copy (another thread may use it)
         return other
 
     def with_own_repository(self) -> Context:
@@ -78,6 +83,7 @@ class Context:
         self.catalog  # noqa: B018 - opened before the copy, so that the copy shares it
         other = copy.copy(self)
         other._repository = None
+        other._opened = {}
         return other
 
     def in_replica(self, name: str | None) -> Context:
@@ -85,9 +91,10 @@ class Context:
         ``repository`` is then the replica's, and listings come from its manifests."""
         if name is not None:
             self.config.replica(name)  # ConfigError for an unknown name
-        other = copy.copy(self)
+        other = copy.copy(self)  # shares ``_opened``: a repository opens once per command
         other.replica = name
-        other._repository = None
+        other._repository = self._repository if name == self.replica else \
+            self._opened.get(name)
         return other
 
     def with_catalog(self, catalog: Catalog) -> Context:
@@ -109,6 +116,8 @@ class Context:
 
     @property
     def repository(self) -> Repository:
+        if self._repository is None:
+            self._repository = self._opened.get(self.replica)
         if self._repository is None and self.replica is not None:
             self._repository = self.open_replica(self.replica)
         if self._repository is None:
@@ -116,6 +125,7 @@ class Context:
             passphrase = None if key_file else self._passphrase()
             self._repository = Repository.open(self._backend(), key_file=key_file,
                                                passphrase=passphrase)
+        self._opened.setdefault(self.replica, self._repository)
         return self._repository
 
     def _passphrase(self) -> str:
@@ -156,6 +166,7 @@ class Context:
             return self.repository
         passphrase = None if key_file else self._passphrase()
         self._repository = Repository.init(backend, key_file=key_file, passphrase=passphrase)
+        self._opened[None] = self._repository
         return self._repository
 
     def _backend(self) -> Backend:

@@ -46,7 +46,7 @@ from snapkeep.policy import is_restorable
 from snapkeep.repository import BinlogArchive, BinlogRecord, Repository
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target
-from snapkeep.services.snapshots.listing import sync
+from snapkeep.services.snapshots.listing import replica_rows, sync
 
 HEADER = 19  # a binlog event header: timestamp(4) type(1) server_id(4) size(4) log_pos(4) flags(2)
 
@@ -382,8 +382,11 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
 
     # bases: restorable snapshots whose position the archive covers
     sync(ctx)
+    # a replica's snapshots are its manifests (the catalog lists the primary's)
+    rows = replica_rows(ctx, name) if ctx.replica is not None else \
+        ctx.catalog.list_snapshots(name)
     bases: list[Base] = []
-    for row in ctx.catalog.list_snapshots(name):
+    for row in rows:
         if not is_restorable(row.status, row.expires_at, now):
             continue
         pos = _position(repo, row.id)

@@ -13,7 +13,14 @@ from datetime import datetime
 from snapkeep.config import EnvironmentConfig, ReplicaConfig
 from snapkeep.errors import SnapkeepError
 from snapkeep.progress import Reporter
-from snapkeep.repository import CopyResult, Repository, copy_snapshot
+from snapkeep.repository import (
+    BinlogCopyResult,
+    CopyResult,
+    Repository,
+    binlogs_to_copy,
+    copy_binlogs,
+    copy_snapshot,
+)
 from snapkeep.services.context import Context
 from snapkeep.services.sizes import mib
 from snapkeep.services.snapshots import listing as snapshots
@@ -53,8 +60,19 @@ def missing(ctx: Context, env: EnvironmentConfig, replica: str) -> list[str]:
             if s.id not in have]
 
 
-def copy(ctx: Context, replica: str, snapshot_ids: list[str], rec: Reporter) -> list[CopyResult]:
-    """Copy these snapshots (of the primary) to ``replica``, one after the other."""
+def binlogs_behind(ctx: Context, env: EnvironmentConfig, replica: str) -> int:
+    """How many of ``env``'s archived binlog records the replica lacks (0 without
+    point_in_time)."""
+    if not env.point_in_time:
+        return 0
+    return binlogs_to_copy(ctx.repository, ctx.in_replica(replica).repository, env.name)
+
+
+def copy(ctx: Context, env: EnvironmentConfig, replica: str, snapshot_ids: list[str],
+         rec: Reporter) -> list[CopyResult]:
+    """Copy these snapshots (of the primary) to ``replica``, one after the other; then,
+    for an environment with point_in_time, the archived binlog records the replica lacks
+    (so a restore ``--at`` works from the replica alone)."""
     primary = ctx.in_replica(None).repository
     target = ctx.in_replica(replica).repository
     out = []
@@ -67,7 +85,23 @@ def copy(ctx: Context, replica: str, snapshot_ids: list[str], rec: Reporter) -> 
         else:
             rec.log(f"Replica {replica} holds backup {sid} already")
         out.append(res)
+    if env.point_in_time:
+        _log_binlogs(rec, replica, copy_binlogs(primary, target, env.name, rec))
     return out
+
+
+def _log_binlogs(rec: Reporter, replica: str, res: BinlogCopyResult) -> None:
+    if res.hole is not None:
+        rec.log(f"Warning: the binlog archive of {res.stream} in replica {replica} has a gap after "
+                 f"record {res.hole.data['follows']}: {res.hole.data['reason']} (copy "
+                 "more often than the primary's retention prunes); its point-in-time "
+                 "window starts again at the first backup copied after the gap")
+    if res.records:
+        rec.log(f"Copied {res.records} binlog records of {res.stream} to replica {replica} "
+                f"({res.segments} segments): {res.chunks_sent} chunks sent "
+                f"({mib(res.bytes_sent)}); verified before listed")
+    else:
+        rec.log(f"Replica {replica} holds the binlog archive of {res.stream} already")
 
 
 def automatic(ctx: Context) -> list[ReplicaConfig]:

@@ -142,20 +142,25 @@ def _snapshot_and_manifest(ctx: Context, env: EnvironmentConfig, snapshot_id: st
 def start_copy(ctx: Context, env: EnvironmentConfig, replica: str,
                snapshot_ids: list[str] | None, *, detach: bool = False,
                observer: Observer | None = None, queue: bool = False,
-               queue_behind: bool = False) -> ActivityInfo | None:
+               queue_behind: bool = False,
+               binlogs_alone: bool = True) -> ActivityInfo | None:
     """Copy snapshots of ``env`` to ``replica`` (None: every one it does not hold yet) as
-    an activity of ``env``; None when there is nothing to copy. Admin on ``env``: its
-    data leaves for other storage, as with an export."""
+    an activity of ``env``, and with them (point_in_time) the binlog records it lacks;
+    None when there is nothing to copy. With None and every snapshot held, the binlog
+    records alone when ``binlogs_alone`` (the scheduler's every-tick pull leaves them to
+    the next snapshot's copy). Admin on ``env``: its data leaves for other storage, as
+    with an export."""
     _check_env(ctx, env, Action.SNAPSHOT_RESTORE_ELSEWHERE)
     ctx.config.replica(replica)
     if snapshot_ids is None:
         snapshot_ids = replicas.missing(ctx, env, replica)
-        if not snapshot_ids:
+        if not snapshot_ids and not (
+                binlogs_alone and replicas.binlogs_behind(ctx, env, replica)):
             return None
     else:
         snapshot_ids = [snapshots.get_snapshot(ctx, env, sid).id for sid in snapshot_ids]
     what = f"backup {snapshot_ids[0]}" if len(snapshot_ids) == 1 else \
-        f"{len(snapshot_ids)} backups"
+        f"{len(snapshot_ids)} backups" if snapshot_ids else "the binlog archive"
     desc = f"{ctx.actor.name} copied {what} of {env.name} to replica {replica}"
     c = claim(ctx, env.name, replicas.COPY, desc,
               {"replica": replica, "snapshot_ids": snapshot_ids},

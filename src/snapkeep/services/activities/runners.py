@@ -28,7 +28,7 @@ def _backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
                         threads=params.get("threads"))
     for r in replicas.automatic(ctx):
         try:
-            replicas.copy(ctx, r.name, [sid], rec)
+            replicas.copy(ctx, env, r.name, [sid], rec)
         except SnapkeepError as e:  # the snapshot is taken: the copy is retried later
             rec.warn(f"backup {sid} was not copied to replica {r.name}: {e}; copy it with "
                      f"`snapkeep snapshot:copy {sid} --to {r.name}`")
@@ -37,7 +37,7 @@ def _backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
 
 def _copy(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,
           params: dict[str, Any]) -> None:
-    replicas.copy(ctx, params["replica"], list(params["snapshot_ids"]), rec)
+    replicas.copy(ctx, env, params["replica"], list(params["snapshot_ids"]), rec)
 
 
 def _restore(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder,

@@ -132,7 +132,8 @@ def _pull(ctx: Context, now: datetime, detach: bool,
         pulled_at[r.name] = now
         for env in ctx.config.environments.values():
             try:
-                a = operations.start_copy(ctx, env, r.name, None, queue=detach)
+                a = operations.start_copy(ctx, env, r.name, None, queue=detach,
+                                          binlogs_alone=r.pull != "new")
             except BusyError:
                 continue  # running something (perhaps the last pull): the next tick pulls
             except SnapkeepError as e:

@@ -60,3 +60,16 @@ def test_a_read_only_project_refuses_to_write_the_primary(tmp_path, clock):
         with pytest.raises(PolicyError, match="read_only = true"):
             attempt()
     assert ro.repository.has_snapshot(sid)
+
+
+def test_a_command_opens_each_repository_once(tmp_path, clock):
+    ctx = with_replica(tmp_path, clock)
+    replicas.init_replica(ctx, "offsite")
+    primary, replica = ctx.repository, ctx.in_replica("offsite").repository
+    assert ctx.in_replica(None).repository is primary
+    assert ctx.in_replica("offsite").in_replica(None).repository is primary
+    assert ctx.in_replica("offsite").repository is replica is not primary
+    # another thread's context opens its own (a repository serves one thread)
+    own = ctx.with_own_repository()
+    assert own.repository is not primary
+    assert own.in_replica("offsite").repository is not replica
