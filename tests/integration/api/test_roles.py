@@ -168,6 +168,10 @@ ENDPOINTS = [
              lambda w, h, t: h.get(f"{P}/environments/{SHOP}/backups/{w.snapshot}/export/"
                                    "mounts/var.tar.zst")),
     Endpoint("import a backup (upload)", True, _upload, settle=_settle_upload, ok=202),
+    # this project has no replica: past the role check, an Admin hears it is unknown
+    # (tests/integration/api/test_pull.py pulls into a real one)
+    Endpoint("pull backups to a replica", True,
+             lambda w, h, t: h.post(f"{P}/environments/{SHOP}/backups/pull/offsite"), ok=422),
     Endpoint("list activities", False, lambda w, h, t: h.get(f"{P}/activities")),
     Endpoint("list an environment's activities", False,
              lambda w, h, t: h.get(f"{P}/activities", params={"environment": SHOP})),

@@ -250,8 +250,8 @@ def test_a_part_with_missing_rows_is_refused(mariadb, fresh_db, repo, tmp_path):
 
 
 def test_a_format_the_engine_does_not_know_is_refused(mariadb, fresh_db, repo):
-    with pytest.raises(RepositoryError, match="format 4"):
-        prepare_restore(target_for(mariadb, fresh_db), {"kind": "mysql", "format": 4}, repo,
+    with pytest.raises(RepositoryError, match="format 99"):
+        prepare_restore(target_for(mariadb, fresh_db), {"kind": "mysql", "format": 99}, repo,
                         Recorder())
 
 
