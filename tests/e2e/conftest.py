@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,20 @@ def shop(tmp_path: Path, mariadb, fresh_db):
     cli = Cli(root, cli_env())
     cli.run("init", "--project-id", "shop", "--database", mariadb.url(fresh_db))
     return cli, root, fresh_db
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 3 MiB tmpfs for full-disk tests (mounting needs root: skipped otherwise);
+    unmounted at the end."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture

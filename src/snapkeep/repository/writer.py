@@ -70,25 +70,7 @@ class PackWriter:
         if self.index.claim(cid, user):
             return cid, 0
         plain = chunks.encode_reused(data, level)  # this thread's buffer, until the seal
-        with self._lock:  # no other writer can add cid between this claim and the add
-            if self.index.claim(cid, user):
-                return cid, 0
-            b = self._builder
-            # sealed straight into the open pack's buffer (AES-GCM holds the GIL anyway)
-            sealed = b.seal(self.keys, cid, plain, len(data))
-            self.index.add_pending(cid, b, user)
-            full = b.full()
-            if full:
-                self._builder = self._new_builder()
-                self._uploading[id(b)] = b
-        if full:
-            self._upload_slots.acquire()  # back-pressure: at most UPLOAD_QUEUE in flight
-            try:
-                self._pool().submit(self._upload_in_background, b)
-            except BaseException:
-                self._upload_slots.release()
-                raise
-        return cid, sealed
+        return cid, self._append(cid, plain, len(data), user)
 
     def store_encoded(self, cid: str, plain: bytes | memoryview, raw_len: int,
                       user: Any) -> int:
@@ -97,10 +79,16 @@ class PackWriter:
         hashing or compression here; the stored bytes newly appended (0: held already)."""
         if self.index.claim(cid, user):
             return 0
-        with self._lock:
+        return self._append(cid, plain, raw_len, user)
+
+    def _append(self, cid: str, plain: bytes | memoryview, raw_len: int, user: Any) -> int:
+        """Seal ``plain`` into the open pack unless another writer added ``cid`` since the
+        caller's claim; hand a full pack to the uploads. The bytes appended (0: none)."""
+        with self._lock:  # no other writer can add cid between this claim and the add
             if self.index.claim(cid, user):
                 return 0
             b = self._builder
+            # sealed straight into the open pack's buffer (AES-GCM holds the GIL anyway)
             sealed = b.seal(self.keys, cid, plain, raw_len)
             self.index.add_pending(cid, b, user)
             full = b.full()
@@ -108,7 +96,7 @@ class PackWriter:
                 self._builder = self._new_builder()
                 self._uploading[id(b)] = b
         if full:
-            self._upload_slots.acquire()
+            self._upload_slots.acquire()  # back-pressure: at most UPLOAD_QUEUE in flight
             try:
                 self._pool().submit(self._upload_in_background, b)
             except BaseException:

@@ -9,8 +9,6 @@ import re
 import shutil
 import subprocess
 
-import pytest
-
 from tests.helpers.seaweed import SeaweedS3
 from tests.helpers.server import wait_for
 from tests.helpers.shop import Cli, one_line_error, shop_state, take_snapshot
@@ -127,18 +125,6 @@ def test_a_replica_keeps_by_its_own_retention(shop, tmp_path):
     assert second in held and first not in held
     primary = cli.run("snapshot:list", "--format", "csv").stdout  # its own window keeps both
     assert first in primary and second in primary
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_replica_disk_is_a_one_line_error_and_the_next_copy_completes(shop,

@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from tests.helpers.shop import Cli, checksums, cli_env, make_app_root, make_shop, tree
 
@@ -176,18 +173,6 @@ def test_a_storage_server_that_stays_down_is_a_clear_error_and_leaves_nothing(
         s3.start()
     assert len(listing(cli)) == 1
     assert "no problems found" in cli.run("repository:check").stderr
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_repository_disk_is_a_clear_error_and_the_shop_is_resumed(shop, tiny_disk):
