@@ -5,6 +5,7 @@ from snapkeep.repository.binlogs import (
     BinlogRecord,
     FollowerLease,
     SegmentWriter,
+    follower_running,
 )
 from snapkeep.repository.blobs import EMPTY_BLOB, BlobReader, BlobRef, BlobWriter
 from snapkeep.repository.chunks import ROWS_ZSTD_LEVEL, ZSTD_LEVEL
@@ -26,4 +27,4 @@ __all__ = ["EMPTY_BLOB", "BinlogArchive", "BinlogCopyResult", "BinlogRecord", "B
            "BlobReader", "BlobWriter", "CopyResult", "FollowerLease", "Problem", "PrunePlan",
            "Report", "ROWS_ZSTD_LEVEL", "Repository", "ScratchBlobs", "SegmentWriter",
            "SnapshotManifest", "SnapshotSession", "ZSTD_LEVEL", "binlogs_to_copy",
-           "copy_binlogs", "copy_snapshot"]
+           "copy_binlogs", "copy_snapshot", "follower_running"]

@@ -286,6 +286,20 @@ class FollowerLease:
         self.backend.delete(self.key)
 
 
+def follower_running(repo: Documents, stream: str) -> bool:
+    """Whether a follower holds a live lease on ``stream`` (on any host)."""
+    for key in repo.backend.list(f"{PREFIX}{stream}/"):
+        if not key.rsplit("/", 1)[-1].startswith(LEASE_PREFIX):
+            continue
+        try:
+            info = json.loads(repo.backend.get(key))
+        except (NotFoundError, ValueError):
+            continue
+        if not _lease_stale(info):
+            return True
+    return False
+
+
 def _lease_stale(info: dict[str, Any]) -> bool:
     try:
         pid, written = int(info.get("pid", 0)), float(info.get("time", 0))

@@ -7,13 +7,16 @@ Binlog events carry whole seconds: a time's fraction is dropped (``10:19:59.7`` 
 ``10:19:59``). A time restores every transaction whose events are timestamped before it
 (the replay stops before the first one at or after it); a GTID restores up to and
 including that transaction. Every refusal is raised before anything is touched, with the
-recoverable window (``services/pitr_window.py``) and what to do.
+recoverable window (``services/pitr_window.py``) and what to do. A point the archive
+does not reach yet while a follower runs and the server has more is waited for a few of the
+follower's intervals first: a restore asked a moment after the damage finds it archived.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,12 +24,13 @@ from datetime import UTC, datetime
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql
 from snapkeep.errors import ServerSetupError, SnapkeepError, UsageError
-from snapkeep.repository import BinlogArchive, BlobRef, Repository
+from snapkeep.repository import BinlogArchive, BlobRef, Repository, follower_running
 from snapkeep.services import pitr_window
 from snapkeep.services.context import Context
 from snapkeep.services.engines import database_target
 
 GTID = re.compile(r"^\s*(\d+)-(\d+)-(\d+)\s*$")
+CATCH_UP_INTERVALS = 3  # a running follower commits a segment at least every interval
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,13 @@ def plan(ctx: Context, env: EnvironmentConfig, at: PointInTime,
     window_text = w.describe()
     complete = w.server_checked and w.lag_seconds == 0
     if at.gtid is not None:
-        base = _gtid_base(ctx.repository, name, w, at.gtid)
+        try:
+            base = _gtid_base(ctx.repository, name, w, at.gtid)
+        except UsageError:
+            if complete or not w.server_checked:
+                raise
+            w = _catch_up(ctx, env, w, None)  # written a moment ago: not archived yet?
+            base = _gtid_base(ctx.repository, name, w, at.gtid)
     else:
         assert at.time is not None
         now = ctx.clock()
@@ -118,6 +128,11 @@ def plan(ctx: Context, env: EnvironmentConfig, at: PointInTime,
         if t > now:
             raise UsageError(f"--at {at.describe()} is in the future (now is "
                              f"{pitr_window.iso(now)}); {window_text}")
+        if t > w.end and not complete and w.server_checked:
+            w = _catch_up(ctx, env, w, t)
+            window_text = w.describe()
+            complete = w.server_checked and w.lag_seconds == 0
+        assert w.start is not None and w.end is not None
         first = w.ranges[0][0] if w.ranges else w.start
         if not w.covers(t):
             if t < first:
@@ -152,6 +167,25 @@ def plan(ctx: Context, env: EnvironmentConfig, at: PointInTime,
                              f"between; leave the ID out to use {base.snapshot_id}")
         base = b
     return Plan(at, base, w, complete)
+
+
+def _catch_up(ctx: Context, env: EnvironmentConfig, w: pitr_window.Window,
+              t: datetime | None) -> pitr_window.Window:
+    """The window once a running follower has archived what the server wrote before the
+    restore was asked (a write a moment ago is seconds from the archive); ``w`` when no
+    follower runs or it does not get there within a few of its intervals."""
+    if not follower_running(ctx.repository, env.name):
+        return w
+    deadline = time.monotonic() + CATCH_UP_INTERVALS * env.binlog_interval + 5.0
+    while time.monotonic() < deadline:
+        time.sleep(min(0.2, env.binlog_interval))
+        w = pitr_window.window(ctx, env)
+        if not w.available:
+            break
+        assert w.end is not None
+        if (w.server_checked and w.lag_seconds == 0) or (t is not None and w.end >= t):
+            break
+    return w
 
 
 def _gtid_base(repo: Repository, name: str, w: pitr_window.Window,

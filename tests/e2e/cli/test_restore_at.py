@@ -11,6 +11,7 @@ tables, rows, views, triggers, routines, events).
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -143,7 +144,7 @@ def scenario(tmp_path):
         _next_second()  # an event after the writes would not be needed; the time is past T3
         _wait_archived(tmp_path, server)
         yield {"server": server, "cli": cli, "s1": s1, "s2": s2, "t2": t2, "state2": state2,
-               "state3": state3, "gtid2": gtid2, "tmp_path": tmp_path}
+               "state3": state3, "gtid2": gtid2, "tmp_path": tmp_path, "follower": follower}
     finally:
         follower.send_signal(signal.SIGTERM)
         follower.wait(60)
@@ -233,6 +234,26 @@ def test_bad_points_are_refused_in_one_line_with_nothing_touched(scenario):
     # the archive's end is the point
     _restore(cli, "--at", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert_same(_state(server), before, "--at now, the archive complete")
+
+
+def test_a_restore_asked_right_after_the_damage_waits_for_the_follower(scenario):
+    """The last writes are not archived yet when the restore is asked (the follower is
+    held here; it commits every binlog_interval): the restore waits for the running
+    follower instead of refusing a point after the archive's end."""
+    server, cli, follower = scenario["server"], scenario["cli"], scenario["follower"]
+    follower.send_signal(signal.SIGSTOP)
+    timer = threading.Timer(1.0, follower.send_signal, (signal.SIGCONT,))
+    try:
+        run(server.connect(), "INSERT INTO shop.orders (v, label) VALUES (555, 'late')")
+        t = _next_second()
+        wanted = _state(server)
+        run(server.connect(), "DELETE FROM shop.orders")  # the damage
+        timer.start()
+        _restore(cli, "--at", t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    finally:
+        timer.cancel()
+        follower.send_signal(signal.SIGCONT)
+    assert_same(_state(server), wanted, "--at a second before the damage")
 
 
 def test_a_statement_naming_the_database_in_the_window_is_refused(scenario):

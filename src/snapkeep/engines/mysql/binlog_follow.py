@@ -66,8 +66,9 @@ class _Open:
         self.size += len(ev.data)
         self.events += 1
         if ev.timestamp:
+            # the latest, not the last: events a replay re-logs keep their old timestamps
             self.first_time = self.first_time or ev.timestamp
-            self.last_time = ev.timestamp
+            self.last_time = max(self.last_time or 0, ev.timestamp)
         if ev.gtid:
             if not self.gtids:
                 self.gtids.append(ev.gtid)
