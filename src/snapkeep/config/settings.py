@@ -136,7 +136,7 @@ class EnvironmentConfig:
     # `serve` raises a warning activity and its webhook (docs/pitr.md, Warnings)
     binlog_lag_warning: float = 60.0
     # [environments.X] engine: how the database is moved (docs/physical.md): "physical"
-    # (InnoDB pages by mariadb-backup; the server must be local, its datadir ours to
+    # (InnoDB tables as pages; the server must be local, its datadir ours to
     # read and write), "logical" (rows), "auto" (physical when possible, else logical)
     engine: str = DEFAULT_ENGINE
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,8 +39,10 @@ TRANSACTIONAL_ENGINES = frozenset(["innodb", "xtradb", "rocksdb", "tokudb"])
 
 
 @contextmanager
-def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
-    """Block writes to the database's base tables for the duration of the block.
+def hold_writes(target: MySQLTarget, reporter: Reporter,
+                skip: Collection[str] = ()) -> Iterator[None]:
+    """Block writes to the database's base tables (but ``skip``, which the caller locks
+    itself) for the duration of the block.
 
     Uses ``FLUSH TABLES … WITH READ LOCK`` on a separate connection (``LOCK TABLES …
     READ`` when the user lacks RELOAD); the lock is released on exit, also on errors,
@@ -51,7 +53,7 @@ def hold_writes(target: MySQLTarget, reporter: Reporter) -> Iterator[None]:
     try:
         with errors_as(target, "holding writes"):
             tables = [n for n, kind, _, _ in schema.list_tables(conn, target.database)
-                      if schema.holds_rows(kind)]
+                      if schema.holds_rows(kind) and n not in skip]
         if not tables:
             yield
             return

@@ -5,22 +5,25 @@
    says so). Everything else — MyISAM, Aria, MEMORY, CSV…, partitioned tables, the DDL
    of every table, views, routines, triggers, events, sequences — is the logical dump's
    (``dump.py``), which reads no rows of the paged tables.
-2. ``mariadb-backup --backup --databases=DB`` copies the database's tablespaces (hot:
-   its backup lock is held only at the end, while it copies the non-InnoDB files and the
-   redo tail) into a private work directory, and ``--prepare --export`` applies the
-   redo and writes each table's ``.cfg`` beside its ``.ibd``.
+2. Not live (``writes_held=True``, the default snapshot): this holds the writes itself —
+   ``hold_writes`` on the tables stored as rows, ``FLUSH TABLES … FOR EXPORT`` on the
+   paged ones (``physical_export``) — and reads the ``.ibd``/``.cfg`` files in place in
+   the data directory: no copy, no prepare, no temporary disk.
+   Live: ``mariadb-backup --backup --databases=DB`` copies the database's tablespaces
+   (hot: its backup lock is held only at the end, while it copies the non-InnoDB files
+   and the redo tail) into a private work directory, and ``--prepare --export`` applies
+   the redo and writes each table's ``.cfg`` beside its ``.ibd``.
 3. Each ``.ibd`` is stored through a page writer (chunks cut only at page boundaries,
    ``repository/pages.py``: unchanged pages deduplicate) and its ``.cfg`` as a small
-   blob, on ``threads`` threads; the work directory is removed.
+   blob, on ``threads`` threads; a work directory is removed.
 
-Consistency. A non-live backup (the default) runs all of this inside ``hold_writes``
-(``writes_held=True``): nothing is written meanwhile, so the pages and the logical part
-are of one point. A live one: the paged tables are consistent with each other at
+Consistency. Not live: nothing is written during the snapshot, so the pages and the
+logical part are of one point. Live: the paged tables are consistent with each other at
 mariadb-backup's end point (its BACKUP STAGE BLOCK_COMMIT); the logical part at its own
 consistent point a moment later; a log line says so.
 
-Temporary disk: one copy of the database's InnoDB files plus the redo written during
-the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``), in
+Temporary disk (live only): one copy of the database's InnoDB files plus the redo written
+during the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``), in
 ``workdir`` (default: the system's temporary directory); prepare works in place.
 
 The description is the logical dump's, format 4 (``descriptions.PHYSICAL_FORMAT``),
@@ -44,9 +47,11 @@ from typing import Any
 
 from snapkeep.engines.mysql import dump as logical
 from snapkeep.engines.mysql.connect import connect, errors_as, query_text, quote_ident
+from snapkeep.engines.mysql.consistency import hold_writes
 from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
 from snapkeep.engines.mysql.encoding import Column
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
+from snapkeep.engines.mysql.physical_export import exported
 from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import PageSink
@@ -129,29 +134,41 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     """Snapshot ``target``'s database physically (module docstring); its description."""
     assert where.tool is not None and where.datadir is not None
     tables = paged(target, reporter)
-    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=workdir))
-    try:
-        backup = work / "backup"
-        if tables:
-            _backup(target, where.tool, work, backup, threads, reporter)
-        crash_point("mysql.physical.backed_up")
-        _uncopied(tables, backup / db_file_name(target.database), reporter)
+
+    def rows_of_the_rest() -> dict[str, Any]:
         rest = _RowsOfTheRest(target, repo, logical.SafeReporter(reporter),
                               max(1, threads or os.cpu_count() or 1), logical.default_format(),
                               zstd_level, True, writes_held)
         rest.skip = frozenset(tables)
         try:
             with errors_as(target, DOING):
-                description = rest.run()
+                return rest.run()
         finally:
             rest.close()
-        if not writes_held and tables:
-            reporter.log("live physical snapshot: the InnoDB pages are of mariadb-backup's "
-                         "end point, the other tables and objects of the logical dump's")
-        stored = _store(repo, backup / db_file_name(target.database), tables, description,
-                        where.page_size, zstd_level, threads or 1, reporter)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    if writes_held:  # read in place, the paged tables flushed for export (physical_export)
+        with hold_writes(target, reporter, skip=tables), \
+                exported(target, list(tables), reporter):
+            crash_point("mysql.physical.exported")
+            description = rows_of_the_rest()
+            stored = _store(repo, where.datadir / db_file_name(target.database), tables,
+                            description, where.page_size, zstd_level, threads or 1, reporter)
+    else:
+        work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=workdir))
+        try:
+            backup = work / "backup"
+            if tables:
+                _backup(target, where.tool, work, backup, threads, reporter)
+            crash_point("mysql.physical.backed_up")
+            _uncopied(tables, backup / db_file_name(target.database), reporter)
+            description = rows_of_the_rest()
+            if tables:
+                reporter.log("live physical snapshot: the InnoDB pages are of mariadb-backup's "
+                             "end point, the other tables and objects of the logical dump's")
+            stored = _store(repo, backup / db_file_name(target.database), tables, description,
+                            where.page_size, zstd_level, threads or 1, reporter)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     description["format"] = PHYSICAL_FORMAT
     description["engine"] = "physical"
     description["page_size"] = where.page_size

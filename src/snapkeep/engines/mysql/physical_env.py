@@ -119,7 +119,7 @@ def choose(setting: str, target: MySQLTarget, reporter: Reporter) -> Locality | 
         return None
     found = locate(target)
     if found.usable:
-        reporter.log(f"engine {setting}: physical (InnoDB pages by mariadb-backup; "
+        reporter.log(f"engine {setting}: physical (InnoDB tables as pages; "
                      f"data directory {found.datadir})")
         return found
     if setting == PHYSICAL:

@@ -95,7 +95,8 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     # the snapshot references; its commit writes packs, index, then the manifest.
     with writing(repo, rec, wait=LOCK_WAIT) as session:
         with nullcontext() if live else pause.paused(ctx, env, rec, rec.fence), \
-                nullcontext() if live or target is None else mysql.hold_writes(target, rec):
+                nullcontext() if live or target is None or pages is not None \
+                else mysql.hold_writes(target, rec):  # a physical dump holds them itself
             if target is not None and pages is not None:
                 services["database"] = mysql.dump_physical(
                     target, session, rec, pages, threads=threads,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
 from snapkeep.engines.mysql import (
@@ -21,7 +22,6 @@ from snapkeep.engines.mysql import (
     choose_engine,
     cleanup_leftovers,
     dump_physical,
-    hold_writes,
     physical_env,
     prepare_restore,
 )
@@ -241,22 +241,47 @@ def test_killed_during_the_import_leaves_the_live_database_untouched(mariadb, fr
     assert_same(db_state(conn, fresh_db), old, "after the cleanup")
 
 
-def test_a_non_live_snapshot_runs_inside_the_held_writes(mariadb, fresh_db, repo):
-    """The default backup holds the database's writes (``hold_writes``) around the whole
-    snapshot: mariadb-backup's own backup stages must get through that lock."""
+def test_a_non_live_snapshot_holds_the_writes_itself_and_reads_the_files_in_place(
+        mariadb, fresh_db, repo, tmp_path):
+    """Not live: the paged tables are flushed for export and read in the data directory
+    (no mariadb-backup copy in the work directory), the others read-locked; no write to
+    either kind gets through while the snapshot runs."""
     conn = mariadb.connect(fresh_db)
     _run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
-         "INSERT INTO t VALUES (1, 1), (2, 2)",
+         "INSERT INTO t SELECT seq, seq FROM seq_1_to_5000",
          "CREATE TABLE m (id INT PRIMARY KEY) ENGINE=MyISAM", "INSERT INTO m VALUES (7)")
     before = db_state(conn, fresh_db)
     target = _target(mariadb, fresh_db)
-    log = Log()
-    where = choose_engine("auto", target, log)
-    assert where is not None and log.lines[0].startswith("engine auto: physical")
-    with hold_writes(target, log):
-        d = dump_physical(target, repo, log, where, threads=2, writes_held=True)
-    assert not any("live physical snapshot" in line for line in log.lines)
-    _run(conn, "DELETE FROM t", "DELETE FROM m")
+    tried: dict[str, int | None] = {}
+
+    class Probe(Log):
+        def log(self, message: str) -> None:
+            super().log(message)
+            if message.startswith("dumped "):  # the logical part, inside the held writes
+                other = mariadb.connect(fresh_db)
+                try:
+                    _run(other, "SET SESSION lock_wait_timeout = 1")
+                    for table in ("t", "m"):
+                        try:
+                            _run(other, f"INSERT INTO {table} (id) VALUES (99999)")
+                            tried[table] = None
+                        except pymysql.MySQLError as e:
+                            tried[table] = e.args[0]
+                finally:
+                    other.close()
+
+    log = Probe()
+    where = choose_engine("physical", target, log)
+    assert where is not None
+    work = tmp_path / "work"
+    work.mkdir()
+    d = dump_physical(target, repo, log, where, threads=2, writes_held=True, workdir=work)
+    assert tried == {"t": 1205, "m": 1205}  # lock wait timeouts: both kinds held
+    assert any("flushed for export and read in place" in line for line in log.lines)
+    assert not any("mariadb-backup copied" in line for line in log.lines)
+    assert list(work.iterdir()) == []
+    assert [t["name"] for t in d["tables"] if "physical" in t] == ["t"]
+    _run(conn, "DELETE FROM t", "DELETE FROM m")  # writes go through again
     _restore(mariadb, fresh_db, d, repo)
     assert_same(db_state(conn, fresh_db), before, "non-live physical snapshot")
 

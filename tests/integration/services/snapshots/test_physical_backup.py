@@ -59,7 +59,7 @@ def test_backup_and_restore_through_pages(mariadb, fresh_db, tmp_path, engine):
 
 
 @pytest.mark.parametrize("point", ["mysql.physical.prepare", "mysql.physical.backed_up"])
-def test_a_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swept(
+def test_a_live_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swept(
         mariadb, fresh_db, tmp_path, point):
     conn = mariadb.connect(fresh_db)
     with conn.cursor() as cur:
@@ -68,13 +68,38 @@ def test_a_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swept(
     before = db_state(conn, fresh_db)
     ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
     cli = Cli(tmp_path, {**cli_env(), "SNAPKEEP_CRASH_AT": point})
-    res = cli.run("snapshot:create", "-e", "dev", check=False)
+    res = cli.run("snapshot:create", "--live", "-e", "dev", check=False)
     assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
     work = ctx.config.state_dir / "physical" / "dev"
-    assert any(work.rglob("*.ibd"))  # mariadb-backup's copy, left by the kill
+    assert any(work.rglob("ibdata1"))  # mariadb-backup's copy, left by the kill
     assert db_state(conn, fresh_db) == before
     assert listing.list_snapshots(ctx, env) == []
     done = operations.start_backup(ctx, env, live=False)  # the next backup sweeps it
     assert done.result == "success"
     assert not any(p.is_file() for p in work.rglob("*"))
+    assert [s.id for s in listing.list_snapshots(ctx, env)] == [done.snapshot_id]
+
+
+def test_a_backup_killed_while_its_tables_are_flushed_for_export_frees_them(
+        mariadb, fresh_db, tmp_path):
+    """Not live, the tables are read in place under ``FLUSH TABLES … FOR EXPORT``: a kill
+    there lists nothing, and the server drops the lock (and its .cfg files) with the
+    connection — writes go through at once, the next backup succeeds."""
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute("INSERT INTO t VALUES (1), (2)")
+    before = db_state(conn, fresh_db)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    cli = Cli(tmp_path, {**cli_env(), "SNAPKEEP_CRASH_AT": "mysql.physical.exported"})
+    res = cli.run("snapshot:create", "-e", "dev", check=False)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
+    assert db_state(conn, fresh_db) == before
+    assert listing.list_snapshots(ctx, env) == []
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = 5")
+        cur.execute("INSERT INTO t VALUES (3)")  # no lock left behind
+    assert not list(mariadb.datadir.glob(f"{fresh_db}/*.cfg"))
+    done = operations.start_backup(ctx, env, live=False)
+    assert done.result == "success"
     assert [s.id for s in listing.list_snapshots(ctx, env)] == [done.snapshot_id]
