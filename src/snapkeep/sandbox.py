@@ -25,6 +25,7 @@ from typing import Any
 
 import pymysql
 
+from snapkeep.engines.mysql.connect import pymysql_connect
 from snapkeep.errors import ServiceUnavailable
 
 MARIADBD_CANDIDATES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld", "/usr/bin/mariadbd")
@@ -191,7 +192,7 @@ class PrivateMariaDB:
         opts.update(kw)
         if database is not None:
             opts["database"] = database
-        return pymysql.connect(**opts)
+        return pymysql_connect(**opts)
 
     def client_args(self) -> list[str]:
         """argv prefix for the ``mariadb`` command-line client (over the unix socket)."""
