@@ -74,7 +74,11 @@ def locate(target: MySQLTarget, *, need_tool: bool = True) -> Locality:
         conn.close()
     data = Path(str(datadir))
     tool = find_tool()
-    if not data.is_dir():
+    try:
+        here = data.is_dir()
+    except PermissionError:  # a directory above it may not be searched by this user
+        here = True
+    if not here:
         return Locality(None, 0, tool, f"the data directory {data} of {where} is not on "
                                        "this machine")
     if not os.access(data, os.R_OK | os.W_OK | os.X_OK):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -325,3 +326,48 @@ def test_a_snapshot_right_after_a_physical_restore_takes_the_imported_tables_as_
     _run(conn, "DELETE FROM t")                                          # have come between
     _restore(mariadb, fresh_db, d, repo)
     assert_same(db_state(conn, fresh_db), before, "snapshot after a physical restore")
+
+
+_AS_NOBODY = """
+import sys
+from snapkeep.engines.mysql import MySQLTarget, choose_engine
+from snapkeep.errors import UsageError
+from snapkeep.progress import NullReporter
+
+class Log(NullReporter):
+    def log(self, message):
+        print("LOG", message)
+
+target = MySQLTarget("127.0.0.1", int(sys.argv[1]), "root", None, sys.argv[2])
+print("AUTO", choose_engine("auto", target, Log()))
+try:
+    choose_engine("physical", target, Log())
+except UsageError as e:
+    print("REFUSED", e)
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run a process as another user")
+def test_a_process_that_may_not_use_the_data_directory_is_refused_in_one_line(
+        mariadb, fresh_db):
+    """snapkeep running as a user who may not write the server's data directory (here:
+    nobody, allowed only to read and search — the Python of the tests lives under /root):
+    ``physical`` refuses in one line naming the directory and the user, ``auto`` takes
+    rows and says why — no traceback."""
+    nobody = 65534
+    res = subprocess.run(["setpriv", f"--reuid={nobody}", f"--regid={nobody}",
+                          "--clear-groups", "--inh-caps=+dac_read_search",
+                          "--ambient-caps=+dac_read_search",
+                          sys.executable, "-c", _AS_NOBODY, str(mariadb.port), fresh_db],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                         cwd="/")
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    assert "AUTO None" in lines, lines
+    logged = [line for line in lines if line.startswith("LOG engine auto: logical")]
+    refused = [line for line in lines if line.startswith("REFUSED ")]
+    assert len(logged) == 1 and len(refused) == 1, lines
+    for line in (logged[0], refused[0]):
+        assert f"uid {nobody}" in line and "data directory" in line, line
