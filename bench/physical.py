@@ -14,7 +14,9 @@ and, in each of ``--runs`` rounds, times:
   a new database and against the physical limit: ``mariadb-backup --copy-back`` of a
   prepared full backup into an empty data directory plus the start of a server on it
   (until it accepts connections);
-- the second snapshot of the unchanged database (physical), its bytes added.
+- the second snapshot of the unchanged database (physical), its bytes added; then the
+  same after updating 1 % of the orders — the newest ones (contiguous in the key, as a
+  shop's day of changes), then every 100th (spread: most of the table's pages change).
 
 Inputs are warmed for every tool as in bench/mysql.py; each figure is the median with
 its spread; the header names the command and machine, with the load average before and
@@ -42,7 +44,9 @@ ROWS = [Row("snapshot, live (s)", "dump"), Row("snapshot, writes held (s)", "dum
         Row("restore (s)", "restore"),
         Row("stored (MiB)", "stored", MIB, 1), Row("peak RSS, snapshot (MiB)", "rss_dump", MIB, 0),
         Row("peak RSS, restore (MiB)", "rss_restore", MIB, 0),
-        Row("2nd snapshot added (MiB)", "added", MIB, 2)]
+        Row("2nd snapshot added (MiB)", "added", MIB, 2),
+        Row("then 1 % of orders updated, newest: added (MiB)", "added_newest", MIB, 2),
+        Row("then 1 % of orders updated, spread: added (MiB)", "added_spread", MIB, 2)]
 
 
 class Engine(Snapkeep):
@@ -158,6 +162,18 @@ def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples) -> None:
             added = t.added()  # the unchanged database again, into the same repository
             if added is not None:
                 samples.add(t.name, "added", added)
+            # 1 % of the orders changed: the newest (a shop's day: contiguous in the key),
+            # then spread over the whole table (every 100th: most pages touched)
+            orders = b.value("SELECT COUNT(*) FROM shop.sales_order")
+            top = b.value("SELECT MAX(entity_id) FROM shop.sales_order")
+            for key, where in (("added_newest", f"entity_id > {top - orders // 100}"),
+                               ("added_spread", f"entity_id % 100 = {n}")):
+                b.sql(f"UPDATE shop.sales_order SET status = 'complete{n}', "
+                      f"updated_at = NOW() WHERE {where}")
+                b.settle()
+                more = t.added()
+                if more is not None:
+                    samples.add(t.name, key, more)
             t.fresh()  # into an empty repository again; the restore below restores it
             b.settle()
             b.warm_db("shop")
