@@ -7,36 +7,19 @@ shop2's repository), and shop2's backup refused as busy because of shop's."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from snapkeep.catalog import Activity
-from snapkeep.config import load_config
 from snapkeep.errors import BusyError
 from snapkeep.services.activities import operations
-from snapkeep.services.context import Context
 from snapkeep.services.schedules import manage as schedules
 from snapkeep.services.snapshots import listing
 from tests.helpers.clock import ManualClock
 from tests.helpers.postgres import catalog_url  # noqa: F401 - fixture
+from tests.helpers.project_files import project_on_catalog as make_project
 
 T0 = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)
-
-
-def make_project(base: Path, project_id: str, catalog: str, clock: ManualClock) -> Context:
-    """Project ``project_id`` in ``base`` with one small environment, ``staging``."""
-    root = base / "staging"
-    (root / "pub/media").mkdir(parents=True)
-    (root / "pub/media/logo.png").write_bytes(project_id.encode() * 100)
-    path = base / "snapkeep.toml"
-    path.write_text(f'[project]\nid = "{project_id}"\nplan = "starter"\ncatalog = "{catalog}"\n'
-                    '\n[repository]\nkey_file = ".snapkeep/repository.key"\n\n'
-                    f'[environments.staging]\ntype = "staging"\nroot = "{root}"\n'
-                    'mounts = ["pub/media"]\n')
-    ctx = Context(load_config(str(path)), clock=clock)
-    ctx.init_repository()
-    return ctx
 
 
 @pytest.fixture
