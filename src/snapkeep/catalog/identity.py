@@ -201,6 +201,18 @@ class IdentityMixin(CatalogBase):
                 out.setdefault(r.user_id, {})[r.environment] = r.role
         return out
 
+    def user_projects(self, user_id: int) -> set[str]:
+        """The projects (of every project of this catalog) the user has a role in: a
+        project role, or a role on one of its environments."""
+        from sqlalchemy import select, union
+
+        from snapkeep.catalog.models import EnvironmentRole, ProjectRole
+
+        q = union(select(ProjectRole.project).where(ProjectRole.user_id == user_id),
+                  select(EnvironmentRole.project).where(EnvironmentRole.user_id == user_id))
+        with self.session() as s:
+            return {str(p) for p in s.scalars(q)}
+
     # -- API tokens --------------------------------------------------------------------------
 
     def add_token(self, token_id: str, user_id: int, name: str, token_hash: str) -> ApiToken:

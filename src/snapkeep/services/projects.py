@@ -76,6 +76,12 @@ def actor_in(ctx: Context, actor: Actor) -> Actor:
     return auth.actor_for_user(ctx, user)
 
 
+def visible(ctx: Context, actor: Actor) -> set[str]:
+    """The projects of ``ctx``'s catalog ``actor`` (a signed-in user) has a role in."""
+    user = ctx.catalog.get_user(actor.email) if actor.email else None
+    return ctx.catalog.user_projects(user.id) if user is not None else set()
+
+
 def may_see(actor: Actor) -> bool:
     """Whether ``actor`` (as ``actor_in`` made it for a project) has any role there."""
     return actor.project_role is not None or bool(actor.environment_roles)
