@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 import pytest
 
 from snapkeep.catalog import Activity
-from snapkeep.errors import BusyError
+from snapkeep.errors import BusyError, PermissionDenied
+from snapkeep.policy import local_operator
 from snapkeep.services.activities import operations
+from snapkeep.services.identity import auth, users
 from snapkeep.services.schedules import manage as schedules
 from snapkeep.services.snapshots import listing
 from tests.helpers.clock import ManualClock
@@ -118,3 +120,25 @@ def test_a_project_view_shares_the_connections(projects):
     assert view._conn is shop.catalog._conn
     assert view.snapshot_ids() == set()
     assert shop.catalog.for_project("shop") is shop.catalog
+
+
+def test_an_admin_of_one_project_cannot_take_over_a_user_of_another(projects):
+    """Users are shared: a token, a password or removing someone acts on them in every
+    project, so it needs an admin of every project they have a role in."""
+    shop, shop2 = projects
+    shop.actor = shop2.actor = local_operator()
+    users.add_user(shop, "ann@example.org", "Ann", project_role="admin")
+    users.add_user(shop, "carl@example.org", "Carl")
+    users.set_environment_role(shop, "carl@example.org", "staging", "viewer")
+    users.add_user(shop2, "bob@example.org", "Bob", project_role="admin")
+    ann = auth.actor_for_user(shop, shop.catalog.get_user("ann@example.org"))
+    as_ann = shop.for_actor(ann)
+    for attempt in (lambda: auth.create_token(as_ann, "bob@example.org"),
+                    lambda: users.set_password(as_ann, "bob@example.org", "a long new password"),
+                    lambda: users.delete_user(as_ann, "bob@example.org")):
+        with pytest.raises(PermissionDenied, match="also has a role in project 'shop2'"):
+            attempt()
+    assert auth.create_token(as_ann, "carl@example.org")[1]  # carl is shop's only
+    users.set_project_role(shop2, "ann@example.org", "admin")
+    as_ann = shop.for_actor(auth.actor_for_user(shop, shop.catalog.get_user("ann@example.org")))
+    assert auth.create_token(as_ann, "bob@example.org")[1]  # admin of both now
