@@ -73,8 +73,15 @@ def create_app(base_ctx_factory: Callable[[], Context | Sequence[Context]], *,
 
     @app.get("/api", response_model=ApiInfoOut, tags=["server"],
              responses={401: {"model": ErrorOut}})
-    def api_info(ctx: TokenContext) -> ApiInfoOut:
-        """The project this server serves, and who the token belongs to."""
+    def api_info(ctx: TokenContext, request: Request) -> ApiInfoOut:
+        """The project this server serves (of several: the first the token's user has a
+        role in; the rest at /api/projects), and who the token belongs to, with their
+        roles there."""
+        served: dict[str, Context] = request.app.state.projects
+        if len(served) > 1:
+            mine = projects.visible(ctx, ctx.actor)
+            pid = next((pid for pid in served if pid in mine), ctx.config.id)
+            ctx = served[pid].for_actor(projects.actor_in(served[pid], ctx.actor))
         a = ctx.actor
         p = project_path(ctx.config.id)
         return ApiInfoOut(project=ctx.config.id, version=__version__,

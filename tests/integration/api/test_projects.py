@@ -54,6 +54,14 @@ def test_the_projects_a_user_has_a_role_in(served):
     assert bob[0]["links"]["environments"] == "/api/projects/shop2/environments"
 
 
+def test_api_describes_the_first_project_the_user_has_a_role_in(served):
+    app, tokens = served
+    assert client(app, tokens["ann"]).get("/api").json()["project"] == "shop"
+    bob = client(app, tokens["bob"]).get("/api").json()
+    assert bob["project"] == "shop2"
+    assert bob["actor"]["environment_roles"] == {"staging": "viewer"}
+
+
 def test_each_projects_routes_act_with_the_users_roles_there(served):
     app, tokens = served
     ann, bob = client(app, tokens["ann"]), client(app, tokens["bob"])
