@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -26,6 +36,7 @@ class EnvironmentState(Base):
 
 class Activity(Base):
     __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_project", "project", "environment", "state"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project: Mapped[str] = mapped_column(String(200))
     environment: Mapped[str] = mapped_column(String(200), index=True)
@@ -64,9 +75,10 @@ class Snapshot(Base):
     """A listing of a snapshot, mirrored from its manifest in the repository (the truth)."""
 
     __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_project_environment", "project", "environment"),)
     project: Mapped[str] = mapped_column(String(200), primary_key=True)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    environment: Mapped[str] = mapped_column(String(200), index=True)
+    environment: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     live: Mapped[bool] = mapped_column(Boolean)
@@ -142,6 +154,7 @@ class WebSession(Base):
 
 class Schedule(Base):
     __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_project", "project", "next_run_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project: Mapped[str] = mapped_column(String(200), default="")  # set by the catalog
     environment: Mapped[str] = mapped_column(String(200), index=True)
@@ -162,6 +175,7 @@ class Notification(Base):
     """
 
     __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_project", "project", "state", "next_attempt_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project: Mapped[str] = mapped_column(String(200), default="")  # set by the catalog
     # unique: an activity ends once, so it is notified once
