@@ -19,7 +19,15 @@ OLD_SNAPSHOT_ROW = (
 def catalog_at_revision(directory: Path, revision: str, *statements: str) -> None:
     """The catalog file in ``directory`` as the migrations up to ``revision`` left it, with
     ``statements`` run on it; ``Catalog.at(directory)`` then migrates it on opening."""
-    engine = sa.create_engine(f"sqlite:///{directory / 'catalog.db'}")
+    url_at_revision(f"sqlite:///{directory / 'catalog.db'}", revision, *statements)
+
+
+def url_at_revision(url: str, revision: str, *statements: str) -> None:
+    """The catalog at SQLAlchemy ``url`` (SQLite or PostgreSQL) as the migrations up to
+    ``revision`` left it, with ``statements`` run on it."""
+    from snapkeep.catalog.catalog import sqlalchemy_url
+
+    engine = sa.create_engine(sqlalchemy_url(url))
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:

@@ -95,6 +95,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def two_projects(base: Path) -> FastAPI:
+    """``shop`` and ``shop2`` (each a ``staging`` environment) on one SQLite catalog, served
+    by one app (the API and the console, as ``snapkeep serve --config A --config B``).
+    Ada is shop's admin and a viewer of shop2's staging; Vic has a role in shop2 only; shop
+    has one backup of staging, shop2 none."""
+    from snapkeep.api.app import create_app
+    from snapkeep.catalog import SystemClock
+    from snapkeep.policy import local_operator
+    from snapkeep.services import projects
+    from snapkeep.web import install
+    from tests.helpers.project_files import project_on_catalog
+
+    catalog = f"sqlite:///{base / 'catalog.db'}"
+    for pid in ("shop", "shop2"):
+        project_on_catalog(base / pid, pid, catalog, SystemClock()).catalog.dispose()
+    shop, shop2 = projects.load_projects([str(base / "shop"), str(base / "shop2")])
+    shop.actor = shop2.actor = local_operator()
+    users.add_user(shop, ADMIN[0], ADMIN[1], ADMIN[2], project_role="admin")
+    users.add_user(shop, VIEWER[0], VIEWER[1], VIEWER[2])
+    users.set_environment_role(shop2, ADMIN[0], "staging", "viewer")
+    users.set_environment_role(shop2, VIEWER[0], "staging", "viewer")
+    done = operations.start_backup(shop, shop.config.environment("staging"), live=True)
+    assert done.result == "success"
+    app = create_app(lambda: [shop, shop2])
+    install(app, lambda: shop)
+    return app
+
+
+@contextmanager
+def serve_app(app: FastAPI, timeout: float = 30) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    web = threading.Thread(target=server.run, name="console-server", daemon=True)
+    web.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not web.is_alive():
+            raise AssertionError(f"the console server did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        web.join(timeout)
+
+
 @contextmanager
 def serve(project: ConsoleProject, workers: int = 1, timeout: float = 30) -> Iterator[str]:
     """The console served by uvicorn on a free loopback port, with worker threads running

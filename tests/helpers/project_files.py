@@ -30,3 +30,19 @@ def context(path: Path, actor: Actor | None = None, clock: Clock | None = None) 
     if actor is not None:
         ctx.actor = actor
     return ctx
+
+
+def project_on_catalog(base: Path, project_id: str, catalog: str, clock: Clock) -> Context:
+    """Project ``project_id`` in ``base`` on the catalog at ``catalog`` (a URL), with its
+    repository and one small environment, ``staging``."""
+    root = base / "staging"
+    (root / "pub/media").mkdir(parents=True)
+    (root / "pub/media/logo.png").write_bytes(project_id.encode() * 100)
+    path = base / "snapkeep.toml"
+    path.write_text(f'[project]\nid = "{project_id}"\nplan = "starter"\ncatalog = "{catalog}"\n'
+                    '\n[repository]\nkey_file = ".snapkeep/repository.key"\n\n'
+                    f'[environments.staging]\ntype = "staging"\nroot = "{root}"\n'
+                    'mounts = ["pub/media"]\n')
+    ctx = Context(load_config(str(path)), clock=clock)
+    ctx.init_repository()
+    return ctx

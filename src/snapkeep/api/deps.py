@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import NotFoundError, SnapkeepError, TryLater
 from snapkeep.policy import Actor
+from snapkeep.services import projects
 from snapkeep.services.context import Context
 from snapkeep.services.identity import auth
 
@@ -52,18 +53,27 @@ def _actor(request: Request, credentials: HTTPAuthorizationCredentials | None) -
 def request_context(project: str, request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
                                            Depends(bearer)]) -> Context:
-    """The Context of this request: the token's Actor on the served project.
+    """The Context of this request: the token's Actor, with their roles there, on the
+    project in the path.
 
     Authenticates first (401), then checks the project in the path (404), so a caller
     without a token learns nothing about the server.
     """
     base = base_context(request)
     actor = _actor(request, credentials)
-    served = base.config.id
-    if project != served:
+    served: dict[str, Context] = getattr(request.app.state, "projects", None) or \
+        {base.config.id: base}
+    ctx = served.get(project)
+    if ctx is None:
+        if len(served) == 1:
+            raise NotFoundError(f"project {project!r} is not served here: this server "
+                                f"serves project {base.config.id!r}; use "
+                                f"/api/projects/{base.config.id}/…")
         raise NotFoundError(f"project {project!r} is not served here: this server serves "
-                            f"project {served!r}; use /api/projects/{served}/…")
-    return base.for_actor(actor)
+                            f"{', '.join(sorted(served))}; see GET /api/projects")
+    if ctx is not base:  # the gate found the actor's roles in the first project
+        actor = projects.actor_in(ctx, actor)
+    return ctx.for_actor(actor)
 
 
 def token_context(request: Request,

@@ -186,3 +186,14 @@ class ApiInfoOut(BaseModel):
     version: str
     actor: dict[str, Any]
     links: dict[str, str]
+
+
+class ProjectOut(BaseModel):
+    """``GET /api/projects``: a served project the token's user has a role in, and the
+    roles they have there."""
+
+    id: str
+    plan: str
+    project_role: str | None
+    environment_roles: dict[str, str]
+    links: dict[str, str]

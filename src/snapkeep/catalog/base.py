@@ -77,30 +77,56 @@ def rows_changed(result: Result[Any]) -> int:
 TxKind = Literal["read", "write", "queue", "progress"]
 
 
+class Connections:
+    """The ways into one catalog database, shared by a ``Catalog`` and its project views
+    (``Catalog.for_project``): one pool per database, however many projects it serves."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.lock = threading.Lock()
+        self.pool: SqlitePool | None = None  # SQLite: sqlite3 connections, synchronous=FULL
+        self.progress_pool: SqlitePool | None = None  # SQLite: synchronous=NORMAL (progress)
+        self.engine: Engine | None = None
+        self.sessions: sessionmaker[Session] | None = None
+        if self.is_sqlite:
+            path = url.split("///", 1)[1]
+            self.pool = SqlitePool(path, sqlite_pragmas)
+            self.progress_pool = SqlitePool(path, _progress_pragmas)
+
+
 class CatalogBase:
     is_sqlite: bool
     clock: Any  # a times.Clock: every time the catalog stamps a row with is read from it
     url: str  # the SQLAlchemy URL
-    _pool: SqlitePool | None = None  # SQLite: sqlite3 connections, synchronous=FULL
-    _progress_pool: SqlitePool | None = None  # SQLite: synchronous=NORMAL (progress)
-    _engine: Engine | None = None
-    _sessions: sessionmaker[Session] | None = None
-    _engine_lock: threading.Lock
+    # The project whose rows this catalog reads and writes (``[project] id``): every
+    # per-project row carries it, every query of such rows filters by it.
+    project: str
+    _conn: Connections
 
     def _setup(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self._engine_lock = threading.Lock()
-        if self.is_sqlite:
-            path = url.split("///", 1)[1]
-            self._pool = SqlitePool(path, sqlite_pragmas)
-            self._progress_pool = SqlitePool(path, _progress_pragmas)
+        self._conn = Connections(url)
+
+    @property
+    def _pool(self) -> SqlitePool | None:
+        return self._conn.pool
+
+    @property
+    def _progress_pool(self) -> SqlitePool | None:
+        return self._conn.progress_pool
+
+    @property
+    def _engine(self) -> Engine | None:
+        return self._conn.engine
 
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, made on first use."""
-        with self._engine_lock:
-            if self._engine is None:
+        conn = self._conn
+        with conn.lock:
+            if conn.engine is None:
                 from sqlalchemy import create_engine, event
                 from sqlalchemy.orm import sessionmaker
 
@@ -108,9 +134,9 @@ class CatalogBase:
                 engine = create_engine(self.url, pool_pre_ping=not self.is_sqlite)
                 if self.is_sqlite:
                     event.listen(engine, "connect", sqlite_pragmas)
-                self._sessions = sessionmaker(engine, expire_on_commit=False)
-                self._engine = engine
-            return self._engine
+                conn.sessions = sessionmaker(engine, expire_on_commit=False)
+                conn.engine = engine
+            return conn.engine
 
     def dispose(self) -> None:
         """Close every idle connection (both ways in)."""
@@ -124,8 +150,8 @@ class CatalogBase:
     def session(self) -> Iterator[Session]:
         """An ORM session in a transaction (the tables outside ``catalog/sql.py``)."""
         self.engine  # noqa: B018 - makes the sessionmaker
-        assert self._sessions is not None
-        with self._sessions() as s, s.begin():
+        assert self._conn.sessions is not None
+        with self._conn.sessions() as s, s.begin():
             yield s
 
     @contextmanager

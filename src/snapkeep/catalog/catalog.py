@@ -8,10 +8,19 @@ A ``Catalog`` is thread-safe: every method opens its own transaction on a pooled
 connection. Activities, log lines, environments and snapshots go through
 ``catalog/sql.py`` (on SQLite the stdlib ``sqlite3``: a local snapshot loads no
 SQLAlchemy); the rest through SQLAlchemy's ORM, loaded on first use (``base.py``).
+
+One catalog database holds many projects (#19). A ``Catalog`` serves one of them,
+``project`` (its config's ``[project] id``): every per-project row it adds carries that
+id and every query of such rows filters by it, so two configs on one catalog never see,
+block or delete each other's rows. ``for_project`` gives the same database's view of
+another project (one connection pool for all; a server or worker of many projects).
+Users, API tokens and console sessions are shared by every project; roles are per
+project (``project_roles``, ``environment_roles``).
 """
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -31,7 +40,8 @@ from snapkeep.config import CATALOG_FILE, redact_url
 from snapkeep.errors import ServiceUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0006"
+HEAD = "0007"
+DEFAULT_PROJECT = "default"  # a catalog opened outside any project (tests, tools)
 MIGRATION_LOCK = 0x736E61706B656570  # pg_advisory_xact_lock key: "snapkeep"
 
 
@@ -45,8 +55,9 @@ def sqlalchemy_url(url: str) -> str:
 
 class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, CatalogBase):
     def __init__(self, url: str, *, shown_as: str | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, project: str = DEFAULT_PROJECT) -> None:
         self.clock = clock or SystemClock()
+        self.project = project
         self.description = redact_url(shown_as or url)  # never the password
         self._setup(url)
         try:
@@ -64,22 +75,32 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
                 "database server is running and the `catalog` URL in snapkeep.toml (or "
                 "SNAPKEEP_CATALOG) names it") from None
 
+    def for_project(self, project: str) -> Catalog:
+        """This catalog database as project ``project`` sees it (its connections shared)."""
+        if project == self.project:
+            return self
+        other = copy.copy(self)
+        other.project = project
+        return other
+
     @classmethod
-    def at(cls, state_dir: Path, clock: Clock | None = None) -> Catalog:
+    def at(cls, state_dir: Path, clock: Clock | None = None,
+           project: str = DEFAULT_PROJECT) -> Catalog:
         state_dir.mkdir(parents=True, exist_ok=True)
         path = state_dir / CATALOG_FILE
         # The catalog holds users' hashes and tokens: readable by the owner only.
         path.touch(mode=0o600, exist_ok=True)
         path.chmod(0o600)
-        return cls(f"sqlite:///{path}", clock=clock)
+        return cls(f"sqlite:///{path}", clock=clock, project=project)
 
     @classmethod
-    def from_url(cls, url: str, clock: Clock | None = None) -> Catalog:
+    def from_url(cls, url: str, clock: Clock | None = None,
+                 project: str = DEFAULT_PROJECT) -> Catalog:
         """A catalog at ``postgresql://user[:password]@host:port/db`` (or a sqlite URL).
 
         The password may also come from libpq's PGPASSWORD or ~/.pgpass.
         """
-        return cls(sqlalchemy_url(url), shown_as=url, clock=clock)
+        return cls(sqlalchemy_url(url), shown_as=url, clock=clock, project=project)
 
     def _current(self) -> bool:
         """Whether a SQLite catalog's schema is at ``HEAD`` already (one read, no lock: a
@@ -117,26 +138,29 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
             cfg = AlembicConfig()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
+            # 0007 gives the rows of a one-project catalog to the project opening it
+            cfg.attributes["project"] = self.project
             command.upgrade(cfg, "head")
 
     # -- environments ------------------------------------------------------------------------
 
     def environment_status(self, name: str) -> str:
         with self._sql() as tx:
-            found = tx.rows("SELECT status FROM environments WHERE name = :name",
-                            {"name": name})
+            found = tx.rows("SELECT status FROM environments WHERE project = :p "
+                            "AND name = :name", {"p": self.project, "name": name})
         return str(found[0][0]) if found else "active"
 
     def set_environment_status(self, name: str, status: str) -> None:
         with self._sql("write") as tx:
-            tx.run("INSERT INTO environments (name, status, updated_at) "
-                   "VALUES (:name, :status, :at) ON CONFLICT (name) DO UPDATE "
+            tx.run("INSERT INTO environments (project, name, status, updated_at) "
+                   "VALUES (:p, :name, :status, :at) ON CONFLICT (project, name) DO UPDATE "
                    "SET status = excluded.status, updated_at = excluded.updated_at",
-                   {"name": name, "status": status, "at": self.clock()})
+                   {"p": self.project, "name": name, "status": status, "at": self.clock()})
 
     # -- activities --------------------------------------------------------------------------
 
     def add_activity(self, activity: Activity) -> Activity:
+        activity.project = self.project
         with self._sql("write") as tx:
             sql.insert(tx, activity)
         return activity
@@ -151,14 +175,15 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
 
     def get_activity(self, activity_id: str) -> Activity | None:
         with self._sql() as tx:
-            return sql.first(tx, Activity, sql.select(Activity, "WHERE id = :id"),
-                             {"id": activity_id})
+            return sql.first(tx, Activity, sql.select(
+                Activity, "WHERE id = :id AND project = :p"),
+                {"id": activity_id, "p": self.project})
 
     def list_activities(self, environment: str | None = None, *, states: Sequence[str] = (),
                         limit: int = 50, offset: int = 0,
                         types: Sequence[str] = ()) -> list[Activity]:
-        where = ["1 = 1"]
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        where = ["project = :p"]
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "p": self.project}
         if environment is not None:
             where.append("environment = :env")
             params["env"] = environment
@@ -180,31 +205,35 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
     def log_lines(self, activity_id: str, after_id: int = 0) -> list[ActivityLog]:
         with self._sql() as tx:
             return sql.load(tx, ActivityLog, tx.rows(sql.select(
-                ActivityLog, "WHERE activity_id = :a AND id > :after ORDER BY id"),
-                {"a": activity_id, "after": after_id}))
+                ActivityLog, "WHERE activity_id = :a AND id > :after AND EXISTS (SELECT 1 "
+                "FROM activities WHERE id = :a AND project = :p) ORDER BY id"),
+                {"a": activity_id, "after": after_id, "p": self.project}))
 
     # -- snapshots ---------------------------------------------------------------------------
 
     def put_snapshot(self, snap: Snapshot) -> None:
-        """Insert, or replace the row with the same ID."""
+        """Insert, or replace the row with the same ID (of this project)."""
+        snap.project = self.project
         names = sql.COLUMNS[Snapshot]
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in ("id", "project"))
         with self._sql("write") as tx:
             tx.run(f"INSERT INTO snapshots ({', '.join(names)}) "
                    f"VALUES ({', '.join(':' + n for n in names)}) "
-                   f"ON CONFLICT (id) DO UPDATE SET {updates}",
+                   f"ON CONFLICT (project, id) DO UPDATE SET {updates}",
                    {n: getattr(snap, n) for n in names})
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
         with self._sql() as tx:
-            return sql.first(tx, Snapshot, sql.select(Snapshot, "WHERE id = :id"),
-                             {"id": snapshot_id})
+            return sql.first(tx, Snapshot, sql.select(
+                Snapshot, "WHERE project = :p AND id = :id"),
+                {"p": self.project, "id": snapshot_id})
 
     def list_snapshots(self, environment: str | None = None, *, limit: int | None = None,
                        offset: int = 0) -> list[Snapshot]:
-        where, params = "", dict[str, Any]()
+        where, params = "WHERE project = :p", dict[str, Any](p=self.project)
         if environment is not None:
-            where, params = "WHERE environment = :env", {"env": environment}
+            where += " AND environment = :env"
+            params["env"] = environment
         where += " ORDER BY created_at DESC, id DESC"
         if limit is not None or offset:
             # SQLite needs a LIMIT before an OFFSET; -1 is none there, NULL on PostgreSQL
@@ -221,15 +250,18 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
         values: dict[str, Any] = {"verified_ok": ok, **({"verified_at": at} if ok else {})}
         assign, params = sql.assignments(Snapshot, values)
         with self._sql("write") as tx:
-            tx.run(f"UPDATE snapshots SET {assign} WHERE id = :id", {**params, "id": snapshot_id})
+            tx.run(f"UPDATE snapshots SET {assign} WHERE project = :p AND id = :id",
+                   {**params, "p": self.project, "id": snapshot_id})
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self._sql("write") as tx:
-            tx.run("DELETE FROM snapshots WHERE id = :id", {"id": snapshot_id})
+            tx.run("DELETE FROM snapshots WHERE project = :p AND id = :id",
+                   {"p": self.project, "id": snapshot_id})
 
     def snapshot_ids(self) -> set[str]:
         with self._sql() as tx:
-            return {r[0] for r in tx.rows("SELECT id FROM snapshots")}
+            return {r[0] for r in tx.rows("SELECT id FROM snapshots WHERE project = :p",
+                                          {"p": self.project})}
 
     # -- statistics (GET /metrics): aggregated here, so a scrape reads a few rows ----------
 
@@ -237,14 +269,16 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
         """(environment, snapshots, their size_bytes, their added_bytes) per environment."""
         with self._sql() as tx:
             rows = tx.rows("SELECT environment, COUNT(*), SUM(size_bytes), SUM(added_bytes) "
-                           "FROM snapshots GROUP BY environment")
+                           "FROM snapshots WHERE project = :p GROUP BY environment",
+                           {"p": self.project})
         return [(env, int(n), int(size or 0), int(added or 0)) for env, n, size, added in rows]
 
     def activity_counts(self) -> list[tuple[str, str, str, str | None, int]]:
         """(environment, type, state, result, how many) over every activity."""
         with self._sql() as tx:
             rows = tx.rows("SELECT environment, type, state, result, COUNT(*) FROM activities "
-                           "GROUP BY environment, type, state, result")
+                           "WHERE project = :p GROUP BY environment, type, state, result",
+                           {"p": self.project})
         return [(env, type_, state, result, int(n)) for env, type_, state, result, n in rows]
 
     def activity_durations(self) -> list[tuple[str, str, int, float]]:
@@ -254,8 +288,9 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
                    if self.is_sqlite else "EXTRACT(EPOCH FROM completed_at - started_at)")
         with self._sql() as tx:
             rows = tx.rows(f"SELECT environment, type, COUNT(*), SUM({seconds}) FROM activities "
-                           "WHERE state IN ('complete', 'cancelled') AND started_at IS NOT NULL "
-                           "AND completed_at IS NOT NULL GROUP BY environment, type")
+                           "WHERE project = :p AND state IN ('complete', 'cancelled') "
+                           "AND started_at IS NOT NULL AND completed_at IS NOT NULL "
+                           "GROUP BY environment, type", {"p": self.project})
         return [(env, type_, int(n), max(0.0, float(total or 0)))
                 for env, type_, n, total in rows]
 
@@ -263,8 +298,8 @@ class Catalog(IdentityMixin, QueueMixin, ScheduleMixin, NotificationMixin, Catal
         """(environment, type, when its last successful activity of that type ended)."""
         with self._sql() as tx:
             rows = tx.rows("SELECT environment, type, MAX(completed_at) FROM activities "
-                           "WHERE state = 'complete' AND result = 'success' "
-                           "GROUP BY environment, type")
+                           "WHERE project = :p AND state = 'complete' AND result = 'success' "
+                           "GROUP BY environment, type", {"p": self.project})
             return [(env, type_, sql.decode(tx, "completed_at", at))
                     for env, type_, at in rows if at is not None]
 

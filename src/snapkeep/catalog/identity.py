@@ -3,6 +3,10 @@
 Emails are stored lowercased, so lookups are case-insensitive. Secrets never reach
 this module: tokens and session cookies arrive already hashed (SHA-256 hex).
 Rows come back detached with timezone-aware UTC datetimes, like the rest of the catalog.
+
+Users, tokens and sessions are shared by every project of the catalog; roles are the
+catalog's project's: a ``User`` read here carries its role in that project as
+``project_role`` (kept in ``project_roles``), and environment roles name the project too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from snapkeep.catalog.base import CatalogBase, rows_changed
 from snapkeep.catalog.times import aware, utc
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from snapkeep.catalog.models import ApiToken, User, WebSession
 
 # Using a token writes last_used_at at most this often, not on every request.
@@ -30,18 +36,21 @@ class IdentityMixin(CatalogBase):
         from sqlalchemy import select
         from sqlalchemy.exc import IntegrityError
 
-        from snapkeep.catalog.models import User
+        from snapkeep.catalog.models import ProjectRole, User
 
         user = User(email=email.lower(), display_name=display_name,
-                    password_hash=password_hash, project_role=project_role,
-                    created_at=self.clock())
+                    password_hash=password_hash, created_at=self.clock())
         try:
             with self.session() as s:
                 if s.scalar(select(User.id).where(User.email == user.email)) is not None:
                     return None
                 s.add(user)
+                s.flush()
+                if project_role is not None:
+                    s.add(ProjectRole(user_id=user.id, project=self.project, role=project_role))
         except IntegrityError:  # another process added the same email in between
             return None
+        user.project_role = project_role
         return utc(user)
 
     def get_user(self, email: str) -> User | None:
@@ -50,13 +59,13 @@ class IdentityMixin(CatalogBase):
         from snapkeep.catalog.models import User
 
         with self.session() as s:
-            return utc(s.scalar(select(User).where(User.email == email.lower())))
+            return self._with_role(s, s.scalar(select(User).where(User.email == email.lower())))
 
     def get_user_by_id(self, user_id: int) -> User | None:
         from snapkeep.catalog.models import User
 
         with self.session() as s:
-            return utc(s.get(User, user_id))
+            return self._with_role(s, s.get(User, user_id))
 
     def list_users(self) -> list[User]:
         from sqlalchemy import select
@@ -64,27 +73,75 @@ class IdentityMixin(CatalogBase):
         from snapkeep.catalog.models import User
 
         with self.session() as s:
-            return [utc(u) for u in s.scalars(select(User).order_by(User.email))]
+            roles = self._project_roles(s)
+            users = list(s.scalars(select(User).order_by(User.email)))
+            s.expunge_all()  # detached first: the roles are this project's, never flushed
+        for u in users:
+            u.project_role = roles.get(u.id)
+        return [utc(u) for u in users]
+
+    def _project_roles(self, s: Session, user_id: int | None = None) -> dict[int, str]:
+        """User id → role in this catalog's project."""
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import ProjectRole
+
+        q = select(ProjectRole).where(ProjectRole.project == self.project)
+        if user_id is not None:
+            q = q.where(ProjectRole.user_id == user_id)
+        return {r.user_id: r.role for r in s.scalars(q)}
+
+    def _with_role(self, s: Session, user: User | None) -> User | None:
+        """``user`` with its role in this project as ``project_role`` (not written back)."""
+        if user is None:
+            return None
+        role = self._project_roles(s, user.id).get(user.id)
+        s.expunge(user)  # detached first: the role is this project's, never flushed
+        user.project_role = role
+        return utc(user)
 
     def delete_user(self, email: str) -> bool:
         """Remove the user with their roles, tokens and sessions; False if there was none."""
         from sqlalchemy import delete, select
 
-        from snapkeep.catalog.models import ApiToken, EnvironmentRole, User, WebSession
+        from snapkeep.catalog.models import (
+            ApiToken,
+            EnvironmentRole,
+            ProjectRole,
+            User,
+            WebSession,
+        )
 
         with self.session() as s:
             user = s.scalar(select(User).where(User.email == email.lower()))
             if user is None:
                 return False
             # Explicit deletes: SQLite enforces ON DELETE CASCADE only with the pragma on.
-            for model in (EnvironmentRole, ApiToken, WebSession):
+            for model in (EnvironmentRole, ProjectRole, ApiToken, WebSession):
                 s.execute(delete(model).where(model.user_id == user.id))
             s.delete(user)
         return True
 
     def set_project_role(self, email: str, role: str | None) -> bool:
-        """Set (None: clear) the user's project role; False if there is no such user."""
-        return self._update_user(email, project_role=role)
+        """Set (None: clear) the user's role in this project; False if there is no such
+        user."""
+        from sqlalchemy import select
+
+        from snapkeep.catalog.models import ProjectRole, User
+
+        with self.session() as s:
+            user_id = s.scalar(select(User.id).where(User.email == email.lower()))
+            if user_id is None:
+                return False
+            row = s.get(ProjectRole, (user_id, self.project))
+            if role is None:
+                if row is not None:
+                    s.delete(row)
+            elif row is None:
+                s.add(ProjectRole(user_id=user_id, project=self.project, role=role))
+            else:
+                row.role = role
+        return True
 
     def set_password_hash(self, email: str, password_hash: str | None) -> bool:
         return self._update_user(email, password_hash=password_hash)
@@ -109,12 +166,13 @@ class IdentityMixin(CatalogBase):
         from snapkeep.catalog.models import EnvironmentRole
 
         with self.session() as s:
-            row = s.get(EnvironmentRole, (user_id, environment))
+            row = s.get(EnvironmentRole, (user_id, self.project, environment))
             if role is None or role == "none":
                 if row is not None:
                     s.delete(row)
             elif row is None:
-                s.add(EnvironmentRole(user_id=user_id, environment=environment, role=role))
+                s.add(EnvironmentRole(user_id=user_id, project=self.project,
+                                      environment=environment, role=role))
             else:
                 row.role = role
 
@@ -124,7 +182,8 @@ class IdentityMixin(CatalogBase):
 
         from snapkeep.catalog.models import EnvironmentRole
 
-        q = select(EnvironmentRole).where(EnvironmentRole.user_id == user_id)
+        q = select(EnvironmentRole).where(EnvironmentRole.user_id == user_id,
+                                          EnvironmentRole.project == self.project)
         with self.session() as s:
             return {r.environment: r.role for r in s.scalars(q)}
 
@@ -136,9 +195,23 @@ class IdentityMixin(CatalogBase):
 
         out: dict[int, dict[str, str]] = {}
         with self.session() as s:
-            for r in s.scalars(select(EnvironmentRole).order_by(EnvironmentRole.environment)):
+            for r in s.scalars(select(EnvironmentRole)
+                               .where(EnvironmentRole.project == self.project)
+                               .order_by(EnvironmentRole.environment)):
                 out.setdefault(r.user_id, {})[r.environment] = r.role
         return out
+
+    def user_projects(self, user_id: int) -> set[str]:
+        """The projects (of every project of this catalog) the user has a role in: a
+        project role, or a role on one of its environments."""
+        from sqlalchemy import select, union
+
+        from snapkeep.catalog.models import EnvironmentRole, ProjectRole
+
+        q = union(select(ProjectRole.project).where(ProjectRole.user_id == user_id),
+                  select(EnvironmentRole.project).where(EnvironmentRole.user_id == user_id))
+        with self.session() as s:
+            return {str(p) for p in s.scalars(q)}
 
     # -- API tokens --------------------------------------------------------------------------
 

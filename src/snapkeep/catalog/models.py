@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -16,6 +26,7 @@ class EnvironmentState(Base):
     """What the catalog knows about an environment beyond snapkeep.toml: its status."""
 
     __tablename__ = "environments"
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | inactive
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -25,7 +36,9 @@ class EnvironmentState(Base):
 
 class Activity(Base):
     __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_project", "project", "environment", "state"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
     environment: Mapped[str] = mapped_column(String(200), index=True)
     type: Mapped[str] = mapped_column(String(60))
     # pending | in_progress | complete | cancelled
@@ -62,8 +75,10 @@ class Snapshot(Base):
     """A listing of a snapshot, mirrored from its manifest in the repository (the truth)."""
 
     __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_project_environment", "project", "environment"),)
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    environment: Mapped[str] = mapped_column(String(200), index=True)
+    environment: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     live: Mapped[bool] = mapped_column(Boolean)
@@ -88,7 +103,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id
-    project_role: Mapped[str | None] = mapped_column(String(20))  # admin | viewer | None
+    # Not stored here since 0007 (``project_roles``): the catalog fills it in with the
+    # user's role in the project it serves (admin | viewer | None) as it reads the row.
+    project_role: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -96,8 +113,19 @@ class EnvironmentRole(Base):
     __tablename__ = "environment_roles"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
                                          primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
     environment: Mapped[str] = mapped_column(String(200), primary_key=True)
     role: Mapped[str] = mapped_column(String(20))  # admin | contributor | viewer
+
+
+class ProjectRole(Base):
+    """A user's role in one project (admin | viewer); none: environment roles only."""
+
+    __tablename__ = "project_roles"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
 
 
 class ApiToken(Base):
@@ -126,7 +154,9 @@ class WebSession(Base):
 
 class Schedule(Base):
     __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_project", "project", "next_run_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), default="")  # set by the catalog
     environment: Mapped[str] = mapped_column(String(200), index=True)
     cron: Mapped[str] = mapped_column(String(120))
     live: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -145,7 +175,9 @@ class Notification(Base):
     """
 
     __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_project", "project", "state", "next_attempt_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), default="")  # set by the catalog
     # unique: an activity ends once, so it is notified once
     activity_id: Mapped[str] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
                                              index=True, unique=True)

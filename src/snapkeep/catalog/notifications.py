@@ -33,8 +33,8 @@ class NotificationMixin(CatalogBase):
         # is locked (two writers must not drop each other's warning)
         with self._sql("queue") as tx:
             lock = "" if tx.is_sqlite else " FOR UPDATE"
-            found = tx.rows("SELECT warnings FROM activities WHERE id = :id" + lock,
-                            {"id": activity_id})
+            found = tx.rows("SELECT warnings FROM activities WHERE id = :id AND project = :p"
+                            + lock, {"id": activity_id, "p": self.project})
             if not found:
                 return False
             warnings = [*(sql.decode(tx, "warnings", found[0][0]) or []), message]
@@ -48,13 +48,15 @@ class NotificationMixin(CatalogBase):
 
     def add_notification(self, notification: Notification) -> bool:
         """Insert; False (and nothing changed) when its activity has one already."""
+        notification.project = self.project
         return self._add_new(notification)
 
     def get_notification(self, notification_id: str) -> Notification | None:
         from snapkeep.catalog.models import Notification
 
         with self.session() as s:
-            return utc(s.get(Notification, notification_id))
+            n = s.get(Notification, notification_id)
+            return utc(n) if n is not None and n.project == self.project else None
 
     def due_notifications(self, at: datetime | None = None, limit: int = 100) -> list[str]:
         """IDs of pending notifications due at ``at`` (default now), the oldest first."""
@@ -63,7 +65,7 @@ class NotificationMixin(CatalogBase):
         from snapkeep.catalog.models import Notification
 
         q = (select(Notification.id)
-             .where(Notification.state == "pending",
+             .where(Notification.project == self.project, Notification.state == "pending",
                     Notification.next_attempt_at <= (at or self.clock()))
              .order_by(Notification.next_attempt_at, Notification.id).limit(limit))
         with self.session() as s:
@@ -82,6 +84,7 @@ class NotificationMixin(CatalogBase):
         with self.session() as s:
             res = s.execute(update(Notification)
                             .where(Notification.id == notification_id,
+                                   Notification.project == self.project,
                                    Notification.state == "pending",
                                    Notification.next_attempt_at <= at)
                             .values(attempts=Notification.attempts + 1,
@@ -110,6 +113,7 @@ class NotificationMixin(CatalogBase):
         with self.session() as s:
             s.execute(update(Notification)
                       .where(Notification.id == notification_id,
+                             Notification.project == self.project,
                              Notification.state == "pending")
                       .values(**values)
                       .execution_options(synchronize_session=False))
@@ -120,7 +124,8 @@ class NotificationMixin(CatalogBase):
 
         from snapkeep.catalog.models import Notification
 
-        q = select(Notification.state, func.count()).group_by(Notification.state)
+        q = (select(Notification.state, func.count())
+             .where(Notification.project == self.project).group_by(Notification.state))
         with self.session() as s:
             counts = {str(state): int(n) for state, n in s.execute(q)}
         return {state: counts.get(state, 0) for state in STATES}

@@ -17,7 +17,9 @@ Claiming is atomic on both databases:
 Within an environment activities run oldest first: a pending activity is eligible only
 when no older one of its environment is pending.
 
-The statements are ``catalog/sql.py``'s: one text for both databases.
+The statements are ``catalog/sql.py``'s: one text for both databases. Each names the
+catalog's project (``:p``): environments of the same name in two projects are two
+environments, each with its own guard and queue.
 
 Times are read from the catalog's clock (the host's UTC clock outside tests): hosts
 sharing a catalog need synchronised clocks (NTP); a skew well below the lease length is
@@ -40,9 +42,10 @@ MAX_CLAIM_TRIES = 50  # environments skipped in one claim because another worker
 
 # the oldest pending activity of an environment that runs nothing (module docstring)
 _ELIGIBLE = (
-    "WHERE a.state = 'pending' AND a.environment NOT IN "
-    "(SELECT name FROM environments WHERE running_activity IS NOT NULL) "
-    "AND NOT EXISTS (SELECT 1 FROM activities o WHERE o.environment = a.environment "
+    "WHERE a.project = :p AND a.state = 'pending' AND a.environment NOT IN "
+    "(SELECT name FROM environments WHERE project = :p AND running_activity IS NOT NULL) "
+    "AND NOT EXISTS (SELECT 1 FROM activities o WHERE o.project = a.project "
+    "AND o.environment = a.environment "
     "AND o.state = 'pending' AND (o.created_at < a.created_at "
     "OR (o.created_at = a.created_at AND o.id < a.id)))")
 
@@ -56,6 +59,7 @@ class QueueMixin(CatalogBase):
         activity that stops it: with ``unless_busy``, any pending or running one of its
         environment; with ``unless_waiting``, one of the same type and actor already
         waiting there (a schedule that fires while its last backup waits adds no second)."""
+        activity.project = self.project
         with self._sql("queue") as tx:
             if unless_busy or unless_waiting:
                 self._lock_environment(tx, activity.environment)
@@ -73,6 +77,7 @@ class QueueMixin(CatalogBase):
         """Add ``activity`` already running (in_progress, owned by ``worker_id``, its lease
         ``lease_seconds`` long) and take its environment — unless the environment has a
         pending or running activity: then add nothing and return that one; else None."""
+        activity.project = self.project
         with self._sql("queue") as tx:
             self._lock_environment(tx, activity.environment)
             blocker = self._live_activity(tx, activity.environment)
@@ -85,8 +90,9 @@ class QueueMixin(CatalogBase):
             activity.cancel_requested = False
             sql.insert(tx, activity)
             # a stale value had no live activity behind it
-            tx.run("UPDATE environments SET running_activity = :id WHERE name = :name",
-                   {"id": activity.id, "name": activity.environment})
+            tx.run("UPDATE environments SET running_activity = :id "
+                   "WHERE project = :p AND name = :name",
+                   {"id": activity.id, "p": self.project, "name": activity.environment})
         return None
 
     # -- claiming ------------------------------------------------------------------------
@@ -110,7 +116,7 @@ class QueueMixin(CatalogBase):
         skipped: list[str] = []
         with self._sql("queue") as tx:
             for _ in range(MAX_CLAIM_TRIES):
-                where, params = _ELIGIBLE, {}
+                where, params = _ELIGIBLE, {"p": self.project}
                 if activity_id is not None:
                     where += " AND a.id = :id"
                     params["id"] = activity_id
@@ -133,44 +139,45 @@ class QueueMixin(CatalogBase):
                     a.state, a.worker, a.started_at = "in_progress", worker_id, at
                     a.lease_expires_at = at + timedelta(seconds=lease_seconds)
                     tx.run("UPDATE activities SET state = :state, worker = :worker, "
-                           "started_at = :at, lease_expires_at = :until WHERE id = :id",
+                           "started_at = :at, lease_expires_at = :until WHERE id = :id "
+                           "AND project = :p",
                            {"state": a.state, "worker": worker_id, "at": at,
-                            "until": a.lease_expires_at, "id": a.id})
+                            "until": a.lease_expires_at, "id": a.id, "p": self.project})
                     return a
                 skipped.append(a.environment)  # another worker took it a moment ago
         return None
 
     def _ensure_environment(self, tx: Tx, name: str) -> None:
-        tx.run("INSERT INTO environments (name, status, updated_at) "
-               "VALUES (:name, 'active', :at) ON CONFLICT (name) DO NOTHING",
-               {"name": name, "at": self.clock()})
+        tx.run("INSERT INTO environments (project, name, status, updated_at) "
+               "VALUES (:p, :name, 'active', :at) ON CONFLICT (project, name) DO NOTHING",
+               {"p": self.project, "name": name, "at": self.clock()})
 
     def _lock_environment(self, tx: Tx, name: str) -> None:
         """The environment's row, locked to the end of the transaction (created if missing):
         starting an activity on it is decided by one transaction at a time."""
         self._ensure_environment(tx, name)
         if not tx.is_sqlite:  # SQLite: BEGIN IMMEDIATE holds the whole file already
-            tx.rows("SELECT name FROM environments WHERE name = :name FOR UPDATE",
-                    {"name": name})
+            tx.rows("SELECT name FROM environments WHERE project = :p AND name = :name "
+                    "FOR UPDATE", {"p": self.project, "name": name})
 
     def _take_environment(self, tx: Tx, name: str, activity_id: str) -> bool:
         self._ensure_environment(tx, name)
         return tx.run("UPDATE environments SET running_activity = :id "
-                      "WHERE name = :name AND running_activity IS NULL",
-                      {"id": activity_id, "name": name}) == 1
+                      "WHERE project = :p AND name = :name AND running_activity IS NULL",
+                      {"id": activity_id, "p": self.project, "name": name}) == 1
 
-    @staticmethod
-    def _live_activity(tx: Tx, environment: str) -> Activity | None:
+    def _live_activity(self, tx: Tx, environment: str) -> Activity | None:
         return sql.first(tx, Activity, sql.select(
-            Activity, "WHERE environment = :env AND state IN ('pending', 'in_progress') "
-            "ORDER BY state, created_at LIMIT 1"), {"env": environment})  # in_progress first
+            Activity, "WHERE project = :p AND environment = :env "
+            "AND state IN ('pending', 'in_progress') ORDER BY state, created_at LIMIT 1"),
+            {"p": self.project, "env": environment})  # in_progress first
 
-    @staticmethod
-    def _waiting_twin(tx: Tx, activity: Activity) -> Activity | None:
+    def _waiting_twin(self, tx: Tx, activity: Activity) -> Activity | None:
         return sql.first(tx, Activity, sql.select(
-            Activity, "WHERE environment = :env AND state = 'pending' AND type = :type "
-            "AND actor = :actor LIMIT 1"),
-            {"env": activity.environment, "type": activity.type, "actor": activity.actor})
+            Activity, "WHERE project = :p AND environment = :env AND state = 'pending' "
+            "AND type = :type AND actor = :actor LIMIT 1"),
+            {"p": self.project, "env": activity.environment, "type": activity.type,
+             "actor": activity.actor})
 
     # -- while it runs -------------------------------------------------------------------
 
@@ -180,8 +187,9 @@ class QueueMixin(CatalogBase):
         with self._sql("write") as tx:
             until = self.clock() + timedelta(seconds=lease_seconds)
             return tx.run("UPDATE activities SET lease_expires_at = :until WHERE id = :id "
-                          "AND worker = :worker AND state = 'in_progress'",
-                          {"until": until, "id": activity_id, "worker": worker_id}) == 1
+                          "AND project = :p AND worker = :worker AND state = 'in_progress'",
+                          {"until": until, "id": activity_id, "p": self.project,
+                           "worker": worker_id}) == 1
 
     def finish(self, activity_id: str, worker_id: str | None, *, state: str,
                result: str | None, **fields: Any) -> bool:
@@ -225,33 +233,32 @@ class QueueMixin(CatalogBase):
         """Running activities whose lease ended before ``at`` (default: now)."""
         with self._sql() as tx:
             return sql.load(tx, Activity, tx.rows(sql.select(
-                Activity, "WHERE state = 'in_progress' AND lease_expires_at < :at "
-                "ORDER BY lease_expires_at"), {"at": at or self.clock()}))
+                Activity, "WHERE project = :p AND state = 'in_progress' "
+                "AND lease_expires_at < :at ORDER BY lease_expires_at"),
+                {"p": self.project, "at": at or self.clock()}))
 
     def running_activity(self, environment: str) -> str | None:
         """The ID of the activity that holds ``environment``, if any."""
         with self._sql() as tx:
-            found = tx.rows("SELECT running_activity FROM environments WHERE name = :name",
-                            {"name": environment})
+            found = tx.rows("SELECT running_activity FROM environments WHERE project = :p "
+                            "AND name = :name", {"p": self.project, "name": environment})
         return found[0][0] if found else None
 
-    @staticmethod
-    def _locked_activity(tx: Tx, activity_id: str) -> Activity | None:
+    def _locked_activity(self, tx: Tx, activity_id: str) -> Activity | None:
         lock = "" if tx.is_sqlite else " FOR UPDATE"
-        return sql.first(tx, Activity, sql.select(Activity, "WHERE id = :id" + lock),
-                         {"id": activity_id})
+        return sql.first(tx, Activity, sql.select(
+            Activity, "WHERE id = :id AND project = :p" + lock),
+            {"id": activity_id, "p": self.project})
 
-    @staticmethod
-    def _update_activity(tx: Tx, activity_id: str, values: dict[str, Any]) -> int:
+    def _update_activity(self, tx: Tx, activity_id: str, values: dict[str, Any]) -> int:
         assign, params = sql.assignments(Activity, values)
-        return tx.run(f"UPDATE activities SET {assign} WHERE id = :id",
-                      {**params, "id": activity_id})
+        return tx.run(f"UPDATE activities SET {assign} WHERE id = :id AND project = :p",
+                      {**params, "id": activity_id, "p": self.project})
 
-    @staticmethod
-    def _free_environment(tx: Tx, environment: str, activity_id: str) -> None:
+    def _free_environment(self, tx: Tx, environment: str, activity_id: str) -> None:
         tx.run("UPDATE environments SET running_activity = NULL "
-               "WHERE name = :name AND running_activity = :id",
-               {"name": environment, "id": activity_id})
+               "WHERE project = :p AND name = :name AND running_activity = :id",
+               {"p": self.project, "name": environment, "id": activity_id})
 
     # -- cancelling ----------------------------------------------------------------------
 
@@ -287,7 +294,8 @@ class QueueMixin(CatalogBase):
         """Who asked to cancel this running activity, or None if nobody did."""
         with self._sql() as tx:
             found = tx.rows("SELECT cancel_requested, parameters FROM activities "
-                            "WHERE id = :id", {"id": activity_id})
+                            "WHERE id = :id AND project = :p",
+                            {"id": activity_id, "p": self.project})
         if not found or not found[0][0]:
             return None
         parameters = sql.decode(tx, "parameters", found[0][1]) or {}

@@ -18,6 +18,7 @@ from typing import Any
 @dataclass(kw_only=True, eq=False)
 class Activity:
     id: str = ""
+    project: str = ""  # set by the catalog that adds it: its project's id
     environment: str = ""
     type: str = ""
     state: str = "pending"  # pending | in_progress | complete | cancelled
@@ -53,6 +54,7 @@ class Snapshot:
     """A listing of a snapshot, mirrored from its manifest in the repository (the truth)."""
 
     id: str = ""
+    project: str = ""  # set by the catalog that stores it: its project's id
     environment: str = ""
     created_at: datetime = None  # type: ignore[assignment]  # set before inserting
     expires_at: datetime | None = None

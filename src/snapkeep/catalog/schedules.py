@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class ScheduleMixin(CatalogBase):
     def add_schedule(self, schedule: Schedule) -> bool:
         """Insert; False (and nothing changed) if a schedule with that id exists already."""
+        schedule.project = self.project
         return self._add_new(schedule)
 
     def get_schedule(self, schedule_id: str) -> Schedule | None:
@@ -26,7 +27,7 @@ class ScheduleMixin(CatalogBase):
 
         with self.session() as s:
             row = s.get(Schedule, schedule_id)
-            return utc(row) if row is not None else None
+            return utc(row) if row is not None and row.project == self.project else None
 
     def list_schedules(self, environment: str | None = None, *,
                        origin: str | None = None) -> list[Schedule]:
@@ -34,7 +35,8 @@ class ScheduleMixin(CatalogBase):
 
         from snapkeep.catalog.models import Schedule
 
-        q = select(Schedule).order_by(Schedule.environment, Schedule.created_at, Schedule.id)
+        q = (select(Schedule).where(Schedule.project == self.project)
+             .order_by(Schedule.environment, Schedule.created_at, Schedule.id))
         if environment is not None:
             q = q.where(Schedule.environment == environment)
         if origin is not None:
@@ -48,7 +50,8 @@ class ScheduleMixin(CatalogBase):
         from snapkeep.catalog.models import Schedule
 
         with self.session() as s:
-            return rows_changed(s.execute(delete(Schedule).where(Schedule.id == schedule_id))) == 1
+            return rows_changed(s.execute(delete(Schedule).where(
+                Schedule.id == schedule_id, Schedule.project == self.project))) == 1
 
     def due_schedules(self, at: datetime) -> list[Schedule]:
         """Schedules whose next run is at or before ``at``, the longest-waiting first."""
@@ -56,7 +59,7 @@ class ScheduleMixin(CatalogBase):
 
         from snapkeep.catalog.models import Schedule
 
-        q = (select(Schedule).where(Schedule.next_run_at <= at)
+        q = (select(Schedule).where(Schedule.project == self.project, Schedule.next_run_at <= at)
              .order_by(Schedule.next_run_at, Schedule.id))
         with self.session() as s:
             return [utc(x) for x in s.scalars(q)]
@@ -76,7 +79,8 @@ class ScheduleMixin(CatalogBase):
             Schedule.next_run_at == expected_next
         with self.session() as s:
             res = s.execute(update(Schedule)
-                            .where(Schedule.id == schedule_id, cond)
+                            .where(Schedule.id == schedule_id,
+                                   Schedule.project == self.project, cond)
                             .values(next_run_at=new_next, last_run_at=ran_at)
                             .execution_options(synchronize_session=False))
             return rows_changed(res) == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import threading
@@ -13,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from snapkeep.cli.options import project_options
 from snapkeep.cli.render import say
 from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import UsageError
-from snapkeep.services import binlogs
+from snapkeep.services import binlogs, projects
 from snapkeep.services.activities import operations
 from snapkeep.services.activities.info import ActivityInfo
 from snapkeep.services.activities.workers import start_worker_threads
@@ -108,7 +109,12 @@ def _web(app: FastAPI, ctx_factory: Callable[[], Context]) -> bool:
 
 
 @click.command("serve")
-@project_options
+@click.option("--config", "config_paths", multiple=True, metavar="PATH",
+              help="snapkeep.toml to serve (default: found from the working directory; "
+                   "SNAPKEEP_CONFIG). Repeat it, or name a directory of configs, to serve "
+                   "several projects: they must share one `catalog` (docs/server.md).")
+@click.option("-p", "--project", metavar="ID",
+              help="The project ID; checked against snapkeep.toml (one config only).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Put a TLS-terminating reverse proxy in front of "
                    "anything but loopback.")
@@ -125,10 +131,14 @@ def _web(app: FastAPI, ctx_factory: Callable[[], Context]) -> bool:
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
               metavar="IPS", help="Proxies whose X-Forwarded-For/-Proto headers are trusted "
                                   "(comma-separated, or *).")
-def serve(config_path, project, host, port, workers, no_scheduler, no_binlog_follow,
+def serve(config_paths, project, host, port, workers, no_scheduler, no_binlog_follow,
           forwarded_allow_ips) -> None:
     """Serve the REST API (and the web console), run queued activities and schedules, and
     archive the binary log of the point_in_time environments (docs/pitr.md).
+
+    With several configs (`--config` repeated, or a directory of them) it serves every
+    project on their shared catalog: one API and console, and per project its worker
+    threads (`--workers` each), scheduler, webhooks and binlog archiving.
 
     SIGTERM or Ctrl-C stops it cleanly: no new requests or activities; a running activity
     ends at its next safe point (marked failed, to be started again) or, past its point
@@ -137,24 +147,33 @@ def serve(config_path, project, host, port, workers, no_scheduler, no_binlog_fol
     from snapkeep.api.app import create_app
 
     logging.getLogger("snapkeep").setLevel(logging.INFO)
-
-    def load() -> Context:
-        return Context.load(config_path, project)  # no prompts: a server has no terminal
+    paths = list(config_paths) or [os.environ.get("SNAPKEEP_CONFIG") or ""]
+    several = len(paths) > 1 or os.path.isdir(paths[0])
+    if several and project:
+        raise UsageError("-p/--project checks a single config; drop it when serving several")
+    # no prompts: a server has no terminal
+    served = projects.load_projects(paths) if several else \
+        [Context.load(paths[0] or None, project)]
 
     stop = threading.Event()
-    app = create_app(load, stop=stop)
+    app = create_app(lambda: served, stop=stop)
     base: Context = app.state.base_context
     # Requests share the server's Context (catalog, repository) through for_actor copies:
     # they only read the repository; activities run in the workers' own Contexts.
     console = _web(app, lambda: base)
     sock = _listen(host, port)
-    follow = [] if no_binlog_follow or base.config.read_only else \
-        [e.name for e in binlogs.followed(base)]
+    follows = {ctx.config.id: [] if no_binlog_follow or ctx.config.read_only else
+               [e.name for e in binlogs.followed(ctx)] for ctx in served}
+    follow = [f"{pid}/{env}" if several else env
+              for pid, envs in follows.items() for env in envs]
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    say(f"Serving project {base.config.id} on http://{shown}:{bound_port} (API at /api, "
+    names = f"projects {', '.join(ctx.config.id for ctx in served)}" if several else \
+        f"project {base.config.id}"
+    say(f"Serving {names} on http://{shown}:{bound_port} (API at /api, "
         f"its document at /api/openapi.json{', web console at /' if console else ''}); catalog "
         f"{base.config.catalog_description}; {workers} worker thread(s)"
+        f"{' per project' if several else ''}"
         f"{'' if workers else ' (queued activities wait for `snapkeep worker` processes)'}; "
         "scheduler "
         f"{'off' if no_scheduler else 'on'}; binlog archiving "
@@ -169,9 +188,15 @@ def serve(config_path, project, host, port, workers, no_scheduler, no_binlog_fol
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    threads = _start_threads(load, workers, stop, scheduler=not no_scheduler,
-                             webhooks=base.config.webhook is not None)
-    threads += binlogs.follow_in_background(load, follow, stop, log.info)
+    threads: list[threading.Thread] = []
+    for ctx in served:
+        # each thread a Context of its own: one project's loads its own catalog (as
+        # before); several share the one catalog, each thread its own repository
+        load = ctx.with_own_repository if several else \
+            functools.partial(Context.load, paths[0] or None, project)
+        threads += _start_threads(load, workers, stop, scheduler=not no_scheduler,
+                                  webhooks=ctx.config.webhook is not None)
+        threads += binlogs.follow_in_background(load, follows[ctx.config.id], stop, log.info)
     try:
         _run_http(app, sock, stop, forwarded_allow_ips)
     finally:

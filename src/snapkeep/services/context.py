@@ -106,12 +106,16 @@ class Context:
     @property
     def catalog(self) -> Catalog:
         """The configured catalog: PostgreSQL when ``catalog``/SNAPKEEP_CATALOG names one,
-        else the SQLite file in ``.snapkeep/``; it reads time from this context's clock."""
+        else the SQLite file in ``.snapkeep/``; it reads time from this context's clock and
+        serves this config's project (``[project] id``): rows of other projects sharing
+        the database are neither seen nor touched."""
         if self._catalog is None:
             if self.config.catalog_url:
-                self._catalog = Catalog.from_url(self.config.catalog_url, clock=self.clock)
+                self._catalog = Catalog.from_url(self.config.catalog_url, clock=self.clock,
+                                                 project=self.config.id)
             else:
-                self._catalog = Catalog.at(self.config.state_dir, clock=self.clock)
+                self._catalog = Catalog.at(self.config.state_dir, clock=self.clock,
+                                           project=self.config.id)
         return self._catalog
 
     @property

@@ -62,6 +62,21 @@ def readable_environments(ctx: Context) -> list[str]:
                   if may(ctx.actor, e, Action.ACTIVITY_READ))
 
 
+def collect_projects(contexts: list[Context]) -> list[Family]:
+    """Every metric of every project in ``contexts`` (each acting as the asker, with their
+    roles there), each sample labelled with its ``project``, the families of one name
+    merged (Prometheus wants each family once)."""
+    merged: dict[str, Family] = {}
+    for ctx in contexts:
+        for f in collect(ctx):
+            into = merged.setdefault(f.name, Family(f.name, f.type, f.help))
+            for s in f.samples:
+                labels = s.labels if any(k == "project" for k, _ in s.labels) else \
+                    (("project", ctx.config.id), *s.labels)
+                into.samples.append(Sample(labels, s.value, s.suffix))
+    return list(merged.values())
+
+
 def collect(ctx: Context) -> list[Family]:
     """Every metric, for the environments ``ctx.actor`` may read."""
     envs = readable_environments(ctx)

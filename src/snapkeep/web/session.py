@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from snapkeep.errors import AuthenticationError
 from snapkeep.policy import Actor
+from snapkeep.services import projects
 from snapkeep.services.context import Context
 from snapkeep.services.identity import auth
 
@@ -25,6 +26,8 @@ SESSION_COOKIE = "snapkeep_session"
 # A double-submit token for the sign-in form, which has no session yet: it stops another
 # site from signing a browser in to an account of its choosing (login CSRF).
 SIGNIN_COOKIE = "snapkeep_signin"
+# The project the console shows, on a server of several (a view choice, not a secret).
+PROJECT_COOKIE = "snapkeep_project"
 
 ContextFactory = Callable[[], Context]
 
@@ -36,13 +39,33 @@ class Console:
     ctx: Context
     actor: Actor
     csrf: str
+    # On a server of several projects, those the person may switch between (in the
+    # server's order); empty on a server of one.
+    projects: tuple[str, ...] = ()
 
 
 def signed_in(request: Request, ctx_factory: ContextFactory) -> Console:
-    """The request's Console; AuthenticationError when there is no valid session."""
+    """The request's Console; AuthenticationError when there is no valid session.
+
+    On a server of several projects (``app.state.projects``) it acts in the project the
+    browser chose (``PROJECT_COOKIE``), or else the first the person has a role in, with
+    their roles there; its CSRF token names that project, so a form shown in one project
+    is refused once the browser has switched to another (same-named environments must
+    not be confused)."""
     ctx = ctx_factory()
     actor, csrf = auth.session_actor(ctx, request.cookies.get(SESSION_COOKIE))
-    console = Console(ctx.for_actor(actor), actor, csrf)
+    choices: tuple[str, ...] = ()
+    served: dict[str, Context] = getattr(request.app.state, "projects", None) or {}
+    if len(served) > 1:
+        mine = projects.visible(ctx, actor)
+        choices = tuple(pid for pid in served if pid in mine)
+        wanted = request.cookies.get(PROJECT_COOKIE)
+        pid = wanted if wanted in choices else (choices[0] if choices else ctx.config.id)
+        if served[pid] is not ctx:
+            ctx = served[pid]
+            actor = projects.actor_in(ctx, actor)
+        csrf = f"{csrf}.{pid}"
+    console = Console(ctx.for_actor(actor), actor, csrf, choices)
     request.state.console = console  # so an error page can still show who is signed in
     return console
 
@@ -68,6 +91,11 @@ def is_https(request: Request) -> bool:
 
 def set_session_cookie(response: Response, request: Request, secret: str) -> None:
     response.set_cookie(SESSION_COOKIE, secret, max_age=int(auth.SESSION_TTL.total_seconds()),
+                        path="/", httponly=True, samesite="lax", secure=is_https(request))
+
+
+def set_project_cookie(response: Response, request: Request, project: str) -> None:
+    response.set_cookie(PROJECT_COOKIE, project, max_age=int(auth.SESSION_TTL.total_seconds()),
                         path="/", httponly=True, samesite="lax", secure=is_https(request))
 
 

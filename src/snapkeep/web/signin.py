@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from snapkeep.errors import AuthenticationError, TryLater
+from snapkeep.errors import AuthenticationError, NotFoundError, TryLater
 from snapkeep.services.identity import auth
 from snapkeep.services.identity.throttle import SignInThrottle
 from snapkeep.web.render import SECURITY_HEADERS, guarded, render
@@ -15,6 +15,7 @@ from snapkeep.web.session import (
     ContextFactory,
     clear_session_cookie,
     safe_next,
+    set_project_cookie,
     set_session_cookie,
     set_signin_cookie,
     signed_in,
@@ -68,6 +69,20 @@ def add_routes(router: APIRouter, ctx_factory: ContextFactory,
                                     headers=SECURITY_HEADERS)
         set_session_cookie(response, request, cookie)
         response.delete_cookie(SIGNIN_COOKIE, path="/")
+        return response
+
+    @router.post("/project", include_in_schema=False)
+    @guarded
+    def switch_project(request: Request, project: str = Form(""),
+                       csrf_token: str | None = Form(None)) -> Response:
+        """The project switcher (a server of several projects): show ``project`` next."""
+        console = signed_in(request, ctx_factory)
+        auth.check_csrf(console.csrf, csrf_token)
+        if project not in console.projects:
+            raise NotFoundError(f"you have no role in a project {project!r} served here; "
+                                "pick one of the list")
+        response = RedirectResponse("/", status_code=303)
+        set_project_cookie(response, request, project)
         return response
 
     @router.post("/signout", include_in_schema=False)

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from snapkeep.services.activities import operations
-from tests.helpers.console import ADMIN, VIEWER, ConsoleProject, make_project, serve
+from tests.helpers.console import (
+    ADMIN,
+    VIEWER,
+    ConsoleProject,
+    make_project,
+    serve,
+    serve_app,
+    two_projects,
+)
 from tests.helpers.shop import fill, make_app_root
 
 pytestmark = pytest.mark.browser
@@ -391,3 +399,27 @@ def test_an_admin_deletes_a_backup_and_cancels_a_running_one_and_a_viewer_cannot
     finally:
         viewer_context.close()
     assert not (small.app_root / "var" / ".maintenance.flag").exists()
+
+
+def test_the_project_switcher_of_a_server_of_two_projects(tmp_path, page):
+    """Two projects on one catalog behind one server: Ada signs in to the first, sees its
+    staging's backup, switches to shop2 with the switcher and sees shop2's staging, which
+    has none (and where she only views)."""
+    shot = Shots(page, "project-switcher")
+    with serve_app(two_projects(tmp_path)) as base:
+        sign_in(page, base, ADMIN, shot)
+        switcher = page.get_by_label("Project")
+        expect(switcher).to_have_value("shop")
+        page.goto(base + "/environments/staging")
+        expect(page.locator("table tbody tr")).to_have_count(1)
+        expect(page.get_by_role("button", name="Backup")).to_be_visible()
+        shot("shop-staging")
+
+        page.get_by_label("Project").select_option("shop2")
+        page.get_by_role("button", name="Switch").click()
+        expect(page.get_by_role("heading", name="Environments")).to_be_visible()
+        expect(page.get_by_label("Project")).to_have_value("shop2")
+        page.goto(base + "/environments/staging")
+        expect(page.get_by_text("No backups are stored for staging yet.")).to_be_visible()
+        expect(page.get_by_role("button", name="Backup")).to_have_count(0)
+        shot("shop2-staging")

@@ -262,7 +262,7 @@ def test_the_matrix_tests_were_able_to_change_state(world: World) -> None:
 def test_matrix_covers_every_api_path(world: World) -> None:
     """A new endpoint must join the matrix: the OpenAPI document lists no path it misses."""
     doc = httpx.get(f"{world.server.url}/api/openapi.json", timeout=30).json()
-    project_paths = {(p, m) for p, ops in doc["paths"].items() if p.startswith("/api/projects")
+    project_paths = {(p, m) for p, ops in doc["paths"].items() if p.startswith("/api/projects/")
                      for m in ops}
     assert len(project_paths) == len([e for e in ENDPOINTS
                                       if e.name != "list an environment's activities"])

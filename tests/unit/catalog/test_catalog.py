@@ -105,7 +105,7 @@ def test_rows_written_by_sqlite3_and_by_the_orm_read_back_alike(tmp_path):
                   warnings=["w"])
     cat.add_activity(Activity(id="by-sql", **fields))
     with cat.session() as s:
-        s.add(models.Activity(id="by-orm", **fields))
+        s.add(models.Activity(id="by-orm", project=cat.project, **fields))
     for a in (cat.get_activity("by-sql"), cat.get_activity("by-orm")):
         assert {k: getattr(a, k) for k in fields} == fields
     with cat.session() as s:
@@ -120,4 +120,4 @@ def test_rows_written_by_sqlite3_and_by_the_orm_read_back_alike(tmp_path):
                               live=True, automated=False, commit_id=None, size_bytes=5,
                               added_bytes=None, status="complete"))
     with cat.session() as s:
-        assert s.get(models.Snapshot, "s1").created_at == t.replace(tzinfo=None)
+        assert s.get(models.Snapshot, (cat.project, "s1")).created_at == t.replace(tzinfo=None)

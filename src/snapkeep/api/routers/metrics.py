@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from snapkeep.api.deps import base_context, bearer
 from snapkeep.errors import AuthenticationError
-from snapkeep.services import metrics
+from snapkeep.services import metrics, projects
 from snapkeep.services.identity import auth
 from snapkeep.services.metrics import Family, Labels
 
@@ -33,14 +33,22 @@ def get_metrics(request: Request,
                 credentials: Annotated[HTTPAuthorizationCredentials | None,
                                        Depends(bearer)]) -> Response:
     """Snapshots, activities, durations, last successes per environment; the repository's
-    size and the webhook outbox. Needs an API token (as the API does)."""
+    size and the webhook outbox; on a server of several projects, of each project (the
+    ``project`` label). Needs an API token (as the API does)."""
     base = base_context(request)
     try:
         actor = auth.actor_for_token(base, credentials.credentials if credentials else None)
     except AuthenticationError as e:  # /metrics is outside /api: answer as a scraper expects
         return PlainTextResponse(e.message + "\n", status_code=401,
                                  headers={"WWW-Authenticate": "Bearer"})
-    return Response(render(metrics.collect(base.for_actor(actor))), media_type=CONTENT_TYPE)
+    served = list(getattr(request.app.state, "projects", {}).values()) or [base]
+    if len(served) == 1:
+        return Response(render(metrics.collect(base.for_actor(actor))), media_type=CONTENT_TYPE)
+    # each project as the asker sees it, with their roles there; with several projects,
+    # only those they have a role in
+    asked = [c for c in (ctx.for_actor(projects.actor_in(ctx, actor)) for ctx in served)
+             if projects.may_see(c.actor)]
+    return Response(render(metrics.collect_projects(asked)), media_type=CONTENT_TYPE)
 
 
 def render(families: list[Family]) -> str:

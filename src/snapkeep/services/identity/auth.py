@@ -177,6 +177,25 @@ def _require_self_or_admin(ctx: Context, email: str, doing: str) -> None:
     # People manage their own tokens; project admins manage everyone's.
     if ctx.actor.email is None or ctx.actor.email != email.strip().lower():
         require_project_admin(ctx.actor, doing)
+        user = ctx.catalog.get_user(email.strip())
+        if user is not None:
+            require_admin_wherever(ctx, user, doing)
+
+
+def require_admin_wherever(ctx: Context, user: User, doing: str) -> None:
+    """Users are shared by the projects of a catalog: what acts as ``user`` everywhere
+    (a token, a password, removing them) needs an actor who is a project admin in every
+    project ``user`` has a role in, not only in this one. The local operator (no email:
+    the shell of a host that holds the config) may."""
+    if ctx.actor.email is None:
+        return
+    for project in sorted(ctx.catalog.user_projects(user.id) - {ctx.config.id}):
+        me = ctx.catalog.for_project(project).get_user(ctx.actor.email)
+        if me is None or me.project_role != "admin":
+            raise PermissionDenied(
+                f"{user.email} also has a role in project {project!r}, where "
+                f"{ctx.actor.name} is not a project admin; to {doing} you need the project "
+                f"Admin role there too. Ask an admin of {project!r} to do it.")
 
 
 def create_token(ctx: Context, email: str, name: str | None = None) -> tuple[str, str]:

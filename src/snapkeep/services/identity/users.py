@@ -16,7 +16,7 @@ from snapkeep.catalog import User
 from snapkeep.errors import NotFoundError, UsageError
 from snapkeep.policy.rules import check_environment_role, check_project_role, require_project_admin
 from snapkeep.services.context import Context
-from snapkeep.services.identity.auth import hash_password
+from snapkeep.services.identity.auth import hash_password, require_admin_wherever
 
 # A shape check, not RFC 5322: one @, something on both sides, no spaces.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.][^@\s]*")
@@ -131,6 +131,7 @@ def set_password(ctx: Context, email: str, password: str | None) -> None:
     set anyone's; people set their own."""
     if ctx.actor.email is None or ctx.actor.email != (email or "").strip().lower():
         require_project_admin(ctx.actor, "set other users' passwords")
+        require_admin_wherever(ctx, _existing(ctx, email), "set their password")
     user = _existing(ctx, email)
     ctx.catalog.set_password_hash(user.email,
                                   hash_password(password) if password is not None else None)
@@ -140,4 +141,5 @@ def delete_user(ctx: Context, email: str) -> None:
     """Remove a user with their roles, API tokens and console sessions."""
     require_project_admin(ctx.actor, "remove users")
     user = _existing(ctx, email)
+    require_admin_wherever(ctx, user, "remove them")
     ctx.catalog.delete_user(user.email)
