@@ -25,9 +25,11 @@ the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``), in
 
 The description is the logical dump's, format 4 (``descriptions.PHYSICAL_FORMAT``),
 with ``"engine": "physical"``, ``"page_size"``, and per paged table ``"physical":
-{"ibd": BlobRef, "cfg": BlobRef, "file": name}`` instead of rows (no ``parts``, no row
-digest: the restore's check is the chunks' hashes and the server's own page checks on
-IMPORT).
+{"ibd": BlobRef, "cfg": BlobRef, "file": name, "rows": n}`` instead of rows (no
+``parts``, no row digest: the restore's check is the chunks' hashes and the server's own
+page checks on IMPORT; ``rows``, the live records of its clustered index told from the
+pages as they are stored (``ibd_rows.py``), is what a restore drill compares; absent when
+the pages' layout does not tell it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from snapkeep.engines.mysql import dump as logical
 from snapkeep.engines.mysql.connect import connect, errors_as, query_text, quote_ident
 from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
 from snapkeep.engines.mysql.encoding import Column
+from snapkeep.engines.mysql.ibd_rows import LeafCounter
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
 from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
@@ -211,10 +214,12 @@ def _store(repo: PageSink, db_dir: Path, tables: dict[str, str], description: di
         if not ibd.is_file() or not cfg.is_file():
             raise ServiceUnavailable(f"mariadb-backup left no {ibd.name}/{cfg.name} for table "
                                      f"{name}; was it dropped during the snapshot? Try again")
+        counter = LeafCounter(page_size)  # the rows, told from the pages as they pass
         with open(ibd, "rb") as f:
             w = repo.page_writer(page_size, PAGES_ZSTD_LEVEL)
             while chunk := f.read(READ):
                 w.write(chunk)
+                counter.feed(chunk)
             ibd_ref = w.close()
         cw = repo.blob_writer(level)
         cw.write(cfg.read_bytes())
@@ -224,6 +229,13 @@ def _store(repo: PageSink, db_dir: Path, tables: dict[str, str], description: di
             t.pop(key, None)
         t["parts"] = []
         t["physical"] = {"file": file, "ibd": ibd_ref.to_json(), "cfg": cfg_ref.to_json()}
+        rows = counter.rows
+        if rows is not None:  # for restore drills (verify.py); None: not told by the pages
+            t["physical"]["rows"] = rows
+        else:
+            reporter.log(f"table {quote_ident(name)}: its row count could not be told from "
+                         f"its pages ({counter.failed or 'layout not understood'}); restore "
+                         "drills cannot verify it")
         return ibd_ref.size + cfg_ref.size
 
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="snapkeep-pages") as pool:
