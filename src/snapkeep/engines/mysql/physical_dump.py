@@ -35,6 +35,7 @@ the pages' layout does not tell it).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -53,7 +54,7 @@ from snapkeep.engines.mysql.physical_env import Locality, db_file_name
 from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import PageSink
-from snapkeep.errors import ServiceUnavailable
+from snapkeep.errors import InsufficientSpace, ServiceUnavailable
 from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
 from snapkeep.repository import ROWS_ZSTD_LEVEL
@@ -66,6 +67,7 @@ PAGED_KINDS = frozenset(["BASE TABLE", "SYSTEM VERSIONED"])
 # 8.4 s at level 5, 4.4 s at 3, 1.6 s at 1 on one core of the bench machine), and
 # InnoDB pages (half-empty, repetitive headers) still shrink well at level 1
 PAGES_ZSTD_LEVEL = 1
+FULL = 1 << 20  # bytes left on the work directory's disk after a failure: it was full
 
 
 def unpaged_reason(kind: str, engine: str | None, options: str, fulltext: bool = False
@@ -136,7 +138,12 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     try:
         backup = work / "backup"
         if tables:
-            _backup(target, where.tool, work, backup, threads, reporter)
+            try:
+                _backup(target, where.tool, work, backup, threads, reporter)
+            except (OSError, ServiceUnavailable) as e:
+                if not _disk_full(e, work):
+                    raise
+                raise InsufficientSpace(_full_disk_line(target, where, work, e)) from e
         crash_point("mysql.physical.backed_up")
         _uncopied(tables, backup / db_file_name(target.database), reporter)
         rest = _RowsOfTheRest(target, repo, logical.SafeReporter(reporter),
@@ -188,6 +195,38 @@ def _uncopied(tables: dict[str, str], db_dir: Path, reporter: Reporter) -> None:
                          "did not copy its tablespace, imported since the server's last "
                          "checkpoint)")
             del tables[name]
+
+
+def _disk_full(e: BaseException, work: Path) -> bool:
+    """Whether ``e`` (mariadb-backup's failure, or our own write's) is the work
+    directory's disk being full: ENOSPC said, or next to nothing left there."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    said = str(e).lower()
+    if any(x in said for x in ("no space left", "errno: 28", "errcode: 28", "error 28",
+                               "disk full")):
+        return True
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(work).free < FULL
+    return False
+
+
+def _full_disk_line(target: MySQLTarget, where: Locality, work: Path,
+                    e: BaseException) -> str:
+    """One line: what failed, that the disk is full, what it needs, what to do."""
+    what = str(e).split(" of ", 1)[0] if isinstance(e, ServiceUnavailable) else \
+        "writing mariadb-backup's work files"
+    assert where.datadir is not None
+    need = _du(where.datadir / db_file_name(target.database)) + sum(
+        p.stat().st_size for p in where.datadir.glob("ibdata*") if p.is_file())
+    free = 0
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(work).free + _du(work)  # what the cleanup gives back
+    return (f"{what} of {target.describe()} failed: the disk of the work directory "
+            f"{work.parent} is full ({free >> 20} MiB free there without this backup's "
+            f"files; it needs about {need >> 20} MiB: a copy of the database's files and "
+            "the system tablespace, plus the redo written meanwhile). Free space there or "
+            'mount a larger disk on it, or set engine = "logical" for this environment')
 
 
 def _run(argv: list[str], target: MySQLTarget, what: str) -> None:
