@@ -1,7 +1,7 @@
 """The row counts a physical snapshot tells from its pages (``ibd_rows.py``), for restore
 drills: equal to ``COUNT(*)`` (every version of a system-versioned table) on the tables
 stored as pages, delete-marked records not yet purged left out; absent, and said, where
-the pages do not tell it (``ROW_FORMAT=COMPRESSED``)."""
+the pages do not tell it (``ROW_FORMAT=COMPRESSED``); the sakila corpus likewise."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from snapkeep.engines.mysql import MySQLTarget, choose_engine, dump_physical
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
+from tests.helpers.corpora import load_unit, unit
 from tests.helpers.dbstate import load_sql_file, q
 from tests.integration.engines.mysql.test_physical import Log
 
@@ -67,3 +68,27 @@ def test_the_pages_tell_every_paged_tables_row_count(mariadb, fresh_db, tmp_path
     del want["packed"]
     assert told == want, [ln for ln in log.lines if "row count" in ln]
     assert want["big"] == 30000 - 30000 // 7 and want["versions"] == 4
+
+
+def test_the_pages_tell_the_sakila_corpus_row_counts(mariadb, tmp_path):
+    u = unit("sakila_mariadb")
+    load_unit(mariadb, u)
+    repo = Repository.init(LocalBackend(tmp_path / "repo"))
+    try:
+        for db in u["databases"]:
+            conn = mariadb.connect(db)
+            target = MySQLTarget(mariadb.host, mariadb.port, mariadb.user, None, db)
+            log = Log()
+            where = choose_engine("physical", target, log)
+            assert where is not None
+            d = dump_physical(target, repo, log, where, threads=2)
+            told = {t["name"]: t["physical"].get("rows") for t in d["tables"]
+                    if "physical" in t}
+            assert told and told == _counts(conn, d), log.lines
+            conn.close()
+    finally:
+        conn = mariadb.connect()
+        with conn.cursor() as cur:
+            for db in u["databases"]:
+                cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")
+        conn.close()
