@@ -21,6 +21,7 @@ compared with the snapshot's source: that needs a digest read at snapshot time.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -46,7 +47,7 @@ def paged(description: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def check_paged(target: MySQLTarget, description: dict[str, Any], reporter: Reporter, *,
-                threads: int = 1) -> dict[str, dict[str, Any]]:
+                threads: int | None = None) -> dict[str, dict[str, Any]]:
     """``{table: {"problems": [...], "rows": n}}`` for every table of ``description``
     stored as pages, as found in ``target.database`` (``"error"``: it cannot be read)."""
     tables = paged(description)
@@ -81,9 +82,10 @@ def check_paged(target: MySQLTarget, description: dict[str, Any], reporter: Repo
             problems += status or ["CHECK TABLE gave no status"]
         return name, {"problems": problems, "rows": int(count)}
 
+    n = max(1, min(threads or os.cpu_count() or 1, len(tables)))
     try:
         with errors_as(target, DOING), ThreadPoolExecutor(
-                max(1, min(threads, len(tables))), thread_name_prefix="snapkeep-check") as pool:
+                n, thread_name_prefix="snapkeep-check") as pool:
             out = dict(pool.map(check, sorted(tables)))
     finally:
         for c in conns:

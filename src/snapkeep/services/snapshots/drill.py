@@ -207,7 +207,7 @@ def _drill_database(repo: Any, desc: dict[str, Any], scratch: mysql.MySQLTarget,
         return
     crash_point("drill.database-restored")
     found = mysql.table_digests(scratch, desc, reporter, threads=threads)
-    pages = mysql.check_paged(scratch, desc, reporter, threads=threads or 1)
+    pages = mysql.check_paged(scratch, desc, reporter, threads=threads)
     lines = mysql.compare_digests(desc, found) + mysql.compare_paged(desc, pages)
     # both name two kinds: a table that cannot be checked (recorded before digests, in
     # mixed encodings, pages without a recorded count) says "not verifiable"; every
