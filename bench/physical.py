@@ -60,8 +60,7 @@ class Engine(Snapkeep):
         super().fresh(db)
         cfg = self.app / "snapkeep.toml"
         text = cfg.read_text()
-        cfg.write_text(text.replace("[environments.main]\n",
-                                    f'[environments.main]\nengine = "{self.engine}"\n', 1))
+        cfg.write_text(text.replace('engine = "logical"', f'engine = "{self.engine}"', 1))
 
     def dump_held(self) -> Timed:
         """The default snapshot (not ``--live``): writes held, tablespaces read in place."""

@@ -533,9 +533,9 @@ def test_a_replica_that_cannot_work_is_refused_in_one_line(tmp_path, lines, mess
     assert "\n" not in str(e.value) and "[replicas.offsite]" in str(e.value)
 
 
-def test_the_engine_is_logical_unless_asked_and_one_of_three(tmp_path):
+def test_the_engine_is_auto_unless_asked_and_one_of_three(tmp_path):
     env = load_config(str(write(tmp_path, GOOD))).environment("develop-branch")
-    assert env.engine == "logical"
+    assert env.engine == "auto"
     for engine in ("auto", "physical", "logical"):
         env = load_config(str(write(tmp_path, GOOD + f'engine = "{engine}"\n'))
                           ).environment("develop-branch")

@@ -19,9 +19,8 @@ STATE_DIR = ".snapkeep"
 PLANS = ("starter", "pro")
 ENV_TYPES = ("production", "staging", "development")
 ENGINES = ("auto", "logical", "physical")  # [environments.X] engine (docs/physical.md)
-# logical until restore drills can verify tables taken as pages (they carry no row
-# digest): "auto" would silently make every local environment's drills unverifiable
-DEFAULT_ENGINE = "logical"
+# pages when the server is local, else rows (physical_env.choose says which and why)
+DEFAULT_ENGINE = "auto"
 DEFAULT_RESTORE_WINDOW_DAYS = 7
 DEFAULT_KEY_FILE = f"{STATE_DIR}/repository.key"
 DEFAULT_COMPRESSION_LEVEL = 3  # = repository.ROWS_ZSTD_LEVEL (config imports no layer)

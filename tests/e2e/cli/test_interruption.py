@@ -87,8 +87,16 @@ def _cmdline(p: Path) -> bytes:
         return b""
 
 
-def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(big_shop, mariadb):
+@pytest.mark.parametrize(("engine", "crash_at"), [
+    ("logical", "mysql.loading"),  # rows loading into the shadow
+    ("physical", "mysql.physical.importing"),  # pages placed, not yet imported
+])
+def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(
+        big_shop, mariadb, engine, crash_at):
     cli, root, db = big_shop
+    cfg, section = root / "snapkeep.toml", "[environments.develop-branch]\n"
+    assert section in cfg.read_text()
+    cfg.write_text(cfg.read_text().replace(section, f'{section}engine = "{engine}"\n', 1))
     snap = live_backup(cli)
     conn = mariadb.connect(db)
     run(conn, "DELETE FROM sales_order WHERE entity_id < 50",
@@ -99,7 +107,7 @@ def test_a_restore_killed_part_way_leaves_database_and_mounts_as_they_were(big_s
     files_before = {m: tree(root / m) for m in ("var", "pub/media", "app/etc")}
 
     # killed where the mounts are staged and the database's shadow is loading
-    cli.env["SNAPKEEP_CRASH_AT"] = "mysql.loading"
+    cli.env["SNAPKEEP_CRASH_AT"] = crash_at
     proc = cli.popen("snapshot:restore", snap, "--yes")
     proc.communicate(timeout=600)
     del cli.env["SNAPKEEP_CRASH_AT"]

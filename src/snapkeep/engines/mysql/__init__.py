@@ -6,7 +6,8 @@ Public API (used by ``snapkeep.services``): ``MySQLTarget``, ``check_connection`
 ``PreparedRestore`` (``swap``/``rollback``/``finish``/``abort``), ``cleanup_leftovers``,
 ``export_sql`` (a portable SQL script of a snapshot's database), ``renamed_description``
 (a description whose self-references name another database), ``table_digests`` and
-``compare_digests`` (a restored copy's row digests against the recorded ones, ``verify.py``),
+``compare_digests`` (a restored copy's row digests against the recorded ones, ``verify.py``;
+``check_paged``/``compare_paged`` for the tables stored as pages, ``verify_pages.py``),
 ``option_file`` (a 0600 login file for the stock client and hooks). Importing a plain SQL
 file (``sqlfile``, ``import_server``): ``find_client``, ``scratch_target``,
 ``database_defaults``, ``create_database``, ``drop_database``, ``load_sql``, and the private
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     )
     from snapkeep.engines.mysql.target import MySQLTarget
     from snapkeep.engines.mysql.verify import compare_digests, table_digests
+    from snapkeep.engines.mysql.verify_pages import check_paged, compare_paged
 
 # public name -> (submodule, its name there)
 _FACE: dict[str, tuple[str, str]] = {
@@ -86,11 +88,13 @@ _FACE: dict[str, tuple[str, str]] = {
     "PreparedRestore": ("restore", "PreparedRestore"),
     "PrivateServer": ("import_server", "PrivateServer"),
     "check_connection": ("connect", "check_connection"),
+    "check_paged": ("verify_pages", "check_paged"),
     "check_import_server": ("import_server", "check_available"),
     "check_restore_privileges": ("privileges", "check_restore_privileges"),
     "check_restore_target": ("connect", "check_restore_target"),
     "cleanup_leftovers": ("cutover", "cleanup_leftovers"),
     "compare_digests": ("verify", "compare_digests"),
+    "compare_paged": ("verify_pages", "compare_paged"),
     "create_database": ("sqlfile", "create_database"),
     "database_defaults": ("sqlfile", "database_defaults"),
     "drill_name": ("names", "drill_name"),
@@ -139,12 +143,14 @@ __all__ = [
     "binary_logs",
     "binlog_problems",
     "check_connection",
+    "check_paged",
     "choose_engine",
     "check_import_server",
     "check_restore_privileges",
     "check_restore_target",
     "cleanup_leftovers",
     "compare_digests",
+    "compare_paged",
     "create_database",
     "database_defaults",
     "drill_name",

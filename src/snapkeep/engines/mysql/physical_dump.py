@@ -28,14 +28,17 @@ during the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``
 
 The description is the logical dump's, format 4 (``descriptions.PHYSICAL_FORMAT``),
 with ``"engine": "physical"``, ``"page_size"``, and per paged table ``"physical":
-{"ibd": BlobRef, "cfg": BlobRef, "file": name}`` instead of rows (no ``parts``, no row
-digest: the restore's check is the chunks' hashes and the server's own page checks on
-IMPORT).
+{"ibd": BlobRef, "cfg": BlobRef, "file": name, "rows": n}`` instead of rows (no
+``parts``, no row digest: the restore's check is the chunks' hashes and the server's own
+page checks on IMPORT; ``rows``, the live records of its clustered index told from the
+pages as they are stored (``ibd_rows.py``), is what a restore drill compares; absent when
+the pages' layout does not tell it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -50,12 +53,13 @@ from snapkeep.engines.mysql.connect import connect, errors_as, query_text, quote
 from snapkeep.engines.mysql.consistency import hold_writes
 from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
 from snapkeep.engines.mysql.encoding import Column
+from snapkeep.engines.mysql.ibd_rows import LeafCounter
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
 from snapkeep.engines.mysql.physical_export import exported
 from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import PageSink
-from snapkeep.errors import ServiceUnavailable
+from snapkeep.errors import InsufficientSpace, ServiceUnavailable
 from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
 from snapkeep.repository import ROWS_ZSTD_LEVEL
@@ -68,6 +72,7 @@ PAGED_KINDS = frozenset(["BASE TABLE", "SYSTEM VERSIONED"])
 # 8.4 s at level 5, 4.4 s at 3, 1.6 s at 1 on one core of the bench machine), and
 # InnoDB pages (half-empty, repetitive headers) still shrink well at level 1
 PAGES_ZSTD_LEVEL = 1
+FULL = 1 << 20  # bytes left on the work directory's disk after a failure: it was full
 
 
 def unpaged_reason(kind: str, engine: str | None, options: str, fulltext: bool = False
@@ -158,7 +163,12 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
         try:
             backup = work / "backup"
             if tables:
-                _backup(target, where.tool, work, backup, threads, reporter)
+                try:
+                    _backup(target, where.tool, work, backup, threads, reporter)
+                except (OSError, ServiceUnavailable) as e:
+                    if not _disk_full(e, work):
+                        raise
+                    raise InsufficientSpace(_full_disk_line(target, where, work, e)) from e
             crash_point("mysql.physical.backed_up")
             _uncopied(tables, backup / db_file_name(target.database), reporter)
             description = rows_of_the_rest()
@@ -204,6 +214,38 @@ def _uncopied(tables: dict[str, str], db_dir: Path, reporter: Reporter) -> None:
             del tables[name]
 
 
+def _disk_full(e: BaseException, work: Path) -> bool:
+    """Whether ``e`` (mariadb-backup's failure, or our own write's) is the work
+    directory's disk being full: ENOSPC said, or next to nothing left there."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    said = str(e).lower()
+    if any(x in said for x in ("no space left", "errno: 28", "errcode: 28", "error 28",
+                               "disk full")):
+        return True
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(work).free < FULL
+    return False
+
+
+def _full_disk_line(target: MySQLTarget, where: Locality, work: Path,
+                    e: BaseException) -> str:
+    """One line: what failed, that the disk is full, what it needs, what to do."""
+    what = str(e).split(" of ", 1)[0] if isinstance(e, ServiceUnavailable) else \
+        "writing mariadb-backup's work files"
+    assert where.datadir is not None
+    need = _du(where.datadir / db_file_name(target.database)) + sum(
+        p.stat().st_size for p in where.datadir.glob("ibdata*") if p.is_file())
+    free = 0
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(work).free + _du(work)  # what the cleanup gives back
+    return (f"{what} of {target.describe()} failed: the disk of the work directory "
+            f"{work.parent} is full ({free >> 20} MiB free there without this backup's "
+            f"files; it needs about {need >> 20} MiB: a copy of the database's files and "
+            "the system tablespace, plus the redo written meanwhile). Free space there or "
+            'mount a larger disk on it, or set engine = "logical" for this environment')
+
+
 def _run(argv: list[str], target: MySQLTarget, what: str) -> None:
     res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          check=False)
@@ -228,10 +270,12 @@ def _store(repo: PageSink, db_dir: Path, tables: dict[str, str], description: di
         if not ibd.is_file() or not cfg.is_file():
             raise ServiceUnavailable(f"mariadb-backup left no {ibd.name}/{cfg.name} for table "
                                      f"{name}; was it dropped during the snapshot? Try again")
+        counter = LeafCounter(page_size)  # the rows, told from the pages as they pass
         with open(ibd, "rb") as f:
             w = repo.page_writer(page_size, PAGES_ZSTD_LEVEL)
             while chunk := f.read(READ):
                 w.write(chunk)
+                counter.feed(chunk)
             ibd_ref = w.close()
         cw = repo.blob_writer(level)
         cw.write(cfg.read_bytes())
@@ -241,6 +285,13 @@ def _store(repo: PageSink, db_dir: Path, tables: dict[str, str], description: di
             t.pop(key, None)
         t["parts"] = []
         t["physical"] = {"file": file, "ibd": ibd_ref.to_json(), "cfg": cfg_ref.to_json()}
+        rows = counter.rows
+        if rows is not None:  # for restore drills (verify.py); None: not told by the pages
+            t["physical"]["rows"] = rows
+        else:
+            reporter.log(f"table {quote_ident(name)}: its row count could not be told from "
+                         f"its pages ({counter.failed or 'layout not understood'}); restore "
+                         "drills cannot verify it")
         return ibd_ref.size + cfg_ref.size
 
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="snapkeep-pages") as pool:

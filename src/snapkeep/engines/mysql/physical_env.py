@@ -9,7 +9,9 @@ Pages can be read and placed only when the server's data directory is this machi
    (pages are read from a backup of it and placed into it);
 3. the database's own directory is there (the server's files really are these: a
    loopback port forwarded to a container would name a directory this host lacks);
-4. ``mariadb-backup`` (or ``mariabackup``) is installed.
+4. ``mariadb-backup`` (or ``mariabackup``) is installed;
+5. the user holds what mariadb-backup needs (RELOAD, PROCESS, BINLOG MONITOR, LOCK TABLES):
+   without them a default ``auto`` would pick pages and then fail.
 
 The first condition not met is named in one line; ``choose`` turns it into a refusal
 for ``engine = "physical"`` and into a logged fallback for ``"auto"``.
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from snapkeep.engines.mysql.connect import connect, errors_as, query_text
+from snapkeep.engines.mysql.connect import Connection, connect, errors_as, query_text
 from snapkeep.engines.mysql.descriptions import physical_tables
+from snapkeep.engines.mysql.privileges import session_grants
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.errors import UsageError
 from snapkeep.progress import Reporter
@@ -70,6 +73,7 @@ def locate(target: MySQLTarget, *, need_tool: bool = True) -> Locality:
                 conn, "SELECT @@datadir, @@innodb_page_size")[0]
             exists = bool(query_text(conn, "SELECT 1 FROM information_schema.SCHEMATA "
                                            "WHERE SCHEMA_NAME = %s", (target.database,)))
+            lacking = _lacking_grants(conn, target.database) if need_tool else []
     finally:
         conn.close()
     data = Path(str(datadir))
@@ -97,7 +101,24 @@ def locate(target: MySQLTarget, *, need_tool: bool = True) -> Locality:
     if tool is None and need_tool:
         return Locality(data, int(page_size), None,
                         "mariadb-backup is not installed (apt-get install mariadb-backup)")
+    if lacking:
+        return Locality(data, int(page_size), tool,
+                        f"the user {target.user} lacks what mariadb-backup needs: "
+                        f"{', '.join(lacking)} (GRANT {', '.join(lacking)} ON *.* TO it)")
     return Locality(data, int(page_size), tool, None)
+
+
+def _lacking_grants(conn: Connection, database: str) -> list[str]:
+    """The privileges mariadb-backup needs that the session lacks (its grants and its
+    enabled roles'): RELOAD, PROCESS, BINLOG MONITOR (REPLICATION CLIENT before 10.5)
+    globally, LOCK TABLES on the database."""
+    grants = session_grants(conn)
+    out = [p for p in ("RELOAD", "PROCESS") if not grants.holds(p, None)]
+    if not grants.holds("LOCK TABLES", database):
+        out.append("LOCK TABLES")
+    if not (grants.holds("BINLOG MONITOR", None) or grants.holds("REPLICATION CLIENT", None)):
+        out.append("BINLOG MONITOR")
+    return out
 
 
 def db_file_name(name: str) -> str:

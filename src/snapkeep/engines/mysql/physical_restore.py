@@ -30,7 +30,7 @@ from snapkeep.engines.mysql.connect import Connection, connect, errors_as, query
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import BlobSource
-from snapkeep.errors import IntegrityError
+from snapkeep.errors import IntegrityError, RepositoryError
 from snapkeep.faults import crash_point
 from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
@@ -70,9 +70,13 @@ def import_tables(target: MySQLTarget, shadow: str, where: Locality, repo: BlobS
         file = db_file_name(t["name"])
         with errors_as(target, f"importing the tablespace of table {t['name']}"):
             query(c, f"ALTER TABLE {name} DISCARD TABLESPACE")
-            size = _write(repo, BlobRef.from_json(pages["ibd"]), directory / f"{file}.ibd",
-                          owner)
-            _write(repo, BlobRef.from_json(pages["cfg"]), directory / f"{file}.cfg", owner)
+            try:
+                size = _write(repo, BlobRef.from_json(pages["ibd"]),
+                              directory / f"{file}.ibd", owner)
+                _write(repo, BlobRef.from_json(pages["cfg"]), directory / f"{file}.cfg", owner)
+            except (IntegrityError, RepositoryError) as e:  # say whose pages are damaged
+                kind = IntegrityError if isinstance(e, IntegrityError) else RepositoryError
+                raise kind(f"the pages of table {name}: {e}") from e
             crash_point("mysql.physical.importing")
             query(c, f"ALTER TABLE {name} IMPORT TABLESPACE")
         with contextlib.suppress(FileNotFoundError):

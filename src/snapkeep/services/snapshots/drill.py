@@ -18,7 +18,9 @@ activity of the environment on this host removes both (``cleanup_leftovers``, ca
 ``operations.execute`` before any activity's work).
 
 The outcome is recorded on the snapshot's catalog row (``Catalog.record_drill``):
-``verified_ok`` true when every part was verified identical, false on any mismatch or
+``verified_ok`` true when every part was verified identical (a table the snapshot
+stored as pages: verified by its pages' checks, ``CHECK TABLE … EXTENDED`` and the row
+count the snapshot told from its pages, ``verify_pages.py``), false on any mismatch or
 damage (the activity then fails naming each mismatch); ``verified_at`` is the time of
 the last drill that passed. A part recorded before digests existed is restored and
 reported "not verifiable"; a drill with such a part passes nothing (``verified_ok``
@@ -205,20 +207,27 @@ def _drill_database(repo: Any, desc: dict[str, Any], scratch: mysql.MySQLTarget,
         return
     crash_point("drill.database-restored")
     found = mysql.table_digests(scratch, desc, reporter, threads=threads)
-    lines = mysql.compare_digests(desc, found)
-    # compare_digests names both kinds: a table that cannot be checked (recorded before
-    # digests, or in mixed encodings) says "not verifiable"; every other line differs.
+    pages = mysql.check_paged(scratch, desc, reporter, threads=threads)
+    lines = mysql.compare_digests(desc, found) + mysql.compare_paged(desc, pages)
+    # both name two kinds: a table that cannot be checked (recorded before digests, in
+    # mixed encodings, pages without a recorded count) says "not verifiable"; every
+    # other line differs.
     unverifiable = [x for x in lines if "not verifiable" in x]
     mismatches = [x for x in lines if "not verifiable" not in x]
     result.mismatches += [f"database: {x}" for x in mismatches]
     for x in unverifiable:
         reporter.log(f"database: {x}")
+    total = len(found) + len(pages)
     if unverifiable:
-        result.unverifiable.append(f"database ({len(unverifiable)} of {len(found)} tables)")
+        result.unverifiable.append(f"database ({len(unverifiable)} of {total} tables)")
     elif not mismatches:
-        result.verified.append(f"database ({len(found)} tables)")
-        reporter.log(f"database: restored and the rows of its {len(found)} tables verified "
-                     "identical")
+        how = f"the rows of its {len(found)} tables verified identical" if found else ""
+        if pages:
+            how += (" and " if how else "") + (
+                f"its {len(pages)} tables stored as pages verified by their page checks, "
+                "CHECK TABLE … EXTENDED and row counts")
+        result.verified.append(f"database ({total} tables)")
+        reporter.log(f"database: restored and {how}")
 
 
 def _record(ctx: Context, manifest: SnapshotManifest, result: DrillResult,

@@ -191,6 +191,34 @@ def test_physical_on_a_remote_server_is_refused_in_one_line(mariadb, fresh_db):
     assert choose_engine("logical", _target(mariadb, fresh_db), Log()) is None
 
 
+def test_a_user_without_mariadb_backups_grants_is_refused_or_falls_back(mariadb, fresh_db,
+                                                                        repo):
+    user = f"nb_{fresh_db}"[:32]
+    conn = mariadb.connect()
+    _run(conn, f"CREATE TABLE {q(fresh_db)}.t (id INT PRIMARY KEY) ENGINE=InnoDB",
+         f"INSERT INTO {q(fresh_db)}.t VALUES (1), (2)",
+         f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
+         f"GRANT ALL ON {q(fresh_db)}.* TO '{user}'@'%'")
+    try:
+        target = MySQLTarget(mariadb.host, mariadb.port, user, "pw", fresh_db)
+        with pytest.raises(UsageError) as e:
+            choose_engine("physical", target, NullReporter())
+        text = str(e.value)
+        assert "\n" not in text and f"the user {user} lacks what mariadb-backup needs: " \
+            "RELOAD, PROCESS, BINLOG MONITOR (GRANT RELOAD, PROCESS, BINLOG MONITOR ON *.* " \
+            "TO it)" in text, text
+        log = Log()
+        assert choose_engine("auto", target, log) is None
+        assert log.lines[0].startswith(f"engine auto: logical, because the user {user} lacks")
+        _run(conn, f"GRANT RELOAD, PROCESS, BINLOG MONITOR ON *.* TO '{user}'@'%'")
+        where = choose_engine("auto", target, Log())
+        assert where is not None  # and with them mariadb-backup works
+        d = dump_physical(target, repo, Log(), where, threads=2)
+        assert [t["physical"]["rows"] for t in d["tables"]] == [2]
+    finally:
+        _run(conn, f"DROP USER '{user}'@'%'")
+
+
 def test_a_physical_snapshot_restores_logically_where_pages_cannot_go(
         mariadb, fresh_db, repo, tmp_path, monkeypatch):
     """Another server (here: the session's, taken for remote by counting no address as

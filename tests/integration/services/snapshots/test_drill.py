@@ -22,6 +22,10 @@ from tests.helpers.dbstate import databases, db_state
 from tests.helpers.shop import Cli, cli_env, fill
 from tests.helpers.trees import listing
 
+# row digests are the logical path's; the default (auto) stores this server's InnoDB tables
+# as pages, whose drills test_drill_physical.py covers
+LOGICAL = 'engine = "logical"\n'
+
 
 class Project:
     """Environment ``dev``: mounts ``data`` and ``pub/media``, and (given) a database."""
@@ -111,7 +115,7 @@ def test_a_drill_passes_and_the_listing_shows_it_verified(tmp_path):
 
 def test_a_drill_of_a_database_verifies_every_tables_rows_and_touches_nothing_live(
         tmp_path, mariadb, shop):
-    p = Project(tmp_path, mariadb.url(shop))
+    p = Project(tmp_path, mariadb.url(shop), LOGICAL)
     sid = p.backup()
     live_db, live_mounts = state(mariadb, shop), p.mounts()
     a = operations.start_drill(p.ctx, p.env, sid)
@@ -127,7 +131,7 @@ def test_a_drill_of_a_database_verifies_every_tables_rows_and_touches_nothing_li
 
 
 def test_a_drill_finds_a_table_whose_recorded_rows_differ(tmp_path, mariadb, shop):
-    p = Project(tmp_path, mariadb.url(shop))
+    p = Project(tmp_path, mariadb.url(shop), LOGICAL)
     sid = p.backup()
     repo = p.ctx.repository
     data = json.loads(repo.load_snapshot(sid).to_json())

@@ -18,12 +18,14 @@ from tests.helpers.dbstate import db_state
 from tests.helpers.shop import Cli, cli_env
 
 
-def _project(base: Path, url: str, engine: str) -> tuple[Context, object]:
+def _project(base: Path, url: str, engine: str | None, extra: str = ""
+             ) -> tuple[Context, object]:
     (base / "app").mkdir()
     config = base / "snapkeep.toml"
     config.write_text('[project]\nid = "phys"\n[repository]\nkey_file = '
                       '".snapkeep/repository.key"\n[environments.dev]\nroot = "app"\n'
-                      f'database = "{url}"\nengine = "{engine}"\n')
+                      f'database = "{url}"\n'
+                      + (f'engine = "{engine}"\n' if engine else "") + extra)
     ctx = Context(load_config(str(config)))
     ctx.init_repository()
     return ctx, ctx.config.environment("dev")
@@ -78,6 +80,28 @@ def test_a_live_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swep
     assert done.result == "success"
     assert not any(p.is_file() for p in work.rglob("*"))
     assert [s.id for s in listing.list_snapshots(ctx, env)] == [done.snapshot_id]
+
+
+@pytest.mark.parametrize(("extra", "engine"), [
+    ("", "physical"),  # the default, auto, takes pages where it can
+    ("point_in_time = true\n", "logical"),  # a restore --at needs a logical base (for now)
+])
+def test_the_default_engine_is_auto_and_logical_where_point_in_time_is_on(
+        mariadb, fresh_db, tmp_path, extra, engine):
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute("INSERT INTO t VALUES (1), (2)")
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), None, extra)
+    assert env.engine == "auto"
+    done = operations.start_backup(ctx, env, live=False)
+    log = [ln.message for ln in ctx.catalog.log_lines(done.id)]
+    assert any(m.startswith(f"engine auto: {engine}") for m in log), log
+    if engine == "logical":
+        assert "engine auto: logical, because point-in-time restores (point_in_time = " \
+               "true) need a logical base" in log
+    manifest = ctx.repository.load_snapshot(done.snapshot_id)
+    assert manifest.services["database"].get("engine", "logical") == engine
 
 
 def test_a_backup_killed_while_its_tables_are_flushed_for_export_frees_them(
