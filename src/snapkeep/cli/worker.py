@@ -57,7 +57,7 @@ def worker(config_path, project, threads, once, lease, poll_interval, environmen
         elif a.result == "failure":
             raise SnapkeepError(f"activity {a.id} {a.state}: {a.error}")
         return
-    host_pid = worker_id(0).rsplit(":", 1)[0]
+    host_pid = worker_id(ctx, 0).rsplit(":", 1)[0]
     follow = [] if no_binlog_follow else [e.name for e in binlogs.followed(ctx, envs)]
     say(f"Worker {host_pid} running {threads} thread(s) on catalog {ctx.catalog.description}; "
         f"binlog archiving {', '.join(follow) if follow else 'off'}; "

@@ -99,7 +99,7 @@ def _start(ctx: Context, a: Activity, lease_seconds: float) -> Claim:
             raise busy(ctx, environment, None)
     try:
         recover_interrupted(ctx, environment)
-        me = worker_id(0)
+        me = worker_id(ctx, 0)
         blocker = ctx.catalog.start(a, me, lease_seconds, pid=os.getpid())
         if blocker is not None:
             raise busy(ctx, environment, blocker)
