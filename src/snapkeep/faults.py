@@ -5,7 +5,8 @@ An explicit, documented seam: the tests that prove a killed restore never leaves
 new data mixed need the kill to land at an exact instant, which timing cannot give.
 With ``SNAPKEEP_CRASH_HOST=1`` the kill takes this process's children first (its pause
 guard above all), as when the whole host goes down: nothing on it settles anything, and
-only a worker of another host can.
+only a worker of another host can. With ``SNAPKEEP_CRASH_SIGNAL=STOP`` the process is
+stopped instead (SIGSTOP: a stalled worker, a paused VM), to be woken by SIGCONT.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from pathlib import Path
 
 def crash_point(name: str) -> None:
     if os.environ.get("SNAPKEEP_CRASH_AT") == name:
+        if os.environ.get("SNAPKEEP_CRASH_SIGNAL") == "STOP":
+            os.kill(os.getpid(), signal.SIGSTOP)
+            return
         if os.environ.get("SNAPKEEP_CRASH_HOST") == "1":
             kill_descendants(os.getpid())
         os.kill(os.getpid(), signal.SIGKILL)

@@ -248,3 +248,45 @@ def test_workers_sharing_a_hostname_do_not_judge_each_other_dead(tmp_path, postg
     done = a.catalog.get_activity(queued.id)
     assert (done.state, done.result) == ("complete", "success"), done.error
     assert events.read_text().split() == ["pause", "resume"]
+
+
+def test_a_worker_stalled_mid_cutover_and_woken_after_it_was_settled_touches_nothing(
+        tmp_path, postgres_url):
+    """Stopped (SIGSTOP) after its first swap, past its lease: host b rolls the cut-over
+    back and frees dev, a file is written; woken, host a's worker neither swaps its next
+    mount in nor rolls anything back, nor lifts a pause: its fence fails first."""
+    root = shop(tmp_path)
+    a_config, b_config = (host(tmp_path, n, postgres_url) for n in ("a", "b"))
+    a = Context(load_config(str(a_config)))
+    a.init_repository()
+    dev = a.config.environment("dev")
+    snap = operations.start_backup(a, dev, live=True).snapshot_id
+    for m in MOUNTS:
+        (root / m / "f.txt").write_text(f"{m} changed later\n")
+    old = tree(root)
+    queued = operations.start_restore(a, dev, snap, queue=True)
+    w = worker(a_config, SNAPKEEP_CRASH_AT="restore.after-swap-1", SNAPKEEP_CRASH_SIGNAL="STOP")
+    try:
+        wait_for(lambda: _stopped(w.pid), "host a's worker to stop after its first swap")
+        assert tree(root) != old  # one mount is the snapshot's now
+        b = Context(load_config(str(b_config)))
+        assert wait_for(lambda: reap_expired(b), "host b to settle", interval=0.3) \
+            == [queued.id]
+        assert tree(root) == old and not (root / FLAG).exists()
+        (root / "media" / "written-after.txt").write_text("keep me\n")
+        settled = tree(root)
+        os.kill(w.pid, signal.SIGCONT)
+        _out, err = w.communicate(timeout=120)
+    finally:
+        w.kill()
+    assert w.returncode != 0
+    assert "lost its lease" in err and "does nothing further" in err, err
+    assert tree(root) == settled
+    assert not (root / FLAG).exists() and not (root / ".snapkeep-state").exists()
+    done = a.catalog.get_activity(queued.id)
+    assert (done.state, done.result) == ("complete", "failure")
+    assert "stopped renewing its lease" in done.error
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
