@@ -2,9 +2,10 @@
 
 A running activity belongs to a worker (``WID:pid:n``: the persistent ID of the state
 directory it runs from, ``machine_id``, its process and thread) whose lease it renews
-every third of the lease. It is interrupted when its process on this host is gone, or (on any
-host) when its lease has expired (``recovery.reap_expired``). Its side effects are fenced:
-each first makes sure the lease is still its own (``Fence``).
+every third of the lease. It is interrupted when its process is gone (judged only by a
+process of the same worker ID), or (on any host) when its lease has expired
+(``recovery.reap_expired``). Its side effects are fenced: each first makes sure the
+lease is still its own (``Fence``).
 """
 
 from __future__ import annotations

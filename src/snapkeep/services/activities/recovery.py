@@ -274,7 +274,8 @@ def _release_repository_locks(ctx: Context, reaped: list[Activity]) -> None:
 
 
 def reconcile(ctx: Context) -> None:
-    """Fail activities whose runner is gone: dead processes on this host, expired leases."""
+    """End activities whose runner is gone (dead processes of this worker ID, expired
+    leases), after settling what they left."""
     envs = {a.environment for a in ctx.catalog.list_activities(states=("in_progress",),
                                                                limit=500)}
     for env in envs:
