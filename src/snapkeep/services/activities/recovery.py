@@ -116,6 +116,9 @@ def _complete_restore(ctx: Context, a: Activity, settled: cutover.Settled,
 
 
 def _lease_reason(a: Activity) -> str:
+    if (a.worker or "").endswith(":settle"):  # an earlier settling attempt failed
+        return "its worker is gone and the activity was interrupted; what it left was " \
+            "settled after an earlier attempt failed (see its log)"
     expiry = a.lease_expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") if a.lease_expires_at \
         else "an unknown time"
     return f"worker {_who(a)} stopped renewing its lease at {expiry}; the activity was " \
@@ -141,7 +144,8 @@ class _Interrupted:
 
     def blocked(self, reason: str) -> None:
         for a in self.all:
-            self.ctx.catalog.note_blocked(a.id, reason)
+            gone = "" if (a.worker or "").endswith(":settle") else f"worker {_who(a)} is gone; "
+            self.ctx.catalog.note_blocked(a.id, gone + reason)
 
     def fail(self, completed: cutover.Settled | None = None) -> list[str]:
         """Record them as ended; a restore among them whose cut-over was ``completed``

@@ -274,3 +274,38 @@ def test_recovery_fails_dead_local_runners_only(ctx):
     assert [a.error for a in failed] == ["interrupted: the process running it ended"]
     assert ctx.catalog.get_activity(queued.id).state == "pending"
     assert ctx.catalog.running_activity("dev") is None
+
+
+def test_what_cannot_be_settled_keeps_the_environment_held_and_says_why(ctx):
+    """A dead worker's pause whose resume command fails: its activity stays running and
+    holds dev, saying why (its error, its log, environment:info), until a later attempt
+    settles it; only then is dev freed."""
+    from snapkeep.services import environments
+
+    dev = ctx.config.environment("dev")
+    a = operations.start_backup(ctx, dev, live=True, queue=True)
+    assert ctx.catalog.claim_next("elsewhere/ab12:4242:0", 5) is not None
+    marker = dev.root / ".snapkeep-state" / "paused.json"
+    marker.parent.mkdir()
+    marker.write_text(json.dumps({"resume_command": "echo cannot >&2; exit 3",
+                                  "worker": "elsewhere/ab12:4242:0"}))
+    later = ctx.clock() + timedelta(seconds=60)
+    assert reap_expired(ctx, at=later) == []
+    held = ctx.catalog.get_activity(a.id)
+    assert held.state == "in_progress" and ctx.catalog.running_activity("dev") == a.id
+    assert "a pause on dev is not settled yet" in held.error, held.error
+    assert "exit code 3" in held.error and "stays paused and held" in held.error
+    assert messages(ctx, a.id)[-1] == f"Blocked: {held.error}."
+    assert held.error in environments.info(ctx, dev).blocked
+    with pytest.raises(BusyError):
+        operations.start_backup(ctx, dev, live=True)
+    assert reap_expired(ctx, at=later) == []  # the settler's own lease still runs
+    assert messages(ctx, a.id).count(f"Blocked: {held.error}.") == 1  # said once
+
+    marker.write_text(json.dumps({"resume_command": "true"}))  # the command fixed
+    assert reap_expired(ctx, at=later + timedelta(seconds=120)) == [a.id]
+    assert not marker.exists() and ctx.catalog.running_activity("dev") is None
+    assert environments.info(ctx, dev).blocked is None
+    done = ctx.catalog.get_activity(a.id)
+    assert done.result == "failure" and "after an earlier attempt failed" in done.error
+    assert "Lifted the pause the interrupted activity left on dev." in messages(ctx, a.id)
