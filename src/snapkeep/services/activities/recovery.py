@@ -226,10 +226,12 @@ def recover_interrupted(ctx: Context, environment: str, at: datetime | None = No
                          f"yet ({e}); the environment stays paused and held until a worker "
                          "settles it (retried when this lease ends)")
             raise
+        # still under the lease: a completed restore's after-restore steps may take long
+        return gone.fail(completed=settled if settled is not None and settled.completed
+                         else None)
     finally:
         for beat in beats:
             beat.stop()
-    return gone.fail(completed=settled if settled is not None and settled.completed else None)
 
 
 def reap_expired(ctx: Context, at: datetime | None = None,
