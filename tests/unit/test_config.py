@@ -453,6 +453,8 @@ def test_nothing_builds_a_state_path_from_an_unsafe_name(tmp_path):
     (".", '[".snapkeep"]', "mount '.snapkeep' is or holds snapkeep's state directory"),
     (".", '[".snapkeep/repository"]', "mount '.snapkeep/repository' is or holds snapkeep's"),
     ("app", '["var", "var/sub"]', "mounts 'var' and 'var/sub' overlap"),
+    ("app", '["/.snapkeep-state/x"]', "mount '/.snapkeep-state/x' is snapkeep's "
+                                      ".snapkeep-state directory"),
     ("app", '["pub/media/x", "/pub/"]', "mounts 'pub' and 'pub/media/x' overlap"),
 ])
 def test_mounts_of_the_root_the_state_or_each_other_are_refused(tmp_path, root, mounts,
