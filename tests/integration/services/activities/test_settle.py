@@ -250,6 +250,49 @@ def test_workers_sharing_a_hostname_do_not_judge_each_other_dead(tmp_path, postg
     assert events.read_text().split() == ["pause", "resume"]
 
 
+@pytest.mark.parametrize(("point", "new"), [("restore.after-swap-3", False),
+                                            ("mysql.after-rename", False),
+                                            ("restore.committed", True)])
+def test_database_and_mounts_of_a_host_dead_mid_cutover_are_settled_together(
+        tmp_path, postgres_url, mariadb, fresh_db, point, new):
+    """The mounts swap first and the database last (its own journal is in the server):
+    another host puts both back, or keeps both new."""
+    root = shop(tmp_path)
+    extra = f'database = "{mariadb.url(fresh_db)}"\n'
+    a_config, b_config = (host(tmp_path, n, postgres_url, extra) for n in ("a", "b"))
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+        cur.execute("INSERT INTO t VALUES (1, 'at the snapshot')")
+    a = Context(load_config(str(a_config)))
+    a.init_repository()
+    dev = a.config.environment("dev")
+    snap = operations.start_backup(a, dev, live=True).snapshot_id
+    at_snapshot = tree(root), [(1, "at the snapshot")]
+    for m in MOUNTS:
+        (root / m / "f.txt").write_text(f"{m} changed later\n")
+    with conn.cursor() as cur:
+        cur.execute("UPDATE t SET v = 'changed later'")
+        cur.execute("INSERT INTO t VALUES (2, 'added later')")
+    old = tree(root), [(1, "changed later"), (2, "added later")]
+    queued = operations.start_restore(a, dev, snap, queue=True)
+    dies_at(a_config, point)
+
+    b = Context(load_config(str(b_config)))
+    assert wait_for(lambda: reap_expired(b), "host b to settle", interval=0.3) == [queued.id]
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, v FROM t ORDER BY id")
+        rows = [tuple(r) for r in cur.fetchall()]
+        cur.execute("SHOW DATABASES LIKE %s", (f"{fresh_db}\\_\\_sk%",))
+        helpers = cur.fetchall()
+    conn.close()
+    assert (tree(root), rows) == (at_snapshot if new else old)  # never a mix
+    assert not (root / FLAG).exists() and not (root / ".snapkeep-state").exists()
+    assert not helpers, helpers
+    done = b.catalog.get_activity(queued.id)
+    assert done.result == ("success" if new else "failure"), done.error
+
+
 def test_a_worker_stalled_mid_cutover_and_woken_after_it_was_settled_touches_nothing(
         tmp_path, postgres_url):
     """Stopped (SIGSTOP) after its first swap, past its lease: host b rolls the cut-over
