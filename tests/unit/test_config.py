@@ -441,7 +441,7 @@ def test_nothing_builds_a_state_path_from_an_unsafe_name(tmp_path):
     with pytest.raises(ConfigError, match="'../../esc' is not allowed"):
         activities.lock_path(ctx, "../../esc")
     with pytest.raises(ConfigError, match="is not allowed"):
-        pause._marker(ctx, "../x")
+        pause._marker(ctx, "../x")  # where an earlier version kept it
     with pytest.raises(ConfigError, match="cannot name a file under"):
         ctx.state_path("logs", "../../esc.log")
     assert not (tmp_path.parent / "esc.lock").exists()
@@ -453,6 +453,8 @@ def test_nothing_builds_a_state_path_from_an_unsafe_name(tmp_path):
     (".", '[".snapkeep"]', "mount '.snapkeep' is or holds snapkeep's state directory"),
     (".", '[".snapkeep/repository"]', "mount '.snapkeep/repository' is or holds snapkeep's"),
     ("app", '["var", "var/sub"]', "mounts 'var' and 'var/sub' overlap"),
+    ("app", '["/.snapkeep-state/x"]', "mount '/.snapkeep-state/x' is snapkeep's "
+                                      ".snapkeep-state directory"),
     ("app", '["pub/media/x", "/pub/"]', "mounts 'pub' and 'pub/media/x' overlap"),
 ])
 def test_mounts_of_the_root_the_state_or_each_other_are_refused(tmp_path, root, mounts,

@@ -177,6 +177,9 @@ class EnvironmentOut(BaseModel):
     point_in_time: bool = False
     recoverable: RecoverableWindowOut | None = Field(
         default=None, description="with point_in_time: the recoverable window")
+    blocked: str | None = Field(
+        default=None, description="why it is held by an activity whose worker is gone: "
+        "what that worker left (a pause, a cut-over) waits for a worker to settle it")
 
 
 class ApiInfoOut(BaseModel):

@@ -229,6 +229,38 @@ class QueueMixin(CatalogBase):
             self._free_environment(tx, a.environment, a.id)
             return True
 
+    def take_over(self, activity_id: str, worker: str | None, settler: str,
+                  lease_seconds: float, *, expired_before: datetime | None = None) -> bool:
+        """Make ``settler`` the owner of a running activity whose runner is gone (still
+        owned by ``worker``; with ``expired_before``, only while its lease ends before
+        that instant), with a fresh lease, so one process settles what it left. False
+        when another process took it first, or its runner renewed meanwhile."""
+        with self._sql("write") as tx:
+            params: dict[str, Any] = {
+                "settler": settler, "id": activity_id, "p": self.project,
+                "until": self.clock() + timedelta(seconds=lease_seconds)}
+            cond = "worker IS NULL"
+            if worker is not None:
+                cond, params["worker"] = "worker = :worker", worker
+            if expired_before is not None:
+                cond += " AND lease_expires_at < :before"
+                params["before"] = expired_before
+            return tx.run(f"UPDATE activities SET worker = :settler, lease_expires_at = :until "
+                          f"WHERE id = :id AND project = :p AND state = 'in_progress' AND {cond}",
+                          params) == 1
+
+    def note_blocked(self, activity_id: str, reason: str) -> bool:
+        """Say on a running activity (its ``error``, and its log when it changes) why its
+        environment stays held until what its runner left is settled."""
+        with self._sql("write") as tx:
+            changed = tx.run("UPDATE activities SET error = :reason WHERE id = :id AND "
+                             "project = :p AND state = 'in_progress' AND "
+                             "(error IS NULL OR error <> :reason)",
+                             {"reason": reason, "id": activity_id, "p": self.project}) == 1
+            if changed:
+                sql.add_log(tx, activity_id, self.clock(), f"Blocked: {reason}.")
+            return changed
+
     def expired_leases(self, at: datetime | None = None) -> list[Activity]:
         """Running activities whose lease ended before ``at`` (default: now)."""
         with self._sql() as tx:

@@ -79,7 +79,7 @@ def worker(config_paths, project, threads, once, lease, poll_interval, environme
         elif a.result == "failure":
             raise SnapkeepError(f"activity {a.id} {a.state}: {a.error}")
         return
-    host_pid = worker_id(0).rsplit(":", 1)[0]
+    host_pid = worker_id(ctx, 0).rsplit(":", 1)[0]
     follow = [] if no_binlog_follow else [e.name for e in binlogs.followed(ctx, envs)]
     say(f"Worker {host_pid} running {threads} thread(s) on catalog {ctx.catalog.description}; "
         f"binlog archiving {', '.join(follow) if follow else 'off'}; "
@@ -131,7 +131,7 @@ def _several(contexts: list[Context], names: list[str], *, threads: int, once: b
         follow = [e.name for e in binlogs.followed(ctx, envs)] if binlog_follow else []
         follows += [f"{ctx.config.id}/{name}" for name in follow]
         pool += binlogs.follow_in_background(load_one, follow, stop, say)
-    host_pid = worker_id(0).rsplit(":", 1)[0]
+    host_pid = worker_id(served[0]).rsplit(":", 1)[0]
     say(f"Worker {host_pid} running {threads} thread(s) for each of "
         f"{', '.join(ctx.config.id for ctx in served)} on catalog "
         f"{served[0].catalog.description}; binlog archiving "

@@ -16,6 +16,8 @@ from snapkeep.errors import ConfigError
 
 CONFIG_NAME = "snapkeep.toml"
 STATE_DIR = ".snapkeep"
+# beside an environment's mounts: what every worker of it must see (pause, cut-over)
+SHARED_STATE_DIR = ".snapkeep-state"
 PLANS = ("starter", "pro")
 ENV_TYPES = ("production", "staging", "development")
 ENGINES = ("auto", "logical", "physical")  # [environments.X] engine (docs/physical.md)

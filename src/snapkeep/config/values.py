@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from snapkeep.config.settings import CATALOG_SCHEMES, redact_url
+from snapkeep.config.settings import CATALOG_SCHEMES, SHARED_STATE_DIR, redact_url
 from snapkeep.errors import ConfigError
 
 # the macros policy/schedules.py accepts too (config imports no layer, so not from there)
@@ -48,6 +48,10 @@ def mount(value: Any, where: str) -> str:
     if not p.parts or p.parts == (".",):
         raise ConfigError(f"{where}: mount {value!r} is the whole app root; list the "
                           'directories to keep instead, as in mounts = ["var", "pub/media"]')
+    if p.parts[0] == SHARED_STATE_DIR:
+        raise ConfigError(f"{where}: mount {value!r} is snapkeep's {SHARED_STATE_DIR} "
+                          "directory (its pause marker and cut-over journal); list the "
+                          "application's own directories instead")
     return str(p)
 
 

@@ -26,6 +26,9 @@ class EnvironmentInfo:
     # (lag N s)" or why not, and the window's fields (pitr_window.Window.to_json)
     recoverable: str | None = None
     window: dict | None = None
+    # why the environment is held although its activity's runner is gone: what it left
+    # (a cut-over, a pause) waits for a worker of this environment to settle it
+    blocked: str | None = None
 
 
 def resolve(ctx: Context, name: str | None, cwd: Path | None = None) -> EnvironmentConfig:
@@ -64,7 +67,24 @@ def info(ctx: Context, env: EnvironmentConfig, *, window: bool = False) -> Envir
         root=str(env.root), mounts=env.mounts,
         database=env.database.describe() if env.database else None,
         commit_id=gitinfo.head_commit(env.root), point_in_time=env.point_in_time,
-        recoverable=recoverable, window=data)
+        recoverable=recoverable, window=data, blocked=blocked(ctx, env))
+
+
+def blocked(ctx: Context, env: EnvironmentConfig) -> str | None:
+    """Why ``env`` is held by an activity whose runner is gone (None: it is not)."""
+    from snapkeep.services.activities import recovery  # activities use this module
+
+    held = ctx.catalog.running_activity(env.name)
+    a = ctx.catalog.get_activity(held) if held else None
+    if a is None or a.state != "in_progress":
+        return None
+    if a.error:
+        return f"activity {a.id}: {a.error}"
+    if a.lease_expires_at is None or a.lease_expires_at >= ctx.clock():
+        return None
+    left = recovery.leftovers(ctx, env.name)
+    return (f"activity {a.id}: its worker {a.worker} stopped renewing its lease; held until "
+            f"a worker of {env.name} settles " + (left or "what it left") + " and ends it")
 
 
 def running_activity(ctx: Context, env: EnvironmentConfig) -> str | None:

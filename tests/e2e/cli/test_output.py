@@ -75,7 +75,7 @@ def test_ctrl_c_exits_130_and_leaves_the_environment_as_found(shop):
     lines = [ln for ln in err.splitlines() if ln.startswith("snapkeep:")]
     assert lines == ["snapkeep: interrupted"], err
     assert not (root / "var" / ".maintenance.flag").exists()
-    assert not list((root / ".snapkeep" / "paused").glob("*.json"))
+    assert not (root / ".snapkeep-state" / "paused.json").exists()
     assert json.loads(cli.run("snapshot:list", "--format", "json").stdout) == []
 
 

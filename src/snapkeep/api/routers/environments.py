@@ -29,7 +29,7 @@ def _out(ctx: Context, env: EnvironmentConfig) -> EnvironmentOut:
     return EnvironmentOut(
         name=info.name, type=info.type, status=info.status, mounts=list(info.mounts),
         running_activity=environments.running_activity(ctx, env),
-        point_in_time=info.point_in_time,
+        point_in_time=info.point_in_time, blocked=info.blocked,
         recoverable=RecoverableWindowOut.model_validate(info.window) if info.window else None,
         last_backup=SnapshotOut.of(listed[0], ctx.config.id) if listed else None,
         links={"self": base, "backups": f"{base}/backups",

@@ -61,7 +61,7 @@ def claim(ctx: Context, environment: str, type_: str, description: str,
     for a queued one only with ``unless_busy``: without, it queues behind what is there
     (a schedule) — with ``unless_waiting``, unless the same actor's activity of this type
     is already waiting (a schedule firing again adds no second one).
-    Before that, settles what an interrupted activity left on this host.
+    Before that, settles what an interrupted activity left (``recovery``).
     """
     a = Activity(id=new_id(), environment=environment, type=type_, state=state, result=None,
                  description=description, created_at=ctx.clock(), completion_percent=0,
@@ -99,7 +99,7 @@ def _start(ctx: Context, a: Activity, lease_seconds: float) -> Claim:
             raise busy(ctx, environment, None)
     try:
         recover_interrupted(ctx, environment)
-        me = worker_id(0)
+        me = worker_id(ctx, 0)
         blocker = ctx.catalog.start(a, me, lease_seconds, pid=os.getpid())
         if blocker is not None:
             raise busy(ctx, environment, blocker)

@@ -42,7 +42,7 @@ class ActivityInfo:
     # what went wrong without failing it (a hook under the "warn" policy, a webhook)
     warnings: tuple[str, ...] = ()
     cancel_requested: bool = False
-    worker: str | None = None  # host:pid:n of who runs (or ran) it
+    worker: str | None = None  # WID:pid:n of who runs (or ran) it (lease.worker_id)
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

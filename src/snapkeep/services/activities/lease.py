@@ -1,15 +1,18 @@
 """Who runs an activity, and the lease it keeps renewing while it does.
 
-A running activity belongs to a worker (``host:pid:n``) whose lease it renews every
-third of the lease. It is interrupted when its process on this host is gone, or (on any
-host) when its lease has expired (``recovery.reap_expired``). Its side effects are fenced:
-each first makes sure the lease is still its own (``Fence``).
+A running activity belongs to a worker (``WID:pid:n``: the persistent ID of the state
+directory it runs from, ``machine_id``, its process and thread) whose lease it renews
+every third of the lease. It is interrupted when its process is gone (judged only by a
+process of the same worker ID), or (on any host) when its lease has expired
+(``recovery.reap_expired``). Its side effects are fenced: each first makes sure the
+lease is still its own (``Fence``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -23,15 +26,60 @@ LEASE_SECONDS = 60.0  # a runner renews every third of it; a silent one is reape
 log = logging.getLogger("snapkeep.activities")
 
 
-def worker_id(n: int | str = 0) -> str:
-    """``host:pid:n``: who runs an activity (``n`` tells a process's worker threads apart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{n}"
+_ids: dict[str, str] = {}
+_ids_lock = threading.Lock()
 
 
-def worker_host_pid(worker: str) -> tuple[str, int | None]:
-    host, _, rest = worker.rpartition(":")  # host may itself hold colons; pid and n do not
-    host, _, pid = host.rpartition(":")
-    return host, int(pid) if pid.isdigit() else None
+def machine_id(ctx: Context) -> str:
+    """This worker's persistent ID, ``hostname/random``: generated once and kept in the
+    state directory (``.snapkeep/worker-id``), so it survives restarts and differs between
+    containers that share a hostname (each has its own state directory). A pid is only
+    meaningful to a process with the same ID."""
+    path = ctx.state_path("worker-id")
+    with _ids_lock:
+        known = _ids.get(str(path))
+        if known:
+            return known
+        try:
+            wid = path.read_text().strip()
+        except FileNotFoundError:
+            wid = ""
+        if not wid:
+            wid = f"{socket.gethostname()}/{secrets.token_hex(5)}"
+            tmp = path.with_name(f"worker-id.{os.getpid()}.tmp")
+            tmp.write_text(wid + "\n")
+            try:
+                os.link(tmp, path)  # fails if another process made it first: use theirs
+            except FileExistsError:
+                wid = path.read_text().strip()
+            finally:
+                tmp.unlink(missing_ok=True)
+        _ids[str(path)] = wid
+        return wid
+
+
+def worker_id(ctx: Context, n: int | str = 0) -> str:
+    """``WID:pid:n``: who runs an activity (``n`` tells a process's worker threads apart)."""
+    return f"{machine_id(ctx)}:{os.getpid()}:{n}"
+
+
+def parse_worker(worker: str) -> tuple[str, int | None]:
+    """(the worker's persistent ID, its pid) of a ``worker`` field. Rows written before
+    persistent IDs (``host:pid:n``) give the hostname as the ID."""
+    wid, _, rest = worker.rpartition(":")  # the ID may hold colons; pid and n do not
+    wid, _, pid = wid.rpartition(":")
+    return wid, int(pid) if pid.isdigit() else None
+
+
+def worker_host(wid: str) -> str:
+    """The hostname part of a persistent worker ID."""
+    return wid.partition("/")[0]
+
+
+def runs_here(ctx: Context, worker: str | None) -> bool:
+    """Whether ``worker`` is a process of this state directory (so its pid can be
+    checked here)."""
+    return worker is not None and "/" in worker and parse_worker(worker)[0] == machine_id(ctx)
 
 
 class Fence:

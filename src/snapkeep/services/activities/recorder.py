@@ -81,6 +81,10 @@ class ActivityRecorder:
         if self._fence is not None:
             self._fence.check(what)
 
+    def lease_lost(self) -> bool:
+        """Whether this worker's fence found its lease lost (it was reaped)."""
+        return self._fence is not None and self._fence.lost is not None
+
     def log(self, message: str) -> None:
         message = self.redact(message)
         self.ctx.catalog.append_log(self.activity.id, message)

@@ -48,7 +48,7 @@ def run(ctx: Context, c: Claim, work: Work, observer: Observer | None = None, *,
             try:
                 if lock is None:
                     lock = _lock(ctx, a)
-                    recover_interrupted(ctx, a.environment)
+                    recover_interrupted(ctx, a.environment, holder=a.id)
                 ctx.catalog.update_activity(a.id, pid=os.getpid())
                 if observer:
                     observer.on_start(ActivityInfo.of(a))

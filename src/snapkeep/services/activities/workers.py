@@ -1,8 +1,9 @@
 """Workers: claim queued activities from the catalog and run them.
 
-A ``Worker`` (ID ``host:pid:n``) first reaps activities whose lease expired (their
-worker died), then claims the oldest pending activity whose environment runs nothing
-(catalog/queue.py) and runs it through ``operations.execute`` — the same path as the
+A ``Worker`` (ID ``WID:pid:n``, WID the persistent ID of its state directory) first
+reaps activities whose lease expired (their worker died), settling what they left, then
+claims the oldest pending activity whose environment runs nothing (catalog/queue.py) and
+runs it through ``operations.execute`` — the same path as the
 CLI's in-process run — renewing its lease every third of it.
 
 Threads: each worker thread has a ``Context`` of its own (``ctx_factory()``), so its own
@@ -46,7 +47,7 @@ class Worker:
         for name in environments or ():  # a typo would otherwise run nothing, silently
             ctx.config.environment(name)
         self.ctx = ctx
-        self.id = worker_id(number)
+        self.id = worker_id(ctx, number)
         self.lease_seconds = lease_seconds
         self.environments = list(environments) if environments else None
         self.stop = stop or threading.Event()
@@ -92,7 +93,7 @@ class Worker:
                 self.stop.wait(poll_interval)
 
     def _reap(self) -> None:
-        for activity_id in reap_expired(self.ctx):
+        for activity_id in reap_expired(self.ctx, environments=self.environments):
             a = self.ctx.catalog.get_activity(activity_id)
             outcome = "completed (its restore had passed the point of no return)" \
                 if a is not None and a.result == "success" else "marked failed"

@@ -14,6 +14,7 @@ from pathlib import Path
 from snapkeep.config import EnvironmentConfig
 from snapkeep.engines import mysql, volumes
 from snapkeep.errors import ConfigError, HookError, SnapkeepError
+from snapkeep.faults import crash_point
 from snapkeep.ids import new_id
 from snapkeep.policy import expires_at
 from snapkeep.repository import SnapshotManifest
@@ -108,6 +109,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
         with nullcontext() if live else pause.paused(ctx, env, rec, rec.fence), \
                 nullcontext() if live or target is None or pages is not None \
                 else mysql.hold_writes(target, rec):  # a physical dump holds them itself
+            crash_point("backup.paused")
             if target is not None and pages is not None:
                 services["database"] = mysql.dump_physical(
                     target, session, rec, pages, threads=threads,

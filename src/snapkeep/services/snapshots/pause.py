@@ -2,15 +2,15 @@
 
 Strategies: a configured ``pause_command``/``resume_command`` pair (run in the app root),
 else Magento's ``var/.maintenance.flag`` when the app root has a ``var`` directory, else
-none (database writes are still held by the engine). Before pausing, a marker file in
-``.snapkeep/paused/`` records what to undo; a guard process watches the pausing process
-and, if it dies (even by SIGKILL), lifts the pause at once. The next command also lifts
-any leftover pause (``lift_leftover``).
+none (database writes are still held by the engine). Before pausing, a marker file
+beside the mounts (``<root>/.snapkeep-state/paused.json``, ``shared_state``) records what
+to undo and who paused; a guard process watches the pausing process and, if it dies (even
+by SIGKILL), lifts the pause at once. When the whole host died, a worker of another host
+lifts it (``lift_leftover``) before the environment is freed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from snapkeep.config import EnvironmentConfig, safe_name
+from snapkeep.config import EnvironmentConfig
 from snapkeep.errors import Interrupted, ServiceUnavailable
 from snapkeep.progress import Reporter
 from snapkeep.services.context import Context
+from snapkeep.services.snapshots import shared_state
 
 MAGENTO_FLAG = "var/.maintenance.flag"
 COMMAND_TIMEOUT = 300
@@ -36,7 +37,12 @@ def flag_path(env: EnvironmentConfig) -> str | None:
 
 
 def _marker(ctx: Context, env: str) -> Path:
-    return ctx.state_path("paused", f"{safe_name(env)}.json")
+    """Where an earlier version kept the marker: on the worker's own disk."""
+    return shared_state.legacy(ctx, "paused", env)
+
+
+def marker_path(env: EnvironmentConfig) -> Path:
+    return shared_state.path(env, "paused.json")
 
 
 def _run(cmd: str, env: EnvironmentConfig, what: str) -> None:
@@ -72,7 +78,9 @@ def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter,
     lifting that pause in the middle of its backup is what fencing prevents."""
     fence(f"pausing {env.name}")
     flag = flag_path(env)
-    marker: dict = {"activity": None}
+    activity = getattr(reporter, "activity", None)  # an ActivityRecorder's
+    marker: dict = {"activity": getattr(activity, "id", None),
+                    "worker": getattr(activity, "worker", None)}
     if env.pause_command:
         marker["resume_command"] = env.resume_command
     elif flag:
@@ -83,8 +91,8 @@ def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter,
                      "keeps running; database writes are held.")
         yield
         return
-    path = _marker(ctx, env.name)
-    path.write_text(json.dumps(marker))
+    path = marker_path(env)
+    shared_state.write(path, marker)  # durably, before the pause it undoes
     guard = _start_guard(ctx, env.name)
     started = time.monotonic()
     try:
@@ -110,26 +118,36 @@ def paused(ctx: Context, env: EnvironmentConfig, reporter: Reporter,
         try:
             _undo(marker, env)
         finally:
-            path.unlink(missing_ok=True)
+            shared_state.remove(path)
             _stop_guard(guard)
         if env.pause_command or marker["created_flag"]:
             reporter.log(f"Resumed {env.name} after {time.monotonic() - started:.1f} s")
 
 
+def leftover(ctx: Context, env: EnvironmentConfig) -> dict | None:
+    """The pause marker a process that died left on ``env`` (None: not paused by us)."""
+    for p in (marker_path(env), _marker(ctx, env.name)):
+        found = shared_state.read(p)
+        if found is not None:
+            return found
+    return None
+
+
 def lift_leftover(ctx: Context, env_name: str) -> bool:
-    """Undo a pause whose process died. Call with the environment lock held."""
-    path = _marker(ctx, env_name)
-    if not path.exists():
-        return False
-    try:
-        marker = json.loads(path.read_text())
-    except ValueError:
-        marker = {}
+    """Undo a pause whose process died — on any host: the marker is beside the mounts.
+    Call with the environment held (this host's lock, the activity taken over)."""
     env = ctx.config.environments.get(env_name)
-    if env is not None:
-        _undo(marker, env)
-    path.unlink(missing_ok=True)
-    return True
+    lifted = False
+    paths = [_marker(ctx, env_name)] + ([marker_path(env)] if env is not None else [])
+    for path in paths:
+        marker = shared_state.read(path)
+        if marker is None:
+            continue
+        if env is not None:
+            _undo(marker, env)
+        shared_state.remove(path)
+        lifted = True
+    return lifted
 
 
 def _stop_guard(guard: subprocess.Popen | None) -> None:

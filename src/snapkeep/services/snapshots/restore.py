@@ -167,34 +167,53 @@ def _cut_over(ctx: Context, env: EnvironmentConfig, manifest: SnapshotManifest,
     """Swap the prepared parts in, paused, under the cut-over journal: until its commit
     point a failure puts the previous data back; after it, the new data stays."""
     journal = CutoverJournal(ctx, env.name)
+    worker = rec.activity.worker
     swapped: list = []
-    undone = committed = False
+    undone = committed = begun = False
     try:
         journal.begin(manifest.id, [volumes.cutover_record(p) for p in mounts],
-                      variables=variables, foreign=foreign)
+                      variables=variables, foreign=foreign, activity=rec.activity.id,
+                      worker=worker)
+        begun = True
         with pause.paused(ctx, env, rec, rec.fence):
             try:
                 for p in prepared:
+                    rec.fence("the next swap of the cut-over")
                     p.swap()
                     swapped.append(p)
                     crash_point(f"restore.after-swap-{len(swapped)}")
             except BaseException:
+                if not _still_ours(journal, worker, rec, begun):
+                    undone = True  # another worker settles (or settled) this cut-over
+                    raise
                 rec.log("The cut-over failed; putting the previous data back")
                 undone = True  # while paused; if it fails the journal is kept
                 undo(prepared, swapped)
                 journal.clear()
                 raise
+            rec.fence("the commit point of the cut-over")
             journal.mark_swapped()  # the commit point: from here on the new data stays
             committed = True
             crash_point("restore.committed")
     except BaseException:
-        if not (committed or undone):  # failed before a swap (the journal, the pause)
-            undo(prepared, [])
+        if not (committed or undone) and _still_ours(journal, worker, rec, begun):
+            undo(prepared, [])  # failed before a swap (the journal, the pause)
             journal.clear()
         raise
     for p in prepared:
         p.finish()
     journal.clear()
+
+
+def _still_ours(journal: CutoverJournal, worker: str | None, rec: ActivityRecorder,
+                begun: bool) -> bool:
+    """Whether this worker may still undo its cut-over: not when it lost its lease (a
+    reaper declared it interrupted, and a worker of any host settles the journal — or
+    already did, and rolling back now would delete what was written since), nor when its
+    journal is gone or taken by a settler."""
+    if rec.lease_lost():
+        return False
+    return journal.owned_by(worker) if begun else True
 
 
 def undo(prepared: list, swapped: list) -> None:

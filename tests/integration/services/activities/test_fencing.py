@@ -3,8 +3,8 @@ worker of another host; woken up, it does nothing further — no snapshot, and a
 no resume of an environment that is no longer its to resume.
 
 Two "hosts" share a PostgreSQL catalog, the repository and the environment's files; each
-has its own snapkeep.toml and so its own `.snapkeep/` (its locks and pause markers), as
-separate machines would.
+has its own snapkeep.toml and so its own `.snapkeep/` (its locks and worker ID), as
+separate machines would; the pause marker is beside the environment's mounts.
 """
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ def test_a_worker_woken_after_losing_its_lease_neither_snapshots_nor_resumes(
         reaped = wait_for(lambda: reap_expired(b), "host b to reap the stopped worker",
                           interval=0.5)
         assert reaped == [queued.id]
+        # Host b lifted the pause before freeing dev: the marker is beside the mounts.
+        assert events(tmp_path) == ["pause", "resume"]
         (tmp_path / "gate").touch()  # host a's pause command may end now
         os.kill(worker.pid, signal.SIGCONT)
         _out, err = worker.communicate(timeout=120)
     finally:
         worker.kill()
-    assert events(tmp_path) == ["pause"]  # it did not resume: not its pause any more
+    assert events(tmp_path) == ["pause", "resume"]  # woken, it did not resume again
     assert worker.returncode != 0
     assert "lost its lease" in err and "does nothing further" in err, err
     assert a.catalog.list_snapshots("dev") == []
@@ -77,8 +79,8 @@ def test_a_worker_woken_after_losing_its_lease_neither_snapshots_nor_resumes(
     assert (done.state, done.result) == ("complete", "failure")
     assert "stopped renewing its lease" in done.error
 
-    # Host a's next activity settles what its stopped worker left: the pause is lifted
-    # (its marker is on host a's disk), then the backup runs.
+    # Nothing is left for host a to settle: its next backup just runs.
     after = operations.start_backup(a, a.config.environment("dev"), live=True)
     assert after.result == "success"
     assert events(tmp_path) == ["pause", "resume"]
+    assert not (tmp_path / "dev" / ".snapkeep-state" / "paused.json").exists()

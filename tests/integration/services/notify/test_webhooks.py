@@ -6,7 +6,6 @@ in the ending process's budget."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from snapkeep.errors import HookError
 from snapkeep.ids import new_id
 from snapkeep.services.activities import info, operations
 from snapkeep.services.activities import listing as activities
+from snapkeep.services.activities.lease import machine_id
 from snapkeep.services.context import Context
 from snapkeep.services.notify import webhooks as notify
 from tests.helpers.server import wait_for
@@ -92,7 +92,7 @@ def test_every_ended_activity_gets_one_signed_call(tmp_path, receiver):
     lost = Activity(id=new_id(), environment="dev", type=info.BACKUP, state="pending",
                     result=None, description="a killed backup", created_at=p.ctx.clock(),
                     completion_percent=0, parameters={})
-    assert p.ctx.catalog.start(lost, f"{socket.gethostname()}:{dead_pid()}:0", 60) is None
+    assert p.ctx.catalog.start(lost, f"{machine_id(p.ctx)}:{dead_pid()}:0", 60) is None
     activities.list_activities(p.ctx, None)  # notices it, as any listing does
 
     calls = {c.payload["activity"]["id"]: c for c in receiver.calls}

@@ -16,7 +16,7 @@ from snapkeep.config import load_config
 from snapkeep.errors import BusyError, Cancelled, PermissionDenied, PolicyError
 from snapkeep.policy import Actor
 from snapkeep.services.activities import operations
-from snapkeep.services.activities.lease import worker_id
+from snapkeep.services.activities.lease import machine_id, worker_id
 from snapkeep.services.activities.listing import cancel_activity
 from snapkeep.services.activities.locks import EnvironmentLock, lock_path
 from snapkeep.services.activities.recorder import ActivityRecorder
@@ -116,7 +116,7 @@ def test_an_activity_run_in_process_holds_its_environment_against_workers_everyw
     observer = Enqueuer(ctx)
     a = operations.start_backup(ctx, ctx.config.environment("dev"), live=True,
                                 observer=observer)
-    assert a.result == "success" and a.worker == worker_id(0)
+    assert a.result == "success" and a.worker == worker_id(ctx, 0)
     assert observer.held_by == a.id
     assert observer.claimed_meanwhile is None
     assert ctx.catalog.running_activity("dev") is None
@@ -200,7 +200,7 @@ def test_past_its_point_of_no_return_a_cancel_request_is_only_noted(ctx):
 def test_an_expired_lease_fails_its_activity_with_the_reason_and_frees_the_environment(ctx):
     dev = ctx.config.environment("dev")
     a = operations.start_backup(ctx, dev, live=True, queue=True)
-    claimed = ctx.catalog.claim_next("elsewhere:4242:0", 5)
+    claimed = ctx.catalog.claim_next("elsewhere/ab12:4242:0", 5)
     assert claimed.id == a.id
     assert reap_expired(ctx) == []  # the lease still runs
     later = ctx.clock() + timedelta(seconds=60)
@@ -208,7 +208,7 @@ def test_an_expired_lease_fails_its_activity_with_the_reason_and_frees_the_envir
     got = ctx.catalog.get_activity(a.id)
     expiry = claimed.lease_expires_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     assert (got.state, got.result) == ("complete", "failure")
-    assert got.error == (f"worker elsewhere:4242 stopped renewing its lease at {expiry}; the "
+    assert got.error == (f"worker elsewhere/ab12:4242 stopped renewing its lease at {expiry}; the "
                          "activity was interrupted")
     assert messages(ctx, a.id)[-1] == f"Failed: {got.error}."
     assert ctx.catalog.running_activity("dev") is None
@@ -231,7 +231,7 @@ def test_reaping_a_worker_releases_its_repository_locks_unless_it_runs_on(ctx):
     dev, prod = ctx.config.environment("dev"), ctx.config.environment("prod")
     dead = lock_object(ctx, "elsewhere", 4242)   # its activity is reaped
     busy = lock_object(ctx, "elsewhere", 5151)   # it still runs an activity
-    for env, worker in ((dev, "elsewhere:4242:0"), (prod, "elsewhere:5151:0")):
+    for env, worker in ((dev, "elsewhere/ab12:4242:0"), (prod, "elsewhere/ab12:5151:0")):
         operations.start_backup(ctx, env, live=True, queue=True)
         assert ctx.catalog.claim_next(worker, 5, environments=[env.name]) is not None
     with pytest.raises(BusyError, match="shared lock held by pid 4242 on elsewhere"), \
@@ -239,7 +239,7 @@ def test_reaping_a_worker_releases_its_repository_locks_unless_it_runs_on(ctx):
         pass
     later = ctx.clock() + timedelta(seconds=60)
     running = ctx.catalog.list_activities("prod", states=("in_progress",))[0]
-    ctx.catalog.renew_lease(running.id, "elsewhere:5151:0", 3600)  # prod's worker lives
+    ctx.catalog.renew_lease(running.id, "elsewhere/ab12:5151:0", 3600)  # prod's worker lives
     reaped = reap_expired(ctx, at=later)
     assert len(reaped) == 1
     held = set(ctx.repository.backend.list("locks/"))
@@ -250,12 +250,14 @@ def test_reaping_a_worker_releases_its_repository_locks_unless_it_runs_on(ctx):
 
 
 def test_recovery_fails_dead_local_runners_only(ctx):
-    """A runner on this host whose process is gone is failed at once; another host's
-    runner is left to its lease; a queued activity stays queued."""
+    """A runner of this worker ID whose process is gone is failed at once; another
+    one's — even on a host (a container) of the same name, where the pid means nothing —
+    is left to its lease; a queued activity stays queued."""
     dead = subprocess.Popen(["true"])
     dead.wait()
     here = socket.gethostname()
-    for env, worker in (("dev", f"{here}:{dead.pid}:0"), ("prod", f"elsewhere:{dead.pid}:0")):
+    for env, worker in (("dev", f"{machine_id(ctx)}:{dead.pid}:0"),
+                        ("prod", f"{here}/container2:{dead.pid}:0")):
         operations.start_backup(ctx, ctx.config.environment(env), live=True, queue=True)
         assert ctx.catalog.claim_next(worker, 30, environments=[env]) is not None
     queued = operations.start_backup(ctx, ctx.config.environment("dev"), live=True, queue=True,
@@ -272,3 +274,38 @@ def test_recovery_fails_dead_local_runners_only(ctx):
     assert [a.error for a in failed] == ["interrupted: the process running it ended"]
     assert ctx.catalog.get_activity(queued.id).state == "pending"
     assert ctx.catalog.running_activity("dev") is None
+
+
+def test_what_cannot_be_settled_keeps_the_environment_held_and_says_why(ctx):
+    """A dead worker's pause whose resume command fails: its activity stays running and
+    holds dev, saying why (its error, its log, environment:info), until a later attempt
+    settles it; only then is dev freed."""
+    from snapkeep.services import environments
+
+    dev = ctx.config.environment("dev")
+    a = operations.start_backup(ctx, dev, live=True, queue=True)
+    assert ctx.catalog.claim_next("elsewhere/ab12:4242:0", 5) is not None
+    marker = dev.root / ".snapkeep-state" / "paused.json"
+    marker.parent.mkdir()
+    marker.write_text(json.dumps({"resume_command": "echo cannot >&2; exit 3",
+                                  "worker": "elsewhere/ab12:4242:0"}))
+    later = ctx.clock() + timedelta(seconds=60)
+    assert reap_expired(ctx, at=later) == []
+    held = ctx.catalog.get_activity(a.id)
+    assert held.state == "in_progress" and ctx.catalog.running_activity("dev") == a.id
+    assert "a pause on dev is not settled yet" in held.error, held.error
+    assert "exit code 3" in held.error and "stays paused and held" in held.error
+    assert messages(ctx, a.id)[-1] == f"Blocked: {held.error}."
+    assert held.error in environments.info(ctx, dev).blocked
+    with pytest.raises(BusyError):
+        operations.start_backup(ctx, dev, live=True)
+    assert reap_expired(ctx, at=later) == []  # the settler's own lease still runs
+    assert messages(ctx, a.id).count(f"Blocked: {held.error}.") == 1  # said once
+
+    marker.write_text(json.dumps({"resume_command": "true"}))  # the command fixed
+    assert reap_expired(ctx, at=later + timedelta(seconds=120)) == [a.id]
+    assert not marker.exists() and ctx.catalog.running_activity("dev") is None
+    assert environments.info(ctx, dev).blocked is None
+    done = ctx.catalog.get_activity(a.id)
+    assert done.result == "failure" and "after an earlier attempt failed" in done.error
+    assert "Lifted the pause the interrupted activity left on dev." in messages(ctx, a.id)
