@@ -525,3 +525,27 @@ def test_the_s3_link_cut_mid_backup_fails_it_cleanly_and_the_next_one_succeeds(
     site.workers[other(host)].stop()
     del site.workers[other(host)]
     settled_and_sound(site, old, before, (host,))
+
+
+def test_a_host_cut_off_mid_backup_is_taken_over_and_does_nothing_when_back(
+        hosts: Site) -> None:
+    """The worker host's own link pulled while it holds the shop paused: it reaches
+    neither the catalog nor S3 nor the database; the other host takes over. Plugged back
+    in, the cut-off worker does nothing further."""
+    site = hosts
+    before, old = site.listed(), fingerprint(site)
+    queued, host = held_backup(site)
+    site.lan.link(host, up=False)
+    try:
+        done = site.ended(queued, timeout=120)
+        assert (done.state, done.result) == ("complete", "failure")
+        assert "stopped renewing its lease" in done.error, done.error
+        assert site.events[-1] == "resume"  # lifted by the other host
+    finally:
+        site.lan.link(host, up=True)
+    site.gate.touch()
+    wait_for(lambda: "does nothing further" in site.workers[host].log(),
+             f"host {host}, back, to notice it lost its lease", 300, interval=0.5)
+    assert site.events[-2:] == ["pause", "resume"]  # it lifted nothing again
+    assert site.listed() == before
+    settled_and_sound(site, old, before, WORKERS)
