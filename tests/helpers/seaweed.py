@@ -70,8 +70,13 @@ def _die_with_parent() -> None:
 
 class SeaweedS3:
     def __init__(self, workdir: Path, bucket: str = "snapkeep-test", weed: str | None = None,
-                 identities: list[dict] | None = None, buckets: tuple[str, ...] = ()):
+                 identities: list[dict] | None = None, buckets: tuple[str, ...] = (),
+                 host: str = "127.0.0.1", wrap: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
+        # the address it binds and is reached at, and a command prefix to run it with
+        # (e.g. ``ip netns exec NS`` for a host of a multi-host test)
+        self.host = host
+        self.wrap = wrap
         self.bucket = bucket
         # more S3 identities ({"name", "credentials", "actions"} as SeaweedFS reads them,
         # e.g. actions ["Read:bucket", "List:bucket"]) and buckets created at start
@@ -92,7 +97,7 @@ class SeaweedS3:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3']}"
+        return f"http://{self.host}:{self.ports['s3']}"
 
     def options(self, **overrides: str) -> dict[str, str]:
         """``open_backend`` options (the ``[repository]`` table) for this server."""
@@ -147,8 +152,8 @@ class SeaweedS3:
         }, *self.identities]}))
         p = self.ports
         cmd = [
-            self.weed, "server",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+            *self.wrap, self.weed, "server",
+            f"-ip={self.host}", f"-ip.bind={self.host}", f"-dir={data}",
             f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
             "-master.volumeSizeLimitMB=64", "-master.electionTimeout=1s",
             f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
