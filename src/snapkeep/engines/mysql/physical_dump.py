@@ -5,19 +5,20 @@
    says so). Everything else — MyISAM, Aria, MEMORY, CSV…, partitioned tables, the DDL
    of every table, views, routines, triggers, events, sequences — is the logical dump's
    (``dump.py``), which reads no rows of the paged tables.
-2. ``mariadb-backup --backup --databases=DB`` copies the database's tablespaces (hot:
-   its backup lock is held only at the end, while it copies the non-InnoDB files and the
-   redo tail) into a private work directory, and ``--prepare --export`` applies the
-   redo and writes each table's ``.cfg`` beside its ``.ibd``.
+2. ``mariadb-backup --backup --databases=DB`` copies the database's tablespaces in the
+   background (hot: its backup stages are taken only at the end, while it copies the
+   non-InnoDB files and the redo tail) into a private work directory, while the logical
+   dump runs; then ``--prepare --export`` applies the redo and writes each table's ``.cfg``
+   beside its ``.ibd``.
 3. Each ``.ibd`` is stored through a page writer (chunks cut only at page boundaries,
    ``repository/pages.py``: unchanged pages deduplicate) and its ``.cfg`` as a small
    blob, on ``threads`` threads; the work directory is removed.
 
-Consistency. A non-live backup (the default) runs all of this inside ``hold_writes``
-(``writes_held=True``): nothing is written meanwhile, so the pages and the logical part
-are of one point. A live one: the paged tables are consistent with each other at
-mariadb-backup's end point (its BACKUP STAGE BLOCK_COMMIT); the logical part at its own
-consistent point a moment later; a log line says so.
+Consistency: one point, live or not. The logical dump's connections start their
+snapshots while mariadb-backup holds its BACKUP STAGE BLOCK_COMMIT (``physical_point.py``
+keeps it there meanwhile), the point its pages are of; its binlog position is checked
+against mariadb-backup's (``_one_point``). A non-live backup also runs inside
+``hold_writes`` (``writes_held=True``).
 
 Temporary disk: one copy of the database's InnoDB files plus the redo written during
 the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``), in
@@ -43,10 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from snapkeep.engines.mysql import dump as logical
+from snapkeep.engines.mysql import physical_point
 from snapkeep.engines.mysql.connect import connect, errors_as, query_text, quote_ident
 from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
 from snapkeep.engines.mysql.encoding import Column
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
+from snapkeep.engines.mysql.physical_point import Backup, copied
 from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import PageSink
@@ -59,6 +62,7 @@ DOING = "taking a physical snapshot"
 READ = 1 << 20
 WORK_PREFIX = "snapkeep-physical-"
 PAGED_KINDS = frozenset(["BASE TABLE", "SYSTEM VERSIONED"])
+HELD_BY = "mariadb-backup's BACKUP STAGE BLOCK_COMMIT"
 # zstd level of pages: compressing was the physical snapshot's whole cost (160 MB of pages:
 # 8.4 s at level 5, 4.4 s at 3, 1.6 s at 1 on one core of the bench machine), and
 # InnoDB pages (half-empty, repetitive headers) still shrink well at level 1
@@ -111,16 +115,50 @@ def paged(target: MySQLTarget, reporter: Reporter) -> dict[str, str]:
 
 
 class _RowsOfTheRest(logical._Dump):
-    """The logical dump, reading no rows of the tables stored as pages."""
+    """The logical dump, reading no rows of the tables stored as pages, its snapshots
+    started while ``paired`` (mariadb-backup) holds BLOCK_COMMIT (``physical_point.py``)."""
 
     skip: frozenset[str] = frozenset()
+    paired: Backup | None = None
+    db_dir: Path = Path()
+    files: dict[str, str] = {}  # noqa: RUF012 (set per instance before run)
+    late: frozenset[str] = frozenset()  # paged tables mariadb-backup did not copy: as rows
+    _columns: dict[str, list[Any]]
 
     def _table(self, name: str, kind: str, engine: str | None, auto_inc: int | None,
                columns: list[Column], pk: list[str]) -> dict[str, Any]:
         t = super()._table(name, kind, engine, auto_inc, columns, pk)
         if name in self.skip:
+            if not hasattr(self, "_columns"):
+                self._columns = {}
+            self._columns[name] = t["columns"]
             t["columns"] = []  # its DDL only; its rows travel as pages
         return t
+
+    def _start(self, server: Any, tables: list[dict[str, Any]], estimates: dict[str, int]
+               ) -> Any:
+        if self.paired is None:
+            return super()._start(server, tables, estimates)
+        with self.paired.pause():
+            started = time.monotonic()
+            late = set()
+            for t in tables:
+                name = t["name"]
+                if name in self.skip and not copied(self.db_dir, self.files[name]):
+                    # dumped as rows at this same point instead
+                    t["columns"] = self._columns.get(name, [])
+                    late.add(name)
+                    self.reporter.log(
+                        f"table {quote_ident(name)}: dumped as rows, not pages "
+                        "(mariadb-backup did not copy its tablespace, imported since the "
+                        "server's last checkpoint)")
+            self.late = frozenset(late)
+            self.commits_held_by = HELD_BY
+            out = super()._start(server, tables, estimates)
+            self.reporter.log(f"mariadb-backup kept at its BLOCK_COMMIT point for "
+                              f"{time.monotonic() - started:.2f} s while the logical dump "
+                              "started there")
+            return out
 
 
 def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where: Locality, *,
@@ -132,24 +170,39 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=workdir))
     try:
         backup = work / "backup"
-        if tables:
-            _backup(target, where.tool, work, backup, threads, reporter)
-        crash_point("mysql.physical.backed_up")
-        _uncopied(tables, backup / db_file_name(target.database), reporter)
-        rest = _RowsOfTheRest(target, repo, logical.SafeReporter(reporter),
-                              max(1, threads or os.cpu_count() or 1), logical.default_format(),
-                              zstd_level, True, writes_held)
-        rest.skip = frozenset(tables)
+        db_dir = backup / db_file_name(target.database)
+        started = time.monotonic()
+        run = _start_backup(target, where.tool, work, backup, threads) if tables else None
         try:
-            with errors_as(target, DOING):
-                description = rest.run()
+            rest = _RowsOfTheRest(target, repo, logical.SafeReporter(reporter),
+                                  max(1, threads or os.cpu_count() or 1),
+                                  logical.default_format(), zstd_level, True, writes_held)
+            rest.skip, rest.paired, rest.db_dir, rest.files = \
+                frozenset(tables), run, db_dir, dict(tables)
+            try:
+                with errors_as(target, DOING):
+                    description = rest.run()
+            finally:
+                rest.close()
+            if run is not None:
+                run.finish()
         finally:
-            rest.close()
-        if not writes_held and tables:
-            reporter.log("live physical snapshot: the InnoDB pages are of mariadb-backup's "
-                         "end point, the other tables and objects of the logical dump's")
-        stored = _store(repo, backup / db_file_name(target.database), tables, description,
-                        where.page_size, zstd_level, threads or 1, reporter)
+            if run is not None:
+                run.close()
+        for name in rest.late:
+            del tables[name]
+        if tables:
+            crash_point("mysql.physical.prepare")
+            _run([where.tool, "--prepare", "--export", f"--target-dir={backup}"], target,
+                 "mariadb-backup --prepare --export")
+            reporter.log(f"mariadb-backup copied and prepared {target.database} in "
+                         f"{time.monotonic() - started:.1f} s ({_du(backup)} bytes of work "
+                         "files)")
+        crash_point("mysql.physical.backed_up")
+        _one_point(description, physical_point.binlog_info(backup) if tables else None,
+                   reporter)
+        stored = _store(repo, db_dir, tables, description, where.page_size, zstd_level,
+                        threads or 1, reporter)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     description["format"] = PHYSICAL_FORMAT
@@ -159,32 +212,32 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     return description
 
 
-def _backup(target: MySQLTarget, tool: str, work: Path, backup: Path, threads: int | None,
-            reporter: Reporter) -> None:
+def _start_backup(target: MySQLTarget, tool: str, work: Path, backup: Path,
+                  threads: int | None) -> Backup:
     login = option_file(work, target)
-    started = time.monotonic()
-    _run([tool, f"--defaults-extra-file={login}", "--backup",
-          f"--databases={target.database}", f"--target-dir={backup}",
-          f"--parallel={max(1, threads or 1)}"], target, "mariadb-backup --backup")
-    crash_point("mysql.physical.prepare")
-    _run([tool, "--prepare", "--export", f"--target-dir={backup}"], target,
-         "mariadb-backup --prepare --export")
-    reporter.log(f"mariadb-backup copied and prepared {target.database} in "
-                 f"{time.monotonic() - started:.1f} s ({_du(backup)} bytes of work files)")
+    return Backup([tool, f"--defaults-extra-file={login}", "--backup",
+                   f"--databases={target.database}", f"--target-dir={backup}",
+                   f"--parallel={max(1, threads or 1)}"], "mariadb-backup --backup",
+                  target.describe())
 
 
-def _uncopied(tables: dict[str, str], db_dir: Path, reporter: Reporter) -> None:
-    """Drop from ``tables`` (to be dumped as rows) those whose tablespace mariadb-backup
-    did not copy. It skips a tablespace whose redo since the last checkpoint shows it
-    deleted: after an IMPORT TABLESPACE (a physical restore) the DISCARD before it is
-    logged as a delete and the import as nothing ("We assume the table was dropped during
-    xtrabackup execution"), until the server's next checkpoint."""
-    for name, file in sorted(tables.items()):
-        if not (db_dir / f"{file}.ibd").is_file() or not (db_dir / f"{file}.cfg").is_file():
-            reporter.log(f"table {quote_ident(name)}: dumped as rows, not pages (mariadb-backup "
-                         "did not copy its tablespace, imported since the server's last "
-                         "checkpoint)")
-            del tables[name]
+def _one_point(description: dict[str, Any], pages: dict[str, Any] | None,
+               reporter: Reporter) -> None:
+    """Check the logical dump's binlog position against mariadb-backup's: one point, so
+    equal. Should they differ, the snapshot is no base for a point-in-time restore (its
+    position is dropped, and the log says why) rather than a wrong one."""
+    if pages is None:
+        return
+    description["pages_binlog"] = pages
+    rows = description.get("binlog")
+    if rows is None:
+        return
+    if (str(rows["file"]), int(rows["position"])) != (pages["file"], pages["position"]):
+        del description["binlog"]
+        reporter.log(f"warning: the InnoDB pages are of binlog position {pages['file']}:"
+                     f"{pages['position']}, the other tables of {rows['file']}:"
+                     f"{rows['position']}: this snapshot cannot be the base of a "
+                     "point-in-time restore")
 
 
 def _run(argv: list[str], target: MySQLTarget, what: str) -> None:
