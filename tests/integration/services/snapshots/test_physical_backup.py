@@ -6,8 +6,11 @@ identical; ``engine = "auto"`` takes the same path when it can."""
 from __future__ import annotations
 
 import signal
+import threading
+import time
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from snapkeep.config import load_config
@@ -78,3 +81,84 @@ def test_a_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swept(
     assert done.result == "success"
     assert not any(p.is_file() for p in work.rglob("*"))
     assert [s.id for s in listing.list_snapshots(ctx, env)] == [done.snapshot_id]
+
+
+def test_a_live_snapshot_under_continuous_writes_restores_to_one_point(mariadb, fresh_db,
+                                                                        tmp_path):
+    """The issue's test: a writer inserts orders with their items in one transaction and
+    bumps a counter row (InnoDB, stored as pages), then logs the order in a MyISAM table
+    (rows, read at the logical dump's point), all through ``snapshot:create --live``. One
+    point: every order has all its items, the counter equals the row count, and the MyISAM
+    log holds every order but at most the one being written, none it does not hold."""
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        for sql in ("CREATE TABLE orders (id INT PRIMARY KEY AUTO_INCREMENT, total INT) "
+                    "ENGINE=InnoDB",
+                    "CREATE TABLE items (id INT PRIMARY KEY AUTO_INCREMENT, order_id INT, "
+                    "n INT, KEY (order_id)) ENGINE=InnoDB",
+                    "CREATE TABLE counter (name VARCHAR(10) PRIMARY KEY, n INT) ENGINE=InnoDB",
+                    "INSERT INTO counter VALUES ('orders', 0)",
+                    "CREATE TABLE order_log (order_id INT PRIMARY KEY) ENGINE=MyISAM"):
+            cur.execute(sql)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    stop = threading.Event()
+    written: list[object] = []
+
+    def writer() -> None:
+        c = mariadb.connect(fresh_db)
+        try:
+            with c.cursor() as cur:
+                while not stop.is_set():
+                    cur.execute("BEGIN")
+                    cur.execute("INSERT INTO orders (total) VALUES (3)")
+                    oid = cur.lastrowid
+                    cur.execute("INSERT INTO items (order_id, n) VALUES (%s, 1), (%s, 2), "
+                                "(%s, 3)", (oid, oid, oid))
+                    cur.execute("UPDATE counter SET n = n + 1 WHERE name = 'orders'")
+                    cur.execute("COMMIT")
+                    cur.execute("INSERT INTO order_log VALUES (%s)", (oid,))
+                    written.append(oid)
+        except pymysql.MySQLError as e:
+            written.append(repr(e))
+        finally:
+            c.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(written) < 20:  # writing before the snapshot starts
+            assert time.monotonic() < deadline, written
+            stop.wait(0.01)
+        before = len(written)
+        done = operations.start_backup(ctx, env, live=True)
+        during = len(written) - before
+    finally:
+        stop.set()
+        thread.join(60)
+    assert all(isinstance(w, int) for w in written), written[-1]
+    assert done.result == "success"
+    assert during > 0, "the writer wrote while the snapshot ran"
+    log = [ln.message for ln in ctx.catalog.log_lines(done.id)]
+    assert any("kept at its BLOCK_COMMIT point" in m for m in log), log
+    assert any("stored 3 InnoDB tables as pages" in m for m in log), log
+    assert ctx.repository.load_snapshot(done.snapshot_id).services["database"][
+        "engine"] == "physical"
+    assert operations.start_restore(ctx, env, done.snapshot_id).result == "success"
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM orders")
+        orders = cur.fetchone()[0]
+        cur.execute("SELECT COUNT(*) FROM orders o WHERE (SELECT COUNT(*) FROM items i "
+                    "WHERE i.order_id = o.id) <> 3")
+        incomplete = cur.fetchone()[0]
+        cur.execute("SELECT COUNT(*) FROM items WHERE order_id NOT IN (SELECT id FROM orders)")
+        orphans = cur.fetchone()[0]
+        cur.execute("SELECT n FROM counter WHERE name = 'orders'")
+        counter = cur.fetchone()[0]
+        cur.execute("SELECT order_id FROM order_log")
+        logged = {r[0] for r in cur.fetchall()}
+        cur.execute("SELECT id FROM orders")
+        ids = {r[0] for r in cur.fetchall()}
+    assert orders >= 20 and incomplete == 0 and orphans == 0
+    assert counter == orders
+    assert logged <= ids and len(ids - logged) <= 1, (len(ids), len(logged))
