@@ -154,6 +154,7 @@ class _RowsOfTheRest(logical._Dump):
                         "server's last checkpoint)")
             self.late = frozenset(late)
             self.commits_held_by = HELD_BY
+            crash_point("mysql.physical.paused")  # killed with mariadb-backup stopped
             out = super()._start(server, tables, estimates)
             self.reporter.log(f"mariadb-backup kept at its BLOCK_COMMIT point for "
                               f"{time.monotonic() - started:.2f} s while the logical dump "

@@ -39,9 +39,15 @@ BINLOG_INFO = ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
 _PR_SET_PDEATHSIG = 1
 
 
+try:  # resolved here: the child only calls it (no loading between fork and exec)
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: no parent-death signal
+    _prctl = None
+
+
 def _die_with_parent() -> None:  # in the child, before exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 class Backup:

@@ -162,3 +162,25 @@ def test_a_live_snapshot_under_continuous_writes_restores_to_one_point(mariadb, 
     assert orders >= 20 and incomplete == 0 and orphans == 0
     assert counter == orders
     assert logged <= ids and len(ids - logged) <= 1, (len(ids), len(logged))
+
+
+def test_killed_while_mariadb_backup_is_held_at_block_commit_the_server_commits_again(
+        mariadb, fresh_db, tmp_path):
+    """snapkeep stops mariadb-backup at its BLOCK_COMMIT point (no commit on the server
+    meanwhile): killed -9 right there, mariadb-backup dies with it (PR_SET_PDEATHSIG), so
+    its stage is released and commits go on; the next backup sweeps the leftovers."""
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute("INSERT INTO t VALUES (1)")
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    cli = Cli(tmp_path, {**cli_env(), "SNAPKEEP_CRASH_AT": "mysql.physical.paused"})
+    res = cli.run("snapshot:create", "-e", "dev", "--live", check=False)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
+    with conn.cursor() as cur:  # blocked by a surviving BLOCK_COMMIT: a timeout error
+        cur.execute("SET SESSION lock_wait_timeout = 20, innodb_lock_wait_timeout = 20")
+        cur.execute("INSERT INTO t VALUES (2)")
+    assert listing.list_snapshots(ctx, env) == []
+    done = operations.start_backup(ctx, env, live=True)
+    assert done.result == "success"
+    assert not any(p.is_file() for p in (ctx.config.state_dir / "physical").rglob("*"))
