@@ -49,7 +49,7 @@ from snapkeep.engines.mysql.connect import connect, errors_as, query_text, quote
 from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
 from snapkeep.engines.mysql.encoding import Column
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
-from snapkeep.engines.mysql.physical_point import Backup, copied
+from snapkeep.engines.mysql.physical_point import copied
 from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import PageSink
@@ -119,7 +119,7 @@ class _RowsOfTheRest(logical._Dump):
     started while ``paired`` (mariadb-backup) holds BLOCK_COMMIT (``physical_point.py``)."""
 
     skip: frozenset[str] = frozenset()
-    paired: Backup | None = None
+    paired: physical_point.Backup | None = None
     db_dir: Path = Path()
     files: dict[str, str] = {}  # noqa: RUF012 (set per instance before run)
     late: frozenset[str] = frozenset()  # paged tables mariadb-backup did not copy: as rows
@@ -135,11 +135,17 @@ class _RowsOfTheRest(logical._Dump):
             t["columns"] = []  # its DDL only; its rows travel as pages
         return t
 
+    def run(self) -> dict[str, Any]:
+        if self.paired is not None:  # the DDL read while DDL is blocked: the pages' own
+            self.paired.wait(physical_point.DDL_BLOCKED)
+        return super().run()
+
     def _start(self, server: Any, tables: list[dict[str, Any]], estimates: dict[str, int]
                ) -> Any:
         if self.paired is None:
             return super()._start(server, tables, estimates)
-        with self.paired.pause():
+        self.paired.go_on(physical_point.DDL_BLOCKED)
+        with self.paired.hold(physical_point.COMMITS_BLOCKED):
             started = time.monotonic()
             late = set()
             for t in tables:
@@ -190,8 +196,10 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
         finally:
             if run is not None:
                 run.close()
-        for name in rest.late:
-            del tables[name]
+        described = {t["name"] for t in description["tables"]}
+        for name in list(tables):
+            if name in rest.late or name not in described:  # as rows, or dropped meanwhile
+                del tables[name]
         if tables:
             crash_point("mysql.physical.prepare")
             _run([where.tool, "--prepare", "--export", f"--target-dir={backup}"], target,
@@ -214,12 +222,12 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
 
 
 def _start_backup(target: MySQLTarget, tool: str, work: Path, backup: Path,
-                  threads: int | None) -> Backup:
+                  threads: int | None) -> physical_point.Backup:
     login = option_file(work, target)
-    return Backup([tool, f"--defaults-extra-file={login}", "--backup",
-                   f"--databases={target.database}", f"--target-dir={backup}",
-                   f"--parallel={max(1, threads or 1)}"], "mariadb-backup --backup",
-                  target.describe())
+    return physical_point.Backup(
+        [tool, f"--defaults-extra-file={login}", "--backup", f"--databases={target.database}",
+         f"--target-dir={backup}", f"--parallel={max(1, threads or 1)}"],
+        "mariadb-backup --backup", target.describe())
 
 
 def _one_point(description: dict[str, Any], pages: dict[str, Any] | None,

@@ -16,7 +16,7 @@ is read back as a check: it must equal the logical dump's.
 A stopped mariadb-backup holds every commit of the server, so it must never outlive us
 stopped: it is started with ``PR_SET_PDEATHSIG`` = SIGKILL (killed with its parent; the
 server then drops its connections and the stage), continued in every path out of
-``pause``, and killed (after a SIGCONT) by ``close`` when the snapshot fails.
+``hold``, and killed (after a SIGCONT) by ``close`` when the snapshot fails.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ from typing import Any
 
 from snapkeep.errors import ServiceUnavailable
 
-BLOCK_COMMIT_HELD = "Acquired locks for BACKUP STAGE BLOCK_COMMIT"
+# where mariadb-backup is stopped, in this order: DDL blocked (and its copy's DDL final:
+# the tablespaces changed by DDL during the copy re-copied), then commits blocked
+DDL_BLOCKED = "Finished BACKUP STAGE BLOCK_DDL"
+COMMITS_BLOCKED = "Acquired locks for BACKUP STAGE BLOCK_COMMIT"
+STOPS = (DDL_BLOCKED, COMMITS_BLOCKED)
 BINLOG_INFO = ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
 _PR_SET_PDEATHSIG = 1
 
@@ -51,13 +55,14 @@ def _die_with_parent() -> None:  # in the child, before exec
 
 
 class Backup:
-    """``mariadb-backup --backup`` running, to be paused at its BLOCK_COMMIT point."""
+    """``mariadb-backup --backup`` running, stopped at each of ``STOPS`` until told to go
+    on (``go_on``, or leaving ``hold``)."""
 
     def __init__(self, argv: list[str], what: str, describe: str) -> None:
         self.what, self.describe = what, describe
         self._tail: deque[str] = deque(maxlen=3)
-        self._held = threading.Event()
-        self._stopped = False
+        self._reached = {line: threading.Event() for line in STOPS}
+        self._stopped_at: str | None = None  # the stop it is stopped at
         self._lock = threading.Lock()
         # started by the thread that waits for it (PDEATHSIG follows the creating thread)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -72,41 +77,52 @@ class Backup:
         for line in self.proc.stderr:
             if line.strip():
                 self._tail.append(line.strip())
-            if not self._held.is_set() and BLOCK_COMMIT_HELD in line:
-                with self._lock:
-                    if self.proc.poll() is None:
-                        os.kill(self.proc.pid, signal.SIGSTOP)
-                        self._stopped = True
-                self._held.set()
-        self._held.set()  # ended without reaching it: the waiter sees the exit
+            for stop, reached in self._reached.items():
+                if not reached.is_set() and stop in line:
+                    with self._lock:
+                        if self.proc.poll() is None:
+                            os.kill(self.proc.pid, signal.SIGSTOP)
+                            self._stopped_at = stop
+                    reached.set()
+        for reached in self._reached.values():  # ended: the waiters see the exit
+            reached.set()
 
-    def _continue(self) -> None:
+    def go_on(self, stop: str | None = None) -> None:
+        """Let mariadb-backup go on from ``stop`` (None: from wherever it is stopped). It
+        may already be stopped at a later one, its line read meanwhile: it stays there."""
         with self._lock:
-            if self._stopped:
+            if self._stopped_at is not None and stop in (None, self._stopped_at):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.proc.pid, signal.SIGCONT)
-                self._stopped = False
+                self._stopped_at = None
+
+    def wait(self, stop: str) -> None:
+        """Wait until mariadb-backup is stopped at ``stop`` (one of ``STOPS``) or a later
+        one (it holds that stop's stage either way); ServiceUnavailable when it ended
+        before."""
+        self._reached[stop].wait()
+        with self._lock:
+            at = self._stopped_at
+        if at is None or STOPS.index(at) < STOPS.index(stop):
+            self._reader.join()
+            self.proc.wait()
+            raise self._failure(stop)
 
     @contextlib.contextmanager
-    def pause(self) -> Iterator[None]:
-        """Wait until mariadb-backup holds BLOCK_COMMIT and keep it held for the block
-        (nothing commits meanwhile); ServiceUnavailable when it ended before."""
-        self._held.wait()
+    def hold(self, stop: str) -> Iterator[None]:
+        """``wait(stop)``, then keep it stopped there for the block."""
         try:
-            if not self._stopped:
-                self._reader.join()
-                self.proc.wait()
-                raise self._failure()
+            self.wait(stop)
             yield
         finally:
-            self._continue()
+            self.go_on()
 
     def finish(self) -> None:
         """Wait for the backup's end; ServiceUnavailable when it failed."""
-        self._continue()
+        self.go_on()
         self._reader.join()
         if self.proc.wait() != 0:
-            raise self._failure()
+            raise self._failure(None)
 
     def close(self) -> None:
         """Kill it if it still runs (the snapshot failed); its stage goes with it."""
@@ -115,15 +131,15 @@ class Backup:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                     os.kill(self.proc.pid, signal.SIGCONT)
-            self._stopped = False
+            self._stopped_at = None
         self.proc.wait()
         self._reader.join(timeout=10)
 
-    def _failure(self) -> ServiceUnavailable:
+    def _failure(self, stop: str | None) -> ServiceUnavailable:
         rc = self.proc.returncode
         if rc == 0:
             return ServiceUnavailable(
-                f"{self.what} of {self.describe} ended without the line {BLOCK_COMMIT_HELD!r}"
+                f"{self.what} of {self.describe} ended without the line {stop!r}"
                 " this snapkeep waits for (another mariadb-backup release?); set "
                 "engine = \"logical\" and report it")
         return ServiceUnavailable(f"{self.what} of {self.describe} failed (exit {rc}): "
