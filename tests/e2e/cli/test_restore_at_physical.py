@@ -29,7 +29,10 @@ def _project(tmp_path, server) -> Cli:
         '[repository]\nkey_file = "repository.key"\n\n'
         '[environments.production]\ntype = "production"\nroot = "."\n'
         f'database = "mysql://root@127.0.0.1:{server.port}/shop"\n'
-        'engine = "physical"\npoint_in_time = true\nbinlog_interval = 0.3\n')
+        'engine = "physical"\npoint_in_time = true\nbinlog_interval = 0.3\n\n'
+        '[environments.staging]\ntype = "staging"\nroot = "."\n'
+        f'database = "mysql://root@127.0.0.1:{server.port}/shop_copy"\n'
+        'engine = "physical"\n')
     Repository.init(LocalBackend(base / "repo"), key_file=base / "repository.key")
     return Cli(base, cli_env())
 
@@ -127,6 +130,12 @@ def test_restore_at_from_a_physical_base_is_exactly_the_state_at_that_time(shop,
     out = _restore(cli, "--at", _at(t))
     assert f"base snapshot {base}" in out
     assert_same(_state(server), wanted, "--at T from a physical base")
+
+    # another environment on the same server as of T, its pages placed there too
+    _restore(cli, "--at", _at(t), "--target", "staging")
+    copy = _state(server, "shop_copy")
+    assert_same({k: v for k, v in copy.items() if k != "database"},
+                {k: v for k, v in wanted.items() if k != "database"}, "--target staging")
 
 
 def test_restore_at_from_a_live_physical_snapshot_taken_under_writes(shop, tmp_path):
