@@ -40,6 +40,7 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,23 +115,22 @@ def paged(target: MySQLTarget, reporter: Reporter) -> dict[str, str]:
     return out
 
 
+@dataclass
 class _RowsOfTheRest(logical._Dump):
-    """The logical dump, reading no rows of the tables stored as pages, its snapshots
-    started while ``paired`` (mariadb-backup) holds BLOCK_COMMIT (``physical_point.py``)."""
+    """The logical dump, reading no rows of the tables stored as pages (``files``: name →
+    file name), its DDL read while ``paired`` (mariadb-backup) is stopped after BLOCK_DDL
+    and its snapshots started while it holds BLOCK_COMMIT (``physical_point.py``)."""
 
-    skip: frozenset[str] = frozenset()
+    files: dict[str, str] = field(default_factory=dict)
     paired: physical_point.Backup | None = None
-    db_dir: Path = Path()
-    files: dict[str, str] = {}  # noqa: RUF012 (set per instance before run)
+    db_dir: Path = field(default_factory=Path)  # mariadb-backup's copy of the database
     late: frozenset[str] = frozenset()  # paged tables mariadb-backup did not copy: as rows
-    _columns: dict[str, list[Any]]
+    _columns: dict[str, list[Any]] = field(default_factory=dict, init=False)
 
     def _table(self, name: str, kind: str, engine: str | None, auto_inc: int | None,
                columns: list[Column], pk: list[str]) -> dict[str, Any]:
         t = super()._table(name, kind, engine, auto_inc, columns, pk)
-        if name in self.skip:
-            if not hasattr(self, "_columns"):
-                self._columns = {}
+        if name in self.files:
             self._columns[name] = t["columns"]
             t["columns"] = []  # its DDL only; its rows travel as pages
         return t
@@ -150,7 +150,7 @@ class _RowsOfTheRest(logical._Dump):
             late = set()
             for t in tables:
                 name = t["name"]
-                if name in self.skip and not copied(self.db_dir, self.files[name]):
+                if name in self.files and not copied(self.db_dir, self.files[name]):
                     # dumped as rows at this same point instead
                     t["columns"] = self._columns.get(name, [])
                     late.add(name)
@@ -183,9 +183,8 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
         try:
             rest = _RowsOfTheRest(target, repo, logical.SafeReporter(reporter),
                                   max(1, threads or os.cpu_count() or 1),
-                                  logical.default_format(), zstd_level, True, writes_held)
-            rest.skip, rest.paired, rest.db_dir, rest.files = \
-                frozenset(tables), run, db_dir, dict(tables)
+                                  logical.default_format(), zstd_level, True, writes_held,
+                                  files=dict(tables), paired=run, db_dir=db_dir)
             try:
                 with errors_as(target, DOING):
                     description = rest.run()
