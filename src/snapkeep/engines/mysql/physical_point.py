@@ -66,7 +66,7 @@ class Backup:
         self._lock = threading.Lock()
         # started by the thread that waits for it (PDEATHSIG follows the creating thread)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True,
+                                     stderr=subprocess.PIPE, text=True, errors="replace",
                                      preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read, name="snapkeep-mariadb-backup",
                                         daemon=True)
@@ -74,18 +74,20 @@ class Backup:
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            if line.strip():
-                self._tail.append(line.strip())
-            for stop, reached in self._reached.items():
-                if not reached.is_set() and stop in line:
-                    with self._lock:
-                        if self.proc.poll() is None:
-                            os.kill(self.proc.pid, signal.SIGSTOP)
-                            self._stopped_at = stop
-                    reached.set()
-        for reached in self._reached.values():  # ended: the waiters see the exit
-            reached.set()
+        try:
+            for line in self.proc.stderr:
+                if line.strip():
+                    self._tail.append(line.strip())
+                for stop, reached in self._reached.items():
+                    if not reached.is_set() and stop in line:
+                        with self._lock:
+                            if self.proc.poll() is None:
+                                os.kill(self.proc.pid, signal.SIGSTOP)
+                                self._stopped_at = stop
+                        reached.set()
+        finally:
+            for reached in self._reached.values():  # ended: the waiters see the exit
+                reached.set()
 
     def go_on(self, stop: str | None = None) -> None:
         """Let mariadb-backup go on from ``stop`` (None: from wherever it is stopped). It
