@@ -118,8 +118,8 @@ def paged(target: MySQLTarget, reporter: Reporter) -> dict[str, str]:
 @dataclass
 class _RowsOfTheRest(logical._Dump):
     """The logical dump, reading no rows of the tables stored as pages (``files``: name →
-    file name), its DDL read while ``paired`` (mariadb-backup) is stopped after BLOCK_DDL
-    and its snapshots started while it holds BLOCK_COMMIT (``physical_point.py``)."""
+    file name), its snapshots started while ``paired`` (mariadb-backup) holds
+    BLOCK_COMMIT (``physical_point.py``)."""
 
     files: dict[str, str] = field(default_factory=dict)
     paired: physical_point.Backup | None = None
@@ -135,16 +135,10 @@ class _RowsOfTheRest(logical._Dump):
             t["columns"] = []  # its DDL only; its rows travel as pages
         return t
 
-    def run(self) -> dict[str, Any]:
-        if self.paired is not None:  # the DDL read while DDL is blocked: the pages' own
-            self.paired.wait(physical_point.DDL_BLOCKED)
-        return super().run()
-
     def _start(self, server: Any, tables: list[dict[str, Any]], estimates: dict[str, int]
                ) -> Any:
         if self.paired is None:
             return super()._start(server, tables, estimates)
-        self.paired.go_on(physical_point.DDL_BLOCKED)
         with self.paired.hold(physical_point.COMMITS_BLOCKED):
             started = time.monotonic()
             late = set()

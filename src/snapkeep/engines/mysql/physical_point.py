@@ -3,15 +3,15 @@
 ``mariadb-backup --backup`` makes its copy consistent at its ``BACKUP STAGE
 BLOCK_COMMIT``: while it holds that stage nothing commits on the server (and from its
 ``BACKUP STAGE FLUSH`` on, nothing writes to a non-transactional table), and it reads the
-InnoDB LSN and the binlog position there. ``Backup`` runs it in the background and,
-when it says it holds the stage (``Acquired locks for BACKUP STAGE BLOCK_COMMIT``), stops
-it (SIGSTOP) so the stage stays held while the logical dump's connections start their
-``START TRANSACTION WITH CONSISTENT SNAPSHOT`` and read the small non-transactional
-tables; then it lets it go on (SIGCONT). The pages, the logical dump's rows (InnoDB
-tables not paged, MyISAM/Aria under ``NONTX_UNDER_LOCK_BYTES``) and its binlog position
-are then of one point, live snapshot or not: no commit can fall between them. Its binlog
-position (``xtrabackup_binlog_info``, ``mariadb_backup_binlog_info`` in newer releases)
-is read back as a check: it must equal the logical dump's.
+InnoDB LSN and the binlog position there. ``Backup`` runs it in the background and stops
+it (SIGSTOP; its stages stay held) when it holds ``BLOCK_COMMIT``, while the logical
+dump's connections start their ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` and read
+the small non-transactional tables; then it goes on (SIGCONT). The pages, the logical
+dump's rows (InnoDB tables not paged, MyISAM/Aria under ``NONTX_UNDER_LOCK_BYTES``) and
+its binlog position are then of one point, live snapshot or not: no commit can fall
+between them. Its binlog position (``xtrabackup_binlog_info``,
+``mariadb_backup_binlog_info`` in newer releases) is read back as a check: it must equal
+the logical dump's.
 
 A stopped mariadb-backup holds every commit of the server, so it must never outlive us
 stopped: it is started with ``PR_SET_PDEATHSIG`` = SIGKILL (killed with its parent; the
@@ -34,11 +34,11 @@ from typing import Any
 
 from snapkeep.errors import ServiceUnavailable
 
-# where mariadb-backup is stopped, in this order: DDL blocked (and its copy's DDL final:
-# the tablespaces changed by DDL during the copy re-copied), then commits blocked
-DDL_BLOCKED = "Finished BACKUP STAGE BLOCK_DDL"
+# where mariadb-backup is stopped: commits blocked. (A stop after BLOCK_DDL, to read the
+# DDL there, deadlocked: an ALTER waiting for BLOCK_DDL holds the table's metadata lock
+# the DDL reader then waits for.)
 COMMITS_BLOCKED = "Acquired locks for BACKUP STAGE BLOCK_COMMIT"
-STOPS = (DDL_BLOCKED, COMMITS_BLOCKED)
+STOPS = (COMMITS_BLOCKED,)
 BINLOG_INFO = ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
 _PR_SET_PDEATHSIG = 1
 
