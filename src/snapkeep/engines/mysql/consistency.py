@@ -110,22 +110,29 @@ def log_outside(nontx: list[dict[str, Any]], under_lock: list[dict[str, Any]],
 
 def consistent_point(target: MySQLTarget, pool: WorkerPool, server: Server,
                      nontx_parts: list[Part], reporter: Reporter, *, writes_held: bool,
-                     at_point: Callable[[bool], None] | None = None
-                     ) -> tuple[float, str | None]:
+                     at_point: Callable[[bool], None] | None = None,
+                     held_by: str | None = None) -> tuple[float, str | None]:
     """Start every worker's snapshot at one point; dump ``nontx_parts`` there.
 
     Returns (seconds writes were held, lock used or None). ``writes_held``: the caller
     holds the database's writes (``hold_writes``) for the whole dump. ``at_point`` is
     called once the snapshots have started, while commits are still blocked if they are
-    (its argument: whether they are), e.g. to read the binlog position.
+    (its argument: whether they are), e.g. to read the binlog position. ``held_by``: a
+    lock another process holds meanwhile that blocks every commit (and every write to a
+    non-transactional table), e.g. mariadb-backup's BACKUP STAGE BLOCK_COMMIT; returned as
+    the lock used.
     """
     mark = at_point or (lambda _blocked: None)
-    if writes_held:  # nothing can change; every table is consistent
+    if writes_held or held_by:  # nothing can change; every table is consistent
         _start_snapshots(pool)
         mark(True)
         pool.run_now(nontx_parts)
-        reporter.log("writes are held for the whole dump: no backup lock needed")
-        return 0.0, None
+        reporter.log("writes are held for the whole dump: no backup lock needed"
+                     if held_by is None else
+                     f"the snapshots started while {held_by} blocked every commit"
+                     + (f"; {len(nontx_parts)} non-transactional table(s) read there"
+                        if nontx_parts else ""))
+        return 0.0, held_by
     plan = plan_for(server)
     lock_conn = connect(target, doing="taking the backup lock")
     query(lock_conn, LOCK_SESSION)

@@ -152,6 +152,8 @@ class _Dump:
     pool: WorkerPool | None = field(default=None, init=False)
     suspects: dict[str, list[members.Suspect]] = field(default_factory=dict, init=False)
     binlog: dict[str, Any] | None = field(default=None, init=False)
+    # a lock another process holds while the snapshots start (consistency.consistent_point)
+    commits_held_by: str | None = field(default=None, init=False)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -297,7 +299,7 @@ class _Dump:
 
         held, lock_name = consistency.consistent_point(
             self.target, pool, server, list(whole.values()), self.reporter,
-            writes_held=self.writes_held, at_point=at_point)
+            writes_held=self.writes_held, at_point=at_point, held_by=self.commits_held_by)
         if not self.writes_held:
             consistency.log_outside(nontx, under_lock, estimates, lock_name, self.reporter)
         return pool, whole, held, lock_name

@@ -9,18 +9,19 @@
    ``hold_writes`` on the tables stored as rows, ``FLUSH TABLES … FOR EXPORT`` on the
    paged ones (``physical_export``) — and reads the ``.ibd``/``.cfg`` files in place in
    the data directory: no copy, no prepare, no temporary disk.
-   Live: ``mariadb-backup --backup --databases=DB`` copies the database's tablespaces
-   (hot: its backup lock is held only at the end, while it copies the non-InnoDB files
-   and the redo tail) into a private work directory, and ``--prepare --export`` applies
-   the redo and writes each table's ``.cfg`` beside its ``.ibd``.
+   Live: ``mariadb-backup --backup --databases=DB`` copies the database's tablespaces in
+   the background (hot: its backup stages are taken only at the end, while it copies the
+   non-InnoDB files and the redo tail) into a private work directory, while the logical
+   dump runs; then ``--prepare --export`` applies the redo and writes each table's
+   ``.cfg`` beside its ``.ibd``.
 3. Each ``.ibd`` is stored through a page writer (chunks cut only at page boundaries,
    ``repository/pages.py``: unchanged pages deduplicate) and its ``.cfg`` as a small
    blob, on ``threads`` threads; a work directory is removed.
 
-Consistency. Not live: nothing is written during the snapshot, so the pages and the
-logical part are of one point. Live: the paged tables are consistent with each other at
-mariadb-backup's end point (its BACKUP STAGE BLOCK_COMMIT); the logical part at its own
-consistent point a moment later; a log line says so.
+Consistency: one point, live or not. Not live: nothing is written during the snapshot.
+Live: the logical dump's connections start their snapshots while mariadb-backup holds its
+BACKUP STAGE BLOCK_COMMIT (``physical_point.py`` keeps it there meanwhile), the point its
+pages are of; its binlog position is checked against mariadb-backup's (``_one_point``).
 
 Temporary disk (live only): one copy of the database's InnoDB files plus the redo written
 during the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``), in
@@ -44,11 +45,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from snapkeep.engines.mysql import dump as logical
+from snapkeep.engines.mysql import physical_point
 from snapkeep.engines.mysql.connect import connect, errors_as, query_text, quote_ident
 from snapkeep.engines.mysql.consistency import hold_writes
 from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
@@ -56,6 +60,7 @@ from snapkeep.engines.mysql.encoding import Column
 from snapkeep.engines.mysql.ibd_rows import LeafCounter
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
 from snapkeep.engines.mysql.physical_export import exported
+from snapkeep.engines.mysql.physical_point import copied
 from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import PageSink
@@ -68,6 +73,7 @@ DOING = "taking a physical snapshot"
 READ = 1 << 20
 WORK_PREFIX = "snapkeep-physical-"
 PAGED_KINDS = frozenset(["BASE TABLE", "SYSTEM VERSIONED"])
+HELD_BY = "mariadb-backup's BACKUP STAGE BLOCK_COMMIT"
 # zstd level of pages: compressing was the physical snapshot's whole cost (160 MB of pages:
 # 8.4 s at level 5, 4.4 s at 3, 1.6 s at 1 on one core of the bench machine), and
 # InnoDB pages (half-empty, repetitive headers) still shrink well at level 1
@@ -120,17 +126,51 @@ def paged(target: MySQLTarget, reporter: Reporter) -> dict[str, str]:
     return out
 
 
+@dataclass
 class _RowsOfTheRest(logical._Dump):
-    """The logical dump, reading no rows of the tables stored as pages."""
+    """The logical dump, reading no rows of the tables stored as pages (``files``: name →
+    file name), its snapshots started while ``paired`` (mariadb-backup) holds
+    BLOCK_COMMIT (``physical_point.py``)."""
 
-    skip: frozenset[str] = frozenset()
+    files: dict[str, str] = field(default_factory=dict)
+    paired: physical_point.Backup | None = None
+    db_dir: Path = field(default_factory=Path)  # mariadb-backup's copy of the database
+    late: frozenset[str] = frozenset()  # paged tables mariadb-backup did not copy: as rows
+    _columns: dict[str, list[Any]] = field(default_factory=dict, init=False)
 
     def _table(self, name: str, kind: str, engine: str | None, auto_inc: int | None,
                columns: list[Column], pk: list[str]) -> dict[str, Any]:
         t = super()._table(name, kind, engine, auto_inc, columns, pk)
-        if name in self.skip:
+        if name in self.files:
+            self._columns[name] = t["columns"]
             t["columns"] = []  # its DDL only; its rows travel as pages
         return t
+
+    def _start(self, server: Any, tables: list[dict[str, Any]], estimates: dict[str, int]
+               ) -> Any:
+        if self.paired is None:
+            return super()._start(server, tables, estimates)
+        with self.paired.hold(physical_point.COMMITS_BLOCKED):
+            started = time.monotonic()
+            late = set()
+            for t in tables:
+                name = t["name"]
+                if name in self.files and not copied(self.db_dir, self.files[name]):
+                    # dumped as rows at this same point instead
+                    t["columns"] = self._columns.get(name, [])
+                    late.add(name)
+                    self.reporter.log(
+                        f"table {quote_ident(name)}: dumped as rows, not pages "
+                        "(mariadb-backup did not copy its tablespace, imported since the "
+                        "server's last checkpoint)")
+            self.late = frozenset(late)
+            self.commits_held_by = HELD_BY
+            crash_point("mysql.physical.paused")  # killed with mariadb-backup stopped
+            out = super()._start(server, tables, estimates)
+            self.reporter.log(f"mariadb-backup kept at its BLOCK_COMMIT point for "
+                              f"{time.monotonic() - started:.2f} s while the logical dump "
+                              "started there")
+            return out
 
 
 def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where: Locality, *,
@@ -143,11 +183,13 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     # (one thread stored 1.4 GiB of tablespaces at 120 MB/s, half the machine)
     threads = max(1, threads or os.cpu_count() or 1)
 
-    def rows_of_the_rest() -> dict[str, Any]:
-        rest = _RowsOfTheRest(target, repo, logical.SafeReporter(reporter),
-                              threads, logical.default_format(),
-                              zstd_level, True, writes_held)
-        rest.skip = frozenset(tables)
+    def rows_of_the_rest(paired: physical_point.Backup | None = None,
+                         db_dir: Path = Path()) -> _RowsOfTheRest:
+        return _RowsOfTheRest(target, repo, logical.SafeReporter(reporter), threads,
+                              logical.default_format(), zstd_level, True, writes_held,
+                              files=dict(tables), paired=paired, db_dir=db_dir)
+
+    def run(rest: _RowsOfTheRest) -> dict[str, Any]:
         try:
             with errors_as(target, DOING):
                 return rest.run()
@@ -158,26 +200,19 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
         with hold_writes(target, reporter, skip=tables), \
                 exported(target, list(tables), reporter):
             crash_point("mysql.physical.exported")
-            description = rows_of_the_rest()
+            description = run(rows_of_the_rest())
             stored = _store(repo, where.datadir / db_file_name(target.database), tables,
                             description, where.page_size, zstd_level, threads, reporter)
     else:
         work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=workdir))
         try:
-            backup = work / "backup"
-            if tables:
-                try:
-                    _backup(target, where.tool, work, backup, threads, reporter)
-                except (OSError, ServiceUnavailable) as e:
-                    if not _disk_full(e, work):
-                        raise
-                    raise InsufficientSpace(_full_disk_line(target, where, work, e)) from e
-            crash_point("mysql.physical.backed_up")
-            _uncopied(tables, backup / db_file_name(target.database), reporter)
-            description = rows_of_the_rest()
-            if tables:
-                reporter.log("live physical snapshot: the InnoDB pages are of mariadb-backup's "
-                             "end point, the other tables and objects of the logical dump's")
+            try:
+                backup, description = _live(target, where, work, tables, threads, reporter,
+                                            rows_of_the_rest, run)
+            except (OSError, ServiceUnavailable) as e:
+                if not _disk_full(e, work):
+                    raise
+                raise InsufficientSpace(_full_disk_line(target, where, work, e)) from e
             stored = _store(repo, backup / db_file_name(target.database), tables, description,
                             where.page_size, zstd_level, threads, reporter)
         finally:
@@ -189,32 +224,67 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     return description
 
 
-def _backup(target: MySQLTarget, tool: str, work: Path, backup: Path, threads: int | None,
-            reporter: Reporter) -> None:
-    login = option_file(work, target)
+def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, str],
+          threads: int, reporter: Reporter,
+          rows_of_the_rest: Callable[..., _RowsOfTheRest],
+          run: Callable[[_RowsOfTheRest], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    """mariadb-backup's copy beside the logical dump, one point (module docstring); its
+    prepared copy and the description. ``tables`` loses those that went as rows."""
+    assert where.tool is not None
+    backup = work / "backup"
+    db_dir = backup / db_file_name(target.database)
     started = time.monotonic()
-    _run([tool, f"--defaults-extra-file={login}", "--backup",
-          f"--databases={target.database}", f"--target-dir={backup}",
-          f"--parallel={max(1, threads or 1)}"], target, "mariadb-backup --backup")
-    crash_point("mysql.physical.prepare")
-    _run([tool, "--prepare", "--export", f"--target-dir={backup}"], target,
-         "mariadb-backup --prepare --export")
-    reporter.log(f"mariadb-backup copied and prepared {target.database} in "
-                 f"{time.monotonic() - started:.1f} s ({_du(backup)} bytes of work files)")
-
-
-def _uncopied(tables: dict[str, str], db_dir: Path, reporter: Reporter) -> None:
-    """Drop from ``tables`` (to be dumped as rows) those whose tablespace mariadb-backup
-    did not copy. It skips a tablespace whose redo since the last checkpoint shows it
-    deleted: after an IMPORT TABLESPACE (a physical restore) the DISCARD before it is
-    logged as a delete and the import as nothing ("We assume the table was dropped during
-    xtrabackup execution"), until the server's next checkpoint."""
-    for name, file in sorted(tables.items()):
-        if not (db_dir / f"{file}.ibd").is_file() or not (db_dir / f"{file}.cfg").is_file():
-            reporter.log(f"table {quote_ident(name)}: dumped as rows, not pages (mariadb-backup "
-                         "did not copy its tablespace, imported since the server's last "
-                         "checkpoint)")
+    paired = _start_backup(target, where.tool, work, backup, threads) if tables else None
+    try:
+        rest = rows_of_the_rest(paired, db_dir)
+        description = run(rest)
+        if paired is not None:
+            paired.finish()
+    finally:
+        if paired is not None:
+            paired.close()
+    described = {t["name"] for t in description["tables"]}
+    for name in list(tables):
+        if name in rest.late or name not in described:  # as rows, or dropped meanwhile
             del tables[name]
+    if tables:
+        crash_point("mysql.physical.prepare")
+        _run([where.tool, "--prepare", "--export", f"--target-dir={backup}"], target,
+             "mariadb-backup --prepare --export")
+        reporter.log(f"mariadb-backup copied and prepared {target.database} in "
+                     f"{time.monotonic() - started:.1f} s ({_du(backup)} bytes of work "
+                     "files)")
+    crash_point("mysql.physical.backed_up")
+    _one_point(description, physical_point.binlog_info(backup) if tables else None, reporter)
+    return backup, description
+
+
+def _start_backup(target: MySQLTarget, tool: str, work: Path, backup: Path,
+                  threads: int | None) -> physical_point.Backup:
+    login = option_file(work, target)
+    return physical_point.Backup(
+        [tool, f"--defaults-extra-file={login}", "--backup", f"--databases={target.database}",
+         f"--target-dir={backup}", f"--parallel={max(1, threads or 1)}"],
+        "mariadb-backup --backup", target.describe())
+
+
+def _one_point(description: dict[str, Any], pages: dict[str, Any] | None,
+               reporter: Reporter) -> None:
+    """Check the logical dump's binlog position against mariadb-backup's: one point, so
+    equal. Should they differ, the snapshot is no base for a point-in-time restore (its
+    position is dropped, and the log says why) rather than a wrong one."""
+    if pages is None:
+        return
+    description["pages_binlog"] = pages
+    rows = description.get("binlog")
+    if rows is None:
+        return
+    if (str(rows["file"]), int(rows["position"])) != (pages["file"], pages["position"]):
+        del description["binlog"]
+        reporter.log(f"warning: the InnoDB pages are of binlog position {pages['file']}:"
+                     f"{pages['position']}, the other tables of {rows['file']}:"
+                     f"{rows['position']}: this snapshot cannot be the base of a "
+                     "point-in-time restore")
 
 
 def _disk_full(e: BaseException, work: Path) -> bool:

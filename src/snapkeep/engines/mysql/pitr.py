@@ -95,7 +95,7 @@ def prepare_restore_at(target: MySQLTarget, description: dict[str, Any], repo: B
     event the server wrote, so reaching its end before the stop is the stop. Raises
     UsageError (nothing touched, the shadow dropped) when the archive ends first or the
     replay cannot be exact."""
-    check_readable(description, "restore")
+    check_readable(description, "restore", pages=True)
     position = description.get("binlog")
     if not position:
         raise UsageError("the snapshot records no binlog position (its server had log_bin "

@@ -71,17 +71,6 @@ def _physical_workdir(ctx: Context, env: EnvironmentConfig) -> Path:
     return work
 
 
-def _engine(env: EnvironmentConfig, rec: ActivityRecorder) -> str:
-    """The environment's ``engine`` setting as this backup applies it. For now ``auto``
-    takes rows where point-in-time restores are on: a restore ``--at`` needs a logical
-    base (a physical one is refused, docs/physical.md, Left). Remove once it is not."""
-    if env.engine == "auto" and env.point_in_time:
-        rec.log("engine auto: logical, because point-in-time restores (point_in_time = "
-                "true) need a logical base")
-        return "logical"
-    return env.engine
-
-
 def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live: bool,
            automated: bool = False, threads: int | None = None) -> str:
     repo = ctx.repository
@@ -92,7 +81,7 @@ def backup(ctx: Context, env: EnvironmentConfig, rec: ActivityRecorder, *, live:
     pages: mysql.Locality | None = None  # the physical mover's place, when it runs
     if target is not None:
         mysql.check_connection(target)
-        pages = mysql.choose_engine(_engine(env, rec), target, rec)
+        pages = mysql.choose_engine(env.engine, target, rec)
         rec.add_total(mysql.estimate_size(target))
     parent = _parent_mounts(ctx, env)
     for m in env.mounts:

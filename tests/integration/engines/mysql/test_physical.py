@@ -27,7 +27,7 @@ from snapkeep.engines.mysql import (
     prepare_restore,
 )
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
-from snapkeep.errors import UsageError
+from snapkeep.errors import ServiceUnavailable, UsageError
 from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
@@ -399,3 +399,30 @@ def test_a_process_that_may_not_use_the_data_directory_is_refused_in_one_line(
     assert len(logged) == 1 and len(refused) == 1, lines
     for line in (logged[0], refused[0]):
         assert f"uid {nobody}" in line and "data directory" in line, line
+
+
+def test_mariadb_backup_failing_before_its_stop_fails_the_snapshot_in_one_line(
+        mariadb, fresh_db, repo, tmp_path):
+    """A user without RELOAD: mariadb-backup cannot take its backup stages and exits
+    before the stop the logical dump waits for; the snapshot fails naming it, in one line,
+    and leaves no work directory."""
+    user = f"norel_{fresh_db[-8:]}"
+    root = mariadb.connect(fresh_db)
+    _run(root, "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB",
+         "INSERT INTO t VALUES (1)", f"CREATE USER '{user}'@'%'",
+         f"GRANT SELECT, SHOW VIEW, LOCK TABLES, PROCESS ON *.* TO '{user}'@'%'")
+    try:
+        target = MySQLTarget(mariadb.host, mariadb.port, user, None, fresh_db)
+        # the grants check would refuse this user first (physical_env): the place is
+        # root's, to see mariadb-backup itself fail
+        where = choose_engine("physical", _target(mariadb, fresh_db), Log())
+        assert where is not None
+        work = tmp_path / "work"
+        work.mkdir()
+        with pytest.raises(ServiceUnavailable) as e:
+            dump_physical(target, repo, Log(), where, threads=2, workdir=work)
+        text = str(e.value)
+        assert "\n" not in text and "mariadb-backup --backup of" in text and "failed" in text
+        assert list(work.iterdir()) == []
+    finally:
+        _run(root, f"DROP USER '{user}'@'%'")

@@ -6,8 +6,11 @@ identical; ``engine = "auto"`` takes the same path when it can."""
 from __future__ import annotations
 
 import signal
+import threading
+import time
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from snapkeep.config import load_config
@@ -82,12 +85,11 @@ def test_a_live_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swep
     assert [s.id for s in listing.list_snapshots(ctx, env)] == [done.snapshot_id]
 
 
-@pytest.mark.parametrize(("extra", "engine"), [
-    ("", "physical"),  # the default, auto, takes pages where it can
-    ("point_in_time = true\n", "logical"),  # a restore --at needs a logical base (for now)
-])
-def test_the_default_engine_is_auto_and_logical_where_point_in_time_is_on(
-        mariadb, fresh_db, tmp_path, extra, engine):
+@pytest.mark.parametrize("extra", ["", "point_in_time = true\n"])
+def test_the_default_engine_is_auto_and_takes_pages_also_where_point_in_time_is_on(
+        mariadb, fresh_db, tmp_path, extra):
+    """``auto`` is the default and takes pages on a local server; a physical snapshot is a
+    point-in-time base like a logical one (tests/e2e/cli/test_restore_at_physical.py)."""
     conn = mariadb.connect(fresh_db)
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
@@ -96,12 +98,9 @@ def test_the_default_engine_is_auto_and_logical_where_point_in_time_is_on(
     assert env.engine == "auto"
     done = operations.start_backup(ctx, env, live=False)
     log = [ln.message for ln in ctx.catalog.log_lines(done.id)]
-    assert any(m.startswith(f"engine auto: {engine}") for m in log), log
-    if engine == "logical":
-        assert "engine auto: logical, because point-in-time restores (point_in_time = " \
-               "true) need a logical base" in log
+    assert any(m.startswith("engine auto: physical") for m in log), log
     manifest = ctx.repository.load_snapshot(done.snapshot_id)
-    assert manifest.services["database"].get("engine", "logical") == engine
+    assert manifest.services["database"].get("engine") == "physical"
 
 
 def test_a_backup_killed_while_its_tables_are_flushed_for_export_frees_them(
@@ -127,3 +126,106 @@ def test_a_backup_killed_while_its_tables_are_flushed_for_export_frees_them(
     done = operations.start_backup(ctx, env, live=False)
     assert done.result == "success"
     assert [s.id for s in listing.list_snapshots(ctx, env)] == [done.snapshot_id]
+
+
+def test_a_live_snapshot_under_continuous_writes_restores_to_one_point(mariadb, fresh_db,
+                                                                        tmp_path):
+    """The issue's test: a writer inserts orders with their items in one transaction and
+    bumps a counter row (InnoDB, stored as pages), then logs the order in a MyISAM table
+    (rows, read at the logical dump's point), all through ``snapshot:create --live``. One
+    point: every order has all its items, the counter equals the row count, and the MyISAM
+    log holds every order but at most the one being written, none it does not hold."""
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        for sql in ("CREATE TABLE orders (id INT PRIMARY KEY AUTO_INCREMENT, total INT) "
+                    "ENGINE=InnoDB",
+                    "CREATE TABLE items (id INT PRIMARY KEY AUTO_INCREMENT, order_id INT, "
+                    "n INT, KEY (order_id)) ENGINE=InnoDB",
+                    "CREATE TABLE counter (name VARCHAR(10) PRIMARY KEY, n INT) ENGINE=InnoDB",
+                    "INSERT INTO counter VALUES ('orders', 0)",
+                    "CREATE TABLE order_log (order_id INT PRIMARY KEY) ENGINE=MyISAM"):
+            cur.execute(sql)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    stop = threading.Event()
+    written: list[object] = []
+
+    def writer() -> None:
+        c = mariadb.connect(fresh_db)
+        try:
+            with c.cursor() as cur:
+                while not stop.is_set():
+                    cur.execute("BEGIN")
+                    cur.execute("INSERT INTO orders (total) VALUES (3)")
+                    oid = cur.lastrowid
+                    cur.execute("INSERT INTO items (order_id, n) VALUES (%s, 1), (%s, 2), "
+                                "(%s, 3)", (oid, oid, oid))
+                    cur.execute("UPDATE counter SET n = n + 1 WHERE name = 'orders'")
+                    cur.execute("COMMIT")
+                    cur.execute("INSERT INTO order_log VALUES (%s)", (oid,))
+                    written.append(oid)
+        except pymysql.MySQLError as e:
+            written.append(repr(e))
+        finally:
+            c.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(written) < 20:  # writing before the snapshot starts
+            assert time.monotonic() < deadline, written
+            stop.wait(0.01)
+        before = len(written)
+        done = operations.start_backup(ctx, env, live=True)
+        during = len(written) - before
+    finally:
+        stop.set()
+        thread.join(60)
+    assert all(isinstance(w, int) for w in written), written[-1]
+    assert done.result == "success"
+    assert during > 0, "the writer wrote while the snapshot ran"
+    log = [ln.message for ln in ctx.catalog.log_lines(done.id)]
+    assert any("kept at its BLOCK_COMMIT point" in m for m in log), log
+    assert any("stored 3 InnoDB tables as pages" in m for m in log), log
+    assert ctx.repository.load_snapshot(done.snapshot_id).services["database"][
+        "engine"] == "physical"
+    assert operations.start_restore(ctx, env, done.snapshot_id).result == "success"
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM orders")
+        orders = cur.fetchone()[0]
+        cur.execute("SELECT COUNT(*) FROM orders o WHERE (SELECT COUNT(*) FROM items i "
+                    "WHERE i.order_id = o.id) <> 3")
+        incomplete = cur.fetchone()[0]
+        cur.execute("SELECT COUNT(*) FROM items WHERE order_id NOT IN (SELECT id FROM orders)")
+        orphans = cur.fetchone()[0]
+        cur.execute("SELECT n FROM counter WHERE name = 'orders'")
+        counter = cur.fetchone()[0]
+        cur.execute("SELECT order_id FROM order_log")
+        logged = {r[0] for r in cur.fetchall()}
+        cur.execute("SELECT id FROM orders")
+        ids = {r[0] for r in cur.fetchall()}
+    assert orders >= 20 and incomplete == 0 and orphans == 0
+    assert counter == orders
+    assert logged <= ids and len(ids - logged) <= 1, (len(ids), len(logged))
+
+
+def test_killed_while_mariadb_backup_is_held_at_block_commit_the_server_commits_again(
+        mariadb, fresh_db, tmp_path):
+    """snapkeep stops mariadb-backup at its BLOCK_COMMIT point (no commit on the server
+    meanwhile): killed -9 right there, mariadb-backup dies with it (PR_SET_PDEATHSIG), so
+    its stage is released and commits go on; the next backup sweeps the leftovers."""
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute("INSERT INTO t VALUES (1)")
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    cli = Cli(tmp_path, {**cli_env(), "SNAPKEEP_CRASH_AT": "mysql.physical.paused"})
+    res = cli.run("snapshot:create", "-e", "dev", "--live", check=False)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
+    with conn.cursor() as cur:  # blocked by a surviving BLOCK_COMMIT: a timeout error
+        cur.execute("SET SESSION lock_wait_timeout = 20, innodb_lock_wait_timeout = 20")
+        cur.execute("INSERT INTO t VALUES (2)")
+    assert listing.list_snapshots(ctx, env) == []
+    done = operations.start_backup(ctx, env, live=True)
+    assert done.result == "success"
+    assert not any(p.is_file() for p in (ctx.config.state_dir / "physical").rglob("*"))
