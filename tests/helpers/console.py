@@ -146,24 +146,13 @@ def serve_app(app: FastAPI, timeout: float = 30) -> Iterator[str]:
 def serve(project: ConsoleProject, workers: int = 1, timeout: float = 30) -> Iterator[str]:
     """The console served by uvicorn on a free loopback port, with worker threads running
     queued activities; yields its base URL and stops both afterwards."""
-    app = console_app(project)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     stop = threading.Event()
     threads = start_worker_threads(project.context, workers, stop, poll_interval=0.2)
-    web = threading.Thread(target=server.run, name="console-server", daemon=True)
-    web.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if time.monotonic() > deadline or not web.is_alive():
-            raise AssertionError(f"the console server did not start on port {port}")
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serve_app(console_app(project), timeout) as url:
+            yield url
     finally:
-        server.should_exit = True
         stop.set()
-        web.join(timeout)
         for t in threads:
             t.join(timeout)
 

@@ -237,15 +237,9 @@ class FollowerLease:
 
     def _others(self) -> list[dict[str, Any]]:
         out = []
-        for key in self.backend.list(f"{PREFIX}{self.stream}/"):
-            if key == self.key or not key.rsplit("/", 1)[-1].startswith(LEASE_PREFIX):
+        for key, info in _leases(self.backend, self.stream):
+            if key == self.key:
                 continue
-            try:
-                info = json.loads(self.backend.get(key))
-            except NotFoundError:
-                continue  # released meanwhile
-            except ValueError:
-                info = {}
             if _lease_stale(info):
                 self._log(f"removing the stale follower lease {key} (pid {info.get('pid')} "
                           f"on {info.get('host')})")
@@ -288,16 +282,22 @@ class FollowerLease:
 
 def follower_running(repo: Documents, stream: str) -> bool:
     """Whether a follower holds a live lease on ``stream`` (on any host)."""
-    for key in repo.backend.list(f"{PREFIX}{stream}/"):
+    return any(not _lease_stale(info) for _key, info in _leases(repo.backend, stream))
+
+
+def _leases(backend: Backend, stream: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every follower lease of ``stream``: its key and what it says (``{}`` when
+    unreadable); one released while listed is left out."""
+    for key in backend.list(f"{PREFIX}{stream}/"):
         if not key.rsplit("/", 1)[-1].startswith(LEASE_PREFIX):
             continue
         try:
-            info = json.loads(repo.backend.get(key))
-        except (NotFoundError, ValueError):
-            continue
-        if not _lease_stale(info):
-            return True
-    return False
+            info = json.loads(backend.get(key))
+        except NotFoundError:
+            continue  # released meanwhile
+        except ValueError:
+            info = {}
+        yield key, info
 
 
 def _lease_stale(info: dict[str, Any]) -> bool:

@@ -26,23 +26,25 @@ from tests.helpers.shop import Cli, cli_env, one_line_error
 from tests.helpers.sql import run
 
 
-def _project(tmp_path, server, point_in_time=True) -> Cli:
+def _project(tmp_path, server, point_in_time=True, engine: str | None = None) -> Cli:
+    """production (archived) and staging on ``server``; ``engine`` set in both when given."""
     base = tmp_path / "project"
     base.mkdir()
+    chosen = f'engine = "{engine}"\n' if engine else ""
     (base / "snapkeep.toml").write_text(
         '[project]\nid = "shop"\nrepository = "repo"\n\n'
         '[repository]\nkey_file = "repository.key"\n\n'
         '[environments.production]\ntype = "production"\nroot = "."\n'
-        f'database = "mysql://root@127.0.0.1:{server.port}/shop"\n'
+        f'database = "mysql://root@127.0.0.1:{server.port}/shop"\n{chosen}'
         f"point_in_time = {'true' if point_in_time else 'false'}\nbinlog_interval = 0.3\n\n"
         '[environments.staging]\ntype = "staging"\nroot = "."\n'
-        f'database = "mysql://root@127.0.0.1:{server.port}/shop_copy"\n')
+        f'database = "mysql://root@127.0.0.1:{server.port}/shop_copy"\n{chosen}')
     Repository.init(LocalBackend(base / "repo"), key_file=base / "repository.key")
     return Cli(base, cli_env())
 
 
-def _snapshot(cli: Cli) -> str:
-    out = cli.run("snapshot:create", "-e", "production").stdout
+def _snapshot(cli: Cli, *args: str) -> str:
+    out = cli.run("snapshot:create", "-e", "production", *args).stdout
     return out.strip().splitlines()[-1].split(": ")[1]
 
 

@@ -9,37 +9,22 @@ import signal
 import threading
 from datetime import datetime
 
-import pymysql
 import pytest
 
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
-from tests.e2e.cli.test_restore_at import _next_second, _state, _wait_archived
+from tests.e2e.cli.test_restore_at import (
+    _next_second,
+    _project,
+    _snapshot,
+    _state,
+    _wait_archived,
+)
 from tests.helpers.binlog import binlog_server
 from tests.helpers.dbstate import assert_same
-from tests.helpers.shop import Cli, cli_env
+from tests.helpers.orders import order_writer
+from tests.helpers.shop import Cli
 from tests.helpers.sql import run
-
-
-def _project(tmp_path, server) -> Cli:
-    base = tmp_path / "project"
-    base.mkdir()
-    (base / "snapkeep.toml").write_text(
-        '[project]\nid = "shop"\nrepository = "repo"\n\n'
-        '[repository]\nkey_file = "repository.key"\n\n'
-        '[environments.production]\ntype = "production"\nroot = "."\n'
-        f'database = "mysql://root@127.0.0.1:{server.port}/shop"\n'
-        'engine = "physical"\npoint_in_time = true\nbinlog_interval = 0.3\n\n'
-        '[environments.staging]\ntype = "staging"\nroot = "."\n'
-        f'database = "mysql://root@127.0.0.1:{server.port}/shop_copy"\n'
-        'engine = "physical"\n')
-    Repository.init(LocalBackend(base / "repo"), key_file=base / "repository.key")
-    return Cli(base, cli_env())
-
-
-def _snapshot(cli: Cli, *args: str) -> str:
-    out = cli.run("snapshot:create", "-e", "production", *args).stdout
-    return out.strip().splitlines()[-1].split(": ")[1]
 
 
 def _description(tmp_path, snapshot_id: str) -> dict:
@@ -78,7 +63,7 @@ def shop(tmp_path):
         "INSERT INTO items (order_id, n) VALUES (1, 1), (2, 1), (3, 1)",
         "INSERT INTO order_log VALUES (1), (2), (3)",
         "INSERT INTO notes VALUES (1, 'first note')")
-    cli = _project(tmp_path, server)
+    cli = _project(tmp_path, server, engine="physical")
     follower = cli.popen("binlog:follow", "-e", "production")
     try:
         yield server, cli, conn
@@ -147,26 +132,9 @@ def test_restore_at_from_a_live_physical_snapshot_taken_under_writes(shop, tmp_p
     stop = threading.Event()
     written = []
 
-    def writer() -> None:
-        c = server.connect("shop")
-        try:
-            with c.cursor() as cur:
-                while not stop.is_set():
-                    cur.execute("BEGIN")
-                    cur.execute("INSERT INTO orders (v, label) VALUES (7, 'live')")
-                    oid = cur.lastrowid
-                    cur.execute("INSERT INTO items (order_id, n) VALUES (%s, 1), (%s, 2)",
-                                (oid, oid))
-                    cur.execute("UPDATE counter SET n = n + 1 WHERE name = 'orders'")
-                    cur.execute("COMMIT")
-                    cur.execute("INSERT INTO order_log VALUES (%s)", (oid,))
-                    written.append(oid)
-        except pymysql.MySQLError as e:  # shown by the assertion below
-            written.append(repr(e))
-        finally:
-            c.close()
-
-    thread = threading.Thread(target=writer)
+    thread = threading.Thread(target=order_writer(
+        lambda: server.connect("shop"), stop, written,
+        "INSERT INTO orders (v, label) VALUES (7, 'live')", items=2))
     thread.start()
     try:
         base = _snapshot(cli, "--live")

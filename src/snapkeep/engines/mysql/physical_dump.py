@@ -45,7 +45,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,24 +182,14 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     # (one thread stored 1.4 GiB of tablespaces at 120 MB/s, half the machine)
     threads = max(1, threads or os.cpu_count() or 1)
 
-    def rows_of_the_rest(paired: physical_point.Backup | None = None,
-                         db_dir: Path = Path()) -> _RowsOfTheRest:
-        return _RowsOfTheRest(target, repo, logical.SafeReporter(reporter), threads,
-                              logical.default_format(), zstd_level, True, writes_held,
-                              files=dict(tables), paired=paired, db_dir=db_dir)
-
-    def run(rest: _RowsOfTheRest) -> dict[str, Any]:
-        try:
-            with errors_as(target, DOING):
-                return rest.run()
-        finally:
-            rest.close()
-
+    rest = _RowsOfTheRest(target, repo, logical.SafeReporter(reporter), threads,
+                          logical.default_format(), zstd_level, True, writes_held,
+                          files=dict(tables))
     if writes_held:  # read in place, the paged tables flushed for export (physical_export)
         with hold_writes(target, reporter, skip=tables), \
                 exported(target, list(tables), reporter):
             crash_point("mysql.physical.exported")
-            description = run(rows_of_the_rest())
+            description = _dump_rest(target, rest)
             stored = _store(repo, where.datadir / db_file_name(target.database), tables,
                             description, where.page_size, zstd_level, threads, reporter)
     else:
@@ -208,7 +197,7 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
         try:
             try:
                 backup, description = _live(target, where, work, tables, threads, reporter,
-                                            rows_of_the_rest, run)
+                                            rest)
             except (OSError, ServiceUnavailable) as e:
                 if not _disk_full(e, work):
                     raise
@@ -224,20 +213,28 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
     return description
 
 
+def _dump_rest(target: MySQLTarget, rest: _RowsOfTheRest) -> dict[str, Any]:
+    try:
+        with errors_as(target, DOING):
+            return rest.run()
+    finally:
+        rest.close()
+
+
 def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, str],
-          threads: int, reporter: Reporter,
-          rows_of_the_rest: Callable[..., _RowsOfTheRest],
-          run: Callable[[_RowsOfTheRest], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
-    """mariadb-backup's copy beside the logical dump, one point (module docstring); its
-    prepared copy and the description. ``tables`` loses those that went as rows."""
+          threads: int, reporter: Reporter, rest: _RowsOfTheRest
+          ) -> tuple[Path, dict[str, Any]]:
+    """mariadb-backup's copy beside the logical dump ``rest``, one point (module
+    docstring); its prepared copy and the description. ``tables`` loses those that went
+    as rows."""
     assert where.tool is not None
     backup = work / "backup"
     db_dir = backup / db_file_name(target.database)
     started = time.monotonic()
     paired = _start_backup(target, where.tool, work, backup, threads) if tables else None
     try:
-        rest = rows_of_the_rest(paired, db_dir)
-        description = run(rest)
+        rest.paired, rest.db_dir = paired, db_dir
+        description = _dump_rest(target, rest)
         if paired is not None:
             paired.finish()
     finally:

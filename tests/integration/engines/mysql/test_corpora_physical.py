@@ -10,9 +10,6 @@ table ``paged`` chose must have travelled as pages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
 from snapkeep.engines.mysql import MySQLTarget, choose_engine, dump_physical, prepare_restore
@@ -29,15 +26,6 @@ from tests.integration.engines.mysql.test_corpora_roundtrip import LIGHT, _chang
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Repository:
     return Repository.init(LocalBackend(tmp_path_factory.mktemp("corpora-physical") / "repo"))
-
-
-@pytest.fixture
-def server_conn(mariadb) -> Iterator[Any]:
-    conn = mariadb.connect()
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("name", LIGHT)

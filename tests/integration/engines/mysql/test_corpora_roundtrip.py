@@ -19,7 +19,6 @@ apart. The heavy unit (``"heavy": true``) is marked slow.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +52,6 @@ HEAVY = [u["name"] for u in UNITS if u.get("heavy")]
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Repository:
     return Repository.init(LocalBackend(tmp_path_factory.mktemp("corpora") / "repo"))
-
-
-@pytest.fixture
-def server_conn(mariadb) -> Iterator[Any]:
-    conn = mariadb.connect()
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _run(conn: Any, *statements: str) -> None:

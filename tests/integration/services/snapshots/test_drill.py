@@ -19,7 +19,7 @@ from snapkeep.services.context import Context
 from snapkeep.services.schedules import scheduler
 from snapkeep.services.snapshots import drill
 from tests.helpers.dbstate import databases, db_state
-from tests.helpers.shop import Cli, cli_env, fill
+from tests.helpers.shop import Cli, cli_env
 from tests.helpers.trees import listing
 
 # row digests are the logical path's; the default (auto) stores this server's InnoDB tables
@@ -84,17 +84,6 @@ def state(mariadb, db: str) -> dict:
         return db_state(conn, db)
     finally:
         conn.close()
-
-
-@pytest.fixture
-def shop(mariadb, fresh_db):
-    conn = mariadb.connect(fresh_db)
-    try:
-        fill(conn, products=200, orders=100)
-        conn.commit()
-    finally:
-        conn.close()
-    return fresh_db
 
 
 def test_a_drill_passes_and_the_listing_shows_it_verified(tmp_path):

@@ -15,21 +15,9 @@ from snapkeep.repository import SnapshotManifest
 from snapkeep.services.activities import operations
 from snapkeep.services.snapshots import drill
 from tests.helpers.damage import flip_chunk_byte
-from tests.helpers.shop import fill
 from tests.integration.services.snapshots.test_drill import Project, scratch_dbs, state
 
 PHYSICAL = 'engine = "physical"\n'
-
-
-@pytest.fixture
-def shop(mariadb, fresh_db):
-    conn = mariadb.connect(fresh_db)
-    try:
-        fill(conn, products=200, orders=100)
-        conn.commit()
-    finally:
-        conn.close()
-    return fresh_db
 
 
 def _paged(p: Project, sid: str) -> dict[str, dict]:

@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from snapkeep.config import load_config
@@ -18,6 +17,7 @@ from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
 from snapkeep.services.snapshots import listing
 from tests.helpers.dbstate import db_state
+from tests.helpers.orders import order_writer
 from tests.helpers.shop import Cli, cli_env
 
 
@@ -149,26 +149,9 @@ def test_a_live_snapshot_under_continuous_writes_restores_to_one_point(mariadb, 
     stop = threading.Event()
     written: list[object] = []
 
-    def writer() -> None:
-        c = mariadb.connect(fresh_db)
-        try:
-            with c.cursor() as cur:
-                while not stop.is_set():
-                    cur.execute("BEGIN")
-                    cur.execute("INSERT INTO orders (total) VALUES (3)")
-                    oid = cur.lastrowid
-                    cur.execute("INSERT INTO items (order_id, n) VALUES (%s, 1), (%s, 2), "
-                                "(%s, 3)", (oid, oid, oid))
-                    cur.execute("UPDATE counter SET n = n + 1 WHERE name = 'orders'")
-                    cur.execute("COMMIT")
-                    cur.execute("INSERT INTO order_log VALUES (%s)", (oid,))
-                    written.append(oid)
-        except pymysql.MySQLError as e:
-            written.append(repr(e))
-        finally:
-            c.close()
-
-    thread = threading.Thread(target=writer)
+    thread = threading.Thread(target=order_writer(
+        lambda: mariadb.connect(fresh_db), stop, written,
+        "INSERT INTO orders (total) VALUES (3)", items=3))
     thread.start()
     try:
         deadline = time.monotonic() + 60
