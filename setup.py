@@ -1,6 +1,9 @@
-"""Builds the dump's row pump, a C extension against the MariaDB client library (the one
-mysqlclient links). Optional: without a compiler or libmariadb-dev snapkeep installs
-anyway and the dump falls back to server-composed lines read from Python (slower)."""
+"""Builds the C extensions, both optional (without a compiler snapkeep installs anyway and
+falls back to the same work in Python, slower):
+
+- the dump's row pump, against the MariaDB client library (the one mysqlclient links;
+  without libmariadb-dev the dump reads server-composed lines from Python);
+- the page walk that tells a physical snapshot's row counts (``ibd_rows.py``)."""
 
 import shlex
 import subprocess
@@ -23,5 +26,10 @@ setup(ext_modules=[Extension(
     ["src/snapkeep/engines/mysql/_rowpump.c"],
     extra_compile_args=[*_pkg_config("--cflags"), "-O2"],
     extra_link_args=_pkg_config("--libs"),
+    optional=True,
+), Extension(
+    "snapkeep.engines.mysql._ibdpages",
+    ["src/snapkeep/engines/mysql/_ibdpages.c"],
+    extra_compile_args=["-O2"],
     optional=True,
 )])

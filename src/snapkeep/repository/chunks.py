@@ -153,7 +153,7 @@ class Chunker:
         """The free part of the window (never empty): write up to its length into it,
         then ``commit`` how much was written."""
         if self._window is None:
-            self._window = _windows.take(self._size)
+            self._window = windows.take(self._size)
         return memoryview(self._window)[self._pending:]
 
     def commit(self, n: int) -> Iterator[memoryview]:
@@ -177,7 +177,7 @@ class Chunker:
             yield from self._cut(final=True)
         if self._window is not None:  # every chunk of it has been consumed: reuse it
             window, self._window = self._window, None
-            _windows.give(window)
+            windows.give(window)
 
     def _cut(self, final: bool) -> Iterator[memoryview]:
         assert self._window is not None
@@ -233,4 +233,4 @@ class _WindowPool:
                 self._free.append(window)
 
 
-_windows = _WindowPool()
+windows = _WindowPool()

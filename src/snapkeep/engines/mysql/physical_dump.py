@@ -69,7 +69,6 @@ from snapkeep.progress import Reporter
 from snapkeep.repository import ROWS_ZSTD_LEVEL
 
 DOING = "taking a physical snapshot"
-READ = 1 << 20
 WORK_PREFIX = "snapkeep-physical-"
 PAGED_KINDS = frozenset(["BASE TABLE", "SYSTEM VERSIONED"])
 HELD_BY = "mariadb-backup's BACKUP STAGE BLOCK_COMMIT"
@@ -341,11 +340,16 @@ def _store(repo: PageSink, db_dir: Path, tables: dict[str, str], description: di
             raise ServiceUnavailable(f"mariadb-backup left no {ibd.name}/{cfg.name} for table "
                                      f"{name}; was it dropped during the snapshot? Try again")
         counter = LeafCounter(page_size)  # the rows, told from the pages as they pass
-        with open(ibd, "rb") as f:
+        with open(ibd, "rb", buffering=0) as f:
             w = repo.page_writer(page_size, PAGES_ZSTD_LEVEL)
-            while chunk := f.read(READ):
-                w.write(chunk)
-                counter.feed(chunk)
+
+            def read(room: memoryview) -> int:  # straight into the chunker's window
+                n = f.readinto(room) or 0
+                counter.feed(room[:n])
+                return n
+
+            while w.write_from(read):
+                pass
             ibd_ref = w.close()
         cw = repo.blob_writer(level)
         cw.write(cfg.read_bytes())
