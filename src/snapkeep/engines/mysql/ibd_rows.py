@@ -130,9 +130,10 @@ def _compact(page: bytes) -> bool:
 
 try:
     from snapkeep.engines.mysql import _ibdpages
-    leaves, chain = _ibdpages.leaves, _ibdpages.chain
 except ImportError:  # not built (no compiler at install): the same walk, slower
-    leaves, chain = py_leaves, py_chain
+    _ibdpages = None  # type: ignore[assignment]
+leaves = _ibdpages.leaves if _ibdpages is not None else py_leaves
+chain = _ibdpages.chain if _ibdpages is not None else py_chain
 
 
 class LeafCounter:
