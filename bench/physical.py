@@ -182,6 +182,10 @@ def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples) -> None:
         warm(t.inputs())
         r = t.restore()
         samples.add(t.name, "restore", r.seconds)
+        imported = re.search(r"imported \d+ InnoDB tables as pages .* in ([0-9.]+) s", r.output)
+        if imported:
+            print(f"round {n}: {t.name} restore {r.seconds:.2f} s, of which importing "
+                  f"{imported.group(1)} s", flush=True)
         samples.add(t.name, "rss_restore", r.rss)
         t.after_restore()
     print(f"round {n}: " + "; ".join(
@@ -195,6 +199,8 @@ def main() -> int:
     ap.add_argument("--scale", type=int, default=3)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tools", default="physical,logical,mariadb-backup,mydumper",
+                    help="which to run, comma-separated (for a quicker partial run)")
     args = ap.parse_args()
     for tool in ("mariadb-backup", "zstd", "mydumper", "myloader"):
         if shutil.which(tool) is None:
@@ -209,12 +215,14 @@ def main() -> int:
             gen(b, "shop", args.scale)
             size = b.value("SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM "
                            "information_schema.TABLES WHERE TABLE_SCHEMA = 'shop'")
-            tools: list[Tool] = [Engine(b, "physical"), Engine(b, "logical"),
+            every: list[Tool] = [Engine(b, "physical"), Engine(b, "logical"),
                                  MariaBackup(b), Mydumper(b)]
+            wanted = args.tools.split(",")
+            tools = [t for t in every if t.name.removeprefix("snapkeep-") in wanted]
             samples = Samples()
             for n in range(1, args.runs + 1):
                 one_round(n, tools, b, samples)
-            log = tools[0].log
+            log = getattr(tools[0], "log", "")
             m = re.search(r"stored (\d+) InnoDB tables as pages", log)
             print(f"\ndatabase: scale {args.scale}, {size / MIB:.0f} MiB InnoDB data+index; "
                   f"{m.group(1) if m else '?'} tables as pages; {args.threads} threads for "

@@ -125,6 +125,32 @@ def decode(encoded: bytes | memoryview, raw_len: int) -> bytes | memoryview:
     raise ValueError(f"unknown chunk encoding {kind}")
 
 
+def decode_into(encoded: memoryview, raw_len: int, out: memoryview) -> memoryview:
+    """``decode`` into ``out`` (at least ``raw_len`` bytes, reused chunk after chunk: no
+    fresh mapping per chunk); the view of ``out`` holding the plaintext."""
+    if not encoded:
+        raise ValueError("empty chunk")
+    kind = encoded[0]
+    if kind == ENC_RAW:
+        n = len(encoded) - 1
+        if n > len(out):
+            raise ValueError(f"holds {n} bytes where {raw_len} were stored")
+        out[:n] = encoded[1:]
+        return out[:n]
+    if kind != ENC_ZSTD:
+        raise ValueError(f"unknown chunk encoding {kind}")
+    n = 0
+    try:
+        with _decompressor().stream_reader(encoded[1:], read_across_frames=False) as r:
+            while n < raw_len and (got := r.readinto(out[n:raw_len])):
+                n += got
+            if n == raw_len and r.read(1):  # more than was stored: not this chunk
+                n += 1
+    except zstandard.ZstdError as e:
+        raise ValueError(f"cannot be decompressed: {e}") from e
+    return out[:n]
+
+
 class Chunker:
     """Cuts a stream at content-defined boundaries, however ``feed()`` calls split it.
 

@@ -239,7 +239,8 @@ class Repository(KeyManagement):
         no fresh, kernel-zeroed mapping per chunk); the view is valid until ``scratch`` is
         used again. Hash-checked the same way."""
         sealed, length, where = self._sealed(cid, scratch)
-        data = self._decode(cid, sealed, length, where, scratch.plain(len(sealed)))
+        data = self._decode(cid, sealed, length, where, scratch.plain(len(sealed)),
+                            scratch.decoded(length))
         return data if isinstance(data, memoryview) else memoryview(data)
 
     def _sealed(self, cid: str, scratch: Scratch | None = None
@@ -291,8 +292,10 @@ class Repository(KeyManagement):
         return data if isinstance(data, bytes) else bytes(data)
 
     def _decode(self, cid: str, sealed: bytes | memoryview, raw_len: int, where: str,
-                out: memoryview | None) -> bytes | memoryview:
-        """Open, decode and hash-check a sealed chunk, decrypted into ``out`` if given."""
+                out: memoryview | None, decoded: memoryview | None = None
+                ) -> bytes | memoryview:
+        """Open, decode and hash-check a sealed chunk, decrypted into ``out`` and
+        decompressed into ``decoded`` if given."""
         if len(sealed) < crypto.OVERHEAD:
             raise IntegrityError(f"chunk {cid} in {where} is truncated: the repository is "
                                  "damaged")
@@ -304,7 +307,8 @@ class Repository(KeyManagement):
             raise IntegrityError(f"chunk {cid} in {where} does not match its hash "
                                  f"({e}): the repository is damaged") from None
         try:
-            data = chunks.decode(plain, raw_len)  # a raw chunk: a view of ``plain``
+            data = (chunks.decode(plain, raw_len) if decoded is None  # raw: a view of plain
+                    else chunks.decode_into(memoryview(plain), raw_len, decoded))
         except ValueError as e:
             raise IntegrityError(f"chunk {cid} in {where} {e}") from None
         if len(data) != raw_len or self.keys.chunk_id(data) != cid:

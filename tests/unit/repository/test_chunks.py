@@ -81,3 +81,22 @@ def test_seal_buffer_and_unseal_round_trip_in_both_ciphers():
         assert keys.unseal(sealed, ad) == plain
         assert keys.unseal(memoryview(bytes(sealed)), ad) == plain
         assert keys.unseal(keys.seal(plain, ad), ad) == plain
+
+
+def test_decode_into_a_reused_buffer_gives_what_decode_gives():
+    import os
+
+    from snapkeep.repository.chunks import decode, decode_into, encode
+    out = memoryview(bytearray(1 << 20))
+    for data in (os.urandom(70_000), b"page" * 50_000, b"x"):
+        enc = memoryview(encode(data, 1))
+        got = decode_into(enc, len(data), out)
+        assert bytes(got) == bytes(decode(enc, len(data))) == data
+    data = os.urandom(1000) * 200
+    packed = memoryview(encode(data, 1))
+    assert len(packed) < len(data) // 50
+    # a frame holding more than was stored, or cut short, is never read as the chunk
+    assert len(decode_into(packed, 100, out)) != 100
+    assert len(decode_into(packed[:len(packed) // 2], len(data), out)) != len(data)
+    with pytest.raises(ValueError, match="unknown chunk encoding"):
+        decode_into(memoryview(b"\x09abc"), 3, out)
