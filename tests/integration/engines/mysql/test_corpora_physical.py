@@ -1,4 +1,5 @@
-"""Every light corpus unit round-tripped through the physical path (docs/physical.md).
+"""Every corpus unit round-tripped through the physical path (docs/physical.md), the heavy
+one (16.8 M rows) in the slow group.
 
 As ``test_corpora_roundtrip.py``, with the snapshot taken as the default backup takes it
 on a local server: writes held, the InnoDB tables read in place as pages
@@ -20,7 +21,12 @@ from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
 from tests.helpers.corpora import load_unit, unit
 from tests.helpers.dbstate import assert_same, databases, db_state, q
-from tests.integration.engines.mysql.test_corpora_roundtrip import LIGHT, _change_live, _run
+from tests.integration.engines.mysql.test_corpora_roundtrip import (
+    HEAVY,
+    LIGHT,
+    _change_live,
+    _run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repository:
     return Repository.init(LocalBackend(tmp_path_factory.mktemp("corpora-physical") / "repo"))
 
 
-@pytest.mark.parametrize("name", LIGHT)
+@pytest.mark.parametrize("name", [*LIGHT, *(pytest.param(n, marks=pytest.mark.slow)
+                                           for n in HEAVY)])
 def test_corpus_unit_round_trips_through_pages(mariadb, server_conn, repo, name):
     conn = server_conn
     u = unit(name)
