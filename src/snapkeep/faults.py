@@ -7,6 +7,10 @@ With ``SNAPKEEP_CRASH_HOST=1`` the kill takes this process's children first (its
 guard above all), as when the whole host goes down: nothing on it settles anything, and
 only a worker of another host can. With ``SNAPKEEP_CRASH_SIGNAL=STOP`` the process is
 stopped instead (SIGSTOP: a stalled worker, a paused VM), to be woken by SIGCONT.
+
+``seam("name")`` calls the callback a test put in ``SEAMS`` under that name (none
+otherwise): for a statement that must run at an exact instant of this process, such as a
+DDL between a live snapshot's DDL read and mariadb-backup's point.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
+
+SEAMS: dict[str, Callable[[], None]] = {}  # tests only
 
 
 def crash_point(name: str) -> None:
@@ -25,6 +32,12 @@ def crash_point(name: str) -> None:
         if os.environ.get("SNAPKEEP_CRASH_HOST") == "1":
             kill_descendants(os.getpid())
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def seam(name: str) -> None:
+    callback = SEAMS.get(name)
+    if callback is not None:
+        callback()
 
 
 def kill_descendants(pid: int) -> None:

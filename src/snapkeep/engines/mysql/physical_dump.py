@@ -22,6 +22,9 @@ Consistency: one point, live or not. Not live: nothing is written during the sna
 Live: the logical dump's connections start their snapshots while mariadb-backup holds its
 BACKUP STAGE BLOCK_COMMIT (``physical_point.py`` keeps it there meanwhile), the point its
 pages are of; its binlog position is checked against mariadb-backup's (``_one_point``).
+The DDL, read before that point, is checked against the pages' definitions by InnoDB
+dictionary fingerprints read around the DDL read and at the point
+(``ddl_fingerprint.py``): a table changed in between has its DDL read again.
 
 Temporary disk (live only): one copy of the database's InnoDB files plus the redo written
 during the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``), in
@@ -50,11 +53,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from snapkeep.engines.mysql import ddl_fingerprint, physical_point
 from snapkeep.engines.mysql import dump as logical
-from snapkeep.engines.mysql import physical_point
-from snapkeep.engines.mysql.connect import connect, errors_as, query_text, quote_ident
+from snapkeep.engines.mysql.backup_lock import Server
+from snapkeep.engines.mysql.connect import connect, errors_as, query, query_text, quote_ident
 from snapkeep.engines.mysql.consistency import hold_writes
 from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
+from snapkeep.engines.mysql.dump_sql import DUMP_SESSION
 from snapkeep.engines.mysql.encoding import Column
 from snapkeep.engines.mysql.ibd_rows import LeafCounter
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
@@ -64,7 +69,7 @@ from snapkeep.engines.mysql.sqlfile import option_file
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.seams import PageSink
 from snapkeep.errors import InsufficientSpace, ServiceUnavailable
-from snapkeep.faults import crash_point
+from snapkeep.faults import crash_point, seam
 from snapkeep.progress import Reporter
 from snapkeep.repository import ROWS_ZSTD_LEVEL
 
@@ -72,6 +77,9 @@ DOING = "taking a physical snapshot"
 WORK_PREFIX = "snapkeep-physical-"
 PAGED_KINDS = frozenset(["BASE TABLE", "SYSTEM VERSIONED"])
 HELD_BY = "mariadb-backup's BACKUP STAGE BLOCK_COMMIT"
+# the point's fingerprint reads take no metadata lock; should one wait anyway, commits
+# are held meanwhile: give up soon
+POINT_LOCK_WAIT = "SET SESSION lock_wait_timeout = 5, innodb_lock_wait_timeout = 5"
 # zstd level of pages: compressing was the physical snapshot's whole cost (160 MB of pages:
 # 8.4 s at level 5, 4.4 s at 3, 1.6 s at 1 on one core of the bench machine), and
 # InnoDB pages (half-empty, repetitive headers) still shrink well at level 1
@@ -134,7 +142,26 @@ class _RowsOfTheRest(logical._Dump):
     paired: physical_point.Backup | None = None
     db_dir: Path = field(default_factory=Path)  # mariadb-backup's copy of the database
     late: frozenset[str] = frozenset()  # paged tables mariadb-backup did not copy: as rows
+    # InnoDB dictionary fingerprints by name: around the DDL read (None: it changed during
+    # the read) and at the point (None: no such table there)
+    read_at: dict[str, str | None] = field(default_factory=dict, init=False)
+    at_point: dict[str, str | None] = field(default_factory=dict, init=False)
     _columns: dict[str, list[Any]] = field(default_factory=dict, init=False)
+
+    def _fingerprints(self, conn: Any) -> dict[str, str | None]:
+        fps = ddl_fingerprint.fingerprints(conn, db_file_name(self.target.database),
+                                           self.files.values())
+        return {name: fps.get(file) for name, file in self.files.items()}
+
+    def _tables(self, listed: list[tuple[Any, ...]], server: Server) -> list[dict[str, Any]]:
+        if self.paired is None:  # not live: the paged tables' DDL is held (FOR EXPORT)
+            return super()._tables(listed, server)
+        before = self._fingerprints(self.conn)
+        tables = super()._tables(listed, server)
+        after = self._fingerprints(self.conn)
+        self.read_at = {n: fp if before[n] == fp else None for n, fp in after.items()}
+        seam("mysql.physical.ddl_read")
+        return tables
 
     def _table(self, name: str, kind: str, engine: str | None, auto_inc: int | None,
                columns: list[Column], pk: list[str]) -> dict[str, Any]:
@@ -148,8 +175,19 @@ class _RowsOfTheRest(logical._Dump):
                ) -> Any:
         if self.paired is None:
             return super()._start(server, tables, estimates)
+        watch = connect(self.target, doing=DOING)  # opened before commits are held
+        try:
+            query(watch, POINT_LOCK_WAIT)
+            return self._start_at_point(watch, server, tables, estimates)
+        finally:
+            watch.close()
+
+    def _start_at_point(self, watch: Any, server: Any, tables: list[dict[str, Any]],
+                        estimates: dict[str, int]) -> Any:
+        assert self.paired is not None
         with self.paired.hold(physical_point.COMMITS_BLOCKED):
             started = time.monotonic()
+            self.at_point = self._fingerprints(watch)  # no DDL commits while it is held
             late = set()
             for t in tables:
                 name = t["name"]
@@ -243,6 +281,8 @@ def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, st
     for name in list(tables):
         if name in rest.late or name not in described:  # as rows, or dropped meanwhile
             del tables[name]
+    seam("mysql.physical.finished")
+    _settle_ddl(target, description, tables, rest)
     if tables:
         crash_point("mysql.physical.prepare")
         _run([where.tool, "--prepare", "--export", f"--target-dir={backup}"], target,
@@ -253,6 +293,24 @@ def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, st
     crash_point("mysql.physical.backed_up")
     _one_point(description, physical_point.binlog_info(backup) if tables else None, reporter)
     return backup, description
+
+
+def _settle_ddl(target: MySQLTarget, description: dict[str, Any], tables: dict[str, str],
+                rest: _RowsOfTheRest) -> None:
+    """The paged tables whose definition changed between the DDL read and the point: their
+    DDL read again, now mariadb-backup's stages are released (``ddl_fingerprint``)."""
+    changed = ddl_fingerprint.changed(tables, rest.read_at, rest.at_point)
+    if not changed:
+        return
+    conn = connect(target, raw=True, doing=DOING)
+    try:
+        with errors_as(target, DOING):
+            query(conn, DUMP_SESSION)
+            ddl_fingerprint.settle(conn, target.database, db_file_name(target.database),
+                                   description, {n: tables[n] for n in changed},
+                                   rest.at_point, rest.reporter)
+    finally:
+        conn.close()
 
 
 def _start_backup(target: MySQLTarget, tool: str, work: Path, backup: Path,

@@ -8,11 +8,15 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from snapkeep import faults
 from snapkeep.config import load_config
+from snapkeep.errors import ServiceUnavailable
 from snapkeep.services.activities import operations
 from snapkeep.services.context import Context
 from snapkeep.services.snapshots import listing
@@ -212,3 +216,81 @@ def test_killed_while_mariadb_backup_is_held_at_block_commit_the_server_commits_
     done = operations.start_backup(ctx, env, live=True)
     assert done.result == "success"
     assert not any(p.is_file() for p in (ctx.config.state_dir / "physical").rglob("*"))
+
+
+ALTERS = ["ADD COLUMN note INT DEFAULT 7, ALGORITHM=INSTANT",  # dictionary only
+          "ADD COLUMN note INT DEFAULT 7, FORCE",  # a rebuild: a new tablespace
+          "ADD INDEX (total)"]
+
+
+def _ddl_at(mariadb: Any, db: str, statement: str, done: list[object]) -> Callable[[], None]:
+    """A seam callback: ``statement`` on its own connection, the source's state after it
+    appended to ``done``."""
+    def run() -> None:
+        conn = mariadb.connect(db)
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 60")
+            cur.execute(statement)
+        done.append(db_state(conn, db))
+        conn.close()
+    return run
+
+
+def _orders(conn: Any) -> None:
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE orders (id INT PRIMARY KEY AUTO_INCREMENT, total INT) "
+                    "ENGINE=InnoDB")
+        cur.execute("INSERT INTO orders (total) VALUES (10), (20), (30)")
+        cur.execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT) ENGINE=InnoDB")
+        cur.execute("INSERT INTO notes VALUES (1, 'kept')")
+
+
+@pytest.mark.parametrize("alter", ALTERS)
+def test_a_ddl_committed_between_the_ddl_read_and_the_point_is_read_again(
+        mariadb, fresh_db, tmp_path, monkeypatch, alter):
+    """A live snapshot reads the DDL before mariadb-backup's point: an ALTER of a paged
+    table committed right after that read (``seam("mysql.physical.ddl_read")``) gives
+    pages of the new definition. The snapshot sees it (InnoDB dictionary fingerprints),
+    reads that table's DDL again after mariadb-backup, and restores exactly the source as
+    it was at the point (nothing else writes)."""
+    conn = mariadb.connect(fresh_db)
+    _orders(conn)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    altered: list[object] = []
+    monkeypatch.setitem(faults.SEAMS, "mysql.physical.ddl_read",
+                        _ddl_at(mariadb, fresh_db, f"ALTER TABLE orders {alter}", altered))
+    done = operations.start_backup(ctx, env, live=True)
+    assert done.result == "success"
+    assert len(altered) == 1
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE orders")
+        cur.execute("DELETE FROM notes")
+    assert operations.start_restore(ctx, env, done.snapshot_id).result == "success"
+    assert db_state(conn, fresh_db) == altered[0]
+    log = [ln.message for ln in ctx.catalog.log_lines(done.id)]
+    again = [m for m in log if "its DDL was read again" in m]
+    assert len(again) == 1 and "`orders`" in again[0], log
+
+
+def test_a_ddl_committed_again_before_the_ddl_is_read_again_fails_the_snapshot(
+        mariadb, fresh_db, tmp_path, monkeypatch):
+    """The same ALTER, then another one after mariadb-backup's point, before the DDL is read
+    again (``seam("mysql.physical.finished")``): the definition of the pages cannot be
+    read back, so the snapshot fails with one line and lists nothing."""
+    conn = mariadb.connect(fresh_db)
+    _orders(conn)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    altered: list[object] = []
+    monkeypatch.setitem(faults.SEAMS, "mysql.physical.ddl_read", _ddl_at(
+        mariadb, fresh_db, f"ALTER TABLE orders {ALTERS[0]}", altered))
+    monkeypatch.setitem(faults.SEAMS, "mysql.physical.finished", _ddl_at(
+        mariadb, fresh_db, "ALTER TABLE orders ADD COLUMN late INT, ALGORITHM=INSTANT",
+        altered))
+    with pytest.raises(ServiceUnavailable) as failed:
+        operations.start_backup(ctx, env, live=True)
+    assert len(altered) == 2
+    assert str(failed.value) == ("a DDL statement changed table `orders` during the live "
+                                 "snapshot; take the snapshot again, or take it without "
+                                 "--live"), str(failed.value)
+    assert failed.value.exit_code == ServiceUnavailable.exit_code
+    assert listing.list_snapshots(ctx, env) == []
