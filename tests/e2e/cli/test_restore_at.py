@@ -175,7 +175,7 @@ def test_restore_at_t2_is_exactly_the_database_at_t2(scenario):
     # the whole database, from the latest snapshot before T2 (S2)
     res = _restore(cli, "--at", at)
     out = res.stdout + res.stderr
-    assert f"base snapshot {scenario['s2']}" in out  # the latest one before T2
+    assert f"base snapshot {scenario['s2']}" in out, out  # the latest one before T2
     replayed = [line for line in out.splitlines() if line.startswith("Replayed ")]
     assert replayed and "transactions" in replayed[0] and "; the last one at " in replayed[0]
     assert_same(_state(server), state2, "--at T2")

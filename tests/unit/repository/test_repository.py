@@ -546,7 +546,7 @@ def test_a_session_never_replaces_an_existing_snapshot(tmp_path):
 
 def test_the_digest_writer_names_chunks_as_a_session_stores_them_and_stores_nothing(
         repo, tmp_path):
-    data = stream(7, 3 * MiB + 4321)
+    data = stream(7, 9 * MiB + 4321)  # over CDC_MAX: more than one chunk whatever the seed
     with repo.begin_snapshot() as session:
         stored = session.put_blob(data)
     repo.flush()
