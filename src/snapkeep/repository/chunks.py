@@ -151,42 +151,35 @@ def decode_into(encoded: memoryview, raw_len: int, out: memoryview) -> memoryvie
     return out[:n]
 
 
-class Chunker:
-    """Cuts a stream at content-defined boundaries, however ``feed()`` calls split it.
+class WindowCutter:
+    """A stream gathered in a reused window and cut into chunks by ``_cut`` (a subclass's).
 
-    A cut point depends only on the bytes from the current chunk's start, so every chunk
-    but the last of a window is final; the last is moved to the window's start and cut
-    again with more data, or by ``finish()``.
-
-    The stream is gathered in a window of ``WINDOW`` bytes taken from a small pool and
-    given back by ``finish()``, so that its memory is reused from one stream to the next
-    instead of being mapped (and zeroed, page by page) again. The chunks it yields are
-    views into that window: each is valid only until the generator that yielded it
-    resumes, so a caller stores (or copies) a chunk before asking for the next one.
+    The window (``_size`` bytes) is taken from a small pool on first use and given back by
+    ``finish()``, so that its memory is reused from one stream to the next instead of
+    being mapped (and zeroed, page by page) again. A writer either reads straight into it
+    (``space``/``commit``: no copy of the stream) or hands it bytes (``feed``). The
+    chunks ``_cut`` yields are views into the window: each is valid only until the
+    generator that yielded it resumes, so a caller stores (or copies) a chunk before
+    asking for the next one.
     """
 
-    WINDOW = 2 * CDC_MAX
-
-    def __init__(self, params: dict[str, int], seed: int) -> None:
-        self._cdc = _fastcdc(params["avg"], params["min"], params["max"],
-                             params.get("nc", CDC_NC), seed)
-        # a cut window always leaves at least half of itself free (see _cut)
-        self._size = max(self.WINDOW, 2 * params["max"])
+    def __init__(self, size: int) -> None:
+        self._size = size
         self._window: mmap.mmap | None = None
-        self._pending = 0
+        self._pending = 0  # bytes of the window filled
 
     def space(self) -> memoryview:
         """The free part of the window (never empty): write up to its length into it,
         then ``commit`` how much was written."""
         if self._window is None:
-            self._window = windows.take(self._size)
+            self._window = _windows.take(self._size)
         return memoryview(self._window)[self._pending:]
 
     def commit(self, n: int) -> Iterator[memoryview]:
         """``n`` bytes were written at the start of ``space()``; the chunks now final."""
         assert self._window is not None and 0 <= n <= len(self._window) - self._pending
         self._pending += n
-        if self._pending == len(self._window):
+        if self._cut_now():
             yield from self._cut(final=False)
 
     def feed(self, data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
@@ -203,7 +196,37 @@ class Chunker:
             yield from self._cut(final=True)
         if self._window is not None:  # every chunk of it has been consumed: reuse it
             window, self._window = self._window, None
-            windows.give(window)
+            _windows.give(window)
+
+    def _cut_now(self) -> bool:
+        """Whether a commit cuts what the window holds (else it waits for more)."""
+        raise NotImplementedError
+
+    def _cut(self, final: bool) -> Iterator[memoryview]:
+        """The final chunks of the window's ``_pending`` bytes (all of them when
+        ``final``); what is left is moved to the window's start."""
+        raise NotImplementedError
+
+
+class Chunker(WindowCutter):
+    """Cuts a stream at content-defined boundaries (FastCDC), however ``feed()`` calls
+    split it (``WindowCutter``).
+
+    A cut point depends only on the bytes from the current chunk's start, so every chunk
+    but the last of a window is final; the last is moved to the window's start and cut
+    again with more data, or by ``finish()``. The window is cut when full.
+    """
+
+    WINDOW = 2 * CDC_MAX
+
+    def __init__(self, params: dict[str, int], seed: int) -> None:
+        # a cut window always leaves at least half of itself free (see _cut)
+        super().__init__(max(self.WINDOW, 2 * params["max"]))
+        self._cdc = _fastcdc(params["avg"], params["min"], params["max"],
+                             params.get("nc", CDC_NC), seed)
+
+    def _cut_now(self) -> bool:
+        return self._window is not None and self._pending == len(self._window)
 
     def _cut(self, final: bool) -> Iterator[memoryview]:
         assert self._window is not None
@@ -259,4 +282,4 @@ class _WindowPool:
                 self._free.append(window)
 
 
-windows = _WindowPool()
+_windows = _WindowPool()

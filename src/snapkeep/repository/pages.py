@@ -13,10 +13,9 @@ one boundary after it, and the chunks of every unchanged run deduplicate.
 from __future__ import annotations
 
 import hashlib
-import mmap
 from collections.abc import Iterator
 
-from snapkeep.repository.chunks import Chunker, windows
+from snapkeep.repository.chunks import Chunker, WindowCutter
 
 PAGE_SIZE = 16 * 1024  # innodb_page_size's default; a snapshot records the server's own
 AVG_PAGES = 16  # 256 KiB chunks on average
@@ -26,22 +25,19 @@ _PROBE = 64  # bytes of a page's start hashed (the FIL header: checksum, offset,
 _TRAILER = 8  # and of its end (the trailer: old checksum, low LSN)
 
 
-class PageChunker:
+class PageChunker(WindowCutter):
     """The ``Chunker`` interface ``BlobWriter`` uses, cutting only at multiples of
-    ``page_size``. Like ``chunks.Chunker`` it gathers the stream in a reused window
-    (``space``/``commit``: a file is read straight into it) and yields its chunks as views
-    of that window, each valid until the generator resumes: no copy of the pages on their
-    way to the store but the move of an unfinished chunk to the window's start."""
+    ``page_size``. Its window (``chunks.WindowCutter``) is cut at every commit: a file read
+    straight into it goes to the store as views of it, with no copy of the pages but the
+    move of an unfinished chunk to the window's start."""
 
     def __init__(self, seed: int, page_size: int = PAGE_SIZE) -> None:
+        # a window of at least twice the largest chunk: after a cut less than one chunk
+        # (plus a partial page) is left, so half the window is always free
+        super().__init__(max(Chunker.WINDOW, 2 * (MAX_PAGES + 1) * page_size))
         self._key = (seed & ((1 << 64) - 1)).to_bytes(8, "little")
         self._page = page_size
         self._mask = AVG_PAGES - 1
-        # a window of at least twice the largest chunk: after a cut less than one chunk
-        # (plus a partial page) is left, so half the window is always free
-        self._size = max(Chunker.WINDOW, 2 * (MAX_PAGES + 1) * page_size)
-        self._window: mmap.mmap | None = None
-        self._pending = 0  # bytes of the window filled
         self._scanned = 0  # pages at the window's start judged (none of them a cut)
 
     def _is_cut(self, page: memoryview) -> bool:
@@ -49,34 +45,8 @@ class PageChunker:
         h.update(page[-_TRAILER:])
         return int.from_bytes(h.digest(), "little") & self._mask == 0
 
-    def space(self) -> memoryview:
-        """The free part of the window (never empty): write up to its length into it,
-        then ``commit`` how much was written."""
-        if self._window is None:
-            self._window = windows.take(self._size)
-        return memoryview(self._window)[self._pending:]
-
-    def commit(self, n: int) -> Iterator[memoryview]:
-        """``n`` bytes were written at the start of ``space()``; the chunks now final."""
-        assert self._window is not None and 0 <= n <= len(self._window) - self._pending
-        self._pending += n
-        yield from self._cut(final=False)
-
-    def feed(self, data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
-        view = memoryview(data).cast("B")
-        while view:
-            room = self.space()
-            n = min(len(room), len(view))
-            room[:n] = view[:n]
-            view = view[n:]
-            yield from self.commit(n)
-
-    def finish(self) -> Iterator[memoryview]:
-        if self._pending:
-            yield from self._cut(final=True)
-        if self._window is not None:  # every chunk of it has been consumed: reuse it
-            window, self._window = self._window, None
-            windows.give(window)
+    def _cut_now(self) -> bool:
+        return True
 
     def _cut(self, final: bool) -> Iterator[memoryview]:
         assert self._window is not None
