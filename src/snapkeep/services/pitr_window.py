@@ -7,16 +7,18 @@ Definitions (all times UTC, whole seconds: binlog events carry whole-second time
 - A **base** is a restorable snapshot of the environment whose MySQL description records a
   ``binlog`` position that the archive covers: a segment of the position's file with
   ``start <= position <= end``. Its ``time`` is the earliest instant a restore from it can
-  reach: one second after the timestamp of the last archived event before its position
-  (every transaction in the dump has a timestamp before it, every later one is in the
-  archive). It is read from the segment's bytes (only the 19-byte event headers) unless the
-  position is a segment's end or start, where the records' ``last_time`` says it.
+  reach: one second after the latest event timestamp archived before its position (every
+  transaction in the dump has a timestamp before it, every later one is in the archive).
+  The latest, not the last event's: a replay re-logs events with their old timestamps, so
+  archived times are not in order. Within the position's segment it is read from the bytes
+  (only the 19-byte event headers); before it, the records' ``last_time`` (each segment's
+  latest) say it.
 - A **gap** (binlogs purged on the server before they were archived) cuts out everything
   from the last archived event before it (``lost_from``) to the time of the first base
   archived after it (``lost_until``; None while no snapshot has been taken since).
 - ``ranges`` are the stretches a restore can reach: from the oldest base after a gap (or
   the archive's start) to the last event before the next gap (or the archive's end).
-  ``start``/``end`` are the last range's: ``end`` is the last archived event's time.
+  ``start``/``end`` are the last range's: ``end`` is the latest archived event time.
 - ``lag_seconds``: 0 when the archive ends exactly where the server's binlog does (its
   newest file's size, ``SHOW BINARY LOGS``: every event the server wrote is archived);
   otherwise now minus the last archived event's time — how old the newest recoverable
@@ -36,6 +38,7 @@ import bisect
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -287,25 +290,38 @@ def _last_event_before(repo: Repository, stream: str, seg: _Rec,
     return best
 
 
-def _base_time(repo: Repository, stream: str, records: list[_Rec], i: int,
-               position: int, created_at: datetime) -> datetime:
+def _base_time(repo: Repository, stream: str, records: list[_Rec], latest: list[datetime | None],
+               i: int, position: int, created_at: datetime) -> datetime:
     seg = records[i]
-    last: datetime | None = None
+    before = latest[i - 1] if i > 0 and records[i - 1].kind == "segment" else None
+    last: datetime | None = before
     if position == seg.end:
-        last = seg.last_time
+        last = latest[i]
     elif position > seg.start:
         ts = _last_event_before(repo, stream, seg, position)
-        last = datetime.fromtimestamp(ts, UTC) if ts else None
-    if last is None:  # the position is at the segment's start: the previous record's last
-        for prev in reversed(records[:i]):
-            if prev.kind != "segment":
-                break
-            last = prev.last_time
-            if last is not None:
-                break
+        if ts:
+            last = _latest([before, datetime.fromtimestamp(ts, UTC)])
     if last is None:  # nothing archived before it: no better bound than its creation
         return _aware(created_at).replace(microsecond=0)
     return last + timedelta(seconds=1)
+
+
+def _latest(times: Iterable[datetime | None]) -> datetime | None:
+    """The latest of ``times`` (None: there is none). Archived events are not in time
+    order: a replay re-logs events with their old timestamps, so an archive's newest
+    second is the latest event time, not the last event's."""
+    return max((t for t in times if t is not None), default=None)
+
+
+def _running_latest(records: list[_Rec]) -> list[datetime | None]:
+    """Per record, the latest event time archived up to and including it since the last
+    gap (a gap's own entry is None)."""
+    out: list[datetime | None] = []
+    run: datetime | None = None
+    for r in records:
+        run = None if r.kind != "segment" else _latest([run, r.last_time])
+        out.append(run)
+    return out
 
 
 class _Segments:
@@ -376,7 +392,8 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
                       reason=f"not recoverable to a point in time yet: no binlog archived "
                              f"for {name}; run `snapkeep binlog:follow -e {name}`")
     now = _aware(ctx.clock())
-    end = segments[-1].last_time
+    end = _latest(r.last_time for r in segments)
+    latest = _running_latest(records)
     last_archived = records[-1].archived_at
     index = _Segments(records)
 
@@ -397,7 +414,7 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
             continue
         bases.append(Base(row.id, _aware(row.created_at), str(pos["file"]),
                           int(pos["position"]), pos.get("gtid"), records[i].seq,
-                          _base_time(repo, name, records, i, int(pos["position"]),
+                          _base_time(repo, name, records, latest, i, int(pos["position"]),
                                      row.created_at)))
     bases.sort(key=lambda b: (b.seq, b.time))
 
@@ -414,9 +431,9 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
             g = next(r for r in records if r.seq == lo)
             before = [r for r in segments if r.seq < lo]
             gaps.append(Gap(lo, g.file, g.start, str(g.next_file), g.archived_at,
-                            before[-1].last_time if before else None,
+                            _latest(r.last_time for r in before),
                             first))
-        last_t = inside[-1].last_time if inside else None
+        last_t = _latest(r.last_time for r in inside)
         if first is None or last_t is None:
             continue
         if hi is None:  # the open run: a base at the very end reaches its own time
@@ -453,7 +470,7 @@ def _lag(env: EnvironmentConfig, records: list[_Rec], segments: list[_Rec],
             archive_end = (last.file, last.end) if last.kind == "segment" else None
             if archive_end == server_end:
                 return 0.0, True
-            t = segments[-1].last_time or last.archived_at
+            t = _latest(r.last_time for r in segments) or last.archived_at
             return (max(0.0, (now - t).total_seconds()) if t else None), True
     t = last.archived_at
     return (max(0.0, (now - t).total_seconds()) if t else None), False

@@ -175,7 +175,10 @@ def test_restore_at_t2_is_exactly_the_database_at_t2(scenario):
     # the whole database, from the latest snapshot before T2 (S2)
     res = _restore(cli, "--at", at)
     out = res.stdout + res.stderr
-    assert f"base snapshot {scenario['s2']}" in out, out  # the latest one before T2
+    if f"base snapshot {scenario['s2']}" not in out:  # the latest one before T2
+        window = cli.run("environment:info", "-e", "production", "--format", "json").stdout
+        pytest.fail(f"S1 {scenario['s1']}, S2 {scenario['s2']}, T2 {at}; the restore chose "
+                    f"another base:\n{out}\nthe window:\n{window}")
     replayed = [line for line in out.splitlines() if line.startswith("Replayed ")]
     assert replayed and "transactions" in replayed[0] and "; the last one at " in replayed[0]
     assert_same(_state(server), state2, "--at T2")

@@ -45,7 +45,7 @@ def _segment(ctx: Context, file: str, start: int, times: list[datetime],
     w.write(_events(start, times))
     rec = w.commit({"file": file, "start": start, "end": start + 40 * len(times),
                     "events": len(times), "first_time": pitr_window.iso(times[0]),
-                    "last_time": pitr_window.iso(times[-1])})
+                    "last_time": pitr_window.iso(max(times))})  # the latest, as the follower
     if archived_at is not None:  # as if archived then (the record is rewritten, sealed)
         _rewrite(ctx, rec.seq, archived_at=pitr_window.iso(archived_at))
     return rec.end
@@ -180,3 +180,26 @@ def test_a_reset_binlog_repeating_file_names_finds_the_snapshot_in_its_own_run(t
                                                                   ("new", 3, s(3601))]
     assert (w.start, w.end) == (s(3601), s(3602))
     assert w.ranges == [(s(2), s(3)), (s(3601), s(3602))]
+
+
+def test_events_a_replay_relogged_with_old_times_pull_neither_the_end_nor_a_base_back(tmp_path):
+    """A restore's replay writes the archived events again with their own (old) timestamps:
+    archived times are not in order. The window's end is the latest archived second, and a
+    base's time is one second after the latest event before it, not the last one."""
+    ctx = _ctx(tmp_path, now=s(100))
+    env = ctx.config.environments["production"]
+    _segment(ctx, "mysql-bin.000001", 4, [s(1), s(2), s(3)])
+    _snapshot(ctx, "a", s(1), "mysql-bin.000001", 44)  # after the event at 1 s
+    end = _segment(ctx, "mysql-bin.000001", 124, [s(10), s(11)])
+    _snapshot(ctx, "b", s(11), "mysql-bin.000001", end)
+    _segment(ctx, "mysql-bin.000001", end, [s(5), s(6)])  # a replay of 5 s and 6 s, re-logged
+    _snapshot(ctx, "c", s(12), "mysql-bin.000001", end + 40)  # after the one at "5 s"
+    w = pitr_window.window(ctx, env, server=False)
+    times = {b.snapshot_id: b.time for b in w.bases}
+    assert times == {"a": s(2), "b": s(12), "c": s(12)}
+    assert (w.start, w.end) == (s(2), s(11))
+    assert w.base_for(s(11)).snapshot_id == "a"
+    assert w.base_for(s(12)) is None  # after the archive's end: a catch-up or a refusal
+    _segment(ctx, "mysql-bin.000001", end + 80, [s(13)])  # the server's next event
+    w = pitr_window.window(ctx, env, server=False)
+    assert w.end == s(13) and w.base_for(s(12)).snapshot_id in ("b", "c")
