@@ -21,6 +21,15 @@ and, in each of ``--runs`` rounds, times:
 Inputs are warmed for every tool as in bench/mysql.py; each figure is the median with
 its spread; the header names the command and machine, with the load average before and
 after. Not part of the test suite.
+
+Memory (``--memory``): on this machine kind the guest hands freed memory back to its host
+(virtio_balloon's free page reporting, about 2 s after a free), and the first touch of
+such a page costs a host fault: ``cp`` of the bench shop's 1.6 GB of ``.ibd`` files took
+0.45 s into memory freed a moment before and 1.9-2.3 s after 3 s idle. Every tool here
+writes ~1.5 GB of new files, so which one ran right after a large free (a restore's drop
+of the replaced tables, ``rm`` of the last copy-back) decided a second of its time.
+``cold`` (default) waits ``COLD_SECONDS`` before every timed step so every tool writes
+into memory handed back; ``as-is`` does not wait (the earlier figures).
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from mysql import Bench, Mydumper, Snapkeep, gen
 from snapkeep.sandbox import PrivateMariaDB
 
 MIB = 2**20
+COLD_SECONDS = 5.0  # free page reporting hands freed memory back after ~2 s
+COLD = True  # --memory cold
 ROWS = [Row("snapshot, live (s)", "dump"), Row("snapshot, writes held (s)", "dump_held"),
         Row("restore (s)", "restore"),
         Row("stored (MiB)", "stored", MIB, 1), Row("peak RSS, snapshot (MiB)", "rss_dump", MIB, 0),
@@ -143,6 +154,13 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def cold() -> None:
+    """With ``--memory cold``: wait until memory freed by the last step is the host's again,
+    so no timed step starts with another's freed pages (see the module's doc)."""
+    if COLD:
+        time.sleep(COLD_SECONDS)
+
+
 def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples) -> None:
     order = round_order(tools, n)
     for t in order:
@@ -150,6 +168,7 @@ def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples) -> None:
     for t in order:
         b.settle()
         b.warm_db("shop")
+        cold()
         r = t.dump()
         samples.add(t.name, "dump", r.seconds)
         samples.add(t.name, "rss_dump", r.rss)
@@ -176,10 +195,12 @@ def one_round(n: int, tools: list[Tool], b: Bench, samples: Samples) -> None:
             t.fresh()  # into an empty repository again; the restore below restores it
             b.settle()
             b.warm_db("shop")
+            cold()
             samples.add(t.name, "dump_held", t.dump_held().seconds)
     for t in order:
         b.settle()
         warm(t.inputs())
+        cold()
         r = t.restore()
         samples.add(t.name, "restore", r.seconds)
         imported = re.search(r"imported \d+ InnoDB tables as pages .* in ([0-9.]+) s", r.output)
@@ -201,7 +222,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tools", default="physical,logical,mariadb-backup,mydumper",
                     help="which to run, comma-separated (for a quicker partial run)")
+    ap.add_argument("--memory", choices=("cold", "as-is"), default="cold",
+                    help="wait before every timed step until freed memory is the host's "
+                         "again (cold), or not (as-is); see the module's doc")
     args = ap.parse_args()
+    global COLD
+    COLD = args.memory == "cold"
     for tool in ("mariadb-backup", "zstd", "mydumper", "myloader"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed")
@@ -226,7 +252,7 @@ def main() -> int:
             m = re.search(r"stored (\d+) InnoDB tables as pages", log)
             print(f"\ndatabase: scale {args.scale}, {size / MIB:.0f} MiB InnoDB data+index; "
                   f"{m.group(1) if m else '?'} tables as pages; {args.threads} threads for "
-                  f"every tool; load average after: {loadavg()}")
+                  f"every tool; memory {args.memory}; load average after: {loadavg()}")
             print_table(samples, ROWS, [t.name for t in tools],
                         "median (min–max) of the rounds; ratios = first column / tool")
             print(f"\nmariadb-backup: snapshot = `mariadb-backup --backup --stream=mbstream "

@@ -194,6 +194,22 @@ class BlobReader(io.RawIOBase):
             self._next += 1
             yield load(cid, scratch)
 
+    def iter_sparse(self) -> Iterator[memoryview | int]:
+        """``iter_views``, except that a chunk of only zeros comes as its length (an int),
+        neither read nor decrypted: its id is the keyed hash of that many zero bytes
+        (``zero_chunk_id``), which says what it holds. A file writer can then allocate
+        that range instead of copying zeros into it (a tablespace's unused pages)."""
+        zero_id = getattr(self._repo, "zero_chunk_id", None)
+        load = getattr(self._repo, "load_chunk_view", None)
+        if zero_id is None or load is None or self._cur:
+            yield from self.iter_views()
+            return
+        scratch = thread_scratch()
+        while self._next < len(self._ref.chunks):
+            cid, length = self._ref.chunks[self._next]
+            self._next += 1
+            yield length if cid == zero_id(length) else load(cid, scratch)
+
     def iter_chunks(self) -> Iterator[bytes]:
         """The remaining plaintext chunk by chunk (no copying through ``readinto``)."""
         if self._cur:

@@ -68,6 +68,7 @@ class Repository(KeyManagement):
         self._writer = PackWriter(backend, keys, self.index)
         self._cache = PackCache(backend)
         self._get_range = getattr(backend, "get_range", None)
+        self._zero_ids: dict[int, str] = {}
         self.load_index()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -328,6 +329,14 @@ class Repository(KeyManagement):
         """The id a chunk of these bytes has in this repository (its keyed hash): a
         restore proves a live file equal to a snapshot's by its recorded chunks' ids."""
         return self.keys.chunk_id(data)
+
+    def zero_chunk_id(self, length: int) -> str:
+        """The id of a chunk of ``length`` zero bytes (remembered per length): a chunk
+        recorded under it holds only zeros, which a reader need not load to know."""
+        cid = self._zero_ids.get(length)
+        if cid is None:
+            cid = self._zero_ids[length] = self.keys.chunk_id(bytes(length))
+        return cid
 
     def put_blob(self, data: bytes) -> BlobRef:
         w = self.blob_writer()

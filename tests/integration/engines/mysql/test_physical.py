@@ -426,3 +426,27 @@ def test_mariadb_backup_failing_before_its_stop_fails_the_snapshot_in_one_line(
         assert list(work.iterdir()) == []
     finally:
         _run(root, f"DROP USER '{user}'@'%'")
+
+
+def test_unused_pages_are_allocated_not_written_and_the_table_is_the_same(mariadb, fresh_db,
+                                                                          repo):
+    """A tablespace's unused pages (zeros, where InnoDB extended the file) are chunks of
+    their own: the restore allocates their range (no hole, no bytes copied)."""
+    conn = mariadb.connect(fresh_db)
+    _run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(250)) ENGINE=InnoDB",
+         "INSERT INTO t SELECT seq, REPEAT(SHA2(seq, 256), 3) FROM seq_1_to_40000")
+    d = _physical(mariadb, fresh_db, repo)
+    ref = next(t["physical"]["ibd"] for t in d["tables"] if t["name"] == "t")
+    zeros = sum(n for cid, n in ref["chunks"] if cid == repo.chunk_id(bytes(n)))
+    assert zeros > 0, "no chunk of zeros in the tablespace: the test proves nothing"
+    before = db_state(conn, fresh_db)
+    log = _restore(mariadb, fresh_db, d, repo)
+    line = next(x for x in log.lines if x.startswith("imported 1 InnoDB tables as pages"))
+    assert f"{zeros} bytes of unused pages allocated, not written" in line
+    conn = mariadb.connect(fresh_db)
+    assert_same(db_state(conn, fresh_db), before, "after the restore")
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@datadir")
+        datadir = Path(cur.fetchone()[0])
+    ibd = datadir / fresh_db / "t.ibd"
+    assert ibd.stat().st_blocks * 512 >= ibd.stat().st_size  # no holes
