@@ -23,7 +23,9 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,9 @@ from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
 
 IMPORT_SESSION = "SET SESSION foreign_key_checks = 0, lock_wait_timeout = 3600"
+# A writer's unit: a large table's file is written by every writer at once, its IMPORT
+# issued the moment its last piece is written, while the writers go on with the next table
+PIECE_BYTES = 32 << 20
 
 
 def import_tables(target: MySQLTarget, shadow: str, where: Locality, repo: BlobSource,
@@ -49,94 +54,204 @@ def import_tables(target: MySQLTarget, shadow: str, where: Locality, repo: BlobS
     if not directory.is_dir():
         raise IntegrityError(f"the shadow database's directory {directory} is not on this "
                              "machine; the server's data directory changed during the restore")
-    owner = directory.stat()
-    conns: list[Connection] = []
-    local = threading.local()
-    lock = threading.Lock()
     started = time.monotonic()
-    spent = {"writing": 0.0, "importing": 0.0, "zeros": 0}  # summed over the connections
-
-    def conn() -> Connection:
-        c = getattr(local, "conn", None)
-        if c is None:
-            c = connect(target.with_database(shadow), doing="importing tablespaces")
-            query(c, IMPORT_SESSION)
-            local.conn = c
-            with lock:
-                conns.append(c)
-        return c
-
-    def place(t: dict[str, Any]) -> int:
-        c = conn()
-        name, pages = quote_ident(t["name"]), t["physical"]
-        file = db_file_name(t["name"])
-        with errors_as(target, f"importing the tablespace of table {t['name']}"):
-            query(c, f"ALTER TABLE {name} DISCARD TABLESPACE")
-            began = time.monotonic()
-            try:
-                size, zeros = _write(repo, BlobRef.from_json(pages["ibd"]),
-                                     directory / f"{file}.ibd", owner)
-                _write(repo, BlobRef.from_json(pages["cfg"]), directory / f"{file}.cfg", owner)
-            except (IntegrityError, RepositoryError) as e:  # say whose pages are damaged
-                kind = IntegrityError if isinstance(e, IntegrityError) else RepositoryError
-                raise kind(f"the pages of table {name}: {e}") from e
-            crash_point("mysql.physical.importing")
-            wrote = time.monotonic()
-            query(c, f"ALTER TABLE {name} IMPORT TABLESPACE")
-        with lock:
-            spent["writing"] += wrote - began
-            spent["importing"] += time.monotonic() - wrote
-            spent["zeros"] += zeros
-        with contextlib.suppress(FileNotFoundError):
-            (directory / f"{file}.cfg").unlink()
-        reporter.advance(size)
-        return size
-
-    reporter.add_total(sum(int(t["physical"]["ibd"]["size"]) for t in tables))
+    order = sorted(tables, key=lambda t: -int(t["physical"]["ibd"]["size"]))
+    reporter.add_total(sum(int(t["physical"]["ibd"]["size"]) for t in order))
+    placing = _Placing(target, shadow, directory, repo, max(1, threads), reporter)
     try:
-        with ThreadPoolExecutor(max(1, threads), thread_name_prefix="snapkeep-import") as pool:
-            order = sorted(tables, key=lambda t: -int(t["physical"]["ibd"]["size"]))
-            total = sum(pool.map(place, order))
+        placing.run([_Table.of(t, directory) for t in order])
     finally:
-        for c in conns:
-            with contextlib.suppress(Exception):
-                c.close()
-    reporter.log(f"imported {len(tables)} InnoDB tables as pages ({total} bytes) into "
+        placing.close()
+    spent = placing.spent
+    reporter.log(f"imported {len(tables)} InnoDB tables as pages ({placing.bytes} bytes) into "
                  f"{quote_ident(shadow)} in {time.monotonic() - started:.1f} s (on {threads} "
                  f"connections: writing the files {spent['writing']:.1f} s, IMPORT "
-                 f"TABLESPACE {spent['importing']:.1f} s, summed; {spent['zeros']} bytes of "
+                 f"TABLESPACE {spent['importing']:.1f} s, summed; {placing.zeros} bytes of "
                  "unused pages allocated, not written)")
 
 
-def _write(repo: BlobSource, ref: BlobRef, path: Path, owner: os.stat_result
-           ) -> tuple[int, int]:
-    """Write the blob ``ref`` to ``path``: (its size, the bytes of its chunks of zeros,
-    allocated rather than written)."""
-    # Through the page cache: written with O_DIRECT (the chunks are page-aligned) the
-    # server's IMPORT, reading with O_DIRECT too, took twice as long (tried on the bench
-    # shop at scale 14: 3.9-6.3 s summed against 2.3 s)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o660)
+@dataclass
+class _Table:
+    name: str  # as the server has it
+    ibd: BlobRef
+    cfg: BlobRef
+    path: Path  # the .ibd in the shadow's directory; the .cfg beside it
+    pieces: list[tuple[BlobRef, int]]  # runs of the .ibd's chunks and where each goes
+    left: int = 0  # pieces not written yet
+
+    @classmethod
+    def of(cls, t: dict[str, Any], directory: Path) -> _Table:
+        ibd = BlobRef.from_json(t["physical"]["ibd"])
+        pieces, first, at, size = [], 0, 0, 0
+        for i, (_cid, n) in enumerate(ibd.chunks):
+            size += n
+            if size >= PIECE_BYTES or i == len(ibd.chunks) - 1:
+                pieces.append((BlobRef(size, ibd.chunks[first:i + 1]), at))
+                first, at, size = i + 1, at + size, 0
+        return cls(t["name"], ibd, BlobRef.from_json(t["physical"]["cfg"]),
+                   directory / f"{db_file_name(t['name'])}.ibd", pieces, len(pieces))
+
+    @property
+    def cfg_path(self) -> Path:
+        return self.path.with_suffix(".cfg")
+
+
+class _Placing:
+    """The tables through two pools: ``threads`` connections (``DISCARD``, ``IMPORT``) and
+    ``threads`` writers (pieces of the files). A table's pieces are written once its
+    tablespace is discarded, its ``IMPORT`` issued once its last piece is written: the
+    writers keep the CPU busy while the server imports (which waits on its disk for much
+    of it) and no connection waits for a whole file to be written before importing it.
+    The first failure stops what has not started; ``close`` waits for what has."""
+
+    def __init__(self, target: MySQLTarget, shadow: str, directory: Path, repo: BlobSource,
+                 threads: int, reporter: Reporter) -> None:
+        self.target, self.shadow, self.repo, self.reporter = target, shadow, repo, reporter
+        self.owner = directory.stat()
+        self.servers = ThreadPoolExecutor(threads, thread_name_prefix="snapkeep-import")
+        self.writers = ThreadPoolExecutor(threads, thread_name_prefix="snapkeep-write")
+        self.conns: list[Connection] = []
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.failure: BaseException | None = None
+        self.left = 0  # tables not imported yet
+        self.spent = {"writing": 0.0, "importing": 0.0}  # summed over the threads
+        self.bytes = self.zeros = 0
+
+    def run(self, tables: list[_Table]) -> None:
+        self.left = len(tables)
+        for t in tables:
+            self._submit(self.servers, self._discard, t)
+        self.finished.wait()
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self) -> None:
+        with self.lock:
+            if self.failure is None and not self.finished.is_set():
+                self.failure = InterruptedError("the restore was interrupted")
+        self.writers.shutdown(wait=True, cancel_futures=True)
+        self.servers.shutdown(wait=True, cancel_futures=True)
+        for c in self.conns:
+            with contextlib.suppress(Exception):
+                c.close()
+
+    def _submit(self, pool: ThreadPoolExecutor, step: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # shut down after a failure: nothing new
+            pool.submit(self._guarded, step, *args)
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        if self.failure is not None:
+            return
+        try:
+            step(*args)
+        except BaseException as e:  # noqa: BLE001 - raised in the caller's thread by run()
+            with self.lock:
+                if self.failure is None:
+                    self.failure = e
+            self.finished.set()
+
+    def _conn(self) -> Connection:
+        c: Connection | None = getattr(self.local, "conn", None)
+        if c is None:
+            c = connect(self.target.with_database(self.shadow), doing="importing tablespaces")
+            query(c, IMPORT_SESSION)
+            self.local.conn = c
+            with self.lock:
+                self.conns.append(c)
+        return c
+
+    def _discard(self, t: _Table) -> None:
+        with errors_as(self.target, f"importing the tablespace of table {t.name}"):
+            query(self._conn(), f"ALTER TABLE {quote_ident(t.name)} DISCARD TABLESPACE")
+        with self._saying_whose(t):
+            os.close(_create(t.path, self.owner))
+            fd = _create(t.cfg_path, self.owner)
+            try:
+                _fill(fd, self.repo, t.cfg, 0)
+            finally:
+                os.close(fd)
+        for i in range(len(t.pieces)):
+            self._submit(self.writers, self._write, t, i)
+        if not t.pieces:
+            self._submit(self.servers, self._import, t)
+
+    def _write(self, t: _Table, i: int) -> None:
+        ref, at = t.pieces[i]
+        began = time.monotonic()
+        with self._saying_whose(t):
+            fd = os.open(t.path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                zeros = _fill(fd, self.repo, ref, at)
+            finally:
+                os.close(fd)
+        with self.lock:
+            self.spent["writing"] += time.monotonic() - began
+            self.bytes, self.zeros = self.bytes + ref.size, self.zeros + zeros
+            t.left -= 1
+            last = t.left == 0
+        self.reporter.advance(ref.size)
+        if last:
+            self._submit(self.servers, self._import, t)
+
+    def _import(self, t: _Table) -> None:
+        crash_point("mysql.physical.importing")
+        began = time.monotonic()
+        with errors_as(self.target, f"importing the tablespace of table {t.name}"):
+            query(self._conn(), f"ALTER TABLE {quote_ident(t.name)} IMPORT TABLESPACE")
+        with contextlib.suppress(FileNotFoundError):
+            t.cfg_path.unlink()
+        with self.lock:
+            self.spent["importing"] += time.monotonic() - began
+            self.left -= 1
+            if self.left == 0:
+                self.finished.set()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _saying_whose(t: _Table) -> Iterator[None]:
+        try:
+            yield
+        except (IntegrityError, RepositoryError) as e:  # say whose pages are damaged
+            kind = IntegrityError if isinstance(e, IntegrityError) else RepositoryError
+            raise kind(f"the pages of table {quote_ident(t.name)}: {e}") from e
+
+
+def _create(path: Path, owner: os.stat_result) -> int:
+    """``path`` created empty, owned as the server's own files; its descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o660)
     try:
         if os.geteuid() == 0:
             os.fchown(fd, owner.st_uid, owner.st_gid)
         else:  # the server's group (mode 0660 lets it in) when we are a member of it
             with contextlib.suppress(PermissionError):
                 os.fchown(fd, -1, owner.st_gid)
-        at = zeros = 0
-        with repo.open_blob(ref) as reader:
-            for piece in reader.iter_sparse():
-                if isinstance(piece, int):  # zeros: the range allocated, nothing copied
-                    # allocated, not a hole: InnoDB writes into its pages as if they were
-                    # on disk (a write into a hole on a full disk fails where the server
-                    # does not expect it); unwritten extents read as zeros, no byte copied
-                    os.posix_fallocate(fd, at, piece)
-                    at, zeros = at + piece, zeros + piece
-                else:
-                    _write_all(fd, piece, at)
-                    at += len(piece)
-    finally:
+    except BaseException:
         os.close(fd)
-    return ref.size, zeros
+        raise
+    return fd
+
+
+def _fill(fd: int, repo: BlobSource, ref: BlobRef, at: int) -> int:
+    """The blob ``ref`` written at ``at``; the bytes of its chunks of zeros, allocated
+    rather than written."""
+    # Through the page cache: written with O_DIRECT (the chunks are page-aligned) the
+    # server's IMPORT, reading with O_DIRECT too, took twice as long (tried on the bench
+    # shop at scale 14: 3.9-6.3 s summed against 2.3 s)
+    zeros = 0
+    with repo.open_blob(ref) as reader:
+        for piece in reader.iter_sparse():
+            if isinstance(piece, int):  # zeros: the range allocated, nothing copied
+                # allocated, not a hole: InnoDB writes into its pages as if they were on
+                # disk (a write into a hole on a full disk fails where the server does
+                # not expect it); unwritten extents read as zeros, no byte copied
+                os.posix_fallocate(fd, at, piece)
+                at, zeros = at + piece, zeros + piece
+            else:
+                _write_all(fd, piece, at)
+                at += len(piece)
+    return zeros
 
 
 def _write_all(fd: int, view: memoryview, offset: int) -> None:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,11 @@ from snapkeep.engines.mysql import (
     cleanup_leftovers,
     dump_physical,
     physical_env,
+    physical_restore,
     prepare_restore,
 )
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
-from snapkeep.errors import ServiceUnavailable, UsageError
+from snapkeep.errors import IntegrityError, ServiceUnavailable, UsageError
 from snapkeep.progress import NullReporter
 from snapkeep.repository import Repository
 from snapkeep.storage import LocalBackend
@@ -450,3 +452,43 @@ def test_unused_pages_are_allocated_not_written_and_the_table_is_the_same(mariad
         datadir = Path(cur.fetchone()[0])
     ibd = datadir / fresh_db / "t.ibd"
     assert ibd.stat().st_blocks * 512 >= ibd.stat().st_size  # no holes
+
+
+def test_files_written_in_pieces_by_every_writer_restore_exactly_or_not_at_all(
+        mariadb, fresh_db, repo, tmp_path, monkeypatch):
+    """Each .ibd is written in pieces by all the writers at once and imported when its last
+    piece is in (pieces of 256 KiB here, so every table has many): the restore equals the
+    snapshot; a damaged chunk in a later piece of one table fails the restore naming that
+    table, with the live database as it was."""
+    monkeypatch.setattr(physical_restore, "PIECE_BYTES", 256 << 10)
+    conn = mariadb.connect(fresh_db)
+    for name, rows in (("big", 60000), ("mid", 20000), ("small", 300)):
+        _run(conn, f"CREATE TABLE {name} (id INT PRIMARY KEY, v VARCHAR(200), KEY (v)) "
+                   "ENGINE=InnoDB",
+             f"INSERT INTO {name} SELECT seq, SHA2(seq * {len(name)}, 256) "
+             f"FROM seq_1_to_{rows}")
+    d = _physical(mariadb, fresh_db, repo)
+    repo.flush()
+    snapshot_state = db_state(conn, fresh_db)
+    _run(conn, "DELETE FROM big WHERE id % 3 = 0", "UPDATE mid SET v = 'changed'",
+         "DROP TABLE small")
+    _restore(mariadb, fresh_db, d, repo)
+    conn = mariadb.connect(fresh_db)
+    assert_same(db_state(conn, fresh_db), snapshot_state, "restored from pieces")
+
+    _run(conn, "DELETE FROM big WHERE id % 5 = 0")
+    live = db_state(conn, fresh_db)
+    ibd = next(t["physical"]["ibd"] for t in d["tables"] if t["name"] == "big")
+    cid = next(c for c, n in ibd["chunks"][len(ibd["chunks"]) // 2:]
+               if c != repo.chunk_id(bytes(n)))
+    key, offset, _length = repo.locate_chunk(cid)
+    pack = tmp_path / "repo" / key
+    data = bytearray(pack.read_bytes())
+    data[offset + 40] ^= 1
+    pack.write_bytes(bytes(data))
+    damaged = Repository.open(LocalBackend(tmp_path / "repo"))
+    with pytest.raises(IntegrityError, match="the pages of table `big`"):
+        _restore(mariadb, fresh_db, d, damaged)
+    assert_same(db_state(conn, fresh_db), live, "after the refused restore")
+    assert shadow_name(fresh_db) not in databases(conn)
+    assert not [t for t in threading.enumerate() if t.name.startswith("snapkeep-write")]
