@@ -39,9 +39,6 @@ from snapkeep.progress import Reporter
 from snapkeep.repository import BlobRef
 
 IMPORT_SESSION = "SET SESSION foreign_key_checks = 0, lock_wait_timeout = 3600"
-# A writer's unit: a large table's file is written by every writer at once, its IMPORT
-# issued the moment its last piece is written, while the writers go on with the next table
-PIECE_BYTES = 32 << 20
 
 
 def import_tables(target: MySQLTarget, shadow: str, where: Locality, repo: BlobSource,
@@ -76,20 +73,12 @@ class _Table:
     ibd: BlobRef
     cfg: BlobRef
     path: Path  # the .ibd in the shadow's directory; the .cfg beside it
-    pieces: list[tuple[BlobRef, int]]  # runs of the .ibd's chunks and where each goes
-    left: int = 0  # pieces not written yet
 
     @classmethod
     def of(cls, t: dict[str, Any], directory: Path) -> _Table:
-        ibd = BlobRef.from_json(t["physical"]["ibd"])
-        pieces, first, at, size = [], 0, 0, 0
-        for i, (_cid, n) in enumerate(ibd.chunks):
-            size += n
-            if size >= PIECE_BYTES or i == len(ibd.chunks) - 1:
-                pieces.append((BlobRef(size, ibd.chunks[first:i + 1]), at))
-                first, at, size = i + 1, at + size, 0
-        return cls(t["name"], ibd, BlobRef.from_json(t["physical"]["cfg"]),
-                   directory / f"{db_file_name(t['name'])}.ibd", pieces, len(pieces))
+        return cls(t["name"], BlobRef.from_json(t["physical"]["ibd"]),
+                   BlobRef.from_json(t["physical"]["cfg"]),
+                   directory / f"{db_file_name(t['name'])}.ibd")
 
     @property
     def cfg_path(self) -> Path:
@@ -98,11 +87,12 @@ class _Table:
 
 class _Placing:
     """The tables through two pools: ``threads`` connections (``DISCARD``, ``IMPORT``) and
-    ``threads`` writers (pieces of the files). A table's pieces are written once its
-    tablespace is discarded, its ``IMPORT`` issued once its last piece is written: the
-    writers keep the CPU busy while the server imports (which waits on its disk for much
-    of it) and no connection waits for a whole file to be written before importing it.
-    The first failure stops what has not started; ``close`` waits for what has."""
+    ``threads`` writers. A table's file is written once its tablespace is discarded, its
+    ``IMPORT`` handed to a connection once the file is written, and the writer goes on
+    with the next table: the writers keep the CPU busy while the server imports (which
+    waits on its disk for much of it). One writer per file: writers sharing a file's
+    pieces were slower (the kernel copies into one file under its inode's lock). The
+    first failure stops what has not started; ``close`` waits for what has."""
 
     def __init__(self, target: MySQLTarget, shadow: str, directory: Path, repo: BlobSource,
                  threads: int, reporter: Reporter) -> None:
@@ -172,28 +162,21 @@ class _Placing:
                 _fill(fd, self.repo, t.cfg, 0)
             finally:
                 os.close(fd)
-        for i in range(len(t.pieces)):
-            self._submit(self.writers, self._write, t, i)
-        if not t.pieces:
-            self._submit(self.servers, self._import, t)
+        self._submit(self.writers, self._write, t)
 
-    def _write(self, t: _Table, i: int) -> None:
-        ref, at = t.pieces[i]
+    def _write(self, t: _Table) -> None:
         began = time.monotonic()
         with self._saying_whose(t):
             fd = os.open(t.path, os.O_WRONLY | os.O_CLOEXEC)
             try:
-                zeros = _fill(fd, self.repo, ref, at)
+                zeros = _fill(fd, self.repo, t.ibd, 0)
             finally:
                 os.close(fd)
         with self.lock:
             self.spent["writing"] += time.monotonic() - began
-            self.bytes, self.zeros = self.bytes + ref.size, self.zeros + zeros
-            t.left -= 1
-            last = t.left == 0
-        self.reporter.advance(ref.size)
-        if last:
-            self._submit(self.servers, self._import, t)
+            self.bytes, self.zeros = self.bytes + t.ibd.size, self.zeros + zeros
+        self.reporter.advance(t.ibd.size)
+        self._submit(self.servers, self._import, t)
 
     def _import(self, t: _Table) -> None:
         crash_point("mysql.physical.importing")

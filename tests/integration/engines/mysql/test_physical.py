@@ -25,7 +25,6 @@ from snapkeep.engines.mysql import (
     cleanup_leftovers,
     dump_physical,
     physical_env,
-    physical_restore,
     prepare_restore,
 )
 from snapkeep.engines.mysql.names import journal_name, old_name, shadow_name
@@ -454,13 +453,11 @@ def test_unused_pages_are_allocated_not_written_and_the_table_is_the_same(mariad
     assert ibd.stat().st_blocks * 512 >= ibd.stat().st_size  # no holes
 
 
-def test_files_written_in_pieces_by_every_writer_restore_exactly_or_not_at_all(
-        mariadb, fresh_db, repo, tmp_path, monkeypatch):
-    """Each .ibd is written in pieces by all the writers at once and imported when its last
-    piece is in (pieces of 256 KiB here, so every table has many): the restore equals the
-    snapshot; a damaged chunk in a later piece of one table fails the restore naming that
-    table, with the live database as it was."""
-    monkeypatch.setattr(physical_restore, "PIECE_BYTES", 256 << 10)
+def test_writers_and_importing_connections_restore_exactly_or_not_at_all(
+        mariadb, fresh_db, repo, tmp_path):
+    """The writers hand each written .ibd to a connection for its IMPORT and go on with the
+    next table: the restore equals the snapshot; a damaged chunk in one table fails the
+    restore naming that table, with the live database as it was and no writer left."""
     conn = mariadb.connect(fresh_db)
     for name, rows in (("big", 60000), ("mid", 20000), ("small", 300)):
         _run(conn, f"CREATE TABLE {name} (id INT PRIMARY KEY, v VARCHAR(200), KEY (v)) "
