@@ -43,9 +43,11 @@ def _project(tmp_path, server, point_in_time=True, engine: str | None = None) ->
     return Cli(base, cli_env())
 
 
-def _snapshot(cli: Cli, *args: str) -> str:
-    out = cli.run("snapshot:create", "-e", "production", *args).stdout
-    return out.strip().splitlines()[-1].split(": ")[1]
+def _snapshot(cli: Cli, *args: str, log: list[str] | None = None) -> str:
+    res = cli.run("snapshot:create", "-e", "production", *args)
+    if log is not None:
+        log.append(res.stdout + res.stderr)
+    return res.stdout.strip().splitlines()[-1].split(": ")[1]
 
 
 def _wait_archived(tmp_path, server, timeout=60.0) -> None:
@@ -109,11 +111,12 @@ def scenario(tmp_path):
         "INSERT INTO gone VALUES (1, 1), (2, 2)")
     cli = _project(tmp_path, server)
     follower = cli.popen("binlog:follow", "-e", "production")
+    logs: list[str] = []  # the snapshots' output, for a failure's message
     try:
-        s1 = _snapshot(cli)
+        s1 = _snapshot(cli, log=logs)
         run(conn, "USE shop", "INSERT INTO orders (v, label) VALUES (40, 'd'), (5, 'e')",
             "UPDATE orders SET v = v + 1 WHERE id = 1")
-        s2 = _snapshot(cli)
+        s2 = _snapshot(cli, log=logs)
         # T1: rows (trigger rows into audit), updates, deletes, DDL
         run(conn, "USE shop",
             "INSERT INTO orders (v, label) VALUES (50, 'f'), (60, 'g')",
@@ -146,7 +149,8 @@ def scenario(tmp_path):
         _next_second()  # an event after the writes would not be needed; the time is past T3
         _wait_archived(tmp_path, server)
         yield {"server": server, "cli": cli, "s1": s1, "s2": s2, "t2": t2, "state2": state2,
-               "state3": state3, "gtid2": gtid2, "tmp_path": tmp_path, "follower": follower}
+               "state3": state3, "gtid2": gtid2, "tmp_path": tmp_path, "follower": follower,
+               "logs": logs}
     finally:
         follower.send_signal(signal.SIGTERM)
         follower.wait(60)
@@ -165,7 +169,8 @@ def test_restore_at_t2_is_exactly_the_database_at_t2(scenario):
 
     # --table: only orders as of T2; the other tables keep their T3 data and shape
     res = _restore(cli, "--at", at, "--table", "orders")
-    assert "Replayed" in res.stdout + res.stderr
+    first = res.stdout + res.stderr
+    assert "Replayed" in first
     now = _state(server)
     assert_same(now["tables"]["orders"], state2["tables"]["orders"], "orders")
     for name in ("audit", "fresh", "v_late"):
@@ -177,8 +182,10 @@ def test_restore_at_t2_is_exactly_the_database_at_t2(scenario):
     out = res.stdout + res.stderr
     if f"base snapshot {scenario['s2']}" not in out:  # the latest one before T2
         window = cli.run("environment:info", "-e", "production", "--format", "json").stdout
+        snapshots = "\n".join(scenario["logs"])
         pytest.fail(f"S1 {scenario['s1']}, S2 {scenario['s2']}, T2 {at}; the restore chose "
-                    f"another base:\n{out}\nthe window:\n{window}")
+                    f"another base:\n{out}\nthe window:\n{window}\nthe snapshots' output:\n"
+                    f"{snapshots}\nthe first restore's output:\n{first}")
     replayed = [line for line in out.splitlines() if line.startswith("Replayed ")]
     assert replayed and "transactions" in replayed[0] and "; the last one at " in replayed[0]
     assert_same(_state(server), state2, "--at T2")
