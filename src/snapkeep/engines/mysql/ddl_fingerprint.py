@@ -10,8 +10,10 @@ checked on MariaDB 10.11 while an ``ALTER`` waited for the backup lock) and comp
 fingerprint of each table taken around the DDL read with one taken at the point.
 
 What the fingerprint sees is what IMPORT checks: InnoDB's columns, indexes and their
-fields, and the table's id (a rebuild gives a new one). A change only the server's
-``.frm`` holds (a comment, a column's default) is not seen, and does not fail an import.
+fields, and the table's id (a rebuild gives a new one); and the bytes of the table's
+``.frm`` in the data directory, for a change only the server's ``.frm`` holds (a comment,
+a column's default: no failed import, but a restore with the wrong default). An ``ALTER``
+puts its new ``.frm`` in place by a rename, so a read sees the old or the new one whole.
 
 A table whose fingerprint at the point differs from the one around the DDL read has its
 DDL read again once mariadb-backup is done (``settle``): kept when the dictionary then is
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from snapkeep.engines.mysql import members, schema, versioning
@@ -49,9 +52,11 @@ _SQL = {
 }
 
 
-def fingerprints(conn: Connection, db_file: str, files: Iterable[str]) -> dict[str, str]:
+def fingerprints(conn: Connection, db_file: str, files: Iterable[str],
+                 frm_dir: Path | None = None) -> dict[str, str]:
     """file name → a hash of that table's InnoDB dictionary definition, for the tables of
-    the database directory ``db_file`` named in ``files`` (a table not there is absent)."""
+    the database directory ``db_file`` named in ``files`` (a table not there is absent),
+    and of its ``.frm`` in ``frm_dir`` (the database's directory in the data directory)."""
     wanted = set(files)
     like = db_file.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "/%"
     parts: dict[str, list[str]] = {}
@@ -61,8 +66,18 @@ def fingerprints(conn: Connection, db_file: str, files: Iterable[str]) -> dict[s
             if file in wanted:
                 # as text: raw and plain connections give the numbers as str and int
                 parts.setdefault(file, []).append(f"{kind}:{[str(v) for v in row[1:]]!r}")
+    if frm_dir is not None:
+        for file, p in parts.items():
+            p.append(f"frm:{_file_hash(frm_dir / f'{file}.frm')}")
     return {file: hashlib.sha256("\n".join(p).encode()).hexdigest()
             for file, p in parts.items()}
+
+
+def _file_hash(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "-"  # between a rename's two steps, or dropped: differs from any .frm
 
 
 class DDLChanged(ServiceUnavailable):
@@ -84,7 +99,7 @@ def changed(files: dict[str, str], read_at: dict[str, str | None],
 
 def settle(conn: Connection, db: str, db_file: str, description: dict[str, Any],
            files: dict[str, str], at_point: dict[str, str | None],
-           reporter: Reporter) -> None:
+           reporter: Reporter, frm_dir: Path | None = None) -> None:
     """Read again the DDL of the tables ``files`` (name → file; ``conn`` in the dump's
     session, mariadb-backup's stages released) into ``description``, each proved to be
     the point's by its fingerprint read before and after equal to the point's;
@@ -94,9 +109,9 @@ def settle(conn: Connection, db: str, db_file: str, description: dict[str, Any],
     pks = schema.primary_keys(conn, db)
     for name, file in files.items():
         point = at_point.get(name)
-        before = fingerprints(conn, db_file, [file]).get(file)
+        before = fingerprints(conn, db_file, [file], frm_dir).get(file)
         create = schema.table_ddl(conn, name) if point is not None and before == point else ""
-        if not create or fingerprints(conn, db_file, [file]).get(file) != point:
+        if not create or fingerprints(conn, db_file, [file], frm_dir).get(file) != point:
             raise DDLChanged(name)
         t = by_name[name]
         if ("system_time" in t) != ("WITH SYSTEM VERSIONING" in create.upper()):

@@ -141,6 +141,7 @@ class _RowsOfTheRest(logical._Dump):
     files: dict[str, str] = field(default_factory=dict)
     paired: physical_point.Backup | None = None
     db_dir: Path = field(default_factory=Path)  # mariadb-backup's copy of the database
+    frm_dir: Path | None = None  # the database's directory in the live data directory
     late: frozenset[str] = frozenset()  # paged tables mariadb-backup did not copy: as rows
     # InnoDB dictionary fingerprints by name: around the DDL read (None: it changed during
     # the read) and at the point (None: no such table there)
@@ -150,7 +151,7 @@ class _RowsOfTheRest(logical._Dump):
 
     def _fingerprints(self, conn: Any) -> dict[str, str | None]:
         fps = ddl_fingerprint.fingerprints(conn, db_file_name(self.target.database),
-                                           self.files.values())
+                                           self.files.values(), self.frm_dir)
         return {name: fps.get(file) for name, file in self.files.items()}
 
     def _tables(self, listed: list[tuple[Any, ...]], server: Server) -> list[dict[str, Any]]:
@@ -271,6 +272,7 @@ def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, st
     paired = _start_backup(target, where.tool, work, backup, threads) if tables else None
     try:
         rest.paired, rest.db_dir = paired, db_dir
+        rest.frm_dir = where.datadir / db_file_name(target.database) if where.datadir else None
         description = _dump_rest(target, rest)
         if paired is not None:
             paired.finish()
@@ -308,7 +310,7 @@ def _settle_ddl(target: MySQLTarget, description: dict[str, Any], tables: dict[s
             query(conn, DUMP_SESSION)
             ddl_fingerprint.settle(conn, target.database, db_file_name(target.database),
                                    description, {n: tables[n] for n in changed},
-                                   rest.at_point, rest.reporter)
+                                   rest.at_point, rest.reporter, rest.frm_dir)
     finally:
         conn.close()
 

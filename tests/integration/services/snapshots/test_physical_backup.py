@@ -220,7 +220,9 @@ def test_killed_while_mariadb_backup_is_held_at_block_commit_the_server_commits_
 
 ALTERS = ["ADD COLUMN note INT DEFAULT 7, ALGORITHM=INSTANT",  # dictionary only
           "ADD COLUMN note INT DEFAULT 7, FORCE",  # a rebuild: a new tablespace
-          "ADD INDEX (total)"]
+          "ADD INDEX (total)",
+          "ALTER COLUMN total SET DEFAULT 5",  # the .frm only
+          "COMMENT = 'changed'"]  # the .frm only
 
 
 def _ddl_at(mariadb: Any, db: str, statement: str, done: list[object]) -> Callable[[], None]:
