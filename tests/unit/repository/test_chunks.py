@@ -83,20 +83,49 @@ def test_seal_buffer_and_unseal_round_trip_in_both_ciphers():
         assert keys.unseal(keys.seal(plain, ad), ad) == plain
 
 
-def test_decode_into_a_reused_buffer_gives_what_decode_gives():
+def _not_read_as(enc: memoryview, n: int, out: memoryview) -> bool:
+    """Whether ``decode_into`` refuses ``enc`` as a chunk of ``n`` bytes: it raises, or
+    gives another length (the repository then refuses it)."""
+    from snapkeep.repository.chunks import decode_into
+    try:
+        return len(decode_into(enc, n, out)) != n
+    except ValueError:
+        return True
+
+
+@pytest.mark.parametrize("path", ["one-shot", "stream"])
+def test_decode_into_a_reused_buffer_gives_what_decode_gives(path, monkeypatch):
+    """Both ways of decompressing into a buffer: libzstd's one-shot call (a writable
+    source, as the repository's scratch buffers are) and the stream reader (a read-only
+    source, or no libzstd)."""
     import os
 
+    from snapkeep.repository import chunks
     from snapkeep.repository.chunks import decode, decode_into, encode
+    if path == "one-shot":
+        assert chunks._libzstd() is not None  # Debian's dpkg depends on libzstd1
+        used: list[int] = []
+        real = chunks._OneShot.into
+        monkeypatch.setattr(chunks._OneShot, "into",
+                            lambda self, src, o: used.append(1) or real(self, src, o))
+    else:
+        monkeypatch.setattr(chunks, "_one_shot", lambda: None)
+
+    def held(b: bytes) -> memoryview:
+        return memoryview(bytearray(b))  # writable, as a scratch buffer
+
     out = memoryview(bytearray(1 << 20))
     for data in (os.urandom(70_000), b"page" * 50_000, b"x"):
-        enc = memoryview(encode(data, 1))
+        enc = held(encode(data, 1))
         got = decode_into(enc, len(data), out)
         assert bytes(got) == bytes(decode(enc, len(data))) == data
     data = os.urandom(1000) * 200
-    packed = memoryview(encode(data, 1))
+    packed = held(encode(data, 1))
     assert len(packed) < len(data) // 50
     # a frame holding more than was stored, or cut short, is never read as the chunk
-    assert len(decode_into(packed, 100, out)) != 100
-    assert len(decode_into(packed[:len(packed) // 2], len(data), out)) != len(data)
+    assert _not_read_as(packed, 100, out)
+    assert _not_read_as(packed[:len(packed) // 2], len(data), out)
     with pytest.raises(ValueError, match="unknown chunk encoding"):
-        decode_into(memoryview(b"\x09abc"), 3, out)
+        decode_into(memoryview(bytearray(b"\x09abc")), 3, out)
+    if path == "one-shot":
+        assert used  # the one-shot call did the work
