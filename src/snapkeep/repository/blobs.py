@@ -183,32 +183,30 @@ class BlobReader(io.RawIOBase):
         """The remaining plaintext chunk by chunk, each decrypted into this thread's
         ``Scratch``: a view is valid only until the next one is taken (write it out
         first). Every chunk is hash-checked as in ``iter_chunks``."""
-        load = getattr(self._repo, "load_chunk_view", None)
-        if load is None or self._cur:
-            for chunk in self.iter_chunks():
-                yield memoryview(chunk)
-            return
-        scratch = thread_scratch()
-        while self._next < len(self._ref.chunks):
-            cid = self._ref.chunks[self._next][0]
-            self._next += 1
-            yield load(cid, scratch)
+        for piece in self._views(sparse=False):
+            assert not isinstance(piece, int)
+            yield piece
 
     def iter_sparse(self) -> Iterator[memoryview | int]:
         """``iter_views``, except that a chunk of only zeros comes as its length (an int),
         neither read nor decrypted: its id is the keyed hash of that many zero bytes
         (``zero_chunk_id``), which says what it holds. A file writer can then allocate
         that range instead of copying zeros into it (a tablespace's unused pages)."""
-        zero_id = getattr(self._repo, "zero_chunk_id", None)
+        return self._views(sparse=True)
+
+    def _views(self, sparse: bool) -> Iterator[memoryview | int]:
         load = getattr(self._repo, "load_chunk_view", None)
-        if zero_id is None or load is None or self._cur:
-            yield from self.iter_views()
+        zero_id = getattr(self._repo, "zero_chunk_id", None) if sparse else None
+        if load is None or self._cur:
+            for chunk in self.iter_chunks():
+                yield memoryview(chunk)
             return
         scratch = thread_scratch()
         while self._next < len(self._ref.chunks):
             cid, length = self._ref.chunks[self._next]
             self._next += 1
-            yield length if cid == zero_id(length) else load(cid, scratch)
+            yield length if zero_id is not None and cid == zero_id(length) \
+                else load(cid, scratch)
 
     def iter_chunks(self) -> Iterator[bytes]:
         """The remaining plaintext chunk by chunk (no copying through ``readinto``)."""

@@ -392,7 +392,7 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
                       reason=f"not recoverable to a point in time yet: no binlog archived "
                              f"for {name}; run `snapkeep binlog:follow -e {name}`")
     now = _aware(ctx.clock())
-    end = _latest(r.last_time for r in segments)
+    end = newest = _latest(r.last_time for r in segments)
     latest = _running_latest(records)
     last_archived = records[-1].archived_at
     index = _Segments(records)
@@ -441,7 +441,7 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
         if first <= last_t:
             ranges.append((first, last_t))
 
-    lag, checked = _lag(env, records, segments, now, server)
+    lag, checked = _lag(env, records, newest, now, server)
     reason = None
     if start is None:  # end stays the last archived event's time
         if cuts:
@@ -458,8 +458,10 @@ def window(ctx: Context, env: EnvironmentConfig, *, server: bool = True) -> Wind
                   server_checked=checked, last_archived_at=last_archived, reason=reason)
 
 
-def _lag(env: EnvironmentConfig, records: list[_Rec], segments: list[_Rec],
+def _lag(env: EnvironmentConfig, records: list[_Rec], newest: datetime | None,
          now: datetime, server: bool) -> tuple[float | None, bool]:
+    """(lag in seconds, whether the server was asked); ``newest``: the latest archived
+    event time."""
     last = records[-1]
     if server:
         try:
@@ -470,7 +472,7 @@ def _lag(env: EnvironmentConfig, records: list[_Rec], segments: list[_Rec],
             archive_end = (last.file, last.end) if last.kind == "segment" else None
             if archive_end == server_end:
                 return 0.0, True
-            t = _latest(r.last_time for r in segments) or last.archived_at
+            t = newest or last.archived_at
             return (max(0.0, (now - t).total_seconds()) if t else None), True
     t = last.archived_at
     return (max(0.0, (now - t).total_seconds()) if t else None), False

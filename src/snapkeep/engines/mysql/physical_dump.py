@@ -265,14 +265,14 @@ def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, st
     """mariadb-backup's copy beside the logical dump ``rest``, one point (module
     docstring); its prepared copy and the description. ``tables`` loses those that went
     as rows."""
-    assert where.tool is not None
+    assert where.tool is not None and where.datadir is not None
     backup = work / "backup"
     db_dir = backup / db_file_name(target.database)
     started = time.monotonic()
     paired = _start_backup(target, where.tool, work, backup, threads) if tables else None
     try:
         rest.paired, rest.db_dir = paired, db_dir
-        rest.frm_dir = where.datadir / db_file_name(target.database) if where.datadir else None
+        rest.frm_dir = where.datadir / db_file_name(target.database)
         description = _dump_rest(target, rest)
         if paired is not None:
             paired.finish()
