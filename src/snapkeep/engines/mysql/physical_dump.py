@@ -16,7 +16,10 @@
    ``.cfg`` beside its ``.ibd``.
 3. Each ``.ibd`` is stored through a page writer (chunks cut only at page boundaries,
    ``repository/pages.py``: unchanged pages deduplicate) and its ``.cfg`` as a small
-   blob, on ``threads`` threads; a work directory is removed.
+   blob, on ``threads`` threads; a work directory is removed. Live, each ``.ibd`` is
+   also stored *ahead* as soon as mariadb-backup has copied it (``physical_ahead.py``,
+   unreferenced, during the copy and prepare), so the pass after prepare finds the pages
+   prepare left as they were stored already and only hashes them.
 
 Consistency: one point, live or not. Not live: nothing is written during the snapshot.
 Live: the logical dump's connections start their snapshots while mariadb-backup holds its
@@ -24,7 +27,8 @@ BACKUP STAGE BLOCK_COMMIT (``physical_point.py`` keeps it there meanwhile), the 
 pages are of; its binlog position is checked against mariadb-backup's (``_one_point``).
 The DDL, read before that point, is checked against the pages' definitions by InnoDB
 dictionary fingerprints read around the DDL read and at the point
-(``ddl_fingerprint.py``): a table changed in between has its DDL read again.
+(``ddl_fingerprint.py``): a table changed in between has its DDL read again, or, when
+mariadb-backup did not copy it (its rows read at the point instead), fails the snapshot.
 
 Temporary disk (live only): one copy of the database's InnoDB files plus the redo written
 during the copy (and mariadb-backup's copy of the system tablespace, ``ibdata1``), in
@@ -48,6 +52,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +67,7 @@ from snapkeep.engines.mysql.descriptions import PHYSICAL_FORMAT
 from snapkeep.engines.mysql.dump_sql import DUMP_SESSION
 from snapkeep.engines.mysql.encoding import Column
 from snapkeep.engines.mysql.ibd_rows import LeafCounter
+from snapkeep.engines.mysql.physical_ahead import StoreAhead
 from snapkeep.engines.mysql.physical_env import Locality, db_file_name
 from snapkeep.engines.mysql.physical_export import exported
 from snapkeep.engines.mysql.physical_point import copied
@@ -71,7 +77,7 @@ from snapkeep.engines.seams import PageSink
 from snapkeep.errors import InsufficientSpace, ServiceUnavailable
 from snapkeep.faults import crash_point, seam
 from snapkeep.progress import Reporter
-from snapkeep.repository import ROWS_ZSTD_LEVEL
+from snapkeep.repository import ROWS_ZSTD_LEVEL, BlobRef
 
 DOING = "taking a physical snapshot"
 WORK_PREFIX = "snapkeep-physical-"
@@ -189,11 +195,16 @@ class _RowsOfTheRest(logical._Dump):
         with self.paired.hold(physical_point.COMMITS_BLOCKED):
             started = time.monotonic()
             self.at_point = self._fingerprints(watch)  # no DDL commits while it is held
+            seam("mysql.physical.point")
             late = set()
             for t in tables:
                 name = t["name"]
                 if name in self.files and not copied(self.db_dir, self.files[name]):
-                    # dumped as rows at this same point instead
+                    # dumped as rows at this same point instead: in the definition read
+                    # before it, so that must still be the table's
+                    if ddl_fingerprint.changed({name: self.files[name]}, self.read_at,
+                                               self.at_point):
+                        raise ddl_fingerprint.DDLChanged(name)
                     t["columns"] = self._columns.get(name, [])
                     late.add(name)
                     self.reporter.log(
@@ -232,16 +243,23 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
                             description, where.page_size, zstd_level, threads, reporter)
     else:
         work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=workdir))
+        db_dir = work / "backup" / db_file_name(target.database)
+        ahead = StoreAhead(repo, db_dir, dict(tables), where.page_size, PAGES_ZSTD_LEVEL,
+                           threads, reporter)
         try:
             try:
-                backup, description = _live(target, where, work, tables, threads, reporter,
-                                            rest)
+                description = _live(target, where, work, tables, threads, reporter, rest,
+                                    ahead)
             except (OSError, ServiceUnavailable) as e:
                 if not _disk_full(e, work):
                     raise
                 raise InsufficientSpace(_full_disk_line(target, where, work, e)) from e
-            stored = _store(repo, backup / db_file_name(target.database), tables, description,
-                            where.page_size, zstd_level, threads, reporter)
+            finally:
+                ahead.stop()
+            stored = _store(repo, db_dir, tables, description, where.page_size, zstd_level,
+                            threads, reporter)
+            ahead.report([BlobRef.from_json(t["physical"]["ibd"])
+                          for t in description["tables"] if "physical" in t])
         finally:
             shutil.rmtree(work, ignore_errors=True)
     description["format"] = PHYSICAL_FORMAT
@@ -260,16 +278,17 @@ def _dump_rest(target: MySQLTarget, rest: _RowsOfTheRest) -> dict[str, Any]:
 
 
 def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, str],
-          threads: int, reporter: Reporter, rest: _RowsOfTheRest
-          ) -> tuple[Path, dict[str, Any]]:
+          threads: int, reporter: Reporter, rest: _RowsOfTheRest, ahead: StoreAhead
+          ) -> dict[str, Any]:
     """mariadb-backup's copy beside the logical dump ``rest``, one point (module
-    docstring); its prepared copy and the description. ``tables`` loses those that went
-    as rows."""
+    docstring), prepared in ``work``/backup (its files stored ``ahead`` meanwhile); the
+    description. ``tables`` loses those that went as rows."""
     assert where.tool is not None and where.datadir is not None
     backup = work / "backup"
     db_dir = backup / db_file_name(target.database)
     started = time.monotonic()
-    paired = _start_backup(target, where.tool, work, backup, threads) if tables else None
+    paired = _start_backup(target, where.tool, work, backup, threads, ahead.line) \
+        if tables else None
     try:
         rest.paired, rest.db_dir = paired, db_dir
         rest.frm_dir = where.datadir / db_file_name(target.database)
@@ -289,12 +308,13 @@ def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, st
         crash_point("mysql.physical.prepare")
         _run([where.tool, "--prepare", "--export", f"--target-dir={backup}"], target,
              "mariadb-backup --prepare --export")
+        ahead.stop()
         reporter.log(f"mariadb-backup copied and prepared {target.database} in "
                      f"{time.monotonic() - started:.1f} s ({_du(backup)} bytes of work "
                      "files)")
     crash_point("mysql.physical.backed_up")
     _one_point(description, physical_point.binlog_info(backup) if tables else None, reporter)
-    return backup, description
+    return description
 
 
 def _settle_ddl(target: MySQLTarget, description: dict[str, Any], tables: dict[str, str],
@@ -316,12 +336,13 @@ def _settle_ddl(target: MySQLTarget, description: dict[str, Any], tables: dict[s
 
 
 def _start_backup(target: MySQLTarget, tool: str, work: Path, backup: Path,
-                  threads: int | None) -> physical_point.Backup:
+                  threads: int | None, on_line: Callable[[str], None]
+                  ) -> physical_point.Backup:
     login = option_file(work, target)
     return physical_point.Backup(
         [tool, f"--defaults-extra-file={login}", "--backup", f"--databases={target.database}",
          f"--target-dir={backup}", f"--parallel={max(1, threads or 1)}"],
-        "mariadb-backup --backup", target.describe())
+        "mariadb-backup --backup", target.describe(), on_line)
 
 
 def _one_point(description: dict[str, Any], pages: dict[str, Any] | None,

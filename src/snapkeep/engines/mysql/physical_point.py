@@ -28,7 +28,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,10 @@ class Backup:
     """``mariadb-backup --backup`` running, stopped at each of ``STOPS`` until told to go
     on (``go_on``, or leaving ``hold``)."""
 
-    def __init__(self, argv: list[str], what: str, describe: str) -> None:
+    def __init__(self, argv: list[str], what: str, describe: str,
+                 on_line: Callable[[str], None] | None = None) -> None:
         self.what, self.describe = what, describe
+        self._on_line = on_line  # each line of its output, as read
         self._tail: deque[str] = deque(maxlen=3)
         self._reached = {line: threading.Event() for line in STOPS}
         self._stopped_at: str | None = None  # the stop it is stopped at
@@ -78,6 +80,8 @@ class Backup:
             for line in self.proc.stderr:
                 if line.strip():
                     self._tail.append(line.strip())
+                if self._on_line is not None:
+                    self._on_line(line)
                 for stop, reached in self._reached.items():
                     if not reached.is_set() and stop in line:
                         with self._lock:

@@ -67,6 +67,70 @@ def test_backup_and_restore_through_pages(mariadb, fresh_db, tmp_path, engine):
     assert db_state(conn, fresh_db) == before
 
 
+def test_a_table_altered_before_the_point_and_not_copied_as_pages_fails_the_snapshot(
+        mariadb, fresh_db, tmp_path, monkeypatch):
+    """A paged table mariadb-backup did not copy (imported since the last checkpoint) is
+    dumped as rows at the point, in the definition read before it: an ALTER committed in
+    between fails the snapshot in one line, lists nothing, and leaves no work file (its
+    rows would have been read in the new definition and restored into the old one). The
+    skipped copy is made at the point by removing the work copy's ``.ibd``."""
+    conn = mariadb.connect(fresh_db)
+    _orders(conn)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+    altered: list[object] = []
+    monkeypatch.setitem(faults.SEAMS, "mysql.physical.ddl_read", _ddl_at(
+        mariadb, fresh_db, "ALTER TABLE orders ADD COLUMN note INT DEFAULT 7", altered))
+
+    def not_copied() -> None:  # its tablespace, copied or re-copied (.new), not there
+        copies = [p for p in (ctx.config.state_dir / "physical").rglob("backup/*/orders.*")
+                  if p.suffix in (".ibd", ".new")]
+        assert copies
+        for p in copies:
+            p.unlink()
+
+    monkeypatch.setitem(faults.SEAMS, "mysql.physical.point", not_copied)
+    with pytest.raises(ServiceUnavailable) as failed:
+        operations.start_backup(ctx, env, live=True)
+    assert str(failed.value) == ("a DDL statement changed table `orders` during the live "
+                                 "snapshot; take the snapshot again, or take it without "
+                                 "--live"), str(failed.value)
+    assert len(altered) == 1
+    assert listing.list_snapshots(ctx, env) == []
+    assert not any(p.is_file() for p in (ctx.config.state_dir / "physical").rglob("*"))
+
+
+def test_a_live_snapshot_whose_storing_ahead_fails_stores_after_prepare(
+        mariadb, fresh_db, tmp_path, monkeypatch):
+    """Storing the copied tablespaces ahead of prepare is speculative: when it fails, the
+    snapshot stores them after prepare as before, says so, and restores exactly."""
+    conn = mariadb.connect(fresh_db)
+    with conn.cursor() as cur:
+        for sql in ("CREATE TABLE orders (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB",
+                    "INSERT INTO orders SELECT seq, SHA2(seq, 256) FROM seq_1_to_5000",
+                    "CREATE TABLE items (id INT PRIMARY KEY, n INT) ENGINE=InnoDB",
+                    "INSERT INTO items SELECT seq, seq FROM seq_1_to_100"):
+            cur.execute(sql)
+    before = db_state(conn, fresh_db)
+    ctx, env = _project(tmp_path, mariadb.url(fresh_db), "physical")
+
+    def fail() -> None:
+        raise OSError("no room for the pages stored ahead")
+
+    monkeypatch.setitem(faults.SEAMS, "mysql.physical.ahead", fail)
+    done = operations.start_backup(ctx, env, live=True)
+    assert done.result == "success"
+    log = [ln.message for ln in ctx.catalog.log_lines(done.id)]
+    assert any(m.startswith("storing the copied tablespaces ahead of prepare stopped "
+                            "(OSError: no room") for m in log), log
+    assert any("0 tablespaces stored ahead of prepare" in m for m in log), log
+    assert any("stored 2 InnoDB tables as pages" in m for m in log), log
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM orders WHERE id % 2 = 0")
+        cur.execute("DROP TABLE items")
+    assert operations.start_restore(ctx, env, done.snapshot_id).result == "success"
+    assert db_state(conn, fresh_db) == before
+
+
 @pytest.mark.parametrize("point", ["mysql.physical.prepare", "mysql.physical.backed_up"])
 def test_a_live_backup_killed_in_mariadb_backups_steps_lists_nothing_and_is_swept(
         mariadb, fresh_db, tmp_path, point):
@@ -174,6 +238,8 @@ def test_a_live_snapshot_under_continuous_writes_restores_to_one_point(mariadb, 
     log = [ln.message for ln in ctx.catalog.log_lines(done.id)]
     assert any("kept at its BLOCK_COMMIT point" in m for m in log), log
     assert any("stored 3 InnoDB tables as pages" in m for m in log), log
+    # stored ahead of prepare, then again as prepare left them: what is restored below
+    assert any("tablespaces stored ahead of prepare" in m for m in log), log
     assert ctx.repository.load_snapshot(done.snapshot_id).services["database"][
         "engine"] == "physical"
     assert operations.start_restore(ctx, env, done.snapshot_id).result == "success"
