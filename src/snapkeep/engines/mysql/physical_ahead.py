@@ -116,6 +116,8 @@ class StoreAhead:
             self._reporter.log(f"storing the copied tablespaces ahead of prepare stopped "
                                f"({type(self.failed).__name__}: {self.failed}); they were "
                                "stored after it")
+        if not self._stored:  # nothing copied to store ahead (no paged table), or failed
+            return
         left = self.unreferenced(refs)
         self._reporter.log(
             f"{self.files} tablespaces stored ahead of prepare; {left} bytes of their pages "
