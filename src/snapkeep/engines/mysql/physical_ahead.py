@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from snapkeep.engines.seams import PageSink
@@ -53,7 +53,6 @@ class StoreAhead:
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="snapkeep-ahead")
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._futures: list[Future[None]] = []
         self._stored: dict[str, int] = {}  # chunk id → length, of the files stored ahead
         self.files = 0  # files stored whole
         self.failed: BaseException | None = None
@@ -72,17 +71,20 @@ class StoreAhead:
         if path is not None:
             with self._lock:
                 if not self._stopping.is_set():
-                    self._futures.append(self._pool.submit(self._store, path))
+                    self._pool.submit(self._store, path)
 
     def _store(self, path: Path) -> None:
         if self._stopping.is_set():
             return
+        cut = False
         try:
             seam("mysql.physical.ahead")
             w = self._sink.page_writer(self._page_size, self._level)
             with open(path, "rb", buffering=0) as f:
                 def read(room: memoryview) -> int:  # at stop: the file ends here
-                    return 0 if self._stopping.is_set() else f.readinto(room) or 0
+                    nonlocal cut
+                    cut = self._stopping.is_set()
+                    return 0 if cut else f.readinto(room) or 0
 
                 while w.write_from(read):
                     pass
@@ -95,7 +97,8 @@ class StoreAhead:
             return
         with self._lock:
             self._stored.update(ref.chunks)
-            self.files += not self._stopping.is_set()
+            if not cut:
+                self.files += 1
 
     def stop(self) -> None:
         """Stop storing ahead (prepare has ended, or the snapshot failed): files not begun
@@ -114,8 +117,8 @@ class StoreAhead:
         """The activity log's line on what storing ahead did."""
         if self.failed is not None:
             self._reporter.log(f"storing the copied tablespaces ahead of prepare stopped "
-                               f"({type(self.failed).__name__}: {self.failed}); they were "
-                               "stored after it")
+                               f"({type(self.failed).__name__}: {self.failed}); they are "
+                               "stored after prepare instead")
         if not self._stored:  # nothing copied to store ahead (no paged table), or failed
             return
         left = self.unreferenced(refs)

@@ -61,7 +61,8 @@ class Backup:
     def __init__(self, argv: list[str], what: str, describe: str,
                  on_line: Callable[[str], None] | None = None) -> None:
         self.what, self.describe = what, describe
-        self._on_line = on_line  # each line of its output, as read
+        # each line of its output, as read (best effort: dropped should it raise)
+        self._on_line = on_line
         self._tail: deque[str] = deque(maxlen=3)
         self._reached = {line: threading.Event() for line in STOPS}
         self._stopped_at: str | None = None  # the stop it is stopped at
@@ -81,7 +82,10 @@ class Backup:
                 if line.strip():
                     self._tail.append(line.strip())
                 if self._on_line is not None:
-                    self._on_line(line)
+                    try:
+                        self._on_line(line)
+                    except Exception:  # noqa: BLE001 - a watcher must not stop the stops
+                        self._on_line = None
                 for stop, reached in self._reached.items():
                     if not reached.is_set() and stop in line:
                         with self._lock:

@@ -136,5 +136,6 @@ def test_a_failure_storing_ahead_is_logged_and_leaves_the_work_to_after_prepare(
     assert ahead.files == 0 and isinstance(ahead.failed, OSError)
     ahead.report([])
     assert reporter.lines[0] == ("storing the copied tablespaces ahead of prepare stopped "
-                                 "(OSError: the disk said no); they were stored after it")
+                                 "(OSError: the disk said no); they are stored after "
+                                 "prepare instead")
     assert not any(repo.has_chunk(c) for c in _ids(repo, (db / "orders.ibd").read_bytes()))

@@ -5,7 +5,7 @@ the check that its pages and its logical part are of one binlog position
 from __future__ import annotations
 
 from snapkeep.engines.mysql.physical_dump import _one_point
-from snapkeep.engines.mysql.physical_point import binlog_info, copied
+from snapkeep.engines.mysql.physical_point import COMMITS_BLOCKED, Backup, binlog_info, copied
 from tests.helpers.recording import Recorder
 
 
@@ -38,3 +38,25 @@ def test_one_point_keeps_an_equal_position_and_drops_a_different_one():
     _one_point(other, pages, log)
     assert "binlog" not in other and other["pages_binlog"] == pages
     assert "cannot be the base of a point-in-time restore" in log.lines[0]
+
+
+def test_a_line_watcher_that_raises_is_dropped_and_the_stop_still_holds():
+    """``Backup`` hands each output line to ``on_line`` (storing ahead): should that raise,
+    it is called no more, and mariadb-backup is still stopped at its BLOCK_COMMIT line."""
+    seen: list[str] = []
+
+    def watcher(line: str) -> None:
+        seen.append(line.strip())
+        raise RuntimeError("a watcher's bug")
+
+    # the sleep: still running when its stop line is read (a stop, not an end)
+    script = (f'echo copying >&2; echo "[00] {COMMITS_BLOCKED}" >&2; sleep 2; '
+              "echo after >&2")
+    backup = Backup(["sh", "-c", script], "mariadb-backup --backup", "a test", watcher)
+    try:
+        with backup.hold(COMMITS_BLOCKED):
+            assert backup.proc.poll() is None  # stopped there, not ended
+        backup.finish()
+    finally:
+        backup.close()
+    assert seen == ["copying"]
