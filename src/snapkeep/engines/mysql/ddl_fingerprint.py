@@ -29,7 +29,7 @@ from typing import Any
 
 from snapkeep.engines.mysql import members, schema, versioning
 from snapkeep.engines.mysql.connect import Connection, query_text, quote_ident
-from snapkeep.errors import ServiceUnavailable
+from snapkeep.engines.mysql.schema import DDLChanged
 from snapkeep.progress import Reporter
 
 # each view's rows for the tables 'db/%', by the table's NAME, in a stable order
@@ -78,15 +78,6 @@ def _file_hash(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
         return "-"  # between a rename's two steps, or dropped: differs from any .frm
-
-
-class DDLChanged(ServiceUnavailable):
-    """A paged table's definition changed during a live snapshot and its DDL as of the
-    pages' point could not be read back."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"a DDL statement changed table {quote_ident(name)} during the live "
-                         "snapshot; take the snapshot again, or take it without --live")
 
 
 def changed(files: dict[str, str], read_at: dict[str, str | None],

@@ -100,6 +100,7 @@ from snapkeep.engines.mysql.ranges import (
 from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
 from snapkeep.engines.seams import BlobSink
+from snapkeep.faults import seam
 from snapkeep.progress import Reporter
 from snapkeep.repository import ROWS_ZSTD_LEVEL
 
@@ -154,6 +155,8 @@ class _Dump:
     binlog: dict[str, Any] | None = field(default=None, init=False)
     # a lock another process holds while the snapshots start (consistency.consistent_point)
     commits_held_by: str | None = field(default=None, init=False)
+    # each table's SHOW CREATE TABLE as read before the point, to be read again after it
+    ddl_read: dict[str, str] = field(default_factory=dict, init=False)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -176,6 +179,7 @@ class _Dump:
         info = schema.database_info(conn, db)
         listed = schema.list_tables(conn, db)
         tables = self._tables(listed, server)
+        seam("mysql.dump.ddl_read")
         keys = key_columns(query_text(conn, key_columns_sql(), (db,)))
         stats: dict[str, _Stats] = {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0))
                                     for r in query_text(
@@ -185,6 +189,8 @@ class _Dump:
         self.reporter.add_total(sum(estimates.values()))
         pool, whole, held, lock_name = self._start(server, tables, estimates)
         parts = self._queue(pool, tables, whole, keys, stats, estimates)
+        if not self.writes_held:  # live: no ALTER between the DDL read and the point
+            schema.check_ddl_unchanged(conn, self.ddl_to_check())
         sequences = [schema.sequence_state(conn, name)
                      for name, kind, _, _ in listed if kind == "SEQUENCE"]
         objects = schema.objects(conn, db, self.reporter)
@@ -227,7 +233,7 @@ class _Dump:
         """A table's description; its columns are those whose rows are dumped (none when
         its engine keeps them elsewhere, see ``schema.rows_of``)."""
         assert self.conn is not None
-        create = schema.table_ddl(self.conn, name)
+        create = self.ddl_read[name] = schema.table_ddl(self.conn, name)
         if name in self.suspects:  # 4-byte characters the statement prints as '?'
             create = members.exact_ddl(self.conn, name, create, self.suspects[name],
                                        self.reporter)
@@ -248,6 +254,11 @@ class _Dump:
         t["columns"] = [c.to_json() for c in columns] if take else []
         t["order_by"] = pk
         return t
+
+    def ddl_to_check(self) -> dict[str, str]:
+        """The tables whose DDL, read before the point, is read again after it (name →
+        the text read): all of them; a live physical dump checks its paged ones itself."""
+        return self.ddl_read
 
     def _record_parts(self, tables: list[dict[str, Any]], parts: dict[str, list[Part]]
                       ) -> tuple[int, int]:

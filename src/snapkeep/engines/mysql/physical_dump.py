@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snapkeep.engines.mysql import ddl_fingerprint, physical_point
+from snapkeep.engines.mysql import ddl_fingerprint, physical_point, schema
 from snapkeep.engines.mysql import dump as logical
 from snapkeep.engines.mysql.backup_lock import Server
 from snapkeep.engines.mysql.connect import connect, errors_as, query, query_text, quote_ident
@@ -170,6 +170,10 @@ class _RowsOfTheRest(logical._Dump):
         seam("mysql.physical.ddl_read")
         return tables
 
+    def ddl_to_check(self) -> dict[str, str]:
+        # the paged tables, late ones too, by InnoDB dictionary fingerprints at the point
+        return {n: c for n, c in self.ddl_read.items() if n not in self.files}
+
     def _table(self, name: str, kind: str, engine: str | None, auto_inc: int | None,
                columns: list[Column], pk: list[str]) -> dict[str, Any]:
         t = super()._table(name, kind, engine, auto_inc, columns, pk)
@@ -204,7 +208,7 @@ class _RowsOfTheRest(logical._Dump):
                     # before it, so that must still be the table's
                     if ddl_fingerprint.changed({name: self.files[name]}, self.read_at,
                                                self.at_point):
-                        raise ddl_fingerprint.DDLChanged(name)
+                        raise schema.DDLChanged(name)
                     t["columns"] = self._columns.get(name, [])
                     late.add(name)
                     self.reporter.log(

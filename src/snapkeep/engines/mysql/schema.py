@@ -40,13 +40,14 @@ import pymysql
 from snapkeep.engines.mysql.connect import (
     Connection,
     connect,
+    error_code,
     errors_as,
     query,
     query_text,
     quote_ident,
 )
 from snapkeep.engines.mysql.target import MySQLTarget
-from snapkeep.errors import PermissionDenied
+from snapkeep.errors import PermissionDenied, ServiceUnavailable
 from snapkeep.progress import Reporter
 
 
@@ -56,6 +57,9 @@ def database_info(conn: Connection, db: str) -> dict[str, str]:
                             "WHERE SCHEMA_NAME = %s", (db,))
     charset, collation, comment = rows[0]
     return {"charset": charset, "collation": collation, "comment": comment or ""}
+
+
+ER_NO_SUCH_TABLE = 1146
 
 
 def _show_create(conn: Connection, kind: str, name: str) -> tuple[Any, ...]:
@@ -128,6 +132,35 @@ def primary_keys(conn: Connection, db: str) -> dict[str, list[str]]:
 
 def table_ddl(conn: Connection, name: str) -> str:
     return _show_create(conn, "TABLE", name)[1]
+
+
+class DDLChanged(ServiceUnavailable):
+    """A table's definition changed during a live snapshot, between the read of its DDL
+    and the point its rows (or pages) are of."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a DDL statement changed table {quote_ident(name)} during the live "
+                         "snapshot; take the snapshot again, or take it without --live")
+
+
+# the table option SHOW CREATE TABLE prints with the next counter value, which every
+# insert moves (a column's AUTO_INCREMENT attribute has no "=")
+_COUNTER = re.compile(r" AUTO_INCREMENT=\d+")
+
+
+def check_ddl_unchanged(conn: Connection, read: dict[str, str]) -> None:
+    """Each table's DDL read again (``read``: name → the ``SHOW CREATE TABLE`` text read
+    before), its AUTO_INCREMENT counter aside; ``DDLChanged`` for the first that differs
+    or is gone."""
+    for name, create in read.items():
+        try:
+            now = table_ddl(conn, name)
+        except pymysql.err.MySQLError as e:  # dropped or renamed meanwhile
+            if error_code(e) != ER_NO_SUCH_TABLE:
+                raise
+            raise DDLChanged(name) from e
+        if _COUNTER.sub("", now) != _COUNTER.sub("", create):
+            raise DDLChanged(name)
 
 
 def sequence_state(conn: Connection, name: str) -> dict[str, Any]:

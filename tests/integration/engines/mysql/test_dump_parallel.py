@@ -10,6 +10,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from snapkeep import faults
 from snapkeep.engines.mysql import (
     MySQLTarget,
     consistency,
@@ -345,3 +346,45 @@ def test_without_reload_the_dump_takes_no_lock_and_writes_are_held_by_table_lock
     finally:
         writer.close()
         run(conn, f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+DDL_AT_THE_POINT = ["ADD COLUMN note INT DEFAULT 7",  # instant: rows read without it
+                    "MODIFY v VARCHAR(300)",  # longer values fit no more in the old one
+                    "ALTER COLUMN v SET DEFAULT 'changed'",  # the .frm only
+                    "ENGINE=Aria"]  # another engine
+
+
+@pytest.mark.parametrize("alter", DDL_AT_THE_POINT)
+def test_a_ddl_between_the_ddl_read_and_the_point_fails_a_live_dump(
+        mariadb, fresh_db, repo, monkeypatch, alter):
+    """A live dump reads every table's DDL, then starts its snapshots at one point: an
+    ALTER committed in between (``seam("mysql.dump.ddl_read")``) would have its rows read
+    in the new definition and restored into the old one. The DDL read again after the
+    point differs, and the dump fails in one line, its connections closed."""
+    conn = mariadb.connect(fresh_db)
+    run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
+        "INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_3000",
+        "CREATE TABLE other (id INT PRIMARY KEY) ENGINE=MyISAM",
+        "INSERT INTO other VALUES (1)")
+
+    def ddl() -> None:
+        c = mariadb.connect(fresh_db)
+        run(c, f"ALTER TABLE t {alter}", "UPDATE t SET v = REPEAT('x', 100) WHERE id = 1"
+            if "VARCHAR(300)" in alter else "DO 0")
+        c.close()
+
+    monkeypatch.setitem(faults.SEAMS, "mysql.dump.ddl_read", ddl)
+    with pytest.raises(ServiceUnavailable) as failed:
+        dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2)
+    assert str(failed.value) == ("a DDL statement changed table `t` during the live "
+                                 "snapshot; take the snapshot again, or take it without "
+                                 "--live")
+    assert no_dump_threads()
+    monkeypatch.delitem(faults.SEAMS, "mysql.dump.ddl_read")
+    before = db_state(conn, fresh_db)  # taken again: exact
+    d = dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2)
+    run(conn, "DROP TABLE t")
+    prepared = prepare_restore(target_for(mariadb, fresh_db), d, repo, Recorder())
+    prepared.swap()
+    prepared.finish()
+    assert_same(db_state(conn, fresh_db), before)
