@@ -65,7 +65,6 @@ STATEMENTS = 4096  # source statements per BINLOG statement
 ANNOTATED_BYTES, ANNOTATED_STATEMENTS = 64 << 10, 16
 SPLIT_BYTES = 4 << 20  # one source statement's events per BINLOG statement, at most
 COMMIT_BYTES = 32 << 20  # event bytes per target transaction
-ER_NO_SUCH_TABLE = 1146
 
 
 class ReplayError(ServiceUnavailable):

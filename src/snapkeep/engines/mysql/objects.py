@@ -13,11 +13,17 @@ from typing import Any
 import pymysql
 from pymysql.converters import escape_string
 
-from snapkeep.engines.mysql.connect import Connection, query, query_text, quote_ident, sql_bytes
+from snapkeep.engines.mysql.connect import (
+    ER_NO_SUCH_TABLE,
+    Connection,
+    query,
+    query_text,
+    quote_ident,
+    sql_bytes,
+)
 from snapkeep.engines.mysql.encoding import python_codec
 from snapkeep.progress import Reporter
 
-ER_NO_SUCH_TABLE = 1146
 ER_VIEW_INVALID = 1356
 SESSION_DEFAULTS = "SET NAMES utf8mb4, SESSION time_zone = '+00:00'"
 

@@ -38,6 +38,7 @@ from typing import Any
 import pymysql
 
 from snapkeep.engines.mysql.connect import (
+    ER_NO_SUCH_TABLE,
     Connection,
     connect,
     error_code,
@@ -57,9 +58,6 @@ def database_info(conn: Connection, db: str) -> dict[str, str]:
                             "WHERE SCHEMA_NAME = %s", (db,))
     charset, collation, comment = rows[0]
     return {"charset": charset, "collation": collation, "comment": comment or ""}
-
-
-ER_NO_SUCH_TABLE = 1146
 
 
 def _show_create(conn: Connection, kind: str, name: str) -> tuple[Any, ...]:
@@ -155,7 +153,7 @@ def check_ddl_unchanged(conn: Connection, read: dict[str, str]) -> None:
     for name, create in read.items():
         try:
             now = table_ddl(conn, name)
-        except pymysql.err.MySQLError as e:  # dropped or renamed meanwhile
+        except pymysql.MySQLError as e:  # dropped or renamed meanwhile
             if error_code(e) != ER_NO_SUCH_TABLE:
                 raise
             raise DDLChanged(name) from e
