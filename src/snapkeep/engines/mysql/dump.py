@@ -101,7 +101,7 @@ from snapkeep.engines.mysql.target import MySQLTarget
 from snapkeep.engines.mysql.workers import Part, SafeReporter, WorkerPool
 from snapkeep.engines.seams import BlobSink
 from snapkeep.faults import seam
-from snapkeep.progress import Reporter
+from snapkeep.progress import NullReporter, Reporter
 from snapkeep.repository import ROWS_ZSTD_LEVEL
 
 FORMAT = 3
@@ -179,6 +179,8 @@ class _Dump:
         info = schema.database_info(conn, db)
         listed = schema.list_tables(conn, db)
         tables = self._tables(listed, server)
+        # live: read again after the point, with the tables' DDL (schema.check_unchanged)
+        objects_before = None if self.writes_held else schema.objects(conn, db, NullReporter())
         seam("mysql.dump.ddl_read")
         keys = key_columns(query_text(conn, key_columns_sql(), (db,)))
         stats: dict[str, _Stats] = {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0))
@@ -189,11 +191,12 @@ class _Dump:
         self.reporter.add_total(sum(estimates.values()))
         pool, whole, held, lock_name = self._start(server, tables, estimates)
         parts = self._queue(pool, tables, whole, keys, stats, estimates)
-        if not self.writes_held:  # live: no ALTER between the DDL read and the point
-            schema.check_ddl_unchanged(conn, self.ddl_to_check())
         sequences = [schema.sequence_state(conn, name)
                      for name, kind, _, _ in listed if kind == "SEQUENCE"]
         objects = schema.objects(conn, db, self.reporter)
+        if objects_before is not None:  # live: no DDL between the reads and the point
+            schema.check_unchanged(conn, db, listed, self.ddl_to_check(), objects_before,
+                                   objects)
         pool.join()
         self.reporter.flush()
         rows, stored = self._record_parts(tables, parts)

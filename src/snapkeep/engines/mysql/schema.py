@@ -133,11 +133,11 @@ def table_ddl(conn: Connection, name: str) -> str:
 
 
 class DDLChanged(ServiceUnavailable):
-    """A table's definition changed during a live snapshot, between the read of its DDL
-    and the point its rows (or pages) are of."""
+    """An object's definition changed during a live snapshot, between the read of its DDL
+    and the point the rows (or pages) are of."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"a DDL statement changed table {quote_ident(name)} during the live "
+    def __init__(self, name: str, kind: str = "table") -> None:
+        super().__init__(f"a DDL statement changed {kind} {quote_ident(name)} during the live "
                          "snapshot; take the snapshot again, or take it without --live")
 
 
@@ -146,10 +146,27 @@ class DDLChanged(ServiceUnavailable):
 _COUNTER = re.compile(r" AUTO_INCREMENT=\d+")
 
 
-def check_ddl_unchanged(conn: Connection, read: dict[str, str]) -> None:
-    """Each table's DDL read again (``read``: name → the ``SHOW CREATE TABLE`` text read
-    before), its AUTO_INCREMENT counter aside; ``DDLChanged`` for the first that differs
-    or is gone."""
+def check_unchanged(conn: Connection, db: str, listed: list[tuple[Any, ...]],
+                    read: dict[str, str], objects_before: dict[str, Any],
+                    objects_after: dict[str, Any]) -> None:
+    """A live dump's definitions, read before its point, are still the database's after it:
+    the same tables, views and sequences (``listed``), each table's DDL (``read``: name →
+    the ``SHOW CREATE TABLE`` text read before; its AUTO_INCREMENT counter aside) and the
+    same views, triggers, routines and events (``objects``, read before and after);
+    ``DDLChanged`` naming the first that is not."""
+    kinds = {str(n): str(k) for n, k, _, _ in listed}
+    for name, kind, _, _ in list_tables(conn, db):
+        if kinds.pop(name, None) != kind:  # created, or its kind changed
+            raise DDLChanged(name, _kind(kind))
+    for name, kind in kinds.items():  # dropped
+        raise DDLChanged(name, _kind(kind))
+    for key in ("views", "triggers", "routines", "events"):
+        before = {(o.get("type"), o["name"]): o for o in objects_before[key]}
+        after = {(o.get("type"), o["name"]): o for o in objects_after[key]}
+        for kind_name in sorted(before.keys() | after.keys(), key=str):
+            if before.get(kind_name) != after.get(kind_name):
+                routine_type, name = kind_name
+                raise DDLChanged(name, (routine_type or key[:-1]).lower())
     for name, create in read.items():
         try:
             now = table_ddl(conn, name)
@@ -159,6 +176,10 @@ def check_ddl_unchanged(conn: Connection, read: dict[str, str]) -> None:
             raise DDLChanged(name) from e
         if _COUNTER.sub("", now) != _COUNTER.sub("", create):
             raise DDLChanged(name)
+
+
+def _kind(table_type: str) -> str:
+    return "table" if holds_rows(table_type) else table_type.lower()
 
 
 def sequence_state(conn: Connection, name: str) -> dict[str, Any]:

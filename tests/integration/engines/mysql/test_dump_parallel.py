@@ -348,37 +348,46 @@ def test_without_reload_the_dump_takes_no_lock_and_writes_are_held_by_table_lock
         run(conn, f"DROP USER IF EXISTS '{user}'@'%'")
 
 
-DDL_AT_THE_POINT = ["ADD COLUMN note INT DEFAULT 7",  # instant: rows read without it
-                    "MODIFY v VARCHAR(300)",  # longer values fit no more in the old one
-                    "ALTER COLUMN v SET DEFAULT 'changed'",  # the .frm only
-                    "ENGINE=Aria"]  # another engine
+DDL_AT_THE_POINT = [  # (statement, what the refusal names)
+    ("ALTER TABLE t ADD COLUMN note INT DEFAULT 7", "table `t`"),  # rows read without it
+    ("ALTER TABLE t MODIFY v VARCHAR(300)", "table `t`"),  # longer values, the old type
+    ("ALTER TABLE t ALTER COLUMN v SET DEFAULT 'changed'", "table `t`"),  # the .frm only
+    ("ALTER TABLE t ENGINE=Aria", "table `t`"),
+    ("CREATE TABLE created (id INT PRIMARY KEY)", "table `created`"),  # in no listing
+    ("DROP TABLE gone", "table `gone`"),
+    ("CREATE TRIGGER t_ins BEFORE INSERT ON t FOR EACH ROW SET NEW.v = UPPER(NEW.v)",
+     "trigger `t_ins`"),
+    ("CREATE OR REPLACE VIEW recent AS SELECT id FROM t WHERE id > 2", "view `recent`"),
+    ("DROP PROCEDURE tidy", "procedure `tidy`")]
 
 
-@pytest.mark.parametrize("alter", DDL_AT_THE_POINT)
+@pytest.mark.parametrize(("statement", "what"), DDL_AT_THE_POINT)
 def test_a_ddl_between_the_ddl_read_and_the_point_fails_a_live_dump(
-        mariadb, fresh_db, repo, monkeypatch, alter):
-    """A live dump reads every table's DDL, then starts its snapshots at one point: an
-    ALTER committed in between (``seam("mysql.dump.ddl_read")``) would have its rows read
-    in the new definition and restored into the old one. The DDL read again after the
-    point differs, and the dump fails in one line, its connections closed."""
+        mariadb, fresh_db, repo, monkeypatch, statement, what):
+    """A live dump reads every definition, then starts its snapshots at one point: a DDL
+    statement committed in between (``seam("mysql.dump.ddl_read")``) would have rows read
+    in one definition and restored into another, or a table, view, trigger or routine of
+    another moment. Read again after the point, the definitions differ, and the dump
+    fails in one line naming what changed, its connections closed."""
     conn = mariadb.connect(fresh_db)
     run(conn, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
         "INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_3000",
         "CREATE TABLE other (id INT PRIMARY KEY) ENGINE=MyISAM",
-        "INSERT INTO other VALUES (1)")
+        "INSERT INTO other VALUES (1)",
+        "CREATE TABLE gone (id INT PRIMARY KEY) ENGINE=InnoDB",
+        "CREATE VIEW recent AS SELECT id FROM t WHERE id > 1",
+        "CREATE PROCEDURE tidy() DELETE FROM other WHERE id > 100")
 
     def ddl() -> None:
         c = mariadb.connect(fresh_db)
-        run(c, f"ALTER TABLE t {alter}", "UPDATE t SET v = REPEAT('x', 100) WHERE id = 1"
-            if "VARCHAR(300)" in alter else "DO 0")
+        run(c, statement)
         c.close()
 
     monkeypatch.setitem(faults.SEAMS, "mysql.dump.ddl_read", ddl)
     with pytest.raises(ServiceUnavailable) as failed:
         dump_database(target_for(mariadb, fresh_db), repo, Recorder(), threads=2)
-    assert str(failed.value) == ("a DDL statement changed table `t` during the live "
-                                 "snapshot; take the snapshot again, or take it without "
-                                 "--live")
+    assert str(failed.value) == (f"a DDL statement changed {what} during the live snapshot; "
+                                 "take the snapshot again, or take it without --live")
     assert no_dump_threads()
     monkeypatch.delitem(faults.SEAMS, "mysql.dump.ddl_read")
     before = db_state(conn, fresh_db)  # taken again: exact
