@@ -261,12 +261,16 @@ class Builder:
 
         try:
             self._submit(work, entry)
-        except BaseException:
+        except BaseException:  # not submitted: the fd is still ours
             os.close(fd)
             raise
+        # only now: an earlier write's failure raised from the submit would have had the
+        # fd closed here too, under the worker that owns it (EBADF, or another file's fd)
+        self._reap_finished()
 
     def _submit(self, work: Callable[[], None], entry: Entry) -> None:
-        """Run ``work`` for ``entry`` on a worker thread, at most ``WRITERS * 4`` queued."""
+        """Run ``work`` for ``entry`` on a worker thread, at most ``WRITERS * 4`` queued;
+        raises only when it was not submitted."""
         self._in_flight.acquire()
 
         def task() -> None:
@@ -283,7 +287,10 @@ class Builder:
         except BaseException:
             self._in_flight.release()
             raise
-        if self._pending[0].done():
+
+    def _reap_finished(self) -> None:
+        """Raise the first failure among finished writes, once the oldest has finished."""
+        if self._pending and self._pending[0].done():
             self._reap()
 
     def _open_live(self) -> int | None:
@@ -313,6 +320,7 @@ class Builder:
                         self._rewrite(fd, parts[-1], item.entry)
 
             self._submit(work, item.entry)
+            self._reap_finished()
 
     def _replace(self, dir_fd: int, name: bytes, entry: Entry) -> None:
         """Swap a staged link to a live file for a new file, filled by a writer thread
