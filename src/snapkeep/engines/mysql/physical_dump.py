@@ -247,7 +247,7 @@ def dump_physical(target: MySQLTarget, repo: PageSink, reporter: Reporter, where
                             description, where.page_size, zstd_level, threads, reporter)
     else:
         work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=workdir))
-        db_dir = work / "backup" / db_file_name(target.database)
+        db_dir = _backup_dir(work) / db_file_name(target.database)
         ahead = StoreAhead(repo, db_dir, dict(tables), where.page_size, PAGES_ZSTD_LEVEL,
                            threads, reporter)
         try:
@@ -288,7 +288,7 @@ def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, st
     docstring), prepared in ``work``/backup (its files stored ``ahead`` meanwhile); the
     description. ``tables`` loses those that went as rows."""
     assert where.tool is not None and where.datadir is not None
-    backup = work / "backup"
+    backup = _backup_dir(work)
     db_dir = backup / db_file_name(target.database)
     started = time.monotonic()
     paired = _start_backup(target, where.tool, work, backup, threads, ahead.line) \
@@ -319,6 +319,11 @@ def _live(target: MySQLTarget, where: Locality, work: Path, tables: dict[str, st
     crash_point("mysql.physical.backed_up")
     _one_point(description, physical_point.binlog_info(backup) if tables else None, reporter)
     return description
+
+
+def _backup_dir(work: Path) -> Path:
+    """Where mariadb-backup copies and prepares, in the work directory."""
+    return work / "backup"
 
 
 def _settle_ddl(target: MySQLTarget, description: dict[str, Any], tables: dict[str, str],

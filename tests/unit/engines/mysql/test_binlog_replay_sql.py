@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from snapkeep.engines.mysql.binlog_replay import requalify_names, statement_objects
+from snapkeep.engines.mysql.binlog_statements import requalify_names, statement_objects
 
 
 @pytest.mark.parametrize(("text", "expected"), [
